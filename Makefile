@@ -1,0 +1,50 @@
+# shardvault: every entry point does its own set-up on a fresh machine.
+#   make demo   virtual environment, install, run the demo on embedded defaults
+#   make test   the same set-up, then the whole test suite
+#   make lint   ruff (lint and format), mypy strict, import-layer contracts
+#   make bench  the benchmark scripts under bench/
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format bench clean system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages and npm tools that the tests use (SoftHSM2, libsecp256k1 for
+# python-bitcointx, hardhat 2 and bitcoinjs-lib). Idempotent; needs root for apt.
+system-deps:
+	bash scripts/system-deps.sh
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch node_modules/.installed
+
+demo: $(STAMP)
+	$(PY) -m shardvault.demo
+
+test: $(STAMP) system-deps node_modules/.installed
+	$(PY) -m pytest -n 2 -p no:randomly $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format src tests bench scripts
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+
+bench: $(STAMP)
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The REST and JSON-RPC API (FastAPI)."""

@@ -1,0 +1,1 @@
+"""The hash-chained audit log, written in the same transaction as each change."""

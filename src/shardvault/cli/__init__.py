@@ -1,0 +1,1 @@
+"""The ``shardvault`` command line."""

@@ -1,0 +1,35 @@
+"""Entry point of the ``shardvault`` command.
+
+Each command group lives in its own module and is attached here. Local tools (key
+ceremonies, decoders, policy evaluation, attestation checks) call the pure layers
+directly; server commands go through the SDK.
+"""
+
+import sys
+
+import click
+
+from shardvault import __version__
+from shardvault.cli import attestation, chain, mpc, policy
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shardvault")
+def cli() -> None:
+    """shardvault: self-hosted digital-asset custody with threshold (MPC) keys."""
+
+
+cli.add_command(mpc.group)
+cli.add_command(chain.group)
+cli.add_command(policy.group)
+cli.add_command(attestation.group)
+
+
+def main() -> None:
+    """Run the command line; exit codes: 0 success, 1 refused input, 2 usage error."""
+    cli(prog_name="shardvault")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Threshold protocols as sans-I/O round objects, one subpackage per scheme."""

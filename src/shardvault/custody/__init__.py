@@ -1,0 +1,1 @@
+"""Key-share custody: KMS/HSM backends, envelope encryption, share store, attestation."""

@@ -1,0 +1,1 @@
+"""The domain services: workspaces, vaults, wallets, transactions, approvals, signing."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models and repositories, Alembic migrations."""
