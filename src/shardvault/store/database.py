@@ -1,0 +1,122 @@
+"""Engines and sessions for the two supported backends.
+
+SQLite is the zero-set-up default: one file, write-ahead logging so readers never block
+the writer, foreign keys enforced, a busy timeout so a waiting writer retries instead of
+failing, and every transaction opened with ``BEGIN IMMEDIATE`` so that writers are
+serialized from their first statement (a deferred transaction that reads and then writes
+can fail with "database is locked" instead of waiting). PostgreSQL (through psycopg 3) is
+selected by a ``postgresql://`` URL and used at READ COMMITTED; code that needs
+serialization there takes row locks (``SELECT ... FOR UPDATE``) or relies on unique
+constraints.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from shardvault.store.errors import UnsupportedDatabaseError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for the write lock before giving up, in milliseconds."""
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The SQLite URL used when no database is configured: ``<data_dir>/shardvault.db``."""
+    return f"sqlite:///{data_dir / 'shardvault.db'}"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url`` and pin the driver: ``postgresql://`` means psycopg 3.
+
+    Raises:
+        UnsupportedDatabaseError: the scheme is neither SQLite nor PostgreSQL.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+pysqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    raise UnsupportedDatabaseError(parsed.drivername)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that BEGIN below is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine_for(url: str | URL, *, echo: bool = False) -> Engine:
+    """Create an engine for ``url`` with the settings described in the module docstring.
+
+    Raises:
+        UnsupportedDatabaseError: the scheme is neither SQLite nor PostgreSQL.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # One connection per checkout: SQLite connections are cheap and a pool of them
+        # would hold file handles open across threads for no benefit.
+        engine = create_engine(
+            parsed,
+            echo=echo,
+            poolclass=NullPool,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _install_sqlite_hooks(engine)
+        return engine
+    return create_engine(
+        parsed, echo=echo, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_timeout=60
+    )
+
+
+class Database:
+    """An engine and its session factory: the one handle services receive."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.engine = create_engine_for(self.url, echo=echo)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def new_session(self) -> Session:
+        """A new session; the caller owns its transaction and must close it."""
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"

@@ -1,0 +1,237 @@
+"""Repositories: the only code that builds queries against the tenant tables.
+
+Every repository except :class:`WorkspaceRepository` and :class:`CredentialLookup` is bound
+to one workspace when it is created and adds ``workspace_id = :bound`` to every query, so a
+caller cannot read or change another tenant's rows through it. :class:`CredentialLookup`
+is the one deliberate cross-tenant read: authentication must find an API key by its id
+before it knows the workspace.
+
+Repositories never commit; the caller's unit of work does.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shardvault.store.models import (
+    ApiKey,
+    Base,
+    IdempotencyRecord,
+    KeyAlgorithm,
+    PrincipalStatus,
+    Role,
+    UsedNonce,
+    User,
+    Workspace,
+    new_id,
+)
+from shardvault.store.types import utcnow
+
+
+def insert_ignoring_conflict(
+    session: Session, model: type[Base], values: Mapping[str, object]
+) -> bool:
+    """Insert one row unless a unique key already holds it; return whether it was inserted.
+
+    On PostgreSQL a concurrent, uncommitted insert of the same key makes this wait for that
+    transaction to finish (then it inserts nothing if it committed), which is what makes
+    nonces and idempotency keys race-free.
+    """
+    table = model.__table__
+    assert isinstance(table, Table)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        result = session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        result = session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class WorkspaceRepository:
+    """Workspaces, the tenant roots."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, name: str) -> Workspace:
+        workspace = Workspace(name=name, created_at=utcnow())
+        self._session.add(workspace)
+        self._session.flush()
+        return workspace
+
+    def get(self, workspace_id: str) -> Workspace | None:
+        return self._session.get(Workspace, workspace_id)
+
+
+class UserRepository:
+    """Users of one workspace."""
+
+    def __init__(self, session: Session, workspace_id: str) -> None:
+        self._session = session
+        self.workspace_id = workspace_id
+
+    def add(self, *, name: str, email: str, role: Role) -> User:
+        user = User(
+            workspace_id=self.workspace_id,
+            name=name,
+            email=email,
+            role=role,
+            status=PrincipalStatus.ACTIVE,
+            created_at=utcnow(),
+        )
+        self._session.add(user)
+        self._session.flush()
+        return user
+
+    def get(self, user_id: str) -> User | None:
+        return self._session.scalar(
+            select(User).where(User.workspace_id == self.workspace_id, User.id == user_id)
+        )
+
+    def get_by_email(self, email: str) -> User | None:
+        return self._session.scalar(
+            select(User).where(User.workspace_id == self.workspace_id, User.email == email)
+        )
+
+    def list(self, *, limit: int, after_id: str | None = None) -> Sequence[User]:
+        query = select(User).where(User.workspace_id == self.workspace_id)
+        if after_id is not None:
+            query = query.where(User.id > after_id)
+        return self._session.scalars(query.order_by(User.id).limit(limit)).all()
+
+
+class ApiKeyRepository:
+    """API keys of one workspace."""
+
+    def __init__(self, session: Session, workspace_id: str) -> None:
+        self._session = session
+        self.workspace_id = workspace_id
+
+    def add(
+        self,
+        *,
+        user_id: str,
+        name: str,
+        algorithm: KeyAlgorithm,
+        public_key_pem: str,
+        role: Role,
+    ) -> ApiKey:
+        key = ApiKey(
+            workspace_id=self.workspace_id,
+            user_id=user_id,
+            name=name,
+            algorithm=algorithm,
+            public_key_pem=public_key_pem,
+            role=role,
+            status=PrincipalStatus.ACTIVE,
+            created_at=utcnow(),
+        )
+        self._session.add(key)
+        self._session.flush()
+        return key
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self._session.scalar(
+            select(ApiKey).where(ApiKey.workspace_id == self.workspace_id, ApiKey.id == key_id)
+        )
+
+    def list(self, *, limit: int, after_id: str | None = None) -> Sequence[ApiKey]:
+        query = select(ApiKey).where(ApiKey.workspace_id == self.workspace_id)
+        if after_id is not None:
+            query = query.where(ApiKey.id > after_id)
+        return self._session.scalars(query.order_by(ApiKey.id).limit(limit)).all()
+
+    def list_for_user(self, user_id: str) -> Sequence[ApiKey]:
+        return self._session.scalars(
+            select(ApiKey)
+            .where(ApiKey.workspace_id == self.workspace_id, ApiKey.user_id == user_id)
+            .order_by(ApiKey.id)
+        ).all()
+
+
+class CredentialLookup:
+    """The one cross-tenant read: find an API key by id to authenticate a request."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        return self._session.get(ApiKey, key_id)
+
+
+class NonceRepository:
+    """Request-JWT nonces already used by the keys of one workspace."""
+
+    def __init__(self, session: Session, workspace_id: str) -> None:
+        self._session = session
+        self.workspace_id = workspace_id
+
+    def remember(self, *, api_key_id: str, nonce: str, expires_at: datetime) -> bool:
+        """Record ``nonce`` for ``api_key_id``; return ``False`` if it was already used."""
+        return insert_ignoring_conflict(
+            self._session,
+            UsedNonce,
+            {
+                "api_key_id": api_key_id,
+                "nonce": nonce,
+                "workspace_id": self.workspace_id,
+                "expires_at": expires_at,
+            },
+        )
+
+
+def purge_expired_nonces(session: Session, now: datetime) -> int:
+    """Delete every nonce whose JWT has expired (across workspaces); return how many."""
+    result = session.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class IdempotencyRepository:
+    """Stored first responses of one workspace, by idempotency key."""
+
+    def __init__(self, session: Session, workspace_id: str) -> None:
+        self._session = session
+        self.workspace_id = workspace_id
+
+    def claim(self, *, key: str, method: str, path: str, request_hash: str) -> bool:
+        """Reserve ``key`` in this transaction; ``False`` if a committed record holds it.
+
+        A concurrent transaction that reserved the same key makes this wait until that
+        transaction ends (row lock on PostgreSQL, the write lock on SQLite).
+        """
+        return insert_ignoring_conflict(
+            self._session,
+            IdempotencyRecord,
+            {
+                "id": new_id(),
+                "workspace_id": self.workspace_id,
+                "key": key,
+                "method": method,
+                "path": path,
+                "request_hash": request_hash,
+                "response_status": 0,
+                "response_body": "",
+                "created_at": utcnow(),
+            },
+        )
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        return self._session.scalar(
+            select(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.workspace_id == self.workspace_id,
+                IdempotencyRecord.key == key,
+            )
+            .execution_options(populate_existing=True)
+        )
+
+    def complete(self, key: str, *, response_status: int, response_body: str) -> None:
+        record = self.get(key)
+        if record is None:  # pragma: no cover - claim() ran in this same transaction
+            raise LookupError(f"idempotency key {key!r} was not claimed in this transaction")
+        record.response_status = response_status
+        record.response_body = response_body
+        self._session.flush()
