@@ -3,7 +3,8 @@
 ``db_url`` yields the URL of a fresh, EMPTY database, once for SQLite (a file in the
 test's temporary directory) and once for PostgreSQL (a uniquely named database created on
 the server at ``127.0.0.1:5432`` with trust authentication, dropped at teardown). Tests
-that need the schema call ``shardvault.store.migrate(db_url)`` themselves.
+that need the schema call ``shardvault.store.migrate(db_url)`` themselves, or use
+``database``: a :class:`~shardvault.store.Database` on the same URL, already migrated.
 """
 
 import secrets
@@ -13,6 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+
+from shardvault.store import Database, migrate
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 """The maintenance database the fixture connects to in order to create and drop others."""
@@ -27,7 +30,8 @@ def _create_postgres_database() -> str:
 
 def _drop_postgres_database(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(statement.format(sql.Identifier(name)))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -41,3 +45,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
         _drop_postgres_database(name)
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    """A :class:`shardvault.store.Database` on ``db_url``, migrated to the head revision."""
+    migrate(db_url)
+    db = Database(db_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
