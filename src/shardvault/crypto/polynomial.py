@@ -67,6 +67,20 @@ def lagrange_coefficient(group: Group, identifier: int, identifiers: Iterable[in
         MisuseError: ``identifier`` is not in ``identifiers``, an identifier repeats, or one
             is zero (modulo the group order).
     """
+    return lagrange_coefficient_at(group, identifier, identifiers, 0)
+
+
+def lagrange_coefficient_at(
+    group: Group, identifier: int, identifiers: Iterable[int], at: int
+) -> Scalar:
+    """The Lagrange basis polynomial of ``identifier`` over ``identifiers``, evaluated at ``at``.
+
+    ``L_i(x) = prod_{j != i} (x - x_j) / (x_i - x_j)``; at ``x = 0`` this is
+    :func:`lagrange_coefficient`.
+
+    Raises:
+        MisuseError: as :func:`lagrange_coefficient`.
+    """
     ids = [group.scalar(x) for x in identifiers]
     me = group.scalar(identifier)
     if len(set(ids)) != len(ids):
@@ -75,11 +89,12 @@ def lagrange_coefficient(group: Group, identifier: int, identifiers: Iterable[in
         raise MisuseError("identifiers must be non-zero")
     if me not in ids:
         raise MisuseError("identifier is not in the signer set")
+    x = group.scalar(at)
     numerator = group.scalar(1)
     denominator = group.scalar(1)
-    for x in ids:
-        if x == me:
+    for other in ids:
+        if other == me:
             continue
-        numerator = numerator * x
-        denominator = denominator * (x - me)
+        numerator = numerator * (x - other)
+        denominator = denominator * (me - other)
     return numerator * denominator.inverse()

@@ -1,0 +1,159 @@
+"""Wire messages of FROST key generation and signing.
+
+Each message is a frozen dataclass with a :class:`~shardvault.crypto.protocols.common.Header`
+and its payload in encoded form (points and scalars as RFC 9591 serializes them). Decoding a
+message checks its structure only; the receiving round validates the content (points on
+the curve, scalars canonical) so that it can name the sender when something is wrong.
+
+Round numbers: DKG round 1 (broadcast) is 1, DKG round 2 (direct) is 2; signing round 1
+(commitments, broadcast) is 1, signing round 2 (signature shares, broadcast) is 2. The
+protocol name differs between DKG and signing, so a message of one is never taken for the
+other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from shardvault.crypto.protocols.common import (
+    Header,
+    WireValue,
+    decode_wire,
+    encode_wire,
+    require_bytes,
+    require_bytes_list,
+)
+
+DKG_PROTOCOL = "frost/dkg"
+"""Protocol name in the header of every FROST key-generation message."""
+
+SIGN_PROTOCOL = "frost/sign"
+"""Protocol name in the header of every FROST signing message."""
+
+_HEADER_FIELDS = ("protocol", "version", "session_id", "round", "sender", "recipient")
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    header: Header
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ()
+
+    def _payload(self) -> dict[str, WireValue]:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """The canonical wire encoding."""
+        return encode_wire({**self.header.to_wire(), **self._payload()})
+
+    @classmethod
+    def _fields(cls, data: bytes) -> tuple[Header, dict[str, WireValue]]:
+        fields = decode_wire(data, _HEADER_FIELDS + cls._payload_fields)
+        return Header.from_wire(fields), fields
+
+
+@dataclass(frozen=True, slots=True)
+class DkgRound1Message(_Message):
+    """Round 1 broadcast of the FROST paper's KeyGen: Feldman commitments to the sender's
+    polynomial, its proof of knowledge ``(R, mu)`` of the constant term, and its
+    contribution to the chain code used for BIP32-style derivation."""
+
+    commitment: tuple[bytes, ...]
+    proof_r: bytes
+    proof_mu: bytes
+    chain_code_part: bytes
+
+    _payload_fields: ClassVar[tuple[str, ...]] = (
+        "commitment",
+        "proof_r",
+        "proof_mu",
+        "chain_code_part",
+    )
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {
+            "commitment": list(self.commitment),
+            "proof_r": self.proof_r,
+            "proof_mu": self.proof_mu,
+            "chain_code_part": self.chain_code_part,
+        }
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header,
+            tuple(require_bytes_list(fields, "commitment")),
+            require_bytes(fields, "proof_r"),
+            require_bytes(fields, "proof_mu"),
+            require_bytes(fields, "chain_code_part", 32),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DkgRound2Message(_Message):
+    """Round 2 direct message of KeyGen: the sender's secret share ``f_sender(recipient)``
+    and its view of every round-1 broadcast (one digest per sender), the echo that exposes
+    a party who showed different broadcasts to different peers.
+
+    Security: ``share`` is secret; the transport encrypts direct messages to the recipient
+    (DESIGN.md invariant 5) and ``repr`` hides it.
+    """
+
+    share: bytes
+    echo: tuple[bytes, ...]
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("share", "echo")
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {"share": self.share, "echo": list(self.echo)}
+
+    def __repr__(self) -> str:
+        return f"DkgRound2Message({self.header!r}, share=<redacted>)"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header, require_bytes(fields, "share"), tuple(require_bytes_list(fields, "echo"))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentMessage(_Message):
+    """Signing round 1 broadcast (RFC 9591 §5.1): the hiding and binding nonce commitments."""
+
+    hiding: bytes
+    binding: bytes
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("hiding", "binding")
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {"hiding": self.hiding, "binding": self.binding}
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(header, require_bytes(fields, "hiding"), require_bytes(fields, "binding"))
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureShareMessage(_Message):
+    """Signing round 2 broadcast (RFC 9591 §5.2): the sender's signature share."""
+
+    share: bytes
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("share",)
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {"share": self.share}
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(header, require_bytes(fields, "share"))

@@ -1,0 +1,446 @@
+"""Every check FROST makes on a peer's message, fed a mutated honest message.
+
+Each test runs honest parties, corrupts one message of one party (the culprit), delivers it,
+and asserts that the receiving party aborts naming exactly that culprit. Where no culprit
+can be proven (a sender outside the session), the error is a TransportError instead.
+"""
+
+import dataclasses
+import secrets
+
+import cbor2
+import nacl.signing
+import pytest
+
+from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort, TransportError
+from shardvault.crypto.group import ED25519, SECP256K1
+from shardvault.crypto.protocols.common import PartyId, SessionId
+from shardvault.crypto.protocols.frost import (
+    ED25519_SHA512,
+    SECP256K1_BIP340,
+    Aggregator,
+    Ciphersuite,
+    DkgRound1,
+    DkgRound1Message,
+    DkgRound2Message,
+    SignatureShareMessage,
+    SignRound1,
+)
+from shardvault.crypto.protocols.frost.local import run_dkg
+
+SUITES = [ED25519_SHA512, SECP256K1_BIP340]
+RNG = secrets.token_bytes
+PARTIES = [1, 2, 3]
+CULPRIT = PartyId(2)
+VICTIM = PartyId(1)
+ED25519_ORDER_8_POINT = bytes.fromhex(
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
+)
+
+
+def _identity_like(suite: Ciphersuite) -> bytes:
+    # Ed25519's identity encoding; for secp256k1, a 33-byte string that is not a point.
+    return b"\x01" + bytes(31) if suite is ED25519_SHA512 else b"\x02" + (5).to_bytes(32, "big")
+
+
+def _with_header(message, **changes):  # type: ignore[no-untyped-def]
+    return dataclasses.replace(message, header=dataclasses.replace(message.header, **changes))
+
+
+def _round1(suite: Ciphersuite, min_signers: int = 2, session: bytes | None = None):  # type: ignore[no-untyped-def]
+    sid = session or RNG(32)
+    return sid, {p: DkgRound1(suite, p, min_signers, PARTIES, sid, RNG) for p in PARTIES}
+
+
+def _deliver_round1(states, victim, replace):  # type: ignore[no-untyped-def]
+    messages = [s.message for p, s in states.items() if p != victim]
+    messages = [replace(m) if m.header.sender == CULPRIT else m for m in messages]
+    return states[victim].next(messages)
+
+
+def _expect_abort(culprit: int, call, match: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ProtocolAbort, match=match) as info:
+        call()
+    assert info.value.culprits == (culprit,)
+
+
+# DKG round 1 -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_dkg_bad_proof_of_knowledge(suite: Ciphersuite) -> None:
+    _, states = _round1(suite)
+    bad_mu = (suite.group.decode_scalar(states[CULPRIT].message.proof_mu) + 1).to_bytes()
+    _expect_abort(
+        CULPRIT,
+        lambda: _deliver_round1(states, VICTIM, lambda m: dataclasses.replace(m, proof_mu=bad_mu)),
+        "proof of knowledge",
+    )
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_dkg_proof_from_another_session_is_refused(suite: Ciphersuite) -> None:
+    # The culprit replays its whole broadcast from an earlier ceremony, re-headed for this one.
+    sid, states = _round1(suite)
+    _, old = _round1(suite)
+    replayed = _with_header(old[CULPRIT].message, session_id=SessionId(sid))
+    _expect_abort(
+        CULPRIT,
+        lambda: _deliver_round1(states, VICTIM, lambda m: replayed),
+        "proof of knowledge",
+    )
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_dkg_bad_commitment_point(suite: Ciphersuite) -> None:
+    _, states = _round1(suite)
+    bad = (_identity_like(suite), *states[CULPRIT].message.commitment[1:])
+    _expect_abort(
+        CULPRIT,
+        lambda: _deliver_round1(states, VICTIM, lambda m: dataclasses.replace(m, commitment=bad)),
+        "malformed",
+    )
+
+
+def test_dkg_small_order_commitment_point() -> None:
+    _, states = _round1(ED25519_SHA512)
+    bad = (*states[CULPRIT].message.commitment[:-1], ED25519_ORDER_8_POINT)
+    _expect_abort(
+        CULPRIT,
+        lambda: _deliver_round1(states, VICTIM, lambda m: dataclasses.replace(m, commitment=bad)),
+        "malformed",
+    )
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_dkg_commitment_of_wrong_threshold(suite: Ciphersuite) -> None:
+    _, states = _round1(suite)
+    extra = suite.group.base_multiply(suite.group.scalar(7)).to_bytes()
+    bad = (*states[CULPRIT].message.commitment, extra)
+    _expect_abort(
+        CULPRIT,
+        lambda: _deliver_round1(states, VICTIM, lambda m: dataclasses.replace(m, commitment=bad)),
+        "coefficients",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"session_id": SessionId(bytes(32))}, "another session"),
+        ({"round": 2}, "round"),
+        ({"protocol": "frost/sign"}, "protocol"),
+        ({"version": 99}, "version"),
+        ({"recipient": PartyId(1)}, "recipient"),
+    ],
+    ids=["session", "round", "protocol", "version", "recipient"],
+)
+def test_dkg_wrong_header(change: dict, match: str) -> None:  # type: ignore[type-arg]
+    _, states = _round1(ED25519_SHA512)
+    _expect_abort(
+        CULPRIT, lambda: _deliver_round1(states, VICTIM, lambda m: _with_header(m, **change)), match
+    )
+
+
+def test_dkg_unknown_sender_is_transport_error() -> None:
+    _, states = _round1(ED25519_SHA512)
+    with pytest.raises(TransportError):
+        _deliver_round1(states, VICTIM, lambda m: _with_header(m, sender=PartyId(9)))
+
+
+def test_dkg_duplicate_sender_with_different_content() -> None:
+    _, states = _round1(ED25519_SHA512)
+    honest = [s.message for p, s in states.items() if p != VICTIM]
+    forged = dataclasses.replace(states[CULPRIT].message, chain_code_part=bytes(32))
+    _expect_abort(CULPRIT, lambda: states[VICTIM].next([*honest, forged]), "two different")
+
+
+# DKG round 2 -------------------------------------------------------------------------------
+
+
+def _round2(suite: Ciphersuite):  # type: ignore[no-untyped-def]
+    _, states = _round1(suite)
+    broadcasts = [s.message for s in states.values()]
+    round2, direct = {}, []
+    for party, state in states.items():
+        round2[party], out = state.next([m for m in broadcasts if m.header.sender != party])
+        direct.extend(out)
+    return round2, direct
+
+
+def _to(direct: list[DkgRound2Message], victim: int, replace=None):  # type: ignore[no-untyped-def]
+    mine = [m for m in direct if m.header.recipient == victim]
+    if replace is not None:
+        mine = [replace(m) if m.header.sender == CULPRIT else m for m in mine]
+    return mine
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_dkg_share_not_matching_commitments_names_the_dealer(suite: Ciphersuite) -> None:
+    round2, direct = _round2(suite)
+
+    def corrupt(m: DkgRound2Message) -> DkgRound2Message:
+        share = suite.group.decode_scalar(m.share) + 1
+        return dataclasses.replace(m, share=share.to_bytes())
+
+    _expect_abort(
+        CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, corrupt)), "commitments"
+    )
+
+
+def test_dkg_malformed_share() -> None:
+    round2, direct = _round2(SECP256K1_BIP340)
+    too_big = SECP256K1.order.to_bytes(32, "big")
+    _expect_abort(
+        CULPRIT,
+        lambda: round2[VICTIM].finish(
+            _to(direct, VICTIM, lambda m: dataclasses.replace(m, share=too_big))
+        ),
+        "malformed share",
+    )
+
+
+def test_dkg_share_addressed_to_another_party() -> None:
+    round2, direct = _round2(ED25519_SHA512)
+    _expect_abort(
+        CULPRIT,
+        lambda: round2[VICTIM].finish(
+            _to(direct, VICTIM, lambda m: _with_header(m, recipient=PartyId(3)))
+        ),
+        "another party",
+    )
+
+
+def test_dkg_equivocating_broadcast_is_exposed_by_the_echo() -> None:
+    # The culprit shows party 1 one broadcast and party 3 another (same polynomial, a
+    # different chain-code contribution). Party 1 learns it from party 3's echo.
+    _, states = _round1(ED25519_SHA512)
+    honest = {p: s.message for p, s in states.items()}
+    other = dataclasses.replace(honest[CULPRIT], chain_code_part=bytes(32))
+    round2 = {}
+    direct: list[DkgRound2Message] = []
+    for party, state in states.items():
+        seen = [m for p, m in honest.items() if p != party]
+        if party == 3:
+            seen = [other if m.header.sender == CULPRIT else m for m in seen]
+        round2[party], out = state.next(seen)
+        direct.extend(out)
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM)), "equivocation")
+
+
+def test_dkg_missing_share_is_transport_error() -> None:
+    round2, direct = _round2(ED25519_SHA512)
+    with pytest.raises(TransportError, match="missing"):
+        round2[VICTIM].finish([m for m in _to(direct, VICTIM) if m.header.sender != CULPRIT])
+
+
+def test_dkg_rounds_refuse_reuse() -> None:
+    _, states = _round1(ED25519_SHA512)
+    messages = [s.message for p, s in states.items() if p != VICTIM]
+    states[VICTIM].next(messages)
+    with pytest.raises(MisuseError):
+        states[VICTIM].next(messages)
+
+
+@pytest.mark.parametrize(
+    ("min_signers", "parties", "me"),
+    [(0, [1, 2, 3], 1), (4, [1, 2, 3], 1), (2, [1, 2, 3], 4), (2, [1, 1, 2], 1), (2, [0, 1], 1)],
+    ids=["t<1", "t>n", "not-a-party", "duplicate-id", "zero-id"],
+)
+def test_dkg_refuses_bad_local_parameters(min_signers: int, parties: list[int], me: int) -> None:
+    with pytest.raises(MisuseError):
+        DkgRound1(ED25519_SHA512, me, min_signers, parties, RNG(32), RNG)
+
+
+# Signing -----------------------------------------------------------------------------------
+
+
+def _signing(suite: Ciphersuite, signers=(1, 2, 3)):  # type: ignore[no-untyped-def]
+    keys = {k.identifier: k for k in run_dkg(suite, 2, 3, RNG)}
+    sid = RNG(32)
+    rounds = {p: SignRound1(keys[p], sid, list(signers), RNG) for p in signers}
+    return keys, sid, rounds
+
+
+def _commitments_for(rounds, victim, replace=None):  # type: ignore[no-untyped-def]
+    out = [r.message for p, r in rounds.items() if p != victim]
+    if replace is not None:
+        out = [replace(m) if m.header.sender == CULPRIT else m for m in out]
+    return out
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("field", ["hiding", "binding"])
+def test_signing_invalid_commitment(suite: Ciphersuite, field: str) -> None:
+    _, _, rounds = _signing(suite)
+    bad = _identity_like(suite)
+    _expect_abort(
+        CULPRIT,
+        lambda: rounds[VICTIM].sign(
+            b"m", _commitments_for(rounds, VICTIM, lambda m: dataclasses.replace(m, **{field: bad}))
+        ),
+        "invalid commitment",
+    )
+
+
+def test_signing_small_order_commitment() -> None:
+    _, _, rounds = _signing(ED25519_SHA512)
+    _expect_abort(
+        CULPRIT,
+        lambda: rounds[VICTIM].sign(
+            b"m",
+            _commitments_for(
+                rounds, VICTIM, lambda m: dataclasses.replace(m, hiding=ED25519_ORDER_8_POINT)
+            ),
+        ),
+        "invalid commitment",
+    )
+
+
+def _full_signing(suite: Ciphersuite, corrupt_share=None):  # type: ignore[no-untyped-def]
+    _, _, rounds = _signing(suite)
+    commitments = [r.message for r in rounds.values()]
+    results = {
+        p: r.sign(b"message", [c for c in commitments if c.header.sender != p])
+        for p, r in rounds.items()
+    }
+    shares = [out for _, out in results.values()]
+    if corrupt_share is not None:
+        shares = [corrupt_share(s) if s.header.sender == CULPRIT else s for s in shares]
+    return results, commitments, shares
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_signing_bad_signature_share_names_the_signer(suite: Ciphersuite) -> None:
+    def corrupt(m: SignatureShareMessage) -> SignatureShareMessage:
+        return dataclasses.replace(m, share=(suite.group.decode_scalar(m.share) + 1).to_bytes())
+
+    results, _, shares = _full_signing(suite, corrupt)
+    state, _ = results[VICTIM]
+    _expect_abort(
+        CULPRIT,
+        lambda: state.aggregate([s for s in shares if s.header.sender != VICTIM]),
+        "invalid signature share",
+    )
+
+
+def test_signing_malformed_share() -> None:
+    group = ED25519
+    too_big = group.order.to_bytes(32, "little")
+    results, _, shares = _full_signing(
+        ED25519_SHA512, lambda m: dataclasses.replace(m, share=too_big)
+    )
+    state, _ = results[VICTIM]
+    _expect_abort(
+        CULPRIT,
+        lambda: state.aggregate([s for s in shares if s.header.sender != VICTIM]),
+        "malformed",
+    )
+
+
+def test_aggregator_names_bad_signer() -> None:
+    def corrupt(m: SignatureShareMessage) -> SignatureShareMessage:
+        return dataclasses.replace(m, share=ED25519.scalar(5).to_bytes())
+
+    _, commitments, shares = _full_signing(ED25519_SHA512, corrupt)
+    keys = run_dkg(ED25519_SHA512, 2, 3, RNG)  # unrelated key: every share fails
+    sid = commitments[0].header.session_id
+    aggregator = Aggregator(keys[0].public, sid, [1, 2, 3], b"message")
+    with pytest.raises(ProtocolAbort) as info:
+        aggregator.aggregate(commitments, shares)
+    assert info.value.culprits == (1, 2, 3)
+
+
+def test_aggregator_accepts_honest_session() -> None:
+    keys = {k.identifier: k for k in run_dkg(ED25519_SHA512, 2, 3, RNG)}
+    sid = RNG(32)
+    rounds = {p: SignRound1(keys[p], sid, [1, 3], RNG) for p in (1, 3)}
+    commitments = [r.message for r in rounds.values()]
+    shares = [
+        r.sign(b"msg", [c for c in commitments if c.header.sender != p])[1]
+        for p, r in rounds.items()
+    ]
+    signature = Aggregator(keys[1].public, sid, [1, 3], b"msg").aggregate(commitments, shares)
+    nacl.signing.VerifyKey(keys[1].public.public_key_bytes).verify(b"msg", signature)
+    wrong = Aggregator(keys[1].public, sid, [1, 3], b"other message")
+    with pytest.raises(ProtocolAbort) as info:
+        wrong.aggregate(commitments, shares)
+    assert info.value.culprits == (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"session_id": SessionId(bytes(32))}, "another session"),
+        ({"round": 2}, "round"),
+        ({"protocol": "frost/dkg"}, "protocol"),
+    ],
+    ids=["session", "round", "protocol"],
+)
+def test_signing_wrong_header(change: dict, match: str) -> None:  # type: ignore[type-arg]
+    _, _, rounds = _signing(ED25519_SHA512)
+    _expect_abort(
+        CULPRIT,
+        lambda: rounds[VICTIM].sign(
+            b"m", _commitments_for(rounds, VICTIM, lambda m: _with_header(m, **change))
+        ),
+        match,
+    )
+
+
+def test_signing_unknown_identifier_is_transport_error() -> None:
+    _, _, rounds = _signing(ED25519_SHA512, signers=(1, 2))
+    stranger = _with_header(rounds[2].message, sender=PartyId(3))
+    with pytest.raises(TransportError):
+        rounds[1].sign(b"m", [rounds[2].message, stranger])
+
+
+def test_signing_duplicate_identifier_with_other_commitments() -> None:
+    _, _, rounds = _signing(ED25519_SHA512)
+    honest = _commitments_for(rounds, VICTIM)
+    twin = dataclasses.replace(rounds[CULPRIT].message, hiding=rounds[3].message.hiding)
+    _expect_abort(CULPRIT, lambda: rounds[VICTIM].sign(b"m", [*honest, twin]), "two different")
+
+
+def test_nonces_refuse_a_second_use() -> None:
+    _, _, rounds = _signing(ED25519_SHA512)
+    commitments = _commitments_for(rounds, VICTIM)
+    rounds[VICTIM].sign(b"first", commitments)
+    with pytest.raises(MisuseError, match="already"):
+        rounds[VICTIM].sign(b"second", commitments)
+
+
+def test_signing_refuses_bad_quorums() -> None:
+    keys = {k.identifier: k for k in run_dkg(ED25519_SHA512, 2, 3, RNG)}
+    with pytest.raises(MisuseError, match="needs 2"):
+        SignRound1(keys[1], RNG(32), [1], RNG)
+    with pytest.raises(MisuseError, match="hold no share"):
+        SignRound1(keys[1], RNG(32), [1, 4], RNG)
+    with pytest.raises(MisuseError, match="not among"):
+        SignRound1(keys[1], RNG(32), [2, 3], RNG)
+    with pytest.raises(MisuseError, match="32 bytes"):
+        SignRound1(keys[1], b"short", [1, 2], RNG)
+    with pytest.raises(MisuseError, match="taproot"):
+        SignRound1(keys[1], RNG(32), [1, 2], RNG, taproot_merkle_root=b"")
+
+
+def test_messages_round_trip_and_reject_bad_encodings() -> None:
+    _, states = _round1(ED25519_SHA512)
+    message = states[1].message
+    assert DkgRound1Message.from_bytes(message.to_bytes()) == message
+    fields = cbor2.loads(message.to_bytes())
+    with pytest.raises(EncodingError, match="unknown fields"):
+        DkgRound1Message.from_bytes(cbor2.dumps({**fields, "extra": 1}, canonical=True))
+    with pytest.raises(EncodingError, match="lacks fields"):
+        DkgRound1Message.from_bytes(
+            cbor2.dumps({k: v for k, v in fields.items() if k != "proof_mu"}, canonical=True)
+        )
+    reordered = dict(reversed(list(fields.items())))
+    with pytest.raises(EncodingError, match="canonical"):
+        DkgRound1Message.from_bytes(cbor2.dumps(reordered, canonical=False))
+    with pytest.raises(EncodingError, match="session_id"):
+        DkgRound1Message.from_bytes(
+            cbor2.dumps({**fields, "session_id": bytes(31)}, canonical=True)
+        )
+    with pytest.raises(EncodingError, match="CBOR"):
+        DkgRound1Message.from_bytes(b"\xff\x00")
