@@ -1,0 +1,26 @@
+"""CGGMP21 threshold ECDSA (Canetti, Gennaro, Goldfeder, Makriyannis, Peled, "UC
+Non-Interactive, Proactive, Threshold ECDSA with Identifiable Aborts", ePrint 2021/060).
+
+One module per phase, as sans-I/O round objects: ``aux_info`` (Figure 7, auxiliary
+information: Paillier-Blum moduli and ring-Pedersen parameters with Πmod, Πprm and Πfac),
+key generation, refresh, presigning and signing. The zero-knowledge proofs live in
+:mod:`shardvault.crypto.zk`, Paillier in :mod:`shardvault.crypto.paillier`.
+"""
+
+from shardvault.crypto.protocols.cggmp21.aux_info import (
+    AuxInfo,
+    AuxInfoConfig,
+    AuxInfoRound1,
+    AuxInfoRound2,
+    AuxInfoRound3,
+    PartyAuxPublic,
+)
+
+__all__ = [
+    "AuxInfo",
+    "AuxInfoConfig",
+    "AuxInfoRound1",
+    "AuxInfoRound2",
+    "AuxInfoRound3",
+    "PartyAuxPublic",
+]
