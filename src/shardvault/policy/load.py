@@ -1,0 +1,881 @@
+"""Reading policy and address-book documents (YAML or JSON) into the model, strictly.
+
+Parsing is strict in three ways. The YAML reader resolves scalars as the YAML 1.2 core
+schema does (so ``17:00`` stays a string and ``on`` is not a boolean), refuses duplicate
+keys and aliases, and reads decimal numbers as exact :class:`~decimal.Decimal`. Every
+object of the language has a closed set of fields: an unknown field is an
+:class:`~shardvault.policy.errors.UnknownFieldError` naming its path (``rules[3].when``),
+never ignored. Finally the document is validated against the published JSON Schema
+(``schema.json``, shipped with the package and copied to ``docs/policy.schema.json``).
+
+:func:`policy_to_document` and :func:`address_book_to_document` give the canonical
+document of a model, which policy bundles sign.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+import yaml
+
+from shardvault.policy._exact import EXACT
+from shardvault.policy.errors import (
+    ConfigurationKeyError,
+    PolicyDocumentError,
+    SchemaViolationError,
+    UnknownFieldError,
+)
+from shardvault.policy.keys import PublicKey
+from shardvault.policy.model import (
+    WEEKDAYS,
+    AddressBook,
+    AddressBookEntry,
+    ApprovalRequirement,
+    Bounds,
+    ContractTarget,
+    Decision,
+    DestinationCondition,
+    GroupRequirement,
+    InitiatorCondition,
+    Measure,
+    Operation,
+    Policy,
+    Rule,
+    Scope,
+    SourceCondition,
+    TimeWindow,
+    VelocityCondition,
+    When,
+    normalize_address,
+)
+
+POLICY_FORMAT = "shardvault.policy/v1"
+"""The ``format`` value of policy documents this module reads."""
+
+ADDRESS_BOOK_FORMAT = "shardvault.address-book/v1"
+"""The ``format`` value of address-book documents this module reads."""
+
+DocumentFormat = Literal["yaml", "json"]
+
+_DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
+_SELECTOR = re.compile(r"0x[0-9a-fA-F]{8}")
+_DECIMAL_TEXT = re.compile(r"[0-9]{1,80}(\.[0-9]{1,80})?")
+_MAX_LIMIT_DIGITS = 80
+
+
+# --- Reading text -------------------------------------------------------------------
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """A safe YAML loader with YAML 1.2 core-schema scalars, no duplicate keys, no
+    aliases, and decimal numbers read exactly."""
+
+
+_StrictYamlLoader.yaml_implicit_resolvers = {}
+_StrictYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_StrictYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_StrictYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_StrictYamlLoader.add_implicit_resolver(
+    "tag:shardvault,2025:decimal",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
+    text = loader.construct_scalar(node)  # type: ignore[arg-type]
+    return Decimal(str(text))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    return int(str(loader.construct_scalar(node)), 10)  # type: ignore[arg-type]
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[object, object]:
+    if not isinstance(node, yaml.MappingNode):  # pragma: no cover - tag resolution guarantees it
+        raise PolicyDocumentError("expected a mapping")
+    out: dict[object, object] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise PolicyDocumentError(
+                f"line {key_node.start_mark.line + 1}: mapping keys are strings"
+            )
+        if key in out:
+            raise PolicyDocumentError(
+                f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"
+            )
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+def _refuse_alias(self: _StrictYamlLoader, parent: object, index: object) -> yaml.Node | None:
+    if self.check_event(yaml.AliasEvent):
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        raise PolicyDocumentError(f"line {event.start_mark.line + 1}: aliases are not allowed")
+    return _compose_node(self, parent, index)  # type: ignore[arg-type]
+
+
+_compose_node = yaml.SafeLoader.compose_node
+_StrictYamlLoader.compose_node = _refuse_alias  # type: ignore[method-assign,assignment]
+_StrictYamlLoader.add_constructor("tag:shardvault,2025:decimal", _construct_decimal)
+_StrictYamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_StrictYamlLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise PolicyDocumentError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _json_constant(name: str) -> object:
+    raise PolicyDocumentError(f"{name} is not a number")
+
+
+def parse_text(text: str, fmt: DocumentFormat) -> object:
+    """Parse YAML or JSON text into plain data (dicts, lists, strings, ints, Decimals).
+
+    Raises:
+        PolicyDocumentError: the text does not parse, has duplicate keys, or (YAML) uses
+            aliases.
+    """
+    if fmt == "json":
+        try:
+            return json.loads(
+                text,
+                object_pairs_hook=_json_object,
+                parse_float=Decimal,
+                parse_constant=_json_constant,
+            )
+        except json.JSONDecodeError as exc:
+            raise PolicyDocumentError(f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    try:
+        return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise PolicyDocumentError(f"not YAML: {exc}") from None
+    except (ValueError, ArithmeticError) as exc:
+        raise PolicyDocumentError(f"not YAML: {exc}") from None
+
+
+# --- Field readers ------------------------------------------------------------------
+
+
+def _object(
+    value: object, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, object]:
+    if not isinstance(value, Mapping):
+        raise PolicyDocumentError("expected a mapping", path=path)
+    known = set(required) | set(optional)
+    out: dict[str, object] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise PolicyDocumentError("field names are strings", path=path)
+        if key not in known:
+            raise UnknownFieldError(
+                f"unknown field {key!r} (expected one of {', '.join(sorted(known))})",
+                path=path,
+            )
+        out[key] = item
+    for key in required:
+        if key not in out:
+            raise PolicyDocumentError(f"missing field {key!r}", path=path)
+    return out
+
+
+def _name(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise PolicyDocumentError("expected a non-empty string of at most 200 characters", path=path)
+    return value
+
+
+def _names(value: object, path: str) -> frozenset[str]:
+    if not isinstance(value, list) or not value:
+        raise PolicyDocumentError("expected a non-empty list", path=path)
+    out = set()
+    for i, item in enumerate(value):
+        name = _name(item, f"{path}[{i}]")
+        if name in out:
+            raise PolicyDocumentError(f"{name!r} is listed twice", path=f"{path}[{i}]")
+        out.add(name)
+    return frozenset(out)
+
+
+def _text(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        raise PolicyDocumentError("expected a string", path=path)
+    return value
+
+
+def _positive_int(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyDocumentError("expected a positive integer", path=path)
+    return value
+
+
+def _flag(value: object, path: str) -> bool:
+    if value is not True:
+        raise PolicyDocumentError("expected true (omit the field otherwise)", path=path)
+    return True
+
+
+def _decimal(value: object, path: str) -> Decimal:
+    """A non-negative exact decimal given as a string, an integer or a YAML/JSON number."""
+    if isinstance(value, bool):
+        raise PolicyDocumentError("expected a decimal number", path=path)
+    if isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+        try:
+            result = EXACT.create_decimal(value)
+        except (InvalidOperation, ArithmeticError):  # pragma: no cover - regex bounds it
+            raise PolicyDocumentError("not a decimal number", path=path) from None
+    else:
+        raise PolicyDocumentError("expected a decimal number such as \"12.5\"", path=path)
+    if not result.is_finite() or result < 0:
+        raise PolicyDocumentError("expected a finite, non-negative number", path=path)
+    if len(result.as_tuple().digits) > _MAX_LIMIT_DIGITS:
+        raise PolicyDocumentError(f"at most {_MAX_LIMIT_DIGITS} digits", path=path)
+    return result
+
+
+def _duration(value: object, path: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value)
+        if match:
+            return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    raise PolicyDocumentError("expected a duration such as 90s, 30m, 24h, 7d", path=path)
+
+
+def _bounds(obj: Mapping[str, object], path: str) -> Bounds:
+    over = _decimal(obj["over"], f"{path}.over") if "over" in obj else None
+    up_to = _decimal(obj["up_to"], f"{path}.up_to") if "up_to" in obj else None
+    if over is None and up_to is None:
+        raise PolicyDocumentError("give over, up_to or both", path=path)
+    if over is not None and up_to is not None and not over < up_to:
+        raise PolicyDocumentError("over must be below up_to", path=path)
+    return Bounds(over, up_to)
+
+
+# --- Policy documents ---------------------------------------------------------------
+
+
+def _initiator(value: object, path: str, groups: Mapping[str, frozenset[str]]) -> InitiatorCondition:
+    obj = _object(value, path, (), ("users", "api_keys", "groups"))
+    if not obj:
+        raise PolicyDocumentError("name users, api_keys or groups", path=path)
+    cond = InitiatorCondition(
+        users=_names(obj["users"], f"{path}.users") if "users" in obj else frozenset(),
+        api_keys=_names(obj["api_keys"], f"{path}.api_keys") if "api_keys" in obj else frozenset(),
+        groups=_names(obj["groups"], f"{path}.groups") if "groups" in obj else frozenset(),
+    )
+    for group in sorted(cond.groups):
+        if group not in groups:
+            raise PolicyDocumentError(f"no group named {group!r}", path=f"{path}.groups")
+    return cond
+
+
+def _operations(value: object, path: str) -> frozenset[Operation]:
+    out = set()
+    for i, name in enumerate(sorted(_names(value, path))):
+        try:
+            out.add(Operation(name))
+        except ValueError:
+            raise PolicyDocumentError(
+                f"unknown operation {name!r} (expected one of "
+                f"{', '.join(op.value for op in Operation)})",
+                path=f"{path}[{i}]",
+            ) from None
+    return frozenset(out)
+
+
+def _source(value: object, path: str) -> SourceCondition:
+    obj = _object(value, path, (), ("vaults", "wallets", "tags"))
+    if not obj:
+        raise PolicyDocumentError("name vaults, wallets or tags", path=path)
+    return SourceCondition(
+        vaults=_names(obj["vaults"], f"{path}.vaults") if "vaults" in obj else frozenset(),
+        wallets=_names(obj["wallets"], f"{path}.wallets") if "wallets" in obj else frozenset(),
+        tags=_names(obj["tags"], f"{path}.tags") if "tags" in obj else frozenset(),
+    )
+
+
+def _contract(value: object, path: str) -> ContractTarget:
+    obj = _object(value, path, ("address",), ("network", "selectors"))
+    selectors: frozenset[bytes] | None = None
+    if "selectors" in obj:
+        items = _names(obj["selectors"], f"{path}.selectors")
+        for item in sorted(items):
+            if not _SELECTOR.fullmatch(item):
+                raise PolicyDocumentError(
+                    f"{item!r} is not 0x and 4 bytes of hex", path=f"{path}.selectors"
+                )
+        selectors = frozenset(bytes.fromhex(item[2:]) for item in items)
+    network = _name(obj["network"], f"{path}.network") if "network" in obj else None
+    return ContractTarget(normalize_address(_name(obj["address"], f"{path}.address")), network, selectors)
+
+
+def _destination(value: object, path: str) -> DestinationCondition:
+    obj = _object(
+        value, path, (), ("any", "address_book", "whitelists", "one_time", "contracts")
+    )
+    if not obj:
+        raise PolicyDocumentError(
+            "name any, address_book, whitelists, one_time or contracts", path=path
+        )
+    all_book = obj.get("address_book") == "*"
+    book = (
+        _names(obj["address_book"], f"{path}.address_book")
+        if "address_book" in obj and not all_book
+        else frozenset()
+    )
+    contracts_value = obj.get("contracts", [])
+    if "contracts" in obj and (not isinstance(contracts_value, list) or not contracts_value):
+        raise PolicyDocumentError("expected a non-empty list", path=f"{path}.contracts")
+    assert isinstance(contracts_value, list)
+    return DestinationCondition(
+        any_destination=_flag(obj["any"], f"{path}.any") if "any" in obj else False,
+        all_address_book=all_book,
+        address_book=book,
+        whitelists=_names(obj["whitelists"], f"{path}.whitelists")
+        if "whitelists" in obj
+        else frozenset(),
+        one_time=_flag(obj["one_time"], f"{path}.one_time") if "one_time" in obj else False,
+        contracts=tuple(
+            _contract(item, f"{path}.contracts[{i}]") for i, item in enumerate(contracts_value)
+        ),
+    )
+
+
+def _clock(value: object, path: str) -> int:
+    if not isinstance(value, str) or not _CLOCK.fullmatch(value):
+        raise PolicyDocumentError("expected a time of day HH:MM (quote it in YAML)", path=path)
+    hours, minutes = value.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _time(value: object, path: str) -> TimeWindow:
+    obj = _object(value, path, ("timezone",), ("days", "from", "until"))
+    zone_name = _name(obj["timezone"], f"{path}.timezone")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyDocumentError(
+            f"unknown time zone {zone_name!r}", path=f"{path}.timezone"
+        ) from None
+    days = frozenset(range(7))
+    if "days" in obj:
+        names = _names(obj["days"], f"{path}.days")
+        for name in sorted(names):
+            if name not in WEEKDAYS:
+                raise PolicyDocumentError(
+                    f"unknown day {name!r} (expected {', '.join(WEEKDAYS)})", path=f"{path}.days"
+                )
+        days = frozenset(WEEKDAYS.index(name) for name in names)
+    start = _clock(obj["from"], f"{path}.from") if "from" in obj else 0
+    end = _clock(obj["until"], f"{path}.until") if "until" in obj else 24 * 60
+    if start == end:
+        raise PolicyDocumentError("from and until are equal: an empty window", path=path)
+    return TimeWindow(days, start, end, zone_name, zone)
+
+
+def _velocity(value: object, path: str) -> tuple[VelocityCondition, ...]:
+    if not isinstance(value, list) or not value:
+        raise PolicyDocumentError("expected a non-empty list", path=path)
+    out = []
+    for i, item in enumerate(value):
+        item_path = f"{path}[{i}]"
+        obj = _object(item, item_path, ("window", "per", "measure"), ("over", "up_to"))
+        try:
+            per = Scope(_name(obj["per"], f"{item_path}.per"))
+        except ValueError:
+            raise PolicyDocumentError(
+                f"expected one of {', '.join(s.value for s in Scope)}", path=f"{item_path}.per"
+            ) from None
+        try:
+            measure = Measure(_name(obj["measure"], f"{item_path}.measure"))
+        except ValueError:
+            raise PolicyDocumentError(
+                "expected amount, value or count", path=f"{item_path}.measure"
+            ) from None
+        bounds = _bounds(obj, item_path)
+        if measure is Measure.COUNT:
+            for end in (bounds.over, bounds.up_to):
+                if end is not None and end != end.to_integral_value():
+                    raise PolicyDocumentError("a count limit is a whole number", path=item_path)
+        out.append(VelocityCondition(_duration(obj["window"], f"{item_path}.window"), per, measure, bounds))
+    return tuple(out)
+
+
+_WHEN_FIELDS = (
+    "initiator",
+    "operation",
+    "source",
+    "destination",
+    "asset",
+    "network",
+    "amount",
+    "value",
+    "time",
+    "velocity",
+)
+
+
+def _when(value: object, path: str, groups: Mapping[str, frozenset[str]]) -> When:
+    obj = _object(value, path, (), _WHEN_FIELDS)
+    assets = _names(obj["asset"], f"{path}.asset") if "asset" in obj else None
+    amount = None
+    if "amount" in obj:
+        amount = _bounds(_object(obj["amount"], f"{path}.amount", (), ("over", "up_to")), f"{path}.amount")
+    value_bounds = None
+    if "value" in obj:
+        value_bounds = _bounds(
+            _object(obj["value"], f"{path}.value", (), ("over", "up_to")), f"{path}.value"
+        )
+    velocity = _velocity(obj["velocity"], f"{path}.velocity") if "velocity" in obj else ()
+    uses_units = amount is not None or any(v.measure is Measure.AMOUNT for v in velocity)
+    if uses_units and assets is None:
+        # An amount in asset units means nothing without naming the asset: 10 of what?
+        raise PolicyDocumentError(
+            "amounts in asset units need an asset condition in the same rule", path=path
+        )
+    return When(
+        initiator=_initiator(obj["initiator"], f"{path}.initiator", groups)
+        if "initiator" in obj
+        else None,
+        operations=_operations(obj["operation"], f"{path}.operation")
+        if "operation" in obj
+        else None,
+        source=_source(obj["source"], f"{path}.source") if "source" in obj else None,
+        destination=_destination(obj["destination"], f"{path}.destination")
+        if "destination" in obj
+        else None,
+        assets=assets,
+        networks=_names(obj["network"], f"{path}.network") if "network" in obj else None,
+        amount=amount,
+        value=value_bounds,
+        time=_time(obj["time"], f"{path}.time") if "time" in obj else None,
+        velocity=velocity,
+    )
+
+
+def _approvals(
+    value: object,
+    path: str,
+    groups: Mapping[str, frozenset[str]],
+    approvers: Mapping[str, PublicKey],
+) -> ApprovalRequirement:
+    obj = _object(value, path, ("groups", "deadline"))
+    items = obj["groups"]
+    if not isinstance(items, list) or not items:
+        raise PolicyDocumentError("expected a non-empty list", path=f"{path}.groups")
+    requirements = []
+    seen = set()
+    for i, item in enumerate(items):
+        item_path = f"{path}.groups[{i}]"
+        req = _object(item, item_path, ("group", "count"))
+        group = _name(req["group"], f"{item_path}.group")
+        count = _positive_int(req["count"], f"{item_path}.count")
+        if group not in groups:
+            raise PolicyDocumentError(f"no group named {group!r}", path=f"{item_path}.group")
+        if group in seen:
+            raise PolicyDocumentError(f"group {group!r} is required twice", path=item_path)
+        seen.add(group)
+        able = sum(1 for member in groups[group] if member in approvers)
+        if able < count:
+            raise PolicyDocumentError(
+                f"group {group!r} has {able} members with approver keys, fewer than {count}",
+                path=f"{item_path}.count",
+            )
+        requirements.append(GroupRequirement(group, count))
+    return ApprovalRequirement(tuple(requirements), _duration(obj["deadline"], f"{path}.deadline"))
+
+
+def _rule(
+    value: object,
+    path: str,
+    groups: Mapping[str, frozenset[str]],
+    approvers: Mapping[str, PublicKey],
+) -> Rule:
+    obj = _object(value, path, ("name", "action"), ("description", "when", "approvals"))
+    action_name = _name(obj["action"], f"{path}.action")
+    try:
+        action = Decision(action_name)
+    except ValueError:
+        raise PolicyDocumentError(
+            "expected allow, block or require_approvals", path=f"{path}.action"
+        ) from None
+    approvals = None
+    if action is Decision.REQUIRE_APPROVALS:
+        if "approvals" not in obj:
+            raise PolicyDocumentError("require_approvals needs approvals", path=path)
+        approvals = _approvals(obj["approvals"], f"{path}.approvals", groups, approvers)
+    elif "approvals" in obj:
+        raise PolicyDocumentError(
+            f"approvals only go with require_approvals, not {action.value}",
+            path=f"{path}.approvals",
+        )
+    return Rule(
+        name=_name(obj["name"], f"{path}.name"),
+        when=_when(obj.get("when", {}), f"{path}.when", groups),
+        action=action,
+        approvals=approvals,
+        description=_text(obj["description"], f"{path}.description")
+        if "description" in obj
+        else "",
+    )
+
+
+def _approver_keys(value: object, path: str) -> dict[str, PublicKey]:
+    if not isinstance(value, Mapping):
+        raise PolicyDocumentError("expected a mapping of member id to key", path=path)
+    out = {}
+    for member, item in value.items():
+        member_name = _name(member, path)
+        item_path = f"{path}.{member_name}"
+        obj = _object(item, item_path, ("algorithm", "public_key"))
+        try:
+            out[member_name] = PublicKey.parse(
+                _name(obj["algorithm"], f"{item_path}.algorithm"),
+                _name(obj["public_key"], f"{item_path}.public_key"),
+                path=item_path,
+            )
+        except ConfigurationKeyError as exc:
+            raise PolicyDocumentError(exc.reason, path=exc.path) from None
+    return out
+
+
+def _groups(value: object, path: str) -> dict[str, frozenset[str]]:
+    if not isinstance(value, Mapping):
+        raise PolicyDocumentError("expected a mapping of group name to members", path=path)
+    return {_name(name, path): _names(members, f"{path}.{name}") for name, members in value.items()}
+
+
+def parse_policy(data: object, *, path: str = "policy") -> Policy:
+    """Build a :class:`Policy` from document data, then check it against the schema.
+
+    Raises:
+        UnknownFieldError: a field the language does not define, with its path.
+        SchemaViolationError: the published JSON Schema rejects the document.
+        PolicyDocumentError: anything else malformed or inconsistent (unknown group,
+            duplicate rule name, an approval group without enough approver keys).
+    """
+    obj = _object(
+        data,
+        path,
+        ("format", "version", "reference_currency", "rules"),
+        ("description", "approvers", "groups"),
+    )
+    if obj["format"] != POLICY_FORMAT:
+        raise PolicyDocumentError(f"expected format {POLICY_FORMAT!r}", path=f"{path}.format")
+    version = _positive_int(obj["version"], f"{path}.version")
+    currency = _name(obj["reference_currency"], f"{path}.reference_currency")
+    approvers = _approver_keys(obj.get("approvers", {}), f"{path}.approvers")
+    groups = _groups(obj.get("groups", {}), f"{path}.groups")
+    rules_value = obj["rules"]
+    if not isinstance(rules_value, list):
+        raise PolicyDocumentError("expected a list of rules", path=f"{path}.rules")
+    rules = tuple(
+        _rule(item, f"{path}.rules[{i}]", groups, approvers) for i, item in enumerate(rules_value)
+    )
+    names: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name in names:
+            raise PolicyDocumentError(f"rule name {rule.name!r} is used twice", path=f"{path}.rules[{i}].name")
+        names.add(rule.name)
+    policy = Policy(
+        version=version,
+        reference_currency=currency,
+        approvers=approvers,
+        groups=groups,
+        rules=rules,
+        description=_text(obj["description"], f"{path}.description") if "description" in obj else "",
+    )
+    _check_schema(data, "policy", path)
+    return policy
+
+
+def parse_address_book(data: object, *, path: str = "address_book") -> AddressBook:
+    """Build an :class:`AddressBook` from document data.
+
+    Raises:
+        UnknownFieldError: a field the format does not define.
+        PolicyDocumentError: a duplicate entry name or address, a whitelist naming an
+            entry that does not exist.
+    """
+    obj = _object(data, path, ("format",), ("entries", "whitelists"))
+    if obj["format"] != ADDRESS_BOOK_FORMAT:
+        raise PolicyDocumentError(f"expected format {ADDRESS_BOOK_FORMAT!r}", path=f"{path}.format")
+    items = obj.get("entries", [])
+    if not isinstance(items, list):
+        raise PolicyDocumentError("expected a list", path=f"{path}.entries")
+    entries = []
+    names: set[str] = set()
+    places: set[tuple[str, str]] = set()
+    for i, item in enumerate(items):
+        item_path = f"{path}.entries[{i}]"
+        entry_obj = _object(item, item_path, ("name", "network", "address"), ("tags",))
+        entry = AddressBookEntry(
+            name=_name(entry_obj["name"], f"{item_path}.name"),
+            network=_name(entry_obj["network"], f"{item_path}.network"),
+            address=_name(entry_obj["address"], f"{item_path}.address"),
+            tags=_names(entry_obj["tags"], f"{item_path}.tags") if "tags" in entry_obj else frozenset(),
+        )
+        place = (entry.network, normalize_address(entry.address))
+        if entry.name in names:
+            raise PolicyDocumentError(f"entry name {entry.name!r} is used twice", path=item_path)
+        if place in places:
+            raise PolicyDocumentError("this address already has an entry", path=item_path)
+        names.add(entry.name)
+        places.add(place)
+        entries.append(entry)
+    lists_value = obj.get("whitelists", {})
+    if not isinstance(lists_value, Mapping):
+        raise PolicyDocumentError("expected a mapping of name to entries", path=f"{path}.whitelists")
+    whitelists = {}
+    for name, members in lists_value.items():
+        list_name = _name(name, f"{path}.whitelists")
+        entry_names = _names(members, f"{path}.whitelists.{list_name}")
+        for entry_name in sorted(entry_names - names):
+            raise PolicyDocumentError(
+                f"no address-book entry named {entry_name!r}", path=f"{path}.whitelists.{list_name}"
+            )
+        whitelists[list_name] = entry_names
+    book = AddressBook(tuple(entries), whitelists)
+    _check_schema(data, "address_book", path)
+    return book
+
+
+def load_policy(text: str, fmt: DocumentFormat = "yaml") -> Policy:
+    """Parse a policy document from YAML or JSON text. Raises as :func:`parse_policy`."""
+    return parse_policy(parse_text(text, fmt))
+
+
+def load_address_book(text: str, fmt: DocumentFormat = "yaml") -> AddressBook:
+    """Parse an address-book document from YAML or JSON text."""
+    return parse_address_book(parse_text(text, fmt))
+
+
+# --- Schema -------------------------------------------------------------------------
+
+
+@cache
+def published_schema() -> dict[str, object]:
+    """The published JSON Schema (draft 2020-12) of policy and address-book documents.
+
+    It is package data read once, like the package's own modules; no other file is
+    read by the policy layer.
+    """
+    text = resources.files("shardvault.policy").joinpath("schema.json").read_text("utf-8")
+    loaded = json.loads(text)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@cache
+def _validator(which: str) -> Callable[[object], list[tuple[str, str]]]:
+    schema = published_schema()
+    target = schema if which == "policy" else {"$ref": f"#/$defs/{which}", "$defs": schema["$defs"]}
+    validator = jsonschema.Draft202012Validator(target)
+
+    def errors(data: object) -> list[tuple[str, str]]:
+        return [(e.json_path, e.message) for e in validator.iter_errors(_plain(data))]
+
+    return errors
+
+
+def _plain(data: object) -> object:
+    """Data as JSON would give it: Decimals become strings or integers for the schema."""
+    if isinstance(data, Mapping):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    if isinstance(data, Decimal):
+        return format(data, "f")
+    return data
+
+
+def _check_schema(data: object, which: str, path: str) -> None:
+    found = _validator(which)(data)
+    if found:
+        where, message = sorted(found)[0]
+        raise SchemaViolationError(message, path=path + where.removeprefix("$"))
+
+
+def schema_errors(data: object, which: Literal["policy", "address_book"] = "policy") -> list[str]:
+    """Every message the published schema gives for ``data`` (for tests and tooling)."""
+    return [f"{where}: {message}" for where, message in _validator(which)(data)]
+
+
+# --- Canonical documents ------------------------------------------------------------
+
+
+def _decimal_text(value: Decimal) -> str:
+    text = format(value.normalize(EXACT), "f")
+    return text
+
+
+def _bounds_doc(bounds: Bounds) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if bounds.over is not None:
+        out["over"] = _decimal_text(bounds.over)
+    if bounds.up_to is not None:
+        out["up_to"] = _decimal_text(bounds.up_to)
+    return out
+
+
+def _clock_text(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _when_doc(when: When) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if when.initiator is not None:
+        init: dict[str, object] = {}
+        for key, items in (
+            ("users", when.initiator.users),
+            ("api_keys", when.initiator.api_keys),
+            ("groups", when.initiator.groups),
+        ):
+            if items:
+                init[key] = sorted(items)
+        out["initiator"] = init
+    if when.operations is not None:
+        out["operation"] = sorted(op.value for op in when.operations)
+    if when.source is not None:
+        src: dict[str, object] = {}
+        for key, items in (
+            ("vaults", when.source.vaults),
+            ("wallets", when.source.wallets),
+            ("tags", when.source.tags),
+        ):
+            if items:
+                src[key] = sorted(items)
+        out["source"] = src
+    if when.destination is not None:
+        d = when.destination
+        dest: dict[str, object] = {}
+        if d.any_destination:
+            dest["any"] = True
+        if d.all_address_book:
+            dest["address_book"] = "*"
+        elif d.address_book:
+            dest["address_book"] = sorted(d.address_book)
+        if d.whitelists:
+            dest["whitelists"] = sorted(d.whitelists)
+        if d.one_time:
+            dest["one_time"] = True
+        if d.contracts:
+            contracts = []
+            for c in d.contracts:
+                item: dict[str, object] = {"address": c.address}
+                if c.network is not None:
+                    item["network"] = c.network
+                if c.selectors is not None:
+                    item["selectors"] = sorted("0x" + s.hex() for s in c.selectors)
+                contracts.append(item)
+            dest["contracts"] = contracts
+        out["destination"] = dest
+    if when.assets is not None:
+        out["asset"] = sorted(when.assets)
+    if when.networks is not None:
+        out["network"] = sorted(when.networks)
+    if when.amount is not None:
+        out["amount"] = _bounds_doc(when.amount)
+    if when.value is not None:
+        out["value"] = _bounds_doc(when.value)
+    if when.time is not None:
+        t = when.time
+        out["time"] = {
+            "days": [WEEKDAYS[d] for d in sorted(t.days)],
+            "from": _clock_text(t.start_minute),
+            "until": _clock_text(t.end_minute),
+            "timezone": t.timezone,
+        }
+    if when.velocity:
+        out["velocity"] = [
+            {
+                "window": f"{v.window_seconds}s",
+                "per": v.per.value,
+                "measure": v.measure.value,
+                **_bounds_doc(v.bounds),
+            }
+            for v in when.velocity
+        ]
+    return out
+
+
+def policy_to_document(policy: Policy) -> dict[str, object]:
+    """The canonical document of ``policy``: sets sorted, decimals normalized, durations
+    in seconds. :func:`parse_policy` reads it back to an equal policy; bundles sign it."""
+    rules = []
+    for rule in policy.rules:
+        item: dict[str, object] = {"name": rule.name}
+        if rule.description:
+            item["description"] = rule.description
+        item["when"] = _when_doc(rule.when)
+        item["action"] = rule.action.value
+        if rule.approvals is not None:
+            item["approvals"] = {
+                "groups": [{"group": g.group, "count": g.count} for g in rule.approvals.groups],
+                "deadline": f"{rule.approvals.deadline_seconds}s",
+            }
+        rules.append(item)
+    doc: dict[str, object] = {
+        "format": POLICY_FORMAT,
+        "version": policy.version,
+        "reference_currency": policy.reference_currency,
+    }
+    if policy.description:
+        doc["description"] = policy.description
+    doc["approvers"] = {
+        member: {"algorithm": key.algorithm.value, "public_key": key.hex()}
+        for member, key in sorted(policy.approvers.items())
+    }
+    doc["groups"] = {name: sorted(members) for name, members in sorted(policy.groups.items())}
+    doc["rules"] = rules
+    return doc
+
+
+def address_book_to_document(book: AddressBook) -> dict[str, object]:
+    """The canonical document of ``book``; bundles sign it."""
+    entries = []
+    for entry in sorted(book.entries, key=lambda e: e.name):
+        item: dict[str, object] = {
+            "name": entry.name,
+            "network": entry.network,
+            "address": entry.address,
+        }
+        if entry.tags:
+            item["tags"] = sorted(entry.tags)
+        entries.append(item)
+    return {
+        "format": ADDRESS_BOOK_FORMAT,
+        "entries": entries,
+        "whitelists": {name: sorted(names) for name, names in sorted(book.whitelists.items())},
+    }
