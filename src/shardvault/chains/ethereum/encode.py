@@ -82,7 +82,14 @@ def signing_payload(tx: Transaction) -> bytes:
 
 
 def encode_unsigned(tx: Transaction) -> bytes:
-    """Serialise an unsigned transaction for transport; equal to its signing payload."""
+    """Serialise an unsigned transaction for transport.
+
+    Equal to the signing payload, except for a legacy transaction without a chain id:
+    that one is written, as ethereum/tests writes it, as nine fields ending ``0, 0, 0``
+    (chain id 0, no signature) so that the form stays distinct from a signed one.
+    """
+    if isinstance(tx, LegacyTransaction) and tx.chain_id is None:
+        return bytes(rlp.encode([*_fields(tx), 0, 0, 0]))
     return signing_payload(tx)
 
 

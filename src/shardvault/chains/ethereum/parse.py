@@ -2,7 +2,8 @@
 
 Accepts every form :mod:`.encode` produces: EIP-2718 typed envelopes 0x01 (EIP-2930) and
 0x02 (EIP-1559) with or without ``[yParity, r, s]``, and legacy RLP lists of six fields
-(unsigned, pre-EIP-155), nine fields ending ``chainId, 0, 0`` (unsigned, EIP-155) or nine
+(unsigned, pre-EIP-155), nine fields ending ``chainId, 0, 0`` (unsigned, EIP-155; chain
+id 0 meaning pre-EIP-155) or nine
 fields ending ``v, r, s`` (signed). Parsing is strict: integers must be minimal big-endian,
 the encoding must be canonical, every field must be in range, and a signature must be
 low-s (EIP-2). Only :class:`~shardvault.chains.errors.ChainError` subclasses escape.
@@ -118,8 +119,10 @@ def _parse_legacy(items: list[_RlpValue]) -> ParsedTransaction:
     r = _uint(items[7], "r")
     s = _uint(items[8], "s")
     if r == 0 and s == 0:
-        # EIP-155 signing form: (chainId, 0, 0) in place of (v, r, s).
-        return LegacyTransaction(v_or_chain, nonce, gas_price, gas_limit, to, value, data)
+        # EIP-155 signing form: (chainId, 0, 0) in place of (v, r, s); chain id 0 marks
+        # an unsigned pre-EIP-155 transaction, as ethereum/tests writes them.
+        chain = v_or_chain if v_or_chain != 0 else None
+        return LegacyTransaction(chain, nonce, gas_price, gas_limit, to, value, data)
     if v_or_chain in (27, 28):
         chain_id: int | None = None
     elif v_or_chain >= 37:
