@@ -1,0 +1,171 @@
+"""P2WPKH and P2TR key-path spends, end to end, checked by verifiers written by others.
+
+Each spend is built as a PSBT by shardvault (create, update), signed with a TEST-ONLY key
+by coincurve over the sighash shardvault computed, attached through shardvault's Signer
+(which verifies it), finalized and extracted by shardvault. Then:
+
+* python-bitcointx's script interpreter ``VerifyScript`` runs the P2WPKH input (BIP143
+  sighash recomputed by bitcointx). bitcointx's interpreter treats every witness v1
+  program as "anyone can spend" (it has no taproot rules), so for P2TR we recompute the
+  BIP341 sighash with bitcointx's ``SignatureHashSchnorr`` and verify the BIP340
+  signature against the output key with bitcointx's ``XOnlyPubKey.verify_schnorr``.
+* bitcoinjs-lib (npm, CI installs it) runs ``validateSignaturesOfInput`` on the signed
+  PSBT, then finalizes and extracts with its own code; its txid and raw hex must equal ours.
+"""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from bitcointx import select_chain_params
+from bitcointx.core import CMutableTransaction, CTransaction, CTxOut
+from bitcointx.core.key import XOnlyPubKey
+from bitcointx.core.script import CScript, CScriptWitness, SignatureHashSchnorr
+from bitcointx.core.scripteval import (
+    SCRIPT_VERIFY_P2SH,
+    SCRIPT_VERIFY_WITNESS,
+    VerifyScript,
+    VerifyScriptError,
+)
+
+from shardvault.chains.bitcoin import (
+    Psbt,
+    Transaction,
+    extract_transaction,
+    finalize,
+    input_sighash,
+    parse_psbt,
+)
+from shardvault.chains.errors import SignatureAssemblyError
+
+from .helpers import REPO_ROOT, p2tr_spend, p2wpkh_spend, sign_p2tr, sign_p2wpkh
+
+NODE_SCRIPT = REPO_ROOT / "tests" / "chains" / "bitcoin" / "verify_psbt.cjs"
+
+
+@pytest.fixture(autouse=True)
+def _regtest() -> None:
+    select_chain_params("bitcoin/regtest")
+
+
+def _bitcointx_tx(tx: Transaction) -> CTransaction:
+    return CTransaction.deserialize(tx.serialize())
+
+
+def _run_bitcoinjs(psbt: Psbt) -> dict[str, object]:
+    if not (REPO_ROOT / "node_modules" / "bitcoinjs-lib").is_dir():
+        pytest.skip("node_modules is absent: run `npm install` (CI does)")
+    node = shutil.which("node")
+    assert node is not None, "node is required once node_modules exists"
+    result = subprocess.run(
+        [node, str(NODE_SCRIPT)],
+        input=json.dumps({"psbt": psbt.to_base64()}),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    out: dict[str, object] = json.loads(result.stdout)
+    return out
+
+
+def test_p2wpkh_spend_accepted_by_bitcointx_script_interpreter() -> None:
+    psbt, key = p2wpkh_spend()
+    signed = sign_p2wpkh(psbt, 0, key)
+    tx = extract_transaction(finalize(signed))
+    spent = signed.spent_output(0)
+    assert spent is not None
+    ctx = _bitcointx_tx(tx)
+    flags = {SCRIPT_VERIFY_P2SH, SCRIPT_VERIFY_WITNESS}
+    VerifyScript(
+        CScript(),
+        CScript(spent.script_pubkey),
+        ctx,
+        0,
+        flags=flags,
+        amount=spent.value,
+        witness=CScriptWitness(list(tx.inputs[0].witness)),
+    )
+    # The same witness must fail for any other amount: the BIP143 sighash commits to it.
+    with pytest.raises(VerifyScriptError):
+        VerifyScript(
+            CScript(),
+            CScript(spent.script_pubkey),
+            ctx,
+            0,
+            flags=flags,
+            amount=spent.value + 1,
+            witness=CScriptWitness(list(tx.inputs[0].witness)),
+        )
+    # bitcointx re-parses our serialization to the same txid and wtxid.
+    assert ctx.GetTxid()[::-1].hex() == tx.txid_hex
+    assert ctx.serialize() == tx.serialize()
+
+
+def test_p2tr_key_path_spend_checked_by_bitcointx() -> None:
+    psbt, key = p2tr_spend()
+    signed = sign_p2tr(psbt, 0, key)
+    tx = extract_transaction(finalize(signed))
+    spent = signed.spent_output(0)
+    assert spent is not None
+    ctx = _bitcointx_tx(tx)
+    theirs = SignatureHashSchnorr(ctx, 0, [CTxOut(spent.value, CScript(spent.script_pubkey))])
+    assert theirs == input_sighash(psbt, 0)
+    (signature,) = tx.inputs[0].witness
+    assert len(signature) == 64
+    output_key = XOnlyPubKey(spent.script_pubkey[2:])
+    assert output_key.verify_schnorr(theirs, signature)
+    assert not output_key.verify_schnorr(theirs, signature[:-1] + bytes([signature[-1] ^ 1]))
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("kind", ["p2wpkh", "p2tr"])
+def test_spend_accepted_by_bitcoinjs(kind: str) -> None:
+    if kind == "p2wpkh":
+        psbt, key = p2wpkh_spend()
+        signed = sign_p2wpkh(psbt, 0, key)
+    else:
+        psbt, key = p2tr_spend()
+        signed = sign_p2tr(psbt, 0, key)
+    result = _run_bitcoinjs(signed)
+    assert result["valid"] == [True]
+    ours = extract_transaction(finalize(signed))
+    assert result["txid"] == ours.txid_hex
+    assert result["hex"] == ours.serialize().hex()
+
+
+@pytest.mark.node
+def test_bitcoinjs_rejects_a_tampered_signature() -> None:
+    psbt, key = p2wpkh_spend()
+    signed = sign_p2wpkh(psbt, 0, key)
+    raw = bytearray(signed.serialize())
+    sig = signed.inputs[0].partial_sigs[0][1]
+    at = bytes(raw).index(sig) + 10
+    raw[at] ^= 0x01
+    tampered = parse_psbt(bytes(raw))
+    assert _run_bitcoinjs(tampered)["valid"] == [False]
+
+
+def test_signer_refuses_signature_over_another_digest() -> None:
+    psbt, key = p2wpkh_spend()
+    other, _ = p2wpkh_spend(send=80_000)
+    bad = key.sign(input_sighash(other, 0), hasher=None) + b"\x01"
+    from shardvault.chains.bitcoin import add_ecdsa_signature
+
+    with pytest.raises(SignatureAssemblyError) as exc:
+        add_ecdsa_signature(psbt, 0, key.public_key.format(), bad)
+    assert exc.value.field == "inputs[0].partial_sig"
+
+
+def test_round_trip_of_the_signed_psbt_and_transaction() -> None:
+    psbt, key = p2tr_spend()
+    signed = sign_p2tr(psbt, 0, key)
+    assert parse_psbt(signed.serialize()) == signed
+    final = finalize(signed)
+    # BIP174 Finalizer: only the UTXO and final fields remain.
+    assert [r.key_type for r in final.input_maps[0]] == [0x01, 0x08]
+    tx = extract_transaction(final)
+    assert tx.vsize() == 111
+    assert signed.fee() == 50_000
