@@ -26,9 +26,19 @@ cli.add_command(attestation.group)
 
 
 def main() -> None:
-    """Run the command line; exit codes: 0 success, 1 refused input, 2 usage error."""
-    cli(prog_name="shardvault")
-    sys.exit(0)
+    """Run the command line; exit codes: 0 success, 1 refused input, 2 usage error.
+
+    Errors, click's usage errors included, are reported as one line on stderr.
+    """
+    try:
+        result = cli.main(prog_name="shardvault", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":
