@@ -15,6 +15,17 @@ from shardvault.policy.approvals import (
     tally,
     verify_approval,
 )
+from shardvault.policy.bundle import (
+    Admin,
+    AdminSet,
+    BundleChain,
+    BundleSignature,
+    PolicyBundle,
+    new_bundle,
+    parse_admin_set,
+    parse_bundle,
+    verify_bundle_signatures,
+)
 from shardvault.policy.context import EvaluationContext, History, parse_context, parse_prices
 from shardvault.policy.errors import (
     ApprovalError,
@@ -64,6 +75,7 @@ from shardvault.policy.model import (
     Rule,
     Scope,
 )
+from shardvault.policy.replay import ReplayItem, ReplayReport, dry_run, replay
 from shardvault.policy.request import (
     PastTransaction,
     TransactionRequest,
@@ -75,6 +87,8 @@ from shardvault.policy.request import (
 __all__ = [
     "AddressBook",
     "AddressBookEntry",
+    "Admin",
+    "AdminSet",
     "ApprovalError",
     "ApprovalForAnotherPolicyError",
     "ApprovalForAnotherTransactionError",
@@ -84,7 +98,9 @@ __all__ = [
     "BadApprovalSignatureError",
     "BadBundleSignatureError",
     "BrokenChainError",
+    "BundleChain",
     "BundleError",
+    "BundleSignature",
     "Check",
     "ConfigurationKeyError",
     "ContextError",
@@ -102,10 +118,13 @@ __all__ = [
     "Outcome",
     "PastTransaction",
     "Policy",
+    "PolicyBundle",
     "PolicyDocumentError",
     "PolicyError",
     "PublicKey",
     "QuorumNotMetError",
+    "ReplayItem",
+    "ReplayReport",
     "ReplayedBundleError",
     "RequestError",
     "Rule",
@@ -121,11 +140,15 @@ __all__ = [
     "address_book_to_document",
     "approval_message",
     "approval_to_json",
+    "dry_run",
     "evaluate",
     "load_address_book",
     "load_policy",
+    "new_bundle",
     "parse_address_book",
+    "parse_admin_set",
     "parse_approval",
+    "parse_bundle",
     "parse_context",
     "parse_history",
     "parse_policy",
@@ -134,8 +157,10 @@ __all__ = [
     "parse_text",
     "policy_to_document",
     "published_schema",
+    "replay",
     "request_to_json",
     "schema_errors",
     "tally",
     "verify_approval",
+    "verify_bundle_signatures",
 ]

@@ -108,7 +108,9 @@ def parse_approval(data: object, path: str = "approval") -> SignedApproval:
     version = data["policy_version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise RequestError("expected a positive integer", path=f"{path}.policy_version")
-    return SignedApproval(approver, digest, verdict, version, _hex(data["signature"], f"{path}.signature"))
+    return SignedApproval(
+        approver, digest, verdict, version, _hex(data["signature"], f"{path}.signature")
+    )
 
 
 def _hex(value: object, path: str) -> bytes:

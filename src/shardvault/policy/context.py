@@ -229,7 +229,7 @@ def parse_context(
         ContextError: a missing or unknown field, a bad timestamp or price.
         PolicyDocumentError: a malformed address book.
     """
-    from shardvault.policy.load import parse_address_book  # noqa: PLC0415 - avoids a cycle
+    from shardvault.policy.load import parse_address_book
 
     if not isinstance(data, Mapping):
         raise ContextError("expected an object", path=path)

@@ -326,12 +326,17 @@ class _Evaluator:
 
     def check_velocity(self, cond: VelocityCondition) -> Check:
         outcome, total, note = self.velocity_total(cond)
-        label = f"velocity {cond.measure.value} per {cond.per.value} in {_duration(cond.window_seconds)}"
+        window = _duration(cond.window_seconds)
+        label = f"velocity {cond.measure.value} per {cond.per.value} in {window}"
         if outcome is _UNKNOWN:
             return Check(label, _UNKNOWN, f"{note}: failing closed")
         outcome = _MATCH if cond.bounds.contains(total) else _MISS
         verb = "is" if outcome is _MATCH else "is not"
-        return Check(label, outcome, f"{_show(total)}{note} with this request {verb} {cond.bounds.describe()}")
+        return Check(
+            label,
+            outcome,
+            f"{_show(total)}{note} with this request {verb} {cond.bounds.describe()}",
+        )
 
     def velocity_total(self, cond: VelocityCondition) -> tuple[Outcome, Decimal | int, str]:
         """The aggregate of ``cond``'s window including this request, memoized: rules

@@ -39,7 +39,7 @@ class KeyAlgorithm(StrEnum):
     P256 = "p256"
 
 
-class SignatureCheckFailed(Exception):  # noqa: N818
+class SignatureCheckFailed(Exception):
     """Internal signal that a well-formed signature does not verify.
 
     Callers turn it into the typed error of their context (a bundle or an approval);

@@ -120,9 +120,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[object,
                 f"line {key_node.start_mark.line + 1}: mapping keys are strings"
             )
         if key in out:
-            raise PolicyDocumentError(
-                f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"
-            )
+            raise PolicyDocumentError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
         out[key] = loader.construct_object(value_node, deep=True)
     return out
 
@@ -206,7 +204,9 @@ def _object(
 
 def _name(value: object, path: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 200:
-        raise PolicyDocumentError("expected a non-empty string of at most 200 characters", path=path)
+        raise PolicyDocumentError(
+            "expected a non-empty string of at most 200 characters", path=path
+        )
     return value
 
 
@@ -254,7 +254,7 @@ def _decimal(value: object, path: str) -> Decimal:
         except (InvalidOperation, ArithmeticError):  # pragma: no cover - regex bounds it
             raise PolicyDocumentError("not a decimal number", path=path) from None
     else:
-        raise PolicyDocumentError("expected a decimal number such as \"12.5\"", path=path)
+        raise PolicyDocumentError('expected a decimal number such as "12.5"', path=path)
     if not result.is_finite() or result < 0:
         raise PolicyDocumentError("expected a finite, non-negative number", path=path)
     if len(result.as_tuple().digits) > _MAX_LIMIT_DIGITS:
@@ -285,7 +285,9 @@ def _bounds(obj: Mapping[str, object], path: str) -> Bounds:
 # --- Policy documents ---------------------------------------------------------------
 
 
-def _initiator(value: object, path: str, groups: Mapping[str, frozenset[str]]) -> InitiatorCondition:
+def _initiator(
+    value: object, path: str, groups: Mapping[str, frozenset[str]]
+) -> InitiatorCondition:
     obj = _object(value, path, (), ("users", "api_keys", "groups"))
     if not obj:
         raise PolicyDocumentError("name users, api_keys or groups", path=path)
@@ -337,13 +339,13 @@ def _contract(value: object, path: str) -> ContractTarget:
                 )
         selectors = frozenset(bytes.fromhex(item[2:]) for item in items)
     network = _name(obj["network"], f"{path}.network") if "network" in obj else None
-    return ContractTarget(normalize_address(_name(obj["address"], f"{path}.address")), network, selectors)
+    return ContractTarget(
+        normalize_address(_name(obj["address"], f"{path}.address")), network, selectors
+    )
 
 
 def _destination(value: object, path: str) -> DestinationCondition:
-    obj = _object(
-        value, path, (), ("any", "address_book", "whitelists", "one_time", "contracts")
-    )
+    obj = _object(value, path, (), ("any", "address_book", "whitelists", "one_time", "contracts"))
     if not obj:
         raise PolicyDocumentError(
             "name any, address_book, whitelists, one_time or contracts", path=path
@@ -428,7 +430,9 @@ def _velocity(value: object, path: str) -> tuple[VelocityCondition, ...]:
             for end in (bounds.over, bounds.up_to):
                 if end is not None and end != end.to_integral_value():
                     raise PolicyDocumentError("a count limit is a whole number", path=item_path)
-        out.append(VelocityCondition(_duration(obj["window"], f"{item_path}.window"), per, measure, bounds))
+        out.append(
+            VelocityCondition(_duration(obj["window"], f"{item_path}.window"), per, measure, bounds)
+        )
     return tuple(out)
 
 
@@ -451,7 +455,9 @@ def _when(value: object, path: str, groups: Mapping[str, frozenset[str]]) -> Whe
     assets = _names(obj["asset"], f"{path}.asset") if "asset" in obj else None
     amount = None
     if "amount" in obj:
-        amount = _bounds(_object(obj["amount"], f"{path}.amount", (), ("over", "up_to")), f"{path}.amount")
+        amount = _bounds(
+            _object(obj["amount"], f"{path}.amount", (), ("over", "up_to")), f"{path}.amount"
+        )
     value_bounds = None
     if "value" in obj:
         value_bounds = _bounds(
@@ -606,7 +612,9 @@ def parse_policy(data: object, *, path: str = "policy") -> Policy:
     names: set[str] = set()
     for i, rule in enumerate(rules):
         if rule.name in names:
-            raise PolicyDocumentError(f"rule name {rule.name!r} is used twice", path=f"{path}.rules[{i}].name")
+            raise PolicyDocumentError(
+                f"rule name {rule.name!r} is used twice", path=f"{path}.rules[{i}].name"
+            )
         names.add(rule.name)
     policy = Policy(
         version=version,
@@ -614,7 +622,9 @@ def parse_policy(data: object, *, path: str = "policy") -> Policy:
         approvers=approvers,
         groups=groups,
         rules=rules,
-        description=_text(obj["description"], f"{path}.description") if "description" in obj else "",
+        description=_text(obj["description"], f"{path}.description")
+        if "description" in obj
+        else "",
     )
     _check_schema(data, "policy", path)
     return policy
@@ -644,7 +654,9 @@ def parse_address_book(data: object, *, path: str = "address_book") -> AddressBo
             name=_name(entry_obj["name"], f"{item_path}.name"),
             network=_name(entry_obj["network"], f"{item_path}.network"),
             address=_name(entry_obj["address"], f"{item_path}.address"),
-            tags=_names(entry_obj["tags"], f"{item_path}.tags") if "tags" in entry_obj else frozenset(),
+            tags=_names(entry_obj["tags"], f"{item_path}.tags")
+            if "tags" in entry_obj
+            else frozenset(),
         )
         place = (entry.network, normalize_address(entry.address))
         if entry.name in names:
@@ -656,7 +668,9 @@ def parse_address_book(data: object, *, path: str = "address_book") -> AddressBo
         entries.append(entry)
     lists_value = obj.get("whitelists", {})
     if not isinstance(lists_value, Mapping):
-        raise PolicyDocumentError("expected a mapping of name to entries", path=f"{path}.whitelists")
+        raise PolicyDocumentError(
+            "expected a mapping of name to entries", path=f"{path}.whitelists"
+        )
     whitelists = {}
     for name, members in lists_value.items():
         list_name = _name(name, f"{path}.whitelists")

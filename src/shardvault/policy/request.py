@@ -202,9 +202,7 @@ def parse_request(data: object, path: str = "request") -> TransactionRequest:
     tags_value = src.get("tags", [])
     if not isinstance(tags_value, list):
         raise RequestError("expected a list of strings", path=f"{path}.source.tags")
-    tags = frozenset(
-        _string(tag, f"{path}.source.tags[{i}]") for i, tag in enumerate(tags_value)
-    )
+    tags = frozenset(_string(tag, f"{path}.source.tags[{i}]") for i, tag in enumerate(tags_value))
     wallet_value = src.get("wallet")
     source = Source(
         vault=_string(src["vault"], f"{path}.source.vault"),
