@@ -1,0 +1,86 @@
+"""Every party of a CGGMP21 ceremony in one process, passing messages in memory.
+
+What the local ceremony tool, the tests and the benchmarks run: the same round objects a
+co-signer runs over the network, with delivery done by list filtering. Each party's
+secrets stay in its own round objects; nothing here adds shares together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shardvault.crypto.errors import MisuseError
+from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput, KeygenRound1
+from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+from shardvault.crypto.protocols.cggmp21.presign import Presignature, PresignRound1
+from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
+from shardvault.crypto.rng import RandomSource
+
+
+def _to(messages: Sequence[object], party: int) -> list[object]:
+    return [m for m in messages if m.header.recipient == party]  # type: ignore[attr-defined]
+
+
+def _from_others(messages: Sequence[object], party: int) -> list[object]:
+    return [m for m in messages if m.header.sender != party]  # type: ignore[attr-defined]
+
+
+def run_keygen(
+    min_signers: int, max_signers: int, rng: RandomSource, *, session: bytes | None = None
+) -> list[KeygenOutput]:
+    """Key generation for parties ``1..max_signers``; their outputs in order.
+
+    Raises:
+        MisuseError: thresholds out of range.
+    """
+    if not 1 <= min_signers <= max_signers:
+        raise MisuseError("thresholds must satisfy 1 <= min_signers <= max_signers")
+    parties = list(range(1, max_signers + 1))
+    sid = session if session is not None else rng(32)
+    r1 = {p: KeygenRound1(p, min_signers, parties, sid, rng) for p in parties}
+    b1 = [r.message for r in r1.values()]
+    step2 = {p: r1[p].next(_from_others(b1, p)) for p in parties}  # type: ignore[arg-type]
+    b2 = [step2[p][1] for p in parties]
+    shares = [m for p in parties for m in step2[p][2]]
+    step3 = {
+        p: step2[p][0].next(_from_others(b2, p), _to(shares, p))  # type: ignore[arg-type]
+        for p in parties
+    }
+    b3 = [step3[p][1] for p in parties]
+    return [step3[p][0].finish(_from_others(b3, p)) for p in parties]  # type: ignore[arg-type]
+
+
+def run_presign(
+    keys: Sequence[KeyShare], rng: RandomSource, *, session: bytes | None = None
+) -> list[Presignature]:
+    """Presigning among the holders of ``keys``; their presignatures in the same order."""
+    signers = [k.party for k in keys]
+    sid = session if session is not None else rng(32)
+    r1 = [PresignRound1(k, signers, sid, rng) for k in keys]
+    b1 = [r.message for r in r1]
+    p1 = [m for r in r1 for m in r.proofs]
+    step2 = [
+        r.next(_from_others(b1, k.party), _to(p1, k.party)) for r, k in zip(r1, keys, strict=True)
+    ]  # type: ignore[arg-type]
+    d2 = [m for _, out in step2 for m in out]
+    step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]  # type: ignore[arg-type]
+    d3 = [m for _, out in step3 for m in out]
+    return [r.finish(_to(d3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
+
+
+def run_sign(
+    keys: Sequence[KeyShare],
+    presignatures: Sequence[Presignature],
+    digest: bytes,
+    rng: RandomSource,
+    *,
+    session: bytes | None = None,
+) -> EcdsaSignature:
+    """Online signing: every signer checks every share; all must agree on the signature."""
+    sid = session if session is not None else rng(32)
+    rounds = [SignRound(k, p, digest, sid) for k, p in zip(keys, presignatures, strict=True)]
+    shares = [r.message for r in rounds]
+    results = {r.finish(_from_others(shares, k.party)) for r, k in zip(rounds, keys, strict=True)}  # type: ignore[arg-type]
+    if len(results) != 1:  # pragma: no cover - combination is deterministic
+        raise MisuseError("signers combined different signatures")
+    return results.pop()

@@ -1,0 +1,173 @@
+"""Wire messages of CGGMP21 key generation, key refresh, presigning and signing.
+
+Source: CGGMP21 (ePrint 2021/060): Figure 5 (key generation), Figure 6 (key refresh), Figure 7
+(presigning) and Figure 8 (signing); the round numbers below are the paper's.
+
+Each message is a frozen dataclass: a :class:`~shardvault.crypto.protocols.common.Header`
+(protocol, version, session, round, sender, recipient) and a payload whose field set is
+fixed per message type. Decoding checks the structure only (canonical CBOR, exactly the
+expected fields); the receiving round validates the content, so that it can name the
+sender when something is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from shardvault.crypto.protocols.common import Header, WireValue, decode_wire, encode_wire
+
+KEYGEN_PROTOCOL = "cggmp21/keygen"
+"""Protocol name of key-generation messages."""
+
+REFRESH_PROTOCOL = "cggmp21/refresh"
+"""Protocol name of key-refresh messages."""
+
+PRESIGN_PROTOCOL = "cggmp21/presign"
+"""Protocol name of presigning messages."""
+
+SIGN_PROTOCOL = "cggmp21/sign"
+"""Protocol name of online-signing messages."""
+
+_HEADER_FIELDS = ("protocol", "version", "session_id", "round", "sender", "recipient")
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    header: Header
+    payload: Mapping[str, WireValue]
+
+    fields: ClassVar[tuple[str, ...]] = ()
+    secret: ClassVar[bool] = False
+
+    def to_bytes(self) -> bytes:
+        """The canonical wire encoding."""
+        return encode_wire({**self.header.to_wire(), **self.payload})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode a message of this type.
+
+        Raises:
+            EncodingError: not canonical CBOR, or unknown or missing fields.
+        """
+        decoded = decode_wire(data, _HEADER_FIELDS + cls.fields)
+        header = Header.from_wire(decoded)
+        return cls(header, {name: decoded[name] for name in cls.fields})
+
+    def __repr__(self) -> str:
+        shown = "<redacted>" if self.secret else sorted(self.payload)
+        return f"{type(self).__name__}({self.header!r}, {shown})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class KeygenRound1Message(_Message):
+    """Figure 5, round 1 (broadcast): the hash commitment ``V_i``."""
+
+    fields: ClassVar[tuple[str, ...]] = ("commitment",)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class KeygenRound2Message(_Message):
+    """Figure 5, round 2 (broadcast): the decommitment ``(rid_i, F_i, A_i, u_i)`` and the
+    echo of every round-1 commitment this party received."""
+
+    fields: ClassVar[tuple[str, ...]] = ("rid", "vss", "schnorr_commitment", "salt", "echo")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class KeygenShareMessage(_Message):
+    """Figure 5 (threshold variant), round 2 (direct): the share ``f_i(j)``.
+
+    Security: secret; the transport encrypts direct messages to their recipient.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ("share",)
+    secret: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class KeygenRound3Message(_Message):
+    """Figure 5, round 3 (broadcast): the Schnorr response ``ψ_i``."""
+
+    fields: ClassVar[tuple[str, ...]] = ("schnorr_response",)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RefreshRound1Message(_Message):
+    """Figure 6, round 1 (broadcast): the hash commitment ``V_i``, bound to the key."""
+
+    fields: ClassVar[tuple[str, ...]] = ("commitment", "key_id", "epoch")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RefreshRound2Message(_Message):
+    """Figure 6, round 2 (broadcast): decommitment of the zero-sharing and the echo."""
+
+    fields: ClassVar[tuple[str, ...]] = ("rid", "vss", "schnorr_commitments", "salt", "echo")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RefreshShareMessage(_Message):
+    """Figure 6, round 2 (direct): the share of the zero-sharing for the recipient.
+
+    Security: secret.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ("share",)
+    secret: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RefreshRound3Message(_Message):
+    """Figure 6, round 3 (broadcast): Schnorr responses for every committed point."""
+
+    fields: ClassVar[tuple[str, ...]] = ("schnorr_responses",)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PresignRound1Message(_Message):
+    """Figure 7, round 1 (broadcast): ``K_i``, ``G_i``, bound to key, epoch and signers."""
+
+    fields: ClassVar[tuple[str, ...]] = ("key_id", "epoch", "K", "G")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PresignRound1ProofMessage(_Message):
+    """Figure 7, round 1 (direct): ``ψ^0_{j,i}``, Πenc for ``K_i`` under ``P_j``'s setup."""
+
+    fields: ClassVar[tuple[str, ...]] = ("enc_proof",)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PresignRound2Message(_Message):
+    """Figure 7, round 2 (direct): ``Γ_i``, ``D_{j,i}``, ``F_{j,i}``, ``D̂_{j,i}``,
+    ``F̂_{j,i}``, the proofs ``ψ``, ``ψ̂`` (Πaff-g) and ``ψ'`` (Πlog*), and the echo of
+    every round-1 broadcast."""
+
+    fields: ClassVar[tuple[str, ...]] = (
+        "Gamma",
+        "D",
+        "F",
+        "D_hat",
+        "F_hat",
+        "aff_g_proof",
+        "aff_g_hat_proof",
+        "log_star_proof",
+        "echo",
+    )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PresignRound3Message(_Message):
+    """Figure 7, round 3 (direct): ``δ_i``, ``Δ_i``, ``S_i = χ_i·Γ`` and ``ψ''`` (Πlog*)."""
+
+    fields: ClassVar[tuple[str, ...]] = ("delta", "Delta", "S", "log_star_proof")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SignatureShareMessage(_Message):
+    """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature."""
+
+    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma")

@@ -1,0 +1,581 @@
+"""CGGMP21 presigning (three rounds, Πenc, Πaff-g, Πlog*) as sans-I/O round objects.
+
+Source: CGGMP21 (ePrint 2021/060), the three-round "Presigning" protocol (Figure 7 of the
+revisions with Πenc/Πaff-g/Πlog*), for a signer set ``S`` of a ``t``-of-``n`` key: each
+signer uses its additive share ``w_i = λ_i·x_i`` and the public ``W_j = λ_j·X_j`` in place of
+the paper's ``x_i``/``X_j`` (LFDT-Lockness/cggmp21 specification, threshold signing).
+
+Round 1. ``k_i, γ_i ← F_q``; ``K_i = enc_i(k_i; ρ_i)``, ``G_i = enc_i(γ_i; ν_i)``; broadcast
+  ``(K_i, G_i)`` (bound to the key id and epoch) and send ``ψ^0_{j,i}`` (Πenc for ``K_i``
+  under ``P_j``'s ring-Pedersen setup) to each ``P_j``.
+Round 2. Verify ``ψ^0_{i,j}``. ``Γ_i = γ_i·G``; for each ``j``, ``β, β̂ ← ±2^ℓ'`` and
+  ``D_{j,i} = γ_i ⊙ K_j ⊕ enc_j(β)``, ``F_{j,i} = enc_i(β)``, ``D̂_{j,i} = w_i ⊙ K_j ⊕ enc_j(β̂)``,
+  ``F̂_{j,i} = enc_i(β̂)``, with Πaff-g proofs ``ψ``, ``ψ̂`` and Πlog* ``ψ'`` for ``(G_i, Γ_i)``.
+  The message also echoes every round-1 broadcast.
+Round 3. Verify the echo and ``ψ``, ``ψ̂``, ``ψ'``. ``Γ = Σ Γ_j``, ``Δ_i = k_i·Γ``,
+  ``δ_i = γ_i k_i + Σ_j (α_{i,j} − β_{i,j})``, ``χ_i = w_i k_i + Σ_j (α̂_{i,j} − β̂_{i,j})``
+  (``α = dec_i(D_{i,j})``); send ``(δ_i, Δ_i, S_i = χ_i·Γ, ψ''_{j,i})`` (Πlog* for ``(K_i, Δ_i)``
+  with base ``Γ``).
+Output. Verify ``ψ''``; ``δ = Σ δ_j``; check ``δ·G = Σ Δ_j`` and ``Σ S_j = δ·X``;
+  ``R = δ^{-1}·Γ``. The presignature is ``(R, k_i, χ_i)`` plus every ``(Δ_j, S_j)`` so that
+  each signature share can be checked on its own (``σ_j·Γ = m·Δ_j + r·S_j``).
+
+Every proof binds the session id, the prover, the curve, the key id and epoch, and every
+signer's auxiliary info. Every ciphertext and every proof value is range- and group-checked
+before use. A failed check aborts naming the sender; the party is then terminal.
+
+Known limit: if the final global checks (``δ·G = Σ Δ_j``, ``Σ S_j = δ·X``) fail although
+every proof verified, the paper's identification step (re-proving each ``δ_j`` with Πaff-g*,
+Πmul* and Πdec) is not implemented: the abort then names no culprit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from shardvault.crypto._sampling import random_signed
+from shardvault.crypto.errors import (
+    EncodingError,
+    MisuseError,
+    ProtocolAbort,
+    VerificationError,
+)
+from shardvault.crypto.group import Point, Scalar
+from shardvault.crypto.protocols.cggmp21._common import (
+    check_echo,
+    collect,
+    echo_digest,
+    wire_bytes,
+    wire_bytes_list,
+    wire_int,
+    wire_point,
+)
+from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
+from shardvault.crypto.protocols.cggmp21.messages import (
+    PRESIGN_PROTOCOL,
+    PresignRound1Message,
+    PresignRound1ProofMessage,
+    PresignRound2Message,
+    PresignRound3Message,
+)
+from shardvault.crypto.protocols.common import (
+    WIRE_VERSION,
+    Header,
+    PartyId,
+    SessionId,
+    WireValue,
+    party_set,
+    session_id,
+)
+from shardvault.crypto.rng import RandomSource
+from shardvault.crypto.zk import aff_g, enc, log_star
+from shardvault.crypto.zk.context import ELL_PRIME, CrtExp, ProofContext, check_ciphertext
+
+Q = CURVE.order
+
+
+def _binding(key: KeyShare, signers: tuple[PartyId, ...]) -> bytes:
+    return hashlib.sha256(
+        b"shardvault/cggmp21/presign/binding/v1"
+        + key.key_id
+        + key.epoch.to_bytes(8, "big")
+        + key.aux_binding(signers)
+    ).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """What every presigning round of one party shares (all public, except ``key``)."""
+
+    key: KeyShare
+    signers: tuple[PartyId, ...]
+    session: SessionId
+    binding: bytes
+    crt: CrtExp
+
+    @property
+    def me(self) -> PartyId:
+        return self.key.party
+
+    @property
+    def peers(self) -> tuple[PartyId, ...]:
+        return tuple(p for p in self.signers if p != self.key.party)
+
+    def context(self, prover: int) -> ProofContext:
+        return ProofContext(bytes(self.session), prover, CURVE.name, self.binding)
+
+    def header(self, round_number: int, recipient: PartyId | None) -> Header:
+        return Header(
+            PRESIGN_PROTOCOL, WIRE_VERSION, self.session, round_number, self.me, recipient
+        )
+
+    def collect(
+        self, received: Sequence[object], round_number: int, direct: bool
+    ) -> dict[PartyId, object]:
+        return collect(
+            received,
+            lambda m: m.header,  # type: ignore[attr-defined]
+            protocol=PRESIGN_PROTOCOL,
+            session=self.session,
+            round_number=round_number,
+            parties=self.signers,
+            me=self.me,
+            direct=direct,
+        )
+
+
+class Presignature:
+    """One signer's presignature: ``R``, its ``k_i`` and ``χ_i``, and every ``(Δ_j, S_j)``.
+
+    It is bound to the key (``key_id``, which covers the epoch), the signer set and the
+    session that made it. :meth:`consume` hands the secrets out once; a second use raises
+    :class:`MisuseError`, so a presignature can never sign twice (two signatures with one
+    nonce reveal the key).
+
+    Security: ``k_i`` and ``χ_i`` are secret; ``repr`` hides them.
+    """
+
+    __slots__ = (
+        "Delta",
+        "R",
+        "S",
+        "_secret",
+        "delta",
+        "epoch",
+        "gamma",
+        "key_id",
+        "session",
+        "signers",
+    )
+
+    def __init__(
+        self,
+        *,
+        key_id: bytes,
+        epoch: int,
+        signers: tuple[PartyId, ...],
+        session: SessionId,
+        R: Point,
+        gamma: Point,
+        delta: Scalar,
+        Delta: Mapping[PartyId, Point],
+        S: Mapping[PartyId, Point],
+        k: Scalar,
+        chi: Scalar,
+    ) -> None:
+        self.key_id = key_id
+        self.epoch = epoch
+        self.signers = signers
+        self.session = session
+        self.R = R
+        self.gamma = gamma
+        self.delta = delta
+        self.Delta = dict(Delta)
+        self.S = dict(S)
+        self._secret: tuple[Scalar, Scalar] | None = (k, chi)
+
+    def __repr__(self) -> str:
+        state = "spent" if self._secret is None else "unused"
+        return (
+            f"Presignature(signers={list(self.signers)}, epoch={self.epoch}, {state}, <redacted>)"
+        )
+
+    @property
+    def spent(self) -> bool:
+        """Whether :meth:`consume` already ran."""
+        return self._secret is None
+
+    @property
+    def presignature_id(self) -> bytes:
+        """A public id of this presignature (same at every signer)."""
+        return hashlib.sha256(
+            b"shardvault/cggmp21/presignature-id/v1"
+            + self.session
+            + self.key_id
+            + self.R.to_bytes()
+        ).digest()
+
+    def consume(self) -> tuple[Scalar, Scalar]:
+        """``(k_i, χ_i)``, once.
+
+        Raises:
+            MisuseError: the presignature was already used.
+        """
+        secret = self._secret
+        if secret is None:
+            raise MisuseError("presignature already used: a presignature signs once only")
+        self._secret = None
+        return secret
+
+
+class PresignRound1:
+    """Round 1 of presigning for signer ``key.party``.
+
+    ``message`` is the broadcast ``(K_i, G_i)``; ``proofs`` are the direct Πenc messages.
+
+    Security: holds ``k_i``, ``γ_i`` and their Paillier nonces until :meth:`next`.
+    """
+
+    def __init__(
+        self, key: KeyShare, signers: Sequence[int], session: bytes, rng: RandomSource
+    ) -> None:
+        ids = party_set(signers)
+        key._check_signers(ids)
+        self._s = _Session(key, ids, session_id(session), _binding(key, ids), key.crt())
+        self._rng = rng
+        secret = key.paillier_secret
+        # Figure 7, round 1: k_i, γ_i ← F_q; K_i = enc_i(k_i; ρ_i), G_i = enc_i(γ_i; ν_i).
+        k = CURVE.random_scalar(rng)
+        gamma = CURVE.random_scalar(rng)
+        K, rho = secret.encrypt(k.value, rng)
+        G, nu = secret.encrypt(gamma.value, rng)
+        self._secret: tuple[Scalar, Scalar, int, int] | None = (k, gamma, rho, nu)
+        self._K, self._G = K, G
+        self.message = PresignRound1Message(
+            self._s.header(1, None), {"key_id": key.key_id, "epoch": key.epoch, "K": K, "G": G}
+        )
+        # ψ^0_{j,i}: Πenc for K_i under each peer's ring-Pedersen parameters.
+        me = self._s.context(key.party)
+        self.proofs = [
+            PresignRound1ProofMessage(
+                self._s.header(1, peer),
+                {
+                    "enc_proof": enc.prove(
+                        me, Q, secret, key.aux[peer].ring_pedersen, K, k.value, rho, rng
+                    ).to_wire()
+                },  # type: ignore[dict-item]
+            )
+            for peer in self._s.peers
+        ]
+
+    def __repr__(self) -> str:
+        return f"PresignRound1(party={self._s.me}, <redacted>)"
+
+    def next(
+        self,
+        broadcasts: Sequence[PresignRound1Message],
+        proofs: Sequence[PresignRound1ProofMessage],
+    ) -> tuple[PresignRound2, list[PresignRound2Message]]:
+        """Verify every peer's ``K_j``, ``G_j`` and Πenc; run round 2.
+
+        Raises:
+            MisuseError: this round already ran.
+            TransportError: a message missing or from outside the session.
+            ProtocolAbort: another key or epoch, an out-of-range ciphertext or an invalid
+                Πenc proof; names the sender.
+        """
+        secret = self._secret
+        if secret is None:
+            raise MisuseError("presign round 1 already ran")
+        self._secret = None
+        s = self._s
+        key = s.key
+        by_sender = s.collect(broadcasts, 1, direct=False)
+        proof_by_sender = s.collect(proofs, 1, direct=True)
+        Ks: dict[PartyId, int] = {s.me: self._K}
+        Gs: dict[PartyId, int] = {s.me: self._G}
+        own_setup = key.aux[s.me].ring_pedersen
+        for sender in s.peers:
+            message = by_sender[sender]
+            assert isinstance(message, PresignRound1Message)
+            proof_message = proof_by_sender[sender]
+            assert isinstance(proof_message, PresignRound1ProofMessage)
+            try:
+                payload = message.payload
+                if wire_bytes(payload["key_id"], "key_id", 32) != key.key_id:
+                    raise VerificationError("presigning for another key or signer set")
+                if wire_int(payload["epoch"], "epoch") != key.epoch:
+                    raise VerificationError("presigning at another key epoch (stale share?)")
+                pk = key.aux[sender].paillier
+                K = wire_int(payload["K"], "K")
+                G = wire_int(payload["G"], "G")
+                check_ciphertext(K, pk.n_squared, pk.n, "K")
+                check_ciphertext(G, pk.n_squared, pk.n, "G")
+                proof = enc.EncProof.from_wire(proof_message.payload["enc_proof"])
+                # Figure 7, round 2, step 1: verify ψ^0_{i,j}.
+                enc.verify(s.context(sender), Q, pk, own_setup, K, proof, s.crt)
+            except (EncodingError, VerificationError) as exc:
+                raise ProtocolAbort([sender], f"party {sender}: presign round 1: {exc}") from exc
+            Ks[sender], Gs[sender] = K, G
+        echo = [
+            echo_digest(
+                "presign", [by_sender[p].to_bytes() if p != s.me else self.message.to_bytes()]
+            )  # type: ignore[attr-defined]
+            for p in s.signers
+        ]
+        k, gamma, rho, nu = secret
+        w = key.additive_share(s.signers)
+        Gamma = CURVE.base_multiply(gamma)
+        W = CURVE.base_multiply(w)
+        own = key.paillier_secret
+        rng = self._rng
+        me = s.context(s.me)
+        out: list[PresignRound2Message] = []
+        beta_sum = 0
+        beta_hat_sum = 0
+        for peer in s.peers:
+            pk = key.aux[peer].paillier
+            setup = key.aux[peer].ring_pedersen
+            K_j = Ks[peer]
+            # Figure 7, round 2, step 2: the two affine operations on K_j and their proofs.
+            fields: dict[str, WireValue] = {"Gamma": Gamma.to_bytes(), "echo": echo}  # type: ignore[dict-item]
+            for name, x, X in (("", gamma, Gamma), ("_hat", w, W)):
+                beta = random_signed(ELL_PRIME, rng)
+                masked, s_nonce = pk.encrypt(beta, rng)
+                D = pk.add(pk.scalar_mul(K_j, x.value), masked)
+                F, r_nonce = own.encrypt(beta, rng)
+                proof = aff_g.prove(
+                    me, CURVE, pk, own, setup, K_j, D, F, X, (x.value, beta, s_nonce, r_nonce), rng
+                )
+                fields["D" + name] = D
+                fields["F" + name] = F
+                fields[f"aff_g{name}_proof"] = proof.to_wire()  # type: ignore[assignment]
+                if name:
+                    beta_hat_sum += beta
+                else:
+                    beta_sum += beta
+            # ψ'_{j,i}: Πlog* that G_i encrypts the discrete log of Γ_i.
+            fields["log_star_proof"] = log_star.prove(
+                me, CURVE, own, setup, self._G, Gamma, CURVE.generator(), gamma.value, nu, rng
+            ).to_wire()  # type: ignore[assignment]
+            out.append(PresignRound2Message(s.header(2, peer), fields))
+        round2 = PresignRound2(
+            s,
+            rng=rng,
+            Ks=Ks,
+            Gs=Gs,
+            echo=echo,
+            secret=(k, gamma, w, rho, beta_sum, beta_hat_sum),
+            Gamma=Gamma,
+        )
+        return round2, out
+
+
+class PresignRound2:
+    """Round 2 state of presigning: verifies the affine-operation proofs, runs round 3.
+
+    Security: holds ``k_i``, ``γ_i``, ``w_i``, ``ρ_i`` and the sums of the masks ``β``.
+    """
+
+    def __init__(
+        self,
+        s: _Session,
+        *,
+        rng: RandomSource,
+        Ks: dict[PartyId, int],
+        Gs: dict[PartyId, int],
+        echo: list[bytes],
+        secret: tuple[Scalar, Scalar, Scalar, int, int, int],
+        Gamma: Point,
+    ) -> None:
+        self._s = s
+        self._rng = rng
+        self._Ks = Ks
+        self._Gs = Gs
+        self._echo = echo
+        self._secret: tuple[Scalar, Scalar, Scalar, int, int, int] | None = secret
+        self._Gamma = Gamma
+
+    def __repr__(self) -> str:
+        return f"PresignRound2(party={self._s.me}, <redacted>)"
+
+    def next(
+        self, received: Sequence[PresignRound2Message]
+    ) -> tuple[PresignRound3, list[PresignRound3Message]]:
+        """Verify every peer's ``D``, ``F``, ``D̂``, ``F̂``, Πaff-g, Πaff-g and Πlog*; run round 3.
+
+        Raises:
+            MisuseError: this round already ran.
+            TransportError: a message missing or from outside the session.
+            ProtocolAbort: an echo mismatch, an out-of-range ciphertext or an invalid
+                proof; names the party at fault.
+        """
+        secret = self._secret
+        if secret is None:
+            raise MisuseError("presign round 2 already ran")
+        self._secret = None
+        s = self._s
+        key = s.key
+        by_sender = s.collect(received, 2, direct=True)
+        echoes: dict[PartyId, list[bytes]] = {}
+        for sender, message in by_sender.items():
+            assert isinstance(message, PresignRound2Message)
+            try:
+                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
+            except EncodingError as exc:
+                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
+        check_echo(echoes, self._echo, s.signers, s.me)
+        own = key.paillier_secret
+        own_pk = key.aux[s.me].paillier
+        own_setup = key.aux[s.me].ring_pedersen
+        K_i = self._Ks[s.me]
+        Gammas: dict[PartyId, Point] = {s.me: self._Gamma}
+        alpha_sum = 0
+        alpha_hat_sum = 0
+        for sender in s.peers:
+            message = by_sender[sender]
+            assert isinstance(message, PresignRound2Message)
+            payload = message.payload
+            pk = key.aux[sender].paillier
+            ctx = s.context(sender)
+            try:
+                Gamma_j = wire_point(payload["Gamma"], "Gamma")
+                W_j = key.additive_public_share(sender, s.signers)
+                plain: list[int] = []
+                for name, X in (("", Gamma_j), ("_hat", W_j)):
+                    D = wire_int(payload["D" + name], "D" + name)
+                    F = wire_int(payload["F" + name], "F" + name)
+                    check_ciphertext(D, own_pk.n_squared, own_pk.n, "D" + name)
+                    check_ciphertext(F, pk.n_squared, pk.n, "F" + name)
+                    proof = aff_g.AffGProof.from_wire(CURVE, payload[f"aff_g{name}_proof"])
+                    # Figure 7, round 3, step 1: verify ψ_{i,j} and ψ̂_{i,j}.
+                    aff_g.verify(ctx, CURVE, own_pk, pk, own_setup, K_i, D, F, X, proof, s.crt)
+                    plain.append(own.decrypt(D))
+                proof_log = log_star.LogStarProof.from_wire(CURVE, payload["log_star_proof"])
+                # ψ'_{i,j}: G_j encrypts the discrete log of Γ_j.
+                log_star.verify(
+                    ctx,
+                    CURVE,
+                    pk,
+                    own_setup,
+                    self._Gs[sender],
+                    Gamma_j,
+                    CURVE.generator(),
+                    proof_log,
+                    s.crt,
+                )
+            except (EncodingError, VerificationError) as exc:
+                raise ProtocolAbort([sender], f"party {sender}: presign round 2: {exc}") from exc
+            Gammas[sender] = Gamma_j
+            alpha_sum += plain[0]
+            alpha_hat_sum += plain[1]
+        k, gamma, w, rho, beta_sum, beta_hat_sum = secret
+        # Figure 7, round 3, step 2: Γ, Δ_i, δ_i, χ_i.
+        Gamma = CURVE.sum_points([Gammas[p] for p in s.signers])
+        Delta = Gamma * k
+        delta = gamma * k + (alpha_sum - beta_sum)
+        chi = w * k + (alpha_hat_sum - beta_hat_sum)
+        S_i = Gamma * chi
+        me = s.context(s.me)
+        out = [
+            PresignRound3Message(
+                s.header(3, peer),
+                {
+                    "delta": delta.to_bytes(),
+                    "Delta": Delta.to_bytes(),
+                    "S": S_i.to_bytes(),
+                    # ψ''_{j,i}: Πlog* that K_i encrypts the discrete log of Δ_i to base Γ.
+                    "log_star_proof": log_star.prove(
+                        me,
+                        CURVE,
+                        own,
+                        key.aux[peer].ring_pedersen,
+                        K_i,
+                        Delta,
+                        Gamma,
+                        k.value,
+                        rho,
+                        self._rng,
+                    ).to_wire(),  # type: ignore[dict-item]
+                },
+            )
+            for peer in s.peers
+        ]
+        return PresignRound3(
+            s, Ks=self._Ks, Gamma=Gamma, own=(delta, Delta, S_i), secret=(k, chi)
+        ), out
+
+
+class PresignRound3:
+    """Final state of presigning: verifies ``ψ''`` and the global checks, outputs the
+    presignature.
+
+    Security: holds ``k_i`` and ``χ_i`` until :meth:`finish` moves them into the
+    :class:`Presignature`.
+    """
+
+    def __init__(
+        self,
+        s: _Session,
+        *,
+        Ks: dict[PartyId, int],
+        Gamma: Point,
+        own: tuple[Scalar, Point, Point],
+        secret: tuple[Scalar, Scalar],
+    ) -> None:
+        self._s = s
+        self._Ks = Ks
+        self._Gamma = Gamma
+        self._own = own
+        self._secret: tuple[Scalar, Scalar] | None = secret
+
+    def __repr__(self) -> str:
+        return f"PresignRound3(party={self._s.me}, <redacted>)"
+
+    def finish(self, received: Sequence[PresignRound3Message]) -> Presignature:
+        """Verify every ``(δ_j, Δ_j, S_j, ψ'')`` and return the presignature.
+
+        Raises:
+            MisuseError: this round already finished.
+            TransportError: a message missing or from outside the session.
+            ProtocolAbort: an invalid Πlog* proof or malformed value (names the sender), or
+                failed global checks (no culprit identified; see the module docstring).
+        """
+        secret = self._secret
+        if secret is None:
+            raise MisuseError("presign round 3 already finished")
+        self._secret = None
+        s = self._s
+        key = s.key
+        by_sender = s.collect(received, 3, direct=True)
+        own_setup = key.aux[s.me].ring_pedersen
+        deltas: dict[PartyId, Scalar] = {s.me: self._own[0]}
+        Deltas: dict[PartyId, Point] = {s.me: self._own[1]}
+        Ss: dict[PartyId, Point] = {s.me: self._own[2]}
+        for sender in s.peers:
+            message = by_sender[sender]
+            assert isinstance(message, PresignRound3Message)
+            payload = message.payload
+            try:
+                delta_j = CURVE.decode_scalar(wire_bytes(payload["delta"], "delta", 32))
+                Delta_j = wire_point(payload["Delta"], "Delta")
+                S_j = wire_point(payload["S"], "S")
+                proof = log_star.LogStarProof.from_wire(CURVE, payload["log_star_proof"])
+                # Figure 7, output, step 1: verify ψ''_{i,j}.
+                log_star.verify(
+                    s.context(sender),
+                    CURVE,
+                    key.aux[sender].paillier,
+                    own_setup,
+                    self._Ks[sender],
+                    Delta_j,
+                    self._Gamma,
+                    proof,
+                    s.crt,
+                )
+            except (EncodingError, VerificationError) as exc:
+                raise ProtocolAbort([sender], f"party {sender}: presign round 3: {exc}") from exc
+            deltas[sender], Deltas[sender], Ss[sender] = delta_j, Delta_j, S_j
+        # Figure 7, output, step 2: δ = Σ δ_j and δ·G = Σ Δ_j; then Σ S_j = δ·X.
+        delta = CURVE.scalar(sum(d.value for d in deltas.values()))
+        if delta.is_zero() or CURVE.base_multiply(delta) != CURVE.sum_points(list(Deltas.values())):
+            raise ProtocolAbort([], "presigning check δ·G = ΣΔ_j failed; culprit not identified")
+        if CURVE.sum_points(list(Ss.values())) != key.public_key * delta:
+            raise ProtocolAbort([], "presigning check ΣS_j = δ·X failed; culprit not identified")
+        R = self._Gamma * delta.inverse()
+        k, chi = secret
+        return Presignature(
+            key_id=key.key_id,
+            epoch=key.epoch,
+            signers=s.signers,
+            session=s.session,
+            R=R,
+            gamma=self._Gamma,
+            delta=delta,
+            Delta=Deltas,
+            S=Ss,
+            k=k,
+            chi=chi,
+        )

@@ -1,0 +1,175 @@
+"""CGGMP21 one-round online signing from a presignature, with share verification.
+
+Source: CGGMP21 (ePrint 2021/060), "Signing" (Figure 8 of the revisions with the
+three-round presigning): with presignature ``(R, k_i, χ_i)`` and digest ``m``, each signer
+sends ``σ_i = k_i·m + r·χ_i`` where ``r = R.x mod q``; ``σ = Σ σ_j`` and ``(r, σ)`` is the
+signature. Because presigning published ``Δ_j = k_j·Γ`` (proven by Πlog*) and
+``S_j = χ_j·Γ`` (with ``Σ S_j = δ·X`` checked), each share is checked on its own:
+``σ_j·Γ = m·Δ_j + r·S_j``; a share that fails names its sender (identifiable abort).
+
+The signature is normalised to low ``s`` (BIP62 / EIP-2) and returned with its recovery id
+(the parity of ``R.y``, flipped when ``s`` was negated), so Ethereum's ``v`` follows.
+
+A presignature is consumed when this party's share is made; a failed signature is terminal
+for it and is never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort
+from shardvault.crypto.group import Scalar
+from shardvault.crypto.protocols.cggmp21._common import collect, wire_bytes
+from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
+from shardvault.crypto.protocols.cggmp21.messages import SIGN_PROTOCOL, SignatureShareMessage
+from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, session_id
+
+Q = CURVE.order
+
+
+@dataclass(frozen=True, slots=True)
+class EcdsaSignature:
+    """A low-s ECDSA signature with its recovery id (0 or 1)."""
+
+    r: int
+    s: int
+    recovery_id: int
+
+    def to_bytes(self) -> bytes:
+        """The 65-byte ``r || s || v`` form (``v`` = recovery id 0/1)."""
+        return self.r.to_bytes(32, "big") + self.s.to_bytes(32, "big") + bytes([self.recovery_id])
+
+    def to_der(self) -> bytes:
+        """DER ``SEQUENCE { INTEGER r, INTEGER s }`` (for Bitcoin and coincurve)."""
+
+        def integer(value: int) -> bytes:
+            raw = value.to_bytes((value.bit_length() + 8) // 8, "big")
+            return b"\x02" + bytes([len(raw)]) + raw
+
+        body = integer(self.r) + integer(self.s)
+        return b"\x30" + bytes([len(body)]) + body
+
+
+def digest_scalar(digest: bytes) -> Scalar:
+    """The ECDSA message representative of a 32-byte digest (SEC 1 §4.1.3 step 5).
+
+    Raises:
+        MisuseError: the digest is not 32 bytes.
+    """
+    if len(digest) != 32:
+        raise MisuseError("the digest to sign must be 32 bytes")
+    return CURVE.scalar(int.from_bytes(digest, "big"))
+
+
+class SignRound:
+    """Online signing for one signer: ``message`` is its signature share.
+
+    Constructing it consumes the presignature (refusing a spent one, one of another key,
+    or one from an older epoch). :meth:`finish` checks every peer's share and returns the
+    signature.
+
+    Security: the share ``σ_i`` reveals nothing beyond the signature; the presignature's
+    ``k_i`` and ``χ_i`` are dropped once the share is computed.
+    """
+
+    def __init__(
+        self, key: KeyShare, presignature: Presignature, digest: bytes, session: bytes
+    ) -> None:
+        if presignature.epoch < key.epoch:
+            raise MisuseError("presignature is from an older key epoch (restored backup?)")
+        if presignature.key_id != key.key_id or presignature.epoch != key.epoch:
+            raise MisuseError("presignature belongs to another key")
+        if key.party not in presignature.signers:
+            raise MisuseError("this party did not take part in the presignature")
+        self._key = key
+        self._presignature = presignature
+        self._session = session_id(session)
+        self._m = digest_scalar(digest)
+        self._r = CURVE.scalar(int.from_bytes(CURVE.x_only(presignature.R), "big"))
+        if self._r.is_zero():  # pragma: no cover - probability 2^-256
+            raise MisuseError("presignature has r = 0")
+        k, chi = presignature.consume()
+        # Figure 8, step 1: σ_i = k_i·m + r·χ_i.
+        self._sigma = k * self._m + self._r * chi
+        self._done = False
+        self.message = SignatureShareMessage(
+            Header(SIGN_PROTOCOL, WIRE_VERSION, self._session, 1, key.party, None),
+            {"presignature_id": presignature.presignature_id, "sigma": self._sigma.to_bytes()},
+        )
+
+    def __repr__(self) -> str:
+        return f"SignRound(party={self._key.party}, <redacted>)"
+
+    def finish(self, received: Sequence[SignatureShareMessage]) -> EcdsaSignature:
+        """Check every peer's share and combine them into a low-s signature.
+
+        Raises:
+            MisuseError: this round already finished.
+            TransportError: a share missing or from outside the signer set.
+            ProtocolAbort: a share for another presignature, malformed, or failing
+                ``σ_j·Γ = m·Δ_j + r·S_j``; names the sender.
+        """
+        if self._done:
+            raise MisuseError("signing round already finished")
+        self._done = True
+        pre = self._presignature
+        me = self._key.party
+        by_sender = collect(
+            received,
+            lambda m: m.header,
+            protocol=SIGN_PROTOCOL,
+            session=self._session,
+            round_number=1,
+            parties=pre.signers,
+            me=me,
+            direct=False,
+        )
+        sigma = self._sigma
+        for sender, message in by_sender.items():
+            try:
+                if (
+                    wire_bytes(message.payload["presignature_id"], "presignature_id", 32)
+                    != pre.presignature_id
+                ):
+                    raise ProtocolAbort(
+                        [sender], f"party {sender} signed with another presignature"
+                    )
+                sigma_j = CURVE.decode_scalar(wire_bytes(message.payload["sigma"], "sigma", 32))
+            except EncodingError as exc:
+                raise ProtocolAbort([sender], f"party {sender}: malformed signature share") from exc
+            # Figure 8, step 2 with share verification: σ_j·Γ = m·Δ_j + r·S_j.
+            if pre.gamma * sigma_j != pre.Delta[sender] * self._m + pre.S[sender] * self._r:
+                raise ProtocolAbort([sender], f"party {sender} sent a wrong signature share")
+            sigma = sigma + sigma_j
+        return finalize(self._key, pre, self._m, self._r, sigma)
+
+
+def finalize(
+    key: KeyShare, pre: Presignature, m: Scalar, r: Scalar, sigma: Scalar
+) -> EcdsaSignature:
+    """Normalise ``(r, σ)`` to low ``s``, attach the recovery id and verify it.
+
+    Raises:
+        ProtocolAbort: the signature does not verify (cannot happen once every share did).
+    """
+    s = sigma
+    recovery_id = 0 if CURVE.has_even_y(pre.R) else 1
+    if s.value > Q // 2:
+        s = -s
+        recovery_id ^= 1
+    # ECDSA verification: x(s^-1·(m·G + r·X)) = r.
+    if s.is_zero():
+        raise ProtocolAbort([], "signature has s = 0")
+    w = s.inverse()
+    point = CURVE.base_multiply(m * w) + key.public_key * (r * w)
+    if point.is_identity() or CURVE.scalar(int.from_bytes(CURVE.x_only(point), "big")) != r:
+        raise ProtocolAbort([], "combined signature does not verify")
+    return EcdsaSignature(r.value, s.value, recovery_id)
+
+
+def signer_set(presignature: Presignature) -> tuple[PartyId, ...]:
+    """The signers a presignature was made for."""
+    return presignature.signers
