@@ -106,7 +106,7 @@ class PaillierPublicKey:
         """
         try:
             return int(gmpy2.powmod(c, k, self._nn))
-        except ZeroDivisionError:
+        except (ValueError, ZeroDivisionError):
             raise VerificationError("ciphertext is not invertible modulo N^2") from None
 
     def validate_ciphertext(self, c: int) -> None:

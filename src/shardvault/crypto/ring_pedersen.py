@@ -67,7 +67,7 @@ class RingPedersenParams:
             return int(
                 gmpy2.powmod(self._s, x, self._n) * gmpy2.powmod(self._t, y, self._n) % self._n
             )
-        except ZeroDivisionError:
+        except (ValueError, ZeroDivisionError):
             raise VerificationError("ring-Pedersen base is not invertible") from None
 
     def power(self, base: int, exponent: int) -> int:
@@ -79,7 +79,7 @@ class RingPedersenParams:
         """
         try:
             return int(gmpy2.powmod(base, exponent, self._n))
-        except ZeroDivisionError:
+        except (ValueError, ZeroDivisionError):
             raise VerificationError("value is not invertible modulo N") from None
 
     def to_bytes(self) -> bytes:

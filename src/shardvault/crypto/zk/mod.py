@@ -123,7 +123,7 @@ def prove(
 
     try:
         n_inv_phi = gmpy2.invert(n, phi)
-    except ZeroDivisionError:
+    except (ValueError, ZeroDivisionError):
         raise MisuseError("gcd(N, phi(N)) != 1: not a Paillier modulus") from None
     q_inv_p = gmpy2.invert(q, p)
     # Exponents of the CRT computations: z_i = y_i^(N^-1 mod φ) reduced mod p-1 and q-1,
