@@ -82,11 +82,11 @@ def test_malformed_values_fail(key: PaillierSecretKey, proof: mod.ModProof, bad:
     if bad == "short":
         tampered = dataclasses.replace(proof, x=proof.x[:-1])
     elif bad == "a_not_bit":
-        tampered = dataclasses.replace(proof, a=(2,) + proof.a[1:])
+        tampered = dataclasses.replace(proof, a=(2, *proof.a[1:]))
     elif bad == "x_zero":
-        tampered = dataclasses.replace(proof, x=(0,) + proof.x[1:])
+        tampered = dataclasses.replace(proof, x=(0, *proof.x[1:]))
     elif bad == "z_too_big":
-        tampered = dataclasses.replace(proof, z=(proof.z[0] + n,) + proof.z[1:])
+        tampered = dataclasses.replace(proof, z=(proof.z[0] + n, *proof.z[1:]))
     else:
         tampered = dataclasses.replace(proof, w=proof.w * proof.w % n)
     with pytest.raises(VerificationError):

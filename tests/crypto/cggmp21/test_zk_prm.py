@@ -75,8 +75,8 @@ def test_wrong_length_and_range(
     n = ring[0].n
     for tampered in (
         dataclasses.replace(proof, commitments=proof.commitments[:-1]),
-        dataclasses.replace(proof, responses=(n,) + proof.responses[1:]),
-        dataclasses.replace(proof, commitments=(0,) + proof.commitments[1:]),
+        dataclasses.replace(proof, responses=(n, *proof.responses[1:])),
+        dataclasses.replace(proof, commitments=(0, *proof.commitments[1:])),
     ):
         with pytest.raises(VerificationError):
             prm.verify(tampered, ring[0], session_id=SID, prover=2)
