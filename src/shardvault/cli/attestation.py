@@ -1,8 +1,115 @@
 """``shardvault attestation``: Enclave attestation documents: verify."""
 
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import click
+
+from shardvault.cli._output import emit_json
+from shardvault.custody.attestation.nitro import (
+    NitroVerifier,
+    PcrPolicy,
+    decode_document,
+    load_document_bytes,
+)
+from shardvault.custody.errors import AttestationError, ConfigurationError
 
 
 @click.group(name="attestation")
 def group() -> None:
     """Enclave attestation documents: verify."""
+
+
+def _parse_pcr(text: str) -> tuple[int, bytes]:
+    index_text, sep, value_text = text.partition("=")
+    if not sep:
+        raise click.BadParameter(f"{text!r} is not N=HEX", param_hint="--pcr")
+    try:
+        index = int(index_text)
+        value = bytes.fromhex(value_text.removeprefix("0x"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not N=HEX", param_hint="--pcr") from None
+    if not 0 <= index < 32 or len(value) not in (32, 48, 64):
+        raise click.BadParameter(
+            f"{text!r}: index must be 0..31 and the value 32, 48 or 64 bytes", param_hint="--pcr"
+        )
+    return index, value
+
+
+@group.command(name="verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    "root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Pinned root certificate (PEM). Default: the AWS Nitro Enclaves root G1.",
+)
+@click.option("--at", "at", type=float, help="Verify at this moment (UNIX seconds). Default: now.")
+@click.option("--pcr", "pcrs", multiple=True, help="Required PCR value, N=HEX; repeatable.")
+@click.option("--allow-debug", is_flag=True, help="Accept debug-mode enclaves (PCR0-2 zero).")
+@click.option("--nonce", "nonce_hex", help="Required nonce (hex).")
+@click.option(
+    "--max-age",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Maximum age of the document at verification time, in seconds.",
+)
+@click.option(
+    "--allow-development-root",
+    is_flag=True,
+    help="Accept a shardvault development enclave root given with --root.",
+)
+def verify(
+    file: Path,
+    root: Path | None,
+    at: float | None,
+    pcrs: tuple[str, ...],
+    allow_debug: bool,
+    nonce_hex: str | None,
+    max_age: float,
+    allow_development_root: bool,
+) -> None:
+    """Verify one attestation document FILE (raw CBOR or base64).
+
+    Prints one JSON object: valid, reason (when invalid), module_id, timestamp, pcrs,
+    public_key and more. Exit status 0 only when the document is valid.
+    """
+    policy = PcrPolicy(expected=dict(_parse_pcr(p) for p in pcrs), allow_debug=allow_debug)
+    nonce = None
+    if nonce_hex is not None:
+        try:
+            nonce = bytes.fromhex(nonce_hex.removeprefix("0x"))
+        except ValueError:
+            raise click.BadParameter("not hex", param_hint="--nonce") from None
+    when = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
+    try:
+        verifier = NitroVerifier(
+            root.read_bytes() if root else NitroVerifier.DEFAULT_ROOT,
+            allow_development_root=allow_development_root,
+            max_age=timedelta(seconds=max_age),
+        )
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--root") from None
+    result: dict[str, object] = {"valid": False}
+    raw = file.read_bytes()
+    try:
+        data = load_document_bytes(raw)
+        try:
+            result.update(decode_document(data).summary())
+        except AttestationError:
+            pass
+        doc = verifier.verify(data, at=when, policy=policy, expected_nonce=nonce)
+    except AttestationError as exc:
+        result = {"valid": False, "reason": exc.reason, "detail": str(exc), **_fields(result)}
+        emit_json(result)
+        raise SystemExit(1) from None
+    emit_json({"valid": True, **doc.summary()})
+
+
+def _fields(partial: dict[str, object]) -> dict[str, object]:
+    keys = ("module_id", "digest", "timestamp", "pcrs", "public_key", "user_data", "nonce",
+            "debug_mode")  # fmt: skip
+    return {k: partial.get(k) for k in keys}
