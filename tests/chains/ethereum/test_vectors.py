@@ -86,7 +86,10 @@ def _build(fields: dict[str, object]) -> Transaction:
     assert chain_id is not None
     if tx_type == 1:
         return AccessListTransaction(
-            chain_id=chain_id, gas_price=_int(fields["gasPrice"]), access_list=access, **common  # type: ignore[arg-type]
+            chain_id=chain_id,
+            gas_price=_int(fields["gasPrice"]),
+            access_list=access,
+            **common,  # type: ignore[arg-type]
         )
     return FeeMarketTransaction(
         chain_id=chain_id,
@@ -219,9 +222,7 @@ def test_eth_account_personal_sign() -> None:
         assert signer == address_from_public_key(test_only_public_key(key))
     for case in vectors["personal_sign_recover"]:
         digest = personal_message_hash(case["message_utf8"].encode())
-        signature = decode_message_signature(
-            _hex(case["r"]) + _hex(case["s"]) + bytes([case["v"]])
-        )
+        signature = decode_message_signature(_hex(case["r"]) + _hex(case["s"]) + bytes([case["v"]]))
         assert recover_message_signer(digest, signature).checksummed == case["expected_signer"]
 
 
