@@ -7,12 +7,14 @@ secrets stay in its own round objects; nothing here adds shares together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from shardvault.crypto.errors import MisuseError
+from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput, KeygenRound1
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presign import Presignature, PresignRound1
+from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
 from shardvault.crypto.rng import RandomSource
 
@@ -84,3 +86,25 @@ def run_sign(
     if len(results) != 1:  # pragma: no cover - combination is deterministic
         raise MisuseError("signers combined different signatures")
     return results.pop()
+
+
+def run_refresh(
+    keys: Sequence[KeyShare],
+    new_aux: Mapping[int, AuxInfo],
+    rng: RandomSource,
+    *,
+    session: bytes | None = None,
+) -> list[KeyShare]:
+    """Key refresh of every party's share with fresh auxiliary info; new shares in order."""
+    sid = session if session is not None else rng(32)
+    r1 = [RefreshRound1(k, new_aux[k.party], sid, rng) for k in keys]
+    b1 = [r.message for r in r1]
+    step2 = [r.next(_from_others(b1, k.party)) for r, k in zip(r1, keys, strict=True)]  # type: ignore[arg-type]
+    b2 = [b for _, b, _ in step2]
+    direct = [m for _, _, out in step2 for m in out]
+    step3 = [
+        r.next(_from_others(b2, k.party), _to(direct, k.party))  # type: ignore[arg-type]
+        for (r, _, _), k in zip(step2, keys, strict=True)
+    ]
+    b3 = [m for _, m in step3]
+    return [r.finish(_from_others(b3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
