@@ -1,1 +1,5 @@
-"""The REST and JSON-RPC API (FastAPI)."""
+"""The REST API (FastAPI): ``create_app(platform)`` builds it; see ``docs/api.md``."""
+
+from shardvault.api.app import API_PREFIX, create_app
+
+__all__ = ["API_PREFIX", "create_app"]

@@ -1,1 +1,17 @@
-"""The Python client of the REST API."""
+"""The Python client of the REST API (async first, with a synchronous wrapper)."""
+
+from shardvault.sdk.auth import ApiKeyCredentials, generate_key_pair, write_private_key
+from shardvault.sdk.client import AsyncShardvaultClient, ShardvaultClient
+from shardvault.sdk.errors import ApiError, CredentialsError, SdkError, TransportError
+
+__all__ = [
+    "ApiError",
+    "ApiKeyCredentials",
+    "AsyncShardvaultClient",
+    "CredentialsError",
+    "SdkError",
+    "ShardvaultClient",
+    "TransportError",
+    "generate_key_pair",
+    "write_private_key",
+]

@@ -1,0 +1,118 @@
+"""Dependencies every route uses: authentication, RBAC and the idempotency envelope.
+
+``authorized(permission)`` authenticates the request (API key + signed JWT, see
+:mod:`shardvault.service.auth`), remembers the principal on ``request.state`` (so a later
+refusal is attributed to it) and checks the permission. ``mutation(permission)`` adds the
+``Idempotency-Key`` header and the request fingerprint; routes that change state pass an
+operation to :func:`run_mutation`, which runs it at most once per key.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from shardvault.service.auth import Authenticator, SignedRequest
+from shardvault.service.context import Principal
+from shardvault.service.idempotency import Operation, request_fingerprint, run_idempotently
+from shardvault.service.platform import Platform
+from shardvault.service.rbac import Permission, require
+
+
+def get_platform(request: Request) -> Platform:
+    platform = request.app.state.platform
+    assert isinstance(platform, Platform)
+    return platform
+
+
+def request_uri(request: Request) -> str:
+    """The path and query exactly as the client sent them (what the ``uri`` claim signs)."""
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
+    query = request.scope.get("query_string", b"")
+    return path + ("?" + query.decode("latin-1") if query else "")
+
+
+def authorized(permission: Permission) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that authenticates the request and requires ``permission``."""
+
+    async def dependency(request: Request) -> Principal:
+        authenticator = request.app.state.authenticator
+        assert isinstance(authenticator, Authenticator)
+        signed = SignedRequest(
+            api_key_id=request.headers.get("x-api-key"),
+            authorization=request.headers.get("authorization"),
+            method=request.method,
+            uri=request_uri(request),
+            body=await request.body(),
+        )
+        principal = await run_in_threadpool(authenticator.authenticate, signed)
+        request.state.principal = principal
+        require(principal, permission)
+        return principal
+
+    dependency.__name__ = f"authorized_{permission.name.lower()}"
+    return dependency
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """An authorized state-changing request and its idempotency envelope."""
+
+    principal: Principal
+    idempotency_key: str | None
+    method: str
+    path: str
+    fingerprint: str
+
+
+def mutation(permission: Permission) -> Callable[..., Awaitable[Mutation]]:
+    """A dependency for state-changing routes: authorization plus ``Idempotency-Key``."""
+    auth = authorized(permission)
+
+    async def dependency(
+        request: Request,
+        principal: Annotated[Principal, Depends(auth)],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description="Required. The same key and body return the first result; "
+                "the same key with another body is refused with 409.",
+            ),
+        ] = None,
+    ) -> Mutation:
+        path = request.url.path
+        return Mutation(
+            principal=principal,
+            idempotency_key=idempotency_key,
+            method=request.method,
+            path=path,
+            fingerprint=request_fingerprint(request.method, path, await request.body()),
+        )
+
+    dependency.__name__ = f"mutation_{permission.name.lower()}"
+    return dependency
+
+
+def run_mutation(platform: Platform, change: Mutation, operation: Operation) -> Response:
+    """Run ``operation`` once for ``change``'s idempotency key and return its response."""
+    with platform.unit_of_work() as uow:
+        stored = run_idempotently(
+            uow,
+            workspace_id=change.principal.workspace_id,
+            key=change.idempotency_key or "",
+            method=change.method,
+            path=change.path,
+            fingerprint=change.fingerprint,
+            operation=operation,
+        )
+    return Response(
+        content=stored.body,
+        status_code=stored.status,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true" if stored.replayed else "false"},
+    )

@@ -1,0 +1,140 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem details.
+
+Routes raise domain errors (:class:`~shardvault.service.errors.ServiceError` and its
+categories); this module maps each category to a status, renders
+``application/problem+json`` with a ``type`` of ``urn:shardvault:problem:<slug>``, and
+writes the audit event every refused request gets (in its own transaction, after the
+request's own transaction rolled back, so the refusal changes nothing else). Unexpected
+exceptions become a 500 whose body says nothing about the cause; the cause is logged.
+"""
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shardvault.audit import Actor
+from shardvault.service.context import Principal
+from shardvault.service.errors import (
+    AuthenticationError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    ValidationError,
+)
+from shardvault.service.platform import Platform
+
+PROBLEM_TYPE_PREFIX = "urn:shardvault:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_log = logging.getLogger("shardvault.api")
+
+STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
+    (ValidationError, 400),
+    (AuthenticationError, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
+"""Each domain error category and its HTTP status (first match wins)."""
+
+
+def status_of(exc: ServiceError) -> int:
+    for category, status in STATUS_OF:
+        if isinstance(exc, category):
+            return status
+    return 500
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    detail: str,
+    instance: str,
+    errors: list[dict[str, object]] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, object] = {
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": slug.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    headers = {"WWW-Authenticate": 'Bearer realm="shardvault"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI, platform: Platform) -> None:
+    """Register the exception handlers on ``app``."""
+
+    async def audit_refusal(
+        request: Request, status: int, slug: str, detail: str, exc: Exception | None
+    ) -> None:
+        principal = getattr(request.state, "principal", None)
+        claimed = (request.headers.get("x-api-key") or "")[:64] or None
+        workspace_id: str | None
+        if isinstance(principal, Principal):
+            workspace_id, actor = principal.workspace_id, principal.actor
+        elif isinstance(exc, AuthenticationError):
+            workspace_id, actor = exc.workspace_id, Actor.anonymous(exc.api_key_id or claimed)
+        else:
+            workspace_id, actor = None, Actor.anonymous(claimed)
+        try:
+            await run_in_threadpool(
+                platform.record_refusal,
+                workspace_id=workspace_id,
+                actor=actor,
+                method=request.method,
+                path=request.url.path,
+                status=status,
+                problem=slug,
+                detail=detail,
+            )
+        except Exception:
+            _log.exception("could not record a refused request in the audit log")
+
+    async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        status = status_of(exc)
+        detail = str(exc) or HTTPStatus(status).phrase
+        await audit_refusal(request, status, exc.problem, detail, exc)
+        return problem_response(status, exc.problem, detail, request.url.path)
+
+    async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors: list[dict[str, object]] = [
+            {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "invalid request"
+        await audit_refusal(request, 400, "invalid-request", detail, None)
+        return problem_response(400, "invalid-request", detail, request.url.path, errors)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
+        return problem_response(exc.status_code, slug, str(exc.detail), request.url.path)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _log.error(
+            "unhandled error serving %s %s",
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return problem_response(500, "internal-error", "internal server error", request.url.path)
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

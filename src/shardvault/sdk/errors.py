@@ -1,0 +1,39 @@
+"""Errors the SDK raises: the server's problem details, or a transport failure."""
+
+from shardvault.errors import ShardvaultError
+
+
+class SdkError(ShardvaultError):
+    """Root of the errors raised by :mod:`shardvault.sdk`."""
+
+
+class ApiError(SdkError):
+    """The server refused the request; carries its RFC 9457 problem details."""
+
+    def __init__(
+        self,
+        status: int,
+        problem_type: str,
+        title: str,
+        detail: str,
+        errors: list[dict[str, object]] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.problem_type = problem_type
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+
+    @property
+    def slug(self) -> str:
+        """The last part of the problem type (``replayed-request``, ``not-found``...)."""
+        return self.problem_type.rsplit(":", 1)[-1]
+
+
+class TransportError(SdkError):
+    """The server could not be reached (after the retries)."""
+
+
+class CredentialsError(SdkError):
+    """The private key file is missing, unreadable or not a supported key."""

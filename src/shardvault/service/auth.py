@@ -1,0 +1,184 @@
+"""Request authentication: an API key id plus a short-lived JWT signed by that key.
+
+The scheme is the one Fireblocks documents for its API ("Signing a request"), with the
+signature algorithm chosen per key: Ed25519 (JOSE ``EdDSA``, RFC 8037) or ECDSA P-256
+(``ES256``, RFC 7518 §3.4) instead of RS256. A request carries
+
+* ``X-API-Key: <api key id>``
+* ``Authorization: Bearer <JWT>`` whose claims (RFC 7519) are ``uri`` (the request path
+  with its query string), ``nonce`` (unique per key), ``iat``, ``exp`` (at most 30 s after
+  ``iat``), ``sub`` (the API key id) and ``bodyHash`` (hex SHA-256 of the raw body; of the
+  empty string when there is none).
+
+The server looks the key up, checks the token's header names the key's algorithm (so a
+token cannot pick a weaker one, and ``none`` or HMAC are never accepted), verifies the
+signature and the claims, and finally records the nonce until the token expires; a second
+use of it is refused as a replay. All of this happens in one transaction, so a refused
+request leaves nothing behind.
+"""
+
+import hashlib
+import hmac
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+from sqlalchemy.orm import Session
+
+from shardvault.service.context import Principal
+from shardvault.service.errors import (
+    InvalidToken,
+    MissingCredentials,
+    ReplayedRequest,
+    RequestMismatch,
+    TokenExpired,
+    TokenLifetimeTooLong,
+    UnknownApiKey,
+)
+from shardvault.service.keys import parse_public_key
+from shardvault.service.platform import Platform
+from shardvault.store.models import PrincipalStatus
+from shardvault.store.repositories import purge_expired_nonces
+
+REQUIRED_CLAIMS = ("uri", "nonce", "iat", "exp", "sub", "bodyHash")
+"""Every request JWT must carry all of these."""
+
+MAX_TOKEN_LENGTH = 8192
+MAX_KEY_ID_LENGTH = 64
+MAX_NONCE_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What authentication needs from an HTTP request."""
+
+    api_key_id: str | None
+    authorization: str | None
+    method: str
+    uri: str
+    body: bytes
+
+
+def body_hash(body: bytes) -> str:
+    """The ``bodyHash`` claim for ``body``: hex SHA-256."""
+    return hashlib.sha256(body).hexdigest()
+
+
+class Authenticator:
+    """Turns a signed request into a :class:`Principal`, or refuses it."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self._purge_lock = threading.Lock()
+        self._last_purge = 0.0
+
+    def authenticate(self, request: SignedRequest) -> Principal:
+        """Verify ``request``'s credentials and consume its nonce.
+
+        Raises:
+            MissingCredentials: no key id, no bearer token, or an oversized one.
+            UnknownApiKey: no active key has this id.
+            InvalidToken: a malformed token, another algorithm, a bad signature, a claim
+                missing or of the wrong type, ``sub`` not the key id, ``iat`` in the future.
+            TokenExpired: ``exp`` has passed.
+            TokenLifetimeTooLong: ``exp`` is more than the allowed lifetime after ``iat``.
+            RequestMismatch: ``uri`` or ``bodyHash`` do not match this request.
+            ReplayedRequest: the nonce was already used with this key.
+        """
+        key_id = (request.api_key_id or "").strip()
+        if not key_id or len(key_id) > MAX_KEY_ID_LENGTH:
+            raise MissingCredentials("the X-API-Key header is missing or malformed")
+        token = _bearer(request.authorization)
+        settings = self._platform.settings
+        now = self._platform.clock()
+        with self._platform.unit_of_work() as uow:
+            key = uow.credentials().api_key(key_id)
+            if key is None:
+                raise UnknownApiKey(f"no API key {key_id!r}")
+            where = {"workspace_id": key.workspace_id, "api_key_id": key.id}
+            if key.status is not PrincipalStatus.ACTIVE:
+                raise UnknownApiKey(f"API key {key_id!r} is revoked", **where)
+            algorithm = key.algorithm.value
+            try:
+                header = jwt.get_unverified_header(token)
+            except jwt.PyJWTError:
+                raise InvalidToken("the bearer token is not a JWT", **where) from None
+            if header.get("alg") != algorithm:
+                raise InvalidToken(
+                    f"this key signs with {algorithm}, not {header.get('alg')!r}", **where
+                )
+            try:
+                claims = jwt.decode(
+                    token,
+                    key=parse_public_key(key.public_key_pem, key.algorithm),
+                    algorithms=[algorithm],
+                    leeway=settings.clock_leeway_s,
+                    options={"require": list(REQUIRED_CLAIMS), "verify_aud": False},
+                )
+            except jwt.ExpiredSignatureError:
+                raise TokenExpired("the token has expired", **where) from None
+            except jwt.InvalidSignatureError:
+                raise InvalidToken("the token's signature does not verify", **where) from None
+            except jwt.MissingRequiredClaimError as exc:
+                raise InvalidToken(f"the token lacks the {exc.claim!r} claim", **where) from None
+            except jwt.PyJWTError as exc:
+                raise InvalidToken(f"the token is not acceptable: {exc}", **where) from None
+            iat, exp = claims["iat"], claims["exp"]
+            if not isinstance(iat, int) or not isinstance(exp, int):
+                raise InvalidToken("iat and exp must be integers", **where)
+            if exp - iat > settings.max_token_lifetime_s or exp <= iat:
+                raise TokenLifetimeTooLong(
+                    f"exp must be after iat and at most {settings.max_token_lifetime_s} s "
+                    f"after it (it is {exp - iat} s)",
+                    **where,
+                )
+            if claims["sub"] != key.id:
+                raise InvalidToken("the sub claim is not this API key's id", **where)
+            if not isinstance(claims["uri"], str) or claims["uri"] != request.uri:
+                raise RequestMismatch("the uri claim does not match the request", **where)
+            claimed_hash = claims["bodyHash"]
+            if not isinstance(claimed_hash, str) or not hmac.compare_digest(
+                claimed_hash.lower().encode(), body_hash(request.body).encode()
+            ):
+                raise RequestMismatch("the bodyHash claim does not match the body", **where)
+            nonce = claims["nonce"]
+            if isinstance(nonce, int) and not isinstance(nonce, bool):
+                nonce = str(nonce)
+            if not isinstance(nonce, str) or not 1 <= len(nonce) <= MAX_NONCE_LENGTH:
+                raise InvalidToken(
+                    f"the nonce must be a string of 1 to {MAX_NONCE_LENGTH} characters", **where
+                )
+            user = uow.users(key.workspace_id).get(key.user_id)
+            if user is None or user.status is not PrincipalStatus.ACTIVE:
+                raise UnknownApiKey(f"the user of API key {key_id!r} is disabled", **where)
+            keep_until = datetime.fromtimestamp(exp + settings.clock_leeway_s, UTC)
+            fresh = uow.nonces(key.workspace_id).remember(
+                api_key_id=key.id, nonce=nonce, expires_at=keep_until
+            )
+            if not fresh:
+                raise ReplayedRequest("this token's nonce was already used", **where)
+            self._maybe_purge(uow.session, now)
+            return Principal(
+                workspace_id=key.workspace_id, api_key_id=key.id, user_id=key.user_id, role=key.role
+            )
+
+    def _maybe_purge(self, session: Session, now: float) -> None:
+        interval = self._platform.settings.nonce_purge_interval_s
+        with self._purge_lock:
+            if now - self._last_purge < interval:
+                return
+            self._last_purge = now
+        purge_expired_nonces(session, datetime.fromtimestamp(now, UTC))
+
+
+def _bearer(authorization: str | None) -> str:
+    if authorization is None:
+        raise MissingCredentials("the Authorization header is missing")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise MissingCredentials("the Authorization header must be 'Bearer <JWT>'")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise MissingCredentials(f"the bearer token is longer than {MAX_TOKEN_LENGTH} characters")
+    return token

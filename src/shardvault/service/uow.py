@@ -1,0 +1,95 @@
+"""The unit of work: one database transaction, its repositories and its audit log.
+
+A service function receives a :class:`UnitOfWork`, changes state through its repositories
+and records what it did with ``uow.audit.append(...)``; the change and its audit event
+commit together or not at all. Repositories are handed out per workspace, so a service
+cannot reach another tenant's rows by accident.
+
+On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (writers run one at a time); on
+PostgreSQL it runs at READ COMMITTED and serializes where it must through row locks and
+unique keys (audit chain head, idempotency keys, nonces).
+"""
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.orm import Session
+
+from shardvault.audit import AuditLog, AuditSigner
+from shardvault.store import Database
+from shardvault.store.repositories import (
+    ApiKeyRepository,
+    CredentialLookup,
+    IdempotencyRepository,
+    NonceRepository,
+    UserRepository,
+    WorkspaceRepository,
+)
+
+
+class UnitOfWork:
+    """A transaction: commits when the ``with`` block ends normally, else rolls back."""
+
+    def __init__(
+        self, database: Database, signer: AuditSigner, *, checkpoint_interval: int
+    ) -> None:
+        self._database = database
+        self._signer = signer
+        self._checkpoint_interval = checkpoint_interval
+        self._session: Session | None = None
+        self._audit: AuditLog | None = None
+
+    def __enter__(self) -> Self:
+        self._session = self._database.new_session()
+        self._session.begin()
+        self._audit = AuditLog(
+            self._session, self._signer, checkpoint_interval=self._checkpoint_interval
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if exc_type is None:
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+            self._session = None
+            self._audit = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._session
+
+    @property
+    def audit(self) -> AuditLog:
+        if self._audit is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._audit
+
+    def workspaces(self) -> WorkspaceRepository:
+        return WorkspaceRepository(self.session)
+
+    def users(self, workspace_id: str) -> UserRepository:
+        return UserRepository(self.session, workspace_id)
+
+    def api_keys(self, workspace_id: str) -> ApiKeyRepository:
+        return ApiKeyRepository(self.session, workspace_id)
+
+    def nonces(self, workspace_id: str) -> NonceRepository:
+        return NonceRepository(self.session, workspace_id)
+
+    def idempotency(self, workspace_id: str) -> IdempotencyRepository:
+        return IdempotencyRepository(self.session, workspace_id)
+
+    def credentials(self) -> CredentialLookup:
+        return CredentialLookup(self.session)

@@ -1,0 +1,73 @@
+"""Helpers shared by the API, SDK and service tests: a platform on a real database, a
+bootstrapped workspace with an owner key, and a real uvicorn server on loopback."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from shardvault.audit import Actor, AuditSigner
+from shardvault.sdk import ApiKeyCredentials, generate_key_pair
+from shardvault.sdk.auth import Algorithm
+from shardvault.service.platform import Platform, PlatformSettings
+from shardvault.service.workspaces import create_workspace
+from shardvault.store import Database
+from shardvault.store.models import KeyAlgorithm
+
+TEST_SETTINGS = PlatformSettings(checkpoint_interval=5, nonce_purge_interval_s=0.0)
+
+
+def make_platform(database: Database) -> Platform:
+    return Platform(database, AuditSigner.generate(), settings=TEST_SETTINGS)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    workspace_id: str
+    owner_user_id: str
+    owner: ApiKeyCredentials
+
+
+def bootstrap(platform: Platform, name: str = "acme", algorithm: Algorithm = "EdDSA") -> Tenant:
+    private_pem, public_pem = generate_key_pair(algorithm)
+    with platform.unit_of_work() as uow:
+        workspace, owner, key = create_workspace(
+            uow,
+            name=name,
+            owner_name="Olivia Owner",
+            owner_email=f"owner@{name}.example",
+            owner_key_algorithm=KeyAlgorithm(algorithm),
+            owner_public_key_pem=public_pem,
+            actor=Actor.cli(),
+        )
+    return Tenant(workspace.id, owner.id, ApiKeyCredentials.from_pem(key.id, private_pem))
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yield its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", limit_concurrency=500)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
