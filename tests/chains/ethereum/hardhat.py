@@ -34,7 +34,9 @@ TEST_ONLY_HARDHAT_FUNDED_KEY = bytes.fromhex(
     "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 )
 
-_CONFIG = "module.exports = { networks: { hardhat: { chainId: %d } } };\n" % HARDHAT_CHAIN_ID
+_CONFIG = (
+    "module.exports = { networks: { hardhat: { chainId: " + str(HARDHAT_CHAIN_ID) + " } } };\n"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ def _free_port() -> int:
 def start_hardhat(workdir: Path) -> tuple[subprocess.Popen[bytes], HardhatNode]:
     """Start a hardhat node in ``workdir`` and wait until it answers (at most 30 s)."""
     (workdir / "hardhat.config.js").write_text(_CONFIG)
+    # Hardhat refuses to run unless it resolves as a local install of the project it
+    # runs in (HH12), so the scratch project links the repository's node_modules.
+    (workdir / "node_modules").symlink_to(REPO_ROOT / "node_modules", target_is_directory=True)
     port = _free_port()
     env = dict(os.environ, HARDHAT_DISABLE_TELEMETRY_PROMPT="true")
     log = (workdir / "hardhat.log").open("wb")

@@ -13,6 +13,7 @@ import types
 import pytest
 from click.testing import CliRunner
 
+from shardvault.chains.amounts import Wei
 from shardvault.chains.ethereum import (
     FeeParameters,
     address_from_public_key,
@@ -20,7 +21,6 @@ from shardvault.chains.ethereum import (
     erc20_transfer,
     signing_hash,
 )
-from shardvault.chains.amounts import Wei
 from shardvault.cli.main import cli
 from tests.chains.ethereum.helpers import test_only_public_key
 from tests.vectors import load_vector
@@ -50,7 +50,8 @@ def test_decode_signed_fee_market_transaction() -> None:
     assert decoded["gas_limit"] == int(case["gas"], 16)
     assert decoded["signed"] is True
     assert decoded["from"] == address_from_public_key(test_only_public_key(key)).checksummed
-    assert decoded["hash"].startswith("0x") and len(decoded["hash"]) == 66
+    assert decoded["hash"].startswith("0x")
+    assert len(decoded["hash"]) == 66
     assert decoded["signing_hash"].startswith("0x")
 
 

@@ -174,7 +174,8 @@ def test_ethereum_tests_cases(index: int) -> None:
         published = parse_signed_fields(expected)
         assert ours.signature.r == published["r"]
         assert ours.signature.s == SECP256K1_ORDER - published["s"]
-        assert ours.v == 0x1C and published["v"] == 0x1B
+        assert ours.v == 0x1C
+        assert published["v"] == 0x1B
         note = str(case["note"])
         low_s_hex = note.split("instead of 0x1b: ")[1].split(" ")[0]
         prefix, suffix = low_s_hex.split("...")
