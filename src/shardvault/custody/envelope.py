@@ -376,3 +376,21 @@ def rewrap_share(
         raise UnknownFormatVersionError(f"cannot rewrap format {header.format_version}")
     prefix = _encode_v1_prefix(header.slot, header.presignature_epoch, wrapped)
     return prefix + header.nonce + header.ciphertext
+
+
+def open_share_with_data_key(
+    blob: bytes, data_key: SecretBytes, expected: ShareAddress | ShareSlot
+) -> OpenedShare:
+    """Decrypt a blob with its data key already unwrapped (an enclave that received
+    the key through attested release, :mod:`shardvault.custody.release`).
+
+    Raises: MalformedBlobError, UnknownFormatVersionError, IntegrityError.
+    """
+    header = inspect(blob)
+    _check_expected(header, expected)
+    aad = _AADS[header.format_version](header.slot, header.presignature_epoch)
+    try:
+        plaintext = AESGCM(data_key.reveal()).decrypt(header.nonce, header.ciphertext, aad)
+    except (InvalidTag, ValueError):
+        raise IntegrityError(f"share blob for {header.slot.address} failed authentication") from None
+    return OpenedShare(header.slot, header.presignature_epoch, SecretBytes(plaintext))
