@@ -136,7 +136,8 @@ def test_eth_transfer_end_to_end(client: EthereumRpcClient) -> None:
     assert Account.recover_transaction(encode_signed(signed)) == sender.checksummed
     tracker = send_and_confirm(client, signed)
     receipt = client.get_transaction_receipt(transaction_hash(signed))
-    assert receipt is not None and receipt.effective_gas_price is not None
+    assert receipt is not None
+    assert receipt.effective_gas_price is not None
     assert client.get_balance(recipient) == start + 125 * ETHER // 100
     spent = 125 * ETHER // 100 + receipt.gas_used * receipt.effective_gas_price
     assert client.get_balance(sender) == 3 * ETHER - spent
@@ -169,7 +170,8 @@ def deploy_token(client: EthereumRpcClient, key: bytes, supply: int) -> Address:
     signed = sign(tx, key)
     send_and_confirm(client, signed)
     receipt = client.get_transaction_receipt(transaction_hash(signed))
-    assert receipt is not None and receipt.contract_address is not None
+    assert receipt is not None
+    assert receipt.contract_address is not None
     return receipt.contract_address
 
 
