@@ -1,0 +1,173 @@
+"""Signed approvals: which statements count, and the typed error of those that do not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shardvault.policy import (
+    ApprovalError,
+    ApprovalForAnotherPolicyError,
+    ApprovalForAnotherTransactionError,
+    ApprovalVerdict,
+    ApproverNotInGroupError,
+    BadApprovalSignatureError,
+    Decision,
+    DuplicateApproverError,
+    RequestError,
+    SignedApproval,
+    UnknownApproverError,
+    approval_message,
+    approval_to_json,
+    evaluate,
+    load_policy,
+    parse_approval,
+    verify_approval,
+)
+
+from ._support import (
+    HEADER,
+    make_context,
+    make_request,
+    p256_key,
+    p256_public_hex,
+    p256_sign_raw,
+    policy_with,
+    sign_approval,
+)
+
+RULES = """rules:
+  - name: treasury-2
+    action: require_approvals
+    approvals: {groups: [{group: treasury, count: 2}], deadline: 1h}
+"""
+POLICY = policy_with(RULES)
+REQUEST = make_request()
+OTHER = make_request(digest="ef" * 32)
+TREASURY = frozenset({"treasury"})
+
+
+def run(*approvals: SignedApproval) -> Any:
+    return evaluate(POLICY, REQUEST, make_context(), list(approvals))
+
+
+def refused(result: Any) -> list[type[ApprovalError]]:
+    return [type(error) for _, error in result.approval_tally.refused]
+
+
+def test_two_valid_approvals_allow() -> None:
+    result = run(sign_approval("carol", REQUEST.digest), sign_approval("dave", REQUEST.digest))
+    assert result.decision is Decision.ALLOW
+    assert result.approvals[0].approved_by == ("carol", "dave")
+
+
+def test_approval_signed_for_another_transaction() -> None:
+    stray = sign_approval("dave", OTHER.digest)
+    with pytest.raises(ApprovalForAnotherTransactionError, match="dave"):
+        verify_approval(POLICY, stray, digest=REQUEST.digest, groups=TREASURY)
+    result = run(sign_approval("carol", REQUEST.digest), stray)
+    assert result.decision is Decision.REQUIRE_APPROVALS
+    assert result.approvals_needed == {"treasury": 1}
+    assert refused(result) == [ApprovalForAnotherTransactionError]
+
+
+def test_approval_relabelled_for_this_transaction_does_not_verify() -> None:
+    """Changing the digest field of a statement signed for another transaction makes
+    its signature invalid: the digest is inside the signed bytes."""
+    stray = sign_approval("dave", OTHER.digest)
+    relabelled = SignedApproval("dave", REQUEST.digest, stray.verdict, 7, stray.signature)
+    with pytest.raises(BadApprovalSignatureError):
+        verify_approval(POLICY, relabelled, digest=REQUEST.digest, groups=TREASURY)
+
+
+def test_duplicated_approver_counts_once() -> None:
+    carol = sign_approval("carol", REQUEST.digest)
+    result = run(carol, carol)
+    assert result.decision is Decision.REQUIRE_APPROVALS
+    assert result.approvals[0].approved_by == ("carol",)
+    assert refused(result) == [DuplicateApproverError]
+    with pytest.raises(DuplicateApproverError):
+        result.approval_tally.raise_first_refusal()
+
+
+def test_approval_from_outside_the_group() -> None:
+    alice = sign_approval("alice", REQUEST.digest)  # alice has a key but is a trader
+    with pytest.raises(ApproverNotInGroupError, match="alice"):
+        verify_approval(POLICY, alice, digest=REQUEST.digest, groups=TREASURY)
+    result = run(alice, sign_approval("carol", REQUEST.digest))
+    assert result.decision is Decision.REQUIRE_APPROVALS
+    assert refused(result) == [ApproverNotInGroupError]
+
+
+def test_rejection_from_outside_the_group_does_not_block() -> None:
+    result = run(
+        sign_approval("carol", REQUEST.digest),
+        sign_approval("dave", REQUEST.digest),
+        sign_approval("alice", REQUEST.digest, verdict=ApprovalVerdict.REJECT),
+    )
+    assert result.decision is Decision.ALLOW
+
+
+def test_approval_from_someone_without_a_key() -> None:
+    stranger = sign_approval("zed", REQUEST.digest)
+    with pytest.raises(UnknownApproverError):
+        verify_approval(POLICY, stranger, digest=REQUEST.digest, groups=TREASURY)
+
+
+def test_approval_under_another_policy_version() -> None:
+    old = sign_approval("carol", REQUEST.digest, version=6)
+    with pytest.raises(ApprovalForAnotherPolicyError, match="version 6"):
+        verify_approval(POLICY, old, digest=REQUEST.digest, groups=TREASURY)
+
+
+def test_approval_signed_with_another_key() -> None:
+    forged = sign_approval("carol", REQUEST.digest, signer="mallory")
+    with pytest.raises(BadApprovalSignatureError, match="carol"):
+        verify_approval(POLICY, forged, digest=REQUEST.digest, groups=TREASURY)
+    malformed = SignedApproval("carol", REQUEST.digest, ApprovalVerdict.APPROVE, 7, b"\x00")
+    with pytest.raises(BadApprovalSignatureError):
+        verify_approval(POLICY, malformed, digest=REQUEST.digest, groups=TREASURY)
+
+
+def test_webcrypto_p256_approver() -> None:
+    """A browser approver: P-256 key, raw r||s signature as WebCrypto returns it."""
+    key = p256_key("carol-browser")
+    header = HEADER.replace(
+        "approvers:\n",
+        f"approvers:\n  frank: {{algorithm: p256, public_key: {p256_public_hex(key)}}}\n",
+    ).replace("treasury: [carol, dave, erin]", "treasury: [carol, dave, erin, frank]")
+    policy = load_policy(header + RULES)
+    message = approval_message("frank", REQUEST.digest, ApprovalVerdict.APPROVE, 7)
+    frank = SignedApproval(
+        "frank", REQUEST.digest, ApprovalVerdict.APPROVE, 7, p256_sign_raw(key, message)
+    )
+    result = evaluate(
+        policy, REQUEST, make_context(), [frank, sign_approval("dave", REQUEST.digest)]
+    )
+    assert result.decision is Decision.ALLOW
+
+
+def test_json_form_round_trips() -> None:
+    carol = sign_approval("carol", REQUEST.digest)
+    assert parse_approval(approval_to_json(carol)) == carol
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"extra": 1}, "approval"),
+        ({"digest": "00"}, "approval.digest"),
+        ({"digest": "zz"}, "approval.digest"),
+        ({"decision": "maybe"}, "approval.decision"),
+        ({"policy_version": 0}, "approval.policy_version"),
+        ({"approver": ""}, "approval.approver"),
+        ({"signature": 5}, "approval.signature"),
+    ],
+)
+def test_malformed_approvals(change: dict[str, Any], where: str) -> None:
+    data = approval_to_json(sign_approval("carol", REQUEST.digest))
+    data.update(change)
+    with pytest.raises(RequestError) as info:
+        parse_approval(data)
+    assert info.value.path == where
