@@ -33,7 +33,7 @@ def vectors_dir() -> Path:
     return (REPO_ROOT.parent / "shared" / "vectors").resolve()
 
 
-def testonly_key(label: str) -> PrivateKey:
+def make_key(label: str) -> PrivateKey:
     """A TEST-ONLY secp256k1 key: SHA256 of a public label."""
     return PrivateKey(hashlib.sha256(b"shardvault test-only key " + label.encode()).digest())
 
@@ -55,11 +55,11 @@ def funding_outpoint(label: str) -> OutPoint:
 
 def p2wpkh_spend(amount: int = 100_000, send: int = 90_000) -> tuple[Psbt, PrivateKey]:
     """A one-input P2WPKH PSBT paying ``send`` back to a P2WPKH output, unsigned."""
-    key = testonly_key("p2wpkh")
+    key = make_key("p2wpkh")
     spk = p2wpkh_script(key.public_key.format())
     psbt = create_psbt(
         [funding_outpoint("p2wpkh funding")],
-        [TxOut(Satoshi(send), p2wpkh_script(testonly_key("payee").public_key.format()))],
+        [TxOut(Satoshi(send), p2wpkh_script(make_key("payee").public_key.format()))],
     )
     psbt = set_witness_utxo(psbt, 0, TxOut(Satoshi(amount), spk))
     return psbt, key
@@ -67,10 +67,10 @@ def p2wpkh_spend(amount: int = 100_000, send: int = 90_000) -> tuple[Psbt, Priva
 
 def p2tr_spend(amount: int = 200_000, send: int = 150_000) -> tuple[Psbt, PrivateKey]:
     """A one-input P2TR key-path PSBT paying ``send`` to a P2TR output, unsigned."""
-    key = testonly_key("p2tr")
+    key = make_key("p2tr")
     internal = PublicKeyXOnly.from_secret(key.secret).format()
     spk = output_key(internal).script_pubkey
-    payee = PublicKeyXOnly.from_secret(testonly_key("payee").secret).format()
+    payee = PublicKeyXOnly.from_secret(make_key("payee").secret).format()
     psbt = create_psbt(
         [funding_outpoint("p2tr funding")],
         [TxOut(Satoshi(send), output_key(payee).script_pubkey)],

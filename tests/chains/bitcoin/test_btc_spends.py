@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 from bitcointx import select_chain_params
-from bitcointx.core import CMutableTransaction, CTransaction, CTxOut
+from bitcointx.core import CTransaction, CTxOut
 from bitcointx.core.key import XOnlyPubKey
 from bitcointx.core.script import CScript, CScriptWitness, SignatureHashSchnorr
 from bitcointx.core.scripteval import (
