@@ -58,12 +58,12 @@ CURRENT_FORMAT = 1
 _AAD_DOMAIN = b"shardvault/custody/share-envelope"
 _NONCE = 12
 _TAG = 16
-_IDENT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_IDENT = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _U64_MAX = 2**64 - 1
 
 
 def _check_ident(field: str, value: str) -> str:
-    if not isinstance(value, str) or not _IDENT.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _IDENT.fullmatch(value) or value in (".", ".."):
         raise ValueError(
             f"{field} must be 1-128 characters of A-Z a-z 0-9 . _ : - (got {value!r})"
         )

@@ -45,7 +45,7 @@ from shardvault.custody.secret import SecretBytes
 _FILE_FORMAT = 1
 _SEAL_DOMAIN = b"shardvault/custody/local-master-key/v1"
 _WRAP_DOMAIN = b"shardvault/custody/local-wrap/v1"
-_KEK_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_KEK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NONCE = 12
 _TAG = 16
 
@@ -145,7 +145,7 @@ class LocalBackend(KeyEncryptionBackend):
         cached = self._keys.get(kek_id)
         if cached is not None:
             return cached
-        if not _KEK_ID.match(kek_id):
+        if not _KEK_ID.fullmatch(kek_id):
             raise KeyNotFoundError(f"local keyring: invalid key id {kek_id!r}")
         path = self._directory / f"{kek_id}.key"
         try:

@@ -20,7 +20,7 @@ REVISION_WIDTH = 12
 
 MAX_REVISION = 10**REVISION_WIDTH - 1
 
-_REVISION_NAME = re.compile(r"^r(\d{12})\.blob$")
+_REVISION_NAME = re.compile(r"r(\d{12})\.blob")
 
 
 def revision_name(revision: int) -> str:
@@ -30,7 +30,7 @@ def revision_name(revision: int) -> str:
 
 def parse_revision_name(name: str) -> int | None:
     """The revision a name denotes, or None when it is not a revision (e.g. a temp file)."""
-    match = _REVISION_NAME.match(name)
+    match = _REVISION_NAME.fullmatch(name)
     return int(match.group(1)) if match else None
 
 
