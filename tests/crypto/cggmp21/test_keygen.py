@@ -1,0 +1,134 @@
+"""CGGMP21 t-of-n key generation: consistency, and every check on a peer's message.
+
+Each malicious-party test mutates one honest message and asserts that the abort names the
+party at fault (``ProtocolAbort.culprits``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+import pytest
+
+from shardvault.crypto.errors import MisuseError, ProtocolAbort, TransportError
+from shardvault.crypto.group import SECP256K1
+from shardvault.crypto.polynomial import lagrange_coefficient
+from shardvault.crypto.protocols.cggmp21.keygen import KeygenRound1
+from shardvault.crypto.protocols.cggmp21.local import run_keygen
+
+RNG = secrets.token_bytes
+PARTIES = [1, 2, 3]
+
+
+def _round1(session: bytes | None = None) -> dict[int, KeygenRound1]:
+    sid = session or RNG(32)
+    return {p: KeygenRound1(p, 2, PARTIES, sid, RNG) for p in PARTIES}
+
+
+def _others(messages: dict[int, object], me: int) -> list[object]:
+    return [m for p, m in messages.items() if p != me]
+
+
+@pytest.mark.parametrize(("min_signers", "max_signers"), [(1, 2), (2, 2), (2, 3), (3, 5)])
+def test_outputs_agree_and_interpolate_publicly(min_signers: int, max_signers: int) -> None:
+    outputs = run_keygen(min_signers, max_signers, RNG)
+    first = outputs[0]
+    for out in outputs:
+        assert out.public_key == first.public_key
+        assert out.chain_code == first.chain_code
+        assert dict(out.public_shares) == dict(first.public_shares)
+        assert SECP256K1.base_multiply(out.share) == first.public_shares[out.party]
+    # Any quorum's public shares interpolate to the public key (no secret is formed).
+    quorum = list(range(1, min_signers + 1))
+    combined = SECP256K1.sum_points(
+        [first.public_shares[p] * lagrange_coefficient(SECP256K1, p, quorum) for p in quorum]
+    )
+    assert combined == first.public_key
+
+
+def _advance_to_round2(r1: dict[int, KeygenRound1]):  # type: ignore[no-untyped-def]
+    b1 = {p: r.message for p, r in r1.items()}
+    return {p: r1[p].next(_others(b1, p)) for p in PARTIES}  # type: ignore[arg-type]
+
+
+def _shares_for(step2, me: int):  # type: ignore[no-untyped-def]
+    return [m for p in PARTIES if p != me for m in step2[p][2] if m.header.recipient == me]
+
+
+def test_bad_share_names_the_dealer() -> None:
+    step2 = _advance_to_round2(_round1())
+    shares = _shares_for(step2, 1)
+    bad = [
+        replace(m, payload={"share": SECP256K1.scalar(7).to_bytes()}) if m.header.sender == 3 else m
+        for m in shares
+    ]
+    with pytest.raises(ProtocolAbort) as info:
+        step2[1][0].next([step2[2][1], step2[3][1]], bad)
+    assert info.value.culprits == (3,)
+
+
+def test_decommitment_that_does_not_open_names_the_sender() -> None:
+    step2 = _advance_to_round2(_round1())
+    broadcast = step2[2][1]
+    forged = replace(broadcast, payload={**broadcast.payload, "rid": bytes(32)})
+    with pytest.raises(ProtocolAbort) as info:
+        step2[1][0].next([forged, step2[3][1]], _shares_for(step2, 1))
+    assert info.value.culprits == (2,)
+
+
+def test_equivocating_broadcast_is_caught_by_the_echo() -> None:
+    """Party 3 shows one commitment to party 1 and another to party 2."""
+    sid = RNG(32)
+    r1 = _round1(sid)
+    twin = KeygenRound1(3, 2, PARTIES, sid, RNG)  # a second, different round-1 of party 3
+    step2_1 = r1[1].next([r1[2].message, r1[3].message])
+    step2_2 = r1[2].next([r1[1].message, twin.message])
+    step2_3 = r1[3].next([r1[1].message, r1[2].message])
+    shares = [m for m in step2_2[2] + step2_3[2] if m.header.recipient == 1]
+    with pytest.raises(ProtocolAbort) as info:
+        step2_1[0].next([step2_2[1], step2_3[1]], shares)
+    assert info.value.culprits == (3,)
+
+
+def test_bad_schnorr_proof_names_the_prover() -> None:
+    step2 = _advance_to_round2(_round1())
+    step3 = {
+        p: step2[p][0].next(
+            [step2[q][1] for q in PARTIES if q != p], _shares_for(step2, p)
+        )
+        for p in PARTIES
+    }
+    bad = step3[2][1]
+    forged = replace(bad, payload={"schnorr_response": SECP256K1.scalar(5).to_bytes()})
+    with pytest.raises(ProtocolAbort) as info:
+        step3[1][0].finish([forged, step3[3][1]])
+    assert info.value.culprits == (2,)
+
+
+def test_message_replayed_from_another_session_is_refused() -> None:
+    old = _round1()
+    new = _round1()
+    with pytest.raises(ProtocolAbort) as info:
+        new[1].next([old[2].message, new[3].message])
+    assert info.value.culprits == (2,)
+
+
+def test_missing_message_is_a_transport_error() -> None:
+    r1 = _round1()
+    with pytest.raises(TransportError):
+        r1[1].next([r1[2].message])
+
+
+def test_finished_round_refuses_reuse() -> None:
+    r1 = _round1()
+    r1[1].next([r1[2].message, r1[3].message])
+    with pytest.raises(MisuseError):
+        r1[1].next([r1[2].message, r1[3].message])
+
+
+def test_bad_arguments_are_misuse() -> None:
+    with pytest.raises(MisuseError):
+        KeygenRound1(4, 2, PARTIES, RNG(32), RNG)
+    with pytest.raises(MisuseError):
+        KeygenRound1(1, 4, PARTIES, RNG(32), RNG)
