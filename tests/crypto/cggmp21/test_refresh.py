@@ -1,0 +1,95 @@
+"""CGGMP21 key refresh: same public key, new shares and aux info, old shares useless."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+import pytest
+
+from shardvault.crypto.errors import MisuseError, ProtocolAbort
+from shardvault.crypto.group import SECP256K1
+from shardvault.crypto.polynomial import lagrange_coefficient
+from shardvault.crypto.protocols.cggmp21.local import run_presign, run_refresh, run_sign
+from shardvault.crypto.protocols.cggmp21.presign import PresignRound1
+from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
+from shardvault.crypto.protocols.cggmp21.sign import SignRound
+from tests.crypto.cggmp21.conftest import build_aux_info, make_seeded_rng
+from tests.crypto.cggmp21.ecdsa_helpers import (
+    assert_valid_signature,
+    fixture_keys,
+    make_key_shares,
+    pick,
+    random_digest,
+)
+
+RNG = secrets.token_bytes
+
+
+def _new_aux(parties: list[int]):  # type: ignore[no-untyped-def]
+    return build_aux_info(fixture_keys()[6:], parties, make_seeded_rng("new-aux"))
+
+
+def test_refresh_keeps_the_key_and_changes_every_share() -> None:
+    old = make_key_shares(2, 3, "refresh")
+    new = run_refresh(old, _new_aux([1, 2, 3]), RNG)
+    for before, after in zip(old, new, strict=True):
+        assert after.public_key == before.public_key
+        assert after.chain_code == before.chain_code
+        assert after.epoch == before.epoch + 1
+        assert after.share != before.share
+        assert after.paillier_secret.n != before.paillier_secret.n
+    signers = pick(new, [2, 3])
+    digest = random_digest()
+    signature = run_sign(signers, run_presign(signers, RNG), digest, RNG)
+    assert_valid_signature(old[0].public_key.to_bytes(), digest, signature)
+
+
+def test_old_shares_are_useless_after_refresh() -> None:
+    old = make_key_shares(2, 3, "refresh-old")
+    new = run_refresh(old, _new_aux([1, 2, 3]), RNG)
+    # An old share and a new share do not interpolate to the key (checked publicly).
+    quorum = [1, 2]
+    mixed = old[0].public_shares[1] * lagrange_coefficient(SECP256K1, 1, quorum) + new[
+        0
+    ].public_shares[2] * lagrange_coefficient(SECP256K1, 2, quorum)
+    assert mixed != old[0].public_key
+    # And presigning refuses a peer still on the old epoch, naming it.
+    sid = RNG(32)
+    honest = PresignRound1(new[0], [1, 2], sid, RNG)
+    stale = PresignRound1(old[1], [1, 2], sid, RNG)
+    with pytest.raises(ProtocolAbort) as info:
+        honest.next([stale.message], stale.proofs)
+    assert info.value.culprits == (2,)
+
+
+def test_presignature_from_before_refresh_is_refused() -> None:
+    old = make_key_shares(2, 2, "refresh-presig")
+    presignatures = run_presign(old, RNG)
+    new = run_refresh(old, _new_aux([1, 2]), RNG)
+    with pytest.raises(MisuseError, match="older key epoch"):
+        SignRound(new[0], presignatures[0], random_digest(), RNG(32))
+
+
+def test_refresh_of_another_epoch_names_the_stale_party() -> None:
+    shares = make_key_shares(2, 2, "refresh-epoch")
+    aux = _new_aux([1, 2])
+    sid = RNG(32)
+    r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
+    forged = replace(r1[1].message, payload={**r1[1].message.payload, "epoch": 9})
+    with pytest.raises(ProtocolAbort) as info:
+        r1[0].next([forged])
+    assert info.value.culprits == (2,)
+
+
+def test_refresh_with_a_bad_share_names_the_dealer() -> None:
+    shares = make_key_shares(2, 2, "refresh-share")
+    aux = _new_aux([1, 2])
+    sid = RNG(32)
+    r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
+    s1, b1, _ = r1[0].next([r1[1].message])
+    _, b2, d2 = r1[1].next([r1[0].message])
+    forged = replace(d2[0], payload={"share": SECP256K1.scalar(3).to_bytes()})
+    with pytest.raises(ProtocolAbort) as info:
+        s1.next([b2], [forged])
+    assert info.value.culprits == (2,)
