@@ -128,9 +128,10 @@ class History:
     def upper_bound(self, now: int, before_entry: int | None) -> int:
         """The largest position inside a window ending at ``now``; with
         ``before_entry`` (an input index), the largest position before that entry."""
+        at_now = now * self._multiplier + self._multiplier - 1
         if before_entry is None:
-            return now * self._multiplier + self._multiplier - 1
-        return self._positions[before_entry] - 1
+            return at_now
+        return min(at_now, self._positions[before_entry] - 1)
 
     def lower_bound(self, since_exclusive: int) -> int:
         """The largest position outside a window that starts after ``since_exclusive``."""
