@@ -340,3 +340,39 @@ def test_malformed_node_replies_are_typed(body: bytes, error: type[Exception]) -
 def test_geth_rejection_wordings(message: str, error: type[Exception]) -> None:
     """geth's txpool error strings (core/txpool/errors.go) map to the same types."""
     assert type(classify_rejection(message, -32000)) is error
+
+
+def test_async_client_end_to_end(client: EthereumRpcClient, hardhat_node: HardhatNode) -> None:
+    """The async twin broadcasts and confirms a transfer and reports the same errors."""
+    import asyncio
+
+    from shardvault.service.chainclients.ethereum import AsyncEthereumRpcClient
+
+    key = test_only_key("async-sender")
+    sender = address_of(key)
+    recipient = address_of(test_only_key("async-recipient"))
+    fund(client, sender, "1")
+
+    async def flow() -> None:
+        async with AsyncEthereumRpcClient(hardhat_node.url) as rpc:
+            chain_id = await rpc.chain_id()
+            suggestion = await rpc.suggest_fees()
+            tx = native_transfer(
+                chain_id=chain_id,
+                nonce=await rpc.get_transaction_count(sender),
+                to=recipient.checksummed,
+                amount="0.25",
+                fees=FeeParameters(
+                    suggestion.max_fee_per_gas, suggestion.max_priority_fee_per_gas, 21000
+                ),
+            )
+            signed = sign(tx, key)
+            tx_hash = await rpc.send_raw_transaction(encode_signed(signed))
+            tracker = ConfirmationTracker(None, tx_hash)
+            status = await tracker.poll_async(rpc)
+            assert status.state == "confirmed"
+            assert await rpc.get_balance(recipient) == ETHER // 4
+            with pytest.raises(NonceTooLowError):
+                await rpc.send_raw_transaction(encode_signed(signed))
+
+    asyncio.run(flow())

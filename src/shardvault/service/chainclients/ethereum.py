@@ -8,15 +8,21 @@ only while the block that included it is still canonical, and start over when it
 
 Method semantics follow the Ethereum execution API specification
 (ethereum/execution-apis); quantities are 0x-hex without leading zeros.
+
+Each method is first described as an :class:`RpcCall` (method, params, and a parser for
+the untrusted result), with no I/O; :class:`EthereumRpcClient` (sync) and
+:class:`AsyncEthereumRpcClient` run the same descriptions over httpx, so both speak and
+validate identically. Confirmation counting is likewise a pure step
+(:meth:`ConfirmationTracker.observe`) driven by either client.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import httpx
 
@@ -168,11 +174,199 @@ class ConfirmationStatus:
     reorgs: int
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RpcCall(Generic[T]):
+    """One JSON-RPC method call described without I/O: what to send and how to read the
+    reply. ``broadcast`` marks ``eth_sendRawTransaction``, whose errors are rejections."""
+
+    method: str
+    params: tuple[object, ...]
+    parse: Callable[[object], T]
+    broadcast: bool = False
+
+
+def _account(address: Address | str, field: str = "address") -> Address:
+    return address if isinstance(address, Address) else parse_address(address, field=field)
+
+
+def chain_id_call() -> RpcCall[int]:
+    """``eth_chainId``."""
+    return RpcCall("eth_chainId", (), lambda r: _quantity(r, "eth_chainId"))
+
+
+def block_number_call() -> RpcCall[int]:
+    """``eth_blockNumber``: the head's number."""
+    return RpcCall("eth_blockNumber", (), lambda r: _quantity(r, "eth_blockNumber"))
+
+
+def transaction_count_call(address: Address | str, block: BlockTag = "pending") -> RpcCall[int]:
+    """``eth_getTransactionCount``; with ``pending`` this is the next usable nonce."""
+    method = "eth_getTransactionCount"
+    params = (_account(address).checksummed, _block_param(block))
+    return RpcCall(method, params, lambda r: _quantity(r, method))
+
+
+def balance_call(address: Address | str, block: BlockTag = "latest") -> RpcCall[Wei]:
+    """``eth_getBalance`` in wei."""
+    method = "eth_getBalance"
+    params = (_account(address).checksummed, _block_param(block))
+    return RpcCall(method, params, lambda r: Wei(_quantity(r, method)))
+
+
+def eth_call_call(to: Address, data: bytes, block: BlockTag = "latest") -> RpcCall[bytes]:
+    """``eth_call`` of ``data`` on ``to``; returns the raw return data."""
+    params = ({"to": to.checksummed, "data": "0x" + data.hex()}, _block_param(block))
+    return RpcCall("eth_call", params, lambda r: _data(r, "eth_call"))
+
+
+def erc20_balance_call(
+    token: Address | str, owner: Address | str, block: BlockTag = "latest"
+) -> RpcCall[int]:
+    """ERC-20 ``balanceOf(owner)`` through ``eth_call``, in the token's base units."""
+    data = encode_call(ERC20_BALANCE_OF, [_account(owner, "owner")])
+
+    def parse(result: object) -> int:
+        raw = _data(result, "eth_call")
+        if len(raw) != 32:
+            raise RpcResponseError("balanceOf returned other than one word", method="eth_call")
+        return int.from_bytes(raw, "big")
+
+    inner = eth_call_call(_account(token, "token"), data, block)
+    return RpcCall(inner.method, inner.params, parse)
+
+
+def estimate_gas_call(
+    *, sender: Address, to: Address | None, value: Wei = _ZERO_WEI, data: bytes = b""
+) -> RpcCall[int]:
+    """``eth_estimateGas`` for a call from ``sender``."""
+    call: dict[str, str] = {"from": sender.checksummed, "value": hex(value)}
+    if to is not None:
+        call["to"] = to.checksummed
+    if data:
+        call["data"] = "0x" + data.hex()
+    return RpcCall("eth_estimateGas", (call,), lambda r: _quantity(r, "eth_estimateGas"))
+
+
+def fee_suggestion_call(
+    *,
+    blocks: int = 10,
+    percentile: float = 50.0,
+    minimum_priority_fee: Wei = _ONE_GWEI,
+    base_fee_multiplier: int = 2,
+) -> RpcCall[FeeSuggestion]:
+    """EIP-1559 fee caps from ``eth_feeHistory`` over the last ``blocks``.
+
+    The tip is the median over those blocks of each block's ``percentile`` reward, but at
+    least ``minimum_priority_fee``; the fee cap is ``base_fee_multiplier * next base fee +
+    tip``, which stays valid through several full blocks of base-fee growth (EIP-1559
+    raises the base fee by at most 12.5% per block).
+    """
+    method = "eth_feeHistory"
+
+    def parse(result: object) -> FeeSuggestion:
+        history = _object(result, method)
+        base_fees = history.get("baseFeePerGas")
+        if not isinstance(base_fees, list) or not base_fees:
+            raise RpcResponseError("returned no baseFeePerGas", method=method)
+        # One entry more than the blocks asked for: the last is the next block's base fee.
+        next_base_fee = _quantity(base_fees[-1], method)
+        rewards = history.get("reward") or []
+        if not isinstance(rewards, list):
+            raise RpcResponseError("returned a malformed reward list", method=method)
+        tips = sorted(_quantity(row[0], method) for row in rewards if isinstance(row, list) and row)
+        median_tip = tips[len(tips) // 2] if tips else 0
+        tip = max(median_tip, minimum_priority_fee)
+        return FeeSuggestion(
+            base_fee_per_gas=Wei(next_base_fee),
+            max_priority_fee_per_gas=Wei(tip),
+            max_fee_per_gas=Wei(next_base_fee * base_fee_multiplier + tip),
+        )
+
+    return RpcCall(method, (hex(blocks), "latest", [percentile]), parse)
+
+
+def send_raw_transaction_call(raw: bytes) -> RpcCall[bytes]:
+    """``eth_sendRawTransaction``; the result is the 32-byte transaction hash."""
+    method = "eth_sendRawTransaction"
+    return RpcCall(method, ("0x" + raw.hex(),), lambda r: _data(r, method, 32), broadcast=True)
+
+
+def _parse_receipt(result: object) -> Receipt | None:
+    method = "eth_getTransactionReceipt"
+    if result is None:
+        return None
+    receipt = _object(result, method)
+    contract = receipt.get("contractAddress")
+    price = receipt.get("effectiveGasPrice")
+    return Receipt(
+        transaction_hash=_data(receipt.get("transactionHash"), method, 32),
+        block_number=_quantity(receipt.get("blockNumber"), method),
+        block_hash=_data(receipt.get("blockHash"), method, 32),
+        success=_quantity(receipt.get("status"), method) == 1,
+        gas_used=_quantity(receipt.get("gasUsed"), method),
+        effective_gas_price=Wei(_quantity(price, method)) if price is not None else None,
+        contract_address=Address(_data(contract, method, 20)) if contract else None,
+    )
+
+
+def receipt_call(tx_hash: bytes) -> RpcCall[Receipt | None]:
+    """``eth_getTransactionReceipt``; ``None`` while the transaction is not mined."""
+    return RpcCall("eth_getTransactionReceipt", ("0x" + tx_hash.hex(),), _parse_receipt)
+
+
+def block_hash_call(number: int) -> RpcCall[bytes | None]:
+    """The hash of the canonical block at ``number``, or ``None`` beyond the head."""
+    method = "eth_getBlockByNumber"
+
+    def parse(result: object) -> bytes | None:
+        if result is None:
+            return None
+        return _data(_object(result, method).get("hash"), method, 32)
+
+    return RpcCall(method, (hex(number), False), parse)
+
+
+def _envelope(response: httpx.Response, method: str) -> object:
+    """Unwrap a JSON-RPC reply: the result, or the typed error it carries."""
+    try:
+        body: object = response.json()
+    except ValueError as exc:
+        raise RpcTransportError(
+            f"HTTP {response.status_code} with a non-JSON body", method=method
+        ) from exc
+    if not isinstance(body, Mapping):
+        raise RpcTransportError("reply is not a JSON-RPC object", method=method)
+    error = body.get("error")
+    if error is not None:
+        err = _object(error, method)
+        message = err.get("message")
+        code = err.get("code")
+        text = message if isinstance(message, str) else "unspecified error"
+        data = err.get("data")
+        if isinstance(data, Mapping) and isinstance(data.get("message"), str):
+            text = f"{text} ({data['message']})"
+        raise RpcResponseError(
+            text[:500], method=method, code=code if isinstance(code, int) else None
+        )
+    if "result" not in body:
+        raise RpcTransportError(f"HTTP {response.status_code} without a result", method=method)
+    return body["result"]
+
+
+def _finish(call: RpcCall[T], result: object) -> T:
+    return call.parse(result)
+
+
 class EthereumRpcClient:
     """A synchronous JSON-RPC client for one Ethereum node.
 
     Owns its ``httpx.Client`` unless one is passed in; use as a context manager or call
-    :meth:`close`.
+    :meth:`close`. Every method raises :class:`RpcTransportError` when the node cannot be
+    reached and :class:`RpcResponseError` when it answers with an error or a malformed
+    result.
     """
 
     def __init__(
@@ -195,12 +389,7 @@ class EthereumRpcClient:
         self.close()
 
     def request(self, method: str, params: Sequence[object] = ()) -> object:
-        """Send one JSON-RPC request and return its ``result``.
-
-        Raises:
-            RpcTransportError: connection failure, timeout, or a non-JSON-RPC reply.
-            RpcResponseError: the node returned a JSON-RPC error object.
-        """
+        """Send one JSON-RPC request and return its raw ``result``."""
         payload = {
             "jsonrpc": "2.0",
             "id": next(self._ids),
@@ -211,83 +400,49 @@ class EthereumRpcClient:
             response = self._http.post(self._url, json=payload)
         except httpx.HTTPError as exc:
             raise RpcTransportError(f"request failed: {type(exc).__name__}", method=method) from exc
+        return _envelope(response, method)
+
+    def run(self, call: RpcCall[T]) -> T:
+        """Execute a described call; broadcast errors become typed rejections."""
         try:
-            body: object = response.json()
-        except ValueError as exc:
-            raise RpcTransportError(
-                f"HTTP {response.status_code} with a non-JSON body", method=method
-            ) from exc
-        if not isinstance(body, Mapping):
-            raise RpcTransportError("reply is not a JSON-RPC object", method=method)
-        error = body.get("error")
-        if error is not None:
-            err = _object(error, method)
-            message = err.get("message")
-            code = err.get("code")
-            text = message if isinstance(message, str) else "unspecified error"
-            data = err.get("data")
-            if isinstance(data, Mapping) and isinstance(data.get("message"), str):
-                text = f"{text} ({data['message']})"
-            raise RpcResponseError(
-                text[:500], method=method, code=code if isinstance(code, int) else None
-            )
-        if "result" not in body:
-            raise RpcTransportError(f"HTTP {response.status_code} without a result", method=method)
-        return body["result"]
+            result = self.request(call.method, call.params)
+        except RpcResponseError as exc:
+            if call.broadcast:
+                raise classify_rejection(exc.node_message, exc.code) from exc
+            raise
+        return _finish(call, result)
 
     def chain_id(self) -> int:
         """``eth_chainId``."""
-        return _quantity(self.request("eth_chainId"), "eth_chainId")
+        return self.run(chain_id_call())
 
     def block_number(self) -> int:
-        """``eth_blockNumber``: the head's number."""
-        return _quantity(self.request("eth_blockNumber"), "eth_blockNumber")
+        """``eth_blockNumber``."""
+        return self.run(block_number_call())
 
     def get_transaction_count(self, address: Address | str, block: BlockTag = "pending") -> int:
-        """``eth_getTransactionCount``; with ``pending`` this is the next usable nonce."""
-        account = address if isinstance(address, Address) else parse_address(address)
-        result = self.request("eth_getTransactionCount", [account.checksummed, _block_param(block)])
-        return _quantity(result, "eth_getTransactionCount")
+        """The account's nonce at ``block`` (``pending``: the next usable nonce)."""
+        return self.run(transaction_count_call(address, block))
 
     def get_balance(self, address: Address | str, block: BlockTag = "latest") -> Wei:
-        """``eth_getBalance`` in wei."""
-        account = address if isinstance(address, Address) else parse_address(address)
-        result = self.request("eth_getBalance", [account.checksummed, _block_param(block)])
-        return Wei(_quantity(result, "eth_getBalance"))
+        """The account's ether balance in wei."""
+        return self.run(balance_call(address, block))
 
     def call(self, to: Address, data: bytes, block: BlockTag = "latest") -> bytes:
-        """``eth_call`` of ``data`` on ``to``; returns the raw return data."""
-        result = self.request(
-            "eth_call", [{"to": to.checksummed, "data": "0x" + data.hex()}, _block_param(block)]
-        )
-        return _data(result, "eth_call")
+        """``eth_call``: the raw return data."""
+        return self.run(eth_call_call(to, data, block))
 
     def erc20_balance(
         self, token: Address | str, owner: Address | str, block: BlockTag = "latest"
     ) -> int:
         """An ERC-20 ``balanceOf(owner)`` in the token's base units."""
-        contract = token if isinstance(token, Address) else parse_address(token, field="token")
-        holder = owner if isinstance(owner, Address) else parse_address(owner, field="owner")
-        raw = self.call(contract, encode_call(ERC20_BALANCE_OF, [holder]), block)
-        if len(raw) != 32:
-            raise RpcResponseError("balanceOf returned other than one word", method="eth_call")
-        return int.from_bytes(raw, "big")
+        return self.run(erc20_balance_call(token, owner, block))
 
     def estimate_gas(
-        self,
-        *,
-        sender: Address,
-        to: Address | None,
-        value: Wei = _ZERO_WEI,
-        data: bytes = b"",
+        self, *, sender: Address, to: Address | None, value: Wei = _ZERO_WEI, data: bytes = b""
     ) -> int:
-        """``eth_estimateGas`` for a call from ``sender``."""
-        call: dict[str, str] = {"from": sender.checksummed, "value": hex(value)}
-        if to is not None:
-            call["to"] = to.checksummed
-        if data:
-            call["data"] = "0x" + data.hex()
-        return _quantity(self.request("eth_estimateGas", [call]), "eth_estimateGas")
+        """``eth_estimateGas``."""
+        return self.run(estimate_gas_call(sender=sender, to=to, value=value, data=data))
 
     def suggest_fees(
         self,
@@ -297,30 +452,14 @@ class EthereumRpcClient:
         minimum_priority_fee: Wei = _ONE_GWEI,
         base_fee_multiplier: int = 2,
     ) -> FeeSuggestion:
-        """Suggest EIP-1559 fee caps from ``eth_feeHistory`` over the last ``blocks``.
-
-        The tip is the median over those blocks of each block's ``percentile`` reward,
-        but at least ``minimum_priority_fee``; the fee cap is
-        ``base_fee_multiplier * next base fee + tip``, which stays valid through several
-        full blocks of base-fee growth (EIP-1559 raises it by at most 12.5% per block).
-        """
-        method = "eth_feeHistory"
-        history = _object(self.request(method, [hex(blocks), "latest", [percentile]]), method)
-        base_fees = history.get("baseFeePerGas")
-        if not isinstance(base_fees, list) or not base_fees:
-            raise RpcResponseError("returned no baseFeePerGas", method=method)
-        # The list holds one entry more than the blocks asked for: the next block's base fee.
-        next_base_fee = _quantity(base_fees[-1], method)
-        rewards = history.get("reward") or []
-        if not isinstance(rewards, list):
-            raise RpcResponseError("returned a malformed reward list", method=method)
-        tips = sorted(_quantity(row[0], method) for row in rewards if isinstance(row, list) and row)
-        median_tip = tips[len(tips) // 2] if tips else 0
-        tip = max(median_tip, minimum_priority_fee)
-        return FeeSuggestion(
-            base_fee_per_gas=Wei(next_base_fee),
-            max_priority_fee_per_gas=Wei(tip),
-            max_fee_per_gas=Wei(next_base_fee * base_fee_multiplier + tip),
+        """EIP-1559 fee caps from ``eth_feeHistory`` (see :func:`fee_suggestion_call`)."""
+        return self.run(
+            fee_suggestion_call(
+                blocks=blocks,
+                percentile=percentile,
+                minimum_priority_fee=minimum_priority_fee,
+                base_fee_multiplier=base_fee_multiplier,
+            )
         )
 
     def send_raw_transaction(self, raw: bytes) -> bytes:
@@ -332,70 +471,139 @@ class EthereumRpcClient:
                 the transaction for that reason.
             TransactionRejectedError: refused for another reason.
             RpcTransportError: the node could not be reached; the transaction may or may
-                not have arrived, so re-send the same bytes (idempotent) rather than a new one.
+                not have arrived, so re-send the same bytes rather than new ones.
         """
-        method = "eth_sendRawTransaction"
-        try:
-            result = self.request(method, ["0x" + raw.hex()])
-        except RpcResponseError as exc:
-            raise classify_rejection(exc.node_message, exc.code) from exc
-        return _data(result, method, 32)
+        return self.run(send_raw_transaction_call(raw))
 
     def get_transaction_receipt(self, tx_hash: bytes) -> Receipt | None:
-        """``eth_getTransactionReceipt``; ``None`` while the transaction is not mined."""
-        method = "eth_getTransactionReceipt"
-        result = self.request(method, ["0x" + tx_hash.hex()])
-        if result is None:
-            return None
-        receipt = _object(result, method)
-        contract = receipt.get("contractAddress")
-        price = receipt.get("effectiveGasPrice")
-        return Receipt(
-            transaction_hash=_data(receipt.get("transactionHash"), method, 32),
-            block_number=_quantity(receipt.get("blockNumber"), method),
-            block_hash=_data(receipt.get("blockHash"), method, 32),
-            success=_quantity(receipt.get("status"), method) == 1,
-            gas_used=_quantity(receipt.get("gasUsed"), method),
-            effective_gas_price=Wei(_quantity(price, method)) if price is not None else None,
-            contract_address=Address(_data(contract, method, 20)) if contract else None,
-        )
+        """The receipt, or ``None`` while the transaction is not mined."""
+        return self.run(receipt_call(tx_hash))
 
     def get_block_hash(self, number: int) -> bytes | None:
-        """The hash of the canonical block at ``number``, or ``None`` beyond the head."""
-        method = "eth_getBlockByNumber"
-        result = self.request(method, [hex(number), False])
-        if result is None:
-            return None
-        return _data(_object(result, method).get("hash"), method, 32)
+        """The canonical block hash at ``number``, or ``None`` beyond the head."""
+        return self.run(block_hash_call(number))
+
+
+class AsyncEthereumRpcClient:
+    """The asyncio twin of :class:`EthereumRpcClient` (same calls, same errors)."""
+
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, http_client: httpx.AsyncClient | None = None
+    ) -> None:
+        self._url = url
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._ids = itertools.count(1)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncEthereumRpcClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def request(self, method: str, params: Sequence[object] = ()) -> object:
+        """Send one JSON-RPC request and return its raw ``result``."""
+        payload = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": list(params),
+        }
+        try:
+            response = await self._http.post(self._url, json=payload)
+        except httpx.HTTPError as exc:
+            raise RpcTransportError(f"request failed: {type(exc).__name__}", method=method) from exc
+        return _envelope(response, method)
+
+    async def run(self, call: RpcCall[T]) -> T:
+        """Execute a described call; broadcast errors become typed rejections."""
+        try:
+            result = await self.request(call.method, call.params)
+        except RpcResponseError as exc:
+            if call.broadcast:
+                raise classify_rejection(exc.node_message, exc.code) from exc
+            raise
+        return _finish(call, result)
+
+    async def chain_id(self) -> int:
+        """``eth_chainId``."""
+        return await self.run(chain_id_call())
+
+    async def block_number(self) -> int:
+        """``eth_blockNumber``."""
+        return await self.run(block_number_call())
+
+    async def get_transaction_count(
+        self, address: Address | str, block: BlockTag = "pending"
+    ) -> int:
+        """The account's nonce at ``block`` (``pending``: the next usable nonce)."""
+        return await self.run(transaction_count_call(address, block))
+
+    async def get_balance(self, address: Address | str, block: BlockTag = "latest") -> Wei:
+        """The account's ether balance in wei."""
+        return await self.run(balance_call(address, block))
+
+    async def erc20_balance(
+        self, token: Address | str, owner: Address | str, block: BlockTag = "latest"
+    ) -> int:
+        """An ERC-20 ``balanceOf(owner)`` in the token's base units."""
+        return await self.run(erc20_balance_call(token, owner, block))
+
+    async def suggest_fees(self, *, blocks: int = 10, percentile: float = 50.0) -> FeeSuggestion:
+        """EIP-1559 fee caps from ``eth_feeHistory``."""
+        return await self.run(fee_suggestion_call(blocks=blocks, percentile=percentile))
+
+    async def send_raw_transaction(self, raw: bytes) -> bytes:
+        """``eth_sendRawTransaction``; raises the typed rejections of the sync client."""
+        return await self.run(send_raw_transaction_call(raw))
+
+    async def get_transaction_receipt(self, tx_hash: bytes) -> Receipt | None:
+        """The receipt, or ``None`` while the transaction is not mined."""
+        return await self.run(receipt_call(tx_hash))
+
+    async def get_block_hash(self, number: int) -> bytes | None:
+        """The canonical block hash at ``number``, or ``None`` beyond the head."""
+        return await self.run(block_hash_call(number))
 
 
 class ConfirmationTracker:
     """Counts a transaction's confirmations, resetting them when a reorg moves it.
 
-    The tracker remembers the hash of the block that included the transaction. On each
-    :meth:`poll` it checks that the canonical block at that height still has that hash;
-    if the receipt now names another block, or the block left the canonical chain, the
-    count starts over from the new inclusion (or the state becomes ``reorged``).
+    The tracker remembers the hash of the block that included the transaction. Each
+    observation checks that the canonical block at the receipt's height has the
+    receipt's block hash; if the receipt now names another block, or its block left the
+    canonical chain, the count starts over from the new inclusion (or the state becomes
+    ``reorged`` until the transaction is included again).
+
+    :meth:`observe` is the pure step; :meth:`poll` and :meth:`poll_async` fetch what it
+    needs with a sync or async client.
     """
 
     def __init__(
-        self, client: EthereumRpcClient, tx_hash: bytes, *, required_confirmations: int = 1
+        self, client: EthereumRpcClient | None, tx_hash: bytes, *, required_confirmations: int = 1
     ) -> None:
         if required_confirmations < 1:
             raise ValueError("required_confirmations must be at least 1")
         self._client = client
-        self._tx_hash = tx_hash
+        self.tx_hash = tx_hash
         self._required = required_confirmations
         self._included_in: bytes | None = None
         self._reorgs = 0
 
-    def poll(self) -> ConfirmationStatus:
-        """Query the node once and report the transaction's standing."""
-        receipt = self._client.get_transaction_receipt(self._tx_hash)
-        canonical = (
-            self._client.get_block_hash(receipt.block_number) if receipt is not None else None
-        )
-        if receipt is None or canonical != receipt.block_hash:
+    def observe(
+        self, receipt: Receipt | None, canonical_hash: bytes | None, head: int | None
+    ) -> ConfirmationStatus:
+        """Advance the tracker with one consistent view of the node.
+
+        ``canonical_hash`` is the canonical block hash at the receipt's height and
+        ``head`` the head's number; both are ignored when ``receipt`` is ``None``.
+        """
+        if receipt is None or canonical_hash != receipt.block_hash or head is None:
             # No receipt, or a stale receipt for a block that is no longer canonical.
             if self._included_in is not None:
                 self._included_in = None
@@ -406,7 +614,6 @@ class ConfirmationTracker:
         if self._included_in is not None and self._included_in != receipt.block_hash:
             self._reorgs += 1
         self._included_in = receipt.block_hash
-        head = self._client.block_number()
         confirmations = max(head - receipt.block_number + 1, 0)
         state_now: Literal["included", "confirmed"] = (
             "confirmed" if confirmations >= self._required else "included"
@@ -419,3 +626,21 @@ class ConfirmationTracker:
             receipt.success,
             self._reorgs,
         )
+
+    def poll(self) -> ConfirmationStatus:
+        """Query the node once through the sync client and report the standing."""
+        if self._client is None:
+            raise ValueError("this tracker has no sync client; use poll_async")
+        receipt = self._client.get_transaction_receipt(self.tx_hash)
+        if receipt is None:
+            return self.observe(None, None, None)
+        canonical = self._client.get_block_hash(receipt.block_number)
+        return self.observe(receipt, canonical, self._client.block_number())
+
+    async def poll_async(self, client: AsyncEthereumRpcClient) -> ConfirmationStatus:
+        """Query the node once through an async client and report the standing."""
+        receipt = await client.get_transaction_receipt(self.tx_hash)
+        if receipt is None:
+            return self.observe(None, None, None)
+        canonical = await client.get_block_hash(receipt.block_number)
+        return self.observe(receipt, canonical, await client.block_number())
