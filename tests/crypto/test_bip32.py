@@ -7,6 +7,7 @@ from its parent's xpub by public derivation alone; every xpub round-trips.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ def _public_steps() -> list[tuple[str, str, int]]:
     cases = []
     for vector in _vectors()["vectors"]:
         steps = vector["steps"]
-        for parent, child in zip(steps, steps[1:], strict=False):
+        for parent, child in itertools.pairwise(steps):
             if child["public_derivation_possible_from_parent_xpub"]:
                 cases.append((parent["xpub"], child["xpub"], child["child_indices"][-1]))
     return cases

@@ -6,6 +6,7 @@ values (public shares, signatures verified by coincurve and eth-account).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 
@@ -19,8 +20,6 @@ from shardvault.crypto.protocols.cggmp21.local import run_keygen
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature
 from tests.crypto.cggmp21.conftest import FIXTURE_PATH, _keys, build_aux_info, make_seeded_rng
 
-import json
-
 _KEYS: list[PaillierSecretKey] = []
 
 
@@ -31,7 +30,9 @@ def fixture_keys() -> list[PaillierSecretKey]:
     return _KEYS
 
 
-def make_key_shares(min_signers: int, max_signers: int, seed: str, offset: int = 0) -> list[KeyShare]:
+def make_key_shares(
+    min_signers: int, max_signers: int, seed: str, offset: int = 0
+) -> list[KeyShare]:
     """Run key generation and attach TEST-ONLY aux info (no aux proofs run)."""
     rng = make_seeded_rng(seed)
     outputs = run_keygen(min_signers, max_signers, rng)
@@ -46,13 +47,17 @@ def assert_valid_signature(public_key: bytes, digest: bytes, signature: EcdsaSig
     key = coincurve.PublicKey(public_key)
     assert key.verify(signature.to_der(), digest, hasher=None)
     recovered = coincurve.PublicKey.from_signature_and_message(
-        signature.r.to_bytes(32, "big") + signature.s.to_bytes(32, "big") + bytes([signature.recovery_id]),
+        signature.r.to_bytes(32, "big")
+        + signature.s.to_bytes(32, "big")
+        + bytes([signature.recovery_id]),
         digest,
         hasher=None,
     )
     assert recovered.format() == key.format()
     expected = _eth_address(key)
-    address = Account._recover_hash(digest, vrs=(27 + signature.recovery_id, signature.r, signature.s))
+    address = Account._recover_hash(
+        digest, vrs=(27 + signature.recovery_id, signature.r, signature.s)
+    )
     assert address == expected
 
 

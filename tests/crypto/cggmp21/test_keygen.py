@@ -94,9 +94,7 @@ def test_equivocating_broadcast_is_caught_by_the_echo() -> None:
 def test_bad_schnorr_proof_names_the_prover() -> None:
     step2 = _advance_to_round2(_round1())
     step3 = {
-        p: step2[p][0].next(
-            [step2[q][1] for q in PARTIES if q != p], _shares_for(step2, p)
-        )
+        p: step2[p][0].next([step2[q][1] for q in PARTIES if q != p], _shares_for(step2, p))
         for p in PARTIES
     }
     bad = step3[2][1]

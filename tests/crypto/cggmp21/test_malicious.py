@@ -65,7 +65,9 @@ def test_bad_enc_proof(shares: list[KeyShare]) -> None:
     r = _round1(shares)
     proof = r[1].proofs[0]
     z1 = proof.payload["enc_proof"]["z1"]
-    assert _abort(lambda: r[0].next([r[1].message], [_proof(proof, "enc_proof", z1=z1 + 1)])) == (2,)
+    assert _abort(lambda: r[0].next([r[1].message], [_proof(proof, "enc_proof", z1=z1 + 1)])) == (
+        2,
+    )
     r = _round1(shares)
     proof = r[1].proofs[0]
     too_big = _proof(proof, "enc_proof", z1=2 ** (256 + 512) + 1)
@@ -86,7 +88,7 @@ def test_message_replayed_from_another_session(shares: list[KeyShare]) -> None:
 def _to_round2(shares: list[KeyShare]) -> tuple[Any, Any]:
     r = _round1(shares)
     s1, _ = r[0].next([r[1].message], r[1].proofs)
-    s2, out2 = r[1].next([r[0].message], r[0].proofs)
+    _s2, out2 = r[1].next([r[0].message], r[0].proofs)
     return s1, out2[0]
 
 
@@ -127,8 +129,8 @@ def test_inconsistent_broadcast_shown_to_two_peers() -> None:
     def direct(me: int) -> list[Any]:
         return [m for m in proofs if m.header.recipient == me]
 
-    s1, out1 = r[0].next([r[1].message, third.message], direct(1))
-    s2, out2 = r[1].next([r[0].message, to_party2], direct(2))
+    s1, _out1 = r[0].next([r[1].message, third.message], direct(1))
+    _s2, out2 = r[1].next([r[0].message, to_party2], direct(2))
     _, out3 = r[2].next([r[0].message, r[1].message], direct(3))
     to_1 = [m for m in out2 + out3 if m.header.recipient == 1]
     assert _abort(lambda: s1.next(to_1)) == (3,)

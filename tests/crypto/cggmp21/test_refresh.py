@@ -87,7 +87,7 @@ def test_refresh_with_a_bad_share_names_the_dealer() -> None:
     aux = _new_aux([1, 2])
     sid = RNG(32)
     r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
-    s1, b1, _ = r1[0].next([r1[1].message])
+    s1, _b1, _ = r1[0].next([r1[1].message])
     _, b2, d2 = r1[1].next([r1[0].message])
     forged = replace(d2[0], payload={"share": SECP256K1.scalar(3).to_bytes()})
     with pytest.raises(ProtocolAbort) as info:

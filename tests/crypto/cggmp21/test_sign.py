@@ -69,7 +69,9 @@ def test_wrong_signature_share_names_the_sender() -> None:
     honest, cheater = rounds
     bad = cheater.message
     sigma = int.from_bytes(bad.payload["sigma"], "big")
-    forged = type(bad)(bad.header, {**bad.payload, "sigma": ((sigma + 1) % SECP256K1.order).to_bytes(32, "big")})
+    forged = type(bad)(
+        bad.header, {**bad.payload, "sigma": ((sigma + 1) % SECP256K1.order).to_bytes(32, "big")}
+    )
     with pytest.raises(ProtocolAbort) as info:
         honest.finish([forged])
     assert info.value.culprits == (3,)

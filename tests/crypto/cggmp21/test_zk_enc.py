@@ -1,0 +1,74 @@
+"""Πenc (CGGMP21 Figure 14): completeness, and every verifier check refuses bad input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from shardvault.crypto.errors import EncodingError, VerificationError
+from shardvault.crypto.group import SECP256K1
+from shardvault.crypto.zk import enc
+from shardvault.crypto.zk.context import CrtExp
+from tests.crypto.cggmp21.zk_helpers import RNG, make_setup, other_context
+
+Q = SECP256K1.order
+
+
+def _proof():  # type: ignore[no-untyped-def]
+    s = make_setup()
+    k = 12345678901234567890
+    K, rho = s.prover.encrypt(k, RNG)
+    return s, K, enc.prove(s.context, Q, s.prover, s.setup, K, k, rho, RNG)
+
+
+def test_valid_proof_verifies_with_and_without_crt() -> None:
+    s, K, proof = _proof()
+    enc.verify(s.context, Q, s.prover.public, s.setup, K, proof)
+    enc.verify(s.context, Q, s.prover.public, s.setup, K, proof, CrtExp(s.verifier.p, s.verifier.q))
+    assert enc.EncProof.from_wire(proof.to_wire()) == proof
+
+
+@pytest.mark.parametrize("field", ["S", "A", "C", "z1", "z2", "z3"])
+def test_any_changed_field_is_refused(field: str) -> None:
+    s, K, proof = _proof()
+    bad = replace(proof, **{field: getattr(proof, field) + 1})
+    with pytest.raises(VerificationError):
+        enc.verify(s.context, Q, s.prover.public, s.setup, K, bad)
+
+
+def test_out_of_range_values_are_refused() -> None:
+    s, K, proof = _proof()
+    n = s.prover.n
+    for bad_K in (0, n * n, n):
+        with pytest.raises(VerificationError):
+            enc.verify(s.context, Q, s.prover.public, s.setup, bad_K, proof)
+    with pytest.raises(VerificationError, match="outside"):
+        enc.verify(s.context, Q, s.prover.public, s.setup, K, replace(proof, z1=2**768 + 1))
+
+
+def test_other_session_or_prover_is_refused() -> None:
+    s, K, proof = _proof()
+    for context in (
+        other_context(s.context, session_id=bytes(32)),
+        other_context(s.context, prover=2),
+    ):
+        with pytest.raises(VerificationError):
+            enc.verify(context, Q, s.prover.public, s.setup, K, proof)
+
+
+def test_out_of_range_plaintext_fails() -> None:
+    """A prover whose k lies far outside ±2^ℓ cannot pass the range check."""
+    s = make_setup()
+    k = 2**1100
+    K, rho = s.prover.encrypt(k, RNG)
+    proof = enc.prove(s.context, Q, s.prover, s.setup, K, k, rho, RNG)
+    with pytest.raises(VerificationError):
+        enc.verify(s.context, Q, s.prover.public, s.setup, K, proof)
+
+
+def test_malformed_wire_is_an_encoding_error() -> None:
+    with pytest.raises(EncodingError):
+        enc.EncProof.from_wire({"S": 1})
+    with pytest.raises(EncodingError):
+        enc.EncProof.from_wire(dict.fromkeys(["S", "A", "C", "z1", "z2", "z3"], "x"))
