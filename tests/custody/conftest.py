@@ -95,7 +95,7 @@ def moto_server() -> Iterator[str]:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -117,7 +117,7 @@ def boto_client(service: str, endpoint: str, attempts: int = 3) -> Any:
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's fixed test credentials
+        aws_secret_access_key="testing",
         config=Config(
             retries={"max_attempts": attempts, "mode": "standard"},
             connect_timeout=2,

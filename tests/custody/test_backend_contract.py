@@ -101,7 +101,9 @@ def test_tampered_wrapped_key_is_refused(harness: BackendHarness) -> None:
         blob = bytearray(wrapped.blob)
         blob[position] ^= 0x01
         with pytest.raises(IntegrityError):
-            harness.backend.unwrap(WrappedKey(wrapped.backend, wrapped.kek_id, bytes(blob)), CONTEXT)
+            harness.backend.unwrap(
+                WrappedKey(wrapped.backend, wrapped.kek_id, bytes(blob)), CONTEXT
+            )
     for cut in (0, 1, n - 1):
         with pytest.raises(IntegrityError):
             harness.backend.unwrap(

@@ -153,9 +153,7 @@ def test_release_refusals_never_reach_the_backend(root: DevelopmentRoot) -> None
     with pytest.raises(AttestationPcrError, match="PCR3"):
         releaser.release(blob, ADDRESS, other_role.attest(releaser.issue_nonce()))
     # Changed code (PCR0/PCR2).
-    tampered = DevelopmentEnclave(
-        root, measurements={**good.pcrs, 0: bytes.fromhex("11" * 48)}
-    )
+    tampered = DevelopmentEnclave(root, measurements={**good.pcrs, 0: bytes.fromhex("11" * 48)})
     with pytest.raises(AttestationPcrError, match="PCR0"):
         releaser.release(blob, ADDRESS, tampered.attest(releaser.issue_nonce()))
     # Debug mode.
@@ -207,7 +205,7 @@ def test_released_key_is_only_for_that_enclave(
     releaser = AttestedKeyReleaser(backend, _verifier(root), _policy(enclave))
     release = releaser.release(blob, ADDRESS, enclave.attest(releaser.issue_nonce()))
     twin = DevelopmentEnclave(root)  # same measurements, another key pair
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Decryption failed"):
         twin.open_released(release.ciphertext_for_recipient)
     with pytest.raises(AttestationError):
         releaser.release(blob, ADDRESS, b"\x84garbage")

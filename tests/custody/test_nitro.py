@@ -80,9 +80,11 @@ def test_embedded_root_is_the_published_aws_root() -> None:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     fingerprint = hashlib.sha256(pinned.public_bytes(Encoding.DER)).hexdigest().upper()
-    assert fingerprint == AWS_NITRO_ROOT_G1_SHA256 == _manifest()["root_certificate"][
-        "sha256_fingerprint_der"
-    ]
+    assert (
+        fingerprint
+        == AWS_NITRO_ROOT_G1_SHA256
+        == _manifest()["root_certificate"]["sha256_fingerprint_der"]
+    )
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
@@ -156,9 +158,7 @@ def test_pcr_policy_on_the_production_document() -> None:
         with pytest.raises(AttestationPcrError, match=f"PCR{index}"):
             NitroVerifier().verify(raw, at=_at(decoded), policy=PcrPolicy(expected=wrong))
     with pytest.raises(AttestationPcrError, match="PCR20"):
-        NitroVerifier().verify(
-            raw, at=_at(decoded), policy=PcrPolicy(expected={20: bytes(48)})
-        )
+        NitroVerifier().verify(raw, at=_at(decoded), policy=PcrPolicy(expected={20: bytes(48)}))
 
 
 def test_nonce_must_match_when_issued() -> None:
@@ -308,4 +308,6 @@ def test_base64_and_raw_inputs_are_equivalent() -> None:
     text = (NITRO / entry["file"]).read_bytes()
     raw = load_document_bytes(text)
     assert load_document_bytes(raw) == raw
-    assert load_document_bytes(base64.b64encode(raw)[:40] + b"\n" + base64.b64encode(raw)[40:]) == raw
+    assert (
+        load_document_bytes(base64.b64encode(raw)[:40] + b"\n" + base64.b64encode(raw)[40:]) == raw
+    )

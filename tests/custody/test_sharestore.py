@@ -89,7 +89,7 @@ def test_prune_keeps_the_newest(store: ShareStore) -> None:
         store.delete_revision(A, 4)
     with pytest.raises(RecordNotFoundError):
         store.delete_revision(A, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="keep"):
         store.prune(A, keep=0)
     # Numbering continues after pruning.
     assert store.write(A, b"v5", expected_revision=4) == 5

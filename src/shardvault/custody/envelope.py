@@ -64,9 +64,7 @@ _U64_MAX = 2**64 - 1
 
 def _check_ident(field: str, value: str) -> str:
     if not isinstance(value, str) or not _IDENT.fullmatch(value) or value in (".", ".."):
-        raise ValueError(
-            f"{field} must be 1-128 characters of A-Z a-z 0-9 . _ : - (got {value!r})"
-        )
+        raise ValueError(f"{field} must be 1-128 characters of A-Z a-z 0-9 . _ : - (got {value!r})")
     return value
 
 
@@ -392,5 +390,7 @@ def open_share_with_data_key(
     try:
         plaintext = AESGCM(data_key.reveal()).decrypt(header.nonce, header.ciphertext, aad)
     except (InvalidTag, ValueError):
-        raise IntegrityError(f"share blob for {header.slot.address} failed authentication") from None
+        raise IntegrityError(
+            f"share blob for {header.slot.address} failed authentication"
+        ) from None
     return OpenedShare(header.slot, header.presignature_epoch, SecretBytes(plaintext))

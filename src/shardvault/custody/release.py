@@ -117,7 +117,9 @@ class AttestedKeyReleaser:
         Raises: AttestationError (any failed check; nothing is unwrapped), the envelope
         errors of a bad blob, and the backend's errors.
         """
-        doc = self._verifier.verify(attestation_document, at=at or datetime.now(UTC), policy=self._policy)
+        doc = self._verifier.verify(
+            attestation_document, at=at or datetime.now(UTC), policy=self._policy
+        )
         self._consume(doc.nonce)
         recipient = _recipient_key(doc)
         header = inspect(blob)
@@ -126,7 +128,9 @@ class AttestedKeyReleaser:
         with self._backend.unwrap(header.wrapped_key, header.context()) as data_key:
             ciphertext = recipient.encrypt(
                 data_key.reveal(),
-                padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
+                padding.OAEP(
+                    mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+                ),
             )
         log.info(
             "data key released",

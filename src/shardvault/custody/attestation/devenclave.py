@@ -107,7 +107,9 @@ class DevelopmentRoot:
         key = ec.generate_private_key(ec.SECP384R1())
         name = x509.Name(
             [
-                x509.NameAttribute(NameOID.COMMON_NAME, f"{DEVELOPMENT_ROOT_MARKER} {secrets.token_hex(4)}"),
+                x509.NameAttribute(
+                    NameOID.COMMON_NAME, f"{DEVELOPMENT_ROOT_MARKER} {secrets.token_hex(4)}"
+                ),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "shardvault (development only)"),
             ]
         )
@@ -246,6 +248,8 @@ class DevelopmentEnclave:
         return SecretBytes(
             self._recipient.decrypt(
                 ciphertext_for_recipient,
-                padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
+                padding.OAEP(
+                    mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+                ),
             )
         )

@@ -33,6 +33,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import cbor2
@@ -129,9 +130,7 @@ class AttestationDocument:
     @property
     def debug_mode(self) -> bool:
         """Whether PCR0, PCR1 and PCR2 are all zero (a debug-mode enclave)."""
-        return all(
-            i in self.pcrs and not any(self.pcrs[i]) for i in DEBUG_PCRS
-        )
+        return all(i in self.pcrs and not any(self.pcrs[i]) for i in DEBUG_PCRS)
 
     def summary(self) -> dict[str, object]:
         """JSON-ready fields (hex for bytes)."""
@@ -172,7 +171,7 @@ def _cbor(data: bytes, what: str) -> Any:
     stream = io.BytesIO(data)
     try:
         value = cbor2.CBORDecoder(stream).decode()
-    except Exception:  # noqa: BLE001 - cbor2 raises many types on hostile input
+    except Exception:
         raise AttestationFormatError(f"{what} is not valid CBOR") from None
     if stream.tell() != len(data):
         raise AttestationFormatError(f"{what} has trailing bytes")
@@ -283,7 +282,8 @@ def _check_validity(certs: list[tuple[str, x509.Certificate]], when: datetime, w
         if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
             raise AttestationExpiredError(
                 f"{name} is not valid at {what} {when.isoformat()} (valid "
-                f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})"
+                f"{cert.not_valid_before_utc.isoformat()} to "
+                f"{cert.not_valid_after_utc.isoformat()})"
             )
 
 
@@ -339,10 +339,12 @@ class NitroVerifier:
         # Step 2: the chain from the pinned root to the leaf.
         if not hmac.compare_digest(doc.cabundle[0], self._root_der):
             raise AttestationRootError("cabundle does not start at the pinned root certificate")
-        chain = [(f"cabundle[{i}]", _load_der(c, f"cabundle[{i}]")) for i, c in enumerate(doc.cabundle)]
+        chain = [
+            (f"cabundle[{i}]", _load_der(c, f"cabundle[{i}]")) for i, c in enumerate(doc.cabundle)
+        ]
         leaf = _load_der(doc.certificate, "certificate")
         chain.append(("certificate", leaf))
-        for depth, ((_, issuer), (name, cert)) in enumerate(zip(chain, chain[1:], strict=False)):
+        for depth, ((_, issuer), (name, cert)) in enumerate(pairwise(chain)):
             self._check_issued(issuer, cert, name)
             if name != "certificate":
                 self._check_ca(cert, name, remaining=len(chain) - depth - 3)
@@ -388,7 +390,9 @@ class NitroVerifier:
         try:
             cert.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
-            raise AttestationChainError(f"{name} is not signed by the certificate above it") from None
+            raise AttestationChainError(
+                f"{name} is not signed by the certificate above it"
+            ) from None
 
     @staticmethod
     def _check_ca(cert: x509.Certificate, name: str, remaining: int) -> None:

@@ -80,7 +80,9 @@ class AwsKmsBackend(KeyEncryptionBackend):
                     f"aws-kms: wrapped key does not open under {kek_id!r} in this context"
                 ) from None
             if code in _DISABLED:
-                raise KeyDisabledError(f"aws-kms: key {kek_id!r} may not be used ({code})") from None
+                raise KeyDisabledError(
+                    f"aws-kms: key {kek_id!r} may not be used ({code})"
+                ) from None
             if code in _NOT_FOUND:
                 raise KeyNotFoundError(f"aws-kms: no key {kek_id!r}") from None
             if code in _UNAVAILABLE:

@@ -162,7 +162,9 @@ class LocalBackend(KeyEncryptionBackend):
             if document["format"] != _FILE_FORMAT or document["kdf"]["name"] != "argon2id":
                 raise ConfigurationError(f"local keyring: key {kek_id!r} has an unknown format")
             kdf = document["kdf"]
-            cost = Argon2Cost(int(kdf["time_cost"]), int(kdf["memory_cost"]), int(kdf["parallelism"]))
+            cost = Argon2Cost(
+                int(kdf["time_cost"]), int(kdf["memory_cost"]), int(kdf["parallelism"])
+            )
             salt = base64.b64decode(kdf["salt"], validate=True)
             nonce = base64.b64decode(document["nonce"], validate=True)
             sealed = base64.b64decode(document["sealed"], validate=True)

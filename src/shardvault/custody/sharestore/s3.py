@@ -141,7 +141,7 @@ class S3ShareStore(ShareStore):
                 Bucket=self._bucket, Key=self._dir(address) + revision_name(revision)
             )
         except (ClientError, BotoCoreError) as exc:
-            raise self._unavailable(f"delete from {address}", exc) from None
+            raise self._unavailable(f"remove a revision of {address}", exc) from None
 
     def addresses(self) -> list[ShareAddress]:
         seen: dict[ShareAddress, None] = {}
