@@ -116,7 +116,8 @@ class RingPedersenParams:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class RingPedersenSecret:
-    """The trapdoor of ring-Pedersen parameters: ``λ`` with ``t^λ = s``, and ``φ(N)``.
+    """The trapdoor of ring-Pedersen parameters: ``λ`` with ``t^λ = s``, and ``φ(N)``;
+    optionally the primes ``p``, ``q`` of ``N``, which let Πprm's prover use the CRT.
 
     Security: with ``λ`` a prover could equivocate commitments and forge every range proof
     verified against these parameters. It is needed only to prove Πprm; drop it after.
@@ -124,6 +125,8 @@ class RingPedersenSecret:
 
     lambda_: int
     phi: int
+    p: int | None = None
+    q: int | None = None
 
     def __repr__(self) -> str:
         return "RingPedersenSecret(<redacted>)"
@@ -150,4 +153,4 @@ def generate(p: int, q: int, rng: RandomSource) -> tuple[RingPedersenParams, Rin
         s = int(gmpy2.powmod(t, lam, n))
         if t in (1, n - 1) or s in (0, 1, n - 1) or lam == 0:
             continue
-        return RingPedersenParams(n, s, t), RingPedersenSecret(lam, phi)
+        return RingPedersenParams(n, s, t), RingPedersenSecret(lam, phi, p, q)

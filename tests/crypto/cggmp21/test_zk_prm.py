@@ -106,3 +106,14 @@ def test_garbage_encoding_rejected(proof: prm.PrmProof) -> None:
     for bad in (b"", proof.to_bytes()[:-1], b"\xa1\x61x\x00"):
         with pytest.raises(EncodingError):
             prm.PrmProof.from_bytes(bad)
+
+
+def test_prover_without_primes_matches(
+    ring: tuple[RingPedersenParams, RingPedersenSecret],
+) -> None:
+    """The prover's plain path (no primes, no CRT) makes proofs that verify too."""
+    params, secret = ring
+    plain = RingPedersenSecret(secret.lambda_, secret.phi)
+    proof = prm.prove(params, plain, session_id=SID, prover=2, rng=system_random)
+    prm.verify(proof, params, session_id=SID, prover=2)
+    assert str(secret.p) not in repr(secret)
