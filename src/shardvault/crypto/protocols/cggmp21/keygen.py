@@ -114,6 +114,10 @@ class KeygenOutput:
         )
 
 
+def _header(message: KeygenRound2Message | KeygenShareMessage) -> Header:
+    return message.header
+
+
 class KeygenRound1:
     """Party ``party``'s round 1 of key generation; ``message`` is its broadcast.
 
@@ -200,7 +204,7 @@ class KeygenRound1:
                 "vss": list(self._vss.to_bytes()),
                 "schnorr_commitment": self._nonce.commitment.to_bytes(),
                 "salt": self._salt,
-                "echo": echo,
+                "echo": echo,  # type: ignore[dict-item]
             },
         )
         # Figure 5 (threshold), round 2: the share f_i(j) for every peer j.
@@ -312,13 +316,15 @@ class KeygenRound2:
             "parties": self._parties,
             "me": self._me,
         }
-        by_sender = collect(broadcasts, lambda m: m.header, direct=False, **common)  # type: ignore[arg-type]
-        share_by_sender = collect(shares, lambda m: m.header, direct=True, **common)  # type: ignore[arg-type]
+        by_sender = collect(broadcasts, _header, direct=False, **common)  # type: ignore[arg-type]
+        share_by_sender = collect(shares, _header, direct=True, **common)  # type: ignore[arg-type]
         # Echo broadcast check first: every peer saw the same round-1 commitments.
-        echoes = {
-            s: blame(s, "echo", lambda m=m: wire_bytes_list(m.payload["echo"], "echo"))
-            for s, m in by_sender.items()
-        }
+        echoes: dict[PartyId, list[bytes]] = {}
+        for sender, message in by_sender.items():
+            try:
+                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
+            except EncodingError as exc:
+                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
         check_echo(echoes, self._echo, self._parties, self._me)
         vss: dict[PartyId, VerifiableCommitment] = {self._me: self._vss}
         schnorr_commitments: dict[PartyId, Point] = {self._me: self._nonce.commitment}
@@ -347,7 +353,7 @@ class KeygenRound2:
             rid_bytes,
         )
         response = self._nonce.respond(e, self._own_constant)
-        message = KeygenRound3Message(
+        reply = KeygenRound3Message(
             Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 3, self._me, None),
             {"schnorr_response": response.to_bytes()},
         )
@@ -363,7 +369,7 @@ class KeygenRound2:
             share=share,
             total=total,
         )
-        return round3, message
+        return round3, reply
 
 
 class KeygenRound3:

@@ -62,8 +62,9 @@ def run_presign(
     b1 = [r.message for r in r1]
     p1 = [m for r in r1 for m in r.proofs]
     step2 = [
-        r.next(_from_others(b1, k.party), _to(p1, k.party)) for r, k in zip(r1, keys, strict=True)
-    ]  # type: ignore[arg-type]
+        r.next(_from_others(b1, k.party), _to(p1, k.party))  # type: ignore[arg-type]
+        for r, k in zip(r1, keys, strict=True)
+    ]
     d2 = [m for _, out in step2 for m in out]
     step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]  # type: ignore[arg-type]
     d3 = [m for _, out in step3 for m in out]

@@ -242,10 +242,10 @@ class PresignRound1:
             PresignRound1ProofMessage(
                 self._s.header(1, peer),
                 {
-                    "enc_proof": enc.prove(
+                    "enc_proof": enc.prove(  # type: ignore[dict-item]
                         me, Q, secret, key.aux[peer].ring_pedersen, K, k.value, rho, rng
                     ).to_wire()
-                },  # type: ignore[dict-item]
+                },
             )
             for peer in self._s.peers
         ]
@@ -301,8 +301,9 @@ class PresignRound1:
             Ks[sender], Gs[sender] = K, G
         echo = [
             echo_digest(
-                "presign", [by_sender[p].to_bytes() if p != s.me else self.message.to_bytes()]
-            )  # type: ignore[attr-defined]
+                "presign",
+                [by_sender[p].to_bytes() if p != s.me else self.message.to_bytes()],  # type: ignore[attr-defined]
+            )
             for p in s.signers
         ]
         k, gamma, rho, nu = secret
@@ -326,12 +327,12 @@ class PresignRound1:
                 masked, s_nonce = pk.encrypt(beta, rng)
                 D = pk.add(pk.scalar_mul(K_j, x.value), masked)
                 F, r_nonce = own.encrypt(beta, rng)
-                proof = aff_g.prove(
+                affine = aff_g.prove(
                     me, CURVE, pk, own, setup, K_j, D, F, X, (x.value, beta, s_nonce, r_nonce), rng
                 )
                 fields["D" + name] = D
                 fields["F" + name] = F
-                fields[f"aff_g{name}_proof"] = proof.to_wire()  # type: ignore[assignment]
+                fields[f"aff_g{name}_proof"] = affine.to_wire()  # type: ignore[assignment]
                 if name:
                     beta_hat_sum += beta
                 else:

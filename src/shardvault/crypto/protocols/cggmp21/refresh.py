@@ -289,11 +289,11 @@ class RefreshRound2:
                 zip(first._nonces, first._points, coefficients, strict=True)
             )
         ]
-        message = RefreshRound3Message(
+        reply = RefreshRound3Message(
             Header(REFRESH_PROTOCOL, WIRE_VERSION, first._session, 3, key.party, None),
             {"schnorr_responses": responses},  # type: ignore[dict-item]
         )
-        return RefreshRound3(first, points_by, nonces_by, bytes(rid), delta), message
+        return RefreshRound3(first, points_by, nonces_by, bytes(rid), delta), reply
 
 
 class RefreshRound3:
