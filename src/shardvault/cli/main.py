@@ -10,7 +10,7 @@ import sys
 import click
 
 from shardvault import __version__
-from shardvault.cli import attestation, chain, mpc, policy
+from shardvault.cli import attestation, chain, mpc, policy, recovery
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +23,7 @@ cli.add_command(mpc.group)
 cli.add_command(chain.group)
 cli.add_command(policy.group)
 cli.add_command(attestation.group)
+cli.add_command(recovery.group)
 
 
 def main() -> None:
