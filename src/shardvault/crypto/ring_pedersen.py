@@ -17,6 +17,57 @@ from shardvault.crypto._sampling import random_below, random_unit_mod
 from shardvault.crypto.errors import EncodingError, MisuseError, VerificationError
 from shardvault.crypto.rng import RandomSource
 
+_HEX_DIGIT = {c: i for i, c in enumerate("0123456789abcdef")}
+
+DEFAULT_TABLE_BITS = 4096
+"""Exponent length covered by :meth:`RingPedersenParams.precompute` by default: enough for
+every ring-Pedersen exponent of CGGMP21's range proofs at 2048-bit moduli (the largest is
+about ``ℓ' + ε + log N̂`` bits); longer exponents fall back to ``powmod``."""
+
+
+class FixedBaseTable:
+    """Powers of one base modulo ``N`` for fixed-base exponentiation (4-bit windows).
+
+    Row ``i`` holds ``base^(d·16^i)`` for ``d < 16``, so ``base^e`` is one multiplication per
+    non-zero hexadecimal digit of ``e``: about three times faster than ``powmod`` for
+    2000-3000-bit exponents, at about 4 MB per base for 4096-bit exponents.
+    """
+
+    __slots__ = ("_max_bits", "_modulus", "_rows")
+
+    def __init__(self, base: int, modulus: int, max_bits: int = DEFAULT_TABLE_BITS) -> None:
+        n = gmpy2.mpz(modulus)
+        x = gmpy2.mpz(base) % n
+        rows = []
+        for _ in range((max_bits + 3) // 4):
+            row = [gmpy2.mpz(1), x]
+            for _ in range(14):
+                row.append(row[-1] * x % n)
+            rows.append(tuple(row))
+            x = row[-1] * x % n
+        self._rows = tuple(rows)
+        self._modulus = n
+        self._max_bits = max_bits
+
+    def power(self, exponent: int) -> int:
+        """``base^exponent mod N``; negative exponents through the inverse.
+
+        Raises:
+            ValueError or ZeroDivisionError: a negative exponent and a base that is not a
+                unit (callers translate this).
+        """
+        n = self._modulus
+        magnitude = -exponent if exponent < 0 else exponent
+        if magnitude.bit_length() > self._max_bits:
+            return int(gmpy2.powmod(self._rows[0][1], exponent, n))
+        acc = gmpy2.mpz(1)
+        for row, digit in zip(self._rows, reversed(format(magnitude, "x")), strict=False):
+            if digit != "0":
+                acc = acc * row[_HEX_DIGIT[digit]] % n
+        if exponent < 0:
+            acc = gmpy2.invert(acc, n)
+        return int(acc)
+
 
 @dataclass(frozen=True, slots=True)
 class RingPedersenParams:
@@ -32,6 +83,9 @@ class RingPedersenParams:
     _n: int = field(init=False, repr=False, compare=False)
     _s: int = field(init=False, repr=False, compare=False)
     _t: int = field(init=False, repr=False, compare=False)
+    _tables: tuple[FixedBaseTable, FixedBaseTable] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
 
     def __post_init__(self) -> None:
         for name in ("n", "s", "t"):
@@ -64,11 +118,31 @@ class RingPedersenParams:
                 that :meth:`validate` would have rejected).
         """
         try:
+            tables = self._tables
+            if tables is not None:
+                return tables[0].power(x) * tables[1].power(y) % self.n
             return int(
                 gmpy2.powmod(self._s, x, self._n) * gmpy2.powmod(self._t, y, self._n) % self._n
             )
         except (ValueError, ZeroDivisionError):
             raise VerificationError("ring-Pedersen base is not invertible") from None
+
+    def precompute(self, max_exponent_bits: int = DEFAULT_TABLE_BITS) -> None:
+        """Build fixed-base tables for ``s`` and ``t`` so that :meth:`commit` runs about
+        three times faster; worth it for parameters used in many proofs (a peer's, during
+        presigning). Costs about 60 ms and 8 MB at 2048 bits. Idempotent.
+
+        Raises:
+            VerificationError: if the parameters fail :meth:`validate`.
+        """
+        if self._tables is not None:
+            return
+        self.validate()
+        tables = (
+            FixedBaseTable(self.s, self.n, max_exponent_bits),
+            FixedBaseTable(self.t, self.n, max_exponent_bits),
+        )
+        object.__setattr__(self, "_tables", tables)
 
     def power(self, base: int, exponent: int) -> int:
         """``base^exponent mod N`` (negative exponents through the inverse), for verifiers

@@ -313,3 +313,34 @@ def test_prime_generation_misuse() -> None:
         primes.generate_safe_primes_parallel(128, 0, system_random)
     with pytest.raises(MisuseError):
         primes.generate_paillier_blum_primes(2049, system_random)
+
+
+@pytest.fixture(scope="module")
+def ring_with_tables(
+    ring: tuple[RingPedersenParams, RingPedersenSecret],
+) -> RingPedersenParams:
+    params = RingPedersenParams(ring[0].n, ring[0].s, ring[0].t)
+    params.precompute(max_exponent_bits=3000)
+    params.precompute()  # idempotent
+    return params
+
+
+@FAST
+@given(x=st.integers(-(2**3100), 2**3100), y=st.integers(-(2**2900), 2**2900))
+def test_fixed_base_tables_match_powmod(
+    ring: tuple[RingPedersenParams, RingPedersenSecret],
+    ring_with_tables: RingPedersenParams,
+    x: int,
+    y: int,
+) -> None:
+    """Fixed-base tables give the same commitments, including negative exponents and
+    exponents longer than the tables (which fall back to powmod)."""
+    assert ring_with_tables.commit(x, y) == ring[0].commit(x, y)
+    assert ring_with_tables == ring[0]
+
+
+def test_precompute_refuses_invalid_parameters(
+    ring: tuple[RingPedersenParams, RingPedersenSecret],
+) -> None:
+    with pytest.raises(VerificationError):
+        RingPedersenParams(ring[0].n, 1, ring[0].t).precompute()
