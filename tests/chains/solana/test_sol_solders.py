@@ -122,7 +122,7 @@ def test_a_signature_by_the_wrong_key_is_refused_by_solders_too() -> None:
     forged = other.sign(serialize_message(message)).signature
     tampered = serialize_transaction(unsigned_transaction(message))
     tampered = tampered[:1] + forged + tampered[65:]
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="did not pass signature verification"):
         SoldersTransaction.from_bytes(tampered).verify()
 
 
