@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
 from shardvault.audit import Actor, AuditSigner
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
@@ -48,8 +48,21 @@ def bootstrap(platform: Platform, name: str = "acme", algorithm: Algorithm = "Ed
     return Tenant(workspace.id, owner.id, ApiKeyCredentials.from_pem(key.id, private_pem))
 
 
+class SwitchableApp:
+    """An ASGI app that forwards to whichever app a test plugs in, so one long-lived
+    server (started once per test session) serves every test's own app."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.target is None:
+            raise RuntimeError("no app is plugged into the test server")
+        await self.target(scope, receive, send)
+
+
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
+def live_server(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yield its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -42,12 +42,15 @@ def insert_ignoring_conflict(
     """
     table = model.__table__
     assert isinstance(table, Table)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        result = session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+    key_column = next(iter(table.primary_key.columns))
+    # RETURNING rather than rowcount: drivers report -1 for INSERT ... ON CONFLICT.
+    if session.get_bind().dialect.name == "postgresql":
+        pg_stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+        row = session.execute(pg_stmt.returning(key_column)).first()
     else:
-        result = session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        lite_stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+        row = session.execute(lite_stmt.returning(key_column)).first()
+    return row is not None
 
 
 class WorkspaceRepository:

@@ -1,0 +1,414 @@
+"""Security of the API edge, on SQLite and PostgreSQL: every bad credential is refused
+with problem+json, changes nothing, and leaves exactly one refusal in the audit log."""
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from httpx import Response
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select, text
+
+from shardvault.audit import verify_chain
+from shardvault.audit.log import chain_of
+from shardvault.sdk import ApiKeyCredentials, generate_key_pair
+from shardvault.service.platform import Platform
+from shardvault.store.models import SYSTEM_CHAIN, AuditEvent
+from tests.api.support import Tenant
+
+PROBLEM = "application/problem+json"
+
+STATE_TABLES = ("workspaces", "users", "api_keys", "idempotency_records")
+"""Tables no refused request may change (the audit tables gain exactly the refusal)."""
+
+
+def snapshot(platform: Platform) -> dict[str, object]:
+    """Every row of every table a request could change, plus the audit events' count."""
+    state: dict[str, object] = {}
+    with platform.database.engine.connect() as conn:
+        for table in (*STATE_TABLES, "used_nonces"):
+            rows = conn.execute(text(f"SELECT * FROM {table}")).all()
+            state[table] = sorted(repr(tuple(r)) for r in rows)
+    return state
+
+
+def refusals(platform: Platform, chain: str) -> list[AuditEvent]:
+    with platform.unit_of_work() as uow:
+        return list(
+            uow.session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.chain == chain, AuditEvent.outcome == "refused")
+                .order_by(AuditEvent.seq)
+            ).all()
+        )
+
+
+def event_count(platform: Platform) -> int:
+    with platform.unit_of_work() as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+
+
+def signed_headers(
+    creds: ApiKeyCredentials,
+    uri: str,
+    body: bytes = b"",
+    *,
+    idempotency_key: str | None = None,
+    **sign: object,
+) -> dict[str, str]:
+    token = creds.sign_request(uri, body, **sign)  # type: ignore[arg-type]
+    headers = {"X-API-Key": creds.api_key_id, "Authorization": f"Bearer {token}"}
+    if body:
+        headers["Content-Type"] = "application/json"
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
+
+
+def user_body(email: str = "val@acme.example", role: str = "viewer") -> bytes:
+    return json.dumps({"name": "Val", "email": email, "role": role}).encode()
+
+
+def assert_refused(
+    response: Response,
+    platform: Platform,
+    before: Mapping[str, object],
+    *,
+    status: int,
+    problem: str,
+    chain: str,
+    refusals_before: int,
+    nonces_may_change: bool = False,
+) -> None:
+    """The response is a problem of that type; state is unchanged; one refusal was audited."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["type"] == f"urn:shardvault:problem:{problem}"
+    assert body["status"] == status
+    assert {"title", "detail", "instance"} <= body.keys()
+    after = snapshot(platform)
+    for table in STATE_TABLES:
+        assert after[table] == before[table], f"{table} changed"
+    if not nonces_may_change:
+        assert after["used_nonces"] == before["used_nonces"]
+    events = refusals(platform, chain)
+    assert len(events) == refusals_before + 1
+    details = json.loads(events[-1].details)
+    assert (details["problem"], details["status"]) == (problem, status)
+    with platform.unit_of_work() as uow:
+        verify_chain(uow.session, chain, platform.keyring())
+
+
+@pytest.fixture
+def refuse(platform: Platform, http: httpx.Client, tenant: Tenant) -> Callable[..., Response]:
+    """Send a request, then check it was refused as described (see assert_refused)."""
+
+    def run(
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        status: int,
+        problem: str,
+        chain: str | None = None,
+        nonces_may_change: bool = False,
+    ) -> Response:
+        target = chain or tenant.workspace_id
+        before = snapshot(platform)
+        count = len(refusals(platform, target))
+        total = event_count(platform)
+        response = http.request(method, path, headers=dict(headers), content=body)
+        assert_refused(
+            response,
+            platform,
+            before,
+            status=status,
+            problem=problem,
+            chain=target,
+            refusals_before=count,
+            nonces_may_change=nonces_may_change,
+        )
+        assert event_count(platform) == total + 1
+        return response
+
+    return run
+
+
+def test_a_correctly_signed_request_is_accepted(http: httpx.Client, tenant: Tenant) -> None:
+    response = http.get("/v1/workspace", headers=signed_headers(tenant.owner, "/v1/workspace"))
+    assert response.status_code == 200
+    assert response.json()["id"] == tenant.workspace_id
+
+
+def test_replayed_jwt_is_refused(
+    http: httpx.Client, tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    body = user_body()
+    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="k-1")
+    assert http.post("/v1/users", headers=headers, content=body).status_code == 201
+    refuse("POST", "/v1/users", headers, body, status=401, problem="replayed-request")
+
+
+def test_wrong_body_hash_is_refused(tenant: Tenant, refuse: Callable[..., Response]) -> None:
+    signed_for = user_body("val@acme.example", "viewer")
+    sent = user_body("val@acme.example", "admin")
+    headers = signed_headers(tenant.owner, "/v1/users", signed_for, idempotency_key="k-2")
+    refuse("POST", "/v1/users", headers, sent, status=401, problem="request-mismatch")
+
+
+def test_token_for_another_uri_is_refused(tenant: Tenant, refuse: Callable[..., Response]) -> None:
+    headers = signed_headers(tenant.owner, "/v1/users?limit=1")
+    refuse("GET", "/v1/users?limit=2", headers, status=401, problem="request-mismatch")
+
+
+def test_expired_jwt_is_refused(tenant: Tenant, refuse: Callable[..., Response]) -> None:
+    headers = signed_headers(tenant.owner, "/v1/workspace", now=time.time() - 120)
+    refuse("GET", "/v1/workspace", headers, status=401, problem="token-expired")
+
+
+def test_jwt_living_longer_than_30_seconds_is_refused(
+    tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    headers = signed_headers(tenant.owner, "/v1/workspace", lifetime_s=31)
+    refuse("GET", "/v1/workspace", headers, status=401, problem="token-lifetime-too-long")
+
+
+def _token(private_key: object, claims: Mapping[str, object], algorithm: str = "EdDSA") -> str:
+    return jwt.encode(dict(claims), private_key, algorithm=algorithm)  # type: ignore[arg-type]
+
+
+def _claims(creds: ApiKeyCredentials, uri: str, **changes: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "uri": uri,
+        "nonce": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 20,
+        "sub": creds.api_key_id,
+        "bodyHash": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    }
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"sub": "someone-else"}, "invalid-token"),
+        ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 620}, "invalid-token"),
+        ({"nonce": None}, "invalid-token"),
+        ({"bodyHash": None}, "invalid-token"),
+        ({"nonce": "x" * 129}, "invalid-token"),
+        ({"exp": int(time.time()) - 1000, "iat": int(time.time()) - 1010}, "token-expired"),
+    ],
+)
+def test_bad_claims_are_refused(
+    tenant: Tenant, refuse: Callable[..., Response], changes: dict[str, object], problem: str
+) -> None:
+    token = _token(tenant.owner.private_key, _claims(tenant.owner, "/v1/workspace", **changes))
+    headers = {"X-API-Key": tenant.owner.api_key_id, "Authorization": f"Bearer {token}"}
+    refuse("GET", "/v1/workspace", headers, status=401, problem=problem)
+
+
+def test_unsigned_and_hmac_tokens_are_refused(
+    tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    claims = _claims(tenant.owner, "/v1/workspace")
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    public_pem = tenant.owner.private_key.public_key().public_bytes_raw()  # type: ignore[union-attr]
+    hmac_token = jwt.encode(claims, public_pem, algorithm="HS256")
+    for token in (unsigned, hmac_token, "not-a-jwt", "a.b.c"):
+        headers = {"X-API-Key": tenant.owner.api_key_id, "Authorization": f"Bearer {token}"}
+        refuse("GET", "/v1/workspace", headers, status=401, problem="invalid-token")
+
+
+def test_missing_credentials_are_refused(tenant: Tenant, refuse: Callable[..., Response]) -> None:
+    refuse(
+        "GET", "/v1/workspace", {}, status=401, problem="missing-credentials", chain=SYSTEM_CHAIN
+    )
+    refuse(
+        "GET",
+        "/v1/workspace",
+        {"X-API-Key": tenant.owner.api_key_id, "Authorization": "Basic abc"},
+        status=401,
+        problem="missing-credentials",
+        chain=SYSTEM_CHAIN,
+    )
+
+
+def test_unknown_key_is_refused_into_the_system_chain(
+    tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    stranger = ApiKeyCredentials.from_pem(str(uuid.uuid4()), generate_key_pair()[0])
+    headers = signed_headers(stranger, "/v1/workspace")
+    refuse(
+        "GET", "/v1/workspace", headers, status=401, problem="unknown-api-key", chain=SYSTEM_CHAIN
+    )
+
+
+def test_key_of_another_workspace_cannot_be_used_without_its_private_key(
+    tenant: Tenant, other_tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    """Workspace acme's owner names globex's key id but can only sign with acme's key."""
+    impostor = ApiKeyCredentials(other_tenant.owner.api_key_id, tenant.owner.private_key)
+    headers = signed_headers(impostor, "/v1/workspace")
+    refuse(
+        "GET",
+        "/v1/workspace",
+        headers,
+        status=401,
+        problem="invalid-token",
+        chain=other_tenant.workspace_id,
+    )
+
+
+def test_key_cannot_touch_another_workspaces_resources(
+    http: httpx.Client,
+    platform: Platform,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    refuse: Callable[..., Response],
+) -> None:
+    """acme's owner key tries to read globex's owner and revoke globex's owner key: both
+    are "not found" (existence does not leak), globex is untouched, acme's chain records
+    the refusals."""
+    path = f"/v1/users/{other_tenant.owner_user_id}"
+    refuse(
+        "GET",
+        path,
+        signed_headers(tenant.owner, path),
+        status=404,
+        problem="not-found",
+        nonces_may_change=True,
+    )
+    path = f"/v1/api-keys/{other_tenant.owner.api_key_id}/revoke"
+    headers = signed_headers(tenant.owner, path, b"{}", idempotency_key="k-x")
+    refuse("POST", path, headers, b"{}", status=404, problem="not-found", nonces_may_change=True)
+    still = http.get("/v1/workspace", headers=signed_headers(other_tenant.owner, "/v1/workspace"))
+    assert still.status_code == 200
+    assert still.json()["id"] == other_tenant.workspace_id
+    assert refusals(platform, other_tenant.workspace_id) == []
+
+
+def _viewer(http: httpx.Client, tenant: Tenant) -> ApiKeyCredentials:
+    body = user_body("viewer@acme.example", "viewer")
+    created = http.post(
+        "/v1/users",
+        headers=signed_headers(tenant.owner, "/v1/users", body, idempotency_key="mk-viewer"),
+        content=body,
+    )
+    assert created.status_code == 201, created.text
+    private_pem, public_pem = generate_key_pair()
+    key_body = json.dumps(
+        {
+            "user_id": created.json()["id"],
+            "name": "viewer key",
+            "algorithm": "EdDSA",
+            "public_key_pem": public_pem,
+        }
+    ).encode()
+    key = http.post(
+        "/v1/api-keys",
+        headers=signed_headers(tenant.owner, "/v1/api-keys", key_body, idempotency_key="mk-vk"),
+        content=key_body,
+    )
+    assert key.status_code == 201, key.text
+    assert key.json()["role"] == "viewer"
+    return ApiKeyCredentials.from_pem(key.json()["id"], private_pem)
+
+
+def test_viewer_cannot_mutate(
+    http: httpx.Client, tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    viewer = _viewer(http, tenant)
+    body = user_body("mallory@acme.example", "owner")
+    headers = signed_headers(viewer, "/v1/users", body, idempotency_key="v-1")
+    response = refuse(
+        "POST", "/v1/users", headers, body, status=403, problem="forbidden", nonces_may_change=True
+    )
+    assert "viewer" in response.json()["detail"]
+    path = f"/v1/api-keys/{tenant.owner.api_key_id}/revoke"
+    headers = signed_headers(viewer, path, b"{}", idempotency_key="v-2")
+    refuse("POST", path, headers, b"{}", status=403, problem="forbidden", nonces_may_change=True)
+    # Reading is what a viewer may do; the audit trail is not.
+    assert http.get("/v1/users", headers=signed_headers(viewer, "/v1/users")).status_code == 200
+    refuse(
+        "GET",
+        "/v1/audit/events",
+        signed_headers(viewer, "/v1/audit/events"),
+        status=403,
+        problem="forbidden",
+        nonces_may_change=True,
+    )
+
+
+def test_revoked_key_is_refused(
+    http: httpx.Client, tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    viewer = _viewer(http, tenant)
+    path = f"/v1/api-keys/{viewer.api_key_id}/revoke"
+    revoked = http.post(
+        path, headers=signed_headers(tenant.owner, path, b"{}", idempotency_key="r"), content=b"{}"
+    )
+    assert revoked.json()["status"] == "disabled"
+    refuse(
+        "GET",
+        "/v1/users",
+        signed_headers(viewer, "/v1/users"),
+        status=401,
+        problem="unknown-api-key",
+    )
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    position=st.integers(min_value=0, max_value=10_000),
+    replacement=st.integers(min_value=0x21, max_value=0x7E),
+)
+def test_any_corrupted_token_is_refused_cleanly(
+    http: httpx.Client, tenant: Tenant, position: int, replacement: int
+) -> None:
+    """Replacing any character of a valid token with another visible ASCII character never
+    gets in and never crashes the server."""
+    token = bytearray(tenant.owner.sign_request("/v1/workspace", b"").encode())
+    index = position % len(token)
+    assume(token[index] != replacement)
+    token[index] = replacement
+    headers = {"X-API-Key": tenant.owner.api_key_id.encode(), "Authorization": b"Bearer " + token}
+    response = http.get("/v1/workspace", headers=headers)
+    if response.status_code == 200:
+        # Base64url has a few bits that decode to the same bytes; the token is then unchanged.
+        return
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith(PROBLEM)
+
+
+def test_es256_keys_work(http: httpx.Client, platform: Platform) -> None:
+    from tests.api.support import bootstrap
+
+    tenant = bootstrap(platform, "initech", algorithm="ES256")
+    assert tenant.owner.algorithm == "ES256"
+    ok = http.get("/v1/workspace", headers=signed_headers(tenant.owner, "/v1/workspace"))
+    assert ok.status_code == 200
+    # An EdDSA token for an ES256 key is refused even if it is well signed by some key.
+    forged = _token(ed25519.Ed25519PrivateKey.generate(), _claims(tenant.owner, "/v1/workspace"))
+    bad = http.get(
+        "/v1/workspace",
+        headers={"X-API-Key": tenant.owner.api_key_id, "Authorization": f"Bearer {forged}"},
+    )
+    assert bad.status_code == 401
+    assert "ES256" in bad.json()["detail"]
+    chain = chain_of(tenant.workspace_id)
+    assert len(refusals(platform, chain)) == 1
