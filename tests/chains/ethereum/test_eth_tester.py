@@ -4,8 +4,6 @@ which recovers the same sender. Fast and needs no node."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from eth_tester import EthereumTester, PyEVMBackend
 
@@ -29,11 +27,11 @@ RECIPIENT = parse_address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[tuple[EthereumTester, bytes, int]]:
+def chain() -> tuple[EthereumTester, bytes, int]:
     backend = PyEVMBackend()
     tester = EthereumTester(backend)
     key = backend.account_keys[0].to_bytes()  # eth-tester's well-known TEST-ONLY key
-    yield tester, key, int(backend.chain.chain_id)
+    return tester, key, int(backend.chain.chain_id)
 
 
 def _send(tester: EthereumTester, key: bytes, tx: Transaction) -> dict[str, object]:
@@ -43,7 +41,10 @@ def _send(tester: EthereumTester, key: bytes, tx: Transaction) -> dict[str, obje
     assert bytes.fromhex(tx_hash[2:]) == transaction_hash(signed)
     receipt: dict[str, object] = tester.get_transaction_receipt(tx_hash)
     mined = tester.get_transaction_by_hash(tx_hash)
-    assert mined["from"].lower() == address_from_public_key(test_only_public_key(key)).checksummed.lower()
+    assert (
+        mined["from"].lower()
+        == address_from_public_key(test_only_public_key(key)).checksummed.lower()
+    )
     return receipt
 
 
