@@ -16,6 +16,7 @@ from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presign import Presignature, PresignRound1
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
+from shardvault.crypto.protocols.common import PartyId
 from shardvault.crypto.rng import RandomSource
 
 
@@ -91,7 +92,7 @@ def run_sign(
 
 def run_refresh(
     keys: Sequence[KeyShare],
-    new_aux: Mapping[int, AuxInfo],
+    new_aux: Mapping[PartyId, AuxInfo],
     rng: RandomSource,
     *,
     session: bytes | None = None,
