@@ -50,8 +50,6 @@ __all__ = ["hardhat_node"]
 TOKEN_ARTIFACT = Path(__file__).resolve().parents[1] / "fixtures" / "erc20" / "TestToken.json"
 ETHER = 10**18
 
-pytestmark = pytest.mark.node
-
 
 def test_only_key(label: str) -> bytes:
     """A TEST-ONLY private key derived from a label (never use outside tests)."""
@@ -105,6 +103,7 @@ def fund(client: EthereumRpcClient, to: Address, amount: str) -> None:
     send_and_confirm(client, sign(tx, TEST_ONLY_HARDHAT_FUNDED_KEY))
 
 
+@pytest.mark.node
 def test_chain_id_and_fee_suggestion(client: EthereumRpcClient, hardhat_node: HardhatNode) -> None:
     assert client.chain_id() == hardhat_node.chain_id
     suggestion = client.suggest_fees()
@@ -115,6 +114,7 @@ def test_chain_id_and_fee_suggestion(client: EthereumRpcClient, hardhat_node: Ha
     assert suggestion.base_fee_per_gas > 0
 
 
+@pytest.mark.node
 def test_eth_transfer_end_to_end(client: EthereumRpcClient) -> None:
     sender_key = test_only_key("eth-transfer-sender")
     sender = address_of(sender_key)
@@ -175,6 +175,7 @@ def deploy_token(client: EthereumRpcClient, key: bytes, supply: int) -> Address:
     return receipt.contract_address
 
 
+@pytest.mark.node
 def test_erc20_transfer_end_to_end(client: EthereumRpcClient) -> None:
     owner_key = test_only_key("erc20-owner")
     owner = address_of(owner_key)
@@ -200,6 +201,7 @@ def test_erc20_transfer_end_to_end(client: EthereumRpcClient) -> None:
     assert client.erc20_balance(token, owner) == supply - 12345 * ETHER // 10
 
 
+@pytest.mark.node
 def test_typed_rejections_from_the_node(client: EthereumRpcClient) -> None:
     key = test_only_key("rejections")
     sender = address_of(key)
@@ -231,6 +233,7 @@ def test_typed_rejections_from_the_node(client: EthereumRpcClient) -> None:
         client.send_raw_transaction(encode_signed(signed))
 
 
+@pytest.mark.node
 def test_reorg_resets_confirmations(client: EthereumRpcClient, hardhat_node: HardhatNode) -> None:
     """Inclusion in block B, B reverted (evm_revert), re-inclusion in another block: the
     tracker reports the reorg and counts confirmations from the new block only."""
@@ -265,6 +268,7 @@ def test_reorg_resets_confirmations(client: EthereumRpcClient, hardhat_node: Har
     assert again.reorgs == 1
 
 
+@pytest.mark.node
 def test_allocator_nonces_all_mine(client: EthereumRpcClient) -> None:
     """Nonces from the allocator, seeded with the node's pending nonce, are accepted in
     order with none reused or skipped."""
@@ -342,6 +346,7 @@ def test_geth_rejection_wordings(message: str, error: type[Exception]) -> None:
     assert type(classify_rejection(message, -32000)) is error
 
 
+@pytest.mark.node
 def test_async_client_end_to_end(client: EthereumRpcClient, hardhat_node: HardhatNode) -> None:
     """The async twin broadcasts and confirms a transfer and reports the same errors."""
     import asyncio

@@ -118,3 +118,10 @@ def test_missing_chain_module_is_reported_cleanly(monkeypatch: pytest.MonkeyPatc
     code, out, err = _run("--chain", "solana", "abc")
     assert code == 1
     assert "not available" in err
+
+
+def test_data_from_stdin() -> None:
+    tx_hex = load_vector("ethereum/eip155-spec-example.json")["signed_tx"]
+    result = CliRunner().invoke(cli, ["chain", "decode", "--chain", "ethereum", "-"], input=tx_hex)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["from"] == "0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F"
