@@ -284,13 +284,18 @@ def describe(data: str) -> dict[str, JsonValue]:
         raise DecodeError("is neither base64 nor base58", field="data")
     first_error: ChainError | None = None
     for raw in candidates:
+        # Parse first, describe after: a well-formed message whose known instruction is
+        # malformed must report that instruction, not fall through to another reading.
         try:
-            return describe_transaction(parse_transaction(raw))
+            tx = parse_transaction(raw)
         except ChainError as exc:
             first_error = first_error or exc
+        else:
+            return describe_transaction(tx)
         try:
-            return {"kind": "message", **describe_message(parse_message(raw))}
+            message = parse_message(raw)
         except ChainError:
-            pass
+            continue
+        return {"kind": "message", **describe_message(message)}
     assert first_error is not None
     raise first_error
