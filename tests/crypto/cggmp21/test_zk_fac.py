@@ -3,9 +3,12 @@ verifier's ring-Pedersen parameters, tampering, range checks, and a modulus with
 factor (Alpha-Rays / BitForge)."""
 
 import dataclasses
+from typing import Any
 
 import gmpy2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shardvault.crypto._sampling import random_below
 from shardvault.crypto.errors import EncodingError, VerificationError
@@ -132,3 +135,18 @@ def test_garbage_encoding_rejected(proof: fac.FacProof) -> None:
     for bad in (b"", proof.to_bytes()[:-1], b"\xa0"):
         with pytest.raises(EncodingError):
             fac.FacProof.from_bytes(bad)
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_any_mutated_byte_is_rejected(
+    prover_key: PaillierSecretKey, setup: RingPedersenParams, proof: fac.FacProof, data: Any
+) -> None:
+    """Flipping any bit of the encoded proof gives an encoding error or a failed proof."""
+    encoded = bytearray(proof.to_bytes())
+    index = data.draw(st.integers(0, len(encoded) - 1))
+    encoded[index] ^= 1 << data.draw(st.integers(0, 7))
+    with pytest.raises((EncodingError, VerificationError)):
+        fac.verify(
+            fac.FacProof.from_bytes(bytes(encoded)), prover_key.n, setup, session_id=SID, prover=5
+        )

@@ -111,9 +111,11 @@ class AuxInfoConfig:
         check_min_modulus_bits(self.min_modulus_bits, unsafe_test_only=self.unsafe_test_only)
 
     def context(self, rho: bytes | None) -> bytes:
-        """Bytes every proof of this session binds: protocol, party set and, from round 3,
-        the joint randomness ``ρ`` (fixed-width fields, so the encoding is injective)."""
-        out = AUX_INFO_PROTOCOL.encode() + len(self.parties).to_bytes(2, "big")
+        """Bytes every proof of this session binds: protocol, curve, party set and, from
+        round 3, the joint randomness ``ρ`` (the protocol and curve names are fixed
+        constants and the other fields fixed-width, so the encoding is injective)."""
+        out = AUX_INFO_PROTOCOL.encode() + b"/secp256k1/"
+        out += len(self.parties).to_bytes(2, "big")
         out += b"".join(int(p).to_bytes(2, "big") for p in self.parties)
         return out + (b"\x00" if rho is None else b"\x01" + rho)
 
