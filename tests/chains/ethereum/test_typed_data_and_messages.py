@@ -142,3 +142,21 @@ def test_personal_sign_agrees_with_eth_account(message: bytes) -> None:
         recover_message_signer(digest, Signature(r, s, y)).checksummed
         == Account.from_key(TEST_ONLY_KEY).address
     )
+
+
+def test_message_signature_from_r_s_and_public_key() -> None:
+    """An external signer returns (r, s) only; the parity comes from the public key, and
+    the 65-byte signature equals the EIP-712 vector's."""
+    from shardvault.chains.errors import SignatureAssemblyError
+    from shardvault.chains.ethereum import signature_for_public_key
+    from tests.chains.ethereum.helpers import test_only_public_key
+
+    vector = load_vector("ethereum/eip712-spec-mail-example.json")
+    key = bytes.fromhex(vector["private_key"][2:])
+    digest = typed_data_hash(parse_typed_data(vector["typed_data"]))
+    r, s, _ = test_only_sign_digest(key, digest)
+    signature = signature_for_public_key(digest, r, s, test_only_public_key(key))
+    assert encode_message_signature(signature).hex() == vector["signature"][2:]
+    with pytest.raises(SignatureAssemblyError) as info:
+        signature_for_public_key(personal_message_hash(b"other"), r, s, test_only_public_key(key))
+    assert info.value.field == "signature"

@@ -69,6 +69,7 @@ from shardvault.chains.ethereum.signature import (
     normalize_s,
     recover_public_key,
     recover_sender,
+    signature_for_public_key,
 )
 from shardvault.chains.ethereum.summary import TransactionSummary, summarize
 from shardvault.chains.ethereum.typed_data import (
@@ -140,6 +141,7 @@ __all__ = [
     "recover_message_signer",
     "recover_public_key",
     "recover_sender",
+    "signature_for_public_key",
     "signing_hash",
     "signing_payload",
     "summarize",

@@ -83,14 +83,12 @@ def recover_public_key(digest: bytes, signature: Signature) -> bytes:
     return bytes(key.format(compressed=True))
 
 
-def assemble_with_public_key(
-    tx: Transaction, r: int, s: int, public_key: bytes
-) -> SignedTransaction:
-    """Attach (r, s) made by ``public_key``, finding the y parity by recovery.
+def signature_for_public_key(digest: bytes, r: int, s: int, public_key: bytes) -> Signature:
+    """Complete (r, s) made by ``public_key`` over ``digest`` with its y parity.
 
     Signers such as KMS, HSMs and MPC quorums return (r, s) without a recovery id; the
-    parity is the one whose recovered key equals the expected key. Checking this also
-    proves the signature verifies for that key over this transaction's digest.
+    parity is the one whose recovered key equals the expected key. Finding it also proves
+    that the signature verifies for that key over this digest.
 
     Raises:
         SignatureAssemblyError: the signature is malformed or high-s, the public key is
@@ -100,17 +98,27 @@ def assemble_with_public_key(
         expected = coincurve.PublicKey(public_key).format(compressed=True)
     except (ValueError, TypeError) as exc:
         raise SignatureAssemblyError("is not a secp256k1 public key", field="public_key") from exc
-    digest = signing_hash(tx)
     for y_parity in (0, 1):
         candidate = Signature(r, s, y_parity)
         try:
             if recover_public_key(digest, candidate) == expected:
-                return SignedTransaction(tx, candidate)
+                return candidate
         except SignatureAssemblyError:
             continue
     raise SignatureAssemblyError(
-        "does not verify for the given public key over this transaction", field="signature"
+        "does not verify for the given public key over this digest", field="signature"
     )
+
+
+def assemble_with_public_key(
+    tx: Transaction, r: int, s: int, public_key: bytes
+) -> SignedTransaction:
+    """Attach (r, s) made by ``public_key``, finding the y parity by recovery.
+
+    Raises:
+        SignatureAssemblyError: see :func:`signature_for_public_key`.
+    """
+    return SignedTransaction(tx, signature_for_public_key(signing_hash(tx), r, s, public_key))
 
 
 def recover_sender(signed: SignedTransaction) -> Address:
