@@ -61,3 +61,9 @@ def random_unit_mod(n: int, rng: RandomSource) -> int:
         if candidate != 0 and gmpy2.gcd(candidate, n) == 1:
             return candidate
     raise MisuseError("no unit found modulo n after 256 draws")
+
+
+def is_integer(value: object) -> bool:
+    """True for a Python ``int`` (not ``bool``) or a GMP ``mpz``: what the arithmetic
+    modules accept as an integer from callers that compute with gmpy2."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, gmpy2.mpz)

@@ -18,7 +18,7 @@ from typing import Self
 
 import gmpy2
 
-from shardvault.crypto._sampling import random_unit_mod
+from shardvault.crypto._sampling import is_integer, random_unit_mod
 from shardvault.crypto.errors import EncodingError, MisuseError, VerificationError
 from shardvault.crypto.primes import is_safe_prime
 from shardvault.crypto.rng import RandomSource
@@ -68,7 +68,7 @@ class PaillierPublicKey:
     _nn: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n, int) or self.n < 257 or self.n % 2 == 0:
+        if not is_integer(self.n) or self.n < 257 or self.n % 2 == 0:
             raise EncodingError("a Paillier modulus must be an odd integer above 256")
         n = gmpy2.mpz(self.n)
         object.__setattr__(self, "n", int(self.n))
@@ -115,7 +115,7 @@ class PaillierPublicKey:
         Raises:
             VerificationError: otherwise.
         """
-        if not isinstance(c, int) or not 0 < c < self.n_squared or gmpy2.gcd(c, self._n) != 1:
+        if not is_integer(c) or not 0 < c < self.n_squared or gmpy2.gcd(c, self._n) != 1:
             raise VerificationError("ciphertext is not in Z*_{N^2}")
 
     def validate_unit(self, x: int, what: str = "value") -> None:
@@ -124,7 +124,7 @@ class PaillierPublicKey:
         Raises:
             VerificationError: otherwise, naming ``what``.
         """
-        if not isinstance(x, int) or not 0 < x < self.n or gmpy2.gcd(x, self._n) != 1:
+        if not is_integer(x) or not 0 < x < self.n or gmpy2.gcd(x, self._n) != 1:
             raise VerificationError(f"{what} is not in Z*_N")
 
     def to_bytes(self) -> bytes:
@@ -144,6 +144,9 @@ class PaillierPublicKey:
 @dataclass(frozen=True, slots=True, repr=False)
 class PaillierSecretKey:
     """A Paillier secret key: the safe primes ``p`` and ``q`` of a Paillier-Blum modulus.
+
+    The constructor only derives the CRT constants; :meth:`from_primes` is the checked way
+    to build a key (safe, Blum, distinct primes of the required size).
 
     Security: ``p`` and ``q`` factor the party's modulus; whoever learns them decrypts
     every ciphertext sent to this party and can forge its range proofs. They are kept out

@@ -13,7 +13,7 @@ from typing import Self
 
 import gmpy2
 
-from shardvault.crypto._sampling import random_below, random_unit_mod
+from shardvault.crypto._sampling import is_integer, random_below, random_unit_mod
 from shardvault.crypto.errors import EncodingError, MisuseError, VerificationError
 from shardvault.crypto.rng import RandomSource
 
@@ -90,7 +90,7 @@ class RingPedersenParams:
     def __post_init__(self) -> None:
         for name in ("n", "s", "t"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            if not is_integer(value) or value < 0:
                 raise EncodingError(f"ring-Pedersen {name} must be a non-negative integer")
             object.__setattr__(self, name, int(value))
             object.__setattr__(self, "_" + name, gmpy2.mpz(value))

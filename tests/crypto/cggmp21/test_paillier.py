@@ -344,3 +344,14 @@ def test_precompute_refuses_invalid_parameters(
 ) -> None:
     with pytest.raises(VerificationError):
         RingPedersenParams(ring[0].n, 1, ring[0].t).precompute()
+
+
+def test_gmpy2_integers_accepted(key: PaillierSecretKey) -> None:
+    """Callers computing with gmpy2 may pass mpz values; bools are not integers here."""
+    c, _ = key.public.encrypt(42, system_random)
+    key.public.validate_ciphertext(gmpy2.mpz(c))
+    assert key.decrypt(gmpy2.mpz(c)) == 42
+    assert PaillierPublicKey(gmpy2.mpz(key.n)) == key.public
+    assert isinstance(PaillierPublicKey(gmpy2.mpz(key.n)).n, int)
+    with pytest.raises(VerificationError):
+        key.public.validate_ciphertext(True)  # type: ignore[arg-type]
