@@ -1,11 +1,11 @@
 """Πfac: proof that a Paillier modulus ``N0`` has no small factor.
 
-Source: CGGMP21 (ePrint 2021/060), "No Small Factor Proof" (Πfac, Figure 28 in the
-revision read; Appendix C.5). The prover knows ``p, q`` with ``N0 = p·q``; the proof is
-made against the VERIFIER's ring-Pedersen parameters ``(N̂, s, t)`` and shows that both
-factors exceed about ``2^ℓ`` (precisely: ``|p|, |q| < √N0 · 2^(ℓ+ε)`` with ``p·q = N0``).
-Small factors are what the Alpha-Rays and BitForge attacks exploited to extract shares
-from the range proofs of presigning.
+Source: CGGMP21 (ePrint 2021/060), "No Small Factor Proof" (Πfac, Figure 28 as numbered in
+the ePrint revisions that reference implementations cite; Appendix C.5). The prover knows
+``p, q`` with ``N0 = p·q``; the proof is made against the VERIFIER's ring-Pedersen
+parameters ``(N̂, s, t)`` and shows that both factors exceed about ``2^ℓ`` (precisely:
+``|p|, |q| < √N0 · 2^(ℓ+ε)`` with ``p·q = N0``). Small factors are what the Alpha-Rays and
+BitForge attacks exploited to extract shares from the range proofs of presigning.
 
 Figure 28:
 

@@ -1,10 +1,10 @@
 """Πmod: proof that a Paillier modulus ``N`` is a Paillier-Blum modulus.
 
-Source: CGGMP21 (ePrint 2021/060), "Paillier-Blum Modulus ZK" (Πmod, Figure 16 in the
-revision read; Appendix C). The statement is: ``N = p·q`` with ``p ≡ q ≡ 3 (mod 4)`` and
-``gcd(N, φ(N)) = 1``. The prover knows ``p`` and ``q``. Made non-interactive with
-Fiat-Shamir: the ``y_i`` are read from a transcript bound to the session, the prover, the
-caller's context, ``N`` and ``w``.
+Source: CGGMP21 (ePrint 2021/060), "Paillier-Blum Modulus ZK" (Πmod, Figure 16 as numbered
+in the ePrint revisions that reference implementations cite; Appendix C). The statement is:
+``N = p·q`` with ``p ≡ q ≡ 3 (mod 4)`` and ``gcd(N, φ(N)) = 1``. The prover knows ``p`` and
+``q``. Made non-interactive with Fiat-Shamir: the ``y_i`` are read from a transcript bound
+to the session, the prover, the caller's context, ``N`` and ``w``.
 
 Repetitions: :data:`REPETITIONS` = 128. Each repetition has soundness error 1/2, so the
 interactive proof has error ``2^-m``; under Fiat-Shamir a cheating prover may grind over

@@ -1,11 +1,12 @@
 """Πprm: proof that ring-Pedersen parameters are well formed, ``s ∈ ⟨t⟩``.
 
-Source: CGGMP21 (ePrint 2021/060), "Ring-Pedersen Parameters ZK" (Πprm, Figure 17 in the
-revision read; Appendix C). The prover knows ``λ`` with ``s = t^λ mod N``. For each
-repetition ``i``: it sends ``A_i = t^(a_i) mod N`` for ``a_i ← Z_φ(N)``; on a challenge bit
-``e_i`` it answers ``z_i = a_i + e_i·λ mod φ(N)``; the verifier checks
-``t^(z_i) = A_i · s^(e_i) mod N``. The bits ``e_i`` come from a Fiat-Shamir transcript
-bound to the session, the prover, the caller's context, ``(N, s, t)`` and every ``A_i``.
+Source: CGGMP21 (ePrint 2021/060), "Ring-Pedersen Parameters ZK" (Πprm, Figure 17 as
+numbered in the ePrint revisions that reference implementations cite; Appendix C). The
+prover knows ``λ`` with ``s = t^λ mod N``. For each repetition ``i``: it sends ``A_i =
+t^(a_i) mod N`` for ``a_i ← Z_φ(N)``; on a challenge bit ``e_i`` it answers ``z_i = a_i +
+e_i·λ mod φ(N)``; the verifier checks ``t^(z_i) = A_i · s^(e_i) mod N``. The bits ``e_i``
+come from a Fiat-Shamir transcript bound to the session, the prover, the caller's context,
+``(N, s, t)`` and every ``A_i``.
 
 Repetitions: :data:`REPETITIONS` = 128, for the reason given in
 :mod:`shardvault.crypto.zk.mod` (soundness 1/2 per repetition, Fiat-Shamir grinding).
