@@ -18,7 +18,9 @@ these rules:
 A nonce that was allocated but neither confirmed nor released stays reserved: handing it
 out again could sign two transactions with one nonce. Recovering such a nonce is a
 decision (did the broadcast happen?) that belongs to the caller, which then confirms or
-releases it.
+releases it. Likewise a confirmed nonce whose transaction the network later drops is
+never handed out again: the caller re-broadcasts the same signed bytes, or replaces them
+with a transaction of the same nonce and a higher fee.
 
 The in-memory implementation here serves tests and single-process tools; the store-backed
 implementation that survives restarts follows the same protocol.
