@@ -426,3 +426,18 @@ def test_wire_round_trip(session: Session) -> None:
         assert type(message).from_bytes(message.to_bytes()) == message
     with pytest.raises(EncodingError):
         AuxRound2Message.from_bytes(session.m1[2].to_bytes())
+
+
+def test_round_is_terminal_after_abort(session: Session) -> None:
+    round3 = copy.deepcopy(session.round3_party1)
+    bad = dataclasses.replace(session.m3[(2, 1)], mod_proof=b"\x01")
+    with pytest.raises(ProtocolAbort):
+        round3.finish([bad, session.m3[(3, 1)]])
+    with pytest.raises(MisuseError):
+        round3.finish([session.m3[(2, 1)], session.m3[(3, 1)]])
+
+
+def test_key_generation_refuses_small_moduli() -> None:
+    """Production key generation never goes below 2048 bits (no test-only escape)."""
+    with pytest.raises(MisuseError):
+        aux_info.generate_paillier_key(system_random, modulus_bits=1024)
