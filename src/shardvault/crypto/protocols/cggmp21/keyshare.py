@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shardvault.crypto.errors import EncodingError, MisuseError
 from shardvault.crypto.group import SECP256K1, Point, Scalar
@@ -66,6 +66,7 @@ class KeyShare:
     paillier_secret: PaillierSecretKey
     epoch: int
     min_modulus_bits: int = MIN_MODULUS_BITS
+    _key_id: bytes = field(init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -93,6 +94,7 @@ class KeyShare:
         for party, info in self.aux.items():
             if info.paillier.bits < self.min_modulus_bits:
                 raise MisuseError(f"Paillier modulus of party {party} is too small")
+        object.__setattr__(self, "_key_id", self._compute_key_id())
 
     @property
     def parties(self) -> tuple[PartyId, ...]:
@@ -101,7 +103,11 @@ class KeyShare:
 
     @property
     def key_id(self) -> bytes:
-        """A 32-byte id of the public key material (public key, shares, chain code, epoch)."""
+        """A 32-byte id of the public key material (public key, shares, chain code, epoch,
+        every party's aux info)."""
+        return self._key_id
+
+    def _compute_key_id(self) -> bytes:
         h = hashlib.sha256(b"shardvault/cggmp21/key-id/v1")
         h.update(self.public_key.to_bytes() + self.chain_code)
         h.update(self.epoch.to_bytes(8, "big"))
