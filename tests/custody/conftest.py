@@ -74,6 +74,11 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
          "--pin", TOKEN_PIN, "--so-pin", "8765-test-so"],
         check=True, capture_output=True, env=os.environ.copy(),
     )  # fmt: skip
+    # SoftHSM reads SOFTHSM2_CONF at C_Initialize; python-pkcs11 keeps one library
+    # object per process, so re-initialise it in case another test loaded it first.
+    import pkcs11
+
+    pkcs11.lib(SOFTHSM_LIBRARY).reinitialize()
     yield {"library": SOFTHSM_LIBRARY, "token_label": TOKEN_LABEL, "pin": TOKEN_PIN}
     if previous is None:
         os.environ.pop("SOFTHSM2_CONF", None)
