@@ -89,3 +89,19 @@ def test_describe_fuzz_only_typed_errors(text: str) -> None:
         describe(text)
     except ChainError:
         pass
+
+
+def test_cli_chain_decode_bitcoin() -> None:
+    from click.testing import CliRunner
+
+    from shardvault.cli.main import cli
+
+    psbt, key = p2wpkh_spend()
+    signed = sign_p2wpkh(psbt, 0, key)
+    result = CliRunner().invoke(cli, ["chain", "decode", "--chain", "bitcoin", signed.to_base64()])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["fee_sat"] == "10000"
+    assert out["signed_inputs"] == [0]
+    bad = CliRunner().invoke(cli, ["chain", "decode", "--chain", "bitcoin", "cHNidP8BAA=="])
+    assert bad.exit_code == 1

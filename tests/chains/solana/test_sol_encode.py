@@ -287,3 +287,25 @@ def test_describe_fuzz_only_typed_errors(text: str) -> None:
         describe(text)
     except ChainError:
         pass
+
+
+def test_cli_chain_decode_solana() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from shardvault.cli.main import cli
+
+    message, payer = _transfer_message()
+    key, _ = make_signing_key("payer")
+    tx = attach_signature(
+        unsigned_transaction(message), payer, key.sign(serialize_message(message)).signature
+    )
+    wire = base64.b64encode(serialize_transaction(tx)).decode()
+    result = CliRunner().invoke(cli, ["chain", "decode", "--chain", "solana", wire])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["instructions"][0]["decoded"]["lamports"] == "5"
+    assert out["signatures"][0]["status"] == "valid"
+    bad = CliRunner().invoke(cli, ["chain", "decode", "--chain", "solana", "AAAA"])
+    assert bad.exit_code == 1
