@@ -19,11 +19,12 @@ Semantics (``docs/policy.md`` has the worked examples):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from shardvault.policy._exact import EXACT, ZERO, add, units, value_of
 from shardvault.policy.approvals import ApprovalTally, GroupStatus, SignedApproval, tally
@@ -40,10 +41,10 @@ from shardvault.policy.model import (
     Operation,
     Policy,
     Rule,
+    Scope,
     SourceCondition,
     TimeWindow,
     VelocityCondition,
-    When,
 )
 from shardvault.policy.request import TransactionRequest
 
@@ -56,20 +57,30 @@ class Outcome(StrEnum):
     INDETERMINATE = "indeterminate"
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One condition checked: its name, outcome and a sentence explaining it."""
+class Check(NamedTuple):
+    """One condition checked: its name, outcome and a sentence explaining it.
+
+    The sentence is kept as a constant template and the values it quotes, and written
+    out only when :attr:`detail` is read: deciding never pays for formatting. (A
+    NamedTuple rather than a frozen dataclass: equally immutable, and several times
+    cheaper to create on the evaluator's hot path.)
+    """
 
     condition: str
     outcome: Outcome
-    detail: str
+    template: str
+    args: tuple[object, ...] = ()
+
+    @property
+    def detail(self) -> str:
+        """The sentence explaining the outcome."""
+        return self.template.format(*(_show(a) if isinstance(a, Decimal) else a for a in self.args))
 
 
-@dataclass(frozen=True, slots=True)
-class RuleTrace:
+class RuleTrace(NamedTuple):
     """The conditions checked for one rule, in order, and the rule's outcome."""
 
-    index: int
+    rule_index: int
     rule: str
     outcome: Outcome
     checks: tuple[Check, ...]
@@ -105,7 +116,7 @@ class Evaluation:
         decision."""
         lines = []
         for trace in self.trace:
-            lines.append(f"rule {trace.index} {trace.rule!r}: {trace.outcome.value}")
+            lines.append(f"rule {trace.rule_index} {trace.rule!r}: {trace.outcome.value}")
             lines.extend(f"  {c.condition}: {c.outcome.value}: {c.detail}" for c in trace.checks)
         lines.append(f"decision: {self.decision.value}: {self.summary}")
         return lines
@@ -139,6 +150,34 @@ class Evaluation:
         return out
 
 
+_NO_KEY = "\x00 not computed"
+_RAW_DIGEST_NOT_NAMED = "raw_digest_signing is matched only by rules that name it"
+_NO_AMOUNT = "the request carries no amount"
+_VELOCITY_IN = "{}{} with this request is {}"
+_VELOCITY_OUT = "{}{} with this request is not {}"
+
+
+class _Listed:
+    """A set of names quoted in an explanation, sorted when written out."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: frozenset[str] | frozenset[Operation]) -> None:
+        self.items = items
+
+    def __str__(self) -> str:
+        return _list(self.items)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Listed) and self.items == other.items
+
+    def __hash__(self) -> int:
+        return hash(self.items)
+
+
 _MATCH = Outcome.MATCHED
 _MISS = Outcome.NOT_MATCHED
 _UNKNOWN = Outcome.INDETERMINATE
@@ -147,7 +186,17 @@ _UNKNOWN = Outcome.INDETERMINATE
 class _Evaluator:
     """One evaluation's state: the request, context and memoized aggregates."""
 
-    __slots__ = ("context", "policy", "request", "units", "velocity_memo")
+    __slots__ = (
+        "context",
+        "destination",
+        "policy",
+        "request",
+        "scope_keys",
+        "units",
+        "upper",
+        "value",
+        "velocity_memo",
+    )
 
     def __init__(
         self, policy: Policy, request: TransactionRequest, context: EvaluationContext
@@ -156,41 +205,73 @@ class _Evaluator:
         self.request = request
         self.context = context
         self.units = request.amount_in_units()
+        self.destination = request.destination_key
         self.velocity_memo: dict[tuple[object, ...], tuple[Outcome, Decimal | int, str]] = {}
+        self.scope_keys: dict[Scope, str | None] = {}
+        self.upper = context.history.upper_bound(context.now, context.history_before)
+        self.value: Decimal | str | None = None
 
     def rule(self, index: int, rule: Rule) -> RuleTrace:
-        """Check ``rule``'s conditions in order, stopping at the first that fails."""
+        """Check ``rule``'s conditions in order, cheapest first, stopping at the first
+        that fails. (Written out rather than looped: this is the evaluator's hot path.)"""
+        when = rule.when
         checks: list[Check] = []
-        outcome = _MATCH
-        for check in self.checks(rule.when):
+        check = self.check_operation(when.operations)
+        checks.append(check)
+        if check.outcome is _MISS:
+            return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        if when.initiator is not None:
+            check = self.check_initiator(when.initiator)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        if when.source is not None:
+            check = self.check_source(when.source)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        if when.assets is not None:
+            check = self.check_asset(when.assets)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        if when.networks is not None:
+            check = self.check_network(when.networks)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        if when.destination is not None:
+            check = self.check_destination(when.destination)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        if when.amount is not None:
+            check = self.check_amount(when.amount)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        # From here on a condition may be undecidable; the rule then fails closed
+        # unless a later condition does not hold.
+        unknown = False
+        if when.value is not None:
+            check = self.check_value(when.value)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+            unknown = check.outcome is _UNKNOWN
+        if when.time is not None:
+            check = self.check_time(when.time)
+            checks.append(check)
+            if check.outcome is _MISS:
+                return RuleTrace(index, rule.name, _MISS, tuple(checks))
+        for velocity in when.velocity:
+            check = self.check_velocity(velocity)
             checks.append(check)
             if check.outcome is _MISS:
                 return RuleTrace(index, rule.name, _MISS, tuple(checks))
             if check.outcome is _UNKNOWN:
-                outcome = _UNKNOWN
-        return RuleTrace(index, rule.name, outcome, tuple(checks))
-
-    def checks(self, when: When) -> Iterator[Check]:
-        """The checks of a rule, lazily, in evaluation order: cheapest first."""
-        yield self.check_operation(when.operations)
-        if when.initiator is not None:
-            yield self.check_initiator(when.initiator)
-        if when.source is not None:
-            yield self.check_source(when.source)
-        if when.assets is not None:
-            yield self.check_asset(when.assets)
-        if when.networks is not None:
-            yield self.check_network(when.networks)
-        if when.destination is not None:
-            yield self.check_destination(when.destination)
-        if when.amount is not None:
-            yield self.check_amount(when.amount)
-        if when.value is not None:
-            yield self.check_value(when.value)
-        if when.time is not None:
-            yield self.check_time(when.time)
-        for velocity in when.velocity:
-            yield self.check_velocity(velocity)
+                unknown = True
+        return RuleTrace(index, rule.name, _UNKNOWN if unknown else _MATCH, tuple(checks))
 
     # --- conditions -----------------------------------------------------------------
 
@@ -198,58 +279,54 @@ class _Evaluator:
         op = self.request.operation
         if operations is None:
             if op is Operation.RAW_DIGEST_SIGNING:
-                return Check(
-                    "operation",
-                    _MISS,
-                    "raw_digest_signing is matched only by rules that name it",
-                )
-            return Check("operation", _MATCH, f"{op.value} (rule names no operation)")
+                return Check("operation", _MISS, _RAW_DIGEST_NOT_NAMED)
+            return Check("operation", _MATCH, "{} (rule names no operation)", (op,))
         if op in operations:
-            return Check("operation", _MATCH, f"{op.value} is listed")
-        return Check("operation", _MISS, f"{op.value} is not in {_list(operations)}")
+            return Check("operation", _MATCH, "{} is listed", (op,))
+        return Check("operation", _MISS, "{} is not in {}", (op, _Listed(operations)))
 
     def check_initiator(self, cond: InitiatorCondition) -> Check:
         init = self.request.initiator
-        who = f"{init.kind.value} {init.id!r}"
+        args = (init.kind, init.id)
         if init.kind is InitiatorKind.USER and init.id in cond.users:
-            return Check("initiator", _MATCH, f"{who} is a listed user")
+            return Check("initiator", _MATCH, "{} {!r} is a listed user", args)
         if init.kind is InitiatorKind.API_KEY and init.id in cond.api_keys:
-            return Check("initiator", _MATCH, f"{who} is a listed API key")
+            return Check("initiator", _MATCH, "{} {!r} is a listed API key", args)
         shared = self.policy.groups_of(init.id) & cond.groups
         if shared:
-            return Check("initiator", _MATCH, f"{who} is in group {_list(shared)}")
-        return Check("initiator", _MISS, f"{who} is not among the rule's initiators")
+            return Check("initiator", _MATCH, "{} {!r} is in group {}", (*args, _Listed(shared)))
+        return Check("initiator", _MISS, "{} {!r} is not among the rule's initiators", args)
 
     def check_source(self, cond: SourceCondition) -> Check:
         src = self.request.source
         if src.vault in cond.vaults:
-            return Check("source", _MATCH, f"vault {src.vault!r} is listed")
+            return Check("source", _MATCH, "vault {!r} is listed", (src.vault,))
         if src.wallet is not None and src.wallet in cond.wallets:
-            return Check("source", _MATCH, f"wallet {src.wallet!r} is listed")
+            return Check("source", _MATCH, "wallet {!r} is listed", (src.wallet,))
         shared = src.tags & cond.tags
         if shared:
-            return Check("source", _MATCH, f"source is tagged {_list(shared)}")
-        return Check("source", _MISS, f"vault {src.vault!r} is not among the rule's sources")
+            return Check("source", _MATCH, "source is tagged {}", (_Listed(shared),))
+        return Check("source", _MISS, "vault {!r} is not among the rule's sources", (src.vault,))
 
     def check_asset(self, assets: frozenset[str]) -> Check:
         asset = self.request.asset
         if asset is None:
             return Check("asset", _MISS, "the request moves no asset")
         if asset.id in assets:
-            return Check("asset", _MATCH, f"{asset.id} is listed")
-        return Check("asset", _MISS, f"{asset.id} is not in {_list(assets)}")
+            return Check("asset", _MATCH, "{} is listed", (asset.id,))
+        return Check("asset", _MISS, "{} is not in {}", (asset.id, _Listed(assets)))
 
     def check_network(self, networks: frozenset[str]) -> Check:
         network = self.request.network
         if network is None:
             return Check("network", _MISS, "the request names no network")
         if network in networks:
-            return Check("network", _MATCH, f"{network} is listed")
-        return Check("network", _MISS, f"{network} is not in {_list(networks)}")
+            return Check("network", _MATCH, "{} is listed", (network,))
+        return Check("network", _MISS, "{} is not in {}", (network, _Listed(networks)))
 
     def check_destination(self, cond: DestinationCondition) -> Check:
         req = self.request
-        dest = req.destination_key
+        dest = self.destination
         if dest is None or req.network is None:
             return Check("destination", _MISS, "the request has no destination")
         if cond.any_destination:
@@ -257,35 +334,49 @@ class _Evaluator:
         entry = self.context.address_book.lookup(req.network, dest)
         if entry is not None:
             if cond.all_address_book or entry.name in cond.address_book:
-                return Check("destination", _MATCH, f"address-book entry {entry.name!r}")
+                return Check("destination", _MATCH, "address-book entry {!r}", (entry.name,))
             lists = self.context.address_book.whitelists_of(entry.name) & cond.whitelists
             if lists:
                 return Check(
-                    "destination", _MATCH, f"entry {entry.name!r} is on whitelist {_list(lists)}"
+                    "destination",
+                    _MATCH,
+                    "entry {!r} is on whitelist {}",
+                    (entry.name, _Listed(lists)),
                 )
         elif cond.one_time:
-            return Check("destination", _MATCH, f"{dest} is a one-time address")
+            return Check("destination", _MATCH, "{} is a one-time address", (dest,))
         for target in cond.contracts:
             if target.address != dest or (target.network not in (None, req.network)):
                 continue
             if target.selectors is None:
-                return Check("destination", _MATCH, f"contract {dest}")
+                return Check("destination", _MATCH, "contract {}", (dest,))
             call = req.contract_call
             if call is not None and call.selector in target.selectors:
                 return Check(
-                    "destination", _MATCH, f"contract {dest} method 0x{call.selector.hex()}"
+                    "destination", _MATCH, "contract {} method 0x{}", (dest, call.selector.hex())
                 )
-        what = f"address-book entry {entry.name!r}" if entry else f"one-time address {dest}"
-        return Check("destination", _MISS, f"{what} is not among the rule's destinations")
+        if entry is not None:
+            return Check(
+                "destination",
+                _MISS,
+                "address-book entry {!r} is not among the rule's destinations",
+                (entry.name,),
+            )
+        return Check(
+            "destination",
+            _MISS,
+            "one-time address {} is not among the rule's destinations",
+            (dest,),
+        )
 
     def check_amount(self, bounds: Bounds) -> Check:
         amount = self.units
         asset = self.request.asset
         if amount is None or asset is None:
-            return Check("amount", _MISS, "the request carries no amount")
-        outcome = _MATCH if bounds.contains(amount) else _MISS
-        verb = "is" if outcome is _MATCH else "is not"
-        return Check("amount", outcome, f"{_show(amount)} {asset.id} {verb} {bounds.describe()}")
+            return Check("amount", _MISS, _NO_AMOUNT)
+        if bounds.contains(amount):
+            return Check("amount", _MATCH, "{} {} is {}", (amount, asset.id, bounds.text))
+        return Check("amount", _MISS, "{} {} is not {}", (amount, asset.id, bounds.text))
 
     def request_value(self) -> Decimal | str:
         """The request's value in the reference currency, or why it is unknown."""
@@ -299,14 +390,14 @@ class _Evaluator:
 
     def check_value(self, bounds: Bounds) -> Check:
         if self.request.amount is None:
-            return Check("value", _MISS, "the request carries no amount")
+            return Check("value", _MISS, _NO_AMOUNT)
         value = self.request_value()
         if isinstance(value, str):
-            return Check("value", _UNKNOWN, f"{value}: failing closed")
-        outcome = _MATCH if bounds.contains(value) else _MISS
-        verb = "is" if outcome is _MATCH else "is not"
+            return Check("value", _UNKNOWN, "{}: failing closed", (value,))
         currency = self.policy.reference_currency
-        return Check("value", outcome, f"{_show(value)} {currency} {verb} {bounds.describe()}")
+        if bounds.contains(value):
+            return Check("value", _MATCH, "{} {} is {}", (value, currency, bounds.text))
+        return Check("value", _MISS, "{} {} is not {}", (value, currency, bounds.text))
 
     def check_time(self, window: TimeWindow) -> Check:
         local = datetime.fromtimestamp(self.context.now, tz=window.zone)
@@ -319,47 +410,42 @@ class _Evaluator:
         stamp = f"{WEEKDAYS[local.weekday()]} {local:%H:%M} {window.timezone}"
         span = f"{_clock(window.start_minute)}-{_clock(window.end_minute)}"
         if day_ok and time_ok:
-            return Check("time", _MATCH, f"{stamp} is inside {span}")
+            return Check("time", _MATCH, "{} is inside {}", (stamp, span))
         if not day_ok:
-            return Check("time", _MISS, f"{stamp}: day not in {_days(window.days)}")
-        return Check("time", _MISS, f"{stamp} is outside {span}")
+            return Check("time", _MISS, "{}: day not in {}", (stamp, _days(window.days)))
+        return Check("time", _MISS, "{} is outside {}", (stamp, span))
 
     def check_velocity(self, cond: VelocityCondition) -> Check:
-        outcome, total, note = self.velocity_total(cond)
-        window = _duration(cond.window_seconds)
-        label = f"velocity {cond.measure.value} per {cond.per.value} in {window}"
+        # Rules that share an aggregate (same grouping, window and measure) compute it
+        # once per evaluation.
+        memo_key = (cond.per, cond.window_seconds, cond.measure)
+        result = self.velocity_memo.get(memo_key)
+        if result is None:
+            result = self.velocity_memo[memo_key] = self.velocity_total(cond)
+        outcome, total, note = result
         if outcome is _UNKNOWN:
-            return Check(label, _UNKNOWN, f"{note}: failing closed")
-        outcome = _MATCH if cond.bounds.contains(total) else _MISS
-        verb = "is" if outcome is _MATCH else "is not"
-        return Check(
-            label,
-            outcome,
-            f"{_show(total)}{note} with this request {verb} {cond.bounds.describe()}",
-        )
+            return Check(cond.label, _UNKNOWN, "{}: failing closed", (note,))
+        bounds = cond.bounds
+        if bounds.contains(total):
+            return Check(cond.label, _MATCH, _VELOCITY_IN, (total, note, bounds.text))
+        return Check(cond.label, _MISS, _VELOCITY_OUT, (total, note, bounds.text))
 
     def velocity_total(self, cond: VelocityCondition) -> tuple[Outcome, Decimal | int, str]:
-        """The aggregate of ``cond``'s window including this request, memoized: rules
-        that share an aggregate compute it once per evaluation."""
-        memo_key = (cond.per, cond.window_seconds, cond.measure)
-        cached = self.velocity_memo.get(memo_key)
-        if cached is not None:
-            return cached
-        result = self._velocity_total(cond)
-        self.velocity_memo[memo_key] = result
-        return result
-
-    def _velocity_total(self, cond: VelocityCondition) -> tuple[Outcome, Decimal | int, str]:
+        """The aggregate of ``cond``'s window, this request included, from the index:
+        ``now - window < created_at <= now`` (and before ``history_before`` in a replay)."""
         req = self.request
         ctx = self.context
         history = ctx.history
-        key = scope_key(cond.per, req)
+        key = self.scope_keys.get(cond.per, _NO_KEY)
+        if key is _NO_KEY:
+            key = self.scope_keys[cond.per] = scope_key(cond.per, req)
         lower = history.lower_bound(ctx.now - cond.window_seconds)
-        upper = history.upper_bound(ctx.now, ctx.history_before)
-        if cond.measure is Measure.COUNT:
+        upper = self.upper
+        measure = cond.measure
+        if measure is Measure.COUNT:
             past = history.count(cond.per, key, lower, upper) if key is not None else 0
             return _MATCH, past + 1, ""
-        if cond.measure is Measure.AMOUNT:
+        if measure is Measure.AMOUNT:
             asset = req.asset
             if asset is None:  # pragma: no cover - the asset condition runs first
                 return _UNKNOWN, 0, "the request moves no asset"
@@ -369,9 +455,11 @@ class _Evaluator:
                 else 0
             )
             total = units(past_base + int(req.amount or 0), asset.decimals)
-            return _MATCH, total, f" {asset.id}"
-        if cond.measure is Measure.VALUE:
-            current = self.request_value()
+            return _MATCH, total, " " + asset.id
+        if measure is Measure.VALUE:
+            current = self.value
+            if current is None:
+                current = self.value = self.request_value()
             if isinstance(current, str):
                 return _UNKNOWN, 0, current
             total = current
@@ -379,12 +467,12 @@ class _Evaluator:
                 for (asset_id, _network), decimals, base in history.amounts(
                     cond.per, key, lower, upper
                 ):
-                    price = ctx.price(asset_id)
+                    price = ctx.prices.get(asset_id)
                     if price is None:
                         return _UNKNOWN, 0, f"no price for {asset_id} (in history)"
                     total = add(total, value_of(base, decimals, price))
-            return _MATCH, total, f" {self.policy.reference_currency}"
-        raise AssertionError(cond.measure)  # pragma: no cover - exhaustive
+            return _MATCH, total, " " + self.policy.reference_currency
+        raise AssertionError(measure)  # pragma: no cover - exhaustive
 
 
 def evaluate(

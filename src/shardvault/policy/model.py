@@ -95,6 +95,16 @@ class Bounds:
 
     over: Decimal | None
     up_to: Decimal | None
+    text: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The interval in words, computed once: explanations quote it on every check.
+        parts = []
+        if self.over is not None:
+            parts.append(f"over {self.over}")
+        if self.up_to is not None:
+            parts.append(f"up to {self.up_to}")
+        object.__setattr__(self, "text", " and ".join(parts))
 
     def contains(self, x: Decimal | int) -> bool:
         """Whether ``x`` lies in the interval."""
@@ -104,12 +114,7 @@ class Bounds:
 
     def describe(self) -> str:
         """The interval in words, for explanations."""
-        parts = []
-        if self.over is not None:
-            parts.append(f"over {self.over}")
-        if self.up_to is not None:
-            parts.append(f"up to {self.up_to}")
-        return " and ".join(parts)
+        return self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +192,17 @@ class VelocityCondition:
     per: Scope
     measure: Measure
     bounds: Bounds
+    label: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The condition's name in explanations, computed once.
+        window = self.window_seconds
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+            if window % size == 0:
+                span = f"{window // size}{unit}"
+                break
+        label = f"velocity {self.measure.value} per {self.per.value} in {span}"
+        object.__setattr__(self, "label", label)
 
 
 @dataclass(frozen=True, slots=True)
