@@ -114,3 +114,24 @@ def test_the_search_finds_a_planted_leak(tmp_path: Path, caplog: pytest.LogCaptu
         if form in data
     ]
     assert len(hits) == 2
+
+
+def test_kms_data_keys_stay_out_of_debug_logs(
+    moto_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """botocore logs request and response bodies at DEBUG (an Encrypt's Plaintext, a
+    GenerateDataKey's Plaintext); the aws-kms backend redacts them."""
+    from shardvault.custody.backends.aws_kms import AwsKmsBackend
+
+    caplog.set_level(logging.DEBUG)
+    backend = AwsKmsBackend(boto_client("kms", moto_server), "unset")
+    backend.use_key(backend.create_key())
+    data_key, wrapped = backend.generate_data_key({"a": "b"})
+    given = SecretBytes(secrets.token_bytes(32))
+    backend.wrap(given, {"a": "b"})
+    backend.unwrap(wrapped, {"a": "b"})
+    logs = caplog.text.encode()
+    assert b"redacted by shardvault" in logs
+    for key in (data_key.reveal(), given.reveal()):
+        for form in _forms(key):
+            assert form not in logs

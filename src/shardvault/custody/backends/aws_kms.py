@@ -15,6 +15,7 @@ reference.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -47,6 +48,34 @@ _UNAVAILABLE = {
 }
 
 
+class _RedactBodies(logging.Filter):
+    """Blank the request and response bodies that botocore logs at DEBUG level.
+
+    ``botocore.endpoint`` logs every request's parameters (an Encrypt's ``Plaintext``)
+    and ``botocore.parsers`` every response body (a GenerateDataKey's ``Plaintext``):
+    with DEBUG logging on, data keys would reach the logs in base64.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG and isinstance(record.msg, str):
+            if record.msg.startswith("Response body"):
+                record.msg, record.args = "Response body: <redacted by shardvault>", ()
+            elif record.msg.startswith("Making request for"):
+                record.msg, record.args = "Making request: <parameters redacted by shardvault>", ()
+        return True
+
+
+_REDACTOR = _RedactBodies()
+
+
+def redact_botocore_bodies() -> None:
+    """Install the body-redacting filter on botocore's loggers (idempotent)."""
+    for name in ("botocore.endpoint", "botocore.parsers"):
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+
+
 class AwsKmsBackend(KeyEncryptionBackend):
     """Key-encryption keys in AWS KMS (or an API-compatible endpoint).
 
@@ -59,6 +88,7 @@ class AwsKmsBackend(KeyEncryptionBackend):
     def __init__(self, client: Any, kek_id: str) -> None:
         super().__init__(kek_id)
         self._kms = client
+        redact_botocore_bodies()
 
     @property
     def client(self) -> Any:
