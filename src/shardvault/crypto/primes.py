@@ -21,6 +21,7 @@ search in a process pool (:func:`generate_safe_primes_parallel`), reporting prog
 a callback, and tests use fixtures made once by ``scripts/gen_test_fixtures.py``.
 """
 
+import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -161,7 +162,8 @@ def generate_safe_primes_parallel(
     """``count`` distinct safe primes of ``bits`` bits, searched in a pool of processes.
 
     Each search runs :func:`generate_safe_prime` in a worker process; ``on_progress`` is
-    called in the calling process each time one finishes. ``rng`` is sent to the workers,
+    called in the calling process each time one finishes. Workers start from a fork server,
+    so this is safe to call from a threaded service. ``rng`` is sent to the workers,
     so it must be picklable: pass :data:`~shardvault.crypto.rng.system_random` (a seeded
     test source would make all workers draw the same primes; duplicates are discarded and
     searched again, but do not rely on that for anything but tests).
@@ -174,7 +176,10 @@ def generate_safe_primes_parallel(
     if bits < MIN_PRIME_BITS:
         raise MisuseError(f"safe primes shorter than {MIN_PRIME_BITS} bits are not generated")
     found: list[int] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # A fork server rather than a plain fork: callers may be threaded services, and forking
+    # a threaded process can copy held locks into the children.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: set[Future[int]] = {
             pool.submit(generate_safe_prime, bits, rng) for _ in range(min(count, workers))
         }
