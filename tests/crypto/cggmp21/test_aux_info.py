@@ -441,3 +441,15 @@ def test_key_generation_refuses_small_moduli() -> None:
     """Production key generation never goes below 2048 bits (no test-only escape)."""
     with pytest.raises(MisuseError):
         aux_info.generate_paillier_key(system_random, modulus_bits=1024)
+
+
+def test_echo_misreporting_our_commitment_blames_the_reporter(session: Session) -> None:
+    """Party 3 claims party 1 (us) committed to something else: party 1 knows better."""
+    echo = (bytes(32), session.m2[3].echo[1], session.m2[3].echo[2])
+    abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=echo)})
+    assert abort.culprits == (3,)
+
+
+def test_echo_of_wrong_length(session: Session) -> None:
+    abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=())})
+    assert abort.culprits == (3,)

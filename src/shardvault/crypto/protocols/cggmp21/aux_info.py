@@ -484,9 +484,15 @@ class AuxInfoRound2:
                 failures[sender] = "echo has the wrong length"
                 continue
             for party, seen, mine in zip(config.parties, message.echo, ours, strict=True):
-                if seen != mine and party not in failures:
-                    failures[party] = (
-                        f"round-1 broadcast seen differently by party {sender} (equivocation)"
+                if seen == mine:
+                    continue
+                if party == config.me:
+                    # We know what we sent: a peer misreporting our commitment lies.
+                    failures.setdefault(sender, "echo misreports our own round-1 commitment")
+                else:
+                    failures.setdefault(
+                        party,
+                        f"round-1 broadcast seen differently by party {sender} (equivocation)",
                     )
         _abort_if(failures)
         publics: dict[PartyId, PartyAuxPublic] = {
