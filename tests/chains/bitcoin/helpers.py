@@ -38,13 +38,13 @@ def make_key(label: str) -> PrivateKey:
     return PrivateKey(hashlib.sha256(b"shardvault test-only key " + label.encode()).digest())
 
 
-def taproot_signing_key(key: PrivateKey) -> PrivateKey:
+def taproot_signing_key(key: PrivateKey, merkle_root: bytes | None = None) -> PrivateKey:
     """BIP341 ``taproot_tweak_seckey``: negate for odd y, then add the tweak (test side)."""
     xonly = PublicKeyXOnly.from_secret(key.secret)
     d = key.to_int()
     if xonly.parity:
         d = SECP256K1_ORDER - d
-    t = int.from_bytes(taproot_tweak(xonly.format()), "big")
+    t = int.from_bytes(taproot_tweak(xonly.format(), merkle_root), "big")
     return PrivateKey.from_int((d + t) % SECP256K1_ORDER)
 
 
