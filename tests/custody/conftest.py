@@ -32,6 +32,7 @@ from shardvault.custody.secret import SecretBytes
 from tests.custody.netproxy import CuttableProxy
 from tests.custody.stub_kms import StubKmsBackend, StubKmsService
 
+REPO = Path(__file__).resolve().parents[2]
 SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN_LABEL = "shardvault-test"
 TOKEN_PIN = "4321-test-pin"
@@ -90,8 +91,11 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 def moto_server() -> Iterator[str]:
     """moto's server mode (KMS and S3) on 127.0.0.1 and a free port; stopped by SIGTERM."""
     port = _free_port()
+    # moto's own server, started through a launcher that adds AWS's key-state rule
+    # (moto_keystate.py); everything else is stock moto 5.2.5.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "tests.custody.moto_keystate", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

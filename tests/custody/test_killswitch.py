@@ -1,9 +1,10 @@
 """The kill switch: a disabled, deleted or policy-denied key stops every unlock.
 
-Tested on the project's stub KMS because moto 5.2.5 does not enforce key state or key
-policies (a disabled key still decrypts there; see ../shared/notes/ENVIRONMENT.md). The
-stub raises what the ``aws-kms`` backend maps AWS's DisabledException,
-KMSInvalidStateException and AccessDeniedException to.
+moto 5.2.5 does not enforce key state or key policies (a disabled key still decrypts
+there; see ../shared/notes/ENVIRONMENT.md). So the kill switch is tested twice: on the
+project's stub KMS (disabled, pending deletion, policy deny), and on the ``aws-kms``
+backend over HTTP against moto launched with the AWS key-state rule added
+(moto_keystate.py; key policies remain unenforced there).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from shardvault.custody.backends.aws_kms import AwsKmsBackend
 from shardvault.custody.envelope import ShareAddress, ShareSlot
 from shardvault.custody.errors import KeyDisabledError
 from shardvault.custody.secret import SecretBytes
 from shardvault.custody.shares import ShareCustody
 from shardvault.custody.sharestore.local import LocalShareStore
+from tests.custody.conftest import boto_client
 from tests.custody.stub_kms import StubKmsBackend, StubKmsService
 
 ADDRESS = ShareAddress("ws1", "vault-a", "key-1", "party-1")
@@ -77,3 +80,37 @@ def test_disabling_the_rotation_target_leaves_the_old_revision(tmp_path: Path) -
     assert custody.store.revisions(ADDRESS) == [1]
     with custody.load_share(ADDRESS) as opened:
         assert opened.share.equals(b"k" * 32)
+
+
+def _raw_id(arn: str) -> str:
+    # moto's key-management handlers want the bare key id, not the ARN.
+    return arn.rsplit("/", 1)[-1]
+
+
+def test_kill_switch_on_kms_over_http(moto_server: str, tmp_path: Path) -> None:
+    """The aws-kms backend against moto with AWS's key-state rule (moto_keystate.py):
+    DisableKey and ScheduleKeyDeletion stop every unlock with KeyDisabledError."""
+    kms = boto_client("kms", moto_server)
+    backend = AwsKmsBackend(kms, "unset")
+    backend.use_key(backend.create_key())
+    custody = ShareCustody(backend, LocalShareStore(tmp_path))
+    custody.store_share(ShareSlot(ADDRESS, 1), SecretBytes(b"q" * 32), 0)
+    before = _snapshot(tmp_path)
+
+    kms.disable_key(KeyId=_raw_id(backend.kek_id))
+    with pytest.raises(KeyDisabledError):
+        custody.load_share(ADDRESS)
+    with pytest.raises(KeyDisabledError):
+        custody.store_share(ShareSlot(ADDRESS, 2), SecretBytes(b"q" * 32), 1)
+    kms.enable_key(KeyId=_raw_id(backend.kek_id))
+    with custody.load_share(ADDRESS) as opened:
+        assert opened.share.equals(b"q" * 32)
+
+    target = backend.create_key()
+    kms.schedule_key_deletion(KeyId=_raw_id(target), PendingWindowInDays=7)
+    with pytest.raises(KeyDisabledError):
+        custody.rotate(ADDRESS, target_kek_id=target)
+    kms.schedule_key_deletion(KeyId=_raw_id(backend.kek_id), PendingWindowInDays=7)
+    with pytest.raises(KeyDisabledError):
+        custody.load_share(ADDRESS)
+    assert _snapshot(tmp_path) == before
