@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from shardvault.policy._exact import EXACT
+from shardvault.policy._exact import EXACT, ZERO, value_of
 from shardvault.policy.errors import ContextError, RequestError
 from shardvault.policy.model import AddressBook, Scope
 from shardvault.policy.request import (
@@ -86,7 +86,7 @@ class History:
         ContextError: the same asset on the same network with two decimals values.
     """
 
-    __slots__ = ("_decimals", "_multiplier", "_positions", "_series")
+    __slots__ = ("_decimals", "_multiplier", "_positions", "_priced", "_series")
 
     def __init__(self, entries: Sequence[PastTransaction] = ()) -> None:
         self._multiplier = len(entries) + 1
@@ -94,6 +94,7 @@ class History:
         self._positions: list[int] = [0] * len(entries)
         self._decimals: dict[AssetKey, int] = {}
         self._series: dict[tuple[Scope, str], _Series] = {}
+        self._priced: PricedHistory | None = None
         for rank, i in enumerate(order):
             entry = entries[i]
             request = entry.request
@@ -156,17 +157,82 @@ class History:
         pos, prefix = per_asset
         return prefix[bisect_right(pos, upper)] - prefix[bisect_right(pos, lower)]
 
-    def amounts(
-        self, scope: Scope, key: str, lower: int, upper: int
-    ) -> Iterable[tuple[AssetKey, int, int]]:
-        """Per asset of ``key``: the asset, its decimals and the window's base units."""
+    def priced(self, prices: Mapping[str, Decimal]) -> PricedHistory:
+        """The reference-currency view of this history at ``prices``.
+
+        The view is memoized for the last price snapshot seen, so evaluations that share
+        prices share its per-key running sums of value (built on first use of a key).
+        """
+        priced = self._priced
+        if priced is None or priced.prices != prices:
+            priced = PricedHistory(self, dict(prices))
+            self._priced = priced
+        return priced
+
+    def series_assets(
+        self, scope: Scope, key: str
+    ) -> Iterable[tuple[AssetKey, int, list[int], list[int]]]:
+        """Per asset of ``key``: the asset, its decimals, positions and prefix sums."""
         series = self._series.get((scope, key))
-        if series is None or upper <= lower:
+        if series is None:
             return
         for asset, (pos, prefix) in series.assets.items():
-            total = prefix[bisect_right(pos, upper)] - prefix[bisect_right(pos, lower)]
-            if total:
-                yield asset, self._decimals[asset], total
+            yield asset, self._decimals[asset], pos, prefix
+
+
+class PricedHistory:
+    """Running sums of reference-currency value per grouping key, at fixed prices.
+
+    For each key it merges the key's entries of every asset in position order, with
+    prefix sums of their value and of the number of entries whose asset has no price,
+    so a value aggregate is two binary searches and a subtraction whatever the number
+    of assets.
+    """
+
+    __slots__ = ("_cache", "_history", "prices")
+
+    def __init__(self, history: History, prices: dict[str, Decimal]) -> None:
+        self._history = history
+        self.prices = prices
+        self._cache: dict[tuple[Scope, str], tuple[list[int], list[Decimal], list[int], str]] = {}
+
+    def _build(self, scope: Scope, key: str) -> tuple[list[int], list[Decimal], list[int], str]:
+        items: list[tuple[int, Decimal | None, str]] = []
+        for (asset_id, _network), decimals, pos, prefix in self._history.series_assets(scope, key):
+            price = self.prices.get(asset_id)
+            for i, position in enumerate(pos):
+                amount = prefix[i + 1] - prefix[i]
+                value = None if price is None else value_of(amount, decimals, price)
+                items.append((position, value, asset_id))
+        items.sort(key=lambda item: item[0])
+        positions = [item[0] for item in items]
+        sums = [ZERO]
+        unpriced = [0]
+        missing = ""
+        for _position, value, asset_id in items:
+            if value is None:
+                sums.append(sums[-1])
+                unpriced.append(unpriced[-1] + 1)
+                missing = missing or asset_id
+            else:
+                sums.append(EXACT.add(sums[-1], value))
+                unpriced.append(unpriced[-1])
+        return positions, sums, unpriced, missing
+
+    def value(self, scope: Scope, key: str, lower: int, upper: int) -> Decimal | str:
+        """Value of ``key``'s entries with ``lower < position <= upper``, or the reason
+        it is unknown (an entry in the window whose asset has no price)."""
+        if upper <= lower:
+            return ZERO
+        cached = self._cache.get((scope, key))
+        if cached is None:
+            cached = self._cache[(scope, key)] = self._build(scope, key)
+        positions, sums, unpriced, missing = cached
+        lo = bisect_right(positions, lower)
+        hi = bisect_right(positions, upper)
+        if unpriced[hi] != unpriced[lo]:
+            return f"no price for {missing} (in history)"
+        return EXACT.subtract(sums[hi], sums[lo])
 
 
 @dataclass(frozen=True, slots=True)

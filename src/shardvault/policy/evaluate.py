@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from shardvault.policy._exact import EXACT, ZERO, add, units, value_of
 from shardvault.policy.approvals import ApprovalTally, GroupStatus, SignedApproval, tally
-from shardvault.policy.context import EvaluationContext, scope_key
+from shardvault.policy.context import EvaluationContext, PricedHistory, scope_key
 from shardvault.policy.errors import ContextError
 from shardvault.policy.model import (
     WEEKDAYS,
@@ -190,6 +190,7 @@ class _Evaluator:
         "context",
         "destination",
         "policy",
+        "priced",
         "request",
         "scope_keys",
         "units",
@@ -210,6 +211,7 @@ class _Evaluator:
         self.scope_keys: dict[Scope, str | None] = {}
         self.upper = context.history.upper_bound(context.now, context.history_before)
         self.value: Decimal | str | None = None
+        self.priced: PricedHistory | None = None
 
     def rule(self, index: int, rule: Rule) -> RuleTrace:
         """Check ``rule``'s conditions in order, cheapest first, stopping at the first
@@ -464,13 +466,13 @@ class _Evaluator:
                 return _UNKNOWN, 0, current
             total = current
             if key is not None:
-                for (asset_id, _network), decimals, base in history.amounts(
-                    cond.per, key, lower, upper
-                ):
-                    price = ctx.prices.get(asset_id)
-                    if price is None:
-                        return _UNKNOWN, 0, f"no price for {asset_id} (in history)"
-                    total = add(total, value_of(base, decimals, price))
+                priced = self.priced
+                if priced is None:
+                    priced = self.priced = ctx.history.priced(ctx.prices)
+                past_value = priced.value(cond.per, key, lower, upper)
+                if isinstance(past_value, str):
+                    return _UNKNOWN, 0, past_value
+                total = add(total, past_value)
             return _MATCH, total, " " + self.policy.reference_currency
         raise AssertionError(measure)  # pragma: no cover - exhaustive
 
