@@ -21,6 +21,12 @@ the echo matches our view of every ``V_k`` (else ``k`` equivocated its broadcast
 reveal opens ``V_j``, ``N_j`` has at least the configured number of bits (2048 by
 default), ``s_j, t_j ∈ Z*_N_j`` and ``ψ̂_j`` verifies. Then ``ρ = ⊕ ρ_j``.
 
+An echo mismatch alone cannot tell an equivocating sender from a reporter who lies about
+what it received; the abort names the sender whose commitment differs and its reason names
+the reporter, and the signatures the transport puts on every message (DESIGN.md invariant
+5) let anyone check which of the two signed conflicting statements. An echo that misreports
+our own commitment can only be the reporter's lie, and names the reporter.
+
 Round 3 (direct), Figure 7, round 3: send every peer ``ψ_i = Πmod(N_i)`` and
 ``φ_{i,j} = Πfac(N_i)`` made against ``j``'s ring-Pedersen parameters, both bound to
 ``ρ`` (which nobody knew before round 2, so no prover can grind its challenges). On
