@@ -6,10 +6,10 @@ Prints, at 2048- and 3072-bit moduli with primes from the TEST-ONLY fixture:
   wall time and per party (each party makes Πprm, Πmod and n-1 Πfac, and verifies the
   same for its n-1 peers); target: at most 5 s per party at 2048 bits;
 - each proof's prove and verify time;
-- separately, the search for fresh safe primes (the part the fixtures skip): 1024-bit
-  primes (for a 2048-bit modulus) in the process pool, per prime and per key.
+- separately, the search for fresh safe primes (the part the fixtures skip): 1024- and
+  1536-bit primes (for 2048- and 3072-bit moduli) in the process pool, per prime and key.
 
-Usage: ``.venv/bin/python bench/bench_cggmp21_aux.py [--primes 4] [--skip-primes]``.
+Usage: ``.venv/bin/python bench/bench_cggmp21_aux.py [--primes 6] [--skip-primes]``.
 """
 
 import argparse
@@ -94,21 +94,22 @@ def bench_aux_info(keys: list[PaillierSecretKey], bits: int, parties: int) -> fl
     return per_party
 
 
-def bench_primes(count: int, workers: int) -> None:
+def bench_primes(bits: int, count: int, workers: int) -> None:
     started = time.perf_counter()
-    found = generate_safe_primes_parallel(1024, count, system_random, workers=workers)
+    found = generate_safe_primes_parallel(bits, count, system_random, workers=workers)
     elapsed = time.perf_counter() - started
     assert len(set(found)) == count
     print(
-        f"  {count} safe primes of 1024 bits with {workers} workers: {elapsed:6.2f} s wall, "
-        f"{elapsed / count:5.2f} s per prime, {2 * elapsed / count:5.2f} s per 2048-bit key "
-        "(random: expect wide variation between runs)"
+        f"  {count} safe primes of {bits} bits with {workers} workers: {elapsed:6.2f} s wall, "
+        f"{elapsed / count:5.2f} s per prime, {2 * elapsed / count:5.2f} s per "
+        f"{2 * bits}-bit key (random: expect wide variation between runs)"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="CGGMP21 auxiliary-info benchmark")
-    parser.add_argument("--primes", type=int, default=4, help="safe primes to search")
+    parser.add_argument("--primes", type=int, default=6, help="1024-bit safe primes to search")
+    parser.add_argument("--primes-1536", type=int, default=2, help="1536-bit safe primes")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--skip-primes", action="store_true")
     args = parser.parse_args()
@@ -121,7 +122,8 @@ def main() -> None:
             bench_aux_info(keys, int(size), parties)
     if not args.skip_primes:
         print("safe-prime search (production path, process pool):")
-        bench_primes(args.primes, args.workers)
+        bench_primes(1024, args.primes, args.workers)
+        bench_primes(1536, args.primes_1536, args.workers)
 
 
 if __name__ == "__main__":
