@@ -104,3 +104,32 @@ def test_bad_pcr_option_is_a_usage_error(pcr: str) -> None:
         cli, ["attestation", "verify", _file("evervault-2022-10-12-debug"), "--pcr", pcr]
     )
     assert result.exit_code == 2
+
+
+def test_development_enclave_commands(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["attestation", "dev-root", "--out", str(tmp_path / "root")])
+    assert result.exit_code == 0, result.output
+    nonce = "ab" * 16
+    result = runner.invoke(
+        cli,
+        ["attestation", "dev-attest", "--root-dir", str(tmp_path / "root"),
+         "--out", str(tmp_path / "doc.cbor"), "--nonce", nonce],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pcrs = json.loads(result.stdout)["pcrs"]
+    root = str(tmp_path / "root" / "root.pem")
+    # The default (AWS) root refuses it; the development root needs its own flag.
+    code, out = _run(str(tmp_path / "doc.cbor"))
+    assert (code, out["reason"]) == (1, "untrusted-root")
+    refused = CliRunner().invoke(
+        cli, ["attestation", "verify", str(tmp_path / "doc.cbor"), "--root", root]
+    )
+    assert refused.exit_code == 2
+    dev = ["--root", root, "--allow-development-root"]
+    pcr_args = ["--pcr", f"0={pcrs['0']}", "--pcr", f"8={pcrs['8']}"]
+    code, out = _run(str(tmp_path / "doc.cbor"), *dev, "--nonce", nonce, *pcr_args)
+    assert (code, out["valid"], out["nonce"]) == (0, True, nonce)
+    code, out = _run(str(tmp_path / "doc.cbor"), "--root", root, "--allow-development-root",
+                     "--nonce", "cd" * 16)  # fmt: skip
+    assert (code, out["reason"]) == (1, "nonce-mismatch")

@@ -1,13 +1,16 @@
-"""``shardvault attestation``: Enclave attestation documents: verify."""
+"""``shardvault attestation``: Enclave attestation documents: verify, and the local
+development enclave (dev-root, dev-attest)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
 from shardvault.cli._output import emit_json
+from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot
 from shardvault.custody.attestation.nitro import (
     NitroVerifier,
     PcrPolicy,
@@ -113,3 +116,62 @@ def _fields(partial: dict[str, object]) -> dict[str, object]:
     keys = ("module_id", "digest", "timestamp", "pcrs", "public_key", "user_data", "nonce",
             "debug_mode")  # fmt: skip
     return {k: partial.get(k) for k in keys}
+
+
+@group.command(name="dev-root")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def dev_root(out: Path) -> None:
+    """Generate a development enclave root in OUT (root.pem, root-key.pem).
+
+    Development only: production verifiers refuse this root.
+    """
+    root = DevelopmentRoot.generate()
+    root.save(out)
+    emit_json(
+        {
+            "root": str(out / "root.pem"),
+            "sha256": hashlib.sha256(root.der).hexdigest(),
+            "subject": root.certificate.subject.rfc4514_string(),
+        }
+    )
+
+
+@group.command(name="dev-attest")
+@click.option("--root-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True)  # fmt: skip
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--nonce", "nonce_hex", help="Nonce to embed (hex).")
+@click.option("--user-data", "user_data_hex", help="User data to embed (hex).")
+@click.option("--role", default="development", show_default=True, help="Role measured as PCR3.")
+@click.option("--debug", is_flag=True, help="Report debug mode (PCR0-2 zero).")
+def dev_attest(
+    root_dir: Path,
+    out: Path,
+    nonce_hex: str | None,
+    user_data_hex: str | None,
+    role: str,
+    debug: bool,
+) -> None:
+    """Write a development attestation document (raw CBOR) measuring this installation.
+
+    The document's public key belongs to a throw-away key pair: use it to exercise the
+    verifier, not to receive keys.
+    """
+    try:
+        nonce = bytes.fromhex(nonce_hex) if nonce_hex else None
+        user_data = bytes.fromhex(user_data_hex) if user_data_hex else None
+    except ValueError:
+        raise click.BadParameter("--nonce and --user-data take hex") from None
+    try:
+        root = DevelopmentRoot.load(root_dir)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--root-dir") from None
+    enclave = DevelopmentEnclave(root, role=role, debug=debug)
+    out.write_bytes(enclave.attest(nonce, user_data))
+    emit_json(
+        {
+            "document": str(out),
+            "module_id": enclave.module_id,
+            "pcrs": {str(i): enclave.pcrs[i].hex() for i in (0, 1, 2, 3, 8)},
+        }
+    )
