@@ -91,4 +91,8 @@ def sign_p2tr(psbt: Psbt, index: int, key: PrivateKey) -> Psbt:
     """Sign over OUR BIP341 sighash with coincurve's BIP340 signer and attach it."""
     digest = input_sighash(psbt, index)
     signature = taproot_signing_key(key).sign_schnorr(digest, bytes(32))
+    hash_type = psbt.inputs[index].sighash_type or 0
+    if hash_type:
+        # BIP341: any hash type but DEFAULT is appended to the 64-byte signature.
+        signature += bytes([hash_type])
     return add_taproot_key_signature(psbt, index, signature)

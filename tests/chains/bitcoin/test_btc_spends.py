@@ -169,3 +169,83 @@ def test_round_trip_of_the_signed_psbt_and_transaction() -> None:
     tx = extract_transaction(final)
     assert tx.vsize() == 111
     assert signed.fee() == 50_000
+
+
+def _mixed_psbt() -> Psbt:
+    """Two inputs (P2WPKH, then P2TR with SIGHASH_ALL), two outputs, both inputs signed."""
+    from coincurve import PublicKeyXOnly
+
+    from shardvault.chains.amounts import Satoshi
+    from shardvault.chains.bitcoin import (
+        TxOut,
+        create_psbt,
+        output_key,
+        p2wpkh_script,
+        set_sighash_type,
+        set_tap_internal_key,
+        set_witness_utxo,
+    )
+
+    from .helpers import funding_outpoint, make_key
+
+    wpkh_key, tr_key = make_key("mixed p2wpkh"), make_key("mixed p2tr")
+    internal = PublicKeyXOnly.from_secret(tr_key.secret).format()
+    psbt = create_psbt(
+        [funding_outpoint("mixed a"), funding_outpoint("mixed b")],
+        [
+            TxOut(Satoshi(120_000), output_key(internal).script_pubkey),
+            TxOut(Satoshi(70_000), p2wpkh_script(wpkh_key.public_key.format())),
+        ],
+        locktime=800_000,
+    )
+    psbt = set_witness_utxo(
+        psbt, 0, TxOut(Satoshi(90_000), p2wpkh_script(wpkh_key.public_key.format()))
+    )
+    psbt = set_witness_utxo(psbt, 1, TxOut(Satoshi(110_000), output_key(internal).script_pubkey))
+    psbt = set_tap_internal_key(psbt, 1, internal)
+    psbt = set_sighash_type(psbt, 1, 0x01)
+    psbt = sign_p2wpkh(psbt, 0, wpkh_key)
+    return sign_p2tr(psbt, 1, tr_key)
+
+
+def test_mixed_inputs_checked_by_bitcointx() -> None:
+    signed = _mixed_psbt()
+    assert signed.fee() == 10_000
+    tap_sig = signed.inputs[1].tap_key_sig
+    assert tap_sig is not None
+    assert len(tap_sig) == 65
+    assert tap_sig[64] == 0x01
+    tx = extract_transaction(finalize(signed))
+    ctx = _bitcointx_tx(tx)
+    spent = [signed.spent_output(i) for i in range(2)]
+    assert spent[0] is not None
+    assert spent[1] is not None
+    VerifyScript(
+        CScript(),
+        CScript(spent[0].script_pubkey),
+        ctx,
+        0,
+        flags={SCRIPT_VERIFY_P2SH, SCRIPT_VERIFY_WITNESS},
+        amount=spent[0].value,
+        witness=CScriptWitness(list(tx.inputs[0].witness)),
+    )
+    from bitcointx.core.script import SIGHASH_Type
+
+    theirs = SignatureHashSchnorr(
+        ctx,
+        1,
+        [CTxOut(o.value, CScript(o.script_pubkey)) for o in spent if o is not None],
+        hashtype=SIGHASH_Type(0x01),
+    )
+    assert theirs == input_sighash(signed, 1)
+    assert XOnlyPubKey(spent[1].script_pubkey[2:]).verify_schnorr(theirs, tap_sig[:64])
+
+
+@pytest.mark.node
+def test_mixed_inputs_accepted_by_bitcoinjs() -> None:
+    signed = _mixed_psbt()
+    result = _run_bitcoinjs(signed)
+    assert result["valid"] == [True, True]
+    ours = extract_transaction(finalize(signed))
+    assert result["txid"] == ours.txid_hex
+    assert result["hex"] == ours.serialize().hex()
