@@ -19,6 +19,8 @@ from typing import Any
 import cbor2
 import pytest
 from cryptography import x509
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shardvault.custody.attestation.nitro import (
     AWS_NITRO_ROOT_G1_PEM,
@@ -311,3 +313,32 @@ def test_base64_and_raw_inputs_are_equivalent() -> None:
     assert (
         load_document_bytes(base64.b64encode(raw)[:40] + b"\n" + base64.b64encode(raw)[40:]) == raw
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_fuzz_mutated_documents_raise_only_attestation_errors(data: st.DataObject) -> None:
+    """Random edits (flip, insert, delete, truncate) of a real document: the verifier
+    raises AttestationError and nothing else."""
+    name = data.draw(st.sampled_from(SAMPLE_NAMES))
+    raw, decoded = _sample(name)
+    position = data.draw(st.integers(0, len(raw) - 1))
+    edit = data.draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+    value = data.draw(st.integers(0, 255))
+    if edit == "flip":
+        mutated = raw[:position] + bytes([raw[position] ^ (value or 1)]) + raw[position + 1 :]
+    elif edit == "insert":
+        mutated = raw[:position] + bytes([value]) + raw[position:]
+    elif edit == "delete":
+        mutated = raw[:position] + raw[position + 1 :]
+    else:
+        mutated = raw[:position]
+    with pytest.raises(AttestationError):
+        NitroVerifier().verify(mutated, at=_at(decoded), policy=ALLOW_DEBUG)
+
+
+@settings(max_examples=200, deadline=None)
+@given(blob=st.binary(max_size=512))
+def test_fuzz_random_bytes_raise_only_attestation_errors(blob: bytes) -> None:
+    with pytest.raises(AttestationError):
+        NitroVerifier().verify(blob)
