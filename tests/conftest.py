@@ -4,10 +4,12 @@
 test's temporary directory) and once for PostgreSQL (a uniquely named database created on
 the server at ``127.0.0.1:5432`` with trust authentication, dropped at teardown). Tests
 that need the schema call ``shardvault.store.migrate(db_url)`` themselves, or use
-``database``: a :class:`~shardvault.store.Database` on the same URL, already migrated.
+``database`` (also on both backends): a :class:`~shardvault.store.Database` already at the
+head revision with every table empty.
 """
 
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from psycopg import sql
 
 from shardvault.store import Database, migrate
+from shardvault.store.models import Base
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 """The maintenance database the fixture connects to in order to create and drop others."""
@@ -47,12 +50,51 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         _drop_postgres_database(name)
 
 
-@pytest.fixture
-def database(db_url: str) -> Iterator[Database]:
-    """A :class:`shardvault.store.Database` on ``db_url``, migrated to the head revision."""
-    migrate(db_url)
-    db = Database(db_url)
+@pytest.fixture(scope="session")
+def _postgres_schema_database() -> Iterator[str]:
+    """One migrated PostgreSQL database per test session (per xdist worker)."""
+    name = _create_postgres_database()
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        migrate(url)
+        yield url
+    finally:
+        _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies (migrating costs ~70 ms, copying ~1)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+def _empty_all_tables(url: str) -> None:
+    # DELETE rather than TRUNCATE: on tables this small it is several times faster.
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn, conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '10s'")
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table.name)))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A :class:`shardvault.store.Database` with the schema at the head revision and no rows.
+
+    SQLite gets a new file per test; PostgreSQL reuses one migrated database per session
+    and empties every table after each test (creating a database costs about a second).
+    """
+    if request.param == "sqlite":
+        path = tmp_path / "shardvault.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("_postgres_schema_database")
+    db = Database(url)
     try:
         yield db
     finally:
         db.dispose()
+        if request.param == "postgresql":
+            _empty_all_tables(url)

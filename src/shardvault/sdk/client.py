@@ -276,6 +276,28 @@ class ShardvaultClient:
     ) -> None:
         self.close()
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Mapping[str, object] | None = None,
+        idempotency_key: str | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """Send one signed request (see :meth:`AsyncShardvaultClient.request`)."""
+        return self._run(
+            self._client.request(
+                method,
+                path,
+                params=params,
+                json_body=json_body,
+                idempotency_key=idempotency_key,
+                authenticated=authenticated,
+            )
+        )
+
     def health(self) -> Health:
         return self._run(self._client.health())
 

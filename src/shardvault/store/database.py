@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from shardvault.store.errors import UnsupportedDatabaseError
 
@@ -76,12 +76,15 @@ def create_engine_for(url: str | URL, *, echo: bool = False) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per checkout: SQLite connections are cheap and a pool of them
-        # would hold file handles open across threads for no benefit.
+        # Pooled: closing the last connection to a WAL database checkpoints and removes
+        # the WAL file, which costs milliseconds per transaction if done every time.
         engine = create_engine(
             parsed,
             echo=echo,
-            poolclass=NullPool,
+            poolclass=QueuePool,
+            pool_size=5,
+            max_overflow=60,
+            pool_timeout=60,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         _install_sqlite_hooks(engine)
