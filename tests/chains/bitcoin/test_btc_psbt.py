@@ -320,3 +320,24 @@ def test_created_psbt_round_trip(
     again = parse_psbt(psbt.serialize())
     assert again == psbt
     assert again.unsigned_transaction().outputs == tuple(outputs)
+
+
+def test_invalid_vectors_name_the_right_field() -> None:
+    # A sample of BIP174's invalid cases, each with the field the error must name.
+    expected = {
+        "PSBT with unsigned tx serialized with witness serialization format": (
+            "global.unsigned_tx"
+        ),
+        "PSBT with duplicate keys in an input": "inputs[0]",
+        "PSBT with invalid input sighash type typed key": "inputs[0].sighash_type",
+        "PSBT missing outputs": "outputs[0].key",
+        "PSBT where inputs and outputs are provided but without an unsigned tx": (
+            "global.unsigned_tx"
+        ),
+    }
+    for case in BIP174:
+        if case["description"] in expected:
+            with pytest.raises(DecodeError) as exc:
+                parse_psbt(bytes.fromhex(case["hex"]))
+            assert exc.value.field == expected.pop(case["description"])
+    assert not expected, f"descriptions not found: {expected}"

@@ -196,3 +196,31 @@ def test_model_validation() -> None:
     assert str(OutPoint.from_display("ab" * 32, 3)) == "ab" * 32 + ":3"
     with pytest.raises(DecodeError):
         OutPoint.from_display("zz", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("0.000000001", "9 decimal places"),
+        ("-1", "non-negative"),
+        ("21000000.00000001", "largest amount"),
+        ("1e3", "non-negative"),
+        ("1,5", "non-negative"),
+        ("", "non-negative"),
+        ("9" * 101, "at most 100"),
+    ],
+)
+def test_btc_amount_parsing_refuses(text: str, reason: str) -> None:
+    from shardvault.chains.bitcoin import parse_btc_amount
+
+    with pytest.raises(InvalidAmountError, match=reason) as exc:
+        parse_btc_amount(text, field="outputs[0].amount")
+    assert exc.value.field == "outputs[0].amount"
+
+
+def test_btc_amount_parsing() -> None:
+    from shardvault.chains.bitcoin import parse_btc_amount
+
+    assert parse_btc_amount("0.00000001") == 1
+    assert parse_btc_amount("21000000") == MAX_SATOSHI
+    assert parse_btc_amount("1.5") == 150_000_000

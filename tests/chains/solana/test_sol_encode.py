@@ -309,3 +309,32 @@ def test_cli_chain_decode_solana() -> None:
     assert out["signatures"][0]["status"] == "valid"
     bad = CliRunner().invoke(cli, ["chain", "decode", "--chain", "solana", "AAAA"])
     assert bad.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("0.0000000001", "10 decimal places"),
+        ("-0.5", "non-negative"),
+        ("18446744073.709551616", "largest amount"),
+        ("1e9", "non-negative"),
+    ],
+)
+def test_sol_amount_parsing_refuses(text: str, reason: str) -> None:
+    with pytest.raises(InvalidAmountError, match=reason) as exc:
+        system.parse_sol_amount(text, field="lamports")
+    assert exc.value.field == "lamports"
+
+
+def test_token_amount_parsing() -> None:
+    assert system.parse_sol_amount("1.5") == 1_500_000_000
+    assert system.parse_sol_amount("18446744073.709551615") == 2**64 - 1
+    assert token.parse_token_amount("2.5", 6) == 2_500_000
+    with pytest.raises(InvalidAmountError, match="7 decimal places") as exc:
+        token.parse_token_amount("0.0000001", 6, field="transfer.amount")
+    assert exc.value.field == "transfer.amount"
+    with pytest.raises(InvalidAmountError, match="largest amount"):
+        token.parse_token_amount("18446744073709551616", 0)
+    with pytest.raises(InvalidAmountError) as exc:
+        token.parse_token_amount("1", 256)
+    assert exc.value.field == "decimals"

@@ -24,7 +24,14 @@ from shardvault.chains.bitcoin.coinselect import (
     select_coins,
 )
 from shardvault.chains.bitcoin.describe import describe, describe_psbt
-from shardvault.chains.bitcoin.models import OutPoint, Transaction, TxIn, TxOut, parse_transaction
+from shardvault.chains.bitcoin.models import (
+    OutPoint,
+    Transaction,
+    TxIn,
+    TxOut,
+    parse_btc_amount,
+    parse_transaction,
+)
 from shardvault.chains.bitcoin.psbt import (
     KeyOrigin,
     LocktimeConflictError,
@@ -92,6 +99,7 @@ __all__ = [
     "output_key",
     "p2tr_script",
     "p2wpkh_script",
+    "parse_btc_amount",
     "parse_psbt",
     "parse_transaction",
     "script_pubkey_for_address",

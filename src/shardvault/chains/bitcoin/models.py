@@ -11,7 +11,7 @@ flag is unknown optional data.
 
 from dataclasses import dataclass
 
-from shardvault.chains.amounts import MAX_SATOSHI, Satoshi
+from shardvault.chains.amounts import MAX_SATOSHI, Satoshi, parse_decimal_amount
 from shardvault.chains.bitcoin.encoding import (
     ByteReader,
     check_size,
@@ -23,6 +23,9 @@ from shardvault.chains.bitcoin.encoding import (
 )
 from shardvault.chains.errors import DecodeError, InvalidAmountError
 
+BTC_DECIMALS = 8
+"""One BTC is 10**8 satoshi."""
+
 SEQUENCE_FINAL = 0xFFFF_FFFF
 """nSequence that disables relative locktime and replace-by-fee signalling."""
 
@@ -31,6 +34,16 @@ SEQUENCE_RBF = 0xFFFF_FFFD
 
 WITNESS_SCALE_FACTOR = 4
 """BIP141: a non-witness byte weighs four units, a witness byte one."""
+
+
+def parse_btc_amount(text: str, *, field: str = "amount") -> Satoshi:
+    """Parse a BTC amount such as ``"0.015"`` into satoshi, exactly.
+
+    Raises:
+        InvalidAmountError: not a plain non-negative decimal, more than 8 decimals, or
+            above 21,000,000 BTC; the error names ``field``.
+    """
+    return Satoshi(parse_decimal_amount(text, BTC_DECIMALS, maximum=MAX_SATOSHI, field=field))
 
 
 @dataclass(frozen=True, slots=True)

@@ -543,8 +543,17 @@ def _decode_global(records: PsbtMap) -> PsbtGlobal:
 def _decode_unsigned_tx(value: bytes) -> Transaction:
     # BIP174: serialized without witness, every scriptSig and witness empty.
     reader = ByteReader(value)
-    tx = read_transaction(reader, allow_witness=False)
-    reader.expect_end("global.unsigned_tx")
+    try:
+        tx = read_transaction(reader, allow_witness=False)
+        reader.expect_end("global.unsigned_tx")
+    except ChainError:
+        # Name the usual cause: the extended (segwit) serialization, which BIP174 forbids.
+        if value[4:6] == b"\x00\x01":
+            raise DecodeError(
+                "unsigned tx does not parse; it looks like the witness serialization",
+                field="global.unsigned_tx",
+            ) from None
+        raise
     for i, txin in enumerate(tx.inputs):
         if txin.script_sig:
             raise DecodeError(
@@ -1010,7 +1019,8 @@ def check_input_signable(psbt: Psbt, index: int) -> bytes:
         if p.non_witness_utxo.outputs[prevout.index] != p.witness_utxo:
             raise PsbtSignerRefusal("witness and non-witness UTXOs disagree", field=field)
     if classify(script) is ScriptType.P2TR and p.tap_internal_key is not None:
-        if p.tap_merkle_root is None and output_key(p.tap_internal_key).x_only != script[2:]:
+        tweaked = output_key(p.tap_internal_key, p.tap_merkle_root)
+        if tweaked.x_only != script[2:]:
             raise PsbtSignerRefusal(
                 "taproot internal key does not tweak to the output key", field=field
             )

@@ -6,12 +6,15 @@ a u64 lamport amount, and its accounts are the funding account (signer, writable
 recipient (writable).
 """
 
-from shardvault.chains.amounts import Lamports, lamports
+from shardvault.chains.amounts import UINT64_MAX, Lamports, lamports, parse_decimal_amount
 from shardvault.chains.solana.address import SYSTEM_PROGRAM_ID
 from shardvault.chains.solana.models import AccountMeta, Instruction, Pubkey
 
 TRANSFER = 2
 """``SystemInstruction::Transfer``."""
+
+SOL_DECIMALS = 9
+"""One SOL is 10**9 lamports."""
 
 SYSTEM_INSTRUCTION_NAMES = {
     0: "create_account",
@@ -29,6 +32,16 @@ SYSTEM_INSTRUCTION_NAMES = {
     12: "upgrade_nonce_account",
 }
 """Names of the System Program's instructions by discriminant, for display."""
+
+
+def parse_sol_amount(text: str, *, field: str = "amount") -> Lamports:
+    """Parse a SOL amount such as ``"1.5"`` into lamports, exactly.
+
+    Raises:
+        InvalidAmountError: not a plain non-negative decimal, more than 9 decimals, or
+            above 2**64 - 1 lamports; the error names ``field``.
+    """
+    return Lamports(parse_decimal_amount(text, SOL_DECIMALS, maximum=UINT64_MAX, field=field))
 
 
 def transfer(source: Pubkey, destination: Pubkey, amount: Lamports | int) -> Instruction:

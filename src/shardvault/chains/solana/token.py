@@ -11,7 +11,7 @@ associated account (writable), the wallet, the mint, the System Program and the 
 program.
 """
 
-from shardvault.chains.amounts import UINT64_MAX
+from shardvault.chains.amounts import UINT64_MAX, parse_decimal_amount
 from shardvault.chains.errors import InvalidAmountError
 from shardvault.chains.solana.address import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
@@ -32,6 +32,18 @@ ATA_CREATE = 0
 
 ATA_CREATE_IDEMPOTENT = 1
 """``AssociatedTokenAccountInstruction::CreateIdempotent``."""
+
+
+def parse_token_amount(text: str, decimals: int, *, field: str = "amount") -> int:
+    """Parse a token amount such as ``"2.5"`` into base units of a mint with ``decimals``.
+
+    Raises:
+        InvalidAmountError: not a plain non-negative decimal, more decimals than the
+            mint has, or above 2**64 - 1 base units; the error names ``field``.
+    """
+    if not isinstance(decimals, int) or not 0 <= decimals <= 255:
+        raise InvalidAmountError("decimals must be between 0 and 255", field="decimals")
+    return parse_decimal_amount(text, decimals, maximum=UINT64_MAX, field=field)
 
 
 def _amount(amount: int) -> bytes:
