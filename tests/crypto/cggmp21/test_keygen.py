@@ -88,7 +88,8 @@ def test_equivocating_broadcast_is_caught_by_the_echo() -> None:
     shares = [m for m in step2_2[2] + step2_3[2] if m.header.recipient == 1]
     with pytest.raises(ProtocolAbort) as info:
         step2_1[0].next([step2_2[1], step2_3[1]], shares)
-    assert info.value.culprits == (3,)
+    # Party 2's echo disagrees with what party 1 got from party 3: one of them lies.
+    assert info.value.culprits == (2, 3)
 
 
 def test_bad_schnorr_proof_names_the_prover() -> None:

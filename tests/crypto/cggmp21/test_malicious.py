@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from shardvault.crypto.errors import ProtocolAbort
+from shardvault.crypto.errors import MisuseError, ProtocolAbort
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+from shardvault.crypto.protocols.cggmp21.local import run_presign
 from shardvault.crypto.protocols.cggmp21.presign import PresignRound1
+from shardvault.crypto.protocols.cggmp21.sign import SignRound
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
 
 RNG = secrets.token_bytes
@@ -88,7 +90,7 @@ def test_message_replayed_from_another_session(shares: list[KeyShare]) -> None:
 def _to_round2(shares: list[KeyShare]) -> tuple[Any, Any]:
     r = _round1(shares)
     s1, _ = r[0].next([r[1].message], r[1].proofs)
-    _s2, out2 = r[1].next([r[0].message], r[0].proofs)
+    _, out2 = r[1].next([r[0].message], r[0].proofs)
     return s1, out2[0]
 
 
@@ -129,8 +131,31 @@ def test_inconsistent_broadcast_shown_to_two_peers() -> None:
     def direct(me: int) -> list[Any]:
         return [m for m in proofs if m.header.recipient == me]
 
-    s1, _out1 = r[0].next([r[1].message, third.message], direct(1))
-    _s2, out2 = r[1].next([r[0].message, to_party2], direct(2))
+    s1, out1 = r[0].next([r[1].message, third.message], direct(1))
+    s2, out2 = r[1].next([r[0].message, to_party2], direct(2))
     _, out3 = r[2].next([r[0].message, r[1].message], direct(3))
     to_1 = [m for m in out2 + out3 if m.header.recipient == 1]
-    assert _abort(lambda: s1.next(to_1)) == (3,)
+    # Party 1 cannot tell whether party 3 equivocated or party 2 misreports: both named.
+    seen_by_1 = _abort(lambda: s1.next(to_1))
+    assert seen_by_1 == (2, 3)
+    # Party 2 accuses parties 1 and 3 likewise; the honest parties' accusations meet in 3.
+    to_2 = [m for m in out1 + out3 if m.header.recipient == 2]
+    seen_by_2 = _abort(lambda: s2.next(to_2))
+    assert seen_by_2 == (1, 3)
+    assert set(seen_by_1) & set(seen_by_2) == {3}
+
+
+def test_party_is_terminal_after_an_abort(shares: list[KeyShare]) -> None:
+    r = _round1(shares)
+    _abort(lambda: r[0].next([_with(r[1].message, K=0)], r[1].proofs))
+    with pytest.raises(MisuseError):
+        r[0].next([r[1].message], r[1].proofs)
+
+
+def test_signing_echo_exposes_a_misreported_presignature(shares: list[KeyShare]) -> None:
+    presignatures = run_presign(shares, RNG)
+    digest, sid = RNG(32), RNG(32)
+    rounds = [SignRound(k, p, digest, sid) for k, p in zip(shares, presignatures, strict=True)]
+    forged = _with(rounds[1].message, echo=[bytes(32), rounds[1].message.payload["echo"][1]])
+    # Party 2 misreports party 1's round-3 values, which party 1 itself sent.
+    assert _abort(lambda: rounds[0].finish([forged])) == (2,)

@@ -134,12 +134,15 @@ def check_echo(
     parties: tuple[PartyId, ...],
     me: PartyId,
 ) -> None:
-    """Compare every peer's echo of a broadcast round with ours.
+    """Compare every peer's echo of a broadcast round with ours (Goldwasser-Lindell echo
+    broadcast).
 
-    A mismatch on party ``k``'s broadcast means ``k`` showed different broadcasts to
-    different peers (Goldwasser-Lindell echo broadcast). Blame goes to ``k``: the transport
-    signs every message with its sender's identity key (DESIGN.md invariant 5), so the
-    co-signer holds the two signed, conflicting broadcasts as evidence.
+    If peer ``k`` reports party ``j``'s broadcast differently from what we received, then
+    either ``j`` showed different broadcasts to different peers or ``k`` lies about it; the
+    crypto layer cannot tell which (no signatures here), so both are named. The transport
+    signs every message with its sender's identity key (DESIGN.md invariant 5): the
+    co-signer holding ``j``'s two signed broadcasts, or ``k``'s signed echo, settles it.
+    A peer misreporting our own broadcast, or its own, is named alone.
 
     Raises:
         ProtocolAbort: an echo of the wrong length, or a broadcast seen differently.
@@ -155,7 +158,7 @@ def check_echo(
             if party == sender:
                 raise ProtocolAbort([sender], f"party {sender} echoes its own broadcast wrongly")
             raise ProtocolAbort(
-                [party],
-                f"party {party}'s broadcast reached us and party {sender} differently "
-                "(equivocation)",
+                [party, sender],
+                f"party {party}'s broadcast reached us and party {sender} differently: "
+                f"party {party} equivocated or party {sender} misreports it",
             )

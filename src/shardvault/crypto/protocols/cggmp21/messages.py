@@ -168,6 +168,7 @@ class PresignRound3Message(_Message):
 
 @dataclass(frozen=True, slots=True, repr=False)
 class SignatureShareMessage(_Message):
-    """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature."""
+    """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature, and the
+    echo of every signer's presigning round-3 values."""
 
-    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma")
+    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "echo")

@@ -126,6 +126,15 @@ class _Session:
         )
 
 
+def _round3_view(delta: Scalar, Delta: Point, S: Point) -> bytes:
+    return hashlib.sha256(
+        b"shardvault/cggmp21/presign/round3-view/v1"
+        + delta.to_bytes()
+        + Delta.to_bytes()
+        + S.to_bytes()
+    ).digest()
+
+
 class Presignature:
     """One signer's presignature: ``R``, its ``k_i`` and ``χ_i``, and every ``(Δ_j, S_j)``.
 
@@ -148,6 +157,7 @@ class Presignature:
         "key_id",
         "session",
         "signers",
+        "views",
     )
 
     def __init__(
@@ -164,6 +174,7 @@ class Presignature:
         S: Mapping[PartyId, Point],
         k: Scalar,
         chi: Scalar,
+        views: tuple[bytes, ...] = (),
     ) -> None:
         self.key_id = key_id
         self.epoch = epoch
@@ -174,6 +185,10 @@ class Presignature:
         self.delta = delta
         self.Delta = dict(Delta)
         self.S = dict(S)
+        # Digests of each signer's round-3 values (δ_j, Δ_j, S_j) as this party received
+        # them, in signer order: the signing round echoes them, so a signer that sent
+        # different round-3 values to different peers is exposed there.
+        self.views = views
         self._secret: tuple[Scalar, Scalar] | None = (k, chi)
 
     def __repr__(self) -> str:
@@ -567,6 +582,7 @@ class PresignRound3:
             raise ProtocolAbort([], "presigning check ΣS_j = δ·X failed; culprit not identified")
         R = self._Gamma * delta.inverse()
         k, chi = secret
+        views = tuple(_round3_view(deltas[p], Deltas[p], Ss[p]) for p in s.signers)
         return Presignature(
             key_id=key.key_id,
             epoch=key.epoch,
@@ -579,4 +595,5 @@ class PresignRound3:
             S=Ss,
             k=k,
             chi=chi,
+            views=views,
         )

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort
 from shardvault.crypto.group import Scalar
-from shardvault.crypto.protocols.cggmp21._common import collect, wire_bytes
+from shardvault.crypto.protocols.cggmp21._common import (
+    check_echo,
+    collect,
+    wire_bytes,
+    wire_bytes_list,
+)
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import SIGN_PROTOCOL, SignatureShareMessage
 from shardvault.crypto.protocols.cggmp21.presign import Presignature
@@ -97,7 +102,11 @@ class SignRound:
         self._done = False
         self.message = SignatureShareMessage(
             Header(SIGN_PROTOCOL, WIRE_VERSION, self._session, 1, key.party, None),
-            {"presignature_id": presignature.presignature_id, "sigma": self._sigma.to_bytes()},
+            {
+                "presignature_id": presignature.presignature_id,
+                "sigma": self._sigma.to_bytes(),
+                "echo": list(presignature.views),
+            },
         )
 
     def __repr__(self) -> str:
@@ -127,6 +136,14 @@ class SignRound:
             me=me,
             direct=False,
         )
+        # Echo of presigning round 3: every signer saw the same (δ_j, Δ_j, S_j).
+        echoes: dict[PartyId, list[bytes]] = {}
+        for sender, message in by_sender.items():
+            try:
+                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
+            except EncodingError as exc:
+                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
+        check_echo(echoes, list(pre.views), pre.signers, me)
         sigma = self._sigma
         for sender, message in by_sender.items():
             try:
