@@ -9,11 +9,12 @@ ConditionalRequestConflict while a concurrent write is in flight) and the write 
 with :class:`ConflictError`. A single ``PutObject`` is atomic in S3, so an object is
 either wholly there or absent; the revisions never change once written.
 
-Tested against moto 5.2.5's server mode. Gaps of that emulator, by reading its source
-and by test: it evaluates ``If-None-Match`` by a lookup followed by a store without a
-lock, so two *simultaneous* puts of the same new object can both succeed there (real S3
-is atomic); the sequential race (both writers read revision N, one wins, the other is
-refused) is what the tests show. ``If-Match`` on PutObject also works in moto but is not
+Tested against moto 5.2.5's server mode. Gaps of that emulator, by reading its source:
+it evaluates ``If-None-Match`` by a lookup followed by a store without a lock, so it
+does not guarantee that two *simultaneous* puts of the same new object cannot both
+succeed (real S3 does; 8 concurrent creators x 20 rounds on moto here still gave one
+winner each round). The tests show the sequential race (both writers read revision N,
+one wins, the other is refused). ``If-Match`` on PutObject also works in moto but is not
 needed by this design, which never overwrites an object.
 """
 
