@@ -211,6 +211,7 @@ def test_rfc3339_times_are_read_exactly() -> None:
         ({"now": NOW, "prices": {"ETH": "-1"}}, "context.prices.ETH"),
         ({"now": NOW, "prices": {"ETH": 3000.5}}, "context.prices.ETH"),
         ({"now": NOW, "prices": {"ETH": "NaN"}}, "context.prices.ETH"),
+        ({"now": NOW, "prices": {"ETH": "1E+99999"}}, "context.prices.ETH"),
         ({"now": NOW, "prices": []}, "context.prices"),
         ({"now": NOW, "reference_currency": 5}, "context.reference_currency"),
     ],

@@ -238,6 +238,18 @@ _DELETE = object()
         ),
         ("rules/1/when/amount", {"over": "-1"}, "policy.rules[1].when.amount.over", "decimal"),
         ("rules/1/when/amount", {"over": 1e400}, "policy.rules[1].when.amount.over", "decimal"),
+        (
+            "rules/1/when/amount",
+            {"over": Decimal("1E+999999")},
+            "policy.rules[1].when.amount.over",
+            "digits",
+        ),
+        (
+            "rules/1/when/amount",
+            {"over": Decimal("1E-81")},
+            "policy.rules[1].when.amount.over",
+            "digits",
+        ),
         ("rules/1/when/amount", {}, "policy.rules[1].when.amount", "over, up_to"),
         ("rules/1/when/asset", _DELETE, "policy.rules[1].when", "asset condition"),
         (

@@ -10,7 +10,10 @@ for every grouping key (initiator, source vault, wallet, destination, whole work
 keeps the entries' times in sorted order and running (prefix) sums of their amounts per
 asset. A sliding-window sum is then two binary searches and a subtraction, so one
 aggregate costs O(log n) per evaluation whatever the size of the history; building the
-index costs O(n log n) once.
+index costs O(n log n) once. Reference-currency sums are kept per key as well, built on
+first use for the prices of the evaluation and reused while the prices stay the same
+(:class:`PricedHistory`). That memo is the index's only mutable state: it never changes
+an answer, only how fast it comes, and concurrent evaluations at most rebuild it.
 """
 
 from __future__ import annotations
@@ -276,7 +279,14 @@ def parse_prices(data: object, path: str = "context.prices") -> dict[str, Decima
             price = EXACT.create_decimal(raw) if isinstance(raw, str) else Decimal(raw)
         except (InvalidOperation, ArithmeticError):
             raise ContextError("not a decimal number", path=item_path) from None
-        if not price.is_finite() or price < 0 or len(price.as_tuple().digits) > 80:
+        exponent = price.as_tuple().exponent
+        if (
+            not price.is_finite()
+            or price < 0
+            or len(price.as_tuple().digits) > 80
+            or price.adjusted() >= 80
+            or (isinstance(exponent, int) and exponent < -80)
+        ):
             raise ContextError("expected a finite, non-negative price", path=item_path)
         out[asset] = price
     return out

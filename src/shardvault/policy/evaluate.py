@@ -171,12 +171,6 @@ class _Listed:
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Listed) and self.items == other.items
-
-    def __hash__(self) -> int:
-        return hash(self.items)
-
 
 _MATCH = Outcome.MATCHED
 _MISS = Outcome.NOT_MATCHED
@@ -593,10 +587,3 @@ def _clock(minutes: int) -> str:
 
 def _days(days: frozenset[int]) -> str:
     return "[" + ", ".join(WEEKDAYS[d] for d in sorted(days)) + "]"
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

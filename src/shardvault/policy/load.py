@@ -257,8 +257,15 @@ def _decimal(value: object, path: str) -> Decimal:
         raise PolicyDocumentError('expected a decimal number such as "12.5"', path=path)
     if not result.is_finite() or result < 0:
         raise PolicyDocumentError("expected a finite, non-negative number", path=path)
-    if len(result.as_tuple().digits) > _MAX_LIMIT_DIGITS:
-        raise PolicyDocumentError(f"at most {_MAX_LIMIT_DIGITS} digits", path=path)
+    exponent = result.as_tuple().exponent
+    if (
+        len(result.as_tuple().digits) > _MAX_LIMIT_DIGITS
+        or result.adjusted() >= _MAX_LIMIT_DIGITS
+        or (isinstance(exponent, int) and exponent < -_MAX_LIMIT_DIGITS)
+    ):
+        raise PolicyDocumentError(
+            f"at most {_MAX_LIMIT_DIGITS} digits before and after the point", path=path
+        )
     return result
 
 

@@ -112,10 +112,6 @@ class Bounds:
             return False
         return self.up_to is None or x <= self.up_to
 
-    def describe(self) -> str:
-        """The interval in words, for explanations."""
-        return self.text
-
 
 @dataclass(frozen=True, slots=True)
 class InitiatorCondition:
