@@ -12,6 +12,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,28 +179,37 @@ def test_kill_9_during_writes_never_loses_the_share(tmp_path: Path) -> None:
     print(f"kill -9 rounds: 6, revisions committed: {committed_total}, torn temps: {leftovers}")
 
 
+def _race_writer(
+    root: Path,
+    address: ShareAddress,
+    i: int,
+    barrier: threading.Barrier,
+    winners: list[int],
+    conflicts: list[int],
+) -> None:
+    store = LocalShareStore(root)
+    barrier.wait()
+    try:
+        store.write(address, b"writer-%d" % i, expected_revision=0)
+        winners.append(i)
+    except ConflictError:
+        conflicts.append(i)
+
+
 def test_local_concurrent_creators_exactly_one_wins(tmp_path: Path) -> None:
     """Eight threads race to create the same revision, 20 times: exactly one wins each
     time and the stored blob is the winner's."""
-    import threading
-
     for trial in range(20):
         address = ShareAddress("ws1", "vault-a", "key-1", f"party-{trial}")
         barrier = threading.Barrier(8)
         winners: list[int] = []
         conflicts: list[int] = []
-
-        def writer(i: int, address: ShareAddress = address, barrier: threading.Barrier = barrier,
-                   winners: list[int] = winners, conflicts: list[int] = conflicts) -> None:  # fmt: skip
-            store = LocalShareStore(tmp_path)
-            barrier.wait()
-            try:
-                store.write(address, b"writer-%d" % i, expected_revision=0)
-                winners.append(i)
-            except ConflictError:
-                conflicts.append(i)
-
-        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+        threads = [
+            threading.Thread(
+                target=_race_writer, args=(tmp_path, address, i, barrier, winners, conflicts)
+            )
+            for i in range(8)
+        ]
         for t in threads:
             t.start()
         for t in threads:
