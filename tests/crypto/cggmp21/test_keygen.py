@@ -131,3 +131,54 @@ def test_bad_arguments_are_misuse() -> None:
         KeygenRound1(4, 2, PARTIES, RNG(32), RNG)
     with pytest.raises(MisuseError):
         KeygenRound1(1, 4, PARTIES, RNG(32), RNG)
+
+
+def test_key_share_serialization_round_trips_and_refuses_bad_input() -> None:
+    import cbor2
+
+    from shardvault.crypto.errors import EncodingError
+    from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+    from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
+
+    share = make_key_shares(2, 3, "serialization")[1]
+    data = share.to_bytes()
+    again = KeyShare.from_bytes(data)
+    assert again.to_bytes() == data
+    assert again.key_id == share.key_id
+    assert "redacted" in repr(again)
+    assert str(share.share.value) not in repr(again)
+    fields = cbor2.loads(data)
+    assert fields["format"] == 1
+
+    def mutated(**changes: object) -> bytes:
+        return cbor2.dumps({**fields, **changes}, canonical=True)
+
+    other = SECP256K1.scalar(int.from_bytes(fields["share"], "big") + 1).to_bytes()
+    for bad in (
+        mutated(format=2),
+        mutated(curve="ed25519"),
+        mutated(share=other),
+        mutated(party=9),
+        mutated(chain_code=b"short"),
+        mutated(ring_pedersen_s=fields["ring_pedersen_s"][:2]),
+        cbor2.dumps({**fields, "extra": 1}, canonical=True),
+        data[:-5],
+        b"",
+    ):
+        with pytest.raises(EncodingError):
+            KeyShare.from_bytes(bad)
+
+
+def test_messages_refuse_unknown_or_missing_fields() -> None:
+    import cbor2
+
+    from shardvault.crypto.errors import EncodingError
+    from shardvault.crypto.protocols.cggmp21.messages import KeygenRound1Message
+
+    r1 = _round1()
+    data = r1[1].message.to_bytes()
+    assert KeygenRound1Message.from_bytes(data) == r1[1].message
+    fields = cbor2.loads(data)
+    for bad in ({**fields, "extra": 1}, {k: v for k, v in fields.items() if k != "commitment"}):
+        with pytest.raises(EncodingError):
+            KeygenRound1Message.from_bytes(cbor2.dumps(bad, canonical=True))
