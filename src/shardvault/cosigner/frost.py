@@ -1,0 +1,165 @@
+"""FROST key generation and signing as driver steps (RFC 9591; FROST paper Figure 1).
+
+Each class wraps one receiving round of :mod:`shardvault.crypto.protocols.frost` for
+:class:`~shardvault.cosigner.driver.SessionDriver`; the cryptography stays in the round
+objects. Key generation: round 1 (broadcast commitments and proofs), round 2 (direct
+shares with the broadcast echo). Signing: round 1 (broadcast nonce commitments), round 2
+(broadcast signature shares, every signer aggregates and checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage
+from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard
+from shardvault.crypto.errors import ProtocolBug
+from shardvault.crypto.protocols.common import SessionId
+from shardvault.crypto.protocols.frost import (
+    CommitmentMessage,
+    DkgRound1,
+    DkgRound1Message,
+    DkgRound2,
+    DkgRound2Message,
+    KeyPackage,
+    SignatureShareMessage,
+    SignRound1,
+    SignRound2,
+)
+from shardvault.crypto.protocols.frost.ciphersuite import Ciphersuite
+from shardvault.crypto.protocols.frost.messages import DKG_PROTOCOL, SIGN_PROTOCOL
+from shardvault.crypto.rng import RandomSource
+
+T = TypeVar("T")
+
+
+def _typed(messages: Sequence[WireMessage], kind: type[T]) -> list[T]:
+    out: list[T] = [m for m in messages if isinstance(m, kind)]
+    if len(out) != len(messages):  # pragma: no cover - decode() returns only `kind`
+        raise ProtocolBug("step received a message of another type")
+    return out
+
+
+class _DkgRound1Step(Step):
+    protocol = DKG_PROTOCOL
+    round_number = 1
+
+    def __init__(self, state: DkgRound1) -> None:
+        self._state = state
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return DkgRound1Message.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        state, out = self._state.next(_typed(broadcasts, DkgRound1Message))
+        return Advance(out, _DkgRound2Step(state))
+
+
+class _DkgRound2Step(Step):
+    protocol = DKG_PROTOCOL
+    round_number = 2
+    wants_broadcast = False
+    wants_direct = True
+
+    def __init__(self, state: DkgRound2) -> None:
+        self._state = state
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return DkgRound2Message.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        return Advance((), None, self._state.finish(_typed(directs, DkgRound2Message)))
+
+
+class _SignRound1Step(Step):
+    protocol = SIGN_PROTOCOL
+    round_number = 1
+
+    def __init__(self, state: SignRound1, message: bytes) -> None:
+        self._state = state
+        self._message = message
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return CommitmentMessage.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        state, share = self._state.sign(self._message, _typed(broadcasts, CommitmentMessage))
+        return Advance((share,), _SignRound2Step(state))
+
+
+class _SignRound2Step(Step):
+    protocol = SIGN_PROTOCOL
+    round_number = 2
+
+    def __init__(self, state: SignRound2) -> None:
+        self._state = state
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return SignatureShareMessage.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        signature = self._state.aggregate(_typed(broadcasts, SignatureShareMessage))
+        return Advance((), None, signature)
+
+
+def dkg_driver(
+    *,
+    suite: Ciphersuite,
+    identity: PartyIdentity,
+    directory: Directory,
+    guard: ReplayGuard,
+    session: SessionId,
+    parties: Sequence[int],
+    min_signers: int,
+    rng: RandomSource,
+) -> SessionDriver:
+    """A driver for this party's part of a FROST DKG; its result is a :class:`KeyPackage`.
+
+    Raises:
+        MisuseError: thresholds or party set out of range, or a session already opened.
+    """
+    state = DkgRound1(suite, identity.party, min_signers, parties, session, rng)
+    return SessionDriver(
+        identity=identity,
+        directory=directory,
+        guard=guard,
+        protocol=DKG_PROTOCOL,
+        session=session,
+        parties=parties,
+        first_step=_DkgRound1Step(state),
+        first_outbound=(state.message,),
+        rng=rng,
+    )
+
+
+def signing_driver(
+    *,
+    key: KeyPackage,
+    identity: PartyIdentity,
+    directory: Directory,
+    guard: ReplayGuard,
+    session: SessionId,
+    signers: Sequence[int],
+    message: bytes,
+    rng: RandomSource,
+    taproot_merkle_root: bytes | None = None,
+) -> SessionDriver:
+    """A driver for this party's part of a FROST signature of ``message``; its result is
+    the aggregate signature (bytes), checked against the group key.
+
+    Raises:
+        MisuseError: this party is not among the signers, or a session already opened.
+    """
+    state = SignRound1(key, session, signers, rng, taproot_merkle_root=taproot_merkle_root)
+    return SessionDriver(
+        identity=identity,
+        directory=directory,
+        guard=guard,
+        protocol=SIGN_PROTOCOL,
+        session=session,
+        parties=signers,
+        first_step=_SignRound1Step(state, message),
+        first_outbound=(state.message,),
+        rng=rng,
+    )
