@@ -11,7 +11,13 @@ from shardvault.store.database import (
     normalize_url,
 )
 from shardvault.store.errors import SchemaNotCurrentError, StoreError, UnsupportedDatabaseError
-from shardvault.store.migrate import current_revision, ensure_current, head_revision, migrate
+from shardvault.store.migrate import (
+    current_revision,
+    downgrade,
+    ensure_current,
+    head_revision,
+    migrate,
+)
 
 __all__ = [
     "Database",
@@ -21,6 +27,7 @@ __all__ = [
     "create_engine_for",
     "current_revision",
     "default_database_url",
+    "downgrade",
     "ensure_current",
     "head_revision",
     "migrate",

@@ -63,6 +63,22 @@ def migrate(url: str | URL, revision: str = "head") -> None:
         engine.dispose()
 
 
+def downgrade(url: str | URL, revision: str) -> None:
+    """Take the database at ``url`` back to ``revision`` (``"base"`` drops everything).
+
+    Raises:
+        UnsupportedDatabaseError: the URL names an unsupported backend.
+    """
+    engine = create_engine_for(url)
+    try:
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
 def ensure_current(engine: Engine) -> None:
     """Raise unless the database is at the head revision.
 
