@@ -16,6 +16,7 @@ from shardvault.policy import (
     Decision,
     DuplicateApproverError,
     RequestError,
+    SelfApprovalError,
     SignedApproval,
     UnknownApproverError,
     approval_message,
@@ -107,6 +108,14 @@ def test_rejection_from_outside_the_group_does_not_block() -> None:
         sign_approval("alice", REQUEST.digest, verdict=ApprovalVerdict.REJECT),
     )
     assert result.decision is Decision.ALLOW
+
+
+def test_the_initiator_cannot_approve_their_own_request() -> None:
+    request = make_request(initiator={"type": "user", "id": "carol"})
+    approvals = [sign_approval("carol", request.digest), sign_approval("dave", request.digest)]
+    result = evaluate(POLICY, request, make_context(), approvals)
+    assert result.decision is Decision.REQUIRE_APPROVALS
+    assert refused(result) == [SelfApprovalError]
 
 
 def test_approval_from_someone_without_a_key() -> None:

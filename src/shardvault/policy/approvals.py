@@ -14,7 +14,8 @@ Counting (:func:`tally`): a statement counts only if its approver has a key in t
 policy, belongs to a group the matched rule requires, signed this transaction's digest
 under this policy version, and the signature verifies; each approver counts once, for at
 most one group, so one person never fills two groups' quotas (a maximum bipartite
-matching between approvers and group seats decides who fills which seat).
+matching between approvers and group seats decides who fills which seat); and the
+member who initiated the request never approves it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shardvault.policy.errors import (
     ConfigurationKeyError,
     DuplicateApproverError,
     RequestError,
+    SelfApprovalError,
     UnknownApproverError,
 )
 from shardvault.policy.keys import SignatureCheckFailed
@@ -217,8 +219,13 @@ def tally(
     requirement: ApprovalRequirement,
     digest: bytes,
     approvals: Sequence[SignedApproval],
+    *,
+    initiator: str | None = None,
 ) -> ApprovalTally:
     """Count ``approvals`` of the transaction ``digest`` against ``requirement``.
+
+    ``initiator`` is the member id that started the request; their own statements never
+    count (:class:`SelfApprovalError`).
 
     Statements that do not count are kept in :attr:`ApprovalTally.refused` with their
     typed error (never silently dropped, never raised: one bad statement must not stop
@@ -232,6 +239,10 @@ def tally(
     for approval in approvals:
         try:
             verify_approval(policy, approval, digest=digest, groups=required)
+            if approval.approver == initiator:
+                raise SelfApprovalError(
+                    f"{approval.approver!r} initiated this request and cannot approve it"
+                )
             if approval.approver in seen:
                 raise DuplicateApproverError(
                     f"{approval.approver!r} already gave a statement for this transaction"

@@ -112,5 +112,10 @@ class DuplicateApproverError(ApprovalError):
     """A second approval from an approver who already approved."""
 
 
+class SelfApprovalError(ApprovalError):
+    """An approval of a request by the member who initiated it: nobody approves their
+    own request (separation of duties)."""
+
+
 class BadApprovalSignatureError(ApprovalError):
     """An approval signature that does not verify under the approver's key."""

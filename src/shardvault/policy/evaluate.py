@@ -539,7 +539,7 @@ def _decide(
         )
     requirement = rule.approvals
     assert requirement is not None  # load.py guarantees it for require_approvals
-    counted = tally(policy, requirement, request.digest, approvals)
+    counted = tally(policy, requirement, request.digest, approvals, initiator=request.initiator.id)
     deadline = int(request.created_at) + requirement.deadline_seconds
     if counted.rejected_by:
         decision = Decision.BLOCK
