@@ -209,3 +209,65 @@ def test_released_key_is_only_for_that_enclave(
         twin.open_released(release.ciphertext_for_recipient)
     with pytest.raises(AttestationError):
         releaser.release(blob, ADDRESS, b"\x84garbage")
+
+
+def test_enclave_process_attest_release_unlock(tmp_path: Path, root: DevelopmentRoot) -> None:
+    """The development enclave as a separate process (python -m ...devenclave): the host
+    issues a nonce, the enclave attests, the host releases the data key to it, the
+    enclave unlocks the share and proves possession with an HMAC, never revealing it."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+    import subprocess
+    import sys
+
+    from shardvault.custody.attestation.devenclave import measure
+
+    root.save(tmp_path / "root")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shardvault.custody.attestation.devenclave",
+         "--root-dir", str(tmp_path / "root"), "--role", "cosigner"],
+        cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def ask(request: dict[str, object]) -> dict[str, object]:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()
+        answer: dict[str, object] = json.loads(proc.stdout.readline())
+        return answer
+
+    try:
+        service = StubKmsService()
+        backend = StubKmsBackend(service, service.create())
+        share = secrets.token_bytes(32)
+        blob = seal_share(backend, ShareSlot(ADDRESS, 3), SecretBytes(share))
+        # The host pins the measurements of the code it expects the enclave to run.
+        expected = measure(role="cosigner", root_der=root.der)
+        policy = PcrPolicy(expected={i: expected[i] for i in (0, 1, 2, 3, 8)})
+        releaser = AttestedKeyReleaser(backend, _verifier(root), policy)
+        answer = ask({"op": "attest", "nonce": releaser.issue_nonce().hex()})
+        release = releaser.release(blob, ADDRESS, base64.b64decode(str(answer["document"])))
+        fields = {"workspace": "ws1", "vault": "vault-a", "key_id": "key-1",
+                  "party_id": "cosigner-1"}  # fmt: skip
+        blob_b64 = base64.b64encode(blob).decode()
+        release_b64 = base64.b64encode(release.ciphertext_for_recipient).decode()
+        answer = ask({"op": "unlock", "address": fields, "blob": blob_b64, "release": release_b64})
+        assert answer == {"unlocked": str(ADDRESS), "share_version": 3}
+        challenge = secrets.token_bytes(16)
+        answer = ask({"op": "prove", "address": fields, "challenge": challenge.hex()})
+        assert answer["mac"] == hmac.new(share, challenge, hashlib.sha256).hexdigest()
+        # A release for another enclave's key does not unlock anything here.
+        bogus = base64.b64encode(b"\x00" * 384).decode()
+        answer = ask({"op": "unlock", "address": fields, "blob": blob_b64, "release": bogus})
+        assert answer["error"] == "ValueError"
+        assert share.hex() not in json.dumps(answer)
+        assert ask({"op": "stop"}) == {"stopped": True}
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -21,7 +21,10 @@ hardware isolation and must never protect production keys.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import os
 import secrets
 import sys
@@ -29,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import cbor2
 from cryptography import x509
@@ -39,7 +43,8 @@ from cryptography.x509.oid import NameOID
 
 import shardvault
 from shardvault.custody.attestation.nitro import DEVELOPMENT_ROOT_MARKER
-from shardvault.custody.errors import ConfigurationError
+from shardvault.custody.envelope import OpenedShare, ShareAddress, open_share_with_data_key
+from shardvault.custody.errors import ConfigurationError, CustodyError
 from shardvault.custody.secret import SecretBytes
 
 LEAF_LIFETIME = timedelta(hours=3)
@@ -253,3 +258,94 @@ class DevelopmentEnclave:
                 ),
             )
         )
+
+
+def _address(fields: Mapping[str, str]) -> ShareAddress:
+    return ShareAddress(fields["workspace"], fields["vault"], fields["key_id"], fields["party_id"])
+
+
+class DevelopmentEnclaveProcess:
+    """The development enclave as a process: JSON lines on stdin, answers on stdout.
+
+    Requests (one JSON object per line), answers likewise:
+
+    - ``{"op": "attest", "nonce": HEX}`` -> ``{"document": BASE64}``
+    - ``{"op": "unlock", "address": {...}, "blob": BASE64, "release": BASE64}`` -> opens
+      the share with the released data key and keeps it in memory ->
+      ``{"unlocked": ADDRESS, "share_version": N}``
+    - ``{"op": "prove", "address": {...}, "challenge": HEX}`` ->
+      ``{"mac": HEX}``, HMAC-SHA256 keyed by the share: proves possession, reveals nothing
+    - ``{"op": "stop"}``
+
+    Errors are answered as ``{"error": TYPE, "message": TEXT}``; messages never carry a
+    share. Security: unlocked shares live only in this process's memory (SecretBytes),
+    wiped on ``stop``.
+    """
+
+    def __init__(self, enclave: DevelopmentEnclave) -> None:
+        self._enclave = enclave
+        self._shares: dict[ShareAddress, OpenedShare] = {}
+
+    def handle(self, request: Mapping[str, object]) -> dict[str, object]:
+        """Answer one request (see the class docstring)."""
+        op = request.get("op")
+        if op == "attest":
+            nonce_hex = request.get("nonce")
+            nonce = bytes.fromhex(nonce_hex) if isinstance(nonce_hex, str) else None
+            return {"document": base64.b64encode(self._enclave.attest(nonce)).decode()}
+        if op == "unlock":
+            address = _address(request["address"])  # type: ignore[arg-type]
+            blob = base64.b64decode(str(request["blob"]))
+            release = base64.b64decode(str(request["release"]))
+            with self._enclave.open_released(release) as data_key:
+                opened = open_share_with_data_key(blob, data_key, address)
+            previous = self._shares.pop(address, None)
+            if previous is not None:
+                previous.share.wipe()
+            self._shares[address] = opened
+            return {"unlocked": str(address), "share_version": opened.slot.share_version}
+        if op == "prove":
+            address = _address(request["address"])  # type: ignore[arg-type]
+            held = self._shares.get(address)
+            if held is None:
+                return {"error": "NotUnlocked", "message": f"no share unlocked for {address}"}
+            challenge = bytes.fromhex(str(request["challenge"]))
+            mac = hmac.new(held.share.reveal(), challenge, hashlib.sha256).hexdigest()
+            return {"mac": mac}
+        if op == "stop":
+            for held in self._shares.values():
+                held.share.wipe()
+            self._shares.clear()
+            return {"stopped": True}
+        return {"error": "UnknownOp", "message": f"unknown op {op!r}"}
+
+    def serve(self, stdin: TextIO, stdout: TextIO) -> None:
+        """Serve requests until ``stop`` or end of input."""
+        for line in stdin:
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("request is not an object")
+                answer = self.handle(request)
+            except (CustodyError, ValueError, KeyError, TypeError) as exc:
+                answer = {"error": type(exc).__name__, "message": str(exc)}
+            stdout.write(json.dumps(answer) + "\n")
+            stdout.flush()
+            if answer.get("stopped"):
+                return
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m shardvault.custody.attestation.devenclave --root-dir DIR [--role R]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="shardvault development enclave process")
+    parser.add_argument("--root-dir", type=Path, required=True)
+    parser.add_argument("--role", default="development")
+    args = parser.parse_args(argv)
+    enclave = DevelopmentEnclave(DevelopmentRoot.load(args.root_dir), role=args.role)
+    DevelopmentEnclaveProcess(enclave).serve(sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
