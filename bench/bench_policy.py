@@ -23,6 +23,14 @@ Two workloads:
   all distinct (different windows), none matching until the last rule: every evaluation
   checks every rule and computes 200 aggregates from the index.
 
+Reference-currency aggregates read per-key running value sums that the index builds on
+first use for a price snapshot; the first requests of each workload pay for that
+(it is inside the measured loop, not excluded).
+
+Timing: requests run in rounds of ``ROUND``; the script prints the best round's mean (the
+machine at its quietest), the median and mean over all requests, p99, and the process's
+CPU time. The machine is shared with other work, so its load average is printed too.
+
 Run: ``.venv/bin/python bench/bench_policy.py``.
 """
 
@@ -49,7 +57,7 @@ from shardvault.policy.request import UnixSeconds
 N_RULES = 200
 N_HISTORY = 10_000
 N_REQUESTS = 2_000
-ROUND = 250
+ROUND = 50
 NOW = 1_764_064_800
 WEEK = 7 * 86_400
 USERS = [f"user-{i}" for i in range(50)]
@@ -234,7 +242,9 @@ def main() -> None:
     print(f"machine load average (other work shares these cores): {os.getloadavg()}")
     typical, typical_median = run("typical", typical_policy())
     worst, worst_median = run("worst", worst_policy())
-    verdict = "OK" if max(typical, worst) <= 1.0 else "OVER BUDGET"
+    # The verdict uses the medians: the best round shows the machine at its quietest,
+    # the median what a request typically costs while other work shares the cores.
+    verdict = "OK" if max(typical_median, worst_median) <= 1.0 else "OVER BUDGET"
     print(
         f"result: per-transaction evaluation, best round mean {typical:.3f} ms typical / "
         f"{worst:.3f} ms worst case (medians {typical_median:.3f} / {worst_median:.3f} ms); "
