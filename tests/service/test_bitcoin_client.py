@@ -10,6 +10,7 @@ recording, in order, and fails on any unexpected or missing call.
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,98 @@ def test_unreachable_node() -> None:
 
 def test_fixture_names_its_source() -> None:
     assert "NOT captured from a live node" in FIXTURE["source"]
+
+
+def _answering(*bodies: object) -> BitcoinRpcClient:
+    """A client whose node answers each request with the next body (hostile-node tests)."""
+    pending = list(bodies)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=json.dumps(pending.pop(0)).encode())
+
+    return BitcoinRpcClient(
+        "http://127.0.0.1:18443", http_client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+
+
+UTXO = {
+    "txid": "fe8eabbf10515ace51cc42f0d06277916c786b1b98fe5eda22de2af16ead0807",
+    "vout": 1,
+    "scriptPubKey": "0014" + "00" * 20,
+    "amount": 0.001,
+    "confirmations": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "body", "message"),
+    [
+        ("list_unspent", {"result": {"not": "a list"}}, "non-list"),
+        ("list_unspent", {"result": ["x"]}, "non-object"),
+        ("list_unspent", {"result": [{**UTXO, "vout": "1"}]}, "non-integer vout"),
+        ("list_unspent", {"result": [{**UTXO, "vout": 2**32}]}, "out-of-range vout"),
+        ("list_unspent", {"result": [{**UTXO, "txid": "zz"}]}, "malformed txid"),
+        ("list_unspent", {"result": [{**UTXO, "txid": 5}]}, "non-string txid"),
+        ("list_unspent", {"result": [{**UTXO, "scriptPubKey": "xyz"}]}, "non-hex"),
+        ("list_unspent", {"result": [{**UTXO, "amount": "0.1"}]}, "non-numeric"),
+        ("list_unspent", {"result": [{**UTXO, "amount": -0.1}]}, "bad amount"),
+        ("scan", {"result": {"success": False}}, "did not complete"),
+        ("scan", {"result": {"success": True, "unspents": 3}}, "no unspents"),
+        (
+            "scan",
+            {
+                "result": {
+                    "success": True,
+                    "unspents": [UTXO],
+                    "total_amount": 0.002,
+                    "height": 1,
+                    "bestblock": "00",
+                }
+            },
+            "disagrees",
+        ),
+        ("fee", {"result": {"feerate": 2000}}, "absurd fee rate"),
+        ("status", {"result": {"txid": "11" * 32, "confirmations": 1}}, "another transaction"),
+        ("status", {"error": {"code": -8, "message": "parameter error"}}, "parameter error"),
+        ("count", {"result": True}, "non-integer"),
+    ],
+)
+def test_hostile_node_replies_are_typed_errors(call: str, body: object, message: str) -> None:
+    calls: dict[str, Callable[[BitcoinRpcClient], object]] = {
+        "list_unspent": lambda c: c.list_unspent(),
+        "scan": lambda c: c.scan_utxos(["addr(x)"]),
+        "fee": lambda c: c.estimate_smart_fee(1),
+        "status": lambda c: c.get_transaction_status("00" * 32),
+        "count": lambda c: c.get_block_count(),
+    }
+    client = _answering(body)
+    with pytest.raises(RpcResponseError, match=message):
+        calls[call](client)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [([1, 2], "not a JSON-RPC object"), ({"id": 1}, "without a result")],
+)
+def test_non_json_rpc_replies(body: object, message: str) -> None:
+    with pytest.raises(RpcTransportError, match=message):
+        _answering(body).get_block_count()
+
+
+def test_other_rejections_and_context_manager(signed_tx_hex: bytes) -> None:
+    from shardvault.service.chainclients.bitcoin import MalformedTransactionError
+
+    with _answering({"error": {"code": -22, "message": "TX decode failed"}}) as client:
+        with pytest.raises(MalformedTransactionError):
+            client.send_raw_transaction(signed_tx_hex)
+    client = _answering({"error": {"code": -25, "message": "Fee exceeds maximum configured"}})
+    with pytest.raises(TransactionRejectedError) as exc:
+        client.send_raw_transaction(signed_tx_hex)
+    assert type(exc.value) is TransactionRejectedError
+    with (
+        _answering({"error": {"code": -28, "message": "Verifying blocks"}}) as client,
+        pytest.raises(NodeWarmingUpError),
+    ):
+        client.send_raw_transaction(signed_tx_hex)
+    owned = BitcoinRpcClient("http://127.0.0.1:1")
+    owned.close()

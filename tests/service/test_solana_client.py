@@ -11,6 +11,7 @@ TEST-ONLY key; ``WIRE`` in the fixture stands for its base64 wire bytes.
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,65 @@ def test_transport_failures() -> None:
     )
     with pytest.raises(RpcTransportError, match="non-JSON"):
         client.get_block_height()
+
+
+def _answering(*bodies: object) -> SolanaRpcClient:
+    """A client whose node answers each request with the next body (hostile-node tests)."""
+    pending = list(bodies)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=json.dumps(pending.pop(0)).encode())
+
+    return SolanaRpcClient(
+        "http://127.0.0.1:8899", http_client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "result", "message"),
+    [
+        ("blockhash", [], "non-object"),
+        ("blockhash", {"context": {"slot": 1}}, "no value"),
+        ("blockhash", {"context": {"slot": -1}, "value": {}}, "context.slot"),
+        ("blockhash", {"context": {"slot": 1}, "value": {"blockhash": 7}}, "non-string"),
+        ("blockhash", {"context": {"slot": 1}, "value": {"blockhash": "0OIl"}}, "non-base58"),
+        (
+            "statuses",
+            {"context": {"slot": 1}, "value": [{"slot": 1, "confirmationStatus": "maybe"}]},
+            "unknown confirmationStatus",
+        ),
+        ("statuses", {"context": {"slot": 1}, "value": [{"slot": True}]}, "slot"),
+        ("height", "12", "height"),
+    ],
+)
+def test_hostile_node_replies_are_typed_errors(call: str, result: object, message: str) -> None:
+    calls: dict[str, Callable[[SolanaRpcClient], object]] = {
+        "blockhash": lambda c: c.get_latest_blockhash(),
+        "statuses": lambda c: c.get_signature_statuses([FIXTURE["signature"]]),
+        "height": lambda c: c.get_block_height(),
+    }
+    client = _answering({"jsonrpc": "2.0", "id": 1, "result": result})
+    with pytest.raises(RpcResponseError, match=message):
+        calls[call](client)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [([1, 2], "not a JSON-RPC object"), ({"jsonrpc": "2.0", "id": 1}, "without a result")],
+)
+def test_non_json_rpc_replies(body: object, message: str) -> None:
+    with pytest.raises(RpcTransportError, match=message):
+        _answering(body).get_block_height()
+
+
+def test_other_rejections_and_context_manager() -> None:
+    from shardvault.service.chainclients import TransactionRejectedError
+
+    wire = base64.b64decode(FIXTURE["wire_base64"])
+    body = {"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "invalid params"}}
+    with _answering(body) as client, pytest.raises(TransactionRejectedError) as exc:
+        client.send_transaction(wire)
+    assert type(exc.value) is TransactionRejectedError
+    assert exc.value.code == -32602
+    owned = SolanaRpcClient("http://127.0.0.1:1")
+    owned.close()
