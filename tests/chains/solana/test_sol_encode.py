@@ -338,3 +338,66 @@ def test_token_amount_parsing() -> None:
     with pytest.raises(InvalidAmountError) as exc:
         token.parse_token_amount("1", 256)
     assert exc.value.field == "decimals"
+
+
+@pytest.mark.parametrize(
+    ("program", "accounts", "data", "expected"),
+    [
+        ("system", 2, (0).to_bytes(4, "little") + bytes(52), "system_create_account"),
+        ("system", 2, (99).to_bytes(4, "little"), "system_unknown"),
+        ("token", 3, b"\x07" + bytes(8), "token_mint_to"),
+        ("token", 3, b"\xee", "token_unknown"),
+        ("ata", 6, b"", "create_associated_token_account"),
+        ("ata", 6, b"\x02", "associated_token_unknown"),
+        ("other", 1, b"\x01\x02", "unknown"),
+    ],
+)
+def test_decode_instruction_names(program: str, accounts: int, data: bytes, expected: str) -> None:
+    from shardvault.chains.solana import (
+        ASSOCIATED_TOKEN_PROGRAM_ID,
+        SYSTEM_PROGRAM_ID,
+        TOKEN_PROGRAM_ID,
+    )
+    from shardvault.chains.solana.parse import decode_instruction
+
+    programs = {
+        "system": SYSTEM_PROGRAM_ID,
+        "token": TOKEN_PROGRAM_ID,
+        "ata": ASSOCIATED_TOKEN_PROGRAM_ID,
+        "other": Pubkey(bytes([9]) * 32),
+    }
+    labels = [f"acct{i}" for i in range(accounts)]
+    assert decode_instruction(programs[program], labels, data, "ix")["type"] == expected
+
+
+@pytest.mark.parametrize(
+    ("program", "accounts", "data"),
+    [
+        ("system", 2, b"\x02\x00"),
+        ("system", 1, (2).to_bytes(4, "little") + bytes(8)),
+        ("token", 3, b""),
+        ("token", 3, b"\x03" + bytes(7)),
+        ("token", 2, b"\x03" + bytes(8)),
+        ("token", 4, b"\x0c" + bytes(8)),
+        ("token", 3, b"\x0c" + bytes(9)),
+        ("ata", 5, b"\x01"),
+    ],
+)
+def test_decode_instruction_refuses_malformed_known_instructions(
+    program: str, accounts: int, data: bytes
+) -> None:
+    from shardvault.chains.solana import (
+        ASSOCIATED_TOKEN_PROGRAM_ID,
+        SYSTEM_PROGRAM_ID,
+        TOKEN_PROGRAM_ID,
+    )
+    from shardvault.chains.solana.parse import decode_instruction
+
+    programs = {
+        "system": SYSTEM_PROGRAM_ID,
+        "token": TOKEN_PROGRAM_ID,
+        "ata": ASSOCIATED_TOKEN_PROGRAM_ID,
+    }
+    with pytest.raises(DecodeError) as exc:
+        decode_instruction(programs[program], [f"a{i}" for i in range(accounts)], data, "ix[3]")
+    assert exc.value.field == "ix[3]"
