@@ -11,6 +11,12 @@ whose domain names the proof, and which absorbs the session id, the prover's id,
 and a digest of every party's auxiliary information (Paillier modulus and ring-Pedersen
 parameters), then the statement and the prover's first message. A proof made for one
 session, prover, verifier set or curve therefore fails in any other (TSSHOCK, Alpha-Rays).
+
+Figure numbers in this package follow the 2021-2022 revisions of ePrint 2021/060, which
+present the three-round presigning with Πenc/Πaff-g/Πlog*: Figure 5 key generation,
+Figure 6 auxiliary info and key refresh, Figure 7 presigning, Figure 8 signing, Figure 14
+Πenc, Figure 15 Πaff-g, Figure 22 Πsch, Figure 25 Πlog*. Later revisions renumber the
+figures (and replace Πenc by an ElGamal-based variant); the proof names are stable.
 """
 
 from __future__ import annotations
