@@ -240,3 +240,42 @@ def test_malformed_transport_forms(mutate: Any, where: str) -> None:
     with pytest.raises(MalformedBundleError) as info:
         parse_bundle(data)
     assert info.value.path == where
+
+
+def test_a_cosigner_decides_with_the_chain_head() -> None:
+    """What a co-signer does: verify the bundle chain, then evaluate with the head's
+    policy and address book. Whitelisting an address is a quorum-signed bundle; before
+    it the transfer needs approvals, after it the transfer is allowed."""
+    from shardvault.policy import Decision, EvaluationContext, evaluate
+    from shardvault.policy.request import UnixSeconds
+
+    from ._support import NOW, make_request
+
+    rules = """rules:
+  - name: to-exchanges
+    when: {destination: {whitelists: [exchanges]}}
+    action: allow
+  - name: else
+    action: require_approvals
+    approvals: {groups: [{group: treasury, count: 1}], deadline: 1h}
+"""
+    from ._support import HEADER
+
+    def policy(version: int) -> Any:
+        return policy_with(rules, header=HEADER.replace("version: 7", f"version: {version}"))
+
+    empty = parse_address_book({"format": "shardvault.address-book/v1"})
+    chain = BundleChain(WORKSPACE, ADMINS)
+    chain.accept(sign(new_bundle(WORKSPACE, policy(1), empty, ADMINS), "ann", "ben"))
+    request = make_request(destination="0x" + "22" * 20)
+
+    def decide() -> Decision:
+        head = chain.head
+        assert head is not None
+        context = EvaluationContext(now=UnixSeconds(NOW), address_book=head.address_book)
+        return evaluate(head.policy, request, context).decision
+
+    assert decide() is Decision.REQUIRE_APPROVALS
+    assert chain.head is not None
+    chain.accept(sign(new_bundle(WORKSPACE, policy(2), BOOK, ADMINS, chain.head), "ben", "cat"))
+    assert decide() is Decision.ALLOW
