@@ -26,6 +26,7 @@ from shardvault.custody.envelope import (
     seal_share,
 )
 from shardvault.custody.errors import (
+    CustodyError,
     EnvelopeError,
     IntegrityError,
     MalformedBlobError,
@@ -214,3 +215,64 @@ def test_secrets_are_not_in_the_blob(backend: LocalBackend) -> None:
     share = secrets.token_bytes(32)
     blob = seal_share(backend, ShareSlot(ADDRESS, 1), SecretBytes(share))
     assert share not in blob
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_single_byte_change_of_a_blob_is_refused(
+    backend: LocalBackend, data: st.DataObject
+) -> None:
+    """Property: a blob with any one byte changed never opens (typed error, always)."""
+    blob = _FUZZ_BLOB.setdefault(
+        "blob", seal_share(backend, ShareSlot(ADDRESS, 3), SecretBytes(b"fuzz" * 8), 2)
+    )
+    position = data.draw(st.integers(0, len(blob) - 1))
+    delta = data.draw(st.integers(1, 255))
+    mutated = bytearray(blob)
+    mutated[position] ^= delta
+    with pytest.raises(CustodyError):
+        open_share(backend, bytes(mutated), ADDRESS)
+
+
+_FUZZ_BLOB: dict[str, bytes] = {}
+
+
+def test_migration_between_backends(backend: LocalBackend, tmp_path: Path) -> None:
+    """Re-wrap from the local keyring to another backend (here the stub KMS) without
+    decrypting the share; the migrated custody opens it, the old one still reads the
+    old revision."""
+    from tests.custody.stub_kms import StubKmsBackend, StubKmsService
+
+    store = LocalShareStore(tmp_path / "store")
+    old = ShareCustody(backend, store)
+    old.store_share(ShareSlot(ADDRESS, 1), SecretBytes(b"m" * 32), 0)
+    service = StubKmsService()
+    target = StubKmsBackend(service, service.create())
+    migrated = ShareCustody(target, store, other_backends=[backend])
+    assert migrated.rotate(ADDRESS) == 2
+    assert inspect(store.read(ADDRESS).blob).wrapped_key.backend == "stub-kms"
+    with ShareCustody(target, store).load_share(ADDRESS) as opened:
+        assert opened.share.equals(b"m" * 32)
+    with old.load_share(ADDRESS, revision=1) as opened:
+        assert opened.share.equals(b"m" * 32)
+    with pytest.raises(IntegrityError, match="not configured"):
+        old.load_share(ADDRESS)
+
+
+def test_rotate_to_new_key(backend: LocalBackend, tmp_path: Path) -> None:
+    custody = ShareCustody(backend, LocalShareStore(tmp_path / "store"))
+    custody.store_share(ShareSlot(ADDRESS, 1), SecretBytes(b"r" * 32), 0)
+    custody.store_share(ShareSlot(OTHER, 1), SecretBytes(b"s" * 32), 0)
+    old_kek = backend.kek_id
+    new_kek, revisions = custody.rotate_to_new_key()
+    assert new_kek != old_kek
+    assert backend.kek_id == new_kek
+    assert revisions == {ADDRESS: 2, OTHER: 2}
+    for address in (ADDRESS, OTHER):
+        assert inspect(custody.load_blob(address)[1]).wrapped_key.kek_id == new_kek
+        custody.store.prune(address)
+    with custody.load_share(OTHER) as opened:
+        assert opened.share.equals(b"s" * 32)
+    backend.use_key(old_kek)

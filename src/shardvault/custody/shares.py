@@ -126,6 +126,18 @@ class ShareCustody:
         """Rotate every address in the store; returns the new revision of each."""
         return {a: self.rotate(a, target, target_kek_id) for a in self.store.addresses()}
 
+    def rotate_to_new_key(self) -> tuple[str, dict[ShareAddress, int]]:
+        """Key rotation in one call: create a new key-encryption key in the backend, use
+        it for new wraps, and re-wrap every stored share under it.
+
+        Returns the new key id and the new revision of each address. The previous
+        revisions (under the old key) remain until pruned; retire the old key only after
+        pruning. Raises: as :meth:`rotate`.
+        """
+        new_kek = self.backend.create_key()
+        self.backend.use_key(new_kek)
+        return new_kek, self.rotate_all(self.backend, new_kek)
+
     def import_blob(self, address: ShareAddress, blob: bytes, expected_revision: int) -> int:
         """Write a blob produced elsewhere, after proving that it opens for ``address``.
 
