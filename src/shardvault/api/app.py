@@ -1,5 +1,7 @@
 """The FastAPI application factory: everything under ``/v1``, one exception mapper."""
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 
 from shardvault import __version__
@@ -41,4 +43,40 @@ def create_app(platform: Platform) -> FastAPI:
     v1.include_router(workspaces.router, responses=_ERRORS)
     v1.include_router(audit.router, responses=_ERRORS)
     app.include_router(v1)
+    _document_security(app)
     return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """Describe the request-signing scheme in the OpenAPI document (the checking itself is
+    the ``authorized`` dependency on each route)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "ApiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "The id of the API key that signed the request.",
+            },
+            "SignedRequest": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A JWT signed by the API key's private key (EdDSA or ES256) "
+                "with claims uri, nonce, iat, exp (at most 30 s after iat), sub (the key id) "
+                "and bodyHash (hex SHA-256 of the raw body). Each nonce is accepted once.",
+            },
+        }
+        schema["security"] = [{"ApiKey": [], "SignedRequest": []}]
+        health = schema["paths"].get(f"{API_PREFIX}/health", {}).get("get")
+        if health is not None:
+            health["security"] = []
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
