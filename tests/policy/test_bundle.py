@@ -13,7 +13,9 @@ from shardvault.policy import (
     BadBundleSignatureError,
     BrokenChainError,
     BundleChain,
+    Decision,
     DuplicateSignerError,
+    EvaluationContext,
     MalformedBundleError,
     PolicyBundle,
     PublicKey,
@@ -21,13 +23,25 @@ from shardvault.policy import (
     ReplayedBundleError,
     UnknownSignerError,
     WrongWorkspaceError,
+    evaluate,
     new_bundle,
     parse_bundle,
 )
 from shardvault.policy.bundle import GENESIS_PREDECESSOR
 from shardvault.policy.load import parse_address_book
+from shardvault.policy.request import UnixSeconds
 
-from ._support import BOOK, ed25519_key, p256_key, p256_public_hex, p256_sign_raw, policy_with
+from ._support import (
+    BOOK,
+    HEADER,
+    NOW,
+    ed25519_key,
+    make_request,
+    p256_key,
+    p256_public_hex,
+    p256_sign_raw,
+    policy_with,
+)
 
 WORKSPACE = "acme"
 
@@ -246,11 +260,6 @@ def test_a_cosigner_decides_with_the_chain_head() -> None:
     """What a co-signer does: verify the bundle chain, then evaluate with the head's
     policy and address book. Whitelisting an address is a quorum-signed bundle; before
     it the transfer needs approvals, after it the transfer is allowed."""
-    from shardvault.policy import Decision, EvaluationContext, evaluate
-    from shardvault.policy.request import UnixSeconds
-
-    from ._support import NOW, make_request
-
     rules = """rules:
   - name: to-exchanges
     when: {destination: {whitelists: [exchanges]}}
@@ -259,7 +268,6 @@ def test_a_cosigner_decides_with_the_chain_head() -> None:
     action: require_approvals
     approvals: {groups: [{group: treasury, count: 1}], deadline: 1h}
 """
-    from ._support import HEADER
 
     def policy(version: int) -> Any:
         return policy_with(rules, header=HEADER.replace("version: 7", f"version: {version}"))
