@@ -105,3 +105,23 @@ def test_cli_chain_decode_bitcoin() -> None:
     assert out["signed_inputs"] == [0]
     bad = CliRunner().invoke(cli, ["chain", "decode", "--chain", "bitcoin", "cHNidP8BAA=="])
     assert bad.exit_code == 1
+
+
+def test_vsize_and_fee_rate() -> None:
+    psbt, key = p2wpkh_spend()
+    unsigned = describe(psbt.to_base64())
+    final = finalize(sign_p2wpkh(psbt, 0, key))
+    real = extract_transaction(final).vsize()
+    assert unsigned["vsize_is_estimate"] is True
+    # The estimate assumes a 72-byte signature: never below the real size, at most 1 vB over.
+    assert 0 <= unsigned["vsize"] - real <= 1
+    complete = describe(final.to_base64())
+    assert complete["vsize_is_estimate"] is False
+    assert complete["vsize"] == real
+    assert complete["fee_rate_sat_per_vb"] == f"{10_000 * 1000 // real / 1000:g}"
+    tr, tr_key = p2tr_spend()
+    tr_final = finalize(sign_p2tr(tr, 0, tr_key))
+    assert describe(tr.to_base64())["vsize"] == extract_transaction(tr_final).vsize()
+    # A P2PKH input cannot be sized: no estimate rather than a wrong one.
+    vector = next(c for c in BIP174 if c["description"].startswith("PSBT with one P2PKH input."))
+    assert describe(vector["base64"])["vsize"] is None

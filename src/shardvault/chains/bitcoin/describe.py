@@ -3,7 +3,8 @@
 Input is text: a PSBT in base64 (Bitcoin Core's form, starting ``cHNidP``) or hex
 (starting ``70736274ff``), or a raw transaction in hex. The description lists every input
 (what it spends, its amount and address when the PSBT says, whether it is signed), every
-output (address, amount), the totals and the fee. Amounts are decimal strings of satoshi
+output (address, amount), the totals, the fee and the fee rate (over the exact virtual size
+once the PSBT is complete, an estimate before). Amounts are decimal strings of satoshi
 so that no float ever carries money.
 """
 
@@ -11,9 +12,17 @@ import binascii
 
 from shardvault.chains.amounts import format_decimal_amount
 from shardvault.chains.bitcoin.address import Network, address_from_script
+from shardvault.chains.bitcoin.coinselect import SpendKind
+from shardvault.chains.bitcoin.encoding import compact_size
 from shardvault.chains.bitcoin.models import Transaction, TxOut, parse_transaction
-from shardvault.chains.bitcoin.psbt import MAGIC, Psbt, decode_psbt_text, input_is_signed
-from shardvault.chains.bitcoin.script import classify
+from shardvault.chains.bitcoin.psbt import (
+    MAGIC,
+    Psbt,
+    decode_psbt_text,
+    extract_transaction,
+    input_is_signed,
+)
+from shardvault.chains.bitcoin.script import ScriptType, classify
 from shardvault.chains.errors import ChainError, DecodeError
 
 JsonValue = str | int | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
@@ -63,6 +72,29 @@ def _describe_transaction(tx: Transaction, network: Network) -> dict[str, JsonVa
     }
 
 
+def _psbt_vsize(psbt: Psbt, tx: Transaction) -> tuple[int | None, bool]:
+    # Exact once every input is final; before that an estimate from the spent output
+    # types (worst-case signature sizes, as coin selection uses), or None when an input
+    # is of a type shardvault does not size.
+    if all(p.is_finalized for p in psbt.inputs):
+        return extract_transaction(psbt).vsize(), False
+    kinds = []
+    for i in range(len(tx.inputs)):
+        spent = psbt.spent_output(i)
+        kind = None if spent is None else classify(spent.script_pubkey)
+        if kind is ScriptType.P2WPKH:
+            kinds.append(SpendKind.P2WPKH)
+        elif kind is ScriptType.P2TR:
+            kinds.append(SpendKind.P2TR)
+        else:
+            return None, True
+    counts = len(compact_size(len(tx.inputs))) + len(compact_size(len(tx.outputs)))
+    weight = (8 + counts) * 4 + 2
+    weight += sum(k.input_weight for k in kinds)
+    weight += sum(len(o.serialize()) * 4 for o in tx.outputs)
+    return -(-weight // 4), True
+
+
 def describe_psbt(psbt: Psbt, network: Network = Network.MAINNET) -> dict[str, JsonValue]:
     """Describe a parsed PSBT (see the module docstring)."""
     tx = psbt.unsigned_transaction()
@@ -90,6 +122,11 @@ def describe_psbt(psbt: Psbt, network: Network = Network.MAINNET) -> dict[str, J
         fee = psbt.fee()
     except ChainError:
         fee = None
+    vsize, estimated = _psbt_vsize(psbt, tx)
+    fee_rate = None
+    if fee is not None and vsize:
+        # sat/vB with three decimals, rounded down.
+        fee_rate = format_decimal_amount(fee * 1000 // vsize, 3)
     known = [psbt.spent_output(i) for i in range(len(tx.inputs))]
     total_in = None if any(k is None for k in known) else sum(k.value for k in known if k)
     return {
@@ -104,6 +141,9 @@ def describe_psbt(psbt: Psbt, network: Network = Network.MAINNET) -> dict[str, J
         "input_total_sat": None if total_in is None else str(total_in),
         "output_total_sat": str(sum(o.value for o in tx.outputs)),
         "fee_sat": None if fee is None else str(fee),
+        "vsize": vsize,
+        "vsize_is_estimate": estimated,
+        "fee_rate_sat_per_vb": fee_rate,
         "signed_inputs": [i for i in range(len(tx.inputs)) if input_is_signed(psbt, i)],
         "complete": all(p.is_finalized for p in psbt.inputs),
     }
