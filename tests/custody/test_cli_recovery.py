@@ -151,3 +151,32 @@ def test_kms_and_pkcs11_from_config(
     hsm.use_key(hsm.create_key())
     data_key, wrapped = hsm.generate_data_key({"a": "b"})
     assert hsm.unwrap(wrapped, {"a": "b"}).equals(data_key)
+
+
+def test_attestation_from_config(tmp_path: Path) -> None:
+    from shardvault.custody.attestation.devenclave import DevelopmentRoot
+    from shardvault.custody.attestation.nitro import NitroVerifier
+    from shardvault.custody.config import attestation_from_config
+
+    pcr0 = "f4" * 48
+    verifier, policy = attestation_from_config({"pcrs": {"0": pcr0}})
+    assert isinstance(verifier, NitroVerifier)
+    assert policy.expected == {0: bytes.fromhex(pcr0)}
+    assert not policy.allow_debug
+    root = DevelopmentRoot.generate()
+    root.save(tmp_path)
+    dev = {"root": str(tmp_path / "root.pem"), "pcrs": {0: pcr0}}
+    with pytest.raises(ConfigurationError, match="development root"):
+        attestation_from_config(dev)
+    attestation_from_config({**dev, "allow_development_root": True})
+    for bad in (
+        {},
+        {"pcrs": {"0": "zz"}},
+        {"pcrs": {"0": "00"}},
+        {"pcrs": {"0": pcr0}, "max_age_seconds": 0},
+        {"pcrs": {"0": pcr0}, "allow_debug": "yes"},
+        {"root": str(tmp_path / "missing.pem"), "pcrs": {"0": pcr0}},
+        {"root": 5, "pcrs": {"0": pcr0}},
+    ):
+        with pytest.raises(ConfigurationError):
+            attestation_from_config(bad)
