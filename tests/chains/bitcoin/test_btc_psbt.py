@@ -341,3 +341,15 @@ def test_invalid_vectors_name_the_right_field() -> None:
                 parse_psbt(bytes.fromhex(case["hex"]))
             assert exc.value.field == expected.pop(case["description"])
     assert not expected, f"descriptions not found: {expected}"
+
+
+def test_v2_fields_without_a_computable_locktime() -> None:
+    # BIP370's last locktime case cannot be assembled, yet its inputs and outputs (and any
+    # fee) can still be read without computing the locktime.
+    case = next(c for c in BIP370 if c.get("locktime_note"))
+    psbt = parse_psbt(bytes.fromhex(case["hex"]))
+    with pytest.raises(LocktimeConflictError):
+        psbt.unsigned_transaction()
+    assert len(psbt.transaction_outputs()) == len(psbt.outputs)
+    assert psbt.prevout(0).txid == psbt.inputs[0].previous_txid
+    psbt.fee()

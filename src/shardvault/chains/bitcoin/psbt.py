@@ -310,14 +310,28 @@ class Psbt:
             return self.globals.unsigned_tx.locktime
         return _v2_locktime(self)
 
+    def prevout(self, index: int) -> OutPoint:
+        """The outpoint input ``index`` spends (v0: the unsigned tx; v2: its own fields)."""
+        if self.globals.unsigned_tx is not None:
+            return self.globals.unsigned_tx.inputs[index].prevout
+        psbt_input = self.inputs[index]
+        assert psbt_input.previous_txid is not None
+        assert psbt_input.output_index is not None
+        return OutPoint(psbt_input.previous_txid, psbt_input.output_index)
+
+    def transaction_outputs(self) -> tuple[TxOut, ...]:
+        """The outputs being created, without assembling the whole transaction."""
+        if self.globals.unsigned_tx is not None:
+            return self.globals.unsigned_tx.outputs
+        return tuple(_v2_output(o) for o in self.outputs)
+
     def spent_output(self, index: int) -> TxOut | None:
         """The output input ``index`` spends, from its witness or non-witness UTXO."""
         psbt_input = self.inputs[index]
         if psbt_input.witness_utxo is not None:
             return psbt_input.witness_utxo
         if psbt_input.non_witness_utxo is not None:
-            prevout = self.unsigned_transaction().inputs[index].prevout
-            return psbt_input.non_witness_utxo.outputs[prevout.index]
+            return psbt_input.non_witness_utxo.outputs[self.prevout(index).index]
         return None
 
     def fee(self) -> Satoshi | None:
@@ -330,7 +344,7 @@ class Psbt:
         if any(out is None for out in spent):
             return None
         total_in = sum(out.value for out in spent if out is not None)
-        total_out = sum(out.value for out in self.unsigned_transaction().outputs)
+        total_out = sum(out.value for out in self.transaction_outputs())
         if total_out > total_in:
             raise InvalidAmountError(
                 f"outputs ({total_out}) exceed inputs ({total_in})", field="fee"
@@ -874,6 +888,12 @@ def _v2_locktime(psbt: Psbt) -> int:
     )
 
 
+def _v2_output(output: PsbtOutput) -> TxOut:
+    assert output.amount is not None
+    assert output.script is not None
+    return TxOut(Satoshi(output.amount), output.script)
+
+
 def _assemble_v2_transaction(psbt: Psbt) -> Transaction:
     inputs = []
     for p in psbt.inputs:
@@ -881,11 +901,7 @@ def _assemble_v2_transaction(psbt: Psbt) -> Transaction:
         assert p.output_index is not None
         sequence = SEQUENCE_FINAL if p.sequence is None else p.sequence
         inputs.append(TxIn(OutPoint(p.previous_txid, p.output_index), b"", sequence))
-    outputs = []
-    for o in psbt.outputs:
-        assert o.amount is not None
-        assert o.script is not None
-        outputs.append(TxOut(Satoshi(o.amount), o.script))
+    outputs = [_v2_output(o) for o in psbt.outputs]
     assert psbt.globals.tx_version is not None
     return Transaction(psbt.globals.tx_version, tuple(inputs), tuple(outputs), _v2_locktime(psbt))
 
@@ -1015,8 +1031,7 @@ def check_input_signable(psbt: Psbt, index: int) -> bytes:
     if p.witness_utxo is not None and p.non_witness_utxo is None and not is_witness_program(script):
         raise PsbtSignerRefusal("a witness UTXO is given for a non-witness input", field=field)
     if p.non_witness_utxo is not None and p.witness_utxo is not None:
-        prevout = psbt.unsigned_transaction().inputs[index].prevout
-        if p.non_witness_utxo.outputs[prevout.index] != p.witness_utxo:
+        if p.non_witness_utxo.outputs[psbt.prevout(index).index] != p.witness_utxo:
             raise PsbtSignerRefusal("witness and non-witness UTXOs disagree", field=field)
     if classify(script) is ScriptType.P2TR and p.tap_internal_key is not None:
         tweaked = output_key(p.tap_internal_key, p.tap_merkle_root)
