@@ -22,6 +22,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import assert_never
 
 from shardvault.policy._exact import EXACT, ZERO, value_of
 from shardvault.policy.errors import ContextError, RequestError
@@ -51,7 +52,7 @@ def scope_key(scope: Scope, request: TransactionRequest) -> str | None:
         return None if dest is None else f"{request.network}:{dest}"
     if scope is Scope.WORKSPACE:
         return ""
-    raise AssertionError(scope)  # pragma: no cover - exhaustive over Scope
+    assert_never(scope)
 
 
 class _Series:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, assert_never
 
 from shardvault.policy._exact import EXACT, ZERO, add, units, value_of
 from shardvault.policy.approvals import ApprovalTally, GroupStatus, SignedApproval, tally
@@ -468,7 +468,7 @@ class _Evaluator:
                     return _UNKNOWN, 0, past_value
                 total = add(total, past_value)
             return _MATCH, total, " " + self.policy.reference_currency
-        raise AssertionError(measure)  # pragma: no cover - exhaustive
+        assert_never(measure)
 
 
 def evaluate(
