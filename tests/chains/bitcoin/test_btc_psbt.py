@@ -353,3 +353,33 @@ def test_v2_fields_without_a_computable_locktime() -> None:
     assert len(psbt.transaction_outputs()) == len(psbt.outputs)
     assert psbt.prevout(0).txid == psbt.inputs[0].previous_txid
     psbt.fee()
+
+
+def test_require_full_utxo_for_segwit_v0() -> None:
+    from shardvault.chains.bitcoin import (
+        Transaction,
+        TxIn,
+        add_ecdsa_signature,
+        p2wpkh_script,
+        set_non_witness_utxo,
+        set_witness_utxo,
+    )
+
+    key = make_key("full utxo")
+    spk = p2wpkh_script(key.public_key.format())
+    previous = Transaction(2, (TxIn(OutPoint(bytes(32), 0)),), (TxOut(Satoshi(100_000), spk),), 0)
+    psbt = create_psbt([OutPoint(previous.txid(), 0)], [TxOut(Satoshi(90_000), spk)])
+    psbt = set_witness_utxo(psbt, 0, previous.outputs[0])
+    with pytest.raises(PsbtSignerRefusal) as exc:
+        input_sighash(psbt, 0, require_full_utxo=True)
+    assert exc.value.field == "inputs[0].non_witness_utxo"
+    full = set_non_witness_utxo(psbt, 0, previous)
+    digest = input_sighash(full, 0, require_full_utxo=True)
+    assert digest == input_sighash(psbt, 0)
+    signed = add_ecdsa_signature(
+        full, 0, key.public_key.format(), key.sign(digest, hasher=None) + b"\x01"
+    )
+    assert finalize(signed).inputs[0].non_witness_utxo == previous
+    wrong = Transaction(2, (TxIn(OutPoint(bytes(32), 1)),), (TxOut(Satoshi(100_000), spk),), 0)
+    with pytest.raises(DecodeError, match="not the transaction the input spends"):
+        set_non_witness_utxo(psbt, 0, wrong)

@@ -957,6 +957,17 @@ def set_witness_utxo(psbt: Psbt, index: int, utxo: TxOut) -> Psbt:
     return _replace_input(psbt, index, _with_record(psbt.input_maps[index], record))
 
 
+def set_non_witness_utxo(psbt: Psbt, index: int, previous_tx: Transaction) -> Psbt:
+    """Updater: the whole transaction input ``index`` spends from.
+
+    Raises:
+        DecodeError: it is not the transaction the input names, or lacks the output.
+    """
+    _check_input_index(psbt, index)
+    record = PsbtRecord(IN_NON_WITNESS_UTXO, b"", previous_tx.serialize())
+    return _replace_input(psbt, index, _with_record(psbt.input_maps[index], record))
+
+
 def set_sighash_type(psbt: Psbt, index: int, hash_type: int) -> Psbt:
     """Updater: the sighash type the signer must use for input ``index``."""
     _check_input_index(psbt, index)
@@ -1042,13 +1053,20 @@ def check_input_signable(psbt: Psbt, index: int) -> bytes:
     return script
 
 
-def input_sighash(psbt: Psbt, index: int) -> bytes:
+def input_sighash(psbt: Psbt, index: int, *, require_full_utxo: bool = False) -> bytes:
     """The digest a signer signs for input ``index``: BIP143 for P2WPKH, BIP341 key path
     for P2TR, using the input's sighash type (default ALL, or DEFAULT for taproot).
 
+    A BIP143 signature commits only to its own input's amount, so a signer shown false
+    amounts for the other inputs can be led to pay a hidden fee; ``require_full_utxo``
+    makes P2WPKH signing need every segwit v0 input's whole previous transaction
+    (``non_witness_utxo``), whose txid proves the amounts. Taproot commits to every
+    input's amount, so it does not need this.
+
     Raises:
-        PsbtSignerRefusal: as :func:`check_input_signable`, or a taproot input whose
-            sibling inputs lack their UTXOs.
+        PsbtSignerRefusal: as :func:`check_input_signable`, a taproot input whose
+            sibling inputs lack their UTXOs, or a missing previous transaction under
+            ``require_full_utxo``.
         UnsupportedError: any other script type.
     """
     script = check_input_signable(psbt, index)
@@ -1056,6 +1074,15 @@ def input_sighash(psbt: Psbt, index: int) -> bytes:
     tx = psbt.unsigned_transaction()
     kind = classify(script)
     if kind is ScriptType.P2WPKH:
+        if require_full_utxo:
+            for i, other in enumerate(psbt.inputs):
+                spent_i = psbt.spent_output(i)
+                is_v0 = spent_i is not None and spent_i.script_pubkey[:1] == b"\x00"
+                if (spent_i is None or is_v0) and other.non_witness_utxo is None:
+                    raise PsbtSignerRefusal(
+                        "needs the previous transaction to prove its amount",
+                        field=f"inputs[{i}].non_witness_utxo",
+                    )
         spent = psbt.spent_output(index)
         assert spent is not None
         hash_type = SIGHASH_ALL if p.sighash_type is None else p.sighash_type
