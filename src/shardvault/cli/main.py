@@ -10,7 +10,7 @@ import sys
 import click
 
 from shardvault import __version__
-from shardvault.cli import attestation, chain, mpc, policy, recovery
+from shardvault.cli import attestation, audit, chain, mpc, policy, recovery, server, workspace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +24,10 @@ cli.add_command(chain.group)
 cli.add_command(policy.group)
 cli.add_command(attestation.group)
 cli.add_command(recovery.group)
+cli.add_command(workspace.init)
+cli.add_command(workspace.group)
+cli.add_command(server.command)
+cli.add_command(audit.group)
 
 
 def main() -> None:

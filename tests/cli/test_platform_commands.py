@@ -1,0 +1,159 @@
+"""``shardvault init``, ``server``, ``workspace show`` and ``audit verify`` end to end, on
+SQLite and PostgreSQL (each starts from an empty database)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from shardvault.api import create_app
+from shardvault.cli.main import cli
+from shardvault.service.platform import open_platform
+from shardvault.store import Database
+from tests.api.support import live_server
+
+
+def _init(runner: CliRunner, tmp_path: Path, db_url: str, *extra: str) -> dict[str, str]:
+    result = runner.invoke(
+        cli,
+        [
+            "init",
+            "--name", "acme",
+            "--owner-name", "Olivia Owner",
+            "--owner-email", "olivia@acme.example",
+            "--key-out", str(tmp_path / "owner.pem"),
+            "--data-dir", str(tmp_path / "data"),
+            "--db", db_url,
+            "--json",
+            *extra,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_init_then_verify_locally_then_detect_tampering(tmp_path: Path, db_url: str) -> None:
+    runner = CliRunner()
+    created = _init(runner, tmp_path, db_url)
+    key_file = Path(created["key_file"])
+    assert os.stat(key_file).st_mode & 0o777 == 0o600
+    assert b"PRIVATE KEY" in key_file.read_bytes()
+    assert os.stat(tmp_path / "data" / "audit-signing.key").st_mode & 0o777 == 0o600
+    assert "password" not in created["database"]
+
+    args = ["audit", "verify", "--data-dir", str(tmp_path / "data"), "--db", db_url, "--json"]
+    ok = runner.invoke(cli, args)
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.stdout)
+    assert report["valid"] is True
+    assert report["chains"][0]["events"] == 3
+
+    database = Database(db_url)
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET action = 'nothing' WHERE seq = 2"))
+    database.dispose()
+    broken = runner.invoke(cli, args)
+    assert broken.exit_code == 1
+    chain = json.loads(broken.stdout)["chains"][0]
+    assert (chain["valid"], chain["broken_at_seq"], chain["problem"]) == (False, 2, "edited")
+    human = runner.invoke(cli, args[:-1])
+    assert "BROKEN at seq 2" in human.stdout
+
+
+def test_init_refuses_an_existing_key_file_and_writes_nothing(tmp_path: Path, db_url: str) -> None:
+    (tmp_path / "owner.pem").write_text("keep me")
+    result = CliRunner().invoke(
+        cli,
+        ["init", "--name", "a", "--owner-name", "o", "--owner-email", "o@a.io",
+         "--key-out", str(tmp_path / "owner.pem"), "--db", db_url,
+         "--data-dir", str(tmp_path / "data")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "refusing to overwrite" in result.stderr
+    assert (tmp_path / "owner.pem").read_text() == "keep me"
+
+
+def test_init_with_bad_input_leaves_no_key_file(tmp_path: Path, db_url: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["init", "--name", "a", "--owner-name", "o", "--owner-email", "not-an-email",
+         "--key-out", str(tmp_path / "owner.pem"), "--db", db_url,
+         "--data-dir", str(tmp_path / "data")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "email" in result.stderr
+    assert not (tmp_path / "owner.pem").exists()
+
+
+def test_workspace_show_and_audit_verify_through_the_api(tmp_path: Path, db_url: str) -> None:
+    runner = CliRunner()
+    created = _init(runner, tmp_path, db_url, "--algorithm", "ES256")
+    platform = open_platform(db_url, tmp_path / "data" / "audit-signing.key")
+    try:
+        with live_server(create_app(platform)) as url:
+            api = [
+                "--url",
+                url,
+                "--api-key",
+                created["api_key_id"],
+                "--key-file",
+                created["key_file"],
+            ]
+            shown = runner.invoke(cli, ["workspace", "show", *api, "--json"])
+            assert shown.exit_code == 0, shown.output
+            assert json.loads(shown.stdout)["id"] == created["workspace_id"]
+            verified = runner.invoke(cli, ["audit", "verify", *api, "--json"])
+            assert verified.exit_code == 0, verified.output
+            assert json.loads(verified.stdout)["chains"][0]["chain"] == created["workspace_id"]
+            wrong = runner.invoke(
+                cli, ["workspace", "show", "--url", url, "--api-key", "nope",
+                      "--key-file", created["key_file"]]
+            )  # fmt: skip
+            assert wrong.exit_code == 1
+            assert "401" in wrong.stderr
+    finally:
+        platform.database.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_server_command_serves_health_on_loopback(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shardvault.cli.main", "server", "--port", str(port),
+         "--data-dir", str(tmp_path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=10)
+    start = json.loads(stdout.decode().splitlines()[0])
+    assert start["url"] == f"http://127.0.0.1:{port}"
+    assert (tmp_path / "shardvault.db").exists()
