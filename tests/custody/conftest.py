@@ -75,12 +75,13 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
          "--pin", TOKEN_PIN, "--so-pin", "8765-test-so"],
         check=True, capture_output=True, env=os.environ.copy(),
     )  # fmt: skip
-    # SoftHSM reads SOFTHSM2_CONF at C_Initialize; python-pkcs11 keeps one library
-    # object per process, so re-initialise it in case another test loaded it first.
-    import pkcs11
-
-    pkcs11.lib(SOFTHSM_LIBRARY).reinitialize()
-    yield {"library": SOFTHSM_LIBRARY, "token_label": TOKEN_LABEL, "pin": TOKEN_PIN}
+    # SoftHSM reads SOFTHSM2_CONF once, at C_Initialize, and keeps its state per loaded
+    # library. Loading a private copy of the module gives this fixture its own instance:
+    # other tests' SoftHSM sessions in the same process are unaffected by our config,
+    # and our "HSM goes away" test (C_Finalize on this copy) cannot touch theirs.
+    library = root / "libsofthsm2.so"
+    shutil.copyfile(Path(SOFTHSM_LIBRARY).resolve(), library)
+    yield {"library": str(library), "token_label": TOKEN_LABEL, "pin": TOKEN_PIN}
     if previous is None:
         os.environ.pop("SOFTHSM2_CONF", None)
     else:
@@ -175,8 +176,9 @@ def _pkcs11_harness(softhsm: dict[str, str]) -> BackendHarness:
     kek = backend.kek_id
 
     def make_unavailable() -> None:
-        # C_Finalize then C_Initialize: every open session becomes invalid, as when a
-        # network HSM's client library loses its connection and resets.
+        # C_Finalize then C_Initialize of this fixture's private copy of the module:
+        # every session it opened becomes invalid, as when a network HSM's client
+        # library loses its connection and resets.
         pkcs11.lib(softhsm["library"]).reinitialize()
 
     return BackendHarness(
