@@ -181,6 +181,7 @@ class _Evaluator:
     """One evaluation's state: the request, context and memoized aggregates."""
 
     __slots__ = (
+        "asset_id",
         "context",
         "destination",
         "policy",
@@ -200,8 +201,11 @@ class _Evaluator:
         self.request = request
         self.context = context
         self.units = request.amount_in_units()
+        self.asset_id = None if request.asset is None else request.asset.id
         self.destination = request.destination_key
-        self.velocity_memo: dict[tuple[object, ...], tuple[Outcome, Decimal | int, str]] = {}
+        self.velocity_memo: dict[
+            tuple[Scope, int, Measure], tuple[Outcome, Decimal | int, str]
+        ] = {}
         self.scope_keys: dict[Scope, str | None] = {}
         self.upper = context.history.upper_bound(context.now, context.history_before)
         self.value: Decimal | str | None = None
@@ -305,12 +309,12 @@ class _Evaluator:
         return Check("source", _MISS, "vault {!r} is not among the rule's sources", (src.vault,))
 
     def check_asset(self, assets: frozenset[str]) -> Check:
-        asset = self.request.asset
-        if asset is None:
+        asset_id = self.asset_id
+        if asset_id is None:
             return Check("asset", _MISS, "the request moves no asset")
-        if asset.id in assets:
-            return Check("asset", _MATCH, "{} is listed", (asset.id,))
-        return Check("asset", _MISS, "{} is not in {}", (asset.id, _Listed(assets)))
+        if asset_id in assets:
+            return Check("asset", _MATCH, "{} is listed", (asset_id,))
+        return Check("asset", _MISS, "{} is not in {}", (asset_id, _Listed(assets)))
 
     def check_network(self, networks: frozenset[str]) -> Check:
         network = self.request.network
@@ -414,10 +418,9 @@ class _Evaluator:
     def check_velocity(self, cond: VelocityCondition) -> Check:
         # Rules that share an aggregate (same grouping, window and measure) compute it
         # once per evaluation.
-        memo_key = (cond.per, cond.window_seconds, cond.measure)
-        result = self.velocity_memo.get(memo_key)
+        result = self.velocity_memo.get(cond.aggregate)
         if result is None:
-            result = self.velocity_memo[memo_key] = self.velocity_total(cond)
+            result = self.velocity_memo[cond.aggregate] = self.velocity_total(cond)
         outcome, total, note = result
         if outcome is _UNKNOWN:
             return Check(cond.label, _UNKNOWN, "{}: failing closed", (note,))

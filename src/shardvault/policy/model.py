@@ -189,9 +189,12 @@ class VelocityCondition:
     measure: Measure
     bounds: Bounds
     label: str = field(init=False, compare=False, repr=False)
+    aggregate: tuple[Scope, int, Measure] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # The condition's name in explanations, computed once.
+        # What identifies the aggregate (rules sharing it compute it once per
+        # evaluation), and the condition's name in explanations, computed once.
+        object.__setattr__(self, "aggregate", (self.per, self.window_seconds, self.measure))
         window = self.window_seconds
         for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
             if window % size == 0:
