@@ -10,7 +10,17 @@ import sys
 import click
 
 from shardvault import __version__
-from shardvault.cli import attestation, audit, chain, mpc, policy, recovery, server, workspace
+from shardvault.cli import (
+    attestation,
+    audit,
+    chain,
+    cosigner,
+    mpc,
+    policy,
+    recovery,
+    server,
+    workspace,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +34,7 @@ cli.add_command(chain.group)
 cli.add_command(policy.group)
 cli.add_command(attestation.group)
 cli.add_command(recovery.group)
+cli.add_command(cosigner.group)
 cli.add_command(workspace.init)
 cli.add_command(workspace.group)
 cli.add_command(server.command)

@@ -1,0 +1,191 @@
+"""``shardvault cosigner``: set up and run a co-signer node.
+
+``init`` creates a data directory (passphrase-sealed keyring, sealed identity keys, the
+pinned workspace and admin set) and prints the node's public identity; ``pin`` pins the
+peers' public identities; ``identity`` prints this node's public identity; ``run``
+connects out to a coordinator's relay and serves sessions until SIGTERM or SIGINT.
+The passphrase comes from the environment variable named by ``--passphrase-env``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from shardvault.cli._output import emit_json, fail, fail_on
+from shardvault.cosigner.errors import CosignerError, LinkError
+from shardvault.cosigner.link import HttpLink
+from shardvault.cosigner.node import CosignerNode
+from shardvault.cosigner.state import init_node, open_node, pin_peers, read_public_identity
+from shardvault.crypto.channel import PublicIdentity
+from shardvault.crypto.errors import CryptoError
+from shardvault.custody.backends.local import Argon2Cost
+from shardvault.custody.errors import CustodyError
+from shardvault.custody.secret import SecretBytes
+
+_DEFAULT_ENV = "SHARDVAULT_COSIGNER_PASSPHRASE"
+
+
+@click.group(name="cosigner")
+def group() -> None:
+    """A co-signer node: holds key shares, checks every request, runs MPC sessions."""
+
+
+def _passphrase(env: str) -> SecretBytes:
+    value = os.environ.get(env)
+    if not value:
+        fail(f"environment variable {env} is not set")
+    return SecretBytes(value.encode("utf-8"))
+
+
+def _load_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        fail(f"cannot read JSON from {path}")
+
+
+@group.command(name="init")
+@click.option("--id", "party", type=click.IntRange(1, 65535), required=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--workspace", required=True, help="The workspace whose policy this node pins.")
+@click.option(
+    "--admins",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help='JSON admin set: {"quorum": k, "members": [{"id", "algorithm", "public_key"}]}',
+)
+@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@click.option(
+    "--dev-argon2", is_flag=True, help="Cheap Argon2 cost (tests and throw-away nodes only)."
+)
+def init(
+    party: int, data_dir: Path, workspace: str, admins: Path, passphrase_env: str, dev_argon2: bool
+) -> None:
+    """Create a co-signer data directory and print its public identity."""
+    document = _load_json(admins)
+    if not isinstance(document, dict):
+        fail("the admin set must be a JSON object")
+    cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
+    with _passphrase(passphrase_env) as passphrase:
+        try:
+            public = init_node(data_dir, party, workspace, document, passphrase, cost=cost)
+        except (CosignerError, CustodyError) as exc:
+            fail_on(exc)
+    emit_json({"party": party, "identity": public.to_json()})
+
+
+@group.command(name="identity")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+def identity(data_dir: Path) -> None:
+    """Print this node's public identity (to pin at peers and at the relay)."""
+    try:
+        party, public = read_public_identity(data_dir)
+    except (CosignerError, CryptoError) as exc:
+        fail_on(exc)
+    emit_json({"party": party, "identity": public.to_json()})
+
+
+@group.command(name="pin")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--directory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help='JSON {"<party>": {"signing_key", "encryption_key", "binding"}, ...}',
+)
+def pin(data_dir: Path, directory: Path) -> None:
+    """Pin peer identities; a different key for an already pinned party is refused."""
+    document = _load_json(directory)
+    if not isinstance(document, dict):
+        fail("the directory must be a JSON object")
+    try:
+        peers = {int(p): PublicIdentity.from_json(entry) for p, entry in document.items()}
+        pin_peers(data_dir, peers)
+    except (CosignerError, CryptoError) as exc:
+        fail_on(exc)
+    except (ValueError, AttributeError):
+        fail("directory keys must be party ids and values identity objects")
+    emit_json({"pinned": sorted(peers)})
+
+
+class _Stop(BaseException):
+    """Raised from the signal handler to interrupt a long poll."""
+
+
+@group.command(name="run")
+@click.option("--id", "party", type=click.IntRange(1, 65535), required=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--coordinator", required=True, help="Base URL of the coordinator's relay.")
+@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@click.option("--poll-wait", type=click.FloatRange(0.1, 30.0), default=10.0, show_default=True)
+@click.option("--session-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True)
+def run(
+    party: int,
+    data_dir: Path,
+    coordinator: str,
+    passphrase_env: str,
+    poll_wait: float,
+    session_timeout: float,
+) -> None:
+    """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    with _passphrase(passphrase_env) as passphrase:
+        try:
+            state = open_node(data_dir, passphrase)
+        except (CosignerError, CustodyError) as exc:
+            fail_on(exc)
+    if state.party != party:
+        state.close()
+        fail(f"the data directory belongs to co-signer {state.party}, not {party}")
+    link = HttpLink(coordinator, state.identity, timeout=10.0)
+    node = CosignerNode(state, link, session_timeout=session_timeout)
+    stopping = False
+    polling = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        # Interrupt a long poll at once; between polls the loop sees the flag.
+        if polling:
+            raise _Stop
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    emit_json({"event": "started", "party": party, "coordinator": coordinator})
+    sys.stdout.flush()
+    try:
+        while not stopping:
+            try:
+                polling = True
+                items = link.poll(poll_wait)
+                polling = False
+            except LinkError as exc:
+                polling = False
+                logging.getLogger("shardvault.cosigner").warning("link: %s", exc)
+                if not stopping:
+                    time.sleep(1.0)
+                continue
+            out = node.handle(items)
+            node.expire(out)
+            if out:
+                try:
+                    link.send(out.envelopes, out.results, out.events)
+                except LinkError as exc:
+                    logging.getLogger("shardvault.cosigner").warning("link: %s", exc)
+    except _Stop:
+        pass
+    finally:
+        link.close()
+        state.close()
+    emit_json({"event": "stopped", "party": party})

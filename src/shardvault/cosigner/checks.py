@@ -1,0 +1,364 @@
+"""What a co-signer checks before it signs (DESIGN.md invariant 3).
+
+The coordinator sends the transaction *payload*, never only a digest. The co-signer
+
+1. parses the payload with :mod:`shardvault.chains` and recomputes what it will sign:
+   an Ethereum transaction's signing hash (EIP-155/2930/1559), a Solana message's bytes,
+   a Bitcoin PSBT input's sighash (BIP341 key path); a raw digest only as a
+   ``raw_digest_signing`` request, which the policy blocks unless a rule names it;
+2. refuses the request if the coordinator's claimed digest differs from the recomputed
+   one (a compromised coordinator showing approvers one transaction and the co-signers
+   another);
+3. builds the policy's view of the request (operation, destination, asset, amount,
+   network) *from the payload*; from the coordinator it takes only what the payload
+   cannot say: who initiated it, the source vault/wallet, the creation time, the
+   network name of a Solana or Bitcoin payload, prices, and a token's decimals;
+4. evaluates the signed policy it holds (the head of its :class:`BundleChain`, pinned to
+   the admin set) with its own clock and its own history of what it signed, and counts
+   only approvals whose signatures verify over the recomputed digest. Anything but
+   ``allow`` is a refusal naming the deciding rule.
+
+The policy digest (what approvers sign) is the chain's signing digest where there is one
+(Ethereum), SHA-256 of the message for Solana, and for a PSBT SHA-256 over every input's
+sighash, so one approval covers the whole transaction; see ``docs/cosigner.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from shardvault.chains import bitcoin, ethereum, solana
+from shardvault.chains.errors import ChainError
+from shardvault.cosigner.errors import RequestRefused
+from shardvault.policy import (
+    BundleChain,
+    Decision,
+    Evaluation,
+    EvaluationContext,
+    History,
+    PastTransaction,
+    PolicyError,
+    SignedApproval,
+    TransactionRequest,
+    evaluate,
+    parse_approval,
+    parse_prices,
+    parse_request,
+)
+from shardvault.policy.request import UnixSeconds
+
+SOLANA_DIGEST_DOMAIN = b"shardvault/solana/message-digest/v1\x00"
+"""Prefix hashed with a Solana message to form its policy digest."""
+
+PSBT_DIGEST_DOMAIN = b"shardvault/bitcoin/psbt-digest/v1\x00"
+"""Prefix hashed with every input sighash of a PSBT to form its policy digest."""
+
+KEYGEN_DIGEST_DOMAIN = b"shardvault/cosigner/keygen-digest/v1\x00"
+"""Prefix hashed with a key-generation request to form its policy digest."""
+
+MAX_FUTURE_SKEW = 300
+"""How far (seconds) a request's ``created_at`` may lie ahead of the co-signer's clock."""
+
+_METADATA = {"initiator", "source", "created_at", "network", "token_decimals"}
+_BITCOIN_NETWORKS = {
+    "bitcoin": bitcoin.Network.MAINNET,
+    "testnet": bitcoin.Network.TESTNET,
+    "signet": bitcoin.Network.SIGNET,
+    "regtest": bitcoin.Network.REGTEST,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SigningTarget:
+    """What the co-signer will sign after its checks: the message bytes (a digest, or a
+    Solana message), and the policy view they were checked as."""
+
+    message: bytes
+    request: TransactionRequest
+    taproot_merkle_root: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRequest:
+    """A request that passed every check, with the evaluation that allowed it."""
+
+    target: SigningTarget
+    evaluation: Evaluation
+
+
+def _hex(value: object, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise RequestRefused("malformed", f"field {field} must be a hex string")
+    text = value[2:] if value.startswith("0x") else value
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise RequestRefused("malformed", f"field {field} is not hex") from None
+
+
+def _metadata(raw: object) -> dict[str, object]:
+    if not isinstance(raw, Mapping):
+        raise RequestRefused("malformed", "field metadata must be an object")
+    unknown = sorted(set(raw) - _METADATA)
+    if unknown:
+        # Destination, amount and asset come from the payload, never from the coordinator.
+        raise RequestRefused("malformed", f"metadata may not carry {unknown}")
+    return dict(raw)
+
+
+def _policy_request(fields: dict[str, object]) -> TransactionRequest:
+    try:
+        return parse_request(fields)
+    except PolicyError as exc:
+        raise RequestRefused("payload", f"cannot form the policy request: {exc}") from None
+
+
+def _base(meta: Mapping[str, object], digest: bytes, operation: str) -> dict[str, object]:
+    fields: dict[str, object] = {"digest": digest.hex(), "operation": operation}
+    for name in ("initiator", "source", "created_at"):
+        if name not in meta:
+            raise RequestRefused("malformed", f"metadata.{name} is required")
+        fields[name] = meta[name]
+    return fields
+
+
+def ethereum_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
+    """Recompute an Ethereum transaction's signing hash and the policy view.
+
+    Raises:
+        RequestRefused: the payload is not an unsigned transaction, or the policy view
+            cannot be formed.
+    """
+    try:
+        parsed = ethereum.parse_transaction(payload)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"not an Ethereum transaction: {exc}") from None
+    if isinstance(parsed, ethereum.SignedTransaction):
+        raise RequestRefused("payload", "the transaction is already signed")
+    digest = ethereum.signing_hash(parsed)
+    summary = ethereum.summarize(parsed)
+    network = ethereum.KNOWN_NETWORKS.get(parsed.chain_id) if parsed.chain_id else None
+    if network is None:
+        raise RequestRefused("payload", f"chain id {parsed.chain_id} is not a known network")
+    fields = _base(meta, digest, "transfer")
+    fields["network"] = network.name
+    if summary.kind == "native_transfer":
+        fields["destination"] = str(summary.recipient)
+        fields["asset"] = {"id": network.native_symbol, "decimals": 18}
+        fields["amount"] = str(summary.amount)
+    elif summary.kind == "token_transfer" and summary.asset != "native":
+        decimals = meta.get("token_decimals")
+        if not isinstance(decimals, int) or isinstance(decimals, bool):
+            raise RequestRefused("malformed", "metadata.token_decimals is required for tokens")
+        fields["destination"] = str(summary.recipient)
+        fields["asset"] = {"id": str(summary.asset), "decimals": decimals}
+        fields["amount"] = str(summary.amount)
+    else:
+        fields["operation"] = "contract_call"
+        if parsed.to is None:
+            raise RequestRefused("payload", "contract creation is not supported")
+        fields["destination"] = str(parsed.to)
+        if parsed.data[:4] and len(parsed.data) >= 4:
+            fields["contract"] = {"selector": "0x" + parsed.data[:4].hex()}
+        if parsed.value:
+            fields["asset"] = {"id": network.native_symbol, "decimals": 18}
+            fields["amount"] = str(parsed.value)
+    return SigningTarget(digest, _policy_request(fields))
+
+
+def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> SigningTarget:
+    """Check a Solana message that ``key`` must sign and form its policy view.
+
+    Only single transfers are understood (a System Program transfer, or an SPL Token
+    ``TransferChecked``, optionally after creating the recipient's token account);
+    anything else is refused rather than guessed at.
+
+    Raises:
+        RequestRefused: not a message, our key is not a signer, or not a transfer from it.
+    """
+    try:
+        message = solana.parse_message(payload)
+        described = solana.describe_message(message)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"not a Solana message: {exc}") from None
+    ours = solana.Pubkey(key)
+    signers = message.account_keys[: message.header.num_required_signatures]
+    if ours not in signers:
+        raise RequestRefused("payload", "the vault key is not a signer of this message")
+    instructions = described["instructions"]
+    assert isinstance(instructions, list)
+    decoded = [i["decoded"] for i in instructions if isinstance(i, dict)]
+    moves = [
+        d
+        for d in decoded
+        if isinstance(d, dict) and d.get("type") in ("system_transfer", "token_transfer_checked")
+    ]
+    others = [
+        d
+        for d in decoded
+        if isinstance(d, dict)
+        and d.get("type")
+        not in (
+            "system_transfer",
+            "token_transfer_checked",
+            "create_associated_token_account_idempotent",
+        )
+    ]
+    if len(moves) != 1 or others:
+        raise RequestRefused("payload", "only a single Solana transfer can be checked")
+    move = moves[0]
+    digest = hashlib.sha256(SOLANA_DIGEST_DOMAIN + payload).digest()
+    fields = _base(meta, digest, "transfer")
+    fields["network"] = meta.get("network", "solana")
+    if move["type"] == "system_transfer":
+        if move["from"] != str(ours):
+            raise RequestRefused("payload", "the transfer does not spend from the vault key")
+        fields["destination"] = move["to"]
+        fields["asset"] = {"id": "SOL", "decimals": 9}
+        fields["amount"] = move["lamports"]
+    else:
+        if move["owner"] != str(ours):
+            raise RequestRefused("payload", "the token transfer is not from the vault key")
+        fields["destination"] = move["destination"]
+        fields["asset"] = {"id": move["mint"], "decimals": move["decimals"]}
+        fields["amount"] = move["amount"]
+    return SigningTarget(payload, _policy_request(fields))
+
+
+def bitcoin_target(
+    payload: bytes, meta: Mapping[str, object], key: bytes, input_index: int
+) -> SigningTarget:
+    """Check a PSBT input that ``key`` (a BIP340 x-only group key, key path only) spends
+    and form the policy view: the one output not paying back to the key is the
+    destination.
+
+    Raises:
+        RequestRefused: not a PSBT, the input is not ours, or not a simple payment.
+    """
+    network_name = meta.get("network", "bitcoin")
+    network = _BITCOIN_NETWORKS.get(network_name) if isinstance(network_name, str) else None
+    if network is None:
+        raise RequestRefused("malformed", f"unknown Bitcoin network {network_name!r}")
+    try:
+        psbt = bitcoin.parse_psbt(payload)
+        ours = bitcoin.output_key(key).script_pubkey
+        tx = psbt.unsigned_transaction()
+        if not 0 <= input_index < len(tx.inputs):
+            raise RequestRefused("malformed", f"input {input_index} does not exist")
+        spent = psbt.spent_output(input_index)
+        if spent is None or spent.script_pubkey != ours:
+            raise RequestRefused("payload", f"input {input_index} is not the vault key's")
+        sighashes = [bitcoin.input_sighash(psbt, i) for i in range(len(tx.inputs))]
+        payments = [o for o in tx.outputs if o.script_pubkey != ours]
+        destination = None
+        if len(payments) == 1:
+            destination = bitcoin.address_from_script(payments[0].script_pubkey, network)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"PSBT refused: {exc}") from None
+    if destination is None:
+        raise RequestRefused("payload", "only a payment to one standard address can be checked")
+    digest = hashlib.sha256(PSBT_DIGEST_DOMAIN + b"".join(sighashes)).digest()
+    fields = _base(meta, digest, "transfer")
+    fields["network"] = network_name
+    fields["destination"] = destination
+    fields["asset"] = {"id": "BTC", "decimals": 8}
+    fields["amount"] = str(payments[0].value)
+    return SigningTarget(sighashes[input_index], _policy_request(fields), taproot_merkle_root=b"")
+
+
+def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
+    """A raw 32-byte digest: allowed only where a policy rule names raw-digest signing.
+
+    Raises:
+        RequestRefused: not 32 bytes.
+    """
+    if len(payload) != 32:
+        raise RequestRefused("payload", "a raw digest must be 32 bytes")
+    return SigningTarget(payload, _policy_request(_base(meta, payload, "raw_digest_signing")))
+
+
+def keygen_request(meta: Mapping[str, object], request_bytes: bytes) -> TransactionRequest:
+    """The policy view of a key generation (its digest is a hash of the request)."""
+    digest = hashlib.sha256(KEYGEN_DIGEST_DOMAIN + request_bytes).digest()
+    return _policy_request(_base(_metadata(meta), digest, "key_generation"))
+
+
+def signing_target(request: Mapping[str, object], key: bytes | None) -> SigningTarget:
+    """Recompute what a signing request asks for, from its payload.
+
+    ``key`` is the vault's group public key as the chain encodes it (Ed25519 key,
+    BIP340 x-only key).
+
+    Raises:
+        RequestRefused: malformed request, unsupported chain, payload refused, or a
+            claimed digest that differs from the recomputed one.
+    """
+    chain = request.get("chain")
+    payload = _hex(request.get("payload"), "payload")
+    meta = _metadata(request.get("metadata", {}))
+    if chain == "ethereum":
+        target = ethereum_target(payload, meta)
+    elif chain == "solana":
+        if key is None or len(key) != 32:
+            raise RequestRefused("key", "Solana needs an Ed25519 vault key")
+        target = solana_target(payload, meta, key)
+    elif chain == "bitcoin":
+        index = request.get("input_index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise RequestRefused("malformed", "field input_index must be an integer")
+        if key is None or len(key) != 32:
+            raise RequestRefused("key", "taproot needs a BIP340 vault key")
+        target = bitcoin_target(payload, meta, key, index)
+    elif chain == "raw":
+        target = raw_target(payload, meta)
+    else:
+        raise RequestRefused("malformed", f"unknown chain {chain!r}")
+    claimed = request.get("digest")
+    if claimed is not None and _hex(claimed, "digest") != target.request.digest:
+        raise RequestRefused(
+            "digest", "the claimed digest is not the digest of the payload (refusing)"
+        )
+    return target
+
+
+def check_policy(
+    chain: BundleChain,
+    request: TransactionRequest,
+    *,
+    now: int,
+    prices: object,
+    approvals: object,
+    history: Sequence[PastTransaction],
+) -> Evaluation:
+    """Evaluate ``request`` under the head of ``chain``; anything but allow is refused.
+
+    Raises:
+        RequestRefused: no policy installed, malformed prices or approvals, a creation
+            time in the future, or a decision other than ``allow`` (naming the rule).
+    """
+    bundle = chain.head
+    if bundle is None:
+        raise RequestRefused("policy", "no signed policy is installed on this co-signer")
+    if request.created_at > now + MAX_FUTURE_SKEW:
+        raise RequestRefused("malformed", "created_at lies in the future")
+    try:
+        parsed_prices = parse_prices(prices if prices is not None else {})
+        if not isinstance(approvals, list):
+            raise RequestRefused("malformed", "field approvals must be a list")
+        statements: list[SignedApproval] = [
+            parse_approval(a, f"approvals[{i}]") for i, a in enumerate(approvals)
+        ]
+        context = EvaluationContext(
+            now=UnixSeconds(now),
+            prices=parsed_prices,
+            address_book=bundle.address_book,
+            history=History(history),
+        )
+        evaluation = evaluate(bundle.policy, request, context, statements)
+    except PolicyError as exc:
+        raise RequestRefused("malformed", f"policy input refused: {exc}") from None
+    if evaluation.decision is not Decision.ALLOW:
+        raise RequestRefused("policy", evaluation.summary, rule=evaluation.rule)
+    return evaluation

@@ -1,0 +1,90 @@
+"""The relay protocol over HTTP: a FastAPI router around a :class:`RelayCore`.
+
+Mount it in another app with ``app.include_router(relay_router(core))``, or run the
+standalone app from :func:`create_relay_app`. Routes (see :mod:`.link` for the bodies):
+
+* ``POST /v1/relay/{cosigner_id}/poll``
+* ``POST /v1/relay/{cosigner_id}/send``
+
+Both are authenticated by the co-signer's identity signature over the raw body; a
+refused signature is a 401 with a problem+json body that names no secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from shardvault.cosigner.errors import RelayAuthError
+from shardvault.cosigner.relay_core import RelayCore
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""The largest request body the relay reads."""
+
+
+def _problem(status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def relay_router(core: RelayCore) -> APIRouter:
+    """The two relay routes, bound to ``core``."""
+    router = APIRouter()
+
+    async def _authenticated(request: Request, cosigner_id: int) -> bytes | JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _problem(413, "Payload Too Large", "relay request body is too large")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            core.authenticate(cosigner_id, "POST", request.url.path, body, headers)
+        except RelayAuthError as exc:
+            return _problem(401, "Unauthorized", str(exc))
+        return body
+
+    @router.post("/v1/relay/{cosigner_id}/poll")
+    async def poll(cosigner_id: int, request: Request) -> JSONResponse:
+        body = await _authenticated(request, cosigner_id)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            document = json.loads(body)
+            wait = float(document.get("wait", 0.0))
+        except (ValueError, TypeError, AttributeError):
+            return _problem(400, "Bad Request", "poll body must be {'wait': seconds}")
+        items = await run_in_threadpool(core.poll, cosigner_id, wait)
+        return JSONResponse({"items": items})
+
+    @router.post("/v1/relay/{cosigner_id}/send")
+    async def send(cosigner_id: int, request: Request) -> JSONResponse:
+        body = await _authenticated(request, cosigner_id)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            document = json.loads(body)
+            envelopes = [base64.b64decode(e, validate=True) for e in document["envelopes"]]
+            results = document.get("results", [])
+            events = document.get("events", [])
+            if not all(isinstance(r, dict) for r in results + events):
+                raise TypeError("results and events must be objects")
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
+            return _problem(400, "Bad Request", "send body must hold envelopes, results, events")
+        routed = core.send(cosigner_id, envelopes, results, events)
+        return JSONResponse({"routed": routed})
+
+    return router
+
+
+def create_relay_app(core: RelayCore) -> FastAPI:
+    """A standalone relay application (tests, or a relay on its own host)."""
+    app = FastAPI(title="shardvault relay", docs_url=None, redoc_url=None)
+    app.include_router(relay_router(core))
+    return app

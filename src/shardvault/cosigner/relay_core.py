@@ -1,0 +1,281 @@
+"""The relay: the coordinator's side of the co-signer link (message routing, in memory).
+
+Co-signers have no inbound port (DESIGN.md "Scale"): each one connects out and long-polls
+the relay for its work. The relay holds, per co-signer, a queue of items:
+
+* ``{"type": "request", "body": {...}}``: a request from the coordinator (key
+  generation, signing, a policy bundle, an abort), queued by :meth:`RelayCore.submit`;
+* ``{"type": "envelope", "data": base64}``: a sealed protocol message from a peer.
+
+A co-signer posts back its envelopes, its results (one per request) and events (an
+envelope it refused, say). The relay reads only an envelope's header (unverified) to
+route it: a direct message to its recipient, a broadcast to every other party of the
+session. It never decrypts; it cannot, since direct payloads are encrypted to the
+recipient. It is *untrusted*: co-signers verify everything it delivers.
+
+Every HTTP call of a co-signer is signed with its identity key over
+``REQUEST_DOMAIN || method || path || timestamp || nonce || SHA-256(body)``; the relay
+accepts it only within ``max_skew`` seconds and only once per nonce, so a captured poll
+cannot be replayed to steal another co-signer's queue.
+
+This module is I/O-free apart from the clock and thread synchronisation; ``relay_app``
+puts it behind HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from shardvault.cosigner.errors import RelayAuthError
+from shardvault.crypto.channel import Directory, PartyIdentity, peek_header
+from shardvault.crypto.errors import CryptoError
+
+REQUEST_DOMAIN = b"shardvault/relay/request/v1\x00"
+"""Prefix of the bytes a co-signer signs for each relay request."""
+
+HEADER_PARTY = "x-shardvault-cosigner"
+HEADER_TIMESTAMP = "x-shardvault-timestamp"
+HEADER_NONCE = "x-shardvault-nonce"
+HEADER_SIGNATURE = "x-shardvault-signature"
+
+MAX_WAIT = 30.0
+"""The longest a poll may wait for work (seconds)."""
+
+MAX_ITEMS = 256
+"""The most items one poll returns."""
+
+
+def request_signing_bytes(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    """The bytes a co-signer signs for one relay request."""
+    return b"\n".join(
+        [
+            REQUEST_DOMAIN,
+            method.upper().encode("ascii"),
+            path.encode("utf-8"),
+            timestamp.encode("ascii"),
+            nonce.encode("ascii"),
+            hashlib.sha256(body).hexdigest().encode("ascii"),
+        ]
+    )
+
+
+def sign_request(
+    identity: PartyIdentity, method: str, path: str, body: bytes, timestamp: int, nonce: str
+) -> dict[str, str]:
+    """The authentication headers of one relay request."""
+    signature = identity.sign(request_signing_bytes(method, path, str(timestamp), nonce, body))
+    return {
+        HEADER_PARTY: str(identity.party),
+        HEADER_TIMESTAMP: str(timestamp),
+        HEADER_NONCE: nonce,
+        HEADER_SIGNATURE: signature.hex(),
+    }
+
+
+class RelayCore:
+    """Queues and routing for a set of co-signers known by their public identities.
+
+    Thread-safe: the HTTP layer calls it from worker threads; :meth:`poll` blocks until
+    an item arrives or the wait ends. ``transcript`` keeps every envelope routed (for
+    audits and for the tests that search it for secrets).
+    """
+
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        max_skew: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        keep_transcript: bool = True,
+    ) -> None:
+        self._directory = directory
+        self._max_skew = max_skew
+        self._clock = clock
+        self._keep = keep_transcript
+        self._cond = threading.Condition()
+        self._queues: dict[int, deque[dict[str, object]]] = {
+            int(p): deque() for p in directory.entries
+        }
+        self._sessions: dict[bytes, tuple[int, ...]] = {}
+        self._results: dict[str, dict[int, dict[str, object]]] = {}
+        self._nonces: dict[tuple[int, str], float] = {}
+        self.transcript: list[bytes] = []
+        self.events: list[dict[str, object]] = []
+
+    @property
+    def parties(self) -> tuple[int, ...]:
+        """The co-signers this relay serves."""
+        return tuple(sorted(self._queues))
+
+    # --- Coordinator side -----------------------------------------------------------
+
+    def submit(self, body: Mapping[str, object], parties: Sequence[int]) -> None:
+        """Queue a request for ``parties``; a request with a ``session_id`` registers the
+        session's parties so broadcasts can be routed.
+
+        Raises:
+            ValueError: an unknown party, or a session id that is not 32 bytes of hex.
+        """
+        unknown = [p for p in parties if p not in self._queues]
+        if unknown:
+            raise ValueError(f"unknown co-signers {unknown}")
+        with self._cond:
+            session = body.get("session_id")
+            if isinstance(session, str) and body.get("kind") in ("dkg", "sign"):
+                raw = bytes.fromhex(session)
+                if len(raw) != 32:
+                    raise ValueError("session_id must be 32 bytes of hex")
+                self._sessions[raw] = tuple(sorted(parties))
+            for party in parties:
+                self._queues[party].append({"type": "request", "body": dict(body)})
+            self._cond.notify_all()
+
+    def inject(self, party: int, envelope: bytes) -> None:
+        """Deliver an envelope to ``party`` as if routed (a relay, honest or not, can)."""
+        with self._cond:
+            self._queues[party].append(
+                {"type": "envelope", "data": base64.b64encode(envelope).decode()}
+            )
+            self._cond.notify_all()
+
+    def results(self, request_id: str) -> dict[int, dict[str, object]]:
+        """The results received so far for ``request_id``, by party."""
+        with self._cond:
+            return dict(self._results.get(request_id, {}))
+
+    def wait_results(
+        self, request_id: str, parties: Sequence[int], timeout: float
+    ) -> dict[int, dict[str, object]]:
+        """Wait until every party in ``parties`` reported on ``request_id`` (or timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                got = self._results.get(request_id, {})
+                if all(p in got for p in parties):
+                    return dict(got)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return dict(got)
+                self._cond.wait(remaining)
+
+    # --- Co-signer side -------------------------------------------------------------
+
+    def authenticate(
+        self, party: int, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> None:
+        """Check a co-signer's signed request.
+
+        Raises:
+            RelayAuthError: unknown party, a missing header, a stale timestamp, a reused
+                nonce, or a signature that does not verify.
+        """
+        if party not in self._queues:
+            raise RelayAuthError(f"co-signer {party} is not known to this relay")
+        try:
+            claimed = int(headers[HEADER_PARTY])
+            timestamp_text = headers[HEADER_TIMESTAMP]
+            nonce = headers[HEADER_NONCE]
+            signature = bytes.fromhex(headers[HEADER_SIGNATURE])
+            timestamp = int(timestamp_text)
+        except (KeyError, ValueError):
+            raise RelayAuthError("missing or malformed authentication headers") from None
+        if claimed != party:
+            raise RelayAuthError("the signed party is not the party of the path")
+        if not 8 <= len(nonce) <= 64 or not nonce.isalnum():
+            raise RelayAuthError("malformed nonce")
+        now = self._clock()
+        if abs(now - timestamp) > self._max_skew:
+            raise RelayAuthError("request timestamp is outside the allowed skew")
+        key = self._directory.get(party).signing_key
+        try:
+            VerifyKey(key).verify(
+                request_signing_bytes(method, path, timestamp_text, nonce, body), signature
+            )
+        except (BadSignatureError, ValueError):
+            raise RelayAuthError(
+                f"request signature of co-signer {party} does not verify"
+            ) from None
+        with self._cond:
+            self._nonces = {k: t for k, t in self._nonces.items() if t > now}
+            if (party, nonce) in self._nonces:
+                raise RelayAuthError("request nonce was already used (replay)")
+            self._nonces[(party, nonce)] = now + 2 * self._max_skew
+
+    def poll(self, party: int, wait: float) -> list[dict[str, object]]:
+        """Take up to :data:`MAX_ITEMS` items for ``party``, waiting up to ``wait`` s."""
+        wait = max(0.0, min(wait, MAX_WAIT))
+        deadline = time.monotonic() + wait
+        with self._cond:
+            queue = self._queues[party]
+            while not queue:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+            out: list[dict[str, object]] = []
+            while queue and len(out) < MAX_ITEMS:
+                out.append(queue.popleft())
+            return out
+
+    def send(
+        self,
+        party: int,
+        envelopes: Sequence[bytes],
+        results: Sequence[Mapping[str, object]] = (),
+        events: Sequence[Mapping[str, object]] = (),
+    ) -> int:
+        """Route ``party``'s envelopes and record its results and events.
+
+        An envelope that does not parse, claims another sender, or belongs to no known
+        session is dropped and recorded as an event (the relay is not the judge of
+        protocol messages; the recipients are).
+
+        Returns the number of envelopes routed.
+        """
+        routed = 0
+        with self._cond:
+            for envelope in envelopes:
+                try:
+                    header = peek_header(envelope)
+                except CryptoError as exc:
+                    self.events.append(
+                        {"party": party, "event": "relay_dropped", "reason": str(exc)}
+                    )
+                    continue
+                members = self._sessions.get(bytes(header.session_id))
+                if header.sender != party or members is None or party not in members:
+                    self.events.append(
+                        {"party": party, "event": "relay_dropped", "reason": "not routable"}
+                    )
+                    continue
+                if header.recipient is not None:
+                    targets: Sequence[int] = (
+                        [header.recipient] if header.recipient in members else []
+                    )
+                else:
+                    targets = [p for p in members if p != party]
+                item: dict[str, object] = {
+                    "type": "envelope",
+                    "data": base64.b64encode(envelope).decode(),
+                }
+                for target in targets:
+                    self._queues[target].append(item)
+                if self._keep:
+                    self.transcript.append(envelope)
+                routed += 1
+            for result in results:
+                request_id = result.get("request_id")
+                if isinstance(request_id, str):
+                    self._results.setdefault(request_id, {})[party] = {**result, "party": party}
+            for event in events:
+                self.events.append({**event, "party": party})
+            self._cond.notify_all()
+        return routed
