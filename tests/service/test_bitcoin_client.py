@@ -295,3 +295,72 @@ def test_other_rejections_and_context_manager(signed_tx_hex: bytes) -> None:
         client.send_raw_transaction(signed_tx_hex)
     owned = BitcoinRpcClient("http://127.0.0.1:1")
     owned.close()
+
+
+def test_async_client_runs_the_same_calls(signed_tx_hex: bytes) -> None:
+    import asyncio
+
+    from shardvault.service.chainclients.bitcoin import AsyncBitcoinRpcClient
+
+    replay = Replay(FIXTURE["scenarios"]["broadcast_and_confirm"])
+
+    async def flow() -> tuple[str, int | None, int | None, int]:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(replay))
+        async with AsyncBitcoinRpcClient(
+            "http://127.0.0.1:18443", auth=AUTH, http_client=http
+        ) as client:
+            txid = await client.send_raw_transaction(signed_tx_hex)
+            in_mempool = await client.get_confirmations(txid)
+            confirmations = await client.get_confirmations(txid)
+            height = await client.get_block_count()
+        await http.aclose()
+        return txid, in_mempool, confirmations, height
+
+    txid, in_mempool, confirmations, height = asyncio.run(flow())
+    assert in_mempool == 0
+    replay.assert_done()
+    assert txid == "87b5ceff1a631d9808e0f3727b1aff7f0550428b27d965fe076e57baddffcfea"
+    assert confirmations == 3
+    assert height == 252
+
+    async def rejected() -> None:
+        client = AsyncBitcoinRpcClient(
+            "http://127.0.0.1:18443",
+            auth=AUTH,
+            http_client=httpx.AsyncClient(
+                transport=httpx.MockTransport(Replay(FIXTURE["scenarios"]["reject_missing_inputs"]))
+            ),
+        )
+        await client.send_raw_transaction(signed_tx_hex)
+
+    with pytest.raises(MissingInputsError):
+        asyncio.run(rejected())
+
+    async def other_calls() -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            method = json.loads(request.content)["method"]
+            results: dict[str, object] = {
+                "listunspent": [],
+                "scantxoutset": {
+                    "success": True,
+                    "unspents": [],
+                    "total_amount": 0,
+                    "height": 1,
+                    "bestblock": "00",
+                },
+                "estimatesmartfee": {"errors": ["no data"], "blocks": 0},
+            }
+            return httpx.Response(200, json={"result": results[method], "error": None, "id": 1})
+
+        client = AsyncBitcoinRpcClient(
+            "http://127.0.0.1:18443",
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        )
+        assert await client.list_unspent() == []
+        assert (await client.scan_utxos(["addr(x)"])).total == 0
+        assert await client.estimate_smart_fee(3) is None
+        await client.aclose()
+        owned = AsyncBitcoinRpcClient("http://127.0.0.1:1")
+        await owned.aclose()
+
+    asyncio.run(other_calls())

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Generic, NoReturn, TypeVar
 
 import httpx
 
@@ -37,6 +38,8 @@ from shardvault.service.chainclients import (
     RpcTransportError,
     TransactionRejectedError,
 )
+
+T = TypeVar("T")
 
 RPC_MISC_ERROR = -1
 RPC_INVALID_ADDRESS_OR_KEY = -5
@@ -229,79 +232,50 @@ def _envelope(response: httpx.Response, method: str) -> object:
     return body["result"]
 
 
-class BitcoinRpcClient:
-    """A synchronous client for one Bitcoin Core node.
+@dataclass(frozen=True, slots=True)
+class RpcCall(Generic[T]):
+    """One RPC described without I/O: method, params, a parser for the untrusted result,
+    and what an error reply means (re-raise, a typed rejection, or a value such as
+    "not found"). The sync and async clients run the same descriptions."""
 
-    Owns its ``httpx.Client`` unless one is passed in. Every method raises
-    :class:`RpcTransportError` when the node cannot be reached (or refuses the
-    credentials) and :class:`RpcResponseError` for an error reply or a malformed result.
-    """
+    method: str
+    params: tuple[object, ...]
+    parse: Callable[[object], T]
+    recover: Callable[[RpcResponseError], T] | None = None
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        auth: tuple[str, str] | None = None,
-        wallet: str | None = None,
-        timeout: float = 30.0,
-        http_client: httpx.Client | None = None,
-    ) -> None:
-        base = url.rstrip("/")
-        self._url = f"{base}/wallet/{wallet}" if wallet else base
-        self._auth = httpx.BasicAuth(*auth) if auth else None
-        self._owns_client = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
-        self._ids = itertools.count(1)
 
-    def close(self) -> None:
-        """Close the HTTP connection pool if this client created it."""
-        if self._owns_client:
-            self._http.close()
+def _reraise(exc: RpcResponseError) -> NoReturn:
+    raise exc
 
-    def __enter__(self) -> BitcoinRpcClient:
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+def block_count_call() -> RpcCall[int]:
+    """``getblockcount``: the height of the best chain."""
+    return RpcCall("getblockcount", (), lambda r: _int(r, "getblockcount", "height"))
 
-    def request(self, method: str, params: Sequence[object] = ()) -> object:
-        """Send one JSON-RPC request and return its raw ``result``."""
-        payload = {
-            "jsonrpc": "1.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": list(params),
-        }
-        try:
-            if self._auth is None:
-                response = self._http.post(self._url, json=payload)
-            else:
-                response = self._http.post(self._url, json=payload, auth=self._auth)
-        except httpx.HTTPError as exc:
-            raise RpcTransportError(f"request failed: {type(exc).__name__}", method=method) from exc
-        return _envelope(response, method)
 
-    def get_block_count(self) -> int:
-        """``getblockcount``: the height of the best chain."""
-        return _int(self.request("getblockcount"), "getblockcount", "height")
+def list_unspent_call(
+    min_confirmations: int = 1, addresses: Sequence[str] = ()
+) -> RpcCall[list[UnspentOutput]]:
+    """``listunspent`` of the wallet, optionally for some addresses only."""
+    method = "listunspent"
+    params: tuple[object, ...] = (min_confirmations, 9_999_999)
+    if addresses:
+        params = (*params, list(addresses))
 
-    def list_unspent(
-        self, min_confirmations: int = 1, addresses: Sequence[str] = ()
-    ) -> list[UnspentOutput]:
-        """``listunspent`` of the client's wallet, optionally for some addresses only."""
-        method = "listunspent"
-        params: list[object] = [min_confirmations, 9_999_999]
-        if addresses:
-            params.append(list(addresses))
-        result = self.request(method, params)
+    def parse(result: object) -> list[UnspentOutput]:
         if not isinstance(result, list):
             raise RpcResponseError("returned a non-list result", method=method)
         return [_unspent(item, method) for item in result]
 
-    def scan_utxos(self, descriptors: Sequence[str]) -> ScanResult:
-        """``scantxoutset start``: UTXOs of output descriptors, without a wallet."""
-        method = "scantxoutset"
-        result = _object(self.request(method, ["start", list(descriptors)]), method)
+    return RpcCall(method, params, parse)
+
+
+def scan_utxos_call(descriptors: Sequence[str]) -> RpcCall[ScanResult]:
+    """``scantxoutset start``: UTXOs of output descriptors, without a wallet."""
+    method = "scantxoutset"
+
+    def parse(raw: object) -> ScanResult:
+        result = _object(raw, method)
         if result.get("success") is not True:
             raise RpcResponseError("scan did not complete", method=method)
         raw_unspents = result.get("unspents")
@@ -318,13 +292,18 @@ class BitcoinRpcClient:
             _str(result.get("bestblock"), method, "bestblock"),
         )
 
-    def estimate_smart_fee(
-        self, confirmation_target: int, mode: str = "conservative"
-    ) -> FeeRate | None:
-        """``estimatesmartfee``: a fee rate for confirmation within the target, or ``None``
-        when the node has too little data (it then answers with ``errors``)."""
-        method = "estimatesmartfee"
-        result = _object(self.request(method, [confirmation_target, mode]), method)
+    return RpcCall(method, ("start", list(descriptors)), parse)
+
+
+def estimate_smart_fee_call(
+    confirmation_target: int, mode: str = "conservative"
+) -> RpcCall[FeeRate | None]:
+    """``estimatesmartfee``: a fee rate, or ``None`` when the node has too little data
+    (it then answers with ``errors`` and no ``feerate``)."""
+    method = "estimatesmartfee"
+
+    def parse(raw: object) -> FeeRate | None:
+        result = _object(raw, method)
         if "feerate" not in result:
             return None
         sat_per_kvb = btc_to_satoshi(result["feerate"], method, "feerate")
@@ -333,6 +312,143 @@ class BitcoinRpcClient:
         except ChainError as exc:
             raise RpcResponseError(f"returned an absurd fee rate: {exc}", method=method) from None
 
+    return RpcCall(method, (confirmation_target, mode), parse)
+
+
+def send_raw_transaction_call(raw: bytes, max_fee_rate: FeeRate | None = None) -> RpcCall[str]:
+    """``sendrawtransaction``; the result must be the transaction's own txid.
+
+    Raises (when built):
+        ChainError: ``raw`` is not a transaction; nothing is sent.
+    """
+    method = "sendrawtransaction"
+    expected = parse_transaction(raw).txid_hex
+    params: tuple[object, ...] = (raw.hex(),)
+    if max_fee_rate is not None:
+        params = (*params, format(Decimal(max_fee_rate.sat_per_kvb) / Decimal(10**8), "f"))
+
+    def parse(result: object) -> str:
+        if _txid(result, method) != expected:
+            raise RpcResponseError("returned a txid that is not the transaction's", method=method)
+        return expected
+
+    def recover(exc: RpcResponseError) -> str:
+        if isinstance(exc, NodeWarmingUpError):
+            raise exc
+        raise classify_rejection(exc.node_message, exc.code) from exc
+
+    return RpcCall(method, params, parse, recover)
+
+
+def transaction_status_call(txid: str) -> RpcCall[TransactionStatus | None]:
+    """``getrawtransaction <txid> true``: confirmations and block, or ``None`` when the
+    node does not know the transaction (not in its mempool, and not indexed)."""
+    method = "getrawtransaction"
+
+    def parse(raw: object) -> TransactionStatus | None:
+        result = _object(raw, method)
+        if _txid(result.get("txid"), method) != txid:
+            raise RpcResponseError("returned another transaction", method=method)
+        block_hash = result.get("blockhash")
+        return TransactionStatus(
+            txid,
+            _int(result.get("confirmations", 0), method, "confirmations"),
+            block_hash if isinstance(block_hash, str) else None,
+        )
+
+    def recover(exc: RpcResponseError) -> TransactionStatus | None:
+        if exc.code == RPC_INVALID_ADDRESS_OR_KEY:
+            return None
+        raise exc
+
+    return RpcCall(method, (txid, True), parse, recover)
+
+
+class _Base:
+    def __init__(self, url: str, auth: tuple[str, str] | None, wallet: str | None) -> None:
+        base = url.rstrip("/")
+        self._url = f"{base}/wallet/{wallet}" if wallet else base
+        self._auth = httpx.BasicAuth(*auth) if auth else None
+        self._ids = itertools.count(1)
+
+    def _payload(self, method: str, params: Sequence[object]) -> dict[str, object]:
+        return {"jsonrpc": "1.0", "id": next(self._ids), "method": method, "params": list(params)}
+
+
+def _finish(call: RpcCall[T], response: httpx.Response) -> T:
+    try:
+        result = _envelope(response, call.method)
+    except RpcResponseError as exc:
+        return (call.recover or _reraise)(exc)
+    return call.parse(result)
+
+
+class BitcoinRpcClient(_Base):
+    """A synchronous client for one Bitcoin Core node.
+
+    Owns its ``httpx.Client`` unless one is passed in. Every method raises
+    :class:`RpcTransportError` when the node cannot be reached (or refuses the
+    credentials) and :class:`RpcResponseError` for an error reply or a malformed result.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        wallet: str | None = None,
+        timeout: float = 30.0,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(url, auth, wallet)
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_client:
+            self._http.close()
+
+    def __enter__(self) -> BitcoinRpcClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run(self, call: RpcCall[T]) -> T:
+        """Send one described call and parse its reply."""
+        payload = self._payload(call.method, call.params)
+        try:
+            if self._auth is None:
+                response = self._http.post(self._url, json=payload)
+            else:
+                response = self._http.post(self._url, json=payload, auth=self._auth)
+        except httpx.HTTPError as exc:
+            raise RpcTransportError(
+                f"request failed: {type(exc).__name__}", method=call.method
+            ) from exc
+        return _finish(call, response)
+
+    def get_block_count(self) -> int:
+        """``getblockcount``."""
+        return self.run(block_count_call())
+
+    def list_unspent(
+        self, min_confirmations: int = 1, addresses: Sequence[str] = ()
+    ) -> list[UnspentOutput]:
+        """``listunspent`` (see :func:`list_unspent_call`)."""
+        return self.run(list_unspent_call(min_confirmations, addresses))
+
+    def scan_utxos(self, descriptors: Sequence[str]) -> ScanResult:
+        """``scantxoutset start`` (see :func:`scan_utxos_call`)."""
+        return self.run(scan_utxos_call(descriptors))
+
+    def estimate_smart_fee(
+        self, confirmation_target: int, mode: str = "conservative"
+    ) -> FeeRate | None:
+        """``estimatesmartfee`` (see :func:`estimate_smart_fee_call`)."""
+        return self.run(estimate_smart_fee_call(confirmation_target, mode))
+
     def send_raw_transaction(self, raw: bytes, max_fee_rate: FeeRate | None = None) -> str:
         """``sendrawtransaction``; returns the txid after checking it is ours.
 
@@ -340,41 +456,11 @@ class BitcoinRpcClient:
             TransactionRejectedError: a typed rejection (see :func:`classify_rejection`).
             RpcResponseError: the node returned another transaction's id.
         """
-        method = "sendrawtransaction"
-        expected = parse_transaction(raw).txid_hex
-        params: list[object] = [raw.hex()]
-        if max_fee_rate is not None:
-            params.append(format(Decimal(max_fee_rate.sat_per_kvb) / Decimal(10**8), "f"))
-        try:
-            result = self.request(method, params)
-        except NodeWarmingUpError:
-            raise
-        except RpcResponseError as exc:
-            raise classify_rejection(exc.node_message, exc.code) from exc
-        txid = _txid(result, method)
-        if txid != expected:
-            raise RpcResponseError("returned a txid that is not the transaction's", method=method)
-        return txid
+        return self.run(send_raw_transaction_call(raw, max_fee_rate))
 
     def get_transaction_status(self, txid: str) -> TransactionStatus | None:
-        """``getrawtransaction <txid> true``: confirmations and block, or ``None`` when the
-        node does not know the transaction (not in its mempool, and not indexed)."""
-        method = "getrawtransaction"
-        try:
-            result = _object(self.request(method, [txid, True]), method)
-        except RpcResponseError as exc:
-            if exc.code == RPC_INVALID_ADDRESS_OR_KEY:
-                return None
-            raise
-        if _txid(result.get("txid"), method) != txid:
-            raise RpcResponseError("returned another transaction", method=method)
-        confirmations = result.get("confirmations", 0)
-        block_hash = result.get("blockhash")
-        return TransactionStatus(
-            txid,
-            _int(confirmations, method, "confirmations"),
-            block_hash if isinstance(block_hash, str) else None,
-        )
+        """``getrawtransaction`` (see :func:`transaction_status_call`)."""
+        return self.run(transaction_status_call(txid))
 
     def get_confirmations(self, txid: str) -> int | None:
         """Confirmations of ``txid`` (0 in the mempool), ``None`` if the node lost it."""
@@ -382,14 +468,91 @@ class BitcoinRpcClient:
         return None if status is None else status.confirmations
 
 
+class AsyncBitcoinRpcClient(_Base):
+    """The asynchronous twin of :class:`BitcoinRpcClient` (same calls, same errors)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        wallet: str | None = None,
+        timeout: float = 30.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(url, auth, wallet)
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncBitcoinRpcClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def run(self, call: RpcCall[T]) -> T:
+        """Send one described call and parse its reply."""
+        payload = self._payload(call.method, call.params)
+        try:
+            if self._auth is None:
+                response = await self._http.post(self._url, json=payload)
+            else:
+                response = await self._http.post(self._url, json=payload, auth=self._auth)
+        except httpx.HTTPError as exc:
+            raise RpcTransportError(
+                f"request failed: {type(exc).__name__}", method=call.method
+            ) from exc
+        return _finish(call, response)
+
+    async def get_block_count(self) -> int:
+        """``getblockcount``."""
+        return await self.run(block_count_call())
+
+    async def list_unspent(
+        self, min_confirmations: int = 1, addresses: Sequence[str] = ()
+    ) -> list[UnspentOutput]:
+        """``listunspent``."""
+        return await self.run(list_unspent_call(min_confirmations, addresses))
+
+    async def scan_utxos(self, descriptors: Sequence[str]) -> ScanResult:
+        """``scantxoutset start``."""
+        return await self.run(scan_utxos_call(descriptors))
+
+    async def estimate_smart_fee(
+        self, confirmation_target: int, mode: str = "conservative"
+    ) -> FeeRate | None:
+        """``estimatesmartfee``."""
+        return await self.run(estimate_smart_fee_call(confirmation_target, mode))
+
+    async def send_raw_transaction(self, raw: bytes, max_fee_rate: FeeRate | None = None) -> str:
+        """``sendrawtransaction`` with typed rejections."""
+        return await self.run(send_raw_transaction_call(raw, max_fee_rate))
+
+    async def get_transaction_status(self, txid: str) -> TransactionStatus | None:
+        """``getrawtransaction``."""
+        return await self.run(transaction_status_call(txid))
+
+    async def get_confirmations(self, txid: str) -> int | None:
+        """Confirmations of ``txid`` (0 in the mempool), ``None`` if the node lost it."""
+        status = await self.get_transaction_status(txid)
+        return None if status is None else status.confirmations
+
+
 __all__ = [
     "AlreadyInChainError",
+    "AsyncBitcoinRpcClient",
     "BitcoinRpcClient",
     "FeeTooLowError",
     "MalformedTransactionError",
     "MissingInputsError",
     "NodeWarmingUpError",
     "PolicyRejectedError",
+    "RpcCall",
     "ScanResult",
     "TransactionStatus",
     "UnspentOutput",
