@@ -22,7 +22,7 @@ from shardvault.custody.errors import AttestationError, ConfigurationError
 
 @click.group(name="attestation")
 def group() -> None:
-    """Enclave attestation documents: verify."""
+    """Enclave attestation documents: verify, and the local development enclave."""
 
 
 def _parse_pcr(text: str) -> tuple[int, bytes]:
