@@ -85,6 +85,36 @@ def test_the_scan_does_catch_a_reconstruction() -> None:
     assert _secret_interpolations(ast.parse(sample))
 
 
+def test_keygen_messages_never_carry_the_group_secret() -> None:
+    """Run key generation, then (TEST-ONLY) interpolate its secret and search the wire."""
+    from shardvault.crypto.protocols.cggmp21.keygen import KeygenRound1
+
+    parties = [1, 2, 3]
+    sid = RNG(32)
+    r1 = {p: KeygenRound1(p, 2, parties, sid, RNG) for p in parties}
+    wire = [r.message.to_bytes() for r in r1.values()]
+    step2 = {p: r1[p].next([r1[q].message for q in parties if q != p]) for p in parties}
+    for _, broadcast, direct in step2.values():
+        wire += [broadcast.to_bytes()] + [m.to_bytes() for m in direct]
+    step3 = {
+        p: step2[p][0].next(
+            [step2[q][1] for q in parties if q != p],
+            [m for q in parties if q != p for m in step2[q][2] if m.header.recipient == p],
+        )
+        for p in parties
+    }
+    wire += [m.to_bytes() for _, m in step3.values()]
+    outputs = [step3[p][0].finish([step3[q][1] for q in parties if q != p]) for p in parties]
+    quorum = [1, 2]
+    # TEST-ONLY interpolation of the secret, to know what to search for.
+    secret = SECP256K1.scalar(
+        sum((lagrange_coefficient(SECP256K1, o.party, quorum) * o.share).value for o in outputs[:2])
+    )
+    assert SECP256K1.base_multiply(secret) == outputs[0].public_key
+    for data in wire:
+        assert secret.to_bytes() not in data
+
+
 def test_messages_never_carry_the_group_secret() -> None:
     shares = make_key_shares(2, 2, "no-whole-key")
     ids = [1, 2]

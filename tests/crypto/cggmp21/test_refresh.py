@@ -93,3 +93,36 @@ def test_refresh_with_a_bad_share_names_the_dealer() -> None:
     with pytest.raises(ProtocolAbort) as info:
         s1.next([b2], [forged])
     assert info.value.culprits == (2,)
+
+
+def test_refresh_with_different_new_aux_info_names_the_party() -> None:
+    """Every party must switch to the same new aux info: the commitment binds its digest."""
+    shares = make_key_shares(2, 2, "refresh-aux")
+    aux = _new_aux([1, 2])
+    other = build_aux_info(fixture_keys()[8:], [1, 2], make_seeded_rng("other-aux"))
+    sid = RNG(32)
+    honest = RefreshRound1(shares[0], aux[1], sid, RNG)
+    divergent = RefreshRound1(shares[1], other[2], sid, RNG)
+    s1, _, _ = honest.next([divergent.message])
+    _, b2, d2 = divergent.next([honest.message])
+    with pytest.raises(ProtocolAbort) as info:
+        s1.next([b2], d2)
+    assert info.value.culprits == (2,)
+
+
+def test_refresh_bad_schnorr_response_names_the_prover() -> None:
+    shares = make_key_shares(2, 2, "refresh-schnorr")
+    aux = _new_aux([1, 2])
+    sid = RNG(32)
+    r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
+    step2 = [r.next([o.message for o in r1 if o is not r]) for r in r1]
+    step3 = [
+        step2[0][0].next([step2[1][1]], step2[1][2]),
+        step2[1][0].next([step2[0][1]], step2[0][2]),
+    ]
+    bad = replace(step3[1][1], payload={"schnorr_responses": [SECP256K1.scalar(1).to_bytes()]})
+    with pytest.raises(ProtocolAbort) as info:
+        step3[0][0].finish([bad])
+    assert info.value.culprits == (2,)
+    with pytest.raises(MisuseError):
+        step3[0][0].finish([step3[1][1]])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shardvault.crypto.errors import EncodingError, VerificationError
 from shardvault.crypto.group import SECP256K1
@@ -72,3 +74,38 @@ def test_malformed_wire_is_an_encoding_error() -> None:
         enc.EncProof.from_wire({"S": 1})
     with pytest.raises(EncodingError):
         enc.EncProof.from_wire(dict.fromkeys(["S", "A", "C", "z1", "z2", "z3"], "x"))
+
+
+_CACHED: list[object] = []
+
+
+def _cached():  # type: ignore[no-untyped-def]
+    if not _CACHED:
+        _CACHED.append(_proof())
+    return _CACHED[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    field=st.sampled_from(["S", "A", "C", "z1", "z2", "z3"]),
+    delta=st.integers(min_value=-(2**64), max_value=2**64).filter(lambda d: d != 0),
+)
+def test_property_any_mutation_is_rejected(field: str, delta: int) -> None:
+    s, K, proof = _cached()
+    bad = replace(proof, **{field: getattr(proof, field) + delta})
+    with pytest.raises(VerificationError):
+        enc.verify(s.context, Q, s.prover.public, s.setup, K, bad)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_property_wire_round_trip_through_cbor(data: st.DataObject) -> None:
+    import cbor2
+
+    _, _, proof = _cached()
+    decoded = enc.EncProof.from_wire(cbor2.loads(cbor2.dumps(proof.to_wire(), canonical=True)))
+    assert decoded == proof
+    junk = data.draw(st.dictionaries(st.text(max_size=3), st.integers(), max_size=3))
+    if set(junk) != {"S", "A", "C", "z1", "z2", "z3"}:
+        with pytest.raises(EncodingError):
+            enc.EncProof.from_wire(junk)
