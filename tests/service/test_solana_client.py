@@ -266,3 +266,53 @@ def test_other_rejections_and_context_manager() -> None:
     assert exc.value.code == -32602
     owned = SolanaRpcClient("http://127.0.0.1:1")
     owned.close()
+
+
+def test_async_client_runs_the_same_calls() -> None:
+    import asyncio
+
+    from shardvault.service.chainclients.solana import AsyncSolanaRpcClient
+
+    wire = base64.b64decode(FIXTURE["wire_base64"])
+
+    async def flow(scenario: str) -> tuple[str, object]:
+        replay = Replay(FIXTURE["scenarios"][scenario], FIXTURE["wire_base64"])
+        http = httpx.AsyncClient(transport=httpx.MockTransport(replay))
+        async with AsyncSolanaRpcClient("http://127.0.0.1:8899", http_client=http) as client:
+            if scenario == "blockhash_and_balances":
+                latest = await client.get_latest_blockhash()
+                await client.get_balance(PAYER)
+                balance = await client.get_token_account_balance(TOKEN_ACCOUNT)
+                await client.get_block_height()
+                result: tuple[str, object] = (latest.blockhash_base58, balance.amount)
+            else:
+                signature = await client.send_transaction(wire)
+                statuses = await client.get_signature_statuses([signature, OTHER_SIGNATURE])
+                await client.get_signature_statuses([signature], search_transaction_history=True)
+                result = (signature, statuses[1])
+        await http.aclose()
+        replay.assert_done()
+        return result
+
+    assert asyncio.run(flow("blockhash_and_balances")) == (
+        "EkSnNWid2cvwEVnVx9aBqawnmiCNiDgp3gUdkDPTKN1N",
+        9864,
+    )
+    assert asyncio.run(flow("send_and_confirm")) == (FIXTURE["signature"], None)
+
+    async def rejected() -> None:
+        replay = Replay(FIXTURE["scenarios"]["blockhash_not_found"], FIXTURE["wire_base64"])
+        client = AsyncSolanaRpcClient(
+            "http://127.0.0.1:8899",
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(replay)),
+        )
+        await client.send_transaction(wire)
+
+    with pytest.raises(BlockhashNotFoundError):
+        asyncio.run(rejected())
+
+    async def owned() -> None:
+        client = AsyncSolanaRpcClient("http://127.0.0.1:1")
+        await client.aclose()
+
+    asyncio.run(owned())

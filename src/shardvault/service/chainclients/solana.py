@@ -19,9 +19,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import base58
 import httpx
@@ -36,6 +36,8 @@ from shardvault.service.chainclients import (
 
 Commitment = Literal["processed", "confirmed", "finalized"]
 """How settled a state must be for the node to report it."""
+
+T = TypeVar("T")
 
 SEND_TRANSACTION_PREFLIGHT_FAILURE = -32002
 TRANSACTION_SIGNATURE_VERIFICATION_FAILURE = -32003
@@ -200,56 +202,24 @@ def _envelope(response: httpx.Response, method: str) -> object:
     return body["result"]
 
 
-class SolanaRpcClient:
-    """A synchronous client for one Solana RPC node.
+@dataclass(frozen=True, slots=True)
+class RpcCall(Generic[T]):
+    """One RPC described without I/O: method, params, a parser for the untrusted result,
+    and how an error reply is mapped. The sync and async clients run the same
+    descriptions."""
 
-    Every method raises :class:`RpcTransportError` when the node cannot be reached and
-    :class:`RpcResponseError` for an error reply or a malformed result.
-    """
+    method: str
+    params: tuple[object, ...]
+    parse: Callable[[object], T]
+    recover: Callable[[_RpcError], T] | None = None
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        commitment: Commitment = "confirmed",
-        timeout: float = 30.0,
-        http_client: httpx.Client | None = None,
-    ) -> None:
-        self._url = url
-        self._commitment = commitment
-        self._owns_client = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
-        self._ids = itertools.count(1)
 
-    def close(self) -> None:
-        """Close the HTTP connection pool if this client created it."""
-        if self._owns_client:
-            self._http.close()
+def latest_blockhash_call(commitment: Commitment) -> RpcCall[LatestBlockhash]:
+    """``getLatestBlockhash`` at ``commitment``."""
+    method = "getLatestBlockhash"
 
-    def __enter__(self) -> SolanaRpcClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def request(self, method: str, params: Sequence[object] = ()) -> object:
-        """Send one JSON-RPC request and return its raw ``result``."""
-        payload = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": list(params),
-        }
-        try:
-            response = self._http.post(self._url, json=payload)
-        except httpx.HTTPError as exc:
-            raise RpcTransportError(f"request failed: {type(exc).__name__}", method=method) from exc
-        return _envelope(response, method)
-
-    def get_latest_blockhash(self) -> LatestBlockhash:
-        """``getLatestBlockhash`` at the client's commitment."""
-        method = "getLatestBlockhash"
-        value, slot = _value(self.request(method, [{"commitment": self._commitment}]), method)
+    def parse(result: object) -> LatestBlockhash:
+        value, slot = _value(result, method)
         body = _object(value, method)
         return LatestBlockhash(
             _base58_32(body.get("blockhash"), method, "blockhash"),
@@ -257,66 +227,86 @@ class SolanaRpcClient:
             slot,
         )
 
-    def get_block_height(self) -> int:
-        """``getBlockHeight``: compare with a blockhash's last valid height."""
-        method = "getBlockHeight"
-        return _int(self.request(method, [{"commitment": self._commitment}]), method, "height")
+    return RpcCall(method, ({"commitment": commitment},), parse)
 
-    def get_balance(self, account: Pubkey) -> Lamports:
-        """``getBalance`` in lamports."""
-        method = "getBalance"
-        value, _ = _value(
-            self.request(method, [str(account), {"commitment": self._commitment}]), method
-        )
+
+def block_height_call(commitment: Commitment) -> RpcCall[int]:
+    """``getBlockHeight``: compare with a blockhash's last valid height."""
+    method = "getBlockHeight"
+    return RpcCall(method, ({"commitment": commitment},), lambda r: _int(r, method, "height"))
+
+
+def balance_call(account: Pubkey, commitment: Commitment) -> RpcCall[Lamports]:
+    """``getBalance`` in lamports."""
+    method = "getBalance"
+
+    def parse(result: object) -> Lamports:
+        value, _ = _value(result, method)
         return Lamports(_int(value, method, "balance"))
 
-    def get_token_account_balance(self, token_account: Pubkey) -> TokenBalance:
-        """``getTokenAccountBalance`` from the exact ``amount`` string and ``decimals``."""
-        method = "getTokenAccountBalance"
-        value, _ = _value(
-            self.request(method, [str(token_account), {"commitment": self._commitment}]), method
-        )
+    return RpcCall(method, (str(account), {"commitment": commitment}), parse)
+
+
+def token_account_balance_call(
+    token_account: Pubkey, commitment: Commitment
+) -> RpcCall[TokenBalance]:
+    """``getTokenAccountBalance`` from the exact ``amount`` string and ``decimals``."""
+    method = "getTokenAccountBalance"
+
+    def parse(result: object) -> TokenBalance:
+        value, _ = _value(result, method)
         body = _object(value, method)
         amount = body.get("amount")
         if not isinstance(amount, str) or not amount.isdigit() or len(amount) > 20:
             raise RpcResponseError("returned a malformed amount", method=method)
         return TokenBalance(
-            _int(int(amount), method, "amount"), _int(body.get("decimals"), method, "decimals", 255)
+            _int(int(amount), method, "amount"),
+            _int(body.get("decimals"), method, "decimals", 255),
         )
 
-    def send_transaction(self, wire: bytes, *, skip_preflight: bool = False) -> str:
-        """``sendTransaction`` (base64); returns the signature after checking it is ours.
+    return RpcCall(method, (str(token_account), {"commitment": commitment}), parse)
 
-        Raises:
-            TransactionRejectedError: a typed rejection (simulation, signature).
-            RpcResponseError: the node returned another signature.
-        """
-        method = "sendTransaction"
-        tx = parse_transaction(wire)
-        expected = str(base58.b58encode(tx.signatures[0]).decode()) if tx.signatures else ""
-        config = {
-            "encoding": "base64",
-            "skipPreflight": skip_preflight,
-            "preflightCommitment": self._commitment,
-        }
-        try:
-            result = self.request(method, [base64.b64encode(wire).decode(), config])
-        except _RpcError as exc:
-            raise _rejection(exc.node_message, exc.code, exc.data) from exc
+
+def send_transaction_call(
+    wire: bytes, commitment: Commitment, *, skip_preflight: bool = False
+) -> RpcCall[str]:
+    """``sendTransaction`` (base64); the result must be the transaction's own signature.
+
+    Raises (when built):
+        ChainError: ``wire`` is not a transaction; nothing is sent.
+    """
+    method = "sendTransaction"
+    tx = parse_transaction(wire)
+    expected = str(base58.b58encode(tx.signatures[0]).decode()) if tx.signatures else ""
+    config = {
+        "encoding": "base64",
+        "skipPreflight": skip_preflight,
+        "preflightCommitment": commitment,
+    }
+
+    def parse(result: object) -> str:
         if result != expected:
             raise RpcResponseError(
                 "returned a signature that is not the transaction's", method=method
             )
         return expected
 
-    def get_signature_statuses(
-        self, signatures: Sequence[str], *, search_transaction_history: bool = False
-    ) -> list[SignatureStatus | None]:
-        """``getSignatureStatuses``: one status per signature, ``None`` when unknown."""
-        method = "getSignatureStatuses"
-        params = [list(signatures), {"searchTransactionHistory": search_transaction_history}]
-        value, _ = _value(self.request(method, params), method)
-        if not isinstance(value, list) or len(value) != len(signatures):
+    def recover(exc: _RpcError) -> str:
+        raise _rejection(exc.node_message, exc.code, exc.data) from exc
+
+    return RpcCall(method, (base64.b64encode(wire).decode(), config), parse, recover)
+
+
+def signature_statuses_call(
+    signatures: Sequence[str], *, search_transaction_history: bool = False
+) -> RpcCall[list[SignatureStatus | None]]:
+    """``getSignatureStatuses``: one status per signature, ``None`` when unknown."""
+    method = "getSignatureStatuses"
+    count = len(signatures)
+
+    def parse(result: object) -> list[SignatureStatus | None]:
+        value, _ = _value(result, method)
+        if not isinstance(value, list) or len(value) != count:
             raise RpcResponseError("returned a list of the wrong length", method=method)
         statuses: list[SignatureStatus | None] = []
         for item in value:
@@ -338,12 +328,182 @@ class SolanaRpcClient:
             )
         return statuses
 
+    params = (list(signatures), {"searchTransactionHistory": search_transaction_history})
+    return RpcCall(method, params, parse)
+
+
+def _payload(ids: Iterator[int], call: RpcCall[T]) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "id": next(ids), "method": call.method, "params": list(call.params)}
+
+
+def _finish(call: RpcCall[T], response: httpx.Response) -> T:
+    try:
+        result = _envelope(response, call.method)
+    except _RpcError as exc:
+        if call.recover is None:
+            raise
+        return call.recover(exc)
+    return call.parse(result)
+
+
+class SolanaRpcClient:
+    """A synchronous client for one Solana RPC node.
+
+    Every method raises :class:`RpcTransportError` when the node cannot be reached and
+    :class:`RpcResponseError` for an error reply or a malformed result.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        commitment: Commitment = "confirmed",
+        timeout: float = 30.0,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self._url = url
+        self._commitment: Commitment = commitment
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_client:
+            self._http.close()
+
+    def __enter__(self) -> SolanaRpcClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run(self, call: RpcCall[T]) -> T:
+        """Send one described call and parse its reply."""
+        try:
+            response = self._http.post(self._url, json=_payload(self._ids, call))
+        except httpx.HTTPError as exc:
+            raise RpcTransportError(
+                f"request failed: {type(exc).__name__}", method=call.method
+            ) from exc
+        return _finish(call, response)
+
+    def get_latest_blockhash(self) -> LatestBlockhash:
+        """``getLatestBlockhash`` at the client's commitment."""
+        return self.run(latest_blockhash_call(self._commitment))
+
+    def get_block_height(self) -> int:
+        """``getBlockHeight``."""
+        return self.run(block_height_call(self._commitment))
+
+    def get_balance(self, account: Pubkey) -> Lamports:
+        """``getBalance`` in lamports."""
+        return self.run(balance_call(account, self._commitment))
+
+    def get_token_account_balance(self, token_account: Pubkey) -> TokenBalance:
+        """``getTokenAccountBalance``."""
+        return self.run(token_account_balance_call(token_account, self._commitment))
+
+    def send_transaction(self, wire: bytes, *, skip_preflight: bool = False) -> str:
+        """``sendTransaction``; returns the signature after checking it is ours.
+
+        Raises:
+            TransactionRejectedError: a typed rejection (simulation, signature).
+            RpcResponseError: the node returned another signature.
+        """
+        return self.run(
+            send_transaction_call(wire, self._commitment, skip_preflight=skip_preflight)
+        )
+
+    def get_signature_statuses(
+        self, signatures: Sequence[str], *, search_transaction_history: bool = False
+    ) -> list[SignatureStatus | None]:
+        """``getSignatureStatuses``: one status per signature, ``None`` when unknown."""
+        return self.run(
+            signature_statuses_call(
+                signatures, search_transaction_history=search_transaction_history
+            )
+        )
+
+
+class AsyncSolanaRpcClient:
+    """The asynchronous twin of :class:`SolanaRpcClient` (same calls, same errors)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        commitment: Commitment = "confirmed",
+        timeout: float = 30.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._url = url
+        self._commitment: Commitment = commitment
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._ids = itertools.count(1)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncSolanaRpcClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def run(self, call: RpcCall[T]) -> T:
+        """Send one described call and parse its reply."""
+        try:
+            response = await self._http.post(self._url, json=_payload(self._ids, call))
+        except httpx.HTTPError as exc:
+            raise RpcTransportError(
+                f"request failed: {type(exc).__name__}", method=call.method
+            ) from exc
+        return _finish(call, response)
+
+    async def get_latest_blockhash(self) -> LatestBlockhash:
+        """``getLatestBlockhash`` at the client's commitment."""
+        return await self.run(latest_blockhash_call(self._commitment))
+
+    async def get_block_height(self) -> int:
+        """``getBlockHeight``."""
+        return await self.run(block_height_call(self._commitment))
+
+    async def get_balance(self, account: Pubkey) -> Lamports:
+        """``getBalance`` in lamports."""
+        return await self.run(balance_call(account, self._commitment))
+
+    async def get_token_account_balance(self, token_account: Pubkey) -> TokenBalance:
+        """``getTokenAccountBalance``."""
+        return await self.run(token_account_balance_call(token_account, self._commitment))
+
+    async def send_transaction(self, wire: bytes, *, skip_preflight: bool = False) -> str:
+        """``sendTransaction`` with typed rejections."""
+        return await self.run(
+            send_transaction_call(wire, self._commitment, skip_preflight=skip_preflight)
+        )
+
+    async def get_signature_statuses(
+        self, signatures: Sequence[str], *, search_transaction_history: bool = False
+    ) -> list[SignatureStatus | None]:
+        """``getSignatureStatuses``."""
+        return await self.run(
+            signature_statuses_call(
+                signatures, search_transaction_history=search_transaction_history
+            )
+        )
+
 
 __all__ = [
+    "AsyncSolanaRpcClient",
     "BlockhashNotFoundError",
     "InsufficientFundsForFeeError",
     "LatestBlockhash",
     "NodeUnhealthyError",
+    "RpcCall",
     "SignatureRejectedError",
     "SignatureStatus",
     "SimulationFailedError",
