@@ -24,3 +24,25 @@ __all__ = [
     "AuxInfoRound3",
     "PartyAuxPublic",
 ]
+
+# Key generation, key shares, refresh, presigning, signing and BIP32 derivation (the
+# threshold-ECDSA phases built on the auxiliary info above).
+from shardvault.crypto.protocols.cggmp21.bip32 import derive_key_share, root_xpub
+from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput, KeygenRound1
+from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+from shardvault.crypto.protocols.cggmp21.presign import Presignature, PresignRound1
+from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
+from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
+
+__all__ += [
+    "EcdsaSignature",
+    "KeyShare",
+    "KeygenOutput",
+    "KeygenRound1",
+    "PresignRound1",
+    "Presignature",
+    "RefreshRound1",
+    "SignRound",
+    "derive_key_share",
+    "root_xpub",
+]
