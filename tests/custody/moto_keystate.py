@@ -12,7 +12,6 @@ Run: ``python -m tests.custody.moto_keystate -H 127.0.0.1 -p PORT``.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
@@ -52,4 +51,4 @@ KmsBackend.decrypt = _decrypt_checked  # type: ignore[method-assign]
 if __name__ == "__main__":
     from moto.server import main
 
-    sys.exit(main())
+    main()

@@ -31,7 +31,7 @@ class CuttableProxy:
 
     def _accept(self) -> None:
         self._listener.settimeout(0.05)
-        while not self._cut:
+        while not self.is_cut():
             try:
                 client, _ = self._listener.accept()
             except TimeoutError:
@@ -40,7 +40,7 @@ class CuttableProxy:
                 return
             client.settimeout(None)
             with self._lock:
-                if self._cut:
+                if self.is_cut():
                     client.close()
                     continue
                 upstream = socket.create_connection(self._target)
@@ -55,6 +55,10 @@ class CuttableProxy:
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
+
+    def is_cut(self) -> bool:
+        """Whether :meth:`cut` was called."""
+        return self._cut
 
     def cut(self) -> None:
         with self._lock:
