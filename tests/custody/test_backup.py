@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
 from shardvault.custody.backup import (
@@ -162,3 +164,14 @@ def test_restore_is_compare_and_swap(
     racing = ShareCustody(store_custody.backend, Racing(store_custody.store.root))  # type: ignore[attr-defined]
     with pytest.raises(ConflictError):
         restore_bundle(racing, bundle, key)
+
+
+_FUZZ_KEY = generate_recovery_key()
+
+
+@settings(max_examples=200, deadline=None)
+@given(blob=st.binary(max_size=200), prefix=st.booleans())
+def test_fuzz_bundle_parser_raises_only_backup_errors(blob: bytes, prefix: bool) -> None:
+    data = (b"SVBK\x00\x01" + blob) if prefix else blob
+    with pytest.raises(BackupError):
+        open_bundle(data, _FUZZ_KEY)
