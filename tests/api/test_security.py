@@ -412,3 +412,54 @@ def test_es256_keys_work(http: httpx.Client, platform: Platform) -> None:
     assert "ES256" in bad.json()["detail"]
     chain = chain_of(tenant.workspace_id)
     assert len(refusals(platform, chain)) == 1
+
+
+def test_authentication_comes_before_body_validation(refuse: Callable[..., Response]) -> None:
+    """An unauthenticated caller cannot probe the request schema."""
+    refuse(
+        "POST",
+        "/v1/users",
+        {"Content-Type": "application/json"},
+        b'{"not": "a user"}',
+        status=401,
+        problem="missing-credentials",
+        chain=SYSTEM_CHAIN,
+    )
+
+
+def test_oversized_bodies_are_refused_before_reading(
+    tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    body = b'{"name": "' + b"x" * (1 << 20) + b'"}'
+    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="big")
+    refuse(
+        "POST",
+        "/v1/users",
+        headers,
+        body,
+        status=400,
+        problem="invalid-request",
+        chain=SYSTEM_CHAIN,
+    )
+
+
+def test_an_unreachable_database_is_a_503_problem() -> None:
+    from shardvault.api import create_app
+    from shardvault.audit import AuditSigner
+    from shardvault.store import Database
+    from tests.api.support import live_server
+
+    database = Database("postgresql://postgres@127.0.0.1:1/none?connect_timeout=1")
+    platform = Platform(database, AuditSigner.generate())
+    creds = ApiKeyCredentials.from_pem("some-key", generate_key_pair()[0])
+    try:
+        with live_server(create_app(platform)) as url:
+            response = httpx.get(
+                f"{url}/v1/workspace", headers=signed_headers(creds, "/v1/workspace")
+            )
+    finally:
+        database.dispose()
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["type"] == "urn:shardvault:problem:unavailable"
+    assert "127.0.0.1" not in response.text

@@ -335,3 +335,45 @@ def test_concurrent_appends_never_fork(database: Database, signer: AuditSigner) 
     assert errors == []
     assert sorted(_ids_by_seq(database, workspace_id)) == list(range(1, threads * per_thread + 1))
     _verify(database, signer, workspace_id)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "kind"),
+    [
+        ("id", "'00000000-0000-4000-8000-00000000abcd'", "edited"),
+        ("workspace_id", "NULL", "edited"),
+        ("occurred_at", "occurred_at", "edited"),  # replaced below by a shifted timestamp
+        ("actor_type", "'system'", "edited"),
+        ("actor_id", "'key-2'", "edited"),
+        ("action", "'user.delete'", "edited"),
+        ("outcome", "'refused'", "edited"),
+        ("resource_type", "'api_key'", "edited"),
+        ("resource_id", "NULL", "edited"),
+        ("details", "'{\"index\": 99}'", "edited"),
+        ("prev_hash", "'" + "1" * 64 + "'", "edited"),
+        ("hash", "'" + "2" * 64 + "'", "edited"),
+        ("key_id", "'ffffffffffffffff'", "forged"),
+        ("signature", "'" + "00" * 64 + "'", "forged"),
+    ],
+)
+def test_every_stored_column_is_protected(
+    chain10: tuple[Database, str, dict[int, str]],
+    signer: AuditSigner,
+    column: str,
+    value: str,
+    kind: str,
+) -> None:
+    """Changing any single column of event 5 is reported at event 5."""
+    database, chain, ids = chain10
+    if column == "occurred_at":
+        with database.transaction() as session:
+            event = session.get(AuditEvent, ids[5])
+            assert event is not None
+            event.occurred_at = event.occurred_at.replace(
+                microsecond=(event.occurred_at.microsecond + 1) % 10**6
+            )
+        moved_id = ids[5]
+    else:
+        _sql(database, f"UPDATE audit_events SET {column} = {value} WHERE id = :i", i=ids[5])
+        moved_id = "00000000-0000-4000-8000-00000000abcd" if column == "id" else ids[5]
+    _expect_broken(database, signer, chain, kind, 5, moved_id)

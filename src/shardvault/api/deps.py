@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shardvault.service.auth import Authenticator, SignedRequest
 from shardvault.service.context import Principal
+from shardvault.service.errors import ValidationError
 from shardvault.service.idempotency import Operation, request_fingerprint, run_idempotently
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission, require
@@ -36,6 +37,20 @@ def request_uri(request: Request) -> str:
     return path + ("?" + query.decode("latin-1") if query else "")
 
 
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body accepted (1 MiB); nothing in the API needs more."""
+
+
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise ValidationError("body", f"larger than {MAX_BODY_BYTES} bytes")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ValidationError("body", f"larger than {MAX_BODY_BYTES} bytes")
+    return body
+
+
 def authorized(permission: Permission) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that authenticates the request and requires ``permission``."""
 
@@ -47,7 +62,7 @@ def authorized(permission: Permission) -> Callable[[Request], Awaitable[Principa
             authorization=request.headers.get("authorization"),
             method=request.method,
             uri=request_uri(request),
-            body=await request.body(),
+            body=await _bounded_body(request),
         )
         principal = await run_in_threadpool(authenticator.authenticate, signed)
         request.state.principal = principal

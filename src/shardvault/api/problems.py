@@ -11,6 +11,7 @@ exceptions become a 500 whose body says nothing about the cause; the cause is lo
 import logging
 from http import HTTPStatus
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -44,6 +45,15 @@ STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
     (Unavailable, 503),
 )
 """Each domain error category and its HTTP status (first match wins)."""
+
+
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+"""Driver errors that mean "the database cannot be reached or is locked": a 503 the
+client may retry, never a 500."""
 
 
 def status_of(exc: ServiceError) -> int:
@@ -125,6 +135,15 @@ def install_problem_handlers(app: FastAPI, platform: Platform) -> None:
         slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
         return problem_response(exc.status_code, slug, str(exc.detail), request.url.path)
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The cause (host, driver message) goes to the log, not to the client.
+        _log.warning(
+            "database unavailable serving %s %s: %s", request.method, request.url.path, exc
+        )
+        return problem_response(
+            503, Unavailable.problem, "the database is unavailable; retry later", request.url.path
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.error(
             "unhandled error serving %s %s",
@@ -137,4 +156,6 @@ def install_problem_handlers(app: FastAPI, platform: Platform) -> None:
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
