@@ -170,3 +170,23 @@ def test_refused_input_exits_1_with_the_path(tmp_path: Path) -> None:
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run("evaluate", "--policy", str(tmp_path / "nope.yaml"), "--request", "x")
     assert result.exit_code == 2
+
+
+def test_replay_against_a_baseline(tmp_path: Path) -> None:
+    draft = write(tmp_path, "draft.yaml", POLICY)
+    baseline = write(
+        tmp_path,
+        "current.json",
+        {
+            "format": "shardvault.policy/v1",
+            "version": 1,
+            "reference_currency": "USD",
+            "rules": [{"name": "allow-all", "action": "allow"}],
+        },
+    )
+    history = write(tmp_path, "history.json", [request_data(created_at=NOW)])
+    result = run("replay", "--policy", draft, "--history", history, "--baseline", baseline)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["changes_by_kind"] == {"allow->require_approvals": 1}
+    assert out["differences"][0]["before_rule"] == "allow-all"

@@ -267,3 +267,19 @@ def test_history_index_matches_brute_force(
         assert (
             history.amount(Scope.INITIATOR, key, ("ETH", "ethereum"), lower, upper) == expected_eth
         )
+
+
+@settings(max_examples=100, deadline=None)
+@given(docs=st.lists(rule_docs, max_size=8))
+def test_canonical_documents_are_a_fixed_point(docs: list[dict[str, Any]]) -> None:
+    """The canonical document of a policy parses back to the same policy and is its own
+    canonical form, so the YAML and JSON forms of one policy sign as the same bundle."""
+    from shardvault.policy import load_policy, parse_policy, policy_to_document
+
+    from ._support import HEADER
+
+    policy = load_policy(HEADER + _rules_yaml(list(enumerate(docs))))
+    document = policy_to_document(policy)
+    again = parse_policy(document)
+    assert again == policy
+    assert policy_to_document(again) == document
