@@ -10,6 +10,7 @@ import coincurve
 import pytest
 from nacl.signing import VerifyKey
 
+from shardvault.cosigner.errors import SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.crypto.channel import (
     Directory,
@@ -27,7 +28,6 @@ from shardvault.crypto.protocols.frost import (
 )
 from shardvault.crypto.protocols.frost.ciphersuite import Ciphersuite
 from shardvault.crypto.rng import system_random
-from shardvault.cosigner.errors import SessionError
 
 
 def _parties(n=3):
@@ -141,9 +141,7 @@ def test_bad_share_aborts_naming_the_sender_with_evidence():
     from shardvault.crypto.channel import open_envelope
 
     original = next(e for e in round2 if _to(e) == 1 and _from(e) == 3)
-    inner = DkgRound2Message.from_bytes(
-        open_envelope(original, ids[1], directory).payload
-    )
+    inner = DkgRound2Message.from_bytes(open_envelope(original, ids[1], directory).payload)
     bad_share = ED25519_SHA512.group.scalar(7).to_bytes()
     forged = dataclasses.replace(inner, share=bad_share)
     envelope = seal(forged.to_bytes(), forged.header, ids[3], ids[1].public, system_random)

@@ -1,0 +1,180 @@
+"""Shared set-up for the co-signer tests: admins, approvers, a policy, Solana payloads.
+
+Keys are deterministic (Ed25519 seeds are SHA-256 of a label) so failures reproduce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from pathlib import Path
+
+from nacl.signing import SigningKey
+
+from shardvault.chains import solana
+from shardvault.chains.solana import system
+from shardvault.cosigner.state import init_node, pin_peers
+from shardvault.custody.backends.local import DEVELOPMENT_COST
+from shardvault.custody.secret import SecretBytes
+from shardvault.policy import (
+    ApprovalVerdict,
+    approval_message,
+    new_bundle,
+    parse_address_book,
+    parse_admin_set,
+    parse_policy,
+)
+
+WORKSPACE = "ws-test"
+VAULT = "treasury"
+PASSPHRASE = "correct horse battery staple"
+SOLANA_DIGEST_DOMAIN = b"shardvault/solana/message-digest/v1\x00"
+"""docs/cosigner.md: a Solana request's policy digest is SHA-256(domain || message)."""
+
+
+def _key(label: str) -> SigningKey:
+    return SigningKey(hashlib.sha256(label.encode()).digest())
+
+
+ADMINS = {"admin-1": _key("admin-1"), "admin-2": _key("admin-2")}
+CAROL = _key("approver-carol")
+ADMIN_SET = {
+    "quorum": 2,
+    "members": [
+        {"id": name, "algorithm": "ed25519", "public_key": bytes(k.verify_key).hex()}
+        for name, k in ADMINS.items()
+    ],
+}
+
+POLICY = {
+    "format": "shardvault.policy/v1",
+    "version": 1,
+    "reference_currency": "USD",
+    "approvers": {"carol": {"algorithm": "ed25519", "public_key": bytes(CAROL.verify_key).hex()}},
+    "groups": {"treasury": ["carol"]},
+    "rules": [
+        {"name": "keygen", "when": {"operation": ["key_generation"]}, "action": "allow"},
+        {
+            "name": "block-large-sol",
+            "when": {"asset": ["SOL"], "amount": {"over": "5"}},
+            "action": "block",
+        },
+        {
+            "name": "sol-needs-approval",
+            "when": {"asset": ["SOL"], "amount": {"over": "1"}},
+            "action": "require_approvals",
+            "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
+        },
+        {"name": "small-sol", "when": {"operation": ["transfer"]}, "action": "allow"},
+    ],
+}
+
+
+def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None):
+    bundle = new_bundle(
+        WORKSPACE,
+        parse_policy(policy),
+        parse_address_book({"format": "shardvault.address-book/v1", "entries": []}),
+        parse_admin_set(ADMIN_SET),
+        predecessor,
+    )
+    for name in signers:
+        key = ADMINS.get(name) or _key(name)
+        bundle = bundle.with_signature(name, key.sign(bundle.signing_message()).signature)
+    return bundle
+
+
+def make_nodes(root: Path, count: int = 3) -> dict[int, Path]:
+    """Initialise ``count`` data directories and pin every identity in every one."""
+    dirs = {p: root / f"cosigner-{p}" for p in range(1, count + 1)}
+    identities = {}
+    for party, directory in dirs.items():
+        with SecretBytes(PASSPHRASE.encode()) as passphrase:
+            identities[party] = init_node(
+                directory, party, WORKSPACE, ADMIN_SET, passphrase, cost=DEVELOPMENT_COST
+            )
+    for directory in dirs.values():
+        pin_peers(directory, identities)
+    return dirs
+
+
+def metadata(created_at: int | None = None) -> dict[str, object]:
+    return {
+        "initiator": {"type": "user", "id": "alice"},
+        "source": {"vault": VAULT},
+        "created_at": int(time.time()) if created_at is None else created_at,
+    }
+
+
+def dkg_request(parties=(1, 2, 3), scheme="eddsa-ed25519", key_id="sol-1") -> dict[str, object]:
+    return {
+        "kind": "dkg",
+        "request_id": f"dkg-{secrets.token_hex(4)}",
+        "session_id": secrets.token_hex(32),
+        "scheme": scheme,
+        "vault": VAULT,
+        "key_id": key_id,
+        "parties": list(parties),
+        "min_signers": 2,
+        "metadata": metadata(),
+    }
+
+
+def solana_transfer(source: bytes, destination: bytes, lamports: int) -> bytes:
+    """A legacy Solana message: one System Program transfer from ``source``."""
+    ours = solana.Pubkey(source)
+    message = solana.compile_legacy_message(
+        ours,
+        [system.transfer(ours, solana.Pubkey(destination), lamports)],
+        hashlib.sha256(b"recent blockhash").digest(),
+    )
+    return solana.serialize_message(message)
+
+
+def solana_digest(message: bytes) -> bytes:
+    return hashlib.sha256(SOLANA_DIGEST_DOMAIN + message).digest()
+
+
+def approval(digest: bytes, approver="carol", key=CAROL, version=1) -> dict[str, object]:
+    signed = key.sign(approval_message(approver, digest, ApprovalVerdict.APPROVE, version))
+    return {
+        "approver": approver,
+        "digest": digest.hex(),
+        "decision": "approve",
+        "policy_version": version,
+        "signature": signed.signature.hex(),
+    }
+
+
+def sign_request(
+    message: bytes,
+    signers=(1, 2),
+    *,
+    approvals=(),
+    digest: bytes | None = None,
+    key_id="sol-1",
+    chain="solana",
+    **extra,
+) -> dict[str, object]:
+    body = {
+        "kind": "sign",
+        "request_id": f"sign-{secrets.token_hex(4)}",
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": key_id,
+        "signers": list(signers),
+        "chain": chain,
+        "payload": message.hex(),
+        "metadata": metadata(),
+        "approvals": list(approvals),
+    }
+    if digest is not None:
+        body["digest"] = digest.hex()
+    body.update(extra)
+    return body
+
+
+DESTINATION = hashlib.sha256(b"destination wallet").digest()
+OTHER_DESTINATION = hashlib.sha256(b"attacker wallet").digest()
+LAMPORTS_PER_SOL = 1_000_000_000
