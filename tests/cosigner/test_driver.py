@@ -150,7 +150,8 @@ def test_bad_share_aborts_naming_the_sender_with_evidence():
         drivers[1].receive(envelope)
     assert info.value.culprits == (3,)
     assert envelope in drivers[1].evidence[3]
-    assert drivers[1].done and drivers[1].abort is not None
+    assert drivers[1].done
+    assert drivers[1].abort is not None
     with pytest.raises(SessionError):
         drivers[1].receive(envelope)
 

@@ -296,9 +296,8 @@ def test_coordinator_abort_ends_the_session_and_refuses_its_messages(cluster):
     for node in cluster.nodes.values():
         node.step(0.0)  # every party sends its round-1 broadcast, nobody reads yet
     abort = {"kind": "abort", "request_id": "abort-1", "session_id": body["session_id"]}
-    for party, node in cluster.nodes.items():
+    for party in cluster.nodes:
         cluster.core.submit(abort, [party])
-    results = cluster.core.results("abort-1")
     before = len(cluster.core.events)
     cluster.pump()
     results = cluster.core.results("abort-1")
