@@ -120,3 +120,19 @@ def test_pubkey_fuzz_only_typed_errors(text: str) -> None:
         Pubkey.from_base58(text)
     except InvalidAddressError:
         pass
+
+
+def test_is_on_curve_edge_encodings_match_solders() -> None:
+    # Non-canonical y (p <= y < 2**255) with either sign bit, the identity, y = 1 with the
+    # sign bit set (x = 0, "negative zero") and y = -1: decoders often differ on these.
+    p = 2**255 - 19
+    encodings = [
+        (y | (sign << 255)).to_bytes(32, "little") for y in range(p, 2**255) for sign in (0, 1)
+    ]
+    encodings += [
+        bytes(32),
+        (1 | (1 << 255)).to_bytes(32, "little"),
+        (p - 1).to_bytes(32, "little"),
+    ]
+    for raw in encodings:
+        assert is_on_curve(raw) == SoldersPubkey(raw).is_on_curve(), raw.hex()
