@@ -271,3 +271,27 @@ def test_enclave_process_attest_release_unlock(tmp_path: Path, root: Development
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_kms_native_recipient_is_refused_when_the_endpoint_ignores_it(
+    moto_server: str, root: DevelopmentRoot, enclave: DevelopmentEnclave
+) -> None:
+    """moto 5.2.5 ignores Decrypt's Recipient and returns the plaintext data key; the
+    aws-kms backend detects that and refuses rather than hand the key out. This is why
+    the project's AttestedKeyReleaser sits in front of the backend."""
+    from shardvault.custody.backends.aws_kms import AwsKmsBackend
+    from shardvault.custody.envelope import inspect
+    from shardvault.custody.errors import BackendError
+    from tests.custody.conftest import boto_client
+
+    backend = AwsKmsBackend(boto_client("kms", moto_server), "unset")
+    backend.use_key(backend.create_key())
+    blob = seal_share(backend, ShareSlot(ADDRESS, 1), SecretBytes(b"r" * 32))
+    header = inspect(blob)
+    with pytest.raises(BackendError, match="ignored Recipient"):
+        backend.decrypt_for_recipient(header.wrapped_key, header.context(), enclave.attest())
+    # The same release through the project's releaser works against the same endpoint.
+    releaser = AttestedKeyReleaser(backend, _verifier(root), _policy(enclave))
+    release = releaser.release(blob, ADDRESS, enclave.attest(releaser.issue_nonce()))
+    with enclave.open_released(release.ciphertext_for_recipient) as data_key:
+        assert len(data_key) == 32

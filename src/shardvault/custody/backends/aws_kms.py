@@ -184,3 +184,39 @@ class AwsKmsBackend(KeyEncryptionBackend):
             DestinationEncryptionContext=dict(context),
         )
         return WrappedKey(self.backend_type, new_kek_id, bytes(response["CiphertextBlob"]))
+
+    def decrypt_for_recipient(
+        self, wrapped: WrappedKey, context: EncryptionContext, attestation_document: bytes
+    ) -> bytes:
+        """KMS-native attested release: ``Decrypt`` with ``Recipient`` (Nitro).
+
+        Returns ``CiphertextForRecipient`` (a CMS EnvelopedData only the enclave can
+        open). If the endpoint answers with a ``Plaintext`` instead, as moto 5.2.5 does
+        because it ignores ``Recipient``, the plaintext is discarded and
+        :class:`BackendError` is raised: an endpoint that does not honour the
+        attestation must never hand the key to the caller.
+
+        Raises: BackendError, and the errors of :meth:`unwrap`.
+        """
+        self._require_own(wrapped)
+        response = self._call(
+            "decrypt",
+            wrapped.kek_id,
+            CiphertextBlob=wrapped.blob,
+            KeyId=wrapped.kek_id,
+            EncryptionContext=dict(context),
+            Recipient={
+                "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+                "AttestationDocument": attestation_document,
+            },
+        )
+        for_recipient = response.get("CiphertextForRecipient")
+        plaintext = response.pop("Plaintext", None)
+        if plaintext is not None:
+            SecretBytes(plaintext).wipe()
+        if not for_recipient or plaintext is not None:
+            raise BackendError(
+                "aws-kms: the endpoint ignored Recipient and returned the plaintext key; "
+                "refusing (use AttestedKeyReleaser with this endpoint)"
+            )
+        return bytes(for_recipient)
