@@ -140,34 +140,48 @@ def test_rotation_rewraps_without_touching_the_share_ciphertext(harness: Backend
     assert open_share(harness.backend, blob, _slot()).share.equals(share)
 
 
+class _BreakAfterWrites(LocalShareStore):
+    """A local store that takes the backend away after its n-th successful write, so
+    the outage lands in the middle of a multi-record operation."""
+
+    def __init__(self, root: Path, harness: BackendHarness, after: int) -> None:
+        super().__init__(root)
+        self._harness, self._after, self.writes = harness, after, 0
+
+    def write(self, address: ShareAddress, blob: bytes, expected_revision: int) -> int:
+        revision = super().write(address, blob, expected_revision)
+        self.writes += 1
+        if self.writes == self._after:
+            self._harness.make_unavailable()
+        return revision
+
+
 def test_backend_unavailable_mid_rotation_loses_nothing(
     harness: BackendHarness, tmp_path: Path
 ) -> None:
-    store = LocalShareStore(tmp_path / "store")
+    shares = {party: secrets.token_bytes(48) for party in ("p1", "p2", "p3")}
+    # Three shares stored, then the backend vanishes right after the first re-wrap of
+    # rotate_all has been written.
+    store = _BreakAfterWrites(tmp_path / "store", harness, after=len(shares) + 1)
     custody = ShareCustody(harness.backend, store)
-    shares = {}
-    for party in ("p1", "p2", "p3"):
-        shares[party] = secrets.token_bytes(48)
-        custody.store_share(_slot(party), SecretBytes(shares[party]), expected_revision=0)
+    for party, share in shares.items():
+        custody.store_share(_slot(party), SecretBytes(share), expected_revision=0)
     new_kek = harness.backend.create_key()
-    addresses = sorted(store.addresses(), key=str)
-    assert custody.rotate(addresses[0], target_kek_id=new_kek) == 2
-
-    before = {a: store.revisions(a) for a in addresses}
-    harness.make_unavailable()
     with pytest.raises(BackendUnavailableError):
-        custody.rotate(addresses[1], target_kek_id=new_kek)
+        custody.rotate_all(target_kek_id=new_kek)
+    revisions = {a: store.revisions(a) for a in store.addresses()}
+    assert sorted(len(r) for r in revisions.values()) == [1, 1, 2]
     with pytest.raises(BackendUnavailableError):
         custody.store_share(_slot("p9"), SecretBytes(b"x" * 32), expected_revision=0)
-    assert {a: store.revisions(a) for a in addresses} == before
+    assert {a: store.revisions(a) for a in store.addresses()} == revisions
 
     # A fresh connection to the same keys opens everything and finishes the rotation.
-    custody = ShareCustody(harness.reopen(), store)
-    for address in addresses:
+    custody = ShareCustody(harness.reopen(), LocalShareStore(tmp_path / "store"))
+    for address in revisions:
         with custody.load_share(address) as opened:
             assert opened.share.equals(shares[address.party_id])
     custody.rotate_all(target_kek_id=new_kek)
-    for address in addresses:
+    for address in revisions:
         _, blob = custody.load_blob(address)
         assert inspect(blob).wrapped_key.kek_id == new_kek
         with custody.load_share(address) as opened:
