@@ -1,6 +1,6 @@
 """CGGMP21 proactive key refresh, t-of-n, as sans-I/O round objects.
 
-Source: CGGMP21 (ePrint 2021/060), "Auxiliary Info. & Key Refresh" (§3.2): every party
+Source: CGGMP21 (ePrint 2021/060), Figure 6 "Auxiliary Info. & Key Refresh": every party
 deals a fresh sharing of zero and every share is moved by the sum of the dealt shares, so
 the public key stays the same while every share changes; new auxiliary info (Paillier
 moduli and ring-Pedersen parameters, proven with Πmod, Πprm, Πfac) replaces the old. For a
