@@ -249,3 +249,45 @@ def test_wrong_decimals_are_rejected_by_the_token_program() -> None:
     )
     result = svm.send_transaction(VersionedTransaction.from_bytes(wire))
     assert hasattr(result, "err")
+
+
+def test_priority_fee_instructions_match_solders_and_execute() -> None:
+    from solders import compute_budget as solders_budget
+
+    from shardvault.chains.solana import compute_budget
+
+    limit = compute_budget.set_compute_unit_limit(200_000)
+    price = compute_budget.set_compute_unit_price(1_234)
+    for ours, theirs in (
+        (limit, solders_budget.set_compute_unit_limit(200_000)),
+        (price, solders_budget.set_compute_unit_price(1_234)),
+    ):
+        assert ours.program_id.raw == bytes(theirs.program_id)
+        assert ours.data == bytes(theirs.data)
+        assert ours.accounts == ()
+    _, payer = make_signing_key("payer")
+    _, recipient = make_signing_key("recipient")
+    svm = _svm_with_funded(payer)
+    instructions = [limit, price, system.transfer(payer, recipient, 1_000_000)]
+    wire = _sign(compile_v0_message(payer, instructions, bytes(svm.latest_blockhash())), "payer")
+    result = svm.send_transaction(VersionedTransaction.from_bytes(wire))
+    assert not hasattr(result, "err"), result
+    # Base fee 5000 plus the priority fee ceil(200000 * 1234 / 10**6) = 247 lamports.
+    fee = 5_000 + compute_budget.priority_fee_lamports(200_000, 1_234)
+    assert fee == 5_247
+    assert svm.get_balance(SoldersPubkey(payer.raw)) == 5_000_000_000 - 1_000_000 - fee
+    decoded = [ix["decoded"] for ix in describe(base64.b64encode(wire).decode())["instructions"]]  # type: ignore[union-attr]
+    assert decoded[0] == {"type": "set_compute_unit_limit", "units": 200_000}  # type: ignore[comparison-overlap]
+    assert decoded[1] == {"type": "set_compute_unit_price", "micro_lamports": "1234"}  # type: ignore[comparison-overlap]
+
+
+def test_compute_budget_bounds() -> None:
+    from shardvault.chains.errors import InvalidAmountError
+    from shardvault.chains.solana import compute_budget
+
+    with pytest.raises(InvalidAmountError) as exc:
+        compute_budget.set_compute_unit_limit(1_400_001)
+    assert exc.value.field == "compute_unit_limit"
+    with pytest.raises(InvalidAmountError) as exc:
+        compute_budget.set_compute_unit_price(-1)
+    assert exc.value.field == "compute_unit_price"

@@ -17,6 +17,11 @@ from shardvault.chains.solana.address import (
     find_program_address,
     is_on_curve,
 )
+from shardvault.chains.solana.compute_budget import (
+    COMPUTE_BUDGET_PROGRAM_ID,
+    set_compute_unit_limit,
+    set_compute_unit_price,
+)
 from shardvault.chains.solana.encode import (
     attach_signature,
     compile_legacy_message,
@@ -46,6 +51,7 @@ from shardvault.chains.solana.parse import describe, describe_message, describe_
 
 __all__ = [
     "ASSOCIATED_TOKEN_PROGRAM_ID",
+    "COMPUTE_BUDGET_PROGRAM_ID",
     "SYSTEM_PROGRAM_ID",
     "TOKEN_2022_PROGRAM_ID",
     "TOKEN_PROGRAM_ID",
@@ -74,6 +80,8 @@ __all__ = [
     "parse_transaction",
     "serialize_message",
     "serialize_transaction",
+    "set_compute_unit_limit",
+    "set_compute_unit_price",
     "unsigned_transaction",
     "verify_signature",
     "verify_transaction",

@@ -2,7 +2,8 @@
 
 A co-signer or policy must see what a message does before it signs: which accounts sign
 and are written, and for the instructions shardvault knows (System Program transfers, SPL
-Token ``Transfer``/``TransferChecked``, Associated Token Account creation) the decoded
+Token ``Transfer``/``TransferChecked``, Associated Token Account creation, Compute Budget
+limit and price) the decoded
 fields. Account roles follow the message header (Solana "Message Header"); accounts a v0
 message loads from lookup tables come after the static keys, writable ones first
 (Solana "Versioned Transactions"), and cannot be named without the table's contents.
@@ -15,7 +16,7 @@ import base58
 
 from shardvault.chains.amounts import format_decimal_amount
 from shardvault.chains.errors import ChainError, DecodeError
-from shardvault.chains.solana import system, token
+from shardvault.chains.solana import compute_budget, system, token
 from shardvault.chains.solana.address import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
     SYSTEM_PROGRAM_ID,
@@ -154,6 +155,18 @@ def decode_instruction(
                 "ui_amount": format_decimal_amount(amount, data[9]),
             }
         return {"type": f"token_{_TOKEN_INSTRUCTION_NAMES.get(tag, 'unknown')}"}
+    if program_id == compute_budget.COMPUTE_BUDGET_PROGRAM_ID:
+        budget_tag = data[0] if data else None
+        if budget_tag == compute_budget.SET_COMPUTE_UNIT_LIMIT:
+            _need(data, 5, field, "set_compute_unit_limit")
+            return {"type": "set_compute_unit_limit", "units": int.from_bytes(data[1:], "little")}
+        if budget_tag == compute_budget.SET_COMPUTE_UNIT_PRICE:
+            _need(data, 9, field, "set_compute_unit_price")
+            return {
+                "type": "set_compute_unit_price",
+                "micro_lamports": str(int.from_bytes(data[1:], "little")),
+            }
+        return {"type": "compute_budget_unknown"}
     if program_id == ASSOCIATED_TOKEN_PROGRAM_ID:
         if data not in (b"", b"\x00", b"\x01"):
             return {"type": "associated_token_unknown"}
