@@ -107,8 +107,20 @@ class RelayCore:
         self._sessions: dict[bytes, tuple[int, ...]] = {}
         self._results: dict[str, dict[int, dict[str, object]]] = {}
         self._nonces: dict[tuple[int, str], float] = {}
+        self._closed = False
         self.transcript: list[bytes] = []
         self.events: list[dict[str, object]] = []
+
+    def close(self) -> None:
+        """Wake every waiting poll and answer all further polls at once (shutdown)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def request_ids(self) -> list[str]:
+        """Every request id some co-signer reported on."""
+        with self._cond:
+            return list(self._results)
 
     @property
     def parties(self) -> tuple[int, ...]:
@@ -215,7 +227,7 @@ class RelayCore:
         deadline = time.monotonic() + wait
         with self._cond:
             queue = self._queues[party]
-            while not queue:
+            while not queue and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []

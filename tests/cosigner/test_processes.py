@@ -1,0 +1,292 @@
+"""Three co-signer processes and a relay on 127.0.0.1, end to end.
+
+The processes are ``shardvault cosigner run`` subprocesses that connect out to the relay
+(they open no port). The test plays the coordinator: it installs a signed policy, runs a
+FROST 2-of-3 key generation and signing sessions, and plays a compromised coordinator.
+Signatures are verified with PyNaCl (libsodium's Ed25519, RFC 8032). Invariant 1 is
+checked by searching every envelope that crossed the relay, and every result, for the
+group secret (interpolated here, test-only) and for each plaintext share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from nacl.signing import VerifyKey
+
+from shardvault.cosigner.relay_app import create_relay_app
+from shardvault.cosigner.relay_core import RelayCore
+from shardvault.cosigner.state import open_node, read_public_identity
+from shardvault.crypto.channel import Directory, peek_header
+from shardvault.crypto.polynomial import lagrange_coefficient
+from shardvault.crypto.protocols.frost import KeyPackage
+from shardvault.custody.secret import SecretBytes
+from tests.cosigner.support import (
+    DESTINATION,
+    LAMPORTS_PER_SOL,
+    OTHER_DESTINATION,
+    PASSPHRASE,
+    VAULT,
+    approval,
+    dkg_request,
+    make_nodes,
+    sign_request,
+    signed_bundle,
+    solana_digest,
+    solana_transfer,
+)
+
+PASSPHRASE_ENV = "SV_TEST_COSIGNER_PASSPHRASE"
+RESULT_TIMEOUT = 20.0
+
+
+class Relay:
+    """The relay app served by uvicorn in a thread, on a socket bound to 127.0.0.1."""
+
+    def __init__(self, core: RelayCore) -> None:
+        self.core = core
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(create_relay_app(core), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            assert time.monotonic() < deadline, "relay did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.core.close()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+def _start(party: int, data_dir: Path, url: str, poll_wait: float = 1.0) -> subprocess.Popen:
+    env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE}
+    # The log goes to a file beside the data directory, so a full pipe never blocks it.
+    log = open(data_dir.parent / f"cosigner-{party}.log", "a")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shardvault.cli.main",
+            "cosigner",
+            "run",
+            "--id",
+            str(party),
+            "--data-dir",
+            str(data_dir),
+            "--coordinator",
+            url,
+            "--passphrase-env",
+            PASSPHRASE_ENV,
+            "--poll-wait",
+            str(poll_wait),
+            "--session-timeout",
+            "15",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=env,
+        text=True,
+    )
+    log.close()
+    return process
+
+
+def _wait_started(process: subprocess.Popen) -> None:
+    line = process.stdout.readline()
+    assert json.loads(line)["event"] == "started", line
+
+
+def _stop(process: subprocess.Popen) -> float:
+    """SIGTERM, wait; returns the seconds it took. Kills (and fails) on a hang."""
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError("co-signer did not stop on SIGTERM") from None
+    return time.monotonic() - began
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.dirs = make_nodes(root, count=4)
+        directory = Directory.of({p: read_public_identity(d)[1] for p, d in self.dirs.items()})
+        self.relay = Relay(RelayCore(directory))
+        self.core = self.relay.core
+        self.processes = {p: _start(p, self.dirs[p], self.relay.url) for p in (1, 2, 3)}
+        for process in self.processes.values():
+            _wait_started(process)
+
+    def run(self, body: dict, parties) -> dict[int, dict]:
+        self.core.submit(body, list(parties))
+        results = self.core.wait_results(body["request_id"], list(parties), RESULT_TIMEOUT)
+        assert set(results) == set(parties), results
+        return results
+
+    def close(self) -> list[tuple[int, int, float]]:
+        stopped = []
+        try:
+            for party, process in self.processes.items():
+                took = _stop(process)
+                stopped.append((party, process.returncode, took))
+                process.stdout.close()
+        finally:
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            self.relay.stop()
+        return stopped
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("processes"))
+    try:
+        policy = {
+            "kind": "policy",
+            "request_id": "policy-1",
+            "bundles": [signed_bundle().to_json()],
+        }
+        results = c.run(policy, (1, 2, 3))
+        assert {r["status"] for r in results.values()} == {"ok"}, results
+        yield c
+    finally:
+        stopped = c.close()
+    # Every process stopped on SIGTERM, cleanly and quickly.
+    assert [(p, code) for p, code, _ in stopped] == [(1, 0), (2, 0), (3, 0)]
+    assert max(took for _, _, took in stopped) < 5
+
+
+@pytest.fixture(scope="module")
+def sol_key(cluster) -> bytes:
+    results = cluster.run(dkg_request(), (1, 2, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    keys = {r["public_key"] for r in results.values()}
+    assert len(keys) == 1
+    return bytes.fromhex(keys.pop())
+
+
+def _statuses(results):
+    return {(r["status"], r.get("check"), r.get("rule")) for r in results.values()}
+
+
+def test_dkg_and_signing_across_processes(cluster, sol_key):
+    message = solana_transfer(sol_key, DESTINATION, LAMPORTS_PER_SOL // 4)
+    results = cluster.run(sign_request(message, (2, 3), digest=solana_digest(message)), (2, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    signature = bytes.fromhex(results[2]["signature"])
+    assert results[3]["signature"] == results[2]["signature"]
+    VerifyKey(sol_key).verify(message, signature)
+
+
+def test_forbidden_request_is_refused_by_every_process(cluster, sol_key):
+    message = solana_transfer(sol_key, DESTINATION, 10 * LAMPORTS_PER_SOL)
+    results = cluster.run(sign_request(message, (1, 2, 3)), (1, 2, 3))
+    assert _statuses(results) == {("refused", "policy", "block-large-sol")}
+    assert all("signature" not in r for r in results.values())
+
+
+def test_compromised_coordinator_gets_no_signature(cluster, sol_key):
+    approved = solana_transfer(sol_key, DESTINATION, 2 * LAMPORTS_PER_SOL)
+    good = approval(solana_digest(approved))
+    # A digest that is not the payload's.
+    swapped = solana_transfer(sol_key, OTHER_DESTINATION, 2 * LAMPORTS_PER_SOL)
+    results = cluster.run(
+        sign_request(swapped, (1, 3), approvals=[good], digest=solana_digest(approved)), (1, 3)
+    )
+    assert _statuses(results) == {("refused", "digest", None)}
+    # The approved payload with its recipient or amount changed after approval.
+    for changed in (swapped, solana_transfer(sol_key, DESTINATION, 3 * LAMPORTS_PER_SOL)):
+        results = cluster.run(sign_request(changed, (1, 3), approvals=[good]), (1, 3))
+        assert _statuses(results) == {("refused", "policy", "sol-needs-approval")}
+    # The approved payload itself is signed.
+    results = cluster.run(sign_request(approved, (1, 3), approvals=[good]), (1, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}
+    VerifyKey(sol_key).verify(approved, bytes.fromhex(results[1]["signature"]))
+
+
+def test_replayed_envelope_is_refused(cluster, sol_key):
+    message = solana_transfer(sol_key, DESTINATION, 1234)
+    body = sign_request(message, (1, 2))
+    assert {r["status"] for r in cluster.run(body, (1, 2)).values()} == {"ok"}
+    sid = bytes.fromhex(body["session_id"])
+    old = next(e for e in cluster.core.transcript if bytes(peek_header(e).session_id) == sid)
+    receiver = 3 - peek_header(old).sender
+    before = len(cluster.core.events)
+    cluster.core.inject(receiver, old)
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while time.monotonic() < deadline:
+        refused = [e for e in cluster.core.events[before:] if e.get("event") == "envelope_refused"]
+        if refused:
+            break
+        time.sleep(0.05)
+    assert [(e["party"], e["error"]) for e in refused] == [(receiver, "ReplayError")]
+
+
+def test_no_secret_crosses_the_relay(cluster, sol_key):
+    # Sign once more so the transcript holds key generation and several signings.
+    message = solana_transfer(sol_key, DESTINATION, 99)
+    assert {r["status"] for r in cluster.run(sign_request(message), (1, 2)).values()} == {"ok"}
+    shares = {}
+    for party in (1, 2, 3):
+        with SecretBytes(PASSPHRASE.encode()) as passphrase:
+            state = open_node(cluster.dirs[party], passphrase)
+        try:
+            with state.custody.load_share(state.share_address(VAULT, "sol-1")) as opened:
+                shares[party] = KeyPackage.from_bytes(opened.share.reveal())
+        finally:
+            state.close()
+    group = shares[1].public.suite.group
+    # Test-only: interpolate the group secret from two shares and check it is the key.
+    secret = group.scalar(0)
+    for party in (1, 2):
+        secret = secret + shares[party].signing_share * lagrange_coefficient(group, party, [1, 2])
+    assert group.base_multiply(secret) == shares[1].public.group_public_key
+    wire = b"".join(cluster.core.transcript)
+    reported = json.dumps(
+        [cluster.core.results(rid) for rid in cluster.core.request_ids()], sort_keys=True
+    ).encode()
+    assert len(cluster.core.transcript) > 10
+    for value in [secret, *(k.signing_share for k in shares.values())]:
+        encoded = value.to_bytes()
+        for needle in (encoded, encoded[::-1], encoded.hex().encode()):
+            assert needle not in wire
+            assert needle not in reported
+
+
+def test_sigterm_interrupts_a_long_poll(cluster):
+    # Party 4 is known to the relay but has no work: it sits in a 10-second poll.
+    process = _start(4, cluster.dirs[4], cluster.relay.url, poll_wait=10.0)
+    try:
+        _wait_started(process)
+        time.sleep(0.5)
+        took = _stop(process)
+        assert process.returncode == 0
+        assert took < 3
+        assert json.loads(process.stdout.readline())["event"] == "stopped"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
