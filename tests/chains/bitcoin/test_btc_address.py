@@ -192,3 +192,32 @@ def test_single_character_substitution_is_detected(
     mutated = address[:position] + replacement + address[position + 1 :]
     with pytest.raises(InvalidAddressError):
         decode_segwit_address(mutated, Network.MAINNET)
+
+
+def test_key_and_script_validation() -> None:
+    from shardvault.chains.bitcoin import p2tr_script, taproot_tweak
+    from shardvault.chains.bitcoin.script import ScriptType, classify, is_witness_program
+    from shardvault.chains.bitcoin.taproot import p2tr_address
+
+    not_a_point = b"\xff" * 32
+    for bad_key, field in ((bytes(31), "internal_key"), (not_a_point, "internal_key")):
+        with pytest.raises(InvalidAddressError) as exc:
+            taproot_tweak(bad_key)
+        assert exc.value.field == field
+    internal = PublicKeyXOnly.from_secret(make_key("address").secret).format()
+    with pytest.raises(InvalidAddressError) as exc:
+        taproot_tweak(internal, bytes(31))
+    assert exc.value.field == "merkle_root"
+    assert p2tr_address(internal, Network.SIGNET) == output_key(internal).address(Network.SIGNET)
+    with pytest.raises(InvalidAddressError):
+        p2tr_script(bytes(33))
+    for bad_pub in (bytes(33), b"\x04" + bytes(32), b"\x02" + not_a_point):
+        with pytest.raises(InvalidAddressError) as exc:
+            p2wpkh_script(bad_pub)
+        assert exc.value.field == "pubkey"
+    assert classify(b"\x6a\x04abcd") is ScriptType.NULL_DATA
+    assert classify(b"\x52\x02\x00\x00") is ScriptType.WITNESS_UNKNOWN
+    assert classify(b"\xac") is ScriptType.NONSTANDARD
+    assert is_witness_program(b"\x00\x14" + bytes(20))
+    assert not is_witness_program(b"\x00\x15" + bytes(20))
+    assert address_from_script(b"\xac", Network.MAINNET) is None
