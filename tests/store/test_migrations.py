@@ -126,3 +126,29 @@ def test_repr_hides_the_password() -> None:
     database = Database("postgresql://user:hunter2@127.0.0.1:5432/x")
     assert "hunter2" not in repr(database)
     database.dispose()
+
+
+def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
+    """Several servers starting at once against an empty database all succeed."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(db_url)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    engine = create_engine_for(db_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -10,6 +10,8 @@ serialization there takes row locks (``SELECT ... FOR UPDATE``) or relies on uni
 constraints.
 """
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +48,26 @@ def normalize_url(url: str | URL) -> URL:
     raise UnsupportedDatabaseError(parsed.drivername)
 
 
+def _enable_wal(cursor: Any) -> None:
+    # WAL mode is stored in the file, so only a new database needs switching. Switching
+    # takes an exclusive lock, and SQLite answers "database is locked" at once (without the
+    # busy handler) when connections to a new file race to switch it, so retry a while.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        # Done, whatever mode resulted (an in-memory database stays "memory").
+        return
+
+
 def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -54,7 +76,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:

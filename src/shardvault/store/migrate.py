@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
 from shardvault.store.database import create_engine_for
@@ -42,10 +42,17 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+MIGRATION_LOCK_ID = 0x5348_4156_4C54  # "SHAVLT"
+"""The PostgreSQL advisory lock that serializes concurrent migrations (several server
+replicas starting at once); SQLite's BEGIN IMMEDIATE already serializes them."""
+
+
 def migrate_engine(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database behind ``engine`` to ``revision``."""
     config = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
