@@ -1,0 +1,193 @@
+"""The relay protocol: signed co-signer requests, routing, and the HTTP link.
+
+Every refusal of a relay request is a 401 problem+json naming what failed, and changes
+nothing (the queue is still there for the genuine co-signer).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from shardvault.cosigner.errors import LinkError, RelayAuthError
+from shardvault.cosigner.link import HttpLink, InMemoryLink, parse_items
+from shardvault.cosigner.relay_app import create_relay_app
+from shardvault.cosigner.relay_core import RelayCore, sign_request
+from shardvault.crypto.channel import Directory, PartyIdentity, seal
+from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, SessionId
+from shardvault.crypto.rng import system_random
+
+IDS = {p: PartyIdentity.generate(p, system_random) for p in (1, 2, 3)}
+DIRECTORY = Directory.of({p: i.public for p, i in IDS.items()})
+SESSION = bytes(range(32))
+
+
+def _core(now: float | None = None) -> RelayCore:
+    clock = (lambda: now) if now is not None else time.time
+    core = RelayCore(DIRECTORY, clock=clock)
+    core.submit({"kind": "sign", "request_id": "r1", "session_id": SESSION.hex()}, [1, 2, 3])
+    return core
+
+
+def _post(client, party, action, document, *, identity=None, timestamp=None, nonce="abcdef0123"):
+    body = json.dumps(document).encode()
+    path = f"/v1/relay/{party}/{action}"
+    headers = sign_request(
+        identity or IDS[party], "POST", path, body, int(timestamp or time.time()), nonce
+    )
+    headers["x-shardvault-cosigner"] = str(party)  # a forger claims the path's party
+    return client.post(path, content=body, headers=headers)
+
+
+def _envelope(sender=1, recipient=None, round_number=1) -> bytes:
+    header = Header(
+        "frost/sign",
+        WIRE_VERSION,
+        SessionId(SESSION),
+        round_number,
+        PartyId(sender),
+        None if recipient is None else PartyId(recipient),
+    )
+    key = None if recipient is None else IDS[recipient].public
+    return seal(b"message", header, IDS[sender], key, system_random)
+
+
+def test_poll_returns_the_request_and_send_routes_broadcasts():
+    core = _core()
+    client = TestClient(create_relay_app(core))
+    answer = _post(client, 1, "poll", {"wait": 0})
+    assert answer.status_code == 200
+    items = parse_items(answer.json()["items"])
+    assert items[0].request["request_id"] == "r1"
+    envelope = _envelope(sender=1)
+    sent = _post(
+        client,
+        1,
+        "send",
+        {"envelopes": [base64.b64encode(envelope).decode()], "results": [], "events": []},
+        nonce="second0001",
+    )
+    assert sent.json() == {"routed": 1}
+    for party in (2, 3):
+        items = parse_items(core.poll(party, 0))
+        assert [i.envelope for i in items if i.envelope] == [envelope]
+    assert core.poll(1, 0) == []
+
+
+def test_direct_envelope_goes_to_its_recipient_only():
+    core = _core()
+    core.poll(1, 0), core.poll(2, 0), core.poll(3, 0)
+    envelope = _envelope(sender=2, recipient=3)
+    assert core.send(2, [envelope]) == 1
+    assert core.poll(1, 0) == []
+    assert [i.envelope for i in parse_items(core.poll(3, 0))] == [envelope]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"identity": IDS[2]}, "does not verify"),
+        ({"timestamp": time.time() - 3600}, "skew"),
+        ({"nonce": "bad nonce!"}, "nonce"),
+    ],
+)
+def test_bad_requests_are_401_and_leave_the_queue(kwargs, message):
+    core = _core()
+    client = TestClient(create_relay_app(core))
+    answer = _post(client, 1, "poll", {"wait": 0}, **kwargs)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert message in answer.json()["detail"]
+    assert len(core.poll(1, 0)) == 1
+
+
+def test_replayed_request_nonce_is_refused():
+    core = _core()
+    client = TestClient(create_relay_app(core))
+    assert _post(client, 1, "poll", {"wait": 0}).status_code == 200
+    core.submit({"kind": "policy", "request_id": "r2", "bundles": []}, [1])
+    assert _post(client, 1, "poll", {"wait": 0}).status_code == 401
+    assert len(core.poll(1, 0)) == 1
+
+
+def test_signature_for_another_party_path_is_refused():
+    core = _core()
+    body = b"{}"
+    headers = sign_request(IDS[1], "POST", "/v1/relay/2/poll", body, int(time.time()), "n0nce123")
+    with pytest.raises(RelayAuthError, match="party of the path"):
+        core.authenticate(2, "POST", "/v1/relay/2/poll", body, headers)
+    with pytest.raises(RelayAuthError):
+        core.authenticate(9, "POST", "/v1/relay/9/poll", b"{}", {})
+    with pytest.raises(RelayAuthError):
+        core.authenticate(1, "POST", "/v1/relay/1/poll", b"{}", {})
+
+
+def test_malformed_bodies_are_400():
+    core = _core()
+    client = TestClient(create_relay_app(core))
+    assert _post(client, 1, "send", {"envelopes": ["***"]}).status_code == 400
+    assert _post(client, 1, "poll", ["wait"], nonce="other00001").status_code == 400
+
+
+def test_relay_drops_envelopes_it_cannot_route():
+    core = _core()
+    impostor = _envelope(sender=1)
+    assert core.send(2, [impostor, b"not an envelope"]) == 0
+    assert [e["event"] for e in core.events] == ["relay_dropped", "relay_dropped"]
+
+
+def test_http_link_against_the_app():
+    core = _core()
+    app = create_relay_app(core)
+
+    class _Transport(httpx.BaseTransport):
+        def __init__(self):
+            self._client = TestClient(app)
+
+        def handle_request(self, request):
+            response = self._client.request(
+                request.method, request.url.path, content=request.read(), headers=request.headers
+            )
+            return httpx.Response(response.status_code, content=response.content)
+
+    link = HttpLink("http://relay.test", IDS[1], transport=_Transport())
+    items = link.poll(0)
+    assert items[0].request["kind"] == "sign"
+    link.send([_envelope(sender=1)], [{"request_id": "r1", "status": "ok"}])
+    assert core.results("r1")[1]["status"] == "ok"
+    stranger = HttpLink(
+        "http://relay.test", PartyIdentity.generate(7, system_random), transport=_Transport()
+    )
+    with pytest.raises(LinkError):
+        stranger.poll(0)
+    link.close()
+
+
+def test_unreachable_coordinator_is_a_link_error():
+    link = HttpLink("http://127.0.0.1:9", IDS[1], timeout=0.5)
+    with pytest.raises(LinkError):
+        link.poll(0)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [{"x": 1}, [1], [{"type": "envelope", "data": "***"}], [{"type": "other"}]],
+)
+def test_poll_answers_that_are_not_the_protocol_are_link_errors(items):
+    with pytest.raises(LinkError):
+        parse_items(items)
+
+
+def test_in_memory_link_and_close_wakes_polls():
+    core = _core()
+    link = InMemoryLink(core, 2)
+    assert link.poll(0)[0].request["request_id"] == "r1"
+    core.close()
+    began = time.monotonic()
+    assert link.poll(5) == []
+    assert time.monotonic() - began < 1
