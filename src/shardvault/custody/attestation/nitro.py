@@ -86,6 +86,7 @@ DEBUG_PCRS = (0, 1, 2)
 _ES384 = -35
 _COSE_SIGN1_TAG = 18
 _MAX_DOCUMENT = 16 * 1024
+_MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: datetime's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +223,12 @@ def _parse_payload(payload: bytes) -> AttestationDocument:
     if doc.get("digest") != "SHA384":
         raise AttestationFormatError("field digest must be SHA384")
     timestamp = doc.get("timestamp")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp <= 0:
-        raise AttestationFormatError("field timestamp must be a positive integer")
+    if (
+        not isinstance(timestamp, int)
+        or isinstance(timestamp, bool)
+        or not 0 < timestamp < _MAX_TIMESTAMP_MS
+    ):
+        raise AttestationFormatError("field timestamp must be milliseconds in years 1970-9999")
     pcrs = doc.get("pcrs")
     if not isinstance(pcrs, dict) or not 1 <= len(pcrs) <= 32:
         raise AttestationFormatError("field pcrs must be a map of 1..32 entries")
