@@ -196,3 +196,43 @@ def test_bad_pagination_is_refused(
 ) -> None:
     with pytest.raises(ValidationError), platform.unit_of_work() as uow:
         svc.list_users(uow, _owner(tenant), limit=limit, cursor=cursor)
+
+
+def test_concurrent_revocations_cannot_remove_every_owner_key(
+    platform: Platform, tenant: Tenant
+) -> None:
+    """Two owner keys revoked at the same moment: exactly one revocation wins."""
+    import threading
+
+    owner = _owner(tenant)
+    with platform.unit_of_work() as uow:
+        second = svc.create_api_key(
+            uow,
+            owner,
+            user_id=tenant.owner_user_id,
+            name="second owner key",
+            algorithm=KeyAlgorithm.ED25519,
+            public_key_pem=generate_key_pair()[1],
+        )
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def revoke(key_id: str) -> None:
+        barrier.wait()
+        try:
+            with platform.unit_of_work() as uow:
+                svc.revoke_api_key(uow, owner, key_id)
+            outcomes.append("revoked")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [
+        threading.Thread(target=revoke, args=(k,)) for k in (tenant.owner.api_key_id, second.id)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict", "revoked"]
+    with platform.unit_of_work() as uow:
+        assert uow.api_keys(tenant.workspace_id).count_active_with_role(Role.OWNER) == 1

@@ -204,14 +204,7 @@ def list_users(
 
 
 def _active_owner_keys(uow: UnitOfWork, workspace_id: str) -> int:
-    users = {u.id: u for u in uow.users(workspace_id).list(limit=10_000)}
-    return sum(
-        1
-        for key in uow.api_keys(workspace_id).list(limit=100_000)
-        if key.status is PrincipalStatus.ACTIVE
-        and key.role is Role.OWNER
-        and users[key.user_id].status is PrincipalStatus.ACTIVE
-    )
+    return uow.api_keys(workspace_id).count_active_with_role(Role.OWNER)
 
 
 def disable_user(uow: UnitOfWork, principal: Principal, user_id: str) -> UserView:
@@ -224,6 +217,8 @@ def disable_user(uow: UnitOfWork, principal: Principal, user_id: str) -> UserVie
         Conflict: this would leave the workspace without an active owner key.
     """
     require(principal, Permission.USERS_MANAGE)
+    # Serialize with every other owner-changing call of this workspace (see below).
+    uow.workspaces().lock(principal.workspace_id)
     users = uow.users(principal.workspace_id)
     user = users.get(user_id)
     if user is None:
@@ -334,6 +329,9 @@ def revoke_api_key(uow: UnitOfWork, principal: Principal, key_id: str) -> ApiKey
         Conflict: this is the last active owner key.
     """
     require(principal, Permission.API_KEYS_MANAGE)
+    # Two concurrent revocations of the last two owner keys must not both see the other
+    # key still active (READ COMMITTED on PostgreSQL): take the workspace lock first.
+    uow.workspaces().lock(principal.workspace_id)
     key = uow.api_keys(principal.workspace_id).get(key_id)
     if key is None:
         raise NotFound("api_key", key_id)

@@ -12,7 +12,7 @@ Repositories never commit; the caller's unit of work does.
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,6 +67,16 @@ class WorkspaceRepository:
 
     def get(self, workspace_id: str) -> Workspace | None:
         return self._session.get(Workspace, workspace_id)
+
+    def lock(self, workspace_id: str) -> Workspace | None:
+        """Read the workspace row with ``FOR UPDATE``: changes that must see every other
+        change of the workspace (the last-owner rule) take this lock first."""
+        return self._session.scalar(
+            select(Workspace)
+            .where(Workspace.id == workspace_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
 
 
 class UserRepository:
@@ -146,6 +156,25 @@ class ApiKeyRepository:
         if after_id is not None:
             query = query.where(ApiKey.id > after_id)
         return self._session.scalars(query.order_by(ApiKey.id).limit(limit)).all()
+
+    def count_active_with_role(self, role: Role) -> int:
+        """How many active keys of active users hold ``role``."""
+        return int(
+            self._session.scalar(
+                select(func.count())
+                .select_from(ApiKey)
+                .join(
+                    User, (User.workspace_id == ApiKey.workspace_id) & (User.id == ApiKey.user_id)
+                )
+                .where(
+                    ApiKey.workspace_id == self.workspace_id,
+                    ApiKey.role == role,
+                    ApiKey.status == PrincipalStatus.ACTIVE,
+                    User.status == PrincipalStatus.ACTIVE,
+                )
+            )
+            or 0
+        )
 
     def list_for_user(self, user_id: str) -> Sequence[ApiKey]:
         return self._session.scalars(
