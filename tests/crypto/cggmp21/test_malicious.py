@@ -17,9 +17,14 @@ from typing import Any
 import pytest
 
 from shardvault.crypto.errors import MisuseError, ProtocolAbort
+from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.local import run_presign
-from shardvault.crypto.protocols.cggmp21.presign import PresignRound1
+from shardvault.crypto.protocols.cggmp21.presign import (
+    PresignIdentificationRequired,
+    PresignIdentify,
+    PresignRound1,
+)
 from shardvault.crypto.protocols.cggmp21.sign import SignRound
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
 
@@ -159,3 +164,97 @@ def test_signing_echo_exposes_a_misreported_presignature(shares: list[KeyShare])
     forged = _with(rounds[1].message, echo=[bytes(32), rounds[1].message.payload["echo"][1]])
     # Party 2 misreports party 1's round-3 values, which party 1 itself sent.
     assert _abort(lambda: rounds[0].finish([forged])) == (2,)
+
+
+def _to_round3(shares: list[KeyShare]) -> tuple[Any, Any, Any]:
+    """Both parties through round 2; returns party 1's round-3 state, party 2's round-3
+    state and party 2's round-3 message to party 1."""
+    r = _round1(shares)
+    a1, out1 = r[0].next([r[1].message], r[1].proofs)
+    a2, out2 = r[1].next([r[0].message], r[0].proofs)
+    b1, _ = a1.next(out2)
+    b2, out3 = a2.next(out1)
+    return b1, b2, out3[0]
+
+
+def _identification_after_wrong_delta(shares: list[KeyShare]) -> tuple[Any, Any]:
+    b1, b2, message = _to_round3(shares)
+    delta = int.from_bytes(message.payload["delta"], "big")
+    forged = _with(message, delta=((delta + 1) % SECP256K1.order).to_bytes(32, "big"))
+    with pytest.raises(PresignIdentificationRequired) as info:
+        b1.finish([forged])
+    assert info.value.culprits == ()
+    ident1 = info.value.identification
+    # Party 2 reveals its true nonce-side values (built from its own round-3 state; the
+    # views are what party 1 saw, as party 2 sent them).
+    reveal2 = PresignIdentify(
+        b2._s, reveal=b2._reveal, views=ident1._views, public=ident1._public
+    ).message
+    return ident1, reveal2
+
+
+def test_wrong_delta_is_identified(shares: list[KeyShare]) -> None:
+    ident1, reveal2 = _identification_after_wrong_delta(shares)
+    assert _abort(lambda: ident1.finish([reveal2])) == (2,)
+    with pytest.raises(MisuseError):
+        ident1.finish([reveal2])
+
+
+@pytest.mark.parametrize("field", ["k", "gamma", "betas", "nonces"])
+def test_lying_in_the_reveal_is_identified(shares: list[KeyShare], field: str) -> None:
+    ident1, reveal2 = _identification_after_wrong_delta(shares)
+    payload = reveal2.payload
+    if field in ("k", "gamma"):
+        value: Any = SECP256K1.scalar(int.from_bytes(payload[field], "big") + 1).to_bytes()
+    else:
+        value = [v + 1 if v else v for v in payload[field]]
+    assert _abort(lambda: ident1.finish([_with(reveal2, **{field: value})])) == (2,)
+
+
+def test_round3_list_of_f_must_match_round2(shares: list[KeyShare]) -> None:
+    b1, _, message = _to_round3(shares)
+    forged = _with(message, F_sent=[v + 1 if v else v for v in message.payload["F_sent"]])
+    assert _abort(lambda: b1.finish([forged])) == (2,)
+
+
+@pytest.mark.slow
+def test_wrong_delta_among_three_signers_names_only_the_cheater() -> None:
+    shares3 = make_key_shares(3, 3, "identify-three")
+    sid = RNG(32)
+    r = [PresignRound1(k, [1, 2, 3], sid, RNG) for k in shares3]
+    proofs = [m for x in r for m in x.proofs]
+    step2 = [
+        x.next(
+            [o.message for o in r if o is not x],
+            [m for m in proofs if m.header.recipient == x.message.header.sender],
+        )
+        for x in r
+    ]
+    d2 = [m for _, out in step2 for m in out]
+    step3 = [
+        st.next([m for m in d2 if m.header.recipient == i + 1]) for i, (st, _) in enumerate(step2)
+    ]
+
+    def cheat(message: Any) -> Any:
+        if message.header.sender != 3:
+            return message
+        delta = int.from_bytes(message.payload["delta"], "big")
+        return _with(message, delta=((delta + 5) % SECP256K1.order).to_bytes(32, "big"))
+
+    d3 = [cheat(m) for _, out in step3 for m in out]
+    identifications = []
+    for i in (1, 2):
+        with pytest.raises(PresignIdentificationRequired) as info:
+            step3[i - 1][0].finish([m for m in d3 if m.header.recipient == i])
+        identifications.append(info.value.identification)
+    third = step3[2][0]
+    reveal3 = PresignIdentify(
+        third._s,
+        reveal=third._reveal,
+        views=identifications[0]._views,
+        public=identifications[0]._public,
+    ).message
+    reveals = [identifications[0].message, identifications[1].message, reveal3]
+    for i, ident in zip((1, 2), identifications, strict=True):
+        others = [m for m in reveals if m.header.sender != i]
+        assert _abort(lambda ident=ident, others=others: ident.finish(others)) == (3,)

@@ -13,7 +13,12 @@ from shardvault.crypto.errors import MisuseError
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput, KeygenRound1
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.crypto.protocols.cggmp21.presign import Presignature, PresignRound1
+from shardvault.crypto.protocols.cggmp21.presign import (
+    Presignature,
+    PresignIdentificationRequired,
+    PresignIdentify,
+    PresignRound1,
+)
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
 from shardvault.crypto.protocols.common import PartyId
@@ -69,7 +74,21 @@ def run_presign(
     d2 = [m for _, out in step2 for m in out]
     step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]  # type: ignore[arg-type]
     d3 = [m for _, out in step3 for m in out]
-    return [r.finish(_to(d3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
+    results: list[Presignature] = []
+    identifications: list[PresignIdentify] = []
+    for (r, _), k in zip(step3, keys, strict=True):
+        try:
+            results.append(r.finish(_to(d3, k.party)))  # type: ignore[arg-type]
+        except PresignIdentificationRequired as failed:
+            identifications.append(failed.identification)
+    if identifications:
+        # Every party found the δ check failing (same public values): identify the culprit.
+        reveals = [i.message for i in identifications]
+        for identification in identifications:
+            identification.finish(
+                [m for m in reveals if m.header.sender != identification.message.header.sender]
+            )
+    return results
 
 
 def run_sign(

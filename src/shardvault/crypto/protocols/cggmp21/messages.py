@@ -161,9 +161,22 @@ class PresignRound2Message(_Message):
 
 @dataclass(frozen=True, slots=True, repr=False)
 class PresignRound3Message(_Message):
-    """Figure 7, round 3 (direct): ``δ_i``, ``Δ_i``, ``S_i = χ_i·Γ`` and ``ψ''`` (Πlog*)."""
+    """Figure 7, round 3 (direct): ``δ_i``, ``Δ_i``, ``S_i = χ_i·Γ``, the list of every
+    γ-MtA ciphertext ``F_{j,i}`` the sender made (for identification) and ``ψ''`` (Πlog*)."""
 
-    fields: ClassVar[tuple[str, ...]] = ("delta", "Delta", "S", "log_star_proof")
+    fields: ClassVar[tuple[str, ...]] = ("delta", "Delta", "S", "F_sent", "log_star_proof")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PresignRevealMessage(_Message):
+    """Presigning identification (round 4, broadcast), sent only after the ``δ`` check
+    failed: ``k_i``, ``γ_i``, the γ-MtA masks and nonces, and the echo of round 3.
+
+    Security: these values belong to a presignature that is already dead.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ("k", "gamma", "betas", "nonces", "echo")
+    secret: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -24,9 +24,13 @@ Every proof binds the session id, the prover, the curve, the key id and epoch, a
 signer's auxiliary info. Every ciphertext and every proof value is range- and group-checked
 before use. A failed check aborts naming the sender; the party is then terminal.
 
-Known limit: if the final global checks (``δ·G = Σ Δ_j``, ``Σ S_j = δ·X``) fail although
-every proof verified, the paper's identification step (re-proving each ``δ_j`` with Πaff-g*,
-Πmul* and Πdec) is not implemented: the abort then names no culprit.
+Identification (identifiable abort): if ``δ·G = Σ Δ_j`` fails although every proof verified,
+:class:`PresignIdentify` runs one more broadcast round in which every signer reveals its
+nonce-side values (``k_i``, ``γ_i`` and its γ-MtA masks with their Paillier nonces) so that
+everyone recomputes each ``δ_j`` and names the signer whose ``δ_j`` or reveal is wrong.
+Known limit: a failed ``Σ S_j = δ·X`` check names no culprit; finding it needs the paper's
+Πmul*/Πdec identification over the x-MtA, which is not implemented (the values involved
+there cannot be revealed without exposing key shares).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from shardvault.crypto._sampling import random_signed
 from shardvault.crypto.errors import (
@@ -55,6 +60,7 @@ from shardvault.crypto.protocols.cggmp21._common import (
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import (
     PRESIGN_PROTOCOL,
+    PresignRevealMessage,
     PresignRound1Message,
     PresignRound1ProofMessage,
     PresignRound2Message,
@@ -71,7 +77,14 @@ from shardvault.crypto.protocols.common import (
 )
 from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.zk import aff_g, enc, log_star
-from shardvault.crypto.zk.context import ELL_PRIME, CrtExp, ProofContext, check_ciphertext
+from shardvault.crypto.zk.context import (
+    ELL_PRIME,
+    CrtExp,
+    ProofContext,
+    check_ciphertext,
+    check_signed_range,
+    check_unit,
+)
 
 Q = CURVE.order
 
@@ -124,15 +137,6 @@ class _Session:
             me=self.me,
             direct=direct,
         )
-
-
-def _round3_view(delta: Scalar, Delta: Point, S: Point) -> bytes:
-    return hashlib.sha256(
-        b"shardvault/cggmp21/presign/round3-view/v1"
-        + delta.to_bytes()
-        + Delta.to_bytes()
-        + S.to_bytes()
-    ).digest()
 
 
 class Presignature:
@@ -331,6 +335,9 @@ class PresignRound1:
         out: list[PresignRound2Message] = []
         beta_sum = 0
         beta_hat_sum = 0
+        # The γ-MtA masks β_{i→j}, the nonces and ciphertexts F_{j,i} = enc_i(β_{i→j}; r):
+        # revealed only if presigning's δ check fails (identification, see PresignIdentify).
+        gamma_mta: dict[PartyId, tuple[int, int, int]] = {}
         for peer in s.peers:
             pk = key.aux[peer].paillier
             setup = key.aux[peer].ring_pedersen
@@ -352,6 +359,7 @@ class PresignRound1:
                     beta_hat_sum += beta
                 else:
                     beta_sum += beta
+                    gamma_mta[peer] = (beta, r_nonce, F)
             # ψ'_{j,i}: Πlog* that G_i encrypts the discrete log of Γ_i.
             fields["log_star_proof"] = log_star.prove(
                 me, CURVE, own, setup, self._G, Gamma, CURVE.generator(), gamma.value, nu, rng
@@ -365,6 +373,7 @@ class PresignRound1:
             echo=echo,
             secret=(k, gamma, w, rho, beta_sum, beta_hat_sum),
             Gamma=Gamma,
+            gamma_mta=gamma_mta,
         )
         return round2, out
 
@@ -385,6 +394,7 @@ class PresignRound2:
         echo: list[bytes],
         secret: tuple[Scalar, Scalar, Scalar, int, int, int],
         Gamma: Point,
+        gamma_mta: dict[PartyId, tuple[int, int, int]],
     ) -> None:
         self._s = s
         self._rng = rng
@@ -393,6 +403,7 @@ class PresignRound2:
         self._echo = echo
         self._secret: tuple[Scalar, Scalar, Scalar, int, int, int] | None = secret
         self._Gamma = Gamma
+        self._gamma_mta = gamma_mta
 
     def __repr__(self) -> str:
         return f"PresignRound2(party={self._s.me}, <redacted>)"
@@ -430,6 +441,7 @@ class PresignRound2:
         Gammas: dict[PartyId, Point] = {s.me: self._Gamma}
         alpha_sum = 0
         alpha_hat_sum = 0
+        F_received: dict[PartyId, int] = {}
         for sender in s.peers:
             message = by_sender[sender]
             assert isinstance(message, PresignRound2Message)
@@ -449,6 +461,8 @@ class PresignRound2:
                     # Figure 7, round 3, step 1: verify ψ_{i,j} and ψ̂_{i,j}.
                     aff_g.verify(ctx, CURVE, own_pk, pk, own_setup, K_i, D, F, X, proof, s.crt)
                     plain.append(own.decrypt(D))
+                    if not name:
+                        F_received[sender] = F
                 proof_log = log_star.LogStarProof.from_wire(CURVE, payload["log_star_proof"])
                 # ψ'_{i,j}: G_j encrypts the discrete log of Γ_j.
                 log_star.verify(
@@ -475,6 +489,9 @@ class PresignRound2:
         chi = w * k + (alpha_hat_sum - beta_hat_sum)
         S_i = Gamma * chi
         me = s.context(s.me)
+        # Every F_{j,i} this party sent, in signer order (0 for itself): each peer checks its
+        # own entry against round 2, and identification uses the agreed list.
+        F_sent = [0 if p == s.me else self._gamma_mta[p][2] for p in s.signers]
         out = [
             PresignRound3Message(
                 s.header(3, peer),
@@ -482,6 +499,7 @@ class PresignRound2:
                     "delta": delta.to_bytes(),
                     "Delta": Delta.to_bytes(),
                     "S": S_i.to_bytes(),
+                    "F_sent": F_sent,  # type: ignore[dict-item]
                     # ψ''_{j,i}: Πlog* that K_i encrypts the discrete log of Δ_i to base Γ.
                     "log_star_proof": log_star.prove(
                         me,
@@ -499,9 +517,61 @@ class PresignRound2:
             )
             for peer in s.peers
         ]
-        return PresignRound3(
-            s, Ks=self._Ks, Gamma=Gamma, own=(delta, Delta, S_i), secret=(k, chi)
-        ), out
+        state = PresignRound3(
+            s,
+            Ks=self._Ks,
+            Gamma=Gamma,
+            Gammas=Gammas,
+            own=(delta, Delta, S_i, F_sent),
+            secret=(k, chi),
+            F_received=F_received,
+            reveal=_Reveal(k, gamma, self._gamma_mta),
+        )
+        return state, out
+
+
+class _Reveal:
+    """What a party reveals if presigning's δ check fails: ``k_i``, ``γ_i`` and, per peer,
+    the γ-MtA mask ``β_{i→j}`` with the nonce and ciphertext ``F_{j,i}``.
+
+    Security: these values concern only this presignature's nonce, never the key: the
+    x-MtA masks ``β̂`` and ``χ_i`` stay secret (taurusgroup/multi-party-sig reveals the same
+    nonce-side values in its presigning abort round). They are revealed only after an
+    abort, when the presignature is already dead.
+    """
+
+    __slots__ = ("gamma", "gamma_mta", "k")
+
+    def __init__(
+        self, k: Scalar, gamma: Scalar, gamma_mta: dict[PartyId, tuple[int, int, int]]
+    ) -> None:
+        self.k = k
+        self.gamma = gamma
+        self.gamma_mta = gamma_mta
+
+    def __repr__(self) -> str:
+        return "_Reveal(<redacted>)"
+
+
+def _round3_view_full(delta: Scalar, Delta: Point, S: Point, F_sent: list[int]) -> bytes:
+    h = hashlib.sha256(b"shardvault/cggmp21/presign/round3-view/v2")
+    h.update(delta.to_bytes() + Delta.to_bytes() + S.to_bytes())
+    for value in F_sent:
+        raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        h.update(len(raw).to_bytes(4, "big") + raw)
+    return h.digest()
+
+
+class PresignIdentificationRequired(ProtocolAbort):
+    """Presigning's check ``δ·G = Σ Δ_j`` failed although every proof verified.
+
+    No culprit is known yet (``culprits`` is empty); ``identification`` is the round that
+    finds it: send its ``message`` to every signer, then call its ``finish`` with theirs.
+    """
+
+    def __init__(self, identification: PresignIdentify) -> None:
+        super().__init__([], "presigning check δ·G = ΣΔ_j failed; run the identification round")
+        self.identification = identification
 
 
 class PresignRound3:
@@ -509,7 +579,7 @@ class PresignRound3:
     presignature.
 
     Security: holds ``k_i`` and ``χ_i`` until :meth:`finish` moves them into the
-    :class:`Presignature`.
+    :class:`Presignature`, and the nonce-side values an identification would reveal.
     """
 
     def __init__(
@@ -518,17 +588,53 @@ class PresignRound3:
         *,
         Ks: dict[PartyId, int],
         Gamma: Point,
-        own: tuple[Scalar, Point, Point],
+        Gammas: dict[PartyId, Point],
+        own: tuple[Scalar, Point, Point, list[int]],
         secret: tuple[Scalar, Scalar],
+        F_received: dict[PartyId, int],
+        reveal: _Reveal,
     ) -> None:
         self._s = s
         self._Ks = Ks
         self._Gamma = Gamma
+        self._Gammas = Gammas
         self._own = own
         self._secret: tuple[Scalar, Scalar] | None = secret
+        self._F_received = F_received
+        self._reveal = reveal
 
     def __repr__(self) -> str:
         return f"PresignRound3(party={self._s.me}, <redacted>)"
+
+    def _check_peer(
+        self, sender: PartyId, payload: Mapping[str, WireValue]
+    ) -> tuple[Scalar, Point, Point, list[int]]:
+        s = self._s
+        key = s.key
+        delta_j = CURVE.decode_scalar(wire_bytes(payload["delta"], "delta", 32))
+        Delta_j = wire_point(payload["Delta"], "Delta")
+        S_j = wire_point(payload["S"], "S")
+        F_sent = payload["F_sent"]
+        if not isinstance(F_sent, list) or len(F_sent) != len(s.signers):
+            raise EncodingError("F_sent must list one ciphertext per signer")
+        F_list = [wire_int(value, "F_sent") for value in F_sent]
+        # The F_{i,j} it lists for us must be the one it sent us in round 2.
+        if F_list[s.signers.index(s.me)] != self._F_received[sender]:
+            raise VerificationError("round-3 list of F contradicts its round-2 message")
+        proof = log_star.LogStarProof.from_wire(CURVE, payload["log_star_proof"])
+        # Figure 7, output, step 1: verify ψ''_{i,j}.
+        log_star.verify(
+            s.context(sender),
+            CURVE,
+            key.aux[sender].paillier,
+            key.aux[s.me].ring_pedersen,
+            self._Ks[sender],
+            Delta_j,
+            self._Gamma,
+            proof,
+            s.crt,
+        )
+        return delta_j, Delta_j, S_j, F_list
 
     def finish(self, received: Sequence[PresignRound3Message]) -> Presignature:
         """Verify every ``(δ_j, Δ_j, S_j, ψ'')`` and return the presignature.
@@ -536,8 +642,10 @@ class PresignRound3:
         Raises:
             MisuseError: this round already finished.
             TransportError: a message missing or from outside the session.
-            ProtocolAbort: an invalid Πlog* proof or malformed value (names the sender), or
-                failed global checks (no culprit identified; see the module docstring).
+            PresignIdentificationRequired: the δ check failed; run its identification.
+            ProtocolAbort: an invalid Πlog* proof, a malformed value or a list of ``F``
+                contradicting round 2 (names the sender), or a failed ``Σ S_j = δ·X``
+                check (no culprit identified; see the module docstring).
         """
         secret = self._secret
         if secret is None:
@@ -546,43 +654,34 @@ class PresignRound3:
         s = self._s
         key = s.key
         by_sender = s.collect(received, 3, direct=True)
-        own_setup = key.aux[s.me].ring_pedersen
         deltas: dict[PartyId, Scalar] = {s.me: self._own[0]}
         Deltas: dict[PartyId, Point] = {s.me: self._own[1]}
         Ss: dict[PartyId, Point] = {s.me: self._own[2]}
+        F_sent: dict[PartyId, list[int]] = {s.me: self._own[3]}
         for sender in s.peers:
             message = by_sender[sender]
             assert isinstance(message, PresignRound3Message)
-            payload = message.payload
             try:
-                delta_j = CURVE.decode_scalar(wire_bytes(payload["delta"], "delta", 32))
-                Delta_j = wire_point(payload["Delta"], "Delta")
-                S_j = wire_point(payload["S"], "S")
-                proof = log_star.LogStarProof.from_wire(CURVE, payload["log_star_proof"])
-                # Figure 7, output, step 1: verify ψ''_{i,j}.
-                log_star.verify(
-                    s.context(sender),
-                    CURVE,
-                    key.aux[sender].paillier,
-                    own_setup,
-                    self._Ks[sender],
-                    Delta_j,
-                    self._Gamma,
-                    proof,
-                    s.crt,
-                )
+                checked = self._check_peer(sender, message.payload)
             except (EncodingError, VerificationError) as exc:
                 raise ProtocolAbort([sender], f"party {sender}: presign round 3: {exc}") from exc
-            deltas[sender], Deltas[sender], Ss[sender] = delta_j, Delta_j, S_j
+            deltas[sender], Deltas[sender], Ss[sender], F_sent[sender] = checked
+        views = tuple(_round3_view_full(deltas[p], Deltas[p], Ss[p], F_sent[p]) for p in s.signers)
         # Figure 7, output, step 2: δ = Σ δ_j and δ·G = Σ Δ_j; then Σ S_j = δ·X.
         delta = CURVE.scalar(sum(d.value for d in deltas.values()))
         if delta.is_zero() or CURVE.base_multiply(delta) != CURVE.sum_points(list(Deltas.values())):
-            raise ProtocolAbort([], "presigning check δ·G = ΣΔ_j failed; culprit not identified")
+            raise PresignIdentificationRequired(
+                PresignIdentify(
+                    s,
+                    reveal=self._reveal,
+                    views=views,
+                    public=_PublicRound3(self._Gamma, self._Gammas, deltas, Deltas, F_sent),
+                )
+            )
         if CURVE.sum_points(list(Ss.values())) != key.public_key * delta:
             raise ProtocolAbort([], "presigning check ΣS_j = δ·X failed; culprit not identified")
         R = self._Gamma * delta.inverse()
         k, chi = secret
-        views = tuple(_round3_view(deltas[p], Deltas[p], Ss[p]) for p in s.signers)
         return Presignature(
             key_id=key.key_id,
             epoch=key.epoch,
@@ -596,4 +695,142 @@ class PresignRound3:
             k=k,
             chi=chi,
             views=views,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _PublicRound3:
+    """The agreed public values of presigning that identification judges against."""
+
+    Gamma: Point
+    Gammas: dict[PartyId, Point]
+    deltas: dict[PartyId, Scalar]
+    Deltas: dict[PartyId, Point]
+    F_sent: dict[PartyId, list[int]]
+
+
+class PresignIdentify:
+    """Identification after a failed ``δ·G = Σ Δ_j`` check (one broadcast round).
+
+    Every signer reveals its nonce-side values (see :class:`_Reveal`) and echoes the
+    round-3 values it received. Then anyone can recompute each ``δ_j``: the proofs already
+    bind ``D_{j,l}`` to ``K_j``, ``Γ_l`` and ``F_{j,l}``, so
+    ``δ_j = γ_j k_j + Σ_l (γ_l k_j + β_{l→j} − β_{j→l}) mod q`` for an honest ``P_j``. A signer
+    whose revealed ``γ_j``, ``k_j`` do not match ``Γ_j``, ``Δ_j``, whose masks do not
+    re-encrypt to the ``F`` it listed, or whose ``δ_j`` differs from the recomputation is
+    named.
+
+    Security: sends this party's nonce-side values of a presignature that is already dead.
+    """
+
+    def __init__(
+        self,
+        s: _Session,
+        *,
+        reveal: _Reveal,
+        views: tuple[bytes, ...],
+        public: _PublicRound3,
+    ) -> None:
+        self._s = s
+        self._views = views
+        self._public = public
+        self._own = reveal
+        self._done = False
+        betas = [0 if p == s.me else reveal.gamma_mta[p][0] for p in s.signers]
+        nonces = [0 if p == s.me else reveal.gamma_mta[p][1] for p in s.signers]
+        self.message = PresignRevealMessage(
+            s.header(4, None),
+            {
+                "k": reveal.k.to_bytes(),
+                "gamma": reveal.gamma.to_bytes(),
+                "betas": betas,  # type: ignore[dict-item]
+                "nonces": nonces,  # type: ignore[dict-item]
+                "echo": list(views),
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"PresignIdentify(party={self._s.me}, <redacted>)"
+
+    def _parse(
+        self, sender: PartyId, payload: Mapping[str, WireValue]
+    ) -> tuple[Scalar, Scalar, list[int]]:
+        s = self._s
+        pub = self._public
+        k = CURVE.decode_scalar(wire_bytes(payload["k"], "k", 32))
+        gamma = CURVE.decode_scalar(wire_bytes(payload["gamma"], "gamma", 32))
+        betas_raw, nonces_raw = payload["betas"], payload["nonces"]
+        if not isinstance(betas_raw, list) or not isinstance(nonces_raw, list):
+            raise EncodingError("betas and nonces must be lists")
+        if not len(betas_raw) == len(nonces_raw) == len(s.signers):
+            raise EncodingError("betas and nonces must list one value per signer")
+        betas = [wire_int(v, "betas") for v in betas_raw]
+        nonces = [wire_int(v, "nonces") for v in nonces_raw]
+        if CURVE.base_multiply(gamma) != pub.Gammas[sender]:
+            raise VerificationError("revealed γ does not match Γ_j")
+        if pub.Gamma * k != pub.Deltas[sender]:
+            raise VerificationError("revealed k does not match Δ_j")
+        pk = s.key.aux[sender].paillier
+        for index, party in enumerate(s.signers):
+            if party == sender:
+                continue
+            beta = betas[index]
+            check_signed_range(beta, ELL_PRIME, "revealed β")
+            check_unit(nonces[index], pk.n, "revealed nonce")
+            if pk.encrypt_with_nonce(beta, nonces[index]) != pub.F_sent[sender][index]:
+                raise VerificationError("revealed β does not re-encrypt to the listed F")
+        return k, gamma, betas
+
+    def finish(self, received: Sequence[PresignRevealMessage]) -> NoReturn:
+        """Judge every signer's ``δ_j``; always ends the presignature with an abort.
+
+        Raises:
+            MisuseError: this round already finished.
+            TransportError: a reveal missing or from outside the session.
+            ProtocolAbort: naming every signer whose reveal or ``δ_j`` is wrong (or an echo
+                mismatch); with no culprit only if nobody deviated, which cannot happen
+                once the δ check failed.
+        """
+        if self._done:
+            raise MisuseError("presign identification already finished")
+        self._done = True
+        s = self._s
+        by_sender = s.collect(received, 4, direct=False)
+        echoes: dict[PartyId, list[bytes]] = {}
+        for sender, message in by_sender.items():
+            assert isinstance(message, PresignRevealMessage)
+            try:
+                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
+            except EncodingError as exc:
+                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
+        check_echo(echoes, list(self._views), s.signers, s.me)
+        revealed: dict[PartyId, tuple[Scalar, Scalar, list[int]]] = {
+            s.me: (
+                self._own.k,
+                self._own.gamma,
+                [0 if p == s.me else self._own.gamma_mta[p][0] for p in s.signers],
+            )
+        }
+        culprits: list[PartyId] = []
+        for sender, message in by_sender.items():
+            assert isinstance(message, PresignRevealMessage)
+            try:
+                revealed[sender] = self._parse(sender, message.payload)
+            except (EncodingError, VerificationError):
+                culprits.append(sender)
+        if culprits:
+            raise ProtocolAbort(culprits, "presigning identification: invalid reveal")
+        index = {p: n for n, p in enumerate(s.signers)}
+        for j in s.signers:
+            k_j, gamma_j, betas_j = revealed[j]
+            expected = gamma_j * k_j
+            for other in s.signers:
+                if other == j:
+                    continue
+                _, gamma_l, betas_l = revealed[other]
+                expected = expected + gamma_l * k_j + (betas_l[index[j]] - betas_j[index[other]])
+            if expected != self._public.deltas[j]:
+                culprits.append(j)
+        raise ProtocolAbort(
+            culprits, "presigning identification: δ_j inconsistent with the reveals"
         )
