@@ -191,3 +191,24 @@ def test_in_memory_link_and_close_wakes_polls():
     began = time.monotonic()
     assert link.poll(5) == []
     assert time.monotonic() - began < 1
+
+
+def test_relay_mounted_under_a_prefix():
+    from fastapi import FastAPI
+
+    from shardvault.cosigner.relay_app import relay_router
+
+    core = _core()
+    app = FastAPI()
+    app.include_router(relay_router(core), prefix="/api")
+    client = TestClient(app)
+
+    class _Transport(httpx.BaseTransport):
+        def handle_request(self, request):
+            response = client.request(
+                request.method, request.url.path, content=request.read(), headers=request.headers
+            )
+            return httpx.Response(response.status_code, content=response.content)
+
+    link = HttpLink("http://server.test/api", IDS[3], transport=_Transport())
+    assert link.poll(0)[0].request["request_id"] == "r1"

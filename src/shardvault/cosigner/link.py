@@ -126,16 +126,25 @@ class HttpLink(CoordinatorLink):
         self._timeout = timeout
 
     def _post(self, action: str, document: Mapping[str, object], wait: float = 0.0) -> object:
-        path = f"/v1/relay/{self._identity.party}/{action}"
         body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-        headers = sign_request(
-            self._identity, "POST", path, body, int(time.time()), secrets.token_hex(16)
+        request = self._client.build_request(
+            "POST",
+            f"/v1/relay/{self._identity.party}/{action}",
+            content=body,
+            timeout=self._timeout + wait,
         )
-        headers["content-type"] = "application/json"
+        # Sign the path as it goes out (a base URL may add a prefix to it).
+        headers = sign_request(
+            self._identity,
+            "POST",
+            request.url.path,
+            body,
+            int(time.time()),
+            secrets.token_hex(16),
+        )
+        request.headers.update({**headers, "content-type": "application/json"})
         try:
-            response = self._client.post(
-                path, content=body, headers=headers, timeout=self._timeout + wait
-            )
+            response = self._client.send(request)
         except httpx.HTTPError as exc:
             raise LinkError(f"coordinator unreachable: {type(exc).__name__}") from None
         if response.status_code != 200:
