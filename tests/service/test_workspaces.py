@@ -236,3 +236,31 @@ def test_concurrent_revocations_cannot_remove_every_owner_key(
     assert sorted(outcomes) == ["conflict", "revoked"]
     with platform.unit_of_work() as uow:
         assert uow.api_keys(tenant.workspace_id).count_active_with_role(Role.OWNER) == 1
+
+
+def test_concurrent_duplicate_emails_are_conflicts_not_crashes(
+    platform: Platform, tenant: Tenant
+) -> None:
+    import threading
+
+    owner = _owner(tenant)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            with platform.unit_of_work() as uow:
+                svc.create_user(
+                    uow, owner, name="Twin", email="twin@acme.example", role=Role.VIEWER
+                )
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 7 + ["created"]

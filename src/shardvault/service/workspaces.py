@@ -8,6 +8,8 @@ from another workspace is simply "not found".
 import base64
 import re
 
+from sqlalchemy.exc import IntegrityError
+
 from shardvault.audit import Actor
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -161,7 +163,11 @@ def create_user(
     email = _email(email)
     if users.get_by_email(email) is not None:
         raise Conflict(f"a user with email {email!r} already exists")
-    user = users.add(name=_name("name", name), email=email, role=role)
+    try:
+        user = users.add(name=_name("name", name), email=email, role=role)
+    except IntegrityError:
+        # A concurrent request added the same email between the check and the insert.
+        raise Conflict(f"a user with email {email!r} already exists") from None
     uow.audit.append(
         workspace_id=principal.workspace_id,
         actor=principal.actor,
