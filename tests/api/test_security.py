@@ -463,3 +463,33 @@ def test_an_unreachable_database_is_a_503_problem() -> None:
     assert response.headers["content-type"].startswith(PROBLEM)
     assert response.json()["type"] == "urn:shardvault:problem:unavailable"
     assert "127.0.0.1" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("skew", "outcome"),
+    [
+        (0, "ok"),
+        (24, "ok"),  # exp = iat + 25, within the 5 s leeway until iat + 30
+        (29, "ok"),
+        (30, "token-expired"),
+        (-5, "ok"),  # a client clock 5 s ahead is tolerated ...
+        (-6, "invalid-token"),  # ... but not more
+    ],
+)
+def test_time_is_checked_against_the_platforms_clock(
+    platform: Platform, tenant: Tenant, skew: int, outcome: str
+) -> None:
+    """The server's clock is ``skew`` seconds after the token's ``iat``."""
+    from shardvault.service.auth import Authenticator, SignedRequest
+    from shardvault.service.errors import AuthenticationError
+
+    issued = 1_800_000_000
+    token = tenant.owner.sign_request("/v1/workspace", b"", now=issued)
+    skewed = Platform(platform.database, platform.audit_signer, clock=lambda: issued + skew)
+    request = SignedRequest(tenant.owner.api_key_id, f"Bearer {token}", "GET", "/v1/workspace", b"")
+    if outcome == "ok":
+        assert Authenticator(skewed).authenticate(request).workspace_id == tenant.workspace_id
+    else:
+        with pytest.raises(AuthenticationError) as caught:
+            Authenticator(skewed).authenticate(request)
+        assert caught.value.problem == outcome

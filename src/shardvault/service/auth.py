@@ -113,11 +113,15 @@ class Authenticator:
                     token,
                     key=parse_public_key(key.public_key_pem, key.algorithm),
                     algorithms=[algorithm],
-                    leeway=settings.clock_leeway_s,
-                    options={"require": list(REQUIRED_CLAIMS), "verify_aud": False},
+                    # Times are checked below against the platform's clock, not PyJWT's.
+                    options={
+                        "require": list(REQUIRED_CLAIMS),
+                        "verify_aud": False,
+                        "verify_exp": False,
+                        "verify_iat": False,
+                        "verify_nbf": False,
+                    },
                 )
-            except jwt.ExpiredSignatureError:
-                raise TokenExpired("the token has expired", **where) from None
             except jwt.InvalidSignatureError:
                 raise InvalidToken("the token's signature does not verify", **where) from None
             except jwt.MissingRequiredClaimError as exc:
@@ -125,8 +129,13 @@ class Authenticator:
             except jwt.PyJWTError as exc:
                 raise InvalidToken(f"the token is not acceptable: {exc}", **where) from None
             iat, exp = claims["iat"], claims["exp"]
-            if not isinstance(iat, int) or not isinstance(exp, int):
+            if not _is_int(iat) or not _is_int(exp):
                 raise InvalidToken("iat and exp must be integers", **where)
+            leeway = settings.clock_leeway_s
+            if now >= exp + leeway:
+                raise TokenExpired("the token has expired", **where)
+            if iat > now + leeway:
+                raise InvalidToken("the token was issued in the future (iat)", **where)
             if exp - iat > settings.max_token_lifetime_s or exp <= iat:
                 raise TokenLifetimeTooLong(
                     f"exp must be after iat and at most {settings.max_token_lifetime_s} s "
@@ -170,6 +179,10 @@ class Authenticator:
                 return
             self._last_purge = now
         purge_expired_nonces(session, datetime.fromtimestamp(now, UTC))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _bearer(authorization: str | None) -> str:
