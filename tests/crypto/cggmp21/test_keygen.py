@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,21 @@ def test_messages_refuse_unknown_or_missing_fields() -> None:
     for bad in ({**fields, "extra": 1}, {k: v for k, v in fields.items() if k != "commitment"}):
         with pytest.raises(EncodingError):
             KeygenRound1Message.from_bytes(cbor2.dumps(bad, canonical=True))
+
+
+SNAPSHOT = Path(__file__).resolve().parents[2] / "fixtures" / "test_only_cggmp21_keyshare_v1.hex"
+
+
+def test_format_1_key_share_file_loads_forever() -> None:
+    """A key share serialized by format 1 (TEST-ONLY: made from the published fixture
+    primes and a seeded random source) must keep loading, byte for byte."""
+    from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+
+    data = bytes.fromhex(SNAPSHOT.read_text().strip())
+    share = KeyShare.from_bytes(data)
+    assert share.to_bytes() == data
+    assert share.public_key.to_bytes().hex() == (
+        "02265bceb8677d7c42ca07fee84e4bb4242863a77c7130330c591cc9267c3c003d"
+    )
+    assert share.key_id.hex() == "d526a60e104e4518cc6cacac1e36634e578f7b61c2bb474822b4deed908aa5aa"
+    assert (share.party, share.min_signers, share.max_signers, share.epoch) == (1, 2, 3, 0)
