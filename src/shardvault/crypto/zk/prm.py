@@ -21,7 +21,7 @@ import gmpy2
 
 from shardvault.crypto._sampling import random_below
 from shardvault.crypto.errors import VerificationError
-from shardvault.crypto.ring_pedersen import RingPedersenParams, RingPedersenSecret
+from shardvault.crypto.ring_pedersen import FixedBaseTable, RingPedersenParams, RingPedersenSecret
 from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.zk._common import (
     decode_fields,
@@ -134,7 +134,7 @@ def verify(
     if len(proof.commitments) != REPETITIONS or len(proof.responses) != REPETITIONS:
         raise VerificationError(f"Πprm: proof must have {REPETITIONS} repetitions")
     n = gmpy2.mpz(params.n)
-    s, t = gmpy2.mpz(params.s), gmpy2.mpz(params.t)
+    s = gmpy2.mpz(params.s)
     for i, (commitment, response) in enumerate(
         zip(proof.commitments, proof.responses, strict=True)
     ):
@@ -142,10 +142,13 @@ def verify(
         if not 0 < commitment < n or not 0 <= response < n:
             raise VerificationError(f"Πprm: A_{i} or z_{i} is out of range")
     bits = _challenge_bits(params, proof.commitments, session_id, prover, context)
+    # All m checks raise the same base t to exponents below N: one fixed-base table
+    # (about 15 ms to build at 2048 bits) makes each of them about three times faster.
+    t_powers = FixedBaseTable(params.t, params.n, params.n.bit_length())
     for i, (commitment, response, e) in enumerate(
         zip(proof.commitments, proof.responses, bits, strict=True)
     ):
         # Figure 17, verification: t^(z_i) = A_i · s^(e_i) mod N.
         expected = commitment * s % n if e else commitment
-        if gmpy2.powmod(t, response, n) != expected:
+        if t_powers.power(response) != expected:
             raise VerificationError(f"Πprm: t^z_{i} != A_{i} s^e_{i}")
