@@ -254,7 +254,9 @@ def test_no_secret_crosses_the_relay(cluster, sol_key):
             state = open_node(cluster.dirs[party], passphrase)
         try:
             with state.custody.load_share(state.share_address(VAULT, "sol-1")) as opened:
-                shares[party] = KeyPackage.from_bytes(opened.share.reveal())
+                tag, encoded = opened.share.reveal().split(b"\x00", 1)
+                assert tag == b"shardvault/cosigner/key/frost/v1"
+                shares[party] = KeyPackage.from_bytes(encoded)
         finally:
             state.close()
     group = shares[1].public.suite.group

@@ -24,10 +24,18 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from shardvault.cosigner.cggmp21 import (
+    aux_info_driver,
+    ecdsa_signing_driver,
+    keygen_driver,
+    presign_driver,
+)
 from shardvault.cosigner.checks import (
     CheckedRequest,
     check_policy,
@@ -40,16 +48,34 @@ from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import ReplayGuard, open_envelope, peek_header
-from shardvault.crypto.errors import CryptoError, ProtocolAbort
+from shardvault.crypto.errors import CryptoError, EncodingError, ProtocolAbort
+from shardvault.crypto.paillier import PaillierSecretKey
+from shardvault.crypto.protocols.cggmp21.aux_info import (
+    AuxInfo,
+    AuxInfoConfig,
+    generate_paillier_key,
+)
+from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput
+from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature
 from shardvault.crypto.protocols.common import SessionId, party_set, session_id
 from shardvault.crypto.protocols.frost import SUITES, KeyPackage
 from shardvault.crypto.rng import RandomSource, system_random
-from shardvault.custody.envelope import ShareSlot
+from shardvault.custody.envelope import ShareAddress, ShareSlot
 from shardvault.custody.errors import CustodyError, RecordNotFoundError
 from shardvault.custody.secret import SecretBytes
 from shardvault.policy import PolicyError, TransactionRequest, parse_bundle
 
 log = logging.getLogger("shardvault.cosigner")
+
+TEST_ONLY_PRIMES_ENV = "SHARDVAULT_UNSAFE_TEST_ONLY_PAILLIER_PRIMES"
+"""Environment variable naming the TEST-ONLY fixture of published safe primes (the same
+variable ``shardvault mpc`` reads). A co-signer started with it makes INSECURE ECDSA keys;
+never set it outside tests and demos."""
+
+_FROST_KEY = b"shardvault/cosigner/key/frost/v1\x00"
+_CGGMP21_KEY = b"shardvault/cosigner/key/cggmp21/v1\x00"
 
 Result = dict[str, object]
 
@@ -62,8 +88,8 @@ class _Active:
     kind: str
     driver: SessionDriver
     deadline: float
-    on_done: Callable[[object], Result]
-    evidence_of: dict[int, list[bytes]] = field(default_factory=dict)
+    on_done: Callable[[object], Result | None]
+    siblings: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -139,6 +165,8 @@ class CosignerNode:
         self._timeout = session_timeout
         self._guard = ReplayGuard()
         self._active: dict[bytes, _Active] = {}
+        # Presignatures live in memory only: lost on restart, so never used twice.
+        self._presignatures: dict[tuple[str, str, str], Presignature] = {}
 
     def __repr__(self) -> str:
         return f"CosignerNode(party={self.state.party}, <redacted>)"
@@ -173,10 +201,9 @@ class CosignerNode:
         """Fail every session past its deadline, naming the parties still missing."""
         now = self._clock()
         for key, active in list(self._active.items()):
-            if now > active.deadline:
+            if now > active.deadline and key in self._active:
                 missing = active.driver.missing()
-                active.driver.fail(f"timed out waiting for parties {missing}")
-                del self._active[key]
+                self._end(key, f"timed out waiting for parties {missing}")
                 out.results.append(
                     self._result(
                         active.request_id, "failed", reason=f"timed out; missing {missing}"
@@ -201,6 +228,8 @@ class CosignerNode:
                 out.envelopes.extend(self._start_dkg(request_id, body))
             elif kind == "sign":
                 out.envelopes.extend(self._start_sign(request_id, body))
+            elif kind == "presign":
+                out.envelopes.extend(self._start_presign(request_id, body))
             elif kind == "abort":
                 out.results.append(self._abort(request_id, body))
             else:
@@ -232,32 +261,98 @@ class CosignerNode:
 
     def _abort(self, request_id: str, body: Mapping[str, object]) -> Result:
         sid = _session(body)
-        active = self._active.pop(bytes(sid), None)
+        active = self._active.get(bytes(sid))
         if active is None:
             raise RequestRefused("malformed", "no such session in progress")
-        active.driver.fail("aborted by the coordinator")
+        self._end(bytes(sid), "aborted by the coordinator")
         return self._result(request_id, "ok", aborted=active.request_id)
+
+    def _end(self, key: bytes, reason: str) -> None:
+        """Fail a session and every sibling session of the same request."""
+        active = self._active.pop(key, None)
+        if active is None:
+            return
+        active.driver.fail(reason)
+        for sibling in active.siblings:
+            other = self._active.pop(sibling, None)
+            if other is not None:
+                other.driver.fail(reason)
 
     def _register(self, sid: SessionId, active: _Active) -> list[bytes]:
         self._active[bytes(sid)] = active
         return active.driver.start()
 
-    def _start_dkg(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
-        sid = _session(body)
+    def _fresh_session(self, body: Mapping[str, object], name: str = "session_id") -> SessionId:
+        raw = _str(body, name)
+        try:
+            sid = session_id(bytes.fromhex(raw))
+        except (ValueError, CryptoError):
+            raise RequestRefused("malformed", f"{name} must be 32 bytes of hex") from None
         if bytes(sid) in self._active:
-            raise RequestRefused("malformed", "session already in progress")
+            raise RequestRefused("malformed", f"{name}: session already in progress")
+        return sid
+
+    # --- Keys in custody ------------------------------------------------------------
+
+    def _address(self, vault: str, key_id: str) -> ShareAddress:
+        try:
+            return self.state.share_address(vault, key_id)
+        except ValueError as exc:
+            raise RequestRefused("malformed", str(exc)) from None
+
+    def _store_key(self, address: ShareAddress, tag: bytes, encoded: bytes) -> None:
+        with SecretBytes(tag + encoded) as plaintext:
+            self.state.custody.store_share(ShareSlot(address, 1), plaintext, 0)
+
+    def _load_key(self, vault: str, key_id: str) -> KeyPackage | KeyShare:
+        address = self._address(vault, key_id)
+        try:
+            with self.state.custody.load_share(address) as opened:
+                plaintext = opened.share.reveal()
+        except RecordNotFoundError:
+            raise RequestRefused("key", f"no share of key {key_id!r} in vault {vault!r}") from None
+        try:
+            if plaintext.startswith(_FROST_KEY):
+                return KeyPackage.from_bytes(plaintext[len(_FROST_KEY) :])
+            if plaintext.startswith(_CGGMP21_KEY):
+                return KeyShare.from_bytes(plaintext[len(_CGGMP21_KEY) :])
+        except EncodingError as exc:
+            raise RequestRefused("key", f"stored share of {key_id!r} is unreadable") from exc
+        raise RequestRefused("key", f"stored share of {key_id!r} has an unknown kind")
+
+    def _paillier_key(self) -> PaillierSecretKey:
+        """This party's Paillier-Blum key for CGGMP21's auxiliary info.
+
+        With :data:`TEST_ONLY_PRIMES_ENV` set, party ``i`` takes the ``i``-th published
+        TEST-ONLY modulus (insecure, tests and demos only); otherwise two fresh safe
+        primes are searched (seconds to minutes; the loop waits meanwhile).
+        """
+        path = os.environ.get(TEST_ONLY_PRIMES_ENV)
+        if not path:
+            return generate_paillier_key(system_random)
+        try:
+            document = json.loads(Path(path).read_text("utf-8"))
+            if "TEST ONLY" not in str(document.get("warning", "")):
+                raise RequestRefused("key", f"{path} is not a test-only prime fixture")
+            pairs = document["moduli"]["2048"]
+            pair = pairs[(self.state.party - 1) % len(pairs)]
+            return PaillierSecretKey.from_primes(int(pair["p"], 16), int(pair["q"], 16))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RequestRefused("key", "the test-only prime fixture is unreadable") from None
+
+    # --- Key generation -------------------------------------------------------------
+
+    def _start_dkg(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
+        sid = self._fresh_session(body)
         scheme = body.get("scheme")
-        if scheme not in ("eddsa-ed25519", "schnorr-bip340"):
+        if scheme not in ("eddsa-ed25519", "schnorr-bip340", "ecdsa-secp256k1"):
             raise RequestRefused("malformed", f"unsupported scheme {scheme!r}")
         parties = _parties(body, "parties")
         if self.state.party not in parties:
             raise RequestRefused("malformed", "this co-signer is not a party of the key")
         min_signers = _int(body, "min_signers")
         vault, key_id = _str(body, "vault"), _str(body, "key_id")
-        try:
-            address = self.state.share_address(vault, key_id)
-        except ValueError as exc:
-            raise RequestRefused("malformed", str(exc)) from None
+        address = self._address(vault, key_id)
         if self.state.custody.store.latest_revision(address):
             raise RequestRefused("key", f"key {key_id!r} of vault {vault!r} already exists")
         # The key generation itself is a policy decision (operation key_generation).
@@ -275,6 +370,8 @@ class CosignerNode:
             approvals=body.get("approvals", []),
             history=self.state.history,
         )
+        if scheme == "ecdsa-secp256k1":
+            return self._start_ecdsa_keygen(request_id, body, sid, parties, min_signers, address)
         driver = dkg_driver(
             suite=SUITES[scheme],
             identity=self.state.identity,
@@ -288,8 +385,7 @@ class CosignerNode:
 
         def done(result: object) -> Result:
             assert isinstance(result, KeyPackage)
-            with SecretBytes(result.to_bytes()) as sealed_input:
-                self.state.custody.store_share(ShareSlot(address, 1), sealed_input, 0)
+            self._store_key(address, _FROST_KEY, result.to_bytes())
             public = result.public
             log.info("key generated", extra={"request_id": request_id, "key_id": key_id})
             return self._result(
@@ -308,30 +404,127 @@ class CosignerNode:
             sid, _Active(request_id, "dkg", driver, self._clock() + self._timeout, done)
         )
 
-    def _load_key(self, vault: str, key_id: str) -> KeyPackage:
+    def _start_ecdsa_keygen(
+        self,
+        request_id: str,
+        body: Mapping[str, object],
+        sid: SessionId,
+        parties: tuple[int, ...],
+        min_signers: int,
+        address: ShareAddress,
+    ) -> list[bytes]:
+        """CGGMP21: auxiliary info and key generation as two concurrent sessions; the
+        key share is stored once both have finished."""
+        aux_sid = self._fresh_session(body, "aux_session_id")
+        if aux_sid == sid:
+            raise RequestRefused("malformed", "aux_session_id must differ from session_id")
         try:
-            address = self.state.share_address(vault, key_id)
-        except ValueError as exc:
-            raise RequestRefused("malformed", str(exc)) from None
-        try:
-            with self.state.custody.load_share(address) as opened:
-                return KeyPackage.from_bytes(opened.share.reveal())
-        except RecordNotFoundError:
-            raise RequestRefused("key", f"no share of key {key_id!r} in vault {vault!r}") from None
+            config = AuxInfoConfig(aux_sid, self.state.identity.party, party_set(parties))
+        except CryptoError as exc:
+            raise RequestRefused("malformed", f"aux info: {exc}") from None
+        aux_driver = aux_info_driver(
+            identity=self.state.identity,
+            directory=self.state.directory,
+            guard=self._guard,
+            config=config,
+            paillier_secret=self._paillier_key(),
+            rng=self._rng,
+        )
+        key_driver = keygen_driver(
+            identity=self.state.identity,
+            directory=self.state.directory,
+            guard=self._guard,
+            session=sid,
+            parties=parties,
+            min_signers=min_signers,
+            rng=self._rng,
+        )
+        outcome: dict[str, object] = {}
+
+        def done(result: object) -> Result | None:
+            if isinstance(result, AuxInfo):
+                outcome["aux"] = result
+            elif isinstance(result, KeygenOutput):
+                outcome["keygen"] = result
+            aux, output = outcome.get("aux"), outcome.get("keygen")
+            if not isinstance(aux, AuxInfo) or not isinstance(output, KeygenOutput):
+                return None
+            share = output.with_aux(aux)
+            self._store_key(address, _CGGMP21_KEY, share.to_bytes())
+            log.info("key generated", extra={"request_id": request_id, "key_id": address.key_id})
+            return self._result(
+                request_id,
+                "ok",
+                scheme="ecdsa-secp256k1",
+                public_key=share.public_key.to_bytes().hex(),
+                public_shares={
+                    str(p): share.public_shares[p].to_bytes().hex() for p in share.public_shares
+                },
+                chain_code=share.chain_code.hex(),
+            )
+
+        deadline = self._clock() + self._timeout
+        out = self._register(
+            aux_sid,
+            _Active(request_id, "aux", aux_driver, deadline, done, (bytes(sid),)),
+        )
+        out += self._register(
+            sid, _Active(request_id, "dkg", key_driver, deadline, done, (bytes(aux_sid),))
+        )
+        return out
+
+    # --- Presigning and signing -----------------------------------------------------
+
+    def _start_presign(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
+        """CGGMP21 presigning; the presignature is kept in memory under ``presignature``.
+
+        A presignature signs nothing by itself, so no policy check runs here; each
+        online signature that uses one is checked in full.
+        """
+        sid = self._fresh_session(body)
+        signers = _parties(body, "signers")
+        if self.state.party not in signers:
+            raise RequestRefused("malformed", "this co-signer is not among the signers")
+        vault, key_id, label = _str(body, "vault"), _str(body, "key_id"), _str(body, "presignature")
+        if (vault, key_id, label) in self._presignatures:
+            raise RequestRefused("malformed", f"presignature {label!r} already exists")
+        key = self._load_key(vault, key_id)
+        if not isinstance(key, KeyShare):
+            raise RequestRefused("key", "presigning needs an ECDSA (CGGMP21) key")
+        driver = presign_driver(
+            key=key,
+            identity=self.state.identity,
+            directory=self.state.directory,
+            guard=self._guard,
+            session=sid,
+            signers=signers,
+            rng=self._rng,
+        )
+
+        def done(result: object) -> Result:
+            assert isinstance(result, Presignature)
+            self._presignatures[(vault, key_id, label)] = result
+            return self._result(request_id, "ok", presignature=label)
+
+        return self._register(
+            sid, _Active(request_id, "presign", driver, self._clock() + self._timeout, done)
+        )
 
     def _start_sign(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
-        sid = _session(body)
-        if bytes(sid) in self._active:
-            raise RequestRefused("malformed", "session already in progress")
+        sid = self._fresh_session(body)
         signers = _parties(body, "signers")
         if self.state.party not in signers:
             raise RequestRefused("malformed", "this co-signer is not among the signers")
         vault, key_id = _str(body, "vault"), _str(body, "key_id")
         key = self._load_key(vault, key_id)
         # DESIGN.md invariant 3: recompute from the payload, then ask the signed policy.
-        target = signing_target(body, key.public.public_key_bytes)
-        metadata_vault = target.request.source.vault
-        if metadata_vault != vault:
+        chain_key = key.public.public_key_bytes if isinstance(key, KeyPackage) else None
+        if isinstance(key, KeyShare) and body.get("chain") not in ("ethereum", "raw"):
+            raise RequestRefused("key", "an ECDSA key signs Ethereum transactions or raw digests")
+        if isinstance(key, KeyPackage) and body.get("chain") == "ethereum":
+            raise RequestRefused("key", "Ethereum needs an ECDSA key")
+        target = signing_target(body, chain_key)
+        if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
         evaluation = check_policy(
             self.state.chain,
@@ -342,28 +535,51 @@ class CosignerNode:
             history=self.state.history,
         )
         checked = CheckedRequest(target, evaluation)
-        driver = signing_driver(
-            key=key,
-            identity=self.state.identity,
-            directory=self.state.directory,
-            guard=self._guard,
-            session=sid,
-            signers=signers,
-            message=checked.target.message,
-            rng=self._rng,
-            taproot_merkle_root=checked.target.taproot_merkle_root,
-        )
+        if isinstance(key, KeyShare):
+            label = _str(body, "presignature")
+            presignature = self._presignatures.get((vault, key_id, label))
+            if presignature is None:
+                raise RequestRefused("key", f"no presignature {label!r} for this key")
+            if tuple(presignature.signers) != signers:
+                raise RequestRefused("malformed", "signers differ from the presignature's")
+            del self._presignatures[(vault, key_id, label)]
+            driver = ecdsa_signing_driver(
+                key=key,
+                presignature=presignature,
+                digest=checked.target.message,
+                identity=self.state.identity,
+                directory=self.state.directory,
+                guard=self._guard,
+                session=sid,
+                rng=self._rng,
+            )
+        else:
+            driver = signing_driver(
+                key=key,
+                identity=self.state.identity,
+                directory=self.state.directory,
+                guard=self._guard,
+                session=sid,
+                signers=signers,
+                message=checked.target.message,
+                rng=self._rng,
+                taproot_merkle_root=checked.target.taproot_merkle_root,
+            )
         del key
         policy_request: TransactionRequest = checked.target.request
 
         def done(result: object) -> Result:
-            assert isinstance(result, bytes)
+            if isinstance(result, EcdsaSignature):
+                signature = result.to_bytes()
+            else:
+                assert isinstance(result, bytes)
+                signature = result
             self.state.record_signed(policy_request)
             log.info("signed", extra={"request_id": request_id, "rule": evaluation.rule})
             return self._result(
                 request_id,
                 "ok",
-                signature=result.hex(),
+                signature=signature.hex(),
                 digest=policy_request.digest.hex(),
                 rule=evaluation.rule,
             )
@@ -392,12 +608,12 @@ class CosignerNode:
         try:
             out.envelopes.extend(active.driver.receive(envelope))
         except ProtocolAbort as abort:
-            del self._active[sid]
             evidence = [
                 base64.b64encode(e).decode()
                 for culprit in abort.culprits
                 for e in active.driver.evidence.get(culprit, [])  # type: ignore[call-overload]
             ]
+            self._end(sid, abort.reason)
             out.results.append(
                 self._result(
                     active.request_id,
@@ -414,11 +630,11 @@ class CosignerNode:
         if active.driver.done:
             del self._active[sid]
             try:
-                out.results.append(active.on_done(active.driver.result))
+                result = active.on_done(active.driver.result)
             except (CustodyError, CryptoError) as exc:
-                out.results.append(
-                    self._result(active.request_id, "failed", reason=f"{type(exc).__name__}")
-                )
+                result = self._result(active.request_id, "failed", reason=type(exc).__name__)
+            if result is not None:
+                out.results.append(result)
 
     def _refusal(self, exc: Exception, request_id: str | None) -> Result:
         log.info("envelope refused", extra={"error": type(exc).__name__})

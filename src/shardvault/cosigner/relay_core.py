@@ -130,8 +130,8 @@ class RelayCore:
     # --- Coordinator side -----------------------------------------------------------
 
     def submit(self, body: Mapping[str, object], parties: Sequence[int]) -> None:
-        """Queue a request for ``parties``; a request with a ``session_id`` registers the
-        session's parties so broadcasts can be routed.
+        """Queue a request for ``parties``; a request with a ``session_id`` (and an
+        ``aux_session_id``) registers the session's parties so broadcasts can be routed.
 
         Raises:
             ValueError: an unknown party, or a session id that is not 32 bytes of hex.
@@ -140,12 +140,13 @@ class RelayCore:
         if unknown:
             raise ValueError(f"unknown co-signers {unknown}")
         with self._cond:
-            session = body.get("session_id")
-            if isinstance(session, str) and body.get("kind") in ("dkg", "sign"):
-                raw = bytes.fromhex(session)
-                if len(raw) != 32:
-                    raise ValueError("session_id must be 32 bytes of hex")
-                self._sessions[raw] = tuple(sorted(parties))
+            for name in ("session_id", "aux_session_id"):
+                session = body.get(name)
+                if isinstance(session, str) and body.get("kind") in ("dkg", "sign", "presign"):
+                    raw = bytes.fromhex(session)
+                    if len(raw) != 32:
+                        raise ValueError(f"{name} must be 32 bytes of hex")
+                    self._sessions[raw] = tuple(sorted(parties))
             for party in parties:
                 self._queues[party].append({"type": "request", "body": dict(body)})
             self._cond.notify_all()
