@@ -377,3 +377,43 @@ def test_every_stored_column_is_protected(
         _sql(database, f"UPDATE audit_events SET {column} = {value} WHERE id = :i", i=ids[5])
         moved_id = "00000000-0000-4000-8000-00000000abcd" if column == "id" else ids[5]
     _expect_broken(database, signer, chain, kind, 5, moved_id)
+
+
+def test_checkpoint_on_demand(database: Database, signer: AuditSigner) -> None:
+    workspace_id = _workspace(database)
+    with database.transaction() as session:
+        assert AuditLog(session, signer).checkpoint(workspace_id) is None  # empty chain
+    _append(database, signer, workspace_id, 3)
+    with database.transaction() as session:
+        log = AuditLog(session, signer)
+        first = log.checkpoint(workspace_id)
+        again = log.checkpoint(workspace_id)
+    assert first is not None
+    assert again is not None
+    assert (first.seq, again.id) == (3, first.id)
+    with database.transaction() as session:
+        assert verify_chain(session, workspace_id, signer.keyring()).checkpoints == 1
+    _sql(
+        database,
+        "UPDATE audit_checkpoints SET signature = :s WHERE id = :i",
+        s="00" * 64,
+        i=first.id,
+    )
+    _expect_broken(database, signer, workspace_id, "checkpoint", 3, None)
+
+
+def test_bad_append_arguments_are_refused(database: Database, signer: AuditSigner) -> None:
+    from shardvault.audit import AuditDetailsError
+
+    workspace_id = _workspace(database)
+    with database.transaction() as session:
+        log = AuditLog(session, signer)
+        with pytest.raises(AuditDetailsError):
+            log.append(
+                workspace_id=workspace_id, actor=Actor.system(), action="x", details={"f": 0.5}
+            )
+        with pytest.raises(ValueError, match="outcome"):
+            log.append(workspace_id=workspace_id, actor=Actor.system(), action="x", outcome="maybe")
+    with pytest.raises(ValueError, match="checkpoint_interval"):
+        AuditLog(database.new_session(), signer, checkpoint_interval=0)
+    assert _ids_by_seq(database, workspace_id) == {}

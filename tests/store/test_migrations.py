@@ -1,6 +1,8 @@
 """Migrations and engines on both backends: upgrade from empty, head equals the models,
 SQLite runs with WAL, foreign keys and a busy timeout, URLs pick the right driver."""
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -73,7 +75,7 @@ def test_downgrade_to_empty_and_back(db_url: str) -> None:
     migrate(db_url)
 
 
-def test_sqlite_connection_settings(tmp_path: object) -> None:
+def test_sqlite_connection_settings(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path}/sub/dir/x.db")
     try:
         with database.engine.connect() as conn:
@@ -116,9 +118,7 @@ def test_other_backends_are_refused(url: str) -> None:
     assert caught.value.url_scheme.split("+")[0] in url
 
 
-def test_default_url_is_a_sqlite_file_in_the_data_dir(tmp_path: object) -> None:
-    from pathlib import Path
-
+def test_default_url_is_a_sqlite_file_in_the_data_dir() -> None:
     assert default_database_url(Path("/srv/sv")) == "sqlite:////srv/sv/shardvault.db"
 
 
@@ -152,3 +152,19 @@ def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_database_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "shardvault.db"
+    migrate(f"sqlite:///{path}")
+    database = Database(f"sqlite:///{path}")
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(text("SELECT 1"))
+            wal = path.with_name("shardvault.db-wal")
+            assert wal.exists()
+            assert wal.stat().st_mode & 0o777 == 0o600
+    finally:
+        database.dispose()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700

@@ -10,6 +10,7 @@ serialization there takes row locks (``SELECT ... FOR UPDATE``) or relies on uni
 constraints.
 """
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -46,6 +47,16 @@ def normalize_url(url: str | URL) -> URL:
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+psycopg")
     raise UnsupportedDatabaseError(parsed.drivername)
+
+
+def _create_private_file(path: Path) -> None:
+    # The database holds the workspace's users, keys and audit trail: create it readable
+    # by its owner only (SQLite gives its -wal and -shm files the same permissions).
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _enable_wal(cursor: Any) -> None:
@@ -96,8 +107,8 @@ def create_engine_for(url: str | URL, *, echo: bool = False) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _create_private_file(Path(database))
         # Pooled: closing the last connection to a WAL database checkpoints and removes
         # the WAL file, which costs milliseconds per transaction if done every time.
         engine = create_engine(
