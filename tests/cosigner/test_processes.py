@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,8 +23,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from eth_account import Account
 from nacl.signing import VerifyKey
 
+from shardvault.chains import ethereum
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_app import create_relay_app
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
@@ -47,6 +51,8 @@ from tests.cosigner.support import (
 )
 
 PASSPHRASE_ENV = "SV_TEST_COSIGNER_PASSPHRASE"
+FIXTURE_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
+"""TEST-ONLY published safe primes, so CGGMP21 auxiliary info needs no prime search."""
 RESULT_TIMEOUT = 20.0
 
 
@@ -77,7 +83,7 @@ class Relay:
 
 
 def _start(party: int, data_dir: Path, url: str, poll_wait: float = 1.0) -> subprocess.Popen:
-    env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE}
+    env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE, TEST_ONLY_PRIMES_ENV: str(FIXTURE_PATH)}
     # The log goes to a file beside the data directory, so a full pipe never blocks it.
     log = open(data_dir.parent / f"cosigner-{party}.log", "a")
     process = subprocess.Popen(
@@ -275,6 +281,57 @@ def test_no_secret_crosses_the_relay(cluster, sol_key):
         for needle in (encoded, encoded[::-1], encoded.hex().encode()):
             assert needle not in wire
             assert needle not in reported
+
+
+def test_ecdsa_keygen_presign_and_ethereum_signature(cluster):
+    body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
+    body["aux_session_id"] = secrets.token_hex(32)
+    results = cluster.run(body, (1, 2, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    public_key = bytes.fromhex(results[1]["public_key"])
+    assert {r["public_key"] for r in results.values()} == {public_key.hex()}
+    address = ethereum.address_from_public_key(public_key)
+    presign = {
+        "kind": "presign",
+        "request_id": "presign-1",
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": "eth-1",
+        "signers": [1, 3],
+        "presignature": "p1",
+    }
+    assert {r["status"] for r in cluster.run(presign, (1, 3)).values()} == {"ok"}
+    tx = ethereum.native_transfer(
+        chain_id=1,
+        nonce=0,
+        to="0x2222222222222222222222222222222222222222",
+        amount="0.5",
+        fees=ethereum.FeeParameters(30 * 10**9, 10**9, 21000),
+    )
+    payload = ethereum.encode_unsigned(tx)
+    body = sign_request(
+        payload,
+        (1, 3),
+        chain="ethereum",
+        key_id="eth-1",
+        presignature="p1",
+        digest=ethereum.signing_hash(tx),
+    )
+    results = cluster.run(body, (1, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    signature = bytes.fromhex(results[1]["signature"])
+    r, s_value, v = (
+        int.from_bytes(signature[:32], "big"),
+        int.from_bytes(signature[32:64], "big"),
+        signature[64],
+    )
+    raw = ethereum.encode_signed(ethereum.assemble(tx, r, s_value, v))
+    assert Account.recover_transaction(raw) == str(address)
+    # The presignature was consumed: a second request naming it gets nothing.
+    again = cluster.run(
+        {**body, "request_id": "again", "session_id": secrets.token_hex(32)}, (1, 3)
+    )
+    assert _statuses(again) == {("refused", "key", None)}
 
 
 def test_sigterm_interrupts_a_long_poll(cluster):
