@@ -3,7 +3,8 @@
 For SQLite (a temporary file) and PostgreSQL (a temporary database on 127.0.0.1:5432):
 sequential signed reads (GET /v1/workspace) and writes (POST /v1/users: authentication,
 nonce, idempotency record, user row and audit event in one transaction), then writes from
-20 concurrent clients. Run: ``.venv/bin/python bench/bench_api_core.py``.
+20 concurrent clients, and how fast the workspace's audit chain verifies.
+Run: ``.venv/bin/python bench/bench_api_core.py``.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ import uvicorn
 from psycopg import sql
 
 from shardvault.api import create_app
-from shardvault.audit import Actor, AuditSigner
+from shardvault.audit import Actor, AuditSigner, verify_chain
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
 from shardvault.service.platform import Platform
 from shardvault.service.workspaces import create_workspace
@@ -123,10 +124,15 @@ def bench(label: str, url: str) -> None:
             writes.append(time.perf_counter() - start)
             response.raise_for_status()
         rate = asyncio.run(_concurrent(base, creds))
+    with platform.unit_of_work() as uow:
+        start = time.perf_counter()
+        report = verify_chain(uow.session, key.workspace_id, platform.keyring())
+        verify_rate = report.events / (time.perf_counter() - start)
     database.dispose()
     print(f"{label:10s} GET  /v1/workspace sequential  {_percentiles(reads)}")
     print(f"{label:10s} POST /v1/users     sequential  {_percentiles(writes)}")
     print(f"{label:10s} POST /v1/users     {CONCURRENT_CLIENTS} clients  {rate:7.1f} req/s")
+    print(f"{label:10s} audit verify       {report.events} events  {verify_rate:9.0f} events/s")
 
 
 def main() -> int:
