@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import gmpy2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shardvault.crypto._sampling import random_below
 from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort, TransportError
@@ -453,3 +455,28 @@ def test_echo_misreporting_our_commitment_blames_the_reporter(session: Session) 
 def test_echo_of_wrong_length(session: Session) -> None:
     abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=())})
     assert abort.culprits == (3,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_decoders_raise_only_typed_errors(session: Session, data: st.DataObject) -> None:
+    """Fuzz: mutated or random bytes either decode or raise EncodingError, nothing else."""
+    kind = data.draw(st.sampled_from([AuxRound1Message, AuxRound2Message, AuxRound3Message]))
+    sample = {
+        AuxRound1Message: session.m1[2],
+        AuxRound2Message: session.m2[2],
+        AuxRound3Message: session.m3[(2, 1)],
+    }[kind].to_bytes()
+    if data.draw(st.booleans()):
+        raw = data.draw(st.binary(max_size=200))
+    else:
+        mutated = bytearray(sample[:4000])
+        for _ in range(data.draw(st.integers(1, 4))):
+            index = data.draw(st.integers(0, len(mutated) - 1))
+            mutated[index] = data.draw(st.integers(0, 255))
+        raw = bytes(mutated)
+    for decoder in (kind.from_bytes, mod.ModProof.from_bytes, fac.FacProof.from_bytes):
+        try:
+            decoder(raw)
+        except EncodingError:
+            pass
