@@ -33,6 +33,7 @@ from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
 from shardvault.crypto.channel import Directory, peek_header
 from shardvault.crypto.polynomial import lagrange_coefficient
+from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.frost import KeyPackage
 from shardvault.custody.secret import SecretBytes
 from tests.cosigner.support import (
@@ -250,46 +251,76 @@ def test_replayed_envelope_is_refused(cluster, sol_key):
     assert [(e["party"], e["error"]) for e in refused] == [(receiver, "ReplayError")]
 
 
-def test_no_secret_crosses_the_relay(cluster, sol_key):
-    # Sign once more so the transcript holds key generation and several signings.
-    message = solana_transfer(sol_key, DESTINATION, 99)
-    assert {r["status"] for r in cluster.run(sign_request(message), (1, 2)).values()} == {"ok"}
-    shares = {}
+def _stored_keys(cluster, key_id: str) -> dict[int, bytes]:
+    """Each co-signer's decrypted key record (TEST ONLY: opens its custody)."""
+    out = {}
     for party in (1, 2, 3):
         with SecretBytes(PASSPHRASE.encode()) as passphrase:
             state = open_node(cluster.dirs[party], passphrase)
         try:
-            with state.custody.load_share(state.share_address(VAULT, "sol-1")) as opened:
-                tag, encoded = opened.share.reveal().split(b"\x00", 1)
-                assert tag == b"shardvault/cosigner/key/frost/v1"
-                shares[party] = KeyPackage.from_bytes(encoded)
+            with state.custody.load_share(state.share_address(VAULT, key_id)) as opened:
+                out[party] = opened.share.reveal()
         finally:
             state.close()
-    group = shares[1].public.suite.group
-    # Test-only: interpolate the group secret from two shares and check it is the key.
+    return out
+
+
+def test_no_secret_crosses_the_relay(cluster, sol_key, eth_key):
+    # Sign once more so the transcript holds key generation and several signings.
+    message = solana_transfer(sol_key, DESTINATION, 99)
+    assert {r["status"] for r in cluster.run(sign_request(message), (1, 2)).values()} == {"ok"}
+    secrets_to_find: list[bytes] = []
+    # FROST (Ed25519): every signing share, and the group secret interpolated here.
+    frost = {}
+    for party, record in _stored_keys(cluster, "sol-1").items():
+        tag, encoded = record.split(b"\x00", 1)
+        assert tag == b"shardvault/cosigner/key/frost/v1"
+        frost[party] = KeyPackage.from_bytes(encoded)
+    group = frost[1].public.suite.group
     secret = group.scalar(0)
     for party in (1, 2):
-        secret = secret + shares[party].signing_share * lagrange_coefficient(group, party, [1, 2])
-    assert group.base_multiply(secret) == shares[1].public.group_public_key
+        secret = secret + frost[party].signing_share * lagrange_coefficient(group, party, [1, 2])
+    assert group.base_multiply(secret) == frost[1].public.group_public_key
+    secrets_to_find += [secret.to_bytes(), *(k.signing_share.to_bytes() for k in frost.values())]
+    # CGGMP21 (secp256k1): every x_i, every Paillier prime, and the whole ECDSA key.
+    ecdsa = {}
+    for party, record in _stored_keys(cluster, "eth-1").items():
+        tag, encoded = record.split(b"\x00", 1)
+        assert tag == b"shardvault/cosigner/key/cggmp21/v1"
+        ecdsa[party] = KeyShare.from_bytes(encoded)
+    curve = ecdsa[1].public_key.group
+    whole = curve.scalar(0)
+    for party in (2, 3):
+        whole = whole + ecdsa[party].share * lagrange_coefficient(curve, party, [2, 3])
+    assert curve.base_multiply(whole).to_bytes() == eth_key
+    secrets_to_find += [whole.to_bytes(), *(k.share.to_bytes() for k in ecdsa.values())]
+    for share in ecdsa.values():
+        for prime in (share.paillier_secret.p, share.paillier_secret.q):
+            secrets_to_find.append(prime.to_bytes((prime.bit_length() + 7) // 8, "big"))
     wire = b"".join(cluster.core.transcript)
     reported = json.dumps(
         [cluster.core.results(rid) for rid in cluster.core.request_ids()], sort_keys=True
     ).encode()
-    assert len(cluster.core.transcript) > 10
-    for value in [secret, *(k.signing_share for k in shares.values())]:
-        encoded = value.to_bytes()
+    assert len(cluster.core.transcript) > 20
+    for encoded in secrets_to_find:
         for needle in (encoded, encoded[::-1], encoded.hex().encode()):
             assert needle not in wire
             assert needle not in reported
 
 
-def test_ecdsa_keygen_presign_and_ethereum_signature(cluster):
+@pytest.fixture(scope="module")
+def eth_key(cluster) -> bytes:
     body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
     body["aux_session_id"] = secrets.token_hex(32)
     results = cluster.run(body, (1, 2, 3))
     assert {r["status"] for r in results.values()} == {"ok"}, results
     public_key = bytes.fromhex(results[1]["public_key"])
     assert {r["public_key"] for r in results.values()} == {public_key.hex()}
+    return public_key
+
+
+def test_ecdsa_keygen_presign_and_ethereum_signature(cluster, eth_key):
+    public_key = eth_key
     address = ethereum.address_from_public_key(public_key)
     presign = {
         "kind": "presign",
