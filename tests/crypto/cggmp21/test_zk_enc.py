@@ -109,3 +109,19 @@ def test_property_wire_round_trip_through_cbor(data: st.DataObject) -> None:
     if set(junk) != {"S", "A", "C", "z1", "z2", "z3"}:
         with pytest.raises(EncodingError):
             enc.EncProof.from_wire(junk)
+
+
+@settings(max_examples=30, deadline=None)
+@given(exponent=st.integers(min_value=-(2**3000), max_value=2**3000))
+def test_fixed_base_commitment_matches_powmod(exponent: int) -> None:
+    """The prover's fixed-base tables agree with GMP's powmod, for any sign and size
+    (exponents beyond the table fall back to powmod)."""
+    from shardvault.crypto.zk.context import FixedBaseTable, commit, pow2
+
+    s, _, _ = _cached()
+    n, base_s, base_t = s.setup.n, s.setup.s, s.setup.t
+    assert commit(n, base_s, base_t, exponent, -exponent // 3) == pow2(
+        base_s, exponent, base_t, -exponent // 3, n
+    )
+    small = FixedBaseTable(base_s, n, 64)
+    assert small.pow(exponent) == pow(base_s, exponent, n)

@@ -41,6 +41,7 @@ from shardvault.crypto.zk.context import (
     check_ciphertext,
     check_signed_range,
     check_unit,
+    commit,
     paillier_enc,
     pow2,
     powmod,
@@ -140,10 +141,10 @@ def prove(
     A = int(gmpy2.powmod(C, alpha, nn0) * paillier_enc(n0, nn0, beta, powmod(r, n0, nn0)) % nn0)
     Bx = group.base_multiply(group.scalar(alpha))
     By = paillier_enc(n1, nn1, beta, prover.nonce_power(r_y))
-    E = pow2(setup.s, alpha, setup.t, gamma, n_hat)
-    S = pow2(setup.s, x, setup.t, m, n_hat)
-    F = pow2(setup.s, beta, setup.t, delta, n_hat)
-    T = pow2(setup.s, y, setup.t, mu, n_hat)
+    E = commit(n_hat, setup.s, setup.t, alpha, gamma)
+    S = commit(n_hat, setup.s, setup.t, x, m)
+    F = commit(n_hat, setup.s, setup.t, beta, delta)
+    T = commit(n_hat, setup.s, setup.t, y, mu)
     e = _challenge(
         context, group.order, verifier, prover.public, setup, C, D, Y, X, (A, Bx, By, E, S, F, T)
     )

@@ -21,6 +21,7 @@ figures (and replace Πenc by an ElGamal-based variant); the proof names are sta
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import gmpy2
@@ -207,3 +208,82 @@ def powmod(base: int, exponent: int, modulus: int) -> int:
         return int(gmpy2.powmod(base, exponent, modulus))
     except ZeroDivisionError:
         raise VerificationError("value is not invertible") from None
+
+
+COMMITMENT_EXPONENT_BITS = ELL + EPSILON + 3072 + 64
+"""Largest ring-Pedersen exponent the fixed-base tables cover: ``ℓ + ε + |N̂|`` for moduli
+up to 3072 bits, plus margin. Larger exponents fall back to ``powmod``."""
+
+_WINDOW = 4
+
+
+class FixedBaseTable:
+    """Fixed-base exponentiation ``base^x mod n`` with a precomputed comb of window 4.
+
+    Row ``i`` holds ``base^(j·16^i)`` for ``j < 16``, so ``base^x`` costs one modular
+    multiplication per non-zero hexadecimal digit of ``x`` instead of GMP's ~1.2 per bit.
+    A prover commits under each verifier's ring-Pedersen bases ``s``, ``t`` many times per
+    presignature (exponents up to ``ℓ + ε + |N̂|`` bits), so the table, built once per
+    verifier and reused across presignatures, pays for itself within one presigning run
+    (the issue's "fixed-base tables for ring-Pedersen bases").
+    """
+
+    __slots__ = ("_modulus", "_rows")
+
+    def __init__(self, base: int, modulus: int, max_bits: int) -> None:
+        n = gmpy2.mpz(modulus)
+        rows: list[list[gmpy2.mpz]] = []
+        current = gmpy2.mpz(base) % n
+        for _ in range((max_bits + _WINDOW - 1) // _WINDOW):
+            row = [gmpy2.mpz(1), current]
+            for _ in range(2, 1 << _WINDOW):
+                row.append(row[-1] * current % n)
+            rows.append(row)
+            current = row[-1] * current % n
+        self._rows = rows
+        self._modulus = n
+
+    def pow(self, exponent: int) -> int:
+        """``base^exponent mod n`` (a negative exponent inverts the result).
+
+        Raises:
+            VerificationError: a negative exponent and a base that is not a unit.
+        """
+        n = self._modulus
+        magnitude = -exponent if exponent < 0 else exponent
+        if magnitude.bit_length() > len(self._rows) * _WINDOW:
+            return powmod(int(self._rows[0][1]), exponent, int(n))
+        result = gmpy2.mpz(1)
+        rows = self._rows
+        index = 0
+        while magnitude:
+            digit = magnitude & 0xF
+            if digit:
+                result = result * rows[index][digit] % n
+            magnitude >>= _WINDOW
+            index += 1
+        if exponent < 0:
+            try:
+                result = gmpy2.invert(result, n)
+            except ZeroDivisionError:
+                raise VerificationError("value is not invertible modulo N") from None
+        return int(result)
+
+
+@functools.lru_cache(maxsize=8)
+def _commitment_tables(n: int, s: int, t: int) -> tuple[FixedBaseTable, FixedBaseTable]:
+    bits = max(COMMITMENT_EXPONENT_BITS, ELL + EPSILON + n.bit_length() + 64)
+    return FixedBaseTable(s, n, bits), FixedBaseTable(t, n, bits)
+
+
+def commit(n: int, s: int, t: int, x: int, y: int) -> int:
+    """The ring-Pedersen commitment ``s^x · t^y mod N`` through cached fixed-base tables.
+
+    For the prover's commitments under a verifier's public parameters (whose factorisation
+    it does not know). The tables of the last few parameter sets are kept (about 6 MB each).
+
+    Raises:
+        VerificationError: a negative exponent on a base that is not a unit.
+    """
+    table_s, table_t = _commitment_tables(n, s, t)
+    return table_s.pow(x) * table_t.pow(y) % n

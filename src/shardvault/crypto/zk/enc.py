@@ -34,6 +34,7 @@ from shardvault.crypto.zk.context import (
     check_ciphertext,
     check_signed_range,
     check_unit,
+    commit,
     paillier_enc,
     pow2,
     powmod,
@@ -114,9 +115,9 @@ def prove(
     mu = random_signed(ELL + n_hat.bit_length(), rng)
     r = random_unit_mod(n0, rng)
     gamma = random_signed(ELL + EPSILON + n_hat.bit_length(), rng)
-    S = pow2(setup.s, k, setup.t, mu, n_hat)
+    S = commit(n_hat, setup.s, setup.t, k, mu)
     A = paillier_enc(n0, nn0, alpha, prover.nonce_power(r))
-    C = pow2(setup.s, alpha, setup.t, gamma, n_hat)
+    C = commit(n_hat, setup.s, setup.t, alpha, gamma)
     e = _challenge(context, q, prover.public, setup, K, S, A, C)
     z1 = alpha + e * k
     z2 = int(r * gmpy2.powmod(rho, e, n0) % n0)

@@ -35,6 +35,7 @@ from shardvault.crypto.zk.context import (
     check_ciphertext,
     check_signed_range,
     check_unit,
+    commit,
     paillier_enc,
     pow2,
     powmod,
@@ -117,10 +118,10 @@ def prove(
     mu = random_signed(ELL + n_hat.bit_length(), rng)
     r = random_unit_mod(n0, rng)
     gamma = random_signed(ELL + EPSILON + n_hat.bit_length(), rng)
-    S = pow2(setup.s, x, setup.t, mu, n_hat)
+    S = commit(n_hat, setup.s, setup.t, x, mu)
     A = paillier_enc(n0, nn0, alpha, prover.nonce_power(r))
     Y = B * group.scalar(alpha)
-    D = pow2(setup.s, alpha, setup.t, gamma, n_hat)
+    D = commit(n_hat, setup.s, setup.t, alpha, gamma)
     e = _challenge(context, group.order, prover.public, setup, C, X, B, S, A, Y, D)
     z1 = alpha + e * x
     z2 = int(r * gmpy2.powmod(rho, e, n0) % n0)
