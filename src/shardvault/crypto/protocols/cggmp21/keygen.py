@@ -260,7 +260,7 @@ class KeygenRound2:
         self._commitments = commitments
         self._echo = echo
         self._own_share: Scalar | None = own_share
-        self._own_constant = own_constant
+        self._own_constant: Scalar | None = own_constant
         self._vss = vss
         self._nonce = nonce
         self._rid = rid
@@ -352,7 +352,10 @@ class KeygenRound2:
             self._nonce.commitment,
             rid_bytes,
         )
-        response = self._nonce.respond(e, self._own_constant)
+        constant = self._own_constant
+        assert constant is not None  # cleared only here, after _own_share was checked
+        self._own_constant = None
+        response = self._nonce.respond(e, constant)
         reply = KeygenRound3Message(
             Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 3, self._me, None),
             {"schnorr_response": response.to_bytes()},

@@ -601,7 +601,7 @@ class PresignRound3:
         self._own = own
         self._secret: tuple[Scalar, Scalar] | None = secret
         self._F_received = F_received
-        self._reveal = reveal
+        self._reveal: _Reveal | None = reveal
 
     def __repr__(self) -> str:
         return f"PresignRound3(party={self._s.me}, <redacted>)"
@@ -648,9 +648,13 @@ class PresignRound3:
                 check (no culprit identified; see the module docstring).
         """
         secret = self._secret
-        if secret is None:
+        reveal = self._reveal
+        if secret is None or reveal is None:
             raise MisuseError("presign round 3 already finished")
+        # Spent secrets die with the round: k_i, χ_i move into the presignature, and the
+        # nonce-side values into an identification round if one is needed.
         self._secret = None
+        self._reveal = None
         s = self._s
         key = s.key
         by_sender = s.collect(received, 3, direct=True)
@@ -673,7 +677,7 @@ class PresignRound3:
             raise PresignIdentificationRequired(
                 PresignIdentify(
                     s,
-                    reveal=self._reveal,
+                    reveal=reveal,
                     views=views,
                     public=_PublicRound3(self._Gamma, self._Gammas, deltas, Deltas, F_sent),
                 )
