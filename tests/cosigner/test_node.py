@@ -14,6 +14,8 @@ import coincurve
 import pytest
 from eth_account import Account
 from eth_account._utils.legacy_transactions import serializable_unsigned_transaction_from_dict
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 from solders.message import Message as SoldersMessage
 from solders.pubkey import Pubkey as SoldersPubkey
@@ -22,7 +24,7 @@ from solders.signature import Signature as SoldersSignature
 from shardvault.chains import bitcoin, ethereum
 from shardvault.cosigner.checks import ethereum_target
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.cosigner.link import InMemoryLink
+from shardvault.cosigner.link import InMemoryLink, Item
 from shardvault.cosigner.node import CosignerNode
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
@@ -309,3 +311,51 @@ def test_coordinator_abort_ends_the_session_and_refuses_its_messages(cluster):
     assert refused
     assert {e["error"] for e in refused} == {"ReplayError"}
     assert cluster.core.results(body["request_id"]) == {}
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_FIELDS = st.sampled_from(
+    [
+        "kind",
+        "request_id",
+        "session_id",
+        "aux_session_id",
+        "vault",
+        "key_id",
+        "signers",
+        "parties",
+        "chain",
+        "payload",
+        "digest",
+        "metadata",
+        "approvals",
+        "prices",
+        "scheme",
+        "min_signers",
+        "presignature",
+        "bundles",
+        "input_index",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["dkg", "sign", "presign", "policy", "abort", "other"]),
+    fields=st.dictionaries(_FIELDS, _JSON, max_size=8),
+)
+def test_fuzz_requests_get_a_result_never_an_exception(cluster, kind, fields):
+    body = {**fields, "kind": kind, "request_id": "fuzz"}
+    node = cluster.nodes[1]
+    out = node.handle([Item(request=body)])
+    assert [r["status"] for r in out.results] in (["refused"], ["failed"], [])
+    assert all(r.get("reason") != "internal error" for r in out.results), out.results
+    assert not out.envelopes or kind in ("dkg", "sign", "presign")
+    for key in list(node._active):
+        node._end(key, "fuzz test clean-up")

@@ -248,6 +248,12 @@ class CosignerNode:
             out.results.append(
                 self._result(request_id, "failed", reason=f"{type(exc).__name__}: {exc}")
             )
+        except Exception:
+            # DESIGN.md invariant 9: bad input must never stop the node. Whatever slipped
+            # past the typed checks is a defect, logged with its traceback and reported
+            # without details (which could echo request content).
+            log.exception("request failed unexpectedly", extra={"request_id": request_id})
+            out.results.append(self._result(request_id, "failed", reason="internal error"))
 
     def _policy(self, request_id: str, body: Mapping[str, object]) -> Result:
         bundles = _list(body, "bundles")
