@@ -8,7 +8,9 @@ policy it holds, the approvers' signatures. Signatures are verified with PyNaCl
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 
 import coincurve
 import pytest
@@ -28,7 +30,7 @@ from shardvault.cosigner.link import InMemoryLink, Item
 from shardvault.cosigner.node import CosignerNode
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
-from shardvault.crypto.channel import Directory
+from shardvault.crypto.channel import Directory, peek_header, verify_evidence
 from shardvault.custody.secret import SecretBytes
 from tests.cosigner.support import (
     DESTINATION,
@@ -359,3 +361,55 @@ def test_fuzz_requests_get_a_result_never_an_exception(cluster, kind, fields):
     assert not out.envelopes or kind in ("dkg", "sign", "presign")
     for key in list(node._active):
         node._end(key, "fuzz test clean-up")
+
+
+class _MaliciousLink(InMemoryLink):
+    """Party 3 turned malicious: it replaces its key-generation share for party 1 with
+    one of its own making, validly signed and encrypted with its own identity."""
+
+    def __init__(self, core, identity, directory, victim):
+        super().__init__(core, identity.party)
+        self._identity = identity
+        self._directory = directory
+        self._victim = victim
+        self.forged = []
+
+    def send(self, envelopes, results=(), events=()):
+        from shardvault.crypto.channel import seal
+        from shardvault.crypto.protocols.frost import DkgRound2Message
+
+        out = []
+        for envelope in envelopes:
+            header = peek_header(envelope)
+            if header.protocol == "frost/dkg" and header.recipient == self._victim:
+                forged = DkgRound2Message(header, bytes(32), (bytes(32),) * 3)
+                envelope = seal(
+                    forged.to_bytes(),
+                    header,
+                    self._identity,
+                    self._directory.get(self._victim),
+                    os.urandom,
+                )
+                self.forged.append(envelope)
+            out.append(envelope)
+        super().send(out, results, events)
+
+
+def test_malicious_party_is_named_with_signed_evidence(cluster):
+    node3 = cluster.nodes[3]
+    honest_link = node3.link
+    malicious = _MaliciousLink(cluster.core, node3.state.identity, node3.state.directory, victim=1)
+    node3.link = malicious
+    try:
+        body = dkg_request(key_id="victim")
+        results = cluster.run(body, [1, 2, 3])
+    finally:
+        node3.link = honest_link
+    assert malicious.forged
+    failed = results[1]
+    assert failed["status"] == "failed"
+    assert failed["culprits"] == [3]
+    evidence = [base64.b64decode(e) for e in failed["evidence"]]
+    assert malicious.forged[0] in evidence
+    # Anyone holding the directory can check that party 3 signed what it is blamed for.
+    assert verify_evidence(malicious.forged[0], node3.state.directory).sender == 3
