@@ -51,3 +51,35 @@ def test_peer_presigning_for_a_derived_key_is_refused() -> None:
     with pytest.raises(ProtocolAbort) as info:
         honest.next([other.message], other.proofs)
     assert info.value.culprits == (2,)
+
+
+def test_pool_serialization_round_trips_and_refuses_bad_input() -> None:
+    import cbor2
+
+    from shardvault.crypto.errors import EncodingError
+    from shardvault.crypto.protocols.cggmp21.local import run_sign
+    from shardvault.crypto.protocols.cggmp21.presign import Presignature
+    from tests.crypto.cggmp21.ecdsa_helpers import assert_valid_signature
+
+    shares = make_key_shares(2, 2, "presign-pool")
+    presignatures = run_presign(shares, RNG)
+    stored = [p.to_pool_bytes() for p in presignatures]
+    loaded = [Presignature.unsafe_from_pool_bytes(b) for b in stored]
+    assert [p.to_pool_bytes() for p in loaded] == stored
+    digest = RNG(32)
+    assert_valid_signature(
+        shares[0].public_key.to_bytes(), digest, run_sign(shares, loaded, digest, RNG)
+    )
+    with pytest.raises(MisuseError):
+        loaded[0].to_pool_bytes()
+    fields = cbor2.loads(stored[0])
+    bad_delta = SECP256K1.scalar(int.from_bytes(fields["delta"], "big") + 1).to_bytes()
+    for bad in (
+        cbor2.dumps({**fields, "format": 2}, canonical=True),
+        cbor2.dumps({**fields, "delta": bad_delta}, canonical=True),
+        cbor2.dumps({**fields, "signers": [2, 1]}, canonical=True),
+        cbor2.dumps({**fields, "S": fields["S"][:1]}, canonical=True),
+        stored[0][:-3],
+    ):
+        with pytest.raises(EncodingError):
+            Presignature.unsafe_from_pool_bytes(bad)
