@@ -303,11 +303,14 @@ def test_no_secret_crosses_the_relay(cluster, sol_key, eth_key):
     reported = json.dumps(
         [cluster.core.results(rid) for rid in cluster.core.request_ids()], sort_keys=True
     ).encode()
+    logs = b"".join(p.read_bytes() for p in cluster.dirs[1].parent.glob("cosigner-*.log"))
+    assert b"signed" in logs  # the co-signers do log their work
     assert len(cluster.core.transcript) > 20
     for encoded in secrets_to_find:
         for needle in (encoded, encoded[::-1], encoded.hex().encode()):
             assert needle not in wire
             assert needle not in reported
+            assert needle not in logs
 
 
 @pytest.fixture(scope="module")
