@@ -351,9 +351,25 @@ _FIELDS = st.sampled_from(
 @given(
     kind=st.sampled_from(["dkg", "sign", "presign", "policy", "abort", "other"]),
     fields=st.dictionaries(_FIELDS, _JSON, max_size=8),
+    plausible=st.fixed_dictionaries(
+        {},
+        optional={
+            "session_id": st.binary(min_size=32, max_size=32).map(bytes.hex),
+            "aux_session_id": st.binary(min_size=32, max_size=32).map(bytes.hex),
+            "signers": st.sampled_from([[1, 2], [1, 2, 3], [2, 3]]),
+            "parties": st.sampled_from([[1, 2], [1, 2, 3]]),
+            "vault": st.sampled_from(["treasury", "other"]),
+            "key_id": st.sampled_from(["sol-1", "btc-1", "none"]),
+            "chain": st.sampled_from(["solana", "bitcoin", "ethereum", "raw"]),
+            # Not ecdsa-secp256k1: without the test-only primes it would search safe primes.
+            "scheme": st.sampled_from(["eddsa-ed25519", "schnorr-bip340"]),
+            "metadata": st.just(metadata()),
+            "payload": st.binary(max_size=64).map(bytes.hex),
+        },
+    ),
 )
-def test_fuzz_requests_get_a_result_never_an_exception(cluster, kind, fields):
-    body = {**fields, "kind": kind, "request_id": "fuzz"}
+def test_fuzz_requests_get_a_result_never_an_exception(cluster, kind, fields, plausible):
+    body = {**fields, **plausible, "kind": kind, "request_id": "fuzz"}
     node = cluster.nodes[1]
     out = node.handle([Item(request=body)])
     assert [r["status"] for r in out.results] in (["refused"], ["failed"], [])
@@ -413,3 +429,13 @@ def test_malicious_party_is_named_with_signed_evidence(cluster):
     assert malicious.forged[0] in evidence
     # Anyone holding the directory can check that party 3 signed what it is blamed for.
     assert verify_evidence(malicious.forged[0], node3.state.directory).sender == 3
+
+
+@pytest.mark.parametrize(
+    "signers", [[{}], [1, "2"], [True, 2], [1, 1], [0, 1], "12", [70000, 1], [[1]]]
+)
+def test_bad_party_lists_are_refused(cluster, signers):
+    body = sign_request(b"\x00" * 32, (1, 2), chain="raw")
+    body["signers"] = signers
+    out = cluster.nodes[1].handle([Item(request=body)])
+    assert [(r["status"], r["check"]) for r in out.results] == [("refused", "malformed")]

@@ -4,10 +4,12 @@ One loop, one thread: poll the link, handle each item, expire sessions that wait
 long, send what came out. Requests (JSON objects, see ``docs/cosigner.md``):
 
 * ``policy``: signed policy bundles to accept into the pinned chain;
-* ``dkg``: a FROST key generation as one party; the key share is sealed into the
-  custody share store when the session ends, and the public key package is reported;
-* ``sign``: a FROST signature over what the co-signer recomputed from the payload and
-  allowed under its policy (:mod:`.checks`);
+* ``dkg``: a key generation as one party (FROST, or CGGMP21 auxiliary info and key
+  generation as two sessions); the key share is sealed into the custody share store
+  when it ends, and the public key is reported;
+* ``presign``: a CGGMP21 presignature, kept in memory for one later signature;
+* ``sign``: a signature (FROST, or CGGMP21 from a presignature) over what the co-signer
+  recomputed from the payload and allowed under its policy (:mod:`.checks`);
 * ``abort``: end a session early.
 
 Every request gets one result: ``ok`` (with a signature or a public key), ``refused``
@@ -16,7 +18,7 @@ naming culprits with the signed envelopes as evidence). Refused envelopes (bad s
 replay, closed round) become events; the session goes on without them.
 
 Shares are decrypted only for the operation that needs them: loaded from custody when a
-signing request arrives, handed to the round object, and dropped with it.
+request arrives, handed to the round object, and dropped with it.
 """
 
 from __future__ import annotations
@@ -135,8 +137,11 @@ def _session(body: Mapping[str, object]) -> SessionId:
 
 def _parties(body: Mapping[str, object], name: str) -> tuple[int, ...]:
     raw = _list(body, name)
+    ids = [p for p in raw if isinstance(p, int) and not isinstance(p, bool)]
+    if len(ids) != len(raw):
+        raise RequestRefused("malformed", f"field {name} must list party ids")
     try:
-        return tuple(int(p) for p in party_set(raw))  # type: ignore[arg-type]
+        return tuple(int(p) for p in party_set(ids))
     except CryptoError as exc:
         raise RequestRefused("malformed", f"field {name}: {exc}") from None
 
