@@ -14,8 +14,10 @@ Round 2. Verify ``ψ^0_{i,j}``. ``Γ_i = γ_i·G``; for each ``j``, ``β, β̂ �
   The message also echoes every round-1 broadcast.
 Round 3. Verify the echo and ``ψ``, ``ψ̂``, ``ψ'``. ``Γ = Σ Γ_j``, ``Δ_i = k_i·Γ``,
   ``δ_i = γ_i k_i + Σ_j (α_{i,j} − β_{i,j})``, ``χ_i = w_i k_i + Σ_j (α̂_{i,j} − β̂_{i,j})``
-  (``α = dec_i(D_{i,j})``); send ``(δ_i, Δ_i, S_i = χ_i·Γ, ψ''_{j,i})`` (Πlog* for ``(K_i, Δ_i)``
-  with base ``Γ``).
+  (``α = dec_i(D_{i,j})``); send ``(δ_i, Δ_i, S_i = χ_i·Γ, [F_{j,i}]_j, ψ''_{j,i})`` (Πlog* for
+  ``(K_i, Δ_i)`` with base ``Γ``). ``S_i`` and the list of the sender's ``F`` ciphertexts
+  are shardvault's additions to Figure 7: ``S_i`` makes each signature share checkable on
+  its own, and the list makes the identification below publicly verifiable.
 Output. Verify ``ψ''``; ``δ = Σ δ_j``; check ``δ·G = Σ Δ_j`` and ``Σ S_j = δ·X``;
   ``R = δ^{-1}·Γ``. The presignature is ``(R, k_i, χ_i)`` plus every ``(Δ_j, S_j)`` so that
   each signature share can be checked on its own (``σ_j·Γ = m·Δ_j + r·S_j``).
