@@ -109,7 +109,11 @@ class InMemoryLink(CoordinatorLink):
 
 
 class HttpLink(CoordinatorLink):
-    """A long-polling HTTP client of the relay protocol, signing every request."""
+    """A long-polling HTTP client of the relay protocol, signing every request.
+
+    Security: holds a reference to the node's identity (to sign requests); it sends only
+    envelopes, results and events, never a key.
+    """
 
     def __init__(
         self,
