@@ -201,3 +201,57 @@ def test_format_1_key_share_file_loads_forever() -> None:
     )
     assert share.key_id.hex() == "d526a60e104e4518cc6cacac1e36634e578f7b61c2bb474822b4deed908aa5aa"
     assert (share.party, share.min_signers, share.max_signers, share.epoch) == (1, 2, 3, 0)
+
+
+def test_malformed_round1_commitment_and_duplicates_name_the_sender() -> None:
+    r1 = _round1()
+    bad = replace(r1[2].message, payload={"commitment": b"short"})
+    with pytest.raises(ProtocolAbort) as info:
+        r1[1].next([bad, r1[3].message])
+    assert info.value.culprits == (2,)
+    r1 = _round1()
+    twice = replace(r1[2].message, payload={"commitment": bytes(32)})
+    with pytest.raises(ProtocolAbort) as info:
+        r1[1].next([r1[2].message, twice, r1[3].message])
+    assert info.value.culprits == (2,)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("echo", b"not a list"),
+        ("vss", [b"\x02" + bytes(32)]),
+        ("schnorr_commitment", b"\x05" * 33),
+        ("salt", b"short"),
+    ],
+)
+def test_malformed_round2_broadcast_names_the_sender(field: str, value: object) -> None:
+    step2 = _advance_to_round2(_round1())
+    broadcast = step2[2][1]
+    forged = replace(broadcast, payload={**broadcast.payload, field: value})
+    with pytest.raises(ProtocolAbort) as info:
+        step2[1][0].next([forged, step2[3][1]], _shares_for(step2, 1))
+    assert info.value.culprits == (2,)
+
+
+def test_wrong_degree_vss_names_the_dealer() -> None:
+    """A dealer committing to a polynomial of another degree (here it opens correctly,
+    because the dealer itself used the wrong threshold)."""
+    sid = RNG(32)
+    r1 = {p: KeygenRound1(p, 2, PARTIES, sid, RNG) for p in (1, 3)}
+    r1[2] = KeygenRound1(2, 3, PARTIES, sid, RNG)
+    step2 = _advance_to_round2(r1)
+    with pytest.raises(ProtocolAbort) as info:
+        step2[1][0].next([step2[2][1], step2[3][1]], _shares_for(step2, 1))
+    assert info.value.culprits == (2,)
+
+
+def test_malformed_share_names_the_dealer() -> None:
+    step2 = _advance_to_round2(_round1())
+    shares = [
+        replace(m, payload={"share": b"\xff" * 32}) if m.header.sender == 2 else m
+        for m in _shares_for(step2, 1)
+    ]
+    with pytest.raises(ProtocolAbort) as info:
+        step2[1][0].next([step2[2][1], step2[3][1]], shares)
+    assert info.value.culprits == (2,)

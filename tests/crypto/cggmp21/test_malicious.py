@@ -258,3 +258,39 @@ def test_wrong_delta_among_three_signers_names_only_the_cheater() -> None:
     for i, ident in zip((1, 2), identifications, strict=True):
         others = [m for m in reveals if m.header.sender != i]
         assert _abort(lambda ident=ident, others=others: ident.finish(others)) == (3,)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("delta", b"\xff" * 32),
+        ("Delta", b"\x02" + bytes(32)),
+        ("S", b"short"),
+        ("F_sent", [1]),
+        ("F_sent", "not a list"),
+        ("log_star_proof", {"Y": b"x"}),
+    ],
+)
+def test_malformed_round3_message_names_the_sender(
+    shares: list[KeyShare], field: str, value: Any
+) -> None:
+    b1, _, message = _to_round3(shares)
+    assert _abort(lambda: b1.finish([_with(message, **{field: value})])) == (2,)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("presignature_id", bytes(32)),
+        ("sigma", b"\xff" * 32),
+        ("sigma", b"short"),
+        ("echo", "not a list"),
+    ],
+)
+def test_malformed_signature_share_names_the_sender(
+    shares: list[KeyShare], field: str, value: Any
+) -> None:
+    presignatures = run_presign(shares, RNG)
+    digest, sid = RNG(32), RNG(32)
+    rounds = [SignRound(k, p, digest, sid) for k, p in zip(shares, presignatures, strict=True)]
+    assert _abort(lambda: rounds[0].finish([_with(rounds[1].message, **{field: value})])) == (2,)

@@ -126,3 +126,25 @@ def test_refresh_bad_schnorr_response_names_the_prover() -> None:
     assert info.value.culprits == (2,)
     with pytest.raises(MisuseError):
         step3[0][0].finish([step3[1][1]])
+
+
+def test_refresh_echo_and_degree_checks_name_the_culprit() -> None:
+    shares = make_key_shares(2, 2, "refresh-echo")
+    aux = _new_aux([1, 2])
+    sid = RNG(32)
+    r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
+    s1, _, _ = r1[0].next([r1[1].message])
+    _, b2, d2 = r1[1].next([r1[0].message])
+    # Party 2 misreports party 1's own commitment in its echo.
+    bad_echo = replace(b2, payload={**b2.payload, "echo": [bytes(32), b2.payload["echo"][1]]})
+    with pytest.raises(ProtocolAbort) as info:
+        s1.next([bad_echo], d2)
+    assert info.value.culprits == (2,)
+    # A zero-sharing of the wrong degree does not even open the commitment.
+    r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
+    s1, _, _ = r1[0].next([r1[1].message])
+    _, b2, d2 = r1[1].next([r1[0].message])
+    extra = replace(b2, payload={**b2.payload, "vss": [*b2.payload["vss"], b2.payload["vss"][0]]})
+    with pytest.raises(ProtocolAbort) as info:
+        s1.next([extra], d2)
+    assert info.value.culprits == (2,)
