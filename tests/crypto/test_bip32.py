@@ -78,3 +78,15 @@ def test_additive_scheme_commutes_with_public_keys(group: Any) -> None:
     tweak, code = additive_tweak(group, public.to_bytes(), bytes(range(32)), 5)
     assert len(code) == 32
     assert group.base_multiply(secret + tweak) == public + group.base_multiply(tweak)
+
+
+def test_depth_is_bounded_and_testnet_keys_parse() -> None:
+    xpub = ExtendedPublicKey.parse(_vectors()["vectors"][0]["steps"][0]["xpub"])
+    deep = ExtendedPublicKey(xpub.public_key, xpub.chain_code, depth=255)
+    with pytest.raises(MisuseError):
+        deep.child(0)
+    from shardvault.crypto.bip32 import TPUB_VERSION
+
+    testnet = ExtendedPublicKey(xpub.public_key, xpub.chain_code, version=TPUB_VERSION)
+    assert testnet.serialize().startswith("tpub")
+    assert ExtendedPublicKey.parse(testnet.serialize()) == testnet

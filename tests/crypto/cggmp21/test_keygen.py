@@ -255,3 +255,17 @@ def test_malformed_share_names_the_dealer() -> None:
     with pytest.raises(ProtocolAbort) as info:
         step2[1][0].next([step2[2][1], step2[3][1]], shares)
     assert info.value.culprits == (2,)
+
+
+def test_attaching_aux_info_of_another_party_or_set_is_misuse() -> None:
+    from tests.crypto.cggmp21.conftest import build_aux_info, make_seeded_rng
+    from tests.crypto.cggmp21.ecdsa_helpers import fixture_keys
+
+    outputs = run_keygen(2, 3, RNG)
+    aux = build_aux_info(fixture_keys()[:3], [1, 2, 3], make_seeded_rng("aux-misuse"))
+    with pytest.raises(MisuseError):
+        outputs[0].with_aux(aux[2])
+    other_set = build_aux_info(fixture_keys()[:2], [1, 2], make_seeded_rng("aux-misuse-2"))
+    with pytest.raises(MisuseError):
+        outputs[0].with_aux(other_set[1])
+    assert "redacted" in repr(outputs[0])
