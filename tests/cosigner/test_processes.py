@@ -31,7 +31,9 @@ from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_app import create_relay_app
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
+from shardvault.crypto.bip32 import ExtendedPublicKey
 from shardvault.crypto.channel import Directory, peek_header
+from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.frost import KeyPackage
@@ -314,18 +316,23 @@ def test_no_secret_crosses_the_relay(cluster, sol_key, eth_key):
 
 
 @pytest.fixture(scope="module")
-def eth_key(cluster) -> bytes:
+def eth_key_and_chain_code(cluster) -> tuple[bytes, bytes]:
     body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
     body["aux_session_id"] = secrets.token_hex(32)
     results = cluster.run(body, (1, 2, 3))
     assert {r["status"] for r in results.values()} == {"ok"}, results
     public_key = bytes.fromhex(results[1]["public_key"])
     assert {r["public_key"] for r in results.values()} == {public_key.hex()}
-    return public_key
+    return public_key, bytes.fromhex(results[1]["chain_code"])
 
 
-def test_ecdsa_keygen_presign_and_ethereum_signature(cluster, eth_key):
-    public_key = eth_key
+@pytest.fixture(scope="module")
+def eth_key(eth_key_and_chain_code) -> bytes:
+    return eth_key_and_chain_code[0]
+
+
+def test_ecdsa_keygen_presign_and_ethereum_signature(cluster, eth_key_and_chain_code):
+    public_key, chain_code = eth_key_and_chain_code
     address = ethereum.address_from_public_key(public_key)
     presign = {
         "kind": "presign",
@@ -363,6 +370,51 @@ def test_ecdsa_keygen_presign_and_ethereum_signature(cluster, eth_key):
     )
     raw = ethereum.encode_signed(ethereum.assemble(tx, r, s_value, v))
     assert Account.recover_transaction(raw) == str(address)
+    # One key generation, many addresses: presign and sign at a BIP32 path; the signer
+    # recovered from the signature is the address derived from the root xpub.
+    path = "m/44/60/0/0/7"
+    child = ExtendedPublicKey(SECP256K1.decode_point(public_key), chain_code).derive(path)
+    child_address = ethereum.address_from_public_key(child.public_key.to_bytes())
+    derived_presign = {
+        **presign,
+        "request_id": "presign-path",
+        "session_id": secrets.token_hex(32),
+        "presignature": "p-path",
+        "path": path,
+    }
+    assert {r["status"] for r in cluster.run(derived_presign, (1, 3)).values()} == {"ok"}
+    derived = sign_request(
+        payload, (1, 3), chain="ethereum", key_id="eth-1", presignature="p-path", path=path
+    )
+    results = cluster.run(derived, (1, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    signature = bytes.fromhex(results[3]["signature"])
+    raw = ethereum.encode_signed(
+        ethereum.assemble(
+            tx,
+            int.from_bytes(signature[:32], "big"),
+            int.from_bytes(signature[32:64], "big"),
+            signature[64],
+        )
+    )
+    assert Account.recover_transaction(raw) == str(child_address) != str(address)
+    # A presignature made for one path does not sign for another.
+    other_presign = {
+        **derived_presign,
+        "request_id": "presign-other",
+        "session_id": secrets.token_hex(32),
+        "presignature": "p-other",
+    }
+    assert {r["status"] for r in cluster.run(other_presign, (1, 3)).values()} == {"ok"}
+    mismatched = sign_request(
+        payload,
+        (1, 3),
+        chain="ethereum",
+        key_id="eth-1",
+        presignature="p-other",
+        path="m/44/60/0/0/8",
+    )
+    assert _statuses(cluster.run(mismatched, (1, 3))) == {("refused", "key", None)}
     # The presignature was consumed: a second request naming it gets nothing.
     again = cluster.run(
         {**body, "request_id": "again", "session_id": secrets.token_hex(32)}, (1, 3)

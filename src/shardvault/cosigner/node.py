@@ -57,6 +57,7 @@ from shardvault.crypto.protocols.cggmp21.aux_info import (
     AuxInfoConfig,
     generate_paillier_key,
 )
+from shardvault.crypto.protocols.cggmp21.bip32 import derive_key_share
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presign import Presignature
@@ -331,6 +332,28 @@ class CosignerNode:
             raise RequestRefused("key", f"stored share of {key_id!r} is unreadable") from exc
         raise RequestRefused("key", f"stored share of {key_id!r} has an unknown kind")
 
+    def _ecdsa_key(
+        self,
+        body: Mapping[str, object],
+        vault: str,
+        key_id: str,
+        loaded: KeyPackage | KeyShare | None = None,
+    ) -> KeyShare:
+        """The ECDSA key share of ``key_id``, derived along ``path`` (BIP32, non-hardened)
+        when the request names one: one key generation serves many addresses."""
+        key = loaded if loaded is not None else self._load_key(vault, key_id)
+        if not isinstance(key, KeyShare):
+            raise RequestRefused("key", "this needs an ECDSA (CGGMP21) key")
+        path = body.get("path", "m")
+        if not isinstance(path, str):
+            raise RequestRefused("malformed", "field path must be a string")
+        if path in ("m", ""):
+            return key
+        try:
+            return derive_key_share(key, path)
+        except CryptoError as exc:
+            raise RequestRefused("malformed", f"derivation path refused: {exc}") from None
+
     def _paillier_key(self) -> PaillierSecretKey:
         """This party's Paillier-Blum key for CGGMP21's auxiliary info.
 
@@ -499,9 +522,8 @@ class CosignerNode:
         vault, key_id, label = _str(body, "vault"), _str(body, "key_id"), _str(body, "presignature")
         if (vault, key_id, label) in self._presignatures:
             raise RequestRefused("malformed", f"presignature {label!r} already exists")
-        key = self._load_key(vault, key_id)
-        if not isinstance(key, KeyShare):
-            raise RequestRefused("key", "presigning needs an ECDSA (CGGMP21) key")
+        # A presignature is made for the derived key it will sign with.
+        key = self._ecdsa_key(body, vault, key_id)
         driver = presign_driver(
             key=key,
             identity=self.state.identity,
@@ -547,12 +569,15 @@ class CosignerNode:
         )
         checked = CheckedRequest(target, evaluation)
         if isinstance(key, KeyShare):
+            key = self._ecdsa_key(body, vault, key_id, key)
             label = _str(body, "presignature")
             presignature = self._presignatures.get((vault, key_id, label))
             if presignature is None:
                 raise RequestRefused("key", f"no presignature {label!r} for this key")
             if tuple(presignature.signers) != signers:
                 raise RequestRefused("malformed", "signers differ from the presignature's")
+            if presignature.key_id != key.key_id:
+                raise RequestRefused("key", "the presignature was made for another key or path")
             del self._presignatures[(vault, key_id, label)]
             driver = ecdsa_signing_driver(
                 key=key,
