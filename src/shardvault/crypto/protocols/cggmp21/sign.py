@@ -173,6 +173,8 @@ def finalize(
         ProtocolAbort: the signature does not verify (cannot happen once every share did).
     """
     s = sigma
+    # The recovery id is R.y's parity; the "R.x ≥ q" case (ids 2, 3) has probability
+    # about 2^-128 on secp256k1 and is not represented (Ethereum's v cannot carry it).
     recovery_id = 0 if CURVE.has_even_y(pre.R) else 1
     if s.value > Q // 2:
         s = -s
@@ -185,8 +187,3 @@ def finalize(
     if point.is_identity() or CURVE.scalar(int.from_bytes(CURVE.x_only(point), "big")) != r:
         raise ProtocolAbort([], "combined signature does not verify")
     return EcdsaSignature(r.value, s.value, recovery_id)
-
-
-def signer_set(presignature: Presignature) -> tuple[PartyId, ...]:
-    """The signers a presignature was made for."""
-    return presignature.signers
