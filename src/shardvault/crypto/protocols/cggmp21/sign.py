@@ -93,7 +93,10 @@ class SignRound:
         self._presignature = presignature
         self._session = session_id(session)
         self._m = digest_scalar(digest)
-        self._r = CURVE.scalar(int.from_bytes(CURVE.x_only(presignature.R), "big"))
+        x_coordinate = int.from_bytes(CURVE.x_only(presignature.R), "big")
+        if x_coordinate >= Q:  # pragma: no cover - probability about 2^-128
+            raise MisuseError("presignature has R.x >= q (no 0/1 recovery id); discard it")
+        self._r = CURVE.scalar(x_coordinate)
         if self._r.is_zero():  # pragma: no cover - probability 2^-256
             raise MisuseError("presignature has r = 0")
         k, chi = presignature.consume()
@@ -173,8 +176,8 @@ def finalize(
         ProtocolAbort: the signature does not verify (cannot happen once every share did).
     """
     s = sigma
-    # The recovery id is R.y's parity; the "R.x ≥ q" case (ids 2, 3) has probability
-    # about 2^-128 on secp256k1 and is not represented (Ethereum's v cannot carry it).
+    # The recovery id is R.y's parity; presignatures with R.x ≥ q (ids 2, 3, which
+    # Ethereum's v cannot carry) are refused before signing.
     recovery_id = 0 if CURVE.has_even_y(pre.R) else 1
     if s.value > Q // 2:
         s = -s
