@@ -23,15 +23,33 @@ class Permission(enum.StrEnum):
     API_KEYS_READ = "api_keys:read"
     API_KEYS_MANAGE = "api_keys:manage"
     AUDIT_READ = "audit:read"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    VAULTS_READ = "vaults:read"
+    VAULTS_MANAGE = "vaults:manage"
+    TRANSACTIONS_READ = "transactions:read"
+    TRANSACTIONS_CREATE = "transactions:create"
+    TRANSACTIONS_APPROVE = "transactions:approve"
+    POLICIES_READ = "policies:read"
+    POLICIES_MANAGE = "policies:manage"
 
 
-_READ = frozenset({Permission.WORKSPACE_READ, Permission.USERS_READ, Permission.API_KEYS_READ})
+_READ = frozenset(
+    {
+        Permission.WORKSPACE_READ,
+        Permission.USERS_READ,
+        Permission.API_KEYS_READ,
+        Permission.VAULTS_READ,
+        Permission.TRANSACTIONS_READ,
+        Permission.POLICIES_READ,
+    }
+)
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
     Role.ADMIN: frozenset(Permission),
-    Role.SIGNER: _READ,
-    Role.APPROVER: _READ,
+    Role.SIGNER: _READ | {Permission.TRANSACTIONS_CREATE},
+    Role.APPROVER: _READ | {Permission.TRANSACTIONS_APPROVE},
     Role.VIEWER: _READ,
     Role.AUDITOR: _READ | {Permission.AUDIT_READ},
 }

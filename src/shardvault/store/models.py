@@ -243,3 +243,8 @@ class AuditCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
+
+# The custody domain's tables live in their own module; importing it here puts them in
+# the shared metadata that Alembic and the tests see.
+from shardvault.store import models_vaults as _models_vaults  # noqa: E402, F401
+from shardvault.store import models_webhooks as _models_webhooks  # noqa: E402, F401

@@ -1,0 +1,826 @@
+"""The transaction pipeline: one persisted state per step, resumable after a crash.
+
+::
+
+    submitted -> pending_policy -> approved ---------------> signing -> signed
+                               \\-> pending_approval -> approved     |
+                               \\-> blocked          \\-> rejected    v
+    completed <- confirming <- broadcasting <------------------------'
+         (failed from signing, broadcasting or confirming; cancelled before signing)
+
+Each step is one unit of work that re-reads the transaction under a row lock, checks
+that it is still in the state the step expects, and commits the new state with its audit
+event (and, where it applies, the nonce ledger change) in the same database transaction.
+The ``version`` column makes a step that raced another fail instead of overwriting it.
+
+At-most-once rules (see docs/transactions.md for the full argument):
+
+- **Nonce**: allocated in the same transaction that moves ``approved -> signing`` and
+  records it on the transaction; confirmed in the same transaction that moves
+  ``broadcasting -> confirming``; released only when the transaction fails before it
+  could have reached the chain. A crash never leaves a nonce allocated and unrecorded.
+- **Signing**: ``signing_attempts`` is incremented and committed before the backend is
+  called (intent recorded first). A crash mid-signing loses that signature with the
+  process; the retry signs the same payload, with the same nonce, so at most one of the
+  signatures can ever be valid on chain.
+- **Broadcast**: ``signed -> broadcasting`` commits first; in ``broadcasting`` the worker
+  first asks the node whether the transaction hash is already known (mined or pending)
+  and only sends the raw bytes when it is not. Re-sending the *same* signed bytes is the
+  only retry; nothing is ever re-signed after ``signed``.
+
+:class:`PipelineWorker` claims due work from the ``pipeline_work`` queue under a lease
+(``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL) and advances each claimed
+transaction until it must wait (approvals, confirmations) or is finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from eth_hash.auto import keccak
+from sqlalchemy.orm.exc import StaleDataError
+
+from shardvault.audit import Actor
+from shardvault.chains.amounts import Wei
+from shardvault.chains.ethereum import (
+    FeeMarketTransaction,
+    assemble_with_public_key,
+    encode_signed,
+    erc20_transfer,
+    native_transfer,
+    signing_hash,
+    signing_payload,
+    summarize,
+    transaction_hash,
+)
+from shardvault.chains.ethereum.address import parse_address
+from shardvault.chains.ethereum.build import FeeParameters
+from shardvault.policy import (
+    EvaluationContext,
+    History,
+    PastTransaction,
+    TransactionRequest,
+    evaluate,
+    parse_prices,
+    parse_request,
+    request_to_json,
+)
+from shardvault.policy.model import Decision, InitiatorKind, Operation
+from shardvault.policy.request import Asset as PolicyAsset
+from shardvault.policy.request import Initiator, Source
+from shardvault.service.chainclients import RpcTransportError, TransactionRejectedError
+from shardvault.service.chainclients.ethereum import (
+    AlreadyKnownError,
+    EthereumRpcClient,
+    NonceTooLowError,
+)
+from shardvault.service.nonce_store import account_key, allocate_in, settle_in, state_in
+from shardvault.service.platform import Platform
+from shardvault.service.policies import active_policy
+from shardvault.service.signing import SigningBackend, SigningError, SignRequest
+from shardvault.service.uow import UnitOfWork
+from shardvault.store.models_vaults import (
+    TERMINAL_STATUSES,
+    Asset,
+    AssetKind,
+    Network,
+    NonceState,
+    Transaction,
+    TransactionStatus,
+    WalletAddress,
+)
+from shardvault.store.repositories_vaults import (
+    AssetRepository,
+    NetworkRepository,
+    NonceLedger,
+    TransactionRepository,
+    VaultRepository,
+    WalletRepository,
+    WorkQueue,
+)
+from shardvault.store.types import utcnow
+
+_log = logging.getLogger("shardvault.pipeline")
+
+PIPELINE_ACTOR = Actor.system()
+"""Who the pipeline's audit events name."""
+
+VELOCITY_LOOKBACK = timedelta(days=31)
+"""How far back the pipeline reads history for velocity limits (the longest window a
+policy may sensibly use; longer windows see only this much)."""
+
+MAX_SIGNING_ATTEMPTS = 3
+"""Signing failures after which a transaction fails (and its nonce is released)."""
+
+FaultHook = Callable[[str], None]
+"""Called at named points of a step (tests use it to kill the process there)."""
+
+
+@dataclass
+class PipelineRuntime:
+    """What the pipeline needs besides the database: the signer and chain access."""
+
+    backend: SigningBackend
+    ethereum_client: Callable[[str], EthereumRpcClient] = field(
+        default=lambda url: EthereumRpcClient(url)
+    )
+    lease_s: float = 30.0
+    confirmation_poll_s: float = 1.0
+    broadcast_retry_s: float = 2.0
+    fault_hook: FaultHook | None = None
+
+    def fault(self, point: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(point)
+
+
+class PipelineFault(Exception):
+    """An inconsistency that stops one transaction (it is marked failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    tx: Transaction
+    asset: Asset
+    network: Network
+    source: WalletAddress
+
+
+def _load(uow: UnitOfWork, workspace_id: str, tx_id: str, *, lock: bool) -> _Loaded | None:
+    tx = TransactionRepository(uow.session, workspace_id).get(tx_id, lock=lock)
+    if tx is None:
+        return None
+    wallets = WalletRepository(uow.session, workspace_id)
+    wallet = wallets.get(tx.wallet_id)
+    assert wallet is not None
+    asset = AssetRepository(uow.session, workspace_id).get(wallet.asset_id)
+    assert asset is not None
+    network = NetworkRepository(uow.session, workspace_id).get(asset.network_id)
+    assert network is not None
+    source = wallets.address(tx.source_address_id)
+    assert source is not None
+    return _Loaded(tx, asset, network, source)
+
+
+def _transition(
+    uow: UnitOfWork,
+    tx: Transaction,
+    status: TransactionStatus,
+    *,
+    reason: str | None = None,
+    details: dict[str, object] | None = None,
+) -> None:
+    previous = tx.status
+    now = utcnow()
+    tx.status = status
+    tx.status_reason = reason
+    tx.updated_at = now
+    if status in TERMINAL_STATUSES:
+        tx.completed_at = now
+        WorkQueue(uow.session).remove(tx.id)
+    uow.session.flush()
+    event: dict[str, object] = {"from": previous.value}
+    if reason is not None:
+        event["reason"] = reason[:500]
+    event.update(details or {})
+    uow.audit.append(
+        workspace_id=tx.workspace_id,
+        actor=PIPELINE_ACTOR,
+        action=f"transaction.{status.value}",
+        resource_type="transaction",
+        resource_id=tx.id,
+        details=event,  # type: ignore[arg-type]
+    )
+
+
+# Building the chain transaction and the policy request from it.
+
+
+def build_chain_transaction(
+    loaded: _Loaded, *, nonce: int, fees: FeeParameters
+) -> FeeMarketTransaction:
+    """The EIP-1559 transaction that carries out ``loaded.tx``."""
+    network, asset, tx = loaded.network, loaded.asset, loaded.tx
+    assert network.chain_id is not None
+    if asset.kind is AssetKind.NATIVE:
+        return native_transfer(
+            chain_id=network.chain_id, nonce=nonce, to=tx.destination, amount=tx.amount, fees=fees
+        )
+    assert asset.contract is not None
+    return erc20_transfer(
+        chain_id=network.chain_id,
+        nonce=nonce,
+        token=asset.contract,
+        to=tx.destination,
+        amount=tx.amount,
+        decimals=asset.decimals,
+        fees=fees,
+    )
+
+
+_TEMPLATE_FEES = FeeParameters(Wei(0), Wei(0), 21_000)
+
+
+def policy_request(
+    loaded: _Loaded,
+    chain_tx: FeeMarketTransaction,
+    *,
+    initiator: str,
+    vault: str,
+) -> TransactionRequest:
+    """The policy's view of ``chain_tx``: read back from the built transaction (its
+    summary), never from the request's own fields or an opaque hash.
+
+    Raises:
+        PipelineFault: the built transaction does not do what was requested.
+    """
+    summary = summarize(chain_tx)
+    asset = loaded.asset
+    if asset.kind is AssetKind.NATIVE:
+        ok = summary.kind == "native_transfer" and summary.asset == "native"
+    else:
+        ok = (
+            summary.kind == "token_transfer"
+            and summary.asset != "native"
+            and asset.contract is not None
+            and summary.asset == parse_address(asset.contract)
+        )
+    if not ok or summary.recipient is None:
+        raise PipelineFault(
+            f"the built transaction is a {summary.kind}, not the requested transfer"
+        )
+    if summary.recipient.checksummed != loaded.tx.destination:
+        raise PipelineFault("the built transaction pays another recipient")
+    if str(summary.amount) != loaded.tx.amount_base_units:
+        raise PipelineFault("the built transaction moves another amount")
+    return TransactionRequest(
+        digest=bytes.fromhex(loaded.tx.intent_digest),
+        operation=Operation.TRANSFER,
+        created_at=int(loaded.tx.created_at.timestamp()),  # type: ignore[arg-type]
+        initiator=Initiator(
+            InitiatorKind.USER,
+            initiator,
+        ),
+        source=Source(vault=vault, wallet=loaded.tx.wallet_id),
+        network=loaded.network.name,
+        destination=summary.recipient.checksummed,
+        asset=PolicyAsset(asset.symbol, asset.decimals),
+        amount=summary.amount,  # type: ignore[arg-type]
+    )
+
+
+def _fee_parameters(runtime: PipelineRuntime, loaded: _Loaded) -> FeeParameters:
+    assert loaded.network.rpc_url is not None
+    client = runtime.ethereum_client(loaded.network.rpc_url)
+    try:
+        fees = client.suggest_fees()
+        if loaded.asset.kind is AssetKind.NATIVE:
+            gas = 21_000
+        else:
+            template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
+            assert template.to is not None
+            estimate = client.estimate_gas(
+                sender=parse_address(loaded.source.address), to=template.to, data=template.data
+            )
+            gas = estimate + estimate // 5
+    finally:
+        client.close()
+    return FeeParameters(fees.max_fee_per_gas, fees.max_priority_fee_per_gas, gas)
+
+
+def _payload_json(chain_tx: FeeMarketTransaction) -> str:
+    assert chain_tx.to is not None
+    return json.dumps(
+        {
+            "kind": "ethereum_transaction",
+            "chain_id": chain_tx.chain_id,
+            "nonce": chain_tx.nonce,
+            "max_fee_per_gas": int(chain_tx.max_fee_per_gas),
+            "max_priority_fee_per_gas": int(chain_tx.max_priority_fee_per_gas),
+            "gas_limit": chain_tx.gas_limit,
+            "to": chain_tx.to.checksummed,
+            "value": int(chain_tx.value),
+            "data": chain_tx.data.hex(),
+            "signing_payload": signing_payload(chain_tx).hex(),
+        },
+        sort_keys=True,
+    )
+
+
+def _chain_tx_from_payload(text: str) -> FeeMarketTransaction:
+    data = json.loads(text)
+    return FeeMarketTransaction(
+        chain_id=int(data["chain_id"]),
+        nonce=int(data["nonce"]),
+        max_priority_fee_per_gas=Wei(int(data["max_priority_fee_per_gas"])),
+        max_fee_per_gas=Wei(int(data["max_fee_per_gas"])),
+        gas_limit=int(data["gas_limit"]),
+        to=parse_address(data["to"]),
+        value=Wei(int(data["value"])),
+        data=bytes.fromhex(data["data"]),
+        access_list=(),
+    )
+
+
+# The steps.
+
+
+class Pipeline:
+    """The step functions; :meth:`advance` runs the one the transaction's state calls for."""
+
+    def __init__(self, platform: Platform, runtime: PipelineRuntime) -> None:
+        self.platform = platform
+        self.runtime = runtime
+
+    def advance(self, workspace_id: str, tx_id: str) -> float | None:
+        """Run one step. Returns the delay in seconds before the next step is due (0 for
+        at once), or ``None`` when the transaction needs no further work from the queue
+        (finished, or waiting for approvals without a deadline)."""
+        with self.platform.unit_of_work() as uow:
+            loaded = _load(uow, workspace_id, tx_id, lock=False)
+            if loaded is None:
+                return None
+            status = loaded.tx.status
+        try:
+            return self._dispatch(workspace_id, tx_id, status)
+        except PipelineFault as exc:
+            self._fail(workspace_id, tx_id, status, str(exc))
+            return None
+
+    def _dispatch(self, workspace_id: str, tx_id: str, status: TransactionStatus) -> float | None:
+        match status:
+            case TransactionStatus.SUBMITTED:
+                return self._start_policy(workspace_id, tx_id)
+            case TransactionStatus.PENDING_POLICY:
+                return self._evaluate(workspace_id, tx_id)
+            case TransactionStatus.PENDING_APPROVAL:
+                return self._check_deadline(workspace_id, tx_id)
+            case TransactionStatus.APPROVED:
+                return self._serialize(workspace_id, tx_id)
+            case TransactionStatus.SIGNING:
+                return self._sign(workspace_id, tx_id)
+            case TransactionStatus.SIGNED:
+                return self._start_broadcast(workspace_id, tx_id)
+            case TransactionStatus.BROADCASTING:
+                return self._broadcast(workspace_id, tx_id)
+            case TransactionStatus.CONFIRMING:
+                return self._confirm(workspace_id, tx_id)
+            case (
+                TransactionStatus.COMPLETED
+                | TransactionStatus.FAILED
+                | TransactionStatus.REJECTED
+                | TransactionStatus.BLOCKED
+                | TransactionStatus.CANCELLED
+            ):
+                return None
+
+    def _locked(
+        self, uow: UnitOfWork, workspace_id: str, tx_id: str, expected: TransactionStatus
+    ) -> _Loaded | None:
+        loaded = _load(uow, workspace_id, tx_id, lock=True)
+        if loaded is None or loaded.tx.status is not expected:
+            return None
+        return loaded
+
+    def _fail(self, workspace_id: str, tx_id: str, status: TransactionStatus, reason: str) -> None:
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, status)
+            if loaded is None:
+                return
+            tx = loaded.tx
+            released = None
+            # Release the nonce only if no signed bytes can exist on any node.
+            if (
+                tx.nonce is not None
+                and status in (TransactionStatus.SIGNING,)
+                and tx.tx_hash is None
+            ):
+                chain_id = loaded.network.chain_id
+                assert chain_id is not None
+                if (
+                    state_in(uow.session, chain_id, loaded.source.address, tx.nonce)
+                    is NonceState.IN_FLIGHT
+                ):
+                    settle_in(
+                        uow.session, chain_id, loaded.source.address, tx.nonce, NonceState.RELEASED
+                    )
+                    released = tx.nonce
+            _transition(
+                uow,
+                tx,
+                TransactionStatus.FAILED,
+                reason=reason,
+                details={"released_nonce": released},
+            )
+
+    def _start_policy(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SUBMITTED)
+            if loaded is None:
+                return 0.0
+            _transition(uow, loaded.tx, TransactionStatus.PENDING_POLICY)
+        self.runtime.fault("pending_policy")
+        return 0.0
+
+    def _evaluate(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            # Evaluations of one workspace run one at a time, so each sees every earlier
+            # decision in its velocity history.
+            uow.workspaces().lock(workspace_id)
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.PENDING_POLICY)
+            if loaded is None:
+                return 0.0
+            tx = loaded.tx
+            bundle = active_policy(uow, workspace_id)
+            if bundle is None:
+                _transition(uow, tx, TransactionStatus.BLOCKED, reason="no active policy")
+                return None
+            initiator = uow.users(workspace_id).get(tx.initiator_user_id)
+            assert initiator is not None
+            vault = VaultRepository(uow.session, workspace_id).get(tx.vault_id)
+            assert vault is not None
+            template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
+            request = policy_request(loaded, template, initiator=initiator.email, vault=vault.name)
+            now = int(time.time())
+            history = self._history(uow, workspace_id, tx)
+            prices = {
+                a.symbol: a.price
+                for a in AssetRepository(uow.session, workspace_id).list()
+                if a.price is not None
+            }
+            context = EvaluationContext(
+                now=now,  # type: ignore[arg-type]
+                prices=parse_prices(prices),
+                address_book=bundle.address_book,
+                history=History(history),
+            )
+            evaluation = evaluate(bundle.policy, request, context)
+            tx.policy_version = evaluation.policy_version
+            tx.policy_rule = evaluation.rule
+            tx.policy_evaluation = json.dumps(
+                {"request": request_to_json(request), "evaluation": evaluation.to_json()},
+                sort_keys=True,
+            )
+            details: dict[str, object] = {
+                "policy_version": evaluation.policy_version,
+                "rule": evaluation.rule,
+                "decision": evaluation.decision.value,
+            }
+            if evaluation.decision is Decision.ALLOW:
+                _transition(
+                    uow, tx, TransactionStatus.APPROVED, reason=evaluation.summary, details=details
+                )
+                delay: float | None = 0.0
+            elif evaluation.decision is Decision.BLOCK:
+                _transition(
+                    uow, tx, TransactionStatus.BLOCKED, reason=evaluation.summary, details=details
+                )
+                delay = None
+            else:
+                tx.approval_deadline = evaluation.deadline
+                details["approvals_needed"] = evaluation.approvals_needed
+                details["deadline"] = evaluation.deadline
+                _transition(
+                    uow,
+                    tx,
+                    TransactionStatus.PENDING_APPROVAL,
+                    reason=evaluation.summary,
+                    details=details,
+                )
+                delay = (
+                    None if evaluation.deadline is None else max(evaluation.deadline - now, 0) + 1
+                )
+        self.runtime.fault("evaluated")
+        return delay
+
+    def _history(
+        self, uow: UnitOfWork, workspace_id: str, tx: Transaction
+    ) -> list[PastTransaction]:
+        since = utcnow() - VELOCITY_LOOKBACK
+        past = []
+        for row in TransactionRepository(uow.session, workspace_id).history(since, tx.id):
+            if not row.policy_evaluation:
+                continue
+            stored = json.loads(row.policy_evaluation)
+            decision = None if row.status is TransactionStatus.PENDING_APPROVAL else Decision.ALLOW
+            past.append(PastTransaction(parse_request(stored["request"]), decision))
+        return past
+
+    def _check_deadline(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.PENDING_APPROVAL)
+            if loaded is None:
+                return 0.0
+            deadline = loaded.tx.approval_deadline
+            now = int(time.time())
+            if deadline is None:
+                return None
+            if now > deadline:
+                _transition(
+                    uow, loaded.tx, TransactionStatus.REJECTED, reason="approval deadline passed"
+                )
+                return None
+            return float(deadline - now + 1)
+
+    def _serialize(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = _load(uow, workspace_id, tx_id, lock=False)
+            if loaded is None or loaded.tx.status is not TransactionStatus.APPROVED:
+                return 0.0
+        fees = _fee_parameters(self.runtime, loaded)
+        assert loaded.network.rpc_url is not None
+        assert loaded.network.chain_id is not None
+        client = self.runtime.ethereum_client(loaded.network.rpc_url)
+        try:
+            chain_pending = client.get_transaction_count(loaded.source.address, "pending")
+        finally:
+            client.close()
+        chain_id = loaded.network.chain_id
+        with self.platform.unit_of_work() as uow:
+            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.APPROVED)
+            if locked is None:
+                return 0.0
+            chain_key, account = account_key(chain_id, locked.source.address)
+            NonceLedger(uow.session).observe(chain_key, account, chain_pending)
+            nonce = allocate_in(uow.session, chain_id, locked.source.address)
+            chain_tx = build_chain_transaction(locked, nonce=nonce, fees=fees)
+            # The transaction to be signed must do exactly what the policy evaluated.
+            initiator = uow.users(workspace_id).get(locked.tx.initiator_user_id)
+            vault = VaultRepository(uow.session, workspace_id).get(locked.tx.vault_id)
+            assert initiator is not None
+            assert vault is not None
+            policy_request(locked, chain_tx, initiator=initiator.email, vault=vault.name)
+            tx = locked.tx
+            tx.nonce = nonce
+            tx.chain_payload = _payload_json(chain_tx)
+            tx.digest = signing_hash(chain_tx).hex()
+            _transition(
+                uow,
+                tx,
+                TransactionStatus.SIGNING,
+                details={"nonce": nonce, "digest": tx.digest, "gas_limit": fees.gas_limit},
+            )
+        self.runtime.fault("serialized")
+        return 0.0
+
+    def _sign(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
+            if loaded is None:
+                return 0.0
+            tx = loaded.tx
+            if tx.signing_attempts >= MAX_SIGNING_ATTEMPTS:
+                raise PipelineFault(f"signing failed {tx.signing_attempts} times")
+            tx.signing_attempts += 1
+            tx.updated_at = utcnow()
+            attempt = tx.signing_attempts
+            key = VaultRepository(uow.session, workspace_id).key(tx.vault_id, loaded.source.scheme)
+            assert key is not None
+            assert tx.chain_payload is not None
+            uow.audit.append(
+                workspace_id=workspace_id,
+                actor=PIPELINE_ACTOR,
+                action="transaction.signing_attempt",
+                resource_type="transaction",
+                resource_id=tx.id,
+                details={"attempt": attempt, "digest": tx.digest},
+            )
+            request = SignRequest(
+                workspace_id=workspace_id,
+                vault_id=tx.vault_id,
+                backend_key_id=key.backend_key_id,
+                scheme="ecdsa-secp256k1",
+                path=loaded.source.path,
+                payload_kind="ethereum_transaction",
+                payload=bytes.fromhex(json.loads(tx.chain_payload)["signing_payload"]),
+                session=f"{tx.id}:{attempt}",
+            )
+            chain_tx = _chain_tx_from_payload(tx.chain_payload)
+            public_key = bytes.fromhex(loaded.source.public_key)
+        self.runtime.fault("signing")
+        if bytes(keccak(request.payload)) != signing_hash(chain_tx):
+            raise PipelineFault("the stored signing payload does not match the transaction")
+        try:
+            signature = self.runtime.backend.sign(request)
+        except SigningError as exc:
+            _log.warning("signing %s attempt %d failed: %s", tx_id, attempt, exc)
+            return self.runtime.broadcast_retry_s
+        r = int.from_bytes(signature[:32], "big")
+        s = int.from_bytes(signature[32:64], "big")
+        # Attaching finds the parity by recovery, which proves the signature is by this
+        # address's key over this transaction's digest.
+        signed = assemble_with_public_key(chain_tx, r, s, public_key)
+        raw = encode_signed(signed)
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
+            if loaded is None or loaded.tx.signing_attempts != attempt:
+                return 0.0
+            tx = loaded.tx
+            tx.signature = signed.signature.to_bytes().hex()
+            tx.signed_payload = raw.hex()
+            tx.tx_hash = transaction_hash(signed).hex()
+            _transition(uow, tx, TransactionStatus.SIGNED, details={"tx_hash": tx.tx_hash})
+        self.runtime.fault("signed")
+        return 0.0
+
+    def _start_broadcast(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNED)
+            if loaded is None:
+                return 0.0
+            loaded.tx.broadcast_attempts += 1
+            _transition(
+                uow,
+                loaded.tx,
+                TransactionStatus.BROADCASTING,
+                details={"tx_hash": loaded.tx.tx_hash, "attempt": loaded.tx.broadcast_attempts},
+            )
+        return 0.0
+
+    def _known_on_chain(self, client: EthereumRpcClient, tx_hash: bytes) -> bool:
+        if client.get_transaction_receipt(tx_hash) is not None:
+            return True
+        return client.request("eth_getTransactionByHash", ["0x" + tx_hash.hex()]) is not None
+
+    def _broadcast(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = _load(uow, workspace_id, tx_id, lock=False)
+            if loaded is None or loaded.tx.status is not TransactionStatus.BROADCASTING:
+                return 0.0
+        tx = loaded.tx
+        assert tx.tx_hash is not None
+        assert tx.signed_payload is not None
+        assert loaded.network.rpc_url is not None
+        tx_hash = bytes.fromhex(tx.tx_hash)
+        client = self.runtime.ethereum_client(loaded.network.rpc_url)
+        outcome = "sent"
+        try:
+            # On resume the transaction may already be out: never send before asking.
+            if self._known_on_chain(client, tx_hash):
+                outcome = "already_known"
+            else:
+                try:
+                    returned = client.send_raw_transaction(bytes.fromhex(tx.signed_payload))
+                    if returned != tx_hash:
+                        raise PipelineFault("the node reports another transaction hash")
+                except AlreadyKnownError:
+                    outcome = "already_known"
+                except NonceTooLowError:
+                    if not self._known_on_chain(client, tx_hash):
+                        raise PipelineFault(
+                            "the node says the nonce is used, by another transaction"
+                        ) from None
+                    outcome = "already_known"
+                except TransactionRejectedError as exc:
+                    raise PipelineFault(f"the node refused the transaction: {exc}") from None
+        except RpcTransportError as exc:
+            _log.warning("broadcast of %s: node unreachable (%s); retrying", tx_id, exc)
+            return self.runtime.broadcast_retry_s
+        finally:
+            client.close()
+        self.runtime.fault("broadcast_sent")
+        with self.platform.unit_of_work() as uow:
+            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.BROADCASTING)
+            if locked is None:
+                return 0.0
+            chain_id = locked.network.chain_id
+            assert chain_id is not None
+            assert locked.tx.nonce is not None
+            if (
+                state_in(uow.session, chain_id, locked.source.address, locked.tx.nonce)
+                is NonceState.IN_FLIGHT
+            ):
+                settle_in(
+                    uow.session,
+                    chain_id,
+                    locked.source.address,
+                    locked.tx.nonce,
+                    NonceState.CONFIRMED,
+                )
+            _transition(
+                uow,
+                locked.tx,
+                TransactionStatus.CONFIRMING,
+                details={"tx_hash": locked.tx.tx_hash, "broadcast": outcome},
+            )
+        return 0.0
+
+    def _confirm(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = _load(uow, workspace_id, tx_id, lock=False)
+            if loaded is None or loaded.tx.status is not TransactionStatus.CONFIRMING:
+                return 0.0
+        assert loaded.network.rpc_url is not None
+        assert loaded.tx.tx_hash is not None
+        client = self.runtime.ethereum_client(loaded.network.rpc_url)
+        try:
+            receipt = client.get_transaction_receipt(bytes.fromhex(loaded.tx.tx_hash))
+            if receipt is None:
+                return self.runtime.confirmation_poll_s
+            canonical = client.get_block_hash(receipt.block_number)
+            head = client.block_number()
+        except RpcTransportError:
+            return self.runtime.confirmation_poll_s
+        finally:
+            client.close()
+        if canonical != receipt.block_hash:
+            return self.runtime.confirmation_poll_s
+        confirmations = max(head - receipt.block_number + 1, 0)
+        if confirmations < loaded.network.required_confirmations:
+            return self.runtime.confirmation_poll_s
+        with self.platform.unit_of_work() as uow:
+            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.CONFIRMING)
+            if locked is None:
+                return 0.0
+            locked.tx.confirmations = confirmations
+            locked.tx.block_number = receipt.block_number
+            details: dict[str, object] = {
+                "block_number": receipt.block_number,
+                "block_hash": receipt.block_hash.hex(),
+                "confirmations": confirmations,
+                "gas_used": receipt.gas_used,
+            }
+            if receipt.success:
+                _transition(uow, locked.tx, TransactionStatus.COMPLETED, details=details)
+            else:
+                _transition(
+                    uow,
+                    locked.tx,
+                    TransactionStatus.FAILED,
+                    reason="reverted on chain",
+                    details=details,
+                )
+        return None
+
+
+class PipelineWorker:
+    """Claims due work from the queue and advances it (module docstring)."""
+
+    def __init__(
+        self, platform: Platform, runtime: PipelineRuntime, *, worker_id: str | None = None
+    ) -> None:
+        self.platform = platform
+        self.runtime = runtime
+        self.pipeline = Pipeline(platform, runtime)
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+
+    def run_once(self, *, limit: int = 8) -> int:
+        """Claim up to ``limit`` due items and advance each as far as it goes now.
+        Returns how many items were claimed."""
+        with self.platform.unit_of_work() as uow:
+            claimed = [
+                (w.workspace_id, w.transaction_id)
+                for w in WorkQueue(uow.session).claim(
+                    self.worker_id, lease_s=self.runtime.lease_s, limit=limit
+                )
+            ]
+        for workspace_id, tx_id in claimed:
+            self._work(workspace_id, tx_id)
+        return len(claimed)
+
+    def _work(self, workspace_id: str, tx_id: str) -> None:
+        delay: float | None
+        try:
+            while True:
+                delay = self.pipeline.advance(workspace_id, tx_id)
+                if delay != 0.0:
+                    break
+        except StaleDataError:
+            delay = 0.0  # another step won the race; look again at once
+        except Exception:
+            _log.exception("pipeline step for %s failed; retrying later", tx_id)
+            delay = self.runtime.broadcast_retry_s
+        with self.platform.unit_of_work() as uow:
+            queue = WorkQueue(uow.session)
+            if delay is None:
+                queue.finish(tx_id, self.worker_id)
+            else:
+                queue.release(tx_id, self.worker_id, utcnow() + timedelta(seconds=delay))
+
+    def run(self, stop: threading.Event, *, idle_s: float = 0.05) -> None:
+        """Work until ``stop`` is set."""
+        while not stop.is_set():
+            if self.run_once() == 0:
+                stop.wait(idle_s)
+
+    def drain(self, *, timeout_s: float = 60.0, until: Callable[[], bool] | None = None) -> None:
+        """Work until nothing is due (or ``until()`` holds); for tools and tests."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if until is not None and until():
+                return
+            if self.run_once() == 0:
+                if until is None:
+                    with self.platform.unit_of_work() as uow:
+                        due = WorkQueue(uow.session).pending()
+                    if due == 0:
+                        return
+                time.sleep(0.05)
+        raise TimeoutError("the pipeline did not settle in time")

@@ -1,0 +1,314 @@
+"""Signing backends: where a vault's key generation and signatures happen.
+
+The transaction pipeline and vault creation talk to a :class:`SigningBackend` only:
+
+- ``keygen(workspace, vault, scheme, min_signers, max_signers)`` runs a distributed key
+  generation and returns the root public key and BIP32 chain code (never a secret);
+- ``sign(request)`` signs one payload with the vault's key at a non-hardened path.
+
+A sign request carries the *payload*, not only a digest: for an Ethereum transaction the
+unsigned signing payload (``type || rlp(fields)``), from which the backend recomputes the
+digest itself, so a co-signer backend can check what it signs (DESIGN.md invariant 3).
+
+:class:`LocalCeremonyBackend` is the embedded-development backend: every party of the
+ceremony runs in this process, passing messages in memory, with the same round objects
+the co-signer nodes run (FROST's and CGGMP21's ``local`` runners). Each party's share is
+stored separately, envelope-encrypted through :mod:`shardvault.custody`, and opened only
+for that party's round objects; the whole key is never formed. It is NOT a production
+backend: all shares are opened by one process, so one compromised host holds a quorum.
+The co-signer backend (:mod:`shardvault.cosigner`, co-signer processes that connect out to
+a relay) is meant to plug in behind the same interface; its adapter is not written yet.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from eth_hash.auto import keccak
+
+from shardvault.crypto.bip32 import parse_path
+from shardvault.crypto.paillier import PaillierSecretKey
+from shardvault.crypto.protocols.cggmp21 import local as cggmp21_local
+from shardvault.crypto.protocols.cggmp21.aux_info import (
+    AuxInfoConfig,
+    generate_paillier_key,
+    run_locally,
+)
+from shardvault.crypto.protocols.cggmp21.bip32 import derive_key_share
+from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+from shardvault.crypto.protocols.common import PartyId, SessionId
+from shardvault.crypto.protocols.frost import ED25519_SHA512, SECP256K1_BIP340, KeyPackage
+from shardvault.crypto.protocols.frost import local as frost_local
+from shardvault.crypto.rng import RandomSource, system_random
+from shardvault.custody import SecretBytes, ShareAddress, ShareCustody, ShareSlot
+from shardvault.service.errors import ServiceError
+
+Scheme = Literal["ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340"]
+SCHEMES: tuple[Scheme, ...] = ("ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340")
+"""The signature schemes a vault may hold a key for."""
+
+PayloadKind = Literal["ethereum_transaction", "solana_message", "bitcoin_sighash"]
+"""What a payload is, so the signer knows how to turn it into the bytes it signs."""
+
+
+class SigningError(ServiceError):
+    """Key generation or signing failed (a backend fault, not the caller's input)."""
+
+    problem = "signing-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedKey:
+    """The public outcome of a key generation."""
+
+    scheme: Scheme
+    public_key: bytes
+    chain_code: bytes
+    min_signers: int
+    max_signers: int
+    cosigners: tuple[str, ...]
+    backend_key_id: str
+    test_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SignRequest:
+    """One signature: whose key, which derivation path, what payload.
+
+    ``session`` names the signing session (the pipeline uses the transaction id and the
+    attempt number), so a co-signer backend can refuse a replayed session.
+    """
+
+    workspace_id: str
+    vault_id: str
+    backend_key_id: str
+    scheme: Scheme
+    path: str
+    payload_kind: PayloadKind
+    payload: bytes
+    session: str
+
+
+class SigningBackend(Protocol):
+    """Runs key generations and signs payloads for vaults."""
+
+    name: str
+
+    def keygen(
+        self,
+        *,
+        workspace_id: str,
+        vault_id: str,
+        scheme: Scheme,
+        min_signers: int,
+        max_signers: int,
+    ) -> GeneratedKey:
+        """Run a DKG; raises :class:`SigningError` when it cannot."""
+        ...
+
+    def sign(self, request: SignRequest) -> bytes:
+        """Sign; ECDSA answers ``r || s || recovery_id`` (65 bytes, low s), Schnorr and
+        EdDSA their 64-byte signatures. Raises :class:`SigningError`."""
+        ...
+
+
+def message_to_sign(kind: PayloadKind, payload: bytes) -> bytes:
+    """The bytes (or digest) a scheme signs for ``payload``: keccak256 of an Ethereum
+    signing payload, a Solana message as is, a Bitcoin sighash as is (32 bytes)."""
+    if kind == "ethereum_transaction":
+        return bytes(keccak(payload))
+    if kind == "bitcoin_sighash":
+        if len(payload) != 32:
+            raise SigningError("a bitcoin sighash is 32 bytes")
+        return payload
+    return payload
+
+
+TEST_ONLY_PRIMES_WARNING = "TEST ONLY"
+
+
+def load_test_only_paillier_keys(
+    path: Path, count: int, rng: RandomSource
+) -> list[PaillierSecretKey]:
+    """Read ``count`` Paillier keys from the TEST-ONLY fixture of published safe primes.
+
+    Keys made with them are insecure; the backend marks such vaults ``test_only``.
+    """
+    document = json.loads(Path(path).read_text())
+    if TEST_ONLY_PRIMES_WARNING not in str(document.get("warning", "")):
+        raise SigningError(f"{path} is not a test-only prime fixture")
+    available = list(document["moduli"]["2048"])
+    if len(available) < count:
+        raise SigningError(f"the test-only fixture has {len(available)} moduli, {count} needed")
+    chosen: list[dict[str, str]] = []
+    while len(chosen) < count:
+        chosen.append(available.pop(int.from_bytes(rng(4), "big") % len(available)))
+    return [PaillierSecretKey.from_primes(int(p["p"], 16), int(p["q"], 16)) for p in chosen]
+
+
+class LocalCeremonyBackend:
+    """The embedded-development backend (see the module docstring for what it is not).
+
+    Security: shares are held only as envelope-encrypted blobs in ``custody``; each is
+    opened just before its own party's round objects use it and the plaintext buffer is
+    wiped right after decoding. Nothing here combines shares. ``test_only_primes`` (a
+    published-primes fixture) makes ECDSA key generation fast and every such key insecure.
+    """
+
+    name = "local-ceremony"
+
+    def __init__(
+        self,
+        custody: ShareCustody,
+        *,
+        rng: RandomSource = system_random,
+        test_only_primes: Path | None = None,
+    ) -> None:
+        self._custody = custody
+        self._rng = rng
+        self._test_only_primes = test_only_primes
+        # One ceremony at a time per process: CGGMP21 presigning is CPU-bound and the
+        # share store's compare-and-swap would refuse concurrent writers of one key anyway.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalCeremonyBackend(test_only_primes={self._test_only_primes is not None})"
+
+    # Key generation.
+
+    def keygen(
+        self,
+        *,
+        workspace_id: str,
+        vault_id: str,
+        scheme: Scheme,
+        min_signers: int,
+        max_signers: int,
+    ) -> GeneratedKey:
+        if not 1 <= min_signers <= max_signers or max_signers < 2 or max_signers > 16:
+            raise SigningError("need 2 to 16 parties and 1 <= min_signers <= max_signers")
+        key_id = f"{scheme}-{self._rng(8).hex()}"
+        with self._lock:
+            if scheme == "ecdsa-secp256k1":
+                return self._keygen_ecdsa(workspace_id, vault_id, key_id, min_signers, max_signers)
+            return self._keygen_frost(
+                workspace_id, vault_id, key_id, scheme, min_signers, max_signers
+            )
+
+    def _store(
+        self, workspace_id: str, vault_id: str, key_id: str, party: int, data: bytes
+    ) -> None:
+        address = ShareAddress(workspace_id, vault_id, key_id, f"party-{party}")
+        secret = SecretBytes(data)
+        try:
+            self._custody.store_share(ShareSlot(address, 0), secret, expected_revision=0)
+        finally:
+            secret.wipe()
+
+    def _keygen_ecdsa(
+        self, workspace_id: str, vault_id: str, key_id: str, min_signers: int, max_signers: int
+    ) -> GeneratedKey:
+        outputs = cggmp21_local.run_keygen(min_signers, max_signers, self._rng)
+        parties = [int(o.party) for o in outputs]
+        test_only = self._test_only_primes is not None
+        if self._test_only_primes is not None:
+            paillier = load_test_only_paillier_keys(self._test_only_primes, len(parties), self._rng)
+        else:
+            paillier = [generate_paillier_key(system_random) for _ in parties]
+        session = SessionId(self._rng(32))
+        configs = [
+            AuxInfoConfig(session, PartyId(p), tuple(PartyId(q) for q in parties)) for p in parties
+        ]
+        aux = run_locally(configs, dict(zip(parties, paillier, strict=True)), self._rng)
+        public_key = b""
+        chain_code = b""
+        for output in outputs:
+            share = output.with_aux(aux[output.party])
+            public_key = share.public_key.to_bytes()
+            chain_code = share.chain_code
+            self._store(workspace_id, vault_id, key_id, int(share.party), share.to_bytes())
+        return GeneratedKey(
+            scheme="ecdsa-secp256k1",
+            public_key=public_key,
+            chain_code=chain_code,
+            min_signers=min_signers,
+            max_signers=max_signers,
+            cosigners=tuple(f"party-{p}" for p in parties),
+            backend_key_id=key_id,
+            test_only=test_only,
+        )
+
+    def _keygen_frost(
+        self,
+        workspace_id: str,
+        vault_id: str,
+        key_id: str,
+        scheme: Scheme,
+        min_signers: int,
+        max_signers: int,
+    ) -> GeneratedKey:
+        suite = ED25519_SHA512 if scheme == "eddsa-ed25519" else SECP256K1_BIP340
+        packages = frost_local.run_dkg(suite, min_signers, max_signers, self._rng)
+        for package in packages:
+            self._store(workspace_id, vault_id, key_id, int(package.identifier), package.to_bytes())
+        public = packages[0].public
+        return GeneratedKey(
+            scheme=scheme,
+            public_key=public.public_key_bytes,
+            chain_code=public.chain_code,
+            min_signers=min_signers,
+            max_signers=max_signers,
+            cosigners=tuple(f"party-{int(p)}" for p in public.party_ids),
+            backend_key_id=key_id,
+        )
+
+    # Signing.
+
+    def _open(self, request: SignRequest, party: str) -> bytes:
+        address = ShareAddress(
+            request.workspace_id, request.vault_id, request.backend_key_id, party
+        )
+        with self._custody.load_share(address) as opened:
+            return bytes(opened.share.view())
+
+    def sign(self, request: SignRequest) -> bytes:
+        message = message_to_sign(request.payload_kind, request.payload)
+        with self._lock:
+            try:
+                if request.scheme == "ecdsa-secp256k1":
+                    return self._sign_ecdsa(request, message)
+                return self._sign_frost(request, message)
+            except SigningError:
+                raise
+            except Exception as exc:  # a protocol abort or a custody failure
+                raise SigningError(
+                    f"signing session {request.session} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def _sign_ecdsa(self, request: SignRequest, digest: bytes) -> bytes:
+        if len(digest) != 32:
+            raise SigningError("ECDSA signs a 32-byte digest")
+        parse_path(request.path)
+        first = KeyShare.from_bytes(self._open(request, "party-1"))
+        shares = [first]
+        for party in range(2, first.min_signers + 1):
+            shares.append(KeyShare.from_bytes(self._open(request, f"party-{party}")))
+        derived = [derive_key_share(s, request.path) for s in shares]
+        presignatures = cggmp21_local.run_presign(derived, self._rng)
+        signature = cggmp21_local.run_sign(derived, presignatures, digest, self._rng)
+        return signature.to_bytes()
+
+    def _sign_frost(self, request: SignRequest, message: bytes) -> bytes:
+        if request.path not in ("m", ""):
+            raise SigningError(
+                f"{request.scheme} keys sign at the root only (no derivation for this scheme yet)"
+            )
+        first = KeyPackage.from_bytes(self._open(request, "party-1"))
+        packages = [first]
+        for party in range(2, first.public.min_signers + 1):
+            packages.append(KeyPackage.from_bytes(self._open(request, f"party-{party}")))
+        return frost_local.run_signing(packages, message, self._rng)

@@ -1,0 +1,555 @@
+"""Transactions: create, read, list, cancel, and approvals.
+
+``create_transaction`` validates the request against the chain (EIP-55 checksums, exact
+decimal amounts against the asset's decimals), records it as ``submitted`` and queues
+it for the pipeline (:mod:`shardvault.service.pipeline`), all in the caller's unit of
+work, so the API's idempotency record, the transaction, its queue entry and its audit
+event commit together.
+
+Approvals are signed statements (docs/policy.md, "Approvals") over the transaction's
+*intent digest*: SHA-256 over a domain tag and the canonical JSON of what the transfer
+does (workspace, transaction id, network, source address, destination, asset, amount).
+Approvers sign what moves where, before any nonce or fee is chosen; the pipeline checks
+at serialization that the chain transaction it builds does exactly that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from shardvault.chains.errors import ChainError
+from shardvault.chains.ethereum import parse_address, parse_ether, parse_token_amount
+from shardvault.chains.solana.models import Pubkey
+from shardvault.policy import (
+    ApprovalError,
+    ApprovalVerdict,
+    PolicyBundle,
+    SignedApproval,
+    tally,
+    verify_approval,
+)
+from shardvault.policy.model import Decision
+from shardvault.service.context import Principal
+from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
+from shardvault.service.rbac import Permission, require
+from shardvault.service.uow import UnitOfWork
+from shardvault.service.views import Page
+from shardvault.service.workspaces import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from shardvault.store.models_vaults import (
+    TERMINAL_STATUSES,
+    Approval,
+    Asset,
+    AssetKind,
+    Network,
+    NetworkKind,
+    Transaction,
+    TransactionStatus,
+    WalletAddress,
+)
+from shardvault.store.repositories_vaults import (
+    AssetRepository,
+    NetworkRepository,
+    PolicyRepository,
+    TransactionRepository,
+    VaultRepository,
+    WalletRepository,
+    WorkQueue,
+)
+from shardvault.store.types import utcnow
+
+INTENT_DOMAIN = b"shardvault/transaction/intent/v1\x00"
+"""Prefix of the bytes hashed into a transaction's intent digest."""
+
+CANCELLABLE = frozenset(
+    {
+        TransactionStatus.SUBMITTED,
+        TransactionStatus.PENDING_POLICY,
+        TransactionStatus.PENDING_APPROVAL,
+        TransactionStatus.APPROVED,
+    }
+)
+"""States in which nothing has been signed yet, so a cancellation is final."""
+
+
+class ApprovalRefused(Forbidden):
+    """An approval statement that does not count: not an approver of this policy, not in
+    a required group, another transaction or policy version, or a bad signature."""
+
+    problem = "approval-refused"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalView:
+    approver: str
+    decision: str
+    policy_version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionView:
+    id: str
+    vault_id: str
+    wallet_id: str
+    source_address: str
+    network: str
+    asset: str
+    operation: str
+    destination: str
+    amount: str
+    amount_base_units: str
+    note: str | None
+    status: str
+    status_reason: str | None
+    intent_digest: str
+    policy_version: int | None
+    policy_rule: str | None
+    approvals_needed: dict[str, int]
+    approval_deadline: int | None
+    approvals: tuple[ApprovalView, ...]
+    nonce: int | None
+    digest: str | None
+    signature: str | None
+    tx_hash: str | None
+    confirmations: int
+    block_number: int | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    version: int
+
+
+def intent_digest(
+    *,
+    workspace_id: str,
+    transaction_id: str,
+    network: str,
+    source: str,
+    destination: str,
+    asset: str,
+    amount_base_units: int,
+) -> bytes:
+    """The digest approvers sign (module docstring)."""
+    body = {
+        "workspace": workspace_id,
+        "transaction": transaction_id,
+        "network": network,
+        "source": source,
+        "destination": destination,
+        "asset": asset,
+        "amount": str(amount_base_units),
+    }
+    return hashlib.sha256(
+        INTENT_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).digest()
+
+
+def _context(uow: UnitOfWork, row: Transaction) -> tuple[Asset, Network, WalletAddress]:
+    wallet = WalletRepository(uow.session, row.workspace_id).get(row.wallet_id)
+    assert wallet is not None
+    asset = AssetRepository(uow.session, row.workspace_id).get(wallet.asset_id)
+    assert asset is not None
+    network = NetworkRepository(uow.session, row.workspace_id).get(asset.network_id)
+    assert network is not None
+    source = WalletRepository(uow.session, row.workspace_id).address(row.source_address_id)
+    assert source is not None
+    return asset, network, source
+
+
+def view_of(uow: UnitOfWork, row: Transaction) -> TransactionView:
+    """A snapshot of ``row`` with its approvals."""
+    asset, network, source = _context(uow, row)
+    approvals = TransactionRepository(uow.session, row.workspace_id).approvals(row.id)
+    needed: dict[str, int] = {}
+    if row.policy_evaluation:
+        evaluation = json.loads(row.policy_evaluation).get("evaluation", {})
+        needed = dict(evaluation.get("approvals_needed") or {})
+    return TransactionView(
+        id=row.id,
+        vault_id=row.vault_id,
+        wallet_id=row.wallet_id,
+        source_address=source.address,
+        network=network.name,
+        asset=asset.symbol,
+        operation=row.operation,
+        destination=row.destination,
+        amount=row.amount,
+        amount_base_units=row.amount_base_units,
+        note=row.note,
+        status=row.status.value,
+        status_reason=row.status_reason,
+        intent_digest=row.intent_digest,
+        policy_version=row.policy_version,
+        policy_rule=row.policy_rule,
+        approvals_needed=needed if row.status is TransactionStatus.PENDING_APPROVAL else {},
+        approval_deadline=row.approval_deadline,
+        approvals=tuple(
+            ApprovalView(a.approver, a.decision, a.policy_version, a.created_at) for a in approvals
+        ),
+        nonce=row.nonce,
+        digest=row.digest,
+        signature=row.signature,
+        tx_hash=row.tx_hash,
+        confirmations=row.confirmations,
+        block_number=row.block_number,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        completed_at=row.completed_at,
+        version=row.version,
+    )
+
+
+def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
+    try:
+        if network.kind is NetworkKind.EVM and asset.kind is AssetKind.NATIVE:
+            value = int(parse_ether(amount, field="amount"))
+        else:
+            value = parse_token_amount(amount, asset.decimals, field="amount")
+    except ChainError as exc:
+        raise ValidationError("amount", str(exc)) from None
+    if value <= 0:
+        raise ValidationError("amount", "must be more than zero")
+    return value
+
+
+def _parse_destination(network: Network, destination: str) -> str:
+    try:
+        if network.kind is NetworkKind.EVM:
+            return parse_address(destination, field="destination").checksummed
+        if network.kind is NetworkKind.SOLANA:
+            return str(Pubkey.from_base58(destination, field="destination"))
+    except ChainError as exc:
+        raise ValidationError("destination", str(exc)) from None
+    raise ValidationError("destination", f"{network.kind.value} transfers are not supported yet")
+
+
+def create_transaction(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    wallet_id: str,
+    destination: str,
+    amount: str,
+    note: str | None = None,
+    source_index: int = 0,
+) -> TransactionView:
+    """Validate a transfer and queue it for the pipeline.
+
+    Raises:
+        Forbidden: the role may not create transactions.
+        NotFound: no such wallet or source address.
+        ValidationError: a bad destination (checksum, format), amount or note.
+    """
+    require(principal, Permission.TRANSACTIONS_CREATE)
+    wallets = WalletRepository(uow.session, principal.workspace_id)
+    wallet = wallets.get(wallet_id)
+    if wallet is None:
+        raise NotFound("wallet", wallet_id)
+    asset = AssetRepository(uow.session, principal.workspace_id).get(wallet.asset_id)
+    assert asset is not None
+    network = NetworkRepository(uow.session, principal.workspace_id).get(asset.network_id)
+    assert network is not None
+    if network.kind is not NetworkKind.EVM:
+        raise ValidationError(
+            "wallet_id", f"the pipeline sends on EVM networks only ({network.kind.value} is not)"
+        )
+    source = next((a for a in wallets.addresses(wallet.id) if a.index == source_index), None)
+    if source is None:
+        raise NotFound("address", f"{wallet_id}/{source_index}")
+    checked_destination = _parse_destination(network, destination)
+    base_units = _parse_amount(network, asset, amount)
+    if note is not None and (len(note) > 500 or any(ord(c) < 32 for c in note)):
+        raise ValidationError("note", "at most 500 characters, no control characters")
+    repo = TransactionRepository(uow.session, principal.workspace_id)
+    row = Transaction(
+        vault_id=wallet.vault_id,
+        wallet_id=wallet.id,
+        source_address_id=source.id,
+        operation="transfer",
+        destination=checked_destination,
+        amount=amount,
+        amount_base_units=str(base_units),
+        note=note,
+        initiator_user_id=principal.user_id,
+        initiator_api_key_id=principal.api_key_id,
+        status=TransactionStatus.SUBMITTED,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    row.id = row.id or _new_id()
+    row.intent_digest = intent_digest(
+        workspace_id=principal.workspace_id,
+        transaction_id=row.id,
+        network=network.name,
+        source=source.address,
+        destination=checked_destination,
+        asset=asset.symbol,
+        amount_base_units=base_units,
+    ).hex()
+    repo.add(row)
+    WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action="transaction.submitted",
+        resource_type="transaction",
+        resource_id=row.id,
+        details={
+            "wallet_id": wallet.id,
+            "source": source.address,
+            "destination": checked_destination,
+            "asset": asset.symbol,
+            "amount": str(base_units),
+            "intent_digest": row.intent_digest,
+        },
+    )
+    return view_of(uow, row)
+
+
+def _new_id() -> str:
+    from shardvault.store.models import new_id
+
+    return new_id()
+
+
+def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: str) -> TransactionView:
+    """One transaction of the workspace.
+
+    Raises:
+        Forbidden, NotFound.
+    """
+    require(principal, Permission.TRANSACTIONS_READ)
+    row = TransactionRepository(uow.session, principal.workspace_id).get(transaction_id)
+    if row is None:
+        raise NotFound("transaction", transaction_id)
+    return view_of(uow, row)
+
+
+def list_transactions(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    status: str | None = None,
+) -> Page[TransactionView]:
+    """A page of the workspace's transactions, in id order.
+
+    Raises:
+        Forbidden, ValidationError (limit, cursor, status).
+    """
+    require(principal, Permission.TRANSACTIONS_READ)
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+    wanted = None
+    if status is not None:
+        try:
+            wanted = TransactionStatus(status)
+        except ValueError:
+            raise ValidationError("status", f"unknown status {status!r}") from None
+    rows = TransactionRepository(uow.session, principal.workspace_id).list(
+        limit=limit + 1, after_id=decode_cursor(cursor), status=wanted
+    )
+    items = tuple(view_of(uow, r) for r in rows[:limit])
+    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+
+
+def cancel_transaction(
+    uow: UnitOfWork, principal: Principal, transaction_id: str, *, reason: str | None = None
+) -> TransactionView:
+    """Cancel a transaction that has not started signing.
+
+    Raises:
+        Forbidden, NotFound, Conflict (signing has started or it is finished).
+    """
+    require(principal, Permission.TRANSACTIONS_CREATE)
+    repo = TransactionRepository(uow.session, principal.workspace_id)
+    row = repo.get(transaction_id, lock=True)
+    if row is None:
+        raise NotFound("transaction", transaction_id)
+    if row.status not in CANCELLABLE:
+        raise Conflict(
+            f"transaction {transaction_id!r} is {row.status.value} and cannot be cancelled"
+        )
+    previous = row.status
+    row.status = TransactionStatus.CANCELLED
+    row.status_reason = (reason or "cancelled by request")[:500]
+    row.updated_at = row.completed_at = utcnow()
+    uow.session.flush()
+    WorkQueue(uow.session).remove(row.id)
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action="transaction.cancelled",
+        resource_type="transaction",
+        resource_id=row.id,
+        details={"from": previous.value, "reason": row.status_reason},
+    )
+    return view_of(uow, row)
+
+
+def bundle_for_version(uow: UnitOfWork, workspace_id: str, version: int) -> PolicyBundle | None:
+    """The activated bundle with ``version`` (the one a transaction was evaluated under)."""
+    from shardvault.policy import parse_bundle
+
+    for row in PolicyRepository(uow.session, workspace_id).chain():
+        if row.version == version and row.bundle is not None:
+            return parse_bundle(json.loads(row.bundle))
+    return None
+
+
+def submit_approval(
+    uow: UnitOfWork,
+    principal: Principal,
+    transaction_id: str,
+    *,
+    approver: str,
+    decision: str,
+    policy_version: int,
+    signature: str,
+    now: int,
+) -> TransactionView:
+    """Record an approver's signed statement and settle the transaction when it can.
+
+    The statement must name the caller (its ``approver`` is the caller's email, the
+    member id policies use) and must count under the policy the transaction was
+    evaluated with; it is verified here, before anything is stored. When the deciding
+    rule's groups are complete the transaction becomes ``approved`` and is queued; an
+    eligible rejection makes it ``rejected``.
+
+    Raises:
+        Forbidden: the role may not approve, or the statement names someone else.
+        ApprovalRefused: the statement does not count (the policy package's typed error
+            is in the message).
+        NotFound, Conflict (not awaiting approval, or this approver already answered),
+        ValidationError (malformed signature or decision).
+    """
+    require(principal, Permission.TRANSACTIONS_APPROVE)
+    user = uow.users(principal.workspace_id).get(principal.user_id)
+    assert user is not None
+    if approver != user.email:
+        raise Forbidden("an approval statement must name the caller (their email)")
+    try:
+        verdict = ApprovalVerdict(decision)
+    except ValueError:
+        raise ValidationError("decision", "must be approve or reject") from None
+    try:
+        raw_signature = bytes.fromhex(signature)
+    except ValueError:
+        raise ValidationError("signature", "expected hex") from None
+    repo = TransactionRepository(uow.session, principal.workspace_id)
+    row = repo.get(transaction_id, lock=True)
+    if row is None:
+        raise NotFound("transaction", transaction_id)
+    if row.status is not TransactionStatus.PENDING_APPROVAL:
+        raise Conflict(
+            f"transaction {transaction_id!r} is {row.status.value}, not pending_approval"
+        )
+    assert row.policy_version is not None
+    assert row.policy_rule is not None
+    bundle = bundle_for_version(uow, principal.workspace_id, row.policy_version)
+    assert bundle is not None
+    policy = bundle.policy
+    rule = next(r for r in policy.rules if r.name == row.policy_rule)
+    assert rule.approvals is not None
+    digest = bytes.fromhex(row.intent_digest)
+    statement = SignedApproval(approver, digest, verdict, policy_version, raw_signature)
+    groups = frozenset(g.group for g in rule.approvals.groups)
+    try:
+        verify_approval(policy, statement, digest=digest, groups=groups)
+    except ApprovalError as exc:
+        raise ApprovalRefused(f"{type(exc).__name__}: {exc}") from None
+    initiator = uow.users(principal.workspace_id).get(row.initiator_user_id)
+    if initiator is not None and initiator.email == approver:
+        raise ApprovalRefused(f"SelfApprovalError: {approver!r} initiated this transaction")
+    stored = repo.add_approval(
+        Approval(
+            id=_new_id(),
+            transaction_id=row.id,
+            approver=approver,
+            decision=verdict.value,
+            policy_version=policy_version,
+            signature=raw_signature.hex(),
+            api_key_id=principal.api_key_id,
+            created_at=utcnow(),
+        )
+    )
+    if not stored:
+        raise Conflict(f"{approver!r} already answered for this transaction")
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action=f"transaction.{verdict.value}",
+        resource_type="transaction",
+        resource_id=row.id,
+        details={"approver": approver, "policy_version": policy_version},
+    )
+    statements = [
+        SignedApproval(
+            a.approver,
+            digest,
+            ApprovalVerdict(a.decision),
+            a.policy_version,
+            bytes.fromhex(a.signature),
+        )
+        for a in repo.approvals(row.id)
+    ]
+    counted = tally(
+        policy,
+        rule.approvals,
+        digest,
+        statements,
+        initiator=initiator.email if initiator is not None else None,
+    )
+    if row.approval_deadline is not None and now > row.approval_deadline:
+        _settle(uow, principal, row, TransactionStatus.REJECTED, "approval deadline passed")
+    elif counted.rejected_by:
+        _settle(
+            uow,
+            principal,
+            row,
+            TransactionStatus.REJECTED,
+            f"rejected by {', '.join(counted.rejected_by)}",
+        )
+    elif counted.satisfied:
+        _settle(uow, principal, row, TransactionStatus.APPROVED, "approvals complete")
+        WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
+    return view_of(uow, row)
+
+
+def _settle(
+    uow: UnitOfWork,
+    principal: Principal,
+    row: Transaction,
+    status: TransactionStatus,
+    reason: str,
+) -> None:
+    row.status = status
+    row.status_reason = reason
+    row.updated_at = utcnow()
+    if status in TERMINAL_STATUSES:
+        row.completed_at = row.updated_at
+        WorkQueue(uow.session).remove(row.id)
+    uow.session.flush()
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action=f"transaction.{status.value}",
+        resource_type="transaction",
+        resource_id=row.id,
+        details={
+            "reason": reason,
+            "decision": Decision.ALLOW.value
+            if status is TransactionStatus.APPROVED
+            else Decision.BLOCK.value,
+        },
+    )
+
+
+def vault_name(uow: UnitOfWork, workspace_id: str, vault_id: str) -> str:
+    vault = VaultRepository(uow.session, workspace_id).get(vault_id)
+    assert vault is not None
+    return vault.name

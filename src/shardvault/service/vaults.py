@@ -1,0 +1,441 @@
+"""Networks, assets and vaults.
+
+A workspace first configures the chains it uses (``configure_network``: an EVM chain by
+its EIP-155 id and RPC URL, Bitcoin, Solana) and the assets on them (``add_asset``: the
+native coin, or an ERC-20 token by contract address and decimals). A vault is then
+created in custody mode ``mpc``: one distributed key generation per requested scheme,
+run by the :class:`~shardvault.service.signing.SigningBackend`; the vault stores only the
+public outcome (root public key, BIP32 chain code, quorum, co-signer ids).
+
+Key generation runs before the database transaction that records the vault (a DKG can
+take seconds and must not hold the workspace's write lock); if recording fails, the
+shares written by the backend are orphaned under a key id nothing refers to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from shardvault.chains.errors import ChainError
+from shardvault.chains.ethereum import network_for, parse_address
+from shardvault.chains.ethereum.networks import KNOWN_NETWORKS
+from shardvault.service.context import Principal
+from shardvault.service.errors import Conflict, NotFound, ValidationError
+from shardvault.service.rbac import Permission, require
+from shardvault.service.signing import SCHEMES, GeneratedKey, Scheme, SigningBackend
+from shardvault.service.uow import UnitOfWork
+from shardvault.service.views import Page
+from shardvault.service.workspaces import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from shardvault.store.models_vaults import (
+    Asset,
+    AssetKind,
+    CustodyMode,
+    Network,
+    NetworkKind,
+    Vault,
+    VaultKey,
+)
+from shardvault.store.repositories_vaults import (
+    AssetRepository,
+    NetworkRepository,
+    VaultRepository,
+)
+from shardvault.store.types import utcnow
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+COIN_TYPES = {NetworkKind.EVM: 60, NetworkKind.BITCOIN: 0, NetworkKind.SOLANA: 501}
+"""SLIP-44 coin types used in the derivation path ``m/44/<coin>/<vault>/0/<index>``."""
+
+SCHEME_OF_NETWORK: dict[NetworkKind, Scheme] = {
+    NetworkKind.EVM: "ecdsa-secp256k1",
+    NetworkKind.BITCOIN: "ecdsa-secp256k1",
+    NetworkKind.SOLANA: "eddsa-ed25519",
+}
+"""Which of a vault's keys signs for each chain family."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkView:
+    id: str
+    name: str
+    kind: str
+    chain_id: int | None
+    coin_type: int
+    rpc_url: str | None
+    required_confirmations: int
+
+    @classmethod
+    def of(cls, row: Network) -> NetworkView:
+        return cls(
+            row.id,
+            row.name,
+            row.kind.value,
+            row.chain_id,
+            row.coin_type,
+            row.rpc_url,
+            row.required_confirmations,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AssetView:
+    id: str
+    symbol: str
+    network: str
+    kind: str
+    contract: str | None
+    decimals: int
+    price: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultKeyView:
+    scheme: str
+    public_key: str
+    chain_code: str
+    min_signers: int
+    max_signers: int
+    cosigners: tuple[str, ...]
+    backend: str
+
+    @classmethod
+    def of(cls, row: VaultKey) -> VaultKeyView:
+        return cls(
+            row.scheme,
+            row.public_key,
+            row.chain_code,
+            row.min_signers,
+            row.max_signers,
+            tuple(json.loads(row.cosigners)),
+            row.backend,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VaultView:
+    id: str
+    name: str
+    number: int
+    custody_mode: str
+    keys: tuple[VaultKeyView, ...]
+    created_at: datetime
+
+
+def _name(field: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise ValidationError(field, "must be 1-64 of a-z, 0-9, '.', '_', '-' (lowercase first)")
+    return value
+
+
+def _vault_view(uow: UnitOfWork, row: Vault) -> VaultView:
+    keys = VaultRepository(uow.session, row.workspace_id).keys(row.id)
+    return VaultView(
+        row.id,
+        row.name,
+        row.number,
+        row.custody_mode.value,
+        tuple(VaultKeyView.of(k) for k in keys),
+        row.created_at,
+    )
+
+
+def _asset_view(uow: UnitOfWork, row: Asset) -> AssetView:
+    network = NetworkRepository(uow.session, row.workspace_id).get(row.network_id)
+    assert network is not None  # composite foreign key
+    return AssetView(
+        row.id, row.symbol, network.name, row.kind.value, row.contract, row.decimals, row.price
+    )
+
+
+# Networks and assets.
+
+
+def configure_network(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    name: str,
+    kind: str,
+    chain_id: int | None = None,
+    rpc_url: str | None = None,
+    required_confirmations: int = 1,
+) -> NetworkView:
+    """Add a network to the workspace.
+
+    Raises:
+        Forbidden: the role may not manage vaults.
+        ValidationError: a bad name, kind, chain id, URL or confirmation count.
+        Conflict: a network with this name exists.
+    """
+    require(principal, Permission.VAULTS_MANAGE)
+    try:
+        network_kind = NetworkKind(kind)
+    except ValueError:
+        raise ValidationError("kind", "must be evm, bitcoin or solana") from None
+    if network_kind is NetworkKind.EVM:
+        if chain_id is None:
+            raise ValidationError("chain_id", "an EVM network needs its EIP-155 chain id")
+        try:
+            network_for(chain_id, KNOWN_NETWORKS)
+        except ChainError as exc:
+            raise ValidationError("chain_id", str(exc)) from None
+    elif chain_id is not None:
+        raise ValidationError("chain_id", "only EVM networks have a chain id")
+    if rpc_url is not None and not re.match(r"^https?://[^\s]{1,2000}$", rpc_url):
+        raise ValidationError("rpc_url", "must be an http(s) URL")
+    if not 1 <= required_confirmations <= 1000:
+        raise ValidationError("required_confirmations", "must be between 1 and 1000")
+    networks = NetworkRepository(uow.session, principal.workspace_id)
+    if networks.by_name(_name("name", name)) is not None:
+        raise Conflict(f"a network named {name!r} exists")
+    row = networks.add(
+        Network(
+            name=name,
+            kind=network_kind,
+            chain_id=chain_id,
+            coin_type=COIN_TYPES[network_kind],
+            rpc_url=rpc_url,
+            required_confirmations=required_confirmations,
+            created_at=utcnow(),
+        )
+    )
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action="network.configure",
+        resource_type="network",
+        resource_id=row.id,
+        details={"name": name, "kind": network_kind.value, "chain_id": chain_id},
+    )
+    return NetworkView.of(row)
+
+
+def list_networks(uow: UnitOfWork, principal: Principal) -> list[NetworkView]:
+    """The workspace's networks."""
+    require(principal, Permission.VAULTS_READ)
+    return [
+        NetworkView.of(n) for n in NetworkRepository(uow.session, principal.workspace_id).list()
+    ]
+
+
+def add_asset(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    symbol: str,
+    network: str,
+    kind: str = "native",
+    contract: str | None = None,
+    decimals: int | None = None,
+    price: str | None = None,
+) -> AssetView:
+    """Add an asset: a network's native coin, or an ERC-20 token on an EVM network.
+
+    ``price`` (one whole unit in the policy's reference currency) feeds ``value``
+    conditions of the policy; without it they fail closed.
+
+    Raises:
+        Forbidden, NotFound (network), ValidationError, Conflict (symbol taken).
+    """
+    require(principal, Permission.VAULTS_MANAGE)
+    if not _SYMBOL.match(symbol):
+        raise ValidationError("symbol", "must be 1-32 of A-Z, a-z, 0-9, '.', '_', '-'")
+    row_network = NetworkRepository(uow.session, principal.workspace_id).by_name(network)
+    if row_network is None:
+        raise NotFound("network", network)
+    try:
+        asset_kind = AssetKind(kind)
+    except ValueError:
+        raise ValidationError("kind", "must be native or erc20") from None
+    native_decimals = {NetworkKind.EVM: 18, NetworkKind.BITCOIN: 8, NetworkKind.SOLANA: 9}
+    if asset_kind is AssetKind.NATIVE:
+        if contract is not None:
+            raise ValidationError("contract", "a native asset has no contract")
+        expected = native_decimals[row_network.kind]
+        if decimals is not None and decimals != expected:
+            raise ValidationError("decimals", f"the native asset has {expected} decimals")
+        decimals = expected
+    else:
+        if row_network.kind is not NetworkKind.EVM:
+            raise ValidationError("kind", "ERC-20 tokens live on EVM networks")
+        if contract is None:
+            raise ValidationError("contract", "an ERC-20 asset needs its contract address")
+        try:
+            contract = parse_address(contract, field="contract").checksummed
+        except ChainError as exc:
+            raise ValidationError("contract", str(exc)) from None
+        if decimals is None or not 0 <= decimals <= 36:
+            raise ValidationError("decimals", "an ERC-20 asset needs decimals between 0 and 36")
+    if price is not None and not re.match(r"^(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?$", price):
+        raise ValidationError("price", "must be a non-negative decimal string")
+    assets = AssetRepository(uow.session, principal.workspace_id)
+    if assets.by_symbol(symbol) is not None:
+        raise Conflict(f"an asset with symbol {symbol!r} exists")
+    row = assets.add(
+        Asset(
+            network_id=row_network.id,
+            symbol=symbol,
+            kind=asset_kind,
+            contract=contract,
+            decimals=decimals,
+            price=price,
+            created_at=utcnow(),
+        )
+    )
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action="asset.add",
+        resource_type="asset",
+        resource_id=row.id,
+        details={"symbol": symbol, "network": network, "kind": asset_kind.value},
+    )
+    return _asset_view(uow, row)
+
+
+def list_assets(uow: UnitOfWork, principal: Principal) -> list[AssetView]:
+    """The workspace's assets."""
+    require(principal, Permission.VAULTS_READ)
+    rows = AssetRepository(uow.session, principal.workspace_id).list()
+    return [_asset_view(uow, a) for a in rows]
+
+
+# Vaults.
+
+
+def check_vault_request(
+    principal: Principal, *, name: str, schemes: list[str], min_signers: int, max_signers: int
+) -> list[Scheme]:
+    """Validate a vault request before any key generation runs.
+
+    Raises:
+        Forbidden, ValidationError.
+    """
+    require(principal, Permission.VAULTS_MANAGE)
+    _name("name", name)
+    if not schemes or len(set(schemes)) != len(schemes):
+        raise ValidationError("schemes", "name at least one scheme, each once")
+    checked: list[Scheme] = []
+    for scheme in schemes:
+        if scheme not in SCHEMES:
+            raise ValidationError("schemes", f"unknown scheme {scheme!r}")
+        checked.append(scheme)
+    if not 2 <= max_signers <= 16 or not 1 <= min_signers <= max_signers:
+        raise ValidationError("min_signers", "need 2 to 16 parties and 1 <= min <= max")
+    return checked
+
+
+def generate_vault_keys(
+    backend: SigningBackend,
+    *,
+    workspace_id: str,
+    vault_id: str,
+    schemes: list[Scheme],
+    min_signers: int,
+    max_signers: int,
+) -> list[GeneratedKey]:
+    """Run one DKG per scheme through ``backend`` (outside any database transaction)."""
+    return [
+        backend.keygen(
+            workspace_id=workspace_id,
+            vault_id=vault_id,
+            scheme=scheme,
+            min_signers=min_signers,
+            max_signers=max_signers,
+        )
+        for scheme in schemes
+    ]
+
+
+def record_vault(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    vault_id: str,
+    name: str,
+    keys: list[GeneratedKey],
+    backend_name: str,
+) -> VaultView:
+    """Store a vault and the public outcome of its key generations.
+
+    Raises:
+        Forbidden, Conflict (the name is taken).
+    """
+    require(principal, Permission.VAULTS_MANAGE)
+    vaults = VaultRepository(uow.session, principal.workspace_id)
+    if vaults.by_name(name) is not None:
+        raise Conflict(f"a vault named {name!r} exists")
+    row = vaults.add(
+        name=name,
+        row=Vault(id=vault_id, custody_mode=CustodyMode.MPC, created_at=utcnow()),
+    )
+    for key in keys:
+        vaults.add_key(
+            VaultKey(
+                vault_id=row.id,
+                scheme=key.scheme,
+                public_key=key.public_key.hex(),
+                chain_code=key.chain_code.hex(),
+                min_signers=key.min_signers,
+                max_signers=key.max_signers,
+                cosigners=json.dumps(list(key.cosigners)),
+                backend=backend_name,
+                backend_key_id=key.backend_key_id,
+                created_at=utcnow(),
+            )
+        )
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action="vault.create",
+        resource_type="vault",
+        resource_id=row.id,
+        details={
+            "name": name,
+            "custody_mode": CustodyMode.MPC.value,
+            "number": row.number,
+            "keys": [
+                {
+                    "scheme": k.scheme,
+                    "public_key": k.public_key.hex(),
+                    "min_signers": k.min_signers,
+                    "max_signers": k.max_signers,
+                    "test_only": k.test_only,
+                }
+                for k in keys
+            ],
+        },
+    )
+    return _vault_view(uow, row)
+
+
+def get_vault(uow: UnitOfWork, principal: Principal, vault_id: str) -> VaultView:
+    """One vault of the workspace.
+
+    Raises:
+        Forbidden, NotFound.
+    """
+    require(principal, Permission.VAULTS_READ)
+    row = VaultRepository(uow.session, principal.workspace_id).get(vault_id)
+    if row is None:
+        raise NotFound("vault", vault_id)
+    return _vault_view(uow, row)
+
+
+def list_vaults(
+    uow: UnitOfWork, principal: Principal, *, limit: int = 50, cursor: str | None = None
+) -> Page[VaultView]:
+    """A page of the workspace's vaults, in id order."""
+    require(principal, Permission.VAULTS_READ)
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+    rows = VaultRepository(uow.session, principal.workspace_id).list(
+        limit=limit + 1, after_id=decode_cursor(cursor)
+    )
+    items = tuple(_vault_view(uow, r) for r in rows[:limit])
+    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
