@@ -230,3 +230,12 @@ def refresh(
         raise MisuseError("a refresh needs the share of every party")
     aux, _ = _fresh_aux([k.party for k in keys], rng, on_progress)
     return [k.to_bytes() for k in run_refresh(keys, aux, rng)]
+
+
+def describe_share(share: bytes) -> dict[str, object]:
+    """The public summary of one serialized key share (no secret in it).
+
+    Raises:
+        EncodingError: the share does not decode.
+    """
+    return _summary(KeyShare.from_bytes(share), test_only=False)
