@@ -7,9 +7,11 @@ from fastapi import APIRouter, FastAPI
 from shardvault import __version__
 from shardvault.api.problems import install_problem_handlers
 from shardvault.api.routes import audit, health, workspaces
+from shardvault.api.routes import webhooks as webhook_routes
 from shardvault.api.schemas import Problem
 from shardvault.service.auth import Authenticator
 from shardvault.service.platform import Platform
+from shardvault.service.webhook_delivery import WebhookRuntime
 
 API_PREFIX = "/v1"
 
@@ -25,8 +27,12 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def create_app(platform: Platform) -> FastAPI:
-    """Build the API around ``platform`` (its database must already be migrated)."""
+def create_app(platform: Platform, *, webhook_runtime: WebhookRuntime | None = None) -> FastAPI:
+    """Build the API around ``platform`` (its database must already be migrated).
+
+    ``webhook_runtime`` carries the webhook signing key (served at ``/v1/webhooks/jwks``)
+    and the destination policy endpoint URLs are checked against.
+    """
     app = FastAPI(
         title="shardvault",
         version=__version__,
@@ -37,11 +43,13 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.platform = platform
     app.state.authenticator = Authenticator(platform)
+    app.state.webhooks = webhook_runtime or WebhookRuntime()
     install_problem_handlers(app, platform)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health.router)
     v1.include_router(workspaces.router, responses=_ERRORS)
     v1.include_router(audit.router, responses=_ERRORS)
+    v1.include_router(webhook_routes.router, responses=_ERRORS)
     app.include_router(v1)
     _document_security(app)
     return app

@@ -3,6 +3,7 @@
 from shardvault.sdk.auth import ApiKeyCredentials, generate_key_pair, write_private_key
 from shardvault.sdk.client import AsyncShardvaultClient, ShardvaultClient
 from shardvault.sdk.errors import ApiError, CredentialsError, SdkError, TransportError
+from shardvault.sdk.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "ApiError",
@@ -12,6 +13,8 @@ __all__ = [
     "SdkError",
     "ShardvaultClient",
     "TransportError",
+    "WebhookVerificationError",
     "generate_key_pair",
+    "verify_webhook",
     "write_private_key",
 ]

@@ -30,6 +30,7 @@ from shardvault.sdk.models import (
     User,
     Workspace,
 )
+from shardvault.sdk.webhooks import AsyncWebhooksMixin, WebhooksMixin
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Answers worth retrying: the request did not run (or ran idempotently)."""
@@ -55,7 +56,7 @@ def _error_from(response: httpx.Response) -> ApiError:
     )
 
 
-class AsyncShardvaultClient:
+class AsyncShardvaultClient(AsyncWebhooksMixin):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
     def __init__(
@@ -240,7 +241,7 @@ class AsyncShardvaultClient:
         return await self._get("/v1/audit/verify", AuditVerification)
 
 
-class ShardvaultClient:
+class ShardvaultClient(WebhooksMixin):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
     Not for use from inside a running event loop (use :class:`AsyncShardvaultClient`

@@ -1,0 +1,306 @@
+"""Queries of the webhook tables.
+
+:class:`WebhookRepository` is bound to one workspace, like every repository in
+``shardvault.store.repositories``. :class:`DeliveryQueue` is the dispatcher's deliberate
+cross-tenant view: one dispatcher serves every workspace, so it claims due deliveries
+wherever they are (and nothing else: it reads the event and endpoint of what it claimed).
+
+Repositories never commit; the caller's unit of work does.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+
+from shardvault.store.models_webhooks import (
+    AttemptOutcome,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookResourceSequence,
+)
+from shardvault.store.repositories import insert_ignoring_conflict
+
+TimeCursor = tuple[datetime, str]
+"""A position in a time-ordered list: (timestamp, id) of the last row already seen."""
+
+
+def _after(
+    created: InstrumentedAttribute[datetime], ident: InstrumentedAttribute[str], cursor: TimeCursor
+) -> ColumnElement[bool]:
+    at, last_id = cursor
+    return or_(created > at, and_(created == at, ident > last_id))
+
+
+class WebhookRepository:
+    """Endpoints, events, deliveries and attempts of one workspace."""
+
+    def __init__(self, session: Session, workspace_id: str) -> None:
+        self._session = session
+        self.workspace_id = workspace_id
+
+    # Endpoints.
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        endpoint.workspace_id = self.workspace_id
+        self._session.add(endpoint)
+        self._session.flush()
+        return endpoint
+
+    def get_endpoint(self, endpoint_id: str, *, for_update: bool = False) -> WebhookEndpoint | None:
+        """A live (not deleted) endpoint of this workspace."""
+        query = select(WebhookEndpoint).where(
+            WebhookEndpoint.workspace_id == self.workspace_id,
+            WebhookEndpoint.id == endpoint_id,
+            WebhookEndpoint.deleted_at.is_(None),
+        )
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self._session.scalar(query)
+
+    def list_endpoints(
+        self, *, limit: int, cursor: TimeCursor | None = None
+    ) -> Sequence[WebhookEndpoint]:
+        query = select(WebhookEndpoint).where(
+            WebhookEndpoint.workspace_id == self.workspace_id,
+            WebhookEndpoint.deleted_at.is_(None),
+        )
+        if cursor is not None:
+            query = query.where(_after(WebhookEndpoint.created_at, WebhookEndpoint.id, cursor))
+        order = (WebhookEndpoint.created_at, WebhookEndpoint.id)
+        return self._session.scalars(query.order_by(*order).limit(limit)).all()
+
+    def enabled_endpoints(self) -> Sequence[WebhookEndpoint]:
+        return self._session.scalars(
+            select(WebhookEndpoint)
+            .where(
+                WebhookEndpoint.workspace_id == self.workspace_id,
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.deleted_at.is_(None),
+            )
+            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+        ).all()
+
+    # Events.
+
+    def next_sequence(self, resource_type: str, resource_id: str) -> int:
+        """Take the next sequence number of a resource, holding its counter row locked until
+        the transaction ends (so numbers commit in order and without gaps)."""
+        insert_ignoring_conflict(
+            self._session,
+            WebhookResourceSequence,
+            {
+                "workspace_id": self.workspace_id,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "last_seq": 0,
+            },
+        )
+        counter = self._session.scalar(
+            select(WebhookResourceSequence)
+            .where(
+                WebhookResourceSequence.workspace_id == self.workspace_id,
+                WebhookResourceSequence.resource_type == resource_type,
+                WebhookResourceSequence.resource_id == resource_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert counter is not None
+        counter.last_seq += 1
+        self._session.flush()
+        return counter.last_seq
+
+    def add_event(self, event: WebhookEvent) -> WebhookEvent:
+        event.workspace_id = self.workspace_id
+        self._session.add(event)
+        self._session.flush()
+        return event
+
+    def get_event(self, event_id: str) -> WebhookEvent | None:
+        return self._session.scalar(
+            select(WebhookEvent).where(
+                WebhookEvent.workspace_id == self.workspace_id, WebhookEvent.id == event_id
+            )
+        )
+
+    def list_events(
+        self,
+        *,
+        limit: int,
+        cursor: TimeCursor | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+    ) -> Sequence[WebhookEvent]:
+        query = select(WebhookEvent).where(WebhookEvent.workspace_id == self.workspace_id)
+        if resource_type is not None:
+            query = query.where(WebhookEvent.resource_type == resource_type)
+        if resource_id is not None:
+            query = query.where(WebhookEvent.resource_id == resource_id)
+        if cursor is not None:
+            query = query.where(_after(WebhookEvent.created_at, WebhookEvent.id, cursor))
+        order = (WebhookEvent.created_at, WebhookEvent.id)
+        return self._session.scalars(query.order_by(*order).limit(limit)).all()
+
+    # Deliveries.
+
+    def add_delivery(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        delivery.workspace_id = self.workspace_id
+        self._session.add(delivery)
+        self._session.flush()
+        return delivery
+
+    def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
+        return self._session.scalar(
+            select(WebhookDelivery).where(
+                WebhookDelivery.workspace_id == self.workspace_id,
+                WebhookDelivery.id == delivery_id,
+            )
+        )
+
+    def deliveries_of_event(self, event_id: str) -> Sequence[WebhookDelivery]:
+        return self._session.scalars(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.workspace_id == self.workspace_id,
+                WebhookDelivery.event_id == event_id,
+            )
+            .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+        ).all()
+
+    def pending_for_endpoint(self, endpoint_id: str) -> Sequence[WebhookDelivery]:
+        return self._session.scalars(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.workspace_id == self.workspace_id,
+                WebhookDelivery.endpoint_id == endpoint_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+            )
+            .with_for_update()
+        ).all()
+
+    def list_deliveries(
+        self,
+        *,
+        limit: int,
+        cursor: TimeCursor | None = None,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        status: DeliveryStatus | None = None,
+    ) -> Sequence[WebhookDelivery]:
+        query = select(WebhookDelivery).where(WebhookDelivery.workspace_id == self.workspace_id)
+        if endpoint_id is not None:
+            query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+        if event_id is not None:
+            query = query.where(WebhookDelivery.event_id == event_id)
+        if status is not None:
+            query = query.where(WebhookDelivery.status == status)
+        if cursor is not None:
+            query = query.where(_after(WebhookDelivery.created_at, WebhookDelivery.id, cursor))
+        order = (WebhookDelivery.created_at, WebhookDelivery.id)
+        return self._session.scalars(query.order_by(*order).limit(limit)).all()
+
+    # Attempts (the delivery log).
+
+    def list_attempts(
+        self,
+        *,
+        limit: int,
+        cursor: TimeCursor | None = None,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        delivery_id: str | None = None,
+    ) -> Sequence[WebhookAttempt]:
+        query = select(WebhookAttempt).where(WebhookAttempt.workspace_id == self.workspace_id)
+        if endpoint_id is not None:
+            query = query.where(WebhookAttempt.endpoint_id == endpoint_id)
+        if event_id is not None:
+            query = query.where(WebhookAttempt.event_id == event_id)
+        if delivery_id is not None:
+            query = query.where(WebhookAttempt.delivery_id == delivery_id)
+        if cursor is not None:
+            query = query.where(_after(WebhookAttempt.started_at, WebhookAttempt.id, cursor))
+        order = (WebhookAttempt.started_at, WebhookAttempt.id)
+        return self._session.scalars(query.order_by(*order).limit(limit)).all()
+
+
+class DeliveryQueue:
+    """The dispatcher's access to due deliveries across workspaces."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def claim_due(
+        self, now: datetime, limit: int
+    ) -> Sequence[tuple[WebhookDelivery, WebhookEndpoint, WebhookEvent]]:
+        """Lock up to ``limit`` pending deliveries that are due, to enabled endpoints, with no
+        earlier event of the same resource still pending to the same endpoint.
+
+        On PostgreSQL rows locked by another dispatcher are skipped (``FOR UPDATE SKIP
+        LOCKED``); on SQLite the transaction already holds the write lock.
+        """
+        earlier = aliased(WebhookDelivery)
+        held_back = exists().where(
+            earlier.workspace_id == WebhookDelivery.workspace_id,
+            earlier.endpoint_id == WebhookDelivery.endpoint_id,
+            earlier.resource_type == WebhookDelivery.resource_type,
+            earlier.resource_id == WebhookDelivery.resource_id,
+            earlier.seq < WebhookDelivery.seq,
+            earlier.status == DeliveryStatus.PENDING,
+        )
+        query = (
+            select(WebhookDelivery, WebhookEndpoint, WebhookEvent)
+            .join(
+                WebhookEndpoint,
+                and_(
+                    WebhookEndpoint.workspace_id == WebhookDelivery.workspace_id,
+                    WebhookEndpoint.id == WebhookDelivery.endpoint_id,
+                ),
+            )
+            .join(
+                WebhookEvent,
+                and_(
+                    WebhookEvent.workspace_id == WebhookDelivery.workspace_id,
+                    WebhookEvent.id == WebhookDelivery.event_id,
+                ),
+            )
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.deleted_at.is_(None),
+                ~held_back,
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=WebhookDelivery)
+            .execution_options(populate_existing=True)
+        )
+        return [(row[0], row[1], row[2]) for row in self._session.execute(query).all()]
+
+    def lock_delivery(self, delivery_id: str) -> WebhookDelivery | None:
+        return self._session.scalar(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    def unfinished_attempts(self, delivery_id: str) -> Sequence[WebhookAttempt]:
+        return self._session.scalars(
+            select(WebhookAttempt).where(
+                WebhookAttempt.delivery_id == delivery_id,
+                WebhookAttempt.outcome == AttemptOutcome.IN_PROGRESS,
+            )
+        ).all()
+
+    def get_attempt(self, attempt_id: str) -> WebhookAttempt | None:
+        return self._session.get(WebhookAttempt, attempt_id, populate_existing=True)
+
+    def add_attempt(self, attempt: WebhookAttempt) -> WebhookAttempt:
+        self._session.add(attempt)
+        return attempt
