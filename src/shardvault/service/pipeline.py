@@ -819,7 +819,7 @@ class PipelineWorker:
             if self.run_once() == 0:
                 if until is None:
                     with self.platform.unit_of_work() as uow:
-                        due = WorkQueue(uow.session).pending()
+                        due = WorkQueue(uow.session).due()
                     if due == 0:
                         return
                 time.sleep(0.05)

@@ -113,6 +113,7 @@ class TransactionView:
     nonce: int | None
     digest: str | None
     signature: str | None
+    signed_payload: str | None
     tx_hash: str | None
     confirmations: int
     block_number: int | None
@@ -192,6 +193,7 @@ def view_of(uow: UnitOfWork, row: Transaction) -> TransactionView:
         nonce=row.nonce,
         digest=row.digest,
         signature=row.signature,
+        signed_payload=row.signed_payload,
         tx_hash=row.tx_hash,
         confirmations=row.confirmations,
         block_number=row.block_number,

@@ -571,5 +571,13 @@ class WorkQueue:
             .values(available_at=at, claimed_by=None, lease_until=None)
         )
 
-    def pending(self) -> int:
-        return int(self._session.scalar(select(func.count()).select_from(PipelineWork)) or 0)
+    def due(self) -> int:
+        """How many items are due now (claimed ones included)."""
+        return int(
+            self._session.scalar(
+                select(func.count())
+                .select_from(PipelineWork)
+                .where(PipelineWork.available_at <= utcnow())
+            )
+            or 0
+        )

@@ -1,0 +1,294 @@
+"""Shared set-up of the vault and transaction tests: custody on disk, the local ceremony
+backend with TEST-ONLY Paillier primes, a workspace with a signer, an approver and an
+admin, a hardhat network, a 2-of-3 vault with an ETH wallet, and signed policies.
+
+One real CGGMP21 key generation (aux info with all its proofs, ~5 s) runs per test
+session; :class:`ReusedKeygenBackend` re-seals that key's encrypted shares under each new
+vault's slot, so every test still signs through the real custody layer and protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from shardvault.custody import LocalShareStore, SecretBytes, ShareAddress, ShareCustody, ShareSlot
+from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
+from shardvault.policy import ApprovalVerdict, approval_message
+from shardvault.service import policies, vaults, wallets
+from shardvault.service.context import Principal
+from shardvault.service.platform import Platform
+from shardvault.service.signing import GeneratedKey, LocalCeremonyBackend, Scheme
+from shardvault.store.models import Role
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_ONLY_PRIMES = REPO_ROOT / "tests" / "fixtures" / "test_only_paillier.json"
+PASSPHRASE = b"test-only keyring passphrase"
+
+
+def open_custody(directory: Path) -> ShareCustody:
+    """A local keyring and share store under ``directory`` (created on first use)."""
+    keyring = directory / "keyring"
+    passphrase = SecretBytes(PASSPHRASE)
+    if keyring.exists() and any(keyring.glob("*.key")):
+        kek_id = sorted(keyring.glob("*.key"))[0].stem
+        backend = LocalBackend(keyring, passphrase, kek_id, DEVELOPMENT_COST)
+    else:
+        backend = LocalBackend.initialize(keyring, passphrase, DEVELOPMENT_COST)
+    return ShareCustody(backend, LocalShareStore(directory / "shares"))
+
+
+class ReusedKeygenBackend(LocalCeremonyBackend):
+    """The local ceremony backend, with ECDSA key generation run once per process and
+    its encrypted shares re-sealed for every later vault (test speed only)."""
+
+    _template: GeneratedKey | None = None
+    _template_custody: ShareCustody | None = None
+
+    def __init__(self, custody: ShareCustody) -> None:
+        super().__init__(custody, test_only_primes=TEST_ONLY_PRIMES)
+        self.custody = custody
+
+    def keygen(
+        self,
+        *,
+        workspace_id: str,
+        vault_id: str,
+        scheme: Scheme,
+        min_signers: int,
+        max_signers: int,
+    ) -> GeneratedKey:
+        if scheme != "ecdsa-secp256k1" or (min_signers, max_signers) != (2, 3):
+            return super().keygen(
+                workspace_id=workspace_id,
+                vault_id=vault_id,
+                scheme=scheme,
+                min_signers=min_signers,
+                max_signers=max_signers,
+            )
+        cls = ReusedKeygenBackend
+        if cls._template is None or cls._template_custody is None:
+            cls._template = super().keygen(
+                workspace_id="template",
+                vault_id="template",
+                scheme=scheme,
+                min_signers=2,
+                max_signers=3,
+            )
+            cls._template_custody = self.custody
+        template = cls._template
+        for party in template.cosigners:
+            source = ShareAddress("template", "template", template.backend_key_id, party)
+            with cls._template_custody.load_share(source) as opened:
+                target = ShareSlot(
+                    ShareAddress(workspace_id, vault_id, template.backend_key_id, party), 0
+                )
+                self.custody.store_share(target, opened.share, expected_revision=0)
+        return template
+
+
+@dataclass
+class Member:
+    """A user with an API key principal and an Ed25519 approval key."""
+
+    principal: Principal
+    email: str
+    approval_key: Ed25519PrivateKey
+
+    @property
+    def approval_public_hex(self) -> str:
+        return self.approval_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+    def approve(self, digest_hex: str, version: int, verdict: str = "approve") -> str:
+        message = approval_message(
+            self.email, bytes.fromhex(digest_hex), ApprovalVerdict(verdict), version
+        )
+        return self.approval_key.sign(message).hex()
+
+
+def _key(name: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"test:{name}".encode()).digest())
+
+
+@dataclass
+class Workspace:
+    platform: Platform
+    owner: Member
+    signer: Member
+    approver: Member
+    outsider: Member
+    viewer: Member
+    admin_key: Ed25519PrivateKey
+
+
+def make_workspace(platform: Platform, name: str = "acme") -> Workspace:
+    """A workspace with an owner, a signer, two approvers (one not in any policy group
+    unless the policy says so) and a viewer; principals are built directly (the API's
+    authentication is tested in tests/api)."""
+    from shardvault.audit import Actor
+    from shardvault.sdk import generate_key_pair
+    from shardvault.service.workspaces import create_api_key, create_user, create_workspace
+    from shardvault.store.models import KeyAlgorithm
+
+    _, owner_pem = generate_key_pair("EdDSA")
+    with platform.unit_of_work() as uow:
+        workspace, owner_user, owner_key = create_workspace(
+            uow,
+            name=name,
+            owner_name="Olivia",
+            owner_email=f"olivia@{name}.example",
+            owner_key_algorithm=KeyAlgorithm.ED25519,
+            owner_public_key_pem=owner_pem,
+            actor=Actor.cli(),
+        )
+    owner = Principal(workspace.id, owner_key.id, owner_user.id, Role.OWNER)
+
+    def member(person: str, role: Role) -> Member:
+        _, pem = generate_key_pair("EdDSA")
+        email = f"{person}@{name}.example"
+        with platform.unit_of_work() as uow:
+            user = create_user(uow, owner, name=person, email=email, role=role)
+            key = create_api_key(
+                uow,
+                owner,
+                user_id=user.id,
+                name=f"{person} key",
+                algorithm=KeyAlgorithm.ED25519,
+                public_key_pem=pem,
+            )
+        return Member(Principal(workspace.id, key.id, user.id, role), email, _key(email))
+
+    return Workspace(
+        platform,
+        Member(owner, f"olivia@{name}.example", _key(f"olivia@{name}.example")),
+        member("sam", Role.SIGNER),
+        member("carol", Role.APPROVER),
+        member("mallory", Role.APPROVER),
+        member("victor", Role.VIEWER),
+        _key(f"admin@{name}"),
+    )
+
+
+def policy_document(ws: Workspace, *, version: int, limit_eth: str) -> dict[str, object]:
+    """Transfers up to ``limit_eth`` are allowed; above it carol must approve; transfers
+    to the blocked test address are blocked."""
+    return {
+        "format": "shardvault.policy/v1",
+        "version": version,
+        "reference_currency": "USD",
+        "approvers": {
+            ws.approver.email: {
+                "algorithm": "ed25519",
+                "public_key": ws.approver.approval_public_hex,
+            },
+            ws.outsider.email: {
+                "algorithm": "ed25519",
+                "public_key": ws.outsider.approval_public_hex,
+            },
+        },
+        "groups": {"treasury": [ws.approver.email], "traders": [ws.signer.email]},
+        "rules": [
+            {
+                "name": "blocked-destination",
+                "when": {"destination": {"address_book": ["sanctioned"]}},
+                "action": "block",
+            },
+            {
+                "name": "small",
+                "when": {
+                    "initiator": {"groups": ["traders"]},
+                    "asset": ["ETH"],
+                    "amount": {"up_to": limit_eth},
+                },
+                "action": "allow",
+            },
+            {
+                "name": "large",
+                "when": {"initiator": {"groups": ["traders"]}},
+                "action": "require_approvals",
+                "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "4h"},
+            },
+        ],
+    }
+
+
+SANCTIONED = "0x000000000000000000000000000000000000dEaD"
+
+
+def activate_policy(ws: Workspace, document: dict[str, object]) -> int:
+    """Draft, propose (pinning the admin key on the first bundle), sign and activate."""
+    from shardvault.service import addressbook
+
+    owner = ws.owner.principal
+    admin_public = ws.admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    with ws.platform.unit_of_work() as uow:
+        if not any(e.name == "sanctioned" for e in addressbook.list_entries(uow, owner)):
+            addressbook.add_entry(
+                uow, owner, name="sanctioned", network="hardhat", address=SANCTIONED
+            )
+        draft = policies.create_draft(uow, owner, document=document)
+        proposed = policies.propose(
+            uow,
+            owner,
+            draft.id,
+            admins={
+                "quorum": 1,
+                "members": [{"id": "admin", "algorithm": "ed25519", "public_key": admin_public}],
+            },
+        )
+        assert proposed.signing_message is not None
+        signature = ws.admin_key.sign(bytes.fromhex(proposed.signing_message)).hex()
+        policies.sign(uow, owner, draft.id, signer="admin", signature=signature)
+        active = policies.activate(uow, owner, draft.id)
+    return active.version
+
+
+@dataclass
+class Funded:
+    vault_id: str
+    wallet_id: str
+    address: str
+
+
+def make_eth_vault(
+    ws: Workspace, backend: LocalCeremonyBackend, rpc_url: str, chain_id: int
+) -> Funded:
+    """A network, an ETH asset, a 2-of-3 ECDSA vault and its ETH wallet (address 0)."""
+    import uuid
+
+    owner = ws.owner.principal
+    with ws.platform.unit_of_work() as uow:
+        vaults.configure_network(
+            uow, owner, name="hardhat", kind="evm", chain_id=chain_id, rpc_url=rpc_url
+        )
+        vaults.add_asset(uow, owner, symbol="ETH", network="hardhat", price="3000")
+    vault_id = str(uuid.uuid4())
+    keys = vaults.generate_vault_keys(
+        backend,
+        workspace_id=owner.workspace_id,
+        vault_id=vault_id,
+        schemes=["ecdsa-secp256k1"],
+        min_signers=2,
+        max_signers=3,
+    )
+    with ws.platform.unit_of_work() as uow:
+        vault = vaults.record_vault(
+            uow, owner, vault_id=vault_id, name="treasury", keys=keys, backend_name=backend.name
+        )
+        wallet = wallets.create_wallet(uow, owner, vault_id=vault.id, asset="ETH")
+    return Funded(vault.id, wallet.id, wallet.addresses[0].address)
+
+
+def fund(node_rpc: object, address: str, ether: int = 10) -> None:
+    """Send ``ether`` from hardhat's first (unlocked) dev account to ``address``."""
+    rpc = node_rpc.rpc  # type: ignore[attr-defined]
+    accounts = rpc("eth_accounts")
+    tx_hash = rpc(
+        "eth_sendTransaction",
+        [{"from": accounts[0], "to": address, "value": hex(ether * 10**18)}],
+    )
+    assert rpc("eth_getTransactionReceipt", [tx_hash]) is not None

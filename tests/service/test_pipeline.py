@@ -1,0 +1,238 @@
+"""The transaction pipeline end to end on a hardhat node, on SQLite and PostgreSQL:
+policy allow / block / approvals, threshold ECDSA (CGGMP21, 2-of-3) signing through the
+local ceremony backend with shares in custody, broadcast, confirmation, audit trail.
+
+The signed transactions are checked by an independent verifier: eth-account recovers the
+sender from the raw bytes the pipeline broadcast, and the node's receipt and balances
+show the transfer happened once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from sqlalchemy import text
+
+from shardvault.audit import verify_chain
+from shardvault.service import transactions
+from shardvault.service.errors import Forbidden
+from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
+from shardvault.service.platform import Platform
+from shardvault.service.transactions import ApprovalRefused
+from shardvault.store import Database
+from shardvault.store.models_vaults import TransactionStatus
+from tests.api.support import make_platform
+from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
+from tests.service.pipeline_support import (
+    SANCTIONED,
+    Funded,
+    ReusedKeygenBackend,
+    Workspace,
+    activate_policy,
+    fund,
+    make_eth_vault,
+    make_workspace,
+    open_custody,
+    policy_document,
+)
+
+__all__ = ["hardhat_node"]
+
+RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+@pytest.fixture
+def platform(database: Database) -> Platform:
+    return make_platform(database)
+
+
+@pytest.fixture
+def setup(
+    platform: Platform, hardhat_node: HardhatNode, tmp_path: Path
+) -> Iterator[tuple[Workspace, Funded, PipelineWorker]]:
+    ws = make_workspace(platform)
+    backend = ReusedKeygenBackend(open_custody(tmp_path / "custody"))
+    funded = make_eth_vault(ws, backend, hardhat_node.url, hardhat_node.chain_id)
+    fund(hardhat_node, funded.address)
+    activate_policy(ws, policy_document(ws, version=1, limit_eth="1"))
+    worker = PipelineWorker(platform, PipelineRuntime(backend, confirmation_poll_s=0.05))
+    yield ws, funded, worker
+
+
+def _send(ws: Workspace, funded: Funded, amount: str, to: str = RECIPIENT) -> str:
+    with ws.platform.unit_of_work() as uow:
+        view = transactions.create_transaction(
+            uow, ws.signer.principal, wallet_id=funded.wallet_id, destination=to, amount=amount
+        )
+    assert view.status == "submitted"
+    return view.id
+
+
+def _get(ws: Workspace, tx_id: str) -> transactions.TransactionView:
+    with ws.platform.unit_of_work() as uow:
+        return transactions.get_transaction(uow, ws.owner.principal, tx_id)
+
+
+def _balance(node: HardhatNode, address: str) -> int:
+    return int(str(node.rpc("eth_getBalance", [address, "latest"])), 16)
+
+
+def test_allowed_transfer_is_signed_broadcast_and_confirmed(
+    setup: tuple[Workspace, Funded, PipelineWorker], hardhat_node: HardhatNode
+) -> None:
+    ws, funded, worker = setup
+    before = _balance(hardhat_node, RECIPIENT)
+    nonce_before = int(
+        str(hardhat_node.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16
+    )
+    tx_id = _send(ws, funded, "0.5")
+    worker.drain(timeout_s=60)
+    view = _get(ws, tx_id)
+    assert view.status == "completed", view.status_reason
+    assert view.policy_rule == "small"
+    assert view.nonce == nonce_before
+    assert view.confirmations >= 1
+    assert _balance(hardhat_node, RECIPIENT) - before == 5 * 10**17
+    # eth-account, not our code, recovers the sender from the signed bytes on chain.
+    assert view.signed_payload is not None
+    assert Account.recover_transaction("0x" + view.signed_payload) == funded.address
+    mined = hardhat_node.rpc("eth_getTransactionByHash", ["0x" + str(view.tx_hash)])
+    assert isinstance(mined, dict)
+    assert mined["from"].lower() == funded.address.lower()
+    with ws.platform.unit_of_work() as uow:
+        events = list(
+            uow.session.scalars(
+                text("SELECT action FROM audit_events WHERE resource_id = :id ORDER BY seq"),
+                {"id": tx_id},
+            )
+        )
+    assert events == [
+        "transaction.submitted",
+        "transaction.pending_policy",
+        "transaction.approved",
+        "transaction.signing",
+        "transaction.signing_attempt",
+        "transaction.signed",
+        "transaction.broadcasting",
+        "transaction.confirming",
+        "transaction.completed",
+    ]
+    with ws.platform.unit_of_work() as uow:
+        report = verify_chain(uow.session, ws.owner.principal.workspace_id, ws.platform.keyring())
+    assert report.events > 20  # verify_chain raises on any break
+
+
+def test_blocked_destination_never_reaches_signing(
+    setup: tuple[Workspace, Funded, PipelineWorker],
+) -> None:
+    ws, funded, worker = setup
+    tx_id = _send(ws, funded, "0.1", to=SANCTIONED)
+    worker.drain(timeout_s=30)
+    view = _get(ws, tx_id)
+    assert view.status == "blocked"
+    assert view.policy_rule == "blocked-destination"
+    assert view.nonce is None and view.signature is None
+
+
+def test_large_transfer_waits_for_approval_then_completes(
+    setup: tuple[Workspace, Funded, PipelineWorker], hardhat_node: HardhatNode
+) -> None:
+    ws, funded, worker = setup
+    tx_id = _send(ws, funded, "2")
+    worker.drain(timeout_s=30)
+    view = _get(ws, tx_id)
+    assert view.status == "pending_approval"
+    assert view.approvals_needed == {"treasury": 1}
+    # A member of no required group is refused; the refusal changes nothing.
+    with (
+        pytest.raises(ApprovalRefused, match="ApproverNotInGroupError"),
+        ws.platform.unit_of_work() as uow,
+    ):
+        transactions.submit_approval(
+            uow,
+            ws.outsider.principal,
+            tx_id,
+            approver=ws.outsider.email,
+            decision="approve",
+            policy_version=1,
+            signature=ws.outsider.approve(view.intent_digest, 1),
+            now=0,
+        )
+    # A statement naming someone else than the caller is refused.
+    with pytest.raises(Forbidden), ws.platform.unit_of_work() as uow:
+        transactions.submit_approval(
+            uow,
+            ws.outsider.principal,
+            tx_id,
+            approver=ws.approver.email,
+            decision="approve",
+            policy_version=1,
+            signature=ws.approver.approve(view.intent_digest, 1),
+            now=0,
+        )
+    # A bad signature is refused.
+    with (
+        pytest.raises(ApprovalRefused, match="BadApprovalSignatureError"),
+        ws.platform.unit_of_work() as uow,
+    ):
+        transactions.submit_approval(
+            uow,
+            ws.approver.principal,
+            tx_id,
+            approver=ws.approver.email,
+            decision="approve",
+            policy_version=1,
+            signature=ws.outsider.approve(view.intent_digest, 1),
+            now=0,
+        )
+    assert _get(ws, tx_id).status == "pending_approval"
+    assert _get(ws, tx_id).approvals == ()
+    with ws.platform.unit_of_work() as uow:
+        approved = transactions.submit_approval(
+            uow,
+            ws.approver.principal,
+            tx_id,
+            approver=ws.approver.email,
+            decision="approve",
+            policy_version=1,
+            signature=ws.approver.approve(view.intent_digest, 1),
+            now=0,
+        )
+    assert approved.status == "approved"
+    worker.drain(timeout_s=60)
+    assert _get(ws, tx_id).status == "completed"
+
+
+def test_rejection_ends_the_transaction(setup: tuple[Workspace, Funded, PipelineWorker]) -> None:
+    ws, funded, worker = setup
+    tx_id = _send(ws, funded, "3")
+    worker.drain(timeout_s=30)
+    digest = _get(ws, tx_id).intent_digest
+    with ws.platform.unit_of_work() as uow:
+        view = transactions.submit_approval(
+            uow,
+            ws.approver.principal,
+            tx_id,
+            approver=ws.approver.email,
+            decision="reject",
+            policy_version=1,
+            signature=ws.approver.approve(digest, 1, "reject"),
+            now=0,
+        )
+    assert view.status == "rejected"
+    assert view.nonce is None
+
+
+def test_cancel_before_signing_and_not_after(
+    setup: tuple[Workspace, Funded, PipelineWorker],
+) -> None:
+    ws, funded, worker = setup
+    tx_id = _send(ws, funded, "5")
+    with ws.platform.unit_of_work() as uow:
+        view = transactions.cancel_transaction(uow, ws.signer.principal, tx_id)
+    assert view.status == TransactionStatus.CANCELLED.value
+    worker.drain(timeout_s=10)
+    assert _get(ws, tx_id).status == "cancelled"
