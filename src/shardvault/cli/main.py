@@ -19,6 +19,7 @@ from shardvault.cli import (
     policy,
     recovery,
     server,
+    webhook,
     workspace,
 )
 
@@ -39,6 +40,7 @@ cli.add_command(workspace.init)
 cli.add_command(workspace.group)
 cli.add_command(server.command)
 cli.add_command(audit.group)
+cli.add_command(webhook.group)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from shardvault.cli._output import emit_json, fail_on
+from shardvault.cli._webhook_options import open_runtime, server_options, start_dispatcher
 from shardvault.errors import ShardvaultError
 from shardvault.store import default_database_url, normalize_url
 
@@ -76,6 +77,7 @@ def local_config(data_dir: Path, db_url: str | None, audit_key: Path | None) -> 
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Log as JSON lines.")
+@server_options
 @local_options
 def command(
     host: str,
@@ -85,8 +87,11 @@ def command(
     data_dir: Path,
     db_url: str | None,
     audit_key: Path | None,
+    webhook_key: Path | None,
+    allow_networks: tuple[str, ...],
+    webhook_dispatcher: bool,
 ) -> None:
-    """Migrate the database and serve the REST API under /v1."""
+    """Migrate the database and serve the REST API under /v1 (and deliver webhooks)."""
     import uvicorn
 
     from shardvault.api import create_app
@@ -99,7 +104,8 @@ def command(
         platform = open_platform(config.db_url, config.audit_key_path)
     except ShardvaultError as exc:
         fail_on(exc)
-    app = create_app(platform)
+    webhooks = open_runtime(data_dir, webhook_key, allow_networks)
+    app = create_app(platform, webhook_runtime=webhooks)
     start = {
         "event": "starting",
         "url": f"http://{host}:{port}",
@@ -110,5 +116,10 @@ def command(
         emit_json(start)
     else:
         click.echo(f"shardvault API on {start['url']} (database {start['database']})")
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), log_config=None)
+    dispatcher = start_dispatcher(platform, webhooks) if webhook_dispatcher else None
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), log_config=None)
+    finally:
+        if dispatcher is not None:
+            dispatcher.close()
     platform.database.dispose()
