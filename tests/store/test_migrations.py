@@ -33,6 +33,12 @@ EXPECTED_TABLES = {
     "audit_chain_heads",
     "audit_events",
     "audit_checkpoints",
+    # Webhooks (migration 0003_webhooks).
+    "webhook_endpoints",
+    "webhook_resource_sequences",
+    "webhook_events",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 
