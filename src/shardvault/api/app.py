@@ -6,10 +6,21 @@ from fastapi import APIRouter, FastAPI
 
 from shardvault import __version__
 from shardvault.api.problems import install_problem_handlers
-from shardvault.api.routes import audit, health, workspaces
+from shardvault.api.routes import (
+    addressbook,
+    approvals,
+    audit,
+    health,
+    policies,
+    transactions,
+    vaults,
+    wallets,
+    workspaces,
+)
 from shardvault.api.routes import webhooks as webhook_routes
 from shardvault.api.schemas import Problem
 from shardvault.service.auth import Authenticator
+from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
 from shardvault.service.webhook_delivery import WebhookRuntime
 
@@ -27,11 +38,18 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def create_app(platform: Platform, *, webhook_runtime: WebhookRuntime | None = None) -> FastAPI:
+def create_app(
+    platform: Platform,
+    *,
+    webhook_runtime: WebhookRuntime | None = None,
+    pipeline_runtime: PipelineRuntime | None = None,
+) -> FastAPI:
     """Build the API around ``platform`` (its database must already be migrated).
 
     ``webhook_runtime`` carries the webhook signing key (served at ``/v1/webhooks/jwks``)
-    and the destination policy endpoint URLs are checked against.
+    and the destination policy endpoint URLs are checked against. ``pipeline_runtime``
+    (signing backend, chain access) is needed by vault creation; without it that route
+    answers 503.
     """
     app = FastAPI(
         title="shardvault",
@@ -44,12 +62,15 @@ def create_app(platform: Platform, *, webhook_runtime: WebhookRuntime | None = N
     app.state.platform = platform
     app.state.authenticator = Authenticator(platform)
     app.state.webhooks = webhook_runtime or WebhookRuntime()
+    app.state.pipeline_runtime = pipeline_runtime
     install_problem_handlers(app, platform)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health.router)
     v1.include_router(workspaces.router, responses=_ERRORS)
     v1.include_router(audit.router, responses=_ERRORS)
     v1.include_router(webhook_routes.router, responses=_ERRORS)
+    for custody_routes in (vaults, wallets, transactions, approvals, policies, addressbook):
+        v1.include_router(custody_routes.router, responses=_ERRORS)
     app.include_router(v1)
     _document_security(app)
     return app

@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from shardvault.sdk.auth import Algorithm, ApiKeyCredentials
+from shardvault.sdk.custody import AsyncCustodyMixin, CustodyMixin
 from shardvault.sdk.errors import ApiError, SdkError, TransportError
 from shardvault.sdk.models import (
     ApiKey,
@@ -56,7 +57,7 @@ def _error_from(response: httpx.Response) -> ApiError:
     )
 
 
-class AsyncShardvaultClient(AsyncWebhooksMixin):
+class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCustodyMixin):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
     def __init__(
@@ -241,7 +242,7 @@ class AsyncShardvaultClient(AsyncWebhooksMixin):
         return await self._get("/v1/audit/verify", AuditVerification)
 
 
-class ShardvaultClient(WebhooksMixin):
+class ShardvaultClient(WebhooksMixin, CustodyMixin):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
     Not for use from inside a running event loop (use :class:`AsyncShardvaultClient`

@@ -1,0 +1,95 @@
+"""Transactions: create (with Idempotency-Key), read, list, cancel."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from shardvault.api.deps import Mutation, authorized, get_platform, mutation, run_mutation
+from shardvault.api.schemas_vaults import (
+    CancelIn,
+    TransactionIn,
+    TransactionOut,
+    TransactionPage,
+)
+from shardvault.service import transactions as svc
+from shardvault.service.context import Principal
+from shardvault.service.platform import Platform
+from shardvault.service.rbac import Permission
+from shardvault.service.uow import UnitOfWork
+from shardvault.service.workspaces import MAX_PAGE_SIZE
+
+router = APIRouter()
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+@router.post("/transactions", status_code=201, response_model=TransactionOut, tags=["transactions"])
+def create_transaction(
+    body: TransactionIn,
+    platform: PlatformDep,
+    change: Annotated[Mutation, Depends(mutation(Permission.TRANSACTIONS_CREATE))],
+) -> Response:
+    """Submit a transfer; the pipeline evaluates the policy, collects approvals, signs,
+    broadcasts and tracks it. The same Idempotency-Key returns the first transaction."""
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        view = svc.create_transaction(
+            uow,
+            change.principal,
+            wallet_id=body.wallet_id,
+            destination=body.destination,
+            amount=body.amount,
+            note=body.note,
+            source_index=body.source_index,
+        )
+        return 201, TransactionOut.model_validate(view).model_dump(mode="json")
+
+    return run_mutation(platform, change, operation)
+
+
+@router.get("/transactions", response_model=TransactionPage, tags=["transactions"])
+def list_transactions(
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.TRANSACTIONS_READ))],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+) -> TransactionPage:
+    """The workspace's transactions, a page at a time (optionally of one status)."""
+    with platform.unit_of_work() as uow:
+        page = svc.list_transactions(uow, principal, limit=limit, cursor=cursor, status=status)
+    return TransactionPage(
+        data=[TransactionOut.model_validate(t) for t in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/transactions/{transaction_id}", response_model=TransactionOut, tags=["transactions"])
+def get_transaction(
+    transaction_id: str,
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.TRANSACTIONS_READ))],
+) -> TransactionOut:
+    """One transaction with its state, policy decision, approvals and chain data."""
+    with platform.unit_of_work() as uow:
+        return TransactionOut.model_validate(svc.get_transaction(uow, principal, transaction_id))
+
+
+@router.post(
+    "/transactions/{transaction_id}/cancel", response_model=TransactionOut, tags=["transactions"]
+)
+def cancel_transaction(
+    transaction_id: str,
+    body: CancelIn,
+    platform: PlatformDep,
+    change: Annotated[Mutation, Depends(mutation(Permission.TRANSACTIONS_CREATE))],
+) -> Response:
+    """Cancel a transaction that has not started signing (409 otherwise)."""
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        view = svc.cancel_transaction(uow, change.principal, transaction_id, reason=body.reason)
+        return 200, TransactionOut.model_validate(view).model_dump(mode="json")
+
+    return run_mutation(platform, change, operation)

@@ -1,0 +1,197 @@
+"""Networks, assets and vaults (custody mode ``mpc``; key generation through the
+configured signing backend)."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from shardvault.api.deps import Mutation, authorized, get_platform, mutation, run_mutation
+from shardvault.api.schemas_vaults import (
+    AssetIn,
+    AssetOut,
+    NetworkIn,
+    NetworkOut,
+    VaultIn,
+    VaultOut,
+    VaultPage,
+)
+from shardvault.service import vaults as svc
+from shardvault.service.context import Principal
+from shardvault.service.errors import Unavailable
+from shardvault.service.pipeline import PipelineRuntime
+from shardvault.service.platform import Platform
+from shardvault.service.rbac import Permission
+from shardvault.service.uow import UnitOfWork
+from shardvault.service.workspaces import MAX_PAGE_SIZE
+
+router = APIRouter()
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+def get_runtime(request: Request) -> PipelineRuntime:
+    """The signing backend and chain access of this server.
+
+    Raises:
+        Unavailable: the server was started without a signing backend.
+    """
+    runtime = getattr(request.app.state, "pipeline_runtime", None)
+    if not isinstance(runtime, PipelineRuntime):
+        raise Unavailable("this server has no signing backend configured")
+    return runtime
+
+
+RuntimeDep = Annotated[PipelineRuntime, Depends(get_runtime)]
+
+
+@router.post("/networks", status_code=201, response_model=NetworkOut, tags=["networks"])
+def configure_network(
+    body: NetworkIn,
+    platform: PlatformDep,
+    change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
+) -> Response:
+    """Add a network: an EVM chain (by EIP-155 chain id and RPC URL), Bitcoin or Solana."""
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        view = svc.configure_network(
+            uow,
+            change.principal,
+            name=body.name,
+            kind=body.kind,
+            chain_id=body.chain_id,
+            rpc_url=body.rpc_url,
+            required_confirmations=body.required_confirmations,
+        )
+        return 201, NetworkOut.model_validate(view).model_dump(mode="json")
+
+    return run_mutation(platform, change, operation)
+
+
+@router.get("/networks", response_model=list[NetworkOut], tags=["networks"])
+def list_networks(
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
+) -> list[NetworkOut]:
+    """The workspace's networks."""
+    with platform.unit_of_work() as uow:
+        return [NetworkOut.model_validate(n) for n in svc.list_networks(uow, principal)]
+
+
+@router.post("/assets", status_code=201, response_model=AssetOut, tags=["assets"])
+def add_asset(
+    body: AssetIn,
+    platform: PlatformDep,
+    change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
+) -> Response:
+    """Add an asset: a network's native coin, or an ERC-20 token (contract, decimals)."""
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        view = svc.add_asset(
+            uow,
+            change.principal,
+            symbol=body.symbol,
+            network=body.network,
+            kind=body.kind,
+            contract=body.contract,
+            decimals=body.decimals,
+            price=body.price,
+        )
+        return 201, AssetOut.model_validate(view).model_dump(mode="json")
+
+    return run_mutation(platform, change, operation)
+
+
+@router.get("/assets", response_model=list[AssetOut], tags=["assets"])
+def list_assets(
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
+) -> list[AssetOut]:
+    """The workspace's assets."""
+    with platform.unit_of_work() as uow:
+        return [AssetOut.model_validate(a) for a in svc.list_assets(uow, principal)]
+
+
+@router.post("/vaults", status_code=201, response_model=VaultOut, tags=["vaults"])
+async def create_vault(
+    body: VaultIn,
+    platform: PlatformDep,
+    runtime: RuntimeDep,
+    change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
+) -> Response:
+    """Create an MPC vault: one distributed key generation per scheme (slow: seconds with
+    the embedded backend), then the vault record with the public keys.
+
+    A retry with the same Idempotency-Key returns the first vault without a new key
+    generation."""
+    schemes = svc.check_vault_request(
+        change.principal,
+        name=body.name,
+        schemes=list(body.schemes),
+        min_signers=body.min_signers,
+        max_signers=body.max_signers,
+    )
+
+    def replayable() -> bool:
+        with platform.unit_of_work() as uow:
+            return (
+                uow.idempotency(change.principal.workspace_id).get(change.idempotency_key or "")
+                is not None
+            )
+
+    vault_id = str(uuid.uuid4())
+    keys = []
+    if not await run_in_threadpool(replayable):
+        keys = await run_in_threadpool(
+            lambda: svc.generate_vault_keys(
+                runtime.backend,
+                workspace_id=change.principal.workspace_id,
+                vault_id=vault_id,
+                schemes=schemes,
+                min_signers=body.min_signers,
+                max_signers=body.max_signers,
+            )
+        )
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        view = svc.record_vault(
+            uow,
+            change.principal,
+            vault_id=vault_id,
+            name=body.name,
+            keys=keys,
+            backend_name=runtime.backend.name,
+        )
+        return 201, VaultOut.model_validate(view).model_dump(mode="json")
+
+    return await run_in_threadpool(run_mutation, platform, change, operation)
+
+
+@router.get("/vaults", response_model=VaultPage, tags=["vaults"])
+def list_vaults(
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> VaultPage:
+    """The workspace's vaults, a page at a time."""
+    with platform.unit_of_work() as uow:
+        page = svc.list_vaults(uow, principal, limit=limit, cursor=cursor)
+    return VaultPage(
+        data=[VaultOut.model_validate(v) for v in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/vaults/{vault_id}", response_model=VaultOut, tags=["vaults"])
+def get_vault(
+    vault_id: str,
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
+) -> VaultOut:
+    """One vault with its root public keys."""
+    with platform.unit_of_work() as uow:
+        return VaultOut.model_validate(svc.get_vault(uow, principal, vault_id))

@@ -1,0 +1,240 @@
+"""Request and response bodies of the custody routes: networks, assets, vaults, wallets,
+addresses, transactions, approvals, policies and the address book (pydantic, API edge)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SchemeName = Literal["ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340"]
+
+
+def _default_schemes() -> list[SchemeName]:
+    return ["ecdsa-secp256k1"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class NetworkIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    kind: Literal["evm", "bitcoin", "solana"]
+    chain_id: int | None = Field(default=None, ge=1)
+    rpc_url: str | None = Field(default=None, max_length=2048)
+    required_confirmations: int = Field(default=1, ge=1, le=1000)
+
+
+class NetworkOut(_Out):
+    id: str
+    name: str
+    kind: str
+    chain_id: int | None
+    coin_type: int
+    rpc_url: str | None
+    required_confirmations: int
+
+
+class AssetIn(_In):
+    symbol: str = Field(min_length=1, max_length=32)
+    network: str = Field(min_length=1, max_length=64)
+    kind: Literal["native", "erc20"] = "native"
+    contract: str | None = Field(default=None, max_length=128)
+    decimals: int | None = Field(default=None, ge=0, le=36)
+    price: str | None = Field(default=None, max_length=64)
+
+
+class AssetOut(_Out):
+    id: str
+    symbol: str
+    network: str
+    kind: str
+    contract: str | None
+    decimals: int
+    price: str | None
+
+
+class VaultIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    schemes: list[SchemeName] = Field(default_factory=_default_schemes, min_length=1)
+    min_signers: int = Field(default=2, ge=1, le=16)
+    max_signers: int = Field(default=3, ge=2, le=16)
+
+
+class VaultKeyOut(_Out):
+    scheme: str
+    public_key: str
+    chain_code: str
+    min_signers: int
+    max_signers: int
+    cosigners: list[str]
+    backend: str
+
+
+class VaultOut(_Out):
+    id: str
+    name: str
+    number: int
+    custody_mode: str
+    keys: list[VaultKeyOut]
+    created_at: datetime
+
+
+class VaultPage(BaseModel):
+    data: list[VaultOut]
+    next_cursor: str | None
+
+
+class WalletIn(_In):
+    vault_id: str = Field(min_length=1, max_length=64)
+    asset: str = Field(min_length=1, max_length=32)
+
+
+class AddressOut(_Out):
+    id: str
+    wallet_id: str
+    index: int
+    path: str
+    address: str
+    public_key: str
+    created_at: datetime
+
+
+class WalletOut(_Out):
+    id: str
+    vault_id: str
+    asset: str
+    network: str
+    addresses: list[AddressOut]
+    created_at: datetime
+
+
+class WalletList(BaseModel):
+    data: list[WalletOut]
+
+
+class TransactionIn(_In):
+    wallet_id: str = Field(min_length=1, max_length=64)
+    destination: str = Field(min_length=1, max_length=128)
+    amount: str = Field(min_length=1, max_length=80, description="Decimal, in whole units.")
+    note: str | None = Field(default=None, max_length=500)
+    source_index: int = Field(default=0, ge=0, le=(1 << 31) - 1)
+
+
+class CancelIn(_In):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ApprovalIn(_In):
+    approver: str = Field(min_length=1, max_length=200, description="The caller's email.")
+    decision: Literal["approve", "reject"]
+    policy_version: int = Field(ge=1)
+    signature: str = Field(min_length=2, max_length=260, description="Hex.")
+
+
+class ApprovalOut(_Out):
+    approver: str
+    decision: str
+    policy_version: int
+    created_at: datetime
+
+
+class TransactionOut(_Out):
+    id: str
+    vault_id: str
+    wallet_id: str
+    source_address: str
+    network: str
+    asset: str
+    operation: str
+    destination: str
+    amount: str
+    amount_base_units: str
+    note: str | None
+    status: str
+    status_reason: str | None
+    intent_digest: str
+    policy_version: int | None
+    policy_rule: str | None
+    approvals_needed: dict[str, int]
+    approval_deadline: int | None
+    approvals: list[ApprovalOut]
+    nonce: int | None
+    digest: str | None
+    signature: str | None
+    signed_payload: str | None
+    tx_hash: str | None
+    confirmations: int
+    block_number: int | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    version: int
+
+
+class TransactionPage(BaseModel):
+    data: list[TransactionOut]
+    next_cursor: str | None
+
+
+class PolicyIn(_In):
+    document: dict[str, object] | None = None
+    text: str | None = Field(default=None, max_length=200_000)
+    format: Literal["yaml", "json"] = "yaml"
+
+
+class DryRunIn(_In):
+    request: dict[str, object]
+    now: int | None = None
+    prices: dict[str, str] | None = None
+
+
+class ProposeIn(_In):
+    admins: dict[str, object] | None = None
+
+
+class PolicySignatureIn(_In):
+    signer: str = Field(min_length=1, max_length=200)
+    signature: str = Field(min_length=2, max_length=300)
+
+
+class PolicyOut(_Out):
+    id: str
+    version: int
+    status: str
+    document: dict[str, object]
+    bundle: dict[str, object] | None
+    signing_message: str | None
+    bundle_hash: str | None
+    created_at: datetime
+    activated_at: datetime | None
+
+
+class PolicyList(BaseModel):
+    data: list[PolicyOut]
+
+
+class AddressBookIn(_In):
+    name: str = Field(min_length=1, max_length=128)
+    network: str = Field(min_length=1, max_length=64)
+    address: str = Field(min_length=1, max_length=128)
+    whitelists: list[str] = Field(default_factory=list, max_length=50)
+
+
+class AddressBookEntryOut(_Out):
+    id: str
+    name: str
+    network: str
+    address: str
+    whitelists: list[str]
+    created_at: datetime
+
+
+class AddressBookList(BaseModel):
+    data: list[AddressBookEntryOut]

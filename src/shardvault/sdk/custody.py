@@ -1,0 +1,623 @@
+"""Vaults, wallets, transactions, approvals, policies and the address book in the SDK:
+typed models and the client methods (mixed into the async and sync clients).
+
+Approving takes the approver's Ed25519 private key: :func:`sign_approval` builds the
+statement docs/policy.md defines over the transaction's ``intent_digest``, signs it
+locally and sends only the signature. Admin signatures of policy bundles work the same
+way (:func:`sign_bundle`).
+"""
+
+import json
+import uuid
+from collections.abc import Coroutine, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict
+
+R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
+
+APPROVAL_DOMAIN = b"shardvault/policy/approval/v1\x00"
+"""The prefix of an approval statement (docs/policy.md, "Approvals")."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Network(_Model):
+    id: str
+    name: str
+    kind: str
+    chain_id: int | None
+    coin_type: int
+    rpc_url: str | None
+    required_confirmations: int
+
+
+class Asset(_Model):
+    id: str
+    symbol: str
+    network: str
+    kind: str
+    contract: str | None
+    decimals: int
+    price: str | None
+
+
+class VaultKey(_Model):
+    scheme: str
+    public_key: str
+    chain_code: str
+    min_signers: int
+    max_signers: int
+    cosigners: list[str]
+    backend: str
+
+
+class Vault(_Model):
+    id: str
+    name: str
+    number: int
+    custody_mode: str
+    keys: list[VaultKey]
+    created_at: datetime
+
+
+class VaultPage(_Model):
+    data: list[Vault]
+    next_cursor: str | None
+
+
+class Address(_Model):
+    id: str
+    wallet_id: str
+    index: int
+    path: str
+    address: str
+    public_key: str
+    created_at: datetime
+
+
+class Wallet(_Model):
+    id: str
+    vault_id: str
+    asset: str
+    network: str
+    addresses: list[Address]
+    created_at: datetime
+
+
+class WalletList(_Model):
+    data: list[Wallet]
+
+
+class Approval(_Model):
+    approver: str
+    decision: str
+    policy_version: int
+    created_at: datetime
+
+
+class Transaction(_Model):
+    id: str
+    vault_id: str
+    wallet_id: str
+    source_address: str
+    network: str
+    asset: str
+    operation: str
+    destination: str
+    amount: str
+    amount_base_units: str
+    note: str | None
+    status: str
+    status_reason: str | None
+    intent_digest: str
+    policy_version: int | None
+    policy_rule: str | None
+    approvals_needed: dict[str, int]
+    approval_deadline: int | None
+    approvals: list[Approval]
+    nonce: int | None
+    digest: str | None
+    signature: str | None
+    signed_payload: str | None
+    tx_hash: str | None
+    confirmations: int
+    block_number: int | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    version: int
+
+
+class TransactionPage(_Model):
+    data: list[Transaction]
+    next_cursor: str | None
+
+
+class Policy(_Model):
+    id: str
+    version: int
+    status: str
+    document: dict[str, object]
+    bundle: dict[str, object] | None
+    signing_message: str | None
+    bundle_hash: str | None
+    created_at: datetime
+    activated_at: datetime | None
+
+
+class PolicyList(_Model):
+    data: list[Policy]
+
+
+class AddressBookEntry(_Model):
+    id: str
+    name: str
+    network: str
+    address: str
+    whitelists: list[str]
+    created_at: datetime
+
+
+class AddressBookList(_Model):
+    data: list[AddressBookEntry]
+
+
+FINAL_STATUSES = frozenset({"completed", "failed", "rejected", "blocked", "cancelled"})
+"""Transaction states that never change again."""
+
+
+def sign_approval(
+    key: Ed25519PrivateKey,
+    *,
+    approver: str,
+    intent_digest: str,
+    policy_version: int,
+    decision: Literal["approve", "reject"] = "approve",
+) -> str:
+    """Sign an approval statement locally; returns the signature in hex."""
+    body = {
+        "approver": approver,
+        "decision": decision,
+        "digest": intent_digest,
+        "policy_version": policy_version,
+    }
+    message = APPROVAL_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return key.sign(message).hex()
+
+
+def sign_bundle(key: Ed25519PrivateKey, signing_message: str) -> str:
+    """An admin's signature over a proposed bundle's ``signing_message`` (hex)."""
+    return key.sign(bytes.fromhex(signing_message)).hex()
+
+
+class AsyncCustodyMixin:
+    """Custody methods of :class:`~shardvault.sdk.client.AsyncShardvaultClient`."""
+
+    if TYPE_CHECKING:
+
+        async def request(
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, str | int] | None = None,
+            json_body: Mapping[str, object] | None = None,
+            idempotency_key: str | None = None,
+            authenticated: bool = True,
+        ) -> httpx.Response: ...
+
+    async def _custody_call(
+        self,
+        method: str,
+        path: str,
+        model: type[M],
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Mapping[str, object] | None = None,
+        idempotency_key: str | None = None,
+        idempotent: bool = True,
+    ) -> M:
+        mutating = method != "GET" and idempotent
+        response = await self.request(
+            method,
+            path,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            json_body=body if body is not None else ({} if method == "POST" else None),
+            idempotency_key=(idempotency_key or str(uuid.uuid4())) if mutating else None,
+        )
+        return model.model_validate(response.json())
+
+    async def configure_network(
+        self,
+        *,
+        name: str,
+        kind: Literal["evm", "bitcoin", "solana"],
+        chain_id: int | None = None,
+        rpc_url: str | None = None,
+        required_confirmations: int = 1,
+        idempotency_key: str | None = None,
+    ) -> Network:
+        body: dict[str, object] = {
+            "name": name,
+            "kind": kind,
+            "required_confirmations": required_confirmations,
+        }
+        if chain_id is not None:
+            body["chain_id"] = chain_id
+        if rpc_url is not None:
+            body["rpc_url"] = rpc_url
+        return await self._custody_call(
+            "POST", "/v1/networks", Network, body=body, idempotency_key=idempotency_key
+        )
+
+    async def add_asset(
+        self,
+        *,
+        symbol: str,
+        network: str,
+        kind: Literal["native", "erc20"] = "native",
+        contract: str | None = None,
+        decimals: int | None = None,
+        price: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Asset:
+        body: dict[str, object] = {"symbol": symbol, "network": network, "kind": kind}
+        for name, value in (("contract", contract), ("decimals", decimals), ("price", price)):
+            if value is not None:
+                body[name] = value
+        return await self._custody_call(
+            "POST", "/v1/assets", Asset, body=body, idempotency_key=idempotency_key
+        )
+
+    async def create_vault(
+        self,
+        *,
+        name: str,
+        schemes: list[str] | None = None,
+        min_signers: int = 2,
+        max_signers: int = 3,
+        idempotency_key: str | None = None,
+    ) -> Vault:
+        body = {
+            "name": name,
+            "schemes": schemes or ["ecdsa-secp256k1"],
+            "min_signers": min_signers,
+            "max_signers": max_signers,
+        }
+        return await self._custody_call(
+            "POST", "/v1/vaults", Vault, body=body, idempotency_key=idempotency_key
+        )
+
+    async def get_vault(self, vault_id: str) -> Vault:
+        return await self._custody_call("GET", f"/v1/vaults/{vault_id}", Vault)
+
+    async def list_vaults(self, *, limit: int = 50, cursor: str | None = None) -> VaultPage:
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return await self._custody_call("GET", "/v1/vaults", VaultPage, params=params)
+
+    async def create_wallet(
+        self, *, vault_id: str, asset: str, idempotency_key: str | None = None
+    ) -> Wallet:
+        body = {"vault_id": vault_id, "asset": asset}
+        return await self._custody_call(
+            "POST", "/v1/wallets", Wallet, body=body, idempotency_key=idempotency_key
+        )
+
+    async def get_wallet(self, wallet_id: str) -> Wallet:
+        return await self._custody_call("GET", f"/v1/wallets/{wallet_id}", Wallet)
+
+    async def list_wallets(self, *, vault_id: str | None = None) -> WalletList:
+        params: dict[str, str | int] = {} if vault_id is None else {"vault_id": vault_id}
+        return await self._custody_call("GET", "/v1/wallets", WalletList, params=params)
+
+    async def new_address(self, wallet_id: str, *, idempotency_key: str | None = None) -> Address:
+        return await self._custody_call(
+            "POST",
+            f"/v1/wallets/{wallet_id}/addresses",
+            Address,
+            idempotency_key=idempotency_key,
+        )
+
+    async def create_transaction(
+        self,
+        *,
+        wallet_id: str,
+        destination: str,
+        amount: str,
+        note: str | None = None,
+        source_index: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        body: dict[str, object] = {
+            "wallet_id": wallet_id,
+            "destination": destination,
+            "amount": amount,
+            "source_index": source_index,
+        }
+        if note is not None:
+            body["note"] = note
+        return await self._custody_call(
+            "POST", "/v1/transactions", Transaction, body=body, idempotency_key=idempotency_key
+        )
+
+    async def get_transaction(self, transaction_id: str) -> Transaction:
+        return await self._custody_call("GET", f"/v1/transactions/{transaction_id}", Transaction)
+
+    async def list_transactions(
+        self, *, limit: int = 50, cursor: str | None = None, status: str | None = None
+    ) -> TransactionPage:
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        if status is not None:
+            params["status"] = status
+        return await self._custody_call("GET", "/v1/transactions", TransactionPage, params=params)
+
+    async def cancel_transaction(
+        self, transaction_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Transaction:
+        body = {} if reason is None else {"reason": reason}
+        return await self._custody_call(
+            "POST",
+            f"/v1/transactions/{transaction_id}/cancel",
+            Transaction,
+            body=body,
+            idempotency_key=idempotency_key,
+        )
+
+    async def submit_approval(
+        self,
+        transaction_id: str,
+        *,
+        approver: str,
+        decision: Literal["approve", "reject"],
+        policy_version: int,
+        signature: str,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        body = {
+            "approver": approver,
+            "decision": decision,
+            "policy_version": policy_version,
+            "signature": signature,
+        }
+        return await self._custody_call(
+            "POST",
+            f"/v1/transactions/{transaction_id}/approvals",
+            Transaction,
+            body=body,
+            idempotency_key=idempotency_key,
+        )
+
+    async def approve_transaction(
+        self,
+        transaction_id: str,
+        *,
+        approver: str,
+        key: Ed25519PrivateKey,
+        decision: Literal["approve", "reject"] = "approve",
+    ) -> Transaction:
+        """Fetch the transaction, sign the statement locally, send it."""
+        tx = await self.get_transaction(transaction_id)
+        if tx.policy_version is None:
+            raise ValueError(f"transaction {transaction_id} has not been evaluated yet")
+        signature = sign_approval(
+            key,
+            approver=approver,
+            intent_digest=tx.intent_digest,
+            policy_version=tx.policy_version,
+            decision=decision,
+        )
+        return await self.submit_approval(
+            transaction_id,
+            approver=approver,
+            decision=decision,
+            policy_version=tx.policy_version,
+            signature=signature,
+        )
+
+    async def create_policy(
+        self,
+        *,
+        document: Mapping[str, object] | None = None,
+        text: str | None = None,
+        fmt: Literal["yaml", "json"] = "yaml",
+        idempotency_key: str | None = None,
+    ) -> Policy:
+        body: dict[str, object] = {"format": fmt}
+        if document is not None:
+            body["document"] = dict(document)
+        if text is not None:
+            body["text"] = text
+        return await self._custody_call(
+            "POST", "/v1/policies", Policy, body=body, idempotency_key=idempotency_key
+        )
+
+    async def get_policy(self, policy_id: str) -> Policy:
+        return await self._custody_call("GET", f"/v1/policies/{policy_id}", Policy)
+
+    async def list_policies(self) -> PolicyList:
+        return await self._custody_call("GET", "/v1/policies", PolicyList)
+
+    async def dry_run_policy(
+        self,
+        policy_id: str,
+        *,
+        request: Mapping[str, object],
+        now: int | None = None,
+        prices: Mapping[str, str] | None = None,
+    ) -> dict[str, object]:
+        body: dict[str, object] = {"request": dict(request)}
+        if now is not None:
+            body["now"] = now
+        if prices is not None:
+            body["prices"] = dict(prices)
+        response = await self.request("POST", f"/v1/policies/{policy_id}/dry-run", json_body=body)
+        result = response.json()
+        assert isinstance(result, dict)
+        return result
+
+    async def propose_policy(
+        self,
+        policy_id: str,
+        *,
+        admins: Mapping[str, object] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Policy:
+        body: dict[str, object] = {} if admins is None else {"admins": dict(admins)}
+        return await self._custody_call(
+            "POST",
+            f"/v1/policies/{policy_id}/propose",
+            Policy,
+            body=body,
+            idempotency_key=idempotency_key,
+        )
+
+    async def sign_policy(
+        self, policy_id: str, *, signer: str, signature: str, idempotency_key: str | None = None
+    ) -> Policy:
+        return await self._custody_call(
+            "POST",
+            f"/v1/policies/{policy_id}/signatures",
+            Policy,
+            body={"signer": signer, "signature": signature},
+            idempotency_key=idempotency_key,
+        )
+
+    async def activate_policy(
+        self, policy_id: str, *, idempotency_key: str | None = None
+    ) -> Policy:
+        return await self._custody_call(
+            "POST", f"/v1/policies/{policy_id}/activate", Policy, idempotency_key=idempotency_key
+        )
+
+    async def add_address_book_entry(
+        self,
+        *,
+        name: str,
+        network: str,
+        address: str,
+        whitelists: list[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AddressBookEntry:
+        body = {
+            "name": name,
+            "network": network,
+            "address": address,
+            "whitelists": whitelists or [],
+        }
+        return await self._custody_call(
+            "POST", "/v1/address-book", AddressBookEntry, body=body, idempotency_key=idempotency_key
+        )
+
+    async def list_address_book(self) -> AddressBookList:
+        return await self._custody_call("GET", "/v1/address-book", AddressBookList)
+
+    async def remove_address_book_entry(
+        self, entry_id: str, *, idempotency_key: str | None = None
+    ) -> AddressBookEntry:
+        return await self._custody_call(
+            "DELETE",
+            f"/v1/address-book/{entry_id}",
+            AddressBookEntry,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+
+
+class CustodyMixin:
+    """Custody methods of :class:`~shardvault.sdk.client.ShardvaultClient` (synchronous):
+    each runs the async client's method of the same name."""
+
+    if TYPE_CHECKING:
+
+        def _run(self, coroutine: Coroutine[Any, Any, R]) -> R: ...
+
+    @property
+    def _custody(self) -> AsyncCustodyMixin:
+        client = getattr(self, "_client")  # noqa: B009
+        assert isinstance(client, AsyncCustodyMixin)
+        return client
+
+    def configure_network(self, **kwargs: Any) -> Network:
+        return self._run(self._custody.configure_network(**kwargs))
+
+    def add_asset(self, **kwargs: Any) -> Asset:
+        return self._run(self._custody.add_asset(**kwargs))
+
+    def create_vault(self, **kwargs: Any) -> Vault:
+        return self._run(self._custody.create_vault(**kwargs))
+
+    def get_vault(self, vault_id: str) -> Vault:
+        return self._run(self._custody.get_vault(vault_id))
+
+    def list_vaults(self, **kwargs: Any) -> VaultPage:
+        return self._run(self._custody.list_vaults(**kwargs))
+
+    def create_wallet(self, **kwargs: Any) -> Wallet:
+        return self._run(self._custody.create_wallet(**kwargs))
+
+    def get_wallet(self, wallet_id: str) -> Wallet:
+        return self._run(self._custody.get_wallet(wallet_id))
+
+    def list_wallets(self, **kwargs: Any) -> WalletList:
+        return self._run(self._custody.list_wallets(**kwargs))
+
+    def new_address(self, wallet_id: str, **kwargs: Any) -> Address:
+        return self._run(self._custody.new_address(wallet_id, **kwargs))
+
+    def create_transaction(self, **kwargs: Any) -> Transaction:
+        return self._run(self._custody.create_transaction(**kwargs))
+
+    def get_transaction(self, transaction_id: str) -> Transaction:
+        return self._run(self._custody.get_transaction(transaction_id))
+
+    def list_transactions(self, **kwargs: Any) -> TransactionPage:
+        return self._run(self._custody.list_transactions(**kwargs))
+
+    def cancel_transaction(self, transaction_id: str, **kwargs: Any) -> Transaction:
+        return self._run(self._custody.cancel_transaction(transaction_id, **kwargs))
+
+    def submit_approval(self, transaction_id: str, **kwargs: Any) -> Transaction:
+        return self._run(self._custody.submit_approval(transaction_id, **kwargs))
+
+    def approve_transaction(self, transaction_id: str, **kwargs: Any) -> Transaction:
+        return self._run(self._custody.approve_transaction(transaction_id, **kwargs))
+
+    def create_policy(self, **kwargs: Any) -> Policy:
+        return self._run(self._custody.create_policy(**kwargs))
+
+    def get_policy(self, policy_id: str) -> Policy:
+        return self._run(self._custody.get_policy(policy_id))
+
+    def list_policies(self) -> PolicyList:
+        return self._run(self._custody.list_policies())
+
+    def dry_run_policy(self, policy_id: str, **kwargs: Any) -> dict[str, object]:
+        return self._run(self._custody.dry_run_policy(policy_id, **kwargs))
+
+    def propose_policy(self, policy_id: str, **kwargs: Any) -> Policy:
+        return self._run(self._custody.propose_policy(policy_id, **kwargs))
+
+    def sign_policy(self, policy_id: str, **kwargs: Any) -> Policy:
+        return self._run(self._custody.sign_policy(policy_id, **kwargs))
+
+    def activate_policy(self, policy_id: str, **kwargs: Any) -> Policy:
+        return self._run(self._custody.activate_policy(policy_id, **kwargs))
+
+    def add_address_book_entry(self, **kwargs: Any) -> AddressBookEntry:
+        return self._run(self._custody.add_address_book_entry(**kwargs))
+
+    def list_address_book(self) -> AddressBookList:
+        return self._run(self._custody.list_address_book())
+
+    def remove_address_book_entry(self, entry_id: str, **kwargs: Any) -> AddressBookEntry:
+        return self._run(self._custody.remove_address_book_entry(entry_id, **kwargs))
