@@ -1,0 +1,236 @@
+"""The custody routes through the SDK against a live server, on SQLite and PostgreSQL:
+a vault made by the local ceremony backend, a wallet, a signed policy applied through the
+API, a transfer that needs an approval, the approval, signing, broadcast to hardhat,
+completion; RBAC refusals; tenant isolation; cursor pagination; 50 concurrent creates
+with one Idempotency-Key make one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from shardvault.api import create_app
+from shardvault.sdk import ApiKeyCredentials, AsyncShardvaultClient, ShardvaultClient
+from shardvault.sdk import generate_key_pair
+from shardvault.sdk.custody import sign_bundle
+from shardvault.sdk.errors import ApiError
+from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
+from shardvault.service.platform import Platform
+from shardvault.store.models import AuditEvent
+from shardvault.store.models_vaults import Transaction
+from tests.api.support import SwitchableApp, Tenant
+from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
+from tests.service.pipeline_support import ReusedKeygenBackend, fund, open_custody
+
+__all__ = ["hardhat_node"]
+
+RECIPIENT = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> PipelineRuntime:
+    return PipelineRuntime(
+        ReusedKeygenBackend(open_custody(tmp_path / "custody")), confirmation_poll_s=0.05
+    )
+
+
+@pytest.fixture
+def custody_app(platform: Platform, runtime: PipelineRuntime) -> FastAPI:
+    return create_app(platform, pipeline_runtime=runtime)
+
+
+@pytest.fixture
+def url(custody_app: FastAPI, _loopback: tuple[SwitchableApp, str]) -> Iterator[str]:
+    switch, base = _loopback
+    switch.target = custody_app
+    try:
+        yield base
+    finally:
+        switch.target = None
+
+
+def _member(client: ShardvaultClient, email: str, role: str) -> ApiKeyCredentials:
+    private_pem, public_pem = generate_key_pair("EdDSA")
+    user = client.create_user(name=email.split("@")[0], email=email, role=role)  # type: ignore[arg-type]
+    key = client.create_api_key(user_id=user.id, name="key", public_key_pem=public_pem)
+    return ApiKeyCredentials.from_pem(key.id, private_pem)
+
+
+def _raw(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def test_transfer_with_approval_end_to_end(
+    url: str,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    platform: Platform,
+    runtime: PipelineRuntime,
+    hardhat_node: HardhatNode,
+) -> None:
+    admin_key = Ed25519PrivateKey.generate()
+    carol_key = Ed25519PrivateKey.generate()
+    with ShardvaultClient(url, tenant.owner) as owner:
+        signer = _member(owner, "sam@acme.example", "signer")
+        approver = _member(owner, "carol@acme.example", "approver")
+        viewer = _member(owner, "victor@acme.example", "viewer")
+        owner.configure_network(
+            name="hardhat", kind="evm", chain_id=hardhat_node.chain_id, rpc_url=hardhat_node.url
+        )
+        owner.add_asset(symbol="ETH", network="hardhat", price="3000")
+        vault = owner.create_vault(name="ops", schemes=["ecdsa-secp256k1"])
+        assert vault.keys[0].min_signers == 2 and vault.keys[0].cosigners == [
+            "party-1",
+            "party-2",
+            "party-3",
+        ]
+        wallet = owner.create_wallet(vault_id=vault.id, asset="ETH")
+        address = wallet.addresses[0]
+        assert address.path == f"m/44/60/{vault.number}/0/0"
+        assert owner.new_address(wallet.id).path == f"m/44/60/{vault.number}/0/1"
+        policy = owner.create_policy(
+            document={
+                "format": "shardvault.policy/v1",
+                "version": 1,
+                "reference_currency": "USD",
+                "approvers": {"carol@acme.example": {"algorithm": "ed25519", "public_key": _raw(carol_key)}},
+                "groups": {"treasury": ["carol@acme.example"]},
+                "rules": [
+                    {
+                        "name": "needs-carol",
+                        "action": "require_approvals",
+                        "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
+                    }
+                ],
+            }
+        )
+        dry = owner.dry_run_policy(
+            policy.id,
+            request={
+                "digest": "ab" * 32,
+                "operation": "transfer",
+                "created_at": 1764064800,
+                "initiator": {"type": "user", "id": "sam@acme.example"},
+                "source": {"vault": "ops"},
+                "network": "hardhat",
+                "destination": RECIPIENT,
+                "asset": {"id": "ETH", "decimals": 18},
+                "amount": "1",
+            },
+            now=1764064800,
+        )
+        assert dry["decision"] == "require_approvals"
+        members = [{"id": "admin", "algorithm": "ed25519", "public_key": _raw(admin_key)}]
+        proposed = owner.propose_policy(policy.id, admins={"quorum": 1, "members": members})
+        assert proposed.signing_message is not None
+        # Activation without the quorum's signature is refused.
+        with pytest.raises(ApiError) as refused:
+            owner.activate_policy(policy.id)
+        assert refused.value.status == 409
+        owner.sign_policy(
+            policy.id, signer="admin", signature=sign_bundle(admin_key, proposed.signing_message)
+        )
+        assert owner.activate_policy(policy.id).status == "active"
+    fund(hardhat_node, address.address)
+
+    with ShardvaultClient(url, viewer) as as_viewer:
+        with pytest.raises(ApiError) as forbidden:
+            as_viewer.create_transaction(wallet_id=wallet.id, destination=RECIPIENT, amount="1")
+        assert forbidden.value.status == 403
+    with ShardvaultClient(url, signer) as as_signer:
+        with pytest.raises(ApiError) as bad_checksum:
+            as_signer.create_transaction(
+                wallet_id=wallet.id, destination=RECIPIENT.replace("F", "f", 1), amount="1"
+            )
+        assert bad_checksum.value.status == 400
+        tx = as_signer.create_transaction(wallet_id=wallet.id, destination=RECIPIENT, amount="1")
+        assert tx.status == "submitted"
+    worker = PipelineWorker(platform, runtime)
+    worker.drain(timeout_s=30)
+    with ShardvaultClient(url, approver) as as_approver:
+        pending = as_approver.get_transaction(tx.id)
+        assert pending.status == "pending_approval"
+        assert pending.approvals_needed == {"treasury": 1}
+        approved = as_approver.approve_transaction(
+            tx.id, approver="carol@acme.example", key=carol_key
+        )
+        assert approved.status == "approved"
+    worker.drain(timeout_s=60)
+    with ShardvaultClient(url, tenant.owner) as owner:
+        done = owner.get_transaction(tx.id)
+        assert done.status == "completed"
+        assert done.tx_hash is not None
+        assert owner.verify_audit().valid
+    # Another workspace sees nothing of it.
+    with ShardvaultClient(url, other_tenant.owner) as stranger:
+        with pytest.raises(ApiError) as hidden:
+            stranger.get_transaction(tx.id)
+        assert hidden.value.status == 404
+        assert stranger.list_transactions().data == []
+
+
+def test_list_with_cursor_cancel_and_concurrent_idempotent_creates(
+    url: str, tenant: Tenant, platform: Platform, hardhat_node: HardhatNode
+) -> None:
+    with ShardvaultClient(url, tenant.owner) as owner:
+        owner.configure_network(
+            name="hardhat", kind="evm", chain_id=hardhat_node.chain_id, rpc_url=hardhat_node.url
+        )
+        owner.add_asset(symbol="ETH", network="hardhat")
+        vault = owner.create_vault(name="ops")
+        wallet = owner.create_wallet(vault_id=vault.id, asset="ETH")
+        ids = {
+            owner.create_transaction(wallet_id=wallet.id, destination=RECIPIENT, amount="0.01").id
+            for _ in range(5)
+        }
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = owner.list_transactions(limit=2, cursor=cursor)
+            seen.extend(t.id for t in page.data)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert sorted(seen) == sorted(ids)
+        cancelled = owner.cancel_transaction(next(iter(ids)), reason="changed my mind")
+        assert cancelled.status == "cancelled"
+        with pytest.raises(ApiError) as again:
+            owner.cancel_transaction(next(iter(ids)))
+        assert again.value.status == 409
+
+    async def burst() -> list[str]:
+        async with AsyncShardvaultClient(url, tenant.owner) as client:
+            results = await asyncio.gather(
+                *(
+                    client.create_transaction(
+                        wallet_id=wallet.id,
+                        destination=RECIPIENT,
+                        amount="0.02",
+                        idempotency_key="burst-1",
+                    )
+                    for _ in range(50)
+                )
+            )
+        return [r.id for r in results]
+
+    created = asyncio.run(burst())
+    assert len(set(created)) == 1
+    with platform.database.transaction() as session:
+        count = session.scalar(
+            select(func.count()).select_from(Transaction).where(Transaction.amount == "0.02")
+        )
+        submitted = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "transaction.submitted", AuditEvent.resource_id == created[0])
+        )
+    assert count == 1
+    assert submitted == 1
