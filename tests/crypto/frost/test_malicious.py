@@ -211,9 +211,9 @@ def test_dkg_share_addressed_to_another_party() -> None:
     )
 
 
-def test_dkg_equivocating_broadcast_is_exposed_by_the_echo() -> None:
-    # The culprit shows party 1 one broadcast and party 3 another (same polynomial, a
-    # different chain-code contribution). Party 1 learns it from party 3's echo.
+def _echo_run(tamper_seen_by: int, reporter_lies: bool = False):  # type: ignore[no-untyped-def]
+    """Run round 1 where party ``tamper_seen_by`` sees a different broadcast of the culprit
+    (equivocation), or where the reporter lies in its echo; return round 2 and the shares."""
     _, states = _round1(ED25519_SHA512)
     honest = {p: s.message for p, s in states.items()}
     other = dataclasses.replace(honest[CULPRIT], chain_code_part=bytes(32))
@@ -221,11 +221,45 @@ def test_dkg_equivocating_broadcast_is_exposed_by_the_echo() -> None:
     direct: list[DkgRound2Message] = []
     for party, state in states.items():
         seen = [m for p, m in honest.items() if p != party]
-        if party == 3:
+        if party == tamper_seen_by:
             seen = [other if m.header.sender == CULPRIT else m for m in seen]
         round2[party], out = state.next(seen)
         direct.extend(out)
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM)), "equivocation")
+    return round2, direct
+
+
+def test_dkg_equivocation_by_a_third_party_names_both_suspects() -> None:
+    # The culprit shows party 1 one broadcast and party 3 another; party 1 learns it from
+    # party 3's echo. Without signatures, party 1 cannot tell whether 2 equivocated or 3
+    # lies, so both are named; the co-signer settles it from the signed envelopes.
+    round2, direct = _echo_run(tamper_seen_by=3)
+    with pytest.raises(ProtocolAbort, match="equivocation") as info:
+        round2[VICTIM].finish(_to(direct, VICTIM))
+    assert info.value.culprits == (CULPRIT, 3)
+
+
+def test_dkg_sender_echoing_its_own_broadcast_differently_is_convicted() -> None:
+    round2, direct = _echo_run(tamper_seen_by=-1)
+    index = PARTIES.index(CULPRIT)
+
+    def lie(m: DkgRound2Message) -> DkgRound2Message:
+        echo = list(m.echo)
+        echo[index] = bytes(32)
+        return dataclasses.replace(m, echo=tuple(echo))
+
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, lie)), "its own")
+
+
+def test_dkg_false_echo_of_our_own_broadcast_is_convicted() -> None:
+    round2, direct = _echo_run(tamper_seen_by=-1)
+    index = PARTIES.index(VICTIM)
+
+    def lie(m: DkgRound2Message) -> DkgRound2Message:
+        echo = list(m.echo)
+        echo[index] = bytes(32)
+        return dataclasses.replace(m, echo=tuple(echo))
+
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, lie)), "never sent")
 
 
 def test_dkg_missing_share_is_transport_error() -> None:

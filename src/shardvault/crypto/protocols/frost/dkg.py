@@ -18,8 +18,11 @@ Round 2 (direct), for party ``i``:
      broadcast as ``i`` received it.
   2. On receipt, check each share against the sender's commitments (Feldman); a share that
      does not match is a complaint that aborts naming the sender. Check each echo against
-     the broadcasts received; a difference aborts naming the party whose broadcast was
-     seen differently (broadcast equivocation).
+     the broadcasts received. A difference about the sender's own broadcast, or about
+     ours, convicts the sender. A difference about a third party's broadcast means that
+     either that party equivocated or the sender misreports; this layer cannot tell which,
+     so the abort names both as suspects, and the co-signer, which holds every broadcast
+     signed by its sender (``shardvault.crypto.channel``), settles it from the signatures.
   3. ``s_i = sum_l f_l(i)``; the group key ``Y = sum_l C_l0``; every verifying share
      ``Y_j = sum_l sum_k j^k C_lk``.
 
@@ -276,17 +279,24 @@ class DkgRound2:
             if len(message.echo) != len(self._parties):
                 raise ProtocolAbort([sender], f"party {sender} sent a malformed echo")
             for index, party in enumerate(self._parties):
-                if message.echo[index] != self._echo[index] and party != self._me:
-                    # The broadcast of `party` reached `sender` and us differently.
-                    raise ProtocolAbort(
-                        [party],
-                        f"party {party}'s round-1 broadcast differs between us and party "
-                        f"{sender} (equivocation)",
-                    )
-                if message.echo[index] != self._echo[index]:
+                if message.echo[index] == self._echo[index]:
+                    continue
+                if party == self._me:
                     raise ProtocolAbort(
                         [sender], f"party {sender} echoes a broadcast of ours we never sent"
                     )
+                if party == sender:
+                    raise ProtocolAbort(
+                        [sender],
+                        f"party {sender} echoes its own broadcast differently (equivocation)",
+                    )
+                # The broadcast of `party` reached `sender` and us differently: `party`
+                # equivocated, or `sender` misreports what it received.
+                raise ProtocolAbort(
+                    [party, sender],
+                    f"party {party}'s round-1 broadcast differs between us and party "
+                    f"{sender} (equivocation by {party}, or a false echo by {sender})",
+                )
             try:
                 share = group.decode_scalar(message.share)
             except EncodingError as exc:
