@@ -17,8 +17,11 @@ from shardvault.cli import (
     cosigner,
     mpc,
     policy,
+    policy_apply,
     recovery,
     server,
+    tx,
+    vault,
     webhook,
     workspace,
 )
@@ -40,6 +43,10 @@ cli.add_command(workspace.init)
 cli.add_command(workspace.group)
 cli.add_command(server.command)
 cli.add_command(audit.group)
+cli.add_command(vault.group)
+cli.add_command(vault.wallet_group)
+cli.add_command(tx.group)
+policy.group.add_command(policy_apply.command)
 cli.add_command(webhook.group)
 
 

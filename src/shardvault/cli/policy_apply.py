@@ -1,0 +1,130 @@
+"""``shardvault policy apply``: draft, propose, sign and activate a policy in one go.
+
+The policy file (YAML or JSON) is sent as a draft; the server wraps it into the next
+bundle of the workspace's chain; each ``--admin-key ID=FILE`` (Ed25519 PEM) signs the
+bundle's signed bytes locally; the bundle is activated once the quorum has signed. The
+admin set (``--admins FILE``, or built from the given admin keys and ``--quorum``) is
+pinned by the first bundle and becomes the set for the next bundle otherwise.
+
+Before signing, the command checks that the bundle the server proposes carries the
+policy it sent (its canonical document), so an admin never signs something else.
+"""
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+from shardvault.cli._output import emit_json, fail
+from shardvault.cli.workspace import api_options, sdk_client
+from shardvault.errors import ShardvaultError
+from shardvault.policy import (
+    PolicyError,
+    parse_bundle,
+    parse_policy,
+    parse_text,
+    policy_to_document,
+)
+from shardvault.sdk.custody import sign_bundle
+
+
+def _admin_keys(items: tuple[str, ...]) -> list[tuple[str, Ed25519PrivateKey]]:
+    keys = []
+    for item in items:
+        admin_id, sep, path = item.partition("=")
+        if not sep or not admin_id:
+            fail(f"--admin-key {item!r}: expected ID=FILE")
+        try:
+            key = load_pem_private_key(Path(path).read_bytes(), password=None)
+        except (OSError, ValueError) as exc:
+            fail(f"{path}: not a readable PEM private key ({type(exc).__name__})")
+        if not isinstance(key, Ed25519PrivateKey):
+            fail(f"{path}: admin keys are Ed25519")
+        keys.append((admin_id, key))
+    return keys
+
+
+@click.command(name="apply")
+@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--admin-key", "admin_keys", multiple=True, help="ID=FILE, an admin's Ed25519 PEM key."
+)
+@click.option(
+    "--admins", "admins_file", type=click.Path(dir_okay=False, path_type=Path), default=None
+)
+@click.option("--quorum", type=int, default=None, help="Quorum when the set is built from keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@api_options
+def command(
+    policy_file: Path,
+    admin_keys: tuple[str, ...],
+    admins_file: Path | None,
+    quorum: int | None,
+    as_json: bool,
+    url: str,
+    api_key: str | None,
+    key_file: Path | None,
+) -> None:
+    """Apply a policy file: draft, propose, sign with the admin keys, activate."""
+    text = policy_file.read_text()
+    fmt: Literal["yaml", "json"] = "json" if policy_file.suffix == ".json" else "yaml"
+    try:
+        expected = policy_to_document(parse_policy(parse_text(text, fmt)))
+    except PolicyError as exc:
+        fail(str(exc))
+    signers = _admin_keys(admin_keys)
+    if admins_file is not None:
+        admins: dict[str, object] | None = json.loads(admins_file.read_text())
+    elif signers:
+        admins = {
+            "quorum": quorum or len(signers),
+            "members": [
+                {
+                    "id": admin_id,
+                    "algorithm": "ed25519",
+                    "public_key": key.public_key()
+                    .public_bytes(Encoding.Raw, PublicFormat.Raw)
+                    .hex(),
+                }
+                for admin_id, key in signers
+            ],
+        }
+    else:
+        admins = None
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            draft = client.create_policy(text=text, fmt=fmt)
+            proposed = client.propose_policy(draft.id, admins=admins)
+            if proposed.bundle is None or proposed.signing_message is None:
+                fail("the server proposed no bundle")
+            bundle = parse_bundle(proposed.bundle)
+            if policy_to_document(bundle.policy) != expected:
+                fail("the proposed bundle does not carry the policy in the file; not signing")
+            for admin_id, key in signers:
+                client.sign_policy(
+                    draft.id,
+                    signer=admin_id,
+                    signature=sign_bundle(key, bundle.signing_message().hex()),
+                )
+            active = client.activate_policy(draft.id)
+    except (ShardvaultError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(
+            {
+                "policy_id": active.id,
+                "version": active.version,
+                "status": active.status,
+                "bundle_hash": active.bundle_hash,
+            }
+        )
+    else:
+        click.echo(f"policy {active.id}: version {active.version} {active.status}")

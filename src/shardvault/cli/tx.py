@@ -1,0 +1,148 @@
+"""``shardvault tx send|approve|show``: transactions through the API.
+
+``tx approve`` signs the approval statement locally with the approver's Ed25519 key
+(a PEM file); only the signature goes to the server.
+"""
+
+import time
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from shardvault.cli._output import emit_json, fail, fail_on
+from shardvault.cli.workspace import api_options, sdk_client
+from shardvault.errors import ShardvaultError
+from shardvault.sdk.custody import FINAL_STATUSES, Transaction
+
+
+@click.group(name="tx")
+def group() -> None:
+    """Transactions: send, approve, show."""
+
+
+def _print(tx: Transaction, as_json: bool) -> None:
+    if as_json:
+        emit_json(tx.model_dump(mode="json"))
+        return
+    click.echo(
+        f"transaction {tx.id}: {tx.status}" + (f" ({tx.status_reason})" if tx.status_reason else "")
+    )
+    click.echo(f"  {tx.amount} {tx.asset} {tx.source_address} -> {tx.destination} on {tx.network}")
+    if tx.approvals_needed:
+        click.echo(f"  approvals needed: {tx.approvals_needed}")
+    if tx.tx_hash:
+        click.echo(
+            f"  tx hash: 0x{tx.tx_hash} (nonce {tx.nonce}, {tx.confirmations} confirmations)"
+        )
+
+
+@group.command(name="send")
+@click.option("--wallet", "wallet_id", required=True, help="The source wallet's id.")
+@click.option("--to", "destination", required=True, help="The destination address.")
+@click.option("--amount", required=True, help="Decimal amount in whole units (e.g. 0.5).")
+@click.option("--note", default=None)
+@click.option("--idempotency-key", default=None, help="Reuse to retry safely.")
+@click.option("--wait", is_flag=True, help="Wait until the transaction is final or held.")
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@api_options
+def send(
+    wallet_id: str,
+    destination: str,
+    amount: str,
+    note: str | None,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    url: str,
+    api_key: str | None,
+    key_file: Path | None,
+) -> None:
+    """Submit a transfer (the server's pipeline does the rest)."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            tx = client.create_transaction(
+                wallet_id=wallet_id,
+                destination=destination,
+                amount=amount,
+                note=note,
+                idempotency_key=idempotency_key,
+            )
+            deadline = time.monotonic() + timeout
+            while wait and tx.status not in FINAL_STATUSES and tx.status != "pending_approval":
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+                tx = client.get_transaction(tx.id)
+    except ShardvaultError as exc:
+        fail_on(exc)
+    _print(tx, as_json)
+
+
+def _approval_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        fail(f"{path}: not a readable PEM private key ({type(exc).__name__})")
+    if not isinstance(key, Ed25519PrivateKey):
+        fail(f"{path}: approval keys are Ed25519")
+    return key
+
+
+@group.command(name="approve")
+@click.argument("transaction_id")
+@click.option("--approver", required=True, help="Your member id in the policy (your email).")
+@click.option(
+    "--approval-key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your Ed25519 approval key (PEM).",
+)
+@click.option("--reject", is_flag=True, help="Reject instead of approving.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@api_options
+def approve(
+    transaction_id: str,
+    approver: str,
+    approval_key: Path,
+    reject: bool,
+    as_json: bool,
+    url: str,
+    api_key: str | None,
+    key_file: Path | None,
+) -> None:
+    """Approve (or reject) a transaction waiting for approvals."""
+    key = _approval_key(approval_key)
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            tx = client.approve_transaction(
+                transaction_id,
+                approver=approver,
+                key=key,
+                decision="reject" if reject else "approve",
+            )
+    except (ShardvaultError, ValueError) as exc:
+        fail(str(exc))
+    _print(tx, as_json)
+
+
+@group.command(name="show")
+@click.argument("transaction_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@api_options
+def show(
+    transaction_id: str, as_json: bool, url: str, api_key: str | None, key_file: Path | None
+) -> None:
+    """Show a transaction's state, policy decision, approvals and chain data."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            tx = client.get_transaction(transaction_id)
+    except ShardvaultError as exc:
+        fail_on(exc)
+    _print(tx, as_json)
