@@ -5,6 +5,11 @@ pinned workspace and admin set) and prints the node's public identity; ``pin`` p
 peers' public identities; ``identity`` prints this node's public identity; ``run``
 connects out to a coordinator's relay and serves sessions until SIGTERM or SIGINT.
 The passphrase comes from the environment variable named by ``--passphrase-env``.
+
+``--unlock-mode attested`` (at ``init``) replaces the passphrase-sealed keyring with a
+key-release service: every share's data key is released to this process only against a
+fresh attestation document from the development enclave (``--release-url``,
+``--release-key``, ``--dev-root-dir``, ``--role``); ``run`` then needs no passphrase.
 """
 
 from __future__ import annotations
@@ -24,7 +29,17 @@ from shardvault.cli._output import emit_json, fail, fail_on
 from shardvault.cosigner.errors import CosignerError, LinkError
 from shardvault.cosigner.link import HttpLink
 from shardvault.cosigner.node import CosignerNode
-from shardvault.cosigner.state import init_node, open_node, pin_peers, read_public_identity
+from shardvault.cosigner.state import (
+    UNLOCK_MODES,
+    AttestedUnlock,
+    init_node,
+    open_node,
+    pin_peers,
+    read_public_identity,
+)
+from shardvault.cosigner.state import (
+    unlock_mode as unlock_mode_of,
+)
 from shardvault.crypto.channel import PublicIdentity
 from shardvault.crypto.errors import CryptoError
 from shardvault.custody.backends.local import Argon2Cost
@@ -53,6 +68,29 @@ def _load_json(path: Path) -> object:
         fail(f"cannot read JSON from {path}")
 
 
+def _attested(
+    release_url: str | None, release_key: str | None, dev_root_dir: Path | None, role: str
+) -> AttestedUnlock:
+    if not release_url or not release_key or dev_root_dir is None:
+        fail("--unlock-mode attested needs --release-url, --release-key and --dev-root-dir")
+    try:
+        key = bytes.fromhex(release_key)
+    except ValueError:
+        fail("--release-key must be the release service's Ed25519 public key in hex")
+    if len(key) != 32:
+        fail("--release-key must be 32 bytes of hex")
+    return AttestedUnlock(release_url, key, dev_root_dir.resolve(), role)
+
+
+_unlock_option = click.option(
+    "--unlock-mode",
+    type=click.Choice(UNLOCK_MODES),
+    default=None,
+    help="passphrase: a local keyring sealed with a passphrase (default at init); "
+    "attested: data keys released by a key-release service against attestation.",
+)
+
+
 @group.command(name="init")
 @click.option("--id", "party", type=click.IntRange(1, 65535), required=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
@@ -67,14 +105,44 @@ def _load_json(path: Path) -> object:
 @click.option(
     "--dev-argon2", is_flag=True, help="Cheap Argon2 cost (tests and throw-away nodes only)."
 )
+@_unlock_option
+@click.option("--release-url", default=None, help="attested: the key-release service URL.")
+@click.option(
+    "--release-key", default=None, help="attested: the service's Ed25519 public key (hex)."
+)
+@click.option(
+    "--dev-root-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="attested: the development root the development enclave signs with.",
+)
+@click.option("--role", default="cosigner", show_default=True, help="attested: PCR3's role.")
 def init(
-    party: int, data_dir: Path, workspace: str, admins: Path, passphrase_env: str, dev_argon2: bool
+    party: int,
+    data_dir: Path,
+    workspace: str,
+    admins: Path,
+    passphrase_env: str,
+    dev_argon2: bool,
+    unlock_mode: str | None,
+    release_url: str | None,
+    release_key: str | None,
+    dev_root_dir: Path | None,
+    role: str,
 ) -> None:
     """Create a co-signer data directory and print its public identity."""
     document = _load_json(admins)
     if not isinstance(document, dict):
         fail("the admin set must be a JSON object")
     cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
+    if unlock_mode == "attested":
+        attested = _attested(release_url, release_key, dev_root_dir, role)
+        try:
+            public = init_node(data_dir, party, workspace, document, None, attested=attested)
+        except (CosignerError, CustodyError) as exc:
+            fail_on(exc)
+        emit_json({"party": party, "identity": public.to_json(), "unlock": "attested"})
+        return
     with _passphrase(passphrase_env) as passphrase:
         try:
             public = init_node(data_dir, party, workspace, document, passphrase, cost=cost)
@@ -128,6 +196,8 @@ class _Stop(BaseException):
 @click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
 @click.option("--poll-wait", type=click.FloatRange(0.1, 30.0), default=10.0, show_default=True)
 @click.option("--session-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True)
+@_unlock_option
+@click.option("--release-url", default=None, help="attested: override the configured service URL.")
 def run(
     party: int,
     data_dir: Path,
@@ -135,16 +205,30 @@ def run(
     passphrase_env: str,
     poll_wait: float,
     session_timeout: float,
+    unlock_mode: str | None,
+    release_url: str | None,
 ) -> None:
     """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT."""
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
-    with _passphrase(passphrase_env) as passphrase:
+    try:
+        configured = unlock_mode_of(data_dir)
+    except CosignerError as exc:
+        fail_on(exc)
+    if unlock_mode is not None and unlock_mode != configured:
+        fail(f"the data directory unlocks in {configured} mode, not {unlock_mode}")
+    if configured == "attested":
         try:
-            state = open_node(data_dir, passphrase)
+            state = open_node(data_dir, None, release_url=release_url)
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
+    else:
+        with _passphrase(passphrase_env) as passphrase:
+            try:
+                state = open_node(data_dir, passphrase)
+            except (CosignerError, CustodyError) as exc:
+                fail_on(exc)
     if state.party != party:
         state.close()
         fail(f"the data directory belongs to co-signer {state.party}, not {party}")

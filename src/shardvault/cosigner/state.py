@@ -3,8 +3,10 @@
 Layout of ``DATA_DIR``::
 
     cosigner.json        configuration: party id, workspace, pinned admin set, keyring
-                         key id and cost, pinned directory of peer identities
+                         key id and cost (or the attested unlock), pinned directory of
+                         peer identities
     keyring/             the ``local`` custody backend's passphrase-sealed master key
+                         (``passphrase`` unlock mode only)
     shares/              the custody share store (envelope-encrypted blobs only)
     policy/bundles.json  every policy bundle accepted, oldest first (re-verified at start)
     history.jsonl        the policy view of every request this co-signer signed
@@ -12,6 +14,16 @@ Layout of ``DATA_DIR``::
 The identity (Ed25519 and X25519 secrets) and every key share are stored as custody
 share blobs (AES-256-GCM under a data key wrapped by the backend, DESIGN.md invariant 2);
 they are decrypted in memory only, when the node opens and for one operation.
+
+Two unlock modes (``cosigner.json`` field ``unlock.mode``):
+
+- ``passphrase`` (the default): the data keys are wrapped by a ``local`` keyring in
+  ``keyring/``, sealed under a passphrase;
+- ``attested``: the data keys are wrapped by a key-release service's backend (``local``,
+  ``pkcs11``, ``aws-kms``) and released to this process only against a fresh attestation
+  document for each blob (:class:`~shardvault.custody.attested.AttestedShareCustody`).
+  The attester is the development enclave (the process measures its own installed code,
+  and signs documents under a development root); there is no keyring here.
 """
 
 from __future__ import annotations
@@ -26,9 +38,12 @@ from shardvault.cosigner.errors import ConfigurationError
 from shardvault.crypto.channel import Directory, PartyIdentity, PublicIdentity
 from shardvault.crypto.errors import CryptoError
 from shardvault.crypto.rng import RandomSource, system_random
+from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot
+from shardvault.custody.attested import AttestedShareCustody
 from shardvault.custody.backends.local import Argon2Cost, LocalBackend
 from shardvault.custody.envelope import ShareAddress, ShareSlot
 from shardvault.custody.errors import CustodyError
+from shardvault.custody.release_service import HttpReleaseClient
 from shardvault.custody.secret import SecretBytes
 from shardvault.custody.shares import ShareCustody
 from shardvault.custody.sharestore.local import LocalShareStore
@@ -50,6 +65,85 @@ CONFIG_FORMAT = "shardvault.cosigner/v1"
 
 IDENTITY_WORKSPACE = "_node"
 """The share-store workspace under which the node keeps its own identity."""
+
+
+UNLOCK_MODES = ("passphrase", "attested")
+"""The ways a node unlocks its data keys (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class AttestedUnlock:
+    """How a node in ``attested`` mode reaches its key-release service and attests.
+
+    ``release_url`` is the service's base URL, ``release_public_key`` the Ed25519 key that
+    signs its responses (pinned here at ``init``), ``dev_root_dir`` the directory of the
+    development root (``root.pem`` and ``root-key.pem``) the development enclave signs
+    with, and ``role`` what PCR3 measures.
+    """
+
+    release_url: str
+    release_public_key: bytes
+    dev_root_dir: Path
+    role: str = "cosigner"
+
+    def to_json(self) -> dict[str, object]:
+        """The ``unlock`` section of ``cosigner.json``."""
+        return {
+            "mode": "attested",
+            "release_url": self.release_url,
+            "release_public_key": self.release_public_key.hex(),
+            "enclave": {
+                "type": "development",
+                "root_dir": str(self.dev_root_dir),
+                "role": self.role,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, object]) -> AttestedUnlock:
+        """Read an ``unlock`` section.
+
+        Raises: ConfigurationError.
+        """
+        enclave = raw.get("enclave")
+        url, key = raw.get("release_url"), raw.get("release_public_key")
+        if not isinstance(enclave, dict) or enclave.get("type") != "development":
+            raise ConfigurationError("unlock.enclave must be {type: development, root_dir, role}")
+        root_dir, role = enclave.get("root_dir"), enclave.get("role", "cosigner")
+        if not isinstance(url, str) or not isinstance(key, str):
+            raise ConfigurationError("unlock needs release_url and release_public_key strings")
+        if not isinstance(root_dir, str) or not isinstance(role, str):
+            raise ConfigurationError("unlock.enclave needs root_dir and role strings")
+        try:
+            public_key = bytes.fromhex(key)
+        except ValueError:
+            raise ConfigurationError("unlock.release_public_key must be hex") from None
+        if len(public_key) != 32:
+            raise ConfigurationError("unlock.release_public_key must be 32 bytes")
+        return cls(url, public_key, Path(root_dir), role)
+
+    def custody(self, data_dir: Path, release_url: str | None = None) -> AttestedShareCustody:
+        """The attested custody of this node: a development enclave made in this process
+        (fresh recipient key pair, measurements of the code running now) and a client of
+        the release service.
+
+        Raises: ConfigurationError (no development root).
+        """
+        enclave = DevelopmentEnclave(DevelopmentRoot.load(self.dev_root_dir), role=self.role)
+        client = HttpReleaseClient(release_url or self.release_url, self.release_public_key)
+        return AttestedShareCustody(LocalShareStore(Path(data_dir) / "shares"), client, enclave)
+
+
+NodeCustody = ShareCustody | AttestedShareCustody
+"""Either custody a node may run with."""
+
+
+def _close_custody(custody: NodeCustody) -> None:
+    """Lock the keyring, or close the release-service client."""
+    if isinstance(custody, AttestedShareCustody):
+        custody.close()
+    elif isinstance(custody.backend, LocalBackend):
+        custody.backend.lock()
 
 
 def identity_address(party: int) -> ShareAddress:
@@ -81,18 +175,24 @@ def init_node(
     party: int,
     workspace: str,
     admins: Mapping[str, object],
-    passphrase: SecretBytes,
+    passphrase: SecretBytes | None,
     *,
     cost: Argon2Cost | None = None,
     rng: RandomSource = system_random,
+    attested: AttestedUnlock | None = None,
 ) -> PublicIdentity:
     """Create a co-signer data directory: keyring, sealed identity, configuration.
+
+    With ``attested``, there is no keyring: the identity is sealed under a data key the
+    release service generates for this process's attestation, and ``passphrase`` is
+    not used.
 
     Returns the public identity to pin in the peers' and the relay's directories.
 
     Raises:
-        ConfigurationError: the directory already holds a co-signer, or the admin set is
-            malformed.
+        ConfigurationError: the directory already holds a co-signer, the admin set is
+            malformed, or no passphrase in ``passphrase`` mode.
+        AttestationError (custody): the release service refused this process.
     """
     data_dir = Path(data_dir)
     if (data_dir / "cosigner.json").exists():
@@ -103,19 +203,17 @@ def init_node(
     except (PolicyError, ValueError) as exc:
         raise ConfigurationError(f"bad workspace or admin set: {exc}") from None
     cost = cost or Argon2Cost()
-    backend = LocalBackend.initialize(data_dir / "keyring", passphrase, cost)
-    custody = ShareCustody(backend, LocalShareStore(data_dir / "shares"))
-    identity = PartyIdentity.generate(party, rng)
-    with SecretBytes(identity.seeds()) as seeds:
-        custody.store_share(ShareSlot(identity_address(party), 1), seeds, 0)
-    backend.lock()
-    _write_json(
-        data_dir / "cosigner.json",
-        {
-            "format": CONFIG_FORMAT,
-            "party": party,
-            "workspace": workspace,
-            "admins": dict(admins),
+    custody: NodeCustody
+    unlock: dict[str, object]
+    if attested is not None:
+        custody = attested.custody(data_dir)
+        unlock = {"unlock": attested.to_json()}
+    else:
+        if passphrase is None:
+            raise ConfigurationError("passphrase unlock mode needs a passphrase")
+        backend = LocalBackend.initialize(data_dir / "keyring", passphrase, cost)
+        custody = ShareCustody(backend, LocalShareStore(data_dir / "shares"))
+        unlock = {
             "keyring": {
                 "key_id": backend.kek_id,
                 "argon2": {
@@ -123,7 +221,22 @@ def init_node(
                     "memory_cost": cost.memory_cost,
                     "parallelism": cost.parallelism,
                 },
-            },
+            }
+        }
+    identity = PartyIdentity.generate(party, rng)
+    try:
+        with SecretBytes(identity.seeds()) as seeds:
+            custody.store_share(ShareSlot(identity_address(party), 1), seeds, 0)
+    finally:
+        _close_custody(custody)
+    _write_json(
+        data_dir / "cosigner.json",
+        {
+            "format": CONFIG_FORMAT,
+            "party": party,
+            "workspace": workspace,
+            "admins": dict(admins),
+            **unlock,
             "directory": {str(party): identity.public.to_json()},
         },
     )
@@ -184,13 +297,14 @@ class NodeState:
     """An opened co-signer: its custody, identity, pinned directory and policy chain.
 
     Security: ``identity`` holds the node's private identity keys; ``custody`` holds the
-    unsealed key-encryption key. :meth:`close` locks the keyring.
+    unsealed key-encryption key (``passphrase`` mode) or the enclave's recipient key
+    (``attested`` mode). :meth:`close` locks the keyring or closes the release client.
     """
 
     data_dir: Path
     party: int
     workspace: str
-    custody: ShareCustody
+    custody: NodeCustody
     identity: PartyIdentity
     directory: Directory
     chain: BundleChain
@@ -230,26 +344,34 @@ class NodeState:
             os.fsync(handle.fileno())
 
     def close(self) -> None:
-        """Lock the keyring (wipes the master key and passphrase held in memory)."""
-        backend = self.custody.backend
-        if isinstance(backend, LocalBackend):
-            backend.lock()
+        """Lock the keyring (wipes the master key and passphrase held in memory), or
+        close the release-service client."""
+        _close_custody(self.custody)
 
 
-def open_node(data_dir: Path, passphrase: SecretBytes) -> NodeState:
-    """Open a co-signer data directory: unseal the identity, re-verify the policy chain.
+def unlock_mode(data_dir: Path) -> str:
+    """The unlock mode (``passphrase`` or ``attested``) of the co-signer in ``data_dir``.
 
     Raises:
-        ConfigurationError: a missing or malformed file, or a stored bundle that no
-            longer verifies against the pinned admin set.
-        WrongPassphraseError (custody): the passphrase does not unseal the keyring.
+        ConfigurationError: no co-signer here.
     """
-    data_dir = Path(data_dir)
-    config = _config(data_dir / "cosigner.json")
-    party, workspace = config.get("party"), config.get("workspace")
+    config = _config(Path(data_dir) / "cosigner.json")
+    unlock = config.get("unlock")
+    return str(unlock.get("mode")) if isinstance(unlock, dict) else "passphrase"
+
+
+def _open_custody(
+    data_dir: Path,
+    config: Mapping[str, object],
+    passphrase: SecretBytes | None,
+    release_url: str | None,
+) -> NodeCustody:
+    unlock = config.get("unlock")
+    if isinstance(unlock, dict):
+        if unlock.get("mode") != "attested":
+            raise ConfigurationError(f"unknown unlock mode {unlock.get('mode')!r}")
+        return AttestedUnlock.from_json(unlock).custody(data_dir, release_url)
     keyring = config.get("keyring")
-    if not isinstance(party, int) or not isinstance(workspace, str):
-        raise ConfigurationError("configuration fields 'party' and 'workspace' are required")
     if not isinstance(keyring, dict) or not isinstance(keyring.get("key_id"), str):
         raise ConfigurationError("configuration field 'keyring.key_id' is required")
     raw_cost = keyring.get("argon2", {})
@@ -257,20 +379,49 @@ def open_node(data_dir: Path, passphrase: SecretBytes) -> NodeState:
         cost = Argon2Cost(
             int(raw_cost["time_cost"]), int(raw_cost["memory_cost"]), int(raw_cost["parallelism"])
         )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"bad keyring cost: {exc}") from None
+    if passphrase is None:
+        raise ConfigurationError("this co-signer unlocks with a passphrase; none was given")
+    backend = LocalBackend(data_dir / "keyring", passphrase, keyring["key_id"], cost)
+    return ShareCustody(backend, LocalShareStore(data_dir / "shares"))
+
+
+def open_node(
+    data_dir: Path, passphrase: SecretBytes | None, *, release_url: str | None = None
+) -> NodeState:
+    """Open a co-signer data directory: unseal the identity, re-verify the policy chain.
+
+    In ``attested`` mode the identity is opened through the release service (a fresh
+    attestation), ``passphrase`` is not used, and ``release_url`` may override the
+    configured service address.
+
+    Raises:
+        ConfigurationError: a missing or malformed file, or a stored bundle that no
+            longer verifies against the pinned admin set.
+        WrongPassphraseError (custody): the passphrase does not unseal the keyring.
+        AttestationError (custody): the release service refused this process's
+            attestation (``reason`` names the check, e.g. ``pcr-mismatch``).
+    """
+    data_dir = Path(data_dir)
+    config = _config(data_dir / "cosigner.json")
+    party, workspace = config.get("party"), config.get("workspace")
+    if not isinstance(party, int) or not isinstance(workspace, str):
+        raise ConfigurationError("configuration fields 'party' and 'workspace' are required")
+    try:
         admins: AdminSet = parse_admin_set(config.get("admins"))
     except (KeyError, TypeError, ValueError, PolicyError) as exc:
-        raise ConfigurationError(f"bad keyring cost or admin set: {exc}") from None
+        raise ConfigurationError(f"bad admin set: {exc}") from None
     directory = _directory(config)
-    backend = LocalBackend(data_dir / "keyring", passphrase, keyring["key_id"], cost)
-    custody = ShareCustody(backend, LocalShareStore(data_dir / "shares"))
+    custody = _open_custody(data_dir, config, passphrase, release_url)
     try:
         with custody.load_share(identity_address(party)) as opened:
             identity = PartyIdentity.from_seeds(party, opened.share.reveal())
     except CustodyError:
-        backend.lock()
+        _close_custody(custody)
         raise
     if directory.entries.get(identity.party) != identity.public:
-        backend.lock()
+        _close_custody(custody)
         raise ConfigurationError("the pinned directory does not hold this node's own identity")
     chain = BundleChain(workspace, admins)
     bundles_path = data_dir / "policy" / "bundles.json"
@@ -281,7 +432,7 @@ def open_node(data_dir: Path, passphrase: SecretBytes) -> NodeState:
                 raise ConfigurationError("policy/bundles.json must be a list")
             chain.accept_all([parse_bundle(b) for b in stored])
         except PolicyError as exc:
-            backend.lock()
+            _close_custody(custody)
             raise ConfigurationError(f"stored policy bundle refused: {exc}") from None
     history: list[PastTransaction] = []
     history_path = data_dir / "history.jsonl"
@@ -290,6 +441,6 @@ def open_node(data_dir: Path, passphrase: SecretBytes) -> NodeState:
         try:
             history = list(parse_history(lines))
         except PolicyError as exc:
-            backend.lock()
+            _close_custody(custody)
             raise ConfigurationError(f"history refused: {exc}") from None
     return NodeState(data_dir, party, workspace, custody, identity, directory, chain, history)
