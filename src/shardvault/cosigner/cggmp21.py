@@ -9,7 +9,8 @@ round:
 * auxiliary info (Figure 7): broadcast; broadcast; direct;
 * key generation (Figure 5): broadcast; broadcast and direct; broadcast;
 * presigning (three-round revision): broadcast and direct; direct; direct; and, only when
-  the δ check fails, a fourth broadcast round that identifies the culprit;
+  the δ check or the ``Σ S_j = δ·X`` check fails, a fourth broadcast round that identifies
+  the culprit;
 * online signing (Figure 8): one broadcast round.
 
 The node does not run these yet (see ``docs/cosigner.md``); the drivers are tested in
@@ -47,6 +48,7 @@ from shardvault.crypto.protocols.cggmp21.messages import (
     KeygenRound2Message,
     KeygenRound3Message,
     KeygenShareMessage,
+    PresignChiProofMessage,
     PresignRevealMessage,
     PresignRound1Message,
     PresignRound1ProofMessage,
@@ -56,8 +58,10 @@ from shardvault.crypto.protocols.cggmp21.messages import (
 )
 from shardvault.crypto.protocols.cggmp21.presign import (
     Presignature,
+    PresignChiIdentificationRequired,
     PresignIdentificationRequired,
     PresignIdentify,
+    PresignIdentifyChi,
     PresignRound1,
     PresignRound2,
     PresignRound3,
@@ -236,6 +240,10 @@ class _Presign3(Step):
             # The δ check failed at every honest party: reveal and judge (round 4).
             identification = failed.identification
             return Advance((identification.message,), _PresignIdentify(identification))
+        except PresignChiIdentificationRequired as failed_chi:
+            # The Σ S_j = δ·X check failed: prove the x-MtA side and judge (round 4).
+            identification_chi = failed_chi.identification
+            return Advance((identification_chi.message,), _PresignIdentifyChi(identification_chi))
         return Advance((), None, presignature)
 
 
@@ -252,6 +260,21 @@ class _PresignIdentify(Step):
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         # Always raises ProtocolAbort naming the culprits.
         self._state.finish(_typed(broadcasts, PresignRevealMessage))
+
+
+class _PresignIdentifyChi(Step):
+    protocol = PRESIGN_PROTOCOL
+    round_number = 4
+
+    def __init__(self, state: PresignIdentifyChi) -> None:
+        self._state = state
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return PresignChiProofMessage.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        # Always raises ProtocolAbort naming the culprits.
+        self._state.finish(_typed(broadcasts, PresignChiProofMessage))
 
 
 # --- Signing -----------------------------------------------------------------------------

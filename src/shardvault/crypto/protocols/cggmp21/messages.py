@@ -180,6 +180,29 @@ class PresignRevealMessage(_Message):
 
 
 @dataclass(frozen=True, slots=True, repr=False)
+class PresignChiProofMessage(_Message):
+    """Presigning identification of the χ side (round 4, broadcast), sent only after the
+    ``Σ S_j = δ·X`` check failed: ``Ĥ_i = enc_i(w_i·k_i)``, the x-MtA ciphertexts
+    ``D̂_{i,j}``, ``F̂_{i,j}`` the sender received with their Πaff-g proofs ``ψ̂_{i,j}`` (one
+    entry per signer, a placeholder for itself), one Πmul* and one Πdec proof per signer
+    (under that signer's ring-Pedersen setup) and the echo of round 3.
+
+    Nothing here reveals a key share: the proofs are zero-knowledge and the ciphertexts are
+    under keys their readers already hold.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = (
+        "H",
+        "D_hat",
+        "F_hat",
+        "aff_g_hat_proofs",
+        "mul_star_proofs",
+        "dec_proofs",
+        "echo",
+    )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class SignatureShareMessage(_Message):
     """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature, and the
     echo of every signer's presigning round-3 values."""

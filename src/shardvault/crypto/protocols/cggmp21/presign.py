@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from shardvault.crypto._sampling import random_signed
+from shardvault.crypto._sampling import random_signed, random_unit_mod
 from shardvault.crypto.errors import (
     EncodingError,
     MisuseError,
@@ -50,6 +50,7 @@ from shardvault.crypto.errors import (
     VerificationError,
 )
 from shardvault.crypto.group import Point, Scalar
+from shardvault.crypto.paillier import PaillierPublicKey
 from shardvault.crypto.protocols.cggmp21._common import (
     check_echo,
     collect,
@@ -62,6 +63,7 @@ from shardvault.crypto.protocols.cggmp21._common import (
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import (
     PRESIGN_PROTOCOL,
+    PresignChiProofMessage,
     PresignRevealMessage,
     PresignRound1Message,
     PresignRound1ProofMessage,
@@ -80,9 +82,11 @@ from shardvault.crypto.protocols.common import (
     session_id,
 )
 from shardvault.crypto.rng import RandomSource
-from shardvault.crypto.zk import aff_g, enc, log_star
+from shardvault.crypto.zk import aff_g, dec, enc, log_star, mul_star
 from shardvault.crypto.zk.context import (
+    ELL,
     ELL_PRIME,
+    EPSILON,
     CrtExp,
     ProofContext,
     check_ciphertext,
@@ -449,6 +453,9 @@ class PresignRound1:
         # The γ-MtA masks β_{i→j}, the nonces and ciphertexts F_{j,i} = enc_i(β_{i→j}; r):
         # revealed only if presigning's δ check fails (identification, see PresignIdentify).
         gamma_mta: dict[PartyId, tuple[int, int, int]] = {}
+        # The x-MtA ciphertexts F̂_{j,i} = enc_i(β̂_{i→j}) this party sent: public, kept only
+        # for the χ identification (PresignIdentifyChi), which needs no secret mask.
+        hat_sent: dict[PartyId, int] = {}
         for peer in s.peers:
             pk = key.aux[peer].paillier
             setup = key.aux[peer].ring_pedersen
@@ -468,6 +475,7 @@ class PresignRound1:
                 fields[f"aff_g{name}_proof"] = affine.to_wire()  # type: ignore[assignment]
                 if name:
                     beta_hat_sum += beta
+                    hat_sent[peer] = F
                 else:
                     beta_sum += beta
                     gamma_mta[peer] = (beta, r_nonce, F)
@@ -485,6 +493,7 @@ class PresignRound1:
             secret=(k, gamma, w, rho, beta_sum, beta_hat_sum),
             Gamma=Gamma,
             gamma_mta=gamma_mta,
+            hat_sent=hat_sent,
         )
         return round2, out
 
@@ -506,6 +515,7 @@ class PresignRound2:
         secret: tuple[Scalar, Scalar, Scalar, int, int, int],
         Gamma: Point,
         gamma_mta: dict[PartyId, tuple[int, int, int]],
+        hat_sent: dict[PartyId, int],
     ) -> None:
         self._s = s
         self._rng = rng
@@ -515,6 +525,7 @@ class PresignRound2:
         self._secret: tuple[Scalar, Scalar, Scalar, int, int, int] | None = secret
         self._Gamma = Gamma
         self._gamma_mta = gamma_mta
+        self._hat_sent = hat_sent
 
     def __repr__(self) -> str:
         return f"PresignRound2(party={self._s.me}, <redacted>)"
@@ -553,6 +564,9 @@ class PresignRound2:
         alpha_sum = 0
         alpha_hat_sum = 0
         F_received: dict[PartyId, int] = {}
+        # The verified x-MtA values (D̂_{i,j}, F̂_{i,j}, ψ̂_{i,j}) from each peer: public, kept
+        # only so that a χ identification can re-broadcast them (no extra work here).
+        hat_received: dict[PartyId, tuple[int, int, WireValue]] = {}
         for sender in s.peers:
             message = by_sender[sender]
             assert isinstance(message, PresignRound2Message)
@@ -572,7 +586,9 @@ class PresignRound2:
                     # Figure 7, round 3, step 1: verify ψ_{i,j} and ψ̂_{i,j}.
                     aff_g.verify(ctx, CURVE, own_pk, pk, own_setup, K_i, D, F, X, proof, s.crt)
                     plain.append(own.decrypt(D))
-                    if not name:
+                    if name:
+                        hat_received[sender] = (D, F, payload[f"aff_g{name}_proof"])
+                    else:
                         F_received[sender] = F
                 proof_log = log_star.LogStarProof.from_wire(CURVE, payload["log_star_proof"])
                 # ψ'_{i,j}: G_j encrypts the discrete log of Γ_j.
@@ -637,6 +653,7 @@ class PresignRound2:
             secret=(k, chi),
             F_received=F_received,
             reveal=_Reveal(k, gamma, self._gamma_mta),
+            chi_inputs=_ChiInputs(hat_received, self._hat_sent, self._rng),
         )
         return state, out
 
@@ -704,6 +721,7 @@ class PresignRound3:
         secret: tuple[Scalar, Scalar],
         F_received: dict[PartyId, int],
         reveal: _Reveal,
+        chi_inputs: _ChiInputs,
     ) -> None:
         self._s = s
         self._Ks = Ks
@@ -713,6 +731,7 @@ class PresignRound3:
         self._secret: tuple[Scalar, Scalar] | None = secret
         self._F_received = F_received
         self._reveal: _Reveal | None = reveal
+        self._chi_inputs: _ChiInputs | None = chi_inputs
 
     def __repr__(self) -> str:
         return f"PresignRound3(party={self._s.me}, <redacted>)"
@@ -754,18 +773,21 @@ class PresignRound3:
             MisuseError: this round already finished.
             TransportError: a message missing or from outside the session.
             PresignIdentificationRequired: the δ check failed; run its identification.
+            PresignChiIdentificationRequired: the ``Σ S_j = δ·X`` check failed; run its
+                identification.
             ProtocolAbort: an invalid Πlog* proof, a malformed value or a list of ``F``
-                contradicting round 2 (names the sender), or a failed ``Σ S_j = δ·X``
-                check (no culprit identified; see the module docstring).
+                contradicting round 2 (names the sender).
         """
         secret = self._secret
         reveal = self._reveal
-        if secret is None or reveal is None:
+        chi_inputs = self._chi_inputs
+        if secret is None or reveal is None or chi_inputs is None:
             raise MisuseError("presign round 3 already finished")
         # Spent secrets die with the round: k_i, χ_i move into the presignature, and the
         # nonce-side values into an identification round if one is needed.
         self._secret = None
         self._reveal = None
+        self._chi_inputs = None
         s = self._s
         key = s.key
         by_sender = s.collect(received, 3, direct=True)
@@ -794,7 +816,16 @@ class PresignRound3:
                 )
             )
         if CURVE.sum_points(list(Ss.values())) != key.public_key * delta:
-            raise ProtocolAbort([], "presigning check ΣS_j = δ·X failed; culprit not identified")
+            # CGGMP21 Figure 8, output "Otherwise" (applied to S_j = χ_j·Γ): identify with
+            # Πmul* and Πdec over the x-MtA (PresignIdentifyChi); χ_i stays secret.
+            raise PresignChiIdentificationRequired(
+                PresignIdentifyChi(
+                    s,
+                    inputs=chi_inputs,
+                    views=views,
+                    public=_PublicChi(self._Gamma, self._Ks, Ss),
+                )
+            )
         R = self._Gamma * delta.inverse()
         k, chi = secret
         return Presignature(
@@ -948,4 +979,320 @@ class PresignIdentify:
                 culprits.append(j)
         raise ProtocolAbort(
             culprits, "presigning identification: δ_j inconsistent with the reveals"
+        )
+
+
+# --- Identification of the χ side ---------------------------------------------------------
+
+GRINDING_BITS = 64
+"""Work (``2^64`` hash evaluations) a malicious peer would need to push an x-MtA plaintext
+past :func:`chi_plaintext_bits`; see :class:`PresignIdentifyChi`."""
+
+
+def chi_plaintext_bits(signers: int) -> int:
+    """The Πdec bound ``bits`` for a signer's ``χ`` ciphertext ``T_i`` with ``signers``
+    signers.
+
+    ``T_i`` encrypts ``w_i·k_i + Σ_j dec(D̂_{i,j}) − Σ_j β̂_{i→j}``. Honest terms are below
+    ``2^(2ℓ)`` and ``2^ℓ'``; a peer's ``D̂_{i,j}`` passes Πaff-g with a mask up to
+    ``2^(ℓ'+ε−ℓ)`` (more only by grinding the Fiat-Shamir challenge), so each term is below
+    ``2^(ℓ'+ε−ℓ+GRINDING_BITS+1)`` and the sum of ``2·signers`` terms fits the returned bound.
+    """
+    return ELL_PRIME + EPSILON - ELL + GRINDING_BITS + 1 + (2 * signers).bit_length()
+
+
+class _ChiInputs:
+    """The public x-MtA values a χ identification re-broadcasts (``D̂_{i,j}``, ``F̂_{i,j}`` and
+    ``ψ̂_{i,j}`` received, ``F̂_{j,i}`` sent), and the random source for its proofs.
+
+    Security: holds nothing secret; the key share the proofs need is read from the key
+    share only when an identification actually runs.
+    """
+
+    __slots__ = ("hat_received", "hat_sent", "rng")
+
+    def __init__(
+        self,
+        hat_received: dict[PartyId, tuple[int, int, WireValue]],
+        hat_sent: dict[PartyId, int],
+        rng: RandomSource,
+    ) -> None:
+        self.hat_received = hat_received
+        self.hat_sent = hat_sent
+        self.rng = rng
+
+    def __repr__(self) -> str:
+        return f"_ChiInputs(peers={sorted(self.hat_sent)})"
+
+
+@dataclass(frozen=True, slots=True)
+class _PublicChi:
+    """The agreed public values the χ identification judges against."""
+
+    Gamma: Point
+    Ks: dict[PartyId, int]
+    Ss: dict[PartyId, Point]
+
+
+class PresignChiIdentificationRequired(ProtocolAbort):
+    """Presigning's check ``Σ S_j = δ·X`` failed although every proof verified and the δ
+    check passed.
+
+    No culprit is known yet (``culprits`` is empty); ``identification`` is the round that
+    finds it: send its ``message`` to every signer, then call its ``finish`` with theirs.
+    """
+
+    def __init__(self, identification: PresignIdentifyChi) -> None:
+        super().__init__([], "presigning check ΣS_j = δ·X failed; run the χ identification round")
+        self.identification = identification
+
+
+def _chi_ciphertext(pk: PaillierPublicKey, H: int, D_hats: list[int], F_hats: list[int]) -> int:
+    # T_i = Ĥ_i · Π_j D̂_{i,j} · Π_j F̂_{j,i}^-1 mod N_i²: it encrypts the integer behind χ_i.
+    c = H
+    for D in D_hats:
+        c = pk.add(c, D)
+    for F in F_hats:
+        c = pk.add(c, pk.scalar_mul(F, -1))
+    return c
+
+
+class PresignIdentifyChi:
+    """Identification after a failed ``Σ S_j = δ·X`` check (one broadcast round).
+
+    Source: CGGMP21 (ePrint 2021/060), Figure 8, output "Otherwise" (and the appendix
+    proofs of Figures 30 and 31), applied to shardvault's ``S_i = χ_i·Γ``: every signer
+    ``P_i``
+
+    (a) publishes ``Ĥ_i = K_i^{w_i}·ρ̂^{N_i}`` with Πmul* (it encrypts ``k_i·w_i`` for the
+        ``w_i`` behind ``W_i``);
+    (b) re-broadcasts the x-MtA values it received, ``(D̂_{i,j}, F̂_{i,j}, ψ̂_{i,j})``: the
+        Πaff-g proof was made by ``P_j`` for exactly these ciphertexts, so nobody but
+        ``P_j`` (who knows ``w_j``) could have made it, and everyone re-verifies it;
+    (c) proves with Πdec that ``T_i = Ĥ_i·Π_j D̂_{i,j}·Π_j F̂_{j,i}^-1`` decrypts to the
+        discrete log of ``S_i`` to base ``Γ``, where ``F̂_{j,i}`` comes from ``P_j``'s
+        re-broadcast.
+
+    One Πmul* and one Πdec are made under each other signer's ring-Pedersen setup, and
+    every party verifies all of them, so every honest party reaches the same verdict. If
+    all of (a)-(c) hold for everyone then ``Σ χ_j = k·x`` and ``Σ S_j = δ·X``; so, once the
+    check failed, someone fails (a)-(c) and is named. An honest signer passes them all.
+
+    Security: nothing about ``w_i`` or ``χ_i`` is revealed: the proofs are zero-knowledge
+    and the values are ciphertexts under keys their readers already hold (``D̂_{i,j}`` under
+    ``P_i``'s key, ``F̂_{i,j}`` under ``P_j``'s). Compare :class:`PresignIdentify`, which may
+    reveal nonce-side values in the clear. A peer who spends about ``2^GRINDING_BITS``
+    hash evaluations on round 2 can make an honest signer's ``T_i`` exceed the Πdec bound;
+    the honest signer then cannot prove and this raises :class:`MisuseError` instead of
+    naming anyone.
+    """
+
+    def __init__(
+        self,
+        s: _Session,
+        *,
+        inputs: _ChiInputs,
+        views: tuple[bytes, ...],
+        public: _PublicChi,
+    ) -> None:
+        self._s = s
+        self._views = views
+        self._public = public
+        self._inputs = inputs
+        self._done = False
+        # F̂_{l,j} keyed [j][l]: the x-MtA ciphertext P_j sent P_l, as P_l re-broadcasts it
+        # (filled in by finish; this party's own entries come from its round-2 state).
+        self._F_hats: dict[PartyId, dict[PartyId, int]] = {
+            j: {s.me: inputs.hat_received[j][1]} for j in s.peers
+        }
+        key = s.key
+        own = key.paillier_secret
+        pk = key.aux[s.me].paillier
+        rng = inputs.rng
+        K_i = public.Ks[s.me]
+        w = key.additive_share(s.signers)
+        W = CURVE.base_multiply(w)
+        bits = chi_plaintext_bits(len(s.signers))
+        # Figure 8, output "Otherwise", step (a): Ĥ_i = K_i^{w_i}·ρ̂^{N_i} encrypts k_i·w_i.
+        rho_hat = random_unit_mod(pk.n, rng)
+        H = pk.add(pk.scalar_mul(K_i, w.value), own.nonce_power(rho_hat))
+        # Step (b): T_i from this party's own view of the x-MtA.
+        T = _chi_ciphertext(
+            pk,
+            H,
+            [inputs.hat_received[p][0] for p in s.peers],
+            [inputs.hat_sent[p] for p in s.peers],
+        )
+        me = s.context(s.me)
+        D_hats: list[WireValue] = []
+        F_hats: list[WireValue] = []
+        affine: list[WireValue] = []
+        mul_proofs: list[WireValue] = []
+        dec_proofs: list[WireValue] = []
+        for p in s.signers:
+            if p == s.me:
+                # A placeholder keeps every list indexed by signer position.
+                D_hats.append(0)
+                F_hats.append(0)
+                affine.append({})
+                mul_proofs.append({})
+                dec_proofs.append({})
+                continue
+            D_hat, F_hat, proof = inputs.hat_received[p]
+            D_hats.append(D_hat)
+            F_hats.append(F_hat)
+            affine.append(proof)
+            setup = key.aux[p].ring_pedersen
+            # Steps (a) and (c), under P_p's ring-Pedersen setup: Πmul* for (K_i, Ĥ_i, W_i)
+            # and Πdec for (T_i, Γ, S_i).
+            product = mul_star.prove(me, CURVE, own, setup, K_i, H, W, w.value, rho_hat, rng)
+            decryption = dec.prove(
+                me, CURVE, own, setup, T, public.Gamma, public.Ss[s.me], bits, rng
+            )
+            mul_proofs.append(product.to_wire())  # type: ignore[arg-type]
+            dec_proofs.append(decryption.to_wire())  # type: ignore[arg-type]
+        self.message = PresignChiProofMessage(
+            s.header(4, None),
+            {
+                "H": H,
+                "D_hat": D_hats,
+                "F_hat": F_hats,
+                "aff_g_hat_proofs": affine,
+                "mul_star_proofs": mul_proofs,
+                "dec_proofs": dec_proofs,
+                "echo": list(views),
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"PresignIdentifyChi(party={self._s.me})"
+
+    def _parse(
+        self, sender: PartyId, payload: Mapping[str, WireValue]
+    ) -> tuple[int, dict[PartyId, int], list[WireValue], list[WireValue]]:
+        """Check a sender's message and re-verify its re-broadcast Πaff-g proofs; returns
+        ``Ĥ``, the ``D̂`` it received and its Πmul* and Πdec proof lists (decoded later)."""
+        s = self._s
+        key = s.key
+        count = len(s.signers)
+        pk = key.aux[sender].paillier
+        H = wire_int(payload["H"], "H")
+        check_ciphertext(H, pk.n_squared, pk.n, "Ĥ")
+        lists: dict[str, list[WireValue]] = {}
+        for name in ("D_hat", "F_hat", "aff_g_hat_proofs", "mul_star_proofs", "dec_proofs"):
+            value = payload[name]
+            if not isinstance(value, list) or len(value) != count:
+                raise EncodingError(f"{name} must list one entry per signer")
+            lists[name] = value
+        D_hats: dict[PartyId, int] = {}
+        for index, party in enumerate(s.signers):
+            if party == sender:
+                continue
+            D_hat = wire_int(lists["D_hat"][index], "D_hat")
+            F_hat = wire_int(lists["F_hat"][index], "F_hat")
+            proof = aff_g.AffGProof.from_wire(CURVE, lists["aff_g_hat_proofs"][index])
+            # Figure 7, round 3, step 1 (ψ̂_{i,j}), re-run by everyone on the re-broadcast:
+            # P_party proved D̂ = K_sender^{w_party}·enc(β̂), F̂ = enc_party(β̂).
+            aff_g.verify(
+                s.context(party),
+                CURVE,
+                pk,
+                key.aux[party].paillier,
+                key.aux[sender].ring_pedersen,
+                self._public.Ks[sender],
+                D_hat,
+                F_hat,
+                key.additive_public_share(party, s.signers),
+                proof,
+                s.crt,
+            )
+            D_hats[party] = D_hat
+            self._F_hats.setdefault(party, {})[sender] = F_hat
+        return H, D_hats, lists["mul_star_proofs"], lists["dec_proofs"]
+
+    def finish(self, received: Sequence[PresignChiProofMessage]) -> NoReturn:
+        """Judge every signer's ``S_j``; always ends the presignature with an abort.
+
+        Raises:
+            MisuseError: this round already finished.
+            TransportError: a message missing or from outside the session.
+            ProtocolAbort: naming every signer whose re-broadcast, Πmul* or Πdec is invalid
+                (or an echo mismatch); with no culprit only if nobody deviated, which cannot
+                happen once the ``Σ S_j = δ·X`` check failed.
+        """
+        if self._done:
+            raise MisuseError("presign χ identification already finished")
+        self._done = True
+        s = self._s
+        key = s.key
+        pub = self._public
+        by_sender = s.collect(received, 4, direct=False)
+        echoes: dict[PartyId, list[bytes]] = {}
+        for sender, message in by_sender.items():
+            assert isinstance(message, PresignChiProofMessage)
+            try:
+                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
+            except EncodingError as exc:
+                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
+        check_echo(echoes, list(self._views), s.signers, s.me)
+        parsed: dict[PartyId, tuple[int, dict[PartyId, int], list[WireValue], list[WireValue]]]
+        parsed = {}
+        culprits: list[PartyId] = []
+        for sender, message in by_sender.items():
+            assert isinstance(message, PresignChiProofMessage)
+            try:
+                parsed[sender] = self._parse(sender, message.payload)
+            except (EncodingError, VerificationError):
+                culprits.append(sender)
+        if culprits:
+            raise ProtocolAbort(
+                culprits, "presigning χ identification: invalid re-broadcast of round 2"
+            )
+        bits = chi_plaintext_bits(len(s.signers))
+        for j in s.peers:
+            H, D_hats, mul_raw, dec_raw = parsed[j]
+            pk = key.aux[j].paillier
+            ctx = s.context(j)
+            W_j = key.additive_public_share(j, s.signers)
+            try:
+                # T_j = Ĥ_j · Π_l D̂_{j,l} · Π_l F̂_{l,j}^-1 from the agreed re-broadcasts.
+                T = _chi_ciphertext(
+                    pk,
+                    H,
+                    [D_hats[p] for p in s.signers if p != j],
+                    [self._F_hats[j][p] for p in s.signers if p != j],
+                )
+                for index, party in enumerate(s.signers):
+                    if party == j:
+                        continue
+                    setup = key.aux[party].ring_pedersen
+                    # Step (a): Πmul* for (K_j, Ĥ_j, W_j) under P_party's setup.
+                    mul_star.verify(
+                        ctx,
+                        CURVE,
+                        pk,
+                        setup,
+                        pub.Ks[j],
+                        H,
+                        W_j,
+                        mul_star.MulStarProof.from_wire(CURVE, mul_raw[index]),
+                        s.crt,
+                    )
+                    # Step (c): Πdec that T_j decrypts to the discrete log of S_j to base Γ.
+                    dec.verify(
+                        ctx,
+                        CURVE,
+                        pk,
+                        setup,
+                        T,
+                        pub.Gamma,
+                        pub.Ss[j],
+                        bits,
+                        dec.DecProof.from_wire(CURVE, dec_raw[index]),
+                        s.crt,
+                    )
+            except (EncodingError, VerificationError):
+                culprits.append(j)
+        raise ProtocolAbort(
+            culprits, "presigning χ identification: S_j inconsistent with the x-MtA proofs"
         )

@@ -1,0 +1,226 @@
+"""Identifiable abort on the χ side of presigning: a failed ``Σ S_j = δ·X`` check is
+followed by the Πmul*/Πdec identification round (CGGMP21 ePrint 2021/060, Figure 8,
+output "Otherwise", with Figures 30 and 31), which names the cheater at every honest party.
+
+The cheaters here pass every round-2 and round-3 proof (Πenc, Πaff-g, Πlog*) and the δ
+check; they corrupt only what those proofs cannot see: the point ``S_j`` they send, or the
+x-MtA mask they subtract inside their own key-share multiplication. In the identification
+round they then lie in every way the message allows (a re-broadcast ``D̂``/``F̂``, ``Ĥ``, a
+proof field, the list shapes) or try their best honest-looking proofs; each time the honest
+parties name exactly the cheater, and never an honest party.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from shardvault.crypto.errors import MisuseError, ProtocolAbort
+from shardvault.crypto.group import SECP256K1, Point
+from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
+from shardvault.crypto.protocols.cggmp21.messages import PresignChiProofMessage
+from shardvault.crypto.protocols.cggmp21.presign import (
+    PresignChiIdentificationRequired,
+    PresignIdentifyChi,
+    PresignRound1,
+    PresignRound3,
+    _PublicChi,
+)
+from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
+
+RNG = secrets.token_bytes
+G = SECP256K1
+
+
+@pytest.fixture(scope="module")
+def shares() -> list[KeyShare]:
+    return make_key_shares(2, 2, "identify-chi")
+
+
+@pytest.fixture(scope="module")
+def shares3() -> list[KeyShare]:
+    return make_key_shares(3, 3, "identify-chi-three")
+
+
+def _with(message: Any, **changes: Any) -> Any:
+    return replace(message, payload={**message.payload, **changes})
+
+
+def _run_to_round3(
+    keys: list[KeyShare], mask_cheater: int | None = None
+) -> tuple[list[PresignRound3], list[Any]]:
+    """Every signer through rounds 1-2; returns each round-3 state and every round-3
+    message. ``mask_cheater`` subtracts a wrong x-MtA mask inside its χ (its Πaff-g proofs
+    and every later proof stay valid)."""
+    signers = [k.party for k in keys]
+    sid = RNG(32)
+    r1 = [PresignRound1(k, signers, sid, RNG) for k in keys]
+    proofs = [m for x in r1 for m in x.proofs]
+    step2 = []
+    for x in r1:
+        me = x.message.header.sender
+        step2.append(
+            x.next(
+                [o.message for o in r1 if o is not x],
+                [m for m in proofs if m.header.recipient == me],
+            )
+        )
+    d2 = [m for _, out in step2 for m in out]
+    if mask_cheater is not None:
+        state = step2[signers.index(mask_cheater)][0]
+        k, gamma, w, rho, beta_sum, beta_hat_sum = state._secret
+        state._secret = (k, gamma, w, rho, beta_sum, beta_hat_sum + 1)
+    step3 = [
+        st.next([m for m in d2 if m.header.recipient == p])
+        for p, (st, _) in zip(signers, step2, strict=True)
+    ]
+    return [st for st, _ in step3], [m for _, out in step3 for m in out]
+
+
+def _fail_chi(state: PresignRound3, messages: list[Any]) -> PresignIdentifyChi:
+    me = state._s.me
+    with pytest.raises(PresignChiIdentificationRequired) as info:
+        state.finish([m for m in messages if m.header.recipient == me])
+    assert info.value.culprits == ()
+    return info.value.identification
+
+
+def _cheater_message(
+    state: PresignRound3, agreed: PresignIdentifyChi, S_claimed: Point | None = None
+) -> PresignChiProofMessage:
+    """The cheater's best effort: honest proofs from its own state, for the ``S`` its
+    ciphertexts really support (``S_claimed``), echoing the agreed round-3 views."""
+    public = agreed._public
+    Ss = dict(public.Ss)
+    if S_claimed is not None:
+        Ss[state._s.me] = S_claimed
+    inputs = state._chi_inputs
+    assert inputs is not None
+    return PresignIdentifyChi(
+        state._s, inputs=inputs, views=agreed._views, public=_PublicChi(public.Gamma, public.Ks, Ss)
+    ).message
+
+
+def _names(
+    identification: PresignIdentifyChi,
+    others: list[PresignChiProofMessage],
+    reason: str | None = None,
+) -> tuple[int, ...]:
+    with pytest.raises(ProtocolAbort, match=reason) as info:
+        identification.finish(others)
+    return info.value.culprits
+
+
+def _forged_S(shares: list[KeyShare]) -> tuple[PresignIdentifyChi, PresignRound3, Point]:
+    """Party 2 sends party 1 ``S_2 + G``; returns party 1's identification, party 2's state
+    and party 2's true ``S_2``."""
+    states, messages = _run_to_round3(shares)
+    true_S2 = states[1]._own[2]
+    forged = [
+        _with(m, S=(true_S2 + G.generator()).to_bytes()) if m.header.sender == 2 else m
+        for m in messages
+    ]
+    return _fail_chi(states[0], forged), states[1], true_S2
+
+
+def test_honest_presigning_never_reaches_the_chi_identification(shares: list[KeyShare]) -> None:
+    states, messages = _run_to_round3(shares)
+    for st in states:
+        presignature = st.finish([m for m in messages if m.header.recipient == st._s.me])
+        assert not presignature.spent
+
+
+def test_inconsistent_S_is_named(shares: list[KeyShare]) -> None:
+    ident1, state2, true_S2 = _forged_S(shares)
+    # Named by its Πdec: T_2 decrypts to the discrete log of the true S_2, not the sent one.
+    assert _names(ident1, [_cheater_message(state2, ident1, true_S2)], "x-MtA proofs") == (2,)
+    with pytest.raises(MisuseError):
+        ident1.finish([_cheater_message(state2, ident1, true_S2)])
+
+
+def test_wrong_mask_inside_the_key_share_multiplication_is_named(shares: list[KeyShare]) -> None:
+    states, messages = _run_to_round3(shares, mask_cheater=2)
+    # Every honest party fails the check (the cheater's S_2 is what it computed).
+    ident1 = _fail_chi(states[0], messages)
+    _, chi = states[1]._secret  # type: ignore[misc]
+    true_S2 = ident1._public.Gamma * (chi + G.scalar(1))
+    assert _names(ident1, [_cheater_message(states[1], ident1, true_S2)], "x-MtA proofs") == (2,)
+
+
+def test_cheater_cannot_prove_the_false_statement(shares: list[KeyShare]) -> None:
+    # Run honestly from the cheater's state against the agreed (forged) S_2, the prover
+    # refuses outright: there is no valid Πdec for it.
+    ident1, state2, _ = _forged_S(shares)
+    with pytest.raises(MisuseError):
+        _cheater_message(state2, ident1)
+
+
+def _lie(message: PresignChiProofMessage, field: str) -> PresignChiProofMessage:
+    payload = message.payload
+    if field == "H":
+        return _with(message, H=payload["H"] * 2)
+    if field in ("D_hat", "F_hat"):
+        return _with(message, **{field: [v * 4 if v else v for v in payload[field]]})
+    if field == "lengths":
+        return _with(message, D_hat=payload["D_hat"][:1])
+    if field == "types":
+        return _with(message, F_hat=[b"x" for _ in payload["F_hat"]])
+    proofs = [dict(p) for p in payload[field]]
+    for p in proofs:
+        if p:
+            p["z1" if field != "aff_g_hat_proofs" else "z2"] += 1
+    return _with(message, **{field: proofs})
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "H",
+        "D_hat",
+        "F_hat",
+        "aff_g_hat_proofs",
+        "mul_star_proofs",
+        "dec_proofs",
+        "lengths",
+        "types",
+    ],
+)
+def test_lying_in_the_identification_message_is_named(shares: list[KeyShare], field: str) -> None:
+    ident1, state2, true_S2 = _forged_S(shares)
+    assert _names(ident1, [_lie(_cheater_message(state2, ident1, true_S2), field)]) == (2,)
+
+
+def test_misreported_round3_echo_names_the_liar(shares: list[KeyShare]) -> None:
+    ident1, state2, true_S2 = _forged_S(shares)
+    message = _cheater_message(state2, ident1, true_S2)
+    echo = list(message.payload["echo"])
+    echo[0] = bytes(32)
+    # Party 2 misreports what party 1 itself sent in round 3.
+    assert _names(ident1, [_with(message, echo=echo)]) == (2,)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cheat", ["forged S", "wrong mask"])
+def test_three_signers_name_only_the_cheater(shares3: list[KeyShare], cheat: str) -> None:
+    cheater = 3
+    states, messages = _run_to_round3(
+        shares3, mask_cheater=cheater if cheat == "wrong mask" else None
+    )
+    cheater_state = states[cheater - 1]
+    if cheat == "forged S":
+        true_S = cheater_state._own[2]
+        messages = [
+            _with(m, S=(true_S + G.generator()).to_bytes()) if m.header.sender == cheater else m
+            for m in messages
+        ]
+    honest = [_fail_chi(states[p - 1], messages) for p in (1, 2)]
+    if cheat == "wrong mask":
+        _, chi = cheater_state._secret  # type: ignore[misc]
+        true_S = honest[0]._public.Gamma * (chi + G.scalar(1))
+    broadcast = [h.message for h in honest] + [_cheater_message(cheater_state, honest[0], true_S)]
+    for me, ident in zip((1, 2), honest, strict=True):
+        others = [m for m in broadcast if m.header.sender != me]
+        assert _names(ident, others, "x-MtA proofs") == (cheater,)
