@@ -39,6 +39,21 @@ EXPECTED_TABLES = {
     "webhook_events",
     "webhook_deliveries",
     "webhook_attempts",
+    # Custody domain (migration 0002_vaults_transactions).
+    "networks",
+    "assets",
+    "vaults",
+    "vault_keys",
+    "wallets",
+    "addresses",
+    "address_book_entries",
+    "policy_versions",
+    "policy_chains",
+    "transactions",
+    "approvals",
+    "nonce_counters",
+    "nonce_allocations",
+    "pipeline_work",
 }
 
 
