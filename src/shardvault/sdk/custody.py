@@ -461,7 +461,12 @@ class AsyncCustodyMixin:
             body["now"] = now
         if prices is not None:
             body["prices"] = dict(prices)
-        response = await self.request("POST", f"/v1/policies/{policy_id}/dry-run", json_body=body)
+        response = await self.request(
+            "POST",
+            f"/v1/policies/{policy_id}/dry-run",
+            json_body=body,
+            idempotency_key=str(uuid.uuid4()),
+        )
         result = response.json()
         assert isinstance(result, dict)
         return result

@@ -75,19 +75,22 @@ def dry_run(
     policy_id: str,
     body: DryRunIn,
     platform: PlatformDep,
-    principal: Annotated[Principal, Depends(authorized(Permission.POLICIES_READ))],
-) -> dict[str, object]:
+    change: Annotated[Mutation, Depends(mutation(Permission.POLICIES_READ))],
+) -> Response:
     """Evaluate the policy on a request (docs/policy.md request form) without changing
-    anything; no Idempotency-Key is needed."""
-    with platform.unit_of_work() as uow:
-        return svc.dry_run(
+    anything but the idempotency record (every POST takes an Idempotency-Key)."""
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        return 200, svc.dry_run(
             uow,
-            principal,
+            change.principal,
             policy_id,
             request=body.request,
             now=body.now if body.now is not None else int(platform.clock()),
             prices=body.prices,
         )
+
+    return run_mutation(platform, change, operation)
 
 
 @router.post("/policies/{policy_id}/propose", response_model=PolicyOut, tags=["policies"])
