@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -377,9 +378,13 @@ def test_deliveries_of_one_resource_keep_their_order(
     platform: Platform,
     tenant: Tenant,
     receiver: Receiver,
-    dispatcher: WebhookDispatcher,
+    signer: WebhookSigner,
     clock: Clock,
+    database: Database,
 ) -> None:
+    # One request at a time, so the scripted failure hits the oldest delivery.
+    serial = DeliverySettings(timeout_s=5.0, concurrency=1)
+    dispatcher = WebhookDispatcher(database, signer, LOOPBACK, serial, clock=clock)
     add_endpoint(platform, tenant, receiver.url)
     receiver.script = [500]  # The first event of tx-x fails once.
     xs = [emit(platform, tenant, "tx-x", step=i) for i in range(3)]
@@ -390,6 +395,7 @@ def test_deliveries_of_one_resource_keep_their_order(
     assert first.retrying == 1
     assert first.delivered == 1
     drain(dispatcher, clock)
+    dispatcher.close()
     ids = [r.headers["X-Shardvault-Event-Id"] for r in receiver.successes()]
     assert ids == [other.id, xs[0].id, xs[1].id, xs[2].id]
     sequences = [json.loads(r.body)["sequence"] for r in receiver.successes()[1:]]
@@ -776,3 +782,62 @@ def test_the_webhook_key_file(tmp_path: Path) -> None:
     assert jwk["kid"] == signer.key_id
     assert jwk["alg"] == "EdDSA"
     assert jwk["use"] == "sig"
+
+
+# Concurrency.
+
+
+def test_concurrent_emitters_get_gap_free_sequence_numbers(
+    platform: Platform, tenant: Tenant
+) -> None:
+    add_endpoint(platform, tenant, "https://hooks.example.com/")
+
+    def emit_five() -> list[int]:
+        return [emit(platform, tenant, "tx-hot").sequence for _ in range(5)]
+
+    with ThreadPoolExecutor(8) as pool:
+        sequences = [n for batch in pool.map(lambda _: emit_five(), range(8)) for n in batch]
+    assert sorted(sequences) == list(range(1, 41))
+
+
+def test_concurrent_dispatchers_deliver_each_event_once(
+    platform: Platform,
+    tenant: Tenant,
+    receiver: Receiver,
+    signer: WebhookSigner,
+    clock: Clock,
+    database: Database,
+) -> None:
+    """Three dispatchers race for one backlog (SKIP LOCKED on PostgreSQL): every event is
+    delivered exactly once when nothing fails, and each resource's events in order."""
+    add_endpoint(platform, tenant, receiver.url)
+    events = [emit(platform, tenant, f"tx-{i % 6}", i=i) for i in range(36)]
+    dispatchers = [
+        WebhookDispatcher(database, signer, LOOPBACK, SETTINGS, clock=clock) for _ in range(3)
+    ]
+
+    def work(d: WebhookDispatcher) -> int:
+        idle = 0
+        delivered = 0
+        while idle < 3:
+            report = d.run_once()
+            delivered += report.delivered
+            idle = idle + 1 if report.claimed == 0 else 0
+        return delivered
+
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            counts = list(pool.map(work, dispatchers))
+    finally:
+        for d in dispatchers:
+            d.close()
+    assert sum(counts) == 36
+    ids = [r.headers["X-Shardvault-Event-Id"] for r in receiver.received]
+    assert sorted(ids) == sorted(e.id for e in events)
+    for resource in {f"tx-{i}" for i in range(6)}:
+        seen = [
+            json.loads(r.body)["sequence"]
+            for r in receiver.received
+            if json.loads(r.body)["resource"]["id"] == resource
+        ]
+        assert seen == [1, 2, 3, 4, 5, 6]
