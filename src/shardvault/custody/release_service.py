@@ -275,6 +275,8 @@ def _handle(service: KeyReleaseService, op: str, body: Mapping[str, object]) -> 
             "backend": service.backend.backend_type,
             "kek_id": service.backend.kek_id,
         }
+    if op not in ("generate-data-key", "decrypt"):
+        raise LookupError(op)
     document = _b64(body.get("document"), "document")
     context = _context(body.get("context"))
     if op == "generate-data-key":
