@@ -40,15 +40,19 @@ def local_service(
     role: str = "cosigner",
     nonce_ttl: float = 60.0,
     max_age: float = 60.0,
+    policy: PcrPolicy | None = None,
 ) -> KeyReleaseService:
-    """A release service over a fresh ``local`` keyring (cheap Argon2 cost)."""
+    """A release service over a fresh ``local`` keyring (cheap Argon2 cost), pinning
+    ``policy`` (default: the measurements of the code installed here)."""
     backend = LocalBackend.initialize(
         directory, SecretBytes(b"release service passphrase"), DEVELOPMENT_COST
     )
     verifier = NitroVerifier(
         root.pem, allow_development_root=True, max_age=timedelta(seconds=max_age)
     )
-    return KeyReleaseService(backend, verifier, pinned_policy(root, role), nonce_ttl=nonce_ttl)
+    return KeyReleaseService(
+        backend, verifier, policy or pinned_policy(root, role), nonce_ttl=nonce_ttl
+    )
 
 
 @dataclass

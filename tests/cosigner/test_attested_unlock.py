@@ -1,0 +1,396 @@
+"""Attested unlock end to end: co-signer processes, a key-release service and a relay.
+
+Three ``shardvault cosigner`` processes are initialised and run with
+``--unlock-mode attested``: they hold no keyring. Each is its own development enclave
+(DESIGN.md invariant 2): it measures the package files it runs from as PCRs, makes an
+RSA recipient key pair in its own memory, and for every share it seals or opens gets a
+fresh nonce from the key-release service, attests, and receives the data key encrypted
+to its recipient key. The service (``KeyReleaseService`` over a ``local`` keyring,
+served by uvicorn) and the relay run in this process; everything listens on 127.0.0.1.
+
+The processes run from a snapshot of the package copied into a temporary directory
+(``PYTHONPATH``), and the service pins that snapshot's measurements, so edits that other
+people make to the working tree during the run cannot change the outcome. A second copy
+with one byte changed plays the modified co-signer. FROST Ed25519 signatures (RFC 9591)
+are verified with PyNaCl (libsodium).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from nacl.signing import VerifyKey
+
+import shardvault
+from shardvault.cosigner.relay_core import RelayCore
+from shardvault.cosigner.state import identity_address, pin_peers, unlock_mode
+from shardvault.crypto.channel import Directory, PublicIdentity
+from shardvault.crypto.polynomial import lagrange_coefficient
+from shardvault.crypto.protocols.frost import KeyPackage
+from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot, measure
+from shardvault.custody.attestation.nitro import PcrPolicy
+from shardvault.custody.attested import AttestedShareCustody
+from shardvault.custody.envelope import ShareAddress, inspect, open_share
+from shardvault.custody.errors import AttestationPcrError
+from shardvault.custody.release_service import PATH_PREFIX, HttpReleaseClient
+from shardvault.custody.sharestore.local import LocalShareStore
+from tests.cosigner.support import (
+    ADMIN_SET,
+    DESTINATION,
+    LAMPORTS_PER_SOL,
+    VAULT,
+    WORKSPACE,
+    dkg_request,
+    sign_request,
+    signed_bundle,
+    solana_digest,
+    solana_transfer,
+)
+from tests.cosigner.test_processes import Relay, _stop, _wait_started
+from tests.custody.release_support import PINNED_PCRS, ServedRelease, local_service
+
+ROLE = "cosigner"
+RESULT_TIMEOUT = 20.0
+
+
+def _snapshot(destination: Path, change: str | None = None) -> Path:
+    """Copy the package to ``destination/shardvault``; optionally append one byte to the
+    file ``change`` (relative to the package). Returns the directory for PYTHONPATH."""
+    package = Path(shardvault.__file__).resolve().parent
+    shutil.copytree(
+        package, destination / "shardvault", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    if change is not None:
+        target = destination / "shardvault" / change
+        target.write_bytes(target.read_bytes() + b"#")
+    return destination
+
+
+def _cli(code_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "shardvault.cli.main", "cosigner", *args]
+
+
+def _env(code_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(code_dir)
+    return env
+
+
+def _init(code_dir: Path, party: int, data_dir: Path, admins: Path, served, root_dir: Path):
+    return subprocess.Popen(
+        _cli(
+            code_dir,
+            "init",
+            "--id",
+            str(party),
+            "--data-dir",
+            str(data_dir),
+            "--workspace",
+            WORKSPACE,
+            "--admins",
+            str(admins),
+            "--unlock-mode",
+            "attested",
+            "--release-url",
+            served.url,
+            "--release-key",
+            served.service.public_key.hex(),
+            "--dev-root-dir",
+            str(root_dir),
+            "--role",
+            ROLE,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(code_dir),
+        text=True,
+    )
+
+
+def _run(code_dir: Path, party: int, data_dir: Path, relay_url: str) -> subprocess.Popen:
+    log = open(data_dir.parent / f"cosigner-{party}.log", "a")
+    process = subprocess.Popen(
+        _cli(
+            code_dir,
+            "run",
+            "--id",
+            str(party),
+            "--data-dir",
+            str(data_dir),
+            "--coordinator",
+            relay_url,
+            "--unlock-mode",
+            "attested",
+            "--poll-wait",
+            "1",
+            "--session-timeout",
+            "15",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=_env(code_dir),
+        text=True,
+    )
+    log.close()
+    return process
+
+
+class AttestedCluster:
+    """Release service, relay and three attested co-signer processes; ``close`` stops all."""
+
+    def __init__(self, root_path: Path) -> None:
+        self.root_path = root_path
+        self.processes: dict[int, subprocess.Popen] = {}
+        self.relay: Relay | None = None
+        self.dev_root = DevelopmentRoot.generate()
+        self.root_dir = root_path / "devroot"
+        self.dev_root.save(self.root_dir)
+        self.code = _snapshot(root_path / "code")
+        pcrs = measure(self.code / "shardvault", role=ROLE, root_der=self.dev_root.der)
+        self.pcrs = pcrs
+        # The service pins the snapshot's measurements (what the processes run).
+        service = local_service(
+            root_path / "service-keyring",
+            self.dev_root,
+            policy=PcrPolicy(expected={i: pcrs[i] for i in PINNED_PCRS}),
+        )
+        self.served = ServedRelease(service)
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        admins = self.root_path / "admins.json"
+        admins.write_text(json.dumps(ADMIN_SET))
+        self.dirs = {p: self.root_path / f"cosigner-{p}" for p in (1, 2, 3)}
+        inits = {
+            p: _init(self.code, p, d, admins, self.served, self.root_dir)
+            for p, d in self.dirs.items()
+        }
+        identities = {}
+        for party, process in inits.items():
+            out, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+            answer = json.loads(out)
+            assert answer["unlock"] == "attested"
+            identities[party] = PublicIdentity.from_json(answer["identity"])
+        for directory in self.dirs.values():
+            pin_peers(directory, identities)
+        self.relay = Relay(RelayCore(Directory.of(identities)))
+        self.core = self.relay.core
+        self.processes = {p: _run(self.code, p, d, self.relay.url) for p, d in self.dirs.items()}
+        for process in self.processes.values():
+            _wait_started(process)
+
+    def run(self, body: dict, parties) -> dict[int, dict]:
+        self.core.submit(body, list(parties))
+        results = self.core.wait_results(body["request_id"], list(parties), RESULT_TIMEOUT)
+        assert set(results) == set(parties), results
+        return results
+
+    def close(self) -> list[tuple[int, int | None]]:
+        stopped = []
+        try:
+            for party, process in self.processes.items():
+                if process.poll() is None:
+                    _stop(process)
+                stopped.append((party, process.returncode))
+                if process.stdout is not None:
+                    process.stdout.close()
+        finally:
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            if self.relay is not None:
+                self.relay.stop()
+            self.served.stop()
+        return stopped
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = AttestedCluster(tmp_path_factory.mktemp("attested"))
+    try:
+        policy = {
+            "kind": "policy",
+            "request_id": "policy-1",
+            "bundles": [signed_bundle().to_json()],
+        }
+        results = c.run(policy, (1, 2, 3))
+        assert {r["status"] for r in results.values()} == {"ok"}, results
+        yield c
+    finally:
+        stopped = c.close()
+    assert stopped == [(1, 0), (2, 0), (3, 0)]
+
+
+@pytest.fixture(scope="module")
+def sol_key(cluster) -> bytes:
+    results = cluster.run(dkg_request(), (1, 2, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    keys = {r["public_key"] for r in results.values()}
+    assert len(keys) == 1
+    return bytes.fromhex(keys.pop())
+
+
+def _exchanges(cluster, op: str, status: int = 200):
+    return [
+        e for e in cluster.served.exchanges if e.path == PATH_PREFIX + op and e.status == status
+    ]
+
+
+def test_attested_nodes_hold_no_keyring(cluster) -> None:
+    for directory in cluster.dirs.values():
+        assert unlock_mode(directory) == "attested"
+        assert not (directory / "keyring").exists()
+        config = json.loads((directory / "cosigner.json").read_text())
+        assert "keyring" not in config
+        assert config["unlock"]["release_public_key"] == cluster.served.service.public_key.hex()
+    # Each init sealed its identity with a generated key; each start opened it.
+    assert len(_exchanges(cluster, "generate-data-key")) >= 3
+    assert len(_exchanges(cluster, "decrypt")) >= 3
+
+
+def test_dkg_and_signing_with_attested_unlock(cluster, sol_key) -> None:
+    generated = len(_exchanges(cluster, "generate-data-key"))
+    released = len(_exchanges(cluster, "decrypt"))
+    message = solana_transfer(sol_key, DESTINATION, LAMPORTS_PER_SOL // 4)
+    results = cluster.run(sign_request(message, (2, 3), digest=solana_digest(message)), (2, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    assert results[2]["signature"] == results[3]["signature"]
+    VerifyKey(sol_key).verify(message, bytes.fromhex(results[2]["signature"]))
+    # Each signer unlocked its share through a fresh attested release for this request.
+    assert len(_exchanges(cluster, "decrypt")) - released == 2
+    assert len(_exchanges(cluster, "generate-data-key")) == generated
+    # The stored share of key sol-1 is wrapped by the service's backend.
+    for directory in cluster.dirs.values():
+        store = LocalShareStore(directory / "shares")
+        party = directory.name.rsplit("-", 1)[1]
+        blob = store.read(ShareAddress(WORKSPACE, VAULT, "sol-1", party)).blob
+        assert inspect(blob).wrapped_key.backend == "local"
+
+
+def test_modified_cosigner_gets_no_data_key(cluster, sol_key, tmp_path) -> None:
+    """A co-signer process running code with one byte changed does not start: the
+    service refuses its attestation (pcr-mismatch) and it never sees a data key."""
+    tampered = _snapshot(tmp_path / "tampered", change="cosigner/node.py")
+    assert measure(tampered / "shardvault", role=ROLE)[0] != cluster.pcrs[0]
+    refused_before = len(_exchanges(cluster, "decrypt", 403))
+    released_before = len(_exchanges(cluster, "decrypt"))
+    process = _run(tampered, 3, cluster.dirs[3], cluster.relay.url)
+    try:
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    assert '"started"' not in out
+    log = (cluster.dirs[3].parent / "cosigner-3.log").read_text()
+    assert "key release refused (pcr-mismatch): AttestationPcrError" in log
+    refused = _exchanges(cluster, "decrypt", 403)
+    assert len(refused) == refused_before + 1
+    assert json.loads(refused[-1].response.split(b"\n")[-1])["reason"] == "pcr-mismatch"
+    assert len(_exchanges(cluster, "decrypt")) == released_before
+    # The same code, in process, asking for party 3's signing share: refused, typed.
+    enclave = DevelopmentEnclave(
+        cluster.dev_root,
+        measurements=measure(tampered / "shardvault", role=ROLE, root_der=cluster.dev_root.der),
+    )
+    client = HttpReleaseClient(cluster.served.url, cluster.served.service.public_key)
+    try:
+        custody = AttestedShareCustody(LocalShareStore(cluster.dirs[3] / "shares"), client, enclave)
+        with pytest.raises(AttestationPcrError) as caught:
+            custody.load_share(ShareAddress(WORKSPACE, VAULT, "sol-1", "3"))
+        assert caught.value.reason == "pcr-mismatch"
+    finally:
+        client.close()
+    # The honest quorum still signs.
+    message = solana_transfer(sol_key, DESTINATION, 1000)
+    results = cluster.run(sign_request(message, (1, 3)), (1, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    VerifyKey(sol_key).verify(message, bytes.fromhex(results[1]["signature"]))
+
+
+def test_cosigner_attesting_under_another_development_root_is_refused(cluster, tmp_path) -> None:
+    stranger = tmp_path / "stranger-root"
+    DevelopmentRoot.generate().save(stranger)
+    copy = tmp_path / "cosigner-2"
+    shutil.copytree(cluster.dirs[2], copy)
+    config = json.loads((copy / "cosigner.json").read_text())
+    config["unlock"]["enclave"]["root_dir"] = str(stranger)
+    (copy / "cosigner.json").write_text(json.dumps(config))
+    process = _run(cluster.code, 2, copy, cluster.relay.url)
+    try:
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    assert '"started"' not in out
+    log = (copy.parent / "cosigner-2.log").read_text()
+    assert "(untrusted-root): AttestationRootError" in log
+
+
+def test_replayed_document_from_the_wire_is_refused(cluster, sol_key) -> None:
+    """An eavesdropper replays a co-signer's recorded release request: the nonce in its
+    document was used, so the service refuses it (and the answer, were it given, is
+    encrypted to the co-signer's key anyway)."""
+    recorded = _exchanges(cluster, "decrypt")[-1]
+    response = httpx.post(cluster.served.url + recorded.path, content=recorded.request)
+    assert response.status_code == 403
+    assert json.loads(response.content)["reason"] == "nonce-mismatch"
+
+
+def test_no_plaintext_key_or_share_crosses_the_release_service(cluster, sol_key) -> None:
+    message = solana_transfer(sol_key, DESTINATION, 777)
+    assert {r["status"] for r in cluster.run(sign_request(message), (1, 2)).values()} == {"ok"}
+    backend = cluster.served.service.backend
+    needles: list[bytes] = []
+    packages = {}
+    for party, directory in cluster.dirs.items():
+        store = LocalShareStore(directory / "shares")
+        for address in (
+            identity_address(party),
+            ShareAddress(WORKSPACE, VAULT, "sol-1", str(party)),
+        ):
+            blob = store.read(address).blob
+            header = inspect(blob)
+            # TEST ONLY: the service's backend opens the blob to learn what to search for.
+            with backend.unwrap(header.wrapped_key, header.context()) as data_key:
+                needles.append(data_key.reveal())
+            with open_share(backend, blob, address) as opened:
+                plaintext = opened.share.reveal()
+            needles.append(plaintext)
+            if address.key_id == "sol-1":
+                tag, encoded = plaintext.split(b"\x00", 1)
+                assert tag == b"shardvault/cosigner/key/frost/v1"
+                packages[party] = KeyPackage.from_bytes(encoded)
+                needles.append(packages[party].signing_share.to_bytes())
+    group = packages[1].public.suite.group
+    secret = group.scalar(0)
+    for party in (1, 2):
+        secret = secret + packages[party].signing_share * lagrange_coefficient(group, party, [1, 2])
+    assert group.base_multiply(secret) == packages[1].public.group_public_key
+    needles.append(secret.to_bytes())
+    traffic = cluster.served.traffic
+    logs = b"".join(p.read_bytes() for p in cluster.root_path.glob("cosigner-*.log"))
+    assert len(cluster.served.exchanges) > 20
+    for needle in needles:
+        for encoded in (needle, needle[::-1], needle.hex().encode(), base64.b64encode(needle)):
+            assert encoded not in traffic
+            assert encoded not in logs
+    # Control: what is not secret (a wrapped key) is found by the same search.
+    assert base64.b64encode(header.wrapped_key.blob) in traffic
