@@ -661,48 +661,72 @@ class WebhookDispatcher:
     def record(self, claim: Claim, result: AttemptResult) -> DeliveryStatus | None:
         """Store the result of ``claim``'s attempt; return the delivery's new status, or
         ``None`` when the claim had gone stale (another dispatcher claimed it again)."""
+        return self.record_many([(claim, result)])[0]
+
+    def record_many(
+        self, outcomes: Sequence[tuple[Claim, AttemptResult]]
+    ) -> list[DeliveryStatus | None]:
+        """Store several attempts' results in one transaction (see :meth:`record`)."""
         now_s = self._clock()
         now = _as_datetime(now_s)
+        statuses: dict[str, DeliveryStatus | None] = {}
         with self._database.transaction() as session:
             queue = DeliveryQueue(session)
-            delivery = queue.lock_delivery(claim.delivery_id)
-            attempt = queue.get_attempt(claim.attempt_id)
-            if attempt is not None and attempt.outcome is AttemptOutcome.IN_PROGRESS:
-                attempt.outcome = (
-                    AttemptOutcome.DELIVERED if result.delivered else AttemptOutcome.FAILED
-                )
-                attempt.finished_at = now
-                attempt.status_code = result.status_code
-                attempt.latency_ms = result.latency_ms
-                attempt.error = None if result.error is None else result.error[:500]
-            if delivery is None or delivery.claim_token != claim.claim_token:
-                return None
-            delivery.claim_token = None
-            delivery.updated_at = now
-            delivery.last_status_code = result.status_code
-            delivery.last_error = None if result.error is None else result.error[:500]
-            if result.delivered:
-                delivery.status = DeliveryStatus.DELIVERED
-                delivery.delivered_at = now
-            elif delivery.attempts >= self.settings.max_attempts:
-                delivery.status = DeliveryStatus.FAILED
-            else:
-                delay = self.settings.backoff_s(delivery.attempts, self._unit_random())
-                delivery.next_attempt_at = _as_datetime(now_s + delay)
-            return delivery.status
+            # Lock in id order so two recorders can never wait on each other in a cycle.
+            for claim, result in sorted(outcomes, key=lambda o: o[0].delivery_id):
+                statuses[claim.attempt_id] = self._apply(queue, claim, result, now_s, now)
+        return [statuses[claim.attempt_id] for claim, _ in outcomes]
+
+    def _apply(
+        self,
+        queue: DeliveryQueue,
+        claim: Claim,
+        result: AttemptResult,
+        now_s: float,
+        now: datetime,
+    ) -> DeliveryStatus | None:
+        delivery = queue.lock_delivery(claim.delivery_id)
+        attempt = queue.get_attempt(claim.attempt_id)
+        error = None if result.error is None else result.error[:500]
+        if attempt is not None and attempt.outcome is AttemptOutcome.IN_PROGRESS:
+            attempt.outcome = (
+                AttemptOutcome.DELIVERED if result.delivered else AttemptOutcome.FAILED
+            )
+            attempt.finished_at = now
+            attempt.status_code = result.status_code
+            attempt.latency_ms = result.latency_ms
+            attempt.error = error
+        if delivery is None or delivery.claim_token != claim.claim_token:
+            return None
+        delivery.claim_token = None
+        delivery.updated_at = now
+        delivery.last_status_code = result.status_code
+        delivery.last_error = error
+        if result.delivered:
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at = now
+        elif delivery.attempts >= self.settings.max_attempts:
+            delivery.status = DeliveryStatus.FAILED
+        else:
+            delay = self.settings.backoff_s(delivery.attempts, self._unit_random())
+            delivery.next_attempt_at = _as_datetime(now_s + delay)
+        return delivery.status
 
     def run_once(self) -> DispatchReport:
-        """Claim a batch, send each, record each; return what happened."""
+        """Claim a batch, send each (in parallel), record the results in one transaction;
+        return what happened."""
         report = DispatchReport()
         claims = self.claim()
         report.claimed = len(claims)
+        if not claims:
+            return report
         # A batch never holds two deliveries of one resource to one endpoint (the later one
         # is held back while the earlier is pending), so sending in parallel keeps order.
         if len(claims) > 1 and self.settings.concurrency > 1:
-            statuses = list(self._pool.map(self._send_and_record, claims))
+            results = list(self._pool.map(self.post, claims))
         else:
-            statuses = [self._send_and_record(c) for c in claims]
-        for status in statuses:
+            results = [self.post(c) for c in claims]
+        for status in self.record_many(list(zip(claims, results, strict=True))):
             if status is None:
                 report.stale += 1
             elif status is DeliveryStatus.DELIVERED:
@@ -712,9 +736,6 @@ class WebhookDispatcher:
             else:
                 report.retrying += 1
         return report
-
-    def _send_and_record(self, claim: Claim) -> DeliveryStatus | None:
-        return self.record(claim, self.post(claim))
 
     # The worker loop.
 
