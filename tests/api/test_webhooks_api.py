@@ -4,21 +4,26 @@ real deliveries (PyNaCl), resend, the delivery log with cursor pagination, RBAC 
 cannot create endpoints), tenant isolation and the SSRF guard."""
 
 import base64
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 from fastapi import FastAPI
 from nacl.signing import VerifyKey
 from sqlalchemy import select
 
 from shardvault.api import create_app
+from shardvault.cli.main import cli
 from shardvault.sdk import (
     ApiError,
     ApiKeyCredentials,
     ShardvaultClient,
     generate_key_pair,
     verify_webhook,
+    write_private_key,
 )
 from shardvault.service import webhooks as svc
 from shardvault.service.platform import Platform
@@ -330,3 +335,77 @@ def test_every_webhook_route_but_the_jwks_needs_credentials(
     response = http.request(method, path, json={} if method != "GET" else None)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_webhook_commands(
+    server_url: str,
+    owner: ShardvaultClient,
+    platform: Platform,
+    tenant: Tenant,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    tmp_path: Path,
+) -> None:
+    """``shardvault webhook ...`` against the live server, through the SDK."""
+    private_pem, public_pem = generate_key_pair()
+    key = owner.create_api_key(
+        user_id=tenant.owner_user_id, name="cli key", public_key_pem=public_pem
+    )
+    write_private_key(tmp_path / "cli.pem", private_pem)
+    env = {
+        "SHARDVAULT_URL": server_url,
+        "SHARDVAULT_API_KEY": key.id,
+        "SHARDVAULT_KEY_FILE": str(tmp_path / "cli.pem"),
+    }
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(cli, ["webhook", *args], env=env)
+
+    created = run("create", "--endpoint-url", receiver.url, "--event-type", "transaction.*",
+                  "--json")  # fmt: skip
+    assert created.exit_code == 0, created.output
+    endpoint_id = json.loads(created.stdout)["id"]
+    listed = json.loads(run("list", "--json").stdout)
+    assert [e["id"] for e in listed["data"]] == [endpoint_id]
+    event_id = emit(platform, tenant, status="completed")
+    assert dispatcher.run_once().delivered == 1
+    events = json.loads(run("events", "--json").stdout)
+    assert [e["id"] for e in events["data"]] == [event_id]
+    log = json.loads(run("log", "--event", event_id, "--json").stdout)
+    assert [(a["outcome"], a["status_code"]) for a in log["data"]] == [("delivered", 200)]
+    resent = json.loads(run("resend", event_id, "--json").stdout)
+    assert [d["endpoint_id"] for d in resent["data"]] == [endpoint_id]
+
+    jwks = run("jwks")
+    assert jwks.exit_code == 0, jwks.output
+    (tmp_path / "jwks.json").write_text(jwks.stdout)
+    (got,) = receiver.received
+    (tmp_path / "body.json").write_bytes(got.body)
+    verify_args = [
+        "verify",
+        "--body-file", str(tmp_path / "body.json"),
+        "--signature", got.headers["X-Shardvault-Signature"],
+        "--key-id", got.headers["X-Shardvault-Key-Id"],
+        "--jwks-file", str(tmp_path / "jwks.json"),
+        "--tolerance", "3600",
+        "--json",
+    ]  # fmt: skip
+    verified = run(*verify_args)
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout) == {
+        "valid": True,
+        "event_id": event_id,
+        "type": "transaction.status_changed",
+    }
+    (tmp_path / "body.json").write_bytes(got.body.replace(b"completed", b"cancelled"))
+    forged = run(*verify_args)
+    assert forged.exit_code == 1
+    assert "no signature verifies" in forged.stderr
+
+    disabled = json.loads(run("update", endpoint_id, "--disable", "--json").stdout)
+    assert disabled["enabled"] is False
+    assert run("delete", endpoint_id, "--json").exit_code == 0
+    refused = run("create", "--endpoint-url", "http://169.254.169.254/", "--json")
+    assert refused.exit_code == 1
+    assert "not an allowed destination" in refused.stderr

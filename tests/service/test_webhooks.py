@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 from sqlalchemy import func, select
 
@@ -841,3 +843,79 @@ def test_concurrent_dispatchers_deliver_each_event_once(
             if json.loads(r.body)["resource"]["id"] == resource
         ]
         assert seen == [1, 2, 3, 4, 5, 6]
+
+
+# Properties.
+
+_INTERNAL = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
+             "100.64.0.0/10", "0.0.0.0/8"]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    address=st.one_of(
+        *[st.ip_addresses(v=4, network=n) for n in _INTERNAL],
+        st.ip_addresses(v=6, network="fc00::/7"),
+        st.ip_addresses(v=6, network="fe80::/10"),
+    ),
+    mapped=st.booleans(),
+)
+def test_no_internal_address_passes_the_default_policy(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, mapped: bool
+) -> None:
+    host = str(address)
+    if mapped and address.version == 4:
+        host = f"::ffff:{address}"
+    if ":" in host:
+        host = f"[{host}]"
+    with pytest.raises(ValidationError):
+        DestinationPolicy().check_url(f"https://{host}:8443/hook")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=20), max_size=5),
+    flip=st.integers(min_value=0),
+)
+def test_any_changed_byte_breaks_the_signature(data: dict[str, object], flip: int) -> None:
+    signer = _PROPERTY_SIGNER
+    body = json.dumps({"id": "e", "data": data}).encode()
+    headers = {
+        "X-Shardvault-Signature": signer.sign(1_800_000_000, body),
+        "X-Shardvault-Key-Id": signer.key_id,
+    }
+    assert verify_webhook(body, headers, signer.jwks(), now=1_800_000_000)["data"] == data
+    index = flip % len(body)
+    changed = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1 :]
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(changed, headers, signer.jwks(), now=1_800_000_000)
+
+
+_PROPERTY_SIGNER = WebhookSigner.generate()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    signature=st.one_of(
+        st.text(max_size=120),
+        st.builds(
+            "t={},v1={}".format,
+            st.integers(1_799_999_000, 1_800_001_000),
+            st.binary(min_size=64, max_size=64).map(lambda b: base64.b64encode(b).decode()),
+        ),
+    ),
+    key_id=st.one_of(st.text(max_size=40), st.just(_PROPERTY_SIGNER.key_id), st.just("k")),
+    body=st.binary(max_size=200),
+    jwks=st.one_of(
+        st.just(_PROPERTY_SIGNER.jwks()),
+        st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+        st.just({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "!!", "kid": "k"}]}),
+    ),
+)
+def test_verify_webhook_only_ever_raises_its_own_error(
+    signature: str, key_id: str, body: bytes, jwks: dict[str, object]
+) -> None:
+    """Untrusted headers, bodies and key sets: a typed refusal, never another exception."""
+    headers = {"X-Shardvault-Signature": signature, "X-Shardvault-Key-Id": key_id}
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(body, headers, jwks, now=1_800_000_000)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import httpx
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shardvault.sdk.errors import SdkError
 
@@ -148,7 +148,10 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def _verify_key(jwks: Jwks | Mapping[str, object], kid: str) -> VerifyKey:
-    key_set = jwks if isinstance(jwks, Jwks) else Jwks.model_validate(jwks)
+    try:
+        key_set = jwks if isinstance(jwks, Jwks) else Jwks.model_validate(jwks)
+    except ValidationError:
+        raise WebhookVerificationError("the key set is not a JWKS") from None
     for jwk in key_set.keys:
         if jwk.kid != kid:
             continue
