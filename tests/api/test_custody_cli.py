@@ -99,10 +99,16 @@ def test_vault_wallet_policy_and_transaction_commands(
     carol_pem.write_text(private_pem)
 
     vault = _run(["vault", "create", "--name", "cli-vault"], url, owner_id, owner_pem)
-    wallet = _run(["wallet", "create", "--vault", str(vault["id"]), "--asset", "ETH"], url, owner_id, owner_pem)
+    wallet = _run(
+        ["wallet", "create", "--vault", str(vault["id"]), "--asset", "ETH"],
+        url,
+        owner_id,
+        owner_pem,
+    )
     first = wallet["addresses"][0]  # type: ignore[index]
     second = _run(["wallet", "address", str(wallet["id"]), "--new"], url, owner_id, owner_pem)
-    assert second["index"] == 1 and second["address"] != first["address"]
+    assert second["index"] == 1
+    assert second["address"] != first["address"]
     fund(hardhat_node, first["address"])
 
     carol_public = approver_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
@@ -119,12 +125,19 @@ def test_vault_wallet_policy_and_transaction_commands(
         "    approvals: {groups: [{group: treasury, count: 1}], deadline: 1h}\n"
     )
     applied = _run(
-        ["policy", "apply", str(policy_file), "--admin-key", f"admin={_pem(admin_key, tmp_path / 'admin.pem')}"],
+        [
+            "policy",
+            "apply",
+            str(policy_file),
+            "--admin-key",
+            f"admin={_pem(admin_key, tmp_path / 'admin.pem')}",
+        ],
         url,
         owner_id,
         owner_pem,
     )
-    assert applied["status"] == "active" and applied["version"] == 1
+    assert applied["status"] == "active"
+    assert applied["version"] == 1
 
     sent = _run(
         ["tx", "send", "--wallet", str(wallet["id"]), "--to", RECIPIENT, "--amount", "0.1"],
@@ -157,8 +170,10 @@ def test_vault_wallet_policy_and_transaction_commands(
     # Refused input: one line on stderr, exit 1, nothing created.
     refused = CliRunner().invoke(
         cli,
-        ["tx", "send", "--wallet", str(wallet["id"]), "--to", RECIPIENT.lower()[:-1], "--amount", "1"]
-        + ["--json", "--url", url, "--api-key", owner_id, "--key-file", str(owner_pem)],
-    )
+        ["tx", "send", "--wallet", str(wallet["id"]), "--to", RECIPIENT.lower()[:-1],
+         "--amount", "1", "--json", "--url", url, "--api-key", owner_id,
+         "--key-file", str(owner_pem)],
+    )  # fmt: skip
     assert refused.exit_code == 1
-    assert refused.stderr.startswith("error: 400") and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith("error: 400")
+    assert refused.stderr.count("\n") == 1

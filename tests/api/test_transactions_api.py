@@ -18,8 +18,12 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from shardvault.api import create_app
-from shardvault.sdk import ApiKeyCredentials, AsyncShardvaultClient, ShardvaultClient
-from shardvault.sdk import generate_key_pair
+from shardvault.sdk import (
+    ApiKeyCredentials,
+    AsyncShardvaultClient,
+    ShardvaultClient,
+    generate_key_pair,
+)
 from shardvault.sdk.custody import sign_bundle
 from shardvault.sdk.errors import ApiError
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
@@ -87,7 +91,8 @@ def test_transfer_with_approval_end_to_end(
         )
         owner.add_asset(symbol="ETH", network="hardhat", price="3000")
         vault = owner.create_vault(name="ops", schemes=["ecdsa-secp256k1"])
-        assert vault.keys[0].min_signers == 2 and vault.keys[0].cosigners == [
+        assert vault.keys[0].min_signers == 2
+        assert vault.keys[0].cosigners == [
             "party-1",
             "party-2",
             "party-3",
@@ -101,13 +106,18 @@ def test_transfer_with_approval_end_to_end(
                 "format": "shardvault.policy/v1",
                 "version": 1,
                 "reference_currency": "USD",
-                "approvers": {"carol@acme.example": {"algorithm": "ed25519", "public_key": _raw(carol_key)}},
+                "approvers": {
+                    "carol@acme.example": {"algorithm": "ed25519", "public_key": _raw(carol_key)}
+                },
                 "groups": {"treasury": ["carol@acme.example"]},
                 "rules": [
                     {
                         "name": "needs-carol",
                         "action": "require_approvals",
-                        "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
+                        "approvals": {
+                            "groups": [{"group": "treasury", "count": 1}],
+                            "deadline": "1h",
+                        },
                     }
                 ],
             }
@@ -230,7 +240,9 @@ def test_list_with_cursor_cancel_and_concurrent_idempotent_creates(
         submitted = session.scalar(
             select(func.count())
             .select_from(AuditEvent)
-            .where(AuditEvent.action == "transaction.submitted", AuditEvent.resource_id == created[0])
+            .where(
+                AuditEvent.action == "transaction.submitted", AuditEvent.resource_id == created[0]
+            )
         )
     assert count == 1
     assert submitted == 1

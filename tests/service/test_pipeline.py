@@ -9,7 +9,6 @@ show the transfer happened once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,14 +51,14 @@ def platform(database: Database) -> Platform:
 @pytest.fixture
 def setup(
     platform: Platform, hardhat_node: HardhatNode, tmp_path: Path
-) -> Iterator[tuple[Workspace, Funded, PipelineWorker]]:
+) -> tuple[Workspace, Funded, PipelineWorker]:
     ws = make_workspace(platform)
     backend = ReusedKeygenBackend(open_custody(tmp_path / "custody"))
     funded = make_eth_vault(ws, backend, hardhat_node.url, hardhat_node.chain_id)
     fund(hardhat_node, funded.address)
     activate_policy(ws, policy_document(ws, version=1, limit_eth="1"))
     worker = PipelineWorker(platform, PipelineRuntime(backend, confirmation_poll_s=0.05))
-    yield ws, funded, worker
+    return ws, funded, worker
 
 
 def _send(ws: Workspace, funded: Funded, amount: str, to: str = RECIPIENT) -> str:
@@ -134,7 +133,8 @@ def test_blocked_destination_never_reaches_signing(
     view = _get(ws, tx_id)
     assert view.status == "blocked"
     assert view.policy_rule == "blocked-destination"
-    assert view.nonce is None and view.signature is None
+    assert view.nonce is None
+    assert view.signature is None
 
 
 def test_large_transfer_waits_for_approval_then_completes(

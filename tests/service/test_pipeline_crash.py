@@ -44,7 +44,12 @@ LEASE_S = 1.5
 
 def _worker(config: dict[str, object], crash_at: str | None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "tests.service.pipeline_worker_proc", json.dumps({**config, "crash_at": crash_at})],
+        [
+            sys.executable,
+            "-m",
+            "tests.service.pipeline_worker_proc",
+            json.dumps({**config, "crash_at": crash_at}),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         timeout=120,
@@ -82,7 +87,11 @@ def test_killed_worker_resumes_and_completes_exactly_once(
     nonce_before = _account_nonce(hardhat_node, funded.address)
     with platform.unit_of_work() as uow:
         tx_id = transactions.create_transaction(
-            uow, ws.signer.principal, wallet_id=funded.wallet_id, destination=RECIPIENT, amount="0.25"
+            uow,
+            ws.signer.principal,
+            wallet_id=funded.wallet_id,
+            destination=RECIPIENT,
+            amount="0.25",
         ).id
     config = {
         "db_url": database.url.render_as_string(hide_password=False),

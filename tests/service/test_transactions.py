@@ -69,7 +69,11 @@ def test_bad_transfer_is_refused_and_changes_nothing(
     before = _counts(ws)
     with pytest.raises(ValidationError) as refused, ws.platform.unit_of_work() as uow:
         transactions.create_transaction(
-            uow, ws.signer.principal, wallet_id=funded.wallet_id, destination=destination, amount=amount
+            uow,
+            ws.signer.principal,
+            wallet_id=funded.wallet_id,
+            destination=destination,
+            amount=amount,
         )
     assert refused.value.field == field
     assert _counts(ws) == before
@@ -117,14 +121,18 @@ def test_unknown_wallet_role_and_other_workspace(setup: tuple[Workspace, Funded]
 def test_policy_life_cycle_refusals(setup: tuple[Workspace, Funded]) -> None:
     ws, _ = setup
     owner = ws.owner.principal
+    document = policy_document(ws, version=1, limit_eth="1")
+    document["rules"][1]["when"]["amuont"] = {}  # type: ignore[index]
     with pytest.raises(PolicyRefused, match="amuont"), ws.platform.unit_of_work() as uow:
-        document = policy_document(ws, version=1, limit_eth="1")
-        document["rules"][1]["when"]["amuont"] = {}  # type: ignore[index]
         policies.create_draft(uow, owner, document=document)
     with pytest.raises(Forbidden), ws.platform.unit_of_work() as uow:
-        policies.create_draft(uow, ws.signer.principal, document=policy_document(ws, version=1, limit_eth="1"))
+        policies.create_draft(
+            uow, ws.signer.principal, document=policy_document(ws, version=1, limit_eth="1")
+        )
     with ws.platform.unit_of_work() as uow:
-        draft = policies.create_draft(uow, owner, document=policy_document(ws, version=1, limit_eth="1"))
+        draft = policies.create_draft(
+            uow, owner, document=policy_document(ws, version=1, limit_eth="1")
+        )
     # The first bundle needs the admin set to pin.
     with pytest.raises(ValidationError, match="admins"), ws.platform.unit_of_work() as uow:
         policies.propose(uow, owner, draft.id)
@@ -133,22 +141,43 @@ def test_policy_life_cycle_refusals(setup: tuple[Workspace, Funded]) -> None:
     # A second bundle must be version 2; then an outsider's and a bad signature are
     # refused, and activation without the quorum is refused.
     with ws.platform.unit_of_work() as uow:
-        skipped = policies.create_draft(uow, owner, document=policy_document(ws, version=3, limit_eth="2"))
-    with pytest.raises(Conflict, match="next policy version is 2"), ws.platform.unit_of_work() as uow:
+        skipped = policies.create_draft(
+            uow, owner, document=policy_document(ws, version=3, limit_eth="2")
+        )
+    with (
+        pytest.raises(Conflict, match="next policy version is 2"),
+        ws.platform.unit_of_work() as uow,
+    ):
         policies.propose(uow, owner, skipped.id)
     with ws.platform.unit_of_work() as uow:
-        second = policies.create_draft(uow, owner, document=policy_document(ws, version=2, limit_eth="2"))
+        second = policies.create_draft(
+            uow, owner, document=policy_document(ws, version=2, limit_eth="2")
+        )
         proposed = policies.propose(uow, owner, second.id)
     assert proposed.signing_message is not None
     message = bytes.fromhex(proposed.signing_message)
     with pytest.raises(PolicyRefused, match="admin set"), ws.platform.unit_of_work() as uow:
-        policies.sign(uow, owner, second.id, signer="mallory", signature=Ed25519PrivateKey.generate().sign(message).hex())
+        policies.sign(
+            uow,
+            owner,
+            second.id,
+            signer="mallory",
+            signature=Ed25519PrivateKey.generate().sign(message).hex(),
+        )
     with pytest.raises(PolicyRefused, match="does not verify"), ws.platform.unit_of_work() as uow:
-        policies.sign(uow, owner, second.id, signer="admin", signature=Ed25519PrivateKey.generate().sign(message).hex())
+        policies.sign(
+            uow,
+            owner,
+            second.id,
+            signer="admin",
+            signature=Ed25519PrivateKey.generate().sign(message).hex(),
+        )
     with pytest.raises(BundleRefused, match="quorum"), ws.platform.unit_of_work() as uow:
         policies.activate(uow, owner, second.id)
     with ws.platform.unit_of_work() as uow:
-        policies.sign(uow, owner, second.id, signer="admin", signature=ws.admin_key.sign(message).hex())
+        policies.sign(
+            uow, owner, second.id, signer="admin", signature=ws.admin_key.sign(message).hex()
+        )
         active = policies.activate(uow, owner, second.id)
         listed = {p.version: p.status for p in policies.list_policies(uow, owner) if p.bundle}
     assert active.version == 2

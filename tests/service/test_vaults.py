@@ -49,7 +49,10 @@ def _events(platform: Platform) -> int:
         ({"name": "x", "kind": "evm", "chain_id": 999_999_999}, "chain_id"),
         ({"name": "x", "kind": "solana", "chain_id": 1}, "chain_id"),
         ({"name": "x", "kind": "evm", "chain_id": 1, "rpc_url": "ftp://node"}, "rpc_url"),
-        ({"name": "x", "kind": "evm", "chain_id": 1, "required_confirmations": 0}, "required_confirmations"),
+        (
+            {"name": "x", "kind": "evm", "chain_id": 1, "required_confirmations": 0},
+            "required_confirmations",
+        ),
     ],
 )
 def test_bad_network_is_refused_and_changes_nothing(
@@ -78,12 +81,17 @@ def test_assets_are_checked_against_their_network(ws: Workspace) -> None:
                 "symbol": "USDC",
                 "network": "hardhat",
                 "kind": "erc20",
-                "contract": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB49".lower().replace("a0", "A0"),
+                "contract": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB49".lower().replace(
+                    "a0", "A0"
+                ),
                 "decimals": 6,
             },
             ValidationError,
         ),
-        ({"symbol": "USDC", "network": "solana", "kind": "erc20", "contract": "x"}, ValidationError),
+        (
+            {"symbol": "USDC", "network": "solana", "kind": "erc20", "contract": "x"},
+            ValidationError,
+        ),
         ({"symbol": "ETH", "network": "hardhat", "price": "-1"}, ValidationError),
     ]
     for kwargs, error in cases:

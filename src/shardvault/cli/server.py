@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from shardvault.cli._output import emit_json, fail_on
+from shardvault.cli._pipeline_options import open_pipeline, pipeline_options, start_worker
 from shardvault.cli._webhook_options import open_runtime, server_options, start_dispatcher
 from shardvault.errors import ShardvaultError
 from shardvault.store import default_database_url, normalize_url
@@ -78,6 +79,7 @@ def local_config(data_dir: Path, db_url: str | None, audit_key: Path | None) -> 
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Log as JSON lines.")
 @server_options
+@pipeline_options
 @local_options
 def command(
     host: str,
@@ -90,6 +92,8 @@ def command(
     webhook_key: Path | None,
     allow_networks: tuple[str, ...],
     webhook_dispatcher: bool,
+    run_pipeline: bool,
+    test_only_primes: Path | None,
 ) -> None:
     """Migrate the database and serve the REST API under /v1 (and deliver webhooks)."""
     import uvicorn
@@ -105,7 +109,8 @@ def command(
     except ShardvaultError as exc:
         fail_on(exc)
     webhooks = open_runtime(data_dir, webhook_key, allow_networks)
-    app = create_app(platform, webhook_runtime=webhooks)
+    pipeline = open_pipeline(data_dir, test_only_primes) if run_pipeline else None
+    app = create_app(platform, webhook_runtime=webhooks, pipeline_runtime=pipeline)
     start = {
         "event": "starting",
         "url": f"http://{host}:{port}",
@@ -117,9 +122,12 @@ def command(
     else:
         click.echo(f"shardvault API on {start['url']} (database {start['database']})")
     dispatcher = start_dispatcher(platform, webhooks) if webhook_dispatcher else None
+    worker = start_worker(platform, pipeline) if pipeline is not None else None
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), log_config=None)
     finally:
         if dispatcher is not None:
             dispatcher.close()
+        if worker is not None:
+            worker.close()
     platform.database.dispose()

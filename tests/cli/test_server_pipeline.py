@@ -1,0 +1,128 @@
+"""``shardvault server`` with its embedded pipeline: a real server process (SQLite in its
+data directory, a local keyring sealed with SHARDVAULT_KEYRING_PASSPHRASE, the local
+ceremony backend with the TEST-ONLY primes fixture, one worker thread) creates a 2-of-3
+vault, and a transfer sent with the CLI is signed, broadcast to hardhat and completed
+without anything else running. Stops the server with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from shardvault.cli.main import cli
+from shardvault.sdk import ApiKeyCredentials, ShardvaultClient
+from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
+from tests.service.pipeline_support import TEST_ONLY_PRIMES, fund
+
+__all__ = ["hardhat_node"]
+
+RECIPIENT = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_server_signs_and_sends_a_transfer(tmp_path: Path, hardhat_node: HardhatNode) -> None:
+    runner = CliRunner()
+    data = tmp_path / "data"
+    created = runner.invoke(
+        cli,
+        ["init", "--name", "acme", "--owner-name", "Olivia", "--owner-email", "o@acme.example",
+         "--key-out", str(tmp_path / "owner.pem"), "--data-dir", str(data), "--json"],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    owner = json.loads(created.stdout)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, SHARDVAULT_KEYRING_PASSPHRASE="test-only passphrase")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shardvault.cli.main", "server", "--port", str(port),
+         "--data-dir", str(data), "--unsafe-test-only-primes", str(TEST_ONLY_PRIMES), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/v1/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        credentials = ApiKeyCredentials.from_file(owner["api_key_id"], tmp_path / "owner.pem")
+        with ShardvaultClient(url, credentials) as client:
+            client.configure_network(
+                name="hardhat", kind="evm", chain_id=hardhat_node.chain_id, rpc_url=hardhat_node.url
+            )
+            client.add_asset(symbol="ETH", network="hardhat")
+        api = [
+            "--url",
+            url,
+            "--api-key",
+            owner["api_key_id"],
+            "--key-file",
+            str(tmp_path / "owner.pem"),
+        ]
+        admin = tmp_path / "admin.pem"
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+        )
+
+        admin.write_bytes(
+            Ed25519PrivateKey.generate().private_bytes(
+                Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+            )
+        )
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(
+            "format: shardvault.policy/v1\nversion: 1\nreference_currency: USD\n"
+            "rules: [{name: allow-all, action: allow}]\n"
+        )
+        applied = runner.invoke(
+            cli, ["policy", "apply", str(policy), "--admin-key", f"admin={admin}", *api, "--json"]
+        )
+        assert applied.exit_code == 0, applied.output
+        vault = runner.invoke(cli, ["vault", "create", "--name", "ops", *api, "--json"])
+        assert vault.exit_code == 0, vault.output
+        vault_id = json.loads(vault.stdout)["id"]
+        wallet = runner.invoke(
+            cli, ["wallet", "create", "--vault", vault_id, "--asset", "ETH", *api, "--json"]
+        )
+        assert wallet.exit_code == 0, wallet.output
+        wallet_doc = json.loads(wallet.stdout)
+        fund(hardhat_node, wallet_doc["addresses"][0]["address"])
+        sent = runner.invoke(
+            cli,
+            ["tx", "send", "--wallet", wallet_doc["id"], "--to", RECIPIENT, "--amount", "0.75",
+             "--wait", "--timeout", "60", *api, "--json"],
+        )  # fmt: skip
+        assert sent.exit_code == 0, sent.output
+        tx = json.loads(sent.stdout)
+        assert tx["status"] == "completed", tx
+        mined = hardhat_node.rpc("eth_getTransactionByHash", ["0x" + tx["tx_hash"]])
+        assert isinstance(mined, dict)
+        assert mined["from"].lower() == wallet_doc["addresses"][0]["address"].lower()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
