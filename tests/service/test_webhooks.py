@@ -8,6 +8,7 @@ import base64
 import ipaddress
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -919,3 +920,38 @@ def test_verify_webhook_only_ever_raises_its_own_error(
     headers = {"X-Shardvault-Signature": signature, "X-Shardvault-Key-Id": key_id}
     with pytest.raises(WebhookVerificationError):
         verify_webhook(body, headers, jwks, now=1_800_000_000)
+
+
+def test_timeouts_and_refused_connections_are_logged_and_retried(
+    platform: Platform,
+    tenant: Tenant,
+    receiver: Receiver,
+    signer: WebhookSigner,
+    clock: Clock,
+    database: Database,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    add_endpoint(platform, tenant, f"http://127.0.0.1:{closed_port}/nobody-home")
+    slow = add_endpoint(platform, tenant, receiver.url, ("transaction.created",))
+    emit(platform, tenant, "tx-1")
+    emit(platform, tenant, "tx-2", event_type="transaction.created")
+    receiver.hold_next = True
+    quick = DeliverySettings(timeout_s=0.5, lease_s=5.0)
+    dispatcher = WebhookDispatcher(database, signer, LOOPBACK, quick, clock=clock)
+    try:
+        report = dispatcher.run_once()
+    finally:
+        receiver.release.set()
+        dispatcher.close()
+    assert (report.claimed, report.retrying) == (3, 3)
+    with platform.unit_of_work() as uow:
+        log = svc.list_attempts(uow, owner_of(tenant)).items
+    errors = sorted(a.error or "" for a in log)
+    # The closed port gets both events (its filter is '*'); the held receiver one.
+    assert errors[0].startswith("connection error")
+    assert errors[1].startswith("connection error")
+    assert errors[2] == "timed out"
+    assert all(a.status_code is None for a in log)
+    assert {a.endpoint_id for a in log if a.error == "timed out"} == {slow.id}
