@@ -394,3 +394,93 @@ def test_no_plaintext_key_or_share_crosses_the_release_service(cluster, sol_key)
             assert encoded not in logs
     # Control: what is not secret (a wrapped key) is found by the same search.
     assert base64.b64encode(header.wrapped_key.blob) in traffic
+
+
+def test_attested_init_and_run_flags_are_checked(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from shardvault.cli.cosigner import group
+
+    admins = tmp_path / "admins.json"
+    admins.write_text(json.dumps(ADMIN_SET))
+    runner = CliRunner()
+    base = ["init", "--id", "1", "--data-dir", str(tmp_path / "n"), "--workspace", WORKSPACE]
+    base += ["--admins", str(admins), "--unlock-mode", "attested"]
+    missing = runner.invoke(group, [*base, "--release-url", "http://127.0.0.1:9"])
+    assert missing.exit_code == 1
+    assert "needs --release-url, --release-key and --dev-root-dir" in missing.output
+    bad_key = runner.invoke(
+        group,
+        [*base, "--release-url", "http://x", "--release-key", "zz", "--dev-root-dir", "d"],
+    )
+    assert bad_key.exit_code == 1
+    assert "--release-key" in bad_key.output
+    assert not (tmp_path / "n").exists()
+    # A service that is not there: init fails, typed, and leaves no configuration.
+    DevelopmentRoot.generate().save(tmp_path / "root")
+    away = runner.invoke(
+        group,
+        [
+            *base,
+            "--release-url",
+            "http://127.0.0.1:9",
+            "--release-key",
+            "00" * 32,
+            "--dev-root-dir",
+            str(tmp_path / "root"),
+        ],
+    )
+    assert away.exit_code == 1
+    assert "unreachable" in away.output
+    assert not (tmp_path / "n" / "cosigner.json").exists()
+
+
+def test_run_refuses_a_mode_the_data_directory_does_not_use(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from shardvault.cli.cosigner import group
+    from tests.cosigner.support import make_nodes
+
+    directory = make_nodes(tmp_path, count=1)[1]
+    result = CliRunner().invoke(
+        group,
+        [
+            *("run", "--id", "1", "--data-dir", str(directory)),
+            *("--coordinator", "http://127.0.0.1:9", "--unlock-mode", "attested"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "unlocks in passphrase mode, not attested" in result.output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("mode", "telepathy", "unknown unlock mode"),
+        ("release_url", 5, "release_url and release_public_key"),
+        ("release_public_key", "zz", "must be hex"),
+        ("release_public_key", "00" * 31, "32 bytes"),
+        ("enclave", {"type": "nitro"}, "unlock.enclave must be"),
+        ("enclave", {"type": "development", "root_dir": 1}, "root_dir and role"),
+    ],
+)
+def test_bad_unlock_configuration_is_refused(tmp_path, field, value, message) -> None:
+    from shardvault.cosigner.errors import ConfigurationError
+    from shardvault.cosigner.state import AttestedUnlock, open_node
+
+    unlock = AttestedUnlock("http://127.0.0.1:9", bytes(32), tmp_path / "root").to_json()
+    unlock[field] = value
+    (tmp_path / "cosigner.json").write_text(
+        json.dumps(
+            {
+                "format": "shardvault.cosigner/v1",
+                "party": 1,
+                "workspace": WORKSPACE,
+                "admins": ADMIN_SET,
+                "unlock": unlock,
+                "directory": {},
+            }
+        )
+    )
+    with pytest.raises(ConfigurationError, match=message):
+        open_node(tmp_path, None)

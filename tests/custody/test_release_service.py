@@ -405,3 +405,72 @@ def test_unreachable_service_is_backend_unavailable(enclave) -> None:
 def test_repr_shows_no_secrets(served, client) -> None:
     assert "redacted" in repr(served.service)
     assert served.url in repr(client)
+
+
+def test_release_service_command_serves_and_stops(tmp_path, root, enclave) -> None:
+    """``shardvault attestation release-service`` as a process on 127.0.0.1."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
+
+    LocalBackend.initialize(tmp_path / "keyring", SecretBytes(b"pw"), DEVELOPMENT_COST)
+    root.save(tmp_path / "devroot")
+    config = {
+        "backend": {
+            "type": "local",
+            "directory": str(tmp_path / "keyring"),
+            "key_id": next((tmp_path / "keyring").glob("*.key")).stem,
+            "passphrase_env": "SV_TEST_RELEASE_PASSPHRASE",
+            "argon2": {"time_cost": 1, "memory_cost": 8192, "parallelism": 1},
+        },
+        "attestation": {
+            "root": str(tmp_path / "devroot" / "root.pem"),
+            "allow_development_root": True,
+            "pcrs": {str(i): enclave.pcrs[i].hex() for i in (0, 1, 2, 3, 8)},
+        },
+    }
+    (tmp_path / "release.json").write_text(json.dumps(config))
+    command = [sys.executable, "-m", "shardvault.cli.main", "attestation", "release-service"]
+    env = {**os.environ, "SV_TEST_RELEASE_PASSPHRASE": "pw"}
+    process = subprocess.Popen(
+        [*command, "--config", str(tmp_path / "release.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        started = json.loads(process.stdout.readline())
+        assert started["event"] == "started"
+        assert started["url"].startswith("http://127.0.0.1:")
+        client = HttpReleaseClient(started["url"], bytes.fromhex(started["public_key"]))
+        try:
+            custody = AttestedShareCustody(LocalShareStore(tmp_path / "shares"), client, enclave)
+            custody.store_share(ShareSlot(ADDRESS, 1), SecretBytes(b"q" * 32), 0)
+            with custody.load_share(ADDRESS) as opened:
+                assert opened.share.equals(b"q" * 32)
+        finally:
+            client.close()
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=10)
+        assert process.returncode == 0
+        assert json.loads(out.splitlines()[-1]) == {"event": "stopped"}
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # Without allow_development_root the same configuration is refused at start.
+    del config["attestation"]["allow_development_root"]
+    (tmp_path / "release.json").write_text(json.dumps(config))
+    refused = subprocess.run(
+        [*command, "--config", str(tmp_path / "release.json")],
+        capture_output=True,
+        env=env,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 1
+    assert "development root" in refused.stderr

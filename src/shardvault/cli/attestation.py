@@ -1,5 +1,5 @@
 """``shardvault attestation``: Enclave attestation documents: verify, and the local
-development enclave (dev-root, dev-attest)."""
+development enclave (dev-root, dev-attest); the key-release service (release-service)."""
 
 from __future__ import annotations
 
@@ -175,3 +175,63 @@ def dev_attest(
             "pcrs": {str(i): enclave.pcrs[i].hex() for i in (0, 1, 2, 3, 8)},
         }
     )
+
+
+@group.command(name="release-service")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="YAML/JSON: backend, attestation, nonce_ttl_seconds, signing_key_env.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
+def release_service(config_path: Path, host: str, port: int) -> None:
+    """Serve the key-release service: data keys only to attested enclaves.
+
+    Prints {"event": "started", "url", "public_key"} (the Ed25519 key co-signers pin
+    with `cosigner init --release-key`), serves until SIGTERM or SIGINT, then prints
+    {"event": "stopped"}. A development root in the configuration is refused unless
+    `allow_development_root: true`.
+    """
+    import signal
+    import socket
+    import sys
+
+    import uvicorn
+
+    from shardvault.cli._output import fail_on
+    from shardvault.custody.config import load_config_file
+    from shardvault.custody.errors import CustodyError
+    from shardvault.custody.release_service import create_release_app, release_service_from_config
+
+    try:
+        service = release_service_from_config(load_config_file(config_path))
+    except CustodyError as exc:
+        fail_on(exc)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listener.bind((host, port))
+        server = uvicorn.Server(
+            uvicorn.Config(create_release_app(service), log_level="warning", lifespan="off")
+        )
+        bound_host, bound_port = listener.getsockname()[:2]
+        emit_json(
+            {
+                "event": "started",
+                "url": f"http://{bound_host}:{bound_port}",
+                "public_key": service.public_key.hex(),
+                "backend": service.backend.backend_type,
+            }
+        )
+        sys.stdout.flush()
+        # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown) and then re-raises
+        # the signal to the handler it found installed; a no-op one lets us exit 0.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+        service.close()
+    emit_json({"event": "stopped"})
