@@ -9,11 +9,12 @@ show the transfer happened once.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from eth_account import Account
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from shardvault.audit import verify_chain
 from shardvault.service import transactions
@@ -23,6 +24,7 @@ from shardvault.service.platform import Platform
 from shardvault.service.transactions import ApprovalRefused
 from shardvault.store import Database
 from shardvault.store.models_vaults import TransactionStatus
+from shardvault.store.models_webhooks import WebhookEvent
 from tests.api.support import make_platform
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.service.pipeline_support import (
@@ -119,6 +121,16 @@ def test_allowed_transfer_is_signed_broadcast_and_confirmed(
         "transaction.confirming",
         "transaction.completed",
     ]
+    # Each change also went to the webhook outbox, numbered in commit order.
+    with ws.platform.database.transaction() as session:
+        hooks = session.execute(
+            select(WebhookEvent.seq, WebhookEvent.event_type, WebhookEvent.body)
+            .where(WebhookEvent.resource_id == tx_id)
+            .order_by(WebhookEvent.seq)
+        ).all()
+    assert [h.seq for h in hooks] == list(range(1, 9))  # created + 7 state changes
+    assert hooks[0].event_type == "transaction.created"
+    assert json.loads(hooks[-1].body)["data"]["status"] == "completed"
     with ws.platform.unit_of_work() as uow:
         report = verify_chain(uow.session, ws.owner.principal.workspace_id, ws.platform.keyring())
     assert report.events > 20  # verify_chain raises on any break

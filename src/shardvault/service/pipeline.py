@@ -85,6 +85,7 @@ from shardvault.service.nonce_store import account_key, allocate_in, settle_in, 
 from shardvault.service.platform import Platform
 from shardvault.service.policies import active_policy
 from shardvault.service.signing import SigningBackend, SigningError, SignRequest
+from shardvault.service.transactions import emit_status
 from shardvault.service.uow import UnitOfWork
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
@@ -186,6 +187,7 @@ def _transition(
         tx.completed_at = now
         WorkQueue(uow.session).remove(tx.id)
     uow.session.flush()
+    emit_status(uow, tx, previous=previous)
     event: dict[str, object] = {"from": previous.value}
     if reason is not None:
         event["reason"] = reason[:500]

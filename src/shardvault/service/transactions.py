@@ -32,6 +32,7 @@ from shardvault.policy import (
     verify_approval,
 )
 from shardvault.policy.model import Decision
+from shardvault.service import webhooks
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
 from shardvault.service.rbac import Permission, require
@@ -204,6 +205,35 @@ def view_of(uow: UnitOfWork, row: Transaction) -> TransactionView:
     )
 
 
+def emit_status(
+    uow: UnitOfWork,
+    row: Transaction,
+    *,
+    previous: TransactionStatus | None,
+    event_type: str = webhooks.TRANSACTION_STATUS_CHANGED,
+) -> None:
+    """Record the webhook event of a state change in the caller's database transaction
+    (the webhook outbox), beside the change and its audit event."""
+    webhooks.emit_event(
+        uow,
+        row.workspace_id,
+        "transaction",
+        row.id,
+        event_type,
+        {
+            "id": row.id,
+            "status": row.status.value,
+            "previous_status": previous.value if previous is not None else None,
+            "reason": row.status_reason,
+            "destination": row.destination,
+            "amount": row.amount,
+            "amount_base_units": row.amount_base_units,
+            "nonce": row.nonce,
+            "tx_hash": row.tx_hash,
+        },
+    )
+
+
 def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
     try:
         if network.kind is NetworkKind.EVM and asset.kind is AssetKind.NATIVE:
@@ -293,6 +323,7 @@ def create_transaction(
     ).hex()
     repo.add(row)
     WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
+    emit_status(uow, row, previous=None, event_type=webhooks.TRANSACTION_CREATED)
     uow.audit.append(
         workspace_id=principal.workspace_id,
         actor=principal.actor,
@@ -382,6 +413,7 @@ def cancel_transaction(
     row.updated_at = row.completed_at = utcnow()
     uow.session.flush()
     WorkQueue(uow.session).remove(row.id)
+    emit_status(uow, row, previous=previous)
     uow.audit.append(
         workspace_id=principal.workspace_id,
         actor=principal.actor,
@@ -529,6 +561,7 @@ def _settle(
     status: TransactionStatus,
     reason: str,
 ) -> None:
+    previous = row.status
     row.status = status
     row.status_reason = reason
     row.updated_at = utcnow()
@@ -536,6 +569,7 @@ def _settle(
         row.completed_at = row.updated_at
         WorkQueue(uow.session).remove(row.id)
     uow.session.flush()
+    emit_status(uow, row, previous=previous)
     uow.audit.append(
         workspace_id=principal.workspace_id,
         actor=principal.actor,
