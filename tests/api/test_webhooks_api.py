@@ -233,6 +233,7 @@ def test_endpoint_update_delete_and_idempotency(
         "webhook_endpoint.update",
         "webhook_endpoint.delete",
     ]
+    assert owner.verify_audit().valid
 
 
 def test_a_viewer_cannot_create_endpoints(
