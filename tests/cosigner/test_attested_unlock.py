@@ -36,7 +36,7 @@ from shardvault.crypto.channel import Directory, PublicIdentity
 from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.frost import KeyPackage
 from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot, measure
-from shardvault.custody.attestation.nitro import PcrPolicy
+from shardvault.custody.attestation.nitro import PcrPolicy, decode_document
 from shardvault.custody.attested import AttestedShareCustody
 from shardvault.custody.envelope import ShareAddress, inspect, open_share
 from shardvault.custody.errors import AttestationPcrError
@@ -107,6 +107,8 @@ def _init(code_dir: Path, party: int, data_dir: Path, admins: Path, served, root
             str(root_dir),
             "--role",
             ROLE,
+            # Party 1 makes a fresh recipient key pair for every release.
+            *(["--recipient-per-unlock"] if party == 1 else []),
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -279,6 +281,27 @@ def test_dkg_and_signing_with_attested_unlock(cluster, sol_key) -> None:
         party = directory.name.rsplit("-", 1)[1]
         blob = store.read(ShareAddress(WORKSPACE, VAULT, "sol-1", party)).blob
         assert inspect(blob).wrapped_key.backend == "local"
+
+
+def test_recipient_keys_per_process_or_per_unlock(cluster, sol_key) -> None:
+    """Party 1 (``--recipient-per-unlock``) attests a new public key for every release;
+    parties 2 and 3 keep the one made at process start."""
+    message = solana_transfer(sol_key, DESTINATION, 4321)
+    assert {r["status"] for r in cluster.run(sign_request(message, (1, 2)), (1, 2)).values()} == {
+        "ok"
+    }
+    keys: dict[str, list[bytes]] = {"1": [], "2": [], "3": []}
+    for exchange in _exchanges(cluster, "decrypt"):
+        body = json.loads(exchange.request)
+        document = decode_document(base64.b64decode(body["document"]))
+        assert document.public_key is not None
+        keys[body["context"]["party_id"]].append(document.public_key)
+    assert len(keys["1"]) >= 2
+    assert len(set(keys["1"])) == len(keys["1"])
+    assert len(keys["2"]) >= 2
+    assert len(set(keys["2"])) == 1
+    config = json.loads((cluster.dirs[1] / "cosigner.json").read_text())
+    assert config["unlock"]["recipient_per_unlock"] is True
 
 
 def test_modified_cosigner_gets_no_data_key(cluster, sol_key, tmp_path) -> None:

@@ -24,6 +24,7 @@ import pytest
 
 import shardvault
 from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot, measure
+from shardvault.custody.attestation.nitro import decode_document
 from shardvault.custody.attested import AttestedShareCustody
 from shardvault.custody.backends.base import EncryptionContext, WrappedKey
 from shardvault.custody.envelope import ShareAddress, ShareSlot, inspect, open_share
@@ -110,6 +111,32 @@ def test_seal_and_open_through_the_service(tmp_path, served, client, enclave) ->
     assert inspect(blob).wrapped_key.backend == "local"
     with open_share(served.service.backend, blob, ADDRESS) as opened:
         assert opened.share.equals(share)
+
+
+def test_fresh_recipient_key_per_unlock(tmp_path, served, client, root) -> None:
+    enclave = DevelopmentEnclave(root, role="cosigner")
+    custody = AttestedShareCustody(
+        LocalShareStore(tmp_path / "shares"), client, enclave, recipient_per_unlock=True
+    )
+    start = len(served.exchanges)
+    custody.store_share(ShareSlot(ADDRESS, 1), SecretBytes(b"r" * 32), 0)
+    for _ in range(2):
+        with custody.load_share(ADDRESS) as opened:
+            assert opened.share.equals(b"r" * 32)
+    documents = [
+        decode_document(base64.b64decode(json.loads(e.request)["document"]))
+        for e in served.exchanges[start:]
+        if e.path.endswith(("decrypt", "generate-data-key"))
+    ]
+    assert len({d.public_key for d in documents}) == 3
+    # A key released to an earlier recipient key no longer opens with the current one.
+    blob = custody.load_blob(ADDRESS)[1]
+    released = client.decrypt(
+        inspect(blob).wrapped_key, inspect(blob).context(), enclave.attest(client.nonce())
+    )
+    enclave.rotate_recipient()
+    with pytest.raises(ValueError):
+        enclave.open_released(released)
 
 
 def test_no_plaintext_data_key_or_share_crosses_the_service(tmp_path, served, client, enclave):

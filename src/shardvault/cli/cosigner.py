@@ -69,7 +69,11 @@ def _load_json(path: Path) -> object:
 
 
 def _attested(
-    release_url: str | None, release_key: str | None, dev_root_dir: Path | None, role: str
+    release_url: str | None,
+    release_key: str | None,
+    dev_root_dir: Path | None,
+    role: str,
+    recipient_per_unlock: bool,
 ) -> AttestedUnlock:
     if not release_url or not release_key or dev_root_dir is None:
         fail("--unlock-mode attested needs --release-url, --release-key and --dev-root-dir")
@@ -79,7 +83,7 @@ def _attested(
         fail("--release-key must be the release service's Ed25519 public key in hex")
     if len(key) != 32:
         fail("--release-key must be 32 bytes of hex")
-    return AttestedUnlock(release_url, key, dev_root_dir.resolve(), role)
+    return AttestedUnlock(release_url, key, dev_root_dir.resolve(), role, recipient_per_unlock)
 
 
 _unlock_option = click.option(
@@ -117,6 +121,11 @@ _unlock_option = click.option(
     help="attested: the development root the development enclave signs with.",
 )
 @click.option("--role", default="cosigner", show_default=True, help="attested: PCR3's role.")
+@click.option(
+    "--recipient-per-unlock",
+    is_flag=True,
+    help="attested: a fresh RSA recipient key pair for every release (slower unlocks).",
+)
 def init(
     party: int,
     data_dir: Path,
@@ -129,6 +138,7 @@ def init(
     release_key: str | None,
     dev_root_dir: Path | None,
     role: str,
+    recipient_per_unlock: bool,
 ) -> None:
     """Create a co-signer data directory and print its public identity."""
     document = _load_json(admins)
@@ -136,7 +146,7 @@ def init(
         fail("the admin set must be a JSON object")
     cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
     if unlock_mode == "attested":
-        attested = _attested(release_url, release_key, dev_root_dir, role)
+        attested = _attested(release_url, release_key, dev_root_dir, role, recipient_per_unlock)
         try:
             public = init_node(data_dir, party, workspace, document, None, attested=attested)
         except (CosignerError, CustodyError) as exc:

@@ -78,13 +78,15 @@ class AttestedUnlock:
     ``release_url`` is the service's base URL, ``release_public_key`` the Ed25519 key that
     signs its responses (pinned here at ``init``), ``dev_root_dir`` the directory of the
     development root (``root.pem`` and ``root-key.pem``) the development enclave signs
-    with, and ``role`` what PCR3 measures.
+    with, ``role`` what PCR3 measures, and ``recipient_per_unlock`` whether every release
+    gets a fresh recipient key pair (else one per process start).
     """
 
     release_url: str
     release_public_key: bytes
     dev_root_dir: Path
     role: str = "cosigner"
+    recipient_per_unlock: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The ``unlock`` section of ``cosigner.json``."""
@@ -97,6 +99,7 @@ class AttestedUnlock:
                 "root_dir": str(self.dev_root_dir),
                 "role": self.role,
             },
+            "recipient_per_unlock": self.recipient_per_unlock,
         }
 
     @classmethod
@@ -120,7 +123,10 @@ class AttestedUnlock:
             raise ConfigurationError("unlock.release_public_key must be hex") from None
         if len(public_key) != 32:
             raise ConfigurationError("unlock.release_public_key must be 32 bytes")
-        return cls(url, public_key, Path(root_dir), role)
+        per_unlock = raw.get("recipient_per_unlock", False)
+        if not isinstance(per_unlock, bool):
+            raise ConfigurationError("unlock.recipient_per_unlock must be a boolean")
+        return cls(url, public_key, Path(root_dir), role, per_unlock)
 
     def custody(self, data_dir: Path, release_url: str | None = None) -> AttestedShareCustody:
         """The attested custody of this node: a development enclave made in this process
@@ -131,7 +137,12 @@ class AttestedUnlock:
         """
         enclave = DevelopmentEnclave(DevelopmentRoot.load(self.dev_root_dir), role=self.role)
         client = HttpReleaseClient(release_url or self.release_url, self.release_public_key)
-        return AttestedShareCustody(LocalShareStore(Path(data_dir) / "shares"), client, enclave)
+        return AttestedShareCustody(
+            LocalShareStore(Path(data_dir) / "shares"),
+            client,
+            enclave,
+            recipient_per_unlock=self.recipient_per_unlock,
+        )
 
 
 NodeCustody = ShareCustody | AttestedShareCustody

@@ -49,6 +49,9 @@ class Attester(Protocol):
     def open_released(self, ciphertext_for_recipient: bytes) -> SecretBytes:
         """Decrypt a data key released to the recipient key (RSA-OAEP-SHA-256)."""
 
+    def rotate_recipient(self) -> None:
+        """Replace the recipient key pair with a fresh one."""
+
 
 def _open(attester: Attester, ciphertext: bytes) -> SecretBytes:
     try:
@@ -83,7 +86,7 @@ class _ReleasedKeys(KeyEncryptionBackend):
 
     def generate_data_key(self, context: EncryptionContext) -> tuple[SecretBytes, WrappedKey]:
         service, attester = self._custody.service, self._custody.attester
-        document = attester.attest(service.nonce())
+        document = self._custody.attest()
         made = service.generate_data_key(context, document)
         return _open(attester, made.ciphertext_for_recipient), made.wrapped_key
 
@@ -100,11 +103,28 @@ class AttestedShareCustody:
     The attester holds the recipient private key.
     """
 
-    def __init__(self, store: ShareStore, service: ReleaseClient, attester: Attester) -> None:
+    def __init__(
+        self,
+        store: ShareStore,
+        service: ReleaseClient,
+        attester: Attester,
+        *,
+        recipient_per_unlock: bool = False,
+    ) -> None:
         self.store = store
         self.service = service
         self.attester = attester
+        self.recipient_per_unlock = recipient_per_unlock
         self._sealer = _ReleasedKeys(self)
+
+    def attest(self) -> bytes:
+        """A document for one release: a fresh nonce from the service and, with
+        ``recipient_per_unlock``, a fresh recipient key pair (about 0.25 s for
+        RSA-3072 here) so no two releases are encrypted to the same key."""
+        nonce = self.service.nonce()
+        if self.recipient_per_unlock:
+            self.attester.rotate_recipient()
+        return self.attester.attest(nonce)
 
     def __repr__(self) -> str:
         return f"AttestedShareCustody({self.service!r}, <redacted>)"
@@ -136,7 +156,7 @@ class AttestedShareCustody:
         header = inspect(record.blob)
         if header.slot.address != address:
             raise IntegrityError(f"share blob belongs to {header.slot.address}, not {address}")
-        document = self.attester.attest(self.service.nonce())
+        document = self.attest()
         released = self.service.decrypt(header.wrapped_key, header.context(), document)
         with _open(self.attester, released) as data_key:
             opened = open_share_with_data_key(record.blob, data_key, address)

@@ -245,6 +245,12 @@ class DevelopmentEnclave:
         signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
         return cbor2.dumps([_PROTECTED, {}, payload, signature])
 
+    def rotate_recipient(self) -> None:
+        """Replace the recipient key pair with a fresh one (forward secrecy: a key
+        released earlier cannot be opened with the new key). The old private key is
+        dropped; Python cannot guarantee that its memory is erased."""
+        self._recipient = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+
     def open_released(self, ciphertext_for_recipient: bytes) -> SecretBytes:
         """Decrypt a data key released to this enclave (RSA-OAEP with SHA-256).
 
