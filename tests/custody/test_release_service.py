@@ -135,7 +135,7 @@ def test_fresh_recipient_key_per_unlock(tmp_path, served, client, root) -> None:
         inspect(blob).wrapped_key, inspect(blob).context(), enclave.attest(client.nonce())
     )
     enclave.rotate_recipient()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Decryption failed"):
         enclave.open_released(released)
 
 
