@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -955,3 +956,30 @@ def test_timeouts_and_refused_connections_are_logged_and_retried(
     assert errors[2] == "timed out"
     assert all(a.status_code is None for a in log)
     assert {a.endpoint_id for a in log if a.error == "timed out"} == {slow.id}
+
+
+def test_a_slow_endpoint_does_not_hold_up_the_others(
+    platform: Platform, tenant: Tenant, signer: WebhookSigner, clock: Clock, database: Database
+) -> None:
+    """The worker loop refills free slots while a request hangs on a slow endpoint."""
+    with running_receiver() as slow, running_receiver() as fast:
+        add_endpoint(platform, tenant, slow.url, ("vault.*",))
+        add_endpoint(platform, tenant, fast.url, ("transaction.*",))
+        slow.hold_next = True
+        emit(platform, tenant, "vault-1", event_type="vault.created")
+        settings = DeliverySettings(timeout_s=20.0, lease_s=60.0, poll_interval_s=0.01)
+        dispatcher = WebhookDispatcher(database, signer, LOOPBACK, settings, clock=clock)
+        dispatcher.start()
+        try:
+            assert slow.holding.wait(10)
+            for i in range(5):
+                emit(platform, tenant, f"tx-{i}")
+            deadline = time.monotonic() + 10
+            while len(fast.received) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(fast.received) == 5
+            assert slow.received == []  # Still held.
+        finally:
+            slow.release.set()
+            dispatcher.close()
+        assert len(slow.successes()) == 1

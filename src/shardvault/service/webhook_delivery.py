@@ -740,17 +740,52 @@ class WebhookDispatcher:
     # The worker loop.
 
     def serve(self, stop: threading.Event | None = None) -> None:
-        """Deliver until ``stop`` is set, sleeping ``poll_interval_s`` when idle."""
+        """Deliver until ``stop`` is set, sleeping ``poll_interval_s`` when idle.
+
+        Up to ``concurrency`` deliveries are in flight at once, each recorded as soon as
+        its POST ends, and free slots are refilled without waiting for the others: a slow
+        or dead endpoint holds one slot for at most ``timeout_s``, not the whole worker.
+        """
         stop = stop or self._stop
+        idle = threading.Condition()
+        in_flight = 0
+
+        def finished(_: object) -> None:
+            nonlocal in_flight
+            with idle:
+                in_flight -= 1
+                idle.notify_all()
+
         while not stop.is_set():
+            with idle:
+                while in_flight >= self.settings.concurrency and not stop.is_set():
+                    idle.wait(self.settings.poll_interval_s)
+                free = self.settings.concurrency - in_flight
+            if stop.is_set():
+                break
             try:
-                report = self.run_once()
+                claims = self.claim(min(free, self.settings.batch_size))
             except Exception:
                 # A database outage must not kill the worker; it retries after a pause.
-                _log.exception("webhook dispatch round failed")
-                report = DispatchReport()
-            if report.claimed == 0:
+                _log.exception("claiming webhook deliveries failed")
+                claims = []
+            if not claims:
                 stop.wait(self.settings.poll_interval_s)
+                continue
+            for claim in claims:
+                with idle:
+                    in_flight += 1
+                self._pool.submit(self._send_and_record, claim).add_done_callback(finished)
+        with idle:
+            while in_flight > 0:
+                idle.wait(self.settings.poll_interval_s)
+
+    def _send_and_record(self, claim: Claim) -> None:
+        try:
+            self.record(claim, self.post(claim))
+        except Exception:
+            # The claim's lease runs out and another round retries it.
+            _log.exception("recording webhook delivery %s failed", claim.delivery_id)
 
     def start(self) -> None:
         """Run :meth:`serve` in a daemon thread."""
