@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -27,9 +28,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from eth_account import Account
 from nacl.signing import VerifyKey
 
 import shardvault
+from shardvault.chains import ethereum
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import identity_address, pin_peers, unlock_mode
 from shardvault.crypto.channel import Directory, PublicIdentity
@@ -54,7 +58,7 @@ from tests.cosigner.support import (
     solana_digest,
     solana_transfer,
 )
-from tests.cosigner.test_processes import Relay, _stop, _wait_started
+from tests.cosigner.test_processes import FIXTURE_PATH, Relay, _stop, _wait_started
 from tests.custody.release_support import PINNED_PCRS, ServedRelease, local_service
 
 ROLE = "cosigner"
@@ -81,6 +85,8 @@ def _cli(code_dir: Path, *args: str) -> list[str]:
 def _env(code_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(code_dir)
+    # TEST-ONLY published safe primes, so CGGMP21 auxiliary info needs no prime search.
+    env[TEST_ONLY_PRIMES_ENV] = str(FIXTURE_PATH)
     return env
 
 
@@ -281,6 +287,52 @@ def test_dkg_and_signing_with_attested_unlock(cluster, sol_key) -> None:
         party = directory.name.rsplit("-", 1)[1]
         blob = store.read(ShareAddress(WORKSPACE, VAULT, "sol-1", party)).blob
         assert inspect(blob).wrapped_key.backend == "local"
+
+
+def test_ecdsa_keygen_presign_and_ethereum_signature_with_attested_unlock(cluster) -> None:
+    """CGGMP21 2-of-3 through attested unlock; the signed transaction recovers (with
+    eth-account) to the address of the generated key."""
+    body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
+    body["aux_session_id"] = secrets.token_hex(32)
+    results = cluster.run(body, (1, 2, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    public_key = bytes.fromhex(results[1]["public_key"])
+    presign = {
+        "kind": "presign",
+        "request_id": "presign-attested",
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": "eth-1",
+        "signers": [2, 3],
+        "presignature": "p1",
+    }
+    assert {r["status"] for r in cluster.run(presign, (2, 3)).values()} == {"ok"}
+    tx = ethereum.native_transfer(
+        chain_id=1,
+        nonce=0,
+        to="0x2222222222222222222222222222222222222222",
+        amount="0.5",
+        fees=ethereum.FeeParameters(30 * 10**9, 10**9, 21000),
+    )
+    request = sign_request(
+        ethereum.encode_unsigned(tx),
+        (2, 3),
+        chain="ethereum",
+        key_id="eth-1",
+        presignature="p1",
+        digest=ethereum.signing_hash(tx),
+    )
+    results = cluster.run(request, (2, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    signature = bytes.fromhex(results[2]["signature"])
+    signed = ethereum.assemble(
+        tx,
+        int.from_bytes(signature[:32], "big"),
+        int.from_bytes(signature[32:64], "big"),
+        signature[64],
+    )
+    recovered = Account.recover_transaction(ethereum.encode_signed(signed))
+    assert recovered == str(ethereum.address_from_public_key(public_key))
 
 
 def test_recipient_keys_per_process_or_per_unlock(cluster, sol_key) -> None:
