@@ -28,6 +28,7 @@ from shardvault.policy import (
     ApprovalVerdict,
     PolicyBundle,
     SignedApproval,
+    parse_bundle,
     tally,
     verify_approval,
 )
@@ -39,6 +40,7 @@ from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
 from shardvault.service.workspaces import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from shardvault.store.models import new_id
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
     Approval,
@@ -311,7 +313,7 @@ def create_transaction(
         created_at=utcnow(),
         updated_at=utcnow(),
     )
-    row.id = row.id or _new_id()
+    row.id = new_id()
     row.intent_digest = intent_digest(
         workspace_id=principal.workspace_id,
         transaction_id=row.id,
@@ -340,12 +342,6 @@ def create_transaction(
         },
     )
     return view_of(uow, row)
-
-
-def _new_id() -> str:
-    from shardvault.store.models import new_id
-
-    return new_id()
 
 
 def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: str) -> TransactionView:
@@ -427,8 +423,6 @@ def cancel_transaction(
 
 def bundle_for_version(uow: UnitOfWork, workspace_id: str, version: int) -> PolicyBundle | None:
     """The activated bundle with ``version`` (the one a transaction was evaluated under)."""
-    from shardvault.policy import parse_bundle
-
     for row in PolicyRepository(uow.session, workspace_id).chain():
         if row.version == version and row.bundle is not None:
             return parse_bundle(json.loads(row.bundle))
@@ -501,7 +495,7 @@ def submit_approval(
         raise ApprovalRefused(f"SelfApprovalError: {approver!r} initiated this transaction")
     stored = repo.add_approval(
         Approval(
-            id=_new_id(),
+            id=new_id(),
             transaction_id=row.id,
             approver=approver,
             decision=verdict.value,
