@@ -18,17 +18,23 @@ from typing import Any
 
 import pytest
 
+from shardvault.cosigner.cggmp21 import presign_driver
+from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard, peek_header
 from shardvault.crypto.errors import MisuseError, ProtocolAbort
 from shardvault.crypto.group import SECP256K1, Point
+from shardvault.crypto.protocols.cggmp21 import presign as presign_module
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import PresignChiProofMessage
 from shardvault.crypto.protocols.cggmp21.presign import (
     PresignChiIdentificationRequired,
     PresignIdentifyChi,
     PresignRound1,
+    PresignRound2,
     PresignRound3,
     _PublicChi,
 )
+from shardvault.crypto.protocols.common import session_id
+from shardvault.crypto.rng import system_random
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
 
 RNG = secrets.token_bytes
@@ -224,3 +230,80 @@ def test_three_signers_name_only_the_cheater(shares3: list[KeyShare], cheat: str
     for me, ident in zip((1, 2), honest, strict=True):
         others = [m for m in broadcast if m.header.sender != me]
         assert _names(ident, others, "x-MtA proofs") == (cheater,)
+
+
+def _pump(drivers: dict[int, Any], initial: list[bytes]) -> None:
+    queue = list(initial)
+    while queue:
+        envelope = queue.pop(0)
+        header = peek_header(envelope)
+        targets = (
+            [header.recipient]
+            if header.recipient is not None
+            else [p for p in drivers if p != header.sender]
+        )
+        for target in targets:
+            if drivers[target].done:
+                continue
+            try:
+                queue.extend(drivers[target].receive(envelope))
+            except ProtocolAbort:
+                # The driver recorded the abort (``.abort``) and is now terminal.
+                continue
+
+
+@pytest.mark.slow
+def test_cosigner_driver_runs_the_chi_identification(
+    shares3: list[KeyShare], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The co-signer driver (signed envelopes) runs the χ identification as its round 4."""
+    cheater = 3
+    original_next = PresignRound2.next
+    original_prove = presign_module.dec.prove
+
+    def cheating_next(self: PresignRound2, received: Any) -> Any:
+        # The cheater subtracts a wrong x-MtA mask inside its own χ (all proofs stay valid).
+        if self._s.me == cheater:
+            k, gamma, w, rho, beta_sum, beta_hat_sum = self._secret
+            self._secret = (k, gamma, w, rho, beta_sum, beta_hat_sum + 1)
+        return original_next(self, received)
+
+    def best_effort_prove(
+        context: Any,
+        group: Any,
+        prover: Any,
+        setup: Any,
+        C: int,
+        B: Any,
+        Y: Any,
+        bits: int,
+        rng: Any,
+    ) -> Any:
+        # The cheater proves for the point its ciphertext really supports (for an honest
+        # party this is the very point it was asked about).
+        true_Y = B * group.scalar(prover.decrypt(C))
+        return original_prove(context, group, prover, setup, C, B, true_Y, bits, rng)
+
+    monkeypatch.setattr(PresignRound2, "next", cheating_next)
+    monkeypatch.setattr(presign_module.dec, "prove", best_effort_prove)
+    ids = {k.party: PartyIdentity.generate(k.party, system_random) for k in shares3}
+    directory = Directory.of({p: i.public for p, i in ids.items()})
+    sid = session_id(RNG(32))
+    drivers = {
+        k.party: presign_driver(
+            key=k,
+            identity=ids[k.party],
+            directory=directory,
+            guard=ReplayGuard(),
+            session=sid,
+            signers=[1, 2, 3],
+            rng=system_random,
+        )
+        for k in shares3
+    }
+    _pump(drivers, [e for d in drivers.values() for e in d.start()])
+    for party in (1, 2):
+        assert drivers[party].done
+        assert drivers[party].abort is not None
+        assert drivers[party].abort.culprits == (cheater,)
+        assert "x-MtA proofs" in drivers[party].abort.reason

@@ -15,8 +15,9 @@ session, prover, verifier set or curve therefore fails in any other (TSSHOCK, Al
 Figure numbers in this package follow the 2021-2022 revisions of ePrint 2021/060, which
 present the three-round presigning with Πenc/Πaff-g/Πlog*: Figure 5 key generation,
 Figure 6 auxiliary info and key refresh, Figure 7 presigning, Figure 8 signing, Figure 14
-Πenc, Figure 15 Πaff-g, Figure 22 Πsch, Figure 25 Πlog*. Later revisions renumber the
-figures (and replace Πenc by an ElGamal-based variant); the proof names are stable.
+Πenc, Figure 15 Πaff-g, Figure 22 Πsch, Figure 25 Πlog*, Figure 30 Πdec, Figure 31 Πmul*.
+Later revisions renumber the figures (and replace Πenc by an ElGamal-based variant); the
+proof names are stable.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput, KeygenRound
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presign import (
     Presignature,
+    PresignChiIdentificationRequired,
     PresignIdentificationRequired,
     PresignIdentify,
+    PresignIdentifyChi,
     PresignRound1,
 )
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
@@ -76,11 +78,19 @@ def run_presign(
     d3 = [m for _, out in step3 for m in out]
     results: list[Presignature] = []
     identifications: list[PresignIdentify] = []
+    chi_identifications: list[PresignIdentifyChi] = []
     for (r, _), k in zip(step3, keys, strict=True):
         try:
             results.append(r.finish(_to(d3, k.party)))  # type: ignore[arg-type]
         except PresignIdentificationRequired as failed:
             identifications.append(failed.identification)
+        except PresignChiIdentificationRequired as failed_chi:
+            chi_identifications.append(failed_chi.identification)
+    if chi_identifications:
+        # Every party found the ΣS_j = δ·X check failing: identify with Πmul*/Πdec.
+        proofs = [i.message for i in chi_identifications]
+        for chi in chi_identifications:
+            chi.finish([m for m in proofs if m.header.sender != chi.message.header.sender])
     if identifications:
         # Every party found the δ check failing (same public values): identify the culprit.
         reveals = [i.message for i in identifications]

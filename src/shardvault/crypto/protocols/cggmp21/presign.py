@@ -30,9 +30,12 @@ Identification (identifiable abort): if ``δ·G = Σ Δ_j`` fails although every
 :class:`PresignIdentify` runs one more broadcast round in which every signer reveals its
 nonce-side values (``k_i``, ``γ_i`` and its γ-MtA masks with their Paillier nonces) so that
 everyone recomputes each ``δ_j`` and names the signer whose ``δ_j`` or reveal is wrong.
-Known limit: a failed ``Σ S_j = δ·X`` check names no culprit; finding it needs the paper's
-Πmul*/Πdec identification over the x-MtA, which is not implemented (the values involved
-there cannot be revealed without exposing key shares).
+If instead ``Σ S_j = δ·X`` fails, :class:`PresignIdentifyChi` runs one broadcast round
+after the paper's identification of a failed signature (Figure 8, output "Otherwise", with
+Πmul* and Πdec, Figures 31 and 30): every signer proves, without revealing ``w_i`` or
+``χ_i``, that its ``S_i`` is ``χ_i·Γ`` for the ``χ_i`` its x-MtA ciphertexts define, and the
+signer who cannot is named. Both identification rounds run only after a failure; the
+honest path keeps references to values it already has and does no extra work.
 """
 
 from __future__ import annotations
