@@ -328,6 +328,7 @@ def test_test_event_through_the_api(
         ("POST", "/v1/webhooks/events/x/resend"),
         ("GET", "/v1/webhooks/deliveries"),
         ("GET", "/v1/webhooks/attempts"),
+        ("POST", "/v1/webhooks/resend-failed"),
     ],
 )
 def test_every_webhook_route_but_the_jwks_needs_credentials(
@@ -410,3 +411,23 @@ def test_the_webhook_commands(
     refused = run("create", "--endpoint-url", "http://169.254.169.254/", "--json")
     assert refused.exit_code == 1
     assert "not an allowed destination" in refused.stderr
+
+
+def test_resend_failed_through_the_api(
+    owner: ShardvaultClient,
+    platform: Platform,
+    tenant: Tenant,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    endpoint = owner.create_webhook_endpoint(url=receiver.url)
+    receiver.default = 503
+    event_id = emit(platform, tenant)
+    run_until_idle(dispatcher, clock)
+    assert [d.status for d in owner.list_webhook_deliveries().data] == ["failed"]
+    receiver.default = 200
+    (again,) = owner.resend_failed_webhooks(endpoint_id=endpoint.id)
+    assert (again.event_id, again.status) == (event_id, "pending")
+    assert dispatcher.run_once().delivered == 1
+    assert owner.resend_failed_webhooks() == []

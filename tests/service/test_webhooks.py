@@ -983,3 +983,46 @@ def test_a_slow_endpoint_does_not_hold_up_the_others(
             slow.release.set()
             dispatcher.close()
         assert len(slow.successes()) == 1
+
+
+def test_resend_failed_sends_each_undelivered_event_again_in_order(
+    platform: Platform,
+    tenant: Tenant,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    endpoint = add_endpoint(platform, tenant, receiver.url)
+    paused = add_endpoint(platform, tenant, receiver.url + "?paused")
+    receiver.default = 500
+    a = [emit(platform, tenant, "tx-a", i=i) for i in range(3)]
+    b = emit(platform, tenant, "tx-b")
+    drain(dispatcher, clock)
+    with platform.unit_of_work() as uow:
+        assert {d.status for d in svc.list_deliveries(uow, owner_of(tenant)).items} == {
+            DeliveryStatus.FAILED
+        }
+        svc.update_endpoint(uow, owner_of(tenant), paused.id, enabled=False, policy=LOOPBACK)
+    receiver.default = 200
+    receiver.received.clear()
+    with platform.unit_of_work() as uow:
+        again = svc.resend_failed(uow, owner_of(tenant), resource_id="tx-a")
+    # The disabled endpoint gets nothing; tx-b was not asked for.
+    assert [(d.event_id, d.endpoint_id) for d in again] == [(e.id, endpoint.id) for e in a]
+    drain(dispatcher, clock)
+    assert [json.loads(r.body)["sequence"] for r in receiver.successes()] == [1, 2, 3]
+    with platform.unit_of_work() as uow:
+        rest = svc.resend_failed(uow, owner_of(tenant), endpoint_id=endpoint.id)
+    assert [d.event_id for d in rest] == [b.id]
+    drain(dispatcher, clock)
+    with platform.unit_of_work() as uow:
+        assert svc.resend_failed(uow, owner_of(tenant), endpoint_id=endpoint.id) == ()
+        with pytest.raises(NotFound):
+            svc.resend_failed(uow, owner_of(tenant), endpoint_id="nope")
+        with pytest.raises(Forbidden):
+            svc.resend_failed(uow, as_role(tenant, Role.VIEWER))
+        audit = uow.session.scalars(
+            select(AuditEvent.action).where(AuditEvent.action == "webhook_event.resend_failed")
+        ).all()
+    assert len(audit) == 3
+    assert len(receiver.successes()) == 4

@@ -239,6 +239,37 @@ def resend(
     )
 
 
+@group.command(name="resend-failed")
+@click.option("--endpoint", "endpoint_id", help="Only this endpoint's failed deliveries.")
+@click.option("--resource-type")
+@click.option("--resource-id")
+@json_option
+@api_options
+def resend_failed(
+    endpoint_id: str | None,
+    resource_type: str | None,
+    resource_id: str | None,
+    as_json: bool,
+    url: str,
+    api_key: str | None,
+    key_file: Path | None,
+) -> None:
+    """Resend every failed delivery not delivered since (at most 1000 per call)."""
+    deliveries = _run_sdk(
+        url,
+        api_key,
+        key_file,
+        lambda c: c.resend_failed_webhooks(
+            endpoint_id=endpoint_id, resource_type=resource_type, resource_id=resource_id
+        ),
+    )
+    _print(
+        {"data": [d.model_dump(mode="json") for d in deliveries]},
+        as_json,
+        f"{len(deliveries)} deliveries queued again",
+    )
+
+
 @group.command(name="log")
 @click.option("--endpoint", "endpoint_id")
 @click.option("--event", "event_id")

@@ -400,6 +400,28 @@ class AsyncWebhooksMixin:
         )
         return list(result.data)
 
+    async def resend_failed_webhooks(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[WebhookDelivery]:
+        wanted = {
+            "endpoint_id": endpoint_id,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+        }
+        result = await self._webhook_call(
+            "POST",
+            "/v1/webhooks/resend-failed",
+            _DeliveryList,
+            body={k: v for k, v in wanted.items() if v is not None},
+            idempotency_key=idempotency_key,
+        )
+        return list(result.data)
+
     async def list_webhook_deliveries(
         self,
         *,
@@ -555,6 +577,23 @@ class WebhooksMixin:
         return self._run(
             self._webhooks.resend_webhook_event(
                 event_id, endpoint_id=endpoint_id, idempotency_key=idempotency_key
+            )
+        )
+
+    def resend_failed_webhooks(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[WebhookDelivery]:
+        return self._run(
+            self._webhooks.resend_failed_webhooks(
+                endpoint_id=endpoint_id,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                idempotency_key=idempotency_key,
             )
         )
 

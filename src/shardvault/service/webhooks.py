@@ -684,6 +684,63 @@ def resend_event(
     return tuple(DeliveryView.of(d) for d in results)
 
 
+MAX_RESEND_FAILED = 1000
+"""The most deliveries one "resend failed" call creates (call again for more)."""
+
+
+def resend_failed(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    endpoint_id: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+) -> tuple[DeliveryView, ...]:
+    """Resend every failed delivery (optionally of one endpoint or one resource) whose event
+    was not delivered to that endpoint since, to live enabled endpoints; at most 1000 per
+    call, oldest first. Events of one resource keep their order.
+
+    Raises:
+        Forbidden: the role may not manage webhooks.
+        NotFound: ``endpoint_id`` names no endpoint of this workspace.
+    """
+    require(principal, Permission.WEBHOOKS_MANAGE)
+    repo = _repo(uow, principal.workspace_id)
+    if endpoint_id is not None and repo.get_endpoint(endpoint_id) is None:
+        raise NotFound("webhook_endpoint", endpoint_id)
+    live = {e.id for e in repo.enabled_endpoints()}
+    failed = repo.failed_without_retry(
+        limit=MAX_RESEND_FAILED,
+        endpoint_id=endpoint_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+    )
+    now = utcnow()
+    created: list[WebhookDelivery] = []
+    seen: set[tuple[str, str]] = set()
+    for old in failed:
+        pair = (old.event_id, old.endpoint_id)
+        if old.endpoint_id not in live or pair in seen:
+            continue
+        seen.add(pair)
+        event = repo.get_event(old.event_id)
+        assert event is not None  # The foreign key guarantees it.
+        created.append(_new_delivery(repo, event, old.endpoint_id, now))
+    uow.audit.append(
+        workspace_id=principal.workspace_id,
+        actor=principal.actor,
+        action="webhook_event.resend_failed",
+        resource_type="webhook_endpoint" if endpoint_id is not None else None,
+        resource_id=endpoint_id,
+        details={
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "deliveries": len(created),
+        },
+    )
+    return tuple(DeliveryView.of(d) for d in created)
+
+
 # Deliveries and the delivery log.
 
 

@@ -172,6 +172,37 @@ class WebhookRepository:
             .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
         ).all()
 
+    def failed_without_retry(
+        self,
+        *,
+        limit: int,
+        endpoint_id: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+    ) -> Sequence[WebhookDelivery]:
+        """Failed deliveries whose event has no pending or delivered later delivery to the
+        same endpoint (what "resend failed" should send again), oldest first."""
+        later = aliased(WebhookDelivery)
+        retried = exists().where(
+            later.workspace_id == WebhookDelivery.workspace_id,
+            later.event_id == WebhookDelivery.event_id,
+            later.endpoint_id == WebhookDelivery.endpoint_id,
+            later.status.in_([DeliveryStatus.PENDING, DeliveryStatus.DELIVERED]),
+        )
+        query = select(WebhookDelivery).where(
+            WebhookDelivery.workspace_id == self.workspace_id,
+            WebhookDelivery.status == DeliveryStatus.FAILED,
+            ~retried,
+        )
+        if endpoint_id is not None:
+            query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+        if resource_type is not None:
+            query = query.where(WebhookDelivery.resource_type == resource_type)
+        if resource_id is not None:
+            query = query.where(WebhookDelivery.resource_id == resource_id)
+        order = (WebhookDelivery.created_at, WebhookDelivery.id)
+        return self._session.scalars(query.order_by(*order).limit(limit)).all()
+
     def pending_for_endpoint(self, endpoint_id: str) -> Sequence[WebhookDelivery]:
         return self._session.scalars(
             select(WebhookDelivery)

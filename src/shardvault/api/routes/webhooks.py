@@ -367,6 +367,33 @@ def resend_event(
     return run_mutation(platform, change, operation)
 
 
+class ResendFailedIn(_In):
+    endpoint_id: str | None = Field(default=None, max_length=64)
+    resource_type: str | None = Field(default=None, max_length=64)
+    resource_id: str | None = Field(default=None, max_length=255)
+
+
+@router.post("/resend-failed", status_code=202, response_model=DeliveryList)
+def resend_failed(
+    platform: PlatformDep, change: Manager, body: ResendFailedIn | None = None
+) -> Response:
+    """Resend every failed delivery (of one endpoint or resource, if given) not delivered
+    since; at most 1000 per call."""
+    wanted = body or ResendFailedIn()
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        views = svc.resend_failed(
+            uow,
+            change.principal,
+            endpoint_id=wanted.endpoint_id,
+            resource_type=wanted.resource_type,
+            resource_id=wanted.resource_id,
+        )
+        return 202, DeliveryList(data=[DeliveryOut.of(v) for v in views]).model_dump(mode="json")
+
+    return run_mutation(platform, change, operation)
+
+
 # Deliveries and the delivery log.
 
 
