@@ -6,7 +6,8 @@ keyring), an allow-all policy; then BURST transfers are created at once and one
 PipelineWorker takes them to ``completed``. Prints the rate and the p50/p99 latency from
 creation to ``signed`` and to ``completed`` (from the audit events' timestamps), and the
 mean signing time (presigning on demand plus the online round: there is no presignature
-pool yet). Run: ``.venv/bin/python bench/bench_pipeline.py [BURST]``.
+pool yet). Run: ``.venv/bin/python bench/bench_pipeline.py [BURST] [--pool]`` (``--pool``: the
+burst is served from a presignature pool filled beforehand).
 """
 
 import hashlib
@@ -90,17 +91,18 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> None:
     burst = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    pool = "--pool" in sys.argv
     with tempfile.TemporaryDirectory(prefix="sv-bench-") as tmp_name:
         tmp = Path(tmp_name)
         node, url = start_hardhat(tmp)
         try:
-            run(tmp, url, burst)
+            run(tmp, url, burst, pool)
         finally:
             node.send_signal(signal.SIGTERM)
             node.wait(timeout=10)
 
 
-def run(tmp: Path, url: str, burst: int) -> None:
+def run(tmp: Path, url: str, burst: int, pool: bool) -> None:
     db_url = f"sqlite:///{tmp / 'bench.db'}"
     migrate(db_url)
     platform = Platform(Database(db_url), AuditSigner.generate())
@@ -123,7 +125,9 @@ def run(tmp: Path, url: str, burst: int) -> None:
     signer = Principal(ws.id, key.id, signer_user.id, Role.SIGNER)
     keyring = LocalBackend.initialize(tmp / "keyring", SecretBytes(b"bench"), DEVELOPMENT_COST)
     backend = LocalCeremonyBackend(
-        ShareCustody(keyring, LocalShareStore(tmp / "shares")), test_only_primes=PRIMES
+        ShareCustody(keyring, LocalShareStore(tmp / "shares")),
+        test_only_primes=PRIMES,
+        presignature_pool=burst if pool else 0,
     )
     with platform.unit_of_work() as uow:
         vaults.configure_network(
@@ -185,6 +189,12 @@ def run(tmp: Path, url: str, burst: int) -> None:
         [{"from": accounts[0], "to": source, "value": hex(100 * 10**18)}],
     )
 
+    presign_s = 0.0
+    if pool:
+        # Fill the pool before the burst (what the background filler does over time).
+        started = time.perf_counter()
+        backend.fill_pool(ws.id, vault_id, keys[0].backend_key_id, wallet.addresses[0].path)
+        presign_s = time.perf_counter() - started
     ids = []
     started = time.perf_counter()
     for _ in range(burst):
@@ -221,6 +231,8 @@ def run(tmp: Path, url: str, burst: int) -> None:
         json.dumps(
             {
                 "burst": burst,
+                "from_full_pool": pool,
+                "presign_fill_per_s": round(burst / presign_s, 2) if pool else None,
                 "keygen_2of3_s": round(keygen_s, 2),
                 "create_per_s": round(burst / created_s, 1),
                 "pipeline_completed_per_s": round(burst / pipeline_s, 2),
@@ -233,6 +245,7 @@ def run(tmp: Path, url: str, burst: int) -> None:
             }
         )
     )
+    backend.close()
     platform.database.dispose()
 
 

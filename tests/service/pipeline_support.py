@@ -49,8 +49,10 @@ class ReusedKeygenBackend(LocalCeremonyBackend):
     _template: GeneratedKey | None = None
     _template_custody: ShareCustody | None = None
 
-    def __init__(self, custody: ShareCustody) -> None:
-        super().__init__(custody, test_only_primes=TEST_ONLY_PRIMES)
+    def __init__(self, custody: ShareCustody, *, presignature_pool: int = 0) -> None:
+        super().__init__(
+            custody, test_only_primes=TEST_ONLY_PRIMES, presignature_pool=presignature_pool
+        )
         self.custody = custody
 
     def keygen(

@@ -25,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 PASSPHRASE_ENV = "SHARDVAULT_KEYRING_PASSPHRASE"  # noqa: S105 (a variable name)
 """The environment variable holding the local keyring's passphrase."""
 
+PRESIGNATURE_POOL = 4
+"""Presignatures kept ready per (key, address) that has signed (in memory only)."""
+
 
 def pipeline_options(function: F) -> F:
     """Add ``--pipeline/--no-pipeline`` and ``--unsafe-test-only-primes``."""
@@ -58,17 +61,21 @@ def open_pipeline(data_dir: Path, test_only_primes: Path | None) -> "PipelineRun
     secret = SecretBytes(passphrase.encode())
     existing = sorted(keyring.glob("*.key")) if keyring.exists() else []
     if existing:
-        backend = LocalBackend(keyring, secret, existing[0].stem)
+        kek = LocalBackend(keyring, secret, existing[0].stem)
     else:
-        backend = LocalBackend.initialize(keyring, secret)
-    custody = ShareCustody(backend, LocalShareStore(data_dir / "custody" / "shares"))
-    return PipelineRuntime(LocalCeremonyBackend(custody, test_only_primes=test_only_primes))
+        kek = LocalBackend.initialize(keyring, secret)
+    custody = ShareCustody(kek, LocalShareStore(data_dir / "custody" / "shares"))
+    signer = LocalCeremonyBackend(
+        custody, test_only_primes=test_only_primes, presignature_pool=PRESIGNATURE_POOL
+    )
+    return PipelineRuntime(signer)
 
 
 class WorkerThread:
     """A :class:`PipelineWorker` running in a daemon thread until :meth:`close`."""
 
     def __init__(self, worker: "PipelineWorker") -> None:
+        self._worker = worker
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=worker.run, args=(self._stop,), name="pipeline-worker", daemon=True
@@ -78,6 +85,9 @@ class WorkerThread:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        close = getattr(self._worker.runtime.backend, "close", None)
+        if callable(close):
+            close()
 
 
 def start_worker(platform: "Platform", runtime: "PipelineRuntime") -> WorkerThread:
