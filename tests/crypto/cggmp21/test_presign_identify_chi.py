@@ -7,7 +7,9 @@ check; they corrupt only what those proofs cannot see: the point ``S_j`` they se
 x-MtA mask they subtract inside their own key-share multiplication. In the identification
 round they then lie in every way the message allows (a re-broadcast ``D̂``/``F̂``, ``Ĥ``, a
 proof field, the list shapes) or try their best honest-looking proofs; each time the honest
-parties name exactly the cheater, and never an honest party.
+parties name exactly the cheater, and never an honest party. An honest identification
+message names nobody; a hypothesis fuzz of its fields lets only ``ProtocolAbort`` escape;
+and the co-signer driver runs the round over signed envelopes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shardvault.cosigner.cggmp21 import presign_driver
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard, peek_header
@@ -36,6 +40,7 @@ from shardvault.crypto.protocols.cggmp21.presign import (
 from shardvault.crypto.protocols.common import session_id
 from shardvault.crypto.rng import system_random
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
+from tests.crypto.cggmp21.test_fuzz import wire_values
 
 RNG = secrets.token_bytes
 G = SECP256K1
@@ -80,10 +85,10 @@ def _run_to_round3(
         k, gamma, w, rho, beta_sum, beta_hat_sum = state._secret
         state._secret = (k, gamma, w, rho, beta_sum, beta_hat_sum + 1)
     step3 = [
-        st.next([m for m in d2 if m.header.recipient == p])
-        for p, (st, _) in zip(signers, step2, strict=True)
+        r2.next([m for m in d2 if m.header.recipient == p])
+        for p, (r2, _) in zip(signers, step2, strict=True)
     ]
-    return [st for st, _ in step3], [m for _, out in step3 for m in out]
+    return [r3 for r3, _ in step3], [m for _, out in step3 for m in out]
 
 
 def _fail_chi(state: PresignRound3, messages: list[Any]) -> PresignIdentifyChi:
@@ -134,8 +139,8 @@ def _forged_S(shares: list[KeyShare]) -> tuple[PresignIdentifyChi, PresignRound3
 
 def test_honest_presigning_never_reaches_the_chi_identification(shares: list[KeyShare]) -> None:
     states, messages = _run_to_round3(shares)
-    for st in states:
-        presignature = st.finish([m for m in messages if m.header.recipient == st._s.me])
+    for state in states:
+        presignature = state.finish([m for m in messages if m.header.recipient == state._s.me])
         assert not presignature.spent
 
 
@@ -307,3 +312,58 @@ def test_cosigner_driver_runs_the_chi_identification(
         assert drivers[party].abort is not None
         assert drivers[party].abort.culprits == (cheater,)
         assert "x-MtA proofs" in drivers[party].abort.reason
+
+
+_HONEST: list[Any] = []
+
+
+def _honest_identification_pair(keys: list[KeyShare]) -> tuple[PresignRound3, Any, Any]:
+    """Party 1's round-3 state, the agreed public values and party 2's identification
+    message, for an honest run forced into the χ identification (test only: the check
+    did not fail, so the round is built directly from the round-3 states)."""
+    if not _HONEST:
+        states, _ = _run_to_round3(keys)
+        Ss = {1: states[0]._own[2], 2: states[1]._own[2]}
+        views = (bytes(32), bytes(32))
+        public = _PublicChi(states[0]._Gamma, states[0]._Ks, Ss)
+        inputs2 = states[1]._chi_inputs
+        assert inputs2 is not None
+        message2 = PresignIdentifyChi(
+            states[1]._s, inputs=inputs2, views=views, public=public
+        ).message
+        _HONEST.extend([states[0], (views, public), message2])
+    return _HONEST[0], _HONEST[1], _HONEST[2]
+
+
+def _fresh_identification(state: PresignRound3, agreed: Any) -> PresignIdentifyChi:
+    views, public = agreed
+    inputs = state._chi_inputs
+    assert inputs is not None
+    return PresignIdentifyChi(state._s, inputs=inputs, views=views, public=public)
+
+
+def test_an_honest_signer_is_never_named(shares: list[KeyShare]) -> None:
+    state1, agreed, message2 = _honest_identification_pair(shares)
+    assert _names(_fresh_identification(state1, agreed), [message2]) == ()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.sampled_from(list(PresignChiProofMessage.fields)), value=wire_values)
+def test_identification_handler_raises_only_typed_errors(which: str, value: Any) -> None:
+    """Fuzz (hypothesis): one field of an honest identification message replaced by an
+    arbitrary wire value; the judge answers with ``ProtocolAbort`` only, naming the sender
+    unless the replacement changed nothing that is judged."""
+    state1, agreed, message2 = _honest_identification_pair(_shares_for_fuzz())
+    culprits = _names(_fresh_identification(state1, agreed), [_with(message2, **{which: value})])
+    assert culprits in ((), (2,))
+    if which in ("H", "echo") and value != message2.payload[which]:
+        assert culprits == (2,)
+
+
+_FUZZ_SHARES: list[KeyShare] = []
+
+
+def _shares_for_fuzz() -> list[KeyShare]:
+    if not _FUZZ_SHARES:
+        _FUZZ_SHARES.extend(make_key_shares(2, 2, "identify-chi-fuzz"))
+    return _FUZZ_SHARES
