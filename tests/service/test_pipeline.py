@@ -10,6 +10,8 @@ show the transfer happened once.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +250,33 @@ def test_cancel_before_signing_and_not_after(
     assert view.status == TransactionStatus.CANCELLED.value
     worker.drain(timeout_s=10)
     assert _get(ws, tx_id).status == "cancelled"
+
+
+def test_three_workers_share_the_queue_and_nonces_stay_consecutive(
+    setup: tuple[Workspace, Funded, PipelineWorker], hardhat_node: HardhatNode
+) -> None:
+    """Workers claim with SKIP LOCKED (PostgreSQL) or under SQLite's write lock: every
+    transaction completes once, with the account's next nonces, no gap, no reuse."""
+    ws, funded, worker = setup
+    start = int(str(hardhat_node.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16)
+    ids = [_send(ws, funded, "0.01") for _ in range(6)]
+    workers = [PipelineWorker(ws.platform, worker.runtime, worker_id=f"w{i}") for i in range(3)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run, args=(stop,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if all(_get(ws, tx_id).status == "completed" for tx_id in ids):
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    views = [_get(ws, tx_id) for tx_id in ids]
+    assert [v.status for v in views] == ["completed"] * 6
+    assert sorted(v.nonce for v in views if v.nonce is not None) == list(range(start, start + 6))
+    end = int(str(hardhat_node.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16)
+    assert end == start + 6
