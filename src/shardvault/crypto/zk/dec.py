@@ -11,8 +11,9 @@ Figure 30 takes a public scalar ``x = y mod q`` and has the prover send ``γ = �
 checked as ``z1 ≡ γ + e·x (mod q)``. In presigning the decrypted value is ``χ_i``, which
 must stay secret (it is a share of ``k·x``); only ``S_i = χ_i·Γ`` is public. So, exactly as
 Πlog* replaces Πenc's plaintext by a point, this module sends ``Z = α·B`` and checks
-``z1·B = Z + e·Y``. The same move appears in LFDT-Lockness/cggmp21's and later
-revisions' "decryption modulo q" with a group element.
+``z1·B = Z + e·Y``. A later revision of the paper states its Πdec (renumbered Figure 28)
+with the value as a point ``y·g`` too; the base ``B`` here is a parameter because
+presigning's base is ``Γ``.
 
 Range (an addition to Figure 30, which bounds nothing): the prover states a bound
 ``y ∈ ±2^bits``; ``z1`` must lie in ``±2^(bits+σ)`` with ``σ = ℓ + 128`` (the challenge
