@@ -24,7 +24,7 @@ import pytest
 
 import shardvault
 from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot, measure
-from shardvault.custody.attestation.nitro import decode_document
+from shardvault.custody.attestation.nitro import PcrPolicy, decode_document
 from shardvault.custody.attested import AttestedShareCustody
 from shardvault.custody.backends.base import EncryptionContext, WrappedKey
 from shardvault.custody.envelope import ShareAddress, ShareSlot, inspect, open_share
@@ -48,7 +48,7 @@ from shardvault.custody.release_service import (
 )
 from shardvault.custody.secret import SecretBytes
 from shardvault.custody.sharestore.local import LocalShareStore
-from tests.custody.release_support import ServedRelease, local_service
+from tests.custody.release_support import PINNED_PCRS, ServedRelease, local_service
 
 ADDRESS = ShareAddress("ws1", "vault-a", "key-1", "1")
 
@@ -59,15 +59,29 @@ def root() -> DevelopmentRoot:
 
 
 @pytest.fixture(scope="module")
-def enclave(root: DevelopmentRoot) -> DevelopmentEnclave:
-    return DevelopmentEnclave(root, role="cosigner")
+def pcrs(root: DevelopmentRoot) -> dict[int, bytes]:
+    """The measurements of the installed code, taken once: the enclaves of this module
+    report them and the services pin them, so an edit made to the working tree while
+    the tests run (by someone else) cannot make them disagree."""
+    return measure(role="cosigner", root_der=root.der)
+
+
+@pytest.fixture(scope="module")
+def policy(pcrs: dict[int, bytes]) -> PcrPolicy:
+    return PcrPolicy(expected={i: pcrs[i] for i in PINNED_PCRS})
+
+
+@pytest.fixture(scope="module")
+def enclave(root: DevelopmentRoot, pcrs: dict[int, bytes]) -> DevelopmentEnclave:
+    return DevelopmentEnclave(root, measurements=pcrs)
 
 
 @pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, root: DevelopmentRoot
+    tmp_path_factory: pytest.TempPathFactory, root: DevelopmentRoot, policy: PcrPolicy
 ) -> Iterator[ServedRelease]:
-    served = ServedRelease(local_service(tmp_path_factory.mktemp("kek"), root, max_age=60))
+    kek = tmp_path_factory.mktemp("kek")
+    served = ServedRelease(local_service(kek, root, max_age=60, policy=policy))
     try:
         yield served
     finally:
@@ -113,8 +127,8 @@ def test_seal_and_open_through_the_service(tmp_path, served, client, enclave) ->
         assert opened.share.equals(share)
 
 
-def test_fresh_recipient_key_per_unlock(tmp_path, served, client, root) -> None:
-    enclave = DevelopmentEnclave(root, role="cosigner")
+def test_fresh_recipient_key_per_unlock(tmp_path, served, client, root, pcrs) -> None:
+    enclave = DevelopmentEnclave(root, measurements=pcrs)
     custody = AttestedShareCustody(
         LocalShareStore(tmp_path / "shares"), client, enclave, recipient_per_unlock=True
     )
@@ -189,8 +203,8 @@ def test_too_old_document_is_refused(tmp_path, client, enclave) -> None:
     assert caught.value.reason == "stale"
 
 
-def test_expired_nonce_is_refused(tmp_path, root, enclave) -> None:
-    served = ServedRelease(local_service(tmp_path / "kek", root, nonce_ttl=0.2))
+def test_expired_nonce_is_refused(tmp_path, root, enclave, policy) -> None:
+    served = ServedRelease(local_service(tmp_path / "kek", root, nonce_ttl=0.2, policy=policy))
     client = HttpReleaseClient(served.url, served.service.public_key)
     try:
         blob, context = _stored(tmp_path, client, enclave, b"s" * 32)
@@ -238,8 +252,8 @@ def test_changed_code_gets_no_data_key(tmp_path, root, client, enclave) -> None:
         )
 
 
-def test_refused_document_never_reaches_the_backend(tmp_path, root, enclave) -> None:
-    service = local_service(tmp_path / "kek", root)
+def test_refused_document_never_reaches_the_backend(tmp_path, root, enclave, policy) -> None:
+    service = local_service(tmp_path / "kek", root, policy=policy)
     calls: list[str] = []
     backend = service.backend
     original_unwrap, original_generate = backend.unwrap, backend.generate_data_key

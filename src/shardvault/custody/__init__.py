@@ -11,6 +11,9 @@ The public API, by module:
 - :mod:`~shardvault.custody.shares`: :class:`ShareCustody`, the three put together;
 - :mod:`~shardvault.custody.attestation`: AWS Nitro attestation verification and the
   local development enclave; :mod:`~shardvault.custody.release`: attested key release;
+- :mod:`~shardvault.custody.release_service`: the key-release service (a backend behind
+  attestation, over HTTP) and its client; :mod:`~shardvault.custody.attested`: share
+  custody inside an attested enclave;
 - :mod:`~shardvault.custody.backup`: export to an offline recovery key and restore;
 - :mod:`~shardvault.custody.secret`: :class:`SecretBytes`.
 

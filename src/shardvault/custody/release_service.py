@@ -40,6 +40,7 @@ import binascii
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -131,6 +132,9 @@ class KeyReleaseService:
         self.backend = backend
         self.releaser = AttestedKeyReleaser(backend, verifier, policy, nonce_ttl=nonce_ttl)
         self._signing_key = signing_key or SigningKey.generate()
+        # The HTTP app calls in from worker threads; backends (a PKCS#11 session, the
+        # local keyring's cache) are not all thread-safe, so releases run one at a time.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"KeyReleaseService(backend={self.backend.backend_type!r}, <redacted>)"
@@ -146,12 +150,15 @@ class KeyReleaseService:
 
     def generate_data_key(self, context: EncryptionContext, document: bytes) -> GeneratedKey:
         """Raises: AttestationError, IntegrityError (not a share context), backend errors."""
-        made = self.releaser.generate_for_recipient(context, document)
+        with self._lock:
+            made = self.releaser.generate_for_recipient(context, document)
         return GeneratedKey(made.wrapped_key, made.ciphertext_for_recipient)
 
     def decrypt(self, wrapped: WrappedKey, context: EncryptionContext, document: bytes) -> bytes:
         """Raises: AttestationError, IntegrityError, backend errors."""
-        return self.releaser.release_wrapped(wrapped, context, document).ciphertext_for_recipient
+        with self._lock:
+            released = self.releaser.release_wrapped(wrapped, context, document)
+        return released.ciphertext_for_recipient
 
     def sign_response(self, path: str, request: bytes, response: bytes) -> bytes:
         """The signature a client checks with :func:`verify_response`."""
