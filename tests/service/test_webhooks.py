@@ -19,11 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 from sqlalchemy import func, select
 
+from shardvault.audit import Actor
+from shardvault.cli.main import cli
 from shardvault.sdk import WebhookVerificationError, verify_webhook
 from shardvault.service import webhooks as svc
 from shardvault.service.context import Principal
@@ -1026,3 +1029,52 @@ def test_resend_failed_sends_each_undelivered_event_again_in_order(
         ).all()
     assert len(audit) == 3
     assert len(receiver.successes()) == 4
+
+
+def test_purge_removes_old_finished_history_only(
+    platform: Platform,
+    tenant: Tenant,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    add_endpoint(platform, tenant, receiver.url, ("transaction.*",))
+    add_endpoint(platform, tenant, f"http://127.0.0.1:{closed_port}/", ("vault.*",))
+    done = emit(platform, tenant, "tx-1")
+    waiting = emit(platform, tenant, "vault-1", event_type="vault.created")
+    unheard = emit(platform, tenant, "wallet-1", event_type="wallet.created")
+    dispatcher.run_once()
+    later = datetime.now(UTC).timestamp() + 3600
+    with platform.unit_of_work() as uow:
+        report = svc.purge_history(
+            uow, before=datetime.fromtimestamp(later, UTC), actor=Actor.cli()
+        )
+    assert report == svc.PurgeReport(events=2, deliveries=1, attempts=1)
+    with platform.unit_of_work() as uow:
+        left = [e.id for e in svc.list_events(uow, owner_of(tenant)).items]
+        assert left == [waiting.id]
+        assert svc.list_attempts(uow, owner_of(tenant), event_id=done.id).items == ()
+        with pytest.raises(NotFound):
+            svc.get_event(uow, owner_of(tenant), unheard.id)
+        (audit,) = uow.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "webhook.purge")
+        ).all()
+    assert audit.workspace_id is None
+    assert json.loads(audit.details)["events"] == 2
+    # Sequence numbers keep counting after a purge.
+    assert emit(platform, tenant, "tx-1").sequence == 2
+    # The command line purges too (nothing older than a day here).
+    url = database.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        cli,
+        ["webhook", "purge", "--older-than-days", "1", "--db", url,
+         "--data-dir", str(tmp_path / "data"), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"events": 0, "deliveries": 0, "attempts": 0}
+    with platform.unit_of_work() as uow:
+        assert len(svc.list_events(uow, owner_of(tenant)).items) == 2

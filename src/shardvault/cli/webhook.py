@@ -372,6 +372,61 @@ def verify(
     )
 
 
+@group.command(name="purge")
+@click.option(
+    "--older-than-days",
+    required=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Delete finished events (and their deliveries and log) older than this.",
+)
+@json_option
+@local_options
+def purge(
+    older_than_days: float,
+    as_json: bool,
+    data_dir: Path,
+    db_url: str | None,
+    audit_key: Path | None,
+) -> None:
+    """Delete old webhook history on the database directly (operators; audited)."""
+    from datetime import timedelta
+
+    from shardvault.audit import Actor
+    from shardvault.service.platform import open_platform
+    from shardvault.service.webhooks import purge_history
+    from shardvault.store import ensure_current
+    from shardvault.store.types import utcnow
+
+    config = local_config(data_dir, db_url, audit_key)
+    before = utcnow() - timedelta(days=older_than_days)
+    totals = {"events": 0, "deliveries": 0, "attempts": 0}
+    batch = 5000
+    try:
+        platform = open_platform(config.db_url, config.audit_key_path, migrate=False)
+    except ShardvaultError as exc:
+        fail_on(exc)
+    try:
+        ensure_current(platform.database.engine)
+        while True:
+            with platform.unit_of_work() as uow:
+                report = purge_history(uow, before=before, actor=Actor.cli(), limit=batch)
+            totals["events"] += report.events
+            totals["deliveries"] += report.deliveries
+            totals["attempts"] += report.attempts
+            if report.events < batch:
+                break
+    except ShardvaultError as exc:
+        fail_on(exc)
+    finally:
+        platform.database.dispose()
+    _print(
+        dict(totals),
+        as_json,
+        f"purged {totals['events']} events, {totals['deliveries']} deliveries, "
+        f"{totals['attempts']} attempts",
+    )
+
+
 @group.command(name="dispatch")
 @key_option
 @networks_option("--allow-network")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from shardvault.audit import JsonValue
+from shardvault.audit import Actor, JsonValue
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.rbac import Permission, require
@@ -40,7 +40,7 @@ from shardvault.store.models_webhooks import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from shardvault.store.repositories_webhooks import TimeCursor, WebhookRepository
+from shardvault.store.repositories_webhooks import DeliveryQueue, TimeCursor, WebhookRepository
 from shardvault.store.types import as_utc, utcnow
 
 API_VERSION = "v1"
@@ -641,7 +641,8 @@ def resend_event(
     """
     require(principal, Permission.WEBHOOKS_MANAGE)
     repo = _repo(uow, principal.workspace_id)
-    event = repo.get_event(event_id)
+    # Locked so that a concurrent purge of old events cannot remove it under us.
+    event = repo.get_event(event_id, for_update=True)
     if event is None:
         raise NotFound("webhook_event", event_id)
     previous = repo.deliveries_of_event(event.id)
@@ -723,8 +724,9 @@ def resend_failed(
         if old.endpoint_id not in live or pair in seen:
             continue
         seen.add(pair)
-        event = repo.get_event(old.event_id)
-        assert event is not None  # The foreign key guarantees it.
+        event = repo.get_event(old.event_id, for_update=True)
+        if event is None:  # Purged since the failed delivery was read.
+            continue
         created.append(_new_delivery(repo, event, old.endpoint_id, now))
     uow.audit.append(
         workspace_id=principal.workspace_id,
@@ -802,3 +804,42 @@ def list_attempts(
     items = tuple(AttemptView.of(r) for r in rows[:size])
     more = len(rows) > size
     return Page(items, _encode_cursor(items[-1].started_at, items[-1].id) if more else None)
+
+
+# Retention.
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    events: int
+    deliveries: int
+    attempts: int
+
+
+def purge_history(
+    uow: UnitOfWork, *, before: datetime, actor: Actor, limit: int = 5000
+) -> PurgeReport:
+    """Delete up to ``limit`` events (of every workspace) created before ``before`` that
+    have no pending delivery, with their deliveries and delivery log; one audit event in
+    the system chain records the counts. An operator's maintenance call (the command line's
+    ``webhook purge``), not an API route. Per-resource sequence numbers keep counting up.
+
+    Raises:
+        ValidationError: ``limit`` is not positive.
+    """
+    if limit < 1:
+        raise ValidationError("limit", "must be positive")
+    events, deliveries, attempts = DeliveryQueue(uow.session).purge_finished(as_utc(before), limit)
+    report = PurgeReport(events, deliveries, attempts)
+    uow.audit.append(
+        workspace_id=None,
+        actor=actor,
+        action="webhook.purge",
+        details={
+            "before": as_utc(before).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "events": events,
+            "deliveries": deliveries,
+            "attempts": attempts,
+        },
+    )
+    return report

@@ -11,7 +11,7 @@ Repositories never commit; the caller's unit of work does.
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from shardvault.store.models_webhooks import (
@@ -121,12 +121,13 @@ class WebhookRepository:
         self._session.flush()
         return event
 
-    def get_event(self, event_id: str) -> WebhookEvent | None:
-        return self._session.scalar(
-            select(WebhookEvent).where(
-                WebhookEvent.workspace_id == self.workspace_id, WebhookEvent.id == event_id
-            )
+    def get_event(self, event_id: str, *, for_update: bool = False) -> WebhookEvent | None:
+        query = select(WebhookEvent).where(
+            WebhookEvent.workspace_id == self.workspace_id, WebhookEvent.id == event_id
         )
+        if for_update:
+            query = query.with_for_update()
+        return self._session.scalar(query)
 
     def list_events(
         self,
@@ -335,3 +336,49 @@ class DeliveryQueue:
     def add_attempt(self, attempt: WebhookAttempt) -> WebhookAttempt:
         self._session.add(attempt)
         return attempt
+
+    def purge_finished(self, before: datetime, limit: int) -> tuple[int, int, int]:
+        """Delete up to ``limit`` events created before ``before`` that have no pending
+        delivery, with their deliveries and attempts; return how many of each went.
+
+        Sequence counters stay, so a resource's later events keep counting up.
+        """
+        pending = exists().where(
+            WebhookDelivery.workspace_id == WebhookEvent.workspace_id,
+            WebhookDelivery.event_id == WebhookEvent.id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        candidates = list(
+            self._session.scalars(
+                select(WebhookEvent.id)
+                .where(WebhookEvent.created_at < before, ~pending)
+                .order_by(WebhookEvent.created_at)
+                .limit(limit)
+                .with_for_update()
+            ).all()
+        )
+        # A resend locks its event row too; one that committed while we waited for the
+        # lock left a pending delivery, which this fresh read sees: keep that event.
+        resent = set(
+            self._session.scalars(
+                select(WebhookDelivery.event_id).where(
+                    WebhookDelivery.event_id.in_(candidates),
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                )
+            ).all()
+        )
+        event_ids = [e for e in candidates if e not in resent]
+        if not event_ids:
+            return 0, 0, 0
+        attempts = self._session.execute(
+            delete(WebhookAttempt).where(WebhookAttempt.event_id.in_(event_ids))
+        )
+        deliveries = self._session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(event_ids))
+        )
+        events = self._session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(event_ids)))
+        return (
+            int(events.rowcount),  # type: ignore[attr-defined]
+            int(deliveries.rowcount),  # type: ignore[attr-defined]
+            int(attempts.rowcount),  # type: ignore[attr-defined]
+        )
