@@ -173,6 +173,10 @@ def _lie(message: PresignChiProofMessage, field: str) -> PresignChiProofMessage:
     payload = message.payload
     if field == "H":
         return _with(message, H=payload["H"] * 2)
+    if field == "H out of range":
+        return _with(message, H=0)
+    if field == "D_hat out of range":
+        return _with(message, D_hat=[v and 1 << 8192 for v in payload["D_hat"]])
     if field in ("D_hat", "F_hat"):
         return _with(message, **{field: [v * 4 if v else v for v in payload[field]]})
     if field == "lengths":
@@ -190,6 +194,8 @@ def _lie(message: PresignChiProofMessage, field: str) -> PresignChiProofMessage:
     "field",
     [
         "H",
+        "H out of range",
+        "D_hat out of range",
         "D_hat",
         "F_hat",
         "aff_g_hat_proofs",
