@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from shardvault.service import policies, transactions
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
+from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.policies import BundleRefused, PolicyRefused
 from shardvault.store import Database
 from shardvault.store.models import AuditEvent
@@ -184,3 +185,53 @@ def test_policy_life_cycle_refusals(setup: tuple[Workspace, Funded]) -> None:
     assert listed == {1: "superseded", 2: "active"}
     with pytest.raises(Conflict), ws.platform.unit_of_work() as uow:
         policies.activate(uow, owner, second.id)
+
+
+def test_two_approvals_count_down_then_approve(
+    setup: tuple[Workspace, Funded], tmp_path: Path
+) -> None:
+    ws, funded = setup
+    document = {
+        "format": "shardvault.policy/v1",
+        "version": 1,
+        "reference_currency": "USD",
+        "approvers": {
+            m.email: {"algorithm": "ed25519", "public_key": m.approval_public_hex}
+            for m in (ws.approver, ws.outsider)
+        },
+        "groups": {"treasury": [ws.approver.email, ws.outsider.email]},
+        "rules": [
+            {
+                "name": "two",
+                "action": "require_approvals",
+                "approvals": {"groups": [{"group": "treasury", "count": 2}], "deadline": "1h"},
+            }
+        ],
+    }
+    activate_policy(ws, document)
+    with ws.platform.unit_of_work() as uow:
+        tx = transactions.create_transaction(
+            uow, ws.signer.principal, wallet_id=funded.wallet_id, destination=GOOD, amount="1"
+        )
+    # Policy evaluation needs no node: one pass of a worker takes it to pending_approval.
+    backend = ReusedKeygenBackend(open_custody(tmp_path / "worker"))  # never signs here
+    PipelineWorker(ws.platform, PipelineRuntime(backend)).run_once()
+    with ws.platform.unit_of_work() as uow:
+        view = transactions.get_transaction(uow, ws.owner.principal, tx.id)
+    assert view.status == "pending_approval"
+    assert view.approvals_needed == {"treasury": 2}
+    statuses = []
+    for member in (ws.approver, ws.outsider):
+        with ws.platform.unit_of_work() as uow:
+            after = transactions.submit_approval(
+                uow,
+                member.principal,
+                tx.id,
+                approver=member.email,
+                decision="approve",
+                policy_version=1,
+                signature=member.approve(view.intent_digest, 1),
+                now=0,
+            )
+        statuses.append((after.status, after.approvals_needed))
+    assert statuses == [("pending_approval", {"treasury": 1}), ("approved", {})]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -171,6 +172,8 @@ def view_of(uow: UnitOfWork, row: Transaction) -> TransactionView:
     if row.policy_evaluation:
         evaluation = json.loads(row.policy_evaluation).get("evaluation", {})
         needed = dict(evaluation.get("approvals_needed") or {})
+    if row.status is TransactionStatus.PENDING_APPROVAL and approvals:
+        needed = _still_needed(uow, row, approvals) or needed
     return TransactionView(
         id=row.id,
         vault_id=row.vault_id,
@@ -234,6 +237,35 @@ def emit_status(
             "tx_hash": row.tx_hash,
         },
     )
+
+
+def _still_needed(
+    uow: UnitOfWork, row: Transaction, approvals: Sequence[Approval]
+) -> dict[str, int] | None:
+    """Approvals each group still needs, counting the statements given so far."""
+    if row.policy_version is None or row.policy_rule is None:
+        return None
+    bundle = bundle_for_version(uow, row.workspace_id, row.policy_version)
+    rule = (
+        None
+        if bundle is None
+        else next((r for r in bundle.policy.rules if r.name == row.policy_rule), None)
+    )
+    if bundle is None or rule is None or rule.approvals is None:
+        return None
+    digest = bytes.fromhex(row.intent_digest)
+    statements = [
+        SignedApproval(
+            a.approver,
+            digest,
+            ApprovalVerdict(a.decision),
+            a.policy_version,
+            bytes.fromhex(a.signature),
+        )
+        for a in approvals
+    ]
+    counted = tally(bundle.policy, rule.approvals, digest, statements)
+    return {g.group: g.missing for g in counted.groups if g.missing}
 
 
 def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
