@@ -8,6 +8,7 @@ with one Idempotency-Key make one transaction.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +247,23 @@ def test_list_with_cursor_cancel_and_concurrent_idempotent_creates(
         )
     assert count == 1
     assert submitted == 1
+
+
+def test_vault_creation_refusals_cost_no_key_generation(
+    url: str, tenant: Tenant, platform: Platform, request: pytest.FixtureRequest
+) -> None:
+    body = {"name": "ops", "schemes": ["ecdsa-secp256k1"], "min_signers": 2, "max_signers": 3}
+    with ShardvaultClient(url, tenant.owner) as owner:
+        started = time.perf_counter()
+        with pytest.raises(ApiError) as missing_key:
+            owner.request("POST", "/v1/vaults", json_body=body)
+        assert missing_key.value.status == 400
+        assert time.perf_counter() - started < 2  # refused before any key generation
+        assert owner.list_vaults().data == []
+    # A server without a signing backend answers 503 (the SDK retries 503, so one attempt).
+    switch, base = request.getfixturevalue("_loopback")
+    switch.target = create_app(platform)
+    with ShardvaultClient(base, tenant.owner, max_attempts=1) as owner:
+        with pytest.raises(ApiError) as unavailable:
+            owner.create_vault(name="ops")
+        assert unavailable.value.status == 503

@@ -21,6 +21,7 @@ from shardvault.api.schemas_vaults import (
 from shardvault.service import vaults as svc
 from shardvault.service.context import Principal
 from shardvault.service.errors import Unavailable
+from shardvault.service.idempotency import validate_key
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
@@ -128,6 +129,8 @@ async def create_vault(
 
     A retry with the same Idempotency-Key returns the first vault without a new key
     generation."""
+    # Refuse a missing or malformed key before spending a key generation on the request.
+    validate_key(change.idempotency_key)
     schemes = svc.check_vault_request(
         change.principal,
         name=body.name,
