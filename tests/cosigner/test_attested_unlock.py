@@ -59,6 +59,7 @@ from tests.cosigner.support import (
     solana_transfer,
 )
 from tests.cosigner.test_processes import FIXTURE_PATH, Relay, _stop, _wait_started
+from tests.custody.netproxy import CuttableProxy
 from tests.custody.release_support import PINNED_PCRS, ServedRelease, local_service
 
 ROLE = "cosigner"
@@ -123,8 +124,11 @@ def _init(code_dir: Path, party: int, data_dir: Path, admins: Path, served, root
     )
 
 
-def _run(code_dir: Path, party: int, data_dir: Path, relay_url: str) -> subprocess.Popen:
+def _run(
+    code_dir: Path, party: int, data_dir: Path, relay_url: str, release_url: str | None = None
+) -> subprocess.Popen:
     log = open(data_dir.parent / f"cosigner-{party}.log", "a")
+    override = ["--release-url", release_url] if release_url else []
     process = subprocess.Popen(
         _cli(
             code_dir,
@@ -141,6 +145,7 @@ def _run(code_dir: Path, party: int, data_dir: Path, relay_url: str) -> subproce
             "1",
             "--session-timeout",
             "15",
+            *override,
         ),
         stdout=subprocess.PIPE,
         stderr=log,
@@ -396,6 +401,43 @@ def test_modified_cosigner_gets_no_data_key(cluster, sol_key, tmp_path) -> None:
     results = cluster.run(sign_request(message, (1, 3)), (1, 3))
     assert {r["status"] for r in results.values()} == {"ok"}, results
     VerifyKey(sol_key).verify(message, bytes.fromhex(results[1]["signature"]))
+
+
+def test_release_service_away_is_a_typed_failure_and_nothing_is_lost(cluster, sol_key) -> None:
+    """Party 3 reaches the service through a proxy that the test cuts: its next unlock
+    fails with BackendUnavailableError (reported, the node keeps running), and the
+    share is intact for the next process."""
+    target = cluster.served.url.removeprefix("http://").split(":")
+    proxy = CuttableProxy((target[0], int(target[1])))
+    honest = cluster.processes[3]
+    _stop(honest)
+    honest.stdout.close()
+    proxied = _run(cluster.code, 3, cluster.dirs[3], cluster.relay.url, release_url=proxy.url)
+    try:
+        _wait_started(proxied)
+        message = solana_transfer(sol_key, DESTINATION, 555)
+        results = cluster.run(sign_request(message, (1, 3)), (1, 3))
+        assert {r["status"] for r in results.values()} == {"ok"}, results
+        proxy.cut()
+        body = sign_request(solana_transfer(sol_key, DESTINATION, 556), (1, 3))
+        cluster.core.submit(body, [1, 3])
+        failed = cluster.core.wait_results(body["request_id"], [3], RESULT_TIMEOUT)[3]
+        assert failed["status"] == "failed"
+        assert failed["reason"].startswith("BackendUnavailableError: key-release service")
+        # The coordinator aborts the session at party 1, which would otherwise wait.
+        abort = {"kind": "abort", "request_id": "abort-away", "session_id": body["session_id"]}
+        assert cluster.run(abort, (1,))[1]["status"] == "ok"
+        assert proxied.poll() is None
+    finally:
+        proxy.close()
+        _stop(proxied)
+        proxied.stdout.close()
+        cluster.processes[3] = _run(cluster.code, 3, cluster.dirs[3], cluster.relay.url)
+        _wait_started(cluster.processes[3])
+    message = solana_transfer(sol_key, DESTINATION, 557)
+    results = cluster.run(sign_request(message, (1, 3)), (1, 3))
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    VerifyKey(sol_key).verify(message, bytes.fromhex(results[3]["signature"]))
 
 
 def test_cosigner_attesting_under_another_development_root_is_refused(cluster, tmp_path) -> None:
