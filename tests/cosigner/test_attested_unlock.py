@@ -38,6 +38,7 @@ from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import identity_address, pin_peers, unlock_mode
 from shardvault.crypto.channel import Directory, PublicIdentity
 from shardvault.crypto.polynomial import lagrange_coefficient
+from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.frost import KeyPackage
 from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot, measure
 from shardvault.custody.attestation.nitro import PcrPolicy, decode_document
@@ -479,10 +480,9 @@ def test_no_plaintext_key_or_share_crosses_the_release_service(cluster, sol_key)
     packages = {}
     for party, directory in cluster.dirs.items():
         store = LocalShareStore(directory / "shares")
-        for address in (
-            identity_address(party),
-            ShareAddress(WORKSPACE, VAULT, "sol-1", str(party)),
-        ):
+        # Every blob this co-signer holds: its identity, sol-1, and eth-1 when the ECDSA
+        # test ran first (the order is random).
+        for address in store.addresses():
             blob = store.read(address).blob
             header = inspect(blob)
             # TEST ONLY: the service's backend opens the blob to learn what to search for.
@@ -496,6 +496,14 @@ def test_no_plaintext_key_or_share_crosses_the_release_service(cluster, sol_key)
                 assert tag == b"shardvault/cosigner/key/frost/v1"
                 packages[party] = KeyPackage.from_bytes(encoded)
                 needles.append(packages[party].signing_share.to_bytes())
+            elif address.key_id == "eth-1":
+                tag, encoded = plaintext.split(b"\x00", 1)
+                assert tag == b"shardvault/cosigner/key/cggmp21/v1"
+                share = KeyShare.from_bytes(encoded)
+                needles.append(share.share.to_bytes())
+                for prime in (share.paillier_secret.p, share.paillier_secret.q):
+                    needles.append(prime.to_bytes((prime.bit_length() + 7) // 8, "big"))
+        assert identity_address(party) in store.addresses()
     group = packages[1].public.suite.group
     secret = group.scalar(0)
     for party in (1, 2):
