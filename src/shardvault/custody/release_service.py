@@ -237,6 +237,10 @@ class _BadRequest(Exception):
     """A request the service cannot parse (400)."""
 
 
+class _UnknownOperation(Exception):
+    """A path under the prefix that names no operation (404)."""
+
+
 def _b64(value: object, name: str) -> bytes:
     if not isinstance(value, str):
         raise _BadRequest(f"field {name} must be base64 text")
@@ -283,7 +287,7 @@ def _handle(service: KeyReleaseService, op: str, body: Mapping[str, object]) -> 
             "kek_id": service.backend.kek_id,
         }
     if op not in ("generate-data-key", "decrypt"):
-        raise LookupError(op)
+        raise _UnknownOperation(op)
     document = _b64(body.get("document"), "document")
     context = _context(body.get("context"))
     if op == "generate-data-key":
@@ -295,7 +299,7 @@ def _handle(service: KeyReleaseService, op: str, body: Mapping[str, object]) -> 
     if op == "decrypt":
         released = service.decrypt(_wrapped(body.get("wrapped_key")), context, document)
         return {"ciphertext_for_recipient": base64.b64encode(released).decode()}
-    raise LookupError(op)
+    raise _UnknownOperation(op)
 
 
 def _refusal(exc: Exception) -> tuple[int, dict[str, object]]:
@@ -376,7 +380,7 @@ def _answer(
         if not isinstance(parsed, dict):
             raise _BadRequest("request body must be a JSON object")
         return 200, _handle(service, path[len(PATH_PREFIX) :], parsed)
-    except LookupError:
+    except _UnknownOperation:
         return 404, {"error": "NotFound", "reason": "not-found", "detail": path}
     except (_BadRequest, CustodyError) as exc:
         status, answer = _refusal(exc)
