@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import shardvault
 from shardvault.custody.attestation.devenclave import DevelopmentEnclave, DevelopmentRoot, measure
@@ -515,3 +517,41 @@ def test_release_service_command_serves_and_stops(tmp_path, root, enclave) -> No
     )
     assert refused.returncode == 1
     assert "development root" in refused.stderr
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    op=st.sampled_from(["nonce", "decrypt", "generate-data-key", "other"]),
+    document=st.one_of(_json, st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode())),
+    context=st.one_of(
+        _json, st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=4)
+    ),
+    wrapped=_json,
+    raw=st.one_of(st.none(), st.binary(max_size=64)),
+)
+def test_fuzzed_requests_get_only_typed_refusals(served, op, document, context, wrapped, raw):
+    """Fuzz harness for the service's request parser: whatever arrives, the answer is a
+    typed refusal (or a nonce), never an internal error."""
+    from shardvault.custody.release_service import _answer
+
+    body = (
+        raw
+        if raw is not None
+        else json.dumps({"document": document, "context": context, "wrapped_key": wrapped}).encode()
+    )
+    scope = {"type": "http", "method": "POST"}
+    status, answer = _answer(served.service, scope, PATH_PREFIX + op, body, False)
+    assert status in (200, 400, 403, 404, 422), answer
+    if status != 200:
+        assert answer["reason"] != "internal"
