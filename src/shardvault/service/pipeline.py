@@ -35,6 +35,7 @@ transaction until it must wait (approvals, confirmations) or is finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -44,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import base58
 from eth_hash.auto import keccak
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -62,6 +64,18 @@ from shardvault.chains.ethereum import (
 )
 from shardvault.chains.ethereum.address import parse_address
 from shardvault.chains.ethereum.build import FeeParameters
+from shardvault.chains.solana.encode import (
+    attach_signature,
+    compile_legacy_message,
+    serialize_message,
+)
+from shardvault.chains.solana.encode import parse_message as parse_solana_message
+from shardvault.chains.solana.encode import serialize_transaction as serialize_solana_transaction
+from shardvault.chains.solana.encode import unsigned_transaction as unsigned_solana_transaction
+from shardvault.chains.solana.models import LegacyMessage
+from shardvault.chains.solana.models import Pubkey as SolanaPubkey
+from shardvault.chains.solana.parse import decode_instruction
+from shardvault.chains.solana.system import transfer as solana_transfer
 from shardvault.policy import (
     EvaluationContext,
     History,
@@ -92,6 +106,7 @@ from shardvault.store.models_vaults import (
     Asset,
     AssetKind,
     Network,
+    NetworkKind,
     NonceState,
     Transaction,
     TransactionStatus,
@@ -331,6 +346,68 @@ def _chain_tx_from_payload(text: str) -> FeeMarketTransaction:
     )
 
 
+SOLANA_OFFLINE_BLOCKHASH = bytes(32)
+"""The recent-blockhash field of Solana messages signed without a node: a placeholder.
+Such a transaction is signed and verified but cannot be broadcast (no Solana node runs
+in this deployment; docs/transactions.md)."""
+
+
+def build_solana_message(loaded: _Loaded, blockhash: bytes) -> LegacyMessage:
+    """The legacy message of a System Program transfer from the wallet's address."""
+    payer = SolanaPubkey.from_base58(loaded.source.address, field="source")
+    destination = SolanaPubkey.from_base58(loaded.tx.destination, field="destination")
+    instruction = solana_transfer(payer, destination, int(loaded.tx.amount_base_units))
+    return compile_legacy_message(payer, [instruction], blockhash)
+
+
+def solana_policy_request(
+    loaded: _Loaded, message: LegacyMessage, *, initiator: str, vault: str
+) -> TransactionRequest:
+    """The policy's view of a Solana message, decoded back from its instructions.
+
+    Raises:
+        PipelineFault: the message is not exactly the requested transfer.
+    """
+    keys = [str(k) for k in message.account_keys]
+    if len(message.instructions) != 1:
+        raise PipelineFault("the built message holds more than the transfer")
+    compiled = message.instructions[0]
+    decoded = decode_instruction(
+        message.account_keys[compiled.program_id_index],
+        [keys[i] for i in compiled.accounts],
+        compiled.data,
+        "instructions[0]",
+    )
+    if (
+        decoded.get("type") != "system_transfer"
+        or decoded.get("from") != loaded.source.address
+        or decoded.get("to") != loaded.tx.destination
+        or decoded.get("lamports") != loaded.tx.amount_base_units
+    ):
+        raise PipelineFault("the built message is not the requested transfer")
+    return TransactionRequest(
+        digest=bytes.fromhex(loaded.tx.intent_digest),
+        operation=Operation.TRANSFER,
+        created_at=int(loaded.tx.created_at.timestamp()),  # type: ignore[arg-type]
+        initiator=Initiator(InitiatorKind.USER, initiator),
+        source=Source(vault=vault, wallet=loaded.tx.wallet_id),
+        network=loaded.network.name,
+        destination=loaded.tx.destination,
+        asset=PolicyAsset(loaded.asset.symbol, loaded.asset.decimals),
+        amount=int(loaded.tx.amount_base_units),  # type: ignore[arg-type]
+    )
+
+
+def request_for(loaded: _Loaded, *, initiator: str, vault: str) -> TransactionRequest:
+    """The policy request of ``loaded``, read back from a template of its chain payload
+    (zero fees and nonce for EVM, the placeholder blockhash for Solana)."""
+    if loaded.network.kind is NetworkKind.SOLANA:
+        message = build_solana_message(loaded, SOLANA_OFFLINE_BLOCKHASH)
+        return solana_policy_request(loaded, message, initiator=initiator, vault=vault)
+    template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
+    return policy_request(loaded, template, initiator=initiator, vault=vault)
+
+
 # The steps.
 
 
@@ -448,8 +525,7 @@ class Pipeline:
             assert initiator is not None
             vault = VaultRepository(uow.session, workspace_id).get(tx.vault_id)
             assert vault is not None
-            template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
-            request = policy_request(loaded, template, initiator=initiator.email, vault=vault.name)
+            request = request_for(loaded, initiator=initiator.email, vault=vault.name)
             now = int(time.time())
             history = self._history(uow, workspace_id, tx)
             prices = {
@@ -536,6 +612,8 @@ class Pipeline:
             loaded = _load(uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.APPROVED:
                 return 0.0
+        if loaded.network.kind is NetworkKind.SOLANA:
+            return self._serialize_solana(workspace_id, tx_id)
         fees = _fee_parameters(self.runtime, loaded)
         assert loaded.network.rpc_url is not None
         assert loaded.network.chain_id is not None
@@ -572,6 +650,27 @@ class Pipeline:
         self.runtime.fault("serialized")
         return 0.0
 
+    def _serialize_solana(self, workspace_id: str, tx_id: str) -> float | None:
+        with self.platform.unit_of_work() as uow:
+            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.APPROVED)
+            if locked is None:
+                return 0.0
+            initiator = uow.users(workspace_id).get(locked.tx.initiator_user_id)
+            vault = VaultRepository(uow.session, workspace_id).get(locked.tx.vault_id)
+            assert initiator is not None
+            assert vault is not None
+            message = build_solana_message(locked, SOLANA_OFFLINE_BLOCKHASH)
+            solana_policy_request(locked, message, initiator=initiator.email, vault=vault.name)
+            raw = serialize_message(message)
+            tx = locked.tx
+            tx.chain_payload = json.dumps(
+                {"kind": "solana_message", "message": raw.hex(), "broadcast": False},
+                sort_keys=True,
+            )
+            tx.digest = hashlib.sha256(raw).hexdigest()
+            _transition(uow, tx, TransactionStatus.SIGNING, details={"digest": tx.digest})
+        return 0.0
+
     def _sign(self, workspace_id: str, tx_id: str) -> float | None:
         with self.platform.unit_of_work() as uow:
             loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
@@ -594,19 +693,23 @@ class Pipeline:
                 resource_id=tx.id,
                 details={"attempt": attempt, "digest": tx.digest},
             )
+            solana = loaded.network.kind is NetworkKind.SOLANA
+            payload = json.loads(tx.chain_payload)
             request = SignRequest(
                 workspace_id=workspace_id,
                 vault_id=tx.vault_id,
                 backend_key_id=key.backend_key_id,
-                scheme="ecdsa-secp256k1",
+                scheme="eddsa-ed25519" if solana else "ecdsa-secp256k1",
                 path=loaded.source.path,
-                payload_kind="ethereum_transaction",
-                payload=bytes.fromhex(json.loads(tx.chain_payload)["signing_payload"]),
+                payload_kind="solana_message" if solana else "ethereum_transaction",
+                payload=bytes.fromhex(payload["message" if solana else "signing_payload"]),
                 session=f"{tx.id}:{attempt}",
             )
-            chain_tx = _chain_tx_from_payload(tx.chain_payload)
             public_key = bytes.fromhex(loaded.source.public_key)
         self.runtime.fault("signing")
+        if solana:
+            return self._sign_solana(workspace_id, tx_id, request, attempt)
+        chain_tx = _chain_tx_from_payload(tx.chain_payload)
         if bytes(keccak(request.payload)) != signing_hash(chain_tx):
             raise PipelineFault("the stored signing payload does not match the transaction")
         try:
@@ -632,11 +735,43 @@ class Pipeline:
         self.runtime.fault("signed")
         return 0.0
 
+    def _sign_solana(
+        self, workspace_id: str, tx_id: str, request: SignRequest, attempt: int
+    ) -> float | None:
+        message = parse_solana_message(request.payload)
+        try:
+            signature = self.runtime.backend.sign(request)
+        except SigningError as exc:
+            _log.warning("signing %s attempt %d failed: %s", tx_id, attempt, exc)
+            return self.runtime.broadcast_retry_s
+        # Attaching verifies the signature over the message for the payer's key.
+        signed = attach_signature(
+            unsigned_solana_transaction(message), message.account_keys[0], signature
+        )
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
+            if loaded is None or loaded.tx.signing_attempts != attempt:
+                return 0.0
+            tx = loaded.tx
+            tx.signature = signature.hex()
+            tx.signed_payload = serialize_solana_transaction(signed).hex()
+            tx.tx_hash = base58.b58encode(signature).decode()
+            _transition(
+                uow,
+                tx,
+                TransactionStatus.SIGNED,
+                reason="signed and verified; not broadcast (no Solana node configured)",
+                details={"tx_hash": tx.tx_hash},
+            )
+        return None
+
     def _start_broadcast(self, workspace_id: str, tx_id: str) -> float | None:
         with self.platform.unit_of_work() as uow:
             loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNED)
             if loaded is None:
                 return 0.0
+            if loaded.network.kind is NetworkKind.SOLANA:
+                return None  # Signed and verified, never broadcast (see _sign_solana).
             loaded.tx.broadcast_attempts += 1
             _transition(
                 uow,

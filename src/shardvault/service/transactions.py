@@ -318,10 +318,8 @@ def create_transaction(
     assert asset is not None
     network = NetworkRepository(uow.session, principal.workspace_id).get(asset.network_id)
     assert network is not None
-    if network.kind is not NetworkKind.EVM:
-        raise ValidationError(
-            "wallet_id", f"the pipeline sends on EVM networks only ({network.kind.value} is not)"
-        )
+    if network.kind is NetworkKind.BITCOIN:
+        raise ValidationError("wallet_id", "the pipeline does not send Bitcoin yet")
     source = next((a for a in wallets.addresses(wallet.id) if a.index == source_index), None)
     if source is None:
         raise NotFound("address", f"{wallet_id}/{source_index}")
