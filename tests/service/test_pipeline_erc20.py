@@ -12,8 +12,8 @@ import json
 import time
 from pathlib import Path
 
-import eth_abi
 import pytest
+from eth_abi.abi import encode as abi_encode
 
 from shardvault.chains.ethereum import ERC20_TRANSFER, encode_call, parse_address
 from shardvault.service import transactions, vaults, wallets
@@ -47,7 +47,7 @@ def _deploy_token(node: HardhatNode) -> str:
     artifact = json.loads(TOKEN.read_text())
     data = (
         artifact["bytecode"]
-        + eth_abi.encode(["string", "string", "uint256"], ["Test Token", "TST", 10**24]).hex()
+        + abi_encode(["string", "string", "uint256"], ["Test Token", "TST", 10**24]).hex()
     )
     accounts = node.rpc("eth_accounts")
     assert isinstance(accounts, list)
@@ -67,7 +67,7 @@ def _token_call(node: HardhatNode, token: str, to: str, amount: int) -> None:
 
 
 def _balance_of(node: HardhatNode, token: str, owner: str) -> int:
-    data = "0x70a08231" + eth_abi.encode(["address"], [owner]).hex()
+    data = "0x70a08231" + abi_encode(["address"], [owner]).hex()
     return int(str(node.rpc("eth_call", [{"to": token, "data": data}, "latest"])), 16)
 
 

@@ -28,6 +28,10 @@ At-most-once rules (see docs/transactions.md for the full argument):
   and only sends the raw bytes when it is not. Re-sending the *same* signed bytes is the
   only retry; nothing is ever re-signed after ``signed``.
 
+Solana transfers (FROST Ed25519 vaults) follow the same states up to ``signed`` and stop
+there: they are signed and verified but not broadcast, since no Solana node is configured
+(see :data:`SOLANA_OFFLINE_BLOCKHASH`).
+
 :class:`PipelineWorker` claims due work from the ``pipeline_work`` queue under a lease
 (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL) and advances each claimed
 transaction until it must wait (approvals, confirmations) or is finished.
