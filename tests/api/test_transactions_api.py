@@ -156,6 +156,16 @@ def test_transfer_with_approval_end_to_end(
         with pytest.raises(ApiError) as forbidden:
             as_viewer.create_transaction(wallet_id=wallet.id, destination=RECIPIENT, amount="1")
         assert forbidden.value.status == 403
+    # The refusal changed nothing but left its audit event in the workspace's chain.
+    with platform.database.transaction() as session:
+        refusals = session.scalars(
+            select(AuditEvent.details).where(
+                AuditEvent.workspace_id == tenant.workspace_id,
+                AuditEvent.action == "request.refused",
+            )
+        ).all()
+        assert session.scalar(select(func.count()).select_from(Transaction)) == 0
+    assert any('"problem":"forbidden"' in d and '"path":"/v1/transactions"' in d for d in refusals)
     with ShardvaultClient(url, signer) as as_signer:
         with pytest.raises(ApiError) as bad_checksum:
             as_signer.create_transaction(
