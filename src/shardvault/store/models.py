@@ -244,6 +244,7 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
 
+
 # The custody domain's tables live in their own module; importing it here puts them in
 # the shared metadata that Alembic and the tests see.
 from shardvault.store import models_vaults as _models_vaults  # noqa: E402, F401

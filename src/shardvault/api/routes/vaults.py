@@ -120,9 +120,11 @@ def list_assets(
 @router.post("/vaults", status_code=201, response_model=VaultOut, tags=["vaults"])
 async def create_vault(
     body: VaultIn,
+    # Authentication and authorisation first: a request without credentials is a 401
+    # whatever the server's configuration.
+    change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
     platform: PlatformDep,
     runtime: RuntimeDep,
-    change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
 ) -> Response:
     """Create an MPC vault: one distributed key generation per scheme (slow: seconds with
     the embedded backend), then the vault record with the public keys.

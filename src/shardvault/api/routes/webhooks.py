@@ -234,7 +234,7 @@ def jwks(runtime: RuntimeDep) -> JSONResponse:
 
 @router.post("/endpoints", status_code=201, response_model=EndpointOut)
 def create_endpoint(
-    body: CreateEndpointIn, platform: PlatformDep, runtime: RuntimeDep, change: Manager
+    body: CreateEndpointIn, change: Manager, platform: PlatformDep, runtime: RuntimeDep
 ) -> Response:
     """Add an endpoint (owners and admins). Only http(s) URLs; loopback, private,
     link-local and metadata addresses are refused unless the server allows them."""
@@ -275,9 +275,9 @@ def get_endpoint(endpoint_id: str, platform: PlatformDep, principal: Reader) -> 
 def update_endpoint(
     endpoint_id: str,
     body: UpdateEndpointIn,
+    change: Manager,
     platform: PlatformDep,
     runtime: RuntimeDep,
-    change: Manager,
 ) -> Response:
     """Change an endpoint's URL, event types, description or enabled flag."""
 
