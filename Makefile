@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(PY) -m shardvault.demo
 
 test: $(STAMP) system-deps node_modules/.installed
-	$(PY) -m pytest -n 2 -p no:randomly $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
