@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NewType
+from typing import ClassVar, NewType
 
 import cbor2
 
@@ -162,6 +162,36 @@ class Header:
             raise ProtocolAbort(culprit, "direct message addressed to another party")
         if not direct and self.recipient is not None:
             raise ProtocolAbort(culprit, "broadcast message carries a recipient")
+
+
+HEADER_FIELDS = ("protocol", "version", "session_id", "round", "sender", "recipient")
+"""The wire field names of a :class:`Header`, shared by every message."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderedMessage:
+    """Base of a protocol's wire messages: a header plus payload fields.
+
+    A subclass declares its payload fields as dataclass fields, lists their wire names in
+    ``_payload_fields``, and implements ``_payload`` (encode) and a ``from_bytes`` that
+    calls :meth:`_fields` (decode with the exact field set) and validates each field.
+    """
+
+    header: Header
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ()
+
+    def _payload(self) -> dict[str, WireValue]:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """The canonical wire encoding."""
+        return encode_wire({**self.header.to_wire(), **self._payload()})
+
+    @classmethod
+    def _fields(cls, data: bytes) -> tuple[Header, dict[str, WireValue]]:
+        fields = decode_wire(data, HEADER_FIELDS + cls._payload_fields)
+        return Header.from_wire(fields), fields
 
 
 def encode_wire(fields: Mapping[str, WireValue]) -> bytes:

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from shardvault.crypto.protocols.common import (
-    Header,
+    HeaderedMessage,
     WireValue,
-    decode_wire,
-    encode_wire,
     require_bytes,
     require_bytes_list,
     require_int,
@@ -29,30 +27,9 @@ from shardvault.crypto.protocols.common import (
 AUX_INFO_PROTOCOL = "cggmp21/aux-info"
 """Protocol name in the header of every auxiliary-info message."""
 
-_HEADER_FIELDS = ("protocol", "version", "session_id", "round", "sender", "recipient")
-
 
 @dataclass(frozen=True, slots=True)
-class _Message:
-    header: Header
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ()
-
-    def _payload(self) -> dict[str, WireValue]:
-        raise NotImplementedError
-
-    def to_bytes(self) -> bytes:
-        """The canonical wire encoding."""
-        return encode_wire({**self.header.to_wire(), **self._payload()})
-
-    @classmethod
-    def _fields(cls, data: bytes) -> tuple[Header, dict[str, WireValue]]:
-        fields = decode_wire(data, _HEADER_FIELDS + cls._payload_fields)
-        return Header.from_wire(fields), fields
-
-
-@dataclass(frozen=True, slots=True)
-class AuxRound1Message(_Message):
+class AuxRound1Message(HeaderedMessage):
     """Figure 7, round 1: the commitment ``V_i`` to the sender's round-2 reveal (32 bytes)."""
 
     commitment: bytes
@@ -70,7 +47,7 @@ class AuxRound1Message(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class AuxRound2Message(_Message):
+class AuxRound2Message(HeaderedMessage):
     """Figure 7, round 2: the reveal ``(N_i, s_i, t_i, ψ̂_i, ρ_i, u_i)`` and the echo, one
     32-byte digest per party (in party order) of the round-1 commitment as the sender
     received it."""
@@ -113,7 +90,7 @@ class AuxRound2Message(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class AuxRound3Message(_Message):
+class AuxRound3Message(HeaderedMessage):
     """Figure 7, round 3: Πmod for the sender's modulus and Πfac made against the
     recipient's ring-Pedersen parameters."""
 

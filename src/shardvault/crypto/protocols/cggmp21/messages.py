@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from shardvault.crypto.protocols.common import Header, WireValue, decode_wire, encode_wire
+from shardvault.crypto.protocols.common import (
+    HEADER_FIELDS,
+    Header,
+    WireValue,
+    decode_wire,
+    encode_wire,
+)
 
 KEYGEN_PROTOCOL = "cggmp21/keygen"
 """Protocol name of key-generation messages."""
@@ -29,8 +35,6 @@ PRESIGN_PROTOCOL = "cggmp21/presign"
 
 SIGN_PROTOCOL = "cggmp21/sign"
 """Protocol name of online-signing messages."""
-
-_HEADER_FIELDS = ("protocol", "version", "session_id", "round", "sender", "recipient")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,7 @@ class _Message:
         Raises:
             EncodingError: not canonical CBOR, or unknown or missing fields.
         """
-        decoded = decode_wire(data, _HEADER_FIELDS + cls.fields)
+        decoded = decode_wire(data, HEADER_FIELDS + cls.fields)
         header = Header.from_wire(decoded)
         return cls(header, {name: decoded[name] for name in cls.fields})
 

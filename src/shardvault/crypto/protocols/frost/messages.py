@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from shardvault.crypto.protocols.common import (
-    Header,
+    HeaderedMessage,
     WireValue,
-    decode_wire,
-    encode_wire,
     require_bytes,
     require_bytes_list,
 )
@@ -31,30 +29,9 @@ DKG_PROTOCOL = "frost/dkg"
 SIGN_PROTOCOL = "frost/sign"
 """Protocol name in the header of every FROST signing message."""
 
-_HEADER_FIELDS = ("protocol", "version", "session_id", "round", "sender", "recipient")
-
 
 @dataclass(frozen=True, slots=True)
-class _Message:
-    header: Header
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ()
-
-    def _payload(self) -> dict[str, WireValue]:
-        raise NotImplementedError
-
-    def to_bytes(self) -> bytes:
-        """The canonical wire encoding."""
-        return encode_wire({**self.header.to_wire(), **self._payload()})
-
-    @classmethod
-    def _fields(cls, data: bytes) -> tuple[Header, dict[str, WireValue]]:
-        fields = decode_wire(data, _HEADER_FIELDS + cls._payload_fields)
-        return Header.from_wire(fields), fields
-
-
-@dataclass(frozen=True, slots=True)
-class DkgRound1Message(_Message):
+class DkgRound1Message(HeaderedMessage):
     """Round 1 broadcast of the FROST paper's KeyGen: Feldman commitments to the sender's
     polynomial, its proof of knowledge ``(R, mu)`` of the constant term, and its
     contribution to the chain code used for BIP32-style derivation."""
@@ -93,7 +70,7 @@ class DkgRound1Message(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class DkgRound2Message(_Message):
+class DkgRound2Message(HeaderedMessage):
     """Round 2 direct message of KeyGen: the sender's secret share ``f_sender(recipient)``
     and its view of every round-1 broadcast (one digest per sender), the echo that exposes
     a party who showed different broadcasts to different peers.
@@ -123,7 +100,7 @@ class DkgRound2Message(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class CommitmentMessage(_Message):
+class CommitmentMessage(HeaderedMessage):
     """Signing round 1 broadcast (RFC 9591 §5.1): the hiding and binding nonce commitments."""
 
     hiding: bytes
@@ -142,7 +119,7 @@ class CommitmentMessage(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class SignatureShareMessage(_Message):
+class SignatureShareMessage(HeaderedMessage):
     """Signing round 2 broadcast (RFC 9591 §5.2): the sender's signature share."""
 
     share: bytes
