@@ -15,7 +15,6 @@ at serialization that the chain transaction it builds does exactly that.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from shardvault.policy import (
     tally,
     verify_approval,
 )
+from shardvault.policy.intent import TransferIntent
+from shardvault.policy.intent import intent_digest as policy_intent_digest
 from shardvault.policy.model import Decision
 from shardvault.service import webhooks
 from shardvault.service.context import Principal
@@ -63,9 +64,6 @@ from shardvault.store.repositories_vaults import (
     WorkQueue,
 )
 from shardvault.store.types import utcnow
-
-INTENT_DOMAIN = b"shardvault/transaction/intent/v1\x00"
-"""Prefix of the bytes hashed into a transaction's intent digest."""
 
 CANCELLABLE = frozenset(
     {
@@ -137,19 +135,19 @@ def intent_digest(
     asset: str,
     amount_base_units: int,
 ) -> bytes:
-    """The digest approvers sign (module docstring)."""
-    body = {
-        "workspace": workspace_id,
-        "transaction": transaction_id,
-        "network": network,
-        "source": source,
-        "destination": destination,
-        "asset": asset,
-        "amount": str(amount_base_units),
-    }
-    return hashlib.sha256(
-        INTENT_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ).digest()
+    """The digest approvers sign (module docstring), defined once in
+    :func:`shardvault.policy.intent.intent_digest`, which co-signers recompute."""
+    return policy_intent_digest(
+        TransferIntent(
+            workspace_id=workspace_id,
+            transaction_id=transaction_id,
+            network=network,
+            source=source,
+            destination=destination,
+            asset=asset,
+            amount=amount_base_units,
+        )
+    )
 
 
 def _context(uow: UnitOfWork, row: Transaction) -> tuple[Asset, Network, WalletAddress]:
