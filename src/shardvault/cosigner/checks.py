@@ -18,14 +18,25 @@ The coordinator sends the transaction *payload*, never only a digest. The co-sig
    only approvals whose signatures verify over the recomputed digest. Anything but
    ``allow`` is a refusal naming the deciding rule.
 
-The policy digest (what approvers sign) is the chain's signing digest where there is one
-(Ethereum), SHA-256 of the message for Solana, and for a PSBT SHA-256 over every input's
-sighash, so one approval covers the whole transaction; see ``docs/cosigner.md``.
+The payload digest is the chain's signing digest where there is one (Ethereum), SHA-256
+of the message for Solana, and for a PSBT SHA-256 over every input's sighash, so one
+approval covers the whole transaction; a claimed ``digest`` is compared with it.
+
+When the metadata carries ``transaction_id`` and ``workspace_id`` (the service's
+transactions), a transfer's approvals are counted over its *intent digest* instead
+(:mod:`shardvault.policy.intent`), recomputed from the parsed payload (network from the
+chain id, destination, asset, amount), the source address of the key the co-signer signs
+with, and those two ids. Nonces and fees are not in the intent, so they may be chosen
+after approval; any change of what moves where changes the digest. Payloads without an
+intent (raw digests, contract calls, PSBTs) are approved over the payload digest as
+before; see ``docs/cosigner.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,6 +49,7 @@ from shardvault.policy import (
     Evaluation,
     EvaluationContext,
     History,
+    Operation,
     PastTransaction,
     PolicyError,
     SignedApproval,
@@ -47,6 +59,7 @@ from shardvault.policy import (
     parse_prices,
     parse_request,
 )
+from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.policy.request import UnixSeconds
 
 SOLANA_DIGEST_DOMAIN = b"shardvault/solana/message-digest/v1\x00"
@@ -61,7 +74,16 @@ KEYGEN_DIGEST_DOMAIN = b"shardvault/cosigner/keygen-digest/v1\x00"
 MAX_FUTURE_SKEW = 300
 """How far (seconds) a request's ``created_at`` may lie ahead of the co-signer's clock."""
 
-_METADATA = {"initiator", "source", "created_at", "network", "token_decimals"}
+_METADATA = {
+    "initiator",
+    "source",
+    "created_at",
+    "network",
+    "token_decimals",
+    "transaction_id",
+    "workspace_id",
+}
+_INTENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _BITCOIN_NETWORKS = {
     "bitcoin": bitcoin.Network.MAINNET,
     "testnet": bitcoin.Network.TESTNET,
@@ -78,6 +100,11 @@ class SigningTarget:
     message: bytes
     request: TransactionRequest
     taproot_merkle_root: bytes | None = None
+    source_address: str | None = None
+    """The address the signing key spends from, for a transfer's intent; ``None`` where
+    the co-signer cannot derive it (no key given, or not a transfer)."""
+    intent: TransferIntent | None = None
+    """The intent whose digest approvals were counted over, when there is one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +151,17 @@ def _base(meta: Mapping[str, object], digest: bytes, operation: str) -> dict[str
     return fields
 
 
-def ethereum_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
+def ethereum_target(
+    payload: bytes, meta: Mapping[str, object], key: bytes | None = None
+) -> SigningTarget:
     """Recompute an Ethereum transaction's signing hash and the policy view.
 
+    ``key`` is the secp256k1 public key the co-signer will sign with (already derived
+    along the request's path); a transfer's source address is derived from it.
+
     Raises:
-        RequestRefused: the payload is not an unsigned transaction, or the policy view
-            cannot be formed.
+        RequestRefused: the payload is not an unsigned transaction, the key is not a
+            secp256k1 point, or the policy view cannot be formed.
     """
     try:
         parsed = ethereum.parse_transaction(payload)
@@ -165,7 +197,13 @@ def ethereum_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget
         if parsed.value:
             fields["asset"] = {"id": network.native_symbol, "decimals": 18}
             fields["amount"] = str(parsed.value)
-    return SigningTarget(digest, _policy_request(fields))
+    source = None
+    if key is not None and fields["operation"] == "transfer":
+        try:
+            source = ethereum.address_from_public_key(key).checksummed
+        except ChainError:
+            raise RequestRefused("key", "the signing key is not a secp256k1 public key") from None
+    return SigningTarget(digest, _policy_request(fields), source_address=source)
 
 
 def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> SigningTarget:
@@ -224,7 +262,7 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
         fields["destination"] = move["destination"]
         fields["asset"] = {"id": move["mint"], "decimals": move["decimals"]}
         fields["amount"] = move["amount"]
-    return SigningTarget(payload, _policy_request(fields))
+    return SigningTarget(payload, _policy_request(fields), source_address=str(ours))
 
 
 def bitcoin_target(
@@ -285,21 +323,92 @@ def keygen_request(meta: Mapping[str, object], request_bytes: bytes) -> Transact
     return _policy_request(_base(_metadata(meta), digest, "key_generation"))
 
 
-def signing_target(request: Mapping[str, object], key: bytes | None) -> SigningTarget:
+def _intent_ids(meta: Mapping[str, object]) -> tuple[str, str] | None:
+    """The workspace and transaction ids of an intent, or ``None`` when there are none.
+
+    Raises:
+        RequestRefused: only one of the two, or one that is not a short identifier.
+    """
+    present = [name for name in ("workspace_id", "transaction_id") if name in meta]
+    if not present:
+        return None
+    if len(present) == 1:
+        missing = "transaction_id" if present == ["workspace_id"] else "workspace_id"
+        raise RequestRefused(
+            "malformed", f"metadata.{missing} is required with metadata.{present[0]}"
+        )
+    ids: list[str] = []
+    for name in ("workspace_id", "transaction_id"):
+        value = meta[name]
+        if not isinstance(value, str) or not _INTENT_ID.fullmatch(value):
+            raise RequestRefused(
+                "malformed", f"metadata.{name} must be an identifier of at most 64 characters"
+            )
+        ids.append(value)
+    return ids[0], ids[1]
+
+
+def _with_intent(target: SigningTarget, ids: tuple[str, str]) -> SigningTarget:
+    """``target`` with its approvals counted over the transfer's intent digest.
+
+    Raises:
+        RequestRefused: the payload is not a transfer from a key the co-signer knows.
+    """
+    request = target.request
+    if (
+        request.operation is not Operation.TRANSFER
+        or target.source_address is None
+        or request.network is None
+        or request.destination is None
+        or request.asset is None
+        or request.amount is None
+    ):
+        raise RequestRefused(
+            "malformed",
+            "metadata.transaction_id names a transfer intent, but the payload is not a "
+            "transfer from the signing key",
+        )
+    try:
+        intent = TransferIntent(
+            workspace_id=ids[0],
+            transaction_id=ids[1],
+            network=request.network,
+            source=target.source_address,
+            destination=request.destination,
+            asset=request.asset.id,
+            amount=int(request.amount),
+        )
+    except PolicyError as exc:
+        raise RequestRefused("payload", f"cannot form the transfer intent: {exc}") from None
+    return dataclasses.replace(
+        target,
+        request=dataclasses.replace(request, digest=intent_digest(intent)),
+        intent=intent,
+    )
+
+
+def signing_target(
+    request: Mapping[str, object], key: bytes | None, *, ecdsa_key: bytes | None = None
+) -> SigningTarget:
     """Recompute what a signing request asks for, from its payload.
 
     ``key`` is the vault's group public key as the chain encodes it (Ed25519 key,
-    BIP340 x-only key).
+    BIP340 x-only key); ``ecdsa_key`` the secp256k1 public key an Ethereum transaction
+    is signed with (derived along the request's path). With ``transaction_id`` and
+    ``workspace_id`` in the metadata, a transfer's approvals are counted over its intent
+    digest (module docstring).
 
     Raises:
-        RequestRefused: malformed request, unsupported chain, payload refused, or a
-            claimed digest that differs from the recomputed one.
+        RequestRefused: malformed request, unsupported chain, payload refused, a
+            claimed digest that differs from the recomputed one, or intent metadata on
+            a payload that is not a transfer from the signing key.
     """
     chain = request.get("chain")
     payload = _hex(request.get("payload"), "payload")
     meta = _metadata(request.get("metadata", {}))
+    ids = _intent_ids(meta)
     if chain == "ethereum":
-        target = ethereum_target(payload, meta)
+        target = ethereum_target(payload, meta, ecdsa_key)
     elif chain == "solana":
         if key is None or len(key) != 32:
             raise RequestRefused("key", "Solana needs an Ed25519 vault key")
@@ -320,6 +429,8 @@ def signing_target(request: Mapping[str, object], key: bytes | None) -> SigningT
         raise RequestRefused(
             "digest", "the claimed digest is not the digest of the payload (refusing)"
         )
+    if ids is not None:
+        target = _with_intent(target, ids)
     return target
 
 
@@ -360,5 +471,12 @@ def check_policy(
     except PolicyError as exc:
         raise RequestRefused("malformed", f"policy input refused: {exc}") from None
     if evaluation.decision is not Decision.ALLOW:
-        raise RequestRefused("policy", evaluation.summary, rule=evaluation.rule)
+        reason = evaluation.summary
+        counted = evaluation.approval_tally
+        if counted is not None and counted.refused:
+            # Say why the first statement that did not count was refused (an approval of
+            # another digest, a stranger, a bad signature), so the coordinator can tell.
+            error = counted.refused[0][1]
+            reason += f"; an approval did not count ({type(error).__name__}: {error})"
+        raise RequestRefused("policy", reason, rule=evaluation.rule)
     return evaluation

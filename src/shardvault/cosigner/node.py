@@ -556,7 +556,14 @@ class CosignerNode:
             raise RequestRefused("key", "an ECDSA key signs Ethereum transactions or raw digests")
         if isinstance(key, KeyPackage) and body.get("chain") == "ethereum":
             raise RequestRefused("key", "Ethereum needs an ECDSA key")
-        target = signing_target(body, chain_key)
+        # An Ethereum transfer's source address (part of its intent) is the address of
+        # the key derived along the request's path, so derive before checking.
+        derived = None
+        if isinstance(key, KeyShare) and body.get("chain") == "ethereum":
+            derived = self._ecdsa_key(body, vault, key_id, key)
+        target = signing_target(
+            body, chain_key, ecdsa_key=None if derived is None else derived.public_key.to_bytes()
+        )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
         evaluation = check_policy(
@@ -569,7 +576,7 @@ class CosignerNode:
         )
         checked = CheckedRequest(target, evaluation)
         if isinstance(key, KeyShare):
-            key = self._ecdsa_key(body, vault, key_id, key)
+            key = derived if derived is not None else self._ecdsa_key(body, vault, key_id, key)
             label = _str(body, "presignature")
             presignature = self._presignatures.get((vault, key_id, label))
             if presignature is None:
@@ -601,7 +608,7 @@ class CosignerNode:
                 rng=self._rng,
                 taproot_merkle_root=checked.target.taproot_merkle_root,
             )
-        del key
+        del key, derived
         policy_request: TransactionRequest = checked.target.request
 
         def done(result: object) -> Result:
