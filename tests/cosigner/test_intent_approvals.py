@@ -11,7 +11,10 @@ with PyNaCl (Ed25519, RFC 8032).
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import time
+from pathlib import Path
 
 import coincurve
 import pytest
@@ -23,6 +26,9 @@ from shardvault.chains.ethereum.abi import function
 from shardvault.chains.solana import system
 from shardvault.cosigner.checks import check_policy, signing_target
 from shardvault.cosigner.errors import RequestRefused
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
+from shardvault.crypto.bip32 import ExtendedPublicKey
+from shardvault.crypto.group import SECP256K1
 from shardvault.policy import BundleChain, parse_admin_set
 from shardvault.service.transactions import intent_digest
 from tests.cosigner.support import (
@@ -30,6 +36,7 @@ from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
     POLICY,
+    VAULT,
     WORKSPACE,
     approval,
     dkg_request,
@@ -335,3 +342,107 @@ def test_erc20_intent_names_the_token_contract(policy_chain):
     with pytest.raises(RequestRefused) as caught:
         _check(policy_chain, _request(_erc20_transfer()), [_pipeline_approval(asset="USDC")])
     assert (caught.value.check, caught.value.rule) == ("policy", "eth-needs-approval")
+
+
+# --- In-process co-signer nodes (CGGMP21, Ethereum at a BIP32 path) -----------------
+
+PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
+ETH_PATH = "m/44/60/0/0/7"
+
+
+@pytest.fixture(scope="module")
+def eth_cluster(tmp_path_factory):
+    """Nodes holding a policy where every transfer needs carol, and an ECDSA key made
+    with the TEST-ONLY Paillier primes (tests/fixtures/test_only_paillier.json)."""
+    previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
+    os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
+    c = None
+    try:
+        c = Cluster(tmp_path_factory.mktemp("intent-eth-cluster"))
+        keygen_rule = {
+            "name": "keygen",
+            "when": {"operation": ["key_generation"]},
+            "action": "allow",
+        }
+        policy = {**ETH_POLICY, "rules": [keygen_rule, *ETH_POLICY["rules"]]}
+        bundle = signed_bundle(policy=policy)
+        results = c.run(
+            {"kind": "policy", "request_id": "p1", "bundles": [bundle.to_json()]}, [1, 2, 3]
+        )
+        assert all(r["status"] == "ok" for r in results.values()), results
+        body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
+        body["aux_session_id"] = secrets.token_hex(32)
+        results = c.run(body, [1, 2, 3])
+        assert {r["status"] for r in results.values()} == {"ok"}, results
+        root = ExtendedPublicKey(
+            SECP256K1.decode_point(bytes.fromhex(results[1]["public_key"])),
+            bytes.fromhex(results[1]["chain_code"]),
+        )
+        c.eth_source = str(
+            ethereum.address_from_public_key(root.derive(ETH_PATH).public_key.to_bytes())
+        )
+        yield c
+    finally:
+        if c is not None:
+            c.close()
+        if previous is None:
+            os.environ.pop(TEST_ONLY_PRIMES_ENV, None)
+        else:
+            os.environ[TEST_ONLY_PRIMES_ENV] = previous
+
+
+def _presign(cluster, label):
+    body = {
+        "kind": "presign",
+        "request_id": f"presign-{label}",
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": "eth-1",
+        "signers": [1, 3],
+        "presignature": label,
+        "path": ETH_PATH,
+    }
+    assert {r["status"] for r in cluster.run(body, [1, 3]).values()} == {"ok"}
+
+
+def _eth_sign_request(tx, approvals, label, **meta):
+    body = sign_request(
+        ethereum.encode_unsigned(tx),
+        (1, 3),
+        chain="ethereum",
+        key_id="eth-1",
+        presignature=label,
+        path=ETH_PATH,
+        approvals=approvals,
+    )
+    body["metadata"].update(
+        {"transaction_id": TRANSACTION_ID, "workspace_id": WORKSPACE_ID, **meta}
+    )
+    return body
+
+
+def test_nodes_sign_an_eth_transfer_approved_before_nonce_and_fees(eth_cluster):
+    """The source in the approved intent is the address of the key at ``path``; the
+    signature recovers (eth-account) to that address."""
+    good = _pipeline_approval(source=eth_cluster.eth_source)
+    _presign(eth_cluster, "p1")
+    tx = _eth_transfer(nonce=3, fees=ethereum.FeeParameters(41 * 10**9, 2 * 10**9, 21_000))
+    results = eth_cluster.run(_eth_sign_request(tx, [good], "p1"), [1, 3])
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    assert {r["digest"] for r in results.values()} == {good["digest"]}
+    signature = bytes.fromhex(results[1]["signature"])
+    raw = ethereum.encode_signed(
+        ethereum.assemble(
+            tx,
+            int.from_bytes(signature[:32], "big"),
+            int.from_bytes(signature[32:64], "big"),
+            signature[64],
+        )
+    )
+    assert Account.recover_transaction(raw) == eth_cluster.eth_source
+    # The recipient changed after approval: refused before any session starts.
+    changed = _eth_transfer(nonce=4, to=OTHER_RECIPIENT)
+    results = eth_cluster.run(_eth_sign_request(changed, [good], "p1"), [1, 3])
+    assert {(r["status"], r["check"], r["rule"]) for r in results.values()} == {
+        ("refused", "policy", "eth-needs-approval")
+    }
