@@ -9,10 +9,10 @@ from sqlalchemy import select
 from shardvault.audit import AuditChainBroken, AuditKeyring, chain_of, verify_chain
 from shardvault.service.context import Principal
 from shardvault.service.errors import ValidationError
+from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
-from shardvault.service.workspaces import MAX_PAGE_SIZE
 from shardvault.store.models import AuditEvent
 
 
@@ -75,8 +75,7 @@ def list_events(
         ValidationError: a bad limit or cursor.
     """
     require(principal, Permission.AUDIT_READ)
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+    size = page_size(limit)
     rows = uow.session.scalars(
         select(AuditEvent)
         .where(
@@ -85,10 +84,11 @@ def list_events(
             AuditEvent.seq > _after(cursor),
         )
         .order_by(AuditEvent.seq)
-        .limit(limit + 1)
+        .limit(size + 1)
     ).all()
-    items = tuple(
-        AuditEventView(
+
+    def view(r: AuditEvent) -> AuditEventView:
+        return AuditEventView(
             id=r.id,
             seq=r.seq,
             occurred_at=r.occurred_at,
@@ -102,9 +102,8 @@ def list_events(
             prev_hash=r.prev_hash,
             hash=r.hash,
         )
-        for r in rows[:limit]
-    )
-    return Page(items, _cursor(items[-1].seq) if len(rows) > limit else None)
+
+    return page_of(rows, size, view, lambda item: _cursor(item.seq))
 
 
 def verify_workspace_chain(

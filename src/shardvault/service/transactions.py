@@ -38,10 +38,11 @@ from shardvault.policy.model import Decision
 from shardvault.service import webhooks
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
+from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
-from shardvault.service.workspaces import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from shardvault.service.workspaces import decode_cursor, encode_cursor
 from shardvault.store.models import new_id
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
@@ -399,8 +400,7 @@ def list_transactions(
         Forbidden, ValidationError (limit, cursor, status).
     """
     require(principal, Permission.TRANSACTIONS_READ)
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+    size = page_size(limit)
     wanted = None
     if status is not None:
         try:
@@ -408,10 +408,9 @@ def list_transactions(
         except ValueError:
             raise ValidationError("status", f"unknown status {status!r}") from None
     rows = TransactionRepository(uow.session, principal.workspace_id).list(
-        limit=limit + 1, after_id=decode_cursor(cursor), status=wanted
+        limit=size + 1, after_id=decode_cursor(cursor), status=wanted
     )
-    items = tuple(view_of(uow, r) for r in rows[:limit])
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return page_of(rows, size, lambda r: view_of(uow, r), lambda item: encode_cursor(item.id))
 
 
 def cancel_transaction(

@@ -24,11 +24,12 @@ from shardvault.chains.ethereum import network_for, parse_address
 from shardvault.chains.ethereum.networks import KNOWN_NETWORKS
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, NotFound, ValidationError
+from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.signing import SCHEMES, GeneratedKey, Scheme, SigningBackend
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
-from shardvault.service.workspaces import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from shardvault.service.workspaces import decode_cursor, encode_cursor
 from shardvault.store.models_vaults import (
     Asset,
     AssetKind,
@@ -432,10 +433,8 @@ def list_vaults(
 ) -> Page[VaultView]:
     """A page of the workspace's vaults, in id order."""
     require(principal, Permission.VAULTS_READ)
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+    size = page_size(limit)
     rows = VaultRepository(uow.session, principal.workspace_id).list(
-        limit=limit + 1, after_id=decode_cursor(cursor)
+        limit=size + 1, after_id=decode_cursor(cursor)
     )
-    items = tuple(_vault_view(uow, r) for r in rows[:limit])
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return page_of(rows, size, lambda r: _vault_view(uow, r), lambda item: encode_cursor(item.id))

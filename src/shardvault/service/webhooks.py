@@ -26,11 +26,11 @@ from urllib.parse import urlsplit
 from shardvault.audit import Actor, JsonValue
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, NotFound, ValidationError
+from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
 from shardvault.service.webhook_delivery import DestinationPolicy
-from shardvault.service.workspaces import MAX_PAGE_SIZE
 from shardvault.store.models import new_id
 from shardvault.store.models_webhooks import (
     AttemptOutcome,
@@ -245,12 +245,6 @@ def _decode_cursor(cursor: str | None) -> TimeCursor | None:
     return as_utc(at), row_id
 
 
-def _page_size(limit: int) -> int:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
-    return limit
-
-
 # Endpoints.
 
 
@@ -330,13 +324,13 @@ def list_endpoints(
         ValidationError: a bad limit or cursor.
     """
     require(principal, Permission.WEBHOOKS_READ)
-    size = _page_size(limit)
+    size = page_size(limit)
     rows = _repo(uow, principal.workspace_id).list_endpoints(
         limit=size + 1, cursor=_decode_cursor(cursor)
     )
-    items = tuple(EndpointView.of(r) for r in rows[:size])
-    more = len(rows) > size
-    return Page(items, _encode_cursor(items[-1].created_at, items[-1].id) if more else None)
+    return page_of(
+        rows, size, EndpointView.of, lambda item: _encode_cursor(item.created_at, item.id)
+    )
 
 
 def update_endpoint(
@@ -612,16 +606,14 @@ def list_events(
         ValidationError: a bad limit or cursor.
     """
     require(principal, Permission.WEBHOOKS_READ)
-    size = _page_size(limit)
+    size = page_size(limit)
     rows = _repo(uow, principal.workspace_id).list_events(
         limit=size + 1,
         cursor=_decode_cursor(cursor),
         resource_type=resource_type,
         resource_id=resource_id,
     )
-    items = tuple(EventView.of(r) for r in rows[:size])
-    more = len(rows) > size
-    return Page(items, _encode_cursor(items[-1].created_at, items[-1].id) if more else None)
+    return page_of(rows, size, EventView.of, lambda item: _encode_cursor(item.created_at, item.id))
 
 
 def resend_event(
@@ -763,7 +755,7 @@ def list_deliveries(
         ValidationError: a bad limit or cursor.
     """
     require(principal, Permission.WEBHOOKS_READ)
-    size = _page_size(limit)
+    size = page_size(limit)
     rows = _repo(uow, principal.workspace_id).list_deliveries(
         limit=size + 1,
         cursor=_decode_cursor(cursor),
@@ -771,9 +763,9 @@ def list_deliveries(
         event_id=event_id,
         status=status,
     )
-    items = tuple(DeliveryView.of(r) for r in rows[:size])
-    more = len(rows) > size
-    return Page(items, _encode_cursor(items[-1].created_at, items[-1].id) if more else None)
+    return page_of(
+        rows, size, DeliveryView.of, lambda item: _encode_cursor(item.created_at, item.id)
+    )
 
 
 def list_attempts(
@@ -793,7 +785,7 @@ def list_attempts(
         ValidationError: a bad limit or cursor.
     """
     require(principal, Permission.WEBHOOKS_READ)
-    size = _page_size(limit)
+    size = page_size(limit)
     rows = _repo(uow, principal.workspace_id).list_attempts(
         limit=size + 1,
         cursor=_decode_cursor(cursor),
@@ -801,9 +793,9 @@ def list_attempts(
         event_id=event_id,
         delivery_id=delivery_id,
     )
-    items = tuple(AttemptView.of(r) for r in rows[:size])
-    more = len(rows) > size
-    return Page(items, _encode_cursor(items[-1].started_at, items[-1].id) if more else None)
+    return page_of(
+        rows, size, AttemptView.of, lambda item: _encode_cursor(item.started_at, item.id)
+    )
 
 
 # Retention.

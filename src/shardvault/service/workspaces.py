@@ -14,14 +14,12 @@ from shardvault.audit import Actor
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
 from shardvault.service.keys import normalized_pem
+from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, check_grant, permissions_of, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import ApiKeyView, Page, UserView, WorkspaceView
 from shardvault.store.models import KeyAlgorithm, PrincipalStatus, Role
 from shardvault.store.types import utcnow
-
-MAX_PAGE_SIZE = 200
-"""The most items one list call returns."""
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
@@ -62,12 +60,6 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not 1 <= len(decoded) <= 64:
         raise ValidationError("cursor", "not a cursor this server issued")
     return decoded
-
-
-def _page_size(limit: int) -> int:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
-    return limit
 
 
 # Workspaces.
@@ -203,10 +195,9 @@ def list_users(
         ValidationError: a bad limit or cursor.
     """
     require(principal, Permission.USERS_READ)
-    size = _page_size(limit)
+    size = page_size(limit)
     rows = uow.users(principal.workspace_id).list(limit=size + 1, after_id=decode_cursor(cursor))
-    items = tuple(UserView.of(r) for r in rows[:size])
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > size else None)
+    return page_of(rows, size, UserView.of, lambda item: encode_cursor(item.id))
 
 
 def _active_owner_keys(uow: UnitOfWork, workspace_id: str) -> int:
@@ -319,10 +310,9 @@ def list_api_keys(
         ValidationError: a bad limit or cursor.
     """
     require(principal, Permission.API_KEYS_READ)
-    size = _page_size(limit)
+    size = page_size(limit)
     rows = uow.api_keys(principal.workspace_id).list(limit=size + 1, after_id=decode_cursor(cursor))
-    items = tuple(ApiKeyView.of(r) for r in rows[:size])
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > size else None)
+    return page_of(rows, size, ApiKeyView.of, lambda item: encode_cursor(item.id))
 
 
 def revoke_api_key(uow: UnitOfWork, principal: Principal, key_id: str) -> ApiKeyView:

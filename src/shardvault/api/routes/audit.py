@@ -8,9 +8,9 @@ from shardvault.api.deps import authorized, get_platform
 from shardvault.api.schemas import AuditEventOut, AuditEventPage, AuditVerificationOut
 from shardvault.service import audit_trail
 from shardvault.service.context import Principal
+from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
-from shardvault.service.workspaces import MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

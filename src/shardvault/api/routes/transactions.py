@@ -14,10 +14,10 @@ from shardvault.api.schemas_vaults import (
 )
 from shardvault.service import transactions as svc
 from shardvault.service.context import Principal
+from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
 from shardvault.service.uow import UnitOfWork
-from shardvault.service.workspaces import MAX_PAGE_SIZE
 
 router = APIRouter()
 

@@ -22,11 +22,11 @@ from shardvault.service import vaults as svc
 from shardvault.service.context import Principal
 from shardvault.service.errors import Unavailable
 from shardvault.service.idempotency import validate_key
+from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
 from shardvault.service.uow import UnitOfWork
-from shardvault.service.workspaces import MAX_PAGE_SIZE
 
 router = APIRouter()
 

@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from shardvault.api.deps import Mutation, authorized, get_platform, mutation, run_mutation
 from shardvault.service import webhooks as svc
 from shardvault.service.context import Principal
+from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.webhook_delivery import WebhookRuntime
-from shardvault.service.workspaces import MAX_PAGE_SIZE
 from shardvault.store.models_webhooks import DeliveryStatus
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

@@ -17,6 +17,7 @@ from shardvault.api.schemas import (
 )
 from shardvault.service import workspaces as svc
 from shardvault.service.context import Principal
+from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
 from shardvault.service.uow import UnitOfWork
@@ -25,7 +26,7 @@ from shardvault.store.models import KeyAlgorithm, Role
 router = APIRouter()
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
-Limit = Annotated[int, Query(ge=1, le=svc.MAX_PAGE_SIZE)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
