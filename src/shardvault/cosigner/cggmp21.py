@@ -20,11 +20,9 @@ memory over signed envelopes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
-from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage
+from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage, typed_messages
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard
-from shardvault.crypto.errors import ProtocolBug
 from shardvault.crypto.paillier import PaillierSecretKey
 from shardvault.crypto.protocols.cggmp21.aux_info import (
     AuxInfoConfig,
@@ -70,16 +68,6 @@ from shardvault.crypto.protocols.cggmp21.sign import SignRound
 from shardvault.crypto.protocols.common import SessionId
 from shardvault.crypto.rng import RandomSource
 
-T = TypeVar("T")
-
-
-def _typed(messages: Sequence[WireMessage], kind: type[T]) -> list[T]:
-    out: list[T] = [m for m in messages if isinstance(m, kind)]
-    if len(out) != len(messages):  # pragma: no cover - decode() returns only `kind`
-        raise ProtocolBug("step received a message of another type")
-    return out
-
-
 # --- Auxiliary info ----------------------------------------------------------------------
 
 
@@ -94,7 +82,7 @@ class _Aux1(Step):
         return AuxRound1Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, message = self._state.next(_typed(broadcasts, AuxRound1Message))
+        state, message = self._state.next(typed_messages(broadcasts, AuxRound1Message))
         return Advance((message,), _Aux2(state))
 
 
@@ -109,7 +97,7 @@ class _Aux2(Step):
         return AuxRound2Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, out = self._state.next(_typed(broadcasts, AuxRound2Message))
+        state, out = self._state.next(typed_messages(broadcasts, AuxRound2Message))
         return Advance(out, _Aux3(state))
 
 
@@ -126,7 +114,7 @@ class _Aux3(Step):
         return AuxRound3Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance((), None, self._state.finish(_typed(directs, AuxRound3Message)))
+        return Advance((), None, self._state.finish(typed_messages(directs, AuxRound3Message)))
 
 
 # --- Key generation ----------------------------------------------------------------------
@@ -143,7 +131,7 @@ class _Keygen1(Step):
         return KeygenRound1Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, broadcast, shares = self._state.next(_typed(broadcasts, KeygenRound1Message))
+        state, broadcast, shares = self._state.next(typed_messages(broadcasts, KeygenRound1Message))
         return Advance((broadcast, *shares), _Keygen2(state))
 
 
@@ -162,7 +150,8 @@ class _Keygen2(Step):
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         state, message = self._state.next(
-            _typed(broadcasts, KeygenRound2Message), _typed(directs, KeygenShareMessage)
+            typed_messages(broadcasts, KeygenRound2Message),
+            typed_messages(directs, KeygenShareMessage),
         )
         return Advance((message,), _Keygen3(state))
 
@@ -178,7 +167,9 @@ class _Keygen3(Step):
         return KeygenRound3Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance((), None, self._state.finish(_typed(broadcasts, KeygenRound3Message)))
+        return Advance(
+            (), None, self._state.finish(typed_messages(broadcasts, KeygenRound3Message))
+        )
 
 
 # --- Presigning --------------------------------------------------------------------------
@@ -199,7 +190,8 @@ class _Presign1(Step):
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         state, out = self._state.next(
-            _typed(broadcasts, PresignRound1Message), _typed(directs, PresignRound1ProofMessage)
+            typed_messages(broadcasts, PresignRound1Message),
+            typed_messages(directs, PresignRound1ProofMessage),
         )
         return Advance(out, _Presign2(state))
 
@@ -217,7 +209,7 @@ class _Presign2(Step):
         return PresignRound2Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, out = self._state.next(_typed(directs, PresignRound2Message))
+        state, out = self._state.next(typed_messages(directs, PresignRound2Message))
         return Advance(out, _Presign3(state))
 
 
@@ -235,7 +227,7 @@ class _Presign3(Step):
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         try:
-            presignature = self._state.finish(_typed(directs, PresignRound3Message))
+            presignature = self._state.finish(typed_messages(directs, PresignRound3Message))
         except PresignIdentificationRequired as failed:
             # The δ check failed at every honest party: reveal and judge (round 4).
             identification = failed.identification
@@ -259,7 +251,7 @@ class _PresignIdentify(Step):
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         # Always raises ProtocolAbort naming the culprits.
-        self._state.finish(_typed(broadcasts, PresignRevealMessage))
+        self._state.finish(typed_messages(broadcasts, PresignRevealMessage))
 
 
 class _PresignIdentifyChi(Step):
@@ -274,7 +266,7 @@ class _PresignIdentifyChi(Step):
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         # Always raises ProtocolAbort naming the culprits.
-        self._state.finish(_typed(broadcasts, PresignChiProofMessage))
+        self._state.finish(typed_messages(broadcasts, PresignChiProofMessage))
 
 
 # --- Signing -----------------------------------------------------------------------------
@@ -291,7 +283,9 @@ class _Sign(Step):
         return SignatureShareMessage.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance((), None, self._state.finish(_typed(broadcasts, SignatureShareMessage)))
+        return Advance(
+            (), None, self._state.finish(typed_messages(broadcasts, SignatureShareMessage))
+        )
 
 
 # --- Drivers -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from shardvault.cosigner.errors import SessionError
 from shardvault.crypto.channel import (
@@ -37,7 +37,7 @@ from shardvault.crypto.channel import (
     open_envelope,
     seal,
 )
-from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort
+from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort, ProtocolBug
 from shardvault.crypto.protocols.common import Header, PartyId, SessionId
 from shardvault.crypto.rng import RandomSource
 
@@ -58,6 +58,17 @@ class Advance:
     outbound: Sequence[WireMessage]
     next_step: Step | None = None
     result: object | None = None
+
+
+_Kind = TypeVar("_Kind")
+
+
+def typed_messages(messages: Sequence[WireMessage], kind: type[_Kind]) -> list[_Kind]:
+    """``messages`` as the one wire type a step decodes; anything else is our bug."""
+    out: list[_Kind] = [m for m in messages if isinstance(m, kind)]
+    if len(out) != len(messages):  # pragma: no cover - a step's decode() returns only `kind`
+        raise ProtocolBug("step received a message of another type")
+    return out
 
 
 class Step(ABC):

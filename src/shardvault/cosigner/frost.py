@@ -10,11 +10,9 @@ shares with the broadcast echo). Signing: round 1 (broadcast nonce commitments),
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
-from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage
+from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage, typed_messages
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard
-from shardvault.crypto.errors import ProtocolBug
 from shardvault.crypto.protocols.common import SessionId
 from shardvault.crypto.protocols.frost import (
     CommitmentMessage,
@@ -31,15 +29,6 @@ from shardvault.crypto.protocols.frost.ciphersuite import Ciphersuite
 from shardvault.crypto.protocols.frost.messages import DKG_PROTOCOL, SIGN_PROTOCOL
 from shardvault.crypto.rng import RandomSource
 
-T = TypeVar("T")
-
-
-def _typed(messages: Sequence[WireMessage], kind: type[T]) -> list[T]:
-    out: list[T] = [m for m in messages if isinstance(m, kind)]
-    if len(out) != len(messages):  # pragma: no cover - decode() returns only `kind`
-        raise ProtocolBug("step received a message of another type")
-    return out
-
 
 class _DkgRound1Step(Step):
     protocol = DKG_PROTOCOL
@@ -52,7 +41,7 @@ class _DkgRound1Step(Step):
         return DkgRound1Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, out = self._state.next(_typed(broadcasts, DkgRound1Message))
+        state, out = self._state.next(typed_messages(broadcasts, DkgRound1Message))
         return Advance(out, _DkgRound2Step(state))
 
 
@@ -69,7 +58,7 @@ class _DkgRound2Step(Step):
         return DkgRound2Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance((), None, self._state.finish(_typed(directs, DkgRound2Message)))
+        return Advance((), None, self._state.finish(typed_messages(directs, DkgRound2Message)))
 
 
 class _SignRound1Step(Step):
@@ -84,7 +73,9 @@ class _SignRound1Step(Step):
         return CommitmentMessage.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, share = self._state.sign(self._message, _typed(broadcasts, CommitmentMessage))
+        state, share = self._state.sign(
+            self._message, typed_messages(broadcasts, CommitmentMessage)
+        )
         return Advance((share,), _SignRound2Step(state))
 
 
@@ -99,7 +90,7 @@ class _SignRound2Step(Step):
         return SignatureShareMessage.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        signature = self._state.aggregate(_typed(broadcasts, SignatureShareMessage))
+        signature = self._state.aggregate(typed_messages(broadcasts, SignatureShareMessage))
         return Advance((), None, signature)
 
 
