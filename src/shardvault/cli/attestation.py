@@ -213,6 +213,10 @@ def release_service(config_path: Path, host: str, port: int) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listener.bind((host, port))
+        # Listen before announcing the URL: a client that connects between the
+        # announcement and uvicorn's start then waits in the backlog instead of being
+        # refused.
+        listener.listen(128)
         server = uvicorn.Server(
             uvicorn.Config(create_release_app(service), log_level="warning", lifespan="off")
         )
