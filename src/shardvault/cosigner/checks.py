@@ -4,7 +4,8 @@ The coordinator sends the transaction *payload*, never only a digest. The co-sig
 
 1. parses the payload with :mod:`shardvault.chains` and recomputes what it will sign:
    an Ethereum transaction's signing hash (EIP-155/2930/1559), a Solana message's bytes,
-   a Bitcoin PSBT input's sighash (BIP341 key path); a raw digest only as a
+   a Bitcoin PSBT input's sighash (BIP341 key path for a FROST key, BIP143 for a
+   CGGMP21 key's P2WPKH output); a raw digest only as a
    ``raw_digest_signing`` request, which the policy blocks unless a rule names it;
 2. refuses the request if the coordinator's claimed digest differs from the recomputed
    one (a compromised coordinator showing approvers one transaction and the co-signers
@@ -25,11 +26,12 @@ approval covers the whole transaction; a claimed ``digest`` is compared with it.
 When the metadata carries ``transaction_id`` and ``workspace_id`` (the service's
 transactions), a transfer's approvals are counted over its *intent digest* instead
 (:mod:`shardvault.policy.intent`), recomputed from the parsed payload (network from the
-chain id, destination, asset, amount), the source address of the key the co-signer signs
-with, and those two ids. Nonces and fees are not in the intent, so they may be chosen
-after approval; any change of what moves where changes the digest. Payloads without an
-intent (raw digests, contract calls, PSBTs) are approved over the payload digest as
-before; see ``docs/cosigner.md``.
+chain id, or for Bitcoin from ``metadata.network``; destination, asset, amount), the
+source address of the key the co-signer signs with (for a P2WPKH PSBT, the key's P2WPKH
+address), and those two ids. Nonces, fees, UTXOs and change are not in the intent, so
+they may be chosen after approval; any change of what moves where changes the digest.
+Payloads without an intent (raw digests, contract calls, taproot PSBTs) are approved
+over the payload digest as before; see ``docs/cosigner.md``.
 """
 
 from __future__ import annotations
@@ -265,20 +267,46 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
     return SigningTarget(payload, _policy_request(fields), source_address=str(ours))
 
 
+def _bitcoin_network(meta: Mapping[str, object]) -> tuple[str, bitcoin.Network]:
+    """The network a Bitcoin payload is for (a PSBT does not say), from the metadata.
+
+    Raises:
+        RequestRefused: a name other than those of ``_BITCOIN_NETWORKS``.
+    """
+    network_name = meta.get("network", "bitcoin")
+    network = _BITCOIN_NETWORKS.get(network_name) if isinstance(network_name, str) else None
+    if network is None or not isinstance(network_name, str):
+        raise RequestRefused("malformed", f"unknown Bitcoin network {network_name!r}")
+    return network_name, network
+
+
 def bitcoin_target(
-    payload: bytes, meta: Mapping[str, object], key: bytes, input_index: int
+    payload: bytes,
+    meta: Mapping[str, object],
+    key: bytes | None,
+    input_index: int,
+    *,
+    ecdsa_key: bytes | None = None,
 ) -> SigningTarget:
     """Check a PSBT input that ``key`` (a BIP340 x-only group key, key path only) spends
     and form the policy view: the one output not paying back to the key is the
     destination.
 
+    With ``ecdsa_key`` (a compressed secp256k1 key, derived along the request's path)
+    instead of ``key``, the input is a P2WPKH spend of that key: see
+    :func:`bitcoin_p2wpkh_target`.
+
     Raises:
-        RequestRefused: not a PSBT, the input is not ours, or not a simple payment.
+        RequestRefused: not a PSBT, the input is not ours, or not a simple payment; no
+            key, or both kinds of key.
     """
-    network_name = meta.get("network", "bitcoin")
-    network = _BITCOIN_NETWORKS.get(network_name) if isinstance(network_name, str) else None
-    if network is None:
-        raise RequestRefused("malformed", f"unknown Bitcoin network {network_name!r}")
+    if ecdsa_key is not None:
+        if key is not None:
+            raise RequestRefused("key", "give a BIP340 key or an ECDSA key, not both")
+        return bitcoin_p2wpkh_target(payload, meta, ecdsa_key, input_index)
+    if key is None or len(key) != 32:
+        raise RequestRefused("key", "taproot needs a BIP340 vault key")
+    network_name, network = _bitcoin_network(meta)
     try:
         psbt = bitcoin.parse_psbt(payload)
         ours = bitcoin.output_key(key).script_pubkey
@@ -304,6 +332,88 @@ def bitcoin_target(
     fields["asset"] = {"id": "BTC", "decimals": 8}
     fields["amount"] = str(payments[0].value)
     return SigningTarget(sighashes[input_index], _policy_request(fields), taproot_merkle_root=b"")
+
+
+def bitcoin_p2wpkh_target(
+    payload: bytes, meta: Mapping[str, object], ecdsa_key: bytes, input_index: int
+) -> SigningTarget:
+    """Check a PSBT whose input ``input_index`` spends the P2WPKH output of ``ecdsa_key``
+    (BIP141 ``OP_0 <HASH160(key)>``) and form the policy view; the message is that
+    input's BIP143 sighash (SIGHASH_ALL).
+
+    Every input must spend the same key's P2WPKH output: a co-signer refuses a PSBT
+    that mixes in inputs it cannot see as its own, so the whole amount spent is ours.
+    Every input must use SIGHASH_ALL (no sighash type, or 1), so each signature
+    commits to all inputs and outputs. The policy view: a transfer of BTC (8 decimals)
+    from the key's P2WPKH address to the one output not paying back to it, of that
+    output's value in satoshi, on the network of ``metadata.network``.
+
+    Amounts (BIP143's fee attack). A BIP143 signature commits to the amount of its own
+    input only, and the amounts here come from the witness UTXOs the coordinator
+    supplies. An understated amount of the input being signed makes its signature
+    invalid on chain, so that lie gains nothing; but a coordinator that shows each
+    request (one per input) understated amounts for the *other* inputs can collect
+    valid signatures for a transaction whose true fee is larger than any single view
+    suggests. The outputs are committed by every signature (``hashOutputs``), so the
+    destination, the amount paid and the change checked here are exactly what the
+    transaction pays: the most such a coordinator can do is give the excess to a
+    miner as fee, never redirect it. Where an input carries its previous transaction
+    (``non_witness_utxo``), the PSBT parser checks that its txid is the outpoint's and
+    the signer checks that it agrees with the witness UTXO, which proves that amount.
+
+    Raises:
+        RequestRefused: ``key``: not a compressed secp256k1 point; ``malformed``: an
+            unknown network or a missing input; ``payload``: not a PSBT, an input that
+            does not spend the key's P2WPKH output, a sighash type other than ALL, a
+            previous transaction that does not match, or not a payment to exactly one
+            standard address.
+    """
+    network_name, network = _bitcoin_network(meta)
+    try:
+        ours = bitcoin.p2wpkh_script(ecdsa_key)
+    except ChainError:
+        raise RequestRefused("key", "the signing key is not a compressed secp256k1 key") from None
+    try:
+        psbt = bitcoin.parse_psbt(payload)
+        tx = psbt.unsigned_transaction()
+    except ChainError as exc:
+        raise RequestRefused("payload", f"PSBT refused: {exc}") from None
+    if not 0 <= input_index < len(tx.inputs):
+        raise RequestRefused("malformed", f"input {input_index} does not exist")
+    # The input being signed first, so its refusal names it; then every other input.
+    for i in (input_index, *(j for j in range(len(tx.inputs)) if j != input_index)):
+        spent = psbt.spent_output(i)
+        if spent is None or spent.script_pubkey != ours:
+            raise RequestRefused(
+                "payload",
+                f"input {i} does not spend the vault key's P2WPKH output "
+                "(every input must be the key's own)",
+            )
+        hash_type = psbt.inputs[i].sighash_type
+        if hash_type is not None and hash_type != bitcoin.SIGHASH_ALL:
+            raise RequestRefused(
+                "payload", f"input {i} asks for sighash type {hash_type:#x}; only ALL is signed"
+            )
+    try:
+        # input_sighash runs the BIP174 signer checks on each input, among them that a
+        # non-witness UTXO agrees with the witness UTXO.
+        sighashes = [bitcoin.input_sighash(psbt, i) for i in range(len(tx.inputs))]
+        payments = [o for o in tx.outputs if o.script_pubkey != ours]
+        destination = None
+        if len(payments) == 1:
+            destination = bitcoin.address_from_script(payments[0].script_pubkey, network)
+        source = bitcoin.address_from_script(ours, network)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"PSBT refused: {exc}") from None
+    if destination is None:
+        raise RequestRefused("payload", "only a payment to one standard address can be checked")
+    digest = hashlib.sha256(PSBT_DIGEST_DOMAIN + b"".join(sighashes)).digest()
+    fields = _base(meta, digest, "transfer")
+    fields["network"] = network_name
+    fields["destination"] = destination
+    fields["asset"] = {"id": "BTC", "decimals": 8}
+    fields["amount"] = str(payments[0].value)
+    return SigningTarget(sighashes[input_index], _policy_request(fields), source_address=source)
 
 
 def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
@@ -393,8 +503,9 @@ def signing_target(
     """Recompute what a signing request asks for, from its payload.
 
     ``key`` is the vault's group public key as the chain encodes it (Ed25519 key,
-    BIP340 x-only key); ``ecdsa_key`` the secp256k1 public key an Ethereum transaction
-    is signed with (derived along the request's path). With ``transaction_id`` and
+    BIP340 x-only key); ``ecdsa_key`` the compressed secp256k1 public key an Ethereum
+    transaction or a Bitcoin P2WPKH input is signed with (derived along the request's
+    path). With ``transaction_id`` and
     ``workspace_id`` in the metadata, a transfer's approvals are counted over its intent
     digest (module docstring).
 
@@ -417,9 +528,7 @@ def signing_target(
         index = request.get("input_index")
         if not isinstance(index, int) or isinstance(index, bool):
             raise RequestRefused("malformed", "field input_index must be an integer")
-        if key is None or len(key) != 32:
-            raise RequestRefused("key", "taproot needs a BIP340 vault key")
-        target = bitcoin_target(payload, meta, key, index)
+        target = bitcoin_target(payload, meta, key, index, ecdsa_key=ecdsa_key)
     elif chain == "raw":
         target = raw_target(payload, meta)
     else:

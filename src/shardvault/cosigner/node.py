@@ -552,14 +552,17 @@ class CosignerNode:
         key = self._load_key(vault, key_id)
         # DESIGN.md invariant 3: recompute from the payload, then ask the signed policy.
         chain_key = key.public.public_key_bytes if isinstance(key, KeyPackage) else None
-        if isinstance(key, KeyShare) and body.get("chain") not in ("ethereum", "raw"):
-            raise RequestRefused("key", "an ECDSA key signs Ethereum transactions or raw digests")
+        if isinstance(key, KeyShare) and body.get("chain") not in ("ethereum", "bitcoin", "raw"):
+            raise RequestRefused(
+                "key", "an ECDSA key signs Ethereum transactions, P2WPKH inputs or raw digests"
+            )
         if isinstance(key, KeyPackage) and body.get("chain") == "ethereum":
             raise RequestRefused("key", "Ethereum needs an ECDSA key")
         # An Ethereum transfer's source address (part of its intent) is the address of
-        # the key derived along the request's path, so derive before checking.
+        # the key derived along the request's path, and a P2WPKH input must spend that
+        # key's output, so derive before checking.
         derived = None
-        if isinstance(key, KeyShare) and body.get("chain") == "ethereum":
+        if isinstance(key, KeyShare) and body.get("chain") in ("ethereum", "bitcoin"):
             derived = self._ecdsa_key(body, vault, key_id, key)
         target = signing_target(
             body, chain_key, ecdsa_key=None if derived is None else derived.public_key.to_bytes()
