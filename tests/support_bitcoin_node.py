@@ -45,6 +45,7 @@ from shardvault.chains import bitcoin
 from shardvault.chains.bitcoin.models import Transaction, TxIn, TxOut
 from shardvault.chains.errors import ChainError
 
+RPC_MISC_ERROR = -1
 RPC_INVALID_ADDRESS_OR_KEY = -5
 RPC_INVALID_PARAMETER = -8
 RPC_DESERIALIZATION_ERROR = -22
@@ -263,7 +264,10 @@ class BitcoinNodeStandIn:
             self.calls.append((method, list(params)))
             try:
                 result = self._dispatch(method, list(params))
-            except RpcError as exc:
+            except (RpcError, LookupError, TypeError, ValueError) as exc:
+                # Bad parameters get Core's generic error instead of a dropped connection.
+                if not isinstance(exc, RpcError):
+                    exc = RpcError(RPC_MISC_ERROR, f"{type(exc).__name__}: {exc}")
                 status = 404 if exc.code == RPC_METHOD_NOT_FOUND else 500
                 error = {"code": exc.code, "message": exc.message}
                 return status, _dumps({"result": None, "error": error, "id": request_id})
@@ -370,7 +374,7 @@ class BitcoinNodeStandIn:
                 RPC_VERIFY_REJECTED,
                 f"mandatory-script-verify-flag-failed ({type(exc).__name__}: {exc})",
             ) from None
-        minimum = -(-tx.vsize * self.min_relay_sat_per_kvb // 1000)
+        minimum = -(-tx.vsize() * self.min_relay_sat_per_kvb // 1000)
         if total_in - total_out < minimum:
             raise RpcError(
                 RPC_VERIFY_REJECTED,
@@ -404,7 +408,7 @@ class BitcoinNodeStandIn:
             "hash": tx.wtxid_hex,
             "hex": known.raw.hex(),
             "size": len(known.raw),
-            "vsize": tx.vsize,
+            "vsize": tx.vsize(),
         }
         if known.height is not None:
             result["blockhash"] = self.block_hash(known.height)
