@@ -1,8 +1,11 @@
 """``shardvault server`` with its embedded pipeline: a real server process (SQLite in its
-data directory, a local keyring sealed with SHARDVAULT_KEYRING_PASSPHRASE, the local
-ceremony backend with the TEST-ONLY primes fixture, one worker thread) creates a 2-of-3
-vault, and a transfer sent with the CLI is signed, broadcast to hardhat and completed
-without anything else running. Stops the server with SIGTERM.
+data directory) creates a 2-of-3 vault, and a transfer sent with the CLI is signed,
+broadcast to hardhat and completed without anything else running. With the default
+signer the keys are generated and used by three co-signer processes the server starts
+(each checks the request against the signed policy itself); with ``local-ceremony`` by
+every party inside the server (a local keyring sealed with SHARDVAULT_KEYRING_PASSPHRASE).
+Both use the TEST-ONLY primes fixture. Stops the server with SIGTERM, which stops the
+co-signers too.
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_server_signs_and_sends_a_transfer(tmp_path: Path, hardhat_node: HardhatNode) -> None:
+@pytest.mark.parametrize("signer", ["cosigners", "local-ceremony"])
+def test_server_signs_and_sends_a_transfer(
+    tmp_path: Path, hardhat_node: HardhatNode, signer: str
+) -> None:
     runner = CliRunner()
     data = tmp_path / "data"
     created = runner.invoke(
@@ -52,7 +58,8 @@ def test_server_signs_and_sends_a_transfer(tmp_path: Path, hardhat_node: Hardhat
     env = dict(os.environ, SHARDVAULT_KEYRING_PASSPHRASE="test-only passphrase")
     process = subprocess.Popen(
         [sys.executable, "-m", "shardvault.cli.main", "server", "--port", str(port),
-         "--data-dir", str(data), "--unsafe-test-only-primes", str(TEST_ONLY_PRIMES), "--json"],
+         "--data-dir", str(data), "--unsafe-test-only-primes", str(TEST_ONLY_PRIMES), "--json",
+         "--signer", signer],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -125,4 +132,18 @@ def test_server_signs_and_sends_a_transfer(tmp_path: Path, hardhat_node: Hardhat
         assert mined["from"].lower() == wallet_doc["addresses"][0]["address"].lower()
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        try:
+            _out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            process.kill()
+            _out, err = process.communicate(timeout=30)
+            raise AssertionError(err.decode(errors="replace")[-6000:]) from None
+    # Every co-signer the server started stopped with it.
+    for log in (data / "cosigners").glob("*/party-*/cosigner.log"):
+        assert b'"event": "stopped"' in log.read_bytes() or b'"stopped"' in log.read_bytes(), (
+            log.read_text(errors="replace")[-2000:]
+        )
+    if signer == "cosigners":
+        assert len(list((data / "cosigners").glob("*/party-*/cosigner.log"))) == 3, err[-3000:]

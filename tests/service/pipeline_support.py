@@ -63,6 +63,7 @@ class ReusedKeygenBackend(LocalCeremonyBackend):
         scheme: Scheme,
         min_signers: int,
         max_signers: int,
+        initiator: str = "system",
     ) -> GeneratedKey:
         if scheme != "ecdsa-secp256k1" or (min_signers, max_signers) != (2, 3):
             return super().keygen(

@@ -1,5 +1,6 @@
 """The FastAPI application factory: everything under ``/v1``, one exception mapper."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -43,13 +44,16 @@ def create_app(
     *,
     webhook_runtime: WebhookRuntime | None = None,
     pipeline_runtime: PipelineRuntime | None = None,
+    extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """Build the API around ``platform`` (its database must already be migrated).
 
     ``webhook_runtime`` carries the webhook signing key (served at ``/v1/webhooks/jwks``)
     and the destination policy endpoint URLs are checked against. ``pipeline_runtime``
     (signing backend, chain access) is needed by vault creation; without it that route
-    answers 503.
+    answers 503. ``extra_routers`` are mounted outside ``/v1`` and outside the OpenAPI
+    document: the co-signers' relay routes, which carry their own signatures instead of
+    API keys (docs/cosigner.md).
     """
     app = FastAPI(
         title="shardvault",
@@ -72,6 +76,8 @@ def create_app(
     for custody_routes in (vaults, wallets, transactions, approvals, policies, addressbook):
         v1.include_router(custody_routes.router, responses=_ERRORS)
     app.include_router(v1)
+    for extra in extra_routers:
+        app.include_router(extra, include_in_schema=False)
     _document_security(app)
     return app
 

@@ -1,22 +1,33 @@
-"""``shardvault server`` options for the transaction pipeline, and its worker thread.
+"""``shardvault server`` options for the transaction pipeline, and its worker threads.
 
-The embedded default: key shares in ``DATA_DIR/custody`` (a local keyring sealed with the
-passphrase in ``SHARDVAULT_KEYRING_PASSPHRASE``, and a local share store), signed by the
-:class:`~shardvault.service.signing.LocalCeremonyBackend` (every party in the server
-process: a development backend, see docs/transactions.md), and one pipeline worker
-thread. Without the passphrase the server runs without a signing backend: vault creation
-answers 503 and submitted transactions wait in the queue.
+Two signing backends:
+
+* ``--signer cosigners`` (the default): each workspace's key shares live on three
+  co-signer processes the server starts on demand (one share store and keyring each,
+  under ``DATA_DIR/cosigners/<workspace>``), which connect out to this server's relay
+  at ``/cosigners/<workspace>/v1/relay/...`` and check every request themselves
+  (:mod:`shardvault.service.embedded_cosigners`, :mod:`shardvault.service.cosigner_backend`).
+  ECDSA presignatures are pooled in the background (``--presignature-pool`` per address
+  that has signed).
+* ``--signer local-ceremony``: every party in the server process, shares in
+  ``DATA_DIR/custody`` sealed with ``SHARDVAULT_KEYRING_PASSPHRASE`` (a development
+  backend: one host holds a quorum; see docs/transactions.md). Without the passphrase the
+  server runs without a signing backend: vault creation answers 503 and submitted
+  transactions wait in the queue.
 """
 
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
     from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
     from shardvault.service.platform import Platform
 
@@ -25,12 +36,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 PASSPHRASE_ENV = "SHARDVAULT_KEYRING_PASSPHRASE"  # noqa: S105 (a variable name)
 """The environment variable holding the local keyring's passphrase."""
 
-PRESIGNATURE_POOL = 4
+PRESIGNATURE_POOL = 8
 """Presignatures kept ready per (key, address) that has signed (in memory only)."""
+
+SIGNERS = ("cosigners", "local-ceremony")
 
 
 def pipeline_options(function: F) -> F:
-    """Add ``--pipeline/--no-pipeline`` and ``--unsafe-test-only-primes``."""
+    """Add the pipeline's options to a command."""
     function = click.option(
         "--unsafe-test-only-primes",
         "test_only_primes",
@@ -38,17 +51,102 @@ def pipeline_options(function: F) -> F:
         default=None,
         help="TEST ONLY: published safe primes for ECDSA key generation (insecure keys).",
     )(function)
+    function = click.option(
+        "--pipeline-workers",
+        type=click.IntRange(1, 64),
+        default=4,
+        show_default=True,
+        help="Pipeline worker threads (transactions advanced concurrently).",
+    )(function)
+    function = click.option(
+        "--presignature-pool",
+        type=click.IntRange(0, 10_000),
+        default=PRESIGNATURE_POOL,
+        show_default=True,
+        help="ECDSA presignatures kept ready per address that has signed.",
+    )(function)
+    function = click.option(
+        "--signer",
+        type=click.Choice(SIGNERS),
+        default="cosigners",
+        show_default=True,
+        help="Where keys are generated and used: co-signer processes, or (development) "
+        "every party inside this process.",
+    )(function)
     return click.option(
         "--pipeline/--no-pipeline",
         "run_pipeline",
         default=True,
         show_default=True,
-        help=f"Sign and send transactions in this process (needs {PASSPHRASE_ENV}).",
+        help="Sign and send transactions in this process.",
     )(function)
 
 
-def open_pipeline(data_dir: Path, test_only_primes: Path | None) -> "PipelineRuntime | None":
-    """The embedded pipeline runtime, or ``None`` without a keyring passphrase."""
+@dataclass
+class PipelineSetup:
+    """The runtime, the routes it adds (the co-signers' relay) and what to stop."""
+
+    runtime: "PipelineRuntime | None"
+    routers: list["APIRouter"] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def open_pipeline(
+    data_dir: Path,
+    test_only_primes: Path | None,
+    *,
+    signer: str = "local-ceremony",
+    platform: "Platform | None" = None,
+    coordinator_url: Callable[[], str] | None = None,
+    presignature_pool: int = PRESIGNATURE_POOL,
+) -> PipelineSetup:
+    """The pipeline runtime of ``signer`` (module docstring)."""
+    if signer == "cosigners":
+        if platform is None or coordinator_url is None:
+            raise ValueError("the co-signer backend needs the platform and the server's URL")
+        return _cosigners(data_dir, test_only_primes, platform, coordinator_url, presignature_pool)
+    return PipelineSetup(_local_ceremony(data_dir, test_only_primes, presignature_pool))
+
+
+def _cosigners(
+    data_dir: Path,
+    test_only_primes: Path | None,
+    platform: "Platform",
+    coordinator_url: Callable[[], str],
+    presignature_pool: int,
+) -> PipelineSetup:
+    from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
+    from shardvault.cosigner.relay_app import relay_hub_router
+    from shardvault.service.cosigner_backend import CosignerBackend
+    from shardvault.service.embedded_cosigners import EmbeddedCosigners
+    from shardvault.service.pipeline import PipelineRuntime
+    from shardvault.service.policies import activated_bundles, pinned_admin_set
+
+    def admin_set(workspace_id: str) -> dict[str, object] | None:
+        with platform.unit_of_work() as uow:
+            return pinned_admin_set(uow, workspace_id)
+
+    def policy_chain(workspace_id: str) -> list[dict[str, object]]:
+        with platform.unit_of_work() as uow:
+            return activated_bundles(uow, workspace_id)
+
+    env = {TEST_ONLY_PRIMES_ENV: str(test_only_primes.resolve())} if test_only_primes else {}
+    fleet = EmbeddedCosigners(data_dir / "cosigners", admin_set, coordinator_url, env=env)
+    backend = CosignerBackend(fleet.relay, policy_chain, presignature_pool=presignature_pool)
+    return PipelineSetup(
+        PipelineRuntime(backend),
+        routers=[relay_hub_router(fleet.lookup)],
+        closers=[backend.close, fleet.close],  # closed in reverse: relays first
+    )
+
+
+def _local_ceremony(
+    data_dir: Path, test_only_primes: Path | None, presignature_pool: int
+) -> "PipelineRuntime | None":
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if not passphrase:
         return None
@@ -66,32 +164,38 @@ def open_pipeline(data_dir: Path, test_only_primes: Path | None) -> "PipelineRun
         kek = LocalBackend.initialize(keyring, secret)
     custody = ShareCustody(kek, LocalShareStore(data_dir / "custody" / "shares"))
     signer = LocalCeremonyBackend(
-        custody, test_only_primes=test_only_primes, presignature_pool=PRESIGNATURE_POOL
+        custody, test_only_primes=test_only_primes, presignature_pool=presignature_pool
     )
     return PipelineRuntime(signer)
 
 
 class WorkerThread:
-    """A :class:`PipelineWorker` running in a daemon thread until :meth:`close`."""
+    """:class:`PipelineWorker` s running in daemon threads until :meth:`close`."""
 
-    def __init__(self, worker: "PipelineWorker") -> None:
-        self._worker = worker
+    def __init__(self, workers: "list[PipelineWorker]") -> None:
+        self._workers = workers
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=worker.run, args=(self._stop,), name="pipeline-worker", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(
+                target=worker.run, args=(self._stop,), name=f"pipeline-worker-{i}", daemon=True
+            )
+            for i, worker in enumerate(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
-        close = getattr(self._worker.runtime.backend, "close", None)
-        if callable(close):
-            close()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._workers:
+            close = getattr(self._workers[0].runtime.backend, "close", None)
+            if callable(close):
+                close()
 
 
-def start_worker(platform: "Platform", runtime: "PipelineRuntime") -> WorkerThread:
-    """Start one pipeline worker for this server."""
+def start_worker(platform: "Platform", runtime: "PipelineRuntime", count: int = 1) -> WorkerThread:
+    """Start ``count`` pipeline workers for this server."""
     from shardvault.service.pipeline import PipelineWorker
 
-    return WorkerThread(PipelineWorker(platform, runtime))
+    return WorkerThread([PipelineWorker(platform, runtime) for _ in range(count)])

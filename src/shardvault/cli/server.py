@@ -6,6 +6,10 @@ SQLite file in the data dir), ``--audit-key`` / ``SHARDVAULT_AUDIT_KEY`` (defaul
 ``audit-signing.key`` in the data dir, created 0600 on first use).
 """
 
+import faulthandler
+import signal
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from shardvault.cli._output import emit_json, fail_on
+from shardvault.cli._output import emit_json, fail, fail_on
 from shardvault.cli._pipeline_options import open_pipeline, pipeline_options, start_worker
 from shardvault.cli._webhook_options import open_runtime, server_options, start_dispatcher
 from shardvault.errors import ShardvaultError
@@ -75,7 +79,9 @@ def local_config(data_dir: Path, db_url: str | None, audit_key: Path | None) -> 
 
 @click.command(name="server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Log as JSON lines.")
 @server_options
@@ -93,9 +99,17 @@ def command(
     allow_networks: tuple[str, ...],
     webhook_dispatcher: bool,
     run_pipeline: bool,
+    signer: str,
+    presignature_pool: int,
+    pipeline_workers: int,
     test_only_primes: Path | None,
 ) -> None:
-    """Migrate the database and serve the REST API under /v1 (and deliver webhooks)."""
+    """Migrate the database and serve the REST API under /v1 (and deliver webhooks).
+
+    With the default ``--signer cosigners``, each workspace's three co-signers run as
+    separate local processes started when the workspace first needs them; they connect
+    back to this server (no port of their own) and are stopped with it.
+    """
     import uvicorn
 
     from shardvault.api import create_app
@@ -108,26 +122,81 @@ def command(
         platform = open_platform(config.db_url, config.audit_key_path)
     except ShardvaultError as exc:
         fail_on(exc)
+    # Bind (and listen) first, so the URL announced and handed to the co-signers is the
+    # real one even with --port 0. IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only
+    # on sockets that say so, and without it responses wait ~40 ms for a delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    listener.listen(2048)
+    bound_port = listener.getsockname()[1]
+    url = f"http://{host}:{bound_port}"
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    coordinator = f"http://{local}:{bound_port}"
     webhooks = open_runtime(data_dir, webhook_key, allow_networks)
-    pipeline = open_pipeline(data_dir, test_only_primes) if run_pipeline else None
-    app = create_app(platform, webhook_runtime=webhooks, pipeline_runtime=pipeline)
+    setup = (
+        open_pipeline(
+            data_dir,
+            test_only_primes,
+            signer=signer,
+            platform=platform,
+            coordinator_url=lambda: coordinator,
+            presignature_pool=presignature_pool,
+        )
+        if run_pipeline
+        else None
+    )
+    runtime = setup.runtime if setup is not None else None
+    app = create_app(
+        platform,
+        webhook_runtime=webhooks,
+        pipeline_runtime=runtime,
+        extra_routers=setup.routers if setup is not None else (),
+    )
     start = {
         "event": "starting",
-        "url": f"http://{host}:{port}",
+        "url": url,
         "database": config.display_url,
         "audit_key_id": platform.audit_signer.key_id,
+        "signer": signer if runtime is not None else None,
     }
     if as_json:
         emit_json(start)
     else:
         click.echo(f"shardvault API on {start['url']} (database {start['database']})")
+    sys.stdout.flush()
     dispatcher = start_dispatcher(platform, webhooks) if webhook_dispatcher else None
-    worker = start_worker(platform, pipeline) if pipeline is not None else None
+    worker = start_worker(platform, runtime, pipeline_workers) if runtime is not None else None
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the default
+    # SIGTERM action that would kill this process before the co-signers and workers are
+    # stopped below, so SIGTERM gets a handler that lets the clean-up run.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # SIGUSR1 prints every thread's stack to stderr (a stuck shutdown, a slow request).
+    faulthandler.register(signal.SIGUSR1)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), log_config=None)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level=log_level.lower(),
+                log_config=None,
+                lifespan="off",
+                # Co-signers' long polls would hold a graceful shutdown for their wait.
+                timeout_graceful_shutdown=2,
+            )
+        )
+        server.run(sockets=[listener])
     finally:
-        if dispatcher is not None:
-            dispatcher.close()
+        # The co-signers first: closing their relays wakes every worker waiting on them.
+        if setup is not None:
+            setup.close()
         if worker is not None:
             worker.close()
+        if dispatcher is not None:
+            dispatcher.close()
+        listener.close()
     platform.database.dispose()

@@ -495,6 +495,8 @@ class CosignerNode:
                     str(p): share.public_shares[p].to_bytes().hex() for p in share.public_shares
                 },
                 chain_code=share.chain_code.hex(),
+                # Keys made from the published TEST-ONLY primes are insecure: say so.
+                test_only=bool(os.environ.get(TEST_ONLY_PRIMES_ENV)),
             )
 
         deadline = self._clock() + self._timeout

@@ -6,6 +6,9 @@ standalone app from :func:`create_relay_app`. Routes (see :mod:`.link` for the b
 * ``POST /v1/relay/{cosigner_id}/poll``
 * ``POST /v1/relay/{cosigner_id}/send``
 
+:func:`relay_hub_router` serves one relay per workspace under
+``/cosigners/{workspace_id}`` (the embedded co-signers of ``shardvault server``).
+
 Both are authenticated by the co-signer's identity signature over the raw body; a
 refused signature is a 401 with a problem+json body that names no secret.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -35,11 +39,15 @@ def _problem(status: int, title: str, detail: str) -> JSONResponse:
     )
 
 
-def relay_router(core: RelayCore) -> APIRouter:
-    """The two relay routes, bound to ``core``."""
-    router = APIRouter()
+def _add_routes(
+    router: APIRouter, prefix: str, resolve: Callable[[dict[str, str]], RelayCore | None]
+) -> None:
+    """The poll and send routes under ``prefix``; ``resolve`` finds the relay of a
+    request from its path parameters (``None``: no such relay, a 404)."""
 
-    async def _authenticated(request: Request, cosigner_id: int) -> bytes | JSONResponse:
+    async def _authenticated(
+        request: Request, core: RelayCore, cosigner_id: int
+    ) -> bytes | JSONResponse:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return _problem(413, "Payload Too Large", "relay request body is too large")
@@ -50,9 +58,18 @@ def relay_router(core: RelayCore) -> APIRouter:
             return _problem(401, "Unauthorized", str(exc))
         return body
 
-    @router.post("/v1/relay/{cosigner_id}/poll")
+    def _core(request: Request) -> RelayCore | JSONResponse:
+        core = resolve(dict(request.path_params))
+        if core is None:
+            return _problem(404, "Not Found", "no relay serves this path")
+        return core
+
+    @router.post(prefix + "/v1/relay/{cosigner_id}/poll")
     async def poll(cosigner_id: int, request: Request) -> JSONResponse:
-        body = await _authenticated(request, cosigner_id)
+        core = _core(request)
+        if isinstance(core, JSONResponse):
+            return core
+        body = await _authenticated(request, core, cosigner_id)
         if isinstance(body, JSONResponse):
             return body
         try:
@@ -63,9 +80,12 @@ def relay_router(core: RelayCore) -> APIRouter:
         items = await run_in_threadpool(core.poll, cosigner_id, wait)
         return JSONResponse({"items": items})
 
-    @router.post("/v1/relay/{cosigner_id}/send")
+    @router.post(prefix + "/v1/relay/{cosigner_id}/send")
     async def send(cosigner_id: int, request: Request) -> JSONResponse:
-        body = await _authenticated(request, cosigner_id)
+        core = _core(request)
+        if isinstance(core, JSONResponse):
+            return core
+        body = await _authenticated(request, core, cosigner_id)
         if isinstance(body, JSONResponse):
             return body
         try:
@@ -80,6 +100,32 @@ def relay_router(core: RelayCore) -> APIRouter:
         routed = core.send(cosigner_id, envelopes, results, events)
         return JSONResponse({"routed": routed})
 
+
+def relay_router(core: RelayCore) -> APIRouter:
+    """The two relay routes, bound to ``core``."""
+    router = APIRouter()
+    _add_routes(router, "", lambda _params: core)
+    return router
+
+
+WORKSPACE_PREFIX = "/cosigners/{workspace_id}"
+"""Where :func:`relay_hub_router` serves each workspace's relay: a co-signer of
+workspace ``W`` uses ``{server}/cosigners/W`` as its coordinator URL."""
+
+
+def relay_hub_router(lookup: Callable[[str], RelayCore | None]) -> APIRouter:
+    """The relay routes of many workspaces, each with its own co-signers and relay:
+    ``/cosigners/{workspace_id}/v1/relay/{cosigner_id}/poll`` and ``.../send``.
+    ``lookup(workspace_id)`` answers the workspace's relay, or ``None`` (a 404)."""
+    router = APIRouter()
+
+    def resolve(params: dict[str, str]) -> RelayCore | None:
+        workspace = params.get("workspace_id", "")
+        if not 1 <= len(workspace) <= 64:
+            return None
+        return lookup(workspace)
+
+    _add_routes(router, WORKSPACE_PREFIX, resolve)
     return router
 
 

@@ -107,6 +107,7 @@ class RelayCore:
         self._sessions: dict[bytes, tuple[int, ...]] = {}
         self._results: dict[str, dict[int, dict[str, object]]] = {}
         self._nonces: dict[tuple[int, str], float] = {}
+        self._seen: dict[int, float] = {}
         self._closed = False
         self.transcript: list[bytes] = []
         self.events: list[dict[str, object]] = []
@@ -121,6 +122,23 @@ class RelayCore:
         """Every request id some co-signer reported on."""
         with self._cond:
             return list(self._results)
+
+    def wait_seen(self, parties: Sequence[int], timeout: float) -> list[int]:
+        """Wait until every party in ``parties`` has polled at least once; answers the
+        parties that still have not when ``timeout`` ends (empty: all are connected)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                missing = [p for p in parties if p not in self._seen]
+                remaining = deadline - time.monotonic()
+                if not missing or remaining <= 0 or self._closed:
+                    return missing
+                self._cond.wait(remaining)
+
+    def last_seen(self, party: int) -> float | None:
+        """When ``party`` last polled (the relay's clock), or ``None`` if it never did."""
+        with self._cond:
+            return self._seen.get(party)
 
     @property
     def parties(self) -> tuple[int, ...]:
@@ -164,18 +182,33 @@ class RelayCore:
         with self._cond:
             return dict(self._results.get(request_id, {}))
 
+    def forget(self, request_id: str) -> None:
+        """Drop the results of ``request_id`` (the coordinator has read them); a late
+        result for it is kept again until forgotten."""
+        with self._cond:
+            self._results.pop(request_id, None)
+
     def wait_results(
-        self, request_id: str, parties: Sequence[int], timeout: float
+        self,
+        request_id: str,
+        parties: Sequence[int],
+        timeout: float,
+        *,
+        first_failure: bool = False,
     ) -> dict[int, dict[str, object]]:
-        """Wait until every party in ``parties`` reported on ``request_id`` (or timeout)."""
+        """Wait until every party in ``parties`` reported on ``request_id`` (or the
+        timeout ends, or the relay closes, or, with ``first_failure``, one party reported
+        anything but ``ok``: the session cannot succeed then); answers what arrived."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 got = self._results.get(request_id, {})
                 if all(p in got for p in parties):
                     return dict(got)
+                if first_failure and any(r.get("status") != "ok" for r in got.values()):
+                    return dict(got)
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._closed:
                     return dict(got)
                 self._cond.wait(remaining)
 
@@ -227,6 +260,8 @@ class RelayCore:
         wait = max(0.0, min(wait, MAX_WAIT))
         deadline = time.monotonic() + wait
         with self._cond:
+            self._seen[party] = self._clock()
+            self._cond.notify_all()
             queue = self._queues[party]
             while not queue and not self._closed:
                 remaining = deadline - time.monotonic()

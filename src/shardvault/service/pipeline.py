@@ -103,7 +103,7 @@ from shardvault.service.nonce_store import account_key, allocate_in, settle_in, 
 from shardvault.service.platform import Platform
 from shardvault.service.policies import active_policy
 from shardvault.service.signing import SigningBackend, SigningError, SignRequest
-from shardvault.service.transactions import emit_status
+from shardvault.service.transactions import emit_status, intent_asset, intent_network
 from shardvault.service.uow import UnitOfWork
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
@@ -290,9 +290,9 @@ def policy_request(
             initiator,
         ),
         source=Source(vault=vault, wallet=loaded.tx.wallet_id),
-        network=loaded.network.name,
+        network=intent_network(loaded.network),
         destination=summary.recipient.checksummed,
-        asset=PolicyAsset(asset.symbol, asset.decimals),
+        asset=PolicyAsset(intent_asset(loaded.network, asset), asset.decimals),
         amount=summary.amount,  # type: ignore[arg-type]
     )
 
@@ -395,9 +395,9 @@ def solana_policy_request(
         created_at=int(loaded.tx.created_at.timestamp()),  # type: ignore[arg-type]
         initiator=Initiator(InitiatorKind.USER, initiator),
         source=Source(vault=vault, wallet=loaded.tx.wallet_id),
-        network=loaded.network.name,
+        network=intent_network(loaded.network),
         destination=loaded.tx.destination,
-        asset=PolicyAsset(loaded.asset.symbol, loaded.asset.decimals),
+        asset=PolicyAsset(intent_asset(loaded.network, loaded.asset), loaded.asset.decimals),
         amount=int(loaded.tx.amount_base_units),  # type: ignore[arg-type]
     )
 
@@ -410,6 +410,49 @@ def request_for(loaded: _Loaded, *, initiator: str, vault: str) -> TransactionRe
         return solana_policy_request(loaded, message, initiator=initiator, vault=vault)
     template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
     return policy_request(loaded, template, initiator=initiator, vault=vault)
+
+
+def _prices(uow: UnitOfWork, workspace_id: str) -> dict[str, str]:
+    """Asset prices keyed as policy requests name assets (:func:`intent_asset`)."""
+    networks = {n.id: n for n in NetworkRepository(uow.session, workspace_id).list()}
+    prices: dict[str, str] = {}
+    for asset in AssetRepository(uow.session, workspace_id).list():
+        network = networks.get(asset.network_id)
+        if asset.price is not None and network is not None:
+            prices[intent_asset(network, asset)] = asset.price
+    return prices
+
+
+def cosigner_context(
+    uow: UnitOfWork, loaded: _Loaded, *, initiator: str
+) -> tuple[dict[str, object], tuple[dict[str, object], ...], dict[str, str]]:
+    """What a co-signer needs to check a signing request on its own: the metadata (who
+    asks, from which vault and wallet, when, the intent's ids, and what the payload does
+    not say itself), the approvers' signed statements over the intent digest, and the
+    prices value limits use."""
+    tx = loaded.tx
+    metadata: dict[str, object] = {
+        "initiator": {"type": "user", "id": initiator},
+        "source": {"vault": tx.vault_id, "wallet": tx.wallet_id},
+        "created_at": int(tx.created_at.timestamp()),
+        "transaction_id": tx.id,
+        "workspace_id": tx.workspace_id,
+    }
+    if loaded.network.kind is not NetworkKind.EVM:
+        metadata["network"] = intent_network(loaded.network)
+    elif loaded.asset.kind is not AssetKind.NATIVE:
+        metadata["token_decimals"] = loaded.asset.decimals
+    approvals = tuple(
+        {
+            "approver": a.approver,
+            "digest": tx.intent_digest,
+            "decision": a.decision,
+            "policy_version": a.policy_version,
+            "signature": a.signature,
+        }
+        for a in TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id)
+    )
+    return metadata, approvals, _prices(uow, tx.workspace_id)
 
 
 # The steps.
@@ -529,14 +572,10 @@ class Pipeline:
             assert initiator is not None
             vault = VaultRepository(uow.session, workspace_id).get(tx.vault_id)
             assert vault is not None
-            request = request_for(loaded, initiator=initiator.email, vault=vault.name)
+            request = request_for(loaded, initiator=initiator.email, vault=vault.id)
             now = int(time.time())
             history = self._history(uow, workspace_id, tx)
-            prices = {
-                a.symbol: a.price
-                for a in AssetRepository(uow.session, workspace_id).list()
-                if a.price is not None
-            }
+            prices = _prices(uow, workspace_id)
             context = EvaluationContext(
                 now=now,  # type: ignore[arg-type]
                 prices=parse_prices(prices),
@@ -640,7 +679,7 @@ class Pipeline:
             vault = VaultRepository(uow.session, workspace_id).get(locked.tx.vault_id)
             assert initiator is not None
             assert vault is not None
-            policy_request(locked, chain_tx, initiator=initiator.email, vault=vault.name)
+            policy_request(locked, chain_tx, initiator=initiator.email, vault=vault.id)
             tx = locked.tx
             tx.nonce = nonce
             tx.chain_payload = _payload_json(chain_tx)
@@ -664,7 +703,7 @@ class Pipeline:
             assert initiator is not None
             assert vault is not None
             message = build_solana_message(locked, SOLANA_OFFLINE_BLOCKHASH)
-            solana_policy_request(locked, message, initiator=initiator.email, vault=vault.name)
+            solana_policy_request(locked, message, initiator=initiator.email, vault=vault.id)
             raw = serialize_message(message)
             tx = locked.tx
             tx.chain_payload = json.dumps(
@@ -699,6 +738,10 @@ class Pipeline:
             )
             solana = loaded.network.kind is NetworkKind.SOLANA
             payload = json.loads(tx.chain_payload)
+            initiator = uow.users(workspace_id).get(tx.initiator_user_id)
+            metadata, approvals, prices = cosigner_context(
+                uow, loaded, initiator=initiator.email if initiator is not None else "unknown"
+            )
             request = SignRequest(
                 workspace_id=workspace_id,
                 vault_id=tx.vault_id,
@@ -708,6 +751,10 @@ class Pipeline:
                 payload_kind="solana_message" if solana else "ethereum_transaction",
                 payload=bytes.fromhex(payload["message" if solana else "signing_payload"]),
                 session=f"{tx.id}:{attempt}",
+                metadata=metadata,
+                approvals=approvals,
+                prices=prices,
+                min_signers=key.min_signers,
             )
             public_key = bytes.fromhex(loaded.source.public_key)
         self.runtime.fault("signing")

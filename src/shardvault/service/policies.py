@@ -359,3 +359,19 @@ def active_policy(uow: UnitOfWork, workspace_id: str) -> PolicyBundle | None:
     if row is None or row.bundle is None:
         return None
     return parse_bundle(json.loads(row.bundle))
+
+
+def activated_bundles(uow: UnitOfWork, workspace_id: str) -> list[dict[str, object]]:
+    """Every bundle the workspace activated, oldest first, in transport form (what its
+    co-signers verify, one after the other, against the admin set they pinned)."""
+    rows = PolicyRepository(uow.session, workspace_id).chain()
+    return [json.loads(row.bundle) for row in rows if row.bundle is not None]
+
+
+def pinned_admin_set(uow: UnitOfWork, workspace_id: str) -> dict[str, object] | None:
+    """The admin set the workspace pinned with its first bundle (``None``: none yet)."""
+    pinned = PolicyRepository(uow.session, workspace_id).pinned_admins()
+    if pinned is None:
+        return None
+    document = json.loads(pinned.pinned_admins)
+    return document if isinstance(document, dict) else None

@@ -25,12 +25,15 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
 from eth_hash.auto import keccak
 
+from shardvault.chains.bitcoin.psbt import input_sighash, parse_psbt
+from shardvault.chains.errors import ChainError
 from shardvault.crypto.bip32 import parse_path
 from shardvault.crypto.paillier import PaillierSecretKey
 from shardvault.crypto.protocols.cggmp21 import local as cggmp21_local
@@ -53,8 +56,10 @@ Scheme = Literal["ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340"]
 SCHEMES: tuple[Scheme, ...] = ("ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340")
 """The signature schemes a vault may hold a key for."""
 
-PayloadKind = Literal["ethereum_transaction", "solana_message", "bitcoin_sighash"]
-"""What a payload is, so the signer knows how to turn it into the bytes it signs."""
+PayloadKind = Literal["ethereum_transaction", "solana_message", "bitcoin_sighash", "bitcoin_psbt"]
+"""What a payload is, so the signer knows how to turn it into the bytes it signs
+(``bitcoin_psbt``: a PSBT whose input ``input_index`` is signed; ``bitcoin_sighash``: a
+bare 32-byte digest, which a co-signer signs only where a policy allows raw digests)."""
 
 
 class SigningError(ServiceError):
@@ -83,6 +88,12 @@ class SignRequest:
 
     ``session`` names the signing session (the pipeline uses the transaction id and the
     attempt number), so a co-signer backend can refuse a replayed session.
+
+    What a co-signer needs to check the request on its own (docs/cosigner.md):
+    ``metadata`` (initiator, source vault, creation time, network for payloads that do
+    not name it, token decimals, and the transaction and workspace ids of the transfer's
+    intent), the approvers' signed ``approvals`` over the intent digest, and ``prices``
+    for value limits. The local backend ignores them (it checks nothing itself).
     """
 
     workspace_id: str
@@ -93,6 +104,12 @@ class SignRequest:
     payload_kind: PayloadKind
     payload: bytes
     session: str
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    approvals: tuple[Mapping[str, object], ...] = ()
+    prices: Mapping[str, str] | None = None
+    input_index: int = 0
+    min_signers: int = 0
+    """The key's threshold (0: every party signs)."""
 
 
 class SigningBackend(Protocol):
@@ -108,8 +125,10 @@ class SigningBackend(Protocol):
         scheme: Scheme,
         min_signers: int,
         max_signers: int,
+        initiator: str = "system",
     ) -> GeneratedKey:
-        """Run a DKG; raises :class:`SigningError` when it cannot."""
+        """Run a DKG; raises :class:`SigningError` when it cannot. ``initiator`` (the
+        user asking) is what a co-signer's policy sees for the key generation."""
         ...
 
     def sign(self, request: SignRequest) -> bytes:
@@ -118,11 +137,17 @@ class SigningBackend(Protocol):
         ...
 
 
-def message_to_sign(kind: PayloadKind, payload: bytes) -> bytes:
+def message_to_sign(kind: PayloadKind, payload: bytes, input_index: int = 0) -> bytes:
     """The bytes (or digest) a scheme signs for ``payload``: keccak256 of an Ethereum
-    signing payload, a Solana message as is, a Bitcoin sighash as is (32 bytes)."""
+    signing payload, a Solana message as is, the BIP143/BIP341 sighash of a PSBT's input,
+    a Bitcoin sighash as is (32 bytes)."""
     if kind == "ethereum_transaction":
         return bytes(keccak(payload))
+    if kind == "bitcoin_psbt":
+        try:
+            return input_sighash(parse_psbt(payload), input_index)
+        except ChainError as exc:
+            raise SigningError(f"the PSBT cannot be signed: {exc}") from None
     if kind == "bitcoin_sighash":
         if len(payload) != 32:
             raise SigningError("a bitcoin sighash is 32 bytes")
@@ -224,7 +249,9 @@ class LocalCeremonyBackend:
         scheme: Scheme,
         min_signers: int,
         max_signers: int,
+        initiator: str = "system",
     ) -> GeneratedKey:
+        del initiator  # nothing here checks a policy
         if not 1 <= min_signers <= max_signers or max_signers < 2 or max_signers > 16:
             raise SigningError("need 2 to 16 parties and 1 <= min_signers <= max_signers")
         key_id = f"{scheme}-{self._rng(8).hex()}"
@@ -312,7 +339,7 @@ class LocalCeremonyBackend:
             return bytes(opened.share.view())
 
     def sign(self, request: SignRequest) -> bytes:
-        message = message_to_sign(request.payload_kind, request.payload)
+        message = message_to_sign(request.payload_kind, request.payload, request.input_index)
         try:
             if request.scheme == "ecdsa-secp256k1":
                 return self._sign_ecdsa(request, message)

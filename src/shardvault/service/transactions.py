@@ -11,6 +11,11 @@ Approvals are signed statements (docs/policy.md, "Approvals") over the transacti
 does (workspace, transaction id, network, source address, destination, asset, amount).
 Approvers sign what moves where, before any nonce or fee is chosen; the pipeline checks
 at serialization that the chain transaction it builds does exactly that.
+
+The intent names the network and the asset the way a co-signer can check them from the
+payload alone (:func:`intent_network`, :func:`intent_asset`): an EVM network by the name
+registered for its chain id, an ERC-20 token by its contract address, a native asset by
+its symbol; so the digest approvers sign is the one each co-signer recomputes.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shardvault.chains.errors import ChainError
-from shardvault.chains.ethereum import parse_address, parse_ether, parse_token_amount
+from shardvault.chains.ethereum import (
+    KNOWN_NETWORKS,
+    parse_address,
+    parse_ether,
+    parse_token_amount,
+)
 from shardvault.chains.solana.models import Pubkey
 from shardvault.policy import (
     ApprovalError,
@@ -149,6 +159,31 @@ def intent_digest(
             amount=amount_base_units,
         )
     )
+
+
+def intent_network(network: Network) -> str:
+    """The network as a transfer's intent and its policy request name it: for an EVM
+    chain, the name registered for its chain id (what a co-signer reads from the
+    payload), else the workspace's name for it (Solana and Bitcoin payloads do not name
+    their network; the co-signer is told it in the request metadata)."""
+    if network.kind is NetworkKind.EVM and network.chain_id is not None:
+        known = KNOWN_NETWORKS.get(network.chain_id)
+        if known is not None:
+            return known.name
+    return network.name
+
+
+def intent_asset(network: Network, asset: Asset) -> str:
+    """The asset as a transfer's intent and its policy request name it: an ERC-20 token
+    by its checksummed contract address, a native asset by its symbol (the EVM network's
+    registered symbol)."""
+    if network.kind is NetworkKind.EVM:
+        if asset.kind is AssetKind.NATIVE:
+            known = KNOWN_NETWORKS.get(network.chain_id or 0)
+            return known.native_symbol if known is not None else asset.symbol
+        if asset.contract is not None:
+            return parse_address(asset.contract).checksummed
+    return asset.symbol
 
 
 def _context(uow: UnitOfWork, row: Transaction) -> tuple[Asset, Network, WalletAddress]:
@@ -346,10 +381,10 @@ def create_transaction(
     row.intent_digest = intent_digest(
         workspace_id=principal.workspace_id,
         transaction_id=row.id,
-        network=network.name,
+        network=intent_network(network),
         source=source.address,
         destination=checked_destination,
-        asset=asset.symbol,
+        asset=intent_asset(network, asset),
         amount_base_units=base_units,
     ).hex()
     repo.add(row)

@@ -339,8 +339,10 @@ def generate_vault_keys(
     schemes: list[Scheme],
     min_signers: int,
     max_signers: int,
+    initiator: str = "system",
 ) -> list[GeneratedKey]:
-    """Run one DKG per scheme through ``backend`` (outside any database transaction)."""
+    """Run one DKG per scheme through ``backend`` (outside any database transaction).
+    ``initiator`` (the asking user's email) is what the co-signers' policy sees."""
     return [
         backend.keygen(
             workspace_id=workspace_id,
@@ -348,9 +350,16 @@ def generate_vault_keys(
             scheme=scheme,
             min_signers=min_signers,
             max_signers=max_signers,
+            initiator=initiator,
         )
         for scheme in schemes
     ]
+
+
+def initiator_email(uow: UnitOfWork, principal: Principal) -> str:
+    """The email of the user behind ``principal`` (the policy's initiator id)."""
+    user = uow.users(principal.workspace_id).get(principal.user_id)
+    return user.email if user is not None else principal.user_id
 
 
 def record_vault(

@@ -148,9 +148,14 @@ async def create_vault(
                 is not None
             )
 
+    def initiator() -> str:
+        with platform.unit_of_work() as uow:
+            return svc.initiator_email(uow, change.principal)
+
     vault_id = str(uuid.uuid4())
     keys = []
     if not await run_in_threadpool(replayable):
+        email = await run_in_threadpool(initiator)
         keys = await run_in_threadpool(
             lambda: svc.generate_vault_keys(
                 runtime.backend,
@@ -159,6 +164,7 @@ async def create_vault(
                 schemes=schemes,
                 min_signers=body.min_signers,
                 max_signers=body.max_signers,
+                initiator=email,
             )
         )
 

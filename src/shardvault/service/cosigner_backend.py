@@ -1,0 +1,469 @@
+"""The co-signer signing backend: key generation and signing by co-signer processes.
+
+:class:`CosignerBackend` implements :class:`~shardvault.service.signing.SigningBackend`
+over the relay of each workspace's co-signers (:mod:`shardvault.cosigner`): it queues
+requests for the parties (``RelayCore.submit``), waits for every party's result, and
+never sees a share. The co-signers check each request on their own (payload, signed
+policy, approvers' signatures over the transfer's intent), so this side only says what
+it wants signed and forwards the evidence (docs/cosigner.md, "What the coordinator must
+do"):
+
+* before a key generation or a signature, the workspace's activated policy bundles are
+  pushed to any co-signer whose pinned chain is behind (it verifies them against the
+  admin set it pinned itself; the server cannot forge one);
+* a key generation is done only when every party reported ``ok`` with the same public
+  key; otherwise every party is told to abort and the key is discarded;
+* a failed or refused signature aborts the session at every signer, and the error says
+  which party refused which check (or whom an aborted session blames);
+* ECDSA signatures come from presignatures: a pool per (key, derivation path, signer
+  set) is filled in the background while no signature is waiting, so a signature from
+  the pool is one online round. The pool holds only *labels*; each co-signer keeps its
+  own presignature in memory and deletes it when it signs, so none is used twice. A
+  co-signer that restarted has lost its presignatures; the backend then drops the pool
+  and presigns on demand.
+
+``relays`` maps a workspace id to its relay (the embedded co-signers of
+:mod:`shardvault.service.embedded_cosigners`, or a relay that remote co-signers connect
+to); ``policy_chain`` answers the workspace's activated bundles in chain order (transport
+form).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from shardvault.cosigner.relay_core import RelayCore
+from shardvault.service.signing import GeneratedKey, Scheme, SigningError, SignRequest
+
+_log = logging.getLogger("shardvault.cosigner_backend")
+
+RelayLookup = Callable[[str], RelayCore]
+"""A workspace id to the relay of its co-signers (raises :class:`SigningError` if none)."""
+
+PolicyChain = Callable[[str], list[dict[str, object]]]
+"""A workspace id to its activated policy bundles, oldest first (transport form)."""
+
+_CHAINS = {
+    "ethereum_transaction": "ethereum",
+    "solana_message": "solana",
+    "bitcoin_psbt": "bitcoin",
+    "bitcoin_sighash": "raw",
+}
+
+
+def _version(bundle: Mapping[str, object]) -> int:
+    payload = bundle.get("payload")
+    version = payload.get("version") if isinstance(payload, Mapping) else None
+    if not isinstance(version, int):
+        raise SigningError("a stored policy bundle has no version")
+    return version
+
+
+class CosignerRefused(SigningError):
+    """A co-signer refused a request (its own check failed) or a session aborted."""
+
+    problem = "cosigner-refused"
+
+
+@dataclass(frozen=True, slots=True)
+class _PoolKey:
+    workspace_id: str
+    vault_id: str
+    key_id: str
+    path: str
+    signers: tuple[int, ...]
+
+
+def _summary(results: Mapping[int, Mapping[str, object]], parties: Sequence[int]) -> str:
+    """Which party said what, for an error message (never a payload or a share)."""
+    parts = []
+    for party in parties:
+        result = results.get(party)
+        if result is None:
+            parts.append(f"co-signer {party}: no answer")
+            continue
+        status = result.get("status")
+        if status == "ok":
+            continue
+        text = f"co-signer {party} {status}"
+        for name in ("check", "rule", "reason", "culprits"):
+            value = result.get(name)
+            if value not in (None, "", []):
+                text += f" {name}={value}"
+        parts.append(text[:400])
+    return "; ".join(parts) or "inconsistent results"
+
+
+class CosignerBackend:
+    """Signs through co-signer processes (module docstring).
+
+    Thread-safe: the pipeline's workers call :meth:`sign` concurrently; each call waits
+    only for its own request's results.
+    """
+
+    name = "cosigners"
+
+    def __init__(
+        self,
+        relays: RelayLookup,
+        policy_chain: PolicyChain,
+        *,
+        keygen_timeout: float = 600.0,
+        sign_timeout: float = 60.0,
+        presign_timeout: float = 120.0,
+        presignature_pool: int = 0,
+        idle_before_presign: float = 0.25,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 0 <= presignature_pool <= 10_000:
+            raise ValueError("presignature_pool must be between 0 and 10000")
+        self._relays = relays
+        self._policy_chain = policy_chain
+        self._keygen_timeout = keygen_timeout
+        self._sign_timeout = sign_timeout
+        self._presign_timeout = presign_timeout
+        self._pool_size = presignature_pool
+        self._idle = idle_before_presign
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._policy_lock = threading.Lock()
+        # Policy versions each workspace's co-signers are known to hold.
+        self._pushed: dict[str, int] = {}
+        self._pools: dict[_PoolKey, list[str]] = {}
+        self._wanted: set[_PoolKey] = set()
+        self._last_sign = 0.0
+        self._signing = 0
+        self._closing = threading.Event()
+        self._wake = threading.Condition(self._lock)
+        self._filler: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"CosignerBackend(pool={self._pool_size})"
+
+    # --- Requests -------------------------------------------------------------------
+
+    def _call(
+        self,
+        relay: RelayCore,
+        body: dict[str, object],
+        parties: Sequence[int],
+        timeout: float,
+    ) -> dict[int, dict[str, object]]:
+        request_id = str(body["request_id"])
+        relay.submit(body, parties)
+        try:
+            # One refusal or failure dooms the session: stop waiting for the others.
+            return relay.wait_results(request_id, parties, timeout, first_failure=True)
+        finally:
+            relay.forget(request_id)
+
+    def _abort(self, relay: RelayCore, session_ids: Sequence[str], parties: Sequence[int]) -> None:
+        """Tell every party to drop the sessions (they would otherwise wait them out)."""
+        for session in session_ids:
+            body: dict[str, object] = {
+                "kind": "abort",
+                "request_id": f"abort-{secrets.token_hex(8)}",
+                "session_id": session,
+            }
+            try:
+                relay.submit(body, parties)
+            except ValueError:
+                continue
+
+    def _all_ok(
+        self,
+        relay: RelayCore,
+        results: Mapping[int, Mapping[str, object]],
+        parties: Sequence[int],
+        sessions: Sequence[str],
+        what: str,
+    ) -> None:
+        """Raise (after aborting ``sessions`` everywhere) unless every party said ok."""
+        if all(results.get(p, {}).get("status") == "ok" for p in parties):
+            return
+        self._abort(relay, sessions, parties)
+        raise CosignerRefused(f"{what}: {_summary(results, parties)}")
+
+    def _ensure_policy(self, workspace_id: str, relay: RelayCore, parties: Sequence[int]) -> None:
+        """Push the activated bundles a co-signer does not hold yet."""
+        bundles = self._policy_chain(workspace_id)
+        if not bundles:
+            raise CosignerRefused("the workspace has no active policy for its co-signers")
+        newest = _version(bundles[-1])
+        with self._policy_lock:
+            if self._pushed.get(workspace_id) == newest:
+                return
+            probe = self._call(
+                relay,
+                {"kind": "policy", "request_id": f"policy-{secrets.token_hex(8)}", "bundles": []},
+                parties,
+                self._sign_timeout,
+            )
+            for party in parties:
+                result = probe.get(party)
+                if result is None or result.get("status") != "ok":
+                    raise CosignerRefused(f"policy probe: {_summary(probe, [party])}")
+                held = result.get("policy_version")
+                held_version = held if isinstance(held, int) else 0
+                missing = [b for b in bundles if _version(b) > held_version]
+                if not missing:
+                    continue
+                body: dict[str, object] = {
+                    "kind": "policy",
+                    "request_id": f"policy-{secrets.token_hex(8)}",
+                    "bundles": missing,
+                }
+                answer = self._call(relay, body, [party], self._sign_timeout)
+                if answer.get(party, {}).get("status") != "ok":
+                    raise CosignerRefused(f"policy push: {_summary(answer, [party])}")
+                _log.info("co-signer %d now holds policy version %d", party, newest)
+            self._pushed[workspace_id] = newest
+
+    def _relay(self, workspace_id: str) -> RelayCore:
+        return self._relays(workspace_id)
+
+    # --- Key generation -------------------------------------------------------------
+
+    def keygen(
+        self,
+        *,
+        workspace_id: str,
+        vault_id: str,
+        scheme: Scheme,
+        min_signers: int,
+        max_signers: int,
+        initiator: str = "system",
+    ) -> GeneratedKey:
+        relay = self._relay(workspace_id)
+        parties = list(relay.parties)
+        if max_signers != len(parties):
+            raise SigningError(
+                f"this workspace has {len(parties)} co-signers; a key needs all of them "
+                f"(asked for {max_signers})"
+            )
+        if not 1 <= min_signers <= max_signers:
+            raise SigningError("need 1 <= min_signers <= max_signers")
+        self._ensure_policy(workspace_id, relay, parties)
+        key_id = f"{scheme}-{secrets.token_hex(8)}"
+        session = secrets.token_hex(32)
+        body: dict[str, object] = {
+            "kind": "dkg",
+            "request_id": f"dkg-{key_id}",
+            "session_id": session,
+            "scheme": scheme,
+            "vault": vault_id,
+            "key_id": key_id,
+            "parties": parties,
+            "min_signers": min_signers,
+            "metadata": {
+                "initiator": {"type": "user", "id": initiator},
+                "source": {"vault": vault_id},
+                "created_at": int(self._clock()),
+            },
+        }
+        sessions = [session]
+        if scheme == "ecdsa-secp256k1":
+            body["aux_session_id"] = secrets.token_hex(32)
+            sessions.append(str(body["aux_session_id"]))
+        results = self._call(relay, body, parties, self._keygen_timeout)
+        self._all_ok(relay, results, parties, sessions, "key generation failed")
+        if len({r.get("public_key") for r in results.values()}) != 1:
+            raise CosignerRefused("key generation: co-signers disagree on the public key")
+        first = results[parties[0]]
+        chain_codes = {r.get("chain_code") for r in results.values()}
+        if len(chain_codes) != 1:
+            raise CosignerRefused("key generation: co-signers disagree on the chain code")
+        return GeneratedKey(
+            scheme=scheme,
+            public_key=bytes.fromhex(str(first["public_key"])),
+            chain_code=bytes.fromhex(str(first.get("chain_code") or "")),
+            min_signers=min_signers,
+            max_signers=max_signers,
+            cosigners=tuple(f"party-{p}" for p in parties),
+            backend_key_id=key_id,
+            test_only=any(r.get("test_only") is True for r in results.values()),
+        )
+
+    # --- Signing --------------------------------------------------------------------
+
+    @staticmethod
+    def _signers(relay: RelayCore, min_signers: int) -> tuple[int, ...]:
+        """The quorum that signs: the first ``min_signers`` co-signers of the workspace."""
+        return tuple(relay.parties[:min_signers])
+
+    def sign(self, request: SignRequest) -> bytes:
+        relay = self._relay(request.workspace_id)
+        chain = _CHAINS.get(request.payload_kind)
+        if chain is None:
+            raise SigningError(f"no co-signer chain for {request.payload_kind}")
+        signers = self._signers(relay, request.min_signers or len(relay.parties))
+        self._ensure_policy(request.workspace_id, relay, signers)
+        metadata = dict(request.metadata)
+        body: dict[str, object] = {
+            "kind": "sign",
+            "vault": request.vault_id,
+            "key_id": request.backend_key_id,
+            "signers": list(signers),
+            "chain": chain,
+            "payload": request.payload.hex(),
+            "metadata": metadata,
+            "approvals": [dict(a) for a in request.approvals],
+        }
+        if request.prices is not None:
+            body["prices"] = dict(request.prices)
+        if chain == "bitcoin":
+            body["input_index"] = request.input_index
+        if request.scheme != "ecdsa-secp256k1":
+            return self._sign_once(relay, body, signers)
+        body["path"] = request.path
+        key = _PoolKey(
+            request.workspace_id, request.vault_id, request.backend_key_id, request.path, signers
+        )
+        with self._lock:
+            self._signing += 1
+            self._last_sign = time.monotonic()
+        try:
+            for attempt in range(2):
+                label = self._take(key)
+                if label is None:
+                    label = self._presign(relay, key)
+                try:
+                    return self._sign_once(relay, {**body, "presignature": label}, signers)
+                except CosignerRefused as exc:
+                    # A co-signer that restarted lost its presignatures: start over once.
+                    if attempt == 0 and "no presignature" in str(exc):
+                        with self._lock:
+                            self._pools.pop(key, None)
+                        continue
+                    raise
+            raise CosignerRefused("no usable presignature")  # pragma: no cover - loop exits
+        finally:
+            with self._lock:
+                self._signing -= 1
+                self._last_sign = time.monotonic()
+            self._want(key)
+
+    def _sign_once(
+        self, relay: RelayCore, body: dict[str, object], signers: Sequence[int]
+    ) -> bytes:
+        session = secrets.token_hex(32)
+        body = {**body, "request_id": f"sign-{secrets.token_hex(12)}", "session_id": session}
+        results = self._call(relay, body, signers, self._sign_timeout)
+        self._all_ok(relay, results, signers, [session], "signing refused")
+        signatures = {r.get("signature") for r in results.values()}
+        if len(signatures) != 1:
+            raise CosignerRefused("co-signers returned different signatures")
+        return bytes.fromhex(str(signatures.pop()))
+
+    # --- Presignatures --------------------------------------------------------------
+
+    def _presign(self, relay: RelayCore, key: _PoolKey) -> str:
+        label = f"pre-{secrets.token_hex(12)}"
+        session = secrets.token_hex(32)
+        body: dict[str, object] = {
+            "kind": "presign",
+            "request_id": f"presign-{secrets.token_hex(12)}",
+            "session_id": session,
+            "vault": key.vault_id,
+            "key_id": key.key_id,
+            "signers": list(key.signers),
+            "presignature": label,
+            "path": key.path,
+        }
+        results = self._call(relay, body, key.signers, self._presign_timeout)
+        self._all_ok(relay, results, key.signers, [session], "presigning failed")
+        return label
+
+    def _take(self, key: _PoolKey) -> str | None:
+        with self._lock:
+            labels = self._pools.get(key)
+            return labels.pop(0) if labels else None
+
+    def pooled(self, workspace_id: str, vault_id: str, key_id: str, path: str) -> int:
+        """How many presignatures are ready for (key, path), over every signer set."""
+        with self._lock:
+            return sum(
+                len(labels)
+                for k, labels in self._pools.items()
+                if (k.workspace_id, k.vault_id, k.key_id, k.path)
+                == (workspace_id, vault_id, key_id, path)
+            )
+
+    def fill_pool(
+        self, workspace_id: str, vault_id: str, key_id: str, path: str, min_signers: int
+    ) -> int:
+        """Presign until the pool of (key, path) is full; returns how many were added.
+        Raises SigningError (a refused or failed presigning)."""
+        relay = self._relay(workspace_id)
+        signers = self._signers(relay, min_signers)
+        key = _PoolKey(workspace_id, vault_id, key_id, path, signers)
+        added = 0
+        while not self._closing.is_set():
+            with self._lock:
+                if len(self._pools.get(key, [])) >= self._pool_size:
+                    return added
+            label = self._presign(relay, key)
+            with self._lock:
+                self._pools.setdefault(key, []).append(label)
+            added += 1
+        return added
+
+    def _want(self, key: _PoolKey) -> None:
+        if self._pool_size == 0 or self._closing.is_set():
+            return
+        with self._lock:
+            self._wanted.add(key)
+            if self._filler is None or not self._filler.is_alive():
+                self._filler = threading.Thread(
+                    target=self._fill_forever, name="cosigner-presign-pool", daemon=True
+                )
+                self._filler.start()
+            self._wake.notify_all()
+
+    def _next_wanted(self) -> _PoolKey | None:
+        """The next pool to top up, once no signature has been asked for a moment (a
+        presigning session would hold the co-signers' CPU while a signature waits), or
+        at once when a pool is empty."""
+        with self._lock:
+            while not self._closing.is_set():
+                short = [k for k in self._wanted if len(self._pools.get(k, [])) < self._pool_size]
+                self._wanted = set(short)
+                if short:
+                    empty = [k for k in short if not self._pools.get(k)]
+                    quiet = self._signing == 0 and time.monotonic() - self._last_sign >= self._idle
+                    if empty or quiet:
+                        return (empty or short)[0]
+                    self._wake.wait(self._idle)
+                    continue
+                self._wake.wait(1.0)
+            return None
+
+    def _fill_forever(self) -> None:
+        while True:
+            key = self._next_wanted()
+            if key is None:
+                return
+            try:
+                label = self._presign(self._relay(key.workspace_id), key)
+            except SigningError as exc:
+                _log.warning("presigning failed (%s); the next signature presigns itself", exc)
+                with self._lock:
+                    self._wanted.discard(key)
+                continue
+            with self._lock:
+                self._pools.setdefault(key, []).append(label)
+
+    def close(self) -> None:
+        """Stop the background filler and forget the pools."""
+        self._closing.set()
+        with self._lock:
+            self._wake.notify_all()
+        if self._filler is not None and self._filler.is_alive():
+            self._filler.join(timeout=30)
+        with self._lock:
+            self._pools.clear()

@@ -1,0 +1,357 @@
+"""The co-signer signing backend against three co-signer nodes (threads, in-memory link).
+
+The nodes are the real :class:`~shardvault.cosigner.node.CosignerNode` with their own
+share stores; only the HTTP hop is left out (tests/cli/test_server_pipeline.py runs the
+same backend with co-signer processes). Signatures are checked with PyNaCl (Ed25519) and
+coincurve's public-key recovery (secp256k1); each refusal names the co-signer and its
+check, and leaves no session open on any node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import coincurve
+import pytest
+from eth_hash.auto import keccak
+from nacl.signing import VerifyKey
+
+from shardvault.chains import ethereum
+from shardvault.cosigner.link import InMemoryLink
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
+from shardvault.cosigner.relay_core import RelayCore
+from shardvault.cosigner.state import open_node, read_public_identity
+from shardvault.crypto.bip32 import ExtendedPublicKey
+from shardvault.crypto.channel import Directory
+from shardvault.crypto.group import SECP256K1
+from shardvault.custody.secret import SecretBytes
+from shardvault.service.cosigner_backend import CosignerBackend, CosignerRefused
+from shardvault.service.signing import SignRequest
+from tests.cosigner.support import (
+    DESTINATION,
+    LAMPORTS_PER_SOL,
+    PASSPHRASE,
+    POLICY,
+    WORKSPACE,
+    make_nodes,
+    metadata,
+    signed_bundle,
+    solana_transfer,
+)
+from tests.service.pipeline_support import TEST_ONLY_PRIMES
+
+PATH = "m/44/60/0/0/3"
+RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+class Nodes:
+    """Three co-signer nodes serving a relay from threads until :meth:`close`."""
+
+    def __init__(self, root: Path) -> None:
+        dirs = make_nodes(root)
+        self.relay = RelayCore(
+            Directory.of({p: read_public_identity(d)[1] for p, d in dirs.items()}),
+            keep_transcript=False,
+        )
+        self.nodes: dict[int, CosignerNode] = {}
+        self._stops: dict[int, threading.Event] = {}
+        self._threads: dict[int, threading.Thread] = {}
+        for party, data_dir in dirs.items():
+            with SecretBytes(PASSPHRASE.encode()) as passphrase:
+                state = open_node(data_dir, passphrase)
+            self.nodes[party] = CosignerNode(state, InMemoryLink(self.relay, party))
+            self.start(party)
+
+    def start(self, party: int) -> None:
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self.nodes[party].run, args=(stop.is_set,), kwargs={"wait": 0.05}, daemon=True
+        )
+        self._stops[party] = stop
+        self._threads[party] = thread
+        thread.start()
+
+    def stop(self, party: int) -> None:
+        self._stops[party].set()
+        self._threads[party].join(timeout=10)
+
+    def idle(self) -> bool:
+        """No node has a session in progress."""
+        return all(not node._active for node in self.nodes.values())
+
+    def close(self) -> None:
+        self.relay.close()
+        for party in list(self._threads):
+            self.stop(party)
+        for node in self.nodes.values():
+            node.state.close()
+
+
+def _wait(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
+    cluster = Nodes(tmp_path_factory.mktemp("backend-nodes"))
+    yield cluster
+    cluster.close()
+
+
+def _backend(nodes: Nodes, policy=POLICY, **kwargs) -> CosignerBackend:  # type: ignore[no-untyped-def]
+    bundle = signed_bundle(policy=policy).to_json()
+    return CosignerBackend(lambda _ws: nodes.relay, lambda _ws: [bundle], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def backend(nodes: Nodes) -> Iterator[CosignerBackend]:
+    signer = _backend(nodes, presignature_pool=2, idle_before_presign=0.0)
+    yield signer
+    signer.close()
+
+
+@pytest.fixture(scope="module")
+def ecdsa_key(backend: CosignerBackend) -> object:
+    mp = pytest.MonkeyPatch()
+    mp.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
+    try:
+        return backend.keygen(
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="ecdsa-secp256k1",
+            min_signers=2,
+            max_signers=3,
+            initiator="alice",
+        )
+    finally:
+        mp.undo()
+
+
+def _solana_request(key, message: bytes, **extra) -> SignRequest:  # type: ignore[no-untyped-def]
+    return SignRequest(
+        workspace_id=WORKSPACE,
+        vault_id="treasury",
+        backend_key_id=key.backend_key_id,
+        scheme="eddsa-ed25519",
+        path="m",
+        payload_kind="solana_message",
+        payload=message,
+        session="test",
+        metadata=metadata(),
+        min_signers=2,
+        **extra,
+    )
+
+
+def test_policy_is_pushed_and_frost_signature_verifies(nodes: Nodes, backend: CosignerBackend):
+    key = backend.keygen(
+        workspace_id=WORKSPACE,
+        vault_id="treasury",
+        scheme="eddsa-ed25519",
+        min_signers=2,
+        max_signers=3,
+    )
+    # The co-signers started without a policy; the backend pushed the signed bundle.
+    assert {n.state.chain.head.version for n in nodes.nodes.values()} == {1}  # type: ignore[union-attr]
+    assert key.cosigners == ("party-1", "party-2", "party-3")
+    message = solana_transfer(key.public_key, DESTINATION, LAMPORTS_PER_SOL // 2)
+    signature = backend.sign(_solana_request(key, message))
+    VerifyKey(key.public_key).verify(message, signature)
+    assert nodes.idle()
+
+
+def test_refusal_names_cosigners_check_and_rule(nodes: Nodes, backend: CosignerBackend):
+    key = backend.keygen(
+        workspace_id=WORKSPACE,
+        vault_id="treasury",
+        scheme="eddsa-ed25519",
+        min_signers=2,
+        max_signers=3,
+    )
+    # Two SOL need carol's approval; none is given.
+    message = solana_transfer(key.public_key, DESTINATION, 2 * LAMPORTS_PER_SOL)
+    with pytest.raises(CosignerRefused) as refused:
+        backend.sign(_solana_request(key, message))
+    text = str(refused.value)
+    assert "co-signer 1 refused check=policy rule=sol-needs-approval" in text
+    assert "co-signer 2 refused check=policy rule=sol-needs-approval" in text
+    assert _wait(nodes.idle)
+
+
+def _eth_request(key, tx, **overrides) -> SignRequest:  # type: ignore[no-untyped-def]
+    fields = {
+        "workspace_id": WORKSPACE,
+        "vault_id": "treasury",
+        "backend_key_id": key.backend_key_id,
+        "scheme": "ecdsa-secp256k1",
+        "path": PATH,
+        "payload_kind": "ethereum_transaction",
+        "payload": ethereum.encode_unsigned(tx),
+        "session": "test",
+        "metadata": metadata(),
+        "min_signers": 2,
+    }
+    fields.update(overrides)
+    return SignRequest(**fields)  # type: ignore[arg-type]
+
+
+def _transfer(nonce: int) -> object:
+    fees = ethereum.FeeParameters(30 * 10**9, 10**9, 21_000)
+    return ethereum.native_transfer(
+        chain_id=31337, nonce=nonce, to=RECIPIENT, amount="1", fees=fees
+    )
+
+
+def _derived_point(key) -> bytes:  # type: ignore[no-untyped-def]
+    root = ExtendedPublicKey(SECP256K1.decode_point(key.public_key), key.chain_code)
+    return root.derive(PATH).public_key.to_bytes()
+
+
+def _recovered(signature: bytes, digest: bytes) -> bytes:
+    return coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None).format(
+        compressed=True
+    )
+
+
+def test_ecdsa_signatures_come_from_the_pool(nodes: Nodes, backend: CosignerBackend, ecdsa_key):
+    key = ecdsa_key
+    assert key.test_only  # made from the published TEST-ONLY primes, and marked so
+    assert backend.fill_pool(WORKSPACE, "treasury", key.backend_key_id, PATH, 2) == 2
+    assert backend.pooled(WORKSPACE, "treasury", key.backend_key_id, PATH) == 2
+    held = {p: len(n._presignatures) for p, n in nodes.nodes.items()}
+    assert held[1] == held[2] == 2
+    tx = _transfer(0)
+    signature = backend.sign(_eth_request(key, tx))
+    assert len(signature) == 65
+    digest = bytes(keccak(ethereum.encode_unsigned(tx)))
+    assert _recovered(signature, digest) == _derived_point(key)
+    # One presignature was used (and deleted by the co-signers); the pool refills.
+    assert _wait(lambda: backend.pooled(WORKSPACE, "treasury", key.backend_key_id, PATH) == 2)
+
+
+def test_lost_presignatures_are_replaced(nodes: Nodes, backend: CosignerBackend, ecdsa_key):
+    key = ecdsa_key
+    backend.fill_pool(WORKSPACE, "treasury", key.backend_key_id, PATH, 2)
+    # Co-signer 1 restarted: every presignature it held is gone.
+    nodes.nodes[1]._presignatures.clear()
+    tx = _transfer(1)
+    signature = backend.sign(_eth_request(key, tx))
+    digest = bytes(keccak(ethereum.encode_unsigned(tx)))
+    assert _recovered(signature, digest) == _derived_point(key)
+
+
+def test_changed_payload_digest_claim_is_refused(nodes: Nodes, backend: CosignerBackend, ecdsa_key):
+    """A coordinator that claims another source vault than the key's gets no signature."""
+    meta = {**metadata(), "source": {"vault": "another-vault"}}
+    with pytest.raises(CosignerRefused) as refused:
+        backend.sign(_eth_request(ecdsa_key, _transfer(2), metadata=meta))
+    assert "check=malformed" in str(refused.value)
+    assert _wait(nodes.idle)
+
+
+def test_missing_cosigner_fails_keygen_and_aborts(tmp_path: Path):
+    cluster = Nodes(tmp_path)
+    try:
+        cluster.stop(3)
+        signer = _backend(cluster, keygen_timeout=2.0, sign_timeout=5.0)
+        # The policy reaches parties 1 and 2 only; the probe of party 3 gets no answer.
+        with pytest.raises(CosignerRefused) as refused:
+            signer.keygen(
+                workspace_id=WORKSPACE,
+                vault_id="treasury",
+                scheme="eddsa-ed25519",
+                min_signers=2,
+                max_signers=3,
+            )
+        assert "co-signer 3: no answer" in str(refused.value)
+        cluster.start(3)
+        signer = _backend(cluster, keygen_timeout=2.0)
+        signer.keygen(  # all three answer: the policy is pushed everywhere
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="eddsa-ed25519",
+            min_signers=2,
+            max_signers=3,
+        )
+        cluster.stop(3)
+        with pytest.raises(CosignerRefused) as refused:
+            signer.keygen(
+                workspace_id=WORKSPACE,
+                vault_id="treasury",
+                scheme="eddsa-ed25519",
+                min_signers=2,
+                max_signers=3,
+            )
+        assert "key generation failed" in str(refused.value)
+        assert "co-signer 3: no answer" in str(refused.value)
+        # Parties 1 and 2 were told to abort: nothing waits for party 3.
+        assert _wait(lambda: not cluster.nodes[1]._active and not cluster.nodes[2]._active)
+    finally:
+        cluster.close()
+
+
+def test_keygen_without_a_policy_rule_allowing_it_is_refused(tmp_path: Path):
+    cluster = Nodes(tmp_path)
+    try:
+        no_keygen = {**POLICY, "rules": [r for r in POLICY["rules"] if r["name"] != "keygen"]}  # type: ignore[attr-defined]
+        signer = _backend(cluster, policy=no_keygen)
+        with pytest.raises(CosignerRefused) as refused:
+            signer.keygen(
+                workspace_id=WORKSPACE,
+                vault_id="treasury",
+                scheme="schnorr-bip340",
+                min_signers=2,
+                max_signers=3,
+            )
+        assert "refused check=policy" in str(refused.value)
+        assert _wait(cluster.idle)
+    finally:
+        cluster.close()
+
+
+def test_wrong_party_count_is_refused_before_any_request(nodes: Nodes, backend: CosignerBackend):
+    with pytest.raises(Exception, match="3 co-signers"):
+        backend.keygen(
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="eddsa-ed25519",
+            min_signers=2,
+            max_signers=5,
+        )
+
+
+def test_no_active_policy_is_refused(nodes: Nodes):
+    signer = CosignerBackend(lambda _ws: nodes.relay, lambda _ws: [])
+    with pytest.raises(CosignerRefused, match="no active policy"):
+        signer.keygen(
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="eddsa-ed25519",
+            min_signers=2,
+            max_signers=3,
+        )
+
+
+def test_source_hash_is_not_leaked_in_errors(nodes: Nodes, backend: CosignerBackend):
+    """Errors name co-signers and checks, never a payload or key material."""
+    payload = hashlib.sha256(b"not a transaction").digest() * 4
+    key = backend.keygen(
+        workspace_id=WORKSPACE,
+        vault_id="treasury",
+        scheme="eddsa-ed25519",
+        min_signers=2,
+        max_signers=3,
+    )
+    with pytest.raises(CosignerRefused) as refused:
+        backend.sign(_solana_request(key, payload))
+    assert payload.hex() not in str(refused.value)
+    assert "check=payload" in str(refused.value)
