@@ -1,5 +1,6 @@
 # shardvault: every entry point does its own set-up on a fresh machine.
-#   make demo   virtual environment, install, run the demo on embedded defaults
+#   make demo   virtual environment, install, then server + 3 co-signers + hardhat:
+#               an approved MPC transfer end to end (src/shardvault/demo.py)
 #   make test   the same set-up, then the whole test suite
 #   make lint   ruff (lint and format), mypy strict, import-layer contracts
 #   make bench  the benchmark scripts under bench/
@@ -27,7 +28,8 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch node_modules/.installed
 
-demo: $(STAMP)
+# hardhat (npm) is the demo's local chain.
+demo: $(STAMP) node_modules/.installed
 	$(PY) -m shardvault.demo
 
 test: $(STAMP) system-deps node_modules/.installed
