@@ -48,13 +48,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 
 import base58
 from eth_hash.auto import keccak
+from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from shardvault.audit import Actor
+from shardvault.chains import bitcoin
 from shardvault.chains.amounts import Wei
+from shardvault.chains.bitcoin import InsufficientFundsError
+from shardvault.chains.errors import ChainError
 from shardvault.chains.ethereum import (
     FeeMarketTransaction,
     assemble_with_public_key,
@@ -93,17 +98,38 @@ from shardvault.policy import (
 from shardvault.policy.model import Decision, InitiatorKind, Operation
 from shardvault.policy.request import Asset as PolicyAsset
 from shardvault.policy.request import Initiator, Source
-from shardvault.service.chainclients import RpcTransportError, TransactionRejectedError
+from shardvault.service.bitcoin_transfers import (
+    SpendableOutput,
+    build_p2wpkh_spend,
+    finish_p2wpkh_spend,
+)
+from shardvault.service.chainclients import (
+    RpcResponseError,
+    RpcTransportError,
+    TransactionRejectedError,
+)
+from shardvault.service.chainclients.bitcoin import (
+    AlreadyInChainError,
+    BitcoinRpcClient,
+    MissingInputsError,
+    NodeWarmingUpError,
+)
 from shardvault.service.chainclients.ethereum import (
     AlreadyKnownError,
     EthereumRpcClient,
     NonceTooLowError,
 )
+from shardvault.service.errors import ValidationError
 from shardvault.service.nonce_store import account_key, allocate_in, settle_in, state_in
 from shardvault.service.platform import Platform
 from shardvault.service.policies import active_policy
 from shardvault.service.signing import SigningBackend, SigningError, SignRequest
-from shardvault.service.transactions import emit_status, intent_asset, intent_network
+from shardvault.service.transactions import (
+    bitcoin_network,
+    emit_status,
+    intent_asset,
+    intent_network,
+)
 from shardvault.service.uow import UnitOfWork
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
@@ -150,6 +176,9 @@ class PipelineRuntime:
     backend: SigningBackend
     ethereum_client: Callable[[str], EthereumRpcClient] = field(
         default=lambda url: EthereumRpcClient(url)
+    )
+    bitcoin_client: Callable[[Network], BitcoinRpcClient] = field(
+        default=lambda network: BitcoinRpcClient(network.rpc_url or "")
     )
     lease_s: float = 30.0
     confirmation_poll_s: float = 1.0
@@ -408,8 +437,116 @@ def request_for(loaded: _Loaded, *, initiator: str, vault: str) -> TransactionRe
     if loaded.network.kind is NetworkKind.SOLANA:
         message = build_solana_message(loaded, SOLANA_OFFLINE_BLOCKHASH)
         return solana_policy_request(loaded, message, initiator=initiator, vault=vault)
+    if loaded.network.kind is NetworkKind.BITCOIN:
+        # No template without the address's UTXOs: the request as created (its
+        # destination and amount were checked then); serialization reads the same
+        # view back from the PSBT and refuses any difference.
+        return _bitcoin_request(
+            loaded, loaded.tx.destination, int(loaded.tx.amount_base_units), initiator, vault
+        )
     template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
     return policy_request(loaded, template, initiator=initiator, vault=vault)
+
+
+BITCOIN_CONFIRMATION_TARGET = 6
+"""Blocks ``estimatesmartfee`` is asked to confirm within."""
+
+BITCOIN_MIN_FEE_RATE = Decimal(1)
+"""The fee-rate floor in sat/vB (Bitcoin Core's default minimum relay fee)."""
+
+_UTXO_HOLDING_STATUSES = (
+    TransactionStatus.SIGNING,
+    TransactionStatus.SIGNED,
+    TransactionStatus.BROADCASTING,
+    TransactionStatus.CONFIRMING,
+)
+"""States in which a Bitcoin transfer holds the UTXOs its PSBT spends."""
+
+
+def _bitcoin_request(
+    loaded: _Loaded, destination: str, amount_sat: int, initiator: str, vault: str
+) -> TransactionRequest:
+    return TransactionRequest(
+        digest=bytes.fromhex(loaded.tx.intent_digest),
+        operation=Operation.TRANSFER,
+        created_at=int(loaded.tx.created_at.timestamp()),  # type: ignore[arg-type]
+        initiator=Initiator(InitiatorKind.USER, initiator),
+        source=Source(vault=loaded.tx.vault_id, wallet=loaded.tx.wallet_id),
+        network=intent_network(loaded.network),
+        destination=destination,
+        asset=PolicyAsset(intent_asset(loaded.network, loaded.asset), loaded.asset.decimals),
+        amount=amount_sat,  # type: ignore[arg-type]
+    )
+
+
+def bitcoin_policy_request(
+    loaded: _Loaded, psbt: bytes, *, initiator: str, vault: str
+) -> TransactionRequest:
+    """The policy's view of a P2WPKH spend, read back from its PSBT the way a co-signer
+    reads it (``cosigner.checks.bitcoin_p2wpkh_target``): every input spends the source
+    address, the one output not paying back to it is the destination, and its value is
+    the amount.
+
+    Raises:
+        PipelineFault: the PSBT is not exactly the requested transfer.
+    """
+    try:
+        network = bitcoin_network(loaded.network)
+    except ValidationError as exc:
+        raise PipelineFault(str(exc)) from None
+    try:
+        parsed = bitcoin.parse_psbt(psbt)
+        unsigned = parsed.unsigned_transaction()
+        ours = bitcoin.p2wpkh_script(bytes.fromhex(loaded.source.public_key))
+        for index in range(len(unsigned.inputs)):
+            spent = parsed.spent_output(index)
+            if spent is None or spent.script_pubkey != ours:
+                raise PipelineFault(f"input {index} does not spend the source address")
+        if bitcoin.address_from_script(ours, network) != loaded.source.address:
+            raise PipelineFault("the source key's P2WPKH address is not the wallet's address")
+        payments = [o for o in unsigned.outputs if o.script_pubkey != ours]
+        if len(payments) != 1:
+            raise PipelineFault("the built transaction does not pay exactly one destination")
+        destination = bitcoin.address_from_script(payments[0].script_pubkey, network)
+    except ChainError as exc:
+        raise PipelineFault(f"the built PSBT does not parse: {exc}") from None
+    if destination != loaded.tx.destination:
+        raise PipelineFault("the built transaction pays another recipient")
+    if str(payments[0].value) != loaded.tx.amount_base_units:
+        raise PipelineFault("the built transaction moves another amount")
+    return _bitcoin_request(loaded, destination, int(payments[0].value), initiator, vault)
+
+
+def _bitcoin_digest(psbt: bytes) -> str:
+    """SHA-256 of the unsigned transaction (no witness): stable for one PSBT."""
+    unsigned = bitcoin.parse_psbt(psbt).unsigned_transaction()
+    return hashlib.sha256(unsigned.serialize(include_witness=False)).hexdigest()
+
+
+def _held_outpoints(uow: UnitOfWork, loaded: _Loaded) -> set[tuple[str, int]]:
+    """UTXOs of the source address that other live transfers already spend.
+
+    ``scantxoutset`` reads the confirmed UTXO set, where a coin spent by a mempool
+    transaction still shows until that transaction is mined; spending it again would be
+    refused as a conflict, so it is left out."""
+    rows = uow.session.scalars(
+        select(Transaction).where(
+            Transaction.workspace_id == loaded.tx.workspace_id,
+            Transaction.source_address_id == loaded.tx.source_address_id,
+            Transaction.id != loaded.tx.id,
+            Transaction.status.in_(_UTXO_HOLDING_STATUSES),
+        )
+    )
+    held: set[tuple[str, int]] = set()
+    for row in rows:
+        if not row.chain_payload:
+            continue
+        payload = json.loads(row.chain_payload)
+        if payload.get("kind") != "bitcoin_psbt":
+            continue
+        for item in payload.get("inputs", []):
+            held.add((str(item["txid"]), int(item["vout"])))
+    return held
 
 
 def _prices(uow: UnitOfWork, workspace_id: str) -> dict[str, str]:
@@ -657,6 +794,8 @@ class Pipeline:
                 return 0.0
         if loaded.network.kind is NetworkKind.SOLANA:
             return self._serialize_solana(workspace_id, tx_id)
+        if loaded.network.kind is NetworkKind.BITCOIN:
+            return self._serialize_bitcoin(workspace_id, tx_id, loaded)
         fees = _fee_parameters(self.runtime, loaded)
         assert loaded.network.rpc_url is not None
         assert loaded.network.chain_id is not None
@@ -715,6 +854,8 @@ class Pipeline:
         return 0.0
 
     def _sign(self, workspace_id: str, tx_id: str) -> float | None:
+        if self._network_kind(workspace_id, tx_id) is NetworkKind.BITCOIN:
+            return self._sign_bitcoin(workspace_id, tx_id)
         with self.platform.unit_of_work() as uow:
             loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
             if loaded is None:
@@ -842,6 +983,8 @@ class Pipeline:
             loaded = _load(uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.BROADCASTING:
                 return 0.0
+        if loaded.network.kind is NetworkKind.BITCOIN:
+            return self._broadcast_bitcoin(workspace_id, tx_id, loaded)
         tx = loaded.tx
         assert tx.tx_hash is not None
         assert tx.signed_payload is not None
@@ -905,6 +1048,8 @@ class Pipeline:
             loaded = _load(uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.CONFIRMING:
                 return 0.0
+        if loaded.network.kind is NetworkKind.BITCOIN:
+            return self._confirm_bitcoin(workspace_id, tx_id, loaded)
         assert loaded.network.rpc_url is not None
         assert loaded.tx.tx_hash is not None
         client = self.runtime.ethereum_client(loaded.network.rpc_url)
@@ -945,6 +1090,263 @@ class Pipeline:
                     reason="reverted on chain",
                     details=details,
                 )
+        return None
+
+    # Bitcoin (P2WPKH spends of the vault's ECDSA key; docs/transactions.md "Bitcoin").
+
+    def _network_kind(self, workspace_id: str, tx_id: str) -> NetworkKind | None:
+        with self.platform.unit_of_work() as uow:
+            loaded = _load(uow, workspace_id, tx_id, lock=False)
+            return None if loaded is None else loaded.network.kind
+
+    def _serialize_bitcoin(self, workspace_id: str, tx_id: str, loaded: _Loaded) -> float | None:
+        """Choose coins of the source address, build the PSBT, check it reads back as the
+        request, store it and move to ``signing``. Node trouble retries; a spend that
+        cannot be built (too little money, dust) fails the transaction."""
+        try:
+            bitcoin_network(loaded.network)
+        except ValidationError as exc:
+            raise PipelineFault(str(exc)) from None
+        with self.platform.unit_of_work() as uow:
+            held = _held_outpoints(uow, loaded)
+        client = self.runtime.bitcoin_client(loaded.network)
+        try:
+            scan = client.scan_utxos([f"addr({loaded.source.address})"])
+            estimate = client.estimate_smart_fee(BITCOIN_CONFIRMATION_TARGET)
+        except (RpcTransportError, RpcResponseError) as exc:
+            _log.warning("serializing %s: node trouble (%s); retrying", tx_id, exc)
+            return self.runtime.broadcast_retry_s
+        finally:
+            client.close()
+        rate = BITCOIN_MIN_FEE_RATE
+        if estimate is not None:
+            rate = max(rate, Decimal(estimate.sat_per_kvb) / 1000)
+        utxos = [
+            SpendableOutput(u.outpoint.txid_hex, u.outpoint.index, int(u.value))
+            for u in scan.unspents
+            if (u.outpoint.txid_hex, u.outpoint.index) not in held
+        ]
+        try:
+            spend = build_p2wpkh_spend(
+                network=loaded.network.name,
+                source_address=loaded.source.address,
+                source_pubkey=bytes.fromhex(loaded.source.public_key),
+                utxos=utxos,
+                destination=loaded.tx.destination,
+                amount_sat=int(loaded.tx.amount_base_units),
+                fee_rate_sat_per_vb=rate,
+            )
+        except InsufficientFundsError as exc:
+            raise PipelineFault(
+                f"insufficient funds: the source address's {len(utxos)} spendable outputs "
+                f"({sum(u.amount_sat for u in utxos)} sat) cannot pay "
+                f"{loaded.tx.amount_base_units} sat and the fee at {rate} sat/vB ({exc})"
+            ) from None
+        except ChainError as exc:
+            raise PipelineFault(f"cannot build the Bitcoin spend: {exc}") from None
+        with self.platform.unit_of_work() as uow:
+            # One serialization per workspace at a time, so two transfers never take
+            # the same coins.
+            uow.workspaces().lock(workspace_id)
+            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.APPROVED)
+            if locked is None:
+                return 0.0
+            taken = {(u.txid, u.vout) for u in spend.inputs}
+            if taken & _held_outpoints(uow, locked):
+                return 0.0  # Another transfer took a coin meanwhile: build again.
+            initiator = uow.users(workspace_id).get(locked.tx.initiator_user_id)
+            assert initiator is not None
+            # The PSBT to be signed must do exactly what the policy evaluated.
+            bitcoin_policy_request(
+                locked, spend.psbt, initiator=initiator.email, vault=locked.tx.vault_id
+            )
+            tx = locked.tx
+            tx.chain_payload = json.dumps(
+                {
+                    "kind": "bitcoin_psbt",
+                    "psbt": spend.psbt.hex(),
+                    "fee_sat": spend.fee_sat,
+                    "change_sat": spend.change_sat,
+                    "vsize": spend.vsize,
+                    "fee_rate_sat_per_vb": str(rate),
+                    "inputs": [
+                        {"txid": u.txid, "vout": u.vout, "amount_sat": u.amount_sat}
+                        for u in spend.inputs
+                    ],
+                },
+                sort_keys=True,
+            )
+            tx.digest = _bitcoin_digest(spend.psbt)
+            _transition(
+                uow,
+                tx,
+                TransactionStatus.SIGNING,
+                details={
+                    "digest": tx.digest,
+                    "inputs": spend.input_count,
+                    "fee_sat": spend.fee_sat,
+                    "change_sat": spend.change_sat,
+                },
+            )
+        self.runtime.fault("serialized")
+        return 0.0
+
+    def _sign_bitcoin(self, workspace_id: str, tx_id: str) -> float | None:
+        """One signature per input (same PSBT, ``input_index`` i), each attempt counted
+        and committed before the backend is called, as :meth:`_sign` does; then every
+        signature is verified and attached, and the raw transaction and txid stored."""
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
+            if loaded is None:
+                return 0.0
+            tx = loaded.tx
+            if tx.signing_attempts >= MAX_SIGNING_ATTEMPTS:
+                raise PipelineFault(f"signing failed {tx.signing_attempts} times")
+            tx.signing_attempts += 1
+            tx.updated_at = utcnow()
+            attempt = tx.signing_attempts
+            key = VaultRepository(uow.session, workspace_id).key(tx.vault_id, loaded.source.scheme)
+            assert key is not None
+            assert tx.chain_payload is not None
+            uow.audit.append(
+                workspace_id=workspace_id,
+                actor=PIPELINE_ACTOR,
+                action="transaction.signing_attempt",
+                resource_type="transaction",
+                resource_id=tx.id,
+                details={"attempt": attempt, "digest": tx.digest},
+            )
+            psbt = bytes.fromhex(json.loads(tx.chain_payload)["psbt"])
+            initiator = uow.users(workspace_id).get(tx.initiator_user_id)
+            email = initiator.email if initiator is not None else "unknown"
+            # What is signed must still be the stored, evaluated transfer.
+            if _bitcoin_digest(psbt) != tx.digest:
+                raise PipelineFault("the stored PSBT does not match the transaction digest")
+            bitcoin_policy_request(loaded, psbt, initiator=email, vault=tx.vault_id)
+            metadata, approvals, prices = cosigner_context(uow, loaded, initiator=email)
+            inputs = len(bitcoin.parse_psbt(psbt).unsigned_transaction().inputs)
+            requests = [
+                SignRequest(
+                    workspace_id=workspace_id,
+                    vault_id=tx.vault_id,
+                    backend_key_id=key.backend_key_id,
+                    scheme="ecdsa-secp256k1",
+                    path=loaded.source.path,
+                    payload_kind="bitcoin_psbt",
+                    payload=psbt,
+                    session=f"{tx.id}:{attempt}:{index}",
+                    metadata=metadata,
+                    approvals=approvals,
+                    prices=prices,
+                    input_index=index,
+                    min_signers=key.min_signers,
+                )
+                for index in range(inputs)
+            ]
+            public_key = bytes.fromhex(loaded.source.public_key)
+        self.runtime.fault("signing")
+        signatures: list[bytes] = []
+        try:
+            for request in requests:
+                signatures.append(self.runtime.backend.sign(request))
+            # Finishing verifies every signature against its input's sighash first.
+            raw, txid = finish_p2wpkh_spend(psbt, signatures, public_key)
+        except (SigningError, ChainError) as exc:
+            _log.warning("signing %s attempt %d failed: %s", tx_id, attempt, exc)
+            return self.runtime.broadcast_retry_s
+        with self.platform.unit_of_work() as uow:
+            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
+            if loaded is None or loaded.tx.signing_attempts != attempt:
+                return 0.0
+            tx = loaded.tx
+            # The column holds one signature; every input's is in the witnesses.
+            tx.signature = signatures[0].hex()
+            tx.signed_payload = raw.hex()
+            tx.tx_hash = txid
+            _transition(
+                uow,
+                tx,
+                TransactionStatus.SIGNED,
+                details={"tx_hash": txid, "signatures": len(signatures)},
+            )
+        self.runtime.fault("signed")
+        return 0.0
+
+    def _broadcast_bitcoin(self, workspace_id: str, tx_id: str, loaded: _Loaded) -> float | None:
+        """Ask the node for the txid first; send the same signed bytes only when it does
+        not know them. A typed rejection fails the transaction; node trouble retries."""
+        tx = loaded.tx
+        assert tx.tx_hash is not None
+        assert tx.signed_payload is not None
+        client = self.runtime.bitcoin_client(loaded.network)
+        outcome = "sent"
+        try:
+            # On resume the transaction may already be out: never send before asking.
+            if client.get_transaction_status(tx.tx_hash) is not None:
+                outcome = "already_known"
+            else:
+                try:
+                    client.send_raw_transaction(bytes.fromhex(tx.signed_payload))
+                except AlreadyInChainError:
+                    outcome = "already_known"
+                except MissingInputsError as exc:
+                    # Its coins are spent: by this very transaction (then the node knows
+                    # it) or by another one, which is final for this transfer.
+                    if client.get_transaction_status(tx.tx_hash) is None:
+                        raise PipelineFault(f"the node refused the transaction: {exc}") from None
+                    outcome = "already_known"
+                except TransactionRejectedError as exc:
+                    raise PipelineFault(f"the node refused the transaction: {exc}") from None
+        except (RpcTransportError, NodeWarmingUpError) as exc:
+            _log.warning("broadcast of %s: node unavailable (%s); retrying", tx_id, exc)
+            return self.runtime.broadcast_retry_s
+        except RpcResponseError as exc:
+            _log.warning("broadcast of %s: node error (%s); retrying", tx_id, exc)
+            return self.runtime.broadcast_retry_s
+        finally:
+            client.close()
+        self.runtime.fault("broadcast_sent")
+        with self.platform.unit_of_work() as uow:
+            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.BROADCASTING)
+            if locked is None:
+                return 0.0
+            _transition(
+                uow,
+                locked.tx,
+                TransactionStatus.CONFIRMING,
+                details={"tx_hash": locked.tx.tx_hash, "broadcast": outcome},
+            )
+        return 0.0
+
+    def _confirm_bitcoin(self, workspace_id: str, tx_id: str, loaded: _Loaded) -> float | None:
+        """Poll the txid's confirmations until the network's required count."""
+        assert loaded.tx.tx_hash is not None
+        client = self.runtime.bitcoin_client(loaded.network)
+        try:
+            status = client.get_transaction_status(loaded.tx.tx_hash)
+            height = client.get_block_count() if status is not None else 0
+        except (RpcTransportError, RpcResponseError):
+            return self.runtime.confirmation_poll_s
+        finally:
+            client.close()
+        if status is None or status.confirmations < loaded.network.required_confirmations:
+            return self.runtime.confirmation_poll_s
+        with self.platform.unit_of_work() as uow:
+            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.CONFIRMING)
+            if locked is None:
+                return 0.0
+            locked.tx.confirmations = status.confirmations
+            locked.tx.block_number = height - status.confirmations + 1
+            _transition(
+                uow,
+                locked.tx,
+                TransactionStatus.COMPLETED,
+                details={
+                    "block_number": locked.tx.block_number,
+                    "block_hash": status.block_hash,
+                    "confirmations": status.confirmations,
+                },
+            )
         return None
 
 

@@ -25,7 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shardvault.chains.errors import ChainError
+from shardvault.chains.bitcoin import Network as BitcoinNetwork
+from shardvault.chains.bitcoin import address_from_script, script_pubkey_for_address
+from shardvault.chains.bitcoin.script import ScriptType, classify
+from shardvault.chains.errors import ChainError, UnsupportedError
 from shardvault.chains.ethereum import (
     KNOWN_NETWORKS,
     parse_address,
@@ -75,6 +78,11 @@ from shardvault.store.repositories_vaults import (
     WorkQueue,
 )
 from shardvault.store.types import utcnow
+
+PAYABLE_SCRIPTS = frozenset(
+    {ScriptType.P2WPKH, ScriptType.P2WSH, ScriptType.P2TR, ScriptType.P2PKH, ScriptType.P2SH}
+)
+"""Output scripts a Bitcoin transfer may pay (those the spend builder can size)."""
 
 CANCELLABLE = frozenset(
     {
@@ -304,7 +312,10 @@ def _still_needed(
 
 def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
     try:
-        if network.kind is NetworkKind.EVM and asset.kind is AssetKind.NATIVE:
+        if network.kind is NetworkKind.BITCOIN:
+            # BTC with at most eight decimals, read exactly into satoshi.
+            value = parse_token_amount(amount, BITCOIN_DECIMALS, field="amount")
+        elif network.kind is NetworkKind.EVM and asset.kind is AssetKind.NATIVE:
             value = int(parse_ether(amount, field="amount"))
         else:
             value = parse_token_amount(amount, asset.decimals, field="amount")
@@ -315,12 +326,56 @@ def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
     return value
 
 
+BITCOIN_DECIMALS = 8
+"""BTC amounts are exact to the satoshi (1e-8 BTC)."""
+
+BITCOIN_NETWORK_NAMES = frozenset({"bitcoin", "testnet", "signet", "regtest"})
+"""The names a Bitcoin network must be configured under to send from it: the names
+co-signers accept as ``metadata.network`` (the service passes the workspace's network
+name, :func:`intent_network`), and the names the wallet addresses are encoded for."""
+
+
+def bitcoin_network(network: Network) -> BitcoinNetwork:
+    """The Bitcoin network a workspace network of kind bitcoin stands for.
+
+    Raises:
+        ValidationError: the network is not named one of :data:`BITCOIN_NETWORK_NAMES`.
+    """
+    if network.name not in BITCOIN_NETWORK_NAMES:
+        raise ValidationError(
+            "network",
+            f"a Bitcoin network must be named one of {sorted(BITCOIN_NETWORK_NAMES)} to send "
+            f"from it (co-signers check the name), not {network.name!r}",
+        )
+    return BitcoinNetwork.from_name(network.name)
+
+
+def _parse_bitcoin_destination(network: Network, destination: str) -> str:
+    """An address of ``network`` that shardvault can pay, in its canonical form (what a
+    co-signer reads back from the output script, so the intent digests agree).
+
+    Raises:
+        ValidationError: the network is not named as co-signers expect.
+        ChainError: malformed, of another network, or a script that cannot be sized.
+    """
+    btc_network = bitcoin_network(network)
+    script = script_pubkey_for_address(destination, btc_network, field="destination")
+    if classify(script) not in PAYABLE_SCRIPTS:
+        raise UnsupportedError("cannot pay this kind of output script", field="destination")
+    canonical = address_from_script(script, btc_network)
+    if canonical is None:
+        raise UnsupportedError("not a standard address", field="destination")
+    return canonical
+
+
 def _parse_destination(network: Network, destination: str) -> str:
     try:
         if network.kind is NetworkKind.EVM:
             return parse_address(destination, field="destination").checksummed
         if network.kind is NetworkKind.SOLANA:
             return str(Pubkey.from_base58(destination, field="destination"))
+        if network.kind is NetworkKind.BITCOIN:
+            return _parse_bitcoin_destination(network, destination)
     except ChainError as exc:
         raise ValidationError("destination", str(exc)) from None
     raise ValidationError("destination", f"{network.kind.value} transfers are not supported yet")
@@ -352,8 +407,6 @@ def create_transaction(
     assert asset is not None
     network = NetworkRepository(uow.session, principal.workspace_id).get(asset.network_id)
     assert network is not None
-    if network.kind is NetworkKind.BITCOIN:
-        raise ValidationError("wallet_id", "the pipeline does not send Bitcoin yet")
     source = next((a for a in wallets.addresses(wallet.id) if a.index == source_index), None)
     if source is None:
         raise NotFound("address", f"{wallet_id}/{source_index}")

@@ -1,0 +1,156 @@
+"""Shared set-up of the Bitcoin pipeline tests: a regtest network served by
+:class:`~tests.support_bitcoin_node.BitcoinNodeStandIn`, a BTC asset, a 2-of-3 ECDSA vault
+with its BTC wallet (the P2WPKH address of the derived key), and a signed policy that
+allows key generation, lets the signer send up to 0.5 BTC (and Solana transfers up to
+1 SOL) and holds anything larger for carol's approval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from shardvault.chains.bitcoin import Network as BitcoinNetwork
+from shardvault.chains.bitcoin import encode_segwit_address
+from shardvault.service import policies, transactions, vaults, wallets
+from shardvault.service.signing import SigningBackend
+from tests.service.pipeline_support import Workspace
+
+DESTINATION = encode_segwit_address(
+    BitcoinNetwork.REGTEST, 0, hashlib.sha256(b"test destination").digest()[:20]
+)
+"""A regtest P2WPKH address nobody in the tests holds."""
+
+
+def bitcoin_policy(ws: Workspace, *, version: int = 1) -> dict[str, object]:
+    return {
+        "format": "shardvault.policy/v1",
+        "version": version,
+        "reference_currency": "USD",
+        "approvers": {
+            ws.approver.email: {
+                "algorithm": "ed25519",
+                "public_key": ws.approver.approval_public_hex,
+            },
+        },
+        "groups": {"treasury": [ws.approver.email], "traders": [ws.signer.email]},
+        "rules": [
+            {"name": "keygen", "when": {"operation": ["key_generation"]}, "action": "allow"},
+            {
+                "name": "small-btc",
+                "when": {
+                    "initiator": {"groups": ["traders"]},
+                    "asset": ["BTC"],
+                    "amount": {"up_to": "0.5"},
+                },
+                "action": "allow",
+            },
+            {
+                "name": "small-sol",
+                "when": {
+                    "initiator": {"groups": ["traders"]},
+                    "asset": ["SOL"],
+                    "amount": {"up_to": "1"},
+                },
+                "action": "allow",
+            },
+            {
+                "name": "large",
+                "when": {"initiator": {"groups": ["traders"]}},
+                "action": "require_approvals",
+                "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "4h"},
+            },
+        ],
+    }
+
+
+def activate(ws: Workspace, document: dict[str, object]) -> int:
+    """Draft, propose (pinning ws.admin_key as a 1-of-1 admin set), sign and activate."""
+    owner = ws.owner.principal
+    admin_public = ws.admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    with ws.platform.unit_of_work() as uow:
+        draft = policies.create_draft(uow, owner, document=document)
+        proposed = policies.propose(
+            uow,
+            owner,
+            draft.id,
+            admins={
+                "quorum": 1,
+                "members": [{"id": "admin", "algorithm": "ed25519", "public_key": admin_public}],
+            },
+        )
+        assert proposed.signing_message is not None
+        signature = ws.admin_key.sign(bytes.fromhex(proposed.signing_message)).hex()
+        policies.sign(uow, owner, draft.id, signer="admin", signature=signature)
+        return policies.activate(uow, owner, draft.id).version
+
+
+@dataclass
+class BtcWallet:
+    vault_id: str
+    wallet_id: str
+    address: str
+
+
+def make_btc_vault(
+    ws: Workspace,
+    backend: SigningBackend,
+    rpc_url: str,
+    *,
+    schemes: tuple[str, ...] = ("ecdsa-secp256k1",),
+) -> BtcWallet:
+    """A "regtest" network at ``rpc_url``, a BTC asset, a 2-of-3 vault, its BTC wallet."""
+    owner = ws.owner.principal
+    with ws.platform.unit_of_work() as uow:
+        vaults.configure_network(uow, owner, name="regtest", kind="bitcoin", rpc_url=rpc_url)
+        vaults.add_asset(uow, owner, symbol="BTC", network="regtest", price="60000")
+    vault_id = str(uuid.uuid4())
+    keys = vaults.generate_vault_keys(
+        backend,  # type: ignore[arg-type]
+        workspace_id=owner.workspace_id,
+        vault_id=vault_id,
+        schemes=list(schemes),
+        min_signers=2,
+        max_signers=3,
+    )
+    with ws.platform.unit_of_work() as uow:
+        vault = vaults.record_vault(
+            uow, owner, vault_id=vault_id, name="treasury", keys=keys, backend_name=backend.name
+        )
+        wallet = wallets.create_wallet(uow, owner, vault_id=vault.id, asset="BTC")
+    return BtcWallet(vault.id, wallet.id, wallet.addresses[0].address)
+
+
+def send(ws: Workspace, wallet_id: str, amount: str, to: str = DESTINATION) -> str:
+    with ws.platform.unit_of_work() as uow:
+        view = transactions.create_transaction(
+            uow, ws.signer.principal, wallet_id=wallet_id, destination=to, amount=amount
+        )
+    assert view.status == "submitted"
+    return view.id
+
+
+def get(ws: Workspace, tx_id: str) -> transactions.TransactionView:
+    with ws.platform.unit_of_work() as uow:
+        return transactions.get_transaction(uow, ws.owner.principal, tx_id)
+
+
+def approve(ws: Workspace, tx_id: str) -> None:
+    view = get(ws, tx_id)
+    assert view.status == "pending_approval", view.status_reason
+    assert view.policy_version is not None
+    with ws.platform.unit_of_work() as uow:
+        transactions.submit_approval(
+            uow,
+            ws.approver.principal,
+            tx_id,
+            approver=ws.approver.email,
+            decision="approve",
+            policy_version=view.policy_version,
+            signature=ws.approver.approve(view.intent_digest, view.policy_version),
+            now=int(time.time()),
+        )
