@@ -1,0 +1,200 @@
+"""The pipeline signing through :class:`CosignerBackend` with three in-process co-signer
+nodes (real :class:`~shardvault.cosigner.node.CosignerNode` threads on an in-memory link)
+pinned to the platform workspace's id and admin set: each co-signer checks every request
+itself (PSBT inputs and payment, Solana message, the signed policy, the approvals over
+the intent digest) before it signs.
+
+A Bitcoin transfer that spends two coins (one CGGMP21 signature per input, held for
+carol's approval, which the co-signers count) is verified by the node stand-in with
+python-bitcointx; a Solana transfer (FROST Ed25519) ends ``signed`` and its signature is
+verified with PyNaCl against the vault's Ed25519 key.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import base58
+import pytest
+from bitcointx.core import CTransaction
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.signing import VerifyKey
+
+from shardvault.cosigner.link import InMemoryLink
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
+from shardvault.cosigner.relay_core import RelayCore
+from shardvault.cosigner.state import init_node, open_node, pin_peers, read_public_identity
+from shardvault.crypto.channel import Directory
+from shardvault.custody.backends.local import DEVELOPMENT_COST
+from shardvault.custody.secret import SecretBytes
+from shardvault.service import vaults, wallets
+from shardvault.service.cosigner_backend import CosignerBackend
+from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
+from shardvault.service.platform import Platform
+from shardvault.service.policies import activated_bundles
+from shardvault.store import Database
+from shardvault.store.models_vaults import Transaction
+from tests.api.support import make_platform
+from tests.service.bitcoin_pipeline_support import (
+    DESTINATION,
+    activate,
+    approve,
+    bitcoin_policy,
+    get,
+    make_btc_vault,
+    send,
+)
+from tests.service.pipeline_support import TEST_ONLY_PRIMES, Workspace, make_workspace
+from tests.support_bitcoin_node import BitcoinNodeStandIn
+
+PASSPHRASE = b"test-only co-signer passphrase"
+SOLANA_DESTINATION = base58.b58encode(bytes(range(1, 33))).decode()
+
+
+class Cosigners:
+    """Three co-signer nodes for one workspace, serving a relay from threads."""
+
+    def __init__(self, root: Path, workspace_id: str, admin_set: dict[str, object]) -> None:
+        dirs = {p: root / f"cosigner-{p}" for p in (1, 2, 3)}
+        identities = {}
+        for party, directory in dirs.items():
+            identities[party] = init_node(
+                directory,
+                party,
+                workspace_id,
+                admin_set,
+                SecretBytes(PASSPHRASE),
+                cost=DEVELOPMENT_COST,
+            )
+        for directory in dirs.values():
+            pin_peers(directory, identities)
+        self.relay = RelayCore(
+            Directory.of({p: read_public_identity(d)[1] for p, d in dirs.items()}),
+            keep_transcript=False,
+        )
+        self.nodes: dict[int, CosignerNode] = {}
+        self._stop = threading.Event()
+        self._threads = []
+        for party, directory in dirs.items():
+            state = open_node(directory, SecretBytes(PASSPHRASE))
+            node = CosignerNode(state, InMemoryLink(self.relay, party))
+            self.nodes[party] = node
+            thread = threading.Thread(
+                target=node.run, args=(self._stop.is_set,), kwargs={"wait": 0.05}, daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self.relay.close()
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for node in self.nodes.values():
+            node.state.close()
+
+
+@pytest.fixture
+def platform(database: Database) -> Platform:
+    return make_platform(database)
+
+
+@pytest.fixture
+def node() -> Iterator[BitcoinNodeStandIn]:
+    with BitcoinNodeStandIn("regtest") as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def cluster(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Workspace, CosignerBackend, Cosigners]]:
+    monkeypatch.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
+    ws = make_workspace(platform)
+    activate(ws, bitcoin_policy(ws))
+    admin_public = ws.admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    admin_set: dict[str, object] = {
+        "quorum": 1,
+        "members": [{"id": "admin", "algorithm": "ed25519", "public_key": admin_public}],
+    }
+    cosigners = Cosigners(tmp_path / "cosigners", ws.owner.principal.workspace_id, admin_set)
+
+    def bundles(workspace_id: str) -> list[dict[str, object]]:
+        with platform.unit_of_work() as uow:
+            return activated_bundles(uow, workspace_id)
+
+    backend = CosignerBackend(lambda _ws: cosigners.relay, bundles)
+    try:
+        yield ws, backend, cosigners
+    finally:
+        backend.close()
+        cosigners.close()
+
+
+def _worker(platform: Platform, backend: CosignerBackend) -> PipelineWorker:
+    runtime = PipelineRuntime(backend, confirmation_poll_s=0.05, broadcast_retry_s=0.05)
+    return PipelineWorker(platform, runtime)
+
+
+def test_bitcoin_and_solana_transfers_signed_by_cosigners(
+    platform: Platform,
+    cluster: tuple[Workspace, CosignerBackend, Cosigners],
+    node: BitcoinNodeStandIn,
+) -> None:
+    ws, backend, _ = cluster
+    owner = ws.owner.principal
+    wallet = make_btc_vault(ws, backend, node.url, schemes=("ecdsa-secp256k1", "eddsa-ed25519"))
+    with platform.unit_of_work() as uow:
+        vaults.configure_network(uow, owner, name="solana-devnet", kind="solana")
+        vaults.add_asset(uow, owner, symbol="SOL", network="solana-devnet", price="150")
+        sol_wallet = wallets.create_wallet(uow, owner, vault_id=wallet.vault_id, asset="SOL")
+    worker = _worker(platform, backend)
+
+    # Bitcoin: 1 BTC from two coins, held for carol's approval.
+    node.fund(wallet.address, 60_000_000)
+    node.fund(wallet.address, 50_000_000)
+    btc_id = send(ws, wallet.wallet_id, "1")
+    worker.drain(timeout_s=30)
+    approve(ws, btc_id)
+    worker.drain(
+        timeout_s=120,
+        until=lambda: get(ws, btc_id).status in ("confirming", "failed"),
+    )
+    assert get(ws, btc_id).status == "confirming", get(ws, btc_id).status_reason
+    node.mine()
+    worker.drain(timeout_s=30, until=lambda: get(ws, btc_id).status == "completed")
+    view = get(ws, btc_id)
+    assert view.status == "completed", view.status_reason
+    assert view.tx_hash is not None
+    assert node.known[view.tx_hash].height is not None  # bitcointx verified both inputs
+    assert view.signed_payload is not None
+    decoded = CTransaction.deserialize(bytes.fromhex(view.signed_payload))
+    assert len(decoded.vin) == 2
+    assert decoded.vout[0].nValue == 100_000_000
+    assert [u[0] for u in node.unspent(DESTINATION)] == [view.tx_hash]
+
+    # Solana: 0.5 SOL, allowed; signed by FROST and verified, never broadcast.
+    with platform.unit_of_work() as uow:
+        from shardvault.service import transactions
+
+        sol = transactions.create_transaction(
+            uow,
+            ws.signer.principal,
+            wallet_id=sol_wallet.id,
+            destination=SOLANA_DESTINATION,
+            amount="0.5",
+        )
+    worker.drain(timeout_s=60, until=lambda: get(ws, sol.id).status in ("signed", "failed"))
+    sol_view = get(ws, sol.id)
+    assert sol_view.status == "signed", sol_view.status_reason
+    assert sol_view.signature is not None
+    with platform.unit_of_work() as uow:
+        row = uow.session.get(Transaction, sol.id)
+        assert row is not None
+        assert row.chain_payload is not None
+        message = bytes.fromhex(json.loads(row.chain_payload)["message"])
+    vault_key = base58.b58decode(sol_wallet.addresses[0].address)
+    VerifyKey(vault_key).verify(message, bytes.fromhex(sol_view.signature))
