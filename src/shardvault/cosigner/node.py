@@ -327,7 +327,10 @@ class CosignerNode:
             if plaintext.startswith(_FROST_KEY):
                 return KeyPackage.from_bytes(plaintext[len(_FROST_KEY) :])
             if plaintext.startswith(_CGGMP21_KEY):
-                return KeyShare.from_bytes(plaintext[len(_CGGMP21_KEY) :])
+                # The custody envelope (AEAD) authenticates the share this node sealed
+                # after its Paillier primes passed the safe-prime tests; re-running them
+                # cost ~40 ms on every signature.
+                return KeyShare.from_bytes(plaintext[len(_CGGMP21_KEY) :], recheck_primality=False)
         except EncodingError as exc:
             raise RequestRefused("key", f"stored share of {key_id!r} is unreadable") from exc
         raise RequestRefused("key", f"stored share of {key_id!r} has an unknown kind")

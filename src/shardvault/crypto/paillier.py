@@ -212,12 +212,16 @@ class PaillierSecretKey:
         *,
         min_modulus_bits: int = MIN_MODULUS_BITS,
         unsafe_test_only: bool = False,
+        recheck_primality: bool = True,
     ) -> Self:
         """Build a key from two safe primes, checking what CGGMP21 Figure 7 needs.
 
         Checks: ``p ≠ q``, both safe primes (so ``≡ 3 mod 4``, Blum), and ``N = p·q`` of at
         least ``min_modulus_bits`` bits. Lowering that bound below
         :data:`MIN_MODULUS_BITS` requires ``unsafe_test_only=True``.
+        ``recheck_primality=False`` skips only the safe-prime tests (about 40 ms for a
+        2048-bit key), for a key read back from storage that authenticates it (an AEAD
+        envelope) after it passed them when it was made; every other check still runs.
 
         Raises:
             MisuseError: if any check fails (these are our own primes, not a peer's).
@@ -228,7 +232,7 @@ class PaillierSecretKey:
         for name, prime in (("p", p), ("q", q)):
             if prime % 4 != 3:
                 raise MisuseError(f"Paillier prime {name} is not a Blum prime (3 mod 4)")
-            if not is_safe_prime(prime):
+            if recheck_primality and not is_safe_prime(prime):
                 raise MisuseError(f"Paillier prime {name} is not a safe prime")
         if (p * q).bit_length() < min_modulus_bits:
             raise MisuseError(
@@ -320,8 +324,10 @@ class PaillierSecretKey:
         *,
         min_modulus_bits: int = MIN_MODULUS_BITS,
         unsafe_test_only: bool = False,
+        recheck_primality: bool = True,
     ) -> Self:
-        """Decode :meth:`to_bytes` output and re-check the primes with :meth:`from_primes`.
+        """Decode :meth:`to_bytes` output and re-check the primes with :meth:`from_primes`
+        (``recheck_primality``: see there).
 
         Raises:
             EncodingError: if the framing is wrong.
@@ -345,4 +351,5 @@ class PaillierSecretKey:
             values[1],
             min_modulus_bits=min_modulus_bits,
             unsafe_test_only=unsafe_test_only,
+            recheck_primality=recheck_primality,
         )

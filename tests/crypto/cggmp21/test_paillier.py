@@ -140,6 +140,28 @@ def test_from_primes_rejects_blum_but_not_safe(key: PaillierSecretKey) -> None:
         PaillierSecretKey.from_primes(p, key.q)
 
 
+def test_stored_key_skips_only_the_safe_prime_tests(key: PaillierSecretKey) -> None:
+    """A key read back from authenticated storage skips the (slow) primality tests only:
+    equal primes, non-Blum primes and small moduli are still refused."""
+    label = 0
+    blum_not_safe = 0
+    while (blum_not_safe * key.q).bit_length() < 2048:
+        blum_not_safe = _prime_with_residue(1024, 3, f"blum-not-safe-{label}")
+        label += 1
+    loaded = PaillierSecretKey.from_primes(blum_not_safe, key.q, recheck_primality=False)
+    assert loaded.n == blum_not_safe * key.q
+    with pytest.raises(MisuseError, match="safe"):
+        PaillierSecretKey.from_bytes(loaded.to_bytes())
+    with pytest.raises(MisuseError, match="distinct"):
+        PaillierSecretKey.from_primes(key.p, key.p, recheck_primality=False)
+    with pytest.raises(MisuseError, match="Blum"):
+        PaillierSecretKey.from_primes(
+            _prime_with_residue(1024, 1, "non-blum"), key.q, recheck_primality=False
+        )
+    again = PaillierSecretKey.from_bytes(key.to_bytes(), recheck_primality=False)
+    assert (again.p, again.q) == (key.p, key.q)
+
+
 def test_small_modulus_needs_explicit_test_only(
     paillier_keys_1024: list[PaillierSecretKey],
 ) -> None:

@@ -202,8 +202,12 @@ class KeyShare:
         return encode_wire(fields)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> KeyShare:
+    def from_bytes(cls, data: bytes, *, recheck_primality: bool = True) -> KeyShare:
         """Decode and validate a serialized key share.
+
+        ``recheck_primality=False`` (a share read back from authenticated storage, whose
+        Paillier primes passed the safe-prime tests when it was made) skips only those
+        tests; see :meth:`PaillierSecretKey.from_primes`.
 
         Raises:
             EncodingError: unknown version or curve, malformed fields, invalid points or
@@ -228,6 +232,7 @@ class KeyShare:
                 require_bytes(fields, "paillier_secret"),
                 min_modulus_bits=min_bits,
                 unsafe_test_only=min_bits < MIN_MODULUS_BITS,
+                recheck_primality=recheck_primality,
             )
             return cls(
                 party=PartyId(require_int(fields, "party")),
