@@ -1,0 +1,329 @@
+"""Transactions created, policy-checked and signed per second through three co-signer
+processes, and the latency from the API call to ``signed``.
+
+Everything is real and local: hardhat (:mod:`shardvault.devchain`), ``shardvault init``,
+``shardvault server`` as a child process (SQLite, the default co-signer signer, several
+pipeline workers), which starts the workspace's three ``shardvault cosigner run``
+processes; each transaction goes API (signed JWT) -> store -> policy -> serialization ->
+a signing session in which the two signing co-signers each re-check the payload and the
+signed policy -> signature. Times come from the audit events' timestamps
+(``transaction.signed``) against the client's clock at the API call (one machine).
+
+Three runs:
+
+1. **burst from a full ECDSA presignature pool**: POOL presignatures are made in the
+   background first (the bench waits until the co-signers are idle), then BURST ETH
+   transfers are created at once; each signature is one online round. Targets: at least
+   50 signed transactions per second, p50 under 60 ms.
+2. **ECDSA sustained** (pool drained): SUSTAINED transfers at once; presigning bounds the
+   rate, so it is reported beside the presigning rate measured alone (the pool fill).
+3. **FROST Ed25519 sustained**: SUSTAINED Solana transfers (signed and verified, not
+   broadcast), two rounds each, no presignature.
+
+The key generation uses the TEST-ONLY published primes (key generation speed is not
+measured here). Run: ``.venv/bin/python bench/bench_cosigner_pipeline.py [--burst N]
+[--pool N] [--sustained N] [--workers N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from shardvault.devchain import HardhatNode, start_hardhat, stop_hardhat
+from shardvault.sdk import ApiKeyCredentials, AsyncShardvaultClient, ShardvaultClient
+from shardvault.sdk.custody import sign_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+PRIMES = REPO / "tests" / "fixtures" / "test_only_paillier.json"
+ETH_RECIPIENT = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
+SOL_RECIPIENT = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+
+POLICY = {
+    "format": "shardvault.policy/v1",
+    "version": 1,
+    "reference_currency": "USD",
+    "rules": [
+        {"name": "key-generation", "when": {"operation": ["key_generation"]}, "action": "allow"},
+        {"name": "transfers", "when": {"operation": ["transfer"]}, "action": "allow"},
+    ],
+}
+
+
+def _cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def _cosigner_pids(data_dir: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"cosigner" in command and any(str(data_dir).encode() in c for c in command):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _wait_idle(pids: list[int], quiet_s: float = 1.5, timeout: float = 900.0) -> float:
+    """Wait until the co-signers use no CPU for ``quiet_s``; answers when they stopped."""
+    start = time.monotonic()
+    last, last_change = _cpu_ticks(pids), time.monotonic()
+    while time.monotonic() - start < timeout:
+        time.sleep(0.25)
+        now = _cpu_ticks(pids)
+        if now != last:
+            last, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change >= quiet_s:
+            return last_change - start
+    raise TimeoutError("the co-signers did not go idle")
+
+
+def _utc_ts(text: object) -> float:
+    at = datetime.fromisoformat(str(text))
+    if at.tzinfo is None:
+        from datetime import UTC
+
+        at = at.replace(tzinfo=UTC)
+    return at.timestamp()
+
+
+def _signed_at(db: Path, ids: list[str]) -> dict[str, float]:
+    with sqlite3.connect(db) as conn:
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(
+            "SELECT resource_id, occurred_at FROM audit_events "
+            f"WHERE action = 'transaction.signed' AND resource_id IN ({marks})",
+            ids,
+        ).fetchall()
+    return {str(r): _utc_ts(t) for r, t in rows}
+
+
+_STEPS = ("submitted", "pending_policy", "approved", "signing", "signed")
+
+
+def _step_medians(db: Path, ids: list[str]) -> dict[str, float]:
+    """Median time spent before each state, from consecutive audit events."""
+    marks = ",".join("?" * len(ids))
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT resource_id, action, occurred_at FROM audit_events "
+            f"WHERE resource_id IN ({marks})",
+            ids,
+        ).fetchall()
+    at: dict[str, dict[str, float]] = {}
+    for resource, action, occurred in rows:
+        at.setdefault(str(resource), {})[str(action).removeprefix("transaction.")] = _utc_ts(
+            occurred
+        )
+    out = {}
+    for before, after in itertools.pairwise(_STEPS):
+        gaps = [(t[after] - t[before]) * 1000 for t in at.values() if before in t and after in t]
+        if gaps:
+            out[f"to_{after}"] = round(statistics.median(gaps), 1)
+    return out
+
+
+async def _send(
+    url: str, owner: ApiKeyCredentials, wallet: str, to: str, amount: str, count: int
+) -> list[tuple[str, float]]:
+    async with AsyncShardvaultClient(url, owner) as client:
+
+        async def one() -> tuple[str, float]:
+            started = time.time()
+            tx = await client.create_transaction(wallet_id=wallet, destination=to, amount=amount)
+            return tx.id, started
+
+        return await asyncio.gather(*(one() for _ in range(count)))
+
+
+def _run(
+    label: str,
+    db: Path,
+    url: str,
+    owner: ApiKeyCredentials,
+    wallet: str,
+    to: str,
+    count: int,
+    *,
+    skip: int = 0,
+) -> dict[str, float]:
+    """Create ``count`` transfers at once; rate and latency to ``signed``. With ``skip``,
+    also the rate after the first ``skip`` signatures (once a pool of that size is used
+    up, what presigning sustains)."""
+    calls = asyncio.run(_send(url, owner, wallet, to, "0.001", count))
+    ids = [i for i, _ in calls]
+    deadline = time.monotonic() + 600
+    signed: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        signed = _signed_at(db, ids)
+        if len(signed) == len(ids):
+            break
+        time.sleep(0.2)
+    if len(signed) != len(ids):
+        raise RuntimeError(f"{label}: only {len(signed)} of {len(ids)} were signed")
+    latencies = sorted((signed[i] - t) * 1000 for i, t in calls)
+    first_call = min(t for _, t in calls)
+    span = max(signed.values()) - first_call
+    result = {
+        "count": count,
+        "signed_per_s": round(count / span, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+        "span_s": round(span, 2),
+    }
+    steps = _step_medians(db, ids)
+    if steps:
+        result["median_step_ms"] = steps  # type: ignore[assignment]
+    if 0 < skip < count - 1:
+        times = sorted(signed.values())
+        result["after_pool_per_s"] = round((count - skip) / (times[-1] - times[skip - 1]), 2)
+    print(f"{label}: {json.dumps(result)}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--pool", type=int, default=0, help="default: the burst size")
+    parser.add_argument("--sustained", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=16)
+    args = parser.parse_args()
+    pool = args.pool or args.burst
+    with tempfile.TemporaryDirectory(prefix="sv-bench-cosigners-") as tmp:
+        work = Path(tmp)
+        (work / "hardhat").mkdir()
+        hardhat, node = start_hardhat(work / "hardhat")
+        server = None
+        try:
+            server, url, owner, data = _start(work, pool, args.workers)
+            _measure(url, owner, data, node, args, pool)
+        finally:
+            if server is not None:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=60)
+            stop_hardhat(hardhat)
+
+
+def _start(
+    work: Path, pool: int, workers: int
+) -> tuple[subprocess.Popen[bytes], str, ApiKeyCredentials, Path]:
+    data = work / "data"
+    init = subprocess.run(
+        [sys.executable, "-m", "shardvault.cli.main", "init", "--name", "bench",
+         "--owner-name", "B", "--owner-email", "b@bench.example",
+         "--key-out", str(work / "owner.pem"), "--data-dir", str(data), "--json"],
+        capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    doc = json.loads(init.stdout)
+    log = (work / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shardvault.cli.main", "server", "--port", "0",
+         "--data-dir", str(data), "--json", "--log-level", "warning",
+         "--presignature-pool", str(pool), "--pipeline-workers", str(workers),
+         "--unsafe-test-only-primes", str(PRIMES)],
+        stdout=subprocess.PIPE, stderr=log, env=dict(os.environ),
+    )  # fmt: skip
+    assert server.stdout is not None
+    url = str(json.loads(server.stdout.readline())["url"])
+    owner = ApiKeyCredentials.from_file(doc["api_key_id"], work / "owner.pem")
+    return server, url, owner, data
+
+
+def _measure(
+    url: str,
+    owner: ApiKeyCredentials,
+    data: Path,
+    node: HardhatNode,
+    args: argparse.Namespace,
+    pool: int,
+) -> None:
+    db = data / "shardvault.db"
+    admin = Ed25519PrivateKey.generate()
+    raw = admin.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    with ShardvaultClient(url, owner) as client:
+        client.configure_network(
+            name="hardhat", kind="evm", chain_id=node.chain_id, rpc_url=node.url
+        )
+        client.add_asset(symbol="ETH", network="hardhat")
+        client.configure_network(name="solana", kind="solana")
+        client.add_asset(symbol="SOL", network="solana")
+        policy = client.create_policy(document=POLICY)
+        members = [{"id": "admin", "algorithm": "ed25519", "public_key": raw}]
+        proposed = client.propose_policy(policy.id, admins={"quorum": 1, "members": members})
+        assert proposed.signing_message is not None
+        client.sign_policy(
+            policy.id, signer="admin", signature=sign_bundle(admin, proposed.signing_message)
+        )
+        client.activate_policy(policy.id)
+        started = time.perf_counter()
+        vault = client.create_vault(name="bench", schemes=["ecdsa-secp256k1", "eddsa-ed25519"])
+        print(f"vault keygen (ECDSA + Ed25519, 3 co-signer processes): "
+              f"{time.perf_counter() - started:.2f} s", flush=True)  # fmt: skip
+        eth = client.create_wallet(vault_id=vault.id, asset="ETH")
+        sol = client.create_wallet(vault_id=vault.id, asset="SOL")
+    node.fund(eth.addresses[0].address, 1000 * 10**18)
+    pids = _cosigner_pids(data)
+    print(f"co-signer processes: {len(pids)}", flush=True)
+    # Warm up: the first signature at this address presigns on demand; afterwards the
+    # backend fills the pool in the background. Time the fill: presigning alone.
+    _run("warm-up (1, presign on demand)", db, url, owner, eth.id, ETH_RECIPIENT, 1)
+    fill_started = time.perf_counter()
+    busy = _wait_idle(pids)
+    fill = busy if busy > 0 else time.perf_counter() - fill_started
+    presign_rate = pool / fill
+    print(
+        f"presignature pool: {pool} made in {fill:.1f} s = {presign_rate:.2f} presignatures/s "
+        "(2 signing co-signers, presigning alone)",
+        flush=True,
+    )
+    burst = _run(f"ECDSA burst from a full pool ({args.burst})", db, url, owner, eth.id,
+                 ETH_RECIPIENT, args.burst)  # fmt: skip
+    _wait_idle(pids)  # let the pool refill, then drain it from empty
+    sustained_n = pool + args.sustained
+    sustained = _run(f"ECDSA sustained ({sustained_n}: the pool, then presign-bound)", db, url,
+                     owner, eth.id, ETH_RECIPIENT, sustained_n, skip=pool)  # fmt: skip
+    _wait_idle(pids)
+    frost = _run(f"FROST Ed25519 sustained ({args.sustained * 2})", db, url, owner, sol.id,
+                 SOL_RECIPIENT, args.sustained * 2)  # fmt: skip
+    summary = {
+        "burst_signed_per_s": burst["signed_per_s"],
+        "burst_p50_ms": burst["p50_ms"],
+        "burst_p99_ms": burst["p99_ms"],
+        "targets_met": burst["signed_per_s"] >= 50 and burst["p50_ms"] < 60,
+        "presign_rate_alone_per_s": round(presign_rate, 2),
+        "ecdsa_sustained_per_s": sustained["after_pool_per_s"],
+        "ecdsa_sustained_to_presign_ratio": round(sustained["after_pool_per_s"] / presign_rate, 2),
+        "frost_sustained_per_s": frost["signed_per_s"],
+        "frost_p50_ms": frost["p50_ms"],
+    }
+    print(json.dumps(summary, sort_keys=True), flush=True)
+
+
+if __name__ == "__main__":
+    main()
