@@ -162,6 +162,14 @@ async def _send(
         return await asyncio.gather(*(one() for _ in range(count)))
 
 
+_PROCESSES: dict[str, list[int]] = {}
+"""Process groups whose CPU time each run reports (server, co-signers, hardhat)."""
+
+
+_SERVER_PID: list[int] = []
+_HARDHAT_PID: list[int] = []
+
+
 def _run(
     label: str,
     db: Path,
@@ -176,6 +184,7 @@ def _run(
     """Create ``count`` transfers at once; rate and latency to ``signed``. With ``skip``,
     also the rate after the first ``skip`` signatures (once a pool of that size is used
     up, what presigning sustains)."""
+    cpu_before = {name: _cpu_ticks(pids) for name, pids in _PROCESSES.items()}
     calls = asyncio.run(_send(url, owner, wallet, to, "0.001", count))
     ids = [i for i, _ in calls]
     deadline = time.monotonic() + 600
@@ -196,6 +205,11 @@ def _run(
         "p50_ms": round(statistics.median(latencies), 1),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
         "span_s": round(span, 2),
+    }
+    hz = os.sysconf("SC_CLK_TCK")
+    result["cpu_ms_per_tx"] = {  # type: ignore[assignment]
+        name: round((_cpu_ticks(pids) - cpu_before[name]) / hz * 1000 / count, 1)
+        for name, pids in _PROCESSES.items()
     }
     steps = _step_medians(db, ids)
     if steps:
@@ -219,9 +233,11 @@ def main() -> None:
         work = Path(tmp)
         (work / "hardhat").mkdir()
         hardhat, node = start_hardhat(work / "hardhat")
+        _HARDHAT_PID.append(hardhat.pid)
         server = None
         try:
             server, url, owner, data = _start(work, pool, args.workers)
+            _SERVER_PID.append(server.pid)
             _measure(url, owner, data, node, args, pool)
         finally:
             if server is not None:
@@ -290,6 +306,9 @@ def _measure(
     node.fund(eth.addresses[0].address, 1000 * 10**18)
     pids = _cosigner_pids(data)
     print(f"co-signer processes: {len(pids)}", flush=True)
+    _PROCESSES["cosigners"] = pids
+    _PROCESSES["server+client"] = [os.getpid(), *_SERVER_PID]
+    _PROCESSES["hardhat"] = _HARDHAT_PID
     # Warm up: the first signature at this address presigns on demand; afterwards the
     # backend fills the pool in the background. Time the fill: presigning alone.
     _run("warm-up (1, presign on demand)", db, url, owner, eth.id, ETH_RECIPIENT, 1)

@@ -40,10 +40,14 @@ class Platform:
         self.settings = settings or PlatformSettings()
         self.clock = clock
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A new unit of work (use it as a context manager)."""
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work (use it as a context manager); ``read_only``: a snapshot
+        that takes no write lock (see :class:`UnitOfWork`)."""
         return UnitOfWork(
-            self.database, self.audit_signer, checkpoint_interval=self.settings.checkpoint_interval
+            self.database,
+            self.audit_signer,
+            checkpoint_interval=self.settings.checkpoint_interval,
+            read_only=read_only,
         )
 
     def keyring(self) -> AuditKeyring:

@@ -28,19 +28,31 @@ from shardvault.store.repositories import (
 
 
 class UnitOfWork:
-    """A transaction: commits when the ``with`` block ends normally, else rolls back."""
+    """A transaction: commits when the ``with`` block ends normally, else rolls back.
+
+    ``read_only=True``: a snapshot for reads (on SQLite it neither takes nor waits for the
+    write lock); pending writes at its end are rolled back and raise.
+    """
 
     def __init__(
-        self, database: Database, signer: AuditSigner, *, checkpoint_interval: int
+        self,
+        database: Database,
+        signer: AuditSigner,
+        *,
+        checkpoint_interval: int,
+        read_only: bool = False,
     ) -> None:
         self._database = database
+        self._read_only = read_only
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
         self._session: Session | None = None
         self._audit: AuditLog | None = None
 
     def __enter__(self) -> Self:
-        self._session = self._database.new_session()
+        self._session = (
+            self._database.new_read_session() if self._read_only else self._database.new_session()
+        )
         self._session.begin()
         self._audit = AuditLog(
             self._session, self._signer, checkpoint_interval=self._checkpoint_interval
@@ -55,7 +67,13 @@ class UnitOfWork:
     ) -> None:
         session = self.session
         try:
-            if exc_type is None:
+            if self._read_only and (session.new or session.dirty or session.deleted):
+                session.rollback()
+                if exc_type is None:
+                    raise RuntimeError("a read-only unit of work has pending writes")
+            elif exc_type is None:
+                # (A read-only snapshot ends with a commit too: nothing is written, and
+                # unlike a rollback it leaves the loaded objects readable.)
                 session.commit()
             else:
                 session.rollback()

@@ -79,6 +79,10 @@ def _enable_wal(cursor: Any) -> None:
         return
 
 
+READ_ONLY_OPTION = "shardvault_read_only"
+"""Execution option of the engine behind :meth:`Database.new_read_session`."""
+
+
 def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -95,7 +99,12 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only session begins a deferred transaction: in WAL mode it reads a
+        # snapshot without taking (or waiting for) the single writer's lock.
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine_for(url: str | URL, *, echo: bool = False) -> Engine:
@@ -134,6 +143,11 @@ class Database:
         self.url = normalize_url(url)
         self.engine = create_engine_for(self.url, echo=echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}),
+            expire_on_commit=False,
+            autoflush=False,
+        )
 
     @property
     def dialect(self) -> str:
@@ -143,6 +157,12 @@ class Database:
     def new_session(self) -> Session:
         """A new session; the caller owns its transaction and must close it."""
         return self._sessions()
+
+    def new_read_session(self) -> Session:
+        """A new session for reads only: on SQLite its transaction is deferred (a WAL
+        snapshot that neither takes nor waits for the write lock). The caller must not
+        write through it and should roll it back."""
+        return self._read_sessions()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
