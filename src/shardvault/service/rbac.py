@@ -51,7 +51,9 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.SIGNER: _READ | {Permission.TRANSACTIONS_CREATE},
     Role.APPROVER: _READ | {Permission.TRANSACTIONS_APPROVE},
     Role.VIEWER: _READ,
-    Role.AUDITOR: _READ | {Permission.AUDIT_READ},
+    # Auditors read the audit log and the webhook delivery log (endpoints, events,
+    # attempts); they change nothing.
+    Role.AUDITOR: _READ | {Permission.AUDIT_READ, Permission.WEBHOOKS_READ},
 }
 """The permissions of each role (signer and approver gain transaction verbs later)."""
 
