@@ -39,6 +39,54 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _start_server(data: Path, port: int, signer: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, SHARDVAULT_KEYRING_PASSPHRASE="test-only passphrase")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shardvault.cli.main", "server", "--port", str(port),
+         "--data-dir", str(data), "--unsafe-test-only-primes", str(TEST_ONLY_PRIMES), "--json",
+         "--signer", signer],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
+            return process
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.1)
+
+
+def _cosigner_pids(data: Path) -> list[int]:
+    """The running co-signer processes serving directories under ``data``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"cosigner\0run" in command and str(data).encode() in command:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _send(runner: CliRunner, wallet: str, api: list[str]) -> dict[str, object]:
+    sent = runner.invoke(
+        cli,
+        ["tx", "send", "--wallet", wallet, "--to", RECIPIENT, "--amount", "0.75",
+         "--wait", "--timeout", "60", *api, "--json"],
+    )  # fmt: skip
+    assert sent.exit_code == 0, sent.output
+    tx: dict[str, object] = json.loads(sent.stdout)
+    assert tx["status"] == "completed", tx
+    return tx
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signer", ["cosigners", "local-ceremony"])
 def test_server_signs_and_sends_a_transfer(
@@ -55,25 +103,8 @@ def test_server_signs_and_sends_a_transfer(
     owner = json.loads(created.stdout)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, SHARDVAULT_KEYRING_PASSPHRASE="test-only passphrase")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shardvault.cli.main", "server", "--port", str(port),
-         "--data-dir", str(data), "--unsafe-test-only-primes", str(TEST_ONLY_PRIMES), "--json",
-         "--signer", signer],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )  # fmt: skip
+    process = _start_server(data, port, signer)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.1)
         credentials = ApiKeyCredentials.from_file(owner["api_key_id"], tmp_path / "owner.pem")
         with ShardvaultClient(url, credentials) as client:
             client.configure_network(
@@ -119,17 +150,24 @@ def test_server_signs_and_sends_a_transfer(
         assert wallet.exit_code == 0, wallet.output
         wallet_doc = json.loads(wallet.stdout)
         fund(hardhat_node, wallet_doc["addresses"][0]["address"])
-        sent = runner.invoke(
-            cli,
-            ["tx", "send", "--wallet", wallet_doc["id"], "--to", RECIPIENT, "--amount", "0.75",
-             "--wait", "--timeout", "60", *api, "--json"],
-        )  # fmt: skip
-        assert sent.exit_code == 0, sent.output
-        tx = json.loads(sent.stdout)
-        assert tx["status"] == "completed", tx
-        mined = hardhat_node.rpc("eth_getTransactionByHash", ["0x" + tx["tx_hash"]])
+        tx = _send(runner, wallet_doc["id"], api)
+        mined = hardhat_node.rpc("eth_getTransactionByHash", ["0x" + str(tx["tx_hash"])])
         assert isinstance(mined, dict)
         assert mined["from"].lower() == wallet_doc["addresses"][0]["address"].lower()
+        if signer == "cosigners":
+            # The server dies without stopping anything: its co-signers notice and stop
+            # (no orphan keeps polling), and a restarted server starts them again.
+            assert len(_cosigner_pids(data)) == 3
+            process.kill()
+            process.communicate(timeout=30)
+            deadline = time.monotonic() + 20
+            while _cosigner_pids(data) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert _cosigner_pids(data) == []
+            process = _start_server(data, port, signer)
+            again = _send(runner, wallet_doc["id"], api)
+            assert again["tx_hash"] != tx["tx_hash"]
+            assert len(_cosigner_pids(data)) == 3
     finally:
         process.send_signal(signal.SIGTERM)
         try:

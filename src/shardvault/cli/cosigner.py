@@ -14,6 +14,7 @@ fresh attestation document from the development enclave (``--release-url``,
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import click
 
@@ -208,6 +210,11 @@ class _Stop(BaseException):
 @click.option("--session-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True)
 @_unlock_option
 @click.option("--release-url", default=None, help="attested: override the configured service URL.")
+@click.option(
+    "--exit-with-parent",
+    is_flag=True,
+    help="Stop when the process that started this one is gone (embedded co-signers).",
+)
 def run(
     party: int,
     data_dir: Path,
@@ -217,11 +224,18 @@ def run(
     session_timeout: float,
     unlock_mode: str | None,
     release_url: str | None,
+    exit_with_parent: bool,
 ) -> None:
-    """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT."""
+    """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT.
+
+    One process per data directory: a second ``run`` on the same directory is refused
+    (two processes with one identity would split the relay's messages between them).
+    """
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
+    parent = os.getppid()
+    lock = _lock_data_dir(data_dir)
     try:
         configured = unlock_mode_of(data_dir)
     except CosignerError as exc:
@@ -260,6 +274,9 @@ def run(
     sys.stdout.flush()
     try:
         while not stopping:
+            if exit_with_parent and os.getppid() != parent:
+                logging.getLogger("shardvault.cosigner").warning("parent gone: stopping")
+                break
             try:
                 polling = True
                 items = link.poll(poll_wait)
@@ -282,4 +299,19 @@ def run(
     finally:
         link.close()
         state.close()
+        lock.close()
     emit_json({"event": "stopped", "party": party})
+
+
+def _lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """Hold an exclusive lock on the data directory for this process's life."""
+    try:
+        handle = (Path(data_dir) / "run.lock").open("ab")
+    except OSError as exc:
+        fail(f"cannot open the data directory: {exc.strerror}")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        fail("another co-signer process is serving this data directory")
+    return handle

@@ -226,6 +226,9 @@ class EmbeddedCosigners:
                 str(self._session_timeout),
                 "--poll-wait",
                 str(self._poll_wait),
+                # Stop if the server dies without stopping us (SIGKILL, a crash): a
+                # restarted server starts new co-signer processes for these directories.
+                "--exit-with-parent",
             ]
             entry.processes[party] = subprocess.Popen(  # noqa: S603 (our own command)
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
