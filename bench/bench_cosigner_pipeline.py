@@ -9,8 +9,10 @@ a signing session in which the two signing co-signers each re-check the payload 
 signed policy -> signature. Times come from the audit events' timestamps
 (``transaction.signed``) against the client's clock at the API call (one machine).
 
-Three runs:
+Four runs:
 
+0. **paced from the pool**: PACED transfers, one every 1/RATE s (below capacity), so
+   the latency from the API call to ``signed`` is the path's own, without queueing.
 1. **burst from a full ECDSA presignature pool**: POOL presignatures are made in the
    background first (the bench waits until the co-signers are idle), then BURST ETH
    transfers are created at once; each signature is one online round. Targets: at least
@@ -22,7 +24,7 @@ Three runs:
 
 The key generation uses the TEST-ONLY published primes (key generation speed is not
 measured here). Run: ``.venv/bin/python bench/bench_cosigner_pipeline.py [--burst N]
-[--pool N] [--sustained N] [--workers N]``.
+[--pool N] [--sustained N] [--workers N] [--postgres]``.
 """
 
 from __future__ import annotations
@@ -33,17 +35,18 @@ import itertools
 import json
 import os
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import Engine, create_engine, text
 
 from shardvault.devchain import HardhatNode, start_hardhat, stop_hardhat
 from shardvault.sdk import ApiKeyCredentials, AsyncShardvaultClient, ShardvaultClient
@@ -104,38 +107,44 @@ def _wait_idle(pids: list[int], quiet_s: float = 1.5, timeout: float = 900.0) ->
     raise TimeoutError("the co-signers did not go idle")
 
 
-def _utc_ts(text: object) -> float:
-    at = datetime.fromisoformat(str(text))
+def _utc_ts(value: object) -> float:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     if at.tzinfo is None:
-        from datetime import UTC
-
         at = at.replace(tzinfo=UTC)
     return at.timestamp()
 
 
-def _signed_at(db: Path, ids: list[str]) -> dict[str, float]:
-    with sqlite3.connect(db) as conn:
-        marks = ",".join("?" * len(ids))
-        rows = conn.execute(
-            "SELECT resource_id, occurred_at FROM audit_events "
-            f"WHERE action = 'transaction.signed' AND resource_id IN ({marks})",
-            ids,
-        ).fetchall()
+_ENGINES: dict[str, Engine] = {}
+
+
+def _rows(db: str, query: str, ids: list[str]) -> list[tuple[object, ...]]:
+    engine = _ENGINES.get(db) or _ENGINES.setdefault(db, create_engine(db))
+    names = {f"id{i}": v for i, v in enumerate(ids)}
+    marks = ",".join(f":{n}" for n in names)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(query.format(ids=marks)), names)]
+
+
+def _signed_at(db: str, ids: list[str]) -> dict[str, float]:
+    rows = _rows(
+        db,
+        "SELECT resource_id, occurred_at FROM audit_events "
+        "WHERE action = 'transaction.signed' AND resource_id IN ({ids})",
+        ids,
+    )
     return {str(r): _utc_ts(t) for r, t in rows}
 
 
 _STEPS = ("submitted", "pending_policy", "approved", "signing", "signed")
 
 
-def _step_medians(db: Path, ids: list[str]) -> dict[str, float]:
+def _step_medians(db: str, ids: list[str]) -> dict[str, float]:
     """Median time spent before each state, from consecutive audit events."""
-    marks = ",".join("?" * len(ids))
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT resource_id, action, occurred_at FROM audit_events "
-            f"WHERE resource_id IN ({marks})",
-            ids,
-        ).fetchall()
+    rows = _rows(
+        db,
+        "SELECT resource_id, action, occurred_at FROM audit_events WHERE resource_id IN ({ids})",
+        ids,
+    )
     at: dict[str, dict[str, float]] = {}
     for resource, action, occurred in rows:
         at.setdefault(str(resource), {})[str(action).removeprefix("transaction.")] = _utc_ts(
@@ -150,16 +159,24 @@ def _step_medians(db: Path, ids: list[str]) -> dict[str, float]:
 
 
 async def _send(
-    url: str, owner: ApiKeyCredentials, wallet: str, to: str, amount: str, count: int
+    url: str,
+    owner: ApiKeyCredentials,
+    wallet: str,
+    to: str,
+    amount: str,
+    count: int,
+    interval: float = 0.0,
 ) -> list[tuple[str, float]]:
+    """``count`` creates at once, or one every ``interval`` seconds."""
     async with AsyncShardvaultClient(url, owner) as client:
 
-        async def one() -> tuple[str, float]:
+        async def one(delay: float) -> tuple[str, float]:
+            await asyncio.sleep(delay)
             started = time.time()
             tx = await client.create_transaction(wallet_id=wallet, destination=to, amount=amount)
             return tx.id, started
 
-        return await asyncio.gather(*(one() for _ in range(count)))
+        return await asyncio.gather(*(one(i * interval) for i in range(count)))
 
 
 _PROCESSES: dict[str, list[int]] = {}
@@ -172,7 +189,7 @@ _HARDHAT_PID: list[int] = []
 
 def _run(
     label: str,
-    db: Path,
+    db: str,
     url: str,
     owner: ApiKeyCredentials,
     wallet: str,
@@ -180,12 +197,13 @@ def _run(
     count: int,
     *,
     skip: int = 0,
+    interval: float = 0.0,
 ) -> dict[str, float]:
     """Create ``count`` transfers at once; rate and latency to ``signed``. With ``skip``,
     also the rate after the first ``skip`` signatures (once a pool of that size is used
     up, what presigning sustains)."""
     cpu_before = {name: _cpu_ticks(pids) for name, pids in _PROCESSES.items()}
-    calls = asyncio.run(_send(url, owner, wallet, to, "0.001", count))
+    calls = asyncio.run(_send(url, owner, wallet, to, "0.001", count, interval))
     ids = [i for i, _ in calls]
     deadline = time.monotonic() + 600
     signed: dict[str, float] = {}
@@ -227,6 +245,14 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=0, help="default: the burst size")
     parser.add_argument("--sustained", type=int, default=40)
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--paced", type=int, default=30, help="transfers in the paced run")
+    parser.add_argument("--paced-rate", type=float, default=4.0, help="per second")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="PostgreSQL on 127.0.0.1:5432 (a fresh database, dropped at the end) "
+        "instead of SQLite",
+    )
     args = parser.parse_args()
     pool = args.pool or args.burst
     with tempfile.TemporaryDirectory(prefix="sv-bench-cosigners-") as tmp:
@@ -236,31 +262,57 @@ def main() -> None:
         _HARDHAT_PID.append(hardhat.pid)
         server = None
         try:
-            server, url, owner, data = _start(work, pool, args.workers)
+            db = (
+                _create_postgres()
+                if args.postgres
+                else f"sqlite:///{work / 'data' / 'shardvault.db'}"
+            )
+            server, url, owner, data = _start(work, pool, args.workers, db)
             _SERVER_PID.append(server.pid)
-            _measure(url, owner, data, node, args, pool)
+            print(f"database: {db.split('://')[0]}", flush=True)
+            _measure(url, owner, data, node, args, pool, db)
         finally:
             if server is not None:
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=60)
             stop_hardhat(hardhat)
+            for engine in _ENGINES.values():
+                engine.dispose()
+            if args.postgres:
+                _drop_postgres(db)
+
+
+_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _create_postgres() -> str:
+    name = f"sv_bench_{os.getpid()}"
+    with psycopg.connect(_PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def _drop_postgres(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(_PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _start(
-    work: Path, pool: int, workers: int
+    work: Path, pool: int, workers: int, db: str
 ) -> tuple[subprocess.Popen[bytes], str, ApiKeyCredentials, Path]:
     data = work / "data"
     init = subprocess.run(
         [sys.executable, "-m", "shardvault.cli.main", "init", "--name", "bench",
          "--owner-name", "B", "--owner-email", "b@bench.example",
-         "--key-out", str(work / "owner.pem"), "--data-dir", str(data), "--json"],
+         "--key-out", str(work / "owner.pem"), "--data-dir", str(data), "--db", db, "--json"],
         capture_output=True, check=True, text=True,
     )  # fmt: skip
     doc = json.loads(init.stdout)
     log = (work / "server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "shardvault.cli.main", "server", "--port", "0",
-         "--data-dir", str(data), "--json", "--log-level", "warning",
+         "--data-dir", str(data), "--db", db, "--json", "--log-level", "warning",
          "--presignature-pool", str(pool), "--pipeline-workers", str(workers),
          "--unsafe-test-only-primes", str(PRIMES)],
         stdout=subprocess.PIPE, stderr=log, env=dict(os.environ),
@@ -278,8 +330,8 @@ def _measure(
     node: HardhatNode,
     args: argparse.Namespace,
     pool: int,
+    db: str,
 ) -> None:
-    db = data / "shardvault.db"
     admin = Ed25519PrivateKey.generate()
     raw = admin.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     with ShardvaultClient(url, owner) as client:
@@ -307,7 +359,8 @@ def _measure(
     pids = _cosigner_pids(data)
     print(f"co-signer processes: {len(pids)}", flush=True)
     _PROCESSES["cosigners"] = pids
-    _PROCESSES["server+client"] = [os.getpid(), *_SERVER_PID]
+    _PROCESSES["server"] = list(_SERVER_PID)
+    _PROCESSES["bench client"] = [os.getpid()]
     _PROCESSES["hardhat"] = _HARDHAT_PID
     # Warm up: the first signature at this address presigns on demand; afterwards the
     # backend fills the pool in the background. Time the fill: presigning alone.
@@ -321,6 +374,11 @@ def _measure(
         "(2 signing co-signers, presigning alone)",
         flush=True,
     )
+    paced = _run(
+        f"ECDSA paced from the pool ({args.paced} at {args.paced_rate}/s, no queueing)",
+        db, url, owner, eth.id, ETH_RECIPIENT, args.paced, interval=1 / args.paced_rate,
+    )  # fmt: skip
+    _wait_idle(pids)  # the pool is full again
     burst = _run(f"ECDSA burst from a full pool ({args.burst})", db, url, owner, eth.id,
                  ETH_RECIPIENT, args.burst)  # fmt: skip
     _wait_idle(pids)  # let the pool refill, then drain it from empty
@@ -331,6 +389,8 @@ def _measure(
     frost = _run(f"FROST Ed25519 sustained ({args.sustained * 2})", db, url, owner, sol.id,
                  SOL_RECIPIENT, args.sustained * 2)  # fmt: skip
     summary = {
+        "paced_p50_ms": paced["p50_ms"],
+        "paced_p99_ms": paced["p99_ms"],
         "burst_signed_per_s": burst["signed_per_s"],
         "burst_p50_ms": burst["p50_ms"],
         "burst_p99_ms": burst["p99_ms"],

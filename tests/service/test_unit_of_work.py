@@ -1,6 +1,7 @@
-"""Read-only units of work (the pipeline's status reads), on SQLite and PostgreSQL: they
+"""Units of work, on SQLite and PostgreSQL. Read-only ones (the pipeline's status reads)
 see committed data, are never blocked by a writer holding SQLite's write lock, and a
-write attempted through one is rolled back with an error."""
+write attempted through one is rolled back with an error. After-commit callbacks (the
+workers' wake-up) run only on a commit."""
 
 import threading
 
@@ -61,3 +62,33 @@ def test_write_through_read_only_is_refused_and_rolled_back(platform: Platform):
         with platform.unit_of_work(read_only=True) as uow:
             uow.session.add(Workspace(name="sneaky"))
     assert _count(platform) == before
+
+
+def test_after_commit_runs_only_when_the_unit_of_work_commits(platform: Platform):
+    calls: list[str] = []
+    with platform.unit_of_work() as uow:
+        uow.after_commit(lambda: calls.append("committed"))
+        assert calls == []  # not before the commit
+    assert calls == ["committed"]
+
+    def failing() -> None:
+        with platform.unit_of_work() as uow:
+            uow.after_commit(lambda: calls.append("rolled back"))
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        failing()
+    assert calls == ["committed"]
+
+
+def test_a_committed_transfer_wakes_an_idle_worker_at_once():
+    from shardvault.service import work_signal
+
+    assert work_signal.wait_for_work(0.01) is False
+    waiter = threading.Thread(target=lambda: woke.append(work_signal.wait_for_work(5.0)))
+    woke: list[bool] = []
+    waiter.start()
+    work_signal.work_committed()
+    waiter.join(2.0)
+    assert woke == [True]
+    assert work_signal.wait_for_work(0.01) is False  # reset after waking

@@ -132,6 +132,7 @@ from shardvault.service.transactions import (
     intent_network,
 )
 from shardvault.service.uow import UnitOfWork
+from shardvault.service.work_signal import wait_for_work
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
     Asset,
@@ -1412,10 +1413,11 @@ class PipelineWorker:
                 queue.release(tx_id, self.worker_id, utcnow() + timedelta(seconds=delay))
 
     def run(self, stop: threading.Event, *, idle_s: float = 0.05) -> None:
-        """Work until ``stop`` is set."""
+        """Work until ``stop`` is set; when idle, poll the queue every ``idle_s`` seconds,
+        or at once when this process commits new work (:mod:`.work_signal`)."""
         while not stop.is_set():
             if self.run_once() == 0:
-                stop.wait(idle_s)
+                wait_for_work(idle_s)
 
     def drain(self, *, timeout_s: float = 60.0, until: Callable[[], bool] | None = None) -> None:
         """Work until nothing is due (or ``until()`` holds); for tools and tests."""

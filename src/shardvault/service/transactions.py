@@ -55,6 +55,7 @@ from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
+from shardvault.service.work_signal import work_committed
 from shardvault.service.workspaces import decode_cursor, encode_cursor
 from shardvault.store.models import new_id
 from shardvault.store.models_vaults import (
@@ -442,6 +443,7 @@ def create_transaction(
     ).hex()
     repo.add(row)
     WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
+    uow.after_commit(work_committed)
     emit_status(uow, row, previous=None, event_type=webhooks.TRANSACTION_CREATED)
     uow.audit.append(
         workspace_id=principal.workspace_id,
@@ -660,6 +662,7 @@ def submit_approval(
     elif counted.satisfied:
         _settle(uow, principal, row, TransactionStatus.APPROVED, "approvals complete")
         WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
+        uow.after_commit(work_committed)
     return view_of(uow, row)
 
 

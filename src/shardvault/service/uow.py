@@ -10,6 +10,7 @@ PostgreSQL it runs at READ COMMITTED and serializes where it must through row lo
 unique keys (audit chain head, idempotency keys, nonces).
 """
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -48,6 +49,7 @@ class UnitOfWork:
         self._checkpoint_interval = checkpoint_interval
         self._session: Session | None = None
         self._audit: AuditLog | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> Self:
         self._session = (
@@ -75,12 +77,20 @@ class UnitOfWork:
                 # (A read-only snapshot ends with a commit too: nothing is written, and
                 # unlike a rollback it leaves the loaded objects readable.)
                 session.commit()
+                for callback in self._after_commit:
+                    callback()
             else:
                 session.rollback()
         finally:
             session.close()
             self._session = None
             self._audit = None
+            self._after_commit = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this unit of work has committed (not on a rollback).
+        Callbacks must not raise (they only signal)."""
+        self._after_commit.append(callback)
 
     @property
     def session(self) -> Session:
