@@ -369,7 +369,11 @@ def test_modified_cosigner_gets_no_data_key(cluster, sol_key, tmp_path) -> None:
     assert measure(tampered / "shardvault", role=ROLE)[0] != cluster.pcrs[0]
     refused_before = len(_exchanges(cluster, "decrypt", 403))
     released_before = len(_exchanges(cluster, "decrypt"))
-    process = _run(tampered, 3, cluster.dirs[3], cluster.relay.url)
+    # A copy of party 3's directory: the honest process holds the directory's run lock
+    # (one process per co-signer), and the copy has the same sealed shares.
+    copy = tmp_path / "copy" / "cosigner-3"
+    shutil.copytree(cluster.dirs[3], copy)
+    process = _run(tampered, 3, copy, cluster.relay.url)
     try:
         out, _ = process.communicate(timeout=30)
     finally:
@@ -378,7 +382,7 @@ def test_modified_cosigner_gets_no_data_key(cluster, sol_key, tmp_path) -> None:
             process.wait()
     assert process.returncode == 1
     assert '"started"' not in out
-    log = (cluster.dirs[3].parent / "cosigner-3.log").read_text()
+    log = (copy.parent / "cosigner-3.log").read_text()
     assert "key release refused (pcr-mismatch): AttestationPcrError" in log
     refused = _exchanges(cluster, "decrypt", 403)
     assert len(refused) == refused_before + 1

@@ -280,3 +280,34 @@ def test_three_workers_share_the_queue_and_nonces_stay_consecutive(
     assert sorted(v.nonce for v in views if v.nonce is not None) == list(range(start, start + 6))
     end = int(str(hardhat_node.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16)
     assert end == start + 6
+
+
+def test_velocity_limit_counts_earlier_transfers_in_its_window(
+    setup: tuple[Workspace, Funded, PipelineWorker],
+) -> None:
+    """With a velocity rule the evaluation reads the window's history (and only with
+    one: policies without velocity conditions skip the history query)."""
+    ws, funded, worker = setup
+    document = policy_document(ws, version=2, limit_eth="1")
+    rules = document["rules"]
+    assert isinstance(rules, list)
+    rules.insert(
+        0,
+        {
+            "name": "two-per-hour",
+            "when": {
+                "velocity": [{"window": "1h", "per": "wallet", "measure": "count", "over": 2}]
+            },
+            "action": "block",
+        },
+    )
+    activate_policy(ws, document)
+    first, second = _send(ws, funded, "0.1"), _send(ws, funded, "0.1")
+    worker.drain(timeout_s=60)
+    third = _send(ws, funded, "0.1")
+    worker.drain(timeout_s=30)
+    assert [_get(ws, t).status for t in (first, second)] == ["completed", "completed"]
+    blocked = _get(ws, third)
+    assert blocked.status == "blocked"
+    assert blocked.policy_rule == "two-per-hour"
+    assert blocked.nonce is None

@@ -96,7 +96,7 @@ from shardvault.policy import (
     parse_request,
     request_to_json,
 )
-from shardvault.policy.model import Decision, InitiatorKind, Operation
+from shardvault.policy.model import Decision, InitiatorKind, Operation, Policy
 from shardvault.policy.request import Asset as PolicyAsset
 from shardvault.policy.request import Initiator, Source
 from shardvault.service.bitcoin_transfers import (
@@ -729,7 +729,7 @@ class Pipeline:
             assert vault is not None
             request = request_for(loaded, initiator=initiator.email, vault=vault.id)
             now = int(time.time())
-            history = self._history(uow, workspace_id, tx)
+            history = self._history(uow, workspace_id, tx, bundle.policy)
             prices = _prices(uow, workspace_id)
             context = EvaluationContext(
                 now=now,  # type: ignore[arg-type]
@@ -777,9 +777,16 @@ class Pipeline:
         return delay
 
     def _history(
-        self, uow: UnitOfWork, workspace_id: str, tx: Transaction
+        self, uow: UnitOfWork, workspace_id: str, tx: Transaction, policy: Policy
     ) -> list[PastTransaction]:
-        since = utcnow() - VELOCITY_LOOKBACK
+        """The past transactions the policy's velocity conditions can see: none when it
+        has none, else those of its longest window (at most :data:`VELOCITY_LOOKBACK`).
+        Reading and parsing the whole month for every evaluation grew with the workspace's
+        traffic, under the workspace lock."""
+        windows = [v.window_seconds for rule in policy.rules for v in rule.when.velocity]
+        if not windows:
+            return []
+        since = utcnow() - min(timedelta(seconds=max(windows)), VELOCITY_LOOKBACK)
         past = []
         for row in TransactionRepository(uow.session, workspace_id).history(since, tx.id):
             if not row.policy_evaluation:
