@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from shardvault.cli._output import emit_json, fail_on
+from shardvault.cli._output import emit_json, fail_on, waiting
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
 
@@ -43,9 +43,8 @@ def create(
     """Create a vault; key generation runs on the server's signing backend (slow)."""
     client = sdk_client(url, api_key, key_file)
     try:
-        with client:
-            if not as_json:
-                click.echo(f"generating {min_signers}-of-{max_signers} keys...", err=True)
+        label = f"generating {min_signers}-of-{max_signers} keys on the co-signers"
+        with client, waiting(label, enabled=not as_json):
             vault = client.create_vault(
                 name=name,
                 schemes=list(schemes) or None,
