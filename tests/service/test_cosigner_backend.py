@@ -255,6 +255,24 @@ def test_ecdsa_signatures_come_from_the_pool(nodes: Nodes, backend: CosignerBack
     assert _wait(lambda: backend.pooled(WORKSPACE, "treasury", key.backend_key_id, PATH) == 2)
 
 
+def test_concurrent_fills_never_overfill_the_pool(backend: CosignerBackend, ecdsa_key):
+    """An explicit fill racing the background filler (or another fill) stops at the
+    pool's size: presignatures being made count as stock."""
+    path = "m/44/60/0/0/9"
+    fills = [
+        threading.Thread(
+            target=backend.fill_pool,
+            args=(WORKSPACE, "treasury", ecdsa_key.backend_key_id, path, 2),
+        )
+        for _ in range(3)
+    ]
+    for thread in fills:
+        thread.start()
+    for thread in fills:
+        thread.join(60)
+    assert backend.pooled(WORKSPACE, "treasury", ecdsa_key.backend_key_id, path) == 2
+
+
 def test_lost_presignatures_are_replaced(nodes: Nodes, backend: CosignerBackend, ecdsa_key):
     key = ecdsa_key
     backend.fill_pool(WORKSPACE, "treasury", key.backend_key_id, PATH, 2)

@@ -135,6 +135,7 @@ class CosignerBackend:
         # Policy versions each workspace's co-signers are known to hold.
         self._pushed: dict[str, int] = {}
         self._pools: dict[_PoolKey, list[str]] = {}
+        self._making: dict[_PoolKey, int] = {}
         self._wanted: set[_PoolKey] = set()
         self._last_sign = 0.0
         self._signing = 0
@@ -405,13 +406,30 @@ class CosignerBackend:
         added = 0
         while not self._closing.is_set():
             with self._lock:
-                if len(self._pools.get(key, [])) >= self._pool_size:
+                if self._stock(key) >= self._pool_size:
                     return added
-            label = self._presign(relay, key)
-            with self._lock:
-                self._pools.setdefault(key, []).append(label)
+                self._making[key] = self._making.get(key, 0) + 1
+            label = None
+            try:
+                label = self._presign(relay, key)
+            finally:
+                self._made(key, label)
             added += 1
         return added
+
+    def _stock(self, key: _PoolKey) -> int:
+        """Presignatures of ``key`` ready or being made (under the lock): the pool is
+        never filled past its size by the filler and an explicit fill together."""
+        return len(self._pools.get(key, [])) + self._making.get(key, 0)
+
+    def _made(self, key: _PoolKey, label: str | None) -> None:
+        """One presigning of ``key`` ended: add its label (``None``: it failed)."""
+        with self._lock:
+            if label is not None:
+                self._pools.setdefault(key, []).append(label)
+            self._making[key] -= 1
+            if not self._making[key]:
+                del self._making[key]
 
     def _want(self, key: _PoolKey) -> None:
         if self._pool_size == 0 or self._closing.is_set():
@@ -431,13 +449,15 @@ class CosignerBackend:
         at once when a pool is empty."""
         with self._lock:
             while not self._closing.is_set():
-                short = [k for k in self._wanted if len(self._pools.get(k, [])) < self._pool_size]
+                short = [k for k in self._wanted if self._stock(k) < self._pool_size]
                 self._wanted = set(short)
                 if short:
-                    empty = [k for k in short if not self._pools.get(k)]
+                    empty = [k for k in short if not self._stock(k)]
                     quiet = self._signing == 0 and time.monotonic() - self._last_sign >= self._idle
                     if empty or quiet:
-                        return (empty or short)[0]
+                        chosen = (empty or short)[0]
+                        self._making[chosen] = self._making.get(chosen, 0) + 1
+                        return chosen
                     self._wake.wait(self._idle)
                     continue
                 self._wake.wait(1.0)
@@ -448,15 +468,15 @@ class CosignerBackend:
             key = self._next_wanted()
             if key is None:
                 return
+            label = None
             try:
                 label = self._presign(self._relay(key.workspace_id), key)
             except SigningError as exc:
                 _log.warning("presigning failed (%s); the next signature presigns itself", exc)
                 with self._lock:
                     self._wanted.discard(key)
-                continue
-            with self._lock:
-                self._pools.setdefault(key, []).append(label)
+            finally:
+                self._made(key, label)
 
     def close(self) -> None:
         """Stop the background filler and forget the pools."""
