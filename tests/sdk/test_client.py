@@ -23,6 +23,7 @@ from shardvault.sdk import (
     generate_key_pair,
     write_private_key,
 )
+from shardvault.sdk.custody import KEYGEN_TIMEOUT_S
 from shardvault.service.platform import Platform
 from shardvault.store.models import User
 from tests.api.support import Tenant
@@ -190,3 +191,33 @@ def test_unsupported_private_keys_are_refused() -> None:
         ApiKeyCredentials.from_pem(
             "k", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
         )
+
+
+def test_vault_creation_waits_for_key_generation_not_the_default_timeout(
+    tenant: Tenant,
+) -> None:
+    """Key generation runs inside POST /v1/vaults: the SDK gives that call its own long
+    timeout (a timeout and retry would start a second key generation)."""
+    seen: list[tuple[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.extensions["timeout"]["read"]))
+        return httpx.Response(503, json={"title": "no backend", "status": 503})
+
+    client = AsyncShardvaultClient(
+        "http://sdk.test",
+        tenant.owner,
+        transport=httpx.MockTransport(handler),
+        max_attempts=1,
+        timeout_s=5.0,
+    )
+
+    async def calls() -> None:
+        async with client:
+            with pytest.raises(ApiError):
+                await client.create_vault(name="slow")
+            with pytest.raises(ApiError):
+                await client.list_vaults()
+
+    asyncio.run(calls())
+    assert seen == [("/v1/vaults", KEYGEN_TIMEOUT_S), ("/v1/vaults", 5.0)]

@@ -105,8 +105,10 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCustodyMixin):
         json_body: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
         authenticated: bool = True,
+        timeout_s: float | None = None,
     ) -> httpx.Response:
         """Send one signed request, retrying as described in the module docstring.
+        ``timeout_s`` overrides the client's timeout for this call (key generation).
 
         Raises:
             ApiError: the server answered with a problem (after retries for 429/5xx).
@@ -116,7 +118,13 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCustodyMixin):
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
         last_error: Exception | None = None
         for attempt in range(self._max_attempts):
-            request = self._http.build_request(method, path, params=clean_params, content=body)
+            request = self._http.build_request(
+                method,
+                path,
+                params=clean_params,
+                content=body,
+                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+            )
             if body:
                 request.headers["Content-Type"] = "application/json"
             if idempotency_key is not None:

@@ -24,6 +24,10 @@ APPROVAL_DOMAIN = b"shardvault/policy/approval/v1\x00"
 """The prefix of an approval statement (docs/policy.md, "Approvals")."""
 
 
+KEYGEN_TIMEOUT_S = 900.0
+"""How long ``create_vault`` waits for the server's key generation."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -211,6 +215,7 @@ class AsyncCustodyMixin:
             json_body: Mapping[str, object] | None = None,
             idempotency_key: str | None = None,
             authenticated: bool = True,
+            timeout_s: float | None = None,
         ) -> httpx.Response: ...
 
     async def _custody_call(
@@ -223,6 +228,7 @@ class AsyncCustodyMixin:
         body: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
         idempotent: bool = True,
+        timeout_s: float | None = None,
     ) -> M:
         mutating = method != "GET" and idempotent
         response = await self.request(
@@ -231,6 +237,7 @@ class AsyncCustodyMixin:
             params={k: v for k, v in (params or {}).items() if v is not None},
             json_body=body if body is not None else ({} if method == "POST" else None),
             idempotency_key=(idempotency_key or str(uuid.uuid4())) if mutating else None,
+            timeout_s=timeout_s,
         )
         return model.model_validate(response.json())
 
@@ -291,8 +298,15 @@ class AsyncCustodyMixin:
             "min_signers": min_signers,
             "max_signers": max_signers,
         }
+        # Key generation runs inside this call (seconds; minutes with fresh safe primes on
+        # a slow host): wait for it rather than time out and retry into a second one.
         return await self._custody_call(
-            "POST", "/v1/vaults", Vault, body=body, idempotency_key=idempotency_key
+            "POST",
+            "/v1/vaults",
+            Vault,
+            body=body,
+            idempotency_key=idempotency_key,
+            timeout_s=KEYGEN_TIMEOUT_S,
         )
 
     async def get_vault(self, vault_id: str) -> Vault:
