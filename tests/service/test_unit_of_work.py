@@ -4,6 +4,7 @@ write attempted through one is rolled back with an error. After-commit callbacks
 workers' wake-up) run only on a commit."""
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -81,15 +82,25 @@ def test_after_commit_runs_only_when_the_unit_of_work_commits(platform: Platform
     assert calls == ["committed"]
 
 
-def test_a_committed_transfer_wakes_an_idle_worker_at_once():
+def test_a_committed_transfer_wakes_one_idle_worker_at_once():
     from shardvault.service import work_signal
 
-    work_signal.wait_for_work(0.0)  # forget a signal other tests in this process left
+    while work_signal.wait_for_work(0.0):  # forget signals other tests in this process left
+        pass
     assert work_signal.wait_for_work(0.01) is False
-    waiter = threading.Thread(target=lambda: woke.append(work_signal.wait_for_work(5.0)))
     woke: list[bool] = []
-    waiter.start()
+    waiters = [
+        threading.Thread(target=lambda: woke.append(work_signal.wait_for_work(1.0)))
+        for _ in range(3)
+    ]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.1)
+    started = time.monotonic()
     work_signal.work_committed()
-    waiter.join(2.0)
-    assert woke == [True]
-    assert work_signal.wait_for_work(0.01) is False  # reset after waking
+    for waiter in waiters:
+        waiter.join(3.0)
+    # One waiter took the signal at once; the other two waited out their timeout.
+    assert sorted(woke) == [False, False, True]
+    assert time.monotonic() - started < 1.5
+    assert work_signal.wait_for_work(0.01) is False

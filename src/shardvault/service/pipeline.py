@@ -220,19 +220,48 @@ class _Loaded:
     source: WalletAddress
 
 
+_ContextKey = tuple[str, str, str]
+"""(workspace, wallet, source address) of a transaction."""
+
+_CONTEXT: dict[_ContextKey, tuple[Asset, Network, WalletAddress]] = {}
+_CONTEXT_LOCK = threading.Lock()
+_CONTEXT_LIMIT = 10_000
+
+
 def _load(uow: UnitOfWork, workspace_id: str, tx_id: str, *, lock: bool) -> _Loaded | None:
+    """The transaction (locked if asked) and its asset, network and source address.
+
+    The last three are read once per process and kept (detached from any session):
+    nothing updates or deletes asset, network or address rows, so a transaction's
+    context never changes, and each step of each transaction re-read them (four queries
+    per step, a fifth of the server's CPU in the co-signer bench).
+    """
     tx = TransactionRepository(uow.session, workspace_id).get(tx_id, lock=lock)
     if tx is None:
         return None
-    wallets = WalletRepository(uow.session, workspace_id)
-    wallet = wallets.get(tx.wallet_id)
-    assert wallet is not None
-    asset = AssetRepository(uow.session, workspace_id).get(wallet.asset_id)
-    assert asset is not None
-    network = NetworkRepository(uow.session, workspace_id).get(asset.network_id)
-    assert network is not None
-    source = wallets.address(tx.source_address_id)
-    assert source is not None
+    key = (workspace_id, tx.wallet_id, tx.source_address_id)
+    with _CONTEXT_LOCK:
+        cached = _CONTEXT.get(key)
+    if cached is None:
+        wallets = WalletRepository(uow.session, workspace_id)
+        wallet = wallets.get(tx.wallet_id)
+        assert wallet is not None
+        asset = AssetRepository(uow.session, workspace_id).get(wallet.asset_id)
+        assert asset is not None
+        network = NetworkRepository(uow.session, workspace_id).get(asset.network_id)
+        assert network is not None
+        source = wallets.address(tx.source_address_id)
+        assert source is not None
+        if wallet.asset_id != asset.id or source.wallet_id != wallet.id:
+            raise PipelineFault("the transaction's wallet, asset and address disagree")
+        for row in (asset, network, source):
+            uow.session.expunge(row)
+        cached = (asset, network, source)
+        with _CONTEXT_LOCK:
+            if len(_CONTEXT) >= _CONTEXT_LIMIT:
+                _CONTEXT.clear()
+            _CONTEXT[key] = cached
+    asset, network, source = cached
     return _Loaded(tx, asset, network, source)
 
 

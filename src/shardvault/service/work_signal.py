@@ -3,25 +3,34 @@
 Workers poll the persistent queue (the source of truth, and the only signal across
 processes); in the server process, the API also calls :func:`work_committed` after a
 commit that queued work (a new transaction, completed approvals), so an idle worker
-claims it at once instead of at its next poll.
+claims it at once instead of at its next poll. Each call wakes one worker, not all of
+them: sixteen workers racing to claim one item cost sixteen write transactions.
 """
 
 from __future__ import annotations
 
 import threading
 
-_SIGNAL = threading.Event()
+_CONDITION = threading.Condition()
+_pending = 0
 
 
 def work_committed() -> None:
-    """Wake the idle workers of this process."""
-    _SIGNAL.set()
+    """Wake one idle worker of this process (or let the next one to wait go at once)."""
+    global _pending
+    with _CONDITION:
+        _pending += 1
+        _CONDITION.notify(1)
 
 
 def wait_for_work(timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for :func:`work_committed`; answers whether it was
-    called (the signal is then reset, so the next wait waits again)."""
-    woken = _SIGNAL.wait(timeout)
-    if woken:
-        _SIGNAL.clear()
-    return woken
+    """Wait up to ``timeout`` seconds for a :func:`work_committed` call not yet taken by
+    another waiter; answers whether one was taken."""
+    global _pending
+    with _CONDITION:
+        if _pending == 0:
+            _CONDITION.wait(timeout)
+        if _pending > 0:
+            _pending -= 1
+            return True
+        return False
