@@ -407,6 +407,10 @@ class CosignerBackend:
         while not self._closing.is_set():
             with self._lock:
                 if self._stock(key) >= self._pool_size:
+                    # Presignatures the background filler is making land before this
+                    # returns, so the pool is full when it does.
+                    while self._making.get(key) and not self._closing.is_set():
+                        self._wake.wait(0.5)
                     return added
                 self._making[key] = self._making.get(key, 0) + 1
             label = None
@@ -430,6 +434,7 @@ class CosignerBackend:
             self._making[key] -= 1
             if not self._making[key]:
                 del self._making[key]
+            self._wake.notify_all()
 
     def _want(self, key: _PoolKey) -> None:
         if self._pool_size == 0 or self._closing.is_set():
