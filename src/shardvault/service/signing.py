@@ -16,8 +16,8 @@ the co-signer nodes run (FROST's and CGGMP21's ``local`` runners). Each party's 
 stored separately, envelope-encrypted through :mod:`shardvault.custody`, and opened only
 for that party's round objects; the whole key is never formed. It is NOT a production
 backend: all shares are opened by one process, so one compromised host holds a quorum.
-The co-signer backend (:mod:`shardvault.cosigner`, co-signer processes that connect out to
-a relay) is meant to plug in behind the same interface; its adapter is not written yet.
+The co-signer backend (:mod:`shardvault.service.cosigner_backend`: co-signer processes
+that connect out to a relay and check every request themselves) is the server's default.
 """
 
 from __future__ import annotations
