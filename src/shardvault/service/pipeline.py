@@ -142,6 +142,7 @@ from shardvault.store.models_vaults import (
     NonceState,
     Transaction,
     TransactionStatus,
+    VaultKey,
     WalletAddress,
 )
 from shardvault.store.repositories_vaults import (
@@ -642,6 +643,31 @@ def cosigner_context(
 # The steps.
 
 
+def _record_attempt(uow: UnitOfWork, loaded: _Loaded) -> tuple[int, VaultKey]:
+    """Count one more signing attempt of ``loaded`` (committed with the caller's unit of
+    work, before any backend is called) and answer it with the vault key that signs.
+
+    Raises:
+        PipelineFault: the attempts are used up.
+    """
+    tx = loaded.tx
+    if tx.signing_attempts >= MAX_SIGNING_ATTEMPTS:
+        raise PipelineFault(f"signing failed {tx.signing_attempts} times")
+    tx.signing_attempts += 1
+    tx.updated_at = utcnow()
+    key = VaultRepository(uow.session, tx.workspace_id).key(tx.vault_id, loaded.source.scheme)
+    assert key is not None
+    uow.audit.append(
+        workspace_id=tx.workspace_id,
+        actor=PIPELINE_ACTOR,
+        action="transaction.signing_attempt",
+        resource_type="transaction",
+        resource_id=tx.id,
+        details={"attempt": tx.signing_attempts, "digest": tx.digest},
+    )
+    return tx.signing_attempts, key
+
+
 class Pipeline:
     """The step functions; :meth:`advance` runs the one the transaction's state calls for."""
 
@@ -915,22 +941,8 @@ class Pipeline:
             if loaded is None:
                 return 0.0
             tx = loaded.tx
-            if tx.signing_attempts >= MAX_SIGNING_ATTEMPTS:
-                raise PipelineFault(f"signing failed {tx.signing_attempts} times")
-            tx.signing_attempts += 1
-            tx.updated_at = utcnow()
-            attempt = tx.signing_attempts
-            key = VaultRepository(uow.session, workspace_id).key(tx.vault_id, loaded.source.scheme)
-            assert key is not None
+            attempt, key = _record_attempt(uow, loaded)
             assert tx.chain_payload is not None
-            uow.audit.append(
-                workspace_id=workspace_id,
-                actor=PIPELINE_ACTOR,
-                action="transaction.signing_attempt",
-                resource_type="transaction",
-                resource_id=tx.id,
-                details={"attempt": attempt, "digest": tx.digest},
-            )
             solana = loaded.network.kind is NetworkKind.SOLANA
             payload = json.loads(tx.chain_payload)
             initiator = uow.users(workspace_id).get(tx.initiator_user_id)
@@ -1254,22 +1266,8 @@ class Pipeline:
             if loaded is None:
                 return 0.0
             tx = loaded.tx
-            if tx.signing_attempts >= MAX_SIGNING_ATTEMPTS:
-                raise PipelineFault(f"signing failed {tx.signing_attempts} times")
-            tx.signing_attempts += 1
-            tx.updated_at = utcnow()
-            attempt = tx.signing_attempts
-            key = VaultRepository(uow.session, workspace_id).key(tx.vault_id, loaded.source.scheme)
-            assert key is not None
+            attempt, key = _record_attempt(uow, loaded)
             assert tx.chain_payload is not None
-            uow.audit.append(
-                workspace_id=workspace_id,
-                actor=PIPELINE_ACTOR,
-                action="transaction.signing_attempt",
-                resource_type="transaction",
-                resource_id=tx.id,
-                details={"attempt": attempt, "digest": tx.digest},
-            )
             psbt = bytes.fromhex(json.loads(tx.chain_payload)["psbt"])
             initiator = uow.users(workspace_id).get(tx.initiator_user_id)
             email = initiator.email if initiator is not None else "unknown"
