@@ -12,13 +12,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from shardvault.chains.bitcoin import Network as BitcoinNetwork
 from shardvault.chains.bitcoin import encode_segwit_address
-from shardvault.service import policies, transactions, vaults, wallets
+from shardvault.service import transactions, vaults, wallets
 from shardvault.service.signing import SigningBackend
-from tests.service.pipeline_support import Workspace
+from tests.service.pipeline_support import Workspace, activate_policy
 
 DESTINATION = encode_segwit_address(
     BitcoinNetwork.REGTEST, 0, hashlib.sha256(b"test destination").digest()[:20]
@@ -70,23 +68,7 @@ def bitcoin_policy(ws: Workspace, *, version: int = 1) -> dict[str, object]:
 
 def activate(ws: Workspace, document: dict[str, object]) -> int:
     """Draft, propose (pinning ws.admin_key as a 1-of-1 admin set), sign and activate."""
-    owner = ws.owner.principal
-    admin_public = ws.admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-    with ws.platform.unit_of_work() as uow:
-        draft = policies.create_draft(uow, owner, document=document)
-        proposed = policies.propose(
-            uow,
-            owner,
-            draft.id,
-            admins={
-                "quorum": 1,
-                "members": [{"id": "admin", "algorithm": "ed25519", "public_key": admin_public}],
-            },
-        )
-        assert proposed.signing_message is not None
-        signature = ws.admin_key.sign(bytes.fromhex(proposed.signing_message)).hex()
-        policies.sign(uow, owner, draft.id, signer="admin", signature=signature)
-        return policies.activate(uow, owner, draft.id).version
+    return activate_policy(ws, document, sanctioned_entry=False)
 
 
 @dataclass

@@ -222,14 +222,20 @@ def policy_document(ws: Workspace, *, version: int, limit_eth: str) -> dict[str,
 SANCTIONED = "0x000000000000000000000000000000000000dEaD"
 
 
-def activate_policy(ws: Workspace, document: dict[str, object]) -> int:
-    """Draft, propose (pinning the admin key on the first bundle), sign and activate."""
+def activate_policy(
+    ws: Workspace, document: dict[str, object], *, sanctioned_entry: bool = True
+) -> int:
+    """Draft, propose (pinning the admin key on the first bundle), sign and activate;
+    with ``sanctioned_entry``, first put the blocked test address in the address book
+    (on the hardhat network)."""
     from shardvault.service import addressbook
 
     owner = ws.owner.principal
     admin_public = ws.admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     with ws.platform.unit_of_work() as uow:
-        if not any(e.name == "sanctioned" for e in addressbook.list_entries(uow, owner)):
+        if sanctioned_entry and not any(
+            e.name == "sanctioned" for e in addressbook.list_entries(uow, owner)
+        ):
             addressbook.add_entry(
                 uow, owner, name="sanctioned", network="hardhat", address=SANCTIONED
             )
