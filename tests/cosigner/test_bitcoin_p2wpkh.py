@@ -9,10 +9,7 @@ makes them (``shardvault.service.transactions.intent_digest``).
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 import time
-from pathlib import Path
 
 import coincurve
 import pytest
@@ -22,9 +19,6 @@ from bitcointx.core.script import SIGHASH_ALL, SIGVERSION_WITNESS_V0, CScript, S
 from shardvault.chains import bitcoin
 from shardvault.cosigner.checks import bitcoin_target, check_policy, signing_target
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
-from shardvault.crypto.bip32 import ExtendedPublicKey
-from shardvault.crypto.group import SECP256K1
 from shardvault.policy import BundleChain, parse_admin_set
 from shardvault.service.bitcoin_transfers import (
     SpendableOutput,
@@ -32,18 +26,16 @@ from shardvault.service.bitcoin_transfers import (
     finish_p2wpkh_spend,
 )
 from shardvault.service.transactions import intent_digest
+from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
 from tests.cosigner.support import (
     ADMIN_SET,
     POLICY,
-    VAULT,
     WORKSPACE,
     approval,
-    dkg_request,
     metadata,
     sign_request,
     signed_bundle,
 )
-from tests.cosigner.test_node import Cluster
 from tests.support_bitcoin_node import verify_inputs
 
 WORKSPACE_ID = "0b7e1c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -326,54 +318,21 @@ def test_input_index_out_of_range_is_refused(policy_chain):
 
 # --- In-process CGGMP21 nodes sign a two-input spend at a BIP32 path ----------------
 
-PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
+
 BTC_PATH = "m/84/1/0/0/5"
 
 
 @pytest.fixture(scope="module")
 def btc_cluster(tmp_path_factory):
     """Nodes holding BTC_POLICY and an ECDSA key made with the TEST-ONLY Paillier primes."""
-    previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
-    os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
-    c = None
-    try:
-        c = Cluster(tmp_path_factory.mktemp("p2wpkh-cluster"))
-        bundle = signed_bundle(policy=BTC_POLICY)
-        results = c.run(
-            {"kind": "policy", "request_id": "p1", "bundles": [bundle.to_json()]}, [1, 2, 3]
-        )
-        assert all(r["status"] == "ok" for r in results.values()), results
-        body = dkg_request(scheme="ecdsa-secp256k1", key_id="btc-ecdsa")
-        body["aux_session_id"] = secrets.token_hex(32)
-        results = c.run(body, [1, 2, 3])
-        assert {r["status"] for r in results.values()} == {"ok"}, results
-        root = ExtendedPublicKey(
-            SECP256K1.decode_point(bytes.fromhex(results[1]["public_key"])),
-            bytes.fromhex(results[1]["chain_code"]),
-        )
-        c.btc_pubkey = root.derive(BTC_PATH).public_key.to_bytes()
-        yield c
-    finally:
-        if c is not None:
-            c.close()
-        if previous is None:
-            os.environ.pop(TEST_ONLY_PRIMES_ENV, None)
-        else:
-            os.environ[TEST_ONLY_PRIMES_ENV] = previous
+    root = tmp_path_factory.mktemp("p2wpkh-cluster")
+    with ecdsa_cluster(root, BTC_POLICY, "btc-ecdsa", BTC_PATH) as (cluster, public_key):
+        cluster.btc_pubkey = public_key
+        yield cluster
 
 
 def _presign(cluster, label):
-    body = {
-        "kind": "presign",
-        "request_id": f"presign-{label}",
-        "session_id": secrets.token_hex(32),
-        "vault": VAULT,
-        "key_id": "btc-ecdsa",
-        "signers": [1, 3],
-        "presignature": label,
-        "path": BTC_PATH,
-    }
-    assert {r["status"] for r in cluster.run(body, [1, 3]).values()} == {"ok"}
+    presign(cluster, "btc-ecdsa", BTC_PATH, label)
 
 
 def _sign(cluster, psbt: bytes, index: int, label: str, approvals):

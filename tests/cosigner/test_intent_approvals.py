@@ -11,10 +11,7 @@ with PyNaCl (Ed25519, RFC 8032).
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 import time
-from pathlib import Path
 
 import coincurve
 import pytest
@@ -26,17 +23,14 @@ from shardvault.chains.ethereum.abi import function
 from shardvault.chains.solana import system
 from shardvault.cosigner.checks import check_policy, signing_target
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
-from shardvault.crypto.bip32 import ExtendedPublicKey
-from shardvault.crypto.group import SECP256K1
 from shardvault.policy import BundleChain, parse_admin_set
 from shardvault.service.transactions import intent_digest
+from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
 from tests.cosigner.support import (
     ADMIN_SET,
     DESTINATION,
     LAMPORTS_PER_SOL,
     POLICY,
-    VAULT,
     WORKSPACE,
     approval,
     dkg_request,
@@ -346,7 +340,7 @@ def test_erc20_intent_names_the_token_contract(policy_chain):
 
 # --- In-process co-signer nodes (CGGMP21, Ethereum at a BIP32 path) -----------------
 
-PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
+
 ETH_PATH = "m/44/60/0/0/7"
 
 
@@ -354,55 +348,20 @@ ETH_PATH = "m/44/60/0/0/7"
 def eth_cluster(tmp_path_factory):
     """Nodes holding a policy where every transfer needs carol, and an ECDSA key made
     with the TEST-ONLY Paillier primes (tests/fixtures/test_only_paillier.json)."""
-    previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
-    os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
-    c = None
-    try:
-        c = Cluster(tmp_path_factory.mktemp("intent-eth-cluster"))
-        keygen_rule = {
-            "name": "keygen",
-            "when": {"operation": ["key_generation"]},
-            "action": "allow",
-        }
-        policy = {**ETH_POLICY, "rules": [keygen_rule, *ETH_POLICY["rules"]]}
-        bundle = signed_bundle(policy=policy)
-        results = c.run(
-            {"kind": "policy", "request_id": "p1", "bundles": [bundle.to_json()]}, [1, 2, 3]
-        )
-        assert all(r["status"] == "ok" for r in results.values()), results
-        body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
-        body["aux_session_id"] = secrets.token_hex(32)
-        results = c.run(body, [1, 2, 3])
-        assert {r["status"] for r in results.values()} == {"ok"}, results
-        root = ExtendedPublicKey(
-            SECP256K1.decode_point(bytes.fromhex(results[1]["public_key"])),
-            bytes.fromhex(results[1]["chain_code"]),
-        )
-        c.eth_source = str(
-            ethereum.address_from_public_key(root.derive(ETH_PATH).public_key.to_bytes())
-        )
-        yield c
-    finally:
-        if c is not None:
-            c.close()
-        if previous is None:
-            os.environ.pop(TEST_ONLY_PRIMES_ENV, None)
-        else:
-            os.environ[TEST_ONLY_PRIMES_ENV] = previous
+    keygen_rule = {
+        "name": "keygen",
+        "when": {"operation": ["key_generation"]},
+        "action": "allow",
+    }
+    policy = {**ETH_POLICY, "rules": [keygen_rule, *ETH_POLICY["rules"]]}
+    root = tmp_path_factory.mktemp("intent-eth-cluster")
+    with ecdsa_cluster(root, policy, "eth-1", ETH_PATH) as (cluster, public_key):
+        cluster.eth_source = str(ethereum.address_from_public_key(public_key))
+        yield cluster
 
 
 def _presign(cluster, label):
-    body = {
-        "kind": "presign",
-        "request_id": f"presign-{label}",
-        "session_id": secrets.token_hex(32),
-        "vault": VAULT,
-        "key_id": "eth-1",
-        "signers": [1, 3],
-        "presignature": label,
-        "path": ETH_PATH,
-    }
-    assert {r["status"] for r in cluster.run(body, [1, 3]).values()} == {"ok"}
+    presign(cluster, "eth-1", ETH_PATH, label)
 
 
 def _eth_sign_request(tx, approvals, label, **meta):

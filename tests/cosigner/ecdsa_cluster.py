@@ -1,0 +1,70 @@
+"""Three in-process co-signer nodes holding a policy and one CGGMP21 key, for the tests
+that sign Ethereum and Bitcoin payloads at a BIP32 path (the key is made with the
+TEST-ONLY published primes, tests/fixtures/test_only_paillier.json)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
+from shardvault.crypto.bip32 import ExtendedPublicKey
+from shardvault.crypto.group import SECP256K1
+from tests.cosigner.support import VAULT, dkg_request, signed_bundle
+from tests.cosigner.test_node import Cluster
+
+PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
+
+
+@contextmanager
+def ecdsa_cluster(
+    root: Path, policy: Mapping[str, object], key_id: str, path: str
+) -> Iterator[tuple[Cluster, bytes]]:
+    """Nodes holding ``policy`` and an ECDSA key ``key_id``; yields the cluster and the
+    compressed public key derived at ``path``. Closes the nodes at the end."""
+    previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
+    os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
+    cluster = None
+    try:
+        cluster = Cluster(root)
+        bundle = signed_bundle(policy=policy)
+        results = cluster.run(
+            {"kind": "policy", "request_id": "p1", "bundles": [bundle.to_json()]}, [1, 2, 3]
+        )
+        assert all(r["status"] == "ok" for r in results.values()), results
+        body = dkg_request(scheme="ecdsa-secp256k1", key_id=key_id)
+        body["aux_session_id"] = secrets.token_hex(32)
+        results = cluster.run(body, [1, 2, 3])
+        assert {r["status"] for r in results.values()} == {"ok"}, results
+        root_key = ExtendedPublicKey(
+            SECP256K1.decode_point(bytes.fromhex(results[1]["public_key"])),
+            bytes.fromhex(results[1]["chain_code"]),
+        )
+        yield cluster, root_key.derive(path).public_key.to_bytes()
+    finally:
+        if cluster is not None:
+            cluster.close()
+        if previous is None:
+            os.environ.pop(TEST_ONLY_PRIMES_ENV, None)
+        else:
+            os.environ[TEST_ONLY_PRIMES_ENV] = previous
+
+
+def presign(
+    cluster: Cluster, key_id: str, path: str, label: str, signers: Sequence[int] = (1, 3)
+) -> None:
+    """One presignature ``label`` of ``key_id`` at ``path`` on ``signers``."""
+    body = {
+        "kind": "presign",
+        "request_id": f"presign-{label}",
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": key_id,
+        "signers": list(signers),
+        "presignature": label,
+        "path": path,
+    }
+    assert {r["status"] for r in cluster.run(body, list(signers)).values()} == {"ok"}
