@@ -391,3 +391,26 @@ def test_source_hash_is_not_leaked_in_errors(nodes: Nodes, backend: CosignerBack
         backend.sign(_solana_request(key, payload))
     assert payload.hex() not in str(refused.value)
     assert "check=payload" in str(refused.value)
+
+
+def test_bundles_are_read_only_when_the_active_version_changed(nodes: Nodes):
+    """With a version lookup, a signature costs one cheap read; the bundles are read
+    (and pushed) only for a version the co-signers have not been given."""
+    reads: list[str] = []
+    bundle = signed_bundle().to_json()
+
+    def chain(workspace: str) -> list[dict[str, object]]:
+        reads.append(workspace)
+        return [bundle]
+
+    signer = CosignerBackend(lambda _ws: nodes.relay, chain, policy_version=lambda _ws: 1)
+    for _ in range(2):
+        signer.keygen(
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="eddsa-ed25519",
+            min_signers=2,
+            max_signers=3,
+        )
+    assert reads == [WORKSPACE]  # the first call pushed version 1; the second only asked
+    assert {n.state.chain.head.version for n in nodes.nodes.values()} == {1}  # type: ignore[union-attr]

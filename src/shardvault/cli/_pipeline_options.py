@@ -124,19 +124,32 @@ def _cosigners(
     from shardvault.service.cosigner_backend import CosignerBackend
     from shardvault.service.embedded_cosigners import EmbeddedCosigners
     from shardvault.service.pipeline import PipelineRuntime
-    from shardvault.service.policies import activated_bundles, pinned_admin_set
+    from shardvault.service.policies import (
+        activated_bundles,
+        active_version,
+        pinned_admin_set,
+    )
 
     def admin_set(workspace_id: str) -> dict[str, object] | None:
-        with platform.unit_of_work() as uow:
+        with platform.unit_of_work(read_only=True) as uow:
             return pinned_admin_set(uow, workspace_id)
 
     def policy_chain(workspace_id: str) -> list[dict[str, object]]:
-        with platform.unit_of_work() as uow:
+        with platform.unit_of_work(read_only=True) as uow:
             return activated_bundles(uow, workspace_id)
+
+    def policy_version(workspace_id: str) -> int | None:
+        with platform.unit_of_work(read_only=True) as uow:
+            return active_version(uow, workspace_id)
 
     env = {TEST_ONLY_PRIMES_ENV: str(test_only_primes.resolve())} if test_only_primes else {}
     fleet = EmbeddedCosigners(data_dir / "cosigners", admin_set, coordinator_url, env=env)
-    backend = CosignerBackend(fleet.relay, policy_chain, presignature_pool=presignature_pool)
+    backend = CosignerBackend(
+        fleet.relay,
+        policy_chain,
+        policy_version=policy_version,
+        presignature_pool=presignature_pool,
+    )
     return PipelineSetup(
         PipelineRuntime(backend),
         routers=[relay_hub_router(fleet.lookup)],

@@ -25,7 +25,8 @@ do"):
 ``relays`` maps a workspace id to its relay (the embedded co-signers of
 :mod:`shardvault.service.embedded_cosigners`, or a relay that remote co-signers connect
 to); ``policy_chain`` answers the workspace's activated bundles in chain order (transport
-form).
+form); the optional ``policy_version`` answers just the active version, so a signature
+reads the bundles only when the policy changed.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class CosignerBackend:
         relays: RelayLookup,
         policy_chain: PolicyChain,
         *,
+        policy_version: Callable[[str], int | None] | None = None,
         keygen_timeout: float = 600.0,
         sign_timeout: float = 60.0,
         presign_timeout: float = 120.0,
@@ -124,6 +126,7 @@ class CosignerBackend:
             raise ValueError("presignature_pool must be between 0 and 10000")
         self._relays = relays
         self._policy_chain = policy_chain
+        self._policy_version = policy_version
         self._keygen_timeout = keygen_timeout
         self._sign_timeout = sign_timeout
         self._presign_timeout = presign_timeout
@@ -191,7 +194,13 @@ class CosignerBackend:
         raise CosignerRefused(f"{what}: {_summary(results, parties)}")
 
     def _ensure_policy(self, workspace_id: str, relay: RelayCore, parties: Sequence[int]) -> None:
-        """Push the activated bundles a co-signer does not hold yet."""
+        """Push the activated bundles a co-signer does not hold yet. With a
+        ``policy_version`` lookup, the bundles are read only when the active version is
+        not the one already pushed (a signature's usual case: one cheap read)."""
+        if self._policy_version is not None:
+            active = self._policy_version(workspace_id)
+            if active is not None and self._pushed.get(workspace_id) == active:
+                return
         bundles = self._policy_chain(workspace_id)
         if not bundles:
             raise CosignerRefused("the workspace has no active policy for its co-signers")

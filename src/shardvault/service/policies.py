@@ -361,6 +361,12 @@ def active_policy(uow: UnitOfWork, workspace_id: str) -> PolicyBundle | None:
     return parse_bundle(json.loads(row.bundle))
 
 
+def active_version(uow: UnitOfWork, workspace_id: str) -> int | None:
+    """The version of the workspace's active bundle (``None``: no active policy)."""
+    row = PolicyRepository(uow.session, workspace_id).active()
+    return None if row is None else row.version
+
+
 def activated_bundles(uow: UnitOfWork, workspace_id: str) -> list[dict[str, object]]:
     """Every bundle the workspace activated, oldest first, in transport form (what its
     co-signers verify, one after the other, against the admin set they pinned)."""
