@@ -107,7 +107,7 @@ class RelayCore:
         self._sessions: dict[bytes, tuple[int, ...]] = {}
         self._results: dict[str, dict[int, dict[str, object]]] = {}
         self._nonces: dict[tuple[int, str], float] = {}
-        self._seen: dict[int, float] = {}
+        self._seen: set[int] = set()
         self._closed = False
         self.transcript: list[bytes] = []
         self.events: list[dict[str, object]] = []
@@ -134,11 +134,6 @@ class RelayCore:
                 if not missing or remaining <= 0 or self._closed:
                     return missing
                 self._cond.wait(remaining)
-
-    def last_seen(self, party: int) -> float | None:
-        """When ``party`` last polled (the relay's clock), or ``None`` if it never did."""
-        with self._cond:
-            return self._seen.get(party)
 
     @property
     def parties(self) -> tuple[int, ...]:
@@ -260,7 +255,7 @@ class RelayCore:
         wait = max(0.0, min(wait, MAX_WAIT))
         deadline = time.monotonic() + wait
         with self._cond:
-            self._seen[party] = self._clock()
+            self._seen.add(party)
             self._cond.notify_all()
             queue = self._queues[party]
             while not queue and not self._closed:

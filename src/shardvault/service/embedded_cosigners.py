@@ -237,14 +237,6 @@ class EmbeddedCosigners:
             started.append(party)
         return started
 
-    def processes(self, workspace_id: str) -> dict[int, int]:
-        """The process ids of a workspace's running co-signers (for operators and tests)."""
-        with self._lock:
-            entry = self._workspaces.get(workspace_id)
-            if entry is None:
-                return {}
-            return {p: proc.pid for p, proc in entry.processes.items() if proc.poll() is None}
-
     # --- Shutdown --------------------------------------------------------------------
 
     def close(self, timeout: float = 10.0) -> None:
