@@ -317,7 +317,28 @@ def bitcoin_target(
         if spent is None or spent.script_pubkey != ours:
             raise RequestRefused("payload", f"input {input_index} is not the vault key's")
         sighashes = [bitcoin.input_sighash(psbt, i) for i in range(len(tx.inputs))]
-        payments = [o for o in tx.outputs if o.script_pubkey != ours]
+    except ChainError as exc:
+        raise RequestRefused("payload", f"PSBT refused: {exc}") from None
+    request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
+    return SigningTarget(sighashes[input_index], request, taproot_merkle_root=b"")
+
+
+def _psbt_payment(
+    meta: Mapping[str, object],
+    network_name: str,
+    network: bitcoin.Network,
+    tx: bitcoin.Transaction,
+    ours: bytes,
+    sighashes: Sequence[bytes],
+) -> TransactionRequest:
+    """The policy view of a PSBT that pays one output not back to ``ours``: a transfer of
+    that output's value in BTC to its address; the digest covers every input's sighash.
+
+    Raises:
+        RequestRefused: not a payment to exactly one standard address.
+    """
+    payments = [o for o in tx.outputs if o.script_pubkey != ours]
+    try:
         destination = None
         if len(payments) == 1:
             destination = bitcoin.address_from_script(payments[0].script_pubkey, network)
@@ -331,7 +352,7 @@ def bitcoin_target(
     fields["destination"] = destination
     fields["asset"] = {"id": "BTC", "decimals": 8}
     fields["amount"] = str(payments[0].value)
-    return SigningTarget(sighashes[input_index], _policy_request(fields), taproot_merkle_root=b"")
+    return _policy_request(fields)
 
 
 def bitcoin_p2wpkh_target(
@@ -398,22 +419,11 @@ def bitcoin_p2wpkh_target(
         # input_sighash runs the BIP174 signer checks on each input, among them that a
         # non-witness UTXO agrees with the witness UTXO.
         sighashes = [bitcoin.input_sighash(psbt, i) for i in range(len(tx.inputs))]
-        payments = [o for o in tx.outputs if o.script_pubkey != ours]
-        destination = None
-        if len(payments) == 1:
-            destination = bitcoin.address_from_script(payments[0].script_pubkey, network)
         source = bitcoin.address_from_script(ours, network)
     except ChainError as exc:
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
-    if destination is None:
-        raise RequestRefused("payload", "only a payment to one standard address can be checked")
-    digest = hashlib.sha256(PSBT_DIGEST_DOMAIN + b"".join(sighashes)).digest()
-    fields = _base(meta, digest, "transfer")
-    fields["network"] = network_name
-    fields["destination"] = destination
-    fields["asset"] = {"id": "BTC", "decimals": 8}
-    fields["amount"] = str(payments[0].value)
-    return SigningTarget(sighashes[input_index], _policy_request(fields), source_address=source)
+    request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
+    return SigningTarget(sighashes[input_index], request, source_address=source)
 
 
 def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
