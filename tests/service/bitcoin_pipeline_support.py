@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from dataclasses import dataclass
 
 from shardvault.chains.bitcoin import Network as BitcoinNetwork
 from shardvault.chains.bitcoin import encode_segwit_address
-from shardvault.service import transactions, vaults, wallets
+from shardvault.service import transactions, vaults
 from shardvault.service.signing import SigningBackend
-from tests.service.pipeline_support import Workspace, activate_policy
+from tests.service.pipeline_support import Workspace, activate_policy, make_vault_wallet
 
 DESTINATION = encode_segwit_address(
     BitcoinNetwork.REGTEST, 0, hashlib.sha256(b"test destination").digest()[:20]
@@ -90,21 +89,8 @@ def make_btc_vault(
     with ws.platform.unit_of_work() as uow:
         vaults.configure_network(uow, owner, name="regtest", kind="bitcoin", rpc_url=rpc_url)
         vaults.add_asset(uow, owner, symbol="BTC", network="regtest", price="60000")
-    vault_id = str(uuid.uuid4())
-    keys = vaults.generate_vault_keys(
-        backend,  # type: ignore[arg-type]
-        workspace_id=owner.workspace_id,
-        vault_id=vault_id,
-        schemes=list(schemes),
-        min_signers=2,
-        max_signers=3,
-    )
-    with ws.platform.unit_of_work() as uow:
-        vault = vaults.record_vault(
-            uow, owner, vault_id=vault_id, name="treasury", keys=keys, backend_name=backend.name
-        )
-        wallet = wallets.create_wallet(uow, owner, vault_id=vault.id, asset="BTC")
-    return BtcWallet(vault.id, wallet.id, wallet.addresses[0].address)
+    made = make_vault_wallet(ws, backend, "BTC", schemes)
+    return BtcWallet(made.vault_id, made.wallet_id, made.address)
 
 
 def send(ws: Workspace, wallet_id: str, amount: str, to: str = DESTINATION) -> str:

@@ -10,6 +10,7 @@ vault's slot, so every test still signs through the real custody layer and proto
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shardvault.custody import LocalShareStore, SecretBytes, ShareAddress, ShareCustody, ShareSlot
 from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
+from shardvault.devchain import HardhatNode
 from shardvault.policy import ApprovalVerdict, approval_message
 from shardvault.service import policies, vaults, wallets
 from shardvault.service.context import Principal
 from shardvault.service.platform import Platform
-from shardvault.service.signing import GeneratedKey, LocalCeremonyBackend, Scheme
+from shardvault.service.signing import GeneratedKey, LocalCeremonyBackend, Scheme, SigningBackend
 from shardvault.store.models import Role
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -263,24 +265,20 @@ class Funded:
     address: str
 
 
-def make_eth_vault(
-    ws: Workspace, backend: LocalCeremonyBackend, rpc_url: str, chain_id: int
+def make_vault_wallet(
+    ws: Workspace, backend: SigningBackend, asset: str, schemes: Sequence[str]
 ) -> Funded:
-    """A network, an ETH asset, a 2-of-3 ECDSA vault and its ETH wallet (address 0)."""
+    """A 2-of-3 vault "treasury" with keys for ``schemes`` and its ``asset`` wallet
+    (address 0); the network and asset must exist."""
     import uuid
 
     owner = ws.owner.principal
-    with ws.platform.unit_of_work() as uow:
-        vaults.configure_network(
-            uow, owner, name="hardhat", kind="evm", chain_id=chain_id, rpc_url=rpc_url
-        )
-        vaults.add_asset(uow, owner, symbol="ETH", network="hardhat", price="3000")
     vault_id = str(uuid.uuid4())
     keys = vaults.generate_vault_keys(
         backend,
         workspace_id=owner.workspace_id,
         vault_id=vault_id,
-        schemes=["ecdsa-secp256k1"],
+        schemes=list(schemes),  # type: ignore[arg-type]
         min_signers=2,
         max_signers=3,
     )
@@ -288,16 +286,23 @@ def make_eth_vault(
         vault = vaults.record_vault(
             uow, owner, vault_id=vault_id, name="treasury", keys=keys, backend_name=backend.name
         )
-        wallet = wallets.create_wallet(uow, owner, vault_id=vault.id, asset="ETH")
+        wallet = wallets.create_wallet(uow, owner, vault_id=vault.id, asset=asset)
     return Funded(vault.id, wallet.id, wallet.addresses[0].address)
 
 
-def fund(node_rpc: object, address: str, ether: int = 10) -> None:
+def make_eth_vault(
+    ws: Workspace, backend: LocalCeremonyBackend, rpc_url: str, chain_id: int
+) -> Funded:
+    """A network, an ETH asset, a 2-of-3 ECDSA vault and its ETH wallet (address 0)."""
+    owner = ws.owner.principal
+    with ws.platform.unit_of_work() as uow:
+        vaults.configure_network(
+            uow, owner, name="hardhat", kind="evm", chain_id=chain_id, rpc_url=rpc_url
+        )
+        vaults.add_asset(uow, owner, symbol="ETH", network="hardhat", price="3000")
+    return make_vault_wallet(ws, backend, "ETH", ["ecdsa-secp256k1"])
+
+
+def fund(node: HardhatNode, address: str, ether: int = 10) -> None:
     """Send ``ether`` from hardhat's first (unlocked) dev account to ``address``."""
-    rpc = node_rpc.rpc  # type: ignore[attr-defined]
-    accounts = rpc("eth_accounts")
-    tx_hash = rpc(
-        "eth_sendTransaction",
-        [{"from": accounts[0], "to": address, "value": hex(ether * 10**18)}],
-    )
-    assert rpc("eth_getTransactionReceipt", [tx_hash]) is not None
+    node.fund(address, ether * 10**18)
