@@ -684,13 +684,16 @@ class Pipeline:
             if loaded is None:
                 return None
             status = loaded.tx.status
+            kind = loaded.network.kind
         try:
-            return self._dispatch(workspace_id, tx_id, status)
+            return self._dispatch(workspace_id, tx_id, status, kind)
         except PipelineFault as exc:
             self._fail(workspace_id, tx_id, status, str(exc))
             return None
 
-    def _dispatch(self, workspace_id: str, tx_id: str, status: TransactionStatus) -> float | None:
+    def _dispatch(
+        self, workspace_id: str, tx_id: str, status: TransactionStatus, kind: NetworkKind
+    ) -> float | None:
         match status:
             case TransactionStatus.SUBMITTED:
                 return self._start_policy(workspace_id, tx_id)
@@ -701,6 +704,8 @@ class Pipeline:
             case TransactionStatus.APPROVED:
                 return self._serialize(workspace_id, tx_id)
             case TransactionStatus.SIGNING:
+                if kind is NetworkKind.BITCOIN:
+                    return self._sign_bitcoin(workspace_id, tx_id)
                 return self._sign(workspace_id, tx_id)
             case TransactionStatus.SIGNED:
                 return self._start_broadcast(workspace_id, tx_id)
@@ -934,8 +939,6 @@ class Pipeline:
         return 0.0
 
     def _sign(self, workspace_id: str, tx_id: str) -> float | None:
-        if self._network_kind(workspace_id, tx_id) is NetworkKind.BITCOIN:
-            return self._sign_bitcoin(workspace_id, tx_id)
         with self.platform.unit_of_work() as uow:
             loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
             if loaded is None:
@@ -1159,11 +1162,6 @@ class Pipeline:
         return None
 
     # Bitcoin (P2WPKH spends of the vault's ECDSA key; docs/transactions.md "Bitcoin").
-
-    def _network_kind(self, workspace_id: str, tx_id: str) -> NetworkKind | None:
-        with self.platform.unit_of_work(read_only=True) as uow:
-            loaded = _load(uow, workspace_id, tx_id, lock=False)
-            return None if loaded is None else loaded.network.kind
 
     def _serialize_bitcoin(self, workspace_id: str, tx_id: str, loaded: _Loaded) -> float | None:
         """Choose coins of the source address, build the PSBT, check it reads back as the
