@@ -115,6 +115,26 @@ def test_replayed_request_nonce_is_refused():
     assert len(core.poll(1, 0)) == 1
 
 
+def test_request_nonces_are_remembered_for_the_replay_window_then_forgotten():
+    now = [1_000_000.0]
+    core = RelayCore(DIRECTORY, clock=lambda: now[0])
+    path, body = "/v1/relay/1/poll", b"{}"
+
+    def request(nonce: str) -> None:
+        headers = sign_request(IDS[1], "POST", path, body, int(now[0]), nonce)
+        core.authenticate(1, "POST", path, body, headers)
+
+    request("first0001")
+    now[0] += 30  # still inside twice the allowed skew: a replay is refused
+    request("second001")
+    with pytest.raises(RelayAuthError, match="replay"):
+        request("first0001")
+    now[0] += 10_000  # far past every window: the old nonces are dropped from memory
+    request("third0001")
+    assert set(core._nonces) == {(1, "third0001")}
+    assert len(core._nonce_expiry) == 1
+
+
 def test_signature_for_another_party_path_is_refused():
     core = _core()
     body = b"{}"

@@ -185,6 +185,10 @@ def command(
                 log_level=log_level.lower(),
                 log_config=None,
                 lifespan="off",
+                # httptools and uvloop are dependencies (uvicorn falls back to h11 and
+                # asyncio when they are missing).
+                http="auto",
+                loop="auto",
                 # Co-signers' long polls would hold a graceful shutdown for their wait.
                 timeout_graceful_shutdown=2,
             )

@@ -162,8 +162,10 @@ class PaillierSecretKey:
     _q: int = field(init=False, compare=False)
     _pp: int = field(init=False, compare=False)
     _qq: int = field(init=False, compare=False)
-    _hp: int = field(init=False, compare=False)
-    _hq: int = field(init=False, compare=False)
+    # h_p and h_q are needed only to decrypt, and cost two full-size exponentiations: a
+    # key read back from storage for an online signature (no decryption) skips them.
+    _hp: int | None = field(init=False, compare=False)
+    _hq: int | None = field(init=False, compare=False)
     _q_inv_p: int = field(init=False, compare=False)
     _qq_inv_pp: int = field(init=False, compare=False)
     _q_mod_p1: int = field(init=False, compare=False)
@@ -177,10 +179,6 @@ class PaillierSecretKey:
         n = p * q
         pp, qq = p * p, q * q
         public = PaillierPublicKey(int(n))
-        g = 1 + n
-        # h_p = L_p(g^(p-1) mod p²)^-1 mod p with L_p(x) = (x - 1) / p; likewise for q.
-        hp = gmpy2.invert((gmpy2.powmod(g, p - 1, pp) - 1) // p, p)
-        hq = gmpy2.invert((gmpy2.powmod(g, q - 1, qq) - 1) // q, q)
         values = {
             "p": int(p),
             "q": int(q),
@@ -189,8 +187,8 @@ class PaillierSecretKey:
             "_q": q,
             "_pp": pp,
             "_qq": qq,
-            "_hp": hp,
-            "_hq": hq,
+            "_hp": None,
+            "_hq": None,
             "_q_inv_p": gmpy2.invert(q, p),
             "_qq_inv_pp": gmpy2.invert(qq, pp),
             # Exponents for nonce_power: q mod (p - 1) and p mod (q - 1).
@@ -277,6 +275,20 @@ class PaillierSecretKey:
         rho = random_unit_mod(self.n, rng)
         return self.encrypt_with_nonce(m, rho), rho
 
+    def _decryption_constants(self) -> tuple[int, int]:
+        """``h_p``, ``h_q``, computed at the first decryption (racing threads compute the
+        same values)."""
+        if self._hp is None or self._hq is None:
+            p, q = self._p, self._q
+            g = 1 + self.public.n
+            # h_p = L_p(g^(p-1) mod p²)^-1 mod p with L_p(x) = (x - 1) / p; likewise q.
+            hp = gmpy2.invert((gmpy2.powmod(g, p - 1, self._pp) - 1) // p, p)
+            hq = gmpy2.invert((gmpy2.powmod(g, q - 1, self._qq) - 1) // q, q)
+            object.__setattr__(self, "_hp", hp)
+            object.__setattr__(self, "_hq", hq)
+            return hp, hq
+        return self._hp, self._hq
+
     def decrypt(self, c: int) -> int:
         """The plaintext of ``c`` as the representative in ``(-N/2, N/2]``.
 
@@ -285,9 +297,10 @@ class PaillierSecretKey:
         """
         self.public.validate_ciphertext(c)
         p, q = self._p, self._q
+        hp, hq = self._decryption_constants()
         # m_p = L_p(c^(p-1) mod p²) · h_p mod p, and likewise modulo q (Paillier §7).
-        mp = (gmpy2.powmod(c, p - 1, self._pp) - 1) // p * self._hp % p
-        mq = (gmpy2.powmod(c, q - 1, self._qq) - 1) // q * self._hq % q
+        mp = (gmpy2.powmod(c, p - 1, self._pp) - 1) // p * hp % p
+        mq = (gmpy2.powmod(c, q - 1, self._qq) - 1) // q * hq % q
         m = mq + q * ((mp - mq) * self._q_inv_p % p)
         n = self.public.n
         return int(m - n) if m > n // 2 else int(m)
