@@ -239,6 +239,26 @@ def _run(
     return result
 
 
+def _outcomes(db: str, timeout: float = 60.0) -> dict[str, object]:
+    """Every transfer's final status once none is in flight (ETH ones complete on
+    hardhat, Solana ones stay signed), with the reasons of any that failed."""
+    engine = _ENGINES.get(db) or _ENGINES.setdefault(db, create_engine(db))
+    in_flight = ("submitted", "pending_policy", "approved", "signing", "broadcasting", "confirming")
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT status, status_reason FROM transactions")).all()
+        statuses = [str(status).lower() for status, _ in rows]
+        if not any(s in in_flight for s in statuses) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    reasons = sorted({str(r) for s, r in rows if str(s).lower() in ("failed", "blocked")})
+    return {
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "failure_reasons": reasons[:5],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--burst", type=int, default=100)
@@ -388,6 +408,8 @@ def _measure(
     _wait_idle(pids)
     frost = _run(f"FROST Ed25519 sustained ({args.sustained * 2})", db, url, owner, sol.id,
                  SOL_RECIPIENT, args.sustained * 2)  # fmt: skip
+    outcome = _outcomes(db)
+    print(f"outcomes: {json.dumps(outcome, sort_keys=True)}", flush=True)
     summary = {
         "paced_p50_ms": paced["p50_ms"],
         "paced_p99_ms": paced["p99_ms"],

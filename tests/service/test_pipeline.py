@@ -25,8 +25,9 @@ from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.service.transactions import ApprovalRefused
 from shardvault.store import Database
-from shardvault.store.models_vaults import TransactionStatus
+from shardvault.store.models_vaults import PipelineWork, TransactionStatus
 from shardvault.store.models_webhooks import WebhookEvent
+from shardvault.store.types import utcnow
 from tests.api.support import make_platform
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.service.pipeline_support import (
@@ -280,6 +281,41 @@ def test_three_workers_share_the_queue_and_nonces_stay_consecutive(
     assert sorted(v.nonce for v in views if v.nonce is not None) == list(range(start, start + 6))
     end = int(str(hardhat_node.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16)
     assert end == start + 6
+
+
+def test_signature_finished_before_its_predecessor_waits_for_it_instead_of_failing(
+    setup: tuple[Workspace, Funded, PipelineWorker], hardhat_node: HardhatNode
+) -> None:
+    """Signing rounds finish out of nonce order under load. Hardhat's automine refuses
+    a nonce gap ("nonce too high"); the later transaction waits in ``broadcasting``
+    (it used to fail, leaving its nonce in flight and the address stuck), and goes out
+    once the earlier one has."""
+    ws, funded, worker = setup
+    pipeline = worker.pipeline
+    first, second = _send(ws, funded, "0.01"), _send(ws, funded, "0.01")
+    # One step each: policy, serialization, the signing round, into broadcasting.
+    for tx_id in (first, second):
+        assert pipeline.advance(ws.owner.principal.workspace_id, tx_id) == 0.0
+        assert _get(ws, tx_id).status == "broadcasting"
+    assert _get(ws, second).nonce == _get(ws, first).nonce + 1  # type: ignore[operator]
+    # The second is sent first: refused for the gap, it waits; nothing failed.
+    wait = pipeline.advance(ws.owner.principal.workspace_id, second)
+    assert wait == worker.runtime.nonce_order_wait_s
+    assert _get(ws, second).status == "broadcasting"
+    # The first goes out and wakes the second, which then goes out too.
+    assert pipeline.advance(ws.owner.principal.workspace_id, first) == 0.0
+    assert _get(ws, first).status == "confirming"
+    with ws.platform.unit_of_work(read_only=True) as uow:
+        due = uow.session.scalar(
+            select(PipelineWork.available_at).where(PipelineWork.transaction_id == second)
+        )
+    assert due is not None
+    assert due <= utcnow()
+    worker.drain(timeout_s=60)
+    views = [_get(ws, tx_id) for tx_id in (first, second)]
+    assert [v.status for v in views] == ["completed", "completed"], views[1].status_reason
+    end = int(str(hardhat_node.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16)
+    assert end == views[1].nonce + 1  # type: ignore[operator]
 
 
 def test_velocity_limit_counts_earlier_transfers_in_its_window(

@@ -64,7 +64,9 @@ def _account_nonce(node: HardhatNode, address: str) -> int:
 @pytest.mark.parametrize(
     ("crash_at", "status_after_crash"),
     [
-        ("pending_policy", "pending_policy"),
+        # Killed mid-evaluation: the unit of work that would have moved it on never
+        # committed.
+        ("evaluating", "submitted"),
         ("signing", "signing"),
         ("broadcast_sent", "broadcasting"),
     ],

@@ -1,4 +1,4 @@
-"""The transaction pipeline: one persisted state per step, resumable after a crash.
+"""The transaction pipeline: every state recorded, resumable after a crash.
 
 ::
 
@@ -12,6 +12,13 @@ Each step is one unit of work that re-reads the transaction under a row lock, ch
 that it is still in the state the step expects, and commits the new state with its audit
 event (and, where it applies, the nonce ledger change) in the same database transaction.
 The ``version`` column makes a step that raced another fail instead of overwriting it.
+Where nothing outside the database happens between two states, one unit of work takes
+the transaction through both, each with its own audit and webhook event: an allowed EVM
+or Solana transfer goes ``submitted -> pending_policy -> approved -> signing`` (policy,
+nonce, serialization and the first signing attempt) in one commit, and ``signed ->
+broadcasting`` in another; what is committed before each call to the signing backend or
+the node is unchanged. A worker that has just committed a state goes on to the next
+step without reading it back (a hint, checked again under the row lock by the step).
 
 At-most-once rules (see docs/transactions.md for the full argument):
 
@@ -23,10 +30,13 @@ At-most-once rules (see docs/transactions.md for the full argument):
   called (intent recorded first). A crash mid-signing loses that signature with the
   process; the retry signs the same payload, with the same nonce, so at most one of the
   signatures can ever be valid on chain.
-- **Broadcast**: ``signed -> broadcasting`` commits first; in ``broadcasting`` the worker
-  first asks the node whether the transaction hash is already known (mined or pending)
-  and only sends the raw bytes when it is not. Re-sending the *same* signed bytes is the
-  only retry; nothing is ever re-signed after ``signed``.
+- **Broadcast**: ``signed -> broadcasting`` commits first; in ``broadcasting`` a worker
+  resuming the transaction (any but the one that just committed ``broadcasting``) first
+  asks the node whether the transaction hash is already known (mined or pending) and
+  only sends the raw bytes when it is not. Re-sending the *same* signed bytes is the
+  only retry; nothing is ever re-signed after ``signed``. Signatures finish out of nonce
+  order; a node refusing a nonce gap makes the later transaction wait for the earlier
+  one, never fail.
 
 Solana transfers (FROST Ed25519 vaults) follow the same states up to ``signed`` and stop
 there: they are signed and verified but not broadcast, since no Solana node is configured
@@ -118,6 +128,7 @@ from shardvault.service.chainclients.bitcoin import (
 from shardvault.service.chainclients.ethereum import (
     AlreadyKnownError,
     EthereumRpcClient,
+    NonceTooHighError,
     NonceTooLowError,
 )
 from shardvault.service.errors import ValidationError
@@ -132,7 +143,7 @@ from shardvault.service.transactions import (
     intent_network,
 )
 from shardvault.service.uow import UnitOfWork
-from shardvault.service.work_signal import wait_for_work
+from shardvault.service.work_signal import wait_for_work, work_committed
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
     Asset,
@@ -202,6 +213,12 @@ class PipelineRuntime:
     lease_s: float = 30.0
     confirmation_poll_s: float = 1.0
     broadcast_retry_s: float = 2.0
+    # How long a signed EVM transaction waits before sending again when the node refused
+    # it for a nonce gap (woken at once when the previous nonce goes out from here).
+    nonce_order_wait_s: float = 1.0
+    # How long the node's fee suggestion is reused (about a block on a fast chain; the
+    # fee cap has headroom over the base fee).
+    chain_state_ttl_s: float = 1.0
     fault_hook: FaultHook | None = None
 
     def fault(self, point: str) -> None:
@@ -266,6 +283,90 @@ def _load(uow: UnitOfWork, workspace_id: str, tx_id: str, *, lock: bool) -> _Loa
     return _Loaded(tx, asset, network, source)
 
 
+_HINTED = frozenset(
+    {
+        TransactionStatus.PENDING_POLICY,
+        TransactionStatus.APPROVED,
+        TransactionStatus.SIGNING,
+        TransactionStatus.SIGNED,
+        TransactionStatus.BROADCASTING,
+        TransactionStatus.CONFIRMING,
+    }
+)
+"""States a worker goes on from at once, in the same loop, after committing them."""
+
+_HINTS: dict[str, tuple[TransactionStatus, _ContextKey]] = {}
+_HINTS_LOCK = threading.Lock()
+
+
+def _remember(tx_id: str, status: TransactionStatus, key: _ContextKey) -> None:
+    with _HINTS_LOCK:
+        if len(_HINTS) >= _CONTEXT_LIMIT:
+            _HINTS.clear()
+        _HINTS[tx_id] = (status, key)
+
+
+def _recall(tx_id: str) -> tuple[TransactionStatus, NetworkKind] | None:
+    """The state this process last committed for ``tx_id`` (taken: a hint is used once)
+    and its network kind, or ``None``. A hint saves the read before the next step; it
+    can be stale (another process moved the transaction), which the step finds when it
+    re-reads the row under its lock, as every step does."""
+    with _HINTS_LOCK:
+        hint = _HINTS.pop(tx_id, None)
+    if hint is None:
+        return None
+    with _CONTEXT_LOCK:
+        context = _CONTEXT.get(hint[1])
+    return None if context is None else (hint[0], context[1].kind)
+
+
+@dataclass(frozen=True, slots=True)
+class _ChainState:
+    """What EVM serialization asks the node: fee caps and the address's pending nonce
+    count (the ledger's floor, for an address also used outside this ledger)."""
+
+    max_fee_per_gas: Wei
+    max_priority_fee_per_gas: Wei
+    pending: int
+
+
+_FEES: dict[str, tuple[float, Wei, Wei]] = {}
+_FEES_LOCK = threading.Lock()
+
+
+def _chain_state(runtime: PipelineRuntime, loaded: _Loaded) -> _ChainState:
+    """Fee caps (from the node at most once per ``runtime.chain_state_ttl_s``) and the
+    pending nonce count (asked every time: a stale count would let an address used
+    elsewhere get a nonce that is already taken).
+
+    Raises:
+        RpcTransportError, RpcResponseError: the node could not answer.
+    """
+    url = loaded.network.rpc_url
+    assert url is not None
+    now = time.monotonic()
+    with _FEES_LOCK:
+        fees = _FEES.get(url)
+    client = runtime.ethereum_client(url)
+    try:
+        if fees is None or now - fees[0] > runtime.chain_state_ttl_s:
+            suggested = client.suggest_fees()
+            fees = (now, suggested.max_fee_per_gas, suggested.max_priority_fee_per_gas)
+            with _FEES_LOCK:
+                _FEES[url] = fees
+        pending = client.get_transaction_count(loaded.source.address, "pending")
+    finally:
+        client.close()
+    return _ChainState(fees[1], fees[2], pending)
+
+
+_NEXT_IN_LINE: dict[tuple[int, str, int], tuple[str, str]] = {}
+"""(chain id, address, nonce) -> (workspace, transaction) of a signed transaction the
+node refused for a nonce gap, woken when the previous nonce goes out (:meth:`Pipeline.
+_broadcast`)."""
+_NEXT_LOCK = threading.Lock()
+
+
 def _transition(
     uow: UnitOfWork,
     tx: Transaction,
@@ -284,6 +385,9 @@ def _transition(
         WorkQueue(uow.session).remove(tx.id)
     uow.session.flush()
     emit_status(uow, tx, previous=previous)
+    if status in _HINTED:
+        tx_id, key = tx.id, (tx.workspace_id, tx.wallet_id, tx.source_address_id)
+        uow.after_commit(lambda: _remember(tx_id, status, key))
     event: dict[str, object] = {"from": previous.value}
     if reason is not None:
         event["reason"] = reason[:500]
@@ -374,23 +478,28 @@ def policy_request(
     )
 
 
-def _fee_parameters(runtime: PipelineRuntime, loaded: _Loaded) -> FeeParameters:
-    assert loaded.network.rpc_url is not None
-    client = runtime.ethereum_client(loaded.network.rpc_url)
-    try:
-        fees = client.suggest_fees()
-        if loaded.asset.kind is AssetKind.NATIVE:
-            gas = 21_000
-        else:
+def _fee_parameters(runtime: PipelineRuntime, loaded: _Loaded, chain: _ChainState) -> FeeParameters:
+    """Fee caps from ``chain``; the gas limit of a token transfer estimated by the node
+    (plus a fifth), a plain transfer's 21,000.
+
+    Raises:
+        RpcTransportError, RpcResponseError: the estimate could not be had.
+    """
+    if loaded.asset.kind is AssetKind.NATIVE:
+        gas = 21_000
+    else:
+        assert loaded.network.rpc_url is not None
+        client = runtime.ethereum_client(loaded.network.rpc_url)
+        try:
             template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
             assert template.to is not None
             estimate = client.estimate_gas(
                 sender=parse_address(loaded.source.address), to=template.to, data=template.data
             )
-            gas = estimate + estimate // 5
-    finally:
-        client.close()
-    return FeeParameters(fees.max_fee_per_gas, fees.max_priority_fee_per_gas, gas)
+        finally:
+            client.close()
+        gas = estimate + estimate // 5
+    return FeeParameters(chain.max_fee_per_gas, chain.max_priority_fee_per_gas, gas)
 
 
 def _payload_json(chain_tx: FeeMarketTransaction) -> str:
@@ -609,7 +718,7 @@ def _prices(uow: UnitOfWork, workspace_id: str) -> dict[str, str]:
 
 
 def cosigner_context(
-    uow: UnitOfWork, loaded: _Loaded, *, initiator: str
+    uow: UnitOfWork, loaded: _Loaded, *, initiator: str, prices: dict[str, str] | None = None
 ) -> tuple[dict[str, object], tuple[dict[str, object], ...], dict[str, str]]:
     """What a co-signer needs to check a signing request on its own: the metadata (who
     asks, from which vault and wallet, when, the intent's ids, and what the payload does
@@ -637,7 +746,7 @@ def cosigner_context(
         }
         for a in TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id)
     )
-    return metadata, approvals, _prices(uow, tx.workspace_id)
+    return metadata, approvals, prices if prices is not None else _prices(uow, tx.workspace_id)
 
 
 # The steps.
@@ -668,6 +777,28 @@ def _record_attempt(uow: UnitOfWork, loaded: _Loaded) -> tuple[int, VaultKey]:
     return tx.signing_attempts, key
 
 
+_POLICY_STATES = (TransactionStatus.SUBMITTED, TransactionStatus.PENDING_POLICY)
+
+_SAME_STEP: dict[TransactionStatus, tuple[TransactionStatus, ...]] = {
+    TransactionStatus.SUBMITTED: (TransactionStatus.PENDING_POLICY, TransactionStatus.SIGNING),
+    TransactionStatus.PENDING_POLICY: (TransactionStatus.SIGNING,),
+    TransactionStatus.APPROVED: (TransactionStatus.SIGNING,),
+}
+"""States a step that started in the key's state may have committed before it raised a
+:class:`PipelineFault` (one step runs policy, serialization and the signing round)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Signing:
+    """A committed signing attempt and what its round needs (EVM or Solana)."""
+
+    request: SignRequest
+    attempt: int
+    public_key: bytes
+    chain_payload: str
+    solana: bool
+
+
 class Pipeline:
     """The step functions; :meth:`advance` runs the one the transaction's state calls for."""
 
@@ -679,25 +810,33 @@ class Pipeline:
         """Run one step. Returns the delay in seconds before the next step is due (0 for
         at once), or ``None`` when the transaction needs no further work from the queue
         (finished, or waiting for approvals without a deadline)."""
-        with self.platform.unit_of_work(read_only=True) as uow:
-            loaded = _load(uow, workspace_id, tx_id, lock=False)
-            if loaded is None:
-                return None
-            status = loaded.tx.status
-            kind = loaded.network.kind
+        hint = _recall(tx_id)
+        if hint is not None:
+            status, kind = hint
+        else:
+            with self.platform.unit_of_work(read_only=True) as uow:
+                loaded = _load(uow, workspace_id, tx_id, lock=False)
+                if loaded is None:
+                    return None
+                status = loaded.tx.status
+                kind = loaded.network.kind
         try:
-            return self._dispatch(workspace_id, tx_id, status, kind)
+            return self._dispatch(workspace_id, tx_id, status, kind, fresh=hint is not None)
         except PipelineFault as exc:
             self._fail(workspace_id, tx_id, status, str(exc))
             return None
 
     def _dispatch(
-        self, workspace_id: str, tx_id: str, status: TransactionStatus, kind: NetworkKind
+        self,
+        workspace_id: str,
+        tx_id: str,
+        status: TransactionStatus,
+        kind: NetworkKind,
+        *,
+        fresh: bool,
     ) -> float | None:
         match status:
-            case TransactionStatus.SUBMITTED:
-                return self._start_policy(workspace_id, tx_id)
-            case TransactionStatus.PENDING_POLICY:
+            case TransactionStatus.SUBMITTED | TransactionStatus.PENDING_POLICY:
                 return self._evaluate(workspace_id, tx_id)
             case TransactionStatus.PENDING_APPROVAL:
                 return self._check_deadline(workspace_id, tx_id)
@@ -710,7 +849,9 @@ class Pipeline:
             case TransactionStatus.SIGNED:
                 return self._start_broadcast(workspace_id, tx_id)
             case TransactionStatus.BROADCASTING:
-                return self._broadcast(workspace_id, tx_id)
+                # Fresh: this worker has just committed ``broadcasting`` itself, so the
+                # bytes cannot have been sent yet and the node need not be asked first.
+                return self._broadcast(workspace_id, tx_id, fresh=fresh)
             case TransactionStatus.CONFIRMING:
                 return self._confirm(workspace_id, tx_id)
             case (
@@ -732,15 +873,17 @@ class Pipeline:
 
     def _fail(self, workspace_id: str, tx_id: str, status: TransactionStatus, reason: str) -> None:
         with self.platform.unit_of_work() as uow:
-            loaded = self._locked(uow, workspace_id, tx_id, status)
-            if loaded is None:
+            loaded = _load(uow, workspace_id, tx_id, lock=True)
+            # A fault in evaluation may come after the same unit of work moved the
+            # transaction on from ``submitted``; it rolled back, so either state is it.
+            if loaded is None or loaded.tx.status not in (status, *_SAME_STEP.get(status, ())):
                 return
             tx = loaded.tx
             released = None
             # Release the nonce only if no signed bytes can exist on any node.
             if (
                 tx.nonce is not None
-                and status in (TransactionStatus.SIGNING,)
+                and tx.status in (TransactionStatus.SIGNING,)
                 and tx.tx_hash is None
             ):
                 chain_id = loaded.network.chain_id
@@ -761,33 +904,40 @@ class Pipeline:
                 details={"released_nonce": released},
             )
 
-    def _start_policy(self, workspace_id: str, tx_id: str) -> float | None:
-        with self.platform.unit_of_work() as uow:
-            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SUBMITTED)
-            if loaded is None:
-                return 0.0
-            _transition(uow, loaded.tx, TransactionStatus.PENDING_POLICY)
-        self.runtime.fault("pending_policy")
-        return 0.0
-
     def _evaluate(self, workspace_id: str, tx_id: str) -> float | None:
+        """Policy, and for an allowed EVM or Solana transfer also serialization and the
+        first signing attempt, in one unit of work; then the signing round."""
+        with self.platform.unit_of_work(read_only=True) as uow:
+            peek = _load(uow, workspace_id, tx_id, lock=False)
+        if peek is None or peek.tx.status not in _POLICY_STATES:
+            return 0.0
+        chain: _ChainState | None = None
+        if peek.network.kind is NetworkKind.EVM:
+            try:
+                # Asked before the write transaction; when the node cannot answer, the
+                # transfer is still evaluated and serialized by a later step.
+                chain = _chain_state(self.runtime, peek)
+            except (RpcTransportError, RpcResponseError) as exc:
+                _log.warning("node unreachable before serializing %s: %s", tx_id, exc)
+        signing: _Signing | None = None
         with self.platform.unit_of_work() as uow:
             # Evaluations of one workspace run one at a time, so each sees every earlier
             # decision in its velocity history.
             uow.workspaces().lock(workspace_id)
-            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.PENDING_POLICY)
-            if loaded is None:
+            loaded = _load(uow, workspace_id, tx_id, lock=True)
+            if loaded is None or loaded.tx.status not in _POLICY_STATES:
                 return 0.0
             tx = loaded.tx
+            if tx.status is TransactionStatus.SUBMITTED:
+                _transition(uow, tx, TransactionStatus.PENDING_POLICY)
+            self.runtime.fault("evaluating")
             bundle = active_policy(uow, workspace_id)
             if bundle is None:
                 _transition(uow, tx, TransactionStatus.BLOCKED, reason="no active policy")
                 return None
             initiator = uow.users(workspace_id).get(tx.initiator_user_id)
             assert initiator is not None
-            vault = VaultRepository(uow.session, workspace_id).get(tx.vault_id)
-            assert vault is not None
-            request = request_for(loaded, initiator=initiator.email, vault=vault.id)
+            request = request_for(loaded, initiator=initiator.email, vault=tx.vault_id)
             now = int(time.time())
             history = self._history(uow, workspace_id, tx, bundle.policy)
             prices = _prices(uow, workspace_id)
@@ -814,6 +964,13 @@ class Pipeline:
                     uow, tx, TransactionStatus.APPROVED, reason=evaluation.summary, details=details
                 )
                 delay: float | None = 0.0
+                kind = loaded.network.kind
+                if kind is NetworkKind.EVM and chain is not None:
+                    self._serialize_evm_in(uow, loaded, chain, initiator.email)
+                    signing = self._signing(uow, loaded, prices=prices)
+                elif kind is NetworkKind.SOLANA:
+                    self._serialize_solana_in(uow, loaded, initiator.email)
+                    signing = self._signing(uow, loaded, prices=prices)
             elif evaluation.decision is Decision.BLOCK:
                 _transition(
                     uow, tx, TransactionStatus.BLOCKED, reason=evaluation.summary, details=details
@@ -834,6 +991,8 @@ class Pipeline:
                     None if evaluation.deadline is None else max(evaluation.deadline - now, 0) + 1
                 )
         self.runtime.fault("evaluated")
+        if signing is not None:
+            return self._sign_with(workspace_id, tx_id, signing)
         return delay
 
     def _history(
@@ -873,104 +1032,124 @@ class Pipeline:
             return float(deadline - now + 1)
 
     def _serialize(self, workspace_id: str, tx_id: str) -> float | None:
+        """An approved transfer: serialization and the first signing attempt in one unit
+        of work, then the signing round (Bitcoin: :meth:`_serialize_bitcoin`)."""
         with self.platform.unit_of_work(read_only=True) as uow:
             loaded = _load(uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.APPROVED:
                 return 0.0
-        if loaded.network.kind is NetworkKind.SOLANA:
-            return self._serialize_solana(workspace_id, tx_id)
         if loaded.network.kind is NetworkKind.BITCOIN:
             return self._serialize_bitcoin(workspace_id, tx_id, loaded)
-        fees = _fee_parameters(self.runtime, loaded)
-        assert loaded.network.rpc_url is not None
-        assert loaded.network.chain_id is not None
-        client = self.runtime.ethereum_client(loaded.network.rpc_url)
-        try:
-            chain_pending = client.get_transaction_count(loaded.source.address, "pending")
-        finally:
-            client.close()
-        chain_id = loaded.network.chain_id
+        chain = (
+            _chain_state(self.runtime, loaded) if loaded.network.kind is NetworkKind.EVM else None
+        )
         with self.platform.unit_of_work() as uow:
             locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.APPROVED)
             if locked is None:
                 return 0.0
-            chain_key, account = account_key(chain_id, locked.source.address)
-            NonceLedger(uow.session).observe(chain_key, account, chain_pending)
-            nonce = allocate_in(uow.session, chain_id, locked.source.address)
-            chain_tx = build_chain_transaction(locked, nonce=nonce, fees=fees)
-            # The transaction to be signed must do exactly what the policy evaluated.
             initiator = uow.users(workspace_id).get(locked.tx.initiator_user_id)
-            vault = VaultRepository(uow.session, workspace_id).get(locked.tx.vault_id)
             assert initiator is not None
-            assert vault is not None
-            policy_request(locked, chain_tx, initiator=initiator.email, vault=vault.id)
-            tx = locked.tx
-            tx.nonce = nonce
-            tx.chain_payload = _payload_json(chain_tx)
-            tx.digest = signing_hash(chain_tx).hex()
-            _transition(
-                uow,
-                tx,
-                TransactionStatus.SIGNING,
-                details={"nonce": nonce, "digest": tx.digest, "gas_limit": fees.gas_limit},
-            )
+            if chain is not None:
+                self._serialize_evm_in(uow, locked, chain, initiator.email)
+            else:
+                self._serialize_solana_in(uow, locked, initiator.email)
+            signing = self._signing(uow, locked)
         self.runtime.fault("serialized")
-        return 0.0
+        return self._sign_with(workspace_id, tx_id, signing)
 
-    def _serialize_solana(self, workspace_id: str, tx_id: str) -> float | None:
-        with self.platform.unit_of_work() as uow:
-            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.APPROVED)
-            if locked is None:
-                return 0.0
-            initiator = uow.users(workspace_id).get(locked.tx.initiator_user_id)
-            vault = VaultRepository(uow.session, workspace_id).get(locked.tx.vault_id)
-            assert initiator is not None
-            assert vault is not None
-            message = build_solana_message(locked, SOLANA_OFFLINE_BLOCKHASH)
-            solana_policy_request(locked, message, initiator=initiator.email, vault=vault.id)
-            raw = serialize_message(message)
-            tx = locked.tx
-            tx.chain_payload = json.dumps(
-                {"kind": "solana_message", "message": raw.hex(), "broadcast": False},
-                sort_keys=True,
-            )
-            tx.digest = hashlib.sha256(raw).hexdigest()
-            _transition(uow, tx, TransactionStatus.SIGNING, details={"digest": tx.digest})
-        return 0.0
+    def _serialize_evm_in(
+        self, uow: UnitOfWork, locked: _Loaded, chain: _ChainState, initiator: str
+    ) -> None:
+        """Allocate the nonce, build the EIP-1559 transaction, check it does what the
+        policy evaluated, and move ``approved -> signing`` (in the caller's unit of work).
+        """
+        chain_id = locked.network.chain_id
+        assert chain_id is not None
+        fees = _fee_parameters(self.runtime, locked, chain)
+        chain_key, account = account_key(chain_id, locked.source.address)
+        NonceLedger(uow.session).observe(chain_key, account, chain.pending)
+        nonce = allocate_in(uow.session, chain_id, locked.source.address)
+        chain_tx = build_chain_transaction(locked, nonce=nonce, fees=fees)
+        # The transaction to be signed must do exactly what the policy evaluated.
+        policy_request(locked, chain_tx, initiator=initiator, vault=locked.tx.vault_id)
+        tx = locked.tx
+        tx.nonce = nonce
+        tx.chain_payload = _payload_json(chain_tx)
+        tx.digest = signing_hash(chain_tx).hex()
+        _transition(
+            uow,
+            tx,
+            TransactionStatus.SIGNING,
+            details={"nonce": nonce, "digest": tx.digest, "gas_limit": fees.gas_limit},
+        )
+
+    def _serialize_solana_in(self, uow: UnitOfWork, locked: _Loaded, initiator: str) -> None:
+        """Build the Solana message, check it, and move ``approved -> signing``."""
+        message = build_solana_message(locked, SOLANA_OFFLINE_BLOCKHASH)
+        solana_policy_request(locked, message, initiator=initiator, vault=locked.tx.vault_id)
+        raw = serialize_message(message)
+        tx = locked.tx
+        tx.chain_payload = json.dumps(
+            {"kind": "solana_message", "message": raw.hex(), "broadcast": False},
+            sort_keys=True,
+        )
+        tx.digest = hashlib.sha256(raw).hexdigest()
+        _transition(uow, tx, TransactionStatus.SIGNING, details={"digest": tx.digest})
+
+    def _signing(
+        self, uow: UnitOfWork, loaded: _Loaded, *, prices: dict[str, str] | None = None
+    ) -> _Signing:
+        """Record one more signing attempt of ``loaded`` (in ``signing``, EVM or Solana)
+        and build its request to the backend; committed by the caller before the backend
+        is called."""
+        tx = loaded.tx
+        attempt, key = _record_attempt(uow, loaded)
+        assert tx.chain_payload is not None
+        solana = loaded.network.kind is NetworkKind.SOLANA
+        payload = json.loads(tx.chain_payload)
+        initiator = uow.users(tx.workspace_id).get(tx.initiator_user_id)
+        metadata, approvals, prices = cosigner_context(
+            uow,
+            loaded,
+            initiator=initiator.email if initiator is not None else "unknown",
+            prices=prices,
+        )
+        request = SignRequest(
+            workspace_id=tx.workspace_id,
+            vault_id=tx.vault_id,
+            backend_key_id=key.backend_key_id,
+            scheme="eddsa-ed25519" if solana else "ecdsa-secp256k1",
+            path=loaded.source.path,
+            payload_kind="solana_message" if solana else "ethereum_transaction",
+            payload=bytes.fromhex(payload["message" if solana else "signing_payload"]),
+            session=f"{tx.id}:{attempt}",
+            metadata=metadata,
+            approvals=approvals,
+            prices=prices,
+            min_signers=key.min_signers,
+        )
+        return _Signing(
+            request, attempt, bytes.fromhex(loaded.source.public_key), tx.chain_payload, solana
+        )
 
     def _sign(self, workspace_id: str, tx_id: str) -> float | None:
+        """A transaction found in ``signing`` (a retry, or a worker resuming after a
+        crash): a new attempt, then the round."""
         with self.platform.unit_of_work() as uow:
             loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
             if loaded is None:
                 return 0.0
-            tx = loaded.tx
-            attempt, key = _record_attempt(uow, loaded)
-            assert tx.chain_payload is not None
-            solana = loaded.network.kind is NetworkKind.SOLANA
-            payload = json.loads(tx.chain_payload)
-            initiator = uow.users(workspace_id).get(tx.initiator_user_id)
-            metadata, approvals, prices = cosigner_context(
-                uow, loaded, initiator=initiator.email if initiator is not None else "unknown"
-            )
-            request = SignRequest(
-                workspace_id=workspace_id,
-                vault_id=tx.vault_id,
-                backend_key_id=key.backend_key_id,
-                scheme="eddsa-ed25519" if solana else "ecdsa-secp256k1",
-                path=loaded.source.path,
-                payload_kind="solana_message" if solana else "ethereum_transaction",
-                payload=bytes.fromhex(payload["message" if solana else "signing_payload"]),
-                session=f"{tx.id}:{attempt}",
-                metadata=metadata,
-                approvals=approvals,
-                prices=prices,
-                min_signers=key.min_signers,
-            )
-            public_key = bytes.fromhex(loaded.source.public_key)
+            signing = self._signing(uow, loaded)
+        return self._sign_with(workspace_id, tx_id, signing)
+
+    def _sign_with(self, workspace_id: str, tx_id: str, signing: _Signing) -> float | None:
+        """The signing round of a committed attempt; the signature is verified, stored,
+        and (EVM) the transaction moves on to ``broadcasting`` in the same commit."""
         self.runtime.fault("signing")
-        if solana:
+        request, attempt = signing.request, signing.attempt
+        if signing.solana:
             return self._sign_solana(workspace_id, tx_id, request, attempt)
-        chain_tx = _chain_tx_from_payload(tx.chain_payload)
+        chain_tx = _chain_tx_from_payload(signing.chain_payload)
         if bytes(keccak(request.payload)) != signing_hash(chain_tx):
             raise PipelineFault("the stored signing payload does not match the transaction")
         try:
@@ -982,7 +1161,7 @@ class Pipeline:
         s = int.from_bytes(signature[32:64], "big")
         # Attaching finds the parity by recovery, which proves the signature is by this
         # address's key over this transaction's digest.
-        signed = assemble_with_public_key(chain_tx, r, s, public_key)
+        signed = assemble_with_public_key(chain_tx, r, s, signing.public_key)
         raw = encode_signed(signed)
         with self.platform.unit_of_work() as uow:
             loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
@@ -993,6 +1172,7 @@ class Pipeline:
             tx.signed_payload = raw.hex()
             tx.tx_hash = transaction_hash(signed).hex()
             _transition(uow, tx, TransactionStatus.SIGNED, details={"tx_hash": tx.tx_hash})
+            self._into_broadcasting(uow, loaded)
         self.runtime.fault("signed")
         return 0.0
 
@@ -1026,6 +1206,15 @@ class Pipeline:
             )
         return None
 
+    def _into_broadcasting(self, uow: UnitOfWork, loaded: _Loaded) -> None:
+        loaded.tx.broadcast_attempts += 1
+        _transition(
+            uow,
+            loaded.tx,
+            TransactionStatus.BROADCASTING,
+            details={"tx_hash": loaded.tx.tx_hash, "attempt": loaded.tx.broadcast_attempts},
+        )
+
     def _start_broadcast(self, workspace_id: str, tx_id: str) -> float | None:
         with self.platform.unit_of_work() as uow:
             loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNED)
@@ -1033,13 +1222,7 @@ class Pipeline:
                 return 0.0
             if loaded.network.kind is NetworkKind.SOLANA:
                 return None  # Signed and verified, never broadcast (see _sign_solana).
-            loaded.tx.broadcast_attempts += 1
-            _transition(
-                uow,
-                loaded.tx,
-                TransactionStatus.BROADCASTING,
-                details={"tx_hash": loaded.tx.tx_hash, "attempt": loaded.tx.broadcast_attempts},
-            )
+            self._into_broadcasting(uow, loaded)
         return 0.0
 
     def _known_on_chain(self, client: EthereumRpcClient, tx_hash: bytes) -> bool:
@@ -1047,13 +1230,22 @@ class Pipeline:
             return True
         return client.request("eth_getTransactionByHash", ["0x" + tx_hash.hex()]) is not None
 
-    def _broadcast(self, workspace_id: str, tx_id: str) -> float | None:
+    def _broadcast(self, workspace_id: str, tx_id: str, *, fresh: bool = False) -> float | None:
+        """Send the signed bytes. Signatures finish out of nonce order; a node that will
+        not take a nonce gap (hardhat's automine refuses it, "nonce too high") makes the
+        later one wait for its predecessor instead of failing (a failure there used to
+        leave its nonce in flight and every later nonce of the address stuck behind it).
+        """
         with self.platform.unit_of_work(read_only=True) as uow:
             loaded = _load(uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.BROADCASTING:
                 return 0.0
         if loaded.network.kind is NetworkKind.BITCOIN:
             return self._broadcast_bitcoin(workspace_id, tx_id, loaded)
+        chain_id, nonce = loaded.network.chain_id, loaded.tx.nonce
+        address = loaded.source.address
+        assert chain_id is not None
+        assert nonce is not None
         tx = loaded.tx
         assert tx.tx_hash is not None
         assert tx.signed_payload is not None
@@ -1063,7 +1255,7 @@ class Pipeline:
         outcome = "sent"
         try:
             # On resume the transaction may already be out: never send before asking.
-            if self._known_on_chain(client, tx_hash):
+            if not fresh and self._known_on_chain(client, tx_hash):
                 outcome = "already_known"
             else:
                 try:
@@ -1072,6 +1264,15 @@ class Pipeline:
                         raise PipelineFault("the node reports another transaction hash")
                 except AlreadyKnownError:
                     outcome = "already_known"
+                except NonceTooHighError:
+                    # The previous nonce has not reached the node yet: wait for it (woken
+                    # when it goes out from this process), never fail for it.
+                    _log.info("broadcast of %s waits for nonce %d to go out", tx_id, nonce - 1)
+                    with _NEXT_LOCK:
+                        if len(_NEXT_IN_LINE) >= _CONTEXT_LIMIT:
+                            _NEXT_IN_LINE.clear()  # they still look again on their own
+                        _NEXT_IN_LINE[(chain_id, address, nonce)] = (workspace_id, tx_id)
+                    return self.runtime.nonce_order_wait_s
                 except NonceTooLowError:
                     if not self._known_on_chain(client, tx_hash):
                         raise PipelineFault(
@@ -1090,26 +1291,19 @@ class Pipeline:
             locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.BROADCASTING)
             if locked is None:
                 return 0.0
-            chain_id = locked.network.chain_id
-            assert chain_id is not None
-            assert locked.tx.nonce is not None
-            if (
-                state_in(uow.session, chain_id, locked.source.address, locked.tx.nonce)
-                is NonceState.IN_FLIGHT
-            ):
-                settle_in(
-                    uow.session,
-                    chain_id,
-                    locked.source.address,
-                    locked.tx.nonce,
-                    NonceState.CONFIRMED,
-                )
+            if state_in(uow.session, chain_id, address, nonce) is NonceState.IN_FLIGHT:
+                settle_in(uow.session, chain_id, address, nonce, NonceState.CONFIRMED)
             _transition(
                 uow,
                 locked.tx,
                 TransactionStatus.CONFIRMING,
                 details={"tx_hash": locked.tx.tx_hash, "broadcast": outcome},
             )
+            with _NEXT_LOCK:
+                successor = _NEXT_IN_LINE.pop((chain_id, address, nonce + 1), None)
+            if successor is not None:
+                WorkQueue(uow.session).enqueue(*successor)
+                uow.after_commit(work_committed)
         return 0.0
 
     def _confirm(self, workspace_id: str, tx_id: str) -> float | None:
