@@ -264,7 +264,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--pool", type=int, default=0, help="default: the burst size")
     parser.add_argument("--sustained", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument(
+        "--workers", type=int, default=4, help="pipeline worker threads (the server's default)"
+    )
     parser.add_argument("--paced", type=int, default=30, help="transfers in the paced run")
     parser.add_argument("--paced-rate", type=float, default=4.0, help="per second")
     parser.add_argument(

@@ -4,13 +4,14 @@ and located, concurrent appends never fork a chain. Runs on SQLite and PostgreSQ
 import threading
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 
 from shardvault.audit import (
     Actor,
     AuditChainBroken,
     AuditLog,
     AuditSigner,
+    ChainReport,
     all_chains,
     verify_chain,
 )
@@ -54,9 +55,9 @@ def _ids_by_seq(database: Database, chain: str) -> dict[int, str]:
     return {seq: event_id for seq, event_id in rows}
 
 
-def _verify(database: Database, signer: AuditSigner, chain: str) -> None:
+def _verify(database: Database, signer: AuditSigner, chain: str) -> ChainReport:
     with database.transaction() as session:
-        verify_chain(session, chain, signer.keyring())
+        return verify_chain(session, chain, signer.keyring())
 
 
 def _sql(database: Database, statement: str, **params: object) -> None:
@@ -83,6 +84,38 @@ def test_appended_chains_verify_and_checkpoint(database: Database, signer: Audit
     assert (reports[first].events, reports[first].checkpoints) == (9, 2)
     assert (reports[second].events, reports[second].checkpoints) == (3, 0)
     assert reports[SYSTEM_CHAIN].events == 2
+
+
+def test_one_head_read_per_transaction_and_a_later_transaction_reads_it_again(
+    database: Database, signer: AuditSigner
+) -> None:
+    """Events of one transaction reuse the head row it locked; the same session's next
+    transaction must not: another writer may have moved the head in between."""
+    workspace = _workspace(database)
+    _append(database, signer, workspace, 1)  # the chain's head row exists
+    heads: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "audit_chain_heads" in statement:
+            heads.append(statement)
+
+    session = database.new_session()
+    log = AuditLog(session, signer, checkpoint_interval=CHECKPOINT_EVERY)
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        with session.begin():
+            for index in range(3):
+                log.append(workspace_id=workspace, actor=Actor.system(), action=f"a.{index}")
+        assert len(heads) == 1
+        _append(database, signer, workspace, 2)  # another writer moves the head
+        with session.begin():
+            log.append(workspace_id=workspace, actor=Actor.system(), action="a.later")
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+        session.close()
+    assert len(heads) == 3  # ours, the other writer's, ours again in the new transaction
+    report = _verify(database, signer, workspace)
+    assert report.events == 7
 
 
 def test_event_in_a_rolled_back_transaction_leaves_no_trace(

@@ -8,6 +8,7 @@ import base64
 import ipaddress
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -23,7 +24,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import VerifyKey
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from shardvault.audit import Actor
 from shardvault.cli.main import cli
@@ -197,6 +198,66 @@ def test_sequence_numbers_are_per_resource(platform: Platform, tenant: Tenant) -
     assert body["resource"] == {"type": "transaction", "id": "tx-a"}
     assert body["data"] == {"n": 2}
     assert body["type"] == "transaction.status_changed"
+
+
+def test_several_events_of_a_resource_in_one_transaction_take_consecutive_numbers(
+    platform: Platform, tenant: Tenant
+) -> None:
+    """A pipeline step can move a transaction through several states in one database
+    transaction: its events share the locked counter row and the endpoint list; an
+    endpoint created in the same transaction still gets the events emitted after it."""
+    first = add_endpoint(platform, tenant, "https://a.example.com/")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(platform.database.engine, "before_cursor_execute", count)
+    try:
+        with platform.unit_of_work() as uow:
+            emitted = [
+                svc.emit_event(uow, tenant.workspace_id, "transaction", "tx-u", "a.b", {"n": n})
+                for n in range(3)
+            ]
+            later = svc.create_endpoint(
+                uow,
+                owner_of(tenant),
+                url="https://b.example.com/",
+                event_types=("*",),
+                policy=LOOPBACK,
+            )
+            emitted.append(
+                svc.emit_event(uow, tenant.workspace_id, "transaction", "tx-u", "a.b", {"n": 3})
+            )
+    finally:
+        event.remove(platform.database.engine, "before_cursor_execute", count)
+    assert [e.sequence for e in emitted] == [1, 2, 3, 4]
+    # The counter row is read (and locked) once, the endpoints twice: once at first,
+    # once after the new endpoint made the transaction forget them.
+    counters = [
+        s
+        for s in statements
+        if s.lstrip().upper().startswith("SELECT") and "webhook_resource_sequences" in s
+    ]
+    endpoints = [
+        s
+        for s in statements
+        if s.lstrip().upper().startswith("SELECT")
+        and "FROM webhook_endpoints" in s
+        and re.search(r"enabled IS (1|true)", s, re.IGNORECASE)
+    ]
+    assert len(counters) == 1
+    assert len(endpoints) == 2
+    with platform.unit_of_work() as uow:
+        targets = {
+            e.id: {
+                d.endpoint_id
+                for d in svc.list_deliveries(uow, owner_of(tenant), event_id=e.id).items
+            }
+            for e in emitted
+        }
+    assert [targets[e.id] for e in emitted] == [{first.id}] * 3 + [{first.id, later.id}]
+    assert emit(platform, tenant, "tx-u").sequence == 5  # the next transaction goes on
 
 
 def test_event_filters_choose_endpoints(platform: Platform, tenant: Tenant) -> None:

@@ -43,7 +43,7 @@ from shardvault.store.models import (
     AuditEvent,
     new_id,
 )
-from shardvault.store.repositories import insert_ignoring_conflict
+from shardvault.store.repositories import insert_ignoring_conflict, transaction_scoped
 from shardvault.store.types import utcnow
 
 DEFAULT_CHECKPOINT_INTERVAL = 100
@@ -97,6 +97,14 @@ class AuditLog:
         self._checkpoint_interval = checkpoint_interval
 
     def _lock_head(self, chain: str) -> AuditChainHead:
+        # Locked until the transaction ends: a second event in it reuses the row.
+        heads = transaction_scoped(self._session, "audit_chain_heads")
+        head = heads.get(chain)
+        if head is None:
+            head = heads[chain] = self._read_and_lock_head(chain)
+        return head
+
+    def _read_and_lock_head(self, chain: str) -> AuditChainHead:
         query = (
             select(AuditChainHead)
             .where(AuditChainHead.chain == chain)

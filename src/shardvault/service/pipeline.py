@@ -364,6 +364,8 @@ _NEXT_IN_LINE: dict[tuple[int, str, int], tuple[str, str]] = {}
 """(chain id, address, nonce) -> (workspace, transaction) of a signed transaction the
 node refused for a nonce gap, woken when the previous nonce goes out (:meth:`Pipeline.
 _broadcast`)."""
+_GAP_REFUSED: dict[str, bool] = {}
+"""Transactions whose last send from this process the node refused for a nonce gap."""
 _NEXT_LOCK = threading.Lock()
 
 
@@ -1254,8 +1256,12 @@ class Pipeline:
         client = self.runtime.ethereum_client(loaded.network.rpc_url)
         outcome = "sent"
         try:
-            # On resume the transaction may already be out: never send before asking.
-            if not fresh and self._known_on_chain(client, tx_hash):
+            # On resume the transaction may already be out: never send before asking,
+            # unless nothing can have been sent since this process last looked (it just
+            # committed ``broadcasting``, or the node just refused the bytes for a gap).
+            with _NEXT_LOCK:
+                refused_here = _GAP_REFUSED.pop(tx_id, False)
+            if not (fresh or refused_here) and self._known_on_chain(client, tx_hash):
                 outcome = "already_known"
             else:
                 try:
@@ -1271,7 +1277,9 @@ class Pipeline:
                     with _NEXT_LOCK:
                         if len(_NEXT_IN_LINE) >= _CONTEXT_LIMIT:
                             _NEXT_IN_LINE.clear()  # they still look again on their own
+                            _GAP_REFUSED.clear()
                         _NEXT_IN_LINE[(chain_id, address, nonce)] = (workspace_id, tx_id)
+                        _GAP_REFUSED[tx_id] = True
                     return self.runtime.nonce_order_wait_s
                 except NonceTooLowError:
                     if not self._known_on_chain(client, tx_hash):

@@ -11,6 +11,7 @@ Repositories never commit; the caller's unit of work does.
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +30,20 @@ from shardvault.store.models import (
     new_id,
 )
 from shardvault.store.types import utcnow
+
+
+def transaction_scoped(session: Session, name: str) -> dict[Any, Any]:
+    """A dict that lives as long as ``session``'s current transaction, for rows that
+    transaction holds locked (their values cannot change under it until it ends, so a
+    second read in the same transaction can be skipped). A new transaction of the same
+    session gets an empty dict."""
+    current = session.get_transaction()
+    key = f"shardvault.transaction_scoped.{name}"
+    held = session.info.get(key)
+    if held is None or held[0] is not current:
+        held = (current, {})
+        session.info[key] = held
+    return held[1]
 
 
 def insert_ignoring_conflict(

@@ -23,7 +23,7 @@ from shardvault.store.models_webhooks import (
     WebhookEvent,
     WebhookResourceSequence,
 )
-from shardvault.store.repositories import insert_ignoring_conflict
+from shardvault.store.repositories import insert_ignoring_conflict, transaction_scoped
 
 TimeCursor = tuple[datetime, str]
 """A position in a time-ordered list: (timestamp, id) of the last row already seen."""
@@ -47,6 +47,7 @@ class WebhookRepository:
 
     def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
         endpoint.workspace_id = self.workspace_id
+        self._forget_endpoints()
         self._session.add(endpoint)
         self._session.flush()
         return endpoint
@@ -59,6 +60,8 @@ class WebhookRepository:
             WebhookEndpoint.deleted_at.is_(None),
         )
         if for_update:
+            # Locked to be changed: the transaction's list of enabled ones is forgotten.
+            self._forget_endpoints()
             query = query.with_for_update().execution_options(populate_existing=True)
         return self._session.scalar(query)
 
@@ -75,6 +78,19 @@ class WebhookRepository:
         return self._session.scalars(query.order_by(*order).limit(limit)).all()
 
     def enabled_endpoints(self) -> Sequence[WebhookEndpoint]:
+        """The enabled endpoints, read once per transaction (each state change of a
+        transaction emits an event; several can share one database transaction).
+        Changing an endpoint through this repository forgets the list."""
+        known = transaction_scoped(self._session, "webhook_endpoints")
+        endpoints = known.get(self.workspace_id)
+        if endpoints is None:
+            endpoints = known[self.workspace_id] = self._read_enabled_endpoints()
+        return endpoints
+
+    def _forget_endpoints(self) -> None:
+        transaction_scoped(self._session, "webhook_endpoints").pop(self.workspace_id, None)
+
+    def _read_enabled_endpoints(self) -> Sequence[WebhookEndpoint]:
         return self._session.scalars(
             select(WebhookEndpoint)
             .where(
@@ -89,7 +105,17 @@ class WebhookRepository:
 
     def next_sequence(self, resource_type: str, resource_id: str) -> int:
         """Take the next sequence number of a resource, holding its counter row locked until
-        the transaction ends (so numbers commit in order and without gaps)."""
+        the transaction ends (so numbers commit in order and without gaps); the locked row
+        serves the transaction's later events of the same resource without a query."""
+        counters = transaction_scoped(self._session, "webhook_sequences")
+        key = (self.workspace_id, resource_type, resource_id)
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters[key] = self._lock_sequence(resource_type, resource_id)
+        counter.last_seq += 1
+        return int(counter.last_seq)
+
+    def _lock_sequence(self, resource_type: str, resource_id: str) -> WebhookResourceSequence:
         insert_ignoring_conflict(
             self._session,
             WebhookResourceSequence,
@@ -111,9 +137,7 @@ class WebhookRepository:
             .execution_options(populate_existing=True)
         )
         assert counter is not None
-        counter.last_seq += 1
-        self._session.flush()
-        return counter.last_seq
+        return counter
 
     def add_event(self, event: WebhookEvent) -> WebhookEvent:
         event.workspace_id = self.workspace_id
