@@ -192,7 +192,8 @@ class AuditLog:
         head.updated_at = utcnow()
         if seq % self._checkpoint_interval == 0:
             self._add_checkpoint(chain, seq, digest)
-        self._session.flush()
+        # No flush here: the event and the head are written with the transaction's next
+        # flush (its next query or its commit), several events in one batch.
         return event
 
     def checkpoint(self, workspace_id: str | None) -> AuditCheckpoint | None:

@@ -490,6 +490,8 @@ def _record_event(
             e for e in repo.enabled_endpoints() if subscribes(json.loads(e.event_types), event_type)
         ]
     )
+    if targets:
+        uow.session.flush()  # the event's row before its deliveries' (foreign key)
     deliveries = [_new_delivery(repo, event, endpoint.id, now) for endpoint in targets]
     return event, deliveries
 

@@ -36,7 +36,7 @@ from shardvault.store.models_vaults import (
     Wallet,
     WalletAddress,
 )
-from shardvault.store.repositories import insert_ignoring_conflict
+from shardvault.store.repositories import insert_ignoring_conflict, transaction_scoped
 from shardvault.store.types import utcnow
 
 
@@ -396,6 +396,14 @@ class NonceLedger:
         self._session = session
 
     def _lock(self, chain: str, address: str) -> NonceCounter:
+        # Locked until the transaction ends (observe then allocate lock it once).
+        counters = transaction_scoped(self._session, "nonce_counters")
+        counter = counters.get((chain, address))
+        if counter is None:
+            counter = counters[(chain, address)] = self._read_and_lock(chain, address)
+        return counter
+
+    def _read_and_lock(self, chain: str, address: str) -> NonceCounter:
         insert_ignoring_conflict(
             self._session,
             NonceCounter,

@@ -141,8 +141,7 @@ class WebhookRepository:
 
     def add_event(self, event: WebhookEvent) -> WebhookEvent:
         event.workspace_id = self.workspace_id
-        self._session.add(event)
-        self._session.flush()
+        self._session.add(event)  # written with the transaction's next flush
         return event
 
     def get_event(self, event_id: str, *, for_update: bool = False) -> WebhookEvent | None:
