@@ -302,6 +302,9 @@ def test_signature_finished_before_its_predecessor_waits_for_it_instead_of_faili
     wait = pipeline.advance(ws.owner.principal.workspace_id, second)
     assert wait == worker.runtime.nonce_order_wait_s
     assert _get(ws, second).status == "broadcasting"
+    # Refused again, it waits longer (a gap nothing fills must not busy the workers).
+    assert pipeline.advance(ws.owner.principal.workspace_id, second) == 2 * wait
+    assert _get(ws, second).status == "broadcasting"
     # The first goes out and wakes the second, which then goes out too.
     assert pipeline.advance(ws.owner.principal.workspace_id, first) == 0.0
     assert _get(ws, first).status == "confirming"

@@ -364,8 +364,12 @@ _NEXT_IN_LINE: dict[tuple[int, str, int], tuple[str, str]] = {}
 """(chain id, address, nonce) -> (workspace, transaction) of a signed transaction the
 node refused for a nonce gap, woken when the previous nonce goes out (:meth:`Pipeline.
 _broadcast`)."""
-_GAP_REFUSED: dict[str, bool] = {}
-"""Transactions whose last send from this process the node refused for a nonce gap."""
+_GAP_REFUSED: dict[str, int] = {}
+"""Transactions whose last sends from this process the node refused for a nonce gap, and
+how many times in a row."""
+
+_GAP_WAIT_MAX_S = 30.0
+"""The longest wait between sends of a transaction refused for a nonce gap."""
 _NEXT_LOCK = threading.Lock()
 
 
@@ -1260,7 +1264,8 @@ class Pipeline:
             # unless nothing can have been sent since this process last looked (it just
             # committed ``broadcasting``, or the node just refused the bytes for a gap).
             with _NEXT_LOCK:
-                refused_here = _GAP_REFUSED.pop(tx_id, False)
+                refusals = _GAP_REFUSED.pop(tx_id, 0)
+            refused_here = refusals > 0
             if not (fresh or refused_here) and self._known_on_chain(client, tx_hash):
                 outcome = "already_known"
             else:
@@ -1272,15 +1277,23 @@ class Pipeline:
                     outcome = "already_known"
                 except NonceTooHighError:
                     # The previous nonce has not reached the node yet: wait for it (woken
-                    # when it goes out from this process), never fail for it.
-                    _log.info("broadcast of %s waits for nonce %d to go out", tx_id, nonce - 1)
+                    # when it goes out from this process), never fail for it. The wait
+                    # grows, for a gap nothing here will fill (docs/transactions.md).
+                    refusals += 1
+                    log = _log.warning if refusals % 10 == 0 else _log.info
+                    log(
+                        "broadcast of %s (nonce %d of %s) waits for nonce %d to reach the "
+                        "node (%d refusals)",
+                        tx_id, nonce, address, nonce - 1, refusals,
+                    )  # fmt: skip
                     with _NEXT_LOCK:
                         if len(_NEXT_IN_LINE) >= _CONTEXT_LIMIT:
                             _NEXT_IN_LINE.clear()  # they still look again on their own
                             _GAP_REFUSED.clear()
                         _NEXT_IN_LINE[(chain_id, address, nonce)] = (workspace_id, tx_id)
-                        _GAP_REFUSED[tx_id] = True
-                    return self.runtime.nonce_order_wait_s
+                        _GAP_REFUSED[tx_id] = refusals
+                    wait = self.runtime.nonce_order_wait_s * float(2 ** min(refusals - 1, 16))
+                    return min(wait, _GAP_WAIT_MAX_S)
                 except NonceTooLowError:
                     if not self._known_on_chain(client, tx_hash):
                         raise PipelineFault(
