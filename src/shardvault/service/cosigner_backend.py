@@ -16,7 +16,9 @@ do"):
 * a failed or refused signature aborts the session at every signer, and the error says
   which party refused which check (or whom an aborted session blames);
 * ECDSA signatures come from presignatures: a pool per (key, derivation path, signer
-  set) is filled in the background while no signature is waiting, so a signature from
+  set) is filled in the background once no signature has been asked for
+  ``idle_before_presign`` seconds (1 s: a refill between the signatures of a slow burst
+  took the co-signers' CPU from them), or at once when it is empty, so a signature from
   the pool is one online round. The pool holds only *labels*; each co-signer keeps its
   own presignature in memory and deletes it when it signs, so none is used twice. A
   co-signer that restarted has lost its presignatures; the backend then drops the pool
@@ -119,7 +121,7 @@ class CosignerBackend:
         sign_timeout: float = 60.0,
         presign_timeout: float = 120.0,
         presignature_pool: int = 0,
-        idle_before_presign: float = 0.25,
+        idle_before_presign: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 <= presignature_pool <= 10_000:
