@@ -218,7 +218,7 @@ class PipelineRuntime:
     nonce_order_wait_s: float = 1.0
     # How long the node's fee suggestion is reused (about a block on a fast chain; the
     # fee cap has headroom over the base fee).
-    chain_state_ttl_s: float = 1.0
+    fee_reuse_s: float = 1.0
     fault_hook: FaultHook | None = None
 
     def fault(self, point: str) -> None:
@@ -285,7 +285,6 @@ def _load(uow: UnitOfWork, workspace_id: str, tx_id: str, *, lock: bool) -> _Loa
 
 _HINTED = frozenset(
     {
-        TransactionStatus.PENDING_POLICY,
         TransactionStatus.APPROVED,
         TransactionStatus.SIGNING,
         TransactionStatus.SIGNED,
@@ -293,7 +292,9 @@ _HINTED = frozenset(
         TransactionStatus.CONFIRMING,
     }
 )
-"""States a worker goes on from at once, in the same loop, after committing them."""
+"""States a worker goes on from at once, in the same loop, after committing them
+(``pending_policy`` is never committed on its own: evaluation goes on in the same unit of
+work)."""
 
 _HINTS: dict[str, tuple[TransactionStatus, _ContextKey]] = {}
 _HINTS_LOCK = threading.Lock()
@@ -335,7 +336,7 @@ _FEES_LOCK = threading.Lock()
 
 
 def _chain_state(runtime: PipelineRuntime, loaded: _Loaded) -> _ChainState:
-    """Fee caps (from the node at most once per ``runtime.chain_state_ttl_s``) and the
+    """Fee caps (from the node at most once per ``runtime.fee_reuse_s``) and the
     pending nonce count (asked every time: a stale count would let an address used
     elsewhere get a nonce that is already taken).
 
@@ -349,7 +350,7 @@ def _chain_state(runtime: PipelineRuntime, loaded: _Loaded) -> _ChainState:
         fees = _FEES.get(url)
     client = runtime.ethereum_client(url)
     try:
-        if fees is None or now - fees[0] > runtime.chain_state_ttl_s:
+        if fees is None or now - fees[0] > runtime.fee_reuse_s:
             suggested = client.suggest_fees()
             fees = (now, suggested.max_fee_per_gas, suggested.max_priority_fee_per_gas)
             with _FEES_LOCK:
