@@ -10,9 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shardvault.chains.errors import InvalidAddressError
+from shardvault.service import nonce_store
 from shardvault.service.nonce_store import StoreNonceAllocator
 from shardvault.service.nonces import NonceError
 from shardvault.store import Database
+from shardvault.store.models_vaults import NonceState
+from shardvault.store.repositories_vaults import NonceLedger
 
 CHAIN = 31337
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -79,3 +82,31 @@ def test_misuse_is_a_typed_error_and_changes_nothing(database: Database) -> None
     with pytest.raises(InvalidAddressError):
         allocator.allocate(CHAIN, "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266")  # bad checksum
     assert allocator.allocate(CHAIN, ADDRESS) == 0
+
+
+def test_one_transaction_allocating_many_still_reuses_what_it_released(
+    database: Database,
+) -> None:
+    """A batch allocates several nonces in one database transaction; the ledger skips
+    the look-up for released nonces after finding none, and the delete below the
+    chain's count after doing it once, but a release in the same transaction brings
+    both back."""
+    StoreNonceAllocator(database).allocate(CHAIN, ADDRESS)  # nonce 0, committed
+    with database.transaction() as session:
+        NonceLedger(session).observe(*nonce_store.account_key(CHAIN, ADDRESS), 2)
+        assert [nonce_store.allocate_in(session, CHAIN, ADDRESS) for _ in range(3)] == [2, 3, 4]
+        nonce_store.settle_in(session, CHAIN, ADDRESS, 3, NonceState.RELEASED)
+        assert nonce_store.allocate_in(session, CHAIN, ADDRESS) == 3
+        nonce_store.settle_in(session, CHAIN, ADDRESS, 4, NonceState.RELEASED)
+        # The same count again keeps nonce 4 (it is not below 2); a higher one (the chain
+        # moved past 4) drops it, even in this transaction.
+        NonceLedger(session).observe(*nonce_store.account_key(CHAIN, ADDRESS), 2)
+        assert nonce_store.state_in(session, CHAIN, ADDRESS, 4) is NonceState.RELEASED
+        NonceLedger(session).observe(*nonce_store.account_key(CHAIN, ADDRESS), 5)
+        assert nonce_store.state_in(session, CHAIN, ADDRESS, 4) is None
+        assert nonce_store.allocate_in(session, CHAIN, ADDRESS) == 5
+    # The next transaction looks again: a nonce released since is reused first.
+    allocator = StoreNonceAllocator(database)
+    allocator.release(CHAIN, ADDRESS, 5)
+    assert allocator.allocate(CHAIN, ADDRESS) == 5
+    assert allocator.allocate(CHAIN, ADDRESS) == 6

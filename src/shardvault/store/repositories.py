@@ -115,9 +115,9 @@ class UserRepository:
         return user
 
     def get(self, user_id: str) -> User | None:
-        return self._session.scalar(
-            select(User).where(User.workspace_id == self.workspace_id, User.id == user_id)
-        )
+        # From the session's identity map when it holds the row (no query).
+        user = self._session.get(User, user_id)
+        return user if user is not None and user.workspace_id == self.workspace_id else None
 
     def get_by_email(self, email: str) -> User | None:
         return self._session.scalar(

@@ -145,13 +145,22 @@ class VaultRepository(_Bound):
         ).all()
 
     def key(self, vault_id: str, scheme: str) -> VaultKey | None:
-        return self._session.scalar(
-            select(VaultKey).where(
-                VaultKey.workspace_id == self.workspace_id,
-                VaultKey.vault_id == vault_id,
-                VaultKey.scheme == scheme,
+        # A vault's keys never change once made: one found is kept for the rest of the
+        # database transaction (a batch signing many transfers of one vault).
+        found = transaction_scoped(self._session, "vault_keys")
+        name = (self.workspace_id, vault_id, scheme)
+        key = found.get(name)
+        if key is None:
+            key = self._session.scalar(
+                select(VaultKey).where(
+                    VaultKey.workspace_id == self.workspace_id,
+                    VaultKey.vault_id == vault_id,
+                    VaultKey.scheme == scheme,
+                )
             )
-        )
+            if key is not None:
+                found[name] = key
+        return key
 
 
 class WalletRepository(_Bound):
@@ -315,6 +324,21 @@ class TransactionRepository(_Bound):
             query = query.with_for_update()
         return self._session.scalar(query.execution_options(populate_existing=True))
 
+    def get_many(self, transaction_ids: Sequence[str], *, lock: bool = False) -> list[Transaction]:
+        """Those of ``transaction_ids`` that exist, in one query (locked if asked, in id
+        order, so two callers locking overlapping sets cannot deadlock)."""
+        query = (
+            select(Transaction)
+            .where(
+                Transaction.workspace_id == self.workspace_id,
+                Transaction.id.in_(list(transaction_ids)),
+            )
+            .order_by(Transaction.id)
+        )
+        if lock:
+            query = query.with_for_update()
+        return list(self._session.scalars(query.execution_options(populate_existing=True)))
+
     def list(
         self,
         *,
@@ -433,23 +457,30 @@ class NonceLedger:
         """Reserve the lowest released nonce, else the next fresh one; ``None`` when the
         account's nonces are exhausted."""
         counter = self._lock(chain, address)
-        released = self._session.scalar(
-            select(NonceAllocation)
-            .where(
-                NonceAllocation.chain == chain,
-                NonceAllocation.address == address,
-                NonceAllocation.state == NonceState.RELEASED,
+        # With the counter locked, no other transaction can release a nonce of the
+        # address; one that found none released need not look again until it releases
+        # one itself (a batch allocating several nonces of one address).
+        none_released = transaction_scoped(self._session, "nonces_none_released")
+        released = None
+        if (chain, address) not in none_released:
+            released = self._session.scalar(
+                select(NonceAllocation)
+                .where(
+                    NonceAllocation.chain == chain,
+                    NonceAllocation.address == address,
+                    NonceAllocation.state == NonceState.RELEASED,
+                )
+                .order_by(NonceAllocation.nonce)
+                .limit(1)
+                .execution_options(populate_existing=True)
             )
-            .order_by(NonceAllocation.nonce)
-            .limit(1)
-            .execution_options(populate_existing=True)
-        )
         now = utcnow()
         if released is not None:
             released.state = NonceState.IN_FLIGHT
             released.updated_at = now
             self._session.flush()
             return int(released.nonce)
+        none_released[(chain, address)] = True
         nonce = int(counter.next_nonce)
         if nonce > max_nonce:
             return None
@@ -475,6 +506,9 @@ class NonceLedger:
             return False
         allocation.state = state
         allocation.updated_at = utcnow()
+        if state is NonceState.RELEASED:
+            for name in ("nonces_none_released", "nonces_observed"):
+                transaction_scoped(self._session, name).pop((chain, address), None)
         self._session.flush()
         return True
 
@@ -488,6 +522,13 @@ class NonceLedger:
         if pending_nonce > counter.next_nonce:
             counter.next_nonce = pending_nonce
             counter.updated_at = utcnow()
+        # Released nonces below a count this transaction already cleared are gone (the
+        # counter is locked: only this transaction could release one, and it forgets
+        # the count when it does).
+        observed = transaction_scoped(self._session, "nonces_observed")
+        if observed.get((chain, address), -1) >= pending_nonce:
+            return
+        observed[(chain, address)] = pending_nonce
         self._session.execute(
             delete(NonceAllocation).where(
                 NonceAllocation.chain == chain,
