@@ -278,6 +278,15 @@ def main() -> None:
         help="PostgreSQL on 127.0.0.1:5432 (a fresh database, dropped at the end) "
         "instead of SQLite",
     )
+    parser.add_argument(
+        "--server-log", type=Path, help="keep the server's log here (default: dropped)"
+    )
+    parser.add_argument(
+        "--server-log-level",
+        default="warning",
+        help="the server's log level (info: every "
+        "request and nonce-gap wait; it costs the server CPU)",
+    )
     args = parser.parse_args()
     pool = args.pool or args.burst
     with tempfile.TemporaryDirectory(prefix="sv-bench-cosigners-") as tmp:
@@ -292,7 +301,9 @@ def main() -> None:
                 if args.postgres
                 else f"sqlite:///{work / 'data' / 'shardvault.db'}"
             )
-            server, url, owner, data = _start(work, pool, args.workers, db)
+            server, url, owner, data = _start(
+                work, pool, args.workers, db, args.server_log, args.server_log_level
+            )
             _SERVER_PID.append(server.pid)
             print(f"database: {db.split('://')[0]}", flush=True)
             _measure(url, owner, data, node, args, pool, db)
@@ -324,7 +335,7 @@ def _drop_postgres(url: str) -> None:
 
 
 def _start(
-    work: Path, pool: int, workers: int, db: str
+    work: Path, pool: int, workers: int, db: str, log_path: Path | None, log_level: str
 ) -> tuple[subprocess.Popen[bytes], str, ApiKeyCredentials, Path]:
     data = work / "data"
     init = subprocess.run(
@@ -334,10 +345,10 @@ def _start(
         capture_output=True, check=True, text=True,
     )  # fmt: skip
     doc = json.loads(init.stdout)
-    log = (work / "server.log").open("wb")
+    log = (log_path or work / "server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "shardvault.cli.main", "server", "--port", "0",
-         "--data-dir", str(data), "--db", db, "--json", "--log-level", "warning",
+         "--data-dir", str(data), "--db", db, "--json", "--log-level", log_level,
          "--presignature-pool", str(pool), "--pipeline-workers", str(workers),
          "--unsafe-test-only-primes", str(PRIMES)],
         stdout=subprocess.PIPE, stderr=log, env=dict(os.environ),
@@ -408,6 +419,7 @@ def _measure(
     bursts = []
     for run in range(args.bursts):
         _wait_idle(pids)  # the pool is full again
+        print(f"burst {run + 1} starting", flush=True)
         bursts.append(_run(f"ECDSA burst {run + 1}/{args.bursts} from a full pool "
                            f"({args.burst})", db, url, owner, eth.id, ETH_RECIPIENT,
                            args.burst))  # fmt: skip

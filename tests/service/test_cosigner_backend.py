@@ -285,6 +285,50 @@ def test_lost_presignatures_are_replaced(nodes: Nodes, backend: CosignerBackend,
     assert _recovered(signature, digest) == _derived_point(key)
 
 
+def test_sign_many_queues_every_round_before_waiting(
+    nodes: Nodes, backend: CosignerBackend, ecdsa_key
+):
+    """A burst: the pooled rounds go to the co-signers together; a request beyond the
+    pool presigns on its own afterwards; a refused request fails alone, named."""
+    key = ecdsa_key
+    backend.fill_pool(WORKSPACE, "treasury", key.backend_key_id, PATH, 2)
+    assert backend.pooled(WORKSPACE, "treasury", key.backend_key_id, PATH) == 2
+    txs = [_transfer(10 + i) for i in range(4)]
+    bad = {**metadata(), "source": {"vault": "another-vault"}}
+    requests = [
+        _eth_request(key, txs[0]),
+        _eth_request(key, txs[1], metadata=bad),
+        _eth_request(key, txs[2]),
+        _eth_request(key, txs[3]),
+    ]
+    answers = backend.sign_many(requests)
+    assert len(answers) == 4
+    refused = answers[1]
+    assert isinstance(refused, CosignerRefused)
+    assert "check=malformed" in str(refused)
+    for index in (0, 2, 3):
+        signature = answers[index]
+        assert isinstance(signature, bytes), signature
+        digest = bytes(keccak(ethereum.encode_unsigned(txs[index])))
+        assert _recovered(signature, digest) == _derived_point(key)
+    assert _wait(nodes.idle)
+
+
+def test_sign_many_replaces_presignatures_a_restart_lost(
+    nodes: Nodes, backend: CosignerBackend, ecdsa_key
+):
+    key = ecdsa_key
+    backend.fill_pool(WORKSPACE, "treasury", key.backend_key_id, PATH, 2)
+    nodes.nodes[2]._presignatures.clear()
+    txs = [_transfer(20 + i) for i in range(2)]
+    answers = backend.sign_many([_eth_request(key, tx) for tx in txs])
+    for tx, signature in zip(txs, answers, strict=True):
+        assert isinstance(signature, bytes), signature
+        digest = bytes(keccak(ethereum.encode_unsigned(tx)))
+        assert _recovered(signature, digest) == _derived_point(key)
+    assert _wait(nodes.idle)
+
+
 def test_changed_payload_digest_claim_is_refused(nodes: Nodes, backend: CosignerBackend, ecdsa_key):
     """A coordinator that claims another source vault than the key's gets no signature."""
     meta = {**metadata(), "source": {"vault": "another-vault"}}

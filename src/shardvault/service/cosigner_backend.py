@@ -73,6 +73,11 @@ class CosignerRefused(SigningError):
     problem = "cosigner-refused"
 
 
+def _lost_presignature(exc: CosignerRefused) -> bool:
+    """A co-signer refused for want of the presignature (it restarted and lost it)."""
+    return "no presignature" in str(exc)
+
+
 @dataclass(frozen=True, slots=True)
 class _PoolKey:
     workspace_id: str
@@ -308,14 +313,17 @@ class CosignerBackend:
         """The quorum that signs: the first ``min_signers`` co-signers of the workspace."""
         return tuple(relay.parties[:min_signers])
 
-    def sign(self, request: SignRequest) -> bytes:
+    def _sign_body(
+        self, request: SignRequest
+    ) -> tuple[RelayCore, dict[str, object], tuple[int, ...], _PoolKey | None]:
+        """The relay, request body (without session), signers, and for ECDSA the
+        presignature pool of one signature (the workspace's policy pushed first)."""
         relay = self._relay(request.workspace_id)
         chain = _CHAINS.get(request.payload_kind)
         if chain is None:
             raise SigningError(f"no co-signer chain for {request.payload_kind}")
         signers = self._signers(relay, request.min_signers or len(relay.parties))
         self._ensure_policy(request.workspace_id, relay, signers)
-        metadata = dict(request.metadata)
         body: dict[str, object] = {
             "kind": "sign",
             "vault": request.vault_id,
@@ -323,7 +331,7 @@ class CosignerBackend:
             "signers": list(signers),
             "chain": chain,
             "payload": request.payload.hex(),
-            "metadata": metadata,
+            "metadata": dict(request.metadata),
             "approvals": [dict(a) for a in request.approvals],
         }
         if request.prices is not None:
@@ -331,14 +339,18 @@ class CosignerBackend:
         if chain == "bitcoin":
             body["input_index"] = request.input_index
         if request.scheme != "ecdsa-secp256k1":
-            return self._sign_once(relay, body, signers)
+            return relay, body, signers, None
         body["path"] = request.path
         key = _PoolKey(
             request.workspace_id, request.vault_id, request.backend_key_id, request.path, signers
         )
-        with self._lock:
-            self._signing += 1
-            self._last_sign = time.monotonic()
+        return relay, body, signers, key
+
+    def sign(self, request: SignRequest) -> bytes:
+        relay, body, signers, key = self._sign_body(request)
+        if key is None:
+            return self._sign_once(relay, body, signers)
+        self._started(1)
         try:
             for attempt in range(2):
                 label = self._take(key)
@@ -348,25 +360,109 @@ class CosignerBackend:
                     return self._sign_once(relay, {**body, "presignature": label}, signers)
                 except CosignerRefused as exc:
                     # A co-signer that restarted lost its presignatures: start over once.
-                    if attempt == 0 and "no presignature" in str(exc):
+                    if attempt == 0 and _lost_presignature(exc):
                         with self._lock:
                             self._pools.pop(key, None)
                         continue
                     raise
             raise CosignerRefused("no usable presignature")  # pragma: no cover - loop exits
         finally:
-            with self._lock:
-                self._signing -= 1
-                self._last_sign = time.monotonic()
+            self._ended(1, [key])
+
+    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | SigningError]:
+        """Several signatures at once (a burst): every round is queued for the
+        co-signers before any is waited for, so they travel in the same polls and
+        sends. Answers, in order, each signature or the :class:`SigningError` its round
+        ended with; one failure touches no other round. An ECDSA request the pool has no
+        presignature for, or whose presignature a restarted co-signer lost, is signed
+        afterwards on its own, as :meth:`sign` does."""
+        answers: list[bytes | SigningError | None] = [None] * len(requests)
+        pending: list[tuple[int, RelayCore, dict[str, object], tuple[int, ...]]] = []
+        alone: list[int] = []
+        keys: list[_PoolKey] = []
+        self._started(len(requests))
+        try:
+            for index, request in enumerate(requests):
+                try:
+                    relay, body, signers, key = self._sign_body(request)
+                except SigningError as exc:
+                    answers[index] = exc
+                    continue
+                if key is not None:
+                    keys.append(key)
+                    label = self._take(key)
+                    if label is None:
+                        alone.append(index)
+                        continue
+                    body = {**body, "presignature": label}
+                pending.append((index, relay, self._submit_sign(relay, body, signers), signers))
+            for index, relay, body, signers in pending:
+                try:
+                    answers[index] = self._collect_sign(relay, body, signers)
+                except CosignerRefused as exc:
+                    if _lost_presignature(exc):
+                        alone.append(index)
+                    else:
+                        answers[index] = exc
+                except SigningError as exc:
+                    answers[index] = exc
+        finally:
+            self._ended(len(requests), keys)
+        for index in alone:
+            try:
+                answers[index] = self.sign(requests[index])
+            except SigningError as exc:
+                answers[index] = exc
+        assert all(a is not None for a in answers)
+        return [a for a in answers if a is not None]
+
+    def _started(self, count: int) -> None:
+        with self._lock:
+            self._signing += count
+            self._last_sign = time.monotonic()
+
+    def _ended(self, count: int, keys: Sequence[_PoolKey]) -> None:
+        with self._lock:
+            self._signing -= count
+            self._last_sign = time.monotonic()
+        for key in set(keys):
             self._want(key)
 
     def _sign_once(
         self, relay: RelayCore, body: dict[str, object], signers: Sequence[int]
     ) -> bytes:
-        session = secrets.token_hex(32)
-        body = {**body, "request_id": f"sign-{secrets.token_hex(12)}", "session_id": session}
-        results = self._call(relay, body, signers, self._sign_timeout)
-        self._all_ok(relay, results, signers, [session], "signing refused")
+        return self._collect_sign(relay, self._submit_sign(relay, body, signers), signers)
+
+    def _submit_sign(
+        self, relay: RelayCore, body: dict[str, object], signers: Sequence[int]
+    ) -> dict[str, object]:
+        """Queue one signing session; answers its body (with request and session id)."""
+        body = {
+            **body,
+            "request_id": f"sign-{secrets.token_hex(12)}",
+            "session_id": secrets.token_hex(32),
+        }
+        relay.submit(body, signers)
+        return body
+
+    def _collect_sign(
+        self, relay: RelayCore, body: Mapping[str, object], signers: Sequence[int]
+    ) -> bytes:
+        """Wait for a queued session's results; the signature every signer agrees on.
+
+        Raises:
+            CosignerRefused: a refusal, a failure, no answer in time, or disagreement
+                (the session is aborted everywhere).
+        """
+        request_id = str(body["request_id"])
+        try:
+            # One refusal or failure dooms the session: stop waiting for the others.
+            results = relay.wait_results(
+                request_id, signers, self._sign_timeout, first_failure=True
+            )
+        finally:
+            relay.forget(request_id)
+        self._all_ok(relay, results, signers, [str(body["session_id"])], "signing refused")
         signatures = {r.get("signature") for r in results.values()}
         if len(signatures) != 1:
             raise CosignerRefused("co-signers returned different signatures")

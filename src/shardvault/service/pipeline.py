@@ -49,13 +49,14 @@ transaction until it must wait (approvals, confirmations) or is finished.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -100,6 +101,7 @@ from shardvault.policy import (
     EvaluationContext,
     History,
     PastTransaction,
+    PolicyBundle,
     TransactionRequest,
     evaluate,
     parse_prices,
@@ -130,6 +132,7 @@ from shardvault.service.chainclients.ethereum import (
     EthereumRpcClient,
     NonceTooHighError,
     NonceTooLowError,
+    Receipt,
 )
 from shardvault.service.errors import ValidationError
 from shardvault.service.nonce_store import account_key, allocate_in, settle_in, state_in
@@ -156,6 +159,7 @@ from shardvault.store.models_vaults import (
     VaultKey,
     WalletAddress,
 )
+from shardvault.store.repositories import transaction_scoped
 from shardvault.store.repositories_vaults import (
     AssetRepository,
     NetworkRepository,
@@ -252,11 +256,33 @@ def _load(uow: UnitOfWork, workspace_id: str, tx_id: str, *, lock: bool) -> _Loa
     The last three are read once per process and kept (detached from any session):
     nothing updates or deletes asset, network or address rows, so a transaction's
     context never changes, and each step of each transaction re-read them (four queries
-    per step, a fifth of the server's CPU in the co-signer bench).
+    per step, a fifth of the server's CPU in the co-signer bench). A transaction this
+    database transaction has already locked (:func:`_load_many`) is not read again.
     """
+    if lock:
+        locked = transaction_scoped(uow.session, "pipeline_locked").get(tx_id)
+        if locked is not None:
+            return _with_context(uow, workspace_id, locked)
     tx = TransactionRepository(uow.session, workspace_id).get(tx_id, lock=lock)
     if tx is None:
         return None
+    if lock:
+        transaction_scoped(uow.session, "pipeline_locked")[tx_id] = tx
+    return _with_context(uow, workspace_id, tx)
+
+
+def _load_many(
+    uow: UnitOfWork, workspace_id: str, tx_ids: Sequence[str], *, lock: bool
+) -> dict[str, _Loaded]:
+    """:func:`_load` of several transactions in one query (a batch); those missing are
+    left out."""
+    rows = TransactionRepository(uow.session, workspace_id).get_many(tx_ids, lock=lock)
+    if lock:
+        transaction_scoped(uow.session, "pipeline_locked").update((tx.id, tx) for tx in rows)
+    return {tx.id: _with_context(uow, workspace_id, tx) for tx in rows}
+
+
+def _with_context(uow: UnitOfWork, workspace_id: str, tx: Transaction) -> _Loaded:
     key = (workspace_id, tx.wallet_id, tx.source_address_id)
     with _CONTEXT_LOCK:
         cached = _CONTEXT.get(key)
@@ -305,6 +331,15 @@ def _remember(tx_id: str, status: TransactionStatus, key: _ContextKey) -> None:
         if len(_HINTS) >= _CONTEXT_LIMIT:
             _HINTS.clear()
         _HINTS[tx_id] = (status, key)
+
+
+def _hinted(tx_id: str, status: TransactionStatus | None = None) -> bool:
+    """Whether this process holds a hint for ``tx_id`` (it committed a later state than
+    ``submitted`` for it and has not gone on from there yet), for ``status`` if given;
+    the hint is not used up."""
+    with _HINTS_LOCK:
+        hint = _HINTS.get(tx_id)
+    return hint is not None and (status is None or hint[0] is status)
 
 
 def _recall(tx_id: str) -> tuple[TransactionStatus, NetworkKind] | None:
@@ -374,6 +409,58 @@ _GAP_WAIT_MAX_S = 30.0
 _NEXT_LOCK = threading.Lock()
 
 
+class _SendOrder:
+    """Nonces that this process's batches have allocated and not yet sent, per (chain
+    id, address). Batches of one address sign at once on different workers and finish
+    out of order; a node that refuses a nonce gap (hardhat's automine) then refused the
+    later batch's first send, and every one after it, each refusal costing a release, a
+    wake-up and a claim (two thirds of a burst's transfers met one). So a send first
+    waits, briefly, while this process still holds the previous nonce unsent; a holder
+    that gives up (its signing failed, an error) lets go, and after the wait the node's
+    answer rules as before."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held: dict[tuple[int, str], set[int]] = {}
+        self._by_tx: dict[str, tuple[tuple[int, str], int]] = {}
+
+    def hold(self, tx_id: str, chain_id: int, address: str, nonce: int) -> None:
+        with self._cond:
+            key = (chain_id, address)
+            self._held.setdefault(key, set()).add(nonce)
+            self._by_tx[tx_id] = (key, nonce)
+
+    def done(self, tx_ids: Sequence[str]) -> None:
+        """``tx_ids`` were sent or given up (those not held are ignored)."""
+        with self._cond:
+            for tx_id in tx_ids:
+                held = self._by_tx.pop(tx_id, None)
+                if held is None:
+                    continue
+                key, nonce = held
+                nonces = self._held.get(key)
+                if nonces is not None:
+                    nonces.discard(nonce)
+                    if not nonces:
+                        del self._held[key]
+            self._cond.notify_all()
+
+    def wait_turn(self, chain_id: int, address: str, nonce: int, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) while the previous nonce is held unsent."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while nonce - 1 in self._held.get((chain_id, address), ()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+
+_ORDER = _SendOrder()
+_ORDER_WAIT_MAX_S = 5.0
+"""The longest a send waits for this process to send the previous nonce first."""
+
+
 def _transition(
     uow: UnitOfWork,
     tx: Transaction,
@@ -390,7 +477,6 @@ def _transition(
     if status in TERMINAL_STATUSES:
         tx.completed_at = now
         WorkQueue(uow.session).remove(tx.id)
-    uow.session.flush()
     emit_status(uow, tx, previous=previous)
     if status in _HINTED:
         tx_id, key = tx.id, (tx.workspace_id, tx.wallet_id, tx.source_address_id)
@@ -806,6 +892,76 @@ class _Signing:
     solana: bool
 
 
+@dataclass(slots=True)
+class _Heads:
+    """The node's head and block hashes as seen by one batch of receipt lookups."""
+
+    head: int | None = None
+    hashes: dict[int, bytes | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A receipt with enough confirmations in the canonical chain."""
+
+    receipt: Receipt
+    confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """A verified signature and the transaction it completes, ready to store."""
+
+    signature: str
+    signed_payload: str
+    tx_hash: str
+    solana: bool
+
+
+def _check_payload(signing: _Signing) -> None:
+    """An EVM attempt's signing payload must still be its transaction's.
+
+    Raises:
+        PipelineFault: it is not.
+    """
+    if signing.solana:
+        return
+    chain_tx = _chain_tx_from_payload(signing.chain_payload)
+    if bytes(keccak(signing.request.payload)) != signing_hash(chain_tx):
+        raise PipelineFault("the stored signing payload does not match the transaction")
+
+
+def _finish_signature(signing: _Signing, signature: bytes) -> _Signed:
+    """Attach ``signature`` to the attempt's transaction, verifying it: EVM finds the
+    parity by recovery (which proves it is by this address's key over this digest),
+    Solana checks it over the message for the payer's key.
+
+    Raises:
+        ChainError: the signature does not verify.
+    """
+    if signing.solana:
+        message = parse_solana_message(signing.request.payload)
+        solana_tx = attach_signature(
+            unsigned_solana_transaction(message), message.account_keys[0], signature
+        )
+        return _Signed(
+            signature=signature.hex(),
+            signed_payload=serialize_solana_transaction(solana_tx).hex(),
+            tx_hash=base58.b58encode(signature).decode(),
+            solana=True,
+        )
+    chain_tx = _chain_tx_from_payload(signing.chain_payload)
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    signed = assemble_with_public_key(chain_tx, r, s, signing.public_key)
+    return _Signed(
+        signature=signed.signature.to_bytes().hex(),
+        signed_payload=encode_signed(signed).hex(),
+        tx_hash=transaction_hash(signed).hex(),
+        solana=False,
+    )
+
+
 class Pipeline:
     """The step functions; :meth:`advance` runs the one the transaction's state calls for."""
 
@@ -918,15 +1074,7 @@ class Pipeline:
             peek = _load(uow, workspace_id, tx_id, lock=False)
         if peek is None or peek.tx.status not in _POLICY_STATES:
             return 0.0
-        chain: _ChainState | None = None
-        if peek.network.kind is NetworkKind.EVM:
-            try:
-                # Asked before the write transaction; when the node cannot answer, the
-                # transfer is still evaluated and serialized by a later step.
-                chain = _chain_state(self.runtime, peek)
-            except (RpcTransportError, RpcResponseError) as exc:
-                _log.warning("node unreachable before serializing %s: %s", tx_id, exc)
-        signing: _Signing | None = None
+        chains = self._chain_states([peek])
         with self.platform.unit_of_work() as uow:
             # Evaluations of one workspace run one at a time, so each sees every earlier
             # decision in its velocity history.
@@ -934,73 +1082,105 @@ class Pipeline:
             loaded = _load(uow, workspace_id, tx_id, lock=True)
             if loaded is None or loaded.tx.status not in _POLICY_STATES:
                 return 0.0
-            tx = loaded.tx
-            if tx.status is TransactionStatus.SUBMITTED:
-                _transition(uow, tx, TransactionStatus.PENDING_POLICY)
-            self.runtime.fault("evaluating")
-            bundle = active_policy(uow, workspace_id)
-            if bundle is None:
-                _transition(uow, tx, TransactionStatus.BLOCKED, reason="no active policy")
-                return None
-            initiator = uow.users(workspace_id).get(tx.initiator_user_id)
-            assert initiator is not None
-            request = request_for(loaded, initiator=initiator.email, vault=tx.vault_id)
-            now = int(time.time())
-            history = self._history(uow, workspace_id, tx, bundle.policy)
-            prices = _prices(uow, workspace_id)
-            context = EvaluationContext(
-                now=now,  # type: ignore[arg-type]
-                prices=parse_prices(prices),
-                address_book=bundle.address_book,
-                history=History(history),
+            delay, signing = self._evaluate_in(
+                uow, loaded, active_policy(uow, workspace_id), _prices(uow, workspace_id), chains
             )
-            evaluation = evaluate(bundle.policy, request, context)
-            tx.policy_version = evaluation.policy_version
-            tx.policy_rule = evaluation.rule
-            tx.policy_evaluation = json.dumps(
-                {"request": request_to_json(request), "evaluation": evaluation.to_json()},
-                sort_keys=True,
-            )
-            details: dict[str, object] = {
-                "policy_version": evaluation.policy_version,
-                "rule": evaluation.rule,
-                "decision": evaluation.decision.value,
-            }
-            if evaluation.decision is Decision.ALLOW:
-                _transition(
-                    uow, tx, TransactionStatus.APPROVED, reason=evaluation.summary, details=details
-                )
-                delay: float | None = 0.0
-                kind = loaded.network.kind
-                if kind is NetworkKind.EVM and chain is not None:
-                    self._serialize_evm_in(uow, loaded, chain, initiator.email)
-                    signing = self._signing(uow, loaded, prices=prices)
-                elif kind is NetworkKind.SOLANA:
-                    self._serialize_solana_in(uow, loaded, initiator.email)
-                    signing = self._signing(uow, loaded, prices=prices)
-            elif evaluation.decision is Decision.BLOCK:
-                _transition(
-                    uow, tx, TransactionStatus.BLOCKED, reason=evaluation.summary, details=details
-                )
-                delay = None
-            else:
-                tx.approval_deadline = evaluation.deadline
-                details["approvals_needed"] = evaluation.approvals_needed
-                details["deadline"] = evaluation.deadline
-                _transition(
-                    uow,
-                    tx,
-                    TransactionStatus.PENDING_APPROVAL,
-                    reason=evaluation.summary,
-                    details=details,
-                )
-                delay = (
-                    None if evaluation.deadline is None else max(evaluation.deadline - now, 0) + 1
-                )
         self.runtime.fault("evaluated")
         if signing is not None:
             return self._sign_with(workspace_id, tx_id, signing)
         return delay
+
+    def _chain_states(self, peeks: Sequence[_Loaded]) -> dict[tuple[str, str], _ChainState]:
+        """What the node says of each EVM source address among ``peeks``, asked before
+        the write transaction; an address whose node cannot answer is left out (its
+        transfers are still evaluated, and serialized by a later step)."""
+        chains: dict[tuple[str, str], _ChainState] = {}
+        failed: set[tuple[str, str]] = set()
+        for peek in peeks:
+            if peek.network.kind is not NetworkKind.EVM:
+                continue
+            key = (str(peek.network.rpc_url), peek.source.address)
+            if key in chains or key in failed:
+                continue
+            try:
+                chains[key] = _chain_state(self.runtime, peek)
+            except (RpcTransportError, RpcResponseError) as exc:
+                _log.warning("node unreachable before serializing %s: %s", peek.tx.id, exc)
+                failed.add(key)
+        return chains
+
+    def _evaluate_in(
+        self,
+        uow: UnitOfWork,
+        loaded: _Loaded,
+        bundle: PolicyBundle | None,
+        prices: dict[str, str],
+        chains: Mapping[tuple[str, str], _ChainState],
+    ) -> tuple[float | None, _Signing | None]:
+        """Evaluate ``loaded`` (locked, awaiting policy, under the workspace lock) in the
+        caller's unit of work; an allowed EVM transfer whose node answered, or an allowed
+        Solana one, is also serialized and given its first signing attempt. Answers the
+        delay before its next step and that attempt."""
+        workspace_id = loaded.tx.workspace_id
+        tx = loaded.tx
+        if tx.status is TransactionStatus.SUBMITTED:
+            _transition(uow, tx, TransactionStatus.PENDING_POLICY)
+        self.runtime.fault("evaluating")
+        if bundle is None:
+            _transition(uow, tx, TransactionStatus.BLOCKED, reason="no active policy")
+            return None, None
+        initiator = uow.users(workspace_id).get(tx.initiator_user_id)
+        assert initiator is not None
+        request = request_for(loaded, initiator=initiator.email, vault=tx.vault_id)
+        now = int(time.time())
+        history = self._history(uow, workspace_id, tx, bundle.policy)
+        context = EvaluationContext(
+            now=now,  # type: ignore[arg-type]
+            prices=parse_prices(prices),
+            address_book=bundle.address_book,
+            history=History(history),
+        )
+        evaluation = evaluate(bundle.policy, request, context)
+        tx.policy_version = evaluation.policy_version
+        tx.policy_rule = evaluation.rule
+        tx.policy_evaluation = json.dumps(
+            {"request": request_to_json(request), "evaluation": evaluation.to_json()},
+            sort_keys=True,
+        )
+        details: dict[str, object] = {
+            "policy_version": evaluation.policy_version,
+            "rule": evaluation.rule,
+            "decision": evaluation.decision.value,
+        }
+        if evaluation.decision is Decision.BLOCK:
+            _transition(
+                uow, tx, TransactionStatus.BLOCKED, reason=evaluation.summary, details=details
+            )
+            return None, None
+        if evaluation.decision is not Decision.ALLOW:
+            tx.approval_deadline = evaluation.deadline
+            details["approvals_needed"] = evaluation.approvals_needed
+            details["deadline"] = evaluation.deadline
+            _transition(
+                uow,
+                tx,
+                TransactionStatus.PENDING_APPROVAL,
+                reason=evaluation.summary,
+                details=details,
+            )
+            if evaluation.deadline is None:
+                return None, None
+            return max(evaluation.deadline - now, 0) + 1, None
+        _transition(uow, tx, TransactionStatus.APPROVED, reason=evaluation.summary, details=details)
+        kind = loaded.network.kind
+        chain = chains.get((str(loaded.network.rpc_url), loaded.source.address))
+        if kind is NetworkKind.EVM and chain is not None:
+            self._serialize_evm_in(uow, loaded, chain, initiator.email)
+            return 0.0, self._signing(uow, loaded, prices=prices)
+        if kind is NetworkKind.SOLANA:
+            self._serialize_solana_in(uow, loaded, initiator.email)
+            return 0.0, self._signing(uow, loaded, prices=prices)
+        return 0.0, None
 
     def _history(
         self, uow: UnitOfWork, workspace_id: str, tx: Transaction, policy: Policy
@@ -1153,57 +1333,32 @@ class Pipeline:
         """The signing round of a committed attempt; the signature is verified, stored,
         and (EVM) the transaction moves on to ``broadcasting`` in the same commit."""
         self.runtime.fault("signing")
-        request, attempt = signing.request, signing.attempt
-        if signing.solana:
-            return self._sign_solana(workspace_id, tx_id, request, attempt)
-        chain_tx = _chain_tx_from_payload(signing.chain_payload)
-        if bytes(keccak(request.payload)) != signing_hash(chain_tx):
-            raise PipelineFault("the stored signing payload does not match the transaction")
+        _check_payload(signing)
         try:
-            signature = self.runtime.backend.sign(request)
+            signature = self.runtime.backend.sign(signing.request)
         except SigningError as exc:
-            _log.warning("signing %s attempt %d failed: %s", tx_id, attempt, exc)
+            _log.warning("signing %s attempt %d failed: %s", tx_id, signing.attempt, exc)
             return self.runtime.broadcast_retry_s
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:64], "big")
-        # Attaching finds the parity by recovery, which proves the signature is by this
-        # address's key over this transaction's digest.
-        signed = assemble_with_public_key(chain_tx, r, s, signing.public_key)
-        raw = encode_signed(signed)
+        signed = _finish_signature(signing, signature)
         with self.platform.unit_of_work() as uow:
-            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
-            if loaded is None or loaded.tx.signing_attempts != attempt:
-                return 0.0
-            tx = loaded.tx
-            tx.signature = signed.signature.to_bytes().hex()
-            tx.signed_payload = raw.hex()
-            tx.tx_hash = transaction_hash(signed).hex()
-            _transition(uow, tx, TransactionStatus.SIGNED, details={"tx_hash": tx.tx_hash})
-            self._into_broadcasting(uow, loaded)
+            delay = self._store_signed(uow, workspace_id, tx_id, signing.attempt, signed)
         self.runtime.fault("signed")
-        return 0.0
+        return delay
 
-    def _sign_solana(
-        self, workspace_id: str, tx_id: str, request: SignRequest, attempt: int
+    def _store_signed(
+        self, uow: UnitOfWork, workspace_id: str, tx_id: str, attempt: int, signed: _Signed
     ) -> float | None:
-        message = parse_solana_message(request.payload)
-        try:
-            signature = self.runtime.backend.sign(request)
-        except SigningError as exc:
-            _log.warning("signing %s attempt %d failed: %s", tx_id, attempt, exc)
-            return self.runtime.broadcast_retry_s
-        # Attaching verifies the signature over the message for the payer's key.
-        signed = attach_signature(
-            unsigned_solana_transaction(message), message.account_keys[0], signature
-        )
-        with self.platform.unit_of_work() as uow:
-            loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
-            if loaded is None or loaded.tx.signing_attempts != attempt:
-                return 0.0
-            tx = loaded.tx
-            tx.signature = signature.hex()
-            tx.signed_payload = serialize_solana_transaction(signed).hex()
-            tx.tx_hash = base58.b58encode(signature).decode()
+        """Store a verified signature of attempt ``attempt``: ``signed``, and for EVM
+        ``broadcasting`` in the same commit (Solana stops at ``signed``). Answers the
+        delay before the next step (0 also when the attempt is no longer current)."""
+        loaded = self._locked(uow, workspace_id, tx_id, TransactionStatus.SIGNING)
+        if loaded is None or loaded.tx.signing_attempts != attempt:
+            return 0.0
+        tx = loaded.tx
+        tx.signature = signed.signature
+        tx.signed_payload = signed.signed_payload
+        tx.tx_hash = signed.tx_hash
+        if signed.solana:
             _transition(
                 uow,
                 tx,
@@ -1211,7 +1366,97 @@ class Pipeline:
                 reason="signed and verified; not broadcast (no Solana node configured)",
                 details={"tx_hash": tx.tx_hash},
             )
-        return None
+            return None
+        _transition(uow, tx, TransactionStatus.SIGNED, details={"tx_hash": tx.tx_hash})
+        self._into_broadcasting(uow, loaded)
+        return 0.0
+
+    def evaluate_batch(self, workspace_id: str, tx_ids: Sequence[str]) -> dict[str, float | None]:
+        """Transfers of one workspace awaiting policy, taken together (a burst).
+
+        One unit of work evaluates them all (and serializes and records the first
+        signing attempt of the allowed EVM and Solana ones), their signing requests go
+        to the backend at once, and one more unit of work stores the signatures (EVM:
+        and moves them on to ``broadcasting``). Each transaction passes through exactly
+        the states, with the audit and webhook events, of :meth:`_evaluate`, and what
+        is committed before the backend is called is the same; the batch only shares
+        commits, the workspace lock and round trips. Answers each transaction's delay
+        before its next step (as :meth:`advance` does); a transaction missing from the
+        answer is left as it was. An error leaves the evaluation uncommitted (every
+        transaction as it was), so the caller can take them one at a time.
+        """
+        with self.platform.unit_of_work(read_only=True) as uow:
+            found = _load_many(uow, workspace_id, tx_ids, lock=False)
+        peeks = [found[t] for t in tx_ids if t in found and found[t].tx.status in _POLICY_STATES]
+        if not peeks:
+            return {}
+        chains = self._chain_states(peeks)
+        delays: dict[str, float | None] = {}
+        signings: dict[str, _Signing] = {}
+        with self.platform.unit_of_work() as uow:
+            uow.workspaces().lock(workspace_id)
+            locked = _load_many(uow, workspace_id, [p.tx.id for p in peeks], lock=True)
+            bundle = active_policy(uow, workspace_id)
+            prices = _prices(uow, workspace_id)
+            for peek in peeks:
+                tx_id = peek.tx.id
+                loaded = locked.get(tx_id)
+                if loaded is None or loaded.tx.status not in _POLICY_STATES:
+                    delays[tx_id] = 0.0
+                    continue
+                delays[tx_id], signing = self._evaluate_in(uow, loaded, bundle, prices, chains)
+                if signing is None:
+                    continue
+                signings[tx_id] = signing
+                chain_id, nonce = loaded.network.chain_id, loaded.tx.nonce
+                if chain_id is not None and nonce is not None:
+                    uow.after_commit(
+                        functools.partial(
+                            _ORDER.hold, tx_id, chain_id, loaded.source.address, nonce
+                        )
+                    )
+        self.runtime.fault("evaluated")
+        delays.update(self._sign_batch(workspace_id, signings))
+        return delays
+
+    def _sign_batch(
+        self, workspace_id: str, signings: Mapping[str, _Signing]
+    ) -> dict[str, float | None]:
+        """The signing rounds of committed attempts, all asked of the backend at once;
+        the signatures stored in one unit of work. A transaction whose round failed
+        waits as in :meth:`_sign_with`; one that cannot be finished here (a payload that
+        no longer matches, a signature that does not verify) goes on alone."""
+        delays: dict[str, float | None] = {}
+        ready: dict[str, _Signing] = {}
+        for tx_id, signing in signings.items():
+            self.runtime.fault("signing")
+            try:
+                _check_payload(signing)
+            except PipelineFault:
+                delays[tx_id] = 0.0  # the single path fails it, with the reason
+                continue
+            ready[tx_id] = signing
+        if not ready:
+            return delays
+        answers = self.runtime.backend.sign_many([s.request for s in ready.values()])
+        finished: dict[str, tuple[int, _Signed]] = {}
+        for (tx_id, signing), answer in zip(ready.items(), answers, strict=True):
+            if isinstance(answer, SigningError):
+                _log.warning("signing %s attempt %d failed: %s", tx_id, signing.attempt, answer)
+                delays[tx_id] = self.runtime.broadcast_retry_s
+                continue
+            try:
+                finished[tx_id] = (signing.attempt, _finish_signature(signing, answer))
+            except ChainError as exc:
+                _log.warning("signature of %s attempt %d refused: %s", tx_id, signing.attempt, exc)
+                delays[tx_id] = self.runtime.broadcast_retry_s
+        if finished:
+            with self.platform.unit_of_work() as uow:
+                _load_many(uow, workspace_id, list(finished), lock=True)
+                for tx_id, (attempt, signed) in finished.items():
+                    delays[tx_id] = self._store_signed(uow, workspace_id, tx_id, attempt, signed)
+            self.runtime.fault("signed")
+        return delays
 
     def _into_broadcasting(self, uow: UnitOfWork, loaded: _Loaded) -> None:
         loaded.tx.broadcast_attempts += 1
@@ -1228,7 +1473,7 @@ class Pipeline:
             if loaded is None:
                 return 0.0
             if loaded.network.kind is NetworkKind.SOLANA:
-                return None  # Signed and verified, never broadcast (see _sign_solana).
+                return None  # Signed and verified, never broadcast (see _store_signed).
             self._into_broadcasting(uow, loaded)
         return 0.0
 
@@ -1238,95 +1483,119 @@ class Pipeline:
         return client.request("eth_getTransactionByHash", ["0x" + tx_hash.hex()]) is not None
 
     def _broadcast(self, workspace_id: str, tx_id: str, *, fresh: bool = False) -> float | None:
-        """Send the signed bytes. Signatures finish out of nonce order; a node that will
-        not take a nonce gap (hardhat's automine refuses it, "nonce too high") makes the
-        later one wait for its predecessor instead of failing (a failure there used to
-        leave its nonce in flight and every later nonce of the address stuck behind it).
-        """
+        """Send the signed bytes, then commit ``confirming``."""
         with self.platform.unit_of_work(read_only=True) as uow:
             loaded = _load(uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.BROADCASTING:
                 return 0.0
         if loaded.network.kind is NetworkKind.BITCOIN:
             return self._broadcast_bitcoin(workspace_id, tx_id, loaded)
-        chain_id, nonce = loaded.network.chain_id, loaded.tx.nonce
+        outcome = self._send_evm(loaded, fresh=fresh)
+        if not isinstance(outcome, str):
+            return outcome
+        self.runtime.fault("broadcast_sent")
+        with self.platform.unit_of_work() as uow:
+            self._confirming_in(uow, loaded, outcome)
+        return 0.0
+
+    def _send_evm(self, loaded: _Loaded, *, fresh: bool) -> str | float:
+        """Send an EVM transaction's signed bytes (read in ``broadcasting``); answers
+        ``"sent"`` or ``"already_known"``, or the delay before trying again.
+
+        Signatures finish out of nonce order; a node that will not take a nonce gap
+        (hardhat's automine refuses it, "nonce too high") makes the later one wait for
+        its predecessor instead of failing (a failure there used to leave its nonce in
+        flight and every later nonce of the address stuck behind it).
+
+        Raises:
+            PipelineFault: the node refused the transaction for good.
+        """
+        tx = loaded.tx
+        tx_id, workspace_id = tx.id, tx.workspace_id
+        chain_id, nonce = loaded.network.chain_id, tx.nonce
         address = loaded.source.address
         assert chain_id is not None
         assert nonce is not None
-        tx = loaded.tx
         assert tx.tx_hash is not None
         assert tx.signed_payload is not None
         assert loaded.network.rpc_url is not None
         tx_hash = bytes.fromhex(tx.tx_hash)
         client = self.runtime.ethereum_client(loaded.network.rpc_url)
-        outcome = "sent"
         try:
             # On resume the transaction may already be out: never send before asking,
             # unless nothing can have been sent since this process last looked (it just
             # committed ``broadcasting``, or the node just refused the bytes for a gap).
             with _NEXT_LOCK:
                 refusals = _GAP_REFUSED.pop(tx_id, 0)
-            refused_here = refusals > 0
-            if not (fresh or refused_here) and self._known_on_chain(client, tx_hash):
-                outcome = "already_known"
-            else:
-                try:
-                    returned = client.send_raw_transaction(bytes.fromhex(tx.signed_payload))
-                    if returned != tx_hash:
-                        raise PipelineFault("the node reports another transaction hash")
-                except AlreadyKnownError:
-                    outcome = "already_known"
-                except NonceTooHighError:
-                    # The previous nonce has not reached the node yet: wait for it (woken
-                    # when it goes out from this process), never fail for it. The wait
-                    # grows, for a gap nothing here will fill (docs/transactions.md).
-                    refusals += 1
-                    log = _log.warning if refusals % 10 == 0 else _log.info
-                    log(
-                        "broadcast of %s (nonce %d of %s) waits for nonce %d to reach the "
-                        "node (%d refusals)",
-                        tx_id, nonce, address, nonce - 1, refusals,
-                    )  # fmt: skip
-                    with _NEXT_LOCK:
-                        if len(_NEXT_IN_LINE) >= _CONTEXT_LIMIT:
-                            _NEXT_IN_LINE.clear()  # they still look again on their own
-                            _GAP_REFUSED.clear()
-                        _NEXT_IN_LINE[(chain_id, address, nonce)] = (workspace_id, tx_id)
-                        _GAP_REFUSED[tx_id] = refusals
-                    wait = self.runtime.nonce_order_wait_s * float(2 ** min(refusals - 1, 16))
-                    return min(wait, _GAP_WAIT_MAX_S)
-                except NonceTooLowError:
-                    if not self._known_on_chain(client, tx_hash):
-                        raise PipelineFault(
-                            "the node says the nonce is used, by another transaction"
-                        ) from None
-                    outcome = "already_known"
-                except TransactionRejectedError as exc:
-                    raise PipelineFault(f"the node refused the transaction: {exc}") from None
+            if not (fresh or refusals > 0) and self._known_on_chain(client, tx_hash):
+                return "already_known"
+            _ORDER.wait_turn(chain_id, address, nonce, _ORDER_WAIT_MAX_S)
+            try:
+                returned = client.send_raw_transaction(bytes.fromhex(tx.signed_payload))
+                if returned != tx_hash:
+                    raise PipelineFault("the node reports another transaction hash")
+            except AlreadyKnownError:
+                return "already_known"
+            except NonceTooHighError:
+                # The previous nonce has not reached the node yet: wait for it (woken
+                # when it goes out from this process), never fail for it. The wait
+                # grows, for a gap nothing here will fill (docs/transactions.md).
+                refusals += 1
+                log = _log.warning if refusals % 10 == 0 else _log.info
+                log(
+                    "broadcast of %s (nonce %d of %s) waits for nonce %d to reach the "
+                    "node (%d refusals)",
+                    tx_id, nonce, address, nonce - 1, refusals,
+                )  # fmt: skip
+                with _NEXT_LOCK:
+                    if len(_NEXT_IN_LINE) >= _CONTEXT_LIMIT:
+                        _NEXT_IN_LINE.clear()  # they still look again on their own
+                        _GAP_REFUSED.clear()
+                    _NEXT_IN_LINE[(chain_id, address, nonce)] = (workspace_id, tx_id)
+                    _GAP_REFUSED[tx_id] = refusals
+                wait = self.runtime.nonce_order_wait_s * float(2 ** min(refusals - 1, 16))
+                return min(wait, _GAP_WAIT_MAX_S)
+            except NonceTooLowError:
+                if not self._known_on_chain(client, tx_hash):
+                    raise PipelineFault(
+                        "the node says the nonce is used, by another transaction"
+                    ) from None
+                return "already_known"
+            except TransactionRejectedError as exc:
+                raise PipelineFault(f"the node refused the transaction: {exc}") from None
         except RpcTransportError as exc:
             _log.warning("broadcast of %s: node unreachable (%s); retrying", tx_id, exc)
             return self.runtime.broadcast_retry_s
         finally:
             client.close()
-        self.runtime.fault("broadcast_sent")
-        with self.platform.unit_of_work() as uow:
-            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.BROADCASTING)
-            if locked is None:
-                return 0.0
-            if state_in(uow.session, chain_id, address, nonce) is NonceState.IN_FLIGHT:
-                settle_in(uow.session, chain_id, address, nonce, NonceState.CONFIRMED)
-            _transition(
-                uow,
-                locked.tx,
-                TransactionStatus.CONFIRMING,
-                details={"tx_hash": locked.tx.tx_hash, "broadcast": outcome},
-            )
-            with _NEXT_LOCK:
-                successor = _NEXT_IN_LINE.pop((chain_id, address, nonce + 1), None)
-            if successor is not None:
-                WorkQueue(uow.session).enqueue(*successor)
-                uow.after_commit(work_committed)
-        return 0.0
+        return "sent"
+
+    def _confirming_in(self, uow: UnitOfWork, sent: _Loaded, outcome: str) -> bool:
+        """``broadcasting -> confirming`` of a sent EVM transaction, its nonce confirmed
+        in the ledger, and the transaction next in line for its address woken; false
+        if another step moved the transaction first."""
+        tx_id, workspace_id = sent.tx.id, sent.tx.workspace_id
+        chain_id, nonce = sent.network.chain_id, sent.tx.nonce
+        address = sent.source.address
+        assert chain_id is not None
+        assert nonce is not None
+        locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.BROADCASTING)
+        if locked is None:
+            return False
+        if state_in(uow.session, chain_id, address, nonce) is NonceState.IN_FLIGHT:
+            settle_in(uow.session, chain_id, address, nonce, NonceState.CONFIRMED)
+        _transition(
+            uow,
+            locked.tx,
+            TransactionStatus.CONFIRMING,
+            details={"tx_hash": locked.tx.tx_hash, "broadcast": outcome},
+        )
+        with _NEXT_LOCK:
+            successor = _NEXT_IN_LINE.pop((chain_id, address, nonce + 1), None)
+        if successor is not None:
+            WorkQueue(uow.session).enqueue(*successor)
+            uow.after_commit(work_committed)
+        return True
 
     def _confirm(self, workspace_id: str, tx_id: str) -> float | None:
         with self.platform.unit_of_work(read_only=True) as uow:
@@ -1335,6 +1604,16 @@ class Pipeline:
                 return 0.0
         if loaded.network.kind is NetworkKind.BITCOIN:
             return self._confirm_bitcoin(workspace_id, tx_id, loaded)
+        seen = self._receipt(loaded, _Heads())
+        if not isinstance(seen, _Seen):
+            return seen
+        with self.platform.unit_of_work() as uow:
+            return self._completed_in(uow, loaded, seen)
+
+    def _receipt(self, loaded: _Loaded, heads: _Heads) -> _Seen | float:
+        """The receipt of a confirming EVM transaction once it has the network's
+        confirmations in the canonical chain; else the delay before looking again.
+        ``heads`` keeps the node's head and block hashes for a batch of lookups."""
         assert loaded.network.rpc_url is not None
         assert loaded.tx.tx_hash is not None
         client = self.runtime.ethereum_client(loaded.network.rpc_url)
@@ -1342,40 +1621,113 @@ class Pipeline:
             receipt = client.get_transaction_receipt(bytes.fromhex(loaded.tx.tx_hash))
             if receipt is None:
                 return self.runtime.confirmation_poll_s
-            canonical = client.get_block_hash(receipt.block_number)
-            head = client.block_number()
+            if receipt.block_number not in heads.hashes:
+                heads.hashes[receipt.block_number] = client.get_block_hash(receipt.block_number)
+            canonical = heads.hashes[receipt.block_number]
+            if heads.head is None or heads.head < receipt.block_number:
+                heads.head = client.block_number()
         except RpcTransportError:
             return self.runtime.confirmation_poll_s
         finally:
             client.close()
         if canonical != receipt.block_hash:
             return self.runtime.confirmation_poll_s
-        confirmations = max(head - receipt.block_number + 1, 0)
+        confirmations = max(heads.head - receipt.block_number + 1, 0)
         if confirmations < loaded.network.required_confirmations:
             return self.runtime.confirmation_poll_s
-        with self.platform.unit_of_work() as uow:
-            locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.CONFIRMING)
-            if locked is None:
-                return 0.0
-            locked.tx.confirmations = confirmations
-            locked.tx.block_number = receipt.block_number
-            details: dict[str, object] = {
-                "block_number": receipt.block_number,
-                "block_hash": receipt.block_hash.hex(),
-                "confirmations": confirmations,
-                "gas_used": receipt.gas_used,
-            }
-            if receipt.success:
-                _transition(uow, locked.tx, TransactionStatus.COMPLETED, details=details)
-            else:
-                _transition(
-                    uow,
-                    locked.tx,
-                    TransactionStatus.FAILED,
-                    reason="reverted on chain",
-                    details=details,
-                )
+        return _Seen(receipt, confirmations)
+
+    def _completed_in(self, uow: UnitOfWork, loaded: _Loaded, seen: _Seen) -> float | None:
+        """``confirming -> completed`` (or ``failed``: reverted) of a confirmed EVM
+        transaction, in the caller's unit of work."""
+        locked = self._locked(
+            uow, loaded.tx.workspace_id, loaded.tx.id, TransactionStatus.CONFIRMING
+        )
+        if locked is None:
+            return 0.0
+        receipt = seen.receipt
+        locked.tx.confirmations = seen.confirmations
+        locked.tx.block_number = receipt.block_number
+        details: dict[str, object] = {
+            "block_number": receipt.block_number,
+            "block_hash": receipt.block_hash.hex(),
+            "confirmations": seen.confirmations,
+            "gas_used": receipt.gas_used,
+        }
+        if receipt.success:
+            _transition(uow, locked.tx, TransactionStatus.COMPLETED, details=details)
+        else:
+            _transition(
+                uow,
+                locked.tx,
+                TransactionStatus.FAILED,
+                reason="reverted on chain",
+                details=details,
+            )
         return None
+
+    def finish_batch(self, workspace_id: str, tx_ids: Sequence[str]) -> dict[str, float | None]:
+        """The EVM transfers of one workspace that this process has just moved to
+        ``broadcasting`` (after :meth:`evaluate_batch`): sent in the given order (nonce
+        order), moved to ``confirming`` in one unit of work, then those already
+        confirmed moved on in one more. Each passes through the states of
+        :meth:`_broadcast` and :meth:`_confirm`; answers the delays, as
+        :meth:`evaluate_batch` does (a transaction missing from the answer, or answered
+        0, goes on alone)."""
+        fresh = [t for t in tx_ids if _hinted(t, TransactionStatus.BROADCASTING)]
+        if not fresh:
+            return {}
+        for tx_id in fresh:
+            _recall(tx_id)  # used here: the bytes cannot have been sent yet
+        with self.platform.unit_of_work(read_only=True) as uow:
+            found = _load_many(uow, workspace_id, fresh, lock=False)
+        loads = [
+            found[t]
+            for t in fresh
+            if t in found
+            and found[t].tx.status is TransactionStatus.BROADCASTING
+            and found[t].network.kind is NetworkKind.EVM
+        ]
+        delays: dict[str, float | None] = {}
+        sent: list[tuple[_Loaded, str]] = []
+        for loaded in loads:
+            try:
+                outcome = self._send_evm(loaded, fresh=True)
+            except PipelineFault as exc:
+                _ORDER.done([loaded.tx.id])
+                self._fail(workspace_id, loaded.tx.id, TransactionStatus.BROADCASTING, str(exc))
+                delays[loaded.tx.id] = None
+                continue
+            _ORDER.done([loaded.tx.id])
+            if isinstance(outcome, str):
+                sent.append((loaded, outcome))
+            else:
+                delays[loaded.tx.id] = outcome
+        if not sent:
+            return delays
+        self.runtime.fault("broadcast_sent")
+        moved = []
+        with self.platform.unit_of_work() as uow:
+            _load_many(uow, workspace_id, [loaded.tx.id for loaded, _ in sent], lock=True)
+            for loaded, outcome in sent:
+                delays[loaded.tx.id] = 0.0
+                if self._confirming_in(uow, loaded, outcome):
+                    moved.append(loaded)
+        heads = _Heads()
+        seen = []
+        for loaded in moved:
+            _recall(loaded.tx.id)  # the ``confirming`` hint: used here
+            receipt = self._receipt(loaded, heads)
+            if isinstance(receipt, _Seen):
+                seen.append((loaded, receipt))
+            else:
+                delays[loaded.tx.id] = receipt
+        if seen:
+            with self.platform.unit_of_work() as uow:
+                _load_many(uow, workspace_id, [loaded.tx.id for loaded, _ in seen], lock=True)
+                for loaded, confirmed in seen:
+                    delays[loaded.tx.id] = self._completed_in(uow, loaded, confirmed)
+        return delays
 
     # Bitcoin (P2WPKH spends of the vault's ECDSA key; docs/transactions.md "Bitcoin").
 
@@ -1629,7 +1981,10 @@ class PipelineWorker:
 
     def run_once(self, *, limit: int = 8) -> int:
         """Claim up to ``limit`` due items and advance each as far as it goes now.
-        Returns how many items were claimed."""
+        Transfers of one workspace awaiting policy are evaluated and signed together
+        (:meth:`Pipeline.evaluate_batch`), then each goes on alone, in claim order (for
+        EVM transfers of one address, nonce order). Returns how many items were
+        claimed."""
         with self.platform.unit_of_work() as uow:
             claimed = [
                 (w.workspace_id, w.transaction_id)
@@ -1637,28 +1992,69 @@ class PipelineWorker:
                     self.worker_id, lease_s=self.runtime.lease_s, limit=limit
                 )
             ]
+        batched = self._batch(claimed)
+        # What a batch left waiting or finished is given back in one commit, before the
+        # rest goes on (a transfer woken meanwhile must not be re-delayed after).
+        self._settle({t: d for t, d in batched.items() if d != 0.0})
         for workspace_id, tx_id in claimed:
-            self._work(workspace_id, tx_id)
+            if batched.get(tx_id, 0.0) == 0.0:
+                self._work(workspace_id, tx_id)
         return len(claimed)
 
+    def _batch(self, claimed: Sequence[tuple[str, str]]) -> dict[str, float | None]:
+        """Evaluate and sign together the claimed transfers of each workspace that may
+        await policy (two or more; a transfer with a hint has gone past it). Answers the
+        delays :meth:`Pipeline.evaluate_batch` gave; after an error there, none (each
+        transfer then goes on alone, from the state it was left in)."""
+        groups: dict[str, list[str]] = {}
+        for workspace_id, tx_id in claimed:
+            if not _hinted(tx_id):
+                groups.setdefault(workspace_id, []).append(tx_id)
+        delays: dict[str, float | None] = {}
+        for workspace_id, tx_ids in groups.items():
+            if len(tx_ids) < 2:
+                continue
+            try:
+                done = self.pipeline.evaluate_batch(workspace_id, tx_ids)
+                delays.update(done)
+                going = [t for t in tx_ids if done.get(t) == 0.0]
+                _ORDER.done([t for t in tx_ids if t not in going])  # not sent in this batch
+                if going:
+                    delays.update(self.pipeline.finish_batch(workspace_id, going))
+            except Exception:
+                # One transfer's fault (or a raced row) undoes the shared evaluation;
+                # the single path meets it again and fails only that transfer.
+                _log.info("batch of %d transfers goes on one at a time", len(tx_ids), exc_info=True)
+            finally:
+                _ORDER.done(tx_ids)  # nonces not sent here are not waited for
+        return delays
+
     def _work(self, workspace_id: str, tx_id: str) -> None:
-        delay: float | None
+        """Advance ``tx_id`` until it must wait, then give its item back or finish it."""
+        delay: float | None = 0.0
         try:
-            while True:
+            while delay == 0.0:
                 delay = self.pipeline.advance(workspace_id, tx_id)
-                if delay != 0.0:
-                    break
         except StaleDataError:
             delay = 0.0  # another step won the race; look again at once
         except Exception:
             _log.exception("pipeline step for %s failed; retrying later", tx_id)
             delay = self.runtime.broadcast_retry_s
+        self._settle({tx_id: delay})
+
+    def _settle(self, delays: Mapping[str, float | None]) -> None:
+        """Finish the items that need no more steps (``None``), give the others back
+        due after their delay; one commit."""
+        if not delays:
+            return
+        now = utcnow()
         with self.platform.unit_of_work() as uow:
             queue = WorkQueue(uow.session)
-            if delay is None:
-                queue.finish(tx_id, self.worker_id)
-            else:
-                queue.release(tx_id, self.worker_id, utcnow() + timedelta(seconds=delay))
+            for tx_id, delay in delays.items():
+                if delay is None:
+                    queue.finish(tx_id, self.worker_id)
+                else:
+                    queue.release(tx_id, self.worker_id, now + timedelta(seconds=delay))
 
     def run(self, stop: threading.Event, *, idle_s: float = 0.05) -> None:
         """Work until ``stop`` is set; when idle, poll the queue every ``idle_s`` seconds,

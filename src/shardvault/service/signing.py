@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -134,6 +134,11 @@ class SigningBackend(Protocol):
     def sign(self, request: SignRequest) -> bytes:
         """Sign; ECDSA answers ``r || s || recovery_id`` (65 bytes, low s), Schnorr and
         EdDSA their 64-byte signatures. Raises :class:`SigningError`."""
+        ...
+
+    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | SigningError]:
+        """Sign several requests (a burst), each as :meth:`sign` would; answers, in
+        order, each signature or the :class:`SigningError` it failed with."""
         ...
 
 
@@ -350,6 +355,16 @@ class LocalCeremonyBackend:
             raise SigningError(
                 f"signing session {request.session} failed: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | SigningError]:
+        """One after another: the ceremonies run in this process anyway."""
+        answers: list[bytes | SigningError] = []
+        for request in requests:
+            try:
+                answers.append(self.sign(request))
+            except SigningError as exc:
+                answers.append(exc)
+        return answers
 
     def _derived_shares(self, key: _PoolKey) -> list[KeyShare]:
         workspace_id, vault_id, key_id, path = key

@@ -207,10 +207,19 @@ def _context(uow: UnitOfWork, row: Transaction) -> tuple[Asset, Network, WalletA
     return asset, network, source
 
 
-def view_of(uow: UnitOfWork, row: Transaction) -> TransactionView:
-    """A snapshot of ``row`` with its approvals."""
-    asset, network, source = _context(uow, row)
-    approvals = TransactionRepository(uow.session, row.workspace_id).approvals(row.id)
+def view_of(
+    uow: UnitOfWork,
+    row: Transaction,
+    *,
+    context: tuple[Asset, Network, WalletAddress] | None = None,
+    created: bool = False,
+) -> TransactionView:
+    """A snapshot of ``row`` with its approvals (``created``: the caller has just
+    created it, so it has none), its ``context`` read unless given."""
+    asset, network, source = context if context is not None else _context(uow, row)
+    approvals = (
+        () if created else TransactionRepository(uow.session, row.workspace_id).approvals(row.id)
+    )
     needed: dict[str, int] = {}
     if row.policy_evaluation:
         evaluation = json.loads(row.policy_evaluation).get("evaluation", {})
@@ -460,7 +469,7 @@ def create_transaction(
             "intent_digest": row.intent_digest,
         },
     )
-    return view_of(uow, row)
+    return view_of(uow, row, context=(asset, network, source), created=True)
 
 
 def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: str) -> TransactionView:

@@ -1,0 +1,298 @@
+"""Transfers claimed together are evaluated, signed and sent together (a burst), on a
+hardhat node, on SQLite and PostgreSQL.
+
+A batch shares commits, the workspace lock and round trips; each transfer must still
+pass through every state with its own audit and webhook events, get the address's next
+nonce, and be signed and sent once. A fault in one transfer's evaluation undoes the
+shared unit of work (every transfer as it was) and each then goes on alone; a signature
+that fails in a batch holds up no other. The node (and eth-account, on the raw bytes)
+checks the outcome.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from sqlalchemy import func, select, text
+
+from shardvault.audit import verify_chain
+from shardvault.service import transactions
+from shardvault.service.pipeline import (
+    PipelineFault,
+    PipelineRuntime,
+    PipelineWorker,
+    _SendOrder,
+)
+from shardvault.service.platform import Platform
+from shardvault.service.signing import SigningError, SignRequest
+from shardvault.store import Database
+from shardvault.store.models_vaults import NonceAllocation, NonceState
+from shardvault.store.models_webhooks import WebhookEvent
+from tests.api.support import make_platform
+from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
+from tests.service.pipeline_support import (
+    Funded,
+    ReusedKeygenBackend,
+    Workspace,
+    activate_policy,
+    fund,
+    make_eth_vault,
+    make_workspace,
+    open_custody,
+    policy_document,
+)
+
+__all__ = ["hardhat_node"]
+
+RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+FULL_TRAIL = [
+    "transaction.submitted",
+    "transaction.pending_policy",
+    "transaction.approved",
+    "transaction.signing",
+    "transaction.signing_attempt",
+    "transaction.signed",
+    "transaction.broadcasting",
+    "transaction.confirming",
+    "transaction.completed",
+]
+
+
+class CountingBackend(ReusedKeygenBackend):
+    """Records each ``sign_many`` call's size; fails the requests named in ``fail``
+    (by their position among all requests seen) with a :class:`SigningError`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.batches: list[int] = []
+        self.fail: set[int] = set()
+        self._seen = 0
+
+    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | SigningError]:
+        self.batches.append(len(requests))
+        answers: list[bytes | SigningError] = []
+        for request in requests:
+            index, self._seen = self._seen, self._seen + 1
+            if index in self.fail:
+                answers.append(SigningError(f"co-signer unreachable (test fault {index})"))
+            else:
+                answers.append(self.sign(request))
+        return answers
+
+
+@pytest.fixture
+def platform(database: Database) -> Platform:
+    return make_platform(database)
+
+
+@pytest.fixture
+def setup(
+    platform: Platform, hardhat_node: HardhatNode, tmp_path: Path
+) -> tuple[Workspace, Funded, CountingBackend]:
+    ws = make_workspace(platform)
+    backend = CountingBackend(open_custody(tmp_path / "custody"))
+    funded = make_eth_vault(ws, backend, hardhat_node.url, hardhat_node.chain_id)
+    fund(hardhat_node, funded.address)
+    activate_policy(ws, policy_document(ws, version=1, limit_eth="1"))
+    return ws, funded, backend
+
+
+def _worker(ws: Workspace, backend: CountingBackend, **runtime: object) -> PipelineWorker:
+    return PipelineWorker(
+        ws.platform,
+        PipelineRuntime(backend, confirmation_poll_s=0.05, broadcast_retry_s=0.1, **runtime),  # type: ignore[arg-type]
+    )
+
+
+def _send(ws: Workspace, funded: Funded, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        with ws.platform.unit_of_work() as uow:
+            view = transactions.create_transaction(
+                uow,
+                ws.signer.principal,
+                wallet_id=funded.wallet_id,
+                destination=RECIPIENT,
+                amount="0.01",
+            )
+        ids.append(view.id)
+    return ids
+
+
+def _get(ws: Workspace, tx_id: str) -> transactions.TransactionView:
+    with ws.platform.unit_of_work() as uow:
+        return transactions.get_transaction(uow, ws.owner.principal, tx_id)
+
+
+def _nonce(node: HardhatNode, address: str) -> int:
+    return int(str(node.rpc("eth_getTransactionCount", [address, "latest"])), 16)
+
+
+def _trail(ws: Workspace, tx_id: str) -> list[str]:
+    with ws.platform.unit_of_work() as uow:
+        return list(
+            uow.session.scalars(
+                text("SELECT action FROM audit_events WHERE resource_id = :id ORDER BY seq"),
+                {"id": tx_id},
+            )
+        )
+
+
+def test_a_burst_is_evaluated_signed_and_sent_together(
+    setup: tuple[Workspace, Funded, CountingBackend], hardhat_node: HardhatNode
+) -> None:
+    ws, funded, backend = setup
+    start = _nonce(hardhat_node, funded.address)
+    ids = _send(ws, funded, 5)
+    worker = _worker(ws, backend)
+    # One claim takes all five through every state: the node mines each at once.
+    assert worker.run_once(limit=8) == 5
+    assert backend.batches == [5]  # one round of requests to the backend
+    views = [_get(ws, tx_id) for tx_id in ids]
+    assert [v.status for v in views] == ["completed"] * 5, [v.status_reason for v in views]
+    # The address's next nonces, in creation order, each mined once.
+    assert [v.nonce for v in views] == list(range(start, start + 5))
+    assert _nonce(hardhat_node, funded.address) == start + 5
+    for view in views:
+        assert view.signed_payload is not None
+        assert Account.recover_transaction("0x" + view.signed_payload) == funded.address
+    # Each transfer has its own full trail and its own webhook sequence.
+    for tx_id in ids:
+        assert _trail(ws, tx_id) == FULL_TRAIL
+    with ws.platform.database.transaction() as session:
+        for tx_id in ids:
+            seqs = session.scalars(
+                select(WebhookEvent.seq)
+                .where(WebhookEvent.resource_id == tx_id)
+                .order_by(WebhookEvent.seq)
+            ).all()
+            assert list(seqs) == list(range(1, 9))
+    with ws.platform.unit_of_work() as uow:
+        verify_chain(uow.session, ws.owner.principal.workspace_id, ws.platform.keyring())
+
+
+def test_a_fault_in_one_evaluation_undoes_the_batch_and_each_goes_on_alone(
+    setup: tuple[Workspace, Funded, CountingBackend], hardhat_node: HardhatNode
+) -> None:
+    """The second transfer's evaluation faults inside the shared unit of work: nothing
+    of the batch is committed (no state, no nonce, no audit event), and the single
+    path then takes every transfer through once."""
+    ws, funded, backend = setup
+    start = _nonce(hardhat_node, funded.address)
+    ids = _send(ws, funded, 3)
+    calls: list[str] = []
+
+    def hook(point: str) -> None:
+        if point == "evaluating":
+            calls.append(point)
+            if len(calls) == 2:
+                raise PipelineFault("test fault in the second evaluation")
+
+    worker = _worker(ws, backend, fault_hook=hook)
+    worker.run_once(limit=8)
+    assert backend.batches == []  # the batch never reached the backend
+    assert len(calls) == 2 + 3  # two in the undone batch, then one each alone
+    views = [_get(ws, tx_id) for tx_id in ids]
+    assert [v.status for v in views] == ["completed"] * 3, [v.status_reason for v in views]
+    assert [v.nonce for v in views] == list(range(start, start + 3))
+    for tx_id in ids:
+        assert _trail(ws, tx_id) == FULL_TRAIL  # one of each: the undone batch left none
+    assert _nonce(hardhat_node, funded.address) == start + 3
+
+
+def test_a_failed_signature_in_a_batch_holds_up_no_other(
+    setup: tuple[Workspace, Funded, CountingBackend], hardhat_node: HardhatNode
+) -> None:
+    """The middle signature fails: the first transfer goes out, the last is refused by
+    the node for the gap and waits (not for this process's hold on the failed nonce,
+    which is let go), the middle one is signed again later with its nonce, and then
+    both go out; nothing fails and no nonce is skipped."""
+    ws, funded, backend = setup
+    start = _nonce(hardhat_node, funded.address)
+    ids = _send(ws, funded, 3)
+    backend.fail = {1}
+    worker = _worker(ws, backend, nonce_order_wait_s=0.1)
+    began = time.monotonic()
+    worker.run_once(limit=8)
+    assert time.monotonic() - began < 4.0  # the last send did not wait out the hold
+    first, middle, last = (_get(ws, tx_id) for tx_id in ids)
+    assert first.status == "completed"
+    assert middle.status == "signing"
+    assert last.status == "broadcasting"
+    worker.drain(timeout_s=60, until=lambda: all(_get(ws, t).status == "completed" for t in ids))
+    views = [_get(ws, tx_id) for tx_id in ids]
+    assert [v.status for v in views] == ["completed"] * 3, [v.status_reason for v in views]
+    assert [v.nonce for v in views] == list(range(start, start + 3))
+    assert _trail(ws, ids[1]).count("transaction.signing_attempt") == 2
+    assert _nonce(hardhat_node, funded.address) == start + 3
+    with ws.platform.database.transaction() as session:
+        released = session.scalar(
+            select(func.count())
+            .select_from(NonceAllocation)
+            .where(NonceAllocation.state == NonceState.RELEASED)
+        )
+    assert released == 0
+
+
+def test_two_workers_bursts_reach_the_node_in_nonce_order(
+    setup: tuple[Workspace, Funded, CountingBackend], hardhat_node: HardhatNode
+) -> None:
+    """Two workers each take a batch of one address; whichever signs first, the later
+    nonces wait for this process to send the earlier ones, so the node refuses none."""
+    ws, funded, backend = setup
+    start = _nonce(hardhat_node, funded.address)
+    ids = _send(ws, funded, 8)
+    workers = [_worker(ws, backend) for _ in range(2)]
+    refused: list[str] = []
+    for worker in workers:
+        original = worker.pipeline._send_evm
+
+        def counting(loaded, *, fresh, original=original):  # type: ignore[no-untyped-def]
+            outcome = original(loaded, fresh=fresh)
+            if not isinstance(outcome, str):
+                refused.append(loaded.tx.id)
+            return outcome
+
+        worker.pipeline._send_evm = counting  # type: ignore[method-assign]
+    threads = [threading.Thread(target=w.run_once, kwargs={"limit": 4}) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    workers[0].drain(timeout_s=60)
+    views = [_get(ws, tx_id) for tx_id in ids]
+    assert [v.status for v in views] == ["completed"] * 8, [v.status_reason for v in views]
+    assert sorted(v.nonce for v in views if v.nonce is not None) == list(range(start, start + 8))
+    assert refused == []
+    assert _nonce(hardhat_node, funded.address) == start + 8
+
+
+def test_send_order_waits_for_the_held_previous_nonce_only() -> None:
+    order = _SendOrder()
+    # Nothing held: no wait.
+    began = time.monotonic()
+    order.wait_turn(1, "0xabc", 5, timeout=5.0)
+    assert time.monotonic() - began < 0.5
+    # Nonce 4 held: the send of 5 waits until it is let go (from another thread).
+    order.hold("tx-4", 1, "0xabc", 4)
+    order.hold("tx-other", 1, "0xdef", 4)  # another address: not waited for
+    timer = threading.Timer(0.3, order.done, args=(["tx-4"],))
+    timer.start()
+    began = time.monotonic()
+    order.wait_turn(1, "0xabc", 5, timeout=5.0)
+    waited = time.monotonic() - began
+    timer.join()
+    assert 0.2 < waited < 4.0
+    # A hold nobody lets go is waited for no longer than the timeout.
+    order.hold("tx-6", 1, "0xabc", 6)
+    began = time.monotonic()
+    order.wait_turn(1, "0xabc", 7, timeout=0.2)
+    assert 0.15 < time.monotonic() - began < 2.0
+    order.done(["tx-6", "tx-other", "never-held"])
+    order.wait_turn(1, "0xdef", 5, timeout=5.0)  # returns at once
