@@ -104,3 +104,17 @@ def test_a_committed_transfer_wakes_one_idle_worker_at_once():
     assert sorted(woke) == [False, False, True]
     assert time.monotonic() - started < 1.5
     assert work_signal.wait_for_work(0.01) is False
+
+
+def test_one_wake_takes_every_signal_left_before_it():
+    """A burst of commits before any worker waits: the first worker to wait takes them
+    all (it claims every due item up to its limit); the next ones wait for new work
+    instead of each claiming nothing."""
+    from shardvault.service import work_signal
+
+    while work_signal.wait_for_work(0.0):
+        pass
+    for _ in range(50):
+        work_signal.work_committed()
+    assert work_signal.wait_for_work(0.0) is True
+    assert work_signal.wait_for_work(0.01) is False

@@ -169,6 +169,7 @@ from shardvault.store.repositories_vaults import (
     WalletRepository,
     WorkQueue,
 )
+from shardvault.store.repositories_webhooks import WebhookRepository
 from shardvault.store.types import utcnow
 
 _log = logging.getLogger("shardvault.pipeline")
@@ -279,6 +280,10 @@ def _load_many(
     rows = TransactionRepository(uow.session, workspace_id).get_many(tx_ids, lock=lock)
     if lock:
         transaction_scoped(uow.session, "pipeline_locked").update((tx.id, tx) for tx in rows)
+        # Every state change of theirs in this unit of work numbers a webhook event.
+        WebhookRepository(uow.session, workspace_id).lock_sequences(
+            "transaction", [tx.id for tx in rows]
+        )
     return {tx.id: _with_context(uow, workspace_id, tx) for tx in rows}
 
 
@@ -1992,6 +1997,8 @@ class PipelineWorker:
                     self.worker_id, lease_s=self.runtime.lease_s, limit=limit
                 )
             ]
+        if len(claimed) == limit:
+            work_committed()  # more may be due: another idle worker claims the next ones
         batched = self._batch(claimed)
         # What a batch left waiting or finished is given back in one commit, before the
         # rest goes on (a transfer woken meanwhile must not be re-delayed after).

@@ -24,13 +24,18 @@ def work_committed() -> None:
 
 
 def wait_for_work(timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for a :func:`work_committed` call not yet taken by
-    another waiter; answers whether one was taken."""
+    """Wait up to ``timeout`` seconds for :func:`work_committed` calls not yet taken by
+    another waiter, and take them all; answers whether there were any.
+
+    All: the waker claims every due item up to its limit, so the other calls of a burst
+    (a hundred API commits) would each send a worker to claim nothing, every claim a
+    write transaction. A worker whose claim came back full wakes one more itself
+    (:class:`~shardvault.service.pipeline.PipelineWorker`)."""
     global _pending
     with _CONDITION:
         if _pending == 0:
             _CONDITION.wait(timeout)
         if _pending > 0:
-            _pending -= 1
+            _pending = 0
             return True
         return False

@@ -68,6 +68,20 @@ def insert_ignoring_conflict(
     return row is not None
 
 
+def insert_many_ignoring_conflict(
+    session: Session, model: type[Base], rows: Sequence[Mapping[str, object]]
+) -> None:
+    """:func:`insert_ignoring_conflict` of several rows in one statement."""
+    if not rows:
+        return
+    table = model.__table__
+    assert isinstance(table, Table)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(postgresql.insert(table).values(list(rows)).on_conflict_do_nothing())
+    else:
+        session.execute(sqlite.insert(table).values(list(rows)).on_conflict_do_nothing())
+
+
 class WorkspaceRepository:
     """Workspaces, the tenant roots."""
 
