@@ -414,8 +414,8 @@ def _measure(
         f"ECDSA paced from the pool ({args.paced} at {args.paced_rate}/s, no queueing)",
         db, url, owner, eth.id, ETH_RECIPIENT, args.paced, interval=1 / args.paced_rate,
     )  # fmt: skip
-    # The burst's rate varies from run to run (how many transfers meet a nonce gap at
-    # the node depends on scheduling): several runs, the median one reported.
+    # The burst's rate varies from run to run (scheduling, and this machine's speed
+    # drifts): several runs, the median one reported.
     bursts = []
     for run in range(args.bursts):
         _wait_idle(pids)  # the pool is full again
