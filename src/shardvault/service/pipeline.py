@@ -816,12 +816,18 @@ def _prices(uow: UnitOfWork, workspace_id: str) -> dict[str, str]:
 
 
 def cosigner_context(
-    uow: UnitOfWork, loaded: _Loaded, *, initiator: str, prices: dict[str, str] | None = None
+    uow: UnitOfWork,
+    loaded: _Loaded,
+    *,
+    initiator: str,
+    prices: dict[str, str] | None = None,
+    unapproved: bool = False,
 ) -> tuple[dict[str, object], tuple[dict[str, object], ...], dict[str, str]]:
     """What a co-signer needs to check a signing request on its own: the metadata (who
     asks, from which vault and wallet, when, the intent's ids, and what the payload does
-    not say itself), the approvers' signed statements over the intent digest, and the
-    prices value limits use."""
+    not say itself), the approvers' signed statements over the intent digest (none, not
+    read, when the caller knows there are none: ``unapproved``), and the prices value
+    limits use."""
     tx = loaded.tx
     metadata: dict[str, object] = {
         "initiator": {"type": "user", "id": initiator},
@@ -842,7 +848,11 @@ def cosigner_context(
             "policy_version": a.policy_version,
             "signature": a.signature,
         }
-        for a in TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id)
+        for a in (
+            ()
+            if unapproved
+            else TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id)
+        )
     )
     return metadata, approvals, prices if prices is not None else _prices(uow, tx.workspace_id)
 
@@ -1181,10 +1191,10 @@ class Pipeline:
         chain = chains.get((str(loaded.network.rpc_url), loaded.source.address))
         if kind is NetworkKind.EVM and chain is not None:
             self._serialize_evm_in(uow, loaded, chain, initiator.email)
-            return 0.0, self._signing(uow, loaded, prices=prices)
+            return 0.0, self._signing(uow, loaded, prices=prices, unapproved=True)
         if kind is NetworkKind.SOLANA:
             self._serialize_solana_in(uow, loaded, initiator.email)
-            return 0.0, self._signing(uow, loaded, prices=prices)
+            return 0.0, self._signing(uow, loaded, prices=prices, unapproved=True)
         return 0.0, None
 
     def _history(
@@ -1289,11 +1299,18 @@ class Pipeline:
         _transition(uow, tx, TransactionStatus.SIGNING, details={"digest": tx.digest})
 
     def _signing(
-        self, uow: UnitOfWork, loaded: _Loaded, *, prices: dict[str, str] | None = None
+        self,
+        uow: UnitOfWork,
+        loaded: _Loaded,
+        *,
+        prices: dict[str, str] | None = None,
+        unapproved: bool = False,
     ) -> _Signing:
         """Record one more signing attempt of ``loaded`` (in ``signing``, EVM or Solana)
         and build its request to the backend; committed by the caller before the backend
-        is called."""
+        is called. ``unapproved``: the policy allowed it in this unit of work, so it has
+        no approvals (approvals are taken only in ``pending_approval``) and none are read
+        (in a batch that query flushed the session once per transfer)."""
         tx = loaded.tx
         attempt, key = _record_attempt(uow, loaded)
         assert tx.chain_payload is not None
@@ -1305,6 +1322,7 @@ class Pipeline:
             loaded,
             initiator=initiator.email if initiator is not None else "unknown",
             prices=prices,
+            unapproved=unapproved,
         )
         request = SignRequest(
             workspace_id=tx.workspace_id,
