@@ -2049,7 +2049,9 @@ class PipelineWorker:
             except Exception:
                 # One transfer's fault (or a raced row) undoes the shared evaluation;
                 # the single path meets it again and fails only that transfer.
-                _log.info("batch of %d transfers goes on one at a time", len(tx_ids), exc_info=True)
+                _log.warning(
+                    "batch of %d transfers goes on one at a time", len(tx_ids), exc_info=True
+                )
             finally:
                 _ORDER.done(tx_ids)  # nonces not sent here are not waited for
         return delays
