@@ -165,8 +165,14 @@ class CosignerBackend:
         parties: Sequence[int],
         timeout: float,
     ) -> dict[int, dict[str, object]]:
-        request_id = str(body["request_id"])
         relay.submit(body, parties)
+        return self._results(relay, str(body["request_id"]), parties, timeout)
+
+    @staticmethod
+    def _results(
+        relay: RelayCore, request_id: str, parties: Sequence[int], timeout: float
+    ) -> dict[int, dict[str, object]]:
+        """The parties' results of a queued request (forgotten by the relay once read)."""
         try:
             # One refusal or failure dooms the session: stop waiting for the others.
             return relay.wait_results(request_id, parties, timeout, first_failure=True)
@@ -454,14 +460,7 @@ class CosignerBackend:
             CosignerRefused: a refusal, a failure, no answer in time, or disagreement
                 (the session is aborted everywhere).
         """
-        request_id = str(body["request_id"])
-        try:
-            # One refusal or failure dooms the session: stop waiting for the others.
-            results = relay.wait_results(
-                request_id, signers, self._sign_timeout, first_failure=True
-            )
-        finally:
-            relay.forget(request_id)
+        results = self._results(relay, str(body["request_id"]), signers, self._sign_timeout)
         self._all_ok(relay, results, signers, [str(body["session_id"])], "signing refused")
         signatures = {r.get("signature") for r in results.values()}
         if len(signatures) != 1:

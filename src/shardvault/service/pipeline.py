@@ -371,6 +371,11 @@ class _ChainState:
     pending: int
 
 
+def _chain_key(loaded: _Loaded) -> tuple[str, str]:
+    """Whose chain state a transfer's serialization needs: (node URL, source address)."""
+    return str(loaded.network.rpc_url), loaded.source.address
+
+
 _FEES: dict[str, tuple[float, Wei, Wei]] = {}
 _FEES_LOCK = threading.Lock()
 
@@ -1114,7 +1119,7 @@ class Pipeline:
         for peek in peeks:
             if peek.network.kind is not NetworkKind.EVM:
                 continue
-            key = (str(peek.network.rpc_url), peek.source.address)
+            key = _chain_key(peek)
             if key in chains or key in failed:
                 continue
             try:
@@ -1188,7 +1193,7 @@ class Pipeline:
             return max(evaluation.deadline - now, 0) + 1, None
         _transition(uow, tx, TransactionStatus.APPROVED, reason=evaluation.summary, details=details)
         kind = loaded.network.kind
-        chain = chains.get((str(loaded.network.rpc_url), loaded.source.address))
+        chain = chains.get(_chain_key(loaded))
         if kind is NetworkKind.EVM and chain is not None:
             self._serialize_evm_in(uow, loaded, chain, initiator.email)
             return 0.0, self._signing(uow, loaded, prices=prices, unapproved=True)
