@@ -8,6 +8,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import event
 
 from shardvault.chains.errors import InvalidAddressError
 from shardvault.service import nonce_store
@@ -110,3 +111,41 @@ def test_one_transaction_allocating_many_still_reuses_what_it_released(
     allocator.release(CHAIN, ADDRESS, 5)
     assert allocator.allocate(CHAIN, ADDRESS) == 5
     assert allocator.allocate(CHAIN, ADDRESS) == 6
+
+
+def test_a_batch_settles_prefetched_nonces_without_reading_each(database: Database) -> None:
+    """``prefetch`` reads the allocations a batch will settle in one query under the
+    account's lock; each settle then uses that row (no query of its own), still
+    refuses a nonce that is not in flight, and the changes commit together."""
+    allocator = StoreNonceAllocator(database)
+    for _ in range(4):
+        allocator.allocate(CHAIN, ADDRESS)
+    allocator.confirm(CHAIN, ADDRESS, 2)
+    selects: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "nonce_allocations" in statement:
+            selects.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        with database.transaction() as session:
+            nonce_store.prefetch_in(session, CHAIN, ADDRESS, [0, 1, 2, 7])
+            assert len(selects) == 1
+            confirmed = NonceState.CONFIRMED
+            assert nonce_store.settle_if_in_flight(session, CHAIN, ADDRESS, 0, confirmed)
+            assert nonce_store.settle_if_in_flight(session, CHAIN, ADDRESS, 1, confirmed)
+            assert not nonce_store.settle_if_in_flight(session, CHAIN, ADDRESS, 2, confirmed)
+            assert not nonce_store.settle_if_in_flight(session, CHAIN, ADDRESS, 7, confirmed)
+            # Settled once in this transaction: not in flight any more.
+            assert not nonce_store.settle_if_in_flight(session, CHAIN, ADDRESS, 0, confirmed)
+            assert len(selects) == 1
+            # A nonce not prefetched is read on its own.
+            assert nonce_store.settle_if_in_flight(session, CHAIN, ADDRESS, 3, NonceState.RELEASED)
+            assert len(selects) == 2
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    with database.transaction() as session:
+        states = [nonce_store.state_in(session, CHAIN, ADDRESS, n) for n in range(5)]
+    assert states == [confirmed, confirmed, confirmed, NonceState.RELEASED, None]
+    assert allocator.allocate(CHAIN, ADDRESS) == 3  # the released one first

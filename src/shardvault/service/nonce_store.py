@@ -14,6 +14,8 @@ transaction: a crash can never leave a nonce allocated but unrecorded (a gap).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
 from shardvault.chains.ethereum import parse_address
@@ -63,6 +65,21 @@ def settle_in(session: Session, chain_id: int, address: str, nonce: int, state: 
     chain, account = account_key(chain_id, address)
     if not NonceLedger(session).settle(chain, account, nonce, state):
         raise NonceError("was not allocated or is already settled", field="nonce")
+
+
+def settle_if_in_flight(
+    session: Session, chain_id: int, address: str, nonce: int, state: NonceState
+) -> bool:
+    """Confirm or release on ``session`` if ``nonce`` is in flight; whether it was."""
+    _check_nonce(nonce)
+    chain, account = account_key(chain_id, address)
+    return NonceLedger(session).settle(chain, account, nonce, state)
+
+
+def prefetch_in(session: Session, chain_id: int, address: str, nonces: Sequence[int]) -> None:
+    """Read the allocations of ``nonces`` at once for this transaction's settle calls."""
+    chain, account = account_key(chain_id, address)
+    NonceLedger(session).prefetch(chain, account, nonces)
 
 
 def state_in(session: Session, chain_id: int, address: str, nonce: int) -> NonceState | None:

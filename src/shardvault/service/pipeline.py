@@ -135,7 +135,12 @@ from shardvault.service.chainclients.ethereum import (
     Receipt,
 )
 from shardvault.service.errors import ValidationError
-from shardvault.service.nonce_store import account_key, allocate_in, settle_in, state_in
+from shardvault.service.nonce_store import (
+    account_key,
+    allocate_in,
+    prefetch_in,
+    settle_if_in_flight,
+)
 from shardvault.service.platform import Platform
 from shardvault.service.policies import active_policy
 from shardvault.service.signing import SigningBackend, SigningError, SignRequest
@@ -1071,13 +1076,9 @@ class Pipeline:
             ):
                 chain_id = loaded.network.chain_id
                 assert chain_id is not None
-                if (
-                    state_in(uow.session, chain_id, loaded.source.address, tx.nonce)
-                    is NonceState.IN_FLIGHT
+                if settle_if_in_flight(
+                    uow.session, chain_id, loaded.source.address, tx.nonce, NonceState.RELEASED
                 ):
-                    settle_in(
-                        uow.session, chain_id, loaded.source.address, tx.nonce, NonceState.RELEASED
-                    )
                     released = tx.nonce
             _transition(
                 uow,
@@ -1610,8 +1611,7 @@ class Pipeline:
         locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.BROADCASTING)
         if locked is None:
             return False
-        if state_in(uow.session, chain_id, address, nonce) is NonceState.IN_FLIGHT:
-            settle_in(uow.session, chain_id, address, nonce, NonceState.CONFIRMED)
+        settle_if_in_flight(uow.session, chain_id, address, nonce, NonceState.CONFIRMED)
         _transition(
             uow,
             locked.tx,
@@ -1737,6 +1737,13 @@ class Pipeline:
         moved = []
         with self.platform.unit_of_work() as uow:
             _load_many(uow, workspace_id, [loaded.tx.id for loaded, _ in sent], lock=True)
+            by_account: dict[tuple[int, str], list[int]] = {}
+            for loaded, _ in sent:
+                if loaded.network.chain_id is not None and loaded.tx.nonce is not None:
+                    account = (loaded.network.chain_id, loaded.source.address)
+                    by_account.setdefault(account, []).append(loaded.tx.nonce)
+            for (chain_id, address), nonces in by_account.items():
+                prefetch_in(uow.session, chain_id, address, nonces)
             for loaded, outcome in sent:
                 delays[loaded.tx.id] = 0.0
                 if self._confirming_in(uow, loaded, outcome):

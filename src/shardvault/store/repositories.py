@@ -46,6 +46,23 @@ def transaction_scoped(session: Session, name: str) -> dict[Any, Any]:
     return held[1]
 
 
+_INSERT_IGNORING: dict[tuple[str, str], Any] = {}
+"""``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` per (dialect, table), built once:
+executed with the row as parameters, its compiled form comes from the engine's cache
+without the statement being rebuilt (and its cache key recomputed) for every row."""
+
+
+def _insert_ignoring(dialect: str, table: Table) -> Any:
+    statement = _INSERT_IGNORING.get((dialect, table.name))
+    if statement is None:
+        key_column = next(iter(table.primary_key.columns))
+        module = postgresql if dialect == "postgresql" else sqlite
+        # RETURNING rather than rowcount: drivers report -1 for INSERT ... ON CONFLICT.
+        statement = module.insert(table).on_conflict_do_nothing().returning(key_column)
+        _INSERT_IGNORING[(dialect, table.name)] = statement
+    return statement
+
+
 def insert_ignoring_conflict(
     session: Session, model: type[Base], values: Mapping[str, object]
 ) -> bool:
@@ -57,15 +74,8 @@ def insert_ignoring_conflict(
     """
     table = model.__table__
     assert isinstance(table, Table)
-    key_column = next(iter(table.primary_key.columns))
-    # RETURNING rather than rowcount: drivers report -1 for INSERT ... ON CONFLICT.
-    if session.get_bind().dialect.name == "postgresql":
-        pg_stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-        row = session.execute(pg_stmt.returning(key_column)).first()
-    else:
-        lite_stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-        row = session.execute(lite_stmt.returning(key_column)).first()
-    return row is not None
+    statement = _insert_ignoring(session.get_bind().dialect.name, table)
+    return session.execute(statement, dict(values)).first() is not None
 
 
 def insert_many_ignoring_conflict(
@@ -129,8 +139,13 @@ class UserRepository:
         return user
 
     def get(self, user_id: str) -> User | None:
-        # From the session's identity map when it holds the row (no query).
-        user = self._session.get(User, user_id)
+        # From the session's identity map when it holds the row (no query); the rows
+        # read are held for the transaction, or the map (weak) could drop one between
+        # two transfers of a batch and read it again.
+        held = transaction_scoped(self._session, "users")
+        user = held.get(user_id)
+        if user is None:
+            user = held[user_id] = self._session.get(User, user_id)
         return user if user is not None and user.workspace_id == self.workspace_id else None
 
     def get_by_email(self, email: str) -> User | None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shardvault.store.models_vaults import (
@@ -453,6 +454,33 @@ class NonceLedger:
             .execution_options(populate_existing=True)
         )
 
+    def _held(self) -> dict[tuple[str, str, int], NonceAllocation | None]:
+        # Allocations read (or made) under their account's lock in this transaction:
+        # none can change under it, so a later settle of the same nonce needs no query.
+        return transaction_scoped(self._session, "nonce_allocations")
+
+    def prefetch(self, chain: str, address: str, nonces: Sequence[int]) -> None:
+        """Lock the account and read the allocations of ``nonces`` in one query, for
+        this transaction's later :meth:`settle` calls (a batch settles several)."""
+        self._lock(chain, address)
+        held = self._held()
+        wanted = [n for n in dict.fromkeys(nonces) if (chain, address, n) not in held]
+        if not wanted:
+            return
+        rows = self._session.scalars(
+            select(NonceAllocation)
+            .where(
+                NonceAllocation.chain == chain,
+                NonceAllocation.address == address,
+                NonceAllocation.nonce.in_(wanted),
+            )
+            .execution_options(populate_existing=True)
+        ).all()
+        for nonce in wanted:
+            held[(chain, address, nonce)] = None
+        for row in rows:
+            held[(chain, address, int(row.nonce))] = row
+
     def allocate(self, chain: str, address: str, max_nonce: int) -> int | None:
         """Reserve the lowest released nonce, else the next fresh one; ``None`` when the
         account's nonces are exhausted."""
@@ -478,7 +506,7 @@ class NonceLedger:
         if released is not None:
             released.state = NonceState.IN_FLIGHT
             released.updated_at = now
-            self._session.flush()
+            self._held()[(chain, address, int(released.nonce))] = released
             return int(released.nonce)
         none_released[(chain, address)] = True
         nonce = int(counter.next_nonce)
@@ -486,22 +514,19 @@ class NonceLedger:
             return None
         counter.next_nonce = nonce + 1
         counter.updated_at = now
-        self._session.add(
-            NonceAllocation(
-                chain=chain,
-                address=address,
-                nonce=nonce,
-                state=NonceState.IN_FLIGHT,
-                updated_at=now,
-            )
+        # Not flushed here: with the counter locked no other row can hold this nonce,
+        # and the transaction's next flush writes the batch's allocations together.
+        allocation = NonceAllocation(
+            chain=chain, address=address, nonce=nonce, state=NonceState.IN_FLIGHT, updated_at=now
         )
-        self._session.flush()
+        self._session.add(allocation)
+        self._held()[(chain, address, nonce)] = allocation
         return nonce
 
     def settle(self, chain: str, address: str, nonce: int, state: NonceState) -> bool:
         """Move an in-flight nonce to ``state``; ``False`` if it is not in flight."""
-        self._lock(chain, address)
-        allocation = self._allocation(chain, address, nonce)
+        self.prefetch(chain, address, [nonce])
+        allocation = self._held()[(chain, address, nonce)]
         if allocation is None or allocation.state is not NonceState.IN_FLIGHT:
             return False
         allocation.state = state
@@ -509,7 +534,6 @@ class NonceLedger:
         if state is NonceState.RELEASED:
             for name in ("nonces_none_released", "nonces_observed"):
                 transaction_scoped(self._session, name).pop((chain, address), None)
-        self._session.flush()
         return True
 
     def state_of(self, chain: str, address: str, nonce: int) -> NonceState | None:
@@ -541,6 +565,8 @@ class NonceLedger:
 
 
 # The pipeline's work queue.
+
+_WORK = cast(Table, PipelineWork.__table__)
 
 
 class WorkQueue:
@@ -592,33 +618,37 @@ class WorkQueue:
         self._session.flush()
         return rows
 
+    # finish, remove and release are Core statements on the table, run without an
+    # autoflush: they need none of the session's pending changes written first (the
+    # queue's rows are only written by these statements, by enqueue's insert and by
+    # claim, which flushes its own), and the transaction's last flush writes a batch's
+    # changes together.
+
     def finish(self, transaction_id: str, worker: str) -> None:
         """Remove the item (its transaction needs no more steps) if ``worker`` holds it."""
-        self._session.execute(
-            delete(PipelineWork).where(
-                PipelineWork.transaction_id == transaction_id,
-                or_(PipelineWork.claimed_by == worker, PipelineWork.claimed_by.is_(None)),
+        work = _WORK.c
+        with self._session.no_autoflush:
+            self._session.execute(
+                delete(_WORK).where(
+                    work.transaction_id == transaction_id,
+                    or_(work.claimed_by == worker, work.claimed_by.is_(None)),
+                )
             )
-        )
 
     def remove(self, transaction_id: str) -> None:
         """Remove the item whoever holds it."""
-        self._session.execute(
-            delete(PipelineWork).where(PipelineWork.transaction_id == transaction_id)
-        )
+        with self._session.no_autoflush:
+            self._session.execute(delete(_WORK).where(_WORK.c.transaction_id == transaction_id))
 
     def release(self, transaction_id: str, worker: str, at: datetime) -> None:
         """Give up ``worker``'s lease and make the item due again at ``at``."""
-        self._session.execute(
-            update(PipelineWork)
-            .where(
-                and_(
-                    PipelineWork.transaction_id == transaction_id,
-                    PipelineWork.claimed_by == worker,
-                )
+        work = _WORK.c
+        with self._session.no_autoflush:
+            self._session.execute(
+                update(_WORK)
+                .where(and_(work.transaction_id == transaction_id, work.claimed_by == worker))
+                .values(available_at=at, claimed_by=None, lease_until=None)
             )
-            .values(available_at=at, claimed_by=None, lease_until=None)
-        )
 
     def due(self) -> int:
         """How many items are due now (claimed ones included)."""
