@@ -7,7 +7,7 @@ httpx.MockTransport, since no real node sends them on purpose."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -37,9 +37,16 @@ from shardvault.service.chainclients.ethereum import (
     EthereumRpcClient,
     InsufficientFundsError,
     NonceTooLowError,
+    Receipt,
     UnderpricedError,
     WrongChainError,
+    block_hash_call,
+    block_number_call,
+    chain_id_call,
     classify_rejection,
+    receipt_call,
+    send_raw_transaction_call,
+    transaction_count_call,
 )
 from shardvault.service.nonces import InMemoryNonceAllocator
 from tests.chains.ethereum.hardhat import TEST_ONLY_HARDHAT_FUNDED_KEY, HardhatNode, hardhat_node
@@ -234,6 +241,53 @@ def test_typed_rejections_from_the_node(client: EthereumRpcClient) -> None:
 
 
 @pytest.mark.node
+def test_a_batch_of_calls_is_one_round_trip_answered_in_order(
+    hardhat_node: HardhatNode,
+) -> None:
+    """``run_many`` asks hardhat several things in one HTTP request; each answer is its
+    call's, parsed as ``run`` parses it, and a call that fails does so alone, as the
+    typed error ``run`` would raise (a send's rejection included)."""
+    posts: list[httpx.Request] = []
+    with httpx.Client(event_hooks={"request": [posts.append]}) as http:
+        client = EthereumRpcClient(hardhat_node.url, http_client=http)
+        key = test_only_key("batch")
+        sender = address_of(key)
+        fund(client, sender, "1")
+        other = address_of(test_only_key("batch-other")).checksummed
+        tx = native_transfer(
+            chain_id=hardhat_node.chain_id, nonce=0, to=other, amount="0.1", fees=fees(client)
+        )
+        signed = sign(tx, key)
+        mined = client.send_raw_transaction(encode_signed(signed))
+        head = client.block_number()
+        posts.clear()
+        answers = client.run_many(
+            [
+                chain_id_call(),
+                receipt_call(mined),
+                receipt_call(b"\x11" * 32),
+                send_raw_transaction_call(encode_signed(signed)),  # nonce 0 again
+                transaction_count_call(sender),
+                block_hash_call(head),
+                block_number_call(),
+            ]
+        )
+    assert len(posts) == 1
+    assert json.loads(posts[0].content)[3]["method"] == "eth_sendRawTransaction"
+    chain, receipt, unknown, resent, count, block_hash, number = answers
+    assert chain == hardhat_node.chain_id
+    assert isinstance(receipt, Receipt)
+    assert receipt.transaction_hash == mined
+    assert receipt.block_number == head
+    assert unknown is None
+    assert isinstance(resent, NonceTooLowError)
+    assert count == 1
+    assert block_hash == receipt.block_hash
+    assert number == head
+    assert client.run_many([]) == []
+
+
+@pytest.mark.node
 def test_reorg_resets_confirmations(client: EthereumRpcClient, hardhat_node: HardhatNode) -> None:
     """Inclusion in block B, B reverted (evm_revert), re-inclusion in another block: the
     tracker reports the reorg and counts confirmations from the new block only."""
@@ -328,6 +382,70 @@ def test_malformed_node_replies_are_typed(body: bytes, error: type[Exception]) -
         rpc = EthereumRpcClient("http://node.invalid", http_client=http)
         with pytest.raises(error):
             rpc.chain_id()
+
+
+def _batch_node(answer: Callable[[list[dict[str, object]]], object]) -> EthereumRpcClient:
+    """A client of a stand-in node that answers a batch with ``answer(requests)`` and a
+    single request as a node does (its id and the result ``0x1``)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if isinstance(body, list):
+            return httpx.Response(200, json=answer(body))
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": "0x1"})
+
+    return EthereumRpcClient(
+        "http://node.invalid", http_client=httpx.Client(transport=httpx.MockTransport(handle))
+    )
+
+
+def test_batch_answers_are_matched_by_id_and_fail_one_by_one() -> None:
+    """Answers come back in any order (matched by id); one missing, malformed or
+    refused fails only its own call."""
+
+    def answer(requests: list[dict[str, object]]) -> object:
+        ids = [r["id"] for r in requests]
+        return [
+            {"jsonrpc": "2.0", "id": ids[4], "error": {"code": -32000, "message": "nonce too low"}},
+            {"jsonrpc": "2.0", "id": ids[2], "result": "0xg"},
+            {"jsonrpc": "2.0", "id": ids[0], "result": "0x7a69"},
+            {"jsonrpc": "2.0", "id": ids[1], "result": "0x10"},
+            {"jsonrpc": "2.0", "id": 999, "result": "0x1"},
+        ]
+
+    client = _batch_node(answer)
+    chain, number, bad, missing, refused = client.run_many(
+        [
+            chain_id_call(),
+            block_number_call(),
+            block_number_call(),
+            block_number_call(),
+            send_raw_transaction_call(b"\x02"),
+        ]
+    )
+    assert (chain, number) == (31337, 16)
+    assert isinstance(bad, RpcResponseError)
+    assert isinstance(missing, RpcTransportError)
+    assert isinstance(refused, NonceTooLowError)
+
+
+def test_a_node_without_batches_is_asked_one_call_at_a_time() -> None:
+    """A node that answers a batch with one error object (no batch support) gets each
+    call on its own."""
+    client = _batch_node(
+        lambda _: {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch"}}
+    )
+    assert client.run_many([block_number_call(), chain_id_call()]) == [1, 1]
+
+
+def test_an_unreachable_node_fails_the_whole_batch() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    http = httpx.Client(transport=httpx.MockTransport(refuse))
+    client = EthereumRpcClient("http://node.invalid", http_client=http)
+    with pytest.raises(RpcTransportError):
+        client.run_many([block_number_call(), chain_id_call()])
 
 
 @pytest.mark.parametrize(

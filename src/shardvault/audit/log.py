@@ -101,7 +101,10 @@ class AuditLog:
         heads = transaction_scoped(self._session, "audit_chain_heads")
         head = heads.get(chain)
         if head is None:
-            head = heads[chain] = self._read_and_lock_head(chain)
+            # Without an autoflush: the head changes only through this locked row, so
+            # the transaction's pending rows need not be written before the read.
+            with self._session.no_autoflush:
+                head = heads[chain] = self._read_and_lock_head(chain)
         return head
 
     def _read_and_lock_head(self, chain: str) -> AuditChainHead:

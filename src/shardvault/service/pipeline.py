@@ -60,6 +60,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import base58
 import httpx
@@ -133,6 +134,10 @@ from shardvault.service.chainclients.ethereum import (
     NonceTooHighError,
     NonceTooLowError,
     Receipt,
+    RpcCall,
+    block_hash_call,
+    block_number_call,
+    receipt_call,
 )
 from shardvault.service.errors import ValidationError
 from shardvault.service.nonce_store import (
@@ -1651,14 +1656,53 @@ class Pipeline:
                 return self.runtime.confirmation_poll_s
             if receipt.block_number not in heads.hashes:
                 heads.hashes[receipt.block_number] = client.get_block_hash(receipt.block_number)
-            canonical = heads.hashes[receipt.block_number]
             if heads.head is None or heads.head < receipt.block_number:
                 heads.head = client.block_number()
         except RpcTransportError:
             return self.runtime.confirmation_poll_s
         finally:
             client.close()
-        if canonical != receipt.block_hash:
+        return self._judged(loaded, receipt, heads)
+
+    def _receipts(self, loads: Sequence[_Loaded], heads: _Heads) -> list[_Seen | float]:
+        """:meth:`_receipt` of several transfers of one node: their receipts and the
+        node's head in one JSON-RPC batch, the hashes of the blocks they name in one
+        more. A lookup that failed alone is looked at again later, as one that found
+        no receipt."""
+        poll = self.runtime.confirmation_poll_s
+        assert loads[0].network.rpc_url is not None
+        client = self.runtime.ethereum_client(loads[0].network.rpc_url)
+        try:
+            calls: list[RpcCall[Any]] = [
+                receipt_call(bytes.fromhex(loaded.tx.tx_hash or "")) for loaded in loads
+            ]
+            *found, head = client.run_many([*calls, block_number_call()])
+            if isinstance(head, int):
+                heads.head = max(heads.head or 0, head)
+            numbers = sorted(
+                {r.block_number for r in found if isinstance(r, Receipt)} - heads.hashes.keys()
+            )
+            for number, answer in zip(
+                numbers, client.run_many([block_hash_call(n) for n in numbers]), strict=True
+            ):
+                if answer is None or isinstance(answer, bytes):
+                    heads.hashes[number] = answer
+        except RpcTransportError:
+            return [poll] * len(loads)
+        finally:
+            client.close()
+        out: list[_Seen | float] = []
+        for loaded, receipt in zip(loads, found, strict=True):
+            if not isinstance(receipt, Receipt) or receipt.block_number not in heads.hashes:
+                out.append(poll)
+            else:
+                out.append(self._judged(loaded, receipt, heads))
+        return out
+
+    def _judged(self, loaded: _Loaded, receipt: Receipt, heads: _Heads) -> _Seen | float:
+        """``receipt`` as seen with ``heads``: confirmed enough in the canonical chain,
+        or the delay before looking again."""
+        if heads.hashes.get(receipt.block_number) != receipt.block_hash or heads.head is None:
             return self.runtime.confirmation_poll_s
         confirmations = max(heads.head - receipt.block_number + 1, 0)
         if confirmations < loaded.network.required_confirmations:
@@ -1748,11 +1792,15 @@ class Pipeline:
                 delays[loaded.tx.id] = 0.0
                 if self._confirming_in(uow, loaded, outcome):
                     moved.append(loaded)
-        heads = _Heads()
-        seen = []
         for loaded in moved:
             _recall(loaded.tx.id)  # the ``confirming`` hint: used here
-            receipt = self._receipt(loaded, heads)
+        if len({loaded.network.rpc_url for loaded in moved}) == 1:
+            receipts = self._receipts(moved, _Heads())
+        else:
+            heads = _Heads()
+            receipts = [self._receipt(loaded, heads) for loaded in moved]
+        seen = []
+        for loaded, receipt in zip(moved, receipts, strict=True):
             if isinstance(receipt, _Seen):
                 seen.append((loaded, receipt))
             else:

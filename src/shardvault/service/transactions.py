@@ -270,7 +270,8 @@ def emit_status(
     event_type: str = webhooks.TRANSACTION_STATUS_CHANGED,
 ) -> None:
     """Record the webhook event of a state change in the caller's database transaction
-    (the webhook outbox), beside the change and its audit event."""
+    (the webhook outbox), beside the change and its audit event (``previous`` ``None``:
+    the transaction is created in it)."""
     webhooks.emit_event(
         uow,
         row.workspace_id,
@@ -288,6 +289,7 @@ def emit_status(
             "nonce": row.nonce,
             "tx_hash": row.tx_hash,
         },
+        new_resource=previous is None,
     )
 
 

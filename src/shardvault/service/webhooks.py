@@ -447,6 +447,8 @@ def _record_event(
     event_type: str,
     payload: Mapping[str, object],
     endpoints: Sequence[WebhookEndpoint] | None,
+    *,
+    new_resource: bool = False,
 ) -> tuple[WebhookEvent, list[WebhookDelivery]]:
     if not _EVENT_TYPE.match(event_type):
         raise ValidationError("event_type", f"{event_type!r} is not a dotted lower-case name")
@@ -456,6 +458,8 @@ def _record_event(
         raise ValidationError("resource_id", "must be 1 to 255 printable characters")
     data = _json_payload(payload)
     repo = _repo(uow, workspace_id)
+    if new_resource:
+        repo.new_resource(resource_type, resource_id)
     seq = repo.next_sequence(resource_type, resource_id)
     event_id = new_id()
     now = utcnow()
@@ -523,9 +527,13 @@ def emit_event(
     resource_id: str,
     event_type: str,
     payload: Mapping[str, object],
+    *,
+    new_resource: bool = False,
 ) -> EventView:
     """Record an event in the outbox, in the caller's transaction, with one pending
     delivery per enabled endpoint of the workspace that subscribes to ``event_type``.
+    ``new_resource``: the caller creates the resource in this transaction (with a fresh
+    id), so its sequence starts at 1 without a look at the counters.
 
     Call it from the unit of work that makes the change the event reports (a transaction
     changing state, say), after the caller's own permission checks: it checks none.
@@ -537,7 +545,14 @@ def emit_event(
             not a JSON object (floats must be finite), or a body over 256 KiB.
     """
     event, _ = _record_event(
-        uow, workspace_id, resource_type, resource_id, event_type, payload, None
+        uow,
+        workspace_id,
+        resource_type,
+        resource_id,
+        event_type,
+        payload,
+        None,
+        new_resource=new_resource,
     )
     return EventView.of(event)
 

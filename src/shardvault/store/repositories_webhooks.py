@@ -93,9 +93,10 @@ class WebhookRepository:
 
     def _forget_endpoints(self) -> None:
         transaction_scoped(self._session, "webhook_endpoints").pop(self.workspace_id, None)
+        transaction_scoped(self._session, "webhook_endpoints_changed")[self.workspace_id] = True
 
     def _read_enabled_endpoints(self) -> Sequence[WebhookEndpoint]:
-        return self._session.scalars(
+        query = (
             select(WebhookEndpoint)
             .where(
                 WebhookEndpoint.workspace_id == self.workspace_id,
@@ -103,7 +104,13 @@ class WebhookRepository:
                 WebhookEndpoint.deleted_at.is_(None),
             )
             .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-        ).all()
+        )
+        if transaction_scoped(self._session, "webhook_endpoints_changed").get(self.workspace_id):
+            return self._session.scalars(query).all()  # the change is written first
+        # Endpoints change only through this repository (which notes it above), so the
+        # transaction's pending rows need not be written before this read.
+        with self._session.no_autoflush:
+            return self._session.scalars(query).all()
 
     # Events.
 
@@ -118,6 +125,21 @@ class WebhookRepository:
             counter = counters[key] = self._lock_sequence(resource_type, resource_id)
         counter.last_seq += 1
         return int(counter.last_seq)
+
+    def new_resource(self, resource_type: str, resource_id: str) -> None:
+        """The counter of a resource this transaction creates (with a fresh id, so no
+        row can exist): made for :meth:`next_sequence`, not inserted and read back."""
+        counters = transaction_scoped(self._session, "webhook_sequences")
+        key = (self.workspace_id, resource_type, resource_id)
+        if key not in counters:
+            counter = WebhookResourceSequence(
+                workspace_id=self.workspace_id,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                last_seq=0,
+            )
+            self._session.add(counter)
+            counters[key] = counter
 
     def lock_sequences(self, resource_type: str, resource_ids: Sequence[str]) -> None:
         """Lock the counters of several resources at once (two queries, not two per
@@ -157,6 +179,14 @@ class WebhookRepository:
             counters[(self.workspace_id, resource_type, row.resource_id)] = row
 
     def _lock_sequence(self, resource_type: str, resource_id: str) -> WebhookResourceSequence:
+        # Without an autoflush: counters change only through this repository's locked
+        # rows, so nothing pending matters to the read (the commit writes it all).
+        with self._session.no_autoflush:
+            return self._read_and_lock_sequence(resource_type, resource_id)
+
+    def _read_and_lock_sequence(
+        self, resource_type: str, resource_id: str
+    ) -> WebhookResourceSequence:
         insert_ignoring_conflict(
             self._session,
             WebhookResourceSequence,

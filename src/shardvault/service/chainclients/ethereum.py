@@ -18,11 +18,12 @@ validate identically. Confirmation counting is likewise a pure step
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
@@ -30,6 +31,7 @@ from shardvault.chains.amounts import Wei
 from shardvault.chains.ethereum import Address, encode_call, parse_address
 from shardvault.chains.ethereum.abi import ERC20_BALANCE_OF
 from shardvault.service.chainclients import (
+    ChainClientError,
     RpcResponseError,
     RpcTransportError,
     TransactionRejectedError,
@@ -331,12 +333,20 @@ def block_hash_call(number: int) -> RpcCall[bytes | None]:
 
 def _envelope(response: httpx.Response, method: str) -> object:
     """Unwrap a JSON-RPC reply: the result, or the typed error it carries."""
+    return _unwrap(_json(response, method), response.status_code, method)
+
+
+def _json(response: httpx.Response, method: str) -> object:
     try:
         body: object = response.json()
     except ValueError as exc:
         raise RpcTransportError(
             f"HTTP {response.status_code} with a non-JSON body", method=method
         ) from exc
+    return body
+
+
+def _unwrap(body: object, status: int, method: str) -> object:
     if not isinstance(body, Mapping):
         raise RpcTransportError("reply is not a JSON-RPC object", method=method)
     error = body.get("error")
@@ -352,8 +362,47 @@ def _envelope(response: httpx.Response, method: str) -> object:
             text[:500], method=method, code=code if isinstance(code, int) else None
         )
     if "result" not in body:
-        raise RpcTransportError(f"HTTP {response.status_code} without a result", method=method)
+        raise RpcTransportError(f"HTTP {status} without a result", method=method)
     return body["result"]
+
+
+def _batch_payload(calls: Sequence[RpcCall[Any]], ids: Sequence[int]) -> list[object]:
+    return [
+        {"jsonrpc": "2.0", "id": i, "method": c.method, "params": list(c.params)}
+        for c, i in zip(calls, ids, strict=True)
+    ]
+
+
+def _batch_answers(
+    calls: Sequence[RpcCall[Any]], ids: Sequence[int], body: object, status: int
+) -> list[object | ChainClientError] | None:
+    """Each call's parsed result or its own error, from a batch reply matched by id;
+    ``None`` when the reply is not a batch reply (a node without batches answers one
+    error object)."""
+    if not isinstance(body, list):
+        return None
+    by_id = {item.get("id"): item for item in body if isinstance(item, Mapping)}
+    answers: list[object | ChainClientError] = []
+    for call, ident in zip(calls, ids, strict=True):
+        try:
+            if ident not in by_id:
+                raise RpcTransportError("the batch reply has no answer", method=call.method)
+            item = functools.partial(_unwrap, by_id[ident], status, call.method)
+            answers.append(_answered(call, item))
+        except ChainClientError as exc:
+            answers.append(exc)
+    return answers
+
+
+def _answered(call: RpcCall[T], result: Callable[[], object]) -> T:
+    """``call``'s parsed result; a broadcast's error becomes its typed rejection."""
+    try:
+        raw = result()
+    except RpcResponseError as exc:
+        if call.broadcast:
+            raise classify_rejection(exc.node_message, exc.code) from exc
+        raise
+    return _finish(call, raw)
 
 
 def _finish(call: RpcCall[T], result: object) -> T:
@@ -404,13 +453,39 @@ class EthereumRpcClient:
 
     def run(self, call: RpcCall[T]) -> T:
         """Execute a described call; broadcast errors become typed rejections."""
+        return _answered(call, lambda: self.request(call.method, call.params))
+
+    def run_many(self, calls: Sequence[RpcCall[Any]]) -> list[object | ChainClientError]:
+        """Several calls in one JSON-RPC batch (one HTTP round trip), answered in order:
+        each its parsed result or the error it alone met (a broadcast's as a typed
+        rejection, as :meth:`run` raises it). A node that does not take batches is asked
+        one call at a time. The node may run a batch's calls in any order (the
+        specification leaves it open); callers that need an order check each answer.
+
+        Raises:
+            RpcTransportError: the node could not be reached (no call has an answer; a
+                broadcast among them may or may not have arrived).
+        """
+        if not calls:
+            return []
+        ids = [next(self._ids) for _ in calls]
         try:
-            result = self.request(call.method, call.params)
-        except RpcResponseError as exc:
-            if call.broadcast:
-                raise classify_rejection(exc.node_message, exc.code) from exc
-            raise
-        return _finish(call, result)
+            response = self._http.post(self._url, json=_batch_payload(calls, ids))
+        except httpx.HTTPError as exc:
+            raise RpcTransportError(
+                f"request failed: {type(exc).__name__}", method=calls[0].method
+            ) from exc
+        answers = _batch_answers(calls, ids, _json(response, calls[0].method), response.status_code)
+        if answers is None:
+            answers = []
+            for call in calls:
+                try:
+                    answers.append(self.run(call))
+                except RpcTransportError:
+                    raise
+                except ChainClientError as exc:
+                    answers.append(exc)
+        return answers
 
     def chain_id(self) -> int:
         """``eth_chainId``."""
