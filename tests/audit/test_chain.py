@@ -15,7 +15,7 @@ from shardvault.audit import (
     all_chains,
     verify_chain,
 )
-from shardvault.audit.encoding import event_fields, event_hash, head_message
+from shardvault.audit.encoding import HEAD_TAG, event_fields, event_hash, head_message
 from shardvault.store import Database
 from shardvault.store.models import SYSTEM_CHAIN, AuditChainHead, AuditEvent
 from shardvault.store.repositories import WorkspaceRepository
@@ -135,6 +135,44 @@ def test_event_in_a_rolled_back_transaction_leaves_no_trace(
         doomed_change()
     assert sorted(_ids_by_seq(database, workspace_id)) == [1, 2]
     _verify(database, signer, workspace_id)
+
+
+class _CountingSigner(AuditSigner):
+    """Counts the head signatures it makes (a head message's tag is its own)."""
+
+    heads = 0
+
+    def sign(self, message: bytes) -> bytes:
+        if message.startswith(HEAD_TAG + b"\x00"):
+            type(self).heads += 1
+        return super().sign(message)
+
+
+def test_a_transaction_signs_its_moved_head_once_per_flush(database: Database) -> None:
+    """Appends move the head; it is signed as it stands when the transaction flushes,
+    not once per event, and a rolled-back transaction leaves no head to sign."""
+    signer = _CountingSigner.generate()
+    assert isinstance(signer, _CountingSigner)
+    workspace = _workspace(database)
+    _CountingSigner.heads = 0
+    _append(database, signer, workspace, 6)
+    assert _CountingSigner.heads == 1
+    with database.transaction() as session:
+        log = AuditLog(session, signer, checkpoint_interval=CHECKPOINT_EVERY)
+        log.append(workspace_id=workspace, actor=Actor.system(), action="a.1")
+        session.flush()
+        log.append(workspace_id=workspace, actor=Actor.system(), action="a.2")
+    assert _CountingSigner.heads == 3  # one per flush that wrote a moved head
+    session = database.new_session()
+    transaction = session.begin()
+    AuditLog(session, signer).append(workspace_id=workspace, actor=Actor.system(), action="x")
+    transaction.rollback()  # before any flush
+    with session.begin():
+        session.flush()  # nothing left over to sign
+    session.close()
+    assert _CountingSigner.heads == 3
+    report = _verify(database, signer, workspace)
+    assert report.events == 8
 
 
 def _expect_broken(

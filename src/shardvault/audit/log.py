@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from shardvault.audit.encoding import (
@@ -78,6 +78,28 @@ class Actor:
 def chain_of(workspace_id: str | None) -> str:
     """The chain an event of ``workspace_id`` goes to."""
     return workspace_id if workspace_id is not None else SYSTEM_CHAIN
+
+
+_MOVED_HEADS = "shardvault.audit.moved_heads"
+"""``session.info`` key: the chain heads moved since the session's last flush, with the
+signer of their events."""
+
+
+@event.listens_for(Session, "before_flush")
+def _sign_moved_heads(session: Session, _context: object, _instances: object) -> None:
+    """Sign every head an append moved, as it stands, before it is written: a head row
+    always carries the server's signature over its own sequence number and hash."""
+    moved = session.info.pop(_MOVED_HEADS, None)
+    if not moved:
+        return
+    for chain, (head, signer) in moved.items():
+        head.key_id = signer.key_id
+        head.signature = signer.sign(head_message(chain, head.last_seq, head.last_hash))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_moved_heads(session: Session) -> None:
+    session.info.pop(_MOVED_HEADS, None)  # the moves were undone with the transaction
 
 
 class AuditLog:
@@ -190,9 +212,10 @@ class AuditLog:
         self._session.add(event)
         head.last_seq = seq
         head.last_hash = digest
-        head.key_id = self._signer.key_id
-        head.signature = self._signer.sign(head_message(chain, seq, digest))
         head.updated_at = utcnow()
+        # The head is signed once, as it stands when the transaction next flushes
+        # (:func:`_sign_moved_heads`), not once per event of a batch.
+        self._session.info.setdefault(_MOVED_HEADS, {})[chain] = (head, self._signer)
         if seq % self._checkpoint_interval == 0:
             self._add_checkpoint(chain, seq, digest)
         # No flush here: the event and the head are written with the transaction's next

@@ -2137,10 +2137,9 @@ class PipelineWorker:
         now = utcnow()
         with self.platform.unit_of_work() as uow:
             queue = WorkQueue(uow.session)
+            queue.finish_many([t for t, d in delays.items() if d is None], self.worker_id)
             for tx_id, delay in delays.items():
-                if delay is None:
-                    queue.finish(tx_id, self.worker_id)
-                else:
+                if delay is not None:
                     queue.release(tx_id, self.worker_id, now + timedelta(seconds=delay))
 
     def run(self, stop: threading.Event, *, idle_s: float = 0.05) -> None:

@@ -429,9 +429,14 @@ def delete_endpoint(uow: UnitOfWork, principal: Principal, endpoint_id: str) -> 
 # Events.
 
 
+_FLAT_JSON = (str, int, bool, type(None))
+
+
 def _json_payload(payload: Mapping[str, object]) -> object:
     if not isinstance(payload, Mapping):
         raise ValidationError("payload", "must be a JSON object")
+    if all(type(k) is str and type(v) in _FLAT_JSON for k, v in payload.items()):
+        return dict(payload)  # already plain JSON (a state change's payload)
     try:
         # Round-trip so what is stored is plain JSON (no tuples, no subclasses).
         return json.loads(json.dumps(dict(payload), allow_nan=False))

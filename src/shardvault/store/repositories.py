@@ -11,9 +11,9 @@ Repositories never commit; the caller's unit of work does.
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -265,6 +265,9 @@ def purge_expired_nonces(session: Session, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+_IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
+
+
 class IdempotencyRepository:
     """Stored first responses of one workspace, by idempotency key."""
 
@@ -305,9 +308,15 @@ class IdempotencyRepository:
         )
 
     def complete(self, key: str, *, response_status: int, response_body: str) -> None:
-        record = self.get(key)
-        if record is None:  # pragma: no cover - claim() ran in this same transaction
+        """Store the response of the request that claimed ``key`` in this transaction.
+        One UPDATE, without an autoflush: the claim's row was inserted by a statement,
+        and the operation's pending rows are written by the commit, with this."""
+        records = _IDEMPOTENCY.c
+        with self._session.no_autoflush:
+            result = self._session.execute(
+                update(_IDEMPOTENCY)
+                .where(records.workspace_id == self.workspace_id, records.key == key)
+                .values(response_status=response_status, response_body=response_body)
+            )
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # pragma: no cover
             raise LookupError(f"idempotency key {key!r} was not claimed in this transaction")
-        record.response_status = response_status
-        record.response_body = response_body
-        self._session.flush()

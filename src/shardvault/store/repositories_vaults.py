@@ -626,11 +626,17 @@ class WorkQueue:
 
     def finish(self, transaction_id: str, worker: str) -> None:
         """Remove the item (its transaction needs no more steps) if ``worker`` holds it."""
+        self.finish_many([transaction_id], worker)
+
+    def finish_many(self, transaction_ids: Sequence[str], worker: str) -> None:
+        """:meth:`finish` of several items in one statement."""
+        if not transaction_ids:
+            return
         work = _WORK.c
         with self._session.no_autoflush:
             self._session.execute(
                 delete(_WORK).where(
-                    work.transaction_id == transaction_id,
+                    work.transaction_id.in_(list(transaction_ids)),
                     or_(work.claimed_by == worker, work.claimed_by.is_(None)),
                 )
             )
