@@ -89,6 +89,12 @@ class PipelineSetup:
     runtime: "PipelineRuntime | None"
     routers: list["APIRouter"] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Run as the HTTP server begins to shut down (before it waits for open requests).
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+
+    def shutting_down(self) -> None:
+        for hook in self.on_shutdown:
+            hook()
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -154,6 +160,9 @@ def _cosigners(
         PipelineRuntime(backend),
         routers=[relay_hub_router(fleet.lookup)],
         closers=[backend.close, fleet.close],  # closed in reverse: relays first
+        # The co-signers' long polls would hold the HTTP server's shutdown for their
+        # wait, and be cancelled (an error in the log) when its grace period ends.
+        on_shutdown=[fleet.wake_polls],
     )
 
 

@@ -77,6 +77,19 @@ def local_config(data_dir: Path, db_url: str | None, audit_key: Path | None) -> 
     )
 
 
+def _http_server(on_shutdown: Callable[[], None] | None, config: Any) -> Any:
+    """A ``uvicorn.Server`` that calls ``on_shutdown`` as its shutdown begins."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if on_shutdown is not None:
+                on_shutdown()
+            await super().shutdown(sockets=sockets)
+
+    return Server(config)
+
+
 @click.command(name="server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -179,7 +192,8 @@ def command(
     # SIGUSR1 prints every thread's stack to stderr (a stuck shutdown, a slow request).
     faulthandler.register(signal.SIGUSR1)
     try:
-        server = uvicorn.Server(
+        server = _http_server(
+            setup.shutting_down if setup is not None else None,
             uvicorn.Config(
                 app,
                 log_level=log_level.lower(),
@@ -189,9 +203,9 @@ def command(
                 # asyncio when they are missing).
                 http="auto",
                 loop="auto",
-                # Co-signers' long polls would hold a graceful shutdown for their wait.
+                # A request still open this long after shutdown begins is cancelled.
                 timeout_graceful_shutdown=2,
-            )
+            ),
         )
         server.run(sockets=[listener])
     finally:

@@ -239,6 +239,14 @@ class EmbeddedCosigners:
 
     # --- Shutdown --------------------------------------------------------------------
 
+    def wake_polls(self) -> None:
+        """Close every relay, so that the co-signers' long polls return at once (the
+        server is shutting down; :meth:`close` then stops the processes)."""
+        with self._lock:
+            entries = list(self._workspaces.values())
+        for entry in entries:
+            entry.relay.close()
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop every co-signer this server started (SIGTERM, then SIGKILL)."""
         with self._lock:
