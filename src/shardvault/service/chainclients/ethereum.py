@@ -12,7 +12,9 @@ Method semantics follow the Ethereum execution API specification
 Each method is first described as an :class:`RpcCall` (method, params, and a parser for
 the untrusted result), with no I/O; :class:`EthereumRpcClient` (sync) and
 :class:`AsyncEthereumRpcClient` run the same descriptions over httpx, so both speak and
-validate identically. Confirmation counting is likewise a pure step
+validate identically; the sync client also runs several descriptions as one JSON-RPC
+batch (:meth:`EthereumRpcClient.run_many`: one round trip, each answer or error its
+call's own). Confirmation counting is likewise a pure step
 (:meth:`ConfirmationTracker.observe`) driven by either client.
 """
 
