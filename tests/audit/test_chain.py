@@ -17,7 +17,14 @@ from shardvault.audit import (
 )
 from shardvault.audit.encoding import HEAD_TAG, event_fields, event_hash, head_message
 from shardvault.store import Database
-from shardvault.store.models import SYSTEM_CHAIN, AuditChainHead, AuditEvent
+from shardvault.store.models import (
+    SYSTEM_CHAIN,
+    AuditChainHead,
+    AuditEvent,
+    PrincipalStatus,
+    Role,
+    User,
+)
 from shardvault.store.repositories import WorkspaceRepository
 
 CHECKPOINT_EVERY = 4
@@ -173,6 +180,47 @@ def test_a_transaction_signs_its_moved_head_once_per_flush(database: Database) -
     assert _CountingSigner.heads == 3
     report = _verify(database, signer, workspace)
     assert report.events == 8
+
+
+def test_an_append_locks_the_head_after_the_rows_it_writes(
+    database: Database, signer: AuditSigner
+) -> None:
+    """Lock order: a transaction's pending rows (which key-share lock the workspace they
+    reference, on PostgreSQL) are written before its append locks the chain head. An
+    append that locked the head first deadlocked against a transaction holding the
+    workspace lock (the pipeline's evaluation) and appending in its turn."""
+    workspace = _workspace(database)
+    _append(database, signer, workspace, 1)
+    errors: list[BaseException] = []
+    appended = threading.Event()
+
+    def writer() -> None:
+        try:
+            with database.transaction() as session:
+                session.add(User(workspace_id=workspace, name="n", email="n@x.example",
+                                 role=Role.VIEWER, status=PrincipalStatus.ACTIVE))  # fmt: skip
+                AuditLog(session, signer).append(
+                    workspace_id=workspace, actor=Actor.system(), action="user.create"
+                )
+                appended.set()
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    with database.transaction() as holder:
+        WorkspaceRepository(holder).lock(workspace)  # as an evaluation does
+        thread = threading.Thread(target=writer)
+        thread.start()
+        # The writer blocks on the workspace: before the head (correct order), or, if
+        # it took the head first, at its commit (the deadlock to come).
+        # (On SQLite it waits for the write lock, at its start.)
+        assert not appended.wait(0.5)
+        AuditLog(holder, signer).append(
+            workspace_id=workspace, actor=Actor.system(), action="evaluation"
+        )
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert errors == []
+    assert _verify(database, signer, workspace).events == 3
 
 
 def _expect_broken(

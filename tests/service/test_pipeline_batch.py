@@ -181,7 +181,7 @@ def test_a_burst_is_evaluated_signed_and_sent_together(
 def test_a_batch_flushes_per_commit_not_per_transfer(
     setup: tuple[Workspace, Funded, CountingBackend],
 ) -> None:
-    """Every write of a batch's transfers (audit events, webhook events, nonce
+    """On SQLite every write of a batch's transfers (audit events, webhook events, nonce
     allocations, queue removals) waits for its commit's one flush: a batch of six
     flushes as often as a batch of two (a flush per transfer was most of a burst's
     database time, and rows flushed together are inserted together)."""
@@ -204,7 +204,12 @@ def test_a_batch_flushes_per_commit_not_per_transfer(
             assert [_get(ws, t).status for t in ids] == ["completed"] * size
     finally:
         event.remove(Session, "before_flush", count)
-    assert per_batch[1] == per_batch[2], per_batch
+    if ws.platform.database.engine.dialect.name == "sqlite":
+        assert per_batch[1] == per_batch[2], per_batch
+    else:
+        # PostgreSQL writes rows as they come (store.repositories.defers_writes: a flush
+        # moved later changes the order of row locks, and the pipeline deadlocked).
+        assert per_batch[1] < per_batch[2], per_batch
 
 
 def test_a_fault_in_one_evaluation_undoes_the_batch_and_each_goes_on_alone(

@@ -123,10 +123,11 @@ class AuditLog:
         heads = transaction_scoped(self._session, "audit_chain_heads")
         head = heads.get(chain)
         if head is None:
-            # Without an autoflush: the head changes only through this locked row, so
-            # the transaction's pending rows need not be written before the read.
-            with self._session.no_autoflush:
-                head = heads[chain] = self._read_and_lock_head(chain)
+            # With an autoflush, on purpose: the transaction's pending rows are written
+            # (and the workspace row they reference key-share locked, on PostgreSQL)
+            # before the head is locked. Taking the head first deadlocked against an
+            # evaluation holding the workspace lock and waiting for the head.
+            head = heads[chain] = self._read_and_lock_head(chain)
         return head
 
     def _read_and_lock_head(self, chain: str) -> AuditChainHead:

@@ -9,7 +9,8 @@ before it knows the workspace.
 Repositories never commit; the caller's unit of work does.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
@@ -30,6 +31,29 @@ from shardvault.store.models import (
     new_id,
 )
 from shardvault.store.types import utcnow
+
+
+def defers_writes(session: Session) -> bool:
+    """Whether ``session``'s pending rows may wait for its transaction's last flush.
+
+    On SQLite (one writer at a time, from ``BEGIN IMMEDIATE``) they may: rows written
+    together cost one flush, and no lock order can deadlock. On PostgreSQL each write
+    takes row locks (and key-share locks on the rows it references) when it is flushed,
+    so a flush moved later changes the order in which a transaction takes its locks;
+    deferring them there made the pipeline's transactions deadlock (each was retried,
+    but a burst slowed to a crawl), so PostgreSQL keeps writing them as they come.
+    """
+    return session.get_bind().dialect.name == "sqlite"
+
+
+@contextmanager
+def deferred_writes(session: Session) -> Iterator[None]:
+    """``session.no_autoflush`` where :func:`defers_writes`, else nothing."""
+    if defers_writes(session):
+        with session.no_autoflush:
+            yield
+    else:
+        yield
 
 
 def transaction_scoped(session: Session, name: str) -> dict[Any, Any]:
@@ -312,7 +336,7 @@ class IdempotencyRepository:
         One UPDATE, without an autoflush: the claim's row was inserted by a statement,
         and the operation's pending rows are written by the commit, with this."""
         records = _IDEMPOTENCY.c
-        with self._session.no_autoflush:
+        with deferred_writes(self._session):
             result = self._session.execute(
                 update(_IDEMPOTENCY)
                 .where(records.workspace_id == self.workspace_id, records.key == key)

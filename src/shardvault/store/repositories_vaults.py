@@ -37,7 +37,12 @@ from shardvault.store.models_vaults import (
     Wallet,
     WalletAddress,
 )
-from shardvault.store.repositories import insert_ignoring_conflict, transaction_scoped
+from shardvault.store.repositories import (
+    deferred_writes,
+    defers_writes,
+    insert_ignoring_conflict,
+    transaction_scoped,
+)
 from shardvault.store.types import utcnow
 
 
@@ -507,6 +512,8 @@ class NonceLedger:
             released.state = NonceState.IN_FLIGHT
             released.updated_at = now
             self._held()[(chain, address, int(released.nonce))] = released
+            if not defers_writes(self._session):
+                self._session.flush()
             return int(released.nonce)
         none_released[(chain, address)] = True
         nonce = int(counter.next_nonce)
@@ -514,13 +521,15 @@ class NonceLedger:
             return None
         counter.next_nonce = nonce + 1
         counter.updated_at = now
-        # Not flushed here: with the counter locked no other row can hold this nonce,
-        # and the transaction's next flush writes the batch's allocations together.
+        # Not flushed here where writes are deferred (SQLite): with the counter locked no
+        # other row can hold this nonce, and the commit writes a batch's together.
         allocation = NonceAllocation(
             chain=chain, address=address, nonce=nonce, state=NonceState.IN_FLIGHT, updated_at=now
         )
         self._session.add(allocation)
         self._held()[(chain, address, nonce)] = allocation
+        if not defers_writes(self._session):
+            self._session.flush()
         return nonce
 
     def settle(self, chain: str, address: str, nonce: int, state: NonceState) -> bool:
@@ -534,6 +543,8 @@ class NonceLedger:
         if state is NonceState.RELEASED:
             for name in ("nonces_none_released", "nonces_observed"):
                 transaction_scoped(self._session, name).pop((chain, address), None)
+        if not defers_writes(self._session):
+            self._session.flush()
         return True
 
     def state_of(self, chain: str, address: str, nonce: int) -> NonceState | None:
@@ -633,7 +644,7 @@ class WorkQueue:
         if not transaction_ids:
             return
         work = _WORK.c
-        with self._session.no_autoflush:
+        with deferred_writes(self._session):
             self._session.execute(
                 delete(_WORK).where(
                     work.transaction_id.in_(list(transaction_ids)),
@@ -643,13 +654,13 @@ class WorkQueue:
 
     def remove(self, transaction_id: str) -> None:
         """Remove the item whoever holds it."""
-        with self._session.no_autoflush:
+        with deferred_writes(self._session):
             self._session.execute(delete(_WORK).where(_WORK.c.transaction_id == transaction_id))
 
     def release(self, transaction_id: str, worker: str, at: datetime) -> None:
         """Give up ``worker``'s lease and make the item due again at ``at``."""
         work = _WORK.c
-        with self._session.no_autoflush:
+        with deferred_writes(self._session):
             self._session.execute(
                 update(_WORK)
                 .where(and_(work.transaction_id == transaction_id, work.claimed_by == worker))

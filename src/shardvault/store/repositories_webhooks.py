@@ -24,6 +24,7 @@ from shardvault.store.models_webhooks import (
     WebhookResourceSequence,
 )
 from shardvault.store.repositories import (
+    deferred_writes,
     insert_ignoring_conflict,
     insert_many_ignoring_conflict,
     transaction_scoped,
@@ -109,7 +110,7 @@ class WebhookRepository:
             return self._session.scalars(query).all()  # the change is written first
         # Endpoints change only through this repository (which notes it above), so the
         # transaction's pending rows need not be written before this read.
-        with self._session.no_autoflush:
+        with deferred_writes(self._session):
             return self._session.scalars(query).all()
 
     # Events.
@@ -181,7 +182,7 @@ class WebhookRepository:
     def _lock_sequence(self, resource_type: str, resource_id: str) -> WebhookResourceSequence:
         # Without an autoflush: counters change only through this repository's locked
         # rows, so nothing pending matters to the read (the commit writes it all).
-        with self._session.no_autoflush:
+        with deferred_writes(self._session):
             return self._read_and_lock_sequence(resource_type, resource_id)
 
     def _read_and_lock_sequence(
