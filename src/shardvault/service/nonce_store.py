@@ -7,7 +7,7 @@ The rules are those of :mod:`shardvault.service.nonces`; the state lives in the
 counter row (``SELECT ... FOR UPDATE`` on PostgreSQL, the write lock of ``BEGIN
 IMMEDIATE`` on SQLite) so that concurrent allocators of one account run one at a time.
 
-The pipeline calls :func:`allocate_in` / :func:`settle_in` inside its own unit of work,
+The pipeline calls :func:`allocate_in` / :func:`settle_if_in_flight` inside its own unit of work,
 so that a nonce is allocated in the same database transaction that records it on the
 transaction: a crash can never leave a nonce allocated but unrecorded (a gap).
 """

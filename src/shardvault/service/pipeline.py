@@ -1637,39 +1637,20 @@ class Pipeline:
                 return 0.0
         if loaded.network.kind is NetworkKind.BITCOIN:
             return self._confirm_bitcoin(workspace_id, tx_id, loaded)
-        seen = self._receipt(loaded, _Heads())
+        seen = self._receipts([loaded])[0]
         if not isinstance(seen, _Seen):
             return seen
         with self.platform.unit_of_work() as uow:
             return self._completed_in(uow, loaded, seen)
 
-    def _receipt(self, loaded: _Loaded, heads: _Heads) -> _Seen | float:
-        """The receipt of a confirming EVM transaction once it has the network's
-        confirmations in the canonical chain; else the delay before looking again.
-        ``heads`` keeps the node's head and block hashes for a batch of lookups."""
-        assert loaded.network.rpc_url is not None
-        assert loaded.tx.tx_hash is not None
-        client = self.runtime.ethereum_client(loaded.network.rpc_url)
-        try:
-            receipt = client.get_transaction_receipt(bytes.fromhex(loaded.tx.tx_hash))
-            if receipt is None:
-                return self.runtime.confirmation_poll_s
-            if receipt.block_number not in heads.hashes:
-                heads.hashes[receipt.block_number] = client.get_block_hash(receipt.block_number)
-            if heads.head is None or heads.head < receipt.block_number:
-                heads.head = client.block_number()
-        except RpcTransportError:
-            return self.runtime.confirmation_poll_s
-        finally:
-            client.close()
-        return self._judged(loaded, receipt, heads)
-
-    def _receipts(self, loads: Sequence[_Loaded], heads: _Heads) -> list[_Seen | float]:
-        """:meth:`_receipt` of several transfers of one node: their receipts and the
-        node's head in one JSON-RPC batch, the hashes of the blocks they name in one
-        more. A lookup that failed alone is looked at again later, as one that found
-        no receipt."""
+    def _receipts(self, loads: Sequence[_Loaded]) -> list[_Seen | float]:
+        """For confirming EVM transfers of one node, each one's receipt once it has the
+        network's confirmations in the canonical chain, else the delay before looking
+        again: their receipts and the node's head in one JSON-RPC batch, the hashes of
+        the blocks they name in one more. A lookup that failed alone is looked at again
+        later, as one that found no receipt."""
         poll = self.runtime.confirmation_poll_s
+        heads = _Heads()
         assert loads[0].network.rpc_url is not None
         client = self.runtime.ethereum_client(loads[0].network.rpc_url)
         try:
@@ -1794,13 +1775,17 @@ class Pipeline:
                     moved.append(loaded)
         for loaded in moved:
             _recall(loaded.tx.id)  # the ``confirming`` hint: used here
-        if len({loaded.network.rpc_url for loaded in moved}) == 1:
-            receipts = self._receipts(moved, _Heads())
-        else:
-            heads = _Heads()
-            receipts = [self._receipt(loaded, heads) for loaded in moved]
+        by_node: dict[str | None, list[_Loaded]] = {}
+        for loaded in moved:
+            by_node.setdefault(loaded.network.rpc_url, []).append(loaded)
+        receipts = {
+            loaded.tx.id: receipt
+            for group in by_node.values()
+            for loaded, receipt in zip(group, self._receipts(group), strict=True)
+        }
         seen = []
-        for loaded, receipt in zip(moved, receipts, strict=True):
+        for loaded in moved:
+            receipt = receipts[loaded.tx.id]
             if isinstance(receipt, _Seen):
                 seen.append((loaded, receipt))
             else:
