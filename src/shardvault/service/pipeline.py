@@ -1658,11 +1658,8 @@ class Pipeline:
                 receipt_call(bytes.fromhex(loaded.tx.tx_hash or "")) for loaded in loads
             ]
             *found, head = client.run_many([*calls, block_number_call()])
-            if isinstance(head, int):
-                heads.head = max(heads.head or 0, head)
-            numbers = sorted(
-                {r.block_number for r in found if isinstance(r, Receipt)} - heads.hashes.keys()
-            )
+            heads.head = head if isinstance(head, int) else None
+            numbers = sorted({r.block_number for r in found if isinstance(r, Receipt)})
             for number, answer in zip(
                 numbers, client.run_many([block_hash_call(n) for n in numbers]), strict=True
             ):

@@ -70,6 +70,12 @@ def transaction_scoped(session: Session, name: str) -> dict[Any, Any]:
     return held[1]
 
 
+def flush_unless_deferred(session: Session) -> None:
+    """Write ``session``'s pending rows now, unless :func:`defers_writes`."""
+    if not defers_writes(session):
+        session.flush()
+
+
 _INSERT_IGNORING: dict[tuple[str, str], Any] = {}
 """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` per (dialect, table), built once:
 executed with the row as parameters, its compiled form comes from the engine's cache

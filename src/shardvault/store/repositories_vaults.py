@@ -39,7 +39,7 @@ from shardvault.store.models_vaults import (
 )
 from shardvault.store.repositories import (
     deferred_writes,
-    defers_writes,
+    flush_unless_deferred,
     insert_ignoring_conflict,
     transaction_scoped,
 )
@@ -512,8 +512,7 @@ class NonceLedger:
             released.state = NonceState.IN_FLIGHT
             released.updated_at = now
             self._held()[(chain, address, int(released.nonce))] = released
-            if not defers_writes(self._session):
-                self._session.flush()
+            flush_unless_deferred(self._session)
             return int(released.nonce)
         none_released[(chain, address)] = True
         nonce = int(counter.next_nonce)
@@ -528,8 +527,7 @@ class NonceLedger:
         )
         self._session.add(allocation)
         self._held()[(chain, address, nonce)] = allocation
-        if not defers_writes(self._session):
-            self._session.flush()
+        flush_unless_deferred(self._session)
         return nonce
 
     def settle(self, chain: str, address: str, nonce: int, state: NonceState) -> bool:
@@ -543,8 +541,7 @@ class NonceLedger:
         if state is NonceState.RELEASED:
             for name in ("nonces_none_released", "nonces_observed"):
                 transaction_scoped(self._session, name).pop((chain, address), None)
-        if not defers_writes(self._session):
-            self._session.flush()
+        flush_unless_deferred(self._session)
         return True
 
     def state_of(self, chain: str, address: str, nonce: int) -> NonceState | None:
