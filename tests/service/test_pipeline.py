@@ -12,21 +12,23 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from eth_account import Account
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from shardvault.audit import verify_chain
-from shardvault.service import transactions
+from shardvault.service import transactions, work_signal
 from shardvault.service.errors import Forbidden
-from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
+from shardvault.service.pipeline import MIN_IDLE_S, PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.service.transactions import ApprovalRefused
 from shardvault.store import Database
 from shardvault.store.models_vaults import PipelineWork, TransactionStatus
 from shardvault.store.models_webhooks import WebhookEvent
+from shardvault.store.repositories_vaults import WorkQueue
 from shardvault.store.types import utcnow
 from tests.api.support import make_platform
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
@@ -281,6 +283,77 @@ def test_three_workers_share_the_queue_and_nonces_stay_consecutive(
     assert sorted(v.nonce for v in views if v.nonce is not None) == list(range(start, start + 6))
     end = int(str(hardhat_node.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16)
     assert end == start + 6
+
+
+def test_the_queue_answers_when_its_next_item_can_be_claimed(
+    setup: tuple[Workspace, Funded, PipelineWorker],
+) -> None:
+    """``next_claimable``: the earliest ``available_at``, or a live lease's end when that
+    is later; ``None`` for an empty queue. An idle worker waits that long, within its
+    bounds."""
+    ws, funded, worker = setup
+    with ws.platform.unit_of_work() as uow:
+        assert WorkQueue(uow.session).next_claimable() is None
+    assert worker.idle_wait(0.7) == 0.7
+    tx_id = _send(ws, funded, "0.01")
+    with ws.platform.unit_of_work() as uow:
+        at = WorkQueue(uow.session).next_claimable()
+    assert at is not None
+    assert at <= utcnow()
+    assert worker.idle_wait(0.7) == MIN_IDLE_S  # due already: look again almost at once
+    soon = utcnow() + timedelta(seconds=0.4)
+    with ws.platform.unit_of_work() as uow:
+        WorkQueue(uow.session).enqueue(ws.owner.principal.workspace_id, tx_id, soon)
+    with ws.platform.unit_of_work() as uow:
+        assert WorkQueue(uow.session).next_claimable() == soon
+    assert 0.2 < worker.idle_wait(0.7) <= 0.4
+    assert worker.idle_wait(0.1) == 0.1
+    leased = utcnow() + timedelta(seconds=30)
+    with ws.platform.unit_of_work() as uow:
+        uow.session.execute(
+            update(PipelineWork)
+            .where(PipelineWork.transaction_id == tx_id)
+            .values(available_at=utcnow() - timedelta(seconds=1), lease_until=leased)
+        )
+    with ws.platform.unit_of_work() as uow:
+        assert WorkQueue(uow.session).next_claimable() == leased
+
+
+def test_an_idle_worker_does_not_poll_the_queue_in_a_tight_loop(
+    setup: tuple[Workspace, Funded, PipelineWorker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing queued, a worker claims (a write transaction) once per
+    ``max_idle_s``, not every few milliseconds; work this process commits wakes it at
+    once, and an item released for later is taken when it falls due."""
+    ws, funded, worker = setup
+    claims: list[float] = []
+    original = WorkQueue.claim
+
+    def counted(self: WorkQueue, *args: object, **kwargs: object) -> list[PipelineWork]:
+        claims.append(time.monotonic())
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(WorkQueue, "claim", counted)
+    while work_signal.wait_for_work(0.0):  # signals earlier tests in this process left
+        pass
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"max_idle_s": 0.5})
+    thread.start()
+    try:
+        time.sleep(1.2)
+        idle_claims = len(claims)
+        assert 2 <= idle_claims <= 4  # at 0, 0.5, 1.0 s (the old loop: one every 50 ms)
+        started = time.monotonic()
+        tx_id = _send(ws, funded, "0.01")  # commits and signals: taken at once
+        deadline = time.monotonic() + 60
+        while _get(ws, tx_id).status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _get(ws, tx_id).status == "completed"
+        assert claims[idle_claims] - started < 0.2
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
 
 
 def test_signature_finished_before_its_predecessor_waits_for_it_instead_of_failing(

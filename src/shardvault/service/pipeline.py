@@ -2033,6 +2033,16 @@ class Pipeline:
         return None
 
 
+IDLE_POLL_S = 1.0
+"""The longest an idle worker waits before it looks at the queue again. Work this
+process queues wakes a worker at once; work queued by another process (a second server
+on the same database, a tool) is seen within this time."""
+
+MIN_IDLE_S = 0.01
+"""The shortest wait after an empty claim, so that an item another worker is claiming
+cannot make this one spin."""
+
+
 class PipelineWorker:
     """Claims due work from the queue and advances it (module docstring)."""
 
@@ -2124,12 +2134,27 @@ class PipelineWorker:
                 if delay is not None:
                     queue.release(tx_id, self.worker_id, now + timedelta(seconds=delay))
 
-    def run(self, stop: threading.Event, *, idle_s: float = 0.05) -> None:
-        """Work until ``stop`` is set; when idle, poll the queue every ``idle_s`` seconds,
-        or at once when this process commits new work (:mod:`.work_signal`)."""
+    def run(self, stop: threading.Event, *, max_idle_s: float = IDLE_POLL_S) -> None:
+        """Work until ``stop`` is set. When a claim comes back empty, wait until the
+        queue's next item falls due (a read, outside the write lock), at most
+        ``max_idle_s`` (work another process queued has no other way to reach this
+        one), and at once when this process commits new work (:mod:`.work_signal`)."""
         while not stop.is_set():
-            if self.run_once() == 0:
-                wait_for_work(idle_s)
+            if self.run_once() > 0:
+                continue
+            wait = self.idle_wait(max_idle_s)
+            if wait > 0:
+                wait_for_work(wait)
+
+    def idle_wait(self, max_idle_s: float = IDLE_POLL_S) -> float:
+        """Seconds until the queue's next item can be claimed, between
+        :data:`MIN_IDLE_S` (an item that looks due but was not claimable: another
+        worker's claim is committing) and ``max_idle_s``."""
+        with self.platform.unit_of_work(read_only=True) as uow:
+            at = WorkQueue(uow.session).next_claimable()
+        if at is None:
+            return max_idle_s
+        return min(max_idle_s, max(MIN_IDLE_S, (at - utcnow()).total_seconds()))
 
     def drain(self, *, timeout_s: float = 60.0, until: Callable[[], bool] | None = None) -> None:
         """Work until nothing is due (or ``until()`` holds); for tools and tests."""

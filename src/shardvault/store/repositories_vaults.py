@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shardvault.store.models_vaults import (
@@ -43,7 +43,7 @@ from shardvault.store.repositories import (
     insert_ignoring_conflict,
     transaction_scoped,
 )
-from shardvault.store.types import utcnow
+from shardvault.store.types import UTCDateTime, utcnow
 
 
 class _Bound:
@@ -663,6 +663,20 @@ class WorkQueue:
                 .where(and_(work.transaction_id == transaction_id, work.claimed_by == worker))
                 .values(available_at=at, claimed_by=None, lease_until=None)
             )
+
+    def next_claimable(self) -> datetime | None:
+        """When the earliest item can next be claimed (its ``available_at``, or the end of
+        a live lease if later); ``None`` for an empty queue. A read: it takes no lock."""
+        work = _WORK.c
+        ready = case(
+            (
+                and_(work.lease_until.is_not(None), work.lease_until > work.available_at),
+                work.lease_until,
+            ),
+            else_=work.available_at,
+        )
+        at: datetime | None = self._session.scalar(select(func.min(ready, type_=UTCDateTime())))
+        return at
 
     def due(self) -> int:
         """How many items are due now (claimed ones included)."""
