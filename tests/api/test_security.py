@@ -493,3 +493,40 @@ def test_time_is_checked_against_the_platforms_clock(
         with pytest.raises(AuthenticationError) as caught:
             Authenticator(skewed).authenticate(request)
         assert caught.value.problem == outcome
+
+
+def test_the_token_is_verified_without_holding_the_write_lock(
+    platform: Platform, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing the key and checking the signature happen on a read snapshot: on SQLite
+    another writer can commit meanwhile (it would wait for the single write lock if the
+    check ran inside the nonce's write transaction); then the nonce is consumed once."""
+    import threading
+
+    from shardvault.service import auth
+    from shardvault.service.auth import Authenticator, SignedRequest
+    from shardvault.service.errors import AuthenticationError
+
+    written: list[bool] = []
+    real_parse = auth.parse_public_key
+
+    def parse_while_another_writes(*args: object, **kwargs: object) -> object:
+        def write() -> None:
+            with platform.unit_of_work() as uow:
+                uow.session.execute(text("UPDATE workspaces SET name = name"))
+            written.append(True)
+
+        other = threading.Thread(target=write)
+        other.start()
+        other.join(timeout=5)  # a writer waiting for this thread's lock would time out
+        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(auth, "parse_public_key", parse_while_another_writes)
+    token = tenant.owner.sign_request("/v1/workspace", b"")
+    request = SignedRequest(tenant.owner.api_key_id, f"Bearer {token}", "GET", "/v1/workspace", b"")
+    authenticator = Authenticator(platform)
+    assert authenticator.authenticate(request).workspace_id == tenant.workspace_id
+    assert written == [True]
+    with pytest.raises(AuthenticationError) as caught:
+        authenticator.authenticate(request)
+    assert caught.value.problem == "replayed-request"

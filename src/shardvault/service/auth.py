@@ -92,7 +92,12 @@ class Authenticator:
         token = _bearer(request.authorization)
         settings = self._platform.settings
         now = self._platform.clock()
-        with self._platform.unit_of_work() as uow:
+        # Everything but the nonce is checked on a read snapshot: parsing the key and
+        # verifying the signature must not hold SQLite's single write lock, which every
+        # other request and pipeline step waits for. Only consuming the nonce writes. (A
+        # key revoked between the two is used once more, as with a request that arrived
+        # a moment earlier; on PostgreSQL the reads never locked the key anyway.)
+        with self._platform.unit_of_work(read_only=True) as uow:
             key = uow.credentials().api_key(key_id)
             if key is None:
                 raise UnknownApiKey(f"no API key {key_id!r}")
@@ -161,16 +166,18 @@ class Authenticator:
             user = uow.users(key.workspace_id).get(key.user_id)
             if user is None or user.status is not PrincipalStatus.ACTIVE:
                 raise UnknownApiKey(f"the user of API key {key_id!r} is disabled", **where)
-            keep_until = datetime.fromtimestamp(exp + settings.clock_leeway_s, UTC)
-            fresh = uow.nonces(key.workspace_id).remember(
-                api_key_id=key.id, nonce=nonce, expires_at=keep_until
+            principal = Principal(
+                workspace_id=key.workspace_id, api_key_id=key.id, user_id=key.user_id, role=key.role
+            )
+        keep_until = datetime.fromtimestamp(exp + settings.clock_leeway_s, UTC)
+        with self._platform.unit_of_work() as uow:
+            fresh = uow.nonces(principal.workspace_id).remember(
+                api_key_id=principal.api_key_id, nonce=nonce, expires_at=keep_until
             )
             if not fresh:
                 raise ReplayedRequest("this token's nonce was already used", **where)
             self._maybe_purge(uow.session, now)
-            return Principal(
-                workspace_id=key.workspace_id, api_key_id=key.id, user_id=key.user_id, role=key.role
-            )
+        return principal
 
     def _maybe_purge(self, session: Session, now: float) -> None:
         interval = self._platform.settings.nonce_purge_interval_s
