@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from sqlalchemy import text
 
 from shardvault.audit import Actor, AuditSigner
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
@@ -88,3 +89,23 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def writing_meanwhile(platform: Platform, function: Any, written: list[bool]) -> Any:
+    """``function`` wrapped so that, before it runs, another thread commits a write and is
+    waited for (at most 5 s); the write appends to ``written``. On SQLite it cannot
+    commit while the calling thread holds the single write lock: a test that the caller
+    reads on a snapshot, outside its write transaction."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def write() -> None:
+            with platform.unit_of_work() as uow:
+                uow.session.execute(text("UPDATE workspaces SET name = name"))
+            written.append(True)
+
+        other = threading.Thread(target=write)
+        other.start()
+        other.join(timeout=5)
+        return function(*args, **kwargs)
+
+    return wrapper

@@ -20,7 +20,7 @@ from shardvault.audit.log import chain_of
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
 from shardvault.service.platform import Platform
 from shardvault.store.models import SYSTEM_CHAIN, AuditEvent
-from tests.api.support import Tenant
+from tests.api.support import Tenant, writing_meanwhile
 
 PROBLEM = "application/problem+json"
 
@@ -501,27 +501,13 @@ def test_the_token_is_verified_without_holding_the_write_lock(
     """Parsing the key and checking the signature happen on a read snapshot: on SQLite
     another writer can commit meanwhile (it would wait for the single write lock if the
     check ran inside the nonce's write transaction); then the nonce is consumed once."""
-    import threading
-
     from shardvault.service import auth
     from shardvault.service.auth import Authenticator, SignedRequest
     from shardvault.service.errors import AuthenticationError
 
     written: list[bool] = []
-    real_parse = auth.parse_public_key
-
-    def parse_while_another_writes(*args: object, **kwargs: object) -> object:
-        def write() -> None:
-            with platform.unit_of_work() as uow:
-                uow.session.execute(text("UPDATE workspaces SET name = name"))
-            written.append(True)
-
-        other = threading.Thread(target=write)
-        other.start()
-        other.join(timeout=5)  # a writer waiting for this thread's lock would time out
-        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(auth, "parse_public_key", parse_while_another_writes)
+    parse = writing_meanwhile(platform, auth.parse_public_key, written)
+    monkeypatch.setattr(auth, "parse_public_key", parse)
     token = tenant.owner.sign_request("/v1/workspace", b"")
     request = SignedRequest(tenant.owner.api_key_id, f"Bearer {token}", "GET", "/v1/workspace", b"")
     authenticator = Authenticator(platform)
@@ -530,3 +516,19 @@ def test_the_token_is_verified_without_holding_the_write_lock(
     with pytest.raises(AuthenticationError) as caught:
         authenticator.authenticate(request)
     assert caught.value.problem == "replayed-request"
+
+
+def test_a_read_route_reads_without_holding_the_write_lock(
+    platform: Platform, tenant: Tenant, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET routes read on a snapshot: a client polling a transaction's status does not
+    queue the pipeline's writes behind its reads (on SQLite, one writer at a time)."""
+    from shardvault.service import workspaces
+
+    written: list[bool] = []
+    get = writing_meanwhile(platform, workspaces.get_workspace, written)
+    monkeypatch.setattr(workspaces, "get_workspace", get)
+    response = http.get("/v1/workspace", headers=signed_headers(tenant.owner, "/v1/workspace"))
+    assert response.status_code == 200
+    assert response.json()["id"] == tenant.workspace_id
+    assert written == [True]

@@ -48,7 +48,7 @@ def list_entries(
     principal: Annotated[Principal, Depends(authorized(Permission.POLICIES_READ))],
 ) -> AddressBookList:
     """The working address book."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         rows = svc.list_entries(uow, principal)
     return AddressBookList(data=[AddressBookEntryOut.model_validate(r) for r in rows])
 

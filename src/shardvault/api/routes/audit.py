@@ -26,7 +26,7 @@ def list_events(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AuditEventPage:
     """Audit events of the workspace in chain order (oldest first)."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = audit_trail.list_events(uow, principal, limit=limit, cursor=cursor)
     return AuditEventPage(
         data=[AuditEventOut.of(e) for e in page.items], next_cursor=page.next_cursor
@@ -37,6 +37,6 @@ def list_events(
 def verify(platform: PlatformDep, principal: AuditReader) -> AuditVerificationOut:
     """Verify the workspace's hash chain, its signatures and checkpoints; a broken chain
     is reported (``valid: false`` with the sequence number and event id), not an error."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         outcome = audit_trail.verify_workspace_chain(uow, principal, platform.keyring())
     return AuditVerificationOut.of(outcome)

@@ -53,7 +53,7 @@ def list_policies(
     principal: Annotated[Principal, Depends(authorized(Permission.POLICIES_READ))],
 ) -> PolicyList:
     """Every policy version of the workspace."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return PolicyList(
             data=[PolicyOut.model_validate(p) for p in svc.list_policies(uow, principal)]
         )
@@ -66,7 +66,7 @@ def get_policy(
     principal: Annotated[Principal, Depends(authorized(Permission.POLICIES_READ))],
 ) -> PolicyOut:
     """One policy version, with its bundle and the bytes admins sign once proposed."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return PolicyOut.model_validate(svc.get_policy(uow, principal, policy_id))
 
 

@@ -79,7 +79,7 @@ def list_networks(
     principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
 ) -> list[NetworkOut]:
     """The workspace's networks."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return [NetworkOut.model_validate(n) for n in svc.list_networks(uow, principal)]
 
 
@@ -113,7 +113,7 @@ def list_assets(
     principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
 ) -> list[AssetOut]:
     """The workspace's assets."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return [AssetOut.model_validate(a) for a in svc.list_assets(uow, principal)]
 
 
@@ -190,7 +190,7 @@ def list_vaults(
     cursor: Cursor = None,
 ) -> VaultPage:
     """The workspace's vaults, a page at a time."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_vaults(uow, principal, limit=limit, cursor=cursor)
     return VaultPage(
         data=[VaultOut.model_validate(v) for v in page.items], next_cursor=page.next_cursor
@@ -204,5 +204,5 @@ def get_vault(
     principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
 ) -> VaultOut:
     """One vault with its root public keys."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return VaultOut.model_validate(svc.get_vault(uow, principal, vault_id))

@@ -40,7 +40,7 @@ def list_wallets(
     vault_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WalletList:
     """The workspace's wallets (of one vault with ``vault_id``)."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         rows = svc.list_wallets(uow, principal, vault_id=vault_id)
     return WalletList(data=[WalletOut.model_validate(w) for w in rows])
 
@@ -52,7 +52,7 @@ def get_wallet(
     principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
 ) -> WalletOut:
     """One wallet with its addresses."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return WalletOut.model_validate(svc.get_wallet(uow, principal, wallet_id))
 
 

@@ -259,7 +259,7 @@ def list_endpoints(
     platform: PlatformDep, principal: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> EndpointPage:
     """The workspace's endpoints, oldest first."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_endpoints(uow, principal, limit=limit, cursor=cursor)
     return EndpointPage(data=[EndpointOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
@@ -267,7 +267,7 @@ def list_endpoints(
 @router.get("/endpoints/{endpoint_id}", response_model=EndpointOut)
 def get_endpoint(endpoint_id: str, platform: PlatformDep, principal: Reader) -> EndpointOut:
     """One endpoint."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return EndpointOut.of(svc.get_endpoint(uow, principal, endpoint_id))
 
 
@@ -333,7 +333,7 @@ def list_events(
     resource_id: Annotated[str | None, Query(max_length=255)] = None,
 ) -> EventPage:
     """The workspace's events, oldest first, optionally of one resource."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_events(
             uow,
             principal,
@@ -348,7 +348,7 @@ def list_events(
 @router.get("/events/{event_id}", response_model=EventOut)
 def get_event(event_id: str, platform: PlatformDep, principal: Reader) -> EventOut:
     """One event."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return EventOut.of(svc.get_event(uow, principal, event_id))
 
 
@@ -408,7 +408,7 @@ def list_deliveries(
     status: DeliveryStatusName | None = None,
 ) -> DeliveryPage:
     """Deliveries (one per event and endpoint, plus one per resend), oldest first."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_deliveries(
             uow,
             principal,
@@ -432,7 +432,7 @@ def list_attempts(
     delivery_id: Id = None,
 ) -> AttemptPage:
     """The delivery log: every HTTP attempt with its time, status code, latency and error."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_attempts(
             uow,
             principal,

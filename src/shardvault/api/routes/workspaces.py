@@ -36,7 +36,7 @@ def get_workspace(
     principal: Annotated[Principal, Depends(authorized(Permission.WORKSPACE_READ))],
 ) -> WorkspaceOut:
     """The workspace the calling API key belongs to."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return WorkspaceOut.of(svc.get_workspace(uow, principal))
 
 
@@ -65,7 +65,7 @@ def list_users(
     cursor: Cursor = None,
 ) -> UserPage:
     """The workspace's users, a page at a time (pass ``next_cursor`` back as ``cursor``)."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_users(uow, principal, limit=limit, cursor=cursor)
     return UserPage(data=[UserOut.of(u) for u in page.items], next_cursor=page.next_cursor)
 
@@ -77,7 +77,7 @@ def get_user(
     principal: Annotated[Principal, Depends(authorized(Permission.USERS_READ))],
 ) -> UserOut:
     """One user of the workspace."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return UserOut.of(svc.get_user(uow, principal, user_id))
 
 
@@ -128,7 +128,7 @@ def list_api_keys(
     cursor: Cursor = None,
 ) -> ApiKeyPage:
     """The workspace's API keys, a page at a time."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_api_keys(uow, principal, limit=limit, cursor=cursor)
     return ApiKeyPage(data=[ApiKeyOut.of(k) for k in page.items], next_cursor=page.next_cursor)
 
