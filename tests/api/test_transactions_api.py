@@ -31,7 +31,7 @@ from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.store.models import AuditEvent
 from shardvault.store.models_vaults import Transaction
-from tests.api.support import SwitchableApp, Tenant
+from tests.api.support import SwitchableApp, Tenant, writing_meanwhile
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.service.pipeline_support import ReusedKeygenBackend, fund, open_custody
 
@@ -257,6 +257,48 @@ def test_list_with_cursor_cancel_and_concurrent_idempotent_creates(
         )
     assert count == 1
     assert submitted == 1
+
+
+def test_a_transfer_is_checked_outside_the_write_transaction(
+    url: str,
+    tenant: Tenant,
+    platform: Platform,
+    hardhat_node: HardhatNode,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request's wallet, asset, network, address, destination and amount are checked
+    on a read snapshot: another writer commits meanwhile (on SQLite it would wait for the
+    single write lock otherwise). A refused request leaves its idempotency key unused."""
+    from shardvault.service import transactions as svc
+
+    with ShardvaultClient(url, tenant.owner) as owner:
+        owner.configure_network(
+            name="hardhat", kind="evm", chain_id=hardhat_node.chain_id, rpc_url=hardhat_node.url
+        )
+        owner.add_asset(symbol="ETH", network="hardhat")
+        vault = owner.create_vault(name="ops")
+        wallet = owner.create_wallet(vault_id=vault.id, asset="ETH")
+        written: list[bool] = []
+        prepare = writing_meanwhile(platform, svc.prepare_transfer, written)
+        monkeypatch.setattr(svc, "prepare_transfer", prepare)
+        first = owner.create_transaction(
+            wallet_id=wallet.id, destination=RECIPIENT, amount="0.01", idempotency_key="k-1"
+        )
+        assert written == [True]
+        again = owner.create_transaction(
+            wallet_id=wallet.id, destination=RECIPIENT, amount="0.01", idempotency_key="k-1"
+        )
+        assert again.id == first.id
+        with pytest.raises(ApiError) as refused:
+            owner.create_transaction(
+                wallet_id=wallet.id, destination="0x1234", amount="0.01", idempotency_key="k-2"
+            )
+        assert refused.value.status == 400
+        later = owner.create_transaction(
+            wallet_id=wallet.id, destination=RECIPIENT, amount="0.03", idempotency_key="k-2"
+        )
+        assert later.id != first.id
+        assert later.amount == "0.03"
 
 
 def test_vault_creation_refusals_cost_no_key_generation(

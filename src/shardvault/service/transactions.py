@@ -67,6 +67,7 @@ from shardvault.store.models_vaults import (
     NetworkKind,
     Transaction,
     TransactionStatus,
+    Wallet,
     WalletAddress,
 )
 from shardvault.store.repositories_vaults import (
@@ -393,7 +394,22 @@ def _parse_destination(network: Network, destination: str) -> str:
     raise ValidationError("destination", f"{network.kind.value} transfers are not supported yet")
 
 
-def create_transaction(
+@dataclass(frozen=True)
+class PreparedTransfer:
+    """A transfer request checked against the workspace's rows (:func:`prepare_transfer`),
+    ready to be written by :func:`submit_transfer`."""
+
+    wallet: Wallet
+    asset: Asset
+    network: Network
+    source: WalletAddress
+    destination: str
+    amount: str
+    base_units: int
+    note: str | None
+
+
+def prepare_transfer(
     uow: UnitOfWork,
     principal: Principal,
     *,
@@ -402,8 +418,10 @@ def create_transaction(
     amount: str,
     note: str | None = None,
     source_index: int = 0,
-) -> TransactionView:
-    """Validate a transfer and queue it for the pipeline.
+) -> PreparedTransfer:
+    """Check a transfer request; reads only, so it may run on a read-only snapshot
+    before the write transaction (wallets, assets, networks and addresses are never
+    deleted, so what it read still holds when :func:`submit_transfer` writes).
 
     Raises:
         Forbidden: the role may not create transactions.
@@ -426,16 +444,37 @@ def create_transaction(
     base_units = _parse_amount(network, asset, amount)
     if note is not None and (len(note) > 500 or any(ord(c) < 32 for c in note)):
         raise ValidationError("note", "at most 500 characters, no control characters")
+    return PreparedTransfer(
+        wallet, asset, network, source, checked_destination, amount, base_units, note
+    )
+
+
+def submit_transfer(
+    uow: UnitOfWork, principal: Principal, prepared: PreparedTransfer
+) -> TransactionView:
+    """Write a prepared transfer and queue it for the pipeline (its audit and webhook
+    events in the same transaction).
+
+    Raises:
+        Forbidden: the role may not create transactions.
+    """
+    require(principal, Permission.TRANSACTIONS_CREATE)
+    wallet, asset, network, source = (
+        prepared.wallet,
+        prepared.asset,
+        prepared.network,
+        prepared.source,
+    )
     repo = TransactionRepository(uow.session, principal.workspace_id)
     row = Transaction(
         vault_id=wallet.vault_id,
         wallet_id=wallet.id,
         source_address_id=source.id,
         operation="transfer",
-        destination=checked_destination,
-        amount=amount,
-        amount_base_units=str(base_units),
-        note=note,
+        destination=prepared.destination,
+        amount=prepared.amount,
+        amount_base_units=str(prepared.base_units),
+        note=prepared.note,
         initiator_user_id=principal.user_id,
         initiator_api_key_id=principal.api_key_id,
         status=TransactionStatus.SUBMITTED,
@@ -448,9 +487,9 @@ def create_transaction(
         transaction_id=row.id,
         network=intent_network(network),
         source=source.address,
-        destination=checked_destination,
+        destination=prepared.destination,
         asset=intent_asset(network, asset),
-        amount_base_units=base_units,
+        amount_base_units=prepared.base_units,
     ).hex()
     repo.add(row)
     WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
@@ -465,13 +504,43 @@ def create_transaction(
         details={
             "wallet_id": wallet.id,
             "source": source.address,
-            "destination": checked_destination,
+            "destination": prepared.destination,
             "asset": asset.symbol,
-            "amount": str(base_units),
+            "amount": str(prepared.base_units),
             "intent_digest": row.intent_digest,
         },
     )
     return view_of(uow, row, context=(asset, network, source), created=True)
+
+
+def create_transaction(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    wallet_id: str,
+    destination: str,
+    amount: str,
+    note: str | None = None,
+    source_index: int = 0,
+) -> TransactionView:
+    """Validate a transfer and queue it for the pipeline, in one unit of work
+    (:func:`prepare_transfer` then :func:`submit_transfer`).
+
+    Raises:
+        Forbidden: the role may not create transactions.
+        NotFound: no such wallet or source address.
+        ValidationError: a bad destination (checksum, format), amount or note.
+    """
+    prepared = prepare_transfer(
+        uow,
+        principal,
+        wallet_id=wallet_id,
+        destination=destination,
+        amount=amount,
+        note=note,
+        source_index=source_index,
+    )
+    return submit_transfer(uow, principal, prepared)
 
 
 def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: str) -> TransactionView:

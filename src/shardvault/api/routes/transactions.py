@@ -14,6 +14,7 @@ from shardvault.api.schemas_vaults import (
 )
 from shardvault.service import transactions as svc
 from shardvault.service.context import Principal
+from shardvault.service.errors import ServiceError
 from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
@@ -35,16 +36,29 @@ def create_transaction(
     """Submit a transfer; the pipeline evaluates the policy, collects approvals, signs,
     broadcasts and tracks it. The same Idempotency-Key returns the first transaction."""
 
+    # The request is checked on a read snapshot, outside the write transaction (on
+    # SQLite, the single write lock every request and pipeline step waits for); its
+    # error, if any, is raised only once the idempotency key is known to be new, so a
+    # retry of a request that succeeded still gets the first answer.
+    prepared: svc.PreparedTransfer | ServiceError
+    try:
+        with platform.unit_of_work(read_only=True) as uow:
+            prepared = svc.prepare_transfer(
+                uow,
+                change.principal,
+                wallet_id=body.wallet_id,
+                destination=body.destination,
+                amount=body.amount,
+                note=body.note,
+                source_index=body.source_index,
+            )
+    except ServiceError as exc:
+        prepared = exc
+
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
-        view = svc.create_transaction(
-            uow,
-            change.principal,
-            wallet_id=body.wallet_id,
-            destination=body.destination,
-            amount=body.amount,
-            note=body.note,
-            source_index=body.source_index,
-        )
+        if isinstance(prepared, ServiceError):
+            raise prepared
+        view = svc.submit_transfer(uow, change.principal, prepared)
         return 201, TransactionOut.model_validate(view).model_dump(mode="json")
 
     return run_mutation(platform, change, operation)
@@ -59,7 +73,7 @@ def list_transactions(
     status: Annotated[str | None, Query(max_length=32)] = None,
 ) -> TransactionPage:
     """The workspace's transactions, a page at a time (optionally of one status)."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         page = svc.list_transactions(uow, principal, limit=limit, cursor=cursor, status=status)
     return TransactionPage(
         data=[TransactionOut.model_validate(t) for t in page.items], next_cursor=page.next_cursor
@@ -73,7 +87,7 @@ def get_transaction(
     principal: Annotated[Principal, Depends(authorized(Permission.TRANSACTIONS_READ))],
 ) -> TransactionOut:
     """One transaction with its state, policy decision, approvals and chain data."""
-    with platform.unit_of_work() as uow:
+    with platform.unit_of_work(read_only=True) as uow:
         return TransactionOut.model_validate(svc.get_transaction(uow, principal, transaction_id))
 
 
