@@ -294,6 +294,8 @@ def test_a_transfer_is_checked_outside_the_write_transaction(
                 wallet_id=wallet.id, destination="0x1234", amount="0.01", idempotency_key="k-2"
             )
         assert refused.value.status == 400
+        assert "destination: must be 0x followed by 40 hex digits" in str(refused.value)
+        assert str(refused.value).count("destination:") == 1  # the field named once
         later = owner.create_transaction(
             wallet_id=wallet.id, destination=RECIPIENT, amount="0.03", idempotency_key="k-2"
         )

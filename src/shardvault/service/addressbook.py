@@ -73,7 +73,7 @@ def add_entry(
         try:
             address = parse_address(address, field="address").checksummed
         except ChainError as exc:
-            raise ValidationError("address", str(exc)) from None
+            raise ValidationError("address", exc.reason) from None
     elif not 20 <= len(address) <= 100 or not address.isalnum():
         raise ValidationError("address", "not an address")
     lists = sorted(set(whitelists or []))

@@ -333,7 +333,7 @@ def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
         else:
             value = parse_token_amount(amount, asset.decimals, field="amount")
     except ChainError as exc:
-        raise ValidationError("amount", str(exc)) from None
+        raise ValidationError("amount", exc.reason) from None
     if value <= 0:
         raise ValidationError("amount", "must be more than zero")
     return value
@@ -390,7 +390,7 @@ def _parse_destination(network: Network, destination: str) -> str:
         if network.kind is NetworkKind.BITCOIN:
             return _parse_bitcoin_destination(network, destination)
     except ChainError as exc:
-        raise ValidationError("destination", str(exc)) from None
+        raise ValidationError("destination", exc.reason) from None
     raise ValidationError("destination", f"{network.kind.value} transfers are not supported yet")
 
 

@@ -184,7 +184,7 @@ def configure_network(
         try:
             network_for(chain_id, KNOWN_NETWORKS)
         except ChainError as exc:
-            raise ValidationError("chain_id", str(exc)) from None
+            raise ValidationError("chain_id", exc.reason) from None
     elif chain_id is not None:
         raise ValidationError("chain_id", "only EVM networks have a chain id")
     if rpc_url is not None and not re.match(r"^https?://[^\s]{1,2000}$", rpc_url):
@@ -269,7 +269,7 @@ def add_asset(
         try:
             contract = parse_address(contract, field="contract").checksummed
         except ChainError as exc:
-            raise ValidationError("contract", str(exc)) from None
+            raise ValidationError("contract", exc.reason) from None
         if decimals is None or not 0 <= decimals <= 36:
             raise ValidationError("decimals", "an ERC-20 asset needs decimals between 0 and 36")
     if price is not None and not re.match(r"^(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?$", price):
