@@ -212,6 +212,54 @@ def test_a_batch_flushes_per_commit_not_per_transfer(
         assert per_batch[1] < per_batch[2], per_batch
 
 
+def test_every_transaction_locks_the_audit_head_before_a_nonce_counter(
+    setup: tuple[Workspace, Funded, CountingBackend],
+) -> None:
+    """PostgreSQL row locks are taken in one order by every pipeline transaction that
+    touches a nonce: the workspace row, then its audit chain head, then the account's
+    nonce counter. (A confirmation used to settle its nonce, locking the counter, before
+    its first audit event; an evaluation appends before it allocates: the two
+    deadlocked under load.) On SQLite there are no row locks: the test reads the order
+    of the statements only on PostgreSQL."""
+    ws, funded, backend = setup
+    engine = ws.platform.database.engine
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serializes writers; no row locks to order")
+    worker = _worker(ws, backend)
+    locks: dict[int, list[str]] = {}
+    orders: list[list[str]] = []
+
+    def on_statement(conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sql = " ".join(statement.split()).lower()
+        taken = locks.setdefault(id(conn), [])
+        if "from workspaces" in sql and ("for key share" in sql or "for update" in sql):
+            taken.append("workspace")
+        elif "from audit_chain_heads" in sql and "for update" in sql:
+            taken.append("audit head")
+        elif "from nonce_counters" in sql and "for update" in sql:
+            taken.append("nonce counter")
+
+    def on_end(conn: object) -> None:
+        taken = locks.pop(id(conn), [])
+        if "nonce counter" in taken:
+            orders.append(list(dict.fromkeys(taken)))
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_end)
+    event.listen(engine, "rollback", on_end)
+    try:
+        ids = _send(ws, funded, 3)
+        assert worker.run_once(limit=8) == 3  # evaluation, confirmation, completion
+        assert [_get(ws, t).status for t in ids] == ["completed"] * 3
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_end)
+        event.remove(engine, "rollback", on_end)
+    assert len(orders) >= 2  # the evaluation's allocations and the confirmation's settles
+    for order in orders:
+        assert order == ["workspace", "audit head", "nonce counter"], orders
+
+
 def test_a_fault_in_one_evaluation_undoes_the_batch_and_each_goes_on_alone(
     setup: tuple[Workspace, Funded, CountingBackend], hardhat_node: HardhatNode
 ) -> None:

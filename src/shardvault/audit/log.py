@@ -118,6 +118,11 @@ class AuditLog:
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
 
+    def hold_head(self, workspace_id: str | None) -> None:
+        """Lock the chain head of ``workspace_id`` now, as the transaction's first append
+        would (once per transaction): for a caller that must take it before another lock."""
+        self._lock_head(chain_of(workspace_id))
+
     def _lock_head(self, chain: str) -> AuditChainHead:
         # Locked until the transaction ends: a second event in it reuses the row.
         heads = transaction_scoped(self._session, "audit_chain_heads")

@@ -429,6 +429,35 @@ _GAP_WAIT_MAX_S = 30.0
 _NEXT_LOCK = threading.Lock()
 
 
+def _before_nonces(uow: UnitOfWork, workspace_id: str) -> None:
+    """Take, on PostgreSQL, the locks that come before an account's nonce counter: the
+    workspace row (key share) and the workspace's audit chain head. Every pipeline
+    transaction that touches a nonce takes them in that order (workspace, audit head,
+    nonce counter); a confirmation that settled its nonce before its first audit event
+    took the counter first and deadlocked against an evaluation appending before it
+    allocated. Once per transaction; nothing on SQLite (one writer at a time)."""
+    if uow.session.get_bind().dialect.name == "sqlite":
+        return
+    done = transaction_scoped(uow.session, "pipeline_lock_order")
+    if workspace_id in done:
+        return
+    uow.workspaces().share(workspace_id)
+    uow.audit.hold_head(workspace_id)
+    done[workspace_id] = True
+
+
+def _wake_successor(uow: UnitOfWork, chain_id: int, address: str, nonce: int) -> None:
+    """Make the transaction waiting for ``nonce`` to go out (its send was refused for the
+    gap) due now, in ``uow``; before the audit head and the nonce counter are locked,
+    since other transactions write a queue row before they lock those (a confirmation
+    that queued the successor after its audit event deadlocked on PostgreSQL)."""
+    with _NEXT_LOCK:
+        successor = _NEXT_IN_LINE.pop((chain_id, address, nonce + 1), None)
+    if successor is not None:
+        WorkQueue(uow.session).enqueue(*successor)
+        uow.after_commit(work_committed)
+
+
 class _SendOrder:
     """Nonces that this process's batches have allocated and not yet sent, per (chain
     id, address). Batches of one address sign at once on different workers and finish
@@ -1081,6 +1110,7 @@ class Pipeline:
             ):
                 chain_id = loaded.network.chain_id
                 assert chain_id is not None
+                _before_nonces(uow, workspace_id)
                 if settle_if_in_flight(
                     uow.session, chain_id, loaded.source.address, tx.nonce, NonceState.RELEASED
                 ):
@@ -1280,6 +1310,7 @@ class Pipeline:
         assert chain_id is not None
         fees = _fee_parameters(self.runtime, locked, chain)
         chain_key, account = account_key(chain_id, locked.source.address)
+        _before_nonces(uow, locked.tx.workspace_id)
         NonceLedger(uow.session).observe(chain_key, account, chain.pending)
         nonce = allocate_in(uow.session, chain_id, locked.source.address)
         chain_tx = build_chain_transaction(locked, nonce=nonce, fees=fees)
@@ -1616,6 +1647,8 @@ class Pipeline:
         locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.BROADCASTING)
         if locked is None:
             return False
+        _wake_successor(uow, chain_id, address, nonce)
+        _before_nonces(uow, workspace_id)
         settle_if_in_flight(uow.session, chain_id, address, nonce, NonceState.CONFIRMED)
         _transition(
             uow,
@@ -1623,11 +1656,6 @@ class Pipeline:
             TransactionStatus.CONFIRMING,
             details={"tx_hash": locked.tx.tx_hash, "broadcast": outcome},
         )
-        with _NEXT_LOCK:
-            successor = _NEXT_IN_LINE.pop((chain_id, address, nonce + 1), None)
-        if successor is not None:
-            WorkQueue(uow.session).enqueue(*successor)
-            uow.after_commit(work_committed)
         return True
 
     def _confirm(self, workspace_id: str, tx_id: str) -> float | None:
@@ -1764,6 +1792,13 @@ class Pipeline:
                 if loaded.network.chain_id is not None and loaded.tx.nonce is not None:
                     account = (loaded.network.chain_id, loaded.source.address)
                     by_account.setdefault(account, []).append(loaded.tx.nonce)
+            for loaded, _ in sent:
+                if loaded.network.chain_id is not None and loaded.tx.nonce is not None:
+                    _wake_successor(
+                        uow, loaded.network.chain_id, loaded.source.address, loaded.tx.nonce
+                    )
+            if by_account:
+                _before_nonces(uow, workspace_id)
             for (chain_id, address), nonces in by_account.items():
                 prefetch_in(uow.session, chain_id, address, nonces)
             for loaded, outcome in sent:

@@ -137,6 +137,18 @@ class WorkspaceRepository:
     def get(self, workspace_id: str) -> Workspace | None:
         return self._session.get(Workspace, workspace_id)
 
+    def share(self, workspace_id: str) -> None:
+        """Take the key-share lock on the workspace row (PostgreSQL's ``FOR KEY SHARE``,
+        what inserting a row that references it takes), so that a caller can take it
+        before its other locks rather than at its first insert; nothing on SQLite."""
+        if self._session.get_bind().dialect.name == "sqlite":
+            return
+        self._session.execute(
+            select(Workspace.id)
+            .where(Workspace.id == workspace_id)
+            .with_for_update(read=True, key_share=True)
+        )
+
     def lock(self, workspace_id: str) -> Workspace | None:
         """Read the workspace row with ``FOR UPDATE``: changes that must see every other
         change of the workspace (the last-owner rule) take this lock first."""
