@@ -12,8 +12,7 @@ class ChainError(ShardvaultError):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
-        self.reason = message
-        """The message without the field's name (for a caller that names the field)."""
+        self.reason = message  # without the field's name, for a caller that names it
         super().__init__(f"{field}: {message}" if field else message)
 
 
