@@ -25,7 +25,7 @@ from shardvault.sdk import (
     ShardvaultClient,
     generate_key_pair,
 )
-from shardvault.sdk.custody import sign_bundle
+from shardvault.sdk.custody import Wallet, sign_bundle
 from shardvault.sdk.errors import ApiError
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
@@ -71,6 +71,14 @@ def _member(client: ShardvaultClient, email: str, role: str) -> ApiKeyCredential
 
 def _raw(key: Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def _eth_wallet(owner: ShardvaultClient, node: HardhatNode) -> Wallet:
+    """The hardhat network, its ETH asset, a vault and its ETH wallet."""
+    owner.configure_network(name="hardhat", kind="evm", chain_id=node.chain_id, rpc_url=node.url)
+    owner.add_asset(symbol="ETH", network="hardhat")
+    vault = owner.create_vault(name="ops")
+    return owner.create_wallet(vault_id=vault.id, asset="ETH")
 
 
 def test_transfer_with_approval_end_to_end(
@@ -202,12 +210,7 @@ def test_list_with_cursor_cancel_and_concurrent_idempotent_creates(
     url: str, tenant: Tenant, platform: Platform, hardhat_node: HardhatNode
 ) -> None:
     with ShardvaultClient(url, tenant.owner) as owner:
-        owner.configure_network(
-            name="hardhat", kind="evm", chain_id=hardhat_node.chain_id, rpc_url=hardhat_node.url
-        )
-        owner.add_asset(symbol="ETH", network="hardhat")
-        vault = owner.create_vault(name="ops")
-        wallet = owner.create_wallet(vault_id=vault.id, asset="ETH")
+        wallet = _eth_wallet(owner, hardhat_node)
         ids = {
             owner.create_transaction(wallet_id=wallet.id, destination=RECIPIENT, amount="0.01").id
             for _ in range(5)
@@ -272,12 +275,7 @@ def test_a_transfer_is_checked_outside_the_write_transaction(
     from shardvault.service import transactions as svc
 
     with ShardvaultClient(url, tenant.owner) as owner:
-        owner.configure_network(
-            name="hardhat", kind="evm", chain_id=hardhat_node.chain_id, rpc_url=hardhat_node.url
-        )
-        owner.add_asset(symbol="ETH", network="hardhat")
-        vault = owner.create_vault(name="ops")
-        wallet = owner.create_wallet(vault_id=vault.id, asset="ETH")
+        wallet = _eth_wallet(owner, hardhat_node)
         written: list[bool] = []
         prepare = writing_meanwhile(platform, svc.prepare_transfer, written)
         monkeypatch.setattr(svc, "prepare_transfer", prepare)
