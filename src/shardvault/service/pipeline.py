@@ -169,7 +169,7 @@ from shardvault.store.models_vaults import (
     VaultKey,
     WalletAddress,
 )
-from shardvault.store.repositories import transaction_scoped
+from shardvault.store.repositories import single_writer, transaction_scoped
 from shardvault.store.repositories_vaults import (
     AssetRepository,
     NetworkRepository,
@@ -436,7 +436,7 @@ def _before_nonces(uow: UnitOfWork, workspace_id: str) -> None:
     nonce counter); a confirmation that settled its nonce before its first audit event
     took the counter first and deadlocked against an evaluation appending before it
     allocated. Once per transaction; nothing on SQLite (one writer at a time)."""
-    if uow.session.get_bind().dialect.name == "sqlite":
+    if single_writer(uow.session):
         return
     done = transaction_scoped(uow.session, "pipeline_lock_order")
     if workspace_id in done:
@@ -1789,14 +1789,10 @@ class Pipeline:
             _load_many(uow, workspace_id, [loaded.tx.id for loaded, _ in sent], lock=True)
             by_account: dict[tuple[int, str], list[int]] = {}
             for loaded, _ in sent:
-                if loaded.network.chain_id is not None and loaded.tx.nonce is not None:
-                    account = (loaded.network.chain_id, loaded.source.address)
-                    by_account.setdefault(account, []).append(loaded.tx.nonce)
-            for loaded, _ in sent:
-                if loaded.network.chain_id is not None and loaded.tx.nonce is not None:
-                    _wake_successor(
-                        uow, loaded.network.chain_id, loaded.source.address, loaded.tx.nonce
-                    )
+                chain_id, nonce = loaded.network.chain_id, loaded.tx.nonce
+                if chain_id is not None and nonce is not None:
+                    by_account.setdefault((chain_id, loaded.source.address), []).append(nonce)
+                    _wake_successor(uow, chain_id, loaded.source.address, nonce)
             if by_account:
                 _before_nonces(uow, workspace_id)
             for (chain_id, address), nonces in by_account.items():

@@ -33,6 +33,12 @@ from shardvault.store.models import (
 from shardvault.store.types import utcnow
 
 
+def single_writer(session: Session) -> bool:
+    """Whether ``session``'s database runs one writer at a time (SQLite, from ``BEGIN
+    IMMEDIATE``): then there are no row locks to order, and none to take."""
+    return session.get_bind().dialect.name == "sqlite"
+
+
 def defers_writes(session: Session) -> bool:
     """Whether ``session``'s pending rows may wait for its transaction's last flush.
 
@@ -43,7 +49,7 @@ def defers_writes(session: Session) -> bool:
     deferring them there made the pipeline's transactions deadlock (each was retried,
     but a burst slowed to a crawl), so PostgreSQL keeps writing them as they come.
     """
-    return session.get_bind().dialect.name == "sqlite"
+    return single_writer(session)
 
 
 @contextmanager
@@ -141,7 +147,7 @@ class WorkspaceRepository:
         """Take the key-share lock on the workspace row (PostgreSQL's ``FOR KEY SHARE``,
         what inserting a row that references it takes), so that a caller can take it
         before its other locks rather than at its first insert; nothing on SQLite."""
-        if self._session.get_bind().dialect.name == "sqlite":
+        if single_writer(self._session):
             return
         self._session.execute(
             select(Workspace.id)
