@@ -232,7 +232,7 @@ def test_every_transaction_locks_the_audit_head_before_a_nonce_counter(
     def on_statement(conn: object, _cursor: object, statement: str, *_: object) -> None:
         sql = " ".join(statement.split()).lower()
         taken = locks.setdefault(id(conn), [])
-        if "from workspaces" in sql and ("for key share" in sql or "for update" in sql):
+        if "from workspaces" in sql and " for " in sql:  # any row lock
             taken.append("workspace")
         elif "from audit_chain_heads" in sql and "for update" in sql:
             taken.append("audit head")
@@ -258,6 +258,70 @@ def test_every_transaction_locks_the_audit_head_before_a_nonce_counter(
     assert len(orders) >= 2  # the evaluation's allocations and the confirmation's settles
     for order in orders:
         assert order == ["workspace", "audit head", "nonce counter"], orders
+
+
+def test_a_cancellation_during_an_evaluation_does_not_deadlock(
+    setup: tuple[Workspace, Funded, CountingBackend], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cancellation locks its transaction's row, then inserts its audit and webhook
+    events (whose foreign key takes FOR KEY SHARE on the workspace row); an evaluation
+    locks the workspace row, then its transactions' rows. With the cancellation holding
+    A's row and the evaluation holding the workspace, each waited for the other while
+    the evaluation's workspace lock was FOR UPDATE, and PostgreSQL aborted one of them
+    as a deadlock. The two statements are put in that order here by pausing each
+    thread at its lock; SQLite serializes writers, so there is nothing to order."""
+    ws, funded, backend = setup
+    engine = ws.platform.database.engine
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serializes writers; no row locks to order")
+    worker = _worker(ws, backend)
+    first, second = _send(ws, funded, 2)
+    canceller = threading.current_thread()  # replaced by the cancelling thread below
+    row_held, workspace_held = threading.Event(), threading.Event()
+
+    def before(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sql = " ".join(statement.split()).lower()
+        evaluating = threading.current_thread() is not canceller
+        if evaluating and "from workspaces" in sql and " for " in sql:
+            assert row_held.wait(10), "the cancellation never locked its row"
+
+    def after(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sql = " ".join(statement.split()).lower()
+        if threading.current_thread() is canceller:
+            if "from transactions" in sql and "for update" in sql:
+                row_held.set()
+                assert workspace_held.wait(10), "the evaluation never locked the workspace"
+        elif "from workspaces" in sql and " for " in sql:
+            workspace_held.set()
+
+    outcome: list[object] = []
+
+    def cancel() -> None:
+        try:
+            with ws.platform.unit_of_work() as uow:
+                view = transactions.cancel_transaction(uow, ws.owner.principal, first)
+            outcome.append(view.status)
+        except Exception as exc:  # the test reports what went wrong
+            outcome.append(exc)
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        with caplog.at_level("WARNING", logger="shardvault.service.pipeline"):
+            assert worker.run_once(limit=8) == 2
+        canceller.join(30)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    assert outcome == ["cancelled"], outcome
+    assert not [r for r in caplog.records if "one at a time" in r.getMessage()], caplog.text
+    assert _get(ws, first).status == "cancelled"
+    deadline = time.monotonic() + 30
+    while _get(ws, second).status != "completed" and time.monotonic() < deadline:
+        worker.run_once(limit=8)
+    assert _get(ws, second).status == "completed"
 
 
 def test_a_fault_in_one_evaluation_undoes_the_batch_and_each_goes_on_alone(

@@ -1133,8 +1133,8 @@ class Pipeline:
         chains = self._chain_states([peek])
         with self.platform.unit_of_work() as uow:
             # Evaluations of one workspace run one at a time, so each sees every earlier
-            # decision in its velocity history.
-            uow.workspaces().lock(workspace_id)
+            # decision in its velocity history (the lock of evaluate_batch).
+            uow.workspaces().serialize(workspace_id)
             loaded = _load(uow, workspace_id, tx_id, lock=True)
             if loaded is None or loaded.tx.status not in _POLICY_STATES:
                 return 0.0
@@ -1459,7 +1459,11 @@ class Pipeline:
         delays: dict[str, float | None] = {}
         signings: dict[str, _Signing] = {}
         with self.platform.unit_of_work() as uow:
-            uow.workspaces().lock(workspace_id)
+            # One evaluation per workspace at a time. Not FOR UPDATE: a cancellation or
+            # approval locks its transaction's row and then inserts its events, whose
+            # foreign key takes FOR KEY SHARE on the workspace, which FOR UPDATE blocks;
+            # with this batch waiting on that row, PostgreSQL found a deadlock.
+            uow.workspaces().serialize(workspace_id)
             locked = _load_many(uow, workspace_id, [p.tx.id for p in peeks], lock=True)
             bundle = active_policy(uow, workspace_id)
             prices = _prices(uow, workspace_id)
@@ -1874,8 +1878,8 @@ class Pipeline:
             raise PipelineFault(f"cannot build the Bitcoin spend: {exc}") from None
         with self.platform.unit_of_work() as uow:
             # One serialization per workspace at a time, so two transfers never take
-            # the same coins.
-            uow.workspaces().lock(workspace_id)
+            # the same coins (the lock of evaluate_batch).
+            uow.workspaces().serialize(workspace_id)
             locked = self._locked(uow, workspace_id, tx_id, TransactionStatus.APPROVED)
             if locked is None:
                 return 0.0

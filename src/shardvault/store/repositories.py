@@ -155,6 +155,17 @@ class WorkspaceRepository:
             .with_for_update(read=True, key_share=True)
         )
 
+    def serialize(self, workspace_id: str) -> None:
+        """Take PostgreSQL's ``FOR NO KEY UPDATE`` lock on the workspace row: callers
+        that take it run one at a time per workspace, while rows that reference the
+        workspace can still be inserted (their foreign-key check takes ``FOR KEY SHARE``,
+        which this lock does not block; :meth:`lock` does). Nothing on SQLite."""
+        if single_writer(self._session):
+            return
+        self._session.execute(
+            select(Workspace.id).where(Workspace.id == workspace_id).with_for_update(key_share=True)
+        )
+
     def lock(self, workspace_id: str) -> Workspace | None:
         """Read the workspace row with ``FOR UPDATE``: changes that must see every other
         change of the workspace (the last-owner rule) take this lock first."""
