@@ -458,3 +458,37 @@ def test_bundles_are_read_only_when_the_active_version_changed(nodes: Nodes):
         )
     assert reads == [WORKSPACE]  # the first call pushed version 1; the second only asked
     assert {n.state.chain.head.version for n in nodes.nodes.values()} == {1}  # type: ignore[union-attr]
+
+
+def test_a_batch_of_signatures_asks_for_the_active_version_once(nodes: Nodes):
+    """sign_many checks the workspace's policy once for all its signatures, not once
+    per signature (each check is a database read on the server)."""
+    asked: list[str] = []
+
+    def version(workspace: str) -> int:
+        asked.append(workspace)
+        return 1
+
+    bundle = signed_bundle().to_json()
+    signer = CosignerBackend(lambda _ws: nodes.relay, lambda _ws: [bundle], policy_version=version)
+    try:
+        key = signer.keygen(
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="eddsa-ed25519",
+            min_signers=2,
+            max_signers=3,
+        )
+        asked.clear()
+        messages = [
+            solana_transfer(key.public_key, DESTINATION, LAMPORTS_PER_SOL // (10 + i))
+            for i in range(3)
+        ]
+        answers = signer.sign_many([_solana_request(key, m) for m in messages])
+        for message, signature in zip(messages, answers, strict=True):
+            assert isinstance(signature, bytes), signature
+            VerifyKey(key.public_key).verify(message, signature)
+        assert asked == [WORKSPACE]
+    finally:
+        signer.close()
+    assert _wait(nodes.idle)

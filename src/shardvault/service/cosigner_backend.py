@@ -320,16 +320,21 @@ class CosignerBackend:
         return tuple(relay.parties[:min_signers])
 
     def _sign_body(
-        self, request: SignRequest
+        self, request: SignRequest, pushed: set[tuple[str, tuple[int, ...]]] | None = None
     ) -> tuple[RelayCore, dict[str, object], tuple[int, ...], _PoolKey | None]:
         """The relay, request body (without session), signers, and for ECDSA the
-        presignature pool of one signature (the workspace's policy pushed first)."""
+        presignature pool of one signature (the workspace's policy pushed first, unless
+        ``pushed`` holds the workspace and signers: a batch checks once, not once per
+        signature, since each check reads the active policy version)."""
         relay = self._relay(request.workspace_id)
         chain = _CHAINS.get(request.payload_kind)
         if chain is None:
             raise SigningError(f"no co-signer chain for {request.payload_kind}")
         signers = self._signers(relay, request.min_signers or len(relay.parties))
-        self._ensure_policy(request.workspace_id, relay, signers)
+        if pushed is None or (request.workspace_id, signers) not in pushed:
+            self._ensure_policy(request.workspace_id, relay, signers)
+            if pushed is not None:
+                pushed.add((request.workspace_id, signers))
         body: dict[str, object] = {
             "kind": "sign",
             "vault": request.vault_id,
@@ -386,11 +391,12 @@ class CosignerBackend:
         pending: list[tuple[int, RelayCore, dict[str, object], tuple[int, ...]]] = []
         alone: list[int] = []
         keys: list[_PoolKey] = []
+        pushed: set[tuple[str, tuple[int, ...]]] = set()
         self._started(len(requests))
         try:
             for index, request in enumerate(requests):
                 try:
-                    relay, body, signers, key = self._sign_body(request)
+                    relay, body, signers, key = self._sign_body(request, pushed)
                 except SigningError as exc:
                     answers[index] = exc
                     continue
