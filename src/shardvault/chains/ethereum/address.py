@@ -9,6 +9,7 @@ checksum and is accepted unless the caller asks for one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import coincurve
@@ -41,8 +42,12 @@ class Address:
         return f"Address({self.checksummed})"
 
 
+@functools.lru_cache(maxsize=4096)
 def to_checksum(raw: bytes) -> str:
-    """Encode 20 address bytes as EIP-55 mixed-case hex with a ``0x`` prefix."""
+    """Encode 20 address bytes as EIP-55 mixed-case hex with a ``0x`` prefix.
+
+    Remembered for the last 4096 addresses: a transfer's source and destination are
+    encoded and checked several times on its way (a keccak each time)."""
     lower = raw.hex()
     # EIP-55: hash the lowercase ASCII hex (without 0x) and upper-case letter i when
     # nibble i of that hash is 8 or more.
