@@ -30,7 +30,7 @@ from shardvault.crypto.channel import Directory
 from shardvault.crypto.group import SECP256K1
 from shardvault.custody.secret import SecretBytes
 from shardvault.service.cosigner_backend import CosignerBackend, CosignerRefused
-from shardvault.service.signing import SignRequest
+from shardvault.service.signing import GeneratedKey, SignRequest
 from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
@@ -152,14 +152,19 @@ def _solana_request(key, message: bytes, **extra) -> SignRequest:  # type: ignor
     )
 
 
-def test_policy_is_pushed_and_frost_signature_verifies(nodes: Nodes, backend: CosignerBackend):
-    key = backend.keygen(
+def _ed25519_key(signer: CosignerBackend) -> GeneratedKey:
+    """A 2-of-3 FROST key of the test workspace's treasury vault."""
+    return signer.keygen(
         workspace_id=WORKSPACE,
         vault_id="treasury",
         scheme="eddsa-ed25519",
         min_signers=2,
         max_signers=3,
     )
+
+
+def test_policy_is_pushed_and_frost_signature_verifies(nodes: Nodes, backend: CosignerBackend):
+    key = _ed25519_key(backend)
     # The co-signers started without a policy; the backend pushed the signed bundle.
     assert {n.state.chain.head.version for n in nodes.nodes.values()} == {1}  # type: ignore[union-attr]
     assert key.cosigners == ("party-1", "party-2", "party-3")
@@ -171,13 +176,7 @@ def test_policy_is_pushed_and_frost_signature_verifies(nodes: Nodes, backend: Co
 
 
 def test_refusal_names_cosigners_check_and_rule(nodes: Nodes, backend: CosignerBackend):
-    key = backend.keygen(
-        workspace_id=WORKSPACE,
-        vault_id="treasury",
-        scheme="eddsa-ed25519",
-        min_signers=2,
-        max_signers=3,
-    )
+    key = _ed25519_key(backend)
     # Two SOL need carol's approval; none is given.
     message = solana_transfer(key.public_key, DESTINATION, 2 * LAMPORTS_PER_SOL)
     with pytest.raises(CosignerRefused) as refused:
@@ -345,13 +344,7 @@ def test_missing_cosigner_fails_keygen_and_aborts(tmp_path: Path):
         signer = _backend(cluster, keygen_timeout=2.0, sign_timeout=5.0)
         # The policy reaches parties 1 and 2 only; the probe of party 3 gets no answer.
         with pytest.raises(CosignerRefused) as refused:
-            signer.keygen(
-                workspace_id=WORKSPACE,
-                vault_id="treasury",
-                scheme="eddsa-ed25519",
-                min_signers=2,
-                max_signers=3,
-            )
+            _ed25519_key(signer)
         assert "co-signer 3: no answer" in str(refused.value)
         cluster.start(3)
         signer = _backend(cluster, keygen_timeout=2.0)
@@ -364,13 +357,7 @@ def test_missing_cosigner_fails_keygen_and_aborts(tmp_path: Path):
         )
         cluster.stop(3)
         with pytest.raises(CosignerRefused) as refused:
-            signer.keygen(
-                workspace_id=WORKSPACE,
-                vault_id="treasury",
-                scheme="eddsa-ed25519",
-                min_signers=2,
-                max_signers=3,
-            )
+            _ed25519_key(signer)
         assert "key generation failed" in str(refused.value)
         assert "co-signer 3: no answer" in str(refused.value)
         # Parties 1 and 2 were told to abort: nothing waits for party 3.
@@ -412,25 +399,13 @@ def test_wrong_party_count_is_refused_before_any_request(nodes: Nodes, backend: 
 def test_no_active_policy_is_refused(nodes: Nodes):
     signer = CosignerBackend(lambda _ws: nodes.relay, lambda _ws: [])
     with pytest.raises(CosignerRefused, match="no active policy"):
-        signer.keygen(
-            workspace_id=WORKSPACE,
-            vault_id="treasury",
-            scheme="eddsa-ed25519",
-            min_signers=2,
-            max_signers=3,
-        )
+        _ed25519_key(signer)
 
 
 def test_source_hash_is_not_leaked_in_errors(nodes: Nodes, backend: CosignerBackend):
     """Errors name co-signers and checks, never a payload or key material."""
     payload = hashlib.sha256(b"not a transaction").digest() * 4
-    key = backend.keygen(
-        workspace_id=WORKSPACE,
-        vault_id="treasury",
-        scheme="eddsa-ed25519",
-        min_signers=2,
-        max_signers=3,
-    )
+    key = _ed25519_key(backend)
     with pytest.raises(CosignerRefused) as refused:
         backend.sign(_solana_request(key, payload))
     assert payload.hex() not in str(refused.value)
@@ -449,13 +424,7 @@ def test_bundles_are_read_only_when_the_active_version_changed(nodes: Nodes):
 
     signer = CosignerBackend(lambda _ws: nodes.relay, chain, policy_version=lambda _ws: 1)
     for _ in range(2):
-        signer.keygen(
-            workspace_id=WORKSPACE,
-            vault_id="treasury",
-            scheme="eddsa-ed25519",
-            min_signers=2,
-            max_signers=3,
-        )
+        _ed25519_key(signer)
     assert reads == [WORKSPACE]  # the first call pushed version 1; the second only asked
     assert {n.state.chain.head.version for n in nodes.nodes.values()} == {1}  # type: ignore[union-attr]
 
@@ -472,13 +441,7 @@ def test_a_batch_of_signatures_asks_for_the_active_version_once(nodes: Nodes):
     bundle = signed_bundle().to_json()
     signer = CosignerBackend(lambda _ws: nodes.relay, lambda _ws: [bundle], policy_version=version)
     try:
-        key = signer.keygen(
-            workspace_id=WORKSPACE,
-            vault_id="treasury",
-            scheme="eddsa-ed25519",
-            min_signers=2,
-            max_signers=3,
-        )
+        key = _ed25519_key(signer)
         asked.clear()
         messages = [
             solana_transfer(key.public_key, DESTINATION, LAMPORTS_PER_SOL // (10 + i))
