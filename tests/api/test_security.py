@@ -2,9 +2,11 @@
 with problem+json, changes nothing, and leaves exactly one refusal in the audit log."""
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jwt
@@ -13,12 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from httpx import Response
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, event, func, select, text
 
 from shardvault.audit import verify_chain
 from shardvault.audit.log import chain_of
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
 from shardvault.service.platform import Platform
+from shardvault.store.database import READ_ONLY_OPTION
 from shardvault.store.models import SYSTEM_CHAIN, AuditEvent
 from tests.api.support import Tenant, writing_meanwhile
 
@@ -532,3 +535,82 @@ def test_a_read_route_reads_without_holding_the_write_lock(
     assert response.status_code == 200
     assert response.json()["id"] == tenant.workspace_id
     assert written == [True]
+
+
+def test_refused_changes_cannot_be_replayed(
+    http: httpx.Client, platform: Platform, tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    """A change records its token's nonce in its own transaction, which a refusal rolls
+    back: the nonce is then recorded on its own, so a refused request sent again is a
+    replay, not a second try (the state it was refused on may have changed since)."""
+    viewer = _viewer(http, tenant)
+    forbidden_body = user_body("mallory@acme.example", "owner")
+    forbidden = signed_headers(viewer, "/v1/users", forbidden_body, idempotency_key="rr-1")
+    invalid_body = user_body("val@acme.example", "emperor")
+    invalid = signed_headers(tenant.owner, "/v1/users", invalid_body, idempotency_key="rr-2")
+    path = f"/v1/transactions/{uuid.uuid4()}/cancel"
+    missing = signed_headers(tenant.owner, path, b"{}", idempotency_key="rr-3")
+    for method_path, headers, body, status, problem in (
+        ("/v1/users", forbidden, forbidden_body, 403, "forbidden"),
+        ("/v1/users", invalid, invalid_body, 400, "invalid-request"),
+        (path, missing, b"{}", 404, "not-found"),
+    ):
+        refuse(
+            "POST", method_path, headers, body, status=status, problem=problem,
+            nonces_may_change=True,
+        )  # fmt: skip
+        refuse("POST", method_path, headers, body, status=401, problem="replayed-request")
+
+
+def test_a_change_and_its_nonce_are_one_write_transaction(
+    http: httpx.Client, platform: Platform, tenant: Tenant
+) -> None:
+    """A state-changing request writes once: its nonce with its change (SQLite has one
+    writer, so a second transaction per request was a second wait for it)."""
+    engine = platform.database.engine
+    writes: list[str] = []
+
+    def on_begin(conn: Connection) -> None:
+        if not conn.get_execution_options().get(READ_ONLY_OPTION):
+            writes.append("begin")
+
+    body = user_body("wendy@acme.example", "viewer")
+    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="one-write")
+    event.listen(engine, "begin", on_begin)
+    try:
+        created = http.post("/v1/users", headers=headers, content=body)
+    finally:
+        event.remove(engine, "begin", on_begin)
+    assert created.status_code == 201, created.text
+    assert writes == ["begin"]
+    with platform.database.engine.connect() as conn:
+        token = headers["Authorization"].removeprefix("Bearer ")
+        nonce = jwt.decode(token, options={"verify_signature": False})["nonce"]
+        stored = conn.execute(
+            text("SELECT count(*) FROM used_nonces WHERE nonce = :n"), {"n": nonce}
+        ).scalar_one()
+    assert stored == 1
+
+
+def test_a_token_sent_twice_at_once_changes_once(
+    http: httpx.Client, platform: Platform, tenant: Tenant
+) -> None:
+    """The same signed request twice at the same moment: both pass the checks on a
+    snapshot, and the nonce, recorded in each one's write transaction, lets exactly one
+    through; the other is refused as a replay and creates nothing."""
+    body = user_body("twice@acme.example", "viewer")
+    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="twice")
+    start = threading.Barrier(2)
+
+    def send() -> Response:
+        start.wait(5)
+        return http.post("/v1/users", headers=headers, content=body)
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(r.status_code for r in pool.map(lambda _: send(), range(2)))
+    assert statuses == [201, 401]
+    with platform.database.engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM users WHERE email = 'twice@acme.example'")
+        ).scalar_one()
+    assert count == 1

@@ -2,20 +2,24 @@
 
 ``authorized(permission)`` authenticates the request (API key + signed JWT, see
 :mod:`shardvault.service.auth`), remembers the principal on ``request.state`` (so a later
-refusal is attributed to it) and checks the permission. ``mutation(permission)`` adds the
-``Idempotency-Key`` header and the request fingerprint; routes that change state pass an
-operation to :func:`run_mutation`, which runs it at most once per key.
+refusal is attributed to it) and checks the permission. ``mutation(permission)`` does the
+same checks, adds the ``Idempotency-Key`` header and the request fingerprint, and leaves
+the token's nonce to be recorded in the change's own write transaction: routes that
+change state pass an operation to :func:`run_mutation`, which records the nonce and runs
+the operation at most once per key. A request that ends any other way (refused, failed,
+or a route that did not call :func:`run_mutation`) has its nonce recorded on its own
+before the dependency returns, so no verified token can be used twice.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from shardvault.service.auth import Authenticator, SignedRequest
+from shardvault.service.auth import Authenticator, PendingNonce, SignedRequest
 from shardvault.service.context import Principal
 from shardvault.service.errors import ValidationError
 from shardvault.service.idempotency import Operation, request_fingerprint, run_idempotently
@@ -51,20 +55,28 @@ async def _bounded_body(request: Request) -> bytes:
     return body
 
 
+def _authenticator(request: Request) -> Authenticator:
+    authenticator = request.app.state.authenticator
+    assert isinstance(authenticator, Authenticator)
+    return authenticator
+
+
+async def _signed(request: Request) -> SignedRequest:
+    return SignedRequest(
+        api_key_id=request.headers.get("x-api-key"),
+        authorization=request.headers.get("authorization"),
+        method=request.method,
+        uri=request_uri(request),
+        body=await _bounded_body(request),
+    )
+
+
 def authorized(permission: Permission) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that authenticates the request and requires ``permission``."""
 
     async def dependency(request: Request) -> Principal:
-        authenticator = request.app.state.authenticator
-        assert isinstance(authenticator, Authenticator)
-        signed = SignedRequest(
-            api_key_id=request.headers.get("x-api-key"),
-            authorization=request.headers.get("authorization"),
-            method=request.method,
-            uri=request_uri(request),
-            body=await _bounded_body(request),
-        )
-        principal = await run_in_threadpool(authenticator.authenticate, signed)
+        signed = await _signed(request)
+        principal = await run_in_threadpool(_authenticator(request).authenticate, signed)
         request.state.principal = principal
         require(principal, permission)
         return principal
@@ -82,15 +94,15 @@ class Mutation:
     method: str
     path: str
     fingerprint: str
+    nonce: PendingNonce
+    """The token's nonce, recorded by :func:`run_mutation` with the change."""
 
 
-def mutation(permission: Permission) -> Callable[..., Awaitable[Mutation]]:
+def mutation(permission: Permission) -> Callable[..., AsyncIterator[Mutation]]:
     """A dependency for state-changing routes: authorization plus ``Idempotency-Key``."""
-    auth = authorized(permission)
 
     async def dependency(
         request: Request,
-        principal: Annotated[Principal, Depends(auth)],
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -99,23 +111,42 @@ def mutation(permission: Permission) -> Callable[..., Awaitable[Mutation]]:
                 "the same key with another body is refused with 409.",
             ),
         ] = None,
-    ) -> Mutation:
-        path = request.url.path
-        return Mutation(
-            principal=principal,
-            idempotency_key=idempotency_key,
-            method=request.method,
-            path=path,
-            fingerprint=request_fingerprint(request.method, path, await request.body()),
-        )
+    ) -> AsyncIterator[Mutation]:
+        signed = await _signed(request)
+        authenticator = _authenticator(request)
+        verified = await run_in_threadpool(authenticator.verify, signed)
+        principal = verified.principal
+        request.state.principal = principal
+        nonce = PendingNonce(authenticator, verified)
+        try:
+            require(principal, permission)
+            path = request.url.path
+            yield Mutation(
+                principal=principal,
+                idempotency_key=idempotency_key,
+                method=request.method,
+                path=path,
+                fingerprint=request_fingerprint(request.method, path, signed.body),
+                nonce=nonce,
+            )
+        finally:
+            if not nonce.recorded:
+                await run_in_threadpool(nonce.consume_alone)
 
     dependency.__name__ = f"mutation_{permission.name.lower()}"
     return dependency
 
 
 def run_mutation(platform: Platform, change: Mutation, operation: Operation) -> Response:
-    """Run ``operation`` once for ``change``'s idempotency key and return its response."""
+    """Record ``change``'s nonce and run ``operation`` once for its idempotency key, in
+    one write transaction, and return the response.
+
+    Raises:
+        ReplayedRequest: the token was used before (nothing else happens).
+        The errors of :func:`run_idempotently`.
+    """
     with platform.unit_of_work() as uow:
+        change.nonce.consume_in(uow)
         stored = run_idempotently(
             uow,
             workspace_id=change.principal.workspace_id,

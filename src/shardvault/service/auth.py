@@ -12,9 +12,15 @@ signature algorithm chosen per key: Ed25519 (JOSE ``EdDSA``, RFC 8037) or ECDSA 
 
 The server looks the key up, checks the token's header names the key's algorithm (so a
 token cannot pick a weaker one, and ``none`` or HMAC are never accepted), verifies the
-signature and the claims, and finally records the nonce until the token expires; a second
-use of it is refused as a replay. All of this happens in one transaction, so a refused
-request leaves nothing behind.
+signature and the claims (:meth:`Authenticator.verify`, on a read snapshot), and finally
+records the nonce until the token expires (:meth:`Authenticator.consume`); a second use
+of it is refused as a replay. A request refused by the checks leaves nothing behind.
+
+A state-changing request records its nonce in the same write transaction as its change
+(:class:`PendingNonce`, used by the API's mutation routes): one write transaction per
+request instead of two, since SQLite has a single writer. If that transaction does not
+commit, the nonce is recorded on its own, so a refused or failed request cannot be
+replayed either.
 """
 
 import hashlib
@@ -38,6 +44,7 @@ from shardvault.service.errors import (
 )
 from shardvault.service.keys import parse_public_key
 from shardvault.service.platform import Platform
+from shardvault.service.uow import UnitOfWork
 from shardvault.store.models import PrincipalStatus
 from shardvault.store.repositories import purge_expired_nonces
 
@@ -65,6 +72,16 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedRequest:
+    """A request whose credentials verified; its nonce is not yet recorded."""
+
+    principal: Principal
+    nonce: str
+    keep_until: datetime
+    """When the nonce may be forgotten: the token's expiry plus the clock leeway."""
+
+
 class Authenticator:
     """Turns a signed request into a :class:`Principal`, or refuses it."""
 
@@ -74,7 +91,45 @@ class Authenticator:
         self._last_purge = 0.0
 
     def authenticate(self, request: SignedRequest) -> Principal:
-        """Verify ``request``'s credentials and consume its nonce.
+        """Verify ``request``'s credentials and consume its nonce (a write transaction
+        of its own).
+
+        Raises:
+            The errors of :meth:`verify` and :meth:`consume`.
+        """
+        verified = self.verify(request)
+        self.record(verified)
+        return verified.principal
+
+    def record(self, verified: VerifiedRequest) -> None:
+        """Record ``verified``'s nonce in a write transaction of its own.
+
+        Raises:
+            ReplayedRequest: the nonce was already used with this key.
+        """
+        with self._platform.unit_of_work() as uow:
+            self.consume(uow, verified)
+
+    def consume(self, uow: UnitOfWork, verified: VerifiedRequest) -> None:
+        """Record ``verified``'s nonce in ``uow`` (which must commit for it to count).
+
+        Raises:
+            ReplayedRequest: the nonce was already used with this key.
+        """
+        principal = verified.principal
+        fresh = uow.nonces(principal.workspace_id).remember(
+            api_key_id=principal.api_key_id, nonce=verified.nonce, expires_at=verified.keep_until
+        )
+        if not fresh:
+            raise ReplayedRequest(
+                "this token's nonce was already used",
+                workspace_id=principal.workspace_id,
+                api_key_id=principal.api_key_id,
+            )
+        self._maybe_purge(uow.session, self._platform.clock())
+
+    def verify(self, request: SignedRequest) -> VerifiedRequest:
+        """Check ``request``'s credentials on a read snapshot; nothing is written.
 
         Raises:
             MissingCredentials: no key id, no bearer token, or an oversized one.
@@ -84,7 +139,7 @@ class Authenticator:
             TokenExpired: ``exp`` has passed.
             TokenLifetimeTooLong: ``exp`` is more than the allowed lifetime after ``iat``.
             RequestMismatch: ``uri`` or ``bodyHash`` do not match this request.
-            ReplayedRequest: the nonce was already used with this key.
+            ReplayedRequest: the nonce is already recorded for this key.
         """
         key_id = (request.api_key_id or "").strip()
         if not key_id or len(key_id) > MAX_KEY_ID_LENGTH:
@@ -163,6 +218,11 @@ class Authenticator:
                 raise InvalidToken(
                     f"the nonce must be a string of 1 to {MAX_NONCE_LENGTH} characters", **where
                 )
+            # A replay is named as one before anything else is checked (a refused
+            # change records its nonce too); two copies racing past this read are told
+            # apart when the nonce is inserted (consume).
+            if uow.nonces(key.workspace_id).used(api_key_id=key.id, nonce=nonce):
+                raise ReplayedRequest("this token's nonce was already used", **where)
             user = uow.users(key.workspace_id).get(key.user_id)
             if user is None or user.status is not PrincipalStatus.ACTIVE:
                 raise UnknownApiKey(f"the user of API key {key_id!r} is disabled", **where)
@@ -170,14 +230,7 @@ class Authenticator:
                 workspace_id=key.workspace_id, api_key_id=key.id, user_id=key.user_id, role=key.role
             )
         keep_until = datetime.fromtimestamp(exp + settings.clock_leeway_s, UTC)
-        with self._platform.unit_of_work() as uow:
-            fresh = uow.nonces(principal.workspace_id).remember(
-                api_key_id=principal.api_key_id, nonce=nonce, expires_at=keep_until
-            )
-            if not fresh:
-                raise ReplayedRequest("this token's nonce was already used", **where)
-            self._maybe_purge(uow.session, now)
-        return principal
+        return VerifiedRequest(principal, nonce, keep_until)
 
     def _maybe_purge(self, session: Session, now: float) -> None:
         interval = self._platform.settings.nonce_purge_interval_s
@@ -186,6 +239,50 @@ class Authenticator:
                 return
             self._last_purge = now
         purge_expired_nonces(session, datetime.fromtimestamp(now, UTC))
+
+
+class PendingNonce:
+    """The nonce of a verified state-changing request, to be recorded in the request's
+    own write transaction (:meth:`consume_in`) or, if that does not commit, on its own
+    (:meth:`consume_alone`). Thread-safe; recorded once."""
+
+    def __init__(self, authenticator: Authenticator, verified: VerifiedRequest) -> None:
+        self._authenticator = authenticator
+        self.verified = verified
+        self._lock = threading.Lock()
+        self._recorded = False
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the nonce is committed (by this object)."""
+        with self._lock:
+            return self._recorded
+
+    def consume_in(self, uow: UnitOfWork) -> None:
+        """Record the nonce in ``uow``; it counts once ``uow`` commits.
+
+        Raises:
+            ReplayedRequest: the nonce was already used with this key.
+        """
+        if self.recorded:
+            return
+        self._authenticator.consume(uow, self.verified)
+        uow.after_commit(self._mark)
+
+    def consume_alone(self) -> None:
+        """Record the nonce in a write transaction of its own, unless it already is (a
+        replay, or an earlier :meth:`consume_in` that committed)."""
+        if self.recorded:
+            return
+        try:
+            self._authenticator.record(self.verified)
+        except ReplayedRequest:
+            pass
+        self._mark()
+
+    def _mark(self) -> None:
+        with self._lock:
+            self._recorded = True
 
 
 def _is_int(value: object) -> bool:

@@ -317,6 +317,10 @@ class NonceRepository:
             },
         )
 
+    def used(self, *, api_key_id: str, nonce: str) -> bool:
+        """Whether ``nonce`` is recorded for ``api_key_id``."""
+        return self._session.get(UsedNonce, {"api_key_id": api_key_id, "nonce": nonce}) is not None
+
 
 def purge_expired_nonces(session: Session, now: datetime) -> int:
     """Delete every nonce whose JWT has expired (across workspaces); return how many."""
