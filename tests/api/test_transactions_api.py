@@ -8,10 +8,14 @@ with one Idempotency-Key make one transaction.
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -299,6 +303,53 @@ def test_a_transfer_is_checked_outside_the_write_transaction(
         )
         assert later.id != first.id
         assert later.amount == "0.03"
+
+
+class _HeldKeygen(ReusedKeygenBackend):
+    """Key generation that waits until the test lets it go (and counts its calls)."""
+
+    def __init__(self, custody: object) -> None:
+        super().__init__(custody)  # type: ignore[arg-type]
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def keygen(self, **kwargs: object) -> object:  # type: ignore[override]
+        self.calls += 1
+        self.started.set()
+        assert self.release.wait(30)
+        return super().keygen(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_copy_of_a_vault_request_sent_during_its_key_generation_is_a_replay(
+    tenant: Tenant, platform: Platform, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A vault request records its token's nonce before its key generation (seconds to
+    minutes), not with the vault afterwards: the same signed request sent meanwhile is
+    refused at once, and only one key generation runs."""
+    backend = _HeldKeygen(open_custody(tmp_path / "held"))
+    switch, base = request.getfixturevalue("_loopback")
+    switch.target = create_app(platform, pipeline_runtime=PipelineRuntime(backend))
+    body = json.dumps({"name": "ops", "schemes": ["ecdsa-secp256k1"]}).encode()
+    headers = {
+        "X-API-Key": tenant.owner.api_key_id,
+        "Authorization": f"Bearer {tenant.owner.sign_request('/v1/vaults', body)}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "held-vault",
+    }
+    try:
+        with httpx.Client(base_url=base, timeout=60) as http, ThreadPoolExecutor(1) as pool:
+            first = pool.submit(http.post, "/v1/vaults", headers=headers, content=body)
+            assert backend.started.wait(30)
+            copy = http.post("/v1/vaults", headers=headers, content=body)
+            assert copy.status_code == 401, copy.text
+            assert copy.json()["type"].endswith("replayed-request")
+            backend.release.set()
+            assert first.result(60).status_code == 201
+    finally:
+        backend.release.set()
+        switch.target = None
+    assert backend.calls == 1
 
 
 def test_vault_creation_refusals_cost_no_key_generation(

@@ -269,6 +269,19 @@ class PendingNonce:
         self._authenticator.consume(uow, self.verified)
         uow.after_commit(self._mark)
 
+    def consume_now(self) -> None:
+        """Record the nonce at once, in a write transaction of its own: for a request
+        that works a long time before its change is written (a key generation), so a
+        copy of it sent meanwhile is refused rather than started too.
+
+        Raises:
+            ReplayedRequest: the nonce was already used with this key.
+        """
+        if self.recorded:
+            return
+        self._authenticator.record(self.verified)
+        self._mark()
+
     def consume_alone(self) -> None:
         """Record the nonce in a write transaction of its own, unless it already is (a
         replay, or an earlier :meth:`consume_in` that committed)."""

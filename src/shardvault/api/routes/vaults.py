@@ -131,8 +131,11 @@ async def create_vault(
 
     A retry with the same Idempotency-Key returns the first vault without a new key
     generation."""
-    # Refuse a missing or malformed key before spending a key generation on the request.
+    # Refuse a missing or malformed key before spending a key generation on the request,
+    # and record the token's nonce before it: a copy of the request sent during the key
+    # generation is then refused as a replay instead of generating keys too.
     validate_key(change.idempotency_key)
+    await run_in_threadpool(change.nonce.consume_now)
     schemes = svc.check_vault_request(
         change.principal,
         name=body.name,
@@ -142,14 +145,14 @@ async def create_vault(
     )
 
     def replayable() -> bool:
-        with platform.unit_of_work() as uow:
+        with platform.unit_of_work(read_only=True) as uow:
             return (
                 uow.idempotency(change.principal.workspace_id).get(change.idempotency_key or "")
                 is not None
             )
 
     def initiator() -> str:
-        with platform.unit_of_work() as uow:
+        with platform.unit_of_work(read_only=True) as uow:
             return svc.initiator_email(uow, change.principal)
 
     vault_id = str(uuid.uuid4())
