@@ -23,6 +23,10 @@ Four runs:
 3. **FROST Ed25519 sustained**: SUSTAINED Solana transfers (signed and verified, not
    broadcast), two rounds each, no presignature.
 
+Before each burst a fixed probe (a pure-Python loop and GMP exponentiations) gives the
+machine's speed at that moment; this machine's speed drifts by a factor of two between
+hours, so figures from different runs are compared through it.
+
 The key generation uses the TEST-ONLY published primes (key generation speed is not
 measured here). The bench ends by printing every transfer's final state (a run counts
 only if none failed). Run: ``.venv/bin/python bench/bench_cosigner_pipeline.py [--burst
@@ -45,6 +49,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import gmpy2
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -79,6 +84,24 @@ def _cpu_ticks(pids: list[int]) -> int:
             continue
         total += int(fields[11]) + int(fields[12])  # utime + stime
     return total
+
+
+def _machine_probe() -> dict[str, float]:
+    """How fast this machine is right now: a fixed pure-Python loop (the server's kind of
+    work) and fixed GMP modular exponentiations (the co-signers' kind), in ms, lower is
+    faster. The machine's speed drifts by a factor of two between hours (docs/
+    performance.md), so each burst is printed with the probe taken just before it, and
+    runs from different hours are compared through it."""
+    started = time.perf_counter()
+    sum(i * i for i in range(2_000_000))
+    python_ms = (time.perf_counter() - started) * 1000
+    base = gmpy2.mpz(2) ** 2048 + 981
+    modulus = gmpy2.next_prime(gmpy2.mpz(3) << 1024) ** 2
+    started = time.perf_counter()
+    for _ in range(60):
+        gmpy2.powmod(base, modulus, modulus)
+    gmp_ms = (time.perf_counter() - started) * 1000
+    return {"python_ms": round(python_ms, 1), "gmp_ms": round(gmp_ms, 1)}
 
 
 def _cosigner_pids(data_dir: Path) -> list[int]:
@@ -417,8 +440,11 @@ def _measure(
     # The burst's rate varies from run to run (scheduling, and this machine's speed
     # drifts): several runs, the median one reported.
     bursts = []
+    probes = []
     for run in range(args.bursts):
         _wait_idle(pids)  # the pool is full again
+        probes.append(_machine_probe())
+        print(f"machine probe: {json.dumps(probes[-1])}", flush=True)
         print(f"burst {run + 1} starting", flush=True)
         bursts.append(_run(f"ECDSA burst {run + 1}/{args.bursts} from a full pool "
                            f"({args.burst})", db, url, owner, eth.id, ETH_RECIPIENT,
@@ -449,6 +475,9 @@ def _measure(
         "ecdsa_sustained_to_presign_ratio": round(sustained["after_pool_per_s"] / presign_rate, 2),
         "frost_sustained_per_s": frost["signed_per_s"],
         "frost_p50_ms": frost["p50_ms"],
+        "machine_probe_median": {
+            k: statistics.median(p[k] for p in probes) for k in ("python_ms", "gmp_ms")
+        },
     }
     print(json.dumps(summary, sort_keys=True), flush=True)
 
