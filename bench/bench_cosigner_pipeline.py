@@ -41,10 +41,12 @@ import itertools
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,10 +90,10 @@ def _cpu_ticks(pids: list[int]) -> int:
 
 def _machine_probe() -> dict[str, float]:
     """How fast this machine is right now: a fixed pure-Python loop (the server's kind of
-    work) and fixed GMP modular exponentiations (the co-signers' kind), in ms, lower is
-    faster. The machine's speed drifts by a factor of two between hours (docs/
-    performance.md), so each burst is printed with the probe taken just before it, and
-    runs from different hours are compared through it."""
+    work) and fixed GMP modular exponentiations (the co-signers' kind), in ms, and the
+    round trip of a wake-up between two threads, in microseconds; lower is faster. The
+    pipeline's rate on the same code drifts by a factor of two between hours (docs/
+    performance.md), so each burst is printed with the probe taken just before it."""
     started = time.perf_counter()
     sum(i * i for i in range(2_000_000))
     python_ms = (time.perf_counter() - started) * 1000
@@ -101,7 +103,30 @@ def _machine_probe() -> dict[str, float]:
     for _ in range(60):
         gmpy2.powmod(base, modulus, modulus)
     gmp_ms = (time.perf_counter() - started) * 1000
-    return {"python_ms": round(python_ms, 1), "gmp_ms": round(gmp_ms, 1)}
+    # Wake-ups: a byte sent back and forth between two threads over a socket pair (the
+    # server's threads, the co-signers and hardhat hand work to each other all the time).
+    here, there = socket.socketpair()
+    rounds = 2000
+
+    def echo() -> None:
+        for _ in range(rounds):
+            there.sendall(there.recv(1))
+
+    echoer = threading.Thread(target=echo)
+    echoer.start()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        here.sendall(b"x")
+        here.recv(1)
+    wakeup_us = (time.perf_counter() - started) / rounds * 1e6
+    echoer.join()
+    here.close()
+    there.close()
+    return {
+        "python_ms": round(python_ms, 1),
+        "gmp_ms": round(gmp_ms, 1),
+        "wakeup_us": round(wakeup_us, 1),
+    }
 
 
 def _cosigner_pids(data_dir: Path) -> list[int]:
@@ -476,7 +501,7 @@ def _measure(
         "frost_sustained_per_s": frost["signed_per_s"],
         "frost_p50_ms": frost["p50_ms"],
         "machine_probe_median": {
-            k: statistics.median(p[k] for p in probes) for k in ("python_ms", "gmp_ms")
+            k: statistics.median(p[k] for p in probes) for k in ("python_ms", "gmp_ms", "wakeup_us")
         },
     }
     print(json.dumps(summary, sort_keys=True), flush=True)
