@@ -11,6 +11,7 @@ or a route that did not call :func:`run_mutation`) has its nonce recorded on its
 before the dependency returns, so no verified token can be used twice.
 """
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -25,6 +26,8 @@ from shardvault.service.errors import ValidationError
 from shardvault.service.idempotency import Operation, request_fingerprint, run_idempotently
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission, require
+
+_log = logging.getLogger("shardvault.api")
 
 
 def get_platform(request: Request) -> Platform:
@@ -118,6 +121,9 @@ def mutation(permission: Permission) -> Callable[..., AsyncIterator[Mutation]]:
         principal = verified.principal
         request.state.principal = principal
         nonce = PendingNonce(authenticator, verified)
+        # The error handlers record it too, before the refusal is answered (this
+        # dependency's clean-up may run after the response has been sent).
+        request.state.pending_nonce = nonce
         try:
             require(principal, permission)
             path = request.url.path
@@ -131,7 +137,10 @@ def mutation(permission: Permission) -> Callable[..., AsyncIterator[Mutation]]:
             )
         finally:
             if not nonce.recorded:
-                await run_in_threadpool(nonce.consume_alone)
+                try:
+                    await run_in_threadpool(nonce.consume_alone)
+                except Exception:  # the request's own outcome is what the client gets
+                    _log.exception("could not record a request's nonce")
 
     dependency.__name__ = f"mutation_{permission.name.lower()}"
     return dependency

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shardvault.audit import Actor
+from shardvault.service.auth import PendingNonce
 from shardvault.service.context import Principal
 from shardvault.service.errors import (
     AuthenticationError,
@@ -90,6 +91,13 @@ def install_problem_handlers(app: FastAPI, platform: Platform) -> None:
     async def audit_refusal(
         request: Request, status: int, slug: str, detail: str, exc: Exception | None
     ) -> None:
+        pending = getattr(request.state, "pending_nonce", None)
+        if isinstance(pending, PendingNonce) and not pending.recorded:
+            # A refused change's token is used up like any other (see api.deps).
+            try:
+                await run_in_threadpool(pending.consume_alone)
+            except Exception:
+                _log.exception("could not record a refused request's nonce")
         principal = getattr(request.state, "principal", None)
         claimed = (request.headers.get("x-api-key") or "")[:64] or None
         workspace_id: str | None
