@@ -7,8 +7,9 @@ same checks, adds the ``Idempotency-Key`` header and the request fingerprint, an
 the token's nonce to be recorded in the change's own write transaction: routes that
 change state pass an operation to :func:`run_mutation`, which records the nonce and runs
 the operation at most once per key. A request that ends any other way (refused, failed,
-or a route that did not call :func:`run_mutation`) has its nonce recorded on its own
-before the dependency returns, so no verified token can be used twice.
+or a route that did not call :func:`run_mutation`) has its nonce recorded on its own: by
+the error handlers before a refusal is answered, and in any case by this dependency's
+clean-up. So no verified token can be used twice.
 """
 
 import logging
