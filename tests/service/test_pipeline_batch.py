@@ -33,6 +33,7 @@ from shardvault.service.pipeline import (
 from shardvault.service.platform import Platform
 from shardvault.service.signing import SigningError, SignRequest
 from shardvault.store import Database
+from shardvault.store.models import AuditEvent
 from shardvault.store.models_vaults import NonceAllocation, NonceState
 from shardvault.store.models_webhooks import WebhookEvent
 from tests.api.support import make_platform
@@ -211,6 +212,41 @@ def test_a_batch_flushes_per_commit_not_per_transfer(
         # PostgreSQL writes rows as they come (store.repositories.defers_writes: a flush
         # moved later changes the order of row locks, and the pipeline deadlocked).
         assert per_batch[1] < per_batch[2], per_batch
+
+
+def test_a_batch_already_mined_is_confirmed_and_completed_in_one_commit(
+    setup: tuple[Workspace, Funded, CountingBackend],
+) -> None:
+    """hardhat mines each transaction as it arrives, so the receipts are there when the
+    batch records ``confirming``: the same commit records ``completed`` (one write
+    transaction fewer per batch), and each transfer still has both events, in order."""
+    ws, funded, backend = setup
+    worker = _worker(ws, backend)
+    ids = _send(ws, funded, 3)
+    commits: list[list[str]] = []
+
+    def after_flush(session: Session, _context: object) -> None:
+        actions = session.info.setdefault("test_actions", [])
+        actions.extend(o.action for o in session.new if isinstance(o, AuditEvent))
+
+    def after_commit(session: Session) -> None:
+        actions = session.info.pop("test_actions", [])
+        if actions:
+            commits.append(actions)
+
+    event.listen(Session, "after_flush", after_flush)
+    event.listen(Session, "after_commit", after_commit)
+    try:
+        assert worker.run_once(limit=8) == 3
+    finally:
+        event.remove(Session, "after_flush", after_flush)
+        event.remove(Session, "after_commit", after_commit)
+    assert [_get(ws, t).status for t in ids] == ["completed"] * 3
+    confirming = [c for c in commits if "transaction.confirming" in c]
+    assert len(confirming) == 1, commits
+    assert confirming[0].count("transaction.completed") == 3, confirming
+    for tx_id in ids:
+        assert _trail(ws, tx_id) == FULL_TRAIL
 
 
 def test_every_transaction_locks_the_audit_head_before_a_nonce_counter(
