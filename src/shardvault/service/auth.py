@@ -54,6 +54,7 @@ REQUIRED_CLAIMS = ("uri", "nonce", "iat", "exp", "sub", "bodyHash")
 MAX_TOKEN_LENGTH = 8192
 MAX_KEY_ID_LENGTH = 64
 MAX_NONCE_LENGTH = 128
+_REPLAYED = "this token's nonce was already used"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ class Authenticator:
         )
         if not fresh:
             raise ReplayedRequest(
-                "this token's nonce was already used",
+                _REPLAYED,
                 workspace_id=principal.workspace_id,
                 api_key_id=principal.api_key_id,
             )
@@ -222,7 +223,7 @@ class Authenticator:
             # change records its nonce too); two copies racing past this read are told
             # apart when the nonce is inserted (consume).
             if uow.nonces(key.workspace_id).used(api_key_id=key.id, nonce=nonce):
-                raise ReplayedRequest("this token's nonce was already used", **where)
+                raise ReplayedRequest(_REPLAYED, **where)
             user = uow.users(key.workspace_id).get(key.user_id)
             if user is None or user.status is not PrincipalStatus.ACTIVE:
                 raise UnknownApiKey(f"the user of API key {key_id!r} is disabled", **where)
@@ -285,13 +286,10 @@ class PendingNonce:
     def consume_alone(self) -> None:
         """Record the nonce in a write transaction of its own, unless it already is (a
         replay, or an earlier :meth:`consume_in` that committed)."""
-        if self.recorded:
-            return
         try:
-            self._authenticator.record(self.verified)
+            self.consume_now()
         except ReplayedRequest:
-            pass
-        self._mark()
+            self._mark()
 
     def _mark(self) -> None:
         with self._lock:

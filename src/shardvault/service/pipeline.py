@@ -1752,8 +1752,8 @@ class Pipeline:
         """The EVM transfers of one workspace that this process has just moved to
         ``broadcasting`` (after :meth:`evaluate_batch`): sent in the given order (nonce
         order), then moved to ``confirming`` in one unit of work, in which those whose
-        receipts already have their confirmations also move on. Each passes through the states of
-        :meth:`_broadcast` and :meth:`_confirm`; answers the delays, as
+        receipts already have their confirmations also move on. Each passes through the
+        states of :meth:`_broadcast` and :meth:`_confirm`; answers the delays, as
         :meth:`evaluate_batch` does (a transaction missing from the answer, or answered
         0, goes on alone)."""
         fresh = [t for t in tx_ids if _hinted(t, TransactionStatus.BROADCASTING)]
