@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 
 import httpx
@@ -232,3 +233,40 @@ def test_relay_mounted_under_a_prefix():
 
     link = HttpLink("http://server.test/api", IDS[3], transport=_Transport())
     assert link.poll(0)[0].request["request_id"] == "r1"
+
+
+def test_a_batch_submitted_together_reaches_a_waiting_poll_whole():
+    core = RelayCore(DIRECTORY)
+    sessions = [bytes([n]) * 32 for n in range(1, 9)]
+    taken: list[list[dict[str, object]]] = []
+    poller = threading.Thread(target=lambda: taken.append(core.poll(1, 5.0)))
+    poller.start()
+    while 1 not in core._seen:  # the poll is waiting before the batch arrives
+        time.sleep(0.001)
+    core.submit_many(
+        [
+            ({"kind": "sign", "request_id": f"r{n}", "session_id": s.hex()}, [1, 2])
+            for n, s in enumerate(sessions)
+        ]
+    )
+    poller.join(timeout=5)
+    assert [item["body"]["request_id"] for item in taken[0]] == [f"r{n}" for n in range(8)]
+    assert len(core.poll(2, 0)) == 8
+    assert core.poll(3, 0) == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (({"kind": "sign", "request_id": "x", "session_id": "zz"}, [1, 2]), "32 bytes of hex"),
+        (({"kind": "sign", "request_id": "x", "session_id": "00" * 31}, [1, 2]), "32 bytes"),
+        (({"kind": "sign", "request_id": "x", "session_id": SESSION.hex()}, [1, 9]), "unknown"),
+    ],
+)
+def test_a_batch_with_one_bad_request_queues_none(bad, message):
+    core = RelayCore(DIRECTORY)
+    good = ({"kind": "sign", "request_id": "ok", "session_id": SESSION.hex()}, [1, 2])
+    with pytest.raises(ValueError, match=message):
+        core.submit_many([good, bad])
+    assert core.poll(1, 0) == [] and core.poll(2, 0) == []
+    assert core.send(1, [_envelope(sender=1)]) == 0  # the good one's session was not kept

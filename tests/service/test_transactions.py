@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from shardvault.service import policies, transactions
+from shardvault.service import policies, transactions, wallets
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.policies import BundleRefused, PolicyRefused
@@ -117,6 +117,35 @@ def test_unknown_wallet_role_and_other_workspace(setup: tuple[Workspace, Funded]
             signature="00" * 64,
             now=0,
         )
+
+
+def test_a_transfer_spends_from_the_address_it_names(setup: tuple[Workspace, Funded]) -> None:
+    ws, funded = setup
+    with ws.platform.unit_of_work() as uow:
+        extra = [wallets.new_address(uow, ws.owner.principal, funded.wallet_id) for _ in range(2)]
+    for address in extra:
+        with ws.platform.unit_of_work() as uow:
+            tx = transactions.create_transaction(
+                uow,
+                ws.signer.principal,
+                wallet_id=funded.wallet_id,
+                destination=GOOD,
+                amount="1",
+                source_index=address.index,
+            )
+        assert tx.source_address == address.address
+    before = _counts(ws)
+    with pytest.raises(NotFound) as missing, ws.platform.unit_of_work() as uow:
+        transactions.create_transaction(
+            uow,
+            ws.signer.principal,
+            wallet_id=funded.wallet_id,
+            destination=GOOD,
+            amount="1",
+            source_index=extra[-1].index + 1,
+        )
+    assert missing.value.resource == "address"
+    assert _counts(ws) == before
 
 
 def test_policy_life_cycle_refusals(setup: tuple[Workspace, Funded]) -> None:

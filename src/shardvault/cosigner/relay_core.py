@@ -153,19 +153,38 @@ class RelayCore:
         Raises:
             ValueError: an unknown party, or a session id that is not 32 bytes of hex.
         """
-        unknown = [p for p in parties if p not in self._queues]
-        if unknown:
-            raise ValueError(f"unknown co-signers {unknown}")
-        with self._cond:
+        self.submit_many([(body, parties)])
+
+    def submit_many(self, requests: Sequence[tuple[Mapping[str, object], Sequence[int]]]) -> None:
+        """Queue several requests (as :meth:`submit`, in order) and wake waiting polls
+        once, when all are queued: a co-signer's poll then takes a batch of signing
+        requests together (one poll and one send of its answers) instead of waking for
+        the first and polling again for the rest.
+
+        Raises:
+            ValueError: an unknown party, or a session id that is not 32 bytes of hex,
+                in any request; then none is queued.
+        """
+        sessions: list[tuple[bytes, tuple[int, ...]]] = []
+        for body, parties in requests:
+            unknown = [p for p in parties if p not in self._queues]
+            if unknown:
+                raise ValueError(f"unknown co-signers {unknown}")
             for name in ("session_id", "aux_session_id"):
                 session = body.get(name)
                 if isinstance(session, str) and body.get("kind") in ("dkg", "sign", "presign"):
-                    raw = bytes.fromhex(session)
+                    try:
+                        raw = bytes.fromhex(session)
+                    except ValueError:
+                        raw = b""
                     if len(raw) != 32:
                         raise ValueError(f"{name} must be 32 bytes of hex")
-                    self._sessions[raw] = tuple(sorted(parties))
-            for party in parties:
-                self._queues[party].append({"type": "request", "body": dict(body)})
+                    sessions.append((raw, tuple(sorted(parties))))
+        with self._cond:
+            self._sessions.update(sessions)
+            for body, parties in requests:
+                for party in parties:
+                    self._queues[party].append({"type": "request", "body": dict(body)})
             self._cond.notify_all()
 
     def inject(self, party: int, envelope: bytes) -> None:

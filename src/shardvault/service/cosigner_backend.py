@@ -107,6 +107,15 @@ def _summary(results: Mapping[int, Mapping[str, object]], parties: Sequence[int]
     return "; ".join(parts) or "inconsistent results"
 
 
+def _with_session(body: Mapping[str, object]) -> dict[str, object]:
+    """A signing request's body with a fresh request id and session id."""
+    return {
+        **body,
+        "request_id": f"sign-{secrets.token_hex(12)}",
+        "session_id": secrets.token_hex(32),
+    }
+
+
 class CosignerBackend:
     """Signs through co-signer processes (module docstring).
 
@@ -382,11 +391,11 @@ class CosignerBackend:
 
     def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | SigningError]:
         """Several signatures at once (a burst): every round is queued for the
-        co-signers before any is waited for, so they travel in the same polls and
-        sends. Answers, in order, each signature or the :class:`SigningError` its round
-        ended with; one failure touches no other round. An ECDSA request the pool has no
-        presignature for, or whose presignature a restarted co-signer lost, is signed
-        afterwards on its own, as :meth:`sign` does."""
+        co-signers, in one submission per relay, before any is waited for, so they
+        travel in the same polls and sends. Answers, in order, each signature or the
+        :class:`SigningError` its round ended with; one failure touches no other round.
+        An ECDSA request the pool has no presignature for, or whose presignature a
+        restarted co-signer lost, is signed afterwards on its own, as :meth:`sign` does."""
         answers: list[bytes | SigningError | None] = [None] * len(requests)
         pending: list[tuple[int, RelayCore, dict[str, object], tuple[int, ...]]] = []
         alone: list[int] = []
@@ -407,7 +416,9 @@ class CosignerBackend:
                         alone.append(index)
                         continue
                     body = {**body, "presignature": label}
-                pending.append((index, relay, self._submit_sign(relay, body, signers), signers))
+                pending.append((index, relay, _with_session(body), signers))
+            for relay in {id(p[1]): p[1] for p in pending}.values():
+                relay.submit_many([(b, s) for _, r, b, s in pending if r is relay])
             for index, relay, body, signers in pending:
                 try:
                     answers[index] = self._collect_sign(relay, body, signers)
@@ -449,11 +460,7 @@ class CosignerBackend:
         self, relay: RelayCore, body: dict[str, object], signers: Sequence[int]
     ) -> dict[str, object]:
         """Queue one signing session; answers its body (with request and session id)."""
-        body = {
-            **body,
-            "request_id": f"sign-{secrets.token_hex(12)}",
-            "session_id": secrets.token_hex(32),
-        }
+        body = _with_session(body)
         relay.submit(body, signers)
         return body
 

@@ -429,15 +429,12 @@ def prepare_transfer(
         ValidationError: a bad destination (checksum, format), amount or note.
     """
     require(principal, Permission.TRANSACTIONS_CREATE)
-    wallets = WalletRepository(uow.session, principal.workspace_id)
-    wallet = wallets.get(wallet_id)
-    if wallet is None:
+    found = WalletRepository(uow.session, principal.workspace_id).with_source(
+        wallet_id, source_index
+    )
+    if found is None:
         raise NotFound("wallet", wallet_id)
-    asset = AssetRepository(uow.session, principal.workspace_id).get(wallet.asset_id)
-    assert asset is not None
-    network = NetworkRepository(uow.session, principal.workspace_id).get(asset.network_id)
-    assert network is not None
-    source = next((a for a in wallets.addresses(wallet.id) if a.index == source_index), None)
+    wallet, asset, network, source = found
     if source is None:
         raise NotFound("address", f"{wallet_id}/{source_index}")
     checked_destination = _parse_destination(network, destination)
