@@ -177,3 +177,37 @@ def test_vault_wallet_policy_and_transaction_commands(
     assert refused.exit_code == 1
     assert refused.stderr.startswith("error: 400")
     assert refused.stderr.count("\n") == 1
+
+
+def test_vault_create_draws_a_progress_bar_on_stderr(
+    url: str, tenant: Tenant, tmp_path: Path
+) -> None:
+    owner_pem = tmp_path / "owner.pem"
+    private_pem, public_pem = generate_key_pair("EdDSA")
+    owner_pem.write_text(private_pem)
+    with ShardvaultClient(url, tenant.owner) as owner:
+        key_id = owner.create_api_key(
+            user_id=tenant.owner_user_id, name="cli", public_key_pem=public_pem
+        ).id
+    result = CliRunner().invoke(
+        cli,
+        [
+            "vault",
+            "create",
+            "--name",
+            "barred",
+            "--url",
+            url,
+            "--api-key",
+            key_id,
+            "--key-file",
+            str(owner_pem),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == "2-of-3 key generation..."
+    assert lines[-1].startswith("2-of-3 key generation [" + "#" * 30 + "]")
+    assert " done " in lines[-1]
+    assert result.stdout.startswith("vault ")

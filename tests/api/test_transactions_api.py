@@ -29,10 +29,11 @@ from shardvault.sdk import (
     ShardvaultClient,
     generate_key_pair,
 )
-from shardvault.sdk.custody import Wallet, sign_bundle
+from shardvault.sdk.custody import VaultCreation, Wallet, sign_bundle
 from shardvault.sdk.errors import ApiError
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
+from shardvault.service.signing import SigningError
 from shardvault.store.models import AuditEvent
 from shardvault.store.models_vaults import Transaction
 from tests.api.support import SwitchableApp, Tenant, writing_meanwhile
@@ -370,3 +371,106 @@ def test_vault_creation_refusals_cost_no_key_generation(
         with pytest.raises(ApiError) as unavailable:
             owner.create_vault(name="ops")
         assert unavailable.value.status == 503
+
+
+class _SteppedKeygen(ReusedKeygenBackend):
+    """Key generation that reports five steps, then waits until the test lets it go."""
+
+    def __init__(self, custody: object, *, fail: bool = False) -> None:
+        super().__init__(custody)  # type: ignore[arg-type]
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.fail = fail
+
+    def keygen(self, **kwargs: object) -> object:  # type: ignore[override]
+        progress = kwargs.get("progress")
+        assert callable(progress)
+        progress(5, 21)
+        self.started.set()
+        assert self.release.wait(30)
+        if self.fail:
+            raise SigningError("co-signer 3 did not answer")
+        return super().keygen(**kwargs)  # type: ignore[arg-type]
+
+
+def _serve(request: pytest.FixtureRequest, platform: Platform, backend: object) -> str:
+    switch, base = request.getfixturevalue("_loopback")
+    switch.target = create_app(platform, pipeline_runtime=PipelineRuntime(backend))  # type: ignore[arg-type]
+    request.addfinalizer(lambda: setattr(switch, "target", None))
+    return str(base)
+
+
+def test_a_vault_request_tells_how_far_its_key_generation_has_come(
+    tenant: Tenant,
+    other_tenant: Tenant,
+    platform: Platform,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    backend = _SteppedKeygen(open_custody(tmp_path / "stepped"))
+    base = _serve(request, platform, backend)
+    seen: list[VaultCreation] = []
+    try:
+        # Two clients: a synchronous client runs one call at a time.
+        with (
+            ShardvaultClient(base, tenant.owner) as creator,
+            ShardvaultClient(base, tenant.owner) as owner,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            creating = pool.submit(
+                creator.create_vault,
+                name="ops",
+                idempotency_key="vault-1",
+                on_progress=seen.append,
+            )
+            assert backend.started.wait(30)
+            now = owner.request("GET", "/v1/vault-creations/vault-1").json()
+            assert now["state"] == "generating"
+            assert (now["steps_done"], now["steps_total"]) == (5, 21)
+            assert now["schemes"] == [
+                {"scheme": "ecdsa-secp256k1", "steps_done": 5, "steps_total": 21}
+            ]
+            with ShardvaultClient(base, other_tenant.owner) as stranger:
+                with pytest.raises(ApiError) as hidden:
+                    stranger.request("GET", "/v1/vault-creations/vault-1")
+                assert hidden.value.status == 404
+            with pytest.raises(ApiError) as unknown:
+                owner.request("GET", "/v1/vault-creations/vault-2")
+            assert unknown.value.status == 404
+            assert _eventually(lambda: any(c.steps_done == 5 for c in seen))
+            backend.release.set()
+            vault = creating.result(60)
+            done = owner.request("GET", "/v1/vault-creations/vault-1").json()
+    finally:
+        backend.release.set()
+    assert now["vault_id"] == vault.id == done["vault_id"]
+    assert (done["state"], done["steps_done"], done["steps_total"]) == ("finished", 21, 21)
+    assert all(c.state == "generating" and c.vault_id == vault.id for c in seen)
+
+
+def test_a_failed_key_generation_is_reported_as_failed(
+    tenant: Tenant, platform: Platform, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    backend = _SteppedKeygen(open_custody(tmp_path / "failing"), fail=True)
+    base = _serve(request, platform, backend)
+    with ShardvaultClient(base, tenant.owner, max_attempts=1) as owner:
+        with ThreadPoolExecutor(1) as pool:
+            # The call runs in the pool; this thread only waits for it to end.
+            creating = pool.submit(owner.create_vault, name="ops", idempotency_key="vault-f")
+            assert backend.started.wait(30)
+            backend.release.set()
+            with pytest.raises(ApiError):
+                creating.result(60)
+        state = owner.request("GET", "/v1/vault-creations/vault-f").json()
+        assert state["state"] == "failed"
+        assert state["steps_done"] == 5
+        assert owner.list_vaults().data == []
+
+
+def _eventually(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

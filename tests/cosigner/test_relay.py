@@ -268,5 +268,37 @@ def test_a_batch_with_one_bad_request_queues_none(bad, message):
     good = ({"kind": "sign", "request_id": "ok", "session_id": SESSION.hex()}, [1, 2])
     with pytest.raises(ValueError, match=message):
         core.submit_many([good, bad])
-    assert core.poll(1, 0) == [] and core.poll(2, 0) == []
+    assert core.poll(1, 0) == []
+    assert core.poll(2, 0) == []
     assert core.send(1, [_envelope(sender=1)]) == 0  # the good one's session was not kept
+
+
+def test_rounds_are_counted_per_request_and_forgotten_with_it():
+    core = RelayCore(DIRECTORY)
+    other = bytes([7]) * 32
+    core.submit_many(
+        [
+            ({"kind": "dkg", "request_id": "k", "session_id": SESSION.hex()}, [1, 2, 3]),
+            ({"kind": "sign", "request_id": "s", "session_id": other.hex()}, [1, 2]),
+        ]
+    )
+    assert core.rounds_routed("k") == 0
+    core.send(1, [_envelope(sender=1, round_number=1), _envelope(sender=1, round_number=2)])
+    core.send(2, [_envelope(sender=2, recipient=3, round_number=1)])
+    assert core.rounds_routed("k") == 3  # party 1 is at round 2, party 2 at round 1
+    assert core.rounds_routed("s") == 0
+    assert core.rounds_routed("unknown") == 0
+    core.forget("k")
+    assert core.rounds_routed("k") == 0
+    # The session is gone: a late envelope of it is dropped, recorded as an event.
+    assert core.send(3, [_envelope(sender=3, round_number=1)]) == 0
+    assert core.events[-1]["event"] == "relay_dropped"
+    assert core.rounds_routed("s") == 0
+
+
+def test_the_relay_keeps_a_bounded_number_of_events(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("shardvault.cosigner.relay_core.MAX_EVENTS", 5)
+    core = RelayCore(DIRECTORY)
+    for n in range(8):
+        core.send(1, [], events=[{"event": "envelope_refused", "n": n}])
+    assert [e["n"] for e in core.events] == [3, 4, 5, 6, 7]

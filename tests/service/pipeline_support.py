@@ -24,7 +24,14 @@ from shardvault.policy import ApprovalVerdict, approval_message
 from shardvault.service import policies, vaults, wallets
 from shardvault.service.context import Principal
 from shardvault.service.platform import Platform
-from shardvault.service.signing import GeneratedKey, LocalCeremonyBackend, Scheme, SigningBackend
+from shardvault.service.signing import (
+    KEYGEN_ROUNDS,
+    GeneratedKey,
+    KeygenProgress,
+    LocalCeremonyBackend,
+    Scheme,
+    SigningBackend,
+)
 from shardvault.store.models import Role
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +73,7 @@ class ReusedKeygenBackend(LocalCeremonyBackend):
         min_signers: int,
         max_signers: int,
         initiator: str = "system",
+        progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
         if scheme != "ecdsa-secp256k1" or (min_signers, max_signers) != (2, 3):
             return super().keygen(
@@ -74,6 +82,7 @@ class ReusedKeygenBackend(LocalCeremonyBackend):
                 scheme=scheme,
                 min_signers=min_signers,
                 max_signers=max_signers,
+                progress=progress,
             )
         cls = ReusedKeygenBackend
         if cls._template is None or cls._template_custody is None:
@@ -93,6 +102,9 @@ class ReusedKeygenBackend(LocalCeremonyBackend):
                     ShareAddress(workspace_id, vault_id, template.backend_key_id, party), 0
                 )
                 self.custody.store_share(target, opened.share, expected_revision=0)
+        if progress is not None:
+            steps = max_signers * (KEYGEN_ROUNDS[scheme] + 1)
+            progress(steps, steps)
         return template
 
 

@@ -30,7 +30,7 @@ from shardvault.crypto.channel import Directory
 from shardvault.crypto.group import SECP256K1
 from shardvault.custody.secret import SecretBytes
 from shardvault.service.cosigner_backend import CosignerBackend, CosignerRefused
-from shardvault.service.signing import GeneratedKey, SignRequest
+from shardvault.service.signing import KEYGEN_ROUNDS, GeneratedKey, SignRequest
 from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
@@ -455,3 +455,31 @@ def test_a_batch_of_signatures_asks_for_the_active_version_once(nodes: Nodes):
     finally:
         signer.close()
     assert _wait(nodes.idle)
+
+
+@pytest.mark.parametrize(("scheme", "rounds"), [("ecdsa-secp256k1", 6), ("eddsa-ed25519", 2)])
+def test_keygen_reports_its_rounds_and_results_as_progress(
+    nodes: Nodes, backend: CosignerBackend, monkeypatch: pytest.MonkeyPatch, scheme, rounds
+):
+    """A step per round each co-signer sent (as the relay routed it) and per result:
+    the count the protocols really make, so a progress bar ends exactly full."""
+    monkeypatch.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
+    reports: list[tuple[int, int]] = []
+    key = backend.keygen(
+        workspace_id=WORKSPACE,
+        vault_id="progress",
+        scheme=scheme,
+        min_signers=2,
+        max_signers=3,
+        progress=lambda done, total: reports.append((done, total)),
+    )
+    total = 3 * (rounds + 1)
+    assert KEYGEN_ROUNDS[scheme] == rounds
+    assert reports[-1] == (total, total)
+    assert all(t == total for _, t in reports)
+    assert [d for d, _ in reports] == sorted({d for d, _ in reports})  # each step once, rising
+    if scheme == "ecdsa-secp256k1":  # long enough (a second or more) to be seen midway
+        assert any(0 < d < total for d, _ in reports)
+    # The relay forgot the key generation's sessions once their results were read.
+    assert nodes.relay.rounds_routed(f"dkg-{key.backend_key_id}") == 0
+    assert f"dkg-{key.backend_key_id}" not in nodes.relay._request_sessions

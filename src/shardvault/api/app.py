@@ -21,6 +21,7 @@ from shardvault.api.routes import (
 from shardvault.api.routes import webhooks as webhook_routes
 from shardvault.api.schemas import Problem
 from shardvault.service.auth import Authenticator
+from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
 from shardvault.service.webhook_delivery import WebhookRuntime
@@ -67,6 +68,7 @@ def create_app(
     app.state.authenticator = Authenticator(platform)
     app.state.webhooks = webhook_runtime or WebhookRuntime()
     app.state.pipeline_runtime = pipeline_runtime
+    app.state.keygen_board = KeygenBoard()
     install_problem_handlers(app, platform)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health.router)

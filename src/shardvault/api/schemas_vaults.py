@@ -91,6 +91,25 @@ class VaultPage(BaseModel):
     next_cursor: str | None
 
 
+class SchemeProgressOut(_Out):
+    scheme: str
+    steps_done: int
+    steps_total: int
+
+
+class VaultCreationOut(_Out):
+    """How far a vault request's key generations have come (steps: rounds sent and
+    results given by the co-signers)."""
+
+    idempotency_key: str
+    vault_id: str
+    state: Literal["generating", "finished", "failed"]
+    schemes: list[SchemeProgressOut]
+    steps_done: int
+    steps_total: int
+    elapsed_s: float
+
+
 class WalletIn(_In):
     vault_id: str = Field(min_length=1, max_length=64)
     asset: str = Field(min_length=1, max_length=32)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import click
 
-from shardvault.cli._output import emit_json, fail_on, waiting
+from shardvault.cli._output import emit_json, fail_on, progress_bar
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
+from shardvault.sdk.custody import VaultCreation
 
 
 @click.group(name="vault")
@@ -43,15 +44,26 @@ def create(
     """Create a vault; key generation runs on the server's signing backend (slow)."""
     client = sdk_client(url, api_key, key_file)
     try:
-        label = f"generating {min_signers}-of-{max_signers} keys on the co-signers"
-        with client, waiting(label, enabled=not as_json):
+        label = f"{min_signers}-of-{max_signers} key generation"
+        with client, progress_bar(label, enabled=not as_json) as update:
+            steps = [1]
+
+            def show(creation: VaultCreation) -> None:
+                running = next(
+                    (p.scheme for p in creation.schemes if p.steps_done < p.steps_total), ""
+                )
+                steps[0] = creation.steps_total
+                update(creation.steps_done, creation.steps_total, running)
+
             vault = client.create_vault(
                 name=name,
                 schemes=list(schemes) or None,
                 min_signers=min_signers,
                 max_signers=max_signers,
                 idempotency_key=idempotency_key,
+                on_progress=None if as_json else show,
             )
+            update(steps[0], steps[0], "done")
     except ShardvaultError as exc:
         fail_on(exc)
     if as_json:

@@ -52,6 +52,9 @@ MAX_WAIT = 30.0
 MAX_ITEMS = 256
 """The most items one poll returns."""
 
+MAX_EVENTS = 10_000
+"""The most relay events (dropped or refused envelopes) kept; older ones are dropped."""
+
 
 def request_signing_bytes(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
     """The bytes a co-signer signs for one relay request."""
@@ -105,6 +108,11 @@ class RelayCore:
             int(p): deque() for p in directory.entries
         }
         self._sessions: dict[bytes, tuple[int, ...]] = {}
+        # The sessions of each request, so that forgetting a request forgets them (a
+        # long-running coordinator would otherwise keep every session it ever routed),
+        # and per session the highest round each sender has had routed (progress).
+        self._request_sessions: dict[str, tuple[bytes, ...]] = {}
+        self._rounds: dict[bytes, dict[int, int]] = {}
         self._results: dict[str, dict[int, dict[str, object]]] = {}
         self._nonces: dict[tuple[int, str], float] = {}
         # The same nonces in the order they expire (the clock only moves forward in
@@ -121,6 +129,11 @@ class RelayCore:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
     def request_ids(self) -> list[str]:
         """Every request id some co-signer reported on."""
@@ -166,7 +179,9 @@ class RelayCore:
                 in any request; then none is queued.
         """
         sessions: list[tuple[bytes, tuple[int, ...]]] = []
+        by_request: dict[str, tuple[bytes, ...]] = {}
         for body, parties in requests:
+            registered = len(sessions)
             unknown = [p for p in parties if p not in self._queues]
             if unknown:
                 raise ValueError(f"unknown co-signers {unknown}")
@@ -180,8 +195,12 @@ class RelayCore:
                     if len(raw) != 32:
                         raise ValueError(f"{name} must be 32 bytes of hex")
                     sessions.append((raw, tuple(sorted(parties))))
+            request_id = body.get("request_id")
+            if isinstance(request_id, str) and len(sessions) > registered:
+                by_request[request_id] = tuple(raw for raw, _ in sessions[registered:])
         with self._cond:
             self._sessions.update(sessions)
+            self._request_sessions.update(by_request)
             for body, parties in requests:
                 for party in parties:
                     self._queues[party].append({"type": "request", "body": dict(body)})
@@ -201,10 +220,24 @@ class RelayCore:
             return dict(self._results.get(request_id, {}))
 
     def forget(self, request_id: str) -> None:
-        """Drop the results of ``request_id`` (the coordinator has read them); a late
-        result for it is kept again until forgotten."""
+        """Drop the results of ``request_id`` (the coordinator has read them) and its
+        sessions: an envelope of one of them arriving later is dropped (and recorded as
+        an event). A late result for it is kept again until forgotten."""
         with self._cond:
             self._results.pop(request_id, None)
+            for session in self._request_sessions.pop(request_id, ()):
+                self._sessions.pop(session, None)
+                self._rounds.pop(session, None)
+
+    def rounds_routed(self, request_id: str) -> int:
+        """How far the sessions of ``request_id`` have come: over its sessions and their
+        senders, the sum of the highest round number routed from each (a sender that
+        has sent rounds 1 and 2 counts 2). Zero for an unknown or forgotten request."""
+        with self._cond:
+            return sum(
+                sum(self._rounds.get(session, {}).values())
+                for session in self._request_sessions.get(request_id, ())
+            )
 
     def wait_results(
         self,
@@ -318,16 +351,17 @@ class RelayCore:
                 try:
                     header = peek_header(envelope)
                 except CryptoError as exc:
-                    self.events.append(
-                        {"party": party, "event": "relay_dropped", "reason": str(exc)}
-                    )
+                    self._event({"party": party, "event": "relay_dropped", "reason": str(exc)})
                     continue
-                members = self._sessions.get(bytes(header.session_id))
+                session = bytes(header.session_id)
+                members = self._sessions.get(session)
                 if header.sender != party or members is None or party not in members:
-                    self.events.append(
+                    self._event(
                         {"party": party, "event": "relay_dropped", "reason": "not routable"}
                     )
                     continue
+                rounds = self._rounds.setdefault(session, {})
+                rounds[party] = max(rounds.get(party, 0), int(header.round))
                 if header.recipient is not None:
                     targets: Sequence[int] = (
                         [header.recipient] if header.recipient in members else []
@@ -348,6 +382,13 @@ class RelayCore:
                 if isinstance(request_id, str):
                     self._results.setdefault(request_id, {})[party] = {**result, "party": party}
             for event in events:
-                self.events.append({**event, "party": party})
+                self._event({**event, "party": party})
             self._cond.notify_all()
         return routed
+
+    def _event(self, event: dict[str, object]) -> None:
+        # Under the lock. Bounded: a co-signer (or a forger with its key) sending junk
+        # must not grow the coordinator's memory without end.
+        self.events.append(event)
+        if len(self.events) > MAX_EVENTS:
+            del self.events[: len(self.events) - MAX_EVENTS]

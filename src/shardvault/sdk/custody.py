@@ -7,15 +7,19 @@ locally and sends only the signature. Admin signatures of policy bundles work th
 way (:func:`sign_bundle`).
 """
 
+import asyncio
 import json
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict
+
+from shardvault.sdk.errors import SdkError
 
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
@@ -26,6 +30,9 @@ APPROVAL_DOMAIN = b"shardvault/policy/approval/v1\x00"
 
 KEYGEN_TIMEOUT_S = 900.0
 """How long ``create_vault`` waits for the server's key generation."""
+
+PROGRESS_POLL_S = 0.25
+"""How often ``create_vault`` reads its key generation's progress (when asked to)."""
 
 
 class _Model(BaseModel):
@@ -69,6 +76,24 @@ class Vault(_Model):
     custody_mode: str
     keys: list[VaultKey]
     created_at: datetime
+
+
+class SchemeProgress(_Model):
+    scheme: str
+    steps_done: int
+    steps_total: int
+
+
+class VaultCreation(_Model):
+    """How far a vault request's key generations have come (``GET /v1/vault-creations``)."""
+
+    idempotency_key: str
+    vault_id: str
+    state: Literal["generating", "finished", "failed"]
+    schemes: list[SchemeProgress]
+    steps_done: int
+    steps_total: int
+    elapsed_s: float
 
 
 class VaultPage(_Model):
@@ -291,23 +316,54 @@ class AsyncCustodyMixin:
         min_signers: int = 2,
         max_signers: int = 3,
         idempotency_key: str | None = None,
+        on_progress: Callable[[VaultCreation], None] | None = None,
     ) -> Vault:
+        """Create a vault. Its key generations run inside this call (seconds; minutes
+        where co-signers make fresh safe primes); ``on_progress``, if given, is called
+        with how far they have come each time that changes (read from
+        ``GET /v1/vault-creations/{key}`` about every quarter of a second)."""
         body = {
             "name": name,
             "schemes": schemes or ["ecdsa-secp256k1"],
             "min_signers": min_signers,
             "max_signers": max_signers,
         }
-        # Key generation runs inside this call (seconds; minutes with fresh safe primes on
-        # a slow host): wait for it rather than time out and retry into a second one.
-        return await self._custody_call(
-            "POST",
-            "/v1/vaults",
-            Vault,
-            body=body,
-            idempotency_key=idempotency_key,
-            timeout_s=KEYGEN_TIMEOUT_S,
+        key = idempotency_key or str(uuid.uuid4())
+        # Wait for the key generation rather than time out and retry into a second one.
+        creating = asyncio.ensure_future(
+            self._custody_call(
+                "POST",
+                "/v1/vaults",
+                Vault,
+                body=body,
+                idempotency_key=key,
+                timeout_s=KEYGEN_TIMEOUT_S,
+            )
         )
+        if on_progress is not None:
+            await self._watch_creation(creating, key, on_progress)
+        return await creating
+
+    async def _watch_creation(
+        self,
+        creating: asyncio.Future[Vault],
+        key: str,
+        on_progress: Callable[[VaultCreation], None],
+    ) -> None:
+        last: VaultCreation | None = None
+        while not creating.done():
+            await asyncio.wait({creating}, timeout=PROGRESS_POLL_S)
+            if creating.done():
+                return
+            try:
+                now = await self._custody_call(
+                    "GET", f"/v1/vault-creations/{quote(key, safe='')}", VaultCreation
+                )
+            except SdkError:
+                continue  # not started yet (a 404), or a hiccup: the request decides
+            if last is None or (now.steps_done, now.state) != (last.steps_done, last.state):
+                last = now
+                on_progress(now)
 
     async def get_vault(self, vault_id: str) -> Vault:
         return await self._custody_call("GET", f"/v1/vaults/{vault_id}", Vault)

@@ -41,7 +41,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
-from shardvault.service.signing import GeneratedKey, Scheme, SigningError, SignRequest
+from shardvault.service.signing import (
+    KEYGEN_ROUNDS,
+    GeneratedKey,
+    KeygenProgress,
+    Scheme,
+    SigningError,
+    SignRequest,
+)
 
 _log = logging.getLogger("shardvault.cosigner_backend")
 
@@ -105,6 +112,10 @@ def _summary(results: Mapping[int, Mapping[str, object]], parties: Sequence[int]
                 text += f" {name}={value}"
         parts.append(text[:400])
     return "; ".join(parts) or "inconsistent results"
+
+
+_PROGRESS_INTERVAL_S = 0.2
+"""How often a watched key generation looks at its sessions' progress."""
 
 
 def _with_session(body: Mapping[str, object]) -> dict[str, object]:
@@ -270,6 +281,7 @@ class CosignerBackend:
         min_signers: int,
         max_signers: int,
         initiator: str = "system",
+        progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
         relay = self._relay(workspace_id)
         parties = list(relay.parties)
@@ -302,7 +314,14 @@ class CosignerBackend:
         if scheme == "ecdsa-secp256k1":
             body["aux_session_id"] = secrets.token_hex(32)
             sessions.append(str(body["aux_session_id"]))
-        results = self._call(relay, body, parties, self._keygen_timeout)
+        if progress is None:
+            results = self._call(relay, body, parties, self._keygen_timeout)
+        else:
+            relay.submit(body, parties)
+            try:
+                results = self._watch(relay, str(body["request_id"]), parties, scheme, progress)
+            finally:
+                relay.forget(str(body["request_id"]))
         self._all_ok(relay, results, parties, sessions, "key generation failed")
         if len({r.get("public_key") for r in results.values()}) != 1:
             raise CosignerRefused("key generation: co-signers disagree on the public key")
@@ -320,6 +339,33 @@ class CosignerBackend:
             backend_key_id=key_id,
             test_only=any(r.get("test_only") is True for r in results.values()),
         )
+
+    def _watch(
+        self,
+        relay: RelayCore,
+        request_id: str,
+        parties: Sequence[int],
+        scheme: Scheme,
+        progress: KeygenProgress,
+    ) -> dict[int, dict[str, object]]:
+        """Wait for a key generation's results as :meth:`_results` does, telling
+        ``progress`` how far it has come whenever that changes: one step per round a
+        co-signer has sent (as the relay routed it) and one per co-signer's result."""
+        total = len(parties) * (KEYGEN_ROUNDS[scheme] + 1)
+        deadline = time.monotonic() + self._keygen_timeout
+        reported = -1
+        while True:
+            slice_s = min(_PROGRESS_INTERVAL_S, max(deadline - time.monotonic(), 0.0))
+            got = relay.wait_results(request_id, parties, slice_s, first_failure=True)
+            done = min(relay.rounds_routed(request_id) + len(got), total)
+            if done != reported:
+                reported = done
+                progress(done, total)
+            finished = all(p in got for p in parties) or any(
+                r.get("status") != "ok" for r in got.values()
+            )
+            if finished or relay.closed or time.monotonic() >= deadline:
+                return got
 
     # --- Signing --------------------------------------------------------------------
 

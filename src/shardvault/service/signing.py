@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -55,6 +55,18 @@ from shardvault.service.errors import ServiceError
 Scheme = Literal["ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340"]
 SCHEMES: tuple[Scheme, ...] = ("ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340")
 """The signature schemes a vault may hold a key for."""
+
+KEYGEN_ROUNDS: Mapping[Scheme, int] = {
+    # CGGMP21: key generation and auxiliary info run as two sessions of three rounds.
+    "ecdsa-secp256k1": 6,
+    # FROST: the two rounds of the Pedersen DKG.
+    "eddsa-ed25519": 2,
+    "schnorr-bip340": 2,
+}
+"""Rounds each party sends in one scheme's distributed key generation (progress)."""
+
+KeygenProgress = Callable[[int, int], None]
+"""Told ``(steps_done, steps_total)`` as a key generation advances."""
 
 PayloadKind = Literal["ethereum_transaction", "solana_message", "bitcoin_sighash", "bitcoin_psbt"]
 """What a payload is, so the signer knows how to turn it into the bytes it signs
@@ -126,9 +138,12 @@ class SigningBackend(Protocol):
         min_signers: int,
         max_signers: int,
         initiator: str = "system",
+        progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
         """Run a DKG; raises :class:`SigningError` when it cannot. ``initiator`` (the
-        user asking) is what a co-signer's policy sees for the key generation."""
+        user asking) is what a co-signer's policy sees for the key generation.
+        ``progress``, if given, is told how far it has come (a backend that cannot
+        observe its rounds tells it only the end)."""
         ...
 
     def sign(self, request: SignRequest) -> bytes:
@@ -255,6 +270,7 @@ class LocalCeremonyBackend:
         min_signers: int,
         max_signers: int,
         initiator: str = "system",
+        progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
         del initiator  # nothing here checks a policy
         if not 1 <= min_signers <= max_signers or max_signers < 2 or max_signers > 16:
@@ -262,10 +278,16 @@ class LocalCeremonyBackend:
         key_id = f"{scheme}-{self._rng(8).hex()}"
         with self._lock:
             if scheme == "ecdsa-secp256k1":
-                return self._keygen_ecdsa(workspace_id, vault_id, key_id, min_signers, max_signers)
-            return self._keygen_frost(
-                workspace_id, vault_id, key_id, scheme, min_signers, max_signers
-            )
+                key = self._keygen_ecdsa(workspace_id, vault_id, key_id, min_signers, max_signers)
+            else:
+                key = self._keygen_frost(
+                    workspace_id, vault_id, key_id, scheme, min_signers, max_signers
+                )
+        if progress is not None:
+            # The parties run in this process, in one call: only the end is observable.
+            steps = max_signers * (KEYGEN_ROUNDS[scheme] + 1)
+            progress(steps, steps)
+        return key
 
     def _store(
         self, workspace_id: str, vault_id: str, key_id: str, party: int, data: bytes

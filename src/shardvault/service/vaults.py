@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -331,6 +332,10 @@ def check_vault_request(
     return checked
 
 
+VaultKeygenProgress = Callable[[Scheme, int, int], None]
+"""Told ``(scheme, steps_done, steps_total)`` as a vault's key generations advance."""
+
+
 def generate_vault_keys(
     backend: SigningBackend,
     *,
@@ -340,20 +345,30 @@ def generate_vault_keys(
     min_signers: int,
     max_signers: int,
     initiator: str = "system",
+    progress: VaultKeygenProgress | None = None,
 ) -> list[GeneratedKey]:
     """Run one DKG per scheme through ``backend`` (outside any database transaction).
-    ``initiator`` (the asking user's email) is what the co-signers' policy sees."""
-    return [
-        backend.keygen(
-            workspace_id=workspace_id,
-            vault_id=vault_id,
-            scheme=scheme,
-            min_signers=min_signers,
-            max_signers=max_signers,
-            initiator=initiator,
+    ``initiator`` (the asking user's email) is what the co-signers' policy sees;
+    ``progress``, if given, is told each scheme's steps as its DKG advances."""
+    keys = []
+    for scheme in schemes:
+
+        def report(done: int, total: int, scheme: Scheme = scheme) -> None:
+            if progress is not None:
+                progress(scheme, done, total)
+
+        keys.append(
+            backend.keygen(
+                workspace_id=workspace_id,
+                vault_id=vault_id,
+                scheme=scheme,
+                min_signers=min_signers,
+                max_signers=max_signers,
+                initiator=initiator,
+                progress=report if progress is not None else None,
+            )
         )
-        for scheme in schemes
-    ]
+    return keys
 
 
 def initiator_email(uow: UnitOfWork, principal: Principal) -> str:

@@ -14,14 +14,16 @@ from shardvault.api.schemas_vaults import (
     AssetOut,
     NetworkIn,
     NetworkOut,
+    VaultCreationOut,
     VaultIn,
     VaultOut,
     VaultPage,
 )
 from shardvault.service import vaults as svc
 from shardvault.service.context import Principal
-from shardvault.service.errors import Unavailable
+from shardvault.service.errors import NotFound, Unavailable
 from shardvault.service.idempotency import validate_key
+from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
@@ -48,6 +50,16 @@ def get_runtime(request: Request) -> PipelineRuntime:
 
 
 RuntimeDep = Annotated[PipelineRuntime, Depends(get_runtime)]
+
+
+def get_keygen_board(request: Request) -> KeygenBoard:
+    """The progress of this server's running vault key generations."""
+    board = request.app.state.keygen_board
+    assert isinstance(board, KeygenBoard)
+    return board
+
+
+BoardDep = Annotated[KeygenBoard, Depends(get_keygen_board)]
 
 
 @router.post("/networks", status_code=201, response_model=NetworkOut, tags=["networks"])
@@ -125,9 +137,11 @@ async def create_vault(
     change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
     platform: PlatformDep,
     runtime: RuntimeDep,
+    board: BoardDep,
 ) -> Response:
     """Create an MPC vault: one distributed key generation per scheme (slow: seconds with
-    the embedded backend), then the vault record with the public keys.
+    the embedded backend), then the vault record with the public keys. While it runs,
+    ``GET /v1/vault-creations/{Idempotency-Key}`` tells how far it has come.
 
     A retry with the same Idempotency-Key returns the first vault without a new key
     generation."""
@@ -156,33 +170,64 @@ async def create_vault(
             return svc.initiator_email(uow, change.principal)
 
     vault_id = str(uuid.uuid4())
+    workspace_id, key = change.principal.workspace_id, change.idempotency_key or ""
     keys = []
-    if not await run_in_threadpool(replayable):
-        email = await run_in_threadpool(initiator)
-        keys = await run_in_threadpool(
-            lambda: svc.generate_vault_keys(
-                runtime.backend,
-                workspace_id=change.principal.workspace_id,
-                vault_id=vault_id,
-                schemes=schemes,
-                min_signers=body.min_signers,
-                max_signers=body.max_signers,
-                initiator=email,
+    generating = not await run_in_threadpool(replayable)
+    ok = False
+    try:
+        if generating:
+            email = await run_in_threadpool(initiator)
+            board.start(
+                workspace_id, key, vault_id=vault_id, schemes=schemes, parties=body.max_signers
             )
-        )
+            keys = await run_in_threadpool(
+                lambda: svc.generate_vault_keys(
+                    runtime.backend,
+                    workspace_id=workspace_id,
+                    vault_id=vault_id,
+                    schemes=schemes,
+                    min_signers=body.min_signers,
+                    max_signers=body.max_signers,
+                    initiator=email,
+                    progress=lambda scheme, done, total: board.report(
+                        workspace_id, key, scheme, done, total
+                    ),
+                )
+            )
 
-    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
-        view = svc.record_vault(
-            uow,
-            change.principal,
-            vault_id=vault_id,
-            name=body.name,
-            keys=keys,
-            backend_name=runtime.backend.name,
-        )
-        return 201, VaultOut.model_validate(view).model_dump(mode="json")
+        def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+            view = svc.record_vault(
+                uow,
+                change.principal,
+                vault_id=vault_id,
+                name=body.name,
+                keys=keys,
+                backend_name=runtime.backend.name,
+            )
+            return 201, VaultOut.model_validate(view).model_dump(mode="json")
 
-    return await run_in_threadpool(run_mutation, platform, change, operation)
+        response = await run_in_threadpool(run_mutation, platform, change, operation)
+        ok = response.status_code < 300
+        return response
+    finally:
+        if generating:
+            board.end(workspace_id, key, ok=ok)
+
+
+@router.get("/vault-creations/{idempotency_key}", response_model=VaultCreationOut, tags=["vaults"])
+def get_vault_creation(
+    idempotency_key: str,
+    board: BoardDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
+) -> VaultCreationOut:
+    """How far the key generations of a vault request (named by its Idempotency-Key)
+    have come: running, or ended in the last five minutes, on this server. A 404 for a
+    request this server is not running or has forgotten (it may be finished: read the
+    vault, or send the request again with its key)."""
+    view = board.get(principal.workspace_id, idempotency_key)
+    if view is None:
+        raise NotFound("vault creation", idempotency_key)
+    return VaultCreationOut.model_validate(view)
 
 
 @router.get("/vaults", response_model=VaultPage, tags=["vaults"])
