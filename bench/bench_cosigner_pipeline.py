@@ -30,7 +30,7 @@ hours, so figures from different runs are compared through it.
 The key generation uses the TEST-ONLY published primes (key generation speed is not
 measured here). The bench ends by printing every transfer's final state (a run counts
 only if none failed). Run: ``.venv/bin/python bench/bench_cosigner_pipeline.py [--burst
-N] [--bursts N] [--pool N] [--sustained N] [--workers N] [--postgres]`` (about 4 min).
+N] [--bursts N] [--pool N] [--sustained N] [--workers N] [--batch N] [--postgres]`` (about 4 min).
 """
 
 from __future__ import annotations
@@ -322,6 +322,12 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=4, help="pipeline worker threads (the server's default)"
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=32,
+        help="transfers a worker claims at once (the server's default)",
+    )
     parser.add_argument("--paced", type=int, default=30, help="transfers in the paced run")
     parser.add_argument("--paced-rate", type=float, default=4.0, help="per second")
     parser.add_argument(
@@ -354,7 +360,7 @@ def main() -> None:
                 else f"sqlite:///{work / 'data' / 'shardvault.db'}"
             )
             server, url, owner, data = _start(
-                work, pool, args.workers, db, args.server_log, args.server_log_level
+                work, pool, args.workers, args.batch, db, args.server_log, args.server_log_level
             )
             _SERVER_PID.append(server.pid)
             print(f"database: {db.split('://')[0]}", flush=True)
@@ -387,7 +393,13 @@ def _drop_postgres(url: str) -> None:
 
 
 def _start(
-    work: Path, pool: int, workers: int, db: str, log_path: Path | None, log_level: str
+    work: Path,
+    pool: int,
+    workers: int,
+    batch: int,
+    db: str,
+    log_path: Path | None,
+    log_level: str,
 ) -> tuple[subprocess.Popen[bytes], str, ApiKeyCredentials, Path]:
     data = work / "data"
     init = subprocess.run(
@@ -402,6 +414,7 @@ def _start(
         [sys.executable, "-m", "shardvault.cli.main", "server", "--port", "0",
          "--data-dir", str(data), "--db", db, "--json", "--log-level", log_level,
          "--presignature-pool", str(pool), "--pipeline-workers", str(workers),
+         "--pipeline-batch", str(batch),
          "--unsafe-test-only-primes", str(PRIMES)],
         stdout=subprocess.PIPE, stderr=log, env=dict(os.environ),
     )  # fmt: skip

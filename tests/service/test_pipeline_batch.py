@@ -25,6 +25,8 @@ from shardvault.audit import verify_chain
 from shardvault.service import pipeline as pipeline_module
 from shardvault.service import transactions
 from shardvault.service.pipeline import (
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
     PipelineFault,
     PipelineRuntime,
     PipelineWorker,
@@ -495,3 +497,23 @@ def test_send_order_waits_for_the_held_previous_nonce_only() -> None:
     assert 0.15 < time.monotonic() - began < 2.0
     order.done(["tx-6", "tx-other", "never-held"])
     order.wait_turn(1, "0xdef", 5, timeout=5.0)  # returns at once
+
+
+def test_a_worker_claims_its_batch_size(
+    setup: tuple[Workspace, Funded, CountingBackend],
+) -> None:
+    """The worker's batch size bounds a claim (the server's `--pipeline-batch`); the rest
+    waits for the next one."""
+    ws, funded, backend = setup
+    ids = _send(ws, funded, 5)
+    worker = PipelineWorker(
+        ws.platform, PipelineRuntime(backend, confirmation_poll_s=0.05), batch_size=3
+    )
+    assert worker.run_once() == 3
+    assert backend.batches == [3]
+    assert worker.run_once() == 2
+    assert [_get(ws, t).status for t in ids] == ["completed"] * 5
+    assert PipelineWorker(ws.platform, PipelineRuntime(backend)).batch_size == DEFAULT_BATCH_SIZE
+    for bad in (0, MAX_BATCH_SIZE + 1):
+        with pytest.raises(ValueError, match="batch_size"):
+            PipelineWorker(ws.platform, PipelineRuntime(backend), batch_size=bad)

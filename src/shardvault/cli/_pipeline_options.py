@@ -59,6 +59,14 @@ def pipeline_options(function: F) -> F:
         help="Pipeline worker threads (transactions advanced concurrently).",
     )(function)
     function = click.option(
+        "--pipeline-batch",
+        type=click.IntRange(1, 256),
+        default=32,
+        show_default=True,
+        help="Transfers a pipeline worker claims at once (a burst's share one evaluation "
+        "commit and one round of signing requests).",
+    )(function)
+    function = click.option(
         "--presignature-pool",
         type=click.IntRange(0, 10_000),
         default=PRESIGNATURE_POOL,
@@ -216,8 +224,15 @@ class WorkerThread:
                 close()
 
 
-def start_worker(platform: "Platform", runtime: "PipelineRuntime", count: int = 1) -> WorkerThread:
-    """Start ``count`` pipeline workers for this server."""
-    from shardvault.service.pipeline import PipelineWorker
+def start_worker(
+    platform: "Platform",
+    runtime: "PipelineRuntime",
+    count: int = 1,
+    batch_size: int | None = None,
+) -> WorkerThread:
+    """Start ``count`` pipeline workers for this server (each claiming up to
+    ``batch_size`` items at once; default the pipeline's)."""
+    from shardvault.service.pipeline import DEFAULT_BATCH_SIZE, PipelineWorker
 
-    return WorkerThread([PipelineWorker(platform, runtime) for _ in range(count)])
+    size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    return WorkerThread([PipelineWorker(platform, runtime, batch_size=size) for _ in range(count)])

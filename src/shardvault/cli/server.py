@@ -115,6 +115,7 @@ def command(
     signer: str,
     presignature_pool: int,
     pipeline_workers: int,
+    pipeline_batch: int,
     test_only_primes: Path | None,
 ) -> None:
     """Migrate the database and serve the REST API under /v1 (and deliver webhooks).
@@ -184,7 +185,11 @@ def command(
         click.echo(f"shardvault API on {start['url']} (database {start['database']})")
     sys.stdout.flush()
     dispatcher = start_dispatcher(platform, webhooks) if webhook_dispatcher else None
-    worker = start_worker(platform, runtime, pipeline_workers) if runtime is not None else None
+    worker = (
+        start_worker(platform, runtime, pipeline_workers, pipeline_batch)
+        if runtime is not None
+        else None
+    )
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default
     # SIGTERM action that would kill this process before the co-signers and workers are
     # stopped below, so SIGTERM gets a handler that lets the clean-up run.
