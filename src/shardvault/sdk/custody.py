@@ -341,7 +341,13 @@ class AsyncCustodyMixin:
             )
         )
         if on_progress is not None:
-            await self._watch_creation(creating, key, on_progress)
+            try:
+                await self._watch_creation(creating, key, on_progress)
+            except BaseException:
+                # The callback failed (or this call was cancelled): stop waiting for the
+                # answer. The server goes on; the same key retries without a new vault.
+                creating.cancel()
+                raise
         return await creating
 
     async def _watch_creation(
