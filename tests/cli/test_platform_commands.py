@@ -157,3 +157,10 @@ def test_server_command_serves_health_on_loopback(tmp_path: Path) -> None:
     start = json.loads(stdout.decode().splitlines()[0])
     assert start["url"] == f"http://127.0.0.1:{port}"
     assert (tmp_path / "shardvault.db").exists()
+
+
+def test_request_threads_default_to_few_on_sqlite_only() -> None:
+    from shardvault.cli.server import SQLITE_REQUEST_THREADS, default_request_threads
+
+    assert default_request_threads("sqlite") == SQLITE_REQUEST_THREADS == 8
+    assert default_request_threads("postgresql") is None  # anyio's default

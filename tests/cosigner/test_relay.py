@@ -302,3 +302,67 @@ def test_the_relay_keeps_a_bounded_number_of_events(monkeypatch: pytest.MonkeyPa
     for n in range(8):
         core.send(1, [], events=[{"event": "envelope_refused", "n": n}])
     assert [e["n"] for e in core.events] == [3, 4, 5, 6, 7]
+
+
+def test_waiting_polls_leave_the_request_threads_free():
+    """A co-signer's long poll waits in a thread of the relay's own pool: with the API's
+    request threads limited to two (`shardvault server --request-threads`), three
+    waiting polls still leave a synchronous route answering at once."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from shardvault.cli.server import _http_server
+    from shardvault.cosigner.relay_app import relay_router
+
+    core = RelayCore(DIRECTORY)
+    app = FastAPI()
+    app.include_router(relay_router(core))
+
+    @app.get("/ping")
+    def ping() -> dict[str, bool]:  # a synchronous route: it runs in a request thread
+        return {"ok": True}
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    server = _http_server(None, config, request_threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+        def long_poll(party: int) -> int:
+            body = json.dumps({"wait": 3}).encode()
+            path = f"/v1/relay/{party}/poll"
+            headers = sign_request(
+                IDS[party], "POST", path, body, int(time.time()), f"poll{party}0000"
+            )
+            return httpx.post(base + path, content=body, headers=headers, timeout=10).status_code
+
+        polls = [threading.Thread(target=long_poll, args=(p,)) for p in (1, 2, 3)]
+        for poll in polls:
+            poll.start()
+        # Two of them are waiting in the relay; the third is queued or waiting too.
+        assert _eventually(lambda: len(core._seen) >= 2)
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert httpx.get(base + "/ping", timeout=10).json() == {"ok": True}
+        assert time.monotonic() - started < 1.5  # not after the polls' 3 s
+        assert core._seen == {1, 2, 3}  # the third poll did not wait for a request thread
+        for poll in polls:
+            poll.join(timeout=10)
+    finally:
+        server.should_exit = True
+        core.close()
+        thread.join(timeout=10)
+
+
+def _eventually(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

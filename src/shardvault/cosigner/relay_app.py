@@ -20,15 +20,21 @@ import binascii
 import json
 from collections.abc import Callable
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from shardvault.cosigner.errors import RelayAuthError
 from shardvault.cosigner.relay_core import RelayCore
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """The largest request body the relay reads."""
+
+MAX_WAITING_POLLS = 1024
+"""Co-signer polls that may wait at once, each in a thread of their own pool: a long poll
+must not hold one of the threads the API's requests run in (with every workspace's
+co-signers polling, they would take them all)."""
 
 
 def _problem(status: int, title: str, detail: str) -> JSONResponse:
@@ -44,6 +50,7 @@ def _add_routes(
 ) -> None:
     """The poll and send routes under ``prefix``; ``resolve`` finds the relay of a
     request from its path parameters (``None``: no such relay, a 404)."""
+    polls = CapacityLimiter(MAX_WAITING_POLLS)
 
     async def _authenticated(
         request: Request, core: RelayCore, cosigner_id: int
@@ -77,7 +84,7 @@ def _add_routes(
             wait = float(document.get("wait", 0.0))
         except (ValueError, TypeError, AttributeError):
             return _problem(400, "Bad Request", "poll body must be {'wait': seconds}")
-        items = await run_in_threadpool(core.poll, cosigner_id, wait)
+        items = await anyio.to_thread.run_sync(core.poll, cosigner_id, wait, limiter=polls)
         return JSONResponse({"items": items})
 
     @router.post(prefix + "/v1/relay/{cosigner_id}/send")
