@@ -39,6 +39,7 @@ from shardvault.store.models_vaults import Transaction
 from tests.api.support import SwitchableApp, Tenant, writing_meanwhile
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.service.pipeline_support import ReusedKeygenBackend, fund, open_custody
+from tests.waiting import eventually
 
 __all__ = ["hardhat_node"]
 
@@ -437,7 +438,7 @@ def test_a_vault_request_tells_how_far_its_key_generation_has_come(
             with pytest.raises(ApiError) as unknown:
                 owner.request("GET", "/v1/vault-creations/vault-2")
             assert unknown.value.status == 404
-            assert _eventually(lambda: any(c.steps_done == 5 for c in seen))
+            assert eventually(lambda: any(c.steps_done == 5 for c in seen))
             backend.release.set()
             vault = creating.result(60)
             done = owner.request("GET", "/v1/vault-creations/vault-1").json()
@@ -465,12 +466,3 @@ def test_a_failed_key_generation_is_reported_as_failed(
         assert state["state"] == "failed"
         assert state["steps_done"] == 5
         assert owner.list_vaults().data == []
-
-
-def _eventually(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True

@@ -22,6 +22,7 @@ from shardvault.cosigner.relay_core import RelayCore, sign_request
 from shardvault.crypto.channel import Directory, PartyIdentity, seal
 from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, SessionId
 from shardvault.crypto.rng import system_random
+from tests.waiting import eventually
 
 IDS = {p: PartyIdentity.generate(p, system_random) for p in (1, 2, 3)}
 DIRECTORY = Directory.of({p: i.public for p, i in IDS.items()})
@@ -345,7 +346,7 @@ def test_waiting_polls_leave_the_request_threads_free():
         for poll in polls:
             poll.start()
         # Two of them are waiting in the relay; the third is queued or waiting too.
-        assert _eventually(lambda: len(core._seen) >= 2)
+        assert eventually(lambda: len(core._seen) >= 2)
         time.sleep(0.3)
         started = time.monotonic()
         assert httpx.get(base + "/ping", timeout=10).json() == {"ok": True}
@@ -357,12 +358,3 @@ def test_waiting_polls_leave_the_request_threads_free():
         server.should_exit = True
         core.close()
         thread.join(timeout=10)
-
-
-def _eventually(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

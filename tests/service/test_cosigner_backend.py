@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from tests.cosigner.support import (
     solana_transfer,
 )
 from tests.service.pipeline_support import TEST_ONLY_PRIMES
+from tests.waiting import eventually
 
 PATH = "m/44/60/0/0/3"
 RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -89,15 +89,6 @@ class Nodes:
             self.stop(party)
         for node in self.nodes.values():
             node.state.close()
-
-
-def _wait(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +163,7 @@ def test_policy_is_pushed_and_frost_signature_verifies(nodes: Nodes, backend: Co
     signature = backend.sign(_solana_request(key, message))
     VerifyKey(key.public_key).verify(message, signature)
     # (The background presignature filler of earlier tests may still be at work.)
-    assert _wait(nodes.idle)
+    assert eventually(nodes.idle)
 
 
 def test_refusal_names_cosigners_check_and_rule(nodes: Nodes, backend: CosignerBackend):
@@ -186,7 +177,7 @@ def test_refusal_names_cosigners_check_and_rule(nodes: Nodes, backend: CosignerB
     # co-signer answered first is named with its check and the deciding rule.
     assert "refused check=policy rule=sol-needs-approval" in text
     assert text.startswith("signing refused: co-signer")
-    assert _wait(nodes.idle)
+    assert eventually(nodes.idle)
 
 
 def _eth_request(key, tx, **overrides) -> SignRequest:  # type: ignore[no-untyped-def]
@@ -252,7 +243,7 @@ def test_ecdsa_signatures_come_from_the_pool(nodes: Nodes, backend: CosignerBack
     # The oldest presignature was used and deleted by both co-signers; the pool refills.
     for party in (1, 2):
         assert ("treasury", key.backend_key_id, labels[0]) not in nodes.nodes[party]._presignatures
-    assert _wait(lambda: backend.pooled(WORKSPACE, "treasury", key.backend_key_id, PATH) == 2)
+    assert eventually(lambda: backend.pooled(WORKSPACE, "treasury", key.backend_key_id, PATH) == 2)
 
 
 def test_concurrent_fills_never_overfill_the_pool(backend: CosignerBackend, ecdsa_key):
@@ -310,7 +301,7 @@ def test_sign_many_queues_every_round_before_waiting(
         assert isinstance(signature, bytes), signature
         digest = bytes(keccak(ethereum.encode_unsigned(txs[index])))
         assert _recovered(signature, digest) == _derived_point(key)
-    assert _wait(nodes.idle)
+    assert eventually(nodes.idle)
 
 
 def test_sign_many_replaces_presignatures_a_restart_lost(
@@ -325,7 +316,7 @@ def test_sign_many_replaces_presignatures_a_restart_lost(
         assert isinstance(signature, bytes), signature
         digest = bytes(keccak(ethereum.encode_unsigned(tx)))
         assert _recovered(signature, digest) == _derived_point(key)
-    assert _wait(nodes.idle)
+    assert eventually(nodes.idle)
 
 
 def test_changed_payload_digest_claim_is_refused(nodes: Nodes, backend: CosignerBackend, ecdsa_key):
@@ -334,7 +325,7 @@ def test_changed_payload_digest_claim_is_refused(nodes: Nodes, backend: Cosigner
     with pytest.raises(CosignerRefused) as refused:
         backend.sign(_eth_request(ecdsa_key, _transfer(2), metadata=meta))
     assert "check=malformed" in str(refused.value)
-    assert _wait(nodes.idle)
+    assert eventually(nodes.idle)
 
 
 def test_missing_cosigner_fails_keygen_and_aborts(tmp_path: Path):
@@ -361,7 +352,7 @@ def test_missing_cosigner_fails_keygen_and_aborts(tmp_path: Path):
         assert "key generation failed" in str(refused.value)
         assert "co-signer 3: no answer" in str(refused.value)
         # Parties 1 and 2 were told to abort: nothing waits for party 3.
-        assert _wait(lambda: not cluster.nodes[1]._active and not cluster.nodes[2]._active)
+        assert eventually(lambda: not cluster.nodes[1]._active and not cluster.nodes[2]._active)
     finally:
         cluster.close()
 
@@ -380,7 +371,7 @@ def test_keygen_without_a_policy_rule_allowing_it_is_refused(tmp_path: Path):
                 max_signers=3,
             )
         assert "refused check=policy" in str(refused.value)
-        assert _wait(cluster.idle)
+        assert eventually(cluster.idle)
     finally:
         cluster.close()
 
@@ -454,7 +445,7 @@ def test_a_batch_of_signatures_asks_for_the_active_version_once(nodes: Nodes):
         assert asked == [WORKSPACE]
     finally:
         signer.close()
-    assert _wait(nodes.idle)
+    assert eventually(nodes.idle)
 
 
 @pytest.mark.parametrize(("scheme", "rounds"), [("ecdsa-secp256k1", 6), ("eddsa-ed25519", 2)])
