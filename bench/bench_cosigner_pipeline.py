@@ -60,6 +60,7 @@ from sqlalchemy import Engine, create_engine, text
 from shardvault.devchain import HardhatNode, start_hardhat, stop_hardhat
 from shardvault.sdk import ApiKeyCredentials, AsyncShardvaultClient, ShardvaultClient
 from shardvault.sdk.custody import sign_bundle
+from shardvault.service.pipeline import DEFAULT_BATCH_SIZE
 
 REPO = Path(__file__).resolve().parents[1]
 PRIMES = REPO / "tests" / "fixtures" / "test_only_paillier.json"
@@ -325,7 +326,7 @@ def main() -> None:
     parser.add_argument(
         "--batch",
         type=int,
-        default=32,
+        default=DEFAULT_BATCH_SIZE,
         help="transfers a worker claims at once (the server's default)",
     )
     parser.add_argument("--paced", type=int, default=30, help="transfers in the paced run")

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -164,3 +165,13 @@ def test_request_threads_default_to_few_on_sqlite_only() -> None:
 
     assert default_request_threads("sqlite") == SQLITE_REQUEST_THREADS == 8
     assert default_request_threads("postgresql") is None  # anyio's default
+
+
+def test_the_pipeline_batch_option_matches_the_pipeline() -> None:
+    from shardvault.cli.server import command
+    from shardvault.service.pipeline import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+
+    option = next(p for p in command.params if p.name == "pipeline_batch")
+    assert option.default == DEFAULT_BATCH_SIZE
+    assert isinstance(option.type, click.IntRange)
+    assert (option.type.min, option.type.max) == (1, MAX_BATCH_SIZE)

@@ -25,12 +25,12 @@ from shardvault.service import policies, vaults, wallets
 from shardvault.service.context import Principal
 from shardvault.service.platform import Platform
 from shardvault.service.signing import (
-    KEYGEN_ROUNDS,
     GeneratedKey,
     KeygenProgress,
     LocalCeremonyBackend,
     Scheme,
     SigningBackend,
+    keygen_steps,
 )
 from shardvault.store.models import Role
 
@@ -103,7 +103,7 @@ class ReusedKeygenBackend(LocalCeremonyBackend):
                 )
                 self.custody.store_share(target, opened.share, expected_revision=0)
         if progress is not None:
-            steps = max_signers * (KEYGEN_ROUNDS[scheme] + 1)
+            steps = keygen_steps(scheme, max_signers)
             progress(steps, steps)
         return template
 

@@ -60,6 +60,8 @@ def pipeline_options(function: F) -> F:
     )(function)
     function = click.option(
         "--pipeline-batch",
+        # service.pipeline's DEFAULT_BATCH_SIZE and MAX_BATCH_SIZE (not imported here:
+        # the command line loads the pipeline only for the commands that run it).
         type=click.IntRange(1, 256),
         default=32,
         show_default=True,
@@ -225,14 +227,12 @@ class WorkerThread:
 
 
 def start_worker(
-    platform: "Platform",
-    runtime: "PipelineRuntime",
-    count: int = 1,
-    batch_size: int | None = None,
+    platform: "Platform", runtime: "PipelineRuntime", count: int, batch_size: int
 ) -> WorkerThread:
-    """Start ``count`` pipeline workers for this server (each claiming up to
-    ``batch_size`` items at once; default the pipeline's)."""
-    from shardvault.service.pipeline import DEFAULT_BATCH_SIZE, PipelineWorker
+    """Start ``count`` pipeline workers for this server, each claiming up to
+    ``batch_size`` items at once."""
+    from shardvault.service.pipeline import PipelineWorker
 
-    size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    return WorkerThread([PipelineWorker(platform, runtime, batch_size=size) for _ in range(count)])
+    return WorkerThread(
+        [PipelineWorker(platform, runtime, batch_size=batch_size) for _ in range(count)]
+    )

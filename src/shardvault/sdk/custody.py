@@ -357,7 +357,7 @@ class AsyncCustodyMixin:
         on_progress: Callable[[VaultCreation], None],
     ) -> None:
         last: VaultCreation | None = None
-        while not creating.done():
+        while True:
             await asyncio.wait({creating}, timeout=PROGRESS_POLL_S)
             if creating.done():
                 return

@@ -42,12 +42,12 @@ from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.service.signing import (
-    KEYGEN_ROUNDS,
     GeneratedKey,
     KeygenProgress,
     Scheme,
     SigningError,
     SignRequest,
+    keygen_steps,
 )
 
 _log = logging.getLogger("shardvault.cosigner_backend")
@@ -351,7 +351,7 @@ class CosignerBackend:
         """Wait for a key generation's results as :meth:`_results` does, telling
         ``progress`` how far it has come whenever that changes: one step per round a
         co-signer has sent (as the relay routed it) and one per co-signer's result."""
-        total = len(parties) * (KEYGEN_ROUNDS[scheme] + 1)
+        total = keygen_steps(scheme, len(parties))
         deadline = time.monotonic() + self._keygen_timeout
         reported = -1
         while True:

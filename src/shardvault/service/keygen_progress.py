@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from shardvault.service.signing import KEYGEN_ROUNDS, Scheme
+from shardvault.service.signing import Scheme, keygen_steps
 
 CreationState = Literal["generating", "finished", "failed"]
 
@@ -81,7 +81,7 @@ class KeygenBoard:
             vault_id=vault_id,
             schemes=list(schemes),
             done=dict.fromkeys(schemes, 0),
-            total={s: parties * (KEYGEN_ROUNDS[s] + 1) for s in schemes},
+            total={s: keygen_steps(s, parties) for s in schemes},
             started=now,
         )
         with self._lock:
@@ -92,16 +92,14 @@ class KeygenBoard:
             while len(self._entries) > MAX_ENTRIES:
                 self._entries.popitem(last=False)
 
-    def report(
-        self, workspace_id: str, idempotency_key: str, scheme: Scheme, done: int, total: int
-    ) -> None:
-        """A scheme's key generation has come ``done`` steps of ``total``."""
+    def report(self, workspace_id: str, idempotency_key: str, scheme: Scheme, done: int) -> None:
+        """A scheme's key generation has come ``done`` steps (of its total, known from
+        the start)."""
         with self._lock:
             entry = self._entries.get((workspace_id, idempotency_key))
             if entry is None or scheme not in entry.done:
                 return
             entry.done[scheme] = max(entry.done[scheme], done)
-            entry.total[scheme] = max(entry.total[scheme], total)
 
     def end(self, workspace_id: str, idempotency_key: str, *, ok: bool) -> None:
         """The request's key generations ended (``ok``: all of them succeeded)."""

@@ -2081,10 +2081,11 @@ evaluation commit, one round of signing requests and one commit per later step
 (:meth:`PipelineWorker._batch`), so their fixed costs are paid once per batch: in the
 co-signer bench, batches of 32 instead of 8 took the server's CPU per transfer in a
 burst from about 15 to 12 ms (docs/performance.md). A batch whose presignatures ran
-out presigns them one after another, 32 in about 8 s here and 16 s at the slowest
-presigning rate measured: well inside the claim's lease (:attr:`PipelineRuntime.lease_s`)."""
+out presigns them one after another, 32 in about 7 s here and 15 s at the slowest
+presigning rate measured: inside the claim's lease (:attr:`PipelineRuntime.lease_s`)."""
 
 MAX_BATCH_SIZE = 256
+"""The largest batch size a worker accepts."""
 
 
 class PipelineWorker:

@@ -68,6 +68,13 @@ KEYGEN_ROUNDS: Mapping[Scheme, int] = {
 KeygenProgress = Callable[[int, int], None]
 """Told ``(steps_done, steps_total)`` as a key generation advances."""
 
+
+def keygen_steps(scheme: Scheme, parties: int) -> int:
+    """The steps of one key generation's progress: each party's rounds
+    (:data:`KEYGEN_ROUNDS`) and its result."""
+    return parties * (KEYGEN_ROUNDS[scheme] + 1)
+
+
 PayloadKind = Literal["ethereum_transaction", "solana_message", "bitcoin_sighash", "bitcoin_psbt"]
 """What a payload is, so the signer knows how to turn it into the bytes it signs
 (``bitcoin_psbt``: a PSBT whose input ``input_index`` is signed; ``bitcoin_sighash``: a
@@ -285,7 +292,7 @@ class LocalCeremonyBackend:
                 )
         if progress is not None:
             # The parties run in this process, in one call: only the end is observable.
-            steps = max_signers * (KEYGEN_ROUNDS[scheme] + 1)
+            steps = keygen_steps(scheme, max_signers)
             progress(steps, steps)
         return key
 

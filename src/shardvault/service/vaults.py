@@ -14,6 +14,7 @@ shares written by the backend are orphaned under a key id nothing refers to.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -350,25 +351,18 @@ def generate_vault_keys(
     """Run one DKG per scheme through ``backend`` (outside any database transaction).
     ``initiator`` (the asking user's email) is what the co-signers' policy sees;
     ``progress``, if given, is told each scheme's steps as its DKG advances."""
-    keys = []
-    for scheme in schemes:
-
-        def report(done: int, total: int, scheme: Scheme = scheme) -> None:
-            if progress is not None:
-                progress(scheme, done, total)
-
-        keys.append(
-            backend.keygen(
-                workspace_id=workspace_id,
-                vault_id=vault_id,
-                scheme=scheme,
-                min_signers=min_signers,
-                max_signers=max_signers,
-                initiator=initiator,
-                progress=report if progress is not None else None,
-            )
+    return [
+        backend.keygen(
+            workspace_id=workspace_id,
+            vault_id=vault_id,
+            scheme=scheme,
+            min_signers=min_signers,
+            max_signers=max_signers,
+            initiator=initiator,
+            progress=functools.partial(progress, scheme) if progress is not None else None,
         )
-    return keys
+        for scheme in schemes
+    ]
 
 
 def initiator_email(uow: UnitOfWork, principal: Principal) -> str:

@@ -189,8 +189,8 @@ async def create_vault(
                     min_signers=body.min_signers,
                     max_signers=body.max_signers,
                     initiator=email,
-                    progress=lambda scheme, done, total: board.report(
-                        workspace_id, key, scheme, done, total
+                    progress=lambda scheme, done, _total: board.report(
+                        workspace_id, key, scheme, done
                     ),
                 )
             )
