@@ -70,6 +70,9 @@ HEADER_BINDING_DOMAIN = b"shardvault/channel/header-binding/v1\x00"
 IDENTITY_DOMAIN = b"shardvault/channel/identity/v1\x00"
 """Prefix of the bytes an identity signs to bind its encryption key to its signing key."""
 
+FINGERPRINT_DOMAIN = b"shardvault/channel/fingerprint/v1\x00"
+"""Prefix of the bytes hashed into an identity's fingerprint."""
+
 NONCE_BYTES = Box.NONCE_SIZE
 """The ``crypto_box`` nonce length (24 bytes)."""
 
@@ -136,6 +139,18 @@ class PublicIdentity:
             VerifyKey(self.signing_key).verify(IDENTITY_DOMAIN + self.encryption_key, self.binding)
         except (BadSignatureError, ValueError, TypeError, NaclCryptoError) as exc:
             raise EncodingError("identity binding signature does not verify") from exc
+
+    def fingerprint(self) -> str:
+        """The identity's fingerprint, for checking out of band (an operator reads it on
+        the co-signer's own host; the admins compare it before they sign a directory).
+
+        SHA-256 of ``FINGERPRINT_DOMAIN || signing_key || encryption_key``, its first 20
+        bytes in hex, in groups of four: ``"1a2b 3c4d ..."`` (160 bits: a second
+        identity with the same fingerprint costs 2^160 work).
+        """
+        digest = hashlib.sha256(FINGERPRINT_DOMAIN + self.signing_key + self.encryption_key)
+        text = digest.hexdigest()[:40]
+        return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
 
     def to_json(self) -> dict[str, str]:
         """The hex form used in directory files."""
