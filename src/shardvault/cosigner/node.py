@@ -49,7 +49,7 @@ from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.state import NodeState
-from shardvault.crypto.channel import ReplayGuard, open_envelope, peek_header
+from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
 from shardvault.crypto.errors import CryptoError, EncodingError, ProtocolAbort
 from shardvault.crypto.paillier import PaillierSecretKey
 from shardvault.crypto.protocols.cggmp21.aux_info import (
@@ -163,8 +163,10 @@ class CosignerNode:
         rng: RandomSource = system_random,
         clock: Callable[[], float] = time.time,
         session_timeout: float = 60.0,
+        require_signed_directory: bool = False,
     ) -> None:
         self.state = state
+        self._require_signed_directory = require_signed_directory
         self.link = link
         self._rng = rng
         self._clock = clock
@@ -304,6 +306,44 @@ class CosignerNode:
             raise RequestRefused("malformed", f"{name}: session already in progress")
         return sid
 
+    # --- Who may take part ----------------------------------------------------------
+
+    def _session_directory(self, parties: tuple[int, ...]) -> Directory:
+        """The identities a session with ``parties`` runs under.
+
+        When the head policy bundle carries a co-signer directory (signed by the admin
+        quorum, docs/cosigner.md "Pairing"), only its identities count: every party must
+        be listed, and this node must be listed under its own identity. Without one, the
+        directory pinned at ``init``/``pin`` is used, unless this node requires a signed
+        directory (the production profile), which refuses the session.
+
+        Raises:
+            RequestRefused: check ``directory``, naming the parties outside it.
+        """
+        head = self.state.chain.head
+        signed = head.cosigners if head is not None else None
+        if signed is None:
+            if self._require_signed_directory:
+                raise RequestRefused(
+                    "directory", "no co-signer directory signed by the admin quorum yet"
+                )
+            pinned = self.state.directory.entries
+            outside = [p for p in parties if p not in pinned]
+            if outside:
+                raise RequestRefused("directory", f"parties {outside} are not pinned")
+            return self.state.directory
+        if signed.get(self.state.party) != self.state.identity.public:
+            raise RequestRefused(
+                "directory", "this co-signer is not in the directory the admin quorum signed"
+            )
+        outside = [p for p in parties if signed.get(p) is None]
+        if outside:
+            raise RequestRefused(
+                "directory",
+                f"parties {outside} are not in the directory the admin quorum signed",
+            )
+        return signed.to_channel_directory()
+
     # --- Keys in custody ------------------------------------------------------------
 
     def _address(self, vault: str, key_id: str) -> ShareAddress:
@@ -387,6 +427,7 @@ class CosignerNode:
         parties = _parties(body, "parties")
         if self.state.party not in parties:
             raise RequestRefused("malformed", "this co-signer is not a party of the key")
+        directory = self._session_directory(parties)
         min_signers = _int(body, "min_signers")
         vault, key_id = _str(body, "vault"), _str(body, "key_id")
         address = self._address(vault, key_id)
@@ -408,11 +449,13 @@ class CosignerNode:
             history=self.state.history,
         )
         if scheme == "ecdsa-secp256k1":
-            return self._start_ecdsa_keygen(request_id, body, sid, parties, min_signers, address)
+            return self._start_ecdsa_keygen(
+                request_id, body, sid, parties, min_signers, address, directory
+            )
         driver = dkg_driver(
             suite=SUITES[scheme],
             identity=self.state.identity,
-            directory=self.state.directory,
+            directory=directory,
             guard=self._guard,
             session=sid,
             parties=parties,
@@ -449,6 +492,7 @@ class CosignerNode:
         parties: tuple[int, ...],
         min_signers: int,
         address: ShareAddress,
+        directory: Directory,
     ) -> list[bytes]:
         """CGGMP21: auxiliary info and key generation as two concurrent sessions; the
         key share is stored once both have finished."""
@@ -461,7 +505,7 @@ class CosignerNode:
             raise RequestRefused("malformed", f"aux info: {exc}") from None
         aux_driver = aux_info_driver(
             identity=self.state.identity,
-            directory=self.state.directory,
+            directory=directory,
             guard=self._guard,
             config=config,
             paillier_secret=self._paillier_key(),
@@ -469,7 +513,7 @@ class CosignerNode:
         )
         key_driver = keygen_driver(
             identity=self.state.identity,
-            directory=self.state.directory,
+            directory=directory,
             guard=self._guard,
             session=sid,
             parties=parties,
@@ -524,6 +568,7 @@ class CosignerNode:
         signers = _parties(body, "signers")
         if self.state.party not in signers:
             raise RequestRefused("malformed", "this co-signer is not among the signers")
+        directory = self._session_directory(signers)
         vault, key_id, label = _str(body, "vault"), _str(body, "key_id"), _str(body, "presignature")
         if (vault, key_id, label) in self._presignatures:
             raise RequestRefused("malformed", f"presignature {label!r} already exists")
@@ -532,7 +577,7 @@ class CosignerNode:
         driver = presign_driver(
             key=key,
             identity=self.state.identity,
-            directory=self.state.directory,
+            directory=directory,
             guard=self._guard,
             session=sid,
             signers=signers,
@@ -553,6 +598,7 @@ class CosignerNode:
         signers = _parties(body, "signers")
         if self.state.party not in signers:
             raise RequestRefused("malformed", "this co-signer is not among the signers")
+        directory = self._session_directory(signers)
         vault, key_id = _str(body, "vault"), _str(body, "key_id")
         key = self._load_key(vault, key_id)
         # DESIGN.md invariant 3: recompute from the payload, then ask the signed policy.
@@ -599,7 +645,7 @@ class CosignerNode:
                 presignature=presignature,
                 digest=checked.target.message,
                 identity=self.state.identity,
-                directory=self.state.directory,
+                directory=directory,
                 guard=self._guard,
                 session=sid,
                 rng=self._rng,
@@ -608,7 +654,7 @@ class CosignerNode:
             driver = signing_driver(
                 key=key,
                 identity=self.state.identity,
-                directory=self.state.directory,
+                directory=directory,
                 guard=self._guard,
                 session=sid,
                 signers=signers,

@@ -27,6 +27,7 @@ from shardvault.policy.bundle import (
     verify_bundle_signatures,
 )
 from shardvault.policy.context import EvaluationContext, History, parse_context, parse_prices
+from shardvault.policy.directory import CosignerDirectory, parse_cosigner_directory
 from shardvault.policy.errors import (
     ApprovalError,
     ApprovalForAnotherPolicyError,
@@ -105,6 +106,7 @@ __all__ = [
     "Check",
     "ConfigurationKeyError",
     "ContextError",
+    "CosignerDirectory",
     "Decision",
     "DuplicateApproverError",
     "DuplicateSignerError",
@@ -152,6 +154,7 @@ __all__ = [
     "parse_approval",
     "parse_bundle",
     "parse_context",
+    "parse_cosigner_directory",
     "parse_history",
     "parse_policy",
     "parse_prices",

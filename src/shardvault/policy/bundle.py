@@ -13,7 +13,11 @@ floating-point numbers anywhere) of::
     {"format": "shardvault.policy-bundle/v1", "workspace": ..., "version": n,
      "predecessor": hex of the previous bundle's hash (32 zero bytes for the first),
      "policy": canonical policy document, "address_book": canonical address book,
-     "admins": {"quorum": k, "members": [{"id", "algorithm", "public_key"}...]}}
+     "admins": {"quorum": k, "members": [{"id", "algorithm", "public_key"}...]},
+     "cosigners": {"members": [{"party", "signing_key", "encryption_key", "binding"}]}}
+
+``cosigners`` (the co-signer directory, :mod:`.directory`) is present only in bundles
+that carry one, so a bundle without it keeps the payload, and the hash, it always had.
 
 Each admin signs ``BUNDLE_DOMAIN || payload``; the bundle's hash, which the next bundle
 names as its predecessor, is SHA-256 of the same bytes. Signatures are not part of the
@@ -33,6 +37,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from shardvault.policy.directory import CosignerDirectory, parse_cosigner_directory
 from shardvault.policy.errors import (
     BadBundleSignatureError,
     BrokenChainError,
@@ -167,7 +172,9 @@ class PolicyBundle:
     """One signed version of a workspace's policy data.
 
     ``admins`` is the admin set that governs the *next* bundle; this bundle itself is
-    verified against the set in force before it.
+    verified against the set in force before it. ``cosigners``, when present, is the
+    co-signer directory the admins approved: the only parties a co-signer holding this
+    bundle accepts in a session.
     """
 
     workspace: str
@@ -176,6 +183,7 @@ class PolicyBundle:
     address_book: AddressBook
     admins: AdminSet
     signatures: tuple[BundleSignature, ...] = ()
+    cosigners: CosignerDirectory | None = None
 
     @property
     def version(self) -> int:
@@ -184,17 +192,18 @@ class PolicyBundle:
 
     def payload(self) -> bytes:
         """The canonical payload bytes."""
-        return canonical_json(
-            {
-                "format": BUNDLE_FORMAT,
-                "workspace": self.workspace,
-                "version": self.version,
-                "predecessor": self.predecessor.hex(),
-                "policy": policy_to_document(self.policy),
-                "address_book": address_book_to_document(self.address_book),
-                "admins": self.admins.to_document(),
-            }
-        )
+        document: dict[str, object] = {
+            "format": BUNDLE_FORMAT,
+            "workspace": self.workspace,
+            "version": self.version,
+            "predecessor": self.predecessor.hex(),
+            "policy": policy_to_document(self.policy),
+            "address_book": address_book_to_document(self.address_book),
+            "admins": self.admins.to_document(),
+        }
+        if self.cosigners is not None:
+            document["cosigners"] = self.cosigners.to_document()
+        return canonical_json(document)
 
     def signing_message(self) -> bytes:
         """The bytes each admin signs."""
@@ -226,14 +235,17 @@ def new_bundle(
     address_book: AddressBook,
     admins: AdminSet,
     predecessor: PolicyBundle | None = None,
+    cosigners: CosignerDirectory | None = None,
 ) -> PolicyBundle:
-    """An unsigned bundle that follows ``predecessor`` (or starts the chain)."""
+    """An unsigned bundle that follows ``predecessor`` (or starts the chain), carrying
+    the co-signer directory ``cosigners`` if given."""
     return PolicyBundle(
         workspace=workspace,
         predecessor=GENESIS_PREDECESSOR if predecessor is None else predecessor.hash(),
         policy=policy,
         address_book=address_book,
         admins=admins,
+        cosigners=cosigners,
     )
 
 
@@ -253,6 +265,7 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
         obj["payload"],
         f"{path}.payload",
         {"format", "workspace", "version", "predecessor", "policy", "address_book", "admins"},
+        optional={"cosigners"},
     )
     if payload["format"] != BUNDLE_FORMAT:
         raise MalformedBundleError(
@@ -274,6 +287,11 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
             "the bundle version is not its policy's version", path=f"{path}.payload.version"
         )
     admins = parse_admin_set(payload["admins"], f"{path}.payload.admins")
+    cosigners = (
+        parse_cosigner_directory(payload["cosigners"], f"{path}.payload.cosigners")
+        if "cosigners" in payload
+        else None
+    )
     signatures_value = obj["signatures"]
     if not isinstance(signatures_value, list):
         raise MalformedBundleError("expected a list", path=f"{path}.signatures")
@@ -288,7 +306,7 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
         signatures.append(
             BundleSignature(signer, _hex(sig["signature"], f"{path}.signatures[{i}].signature"))
         )
-    return PolicyBundle(workspace, predecessor, policy, book, admins, tuple(signatures))
+    return PolicyBundle(workspace, predecessor, policy, book, admins, tuple(signatures), cosigners)
 
 
 def verify_bundle_signatures(bundle: PolicyBundle, admins: AdminSet) -> tuple[str, ...]:
@@ -398,11 +416,13 @@ class BundleChain:
             self.accept(bundle)
 
 
-def _fields(value: object, path: str, names: set[str]) -> dict[str, object]:
+def _fields(
+    value: object, path: str, names: set[str], optional: frozenset[str] | set[str] = frozenset()
+) -> dict[str, object]:
     if not isinstance(value, Mapping):
         raise MalformedBundleError("expected an object", path=path)
     for key in value:
-        if key not in names:
+        if key not in names and key not in optional:
             raise MalformedBundleError(f"unknown field {key!r}", path=path)
     for key in sorted(names - set(value)):
         raise MalformedBundleError(f"missing field {key!r}", path=path)
