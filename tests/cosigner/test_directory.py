@@ -226,7 +226,8 @@ def test_a_server_that_swapped_an_identity_gets_no_session(tmp_path):
             node._clock = lambda: 10**10
             out = node.step(0.0)
             failed = [r for r in out.results if r["request_id"] == body["request_id"]]
-            assert failed and failed[0]["status"] == "failed"
+            assert failed
+            assert failed[0]["status"] == "failed"
             assert "[3]" in failed[0]["reason"]
     finally:
         cluster.close()
