@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shardvault.crypto.channel import MAX_PARTY_ID, Directory, PublicIdentity
+from shardvault.crypto.channel import Directory, PublicIdentity
 from shardvault.crypto.errors import CryptoError
+from shardvault.crypto.protocols.common import MAX_PARTY_ID
 from shardvault.policy.errors import MalformedBundleError
 
 MAX_DIRECTORY_MEMBERS = 64
