@@ -39,6 +39,9 @@ EXPECTED_TABLES = {
     "webhook_events",
     "webhook_deliveries",
     "webhook_attempts",
+    # Remote co-signers (migration 0004_paired_cosigners).
+    "paired_cosigners",
+    "cosigner_pairing_tokens",
     # Custody domain (migration 0002_vaults_transactions).
     "networks",
     "assets",

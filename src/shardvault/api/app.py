@@ -11,6 +11,7 @@ from shardvault.api.routes import (
     addressbook,
     approvals,
     audit,
+    cosigners,
     health,
     policies,
     transactions,
@@ -21,6 +22,7 @@ from shardvault.api.routes import (
 from shardvault.api.routes import webhooks as webhook_routes
 from shardvault.api.schemas import Problem
 from shardvault.service.auth import Authenticator
+from shardvault.service.cosigners import StatusLookup
 from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
@@ -46,13 +48,15 @@ def create_app(
     webhook_runtime: WebhookRuntime | None = None,
     pipeline_runtime: PipelineRuntime | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    cosigner_status: StatusLookup | None = None,
 ) -> FastAPI:
     """Build the API around ``platform`` (its database must already be migrated).
 
     ``webhook_runtime`` carries the webhook signing key (served at ``/v1/webhooks/jwks``)
     and the destination policy endpoint URLs are checked against. ``pipeline_runtime``
     (signing backend, chain access) is needed by vault creation; without it that route
-    answers 503. ``extra_routers`` are mounted outside ``/v1`` and outside the OpenAPI
+    answers 503. ``cosigner_status`` answers each co-signer's live status per workspace
+    (``GET /v1/cosigners``). ``extra_routers`` are mounted outside ``/v1`` and outside the OpenAPI
     document: the co-signers' relay routes, which carry their own signatures instead of
     API keys (docs/cosigner.md).
     """
@@ -69,13 +73,22 @@ def create_app(
     app.state.webhooks = webhook_runtime or WebhookRuntime()
     app.state.pipeline_runtime = pipeline_runtime
     app.state.keygen_board = KeygenBoard()
+    app.state.cosigner_status = cosigner_status
     install_problem_handlers(app, platform)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health.router)
     v1.include_router(workspaces.router, responses=_ERRORS)
     v1.include_router(audit.router, responses=_ERRORS)
     v1.include_router(webhook_routes.router, responses=_ERRORS)
-    for custody_routes in (vaults, wallets, transactions, approvals, policies, addressbook):
+    for custody_routes in (
+        vaults,
+        wallets,
+        transactions,
+        approvals,
+        policies,
+        addressbook,
+        cosigners,
+    ):
         v1.include_router(custody_routes.router, responses=_ERRORS)
     app.include_router(v1)
     for extra in extra_routers:

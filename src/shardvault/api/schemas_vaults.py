@@ -216,6 +216,12 @@ class DryRunIn(_In):
 
 class ProposeIn(_In):
     admins: dict[str, object] | None = None
+    cosigners: list[int] | None = Field(
+        default=None,
+        max_length=64,
+        description="Paired co-signers (party ids) the bundle's co-signer directory lists; "
+        "default: every paired co-signer (docs/cosigner.md, 'Pairing').",
+    )
 
 
 class PolicySignatureIn(_In):

@@ -71,6 +71,11 @@ class Actor:
         return cls("cli", None)
 
     @classmethod
+    def cosigner(cls, party: int) -> "Actor":
+        """A co-signer acting with its own identity key (pairing)."""
+        return cls("cosigner", str(party))
+
+    @classmethod
     def anonymous(cls, claimed_key_id: str | None = None) -> "Actor":
         return cls("anonymous", claimed_key_id)
 

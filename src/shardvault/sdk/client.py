@@ -19,8 +19,8 @@ import httpx
 from pydantic import BaseModel
 
 from shardvault.sdk.auth import Algorithm, ApiKeyCredentials
-from shardvault.sdk.custody import AsyncCustodyMixin, CustodyMixin
-from shardvault.sdk.errors import ApiError, SdkError, TransportError
+from shardvault.sdk.cosigners import AsyncCosignersMixin, CosignersMixin
+from shardvault.sdk.errors import SdkError, TransportError, error_from_response
 from shardvault.sdk.models import (
     ApiKey,
     AuditEvent,
@@ -40,24 +40,7 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 
-def _error_from(response: httpx.Response) -> ApiError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    errors = body.get("errors")
-    return ApiError(
-        status=response.status_code,
-        problem_type=str(body.get("type", "about:blank")),
-        title=str(body.get("title", response.reason_phrase)),
-        detail=str(body.get("detail", response.text[:200])),
-        errors=errors if isinstance(errors, list) else None,
-    )
-
-
-class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCustodyMixin):
+class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
     def __init__(
@@ -149,7 +132,7 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCustodyMixin):
                 await self._pause(attempt)
                 continue
             if response.status_code >= 400:
-                raise _error_from(response)
+                raise error_from_response(response)
             return response
         raise TransportError(f"{method} {path}: {last_error}") from last_error
 
@@ -250,7 +233,7 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCustodyMixin):
         return await self._get("/v1/audit/verify", AuditVerification)
 
 
-class ShardvaultClient(WebhooksMixin, CustodyMixin):
+class ShardvaultClient(WebhooksMixin, CosignersMixin):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
     Not for use from inside a running event loop (use :class:`AsyncShardvaultClient`

@@ -10,7 +10,7 @@ way (:func:`sign_bundle`).
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
@@ -552,9 +552,14 @@ class AsyncCustodyMixin:
         policy_id: str,
         *,
         admins: Mapping[str, object] | None = None,
+        cosigners: Sequence[int] | None = None,
         idempotency_key: str | None = None,
     ) -> Policy:
+        """Propose a draft as the next bundle; ``cosigners`` picks the paired co-signers
+        its directory lists (default: every paired co-signer)."""
         body: dict[str, object] = {} if admins is None else {"admins": dict(admins)}
+        if cosigners is not None:
+            body["cosigners"] = list(cosigners)
         return await self._custody_call(
             "POST",
             f"/v1/policies/{policy_id}/propose",

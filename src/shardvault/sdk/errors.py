@@ -1,5 +1,7 @@
 """Errors the SDK raises: the server's problem details, or a transport failure."""
 
+import httpx
+
 from shardvault.errors import ShardvaultError
 
 
@@ -37,3 +39,22 @@ class TransportError(SdkError):
 
 class CredentialsError(SdkError):
     """The private key file is missing, unreadable or not a supported key."""
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """The :class:`ApiError` of a refused response (its problem details, or what the
+    response says when it has none)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    errors = body.get("errors")
+    return ApiError(
+        status=response.status_code,
+        problem_type=str(body.get("type", "about:blank")),
+        title=str(body.get("title", response.reason_phrase)),
+        detail=str(body.get("detail", response.text[:200])),
+        errors=errors if isinstance(errors, list) else None,
+    )

@@ -45,6 +45,7 @@ from shardvault.policy import (
 from shardvault.policy.keys import SignatureCheckFailed
 from shardvault.service.addressbook import working_address_book
 from shardvault.service.context import Principal
+from shardvault.service.cosigners import directory_for_bundle
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
@@ -212,13 +213,22 @@ def _chain(uow: UnitOfWork, workspace_id: str) -> BundleChain | None:
 
 
 def propose(
-    uow: UnitOfWork, principal: Principal, policy_id: str, *, admins: object | None = None
+    uow: UnitOfWork,
+    principal: Principal,
+    policy_id: str,
+    *,
+    admins: object | None = None,
+    cosigners: list[int] | None = None,
 ) -> PolicyView:
     """Turn a draft into the next bundle of the workspace's chain.
 
     ``admins`` (``{quorum, members: [{id, algorithm, public_key}]}``) is required for the
     first bundle (it is pinned and must sign it) and, when given later, becomes the admin
     set for the bundle after this one.
+
+    The bundle carries the co-signer directory of the paired co-signers ``cosigners``
+    (party ids; every paired co-signer when ``None``), or, when the workspace paired
+    none, the directory of the bundle before it, if any (docs/cosigner.md, "Pairing").
 
     Raises:
         Forbidden, NotFound, Conflict (not a draft, or the version does not follow the
@@ -245,12 +255,16 @@ def propose(
         if head is not None and row.version != head.version + 1:
             raise Conflict(f"the next policy version is {head.version + 1}, not {row.version}")
         book: AddressBook = working_address_book(uow, principal.workspace_id)
+        directory = directory_for_bundle(uow, principal.workspace_id, cosigners)
+        if directory is None and head is not None:
+            directory = head.cosigners
         bundle = new_bundle(
             principal.workspace_id,
             parse_policy(json.loads(row.document)),
             book,
             next_admins,
             head,
+            cosigners=directory,
         )
     except PolicyError as exc:
         raise _refused(exc) from None
@@ -265,7 +279,15 @@ def propose(
         action="policy.propose",
         resource_type="policy",
         resource_id=row.id,
-        details={"version": row.version, "bundle_hash": row.bundle_hash},
+        details={
+            "version": row.version,
+            "bundle_hash": row.bundle_hash,
+            "cosigners": (
+                {str(p): f for p, f in bundle.cosigners.fingerprints().items()}
+                if bundle.cosigners is not None
+                else None
+            ),
+        },
     )
     return PolicyView.of(row)
 

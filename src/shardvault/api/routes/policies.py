@@ -103,7 +103,10 @@ def propose(
     """Turn a draft into the next bundle; the first bundle pins ``admins``."""
 
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
-        return 200, _out(svc.propose(uow, change.principal, policy_id, admins=body.admins))
+        view = svc.propose(
+            uow, change.principal, policy_id, admins=body.admins, cosigners=body.cosigners
+        )
+        return 200, _out(view)
 
     return run_mutation(platform, change, operation)
 
