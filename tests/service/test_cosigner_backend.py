@@ -20,75 +20,26 @@ from eth_hash.auto import keccak
 from nacl.signing import VerifyKey
 
 from shardvault.chains import ethereum
-from shardvault.cosigner.link import InMemoryLink
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
-from shardvault.cosigner.relay_core import RelayCore
-from shardvault.cosigner.state import open_node, read_public_identity
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.crypto.bip32 import ExtendedPublicKey
-from shardvault.crypto.channel import Directory
 from shardvault.crypto.group import SECP256K1
-from shardvault.custody.secret import SecretBytes
 from shardvault.service.cosigner_backend import CosignerBackend, CosignerRefused
 from shardvault.service.signing import KEYGEN_ROUNDS, GeneratedKey, SignRequest
 from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
-    PASSPHRASE,
     POLICY,
     WORKSPACE,
-    make_nodes,
     metadata,
     signed_bundle,
     solana_transfer,
 )
+from tests.service.cosigner_support import Nodes
 from tests.service.pipeline_support import TEST_ONLY_PRIMES
 from tests.waiting import eventually
 
 PATH = "m/44/60/0/0/3"
 RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-
-
-class Nodes:
-    """Three co-signer nodes serving a relay from threads until :meth:`close`."""
-
-    def __init__(self, root: Path) -> None:
-        dirs = make_nodes(root)
-        self.relay = RelayCore(
-            Directory.of({p: read_public_identity(d)[1] for p, d in dirs.items()}),
-            keep_transcript=False,
-        )
-        self.nodes: dict[int, CosignerNode] = {}
-        self._stops: dict[int, threading.Event] = {}
-        self._threads: dict[int, threading.Thread] = {}
-        for party, data_dir in dirs.items():
-            with SecretBytes(PASSPHRASE.encode()) as passphrase:
-                state = open_node(data_dir, passphrase)
-            self.nodes[party] = CosignerNode(state, InMemoryLink(self.relay, party))
-            self.start(party)
-
-    def start(self, party: int) -> None:
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self.nodes[party].run, args=(stop.is_set,), kwargs={"wait": 0.05}, daemon=True
-        )
-        self._stops[party] = stop
-        self._threads[party] = thread
-        thread.start()
-
-    def stop(self, party: int) -> None:
-        self._stops[party].set()
-        self._threads[party].join(timeout=10)
-
-    def idle(self) -> bool:
-        """No node has a session in progress."""
-        return all(not node._active for node in self.nodes.values())
-
-    def close(self) -> None:
-        self.relay.close()
-        for party in list(self._threads):
-            self.stop(party)
-        for node in self.nodes.values():
-            node.state.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import secrets
+import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -64,7 +65,13 @@ def parse_items(raw: object) -> list[Item]:
 
 
 class CoordinatorLink(ABC):
-    """The co-signer's outbound connection to a coordinator."""
+    """The co-signer's outbound connection to a coordinator.
+
+    ``status`` is what the co-signer reports about itself with each poll (version,
+    unlock mode, attestation, policy version: operators see it in ``GET /v1/cosigners``).
+    """
+
+    status: dict[str, object] | None = None
 
     @abstractmethod
     def poll(self, wait: float) -> list[Item]:
@@ -97,7 +104,7 @@ class InMemoryLink(CoordinatorLink):
         self._party = party
 
     def poll(self, wait: float) -> list[Item]:
-        return parse_items(self._core.poll(self._party, wait))
+        return parse_items(self._core.poll(self._party, wait, self.status))
 
     def send(
         self,
@@ -122,10 +129,11 @@ class HttpLink(CoordinatorLink):
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._identity = identity
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, verify=verify
         )
         self._timeout = timeout
 
@@ -159,7 +167,10 @@ class HttpLink(CoordinatorLink):
             raise LinkError(f"coordinator answer to {action} is not JSON") from None
 
     def poll(self, wait: float) -> list[Item]:
-        answer = self._post("poll", {"wait": wait}, wait)
+        document: dict[str, object] = {"wait": wait}
+        if self.status is not None:
+            document["status"] = self.status
+        answer = self._post("poll", document, wait)
         if not isinstance(answer, dict):
             raise LinkError("poll answer is not an object")
         return parse_items(answer.get("items"))

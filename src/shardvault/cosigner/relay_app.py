@@ -26,7 +26,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shardvault.cosigner.errors import RelayAuthError
-from shardvault.cosigner.relay_core import RelayCore
+from shardvault.cosigner.relay_core import MAX_STATUS_BYTES, RelayCore
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """The largest request body the relay reads."""
@@ -82,9 +82,16 @@ def _add_routes(
         try:
             document = json.loads(body)
             wait = float(document.get("wait", 0.0))
+            status = document.get("status")
+            if status is not None and (
+                not isinstance(status, dict) or len(json.dumps(status)) > MAX_STATUS_BYTES
+            ):
+                raise TypeError("status must be a small object")
         except (ValueError, TypeError, AttributeError):
-            return _problem(400, "Bad Request", "poll body must be {'wait': seconds}")
-        items = await anyio.to_thread.run_sync(core.poll, cosigner_id, wait, limiter=polls)
+            return _problem(
+                400, "Bad Request", "poll body must be {'wait': seconds, 'status'?: {...}}"
+            )
+        items = await anyio.to_thread.run_sync(core.poll, cosigner_id, wait, status, limiter=polls)
         return JSONResponse({"items": items})
 
     @router.post(prefix + "/v1/relay/{cosigner_id}/send")

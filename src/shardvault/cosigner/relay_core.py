@@ -55,6 +55,19 @@ MAX_ITEMS = 256
 MAX_EVENTS = 10_000
 """The most relay events (dropped or refused envelopes) kept; older ones are dropped."""
 
+MAX_STATUS_BYTES = 2048
+"""The largest status document a co-signer may report with a poll."""
+
+STATUS_FIELDS = ("version", "unlock", "attestation", "policy_version", "profile")
+"""What a co-signer reports about itself with each poll (informational: a co-signer's
+word, shown to operators, never a reason to trust it)."""
+
+
+def _request_id(item: Mapping[str, object]) -> object:
+    """The request id of a queued request item (``None`` for an envelope)."""
+    body = item.get("body")
+    return body.get("request_id") if isinstance(body, Mapping) else None
+
 
 def request_signing_bytes(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
     """The bytes a co-signer signs for one relay request."""
@@ -120,6 +133,11 @@ class RelayCore:
         # amortized O(1) per request instead of a pass over every remembered nonce.
         self._nonce_expiry: deque[tuple[float, tuple[int, str]]] = deque()
         self._seen: set[int] = set()
+        # Liveness: when each co-signer last made an authenticated request (wall clock),
+        # how many of its polls are waiting now, and what it last reported.
+        self._last_contact: dict[int, float] = {}
+        self._waiting: dict[int, int] = {}
+        self._reported: dict[int, dict[str, object]] = {}
         self._closed = False
         self.transcript: list[bytes] = []
         self.events: list[dict[str, object]] = []
@@ -156,6 +174,71 @@ class RelayCore:
     def parties(self) -> tuple[int, ...]:
         """The co-signers this relay serves."""
         return tuple(sorted(self._queues))
+
+    def set_directory(self, directory: Directory) -> None:
+        """Serve the co-signers of ``directory`` from now on (pairing changed): new ones
+        get a queue, the polls and queue of one no longer listed end."""
+        with self._cond:
+            self._directory = directory
+            wanted = {int(p) for p in directory.entries}
+            for party in wanted - set(self._queues):
+                self._queues[party] = deque()
+            for party in set(self._queues) - wanted:
+                del self._queues[party]
+            self._cond.notify_all()
+
+    def liveness(self) -> dict[int, dict[str, object]]:
+        """Per co-signer: ``connected`` (a poll is waiting now), ``last_contact`` (epoch
+        seconds of its last authenticated request, ``None`` if never) and what it last
+        reported (:data:`STATUS_FIELDS`)."""
+        with self._cond:
+            return {
+                party: {
+                    **self._reported.get(party, {}),
+                    "connected": self._waiting.get(party, 0) > 0,
+                    "last_contact": self._last_contact.get(party),
+                }
+                for party in sorted(self._queues)
+            }
+
+    def last_contact(self, party: int) -> float | None:
+        """When ``party`` last made an authenticated request (epoch seconds)."""
+        with self._cond:
+            return self._last_contact.get(party)
+
+    def responsive(self, within: float) -> list[int]:
+        """The co-signers with a poll waiting now or a request in the last ``within``
+        seconds: the ones a quorum is chosen from."""
+        now = self._clock()
+        with self._cond:
+            return [
+                party
+                for party in sorted(self._queues)
+                if self._waiting.get(party, 0) > 0
+                or now - self._last_contact.get(party, float("-inf")) <= within
+            ]
+
+    def stalled(self, parties: Sequence[int], after: float) -> list[int]:
+        """Of ``parties``, those that have not been in touch for ``after`` seconds and
+        have no poll waiting: a co-signer that is paused, cut off or gone."""
+        now = self._clock()
+        with self._cond:
+            return [
+                party
+                for party in parties
+                if self._waiting.get(party, 0) == 0
+                and now - self._last_contact.get(party, float("-inf")) > after
+            ]
+
+    def purge(self, request_id: str) -> None:
+        """Take the request ``request_id`` out of every queue that still holds it (it was
+        aborted: a co-signer that comes back later must not start it)."""
+        with self._cond:
+            for queue in self._queues.values():
+                kept = [item for item in queue if _request_id(item) != request_id]
+                if len(kept) != len(queue):
+                    queue.clear()
+                    queue.extend(kept)
 
     # --- Coordinator side -----------------------------------------------------------
 
@@ -311,24 +394,35 @@ class RelayCore:
             until = now + 2 * self._max_skew
             self._nonces[(party, nonce)] = until
             expiry.append((until, (party, nonce)))
+            self._last_contact[party] = now
 
-    def poll(self, party: int, wait: float) -> list[dict[str, object]]:
-        """Take up to :data:`MAX_ITEMS` items for ``party``, waiting up to ``wait`` s."""
+    def poll(
+        self, party: int, wait: float, status: Mapping[str, object] | None = None
+    ) -> list[dict[str, object]]:
+        """Take up to :data:`MAX_ITEMS` items for ``party``, waiting up to ``wait`` s.
+        ``status`` is what the co-signer reports about itself (:data:`STATUS_FIELDS`)."""
         wait = max(0.0, min(wait, MAX_WAIT))
         deadline = time.monotonic() + wait
         with self._cond:
             self._seen.add(party)
+            if status is not None:
+                self._reported[party] = {k: status[k] for k in STATUS_FIELDS if k in status}
+            self._waiting[party] = self._waiting.get(party, 0) + 1
             self._cond.notify_all()
-            queue = self._queues[party]
-            while not queue and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                self._cond.wait(remaining)
-            out: list[dict[str, object]] = []
-            while queue and len(out) < MAX_ITEMS:
-                out.append(queue.popleft())
-            return out
+            try:
+                while not self._queues.get(party) and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or party not in self._queues:
+                        return []
+                    self._cond.wait(remaining)
+                queue = self._queues.get(party)
+                out: list[dict[str, object]] = []
+                while queue and len(out) < MAX_ITEMS:
+                    out.append(queue.popleft())
+                return out
+            finally:
+                self._waiting[party] -= 1
+                self._last_contact[party] = max(self._last_contact.get(party, 0.0), self._clock())
 
     def send(
         self,
@@ -373,7 +467,9 @@ class RelayCore:
                     "data": base64.b64encode(envelope).decode(),
                 }
                 for target in targets:
-                    self._queues[target].append(item)
+                    queue = self._queues.get(target)
+                    if queue is not None:
+                        queue.append(item)
                 if self._keep:
                     self.transcript.append(envelope)
                 routed += 1

@@ -66,6 +66,20 @@ _CHAINS = {
 }
 
 
+def _directory_parties(bundle: Mapping[str, object]) -> tuple[int, ...]:
+    """The party ids of a bundle's co-signer directory (empty: it carries none)."""
+    payload = bundle.get("payload")
+    directory = payload.get("cosigners") if isinstance(payload, Mapping) else None
+    members = directory.get("members") if isinstance(directory, Mapping) else None
+    return tuple(
+        sorted(
+            int(m["party"])
+            for m in (members if isinstance(members, list) else [])
+            if isinstance(m, Mapping) and isinstance(m.get("party"), int)
+        )
+    )
+
+
 def _version(bundle: Mapping[str, object]) -> int:
     payload = bundle.get("payload")
     version = payload.get("version") if isinstance(payload, Mapping) else None
@@ -78,6 +92,23 @@ class CosignerRefused(SigningError):
     """A co-signer refused a request (its own check failed) or a session aborted."""
 
     problem = "cosigner-refused"
+
+
+class CosignerStalled(CosignerRefused):
+    """A co-signer of the quorum stopped answering mid-session (paused, cut off, gone):
+    the session was aborted everywhere, and another quorum may sign."""
+
+    problem = "cosigner-stalled"
+
+    def __init__(self, parties: Sequence[int], what: str) -> None:
+        super().__init__(f"{what}: co-signers {list(parties)} stopped answering")
+        self.parties = tuple(parties)
+
+
+class QuorumUnavailable(SigningError):
+    """Fewer co-signers answer than a key's quorum needs."""
+
+    problem = "cosigners-unavailable"
 
 
 def _lost_presignature(exc: CosignerRefused) -> bool:
@@ -117,6 +148,9 @@ def _summary(results: Mapping[int, Mapping[str, object]], parties: Sequence[int]
 _PROGRESS_INTERVAL_S = 0.2
 """How often a watched key generation looks at its sessions' progress."""
 
+_STALL_CHECK_S = 0.5
+"""How often a waiting signature looks for a co-signer that stopped answering."""
+
 
 def _with_session(body: Mapping[str, object]) -> dict[str, object]:
     """A signing request's body with a fresh request id and session id."""
@@ -148,6 +182,8 @@ class CosignerBackend:
         presignature_pool: int = 0,
         idle_before_presign: float = 1.0,
         clock: Callable[[], float] = time.time,
+        stall_after: float = 30.0,
+        failover_attempts: int = 3,
     ) -> None:
         if not 0 <= presignature_pool <= 10_000:
             raise ValueError("presignature_pool must be between 0 and 10000")
@@ -160,10 +196,17 @@ class CosignerBackend:
         self._pool_size = presignature_pool
         self._idle = idle_before_presign
         self._clock = clock
+        self._stall_after = stall_after
+        self._failover_attempts = failover_attempts
+        # Co-signers that stalled a session, by (workspace, party): left out of quorums
+        # until they are in touch again after that moment.
+        self._suspects: dict[tuple[int, int], float] = {}
         self._lock = threading.Lock()
         self._policy_lock = threading.Lock()
         # Policy versions each workspace's co-signers are known to hold.
         self._pushed: dict[str, int] = {}
+        # The parties of each workspace's signed co-signer directory, as last read.
+        self._directories: dict[str, tuple[int, ...]] = {}
         self._pools: dict[_PoolKey, list[str]] = {}
         self._making: dict[_PoolKey, int] = {}
         self._wanted: set[_PoolKey] = set()
@@ -184,20 +227,75 @@ class CosignerBackend:
         body: dict[str, object],
         parties: Sequence[int],
         timeout: float,
+        *,
+        stall: bool = False,
     ) -> dict[int, dict[str, object]]:
         relay.submit(body, parties)
-        return self._results(relay, str(body["request_id"]), parties, timeout)
+        return self._results(relay, body, parties, timeout, stall=stall)
 
-    @staticmethod
     def _results(
-        relay: RelayCore, request_id: str, parties: Sequence[int], timeout: float
+        self,
+        relay: RelayCore,
+        body: Mapping[str, object],
+        parties: Sequence[int],
+        timeout: float,
+        *,
+        stall: bool = False,
     ) -> dict[int, dict[str, object]]:
-        """The parties' results of a queued request (forgotten by the relay once read)."""
+        """The parties' results of a queued request (forgotten by the relay once read).
+
+        With ``stall``, a party that has not been in touch for ``stall_after`` seconds
+        (and has no poll waiting) while its result is missing ends the wait: the
+        session is aborted at every party, the request taken out of the queues, the
+        party marked as a suspect, and :class:`CosignerStalled` raised, so the caller
+        can sign with another quorum (fresh session, fresh presignature).
+        """
+        request_id = str(body["request_id"])
+        deadline = time.monotonic() + timeout
         try:
-            # One refusal or failure dooms the session: stop waiting for the others.
-            return relay.wait_results(request_id, parties, timeout, first_failure=True)
+            while True:
+                # One refusal or failure dooms the session: stop waiting for the others.
+                remaining = max(deadline - time.monotonic(), 0.0)
+                got = relay.wait_results(
+                    request_id,
+                    parties,
+                    min(remaining, _STALL_CHECK_S) if stall else remaining,
+                    first_failure=True,
+                )
+                done = all(p in got for p in parties) or any(
+                    r.get("status") != "ok" for r in got.values()
+                )
+                if done or relay.closed or time.monotonic() >= deadline:
+                    return got
+                if stall:
+                    missing = [p for p in parties if p not in got]
+                    stalled = relay.stalled(missing, self._stall_after)
+                    if stalled:
+                        self._stalled(relay, body, parties, stalled)
+                        raise CosignerStalled(stalled, str(body.get("kind", "request")))
         finally:
             relay.forget(request_id)
+
+    def _stalled(
+        self,
+        relay: RelayCore,
+        body: Mapping[str, object],
+        parties: Sequence[int],
+        stalled: Sequence[int],
+    ) -> None:
+        """Abort a session a party stalled, everywhere, and remember the suspects."""
+        relay.purge(str(body["request_id"]))
+        sessions = [str(body[k]) for k in ("session_id", "aux_session_id") if k in body]
+        self._abort(relay, sessions, parties)
+        now = self._clock()
+        with self._lock:
+            for party in stalled:
+                self._suspects[(id(relay), party)] = now
+        _log.warning(
+            "co-signers %s stopped answering a %s session; it was aborted",
+            list(stalled),
+            body.get("kind"),
+        )
 
     def _abort(self, relay: RelayCore, session_ids: Sequence[str], parties: Sequence[int]) -> None:
         """Tell every party to drop the sessions (they would otherwise wait them out)."""
@@ -239,6 +337,7 @@ class CosignerBackend:
             raise CosignerRefused("the workspace has no active policy for its co-signers")
         newest = _version(bundles[-1])
         with self._policy_lock:
+            self._directories[workspace_id] = _directory_parties(bundles[-1])
             if self._pushed.get(workspace_id) == newest:
                 return
             probe = self._call(
@@ -270,6 +369,29 @@ class CosignerBackend:
     def _relay(self, workspace_id: str) -> RelayCore:
         return self._relays(workspace_id)
 
+    def _key_parties(self, workspace_id: str, relay: RelayCore) -> list[int]:
+        """Who holds a share of a new key: the co-signers of the directory the active
+        policy carries (signed by the admin quorum), else every co-signer of the relay.
+        Read when the policy was last pushed (:meth:`_ensure_policy`).
+
+        Raises:
+            QuorumUnavailable: a co-signer of the signed directory the relay does not
+                serve (not paired).
+        """
+        with self._policy_lock:
+            listed = self._directories.get(workspace_id)
+        if listed is None:
+            bundles = self._policy_chain(workspace_id)
+            listed = _directory_parties(bundles[-1]) if bundles else ()
+        if not listed:
+            return list(relay.parties)
+        unserved = [p for p in listed if p not in relay.parties]
+        if unserved:
+            raise QuorumUnavailable(
+                f"co-signers {unserved} of the signed directory are not paired with this server"
+            )
+        return list(listed)
+
     # --- Key generation -------------------------------------------------------------
 
     def keygen(
@@ -284,15 +406,16 @@ class CosignerBackend:
         progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
         relay = self._relay(workspace_id)
-        parties = list(relay.parties)
+        self._ensure_policy(workspace_id, relay, relay.parties)
+        parties = self._key_parties(workspace_id, relay)
         if max_signers != len(parties):
             raise SigningError(
                 f"this workspace has {len(parties)} co-signers; a key needs all of them "
                 f"(asked for {max_signers})"
             )
-        if not 1 <= min_signers <= max_signers:
-            raise SigningError("need 1 <= min_signers <= max_signers")
-        self._ensure_policy(workspace_id, relay, parties)
+        if not 2 <= min_signers <= max_signers:
+            # One signer would make every share the whole key.
+            raise SigningError("need 2 <= min_signers <= max_signers")
         key_id = f"{scheme}-{secrets.token_hex(8)}"
         session = secrets.token_hex(32)
         body: dict[str, object] = {
@@ -369,10 +492,33 @@ class CosignerBackend:
 
     # --- Signing --------------------------------------------------------------------
 
-    @staticmethod
-    def _signers(relay: RelayCore, min_signers: int) -> tuple[int, ...]:
-        """The quorum that signs: the first ``min_signers`` co-signers of the workspace."""
-        return tuple(relay.parties[:min_signers])
+    def _signers(
+        self, relay: RelayCore, min_signers: int, candidates: Sequence[int] = ()
+    ) -> tuple[int, ...]:
+        """The quorum that signs: the first ``min_signers`` of the key's co-signers
+        (``candidates``, else every co-signer of the relay) that answer, leaving out any
+        that stalled a session and has not been in touch since.
+
+        Raises:
+            QuorumUnavailable: fewer than ``min_signers`` answer.
+        """
+        parties = [p for p in (candidates or relay.parties) if p in relay.parties]
+        stalled = set(relay.stalled(parties, self._stall_after))
+        with self._lock:
+            marked = {p: self._suspects.get((id(relay), p)) for p in parties}
+        suspects = {
+            p
+            for p, since in marked.items()
+            if since is not None and (relay.last_contact(p) or 0.0) <= since
+        }
+        healthy = [p for p in parties if p not in stalled and p not in suspects]
+        if len(healthy) < min_signers:
+            down = sorted(set(parties) - set(healthy))
+            raise QuorumUnavailable(
+                f"co-signers {down} are not answering: {len(healthy)} of the "
+                f"{min_signers} a signature needs are"
+            )
+        return tuple(healthy[:min_signers])
 
     def _sign_body(
         self, request: SignRequest, pushed: set[tuple[str, tuple[int, ...]]] | None = None
@@ -385,7 +531,8 @@ class CosignerBackend:
         chain = _CHAINS.get(request.payload_kind)
         if chain is None:
             raise SigningError(f"no co-signer chain for {request.payload_kind}")
-        signers = self._signers(relay, request.min_signers or len(relay.parties))
+        candidates = request.parties or relay.parties
+        signers = self._signers(relay, request.min_signers or len(candidates), candidates)
         if pushed is None or (request.workspace_id, signers) not in pushed:
             self._ensure_policy(request.workspace_id, relay, signers)
             if pushed is not None:
@@ -413,6 +560,19 @@ class CosignerBackend:
         return relay, body, signers, key
 
     def sign(self, request: SignRequest) -> bytes:
+        """Sign ``request``; a quorum member that stops answering mid-session makes the
+        session abort everywhere, and another quorum signs with a fresh session (and, for
+        ECDSA, a fresh presignature): never a retried signature share."""
+        stalled: CosignerStalled | None = None
+        for _ in range(max(self._failover_attempts, 1)):
+            try:
+                return self._sign_attempt(request)
+            except CosignerStalled as exc:
+                stalled = exc
+        assert stalled is not None
+        raise stalled
+
+    def _sign_attempt(self, request: SignRequest) -> bytes:
         relay, body, signers, key = self._sign_body(request)
         if key is None:
             return self._sign_once(relay, body, signers)
@@ -468,6 +628,9 @@ class CosignerBackend:
             for index, relay, body, signers in pending:
                 try:
                     answers[index] = self._collect_sign(relay, body, signers)
+                except CosignerStalled:
+                    # Signed again on its own, by a quorum that answers.
+                    alone.append(index)
                 except CosignerRefused as exc:
                     if _lost_presignature(exc):
                         alone.append(index)
@@ -519,7 +682,7 @@ class CosignerBackend:
             CosignerRefused: a refusal, a failure, no answer in time, or disagreement
                 (the session is aborted everywhere).
         """
-        results = self._results(relay, str(body["request_id"]), signers, self._sign_timeout)
+        results = self._results(relay, body, signers, self._sign_timeout, stall=True)
         self._all_ok(relay, results, signers, [str(body["session_id"])], "signing refused")
         signatures = {r.get("signature") for r in results.values()}
         if len(signatures) != 1:
@@ -541,7 +704,7 @@ class CosignerBackend:
             "presignature": label,
             "path": key.path,
         }
-        results = self._call(relay, body, key.signers, self._presign_timeout)
+        results = self._call(relay, body, key.signers, self._presign_timeout, stall=True)
         self._all_ok(relay, results, key.signers, [session], "presigning failed")
         return label
 
@@ -561,12 +724,18 @@ class CosignerBackend:
             )
 
     def fill_pool(
-        self, workspace_id: str, vault_id: str, key_id: str, path: str, min_signers: int
+        self,
+        workspace_id: str,
+        vault_id: str,
+        key_id: str,
+        path: str,
+        min_signers: int,
+        parties: Sequence[int] = (),
     ) -> int:
         """Presign until the pool of (key, path) is full; returns how many were added.
         Raises SigningError (a refused or failed presigning)."""
         relay = self._relay(workspace_id)
-        signers = self._signers(relay, min_signers)
+        signers = self._signers(relay, min_signers, parties)
         key = _PoolKey(workspace_id, vault_id, key_id, path, signers)
         added = 0
         while not self._closing.is_set():

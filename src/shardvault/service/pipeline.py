@@ -148,7 +148,7 @@ from shardvault.service.nonce_store import (
 )
 from shardvault.service.platform import Platform
 from shardvault.service.policies import active_policy
-from shardvault.service.signing import SigningBackend, SigningError, SignRequest
+from shardvault.service.signing import SigningBackend, SigningError, SignRequest, key_parties
 from shardvault.service.transactions import (
     bitcoin_network,
     emit_status,
@@ -1379,6 +1379,7 @@ class Pipeline:
             approvals=approvals,
             prices=prices,
             min_signers=key.min_signers,
+            parties=key_parties(json.loads(key.cosigners)),
         )
         return _Signing(
             request, attempt, bytes.fromhex(loaded.source.public_key), tx.chain_payload, solana
@@ -1955,6 +1956,7 @@ class Pipeline:
                     prices=prices,
                     input_index=index,
                     min_signers=key.min_signers,
+                    parties=key_parties(json.loads(key.cosigners)),
                 )
                 for index in range(inputs)
             ]

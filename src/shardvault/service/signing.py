@@ -129,6 +129,20 @@ class SignRequest:
     input_index: int = 0
     min_signers: int = 0
     """The key's threshold (0: every party signs)."""
+    parties: tuple[int, ...] = ()
+    """The co-signers that hold a share of the key (empty: every co-signer); a quorum
+    is chosen among them."""
+
+
+def key_parties(cosigners: Sequence[str]) -> tuple[int, ...]:
+    """The party ids of a key's ``cosigners`` (``party-<i>`` names, as :class:`GeneratedKey`
+    lists them); names of another form are left out."""
+    out = []
+    for name in cosigners:
+        prefix, _, number = name.partition("-")
+        if prefix == "party" and number.isdigit():
+            out.append(int(number))
+    return tuple(sorted(out))
 
 
 class SigningBackend(Protocol):
