@@ -28,6 +28,7 @@ import click
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from shardvault.service.cosigners import StatusLookup
     from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
     from shardvault.service.platform import Platform
 
@@ -39,7 +40,13 @@ PASSPHRASE_ENV = "SHARDVAULT_KEYRING_PASSPHRASE"  # noqa: S105 (a variable name)
 PRESIGNATURE_POOL = 8
 """Presignatures kept ready per (key, address) that has signed (in memory only)."""
 
-SIGNERS = ("cosigners", "local-ceremony")
+SIGNERS = ("cosigners", "remote", "local-ceremony")
+"""``cosigners``: co-signer processes this server starts on its own host (development);
+``remote``: paired co-signers on their own hosts that connect in (production);
+``local-ceremony``: every party inside this process (development)."""
+
+DEVELOPMENT_SIGNERS = ("cosigners", "local-ceremony")
+"""The signers that put every share on the server's host (refused in production)."""
 
 
 def pipeline_options(function: F) -> F:
@@ -80,8 +87,17 @@ def pipeline_options(function: F) -> F:
         type=click.Choice(SIGNERS),
         default="cosigners",
         show_default=True,
-        help="Where keys are generated and used: co-signer processes, or (development) "
-        "every party inside this process.",
+        help="Where keys are generated and used: cosigners (processes this server starts "
+        "on its own host: development), remote (paired co-signers on their own hosts), or "
+        "local-ceremony (every party inside this process: development).",
+    )(function)
+    function = click.option(
+        "--cosigner-stall-after",
+        type=click.FloatRange(1.0, 3600.0),
+        default=30.0,
+        show_default=True,
+        help="Seconds a co-signer of a signing quorum may stay out of touch before its "
+        "session is aborted and another quorum signs.",
     )(function)
     return click.option(
         "--pipeline/--no-pipeline",
@@ -101,6 +117,8 @@ class PipelineSetup:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Run as the HTTP server begins to shut down (before it waits for open requests).
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    # Each workspace's co-signers' live status (GET /v1/cosigners).
+    status: "StatusLookup | None" = None
 
     def shutting_down(self) -> None:
         for hook in self.on_shutdown:
@@ -119,12 +137,19 @@ def open_pipeline(
     platform: "Platform | None" = None,
     coordinator_url: Callable[[], str] | None = None,
     presignature_pool: int = PRESIGNATURE_POOL,
+    stall_after: float = 30.0,
 ) -> PipelineSetup:
     """The pipeline runtime of ``signer`` (module docstring)."""
+    if signer == "remote":
+        if platform is None:
+            raise ValueError("the remote co-signer backend needs the platform")
+        return _remote(platform, presignature_pool, stall_after)
     if signer == "cosigners":
         if platform is None or coordinator_url is None:
             raise ValueError("the co-signer backend needs the platform and the server's URL")
-        return _cosigners(data_dir, test_only_primes, platform, coordinator_url, presignature_pool)
+        return _cosigners(
+            data_dir, test_only_primes, platform, coordinator_url, presignature_pool, stall_after
+        )
     return PipelineSetup(_local_ceremony(data_dir, test_only_primes, presignature_pool))
 
 
@@ -134,6 +159,7 @@ def _cosigners(
     platform: "Platform",
     coordinator_url: Callable[[], str],
     presignature_pool: int,
+    stall_after: float,
 ) -> PipelineSetup:
     from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
     from shardvault.cosigner.relay_app import relay_hub_router
@@ -165,7 +191,13 @@ def _cosigners(
         policy_chain,
         policy_version=policy_version,
         presignature_pool=presignature_pool,
+        stall_after=stall_after,
     )
+
+    def status(workspace_id: str) -> dict[int, dict[str, object]]:
+        relay = fleet.lookup(workspace_id)
+        return {} if relay is None else relay.liveness()
+
     return PipelineSetup(
         PipelineRuntime(backend),
         routers=[relay_hub_router(fleet.lookup)],
@@ -173,6 +205,55 @@ def _cosigners(
         # The co-signers' long polls would hold the HTTP server's shutdown for their
         # wait, and be cancelled (an error in the log) when its grace period ends.
         on_shutdown=[fleet.wake_polls],
+        status=status,
+    )
+
+
+def _policy_lookups(
+    platform: "Platform",
+) -> tuple[Callable[[str], list[dict[str, object]]], Callable[[str], int | None]]:
+    """The workspace's activated bundles, and its active version, read from the store."""
+    from shardvault.service.policies import activated_bundles, active_version
+
+    def policy_chain(workspace_id: str) -> list[dict[str, object]]:
+        with platform.unit_of_work(read_only=True) as uow:
+            return activated_bundles(uow, workspace_id)
+
+    def policy_version(workspace_id: str) -> int | None:
+        with platform.unit_of_work(read_only=True) as uow:
+            return active_version(uow, workspace_id)
+
+    return policy_chain, policy_version
+
+
+def _remote(platform: "Platform", presignature_pool: int, stall_after: float) -> PipelineSetup:
+    """Paired co-signers on their own hosts (:mod:`shardvault.service.remote_cosigners`):
+    nothing is started here, and no share or unlock secret is on this host."""
+    from shardvault.cosigner.relay_app import relay_hub_router
+    from shardvault.service.cosigner_backend import CosignerBackend
+    from shardvault.service.cosigners import paired_identities
+    from shardvault.service.pipeline import PipelineRuntime
+    from shardvault.service.remote_cosigners import RemoteCosigners
+
+    def identities(workspace_id: str) -> dict[int, Any]:
+        with platform.unit_of_work(read_only=True) as uow:
+            return paired_identities(uow, workspace_id)
+
+    fleet = RemoteCosigners(identities)
+    policy_chain, policy_version = _policy_lookups(platform)
+    backend = CosignerBackend(
+        fleet.relay,
+        policy_chain,
+        policy_version=policy_version,
+        presignature_pool=presignature_pool,
+        stall_after=stall_after,
+    )
+    return PipelineSetup(
+        PipelineRuntime(backend),
+        routers=[relay_hub_router(fleet.lookup)],
+        closers=[backend.close, fleet.close],
+        on_shutdown=[fleet.wake_polls],
+        status=fleet.status,
     )
 
 

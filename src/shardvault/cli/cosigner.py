@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -30,10 +31,11 @@ import click
 from shardvault.cli._output import emit_json, fail, fail_on
 from shardvault.cosigner.errors import CosignerError, LinkError
 from shardvault.cosigner.link import HttpLink
-from shardvault.cosigner.node import CosignerNode
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
 from shardvault.cosigner.state import (
     UNLOCK_MODES,
     AttestedUnlock,
+    NodeState,
     init_node,
     open_node,
     pin_peers,
@@ -47,6 +49,7 @@ from shardvault.crypto.errors import CryptoError
 from shardvault.custody.backends.local import Argon2Cost
 from shardvault.custody.errors import CustodyError
 from shardvault.custody.secret import SecretBytes
+from shardvault.errors import ShardvaultError
 
 _DEFAULT_ENV = "SHARDVAULT_COSIGNER_PASSPHRASE"
 
@@ -201,10 +204,149 @@ class _Stop(BaseException):
     """Raised from the signal handler to interrupt a long poll."""
 
 
+def _open(
+    data_dir: Path, passphrase_env: str, release_url: str | None = None
+) -> tuple[NodeState, str]:
+    """Open the data directory in its configured unlock mode; exits on a refusal."""
+    try:
+        configured = unlock_mode_of(data_dir)
+    except CosignerError as exc:
+        fail_on(exc)
+    if configured == "attested":
+        try:
+            return open_node(data_dir, None, release_url=release_url), configured
+        except (CosignerError, CustodyError) as exc:
+            fail_on(exc)
+    with _passphrase(passphrase_env) as passphrase:
+        try:
+            return open_node(data_dir, passphrase), configured
+        except (CosignerError, CustodyError) as exc:
+            fail_on(exc)
+
+
+def _tls(server_cert: Path | None) -> ssl.SSLContext | bool:
+    """The TLS verification of the link: the pinned server certificate as the only trust
+    anchor, or the system's CAs."""
+    if server_cert is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(server_cert))
+    except (OSError, ssl.SSLError):
+        fail(f"cannot load the server certificate {server_cert}")
+
+
+@group.command(name="pair")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--server", required=True, help="The server's base URL (https:// in production).")
+@click.option(
+    "--token",
+    envvar="SHARDVAULT_PAIRING_TOKEN",
+    required=True,
+    help="The one-time pairing token an admin made (shardvault cosigners pairing-token).",
+)
+@click.option(
+    "--server-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The server's TLS certificate (PEM), pinned as the only trust anchor.",
+)
+@click.option("--label", default="", help="A name for this co-signer (its host, say).")
+@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+def pair(
+    data_dir: Path,
+    server: str,
+    token: str,
+    server_cert: Path | None,
+    label: str,
+    passphrase_env: str,
+) -> None:
+    """Register this co-signer with a server and print its fingerprint.
+
+    The identity key signs the registration (proof of possession). Read the printed
+    fingerprint to the admins out of band: they sign a policy whose co-signer directory
+    lists this fingerprint, and until then no peer accepts this co-signer in a session.
+    """
+    from shardvault import __version__
+    from shardvault.cosigner.pairing import pairing_document
+    from shardvault.sdk.cosigners import submit_pairing
+
+    state, mode = _open(data_dir, passphrase_env)
+    try:
+        document, signature = pairing_document(
+            state.identity,
+            workspace=state.workspace,
+            token=token,
+            timestamp=int(time.time()),
+            version=__version__,
+            label=label[:100],
+            details={"unlock": mode, "attestation": _attestation(mode)},
+        )
+        fingerprint = state.identity.public.fingerprint()
+    finally:
+        state.close()
+    try:
+        answer = submit_pairing(server, document, signature, verify=_tls(server_cert))
+    except ShardvaultError as exc:
+        fail_on(exc)
+    if answer.get("fingerprint") != fingerprint:
+        fail("the server recorded another fingerprint than this co-signer's")
+    emit_json(
+        {
+            "paired": True,
+            "party": state.party,
+            "workspace": state.workspace,
+            "fingerprint": fingerprint,
+            "server": server,
+        }
+    )
+
+
+def _attestation(mode: str) -> str:
+    """What a node reports as its attestation: the development enclave in ``attested``
+    mode (no hardware isolation), none in ``passphrase`` mode."""
+    return "development" if mode == "attested" else "none"
+
+
+PROFILES = ("development", "production")
+
+
+def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) -> list[str]:
+    """Why this node may not run in the production profile (empty: it may)."""
+    reasons = []
+    if not coordinator.startswith("https://"):
+        reasons.append("the server URL is not https")
+    if server_cert is None:
+        reasons.append("no --server-cert pins the server's TLS certificate")
+    if os.environ.get(TEST_ONLY_PRIMES_ENV):
+        reasons.append(f"{TEST_ONLY_PRIMES_ENV} is set (published test-only primes)")
+    if mode == "attested":
+        reasons.append("attested unlock here uses the development attestation root")
+    return reasons
+
+
 @group.command(name="run")
 @click.option("--id", "party", type=click.IntRange(1, 65535), required=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--coordinator", required=True, help="Base URL of the coordinator's relay.")
+@click.option(
+    "--server",
+    default=None,
+    help="The server's base URL: the relay is {server}/cosigners/{workspace}.",
+)
+@click.option("--coordinator", default=None, help="Base URL of a relay (instead of --server).")
+@click.option(
+    "--server-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The server's TLS certificate (PEM), pinned as the only trust anchor.",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(PROFILES),
+    default="development",
+    show_default=True,
+    help="production: https with a pinned certificate, no test-only primes, no "
+    "development attestation, and sessions only with an admin-signed co-signer directory.",
+)
 @click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
 @click.option("--poll-wait", type=click.FloatRange(0.1, 30.0), default=10.0, show_default=True)
 @click.option("--session-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True)
@@ -218,7 +360,10 @@ class _Stop(BaseException):
 def run(
     party: int,
     data_dir: Path,
-    coordinator: str,
+    server: str | None,
+    coordinator: str | None,
+    server_cert: Path | None,
+    profile: str,
     passphrase_env: str,
     poll_wait: float,
     session_timeout: float,
@@ -242,22 +387,38 @@ def run(
         fail_on(exc)
     if unlock_mode is not None and unlock_mode != configured:
         fail(f"the data directory unlocks in {configured} mode, not {unlock_mode}")
-    if configured == "attested":
-        try:
-            state = open_node(data_dir, None, release_url=release_url)
-        except (CosignerError, CustodyError) as exc:
-            fail_on(exc)
-    else:
-        with _passphrase(passphrase_env) as passphrase:
-            try:
-                state = open_node(data_dir, passphrase)
-            except (CosignerError, CustodyError) as exc:
-                fail_on(exc)
+    if (server is None) == (coordinator is None):
+        fail("give exactly one of --server and --coordinator")
+    if profile == "production":
+        target = server or coordinator or ""
+        refusals = _production_refusals(target, server_cert, configured)
+        if refusals:
+            fail("the production profile refuses to run: " + "; ".join(refusals))
+    state, _ = _open(data_dir, passphrase_env, release_url)
     if state.party != party:
         state.close()
         fail(f"the data directory belongs to co-signer {state.party}, not {party}")
-    link = HttpLink(coordinator, state.identity, timeout=10.0)
-    node = CosignerNode(state, link, session_timeout=session_timeout)
+    if coordinator is None:
+        coordinator = f"{str(server).rstrip('/')}/cosigners/{state.workspace}"
+    link = HttpLink(coordinator, state.identity, timeout=10.0, verify=_tls(server_cert))
+    node = CosignerNode(
+        state,
+        link,
+        session_timeout=session_timeout,
+        require_signed_directory=profile == "production",
+    )
+    from shardvault import __version__
+
+    def report() -> None:
+        head = state.chain.head
+        link.status = {
+            "version": __version__,
+            "unlock": configured,
+            "attestation": _attestation(configured),
+            "policy_version": None if head is None else head.version,
+            "profile": profile,
+        }
+
     stopping = False
     polling = False
 
@@ -277,6 +438,7 @@ def run(
             if exit_with_parent and os.getppid() != parent:
                 logging.getLogger("shardvault.cosigner").warning("parent gone: stopping")
                 break
+            report()
             try:
                 polling = True
                 items = link.poll(poll_wait)

@@ -15,6 +15,7 @@ from shardvault.cli import (
     audit,
     chain,
     cosigner,
+    cosigners,
     mpc,
     policy,
     policy_apply,
@@ -39,6 +40,7 @@ cli.add_command(policy.group)
 cli.add_command(attestation.group)
 cli.add_command(recovery.group)
 cli.add_command(cosigner.group)
+cli.add_command(cosigners.group)
 cli.add_command(workspace.init)
 cli.add_command(workspace.group)
 cli.add_command(server.command)

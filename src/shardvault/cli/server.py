@@ -7,6 +7,7 @@ SQLite file in the data dir), ``--audit-key`` / ``SHARDVAULT_AUDIT_KEY`` (defaul
 """
 
 import faulthandler
+import os
 import signal
 import socket
 import sys
@@ -101,6 +102,29 @@ def _http_server(
     return Server(config)
 
 
+PROFILES = ("development", "production")
+
+
+def production_refusals(*, signer: str, tls: bool, test_only_primes: Path | None) -> list[str]:
+    """Why a server may not start in the production profile (empty: it may).
+
+    DESIGN.md invariant 10: nothing the server's OS user can read opens a share, so no
+    signer that keeps shares or their unlock secrets on this host; no published
+    test-only primes; and co-signers reach it over TLS only.
+    """
+    from shardvault.cli._pipeline_options import DEVELOPMENT_SIGNERS
+    from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
+
+    reasons = []
+    if signer in DEVELOPMENT_SIGNERS:
+        reasons.append(f"--signer {signer} keeps every share on this host (use --signer remote)")
+    if not tls:
+        reasons.append("plain HTTP: co-signers and clients need TLS (--tls-cert, --tls-key)")
+    if test_only_primes is not None or os.environ.get(TEST_ONLY_PRIMES_ENV):
+        reasons.append("test-only Paillier primes are configured")
+    return reasons
+
+
 SQLITE_REQUEST_THREADS = 8
 """Request threads on SQLite. In the co-signer bench (docs/performance.md), 8 instead of
 anyio's 40 took bursts from a median of 69 to 79 signed/s and the server's CPU per
@@ -129,6 +153,26 @@ def default_request_threads(dialect: str) -> int | None:
     "Python runs one thread at a time and SQLite hands it over at every statement, so "
     "more threads cost CPU.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM); co-signers pin it (--server-cert).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key of --tls-cert (PEM).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(PROFILES),
+    default="development",
+    show_default=True,
+    help="production refuses the development signers (co-signers on this host, or every "
+    "party in this process), test-only primes and plain HTTP (docs/deployment.md).",
+)
 @server_options
 @pipeline_options
 @local_options
@@ -138,6 +182,9 @@ def command(
     log_level: str,
     as_json: bool,
     request_threads: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    profile: str,
     data_dir: Path,
     db_url: str | None,
     audit_key: Path | None,
@@ -150,6 +197,7 @@ def command(
     pipeline_workers: int,
     pipeline_batch: int,
     test_only_primes: Path | None,
+    cosigner_stall_after: float,
 ) -> None:
     """Migrate the database and serve the REST API under /v1 (and deliver webhooks).
 
@@ -163,6 +211,19 @@ def command(
     from shardvault.observability import configure_logging
     from shardvault.service.platform import open_platform
 
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together")
+    if tls_cert is not None and signer == "cosigners":
+        fail(
+            "the embedded co-signers reach this server over plain HTTP on loopback: serve "
+            "TLS with --signer remote (co-signers on their own hosts)"
+        )
+    if profile == "production":
+        refusals = production_refusals(
+            signer=signer, tls=tls_cert is not None, test_only_primes=test_only_primes
+        )
+        if refusals:
+            fail("the production profile refuses to start: " + "; ".join(refusals))
     config = local_config(data_dir, db_url, audit_key)
     configure_logging(log_level, json_output=as_json)
     try:
@@ -182,7 +243,7 @@ def command(
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     listener.listen(2048)
     bound_port = listener.getsockname()[1]
-    url = f"http://{host}:{bound_port}"
+    url = f"{'https' if tls_cert else 'http'}://{host}:{bound_port}"
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     coordinator = f"http://{local}:{bound_port}"
     webhooks = open_runtime(data_dir, webhook_key, allow_networks)
@@ -194,6 +255,7 @@ def command(
             platform=platform,
             coordinator_url=lambda: coordinator,
             presignature_pool=presignature_pool,
+            stall_after=cosigner_stall_after,
         )
         if run_pipeline
         else None
@@ -204,6 +266,7 @@ def command(
         webhook_runtime=webhooks,
         pipeline_runtime=runtime,
         extra_routers=setup.routers if setup is not None else (),
+        cosigner_status=setup.status if setup is not None else None,
     )
     start = {
         "event": "starting",
@@ -211,6 +274,7 @@ def command(
         "database": config.display_url,
         "audit_key_id": platform.audit_signer.key_id,
         "signer": signer if runtime is not None else None,
+        "profile": profile,
     }
     if as_json:
         emit_json(start)
@@ -243,6 +307,8 @@ def command(
                 loop="auto",
                 # A request still open this long after shutdown begins is cancelled.
                 timeout_graceful_shutdown=2,
+                ssl_certfile=str(tls_cert) if tls_cert else None,
+                ssl_keyfile=str(tls_key) if tls_key else None,
             ),
             request_threads or default_request_threads(platform.database.dialect),
         )

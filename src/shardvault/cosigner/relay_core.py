@@ -69,6 +69,17 @@ def _request_id(item: Mapping[str, object]) -> object:
     return body.get("request_id") if isinstance(body, Mapping) else None
 
 
+def _session_of(item: Mapping[str, object]) -> bytes | None:
+    """The session id of a queued envelope item (``None`` for a request or junk)."""
+    data = item.get("data")
+    if item.get("type") != "envelope" or not isinstance(data, str):
+        return None
+    try:
+        return bytes(peek_header(base64.b64decode(data)).session_id)
+    except (CryptoError, ValueError):
+        return None
+
+
 def request_signing_bytes(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
     """The bytes a co-signer signs for one relay request."""
     return b"\n".join(
@@ -231,11 +242,17 @@ class RelayCore:
             ]
 
     def purge(self, request_id: str) -> None:
-        """Take the request ``request_id`` out of every queue that still holds it (it was
-        aborted: a co-signer that comes back later must not start it)."""
+        """Take the request ``request_id``, and every envelope of its sessions, out of
+        the queues that still hold them (it was aborted: a co-signer that comes back later
+        must neither start it nor finish it from a peer's messages)."""
         with self._cond:
+            sessions = set(self._request_sessions.get(request_id, ()))
             for queue in self._queues.values():
-                kept = [item for item in queue if _request_id(item) != request_id]
+                kept = [
+                    item
+                    for item in queue
+                    if _request_id(item) != request_id and _session_of(item) not in sessions
+                ]
                 if len(kept) != len(queue):
                     queue.clear()
                     queue.extend(kept)

@@ -179,22 +179,38 @@ def generate_safe_primes_parallel(
     # A fork server rather than a plain fork: callers may be threaded services, and forking
     # a threaded process can copy held locks into the children.
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: set[Future[int]] = {
-            pool.submit(generate_safe_prime, bits, rng) for _ in range(min(count, workers))
-        }
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                prime = future.result()
-                if prime not in found and len(found) < count:
-                    found.append(prime)
-                    if on_progress is not None:
-                        on_progress(PoolProgress(bits, len(found), count))
-            missing = count - len(found) - len(pending)
-            for _ in range(max(0, missing)):
-                pending.add(pool.submit(generate_safe_prime, bits, rng))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: set[Future[int]] = {
+                pool.submit(generate_safe_prime, bits, rng) for _ in range(min(count, workers))
+            }
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _keep(found, future.result(), count, bits, on_progress)
+                missing = count - len(found) - len(pending)
+                for _ in range(max(0, missing)):
+                    pending.add(pool.submit(generate_safe_prime, bits, rng))
+    except OSError:
+        # No helper process can be started here (a sandbox, or an interpreter this OS
+        # user may run but not start again): search in this process, one after another.
+        while len(found) < count:
+            _keep(found, generate_safe_prime(bits, rng), count, bits, on_progress)
     return found
+
+
+def _keep(
+    found: list[int],
+    prime: int,
+    count: int,
+    bits: int,
+    on_progress: Callable[[PoolProgress], None] | None,
+) -> None:
+    """Add ``prime`` to ``found`` unless it is a duplicate or enough were found."""
+    if prime not in found and len(found) < count:
+        found.append(prime)
+        if on_progress is not None:
+            on_progress(PoolProgress(bits, len(found), count))
 
 
 def generate_paillier_blum_primes(

@@ -6,6 +6,7 @@ docs/cosigner.md, "Pairing".
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -93,13 +94,13 @@ def submit_pairing(
     document: Mapping[str, object],
     signature: str,
     *,
-    verify: bool | str = True,
+    verify: ssl.SSLContext | bool = True,
     timeout_s: float = 30.0,
 ) -> dict[str, object]:
     """Send a co-signer's signed pairing document to ``POST /v1/cosigners/pair``.
 
-    ``verify`` is httpx's: ``True`` (system CAs), or the path of the server's pinned
-    certificate (PEM). Answers ``{workspace_id, party, fingerprint}``.
+    ``verify`` is httpx's: ``True`` (system CAs), or an SSL context that trusts the
+    server's pinned certificate only. Answers ``{workspace_id, party, fingerprint}``.
 
     Raises:
         ApiError: the server refused (its problem details).

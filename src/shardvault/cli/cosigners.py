@@ -1,0 +1,76 @@
+"""``shardvault cosigners``: the server's side of remote co-signers, through the API.
+
+``pairing-token`` makes a one-time token for one party id (give it to the co-signer's
+operator, who runs ``shardvault cosigner pair`` on the co-signer's host); ``list`` shows
+each paired co-signer's fingerprint (compare it with the one printed on the co-signer's
+own host before signing a policy), whether the active policy's signed directory lists
+it, and its live status; ``unpair`` forgets one. docs/cosigner.md, "Pairing".
+"""
+
+from pathlib import Path
+
+import click
+
+from shardvault.cli._output import emit_json, fail_on
+from shardvault.cli.workspace import api_options, sdk_client
+from shardvault.errors import ShardvaultError
+
+
+@click.group(name="cosigners")
+def group() -> None:
+    """Remote co-signers paired with the workspace (server side)."""
+
+
+@group.command(name="pairing-token")
+@click.option("--party", type=click.IntRange(1, 65535), required=True)
+@api_options
+def pairing_token(party: int, url: str, api_key: str | None, key_file: Path | None) -> None:
+    """Make a one-time token (30 minutes) that pairs one co-signer as PARTY."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            token = client.create_pairing_token(party=party)
+    except ShardvaultError as exc:
+        fail_on(exc)
+    emit_json(token.model_dump(mode="json"))
+
+
+@group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@api_options
+def list_cosigners(as_json: bool, url: str, api_key: str | None, key_file: Path | None) -> None:
+    """Paired co-signers: fingerprint, signed-directory membership, liveness, version."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            listed = client.list_cosigners()
+    except ShardvaultError as exc:
+        fail_on(exc)
+    if as_json:
+        emit_json(listed.model_dump(mode="json"))
+        return
+    for c in listed.data:
+        status = c.status
+        live = "connected" if status.get("connected") else "not connected"
+        contact = status.get("last_contact")
+        seen = f"last contact {contact:.0f}" if isinstance(contact, float | int) else "never seen"
+        signed = "in signed directory" if c.in_signed_directory else "NOT in signed directory"
+        click.echo(
+            f"co-signer {c.party} {c.label!r}: {c.fingerprint} | {signed} | {live}, {seen} | "
+            f"version {status.get('version', c.version)}, unlock {status.get('unlock', '?')}, "
+            f"attestation {status.get('attestation', '?')}"
+        )
+
+
+@group.command(name="unpair")
+@click.option("--party", type=click.IntRange(1, 65535), required=True)
+@api_options
+def unpair(party: int, url: str, api_key: str | None, key_file: Path | None) -> None:
+    """Forget a paired co-signer (sign a policy without it to drop it from sessions)."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            answer = client.unpair_cosigner(party)
+    except ShardvaultError as exc:
+        fail_on(exc)
+    emit_json(answer.model_dump(mode="json"))
