@@ -32,6 +32,7 @@ import base64
 import datetime
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
@@ -42,6 +43,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,16 +56,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
+from sqlalchemy import create_engine, text
 
+from shardvault.cosigner.errors import LinkError
+from shardvault.cosigner.link import HttpLink
 from shardvault.cosigner.node import CosignerNode
-from shardvault.cosigner.state import open_node
+from shardvault.cosigner.state import init_node, open_node
+from shardvault.crypto.channel import Directory
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.custody.backends.local import LocalBackend
+from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
 from shardvault.custody.errors import CustodyError
 from shardvault.custody.secret import SecretBytes
 from shardvault.policy import parse_bundle
 from shardvault.sdk import ApiKeyCredentials, ShardvaultClient
 from shardvault.sdk.custody import sign_bundle
+from shardvault.sdk.errors import ApiError
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.hosts import TestHosts, hosts_available
 from tests.service.pipeline_support import fund
@@ -74,6 +81,9 @@ __all__ = ["hardhat_node"]
 RECIPIENT = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
 PYTHON = sys.executable
 STALL_AFTER_S = 3
+SESSION_TIMEOUT_S = 15
+MAX_PASSPHRASE_TRIES = 1000
+"""Candidates tried against each keyring (an Argon2 derivation each, ~4 ms here)."""
 
 pytestmark = [
     pytest.mark.slow,
@@ -226,7 +236,8 @@ class Deployment:
             self.hosts.command(party, _cli(
                 "cosigner", "run", "--id", str(party), "--data-dir", str(home / "data"),
                 "--server", self.url, "--server-cert", str(home / "server.pem"),
-                "--profile", "production", "--poll-wait", "2", "--session-timeout", "20")),
+                "--profile", "production", "--poll-wait", "2",
+                "--session-timeout", str(SESSION_TIMEOUT_S))),
             stdout=log, stderr=log, env=self.cosigner_env(party),
         )  # fmt: skip
 
@@ -248,6 +259,11 @@ class Deployment:
             else self.root / f"cosigner-{name[1:]}" / "cosigner.log"
         )
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def status(self, party: int) -> dict[str, object]:
+        with self.client() as client:
+            listed = {c.party: c.status for c in client.list_cosigners().data}
+        return listed.get(party, {})
 
     def client(self) -> ShardvaultClient:
         return ShardvaultClient(self.url, self.credentials, timeout_s=180)
@@ -414,6 +430,7 @@ def test_remote_cosigners_on_their_own_hosts(deployment: Deployment) -> None:
         assert d.fingerprints[2] in lines[1]
 
     _nothing_the_server_can_read_opens_a_share(d)
+    _a_swapped_identity_gets_no_session(d)
 
 
 # --- The server host as the attacker -----------------------------------------------
@@ -494,20 +511,28 @@ def _nothing_the_server_can_read_opens_a_share(d: Deployment) -> None:
     for secret in secrets_:
         for blob in blobs:
             assert secret not in blob
-    # Every secret-looking string the server can read, tried as each keyring passphrase.
+    # The most random-looking strings in the server's files and environment, tried as
+    # each co-signer's keyring passphrase (each try costs an Argon2 derivation).
     candidates = set()
     for blob in blobs[: len(files) + 1]:
         candidates.update(re.findall(rb"[A-Za-z0-9_\-+/=]{16,88}", blob))
-    candidates = set(sorted(candidates)[:3000])
-    assert candidates
+    ranked = sorted(candidates, key=_entropy, reverse=True)[:MAX_PASSPHRASE_TRIES]
+    assert len(ranked) > 100
     tried = 0
     for data in d.cosigner_dirs.values():
         keyring = json.loads((data / "cosigner.json").read_text())["keyring"]
-        for candidate in candidates:
+        for candidate in ranked:
             with pytest.raises(CustodyError):
                 _open_keyring(data, keyring, candidate)
             tried += 1
-    assert tried == 3 * len(candidates)
+    assert tried == 3 * len(ranked)
+
+
+def _entropy(text: bytes) -> float:
+    """Shannon entropy of ``text`` in bits per character, times its length: how much a
+    string looks like a random secret."""
+    counts = [text.count(c) for c in set(text)]
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts) * len(text)
 
 
 def _open_keyring(data: Path, keyring: dict[str, object], candidate: bytes) -> None:
@@ -520,3 +545,76 @@ def _open_keyring(data: Path, keyring: dict[str, object], candidate: bytes) -> N
     LocalBackend(
         data / "keyring", SecretBytes(candidate), str(keyring["key_id"]), Argon2Cost(**argon)
     ).lock()
+
+
+def _a_swapped_identity_gets_no_session(d: Deployment) -> None:
+    """The server records a key of its own under party 3 (as if it had swapped the
+    identity at pairing) and plays party 3 with it. Co-signers 1 and 2 verify party 3's
+    messages under the identity the admins signed: every one is refused, their sessions
+    end without a key, and the vault request fails naming party 3."""
+    d.processes["c3"].send_signal(signal.SIGTERM)
+    d.processes["c3"].wait(timeout=20)
+    impostor_home = d.root / "impostor"
+    with SecretBytes(b"the server's own passphrase") as passphrase:
+        fake = init_node(impostor_home, 3, d.workspace, d.admins, passphrase, cost=DEVELOPMENT_COST)
+    engine = create_engine(f"sqlite:///{d.data / 'shardvault.db'}")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE paired_cosigners SET signing_key = :s, encryption_key = :e, "
+                "binding = :b, fingerprint = :f WHERE party = 3"
+            ),
+            {
+                "s": fake.signing_key.hex(),
+                "e": fake.encryption_key.hex(),
+                "b": fake.binding.hex(),
+                "f": fake.fingerprint(),
+            },
+        )
+    engine.dispose()
+    with SecretBytes(b"the server's own passphrase") as passphrase:
+        state = open_node(impostor_home, passphrase)
+    link = HttpLink(f"{d.url}/cosigners/{d.workspace}", state.identity, verify=d.tls, timeout=10)
+    impostor = CosignerNode(state, link, session_timeout=SESSION_TIMEOUT_S)
+    # It holds the workspace's signed policy (public: every co-signer was sent it).
+    for raw in json.loads((d.cosigner_dirs[1] / "policy" / "bundles.json").read_text()):
+        state.accept_bundle(parse_bundle(raw))
+    # The impostor takes part under the directory the server likes, not the signed one.
+    swapped = Directory.of({**state.directory.entries})
+    real = parse_bundle(
+        json.loads((d.cosigner_dirs[1] / "policy" / "bundles.json").read_text())[-1]
+    ).cosigners
+    assert real is not None
+    for party in (1, 2):
+        identity = real.get(party)
+        assert identity is not None
+        swapped = swapped.with_party(party, identity)
+    impostor._session_directory = lambda parties: swapped  # type: ignore[method-assign]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                impostor.step(1.0)
+            except LinkError:
+                time.sleep(0.2)  # refused until the relay re-reads the pairings
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert eventually(lambda: (d.status(3).get("last_contact") or 0) > 0, timeout=30)
+        with d.client() as client, pytest.raises(ApiError) as refused:
+            client.create_vault(name="stolen", schemes=["eddsa-ed25519"])
+        assert refused.value.status >= 400
+        assert "[3]" in refused.value.detail, refused.value.detail
+        with d.client() as client:
+            assert [v.name for v in client.list_vaults().data] == ["ops"]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        link.close()
+        state.close()
+    for party in (1, 2):
+        log = d.log(f"c{party}")
+        assert "envelope refused" in log, log[-2000:]
+        assert "key generated" not in log.split("stolen")[-1]
