@@ -358,3 +358,51 @@ def test_waiting_polls_leave_the_request_threads_free():
         server.should_exit = True
         core.close()
         thread.join(timeout=10)
+
+
+def test_purge_takes_an_aborted_request_and_its_envelopes_out_of_every_queue():
+    """A co-signer that comes back after its session was aborted finds neither the
+    request nor a peer's message of it (it could otherwise finish the signature)."""
+    core = _core()
+    other = bytes(range(1, 33))
+    core.submit({"kind": "sign", "request_id": "r2", "session_id": other.hex()}, [1, 2])
+    core.poll(2, 0)  # party 2 took both requests and answers for r1
+    assert core.send(2, [_envelope(sender=2)]) == 1
+    core.purge("r1")
+    left = parse_items(core.poll(1, 0))
+    assert [i.request["request_id"] for i in left if i.request] == ["r2"]
+    assert [i.envelope for i in left if i.envelope] == []
+
+
+def test_liveness_reports_waiting_polls_contact_and_status():
+    core = _core()
+    assert core.liveness()[1] == {"connected": False, "last_contact": None}
+    assert core.stalled([1, 2], 5.0) == [1, 2]
+    done = threading.Event()
+
+    def waiting_poll():
+        core.poll(1, 5.0, {"version": "9.9", "unlock": "passphrase", "secret": "dropped"})
+        done.set()
+
+    core.poll(1, 0)  # take r1
+    thread = threading.Thread(target=waiting_poll)
+    thread.start()
+    assert eventually(lambda: core.liveness()[1]["connected"])
+    live = core.liveness()[1]
+    assert live["version"] == "9.9"
+    assert "secret" not in live  # only the status fields a co-signer may report
+    assert core.stalled([1, 2], 5.0) == [2]
+    core.close()
+    thread.join(5)
+    assert done.is_set()
+    assert core.liveness()[1]["connected"] is False
+    assert isinstance(core.last_contact(1), float)
+
+
+def test_a_relay_takes_a_new_directory_without_losing_queues():
+    core = _core()
+    fourth = PartyIdentity.generate(4, system_random)
+    core.set_directory(Directory.of({1: IDS[1].public, 2: IDS[2].public, 4: fourth.public}))
+    assert core.parties == (1, 2, 4)
+    assert parse_items(core.poll(1, 0))[0].request["request_id"] == "r1"
+    assert core.poll(3, 0) == []  # no longer served

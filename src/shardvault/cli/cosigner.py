@@ -380,6 +380,8 @@ def run(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
     parent = os.getppid()
+    if (server is None) == (coordinator is None):
+        fail("give exactly one of --server and --coordinator")
     lock = _lock_data_dir(data_dir)
     try:
         configured = unlock_mode_of(data_dir)
@@ -387,8 +389,6 @@ def run(
         fail_on(exc)
     if unlock_mode is not None and unlock_mode != configured:
         fail(f"the data directory unlocks in {configured} mode, not {unlock_mode}")
-    if (server is None) == (coordinator is None):
-        fail("give exactly one of --server and --coordinator")
     if profile == "production":
         target = server or coordinator or ""
         refusals = _production_refusals(target, server_cert, configured)

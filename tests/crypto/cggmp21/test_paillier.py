@@ -328,6 +328,26 @@ def test_pool_generates_distinct_primes() -> None:
     assert [r.done for r in reports] == [1, 2, 3]
 
 
+def test_pool_that_cannot_start_searches_in_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process that may not start helpers (a sandbox; an OS user that can run its
+    interpreter but not start it again) still gets its primes, found one by one."""
+
+    class NoPool:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise PermissionError("no helper processes here")
+
+    monkeypatch.setattr(primes, "ProcessPoolExecutor", NoPool)
+    reports: list[primes.PoolProgress] = []
+    found = primes.generate_safe_primes_parallel(
+        72, 2, system_random, workers=2, on_progress=reports.append
+    )
+    assert len(set(found)) == 2
+    assert all(primes.is_safe_prime(p) and p.bit_length() == 72 for p in found)
+    assert [r.done for r in reports] == [1, 2]
+
+
 def test_prime_generation_misuse() -> None:
     with pytest.raises(MisuseError):
         primes.generate_safe_prime(32, system_random)
