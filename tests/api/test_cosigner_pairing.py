@@ -8,13 +8,18 @@ paired co-signers, which the admins sign after comparing fingerprints. Every ref
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
+from shardvault.cli.main import cli
 from shardvault.cosigner.pairing import pairing_document
 from shardvault.crypto.channel import PartyIdentity
 from shardvault.crypto.rng import system_random
@@ -192,3 +197,46 @@ def test_only_policy_managers_make_tokens_and_tenants_are_isolated(
         with pytest.raises(ApiError) as missing:
             other.unpair_cosigner(1)
         assert missing.value.status == 404
+
+
+def test_policy_apply_signs_a_directory_only_as_the_operators_read_it(
+    server_url: str, tenant: Tenant, tmp_path: Path
+) -> None:
+    """``shardvault policy apply`` refuses to sign a directory unless each co-signer's
+    fingerprint is the one given (read on its own host), and signs it when it is."""
+    identities = {p: PartyIdentity.generate(p, system_random) for p in (1, 2)}
+    with ShardvaultClient(server_url, tenant.owner) as owner:
+        for party, identity in identities.items():
+            token = owner.create_pairing_token(party=party).token
+            _pair(server_url, identity, tenant.workspace_id, token)
+    key_file = tmp_path / "owner.pem"
+    key_file.write_bytes(
+        tenant.owner.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    admin_file = tmp_path / "admin.pem"
+    admin_file.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(POLICY))
+    api = ["--url", server_url, "--api-key", tenant.owner.api_key_id, "--key-file", str(key_file)]
+    base = ["policy", "apply", str(policy), "--admin-key", f"ada={admin_file}", *api, "--json"]
+    right = [f"--expect-cosigner={p}={i.public.fingerprint()}" for p, i in identities.items()]
+    wrong = [right[0], f"--expect-cosigner=2={identities[1].public.fingerprint()}"]
+    runner = CliRunner()
+    for expectations in ([], wrong):
+        refused = runner.invoke(cli, [*base, *expectations])
+        assert refused.exit_code == 1
+        assert "not the one expected" in refused.output
+        assert identities[2].public.fingerprint() in refused.output
+    applied = runner.invoke(cli, [*base, *right])
+    assert applied.exit_code == 0, applied.output
+    assert json.loads(applied.stdout)["status"] == "active"

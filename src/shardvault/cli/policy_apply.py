@@ -7,7 +7,11 @@ admin set (``--admins FILE``, or built from the given admin keys and ``--quorum`
 pinned by the first bundle and becomes the set for the next bundle otherwise.
 
 Before signing, the command checks that the bundle the server proposes carries the
-policy it sent (its canonical document), so an admin never signs something else.
+policy it sent (its canonical document), so an admin never signs something else. When
+the bundle carries a co-signer directory (remote co-signers paired with the workspace),
+it is signed only if it lists exactly the ``--expect-cosigner PARTY=FINGERPRINT`` given:
+the fingerprints each co-signer's operator read on its own host (docs/cosigner.md,
+"Pairing"); ``--cosigners`` picks which paired co-signers it lists.
 """
 
 import json
@@ -51,6 +55,23 @@ def _admin_keys(items: tuple[str, ...]) -> list[tuple[str, Ed25519PrivateKey]]:
     return keys
 
 
+def _expected_directory(items: tuple[str, ...]) -> dict[int, str]:
+    expected: dict[int, str] = {}
+    for item in items:
+        party, sep, fingerprint = item.partition("=")
+        if not sep or not party.strip().isdigit() or not fingerprint.strip():
+            fail(f"--expect-cosigner {item!r}: expected PARTY=FINGERPRINT")
+        expected[int(party)] = " ".join(fingerprint.split())
+    return expected
+
+
+def _party_list(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        fail("--cosigners: expected comma-separated party ids")
+    return [int(p) for p in parts]
+
+
 @click.command(name="apply")
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -60,6 +81,19 @@ def _admin_keys(items: tuple[str, ...]) -> list[tuple[str, Ed25519PrivateKey]]:
     "--admins", "admins_file", type=click.Path(dir_okay=False, path_type=Path), default=None
 )
 @click.option("--quorum", type=int, default=None, help="Quorum when the set is built from keys.")
+@click.option(
+    "--expect-cosigner",
+    "expected_cosigners",
+    multiple=True,
+    help="PARTY=FINGERPRINT as read on that co-signer's own host; required for each "
+    "co-signer of a directory the bundle carries.",
+)
+@click.option(
+    "--cosigners",
+    default=None,
+    help="Comma-separated party ids of the paired co-signers the directory lists "
+    "(default: every paired co-signer).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @api_options
 def command(
@@ -67,6 +101,8 @@ def command(
     admin_keys: tuple[str, ...],
     admins_file: Path | None,
     quorum: int | None,
+    expected_cosigners: tuple[str, ...],
+    cosigners: str | None,
     as_json: bool,
     url: str,
     api_key: str | None,
@@ -98,16 +134,26 @@ def command(
         }
     else:
         admins = None
+    expected_directory = _expected_directory(expected_cosigners)
+    chosen = _party_list(cosigners) if cosigners is not None else None
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
             draft = client.create_policy(text=text, fmt=fmt)
-            proposed = client.propose_policy(draft.id, admins=admins)
+            proposed = client.propose_policy(draft.id, admins=admins, cosigners=chosen)
             if proposed.bundle is None or proposed.signing_message is None:
                 fail("the server proposed no bundle")
             bundle = parse_bundle(proposed.bundle)
             if policy_to_document(bundle.policy) != expected:
                 fail("the proposed bundle does not carry the policy in the file; not signing")
+            if bundle.cosigners is not None:
+                listed = bundle.cosigners.fingerprints()
+                if listed != expected_directory:
+                    shown = ", ".join(f"{p}={f!r}" for p, f in listed.items())
+                    fail(
+                        "the proposed co-signer directory is not the one expected "
+                        f"(--expect-cosigner); not signing. It lists: {shown}"
+                    )
             for admin_id, key in signers:
                 client.sign_policy(
                     draft.id,
