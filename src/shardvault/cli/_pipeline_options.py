@@ -10,10 +10,12 @@ Two signing backends:
   ECDSA presignatures are pooled in the background (``--presignature-pool`` per address
   that has signed).
 * ``--signer local-ceremony``: every party in the server process, shares in
-  ``DATA_DIR/custody`` sealed with ``SHARDVAULT_KEYRING_PASSPHRASE`` (a development
-  backend: one host holds a quorum; see docs/transactions.md). Without the passphrase the
-  server runs without a signing backend: vault creation answers 503 and submitted
-  transactions wait in the queue.
+  ``DATA_DIR/custody`` sealed with ``SHARDVAULT_KEYRING_PASSPHRASE``. Without the
+  passphrase the server runs without a signing backend: vault creation answers 503 and
+  submitted transactions wait in the queue.
+
+Both are development modes (one host holds every share): the server logs a warning at
+start and ``GET /v1/health`` reports the mode (:mod:`shardvault.service.signer_mode`).
 """
 
 import os
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
     from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
     from shardvault.service.platform import Platform
+    from shardvault.service.signer_mode import SignerMode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,9 +97,11 @@ def pipeline_options(function: F) -> F:
 
 @dataclass
 class PipelineSetup:
-    """The runtime, the routes it adds (the co-signers' relay) and what to stop."""
+    """The runtime, what it is (for the start-up warning and the health route), the
+    routes it adds (the co-signers' relay) and what to stop."""
 
     runtime: "PipelineRuntime | None"
+    mode: "SignerMode | None" = None
     routers: list["APIRouter"] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Run as the HTTP server begins to shut down (before it waits for open requests).
@@ -125,7 +130,10 @@ def open_pipeline(
         if platform is None or coordinator_url is None:
             raise ValueError("the co-signer backend needs the platform and the server's URL")
         return _cosigners(data_dir, test_only_primes, platform, coordinator_url, presignature_pool)
-    return PipelineSetup(_local_ceremony(data_dir, test_only_primes, presignature_pool))
+    from shardvault.service.signer_mode import LOCAL_CEREMONY
+
+    runtime = _local_ceremony(data_dir, test_only_primes, presignature_pool)
+    return PipelineSetup(runtime, mode=LOCAL_CEREMONY if runtime is not None else None)
 
 
 def _cosigners(
@@ -145,6 +153,7 @@ def _cosigners(
         active_version,
         pinned_admin_set,
     )
+    from shardvault.service.signer_mode import EMBEDDED_COSIGNERS
 
     def admin_set(workspace_id: str) -> dict[str, object] | None:
         with platform.unit_of_work(read_only=True) as uow:
@@ -168,6 +177,7 @@ def _cosigners(
     )
     return PipelineSetup(
         PipelineRuntime(backend),
+        mode=EMBEDDED_COSIGNERS,
         routers=[relay_hub_router(fleet.lookup)],
         closers=[backend.close, fleet.close],  # closed in reverse: relays first
         # The co-signers' long polls would hold the HTTP server's shutdown for their

@@ -7,6 +7,7 @@ SQLite file in the data dir), ``--audit-key`` / ``SHARDVAULT_AUDIT_KEY`` (defaul
 """
 
 import faulthandler
+import logging
 import signal
 import socket
 import sys
@@ -155,7 +156,9 @@ def command(
 
     With the default ``--signer cosigners``, each workspace's three co-signers run as
     separate local processes started when the workspace first needs them; they connect
-    back to this server (no port of their own) and are stopped with it.
+    back to this server (no port of their own) and are stopped with it. Both signers are
+    development modes (one host holds every key share): the server logs a warning and
+    ``/v1/health`` reports it.
     """
     import uvicorn
 
@@ -199,10 +202,14 @@ def command(
         else None
     )
     runtime = setup.runtime if setup is not None else None
+    mode = setup.mode if setup is not None else None
+    if mode is not None and mode.warning:
+        logging.getLogger("shardvault.server").warning(mode.warning)
     app = create_app(
         platform,
         webhook_runtime=webhooks,
         pipeline_runtime=runtime,
+        signer_mode=mode,
         extra_routers=setup.routers if setup is not None else (),
     )
     start = {
