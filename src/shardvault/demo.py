@@ -3,8 +3,9 @@
 1. starts a local hardhat chain (:mod:`shardvault.devchain`);
 2. ``shardvault init``: a new workspace, its owner and the owner's API key;
 3. ``shardvault server``: the API, the pipeline and, on demand, the workspace's three
-   co-signer processes (each with its own share store), on a free loopback port; prints
-   the server's warning (from ``/v1/health``) that one host holds every key share;
+   co-signer processes (each with its own share store, in ``data-cosigners`` beside the
+   server's data directory), on a free loopback port; prints the server's warning (from
+   ``/v1/health``) that one host holds every key share;
 4. through the SDK (as the CLI does): an approver with an Ed25519 approval key, the
    hardhat network and ETH, a policy signed by a demo admin key (key generation allowed,
    transfers above 0.5 ETH held for one approval from the treasury group);

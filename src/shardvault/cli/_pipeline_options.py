@@ -3,10 +3,12 @@
 Two signing backends:
 
 * ``--signer cosigners`` (the default): each workspace's key shares live on three
-  co-signer processes the server starts on demand (one share store and keyring each,
-  under ``DATA_DIR/cosigners/<workspace>``), which connect out to this server's relay
-  at ``/cosigners/<workspace>/v1/relay/...`` and check every request themselves
-  (:mod:`shardvault.service.embedded_cosigners`, :mod:`shardvault.service.cosigner_backend`).
+  co-signer processes the server starts on demand (one share store, keyring and
+  passphrase file each, under ``COSIGNER_HOME/<workspace>/party-<i>``, outside the data
+  directory: ``--cosigner-home``, by default ``<DATA_DIR>-cosigners``), which connect out
+  to this server's relay at ``/cosigners/<workspace>/v1/relay/...`` and check every
+  request themselves (:mod:`shardvault.service.embedded_cosigners`,
+  :mod:`shardvault.service.cosigner_home`, :mod:`shardvault.service.cosigner_backend`).
   ECDSA presignatures are pooled in the background (``--presignature-pool`` per address
   that has signed).
 * ``--signer local-ceremony``: every party in the server process, shares in
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from shardvault.cli._output import fail
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -79,6 +83,15 @@ def pipeline_options(function: F) -> F:
         help="ECDSA presignatures kept ready per address that has signed.",
     )(function)
     function = click.option(
+        "--cosigner-home",
+        "cosigner_home_option",
+        envvar="SHARDVAULT_COSIGNER_HOME",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="With --signer cosigners: where the co-signers' directories live, outside "
+        "the data directory [default: DATA_DIR-cosigners].",
+    )(function)
+    function = click.option(
         "--signer",
         type=click.Choice(SIGNERS),
         default="cosigners",
@@ -116,6 +129,18 @@ class PipelineSetup:
             close()
 
 
+def cosigner_home(data_dir: Path, option: Path | None) -> Path:
+    """The checked co-signer home (created 0700), with any co-signer directories of the
+    old layout (``DATA_DIR/cosigners``) moved into it; exits with the reason when it is
+    refused."""
+    from shardvault.service.cosigner_home import CosignerHomeRefused, prepare_cosigner_home
+
+    try:
+        return prepare_cosigner_home(data_dir, option).path
+    except CosignerHomeRefused as exc:
+        fail(str(exc))
+
+
 def open_pipeline(
     data_dir: Path,
     test_only_primes: Path | None,
@@ -124,12 +149,16 @@ def open_pipeline(
     platform: "Platform | None" = None,
     coordinator_url: Callable[[], str] | None = None,
     presignature_pool: int = PRESIGNATURE_POOL,
+    home: Path | None = None,
 ) -> PipelineSetup:
-    """The pipeline runtime of ``signer`` (module docstring)."""
+    """The pipeline runtime of ``signer`` (module docstring); ``home`` is the checked
+    co-signer home (:func:`cosigner_home`) the co-signer backend needs."""
     if signer == "cosigners":
-        if platform is None or coordinator_url is None:
-            raise ValueError("the co-signer backend needs the platform and the server's URL")
-        return _cosigners(data_dir, test_only_primes, platform, coordinator_url, presignature_pool)
+        if platform is None or coordinator_url is None or home is None:
+            raise ValueError(
+                "the co-signer backend needs the platform, the server's URL and a home"
+            )
+        return _cosigners(home, test_only_primes, platform, coordinator_url, presignature_pool)
     from shardvault.service.signer_mode import LOCAL_CEREMONY
 
     runtime = _local_ceremony(data_dir, test_only_primes, presignature_pool)
@@ -137,7 +166,7 @@ def open_pipeline(
 
 
 def _cosigners(
-    data_dir: Path,
+    home: Path,
     test_only_primes: Path | None,
     platform: "Platform",
     coordinator_url: Callable[[], str],
@@ -168,7 +197,7 @@ def _cosigners(
             return active_version(uow, workspace_id)
 
     env = {TEST_ONLY_PRIMES_ENV: str(test_only_primes.resolve())} if test_only_primes else {}
-    fleet = EmbeddedCosigners(data_dir / "cosigners", admin_set, coordinator_url, env=env)
+    fleet = EmbeddedCosigners(home, admin_set, coordinator_url, env=env)
     backend = CosignerBackend(
         fleet.relay,
         policy_chain,

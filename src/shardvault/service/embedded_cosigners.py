@@ -3,9 +3,10 @@
 On one host (DESIGN.md "Scale"), ``shardvault server`` runs each workspace's co-signers
 as separate ``shardvault cosigner run`` processes, each with its own data directory
 (sealed identity, keyring, share store, passphrase file) under
-``ROOT/<workspace id>/party-<i>``. They connect out to the server's relay for that
-workspace (``{coordinator}/cosigners/<workspace id>``), exactly as remote co-signers
-would.
+``HOME/<workspace id>/party-<i>``, where ``HOME`` is the co-signer home, outside the
+server's data directory (:mod:`shardvault.service.cosigner_home`). They connect out to
+the server's relay for that workspace (``{coordinator}/cosigners/<workspace id>``),
+exactly as remote co-signers would.
 
 A workspace's co-signers are created the first time it needs them (its first key
 generation), by ``shardvault cosigner init --generate-passphrase-file`` processes run
@@ -22,11 +23,11 @@ its own passphrase.
 
 Security (what the embedded default is and is not): the three co-signers are separate
 processes with separate share stores and keyrings, so no process ever holds more than one
-share, and the server process never reads a passphrase and never passes one in an
-environment or a command line. But they share one host and one operator: the passphrase
-files are readable by the user who runs the server, so whoever controls that user or
-that host can open every share. It is a development mode, and says so
-(:data:`~shardvault.service.signer_mode.EMBEDDED_COSIGNERS`).
+share, and the server process never reads a passphrase, never passes one in an
+environment or a command line, and keeps no co-signer file in its data directory. But
+they share one host and one operator: the passphrase files are readable by the user who
+runs the server, so whoever controls that user or that host can open every share. It is
+a development mode, and says so (:data:`~shardvault.service.signer_mode.EMBEDDED_COSIGNERS`).
 Production co-signers run on their own hosts, with attested unlock (``shardvault cosigner
 init --unlock-mode attested``) and connect to this same relay route.
 """
@@ -94,10 +95,11 @@ class _Workspace:
 class EmbeddedCosigners:
     """Creates, starts and stops the co-signer processes of each workspace.
 
-    ``home`` holds the workspaces' co-signer directories; ``coordinator_url`` is the
-    server's base URL as the co-signers reach it (known once the server listens);
-    ``env`` is added to each co-signer's environment (tests and demos pass the TEST-ONLY
-    prime fixture here).
+    ``home`` is the checked co-signer home
+    (:func:`~shardvault.service.cosigner_home.prepare_cosigner_home`);
+    ``coordinator_url`` is the server's base URL as the co-signers reach it (known once
+    the server listens); ``env`` is added to each co-signer's environment (tests and
+    demos pass the TEST-ONLY prime fixture here).
     """
 
     def __init__(
