@@ -3,7 +3,9 @@
 1. starts a local hardhat chain (:mod:`shardvault.devchain`);
 2. ``shardvault init``: a new workspace, its owner and the owner's API key;
 3. ``shardvault server``: the API, the pipeline and, on demand, the workspace's three
-   co-signer processes (each with its own share store), on a free loopback port;
+   co-signer processes (each with its own share store, in ``data-cosigners`` beside the
+   server's data directory), on a free loopback port; prints the server's warning (from
+   ``/v1/health``) that one host holds every key share;
 4. through the SDK (as the CLI does): an approver with an Ed25519 approval key, the
    hardhat network and ETH, a policy signed by a demo admin key (key generation allowed,
    transfers above 0.5 ETH held for one approval from the treasury group);
@@ -154,6 +156,10 @@ def run(
         server = _Server(data_dir, test_only_primes)
         say(f"   {server.url}")
         owner = ApiKeyCredentials.from_file(owner_doc["api_key_id"], owner_pem)
+        with ShardvaultClient(server.url, owner) as client:
+            signer = client.health().signer
+        if signer is not None and signer.warning:
+            say(f"   WARNING: {signer.warning}")
         summary = _flow(server.url, owner, node, say, timings)
     finally:
         if server is not None:

@@ -1,4 +1,5 @@
-"""Structured logging with secret redaction, and the readiness check behind /v1/health."""
+"""Structured logging with secret redaction, and the readiness check behind /v1/health
+(which also says when the signer is a one-host development mode)."""
 
 import json
 import logging
@@ -12,6 +13,7 @@ from shardvault.audit import AuditSigner
 from shardvault.observability import JsonFormatter, RedactSecretsFilter, check_readiness
 from shardvault.observability.logging import REDACTED, configure_logging
 from shardvault.service.platform import Platform
+from shardvault.service.signer_mode import EMBEDDED_COSIGNERS, LOCAL_CEREMONY, SignerMode
 from shardvault.store import Database
 from tests.api.support import live_server
 
@@ -95,3 +97,28 @@ def test_health_reports_an_unreachable_database() -> None:
         assert (readiness.ready, readiness.database) == (False, "unreachable")
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize("mode", [EMBEDDED_COSIGNERS, LOCAL_CEREMONY])
+def test_health_says_a_one_host_signer_is_for_development_only(
+    platform: Platform, mode: SignerMode
+) -> None:
+    with live_server(create_app(platform, signer_mode=mode)) as url:
+        body = httpx.get(f"{url}/v1/health").json()
+    assert body["status"] == "ok"
+    assert body["signer"] == {
+        "mode": mode.mode,
+        "single_host": True,
+        "development_only": True,
+        "warning": mode.warning,
+    }
+    assert body["signer"]["warning"].startswith(
+        "development only: one host holds every key share of every workspace;"
+    )
+
+
+def test_health_reports_no_signer_when_none_runs(platform: Platform) -> None:
+    with live_server(create_app(platform)) as url:
+        body = httpx.get(f"{url}/v1/health").json()
+    assert body["status"] == "ok"
+    assert body["signer"] is None

@@ -5,7 +5,8 @@ signer the keys are generated and used by three co-signer processes the server s
 (each checks the request against the signed policy itself); with ``local-ceremony`` by
 every party inside the server (a local keyring sealed with SHARDVAULT_KEYRING_PASSPHRASE).
 Both use the TEST-ONLY primes fixture. Stops the server with SIGTERM, which stops the
-co-signers too.
+co-signers too. The co-signers' directories are in the default co-signer home, beside
+the data directory (``<data>-cosigners``).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def _start_server(data: Path, port: int, signer: str) -> subprocess.Popen[bytes]
             time.sleep(0.1)
 
 
-def _cosigner_pids(data: Path) -> list[int]:
-    """The running co-signer processes serving directories under ``data``."""
+def _cosigner_pids(home: Path) -> list[int]:
+    """The running co-signer processes serving directories under ``home``."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -70,7 +71,7 @@ def _cosigner_pids(data: Path) -> list[int]:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"cosigner\0run" in command and str(data).encode() in command:
+            if b"cosigner\0run" in command and str(home).encode() in command:
                 pids.append(int(entry.name))
     return pids
 
@@ -94,6 +95,7 @@ def test_server_signs_and_sends_a_transfer(
 ) -> None:
     runner = CliRunner()
     data = tmp_path / "data"
+    home = tmp_path / "data-cosigners"
     created = runner.invoke(
         cli,
         ["init", "--name", "acme", "--owner-name", "Olivia", "--owner-email", "o@acme.example",
@@ -157,17 +159,17 @@ def test_server_signs_and_sends_a_transfer(
         if signer == "cosigners":
             # The server dies without stopping anything: its co-signers notice and stop
             # (no orphan keeps polling), and a restarted server starts them again.
-            assert len(_cosigner_pids(data)) == 3
+            assert len(_cosigner_pids(home)) == 3
             process.kill()
             process.communicate(timeout=30)
             deadline = time.monotonic() + 20
-            while _cosigner_pids(data) and time.monotonic() < deadline:
+            while _cosigner_pids(home) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert _cosigner_pids(data) == []
+            assert _cosigner_pids(home) == []
             process = _start_server(data, port, signer)
             again = _send(runner, wallet_doc["id"], api)
             assert again["tx_hash"] != tx["tx_hash"]
-            assert len(_cosigner_pids(data)) == 3
+            assert len(_cosigner_pids(home)) == 3
     finally:
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
@@ -181,12 +183,12 @@ def test_server_signs_and_sends_a_transfer(
             _out, err = process.communicate(timeout=30)
             raise AssertionError(err.decode(errors="replace")[-6000:]) from None
     # Every co-signer the server started stopped with it.
-    for log in (data / "cosigners").glob("*/party-*/cosigner.log"):
+    for log in home.glob("*/party-*/cosigner.log"):
         assert b'"event": "stopped"' in log.read_bytes() or b'"stopped"' in log.read_bytes(), (
             log.read_text(errors="replace")[-2000:]
         )
     if signer == "cosigners":
-        assert len(list((data / "cosigners").glob("*/party-*/cosigner.log"))) == 3, err[-3000:]
+        assert len(list(home.glob("*/party-*/cosigner.log"))) == 3, err[-3000:]
     # The co-signers' long polls are woken as shutdown begins: none holds it until its
     # grace period ends and is cancelled (which uvicorn logs as an application error).
     assert b"Exception in ASGI application" not in err, err.decode(errors="replace")[-3000:]

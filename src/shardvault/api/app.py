@@ -26,6 +26,7 @@ from shardvault.service.cosigners import StatusLookup
 from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
+from shardvault.service.signer_mode import SignerMode
 from shardvault.service.webhook_delivery import WebhookRuntime
 
 API_PREFIX = "/v1"
@@ -47,6 +48,7 @@ def create_app(
     *,
     webhook_runtime: WebhookRuntime | None = None,
     pipeline_runtime: PipelineRuntime | None = None,
+    signer_mode: SignerMode | None = None,
     extra_routers: Sequence[APIRouter] = (),
     cosigner_status: StatusLookup | None = None,
 ) -> FastAPI:
@@ -55,10 +57,11 @@ def create_app(
     ``webhook_runtime`` carries the webhook signing key (served at ``/v1/webhooks/jwks``)
     and the destination policy endpoint URLs are checked against. ``pipeline_runtime``
     (signing backend, chain access) is needed by vault creation; without it that route
-    answers 503. ``cosigner_status`` answers each co-signer's live status per workspace
-    (``GET /v1/cosigners``). ``extra_routers`` are mounted outside ``/v1`` and outside the OpenAPI
-    document: the co-signers' relay routes, which carry their own signatures instead of
-    API keys (docs/cosigner.md).
+    answers 503. ``signer_mode`` says what that backend is, for ``/v1/health`` (a
+    one-host development mode is reported as one). ``cosigner_status`` answers each
+    co-signer's live status per workspace (``GET /v1/cosigners``). ``extra_routers``
+    are mounted outside ``/v1`` and outside the OpenAPI document: the co-signers' relay
+    routes, which carry their own signatures instead of API keys (docs/cosigner.md).
     """
     app = FastAPI(
         title="shardvault",
@@ -72,6 +75,7 @@ def create_app(
     app.state.authenticator = Authenticator(platform)
     app.state.webhooks = webhook_runtime or WebhookRuntime()
     app.state.pipeline_runtime = pipeline_runtime
+    app.state.signer_mode = signer_mode
     app.state.keygen_board = KeygenBoard()
     app.state.cosigner_status = cosigner_status
     install_problem_handlers(app, platform)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shardvault.service.audit_trail import AuditEventView, VerificationOutcome
+from shardvault.service.signer_mode import SignerMode
 from shardvault.service.views import ApiKeyView, UserView, WorkspaceView
 
 RoleName = Literal["owner", "admin", "signer", "approver", "viewer", "auditor"]
@@ -29,12 +30,34 @@ class Problem(BaseModel):
     errors: list[dict[str, object]] | None = None
 
 
+class SignerOut(BaseModel):
+    """How the server signs; ``single_host`` and ``development_only`` mark a mode where
+    one host holds every key share (``warning`` says what that means)."""
+
+    mode: str = Field(examples=["embedded-cosigners"])
+    single_host: bool
+    development_only: bool
+    warning: str | None
+
+    @classmethod
+    def of(cls, mode: SignerMode) -> "SignerOut":
+        return cls(
+            mode=mode.mode,
+            single_host=mode.single_host,
+            development_only=mode.development_only,
+            warning=mode.warning,
+        )
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str
     schema_revision: str | None
     expected_revision: str
     version: str
+    signer: SignerOut | None = Field(
+        default=None, description="The signing backend; null when the server runs none."
+    )
 
 
 class WorkspaceOut(BaseModel):

@@ -3,17 +3,21 @@
 Two signing backends:
 
 * ``--signer cosigners`` (the default): each workspace's key shares live on three
-  co-signer processes the server starts on demand (one share store and keyring each,
-  under ``DATA_DIR/cosigners/<workspace>``), which connect out to this server's relay
-  at ``/cosigners/<workspace>/v1/relay/...`` and check every request themselves
-  (:mod:`shardvault.service.embedded_cosigners`, :mod:`shardvault.service.cosigner_backend`).
+  co-signer processes the server starts on demand (one share store, keyring and
+  passphrase file each, under ``COSIGNER_HOME/<workspace>/party-<i>``, outside the data
+  directory: ``--cosigner-home``, by default ``<DATA_DIR>-cosigners``), which connect out
+  to this server's relay at ``/cosigners/<workspace>/v1/relay/...`` and check every
+  request themselves (:mod:`shardvault.service.embedded_cosigners`,
+  :mod:`shardvault.service.cosigner_home`, :mod:`shardvault.service.cosigner_backend`).
   ECDSA presignatures are pooled in the background (``--presignature-pool`` per address
   that has signed).
 * ``--signer local-ceremony``: every party in the server process, shares in
-  ``DATA_DIR/custody`` sealed with ``SHARDVAULT_KEYRING_PASSPHRASE`` (a development
-  backend: one host holds a quorum; see docs/transactions.md). Without the passphrase the
-  server runs without a signing backend: vault creation answers 503 and submitted
-  transactions wait in the queue.
+  ``DATA_DIR/custody`` sealed with ``SHARDVAULT_KEYRING_PASSPHRASE``. Without the
+  passphrase the server runs without a signing backend: vault creation answers 503 and
+  submitted transactions wait in the queue.
+
+Both are development modes (one host holds every share): the server logs a warning at
+start and ``GET /v1/health`` reports the mode (:mod:`shardvault.service.signer_mode`).
 """
 
 import os
@@ -25,12 +29,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from shardvault.cli._output import fail
+
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from shardvault.service.cosigners import StatusLookup
     from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
     from shardvault.service.platform import Platform
+    from shardvault.service.signer_mode import SignerMode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,6 +90,15 @@ def pipeline_options(function: F) -> F:
         help="ECDSA presignatures kept ready per address that has signed.",
     )(function)
     function = click.option(
+        "--cosigner-home",
+        "cosigner_home_option",
+        envvar="SHARDVAULT_COSIGNER_HOME",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="With --signer cosigners: where the co-signers' directories live, outside "
+        "the data directory [default: DATA_DIR-cosigners].",
+    )(function)
+    function = click.option(
         "--signer",
         type=click.Choice(SIGNERS),
         default="cosigners",
@@ -110,9 +126,11 @@ def pipeline_options(function: F) -> F:
 
 @dataclass
 class PipelineSetup:
-    """The runtime, the routes it adds (the co-signers' relay) and what to stop."""
+    """The runtime, what it is (for the start-up warning and the health route), the
+    routes it adds (the co-signers' relay) and what to stop."""
 
     runtime: "PipelineRuntime | None"
+    mode: "SignerMode | None" = None
     routers: list["APIRouter"] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Run as the HTTP server begins to shut down (before it waits for open requests).
@@ -129,6 +147,18 @@ class PipelineSetup:
             close()
 
 
+def cosigner_home(data_dir: Path, option: Path | None) -> Path:
+    """The checked co-signer home (created 0700), with any co-signer directories of the
+    old layout (``DATA_DIR/cosigners``) moved into it; exits with the reason when it is
+    refused."""
+    from shardvault.service.cosigner_home import CosignerHomeRefused, prepare_cosigner_home
+
+    try:
+        return prepare_cosigner_home(data_dir, option).path
+    except CosignerHomeRefused as exc:
+        fail(str(exc))
+
+
 def open_pipeline(
     data_dir: Path,
     test_only_primes: Path | None,
@@ -138,23 +168,30 @@ def open_pipeline(
     coordinator_url: Callable[[], str] | None = None,
     presignature_pool: int = PRESIGNATURE_POOL,
     stall_after: float = 30.0,
+    home: Path | None = None,
 ) -> PipelineSetup:
-    """The pipeline runtime of ``signer`` (module docstring)."""
+    """The pipeline runtime of ``signer`` (module docstring); ``home`` is the checked
+    co-signer home (:func:`cosigner_home`) the co-signer backend needs."""
     if signer == "remote":
         if platform is None:
             raise ValueError("the remote co-signer backend needs the platform")
         return _remote(platform, presignature_pool, stall_after)
     if signer == "cosigners":
-        if platform is None or coordinator_url is None:
-            raise ValueError("the co-signer backend needs the platform and the server's URL")
+        if platform is None or coordinator_url is None or home is None:
+            raise ValueError(
+                "the co-signer backend needs the platform, the server's URL and a home"
+            )
         return _cosigners(
-            data_dir, test_only_primes, platform, coordinator_url, presignature_pool, stall_after
+            home, test_only_primes, platform, coordinator_url, presignature_pool, stall_after
         )
-    return PipelineSetup(_local_ceremony(data_dir, test_only_primes, presignature_pool))
+    from shardvault.service.signer_mode import LOCAL_CEREMONY
+
+    runtime = _local_ceremony(data_dir, test_only_primes, presignature_pool)
+    return PipelineSetup(runtime, mode=LOCAL_CEREMONY if runtime is not None else None)
 
 
 def _cosigners(
-    data_dir: Path,
+    home: Path,
     test_only_primes: Path | None,
     platform: "Platform",
     coordinator_url: Callable[[], str],
@@ -166,26 +203,17 @@ def _cosigners(
     from shardvault.service.cosigner_backend import CosignerBackend
     from shardvault.service.embedded_cosigners import EmbeddedCosigners
     from shardvault.service.pipeline import PipelineRuntime
-    from shardvault.service.policies import (
-        activated_bundles,
-        active_version,
-        pinned_admin_set,
-    )
+    from shardvault.service.policies import pinned_admin_set
+    from shardvault.service.signer_mode import EMBEDDED_COSIGNERS
 
     def admin_set(workspace_id: str) -> dict[str, object] | None:
         with platform.unit_of_work(read_only=True) as uow:
             return pinned_admin_set(uow, workspace_id)
 
-    def policy_chain(workspace_id: str) -> list[dict[str, object]]:
-        with platform.unit_of_work(read_only=True) as uow:
-            return activated_bundles(uow, workspace_id)
-
-    def policy_version(workspace_id: str) -> int | None:
-        with platform.unit_of_work(read_only=True) as uow:
-            return active_version(uow, workspace_id)
+    policy_chain, policy_version = _policy_lookups(platform)
 
     env = {TEST_ONLY_PRIMES_ENV: str(test_only_primes.resolve())} if test_only_primes else {}
-    fleet = EmbeddedCosigners(data_dir / "cosigners", admin_set, coordinator_url, env=env)
+    fleet = EmbeddedCosigners(home, admin_set, coordinator_url, env=env)
     backend = CosignerBackend(
         fleet.relay,
         policy_chain,
@@ -200,6 +228,7 @@ def _cosigners(
 
     return PipelineSetup(
         PipelineRuntime(backend),
+        mode=EMBEDDED_COSIGNERS,
         routers=[relay_hub_router(fleet.lookup)],
         closers=[backend.close, fleet.close],  # closed in reverse: relays first
         # The co-signers' long polls would hold the HTTP server's shutdown for their
@@ -239,6 +268,8 @@ def _remote(platform: "Platform", presignature_pool: int, stall_after: float) ->
         with platform.unit_of_work(read_only=True) as uow:
             return paired_identities(uow, workspace_id)
 
+    from shardvault.service.signer_mode import REMOTE_COSIGNERS
+
     fleet = RemoteCosigners(identities)
     policy_chain, policy_version = _policy_lookups(platform)
     backend = CosignerBackend(
@@ -250,6 +281,7 @@ def _remote(platform: "Platform", presignature_pool: int, stall_after: float) ->
     )
     return PipelineSetup(
         PipelineRuntime(backend),
+        mode=REMOTE_COSIGNERS,
         routers=[relay_hub_router(fleet.lookup)],
         closers=[backend.close, fleet.close],
         on_shutdown=[fleet.wake_polls],

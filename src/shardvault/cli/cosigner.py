@@ -4,7 +4,11 @@
 pinned workspace and admin set) and prints the node's public identity; ``pin`` pins the
 peers' public identities; ``identity`` prints this node's public identity; ``run``
 connects out to a coordinator's relay and serves sessions until SIGTERM or SIGINT.
-The passphrase comes from the environment variable named by ``--passphrase-env``.
+The passphrase comes from the environment variable named by ``--passphrase-env`` or from
+the file named by ``--passphrase-file`` (:mod:`shardvault.cli._cosigner_secret`);
+``init --generate-passphrase-file`` makes a random one and writes it to a new 0600 file,
+so that whoever starts the node never holds it. ``pin`` given a passphrase opens the
+node before it changes the pins.
 
 ``--unlock-mode attested`` (at ``init``) replaces the passphrase-sealed keyring with a
 key-release service: every share's data key is released to this process only against a
@@ -28,10 +32,15 @@ from typing import IO
 
 import click
 
+from shardvault.cli._cosigner_secret import (
+    check_exclusive,
+    generate_passphrase_file,
+    given_passphrase,
+    passphrase_options,
+)
+from shardvault.cli._cosigner_secret import passphrase as read_passphrase
 from shardvault.cli._output import emit_json, fail, fail_on
 from shardvault.cosigner.errors import CosignerError, LinkError
-from shardvault.cosigner.link import HttpLink
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
 from shardvault.cosigner.state import (
     UNLOCK_MODES,
     AttestedUnlock,
@@ -48,22 +57,12 @@ from shardvault.crypto.channel import PublicIdentity
 from shardvault.crypto.errors import CryptoError
 from shardvault.custody.backends.local import Argon2Cost
 from shardvault.custody.errors import CustodyError
-from shardvault.custody.secret import SecretBytes
 from shardvault.errors import ShardvaultError
-
-_DEFAULT_ENV = "SHARDVAULT_COSIGNER_PASSPHRASE"
 
 
 @click.group(name="cosigner")
 def group() -> None:
     """A co-signer node: holds key shares, checks every request, runs MPC sessions."""
-
-
-def _passphrase(env: str) -> SecretBytes:
-    value = os.environ.get(env)
-    if not value:
-        fail(f"environment variable {env} is not set")
-    return SecretBytes(value.encode("utf-8"))
 
 
 def _load_json(path: Path) -> object:
@@ -110,7 +109,15 @@ _unlock_option = click.option(
     required=True,
     help='JSON admin set: {"quorum": k, "members": [{"id", "algorithm", "public_key"}]}',
 )
-@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@passphrase_options
+@click.option(
+    "--generate-passphrase-file",
+    "generated_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Make a random passphrase and write it to this new file (mode 0600); "
+    "later commands read it with --passphrase-file.",
+)
 @click.option(
     "--dev-argon2", is_flag=True, help="Cheap Argon2 cost (tests and throw-away nodes only)."
 )
@@ -136,7 +143,9 @@ def init(
     data_dir: Path,
     workspace: str,
     admins: Path,
-    passphrase_env: str,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
+    generated_file: Path | None,
     dev_argon2: bool,
     unlock_mode: str | None,
     release_url: str | None,
@@ -151,6 +160,8 @@ def init(
         fail("the admin set must be a JSON object")
     cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
     if unlock_mode == "attested":
+        if generated_file is not None:
+            fail("--unlock-mode attested takes no passphrase")
         attested = _attested(release_url, release_key, dev_root_dir, role, recipient_per_unlock)
         try:
             public = init_node(data_dir, party, workspace, document, None, attested=attested)
@@ -158,10 +169,21 @@ def init(
             fail_on(exc)
         emit_json({"party": party, "identity": public.to_json(), "unlock": "attested"})
         return
-    with _passphrase(passphrase_env) as passphrase:
+    if generated_file is None:
+        secret = read_passphrase(passphrase_env, passphrase_file)
+    elif passphrase_env is not None or passphrase_file is not None:
+        fail("--generate-passphrase-file excludes --passphrase-env and --passphrase-file")
+    elif (Path(data_dir) / "cosigner.json").exists():
+        # Checked before a secret is made that nothing would be sealed under.
+        fail(f"{data_dir} already holds a co-signer")
+    else:
+        secret = generate_passphrase_file(generated_file)
+    with secret as passphrase:
         try:
             public = init_node(data_dir, party, workspace, document, passphrase, cost=cost)
         except (CosignerError, CustodyError) as exc:
+            if generated_file is not None:
+                generated_file.unlink(missing_ok=True)
             fail_on(exc)
     emit_json({"party": party, "identity": public.to_json()})
 
@@ -185,18 +207,30 @@ def identity(data_dir: Path) -> None:
     required=True,
     help='JSON {"<party>": {"signing_key", "encryption_key", "binding"}, ...}',
 )
-def pin(data_dir: Path, directory: Path) -> None:
-    """Pin peer identities; a different key for an already pinned party is refused."""
+@passphrase_options
+def pin(
+    data_dir: Path, directory: Path, passphrase_env: str | None, passphrase_file: Path | None
+) -> None:
+    """Pin peer identities; a different key for an already pinned party is refused.
+
+    Given a passphrase (either option), the node is opened first: a passphrase that does
+    not unseal it changes nothing.
+    """
     document = _load_json(directory)
     if not isinstance(document, dict):
         fail("the directory must be a JSON object")
     try:
         peers = {int(p): PublicIdentity.from_json(entry) for p, entry in document.items()}
-        pin_peers(data_dir, peers)
-    except (CosignerError, CryptoError) as exc:
-        fail_on(exc)
-    except (ValueError, AttributeError):
+    except (CryptoError, ValueError, AttributeError, TypeError):
         fail("directory keys must be party ids and values identity objects")
+    secret = given_passphrase(passphrase_env, passphrase_file)
+    try:
+        if secret is not None:
+            with secret as passphrase:
+                open_node(data_dir, passphrase).close()
+        pin_peers(data_dir, peers)
+    except (CosignerError, CryptoError, CustodyError) as exc:
+        fail_on(exc)
     emit_json({"pinned": sorted(peers)})
 
 
@@ -205,7 +239,10 @@ class _Stop(BaseException):
 
 
 def _open(
-    data_dir: Path, passphrase_env: str, release_url: str | None = None
+    data_dir: Path,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
+    release_url: str | None = None,
 ) -> tuple[NodeState, str]:
     """Open the data directory in its configured unlock mode; exits on a refusal."""
     try:
@@ -217,7 +254,7 @@ def _open(
             return open_node(data_dir, None, release_url=release_url), configured
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
-    with _passphrase(passphrase_env) as passphrase:
+    with read_passphrase(passphrase_env, passphrase_file) as passphrase:
         try:
             return open_node(data_dir, passphrase), configured
         except (CosignerError, CustodyError) as exc:
@@ -251,14 +288,15 @@ def _tls(server_cert: Path | None) -> ssl.SSLContext | bool:
     help="The server's TLS certificate (PEM), pinned as the only trust anchor.",
 )
 @click.option("--label", default="", help="A name for this co-signer (its host, say).")
-@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@passphrase_options
 def pair(
     data_dir: Path,
     server: str,
     token: str,
     server_cert: Path | None,
     label: str,
-    passphrase_env: str,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
 ) -> None:
     """Register this co-signer with a server and print its fingerprint.
 
@@ -270,7 +308,7 @@ def pair(
     from shardvault.cosigner.pairing import pairing_document
     from shardvault.sdk.cosigners import submit_pairing
 
-    state, mode = _open(data_dir, passphrase_env)
+    state, mode = _open(data_dir, passphrase_env, passphrase_file)
     try:
         document, signature = pairing_document(
             state.identity,
@@ -312,6 +350,8 @@ PROFILES = ("development", "production")
 
 def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) -> list[str]:
     """Why this node may not run in the production profile (empty: it may)."""
+    from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
+
     reasons = []
     if not coordinator.startswith("https://"):
         reasons.append("the server URL is not https")
@@ -347,7 +387,7 @@ def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) 
     help="production: https with a pinned certificate, no test-only primes, no "
     "development attestation, and sessions only with an admin-signed co-signer directory.",
 )
-@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@passphrase_options
 @click.option("--poll-wait", type=click.FloatRange(0.1, 30.0), default=10.0, show_default=True)
 @click.option("--session-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True)
 @_unlock_option
@@ -364,7 +404,8 @@ def run(
     coordinator: str | None,
     server_cert: Path | None,
     profile: str,
-    passphrase_env: str,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
     poll_wait: float,
     session_timeout: float,
     unlock_mode: str | None,
@@ -376,6 +417,12 @@ def run(
     One process per data directory: a second ``run`` on the same directory is refused
     (two processes with one identity would split the relay's messages between them).
     """
+    check_exclusive(passphrase_env, passphrase_file)
+    # Imported here: the node's protocol code is what ``run`` alone needs, and the other
+    # commands start faster without it (the embedded co-signers' init and pin).
+    from shardvault.cosigner.link import HttpLink
+    from shardvault.cosigner.node import CosignerNode
+
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
@@ -394,7 +441,7 @@ def run(
         refusals = _production_refusals(target, server_cert, configured)
         if refusals:
             fail("the production profile refuses to run: " + "; ".join(refusals))
-    state, _ = _open(data_dir, passphrase_env, release_url)
+    state, _ = _open(data_dir, passphrase_env, passphrase_file, release_url)
     if state.party != party:
         state.close()
         fail(f"the data directory belongs to co-signer {state.party}, not {party}")
@@ -477,3 +524,9 @@ def _lock_data_dir(data_dir: Path) -> IO[bytes]:
         handle.close()
         fail("another co-signer process is serving this data directory")
     return handle
+
+
+if __name__ == "__main__":
+    # ``python -m shardvault.cli.cosigner``: the co-signer commands without loading the
+    # rest of the command line (how the server runs its embedded co-signers).
+    group(prog_name="shardvault cosigner")

@@ -3,10 +3,13 @@
 Configuration comes from options or the environment: ``--data-dir`` /
 ``SHARDVAULT_HOME`` (default ``~/.shardvault``), ``--db`` / ``SHARDVAULT_DB`` (default a
 SQLite file in the data dir), ``--audit-key`` / ``SHARDVAULT_AUDIT_KEY`` (default
-``audit-signing.key`` in the data dir, created 0600 on first use).
+``audit-signing.key`` in the data dir, created 0600 on first use). The embedded
+co-signers keep their directories outside the data dir: ``--cosigner-home`` /
+``SHARDVAULT_COSIGNER_HOME`` (default ``<DATA_DIR>-cosigners``).
 """
 
 import faulthandler
+import logging
 import os
 import signal
 import socket
@@ -19,7 +22,12 @@ from typing import Any, TypeVar
 import click
 
 from shardvault.cli._output import emit_json, fail, fail_on
-from shardvault.cli._pipeline_options import open_pipeline, pipeline_options, start_worker
+from shardvault.cli._pipeline_options import (
+    cosigner_home,
+    open_pipeline,
+    pipeline_options,
+    start_worker,
+)
 from shardvault.cli._webhook_options import open_runtime, server_options, start_dispatcher
 from shardvault.errors import ShardvaultError
 from shardvault.store import default_database_url, normalize_url
@@ -193,6 +201,7 @@ def command(
     webhook_dispatcher: bool,
     run_pipeline: bool,
     signer: str,
+    cosigner_home_option: Path | None,
     presignature_pool: int,
     pipeline_workers: int,
     pipeline_batch: int,
@@ -202,8 +211,10 @@ def command(
     """Migrate the database and serve the REST API under /v1 (and deliver webhooks).
 
     With the default ``--signer cosigners``, each workspace's three co-signers run as
-    separate local processes started when the workspace first needs them; they connect
-    back to this server (no port of their own) and are stopped with it.
+    separate local processes started when the workspace first needs them, with their
+    directories under ``--cosigner-home``; they connect back to this server (no port of
+    their own) and are stopped with it. Both signers are development modes (one host
+    holds every key share): the server logs a warning and ``/v1/health`` reports it.
     """
     import uvicorn
 
@@ -226,6 +237,12 @@ def command(
             fail("the production profile refuses to start: " + "; ".join(refusals))
     config = local_config(data_dir, db_url, audit_key)
     configure_logging(log_level, json_output=as_json)
+    # Checked (and the old layout moved out of the data dir) before anything is opened.
+    home = (
+        cosigner_home(data_dir, cosigner_home_option)
+        if run_pipeline and signer == "cosigners"
+        else None
+    )
     try:
         platform = open_platform(config.db_url, config.audit_key_path)
     except ShardvaultError as exc:
@@ -256,15 +273,20 @@ def command(
             coordinator_url=lambda: coordinator,
             presignature_pool=presignature_pool,
             stall_after=cosigner_stall_after,
+            home=home,
         )
         if run_pipeline
         else None
     )
     runtime = setup.runtime if setup is not None else None
+    mode = setup.mode if setup is not None else None
+    if mode is not None and mode.warning:
+        logging.getLogger("shardvault.server").warning(mode.warning)
     app = create_app(
         platform,
         webhook_runtime=webhooks,
         pipeline_runtime=runtime,
+        signer_mode=mode,
         extra_routers=setup.routers if setup is not None else (),
         cosigner_status=setup.status if setup is not None else None,
     )

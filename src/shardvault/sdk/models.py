@@ -16,12 +16,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Signer(_Model):
+    mode: str
+    single_host: bool
+    development_only: bool
+    warning: str | None = None
+
+
 class Health(_Model):
     status: Literal["ok", "unavailable"]
     database: str
     schema_revision: str | None
     expected_revision: str
     version: str
+    signer: Signer | None = None
 
 
 class Workspace(_Model):
