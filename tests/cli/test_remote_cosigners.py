@@ -606,8 +606,10 @@ def _a_swapped_identity_gets_no_session(d: Deployment) -> None:
     try:
         # Wait until the relay re-read the pairings and the impostor polls as party 3.
         assert eventually(
-            lambda: (d.status(3).get("last_contact") or 0) > swapped_at
-            and d.status(3).get("connected") is True,
+            lambda: (
+                (d.status(3).get("last_contact") or 0) > swapped_at
+                and d.status(3).get("connected") is True
+            ),
             timeout=30,
         )
         with d.client() as client, pytest.raises(ApiError) as refused:
