@@ -1,10 +1,13 @@
 """``shardvault cosigner``: set up and run a co-signer node.
 
 ``init`` creates a data directory (passphrase-sealed keyring, sealed identity keys, the
-pinned workspace and admin set) and prints the node's public identity; ``pin`` pins the
-peers' public identities; ``identity`` prints this node's public identity; ``run``
-connects out to a coordinator's relay and serves sessions until SIGTERM or SIGINT.
-The passphrase comes from the environment variable named by ``--passphrase-env``.
+pinned workspace and admin set, in a configuration signed by the node's identity) and
+prints the node's public identity and its fingerprint; ``pin`` pins the peers' public
+identities (it unlocks the identity to sign the configuration again); ``identity``
+prints this node's public identity and fingerprint; ``seal-config`` shows and signs a
+configuration written, unsigned, by an earlier release; ``run`` connects out to a
+coordinator's relay and serves sessions until SIGTERM or SIGINT. The passphrase comes
+from the environment variable named by ``--passphrase-env``.
 
 ``--unlock-mode attested`` (at ``init``) replaces the passphrase-sealed keyring with a
 key-release service: every share's data key is released to this process only against a
@@ -28,21 +31,25 @@ from typing import IO
 import click
 
 from shardvault.cli._output import emit_json, fail, fail_on
+from shardvault.cosigner.config import PRIVATE_FILE_MODE
 from shardvault.cosigner.errors import CosignerError, LinkError
 from shardvault.cosigner.link import HttpLink
 from shardvault.cosigner.node import CosignerNode
 from shardvault.cosigner.state import (
     UNLOCK_MODES,
     AttestedUnlock,
+    ConfigSummary,
     init_node,
     open_node,
     pin_peers,
     read_public_identity,
+    seal_config,
+    unseal_identity,
 )
 from shardvault.cosigner.state import (
     unlock_mode as unlock_mode_of,
 )
-from shardvault.crypto.channel import PublicIdentity
+from shardvault.crypto.channel import PartyIdentity, PublicIdentity
 from shardvault.crypto.errors import CryptoError
 from shardvault.custody.backends.local import Argon2Cost
 from shardvault.custody.errors import CustodyError
@@ -153,25 +160,46 @@ def init(
             public = init_node(data_dir, party, workspace, document, None, attested=attested)
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
-        emit_json({"party": party, "identity": public.to_json(), "unlock": "attested"})
+        emit_json(
+            {
+                "party": party,
+                "identity": public.to_json(),
+                "fingerprint": public.fingerprint(),
+                "unlock": "attested",
+            }
+        )
         return
     with _passphrase(passphrase_env) as passphrase:
         try:
             public = init_node(data_dir, party, workspace, document, passphrase, cost=cost)
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
-    emit_json({"party": party, "identity": public.to_json()})
+    emit_json({"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint()})
 
 
 @group.command(name="identity")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def identity(data_dir: Path) -> None:
-    """Print this node's public identity (to pin at peers and at the relay)."""
+    """Print this node's public identity (to pin at peers and at the relay) and its
+    fingerprint (to compare out of band with what the peers and the admins pin)."""
     try:
         party, public = read_public_identity(data_dir)
     except (CosignerError, CryptoError) as exc:
         fail_on(exc)
-    emit_json({"party": party, "identity": public.to_json()})
+    emit_json({"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint()})
+
+
+def _unseal(data_dir: Path, passphrase_env: str, release_url: str | None) -> PartyIdentity:
+    """This node's identity, unlocked as its data directory says (passphrase or
+    attested), to sign its configuration."""
+    try:
+        mode = unlock_mode_of(data_dir)
+        if mode == "attested":
+            return unseal_identity(data_dir, None, release_url=release_url)
+        with _passphrase(passphrase_env) as passphrase:
+            return unseal_identity(data_dir, passphrase)
+    except (CosignerError, CustodyError) as exc:
+        fail_on(exc)
 
 
 @group.command(name="pin")
@@ -182,19 +210,74 @@ def identity(data_dir: Path) -> None:
     required=True,
     help='JSON {"<party>": {"signing_key", "encryption_key", "binding"}, ...}',
 )
-def pin(data_dir: Path, directory: Path) -> None:
-    """Pin peer identities; a different key for an already pinned party is refused."""
+@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@click.option("--release-url", default=None, help="attested: override the configured service URL.")
+def pin(data_dir: Path, directory: Path, passphrase_env: str, release_url: str | None) -> None:
+    """Pin peer identities; a different key for an already pinned party is refused.
+
+    Unlocks the node's identity to check the configuration's signature and sign it again.
+    """
     document = _load_json(directory)
     if not isinstance(document, dict):
         fail("the directory must be a JSON object")
     try:
         peers = {int(p): PublicIdentity.from_json(entry) for p, entry in document.items()}
-        pin_peers(data_dir, peers)
-    except (CosignerError, CryptoError) as exc:
+    except CryptoError as exc:
         fail_on(exc)
     except (ValueError, AttributeError):
         fail("directory keys must be party ids and values identity objects")
+    identity = _unseal(data_dir, passphrase_env, release_url)
+    try:
+        pin_peers(data_dir, peers, identity)
+    except CosignerError as exc:
+        fail_on(exc)
     emit_json({"pinned": sorted(peers)})
+
+
+def _show(summary: ConfigSummary) -> None:
+    """The configuration an operator is about to sign, on stderr."""
+    admins = summary.admins.to_document()
+    members = admins["members"]
+    assert isinstance(members, list)
+    lines = [
+        f"co-signer {summary.party} of workspace {summary.workspace!r} ({summary.unlock} unlock)",
+        f"admin set: quorum {admins['quorum']} of {len(members)}",
+        *(f"  {m['id']}  {m['algorithm']}  {m['public_key']}" for m in members),
+        "pinned identities (fingerprints):",
+        *(
+            f"  {party}  {fingerprint}" + ("  (this co-signer)" if party == summary.party else "")
+            for party, fingerprint in sorted(summary.fingerprints.items())
+        ),
+    ]
+    click.echo("\n".join(lines), err=True)
+
+
+@group.command(name="seal-config")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@click.option("--release-url", default=None, help="attested: override the configured service URL.")
+@click.option("--yes", is_flag=True, help="Sign without asking (the summary is still printed).")
+def seal_config_command(
+    data_dir: Path, passphrase_env: str, release_url: str | None, yes: bool
+) -> None:
+    """Check and sign a configuration written, unsigned, by an earlier release.
+
+    Unlocks the identity, shows the admin set and the fingerprints of the pinned
+    identities, and signs the configuration once confirmed; then makes the data
+    directory's files 0600 and its directories 0700. Compare what it shows with what
+    you expect: the file was not protected before.
+    """
+    identity = _unseal(data_dir, passphrase_env, release_url)
+
+    def confirm(summary: ConfigSummary) -> bool:
+        _show(summary)
+        return yes or click.confirm("sign this configuration?", default=False, err=True)
+
+    try:
+        summary = seal_config(data_dir, identity, confirm)
+    except CosignerError as exc:
+        fail_on(exc)
+    emit_json({"sealed": True, **summary.to_json()})
 
 
 class _Stop(BaseException):
@@ -306,7 +389,10 @@ def run(
 def _lock_data_dir(data_dir: Path) -> IO[bytes]:
     """Hold an exclusive lock on the data directory for this process's life."""
     try:
-        handle = (Path(data_dir) / "run.lock").open("ab")
+        descriptor = os.open(
+            Path(data_dir) / "run.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE
+        )
+        handle = os.fdopen(descriptor, "ab")
     except OSError as exc:
         fail(f"cannot open the data directory: {exc.strerror}")
     try:

@@ -16,7 +16,10 @@ Security (what the embedded default is and is not): the three co-signers are sep
 processes with separate share stores and keyrings, so no process ever holds more than one
 share, but they share one host and one operator; each keyring's passphrase is a random
 secret kept in ``ROOT/<workspace id>/party-<i>/passphrase`` (mode 0600), readable by the
-user who runs the server. Production co-signers run on their own hosts, with attested
+user who runs the server. Every file they write is 0600 and every directory 0700. A
+configuration written, unsigned, by an earlier release is signed when the workspace's
+co-signers are next opened (the server holds their passphrases, so there is no one else
+to ask). Production co-signers run on their own hosts, with attested
 unlock (``shardvault cosigner init --unlock-mode attested``) and connect to this same
 relay route.
 """
@@ -36,10 +39,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from shardvault.cosigner.config import (
+    LEGACY_CONFIG_FORMAT,
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    read_json,
+)
 from shardvault.cosigner.errors import CosignerError
 from shardvault.cosigner.relay_core import RelayCore
-from shardvault.cosigner.state import init_node, pin_peers, read_public_identity
-from shardvault.crypto.channel import Directory, PublicIdentity
+from shardvault.cosigner.state import (
+    init_node,
+    pin_peers,
+    read_public_identity,
+    seal_config,
+    unseal_identity,
+)
+from shardvault.crypto.channel import Directory, PartyIdentity, PublicIdentity
 from shardvault.crypto.errors import CryptoError
 from shardvault.custody.backends.local import Argon2Cost
 from shardvault.custody.errors import CustodyError
@@ -152,6 +167,7 @@ class EmbeddedCosigners:
         directory = self._root / workspace_id
         if not (directory / f"party-{self._parties[-1]}" / "cosigner.json").exists():
             self._create(workspace_id, directory)
+        self._seal_legacy(directory)
         try:
             identities: dict[int, PublicIdentity] = {}
             for party in self._parties:
@@ -171,15 +187,17 @@ class EmbeddedCosigners:
                 "the workspace has no admin set yet: propose its first policy (co-signers "
                 "pin the admin set that signs it) before creating a vault"
             )
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         identities: dict[int, PublicIdentity] = {}
         try:
             for party in self._parties:
                 party_dir = directory / f"party-{party}"
-                party_dir.mkdir(mode=0o700, exist_ok=True)
+                party_dir.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
                 passphrase = secrets.token_urlsafe(32)
                 secret_file = party_dir / "passphrase"
-                descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                descriptor = os.open(
+                    secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE
+                )
                 with os.fdopen(descriptor, "w") as handle:
                     handle.write(passphrase)
                 with SecretBytes(passphrase.encode()) as sealed:
@@ -187,10 +205,45 @@ class EmbeddedCosigners:
                         party_dir, party, workspace_id, admins, sealed, cost=self._argon2
                     )
             for party in self._parties:
-                pin_peers(directory / f"party-{party}", identities)
+                party_dir = directory / f"party-{party}"
+                pin_peers(party_dir, identities, self._identity(party_dir))
         except (CosignerError, CustodyError, OSError) as exc:
             raise CosignersUnavailable(f"cannot create the co-signers: {exc}") from None
         _log.info("created %d co-signers for workspace %s", len(self._parties), workspace_id)
+
+    @staticmethod
+    def _identity(party_dir: Path) -> PartyIdentity:
+        """The identity of the co-signer in ``party_dir``, unsealed with its passphrase
+        file, to sign its configuration.
+
+        Raises: OSError (no passphrase file), CosignerError, CustodyError.
+        """
+        passphrase = (party_dir / "passphrase").read_text().strip()
+        with SecretBytes(passphrase.encode()) as secret:
+            return unseal_identity(party_dir, secret)
+
+    def _seal_legacy(self, directory: Path) -> None:
+        """Sign the configurations an earlier release wrote unsigned (the server created
+        them and holds their passphrases; an operator of a remote co-signer runs
+        ``shardvault cosigner seal-config`` instead).
+
+        Raises:
+            CosignersUnavailable: a configuration that cannot be read or signed.
+        """
+        for party in self._parties:
+            party_dir = directory / f"party-{party}"
+            try:
+                config = read_json(party_dir / "cosigner.json")
+                if not isinstance(config, dict) or config.get("format") != LEGACY_CONFIG_FORMAT:
+                    continue
+                seal_config(party_dir, self._identity(party_dir))
+            except (CosignerError, CustodyError, OSError) as exc:
+                raise CosignersUnavailable(
+                    f"co-signer {party}: cannot sign its configuration: {exc}"
+                ) from None
+            _log.warning(
+                "signed the unsigned configuration of co-signer %s in %s", party, party_dir
+            )
 
     def _start_missing(self, workspace_id: str, entry: _Workspace) -> list[int]:
         started = []
@@ -207,7 +260,14 @@ class EmbeddedCosigners:
             old_log = entry.logs.pop(party, None)
             if old_log is not None:
                 old_log.close()
-            log = (party_dir / "cosigner.log").open("ab")
+            log = os.fdopen(
+                os.open(
+                    party_dir / "cosigner.log",
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                    PRIVATE_FILE_MODE,
+                ),
+                "ab",
+            )
             command = [
                 sys.executable,
                 "-m",
