@@ -5,7 +5,8 @@ pinned workspace and admin set, in a configuration signed by the node's identity
 prints the node's public identity and its fingerprint; ``pin`` pins the peers' public
 identities (it unlocks the identity to sign the configuration again); ``identity``
 prints this node's public identity and fingerprint; ``seal-config`` shows and signs a
-configuration written, unsigned, by an earlier release; ``run`` connects out to a
+configuration written, unsigned, by an earlier release; ``configure`` sets or removes
+the customer callback (signing the configuration again); ``run`` connects out to a
 coordinator's relay and serves sessions until SIGTERM or SIGINT. The passphrase comes
 from the environment variable named by ``--passphrase-env``.
 
@@ -24,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -31,6 +33,7 @@ from typing import IO
 import click
 
 from shardvault.cli._output import emit_json, fail, fail_on
+from shardvault.cosigner.callback import DEFAULT_TIMEOUT, MAX_TIMEOUT, CallbackSettings
 from shardvault.cosigner.config import PRIVATE_FILE_MODE
 from shardvault.cosigner.errors import CosignerError, LinkError
 from shardvault.cosigner.link import HttpLink
@@ -39,6 +42,7 @@ from shardvault.cosigner.state import (
     UNLOCK_MODES,
     AttestedUnlock,
     ConfigSummary,
+    configure_callback,
     init_node,
     open_node,
     pin_peers,
@@ -95,6 +99,47 @@ def _attested(
     return AttestedUnlock(release_url, key, dev_root_dir.resolve(), role, recipient_per_unlock)
 
 
+def _callback(url: str | None, key: str | None, timeout: float) -> CallbackSettings | None:
+    """The callback settings given on the command line, if any."""
+    if url is None and key is None:
+        return None
+    if not url or not key:
+        fail("--callback-url and --callback-key go together")
+    try:
+        return CallbackSettings(url, bytes.fromhex(key), timeout)
+    except ValueError:
+        fail("--callback-key must be the customer's Ed25519 public key in hex")
+    except CosignerError as exc:
+        fail_on(exc)
+
+
+def _callback_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--callback-url``, ``--callback-key`` and ``--callback-timeout``."""
+    options = [
+        click.option(
+            "--callback-url",
+            default=None,
+            help="Customer callback: POST each checked signing request here (http or https); "
+            "sign only on its signed approval.",
+        ),
+        click.option(
+            "--callback-key",
+            default=None,
+            help="Customer callback: the Ed25519 public key (hex) its answers are signed with.",
+        ),
+        click.option(
+            "--callback-timeout",
+            type=click.FloatRange(0.1, MAX_TIMEOUT),
+            default=DEFAULT_TIMEOUT,
+            show_default=True,
+            help="Customer callback: seconds to wait for an answer (the node waits meanwhile).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 _unlock_option = click.option(
     "--unlock-mode",
     type=click.Choice(UNLOCK_MODES),
@@ -135,6 +180,7 @@ _unlock_option = click.option(
     is_flag=True,
     help="attested: a fresh RSA recipient key pair for every release (slower unlocks).",
 )
+@_callback_options
 def init(
     party: int,
     data_dir: Path,
@@ -148,16 +194,22 @@ def init(
     dev_root_dir: Path | None,
     role: str,
     recipient_per_unlock: bool,
+    callback_url: str | None,
+    callback_key: str | None,
+    callback_timeout: float,
 ) -> None:
     """Create a co-signer data directory and print its public identity."""
     document = _load_json(admins)
     if not isinstance(document, dict):
         fail("the admin set must be a JSON object")
+    callback = _callback(callback_url, callback_key, callback_timeout)
     cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
     if unlock_mode == "attested":
         attested = _attested(release_url, release_key, dev_root_dir, role, recipient_per_unlock)
         try:
-            public = init_node(data_dir, party, workspace, document, None, attested=attested)
+            public = init_node(
+                data_dir, party, workspace, document, None, attested=attested, callback=callback
+            )
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
         emit_json(
@@ -171,7 +223,9 @@ def init(
         return
     with _passphrase(passphrase_env) as passphrase:
         try:
-            public = init_node(data_dir, party, workspace, document, passphrase, cost=cost)
+            public = init_node(
+                data_dir, party, workspace, document, passphrase, cost=cost, callback=callback
+            )
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
     emit_json({"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint()})
@@ -234,6 +288,38 @@ def pin(data_dir: Path, directory: Path, passphrase_env: str, release_url: str |
     emit_json({"pinned": sorted(peers)})
 
 
+@group.command(name="configure")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@_callback_options
+@click.option(
+    "--remove-callback", is_flag=True, help="Remove the customer callback (sign without asking)."
+)
+@click.option("--passphrase-env", default=_DEFAULT_ENV, show_default=True)
+@click.option("--release-url", default=None, help="attested: override the configured service URL.")
+def configure(
+    data_dir: Path,
+    callback_url: str | None,
+    callback_key: str | None,
+    callback_timeout: float,
+    remove_callback: bool,
+    passphrase_env: str,
+    release_url: str | None,
+) -> None:
+    """Set or remove the customer callback; the configuration is signed again.
+
+    A running co-signer reads it at its next start.
+    """
+    callback = _callback(callback_url, callback_key, callback_timeout)
+    if (callback is not None) == remove_callback:
+        fail("give --callback-url and --callback-key, or --remove-callback")
+    identity = _unseal(data_dir, passphrase_env, release_url)
+    try:
+        configure_callback(data_dir, identity, callback)
+    except CosignerError as exc:
+        fail_on(exc)
+    emit_json({"callback": None if callback is None else callback.to_json()})
+
+
 def _show(summary: ConfigSummary) -> None:
     """The configuration an operator is about to sign, on stderr."""
     admins = summary.admins.to_document()
@@ -248,6 +334,7 @@ def _show(summary: ConfigSummary) -> None:
             f"  {party}  {fingerprint}" + ("  (this co-signer)" if party == summary.party else "")
             for party, fingerprint in sorted(summary.fingerprints.items())
         ),
+        f"customer callback: {summary.callback_url or 'none'}",
     ]
     click.echo("\n".join(lines), err=True)
 

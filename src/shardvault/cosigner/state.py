@@ -4,8 +4,8 @@ Layout of ``DATA_DIR``::
 
     cosigner.json        configuration: party id, workspace, pinned admin set, keyring
                          key id and cost (or the attested unlock), pinned directory of
-                         peer identities; signed by the node's own identity key
-                         (:mod:`.config`)
+                         peer identities, optional customer callback; signed by the
+                         node's own identity key (:mod:`.config`)
     keyring/             the ``local`` custody backend's passphrase-sealed master key
                          (``passphrase`` unlock mode only)
     shares/              the custody share store (envelope-encrypted blobs only)
@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shardvault.cosigner.callback import CallbackClient, CallbackSettings
 from shardvault.cosigner.config import (
     CONFIG_FORMAT,
     LEGACY_CONFIG_FORMAT,
@@ -241,6 +242,11 @@ def _admins(config: Mapping[str, object]) -> AdminSet:
         raise ConfigurationError(f"bad admin set: {exc}") from None
 
 
+def _callback(config: Mapping[str, object]) -> CallbackSettings | None:
+    raw = config.get("callback")
+    return None if raw is None else CallbackSettings.from_json(raw)
+
+
 def init_node(
     data_dir: Path,
     party: int,
@@ -251,12 +257,14 @@ def init_node(
     cost: Argon2Cost | None = None,
     rng: RandomSource = system_random,
     attested: AttestedUnlock | None = None,
+    callback: CallbackSettings | None = None,
 ) -> PublicIdentity:
     """Create a co-signer data directory: keyring, sealed identity, signed configuration.
 
     With ``attested``, there is no keyring: the identity is sealed under a data key the
     release service generates for this process's attestation, and ``passphrase`` is
-    not used.
+    not used. With ``callback``, every signature waits for the customer's approval
+    (:mod:`.callback`).
 
     Returns the public identity to pin in the peers' and the relay's directories.
 
@@ -312,6 +320,8 @@ def init_node(
         **unlock,
         "directory": {str(party): identity.public.to_json()},
     }
+    if callback is not None:
+        config["callback"] = callback.to_json()
     write_private_json(data_dir / CONFIG_FILE, sign_config(config, identity))
     return identity.public
 
@@ -375,6 +385,26 @@ def pin_peers(data_dir: Path, peers: Mapping[int, PublicIdentity], identity: Par
     _rewrite_config(data_dir, identity, pin)
 
 
+def configure_callback(
+    data_dir: Path, identity: PartyIdentity, callback: CallbackSettings | None
+) -> None:
+    """Set (or, with ``None``, remove) the customer callback and sign the configuration
+    again with ``identity``.
+
+    Raises:
+        ConfigurationError: no co-signer here, or a configuration that does not verify
+            under ``identity`` (or an unsigned one).
+    """
+
+    def configure(config: dict[str, object]) -> None:
+        if callback is None:
+            config.pop("callback", None)
+        else:
+            config["callback"] = callback.to_json()
+
+    _rewrite_config(data_dir, identity, configure)
+
+
 @dataclass(frozen=True)
 class ConfigSummary:
     """What an operator checks before signing a configuration (``seal-config``): the
@@ -385,6 +415,7 @@ class ConfigSummary:
     admins: AdminSet
     fingerprints: dict[int, str]
     unlock: str
+    callback_url: str | None
 
     def to_json(self) -> dict[str, object]:
         """The summary as printed by the command line."""
@@ -394,6 +425,7 @@ class ConfigSummary:
             "admins": self.admins.to_document(),
             "directory": {str(p): f for p, f in sorted(self.fingerprints.items())},
             "unlock": self.unlock,
+            "callback": self.callback_url,
         }
 
 
@@ -415,12 +447,14 @@ def _summary(config: Mapping[str, object], identity: PartyIdentity) -> ConfigSum
         AttestedUnlock.from_json(unlock)
     elif not isinstance(config.get("keyring"), dict):
         raise ConfigurationError("configuration field 'keyring' is required")
+    callback = _callback(config)
     return ConfigSummary(
         party=identity.party,
         workspace=workspace,
         admins=_admins(config),
         fingerprints={int(p): i.fingerprint() for p, i in directory.entries.items()},
         unlock="attested" if isinstance(unlock, dict) else "passphrase",
+        callback_url=None if callback is None else callback.url,
     )
 
 
@@ -504,6 +538,7 @@ class NodeState:
     directory: Directory
     chain: BundleChain
     history: list[PastTransaction]
+    callback: CallbackClient | None = None
 
     def __repr__(self) -> str:
         return f"NodeState(party={self.party}, workspace={self.workspace!r}, <redacted>)"
@@ -537,7 +572,9 @@ class NodeState:
 
     def close(self) -> None:
         """Lock the keyring (wipes the master key and passphrase held in memory), or
-        close the release-service client."""
+        close the release-service client; close the callback client."""
+        if self.callback is not None:
+            self.callback.close()
         _close_custody(self.custody)
 
 
@@ -633,6 +670,7 @@ def open_node(
         directory = _directory(config)
         if directory.entries.get(identity.party) != identity.public:
             raise ConfigurationError("the pinned directory does not hold this node's own identity")
+        settings = _callback(config)
         chain = BundleChain(workspace, admins)
         bundles_path = data_dir / "policy" / "bundles.json"
         if bundles_path.exists():
@@ -656,4 +694,7 @@ def open_node(
     except BaseException:
         _close_custody(custody)
         raise
-    return NodeState(data_dir, party, workspace, custody, identity, directory, chain, history)
+    callback = None if settings is None else CallbackClient(settings, identity, workspace)
+    return NodeState(
+        data_dir, party, workspace, custody, identity, directory, chain, history, callback
+    )
