@@ -38,7 +38,7 @@ from shardvault.chains.solana import system
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_app import create_relay_app
 from shardvault.cosigner.relay_core import RelayCore
-from shardvault.cosigner.state import init_node, pin_peers
+from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
 from shardvault.crypto.channel import Directory
 from shardvault.custody.backends.local import DEVELOPMENT_COST
 from shardvault.custody.secret import SecretBytes
@@ -83,7 +83,8 @@ class Harness:
                     directory, party, WORKSPACE, ADMINS, passphrase, cost=DEVELOPMENT_COST
                 )
         for directory in dirs.values():
-            pin_peers(directory, identities)
+            with SecretBytes(PASSPHRASE.encode()) as passphrase:
+                pin_peers(directory, identities, unseal_identity(directory, passphrase))
         self.core = RelayCore(Directory.of(identities), keep_transcript=False)
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

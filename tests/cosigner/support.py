@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 
 from shardvault.chains import solana
 from shardvault.chains.solana import system
-from shardvault.cosigner.state import init_node, pin_peers
+from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
 from shardvault.custody.backends.local import DEVELOPMENT_COST
 from shardvault.custody.secret import SecretBytes
 from shardvault.policy import (
@@ -95,8 +95,14 @@ def make_nodes(root: Path, count: int = 3) -> dict[int, Path]:
                 directory, party, WORKSPACE, ADMIN_SET, passphrase, cost=DEVELOPMENT_COST
             )
     for directory in dirs.values():
-        pin_peers(directory, identities)
+        pin_peers(directory, identities, unseal(directory))
     return dirs
+
+
+def unseal(directory: Path):
+    """The identity of the node in ``directory`` (which signs its configuration)."""
+    with SecretBytes(PASSPHRASE.encode()) as passphrase:
+        return unseal_identity(directory, passphrase)
 
 
 def metadata(created_at: int | None = None) -> dict[str, object]:

@@ -38,6 +38,7 @@ from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.frost import KeyPackage
 from shardvault.custody.secret import SecretBytes
+from tests.cosigner.callback_support import CustomerService
 from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
@@ -437,3 +438,70 @@ def test_sigterm_interrupts_a_long_poll(cluster):
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+def test_customer_callback_in_a_cosigner_process(tmp_path):
+    """Two fresh processes on a relay of their own; party 2, given a customer callback
+    with ``cosigner configure``, signs a transfer its customer approves and refuses one
+    it rejects, naming the callback; party 1 (no callback) signs what its policy allows."""
+    service = CustomerService()
+    dirs = make_nodes(tmp_path, count=2)
+    env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE}
+    configured = subprocess.run(
+        [
+            *(sys.executable, "-m", "shardvault.cli.main", "cosigner", "configure"),
+            *("--data-dir", str(dirs[2]), "--passphrase-env", PASSPHRASE_ENV),
+            *("--callback-url", service.url, "--callback-key", service.public_key.hex()),
+            *("--callback-timeout", "5"),
+        ],
+        capture_output=True,
+        env=env,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert configured.returncode == 0, configured.stderr
+    identities = {p: read_public_identity(d)[1] for p, d in dirs.items()}
+    service.trusted = {2: identities[2].signing_key}
+    relay = Relay(RelayCore(Directory.of(identities)))
+    processes = {}
+    try:
+        processes = {p: _start(p, d, relay.url) for p, d in dirs.items()}
+        for process in processes.values():
+            _wait_started(process)
+
+        def run(body, parties):
+            relay.core.submit(body, list(parties))
+            return relay.core.wait_results(
+                body["request_id"], list(parties), RESULT_TIMEOUT, first_failure=True
+            )
+
+        policy = {"kind": "policy", "request_id": "policy", "bundles": [signed_bundle().to_json()]}
+        assert {r["status"] for r in run(policy, (1, 2)).values()} == {"ok"}
+        results = run(dkg_request(parties=(1, 2)), (1, 2))
+        assert {r["status"] for r in results.values()} == {"ok"}, results
+        key = bytes.fromhex(results[2]["public_key"])
+        assert service.received == []  # key generation does not ask
+        message = solana_transfer(key, DESTINATION, LAMPORTS_PER_SOL // 10)
+        approved = run(sign_request(message, (1, 2)), (1, 2))
+        assert {r["status"] for r in approved.values()} == {"ok"}, approved
+        VerifyKey(key).verify(message, bytes.fromhex(approved[2]["signature"]))
+        assert len(service.received) == 1
+        assert service.refused_signatures == 0
+        service.mode = "reject"
+        service.reason = "unknown destination"
+        body = sign_request(message, (1, 2))
+        refused = run(body, (1, 2))
+        assert (refused[2]["status"], refused[2]["check"], refused[2]["reason"]) == (
+            "refused",
+            "callback",
+            "rejected: unknown destination",
+        )
+        abort = {"kind": "abort", "request_id": "abort", "session_id": body["session_id"]}
+        assert run(abort, (1,))[1]["status"] == "ok"
+    finally:
+        for process in processes.values():
+            _stop(process)
+            process.stdout.close()
+        relay.stop()
+        service.stop()

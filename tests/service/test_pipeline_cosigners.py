@@ -26,7 +26,13 @@ from nacl.signing import VerifyKey
 from shardvault.cosigner.link import InMemoryLink
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
 from shardvault.cosigner.relay_core import RelayCore
-from shardvault.cosigner.state import init_node, open_node, pin_peers, read_public_identity
+from shardvault.cosigner.state import (
+    init_node,
+    open_node,
+    pin_peers,
+    read_public_identity,
+    unseal_identity,
+)
 from shardvault.crypto.channel import Directory
 from shardvault.custody.backends.local import DEVELOPMENT_COST
 from shardvault.custody.secret import SecretBytes
@@ -70,7 +76,7 @@ class Cosigners:
                 cost=DEVELOPMENT_COST,
             )
         for directory in dirs.values():
-            pin_peers(directory, identities)
+            pin_peers(directory, identities, unseal_identity(directory, SecretBytes(PASSPHRASE)))
         self.relay = RelayCore(
             Directory.of({p: read_public_identity(d)[1] for p, d in dirs.items()}),
             keep_transcript=False,

@@ -1,14 +1,18 @@
 """``shardvault cosigner``: set up and run a co-signer node.
 
 ``init`` creates a data directory (passphrase-sealed keyring, sealed identity keys, the
-pinned workspace and admin set) and prints the node's public identity; ``pin`` pins the
-peers' public identities; ``identity`` prints this node's public identity; ``run``
-connects out to a coordinator's relay and serves sessions until SIGTERM or SIGINT.
-The passphrase comes from the environment variable named by ``--passphrase-env`` or from
-the file named by ``--passphrase-file`` (:mod:`shardvault.cli._cosigner_secret`);
-``init --generate-passphrase-file`` makes a random one and writes it to a new 0600 file,
-so that whoever starts the node never holds it. ``pin`` given a passphrase opens the
-node before it changes the pins.
+pinned workspace and admin set, in a configuration signed by the node's identity) and
+prints the node's public identity and its fingerprint; ``pin`` pins the peers' public
+identities (it unlocks the identity to sign the configuration again); ``identity``
+prints this node's public identity and fingerprint; ``seal-config`` shows and signs a
+configuration written, unsigned, by an earlier release; ``configure`` sets or removes
+the customer callback (signing the configuration again); ``pair`` registers the node
+with a server (docs/cosigner.md, "Pairing"); ``run`` connects out to a server's or a
+coordinator's relay and serves sessions until SIGTERM or SIGINT. The passphrase comes
+from the environment variable named by ``--passphrase-env`` or from the file named by
+``--passphrase-file`` (:mod:`shardvault.cli._cosigner_secret`); ``init
+--generate-passphrase-file`` makes a random one and writes it to a new 0600 file, so
+that whoever starts the node never holds it.
 
 ``--unlock-mode attested`` (at ``init``) replaces the passphrase-sealed keyring with a
 key-release service: every share's data key is released to this process only against a
@@ -26,6 +30,7 @@ import signal
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -35,25 +40,30 @@ import click
 from shardvault.cli._cosigner_secret import (
     check_exclusive,
     generate_passphrase_file,
-    given_passphrase,
     passphrase_options,
 )
 from shardvault.cli._cosigner_secret import passphrase as read_passphrase
 from shardvault.cli._output import emit_json, fail, fail_on
+from shardvault.cosigner.callback import DEFAULT_TIMEOUT, MAX_TIMEOUT, CallbackSettings
+from shardvault.cosigner.config import PRIVATE_FILE_MODE
 from shardvault.cosigner.errors import CosignerError, LinkError
 from shardvault.cosigner.state import (
     UNLOCK_MODES,
     AttestedUnlock,
+    ConfigSummary,
     NodeState,
+    configure_callback,
     init_node,
     open_node,
     pin_peers,
     read_public_identity,
+    seal_config,
+    unseal_identity,
 )
 from shardvault.cosigner.state import (
     unlock_mode as unlock_mode_of,
 )
-from shardvault.crypto.channel import PublicIdentity
+from shardvault.crypto.channel import PartyIdentity, PublicIdentity
 from shardvault.crypto.errors import CryptoError
 from shardvault.custody.backends.local import Argon2Cost
 from shardvault.custody.errors import CustodyError
@@ -88,6 +98,47 @@ def _attested(
     if len(key) != 32:
         fail("--release-key must be 32 bytes of hex")
     return AttestedUnlock(release_url, key, dev_root_dir.resolve(), role, recipient_per_unlock)
+
+
+def _callback(url: str | None, key: str | None, timeout: float) -> CallbackSettings | None:
+    """The callback settings given on the command line, if any."""
+    if url is None and key is None:
+        return None
+    if not url or not key:
+        fail("--callback-url and --callback-key go together")
+    try:
+        return CallbackSettings(url, bytes.fromhex(key), timeout)
+    except ValueError:
+        fail("--callback-key must be the customer's Ed25519 public key in hex")
+    except CosignerError as exc:
+        fail_on(exc)
+
+
+def _callback_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--callback-url``, ``--callback-key`` and ``--callback-timeout``."""
+    options = [
+        click.option(
+            "--callback-url",
+            default=None,
+            help="Customer callback: POST each checked signing request here (http or https); "
+            "sign only on its signed approval.",
+        ),
+        click.option(
+            "--callback-key",
+            default=None,
+            help="Customer callback: the Ed25519 public key (hex) its answers are signed with.",
+        ),
+        click.option(
+            "--callback-timeout",
+            type=click.FloatRange(0.1, MAX_TIMEOUT),
+            default=DEFAULT_TIMEOUT,
+            show_default=True,
+            help="Customer callback: seconds to wait for an answer (the node waits meanwhile).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 _unlock_option = click.option(
@@ -138,6 +189,7 @@ _unlock_option = click.option(
     is_flag=True,
     help="attested: a fresh RSA recipient key pair for every release (slower unlocks).",
 )
+@_callback_options
 def init(
     party: int,
     data_dir: Path,
@@ -153,21 +205,34 @@ def init(
     dev_root_dir: Path | None,
     role: str,
     recipient_per_unlock: bool,
+    callback_url: str | None,
+    callback_key: str | None,
+    callback_timeout: float,
 ) -> None:
     """Create a co-signer data directory and print its public identity."""
     document = _load_json(admins)
     if not isinstance(document, dict):
         fail("the admin set must be a JSON object")
+    callback = _callback(callback_url, callback_key, callback_timeout)
     cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
     if unlock_mode == "attested":
         if generated_file is not None:
             fail("--unlock-mode attested takes no passphrase")
         attested = _attested(release_url, release_key, dev_root_dir, role, recipient_per_unlock)
         try:
-            public = init_node(data_dir, party, workspace, document, None, attested=attested)
+            public = init_node(
+                data_dir, party, workspace, document, None, attested=attested, callback=callback
+            )
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
-        emit_json({"party": party, "identity": public.to_json(), "unlock": "attested"})
+        emit_json(
+            {
+                "party": party,
+                "identity": public.to_json(),
+                "fingerprint": public.fingerprint(),
+                "unlock": "attested",
+            }
+        )
         return
     if generated_file is None:
         secret = read_passphrase(passphrase_env, passphrase_file)
@@ -180,23 +245,44 @@ def init(
         secret = generate_passphrase_file(generated_file)
     with secret as passphrase:
         try:
-            public = init_node(data_dir, party, workspace, document, passphrase, cost=cost)
+            public = init_node(
+                data_dir, party, workspace, document, passphrase, cost=cost, callback=callback
+            )
         except (CosignerError, CustodyError) as exc:
             if generated_file is not None:
                 generated_file.unlink(missing_ok=True)
             fail_on(exc)
-    emit_json({"party": party, "identity": public.to_json()})
+    emit_json({"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint()})
 
 
 @group.command(name="identity")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def identity(data_dir: Path) -> None:
-    """Print this node's public identity (to pin at peers and at the relay)."""
+    """Print this node's public identity (to pin at peers and at the relay) and its
+    fingerprint (to compare out of band with what the peers and the admins pin)."""
     try:
         party, public = read_public_identity(data_dir)
     except (CosignerError, CryptoError) as exc:
         fail_on(exc)
-    emit_json({"party": party, "identity": public.to_json()})
+    emit_json({"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint()})
+
+
+def _unseal(
+    data_dir: Path,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
+    release_url: str | None,
+) -> PartyIdentity:
+    """This node's identity, unlocked as its data directory says (passphrase or
+    attested), to sign its configuration."""
+    try:
+        mode = unlock_mode_of(data_dir)
+        if mode == "attested":
+            return unseal_identity(data_dir, None, release_url=release_url)
+        with read_passphrase(passphrase_env, passphrase_file) as passphrase:
+            return unseal_identity(data_dir, passphrase)
+    except (CosignerError, CustodyError) as exc:
+        fail_on(exc)
 
 
 @group.command(name="pin")
@@ -208,30 +294,117 @@ def identity(data_dir: Path) -> None:
     help='JSON {"<party>": {"signing_key", "encryption_key", "binding"}, ...}',
 )
 @passphrase_options
+@click.option("--release-url", default=None, help="attested: override the configured service URL.")
 def pin(
-    data_dir: Path, directory: Path, passphrase_env: str | None, passphrase_file: Path | None
+    data_dir: Path,
+    directory: Path,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
+    release_url: str | None,
 ) -> None:
     """Pin peer identities; a different key for an already pinned party is refused.
 
-    Given a passphrase (either option), the node is opened first: a passphrase that does
-    not unseal it changes nothing.
+    Unlocks the node's identity to check the configuration's signature and sign it again.
     """
     document = _load_json(directory)
     if not isinstance(document, dict):
         fail("the directory must be a JSON object")
     try:
         peers = {int(p): PublicIdentity.from_json(entry) for p, entry in document.items()}
-    except (CryptoError, ValueError, AttributeError, TypeError):
+    except CryptoError as exc:
+        fail_on(exc)
+    except (ValueError, AttributeError):
         fail("directory keys must be party ids and values identity objects")
-    secret = given_passphrase(passphrase_env, passphrase_file)
+    identity = _unseal(data_dir, passphrase_env, passphrase_file, release_url)
     try:
-        if secret is not None:
-            with secret as passphrase:
-                open_node(data_dir, passphrase).close()
-        pin_peers(data_dir, peers)
-    except (CosignerError, CryptoError, CustodyError) as exc:
+        pin_peers(data_dir, peers, identity)
+    except CosignerError as exc:
         fail_on(exc)
     emit_json({"pinned": sorted(peers)})
+
+
+@group.command(name="configure")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@_callback_options
+@click.option(
+    "--remove-callback", is_flag=True, help="Remove the customer callback (sign without asking)."
+)
+@passphrase_options
+@click.option("--release-url", default=None, help="attested: override the configured service URL.")
+def configure(
+    data_dir: Path,
+    callback_url: str | None,
+    callback_key: str | None,
+    callback_timeout: float,
+    remove_callback: bool,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
+    release_url: str | None,
+) -> None:
+    """Set or remove the customer callback; the configuration is signed again.
+
+    A running co-signer reads it at its next start.
+    """
+    callback = _callback(callback_url, callback_key, callback_timeout)
+    if (callback is not None) == remove_callback:
+        fail("give --callback-url and --callback-key, or --remove-callback")
+    identity = _unseal(data_dir, passphrase_env, passphrase_file, release_url)
+    try:
+        configure_callback(data_dir, identity, callback)
+    except CosignerError as exc:
+        fail_on(exc)
+    emit_json({"callback": None if callback is None else callback.to_json()})
+
+
+def _show(summary: ConfigSummary) -> None:
+    """The configuration an operator is about to sign, on stderr."""
+    admins = summary.admins.to_document()
+    members = admins["members"]
+    assert isinstance(members, list)
+    lines = [
+        f"co-signer {summary.party} of workspace {summary.workspace!r} ({summary.unlock} unlock)",
+        f"admin set: quorum {admins['quorum']} of {len(members)}",
+        *(f"  {m['id']}  {m['algorithm']}  {m['public_key']}" for m in members),
+        "pinned identities (fingerprints):",
+        *(
+            f"  {party}  {fingerprint}" + ("  (this co-signer)" if party == summary.party else "")
+            for party, fingerprint in sorted(summary.fingerprints.items())
+        ),
+        f"customer callback: {summary.callback_url or 'none'}",
+    ]
+    click.echo("\n".join(lines), err=True)
+
+
+@group.command(name="seal-config")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@passphrase_options
+@click.option("--release-url", default=None, help="attested: override the configured service URL.")
+@click.option("--yes", is_flag=True, help="Sign without asking (the summary is still printed).")
+def seal_config_command(
+    data_dir: Path,
+    passphrase_env: str | None,
+    passphrase_file: Path | None,
+    release_url: str | None,
+    yes: bool,
+) -> None:
+    """Check and sign a configuration written, unsigned, by an earlier release.
+
+    Unlocks the identity, shows the admin set and the fingerprints of the pinned
+    identities, and signs the configuration once confirmed; then makes the data
+    directory's files 0600 and its directories 0700. Compare what it shows with what
+    you expect: the file was not protected before.
+    """
+    identity = _unseal(data_dir, passphrase_env, passphrase_file, release_url)
+
+    def confirm(summary: ConfigSummary) -> bool:
+        _show(summary)
+        return yes or click.confirm("sign this configuration?", default=False, err=True)
+
+    try:
+        summary = seal_config(data_dir, identity, confirm)
+    except CosignerError as exc:
+        fail_on(exc)
+    emit_json({"sealed": True, **summary.to_json()})
 
 
 class _Stop(BaseException):
@@ -515,7 +688,10 @@ def run(
 def _lock_data_dir(data_dir: Path) -> IO[bytes]:
     """Hold an exclusive lock on the data directory for this process's life."""
     try:
-        handle = (Path(data_dir) / "run.lock").open("ab")
+        descriptor = os.open(
+            Path(data_dir) / "run.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE
+        )
+        handle = os.fdopen(descriptor, "ab")
     except OSError as exc:
         fail(f"cannot open the data directory: {exc.strerror}")
     try:

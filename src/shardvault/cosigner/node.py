@@ -9,7 +9,9 @@ long, send what came out. Requests (JSON objects, see ``docs/cosigner.md``):
   when it ends, and the public key is reported;
 * ``presign``: a CGGMP21 presignature, kept in memory for one later signature;
 * ``sign``: a signature (FROST, or CGGMP21 from a presignature) over what the co-signer
-  recomputed from the payload and allowed under its policy (:mod:`.checks`);
+  recomputed from the payload and allowed under its policy (:mod:`.checks`) and, when a
+  customer callback is configured, only once the customer's service approved it
+  (:mod:`.callback`);
 * ``abort``: end a session early.
 
 Every request gets one result: ``ok`` (with a signature or a public key), ``refused``
@@ -639,6 +641,7 @@ class CosignerNode:
                 raise RequestRefused("malformed", "signers differ from the presignature's")
             if presignature.key_id != key.key_id:
                 raise RequestRefused("key", "the presignature was made for another key or path")
+            self._ask_customer(request_id, body, checked)
             del self._presignatures[(vault, key_id, label)]
             driver = ecdsa_signing_driver(
                 key=key,
@@ -651,6 +654,7 @@ class CosignerNode:
                 rng=self._rng,
             )
         else:
+            self._ask_customer(request_id, body, checked)
             driver = signing_driver(
                 key=key,
                 identity=self.state.identity,
@@ -684,6 +688,21 @@ class CosignerNode:
         return self._register(
             sid, _Active(request_id, "sign", driver, self._clock() + self._timeout, done)
         )
+
+    def _ask_customer(
+        self, request_id: str, body: Mapping[str, object], checked: CheckedRequest
+    ) -> None:
+        """The customer's veto, when a callback is configured (:mod:`.callback`): asked
+        after every check of our own, before a presignature is spent or a signing round
+        starts. The loop waits for the answer (at most the callback's timeout).
+
+        Raises:
+            RequestRefused: check ``callback``; anything but a signed approval.
+        """
+        if self.state.callback is not None:
+            self.state.callback.approve(
+                request_id, body, checked, now=int(self._clock()), rng=self._rng
+            )
 
     # --- Envelopes ------------------------------------------------------------------
 

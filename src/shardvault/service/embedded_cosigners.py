@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from shardvault.cosigner.config import LEGACY_CONFIG_FORMAT, read_json
 from shardvault.cosigner.errors import CosignerError
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import read_public_identity
@@ -185,6 +186,7 @@ class EmbeddedCosigners:
         directory = self._root / workspace_id
         if not directory.exists():
             self._create(workspace_id, directory)
+        self._seal_legacy(directory)
         try:
             identities: dict[int, PublicIdentity] = {}
             for party in self._parties:
@@ -196,6 +198,34 @@ class EmbeddedCosigners:
         except (CosignerError, CryptoError) as exc:
             raise CosignersUnavailable(f"co-signer directories unreadable: {exc}") from None
         return _Workspace(relay, directory, self._parties)
+
+    def _seal_legacy(self, directory: Path) -> None:
+        """Have each co-signer whose configuration an earlier release wrote unsigned sign
+        it (``cosigner seal-config`` in its own process, unlocking with its own
+        passphrase file: the server reads no passphrase).
+
+        Raises:
+            CosignersUnavailable: a configuration that cannot be read or signed.
+        """
+        legacy = {}
+        for party in self._parties:
+            party_dir = directory / f"party-{party}"
+            try:
+                config = read_json(party_dir / "cosigner.json")
+            except CosignerError as exc:
+                raise CosignersUnavailable(f"co-signer {party}: {exc}") from None
+            if isinstance(config, dict) and config.get("format") == LEGACY_CONFIG_FORMAT:
+                legacy[party] = [
+                    "seal-config", "--yes", "--data-dir", str(party_dir),
+                    "--passphrase-file", str(party_dir / PASSPHRASE_FILE),
+                ]  # fmt: skip
+        if legacy:
+            _run_everywhere(legacy, env=self._child_env(), timeout=self._create_timeout)
+            _log.warning(
+                "signed the unsigned configurations of co-signers %s in %s",
+                sorted(legacy),
+                directory,
+            )
 
     # --- Creation (in the co-signers' own processes) ---------------------------------
 
@@ -242,7 +272,11 @@ class EmbeddedCosigners:
             old_log = entry.logs.pop(party, None)
             if old_log is not None:
                 old_log.close()
-            log = (party_dir / "cosigner.log").open("ab")
+            # Private like everything else in the co-signer's directory.
+            log = os.fdopen(
+                os.open(party_dir / "cosigner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                "ab",
+            )
             command = [
                 *COSIGNER_COMMAND,
                 "run",

@@ -116,7 +116,8 @@ class LocalBackend(KeyEncryptionBackend):
         Raises: ConfigurationError when the directory already holds keys.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        # Only this user may list the key files (each is created 0600).
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if any(directory.glob("*.key")):
             raise ConfigurationError(f"local keyring {directory} already holds keys")
         kek_id = _write_key_file(directory, passphrase, cost or Argon2Cost())

@@ -1,6 +1,7 @@
 """A share store in a local directory, crash-safe without a database.
 
-Layout: ``<root>/<workspace>/<vault>/<key_id>/<party_id>/r<revision>.blob``.
+Layout: ``<root>/<workspace>/<vault>/<key_id>/<party_id>/r<revision>.blob``. Directories
+are created 0700 and blobs 0600: only the store's user can list or read them.
 
 A write goes to a uniquely named temporary file in the record's directory, is flushed
 and ``fsync``-ed, and is then published under its revision name with ``link(2)``, which
@@ -46,6 +47,17 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, each 0700 (``Path.mkdir`` would
+    give the parents the default mode)."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
 
 
 class LocalShareStore(ShareStore):
@@ -97,7 +109,7 @@ class LocalShareStore(ShareStore):
             raise StoreError(f"{address} has no revision numbers left")
         directory = self._dir(address)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            _make_private_dirs(directory)
             tmp = directory / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
