@@ -141,6 +141,8 @@ class ConnectionReport:
     nodelay: int
     tls: tuple[str, ...]
     """``version cipher`` of each TLS connection."""
+    loops: tuple[str, ...]
+    """The event loops the connections are served by (``uvloop`` or ``asyncio``)."""
 
 
 class Harness:
@@ -148,10 +150,19 @@ class Harness:
 
     ``tls``: serve the relay over https with that certificate, which every co-signer pins
     as its only trust anchor (``--server-cert``), as a remote co-signer does; without it,
-    plain http on loopback, as the server's embedded co-signers do.
+    plain http on loopback, as the server's embedded co-signers do. ``loop``: uvicorn's
+    event loop (``auto``, as ``shardvault server`` has it: uvloop where installed;
+    ``asyncio``: the fallback without it).
     """
 
-    def __init__(self, root: Path, *, tls: TlsFiles | None = None, poll_wait: float = 5.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        tls: TlsFiles | None = None,
+        poll_wait: float = 5.0,
+        loop: str = "auto",
+    ) -> None:
         self.processes: list[subprocess.Popen[str]] = []
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -176,16 +187,19 @@ class Harness:
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{LOOPBACK}:{sock.getsockname()[1]}"
         try:
-            self._start(dirs, tls, poll_wait)
+            self._start(dirs, tls, poll_wait, loop)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, dirs: dict[int, Path], tls: TlsFiles | None, poll_wait: float) -> None:
+    def _start(
+        self, dirs: dict[int, Path], tls: TlsFiles | None, poll_wait: float, loop: str
+    ) -> None:
         config = uvicorn.Config(
             create_relay_app(self.core),
             log_level="warning",
             lifespan="off",
+            loop=loop,
             ssl_certfile=str(tls.cert) if tls else None,
             ssl_keyfile=str(tls.key) if tls else None,
         )
@@ -251,15 +265,17 @@ class Harness:
     def connections(self) -> ConnectionReport:
         """The relay's open connections: how many have ``TCP_NODELAY`` set on the server's
         socket (without it, each response written in two pieces waits for a delayed ACK),
-        and the TLS version and cipher of each."""
+        the TLS version and cipher of each, and the event loop serving them."""
         assert self._server is not None
         total = nodelay = 0
         tls = []
+        loops = set()
         for connection in list(self._server.server_state.connections):
             transport = getattr(connection, "transport", None)
             if transport is None or transport.is_closing():
                 continue
             total += 1
+            loops.add("uvloop" if type(transport).__module__.startswith("uvloop") else "asyncio")
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
                 nodelay += 1
@@ -267,7 +283,7 @@ class Harness:
             if ssl_object is not None:
                 cipher = ssl_object.cipher()
                 tls.append(f"{ssl_object.version()} {cipher[0] if cipher else '?'}")
-        return ConnectionReport(total, nodelay, tuple(tls))
+        return ConnectionReport(total, nodelay, tuple(tls), tuple(sorted(loops)))
 
     def close(self) -> None:
         """Stop the co-signers (SIGTERM, then SIGKILL after 10 s) and the relay."""
