@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument(
         "--count",
         type=int,
-        default=30,
+        default=50,
         help="presignatures and Ethereum signatures per mode (Solana: 4x as many)",
     )
     parser.add_argument(
@@ -299,8 +299,12 @@ def main() -> None:
     print()
     print("\n".join(_table(plain, tls)))
     print(
+        "paired: median over rounds of TLS/plain (one sample of each per round, the order "
+        "alternating); p99 of fewer than 100 samples is the slowest one"
+    )
+    print(
         "every signature verified (Ed25519: PyNaCl; Ethereum: signer recovered by eth-account "
-        "= the key's address); modes interleaved, order alternating each round"
+        "= the key's address)"
     )
     print(connections)
     print(
