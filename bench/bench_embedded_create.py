@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shardvault.cosigner.state import init_node, pin_peers
+from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
 from shardvault.custody.secret import SecretBytes
 from shardvault.service.embedded_cosigners import COSIGNER_COMMAND, create_cosigners
 
@@ -45,11 +45,14 @@ def _processes(root: Path) -> None:
 
 def _in_process(root: Path) -> None:
     identities = {}
+    passphrases = {party: secrets.token_urlsafe(32).encode() for party in PARTIES}
     for party in PARTIES:
-        with SecretBytes(secrets.token_urlsafe(32).encode()) as passphrase:
+        with SecretBytes(passphrases[party]) as passphrase:
             identities[party] = init_node(root / f"party-{party}", party, "ws", ADMINS, passphrase)
     for party in PARTIES:
-        pin_peers(root / f"party-{party}", identities)
+        data_dir = root / f"party-{party}"
+        with SecretBytes(passphrases[party]) as passphrase:
+            pin_peers(data_dir, identities, unseal_identity(data_dir, passphrase))
 
 
 def _start_up(root: Path) -> None:

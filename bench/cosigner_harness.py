@@ -1,0 +1,379 @@
+"""Shared set-up of the co-signer benchmarks: three ``shardvault cosigner run`` processes
+long-polling a relay that uvicorn serves on 127.0.0.1, over plain HTTP or over TLS with
+the server certificate pinned (``--server-cert``), and the request bodies they sign.
+
+Not a benchmark itself (``make bench`` runs ``bench/bench_*.py``); the scripts next to it
+import it (a script's own directory is first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from nacl.signing import SigningKey
+
+from shardvault.chains import solana
+from shardvault.chains.solana import system
+from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
+from shardvault.cosigner.relay_app import create_relay_app
+from shardvault.cosigner.relay_core import RelayCore
+from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
+from shardvault.crypto.channel import Directory
+from shardvault.custody.backends.local import DEVELOPMENT_COST
+from shardvault.custody.secret import SecretBytes
+from shardvault.policy import new_bundle, parse_address_book, parse_admin_set, parse_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+PRIMES = ROOT / "tests" / "fixtures" / "test_only_paillier.json"
+WORKSPACE, VAULT, PASSPHRASE = "bench", "vault", "bench passphrase"
+PARTIES = (1, 2, 3)
+ADMIN = SigningKey(hashlib.sha256(b"bench admin").digest())
+ADMINS = {
+    "quorum": 1,
+    "members": [
+        {"id": "admin", "algorithm": "ed25519", "public_key": bytes(ADMIN.verify_key).hex()}
+    ],
+}
+POLICY = {
+    "format": "shardvault.policy/v1",
+    "version": 1,
+    "reference_currency": "USD",
+    "rules": [
+        {"name": "keygen", "when": {"operation": ["key_generation"]}, "action": "allow"},
+        {"name": "transfers", "when": {"operation": ["transfer"]}, "action": "allow"},
+    ],
+}
+LOOPBACK = "127.0.0.1"
+
+
+def metadata() -> dict[str, object]:
+    return {
+        "initiator": {"type": "api_key", "id": "bench"},
+        "source": {"vault": VAULT},
+        "created_at": int(time.time()),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A server certificate (PEM, what the co-signers pin) and its private key."""
+
+    cert: Path
+    key: Path
+
+
+def self_signed_tls(directory: Path, address: str = LOOPBACK) -> TlsFiles:
+    """A fresh P-256 key and a self-signed certificate for ``address`` (an IP SAN),
+    valid for a day, written to ``directory``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shardvault bench relay")])
+    now = datetime.datetime.now(datetime.UTC)
+    public = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "relay-cert.pem", directory / "relay-key.pem")
+    files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    files.key.touch(mode=0o600)
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionReport:
+    """The relay's open connections (the co-signers' links), as the server sees them."""
+
+    total: int
+    nodelay: int
+    tls: tuple[str, ...]
+    """``version cipher`` of each TLS connection."""
+    loops: tuple[str, ...]
+    """The event loops the connections are served by (``uvloop`` or ``asyncio``)."""
+
+
+class Harness:
+    """Three co-signer processes with fresh identities and the relay they poll.
+
+    ``tls``: serve the relay over https with that certificate, which every co-signer pins
+    as its only trust anchor (``--server-cert``), as a remote co-signer does; without it,
+    plain http on loopback, as the server's embedded co-signers do. ``loop``: uvicorn's
+    event loop (``auto``, as ``shardvault server`` has it: uvloop where installed;
+    ``asyncio``: the fallback without it).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        tls: TlsFiles | None = None,
+        poll_wait: float = 5.0,
+        loop: str = "auto",
+    ) -> None:
+        self.processes: list[subprocess.Popen[str]] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._log: IO[str] | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        self.log_path = root / "cosigners.log"
+        dirs = {p: root / f"c{p}" for p in PARTIES}
+        identities = {}
+        for party, directory in dirs.items():
+            with SecretBytes(PASSPHRASE.encode()) as passphrase:
+                identities[party] = init_node(
+                    directory, party, WORKSPACE, ADMINS, passphrase, cost=DEVELOPMENT_COST
+                )
+        for directory in dirs.values():
+            with SecretBytes(PASSPHRASE.encode()) as passphrase:
+                pin_peers(directory, identities, unseal_identity(directory, passphrase))
+        self.core = RelayCore(Directory.of(identities), keep_transcript=False)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so
+        # (accepted sockets inherit the listening socket's protocol number).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind((LOOPBACK, 0))
+        self._sock = sock
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://{LOOPBACK}:{sock.getsockname()[1]}"
+        try:
+            self._start(dirs, tls, poll_wait, loop)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(
+        self, dirs: dict[int, Path], tls: TlsFiles | None, poll_wait: float, loop: str
+    ) -> None:
+        config = uvicorn.Config(
+            create_relay_app(self.core),
+            log_level="warning",
+            lifespan="off",
+            loop=loop,
+            ssl_certfile=str(tls.cert) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+        self._thread.start()
+        while not server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the relay at {self.url} did not start")
+            time.sleep(0.02)
+        env = {**os.environ, "SV_BENCH_PASS": PASSPHRASE, TEST_ONLY_PRIMES_ENV: str(PRIMES)}
+        self._log = open(self.log_path, "w")
+        pinned = ["--server-cert", str(tls.cert)] if tls else []
+        for party, directory in dirs.items():
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "shardvault.cli.main",
+                        "cosigner",
+                        "run",
+                        "--id",
+                        str(party),
+                        "--data-dir",
+                        str(directory),
+                        "--coordinator",
+                        self.url,
+                        *pinned,
+                        "--passphrase-env",
+                        "SV_BENCH_PASS",
+                        "--poll-wait",
+                        str(poll_wait),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=self._log,
+                    env=env,
+                    text=True,
+                )
+            )
+        for process in self.processes:
+            assert process.stdout is not None
+            if not process.stdout.readline():
+                raise RuntimeError(f"a co-signer did not start: see {self.log_path}")
+
+    def run(
+        self, body: dict[str, object], parties: Sequence[int], timeout: float = 120.0
+    ) -> dict[int, dict[str, object]]:
+        """Queue ``body`` for ``parties`` and answer their results once all are ``ok``
+        (exits the benchmark otherwise)."""
+        request_id = str(body["request_id"])
+        self.core.submit(body, list(parties))
+        results = self.core.wait_results(request_id, list(parties), timeout)
+        self.core.forget(request_id)
+        statuses = {r["status"] for r in results.values()}
+        if statuses != {"ok"} or len(results) != len(parties):
+            raise SystemExit(f"request {body['kind']} failed: {results}")
+        return results
+
+    def connections(self) -> ConnectionReport:
+        """The relay's open connections: how many have ``TCP_NODELAY`` set on the server's
+        socket (without it, each response written in two pieces waits for a delayed ACK),
+        the TLS version and cipher of each, and the event loop serving them."""
+        assert self._server is not None
+        total = nodelay = 0
+        tls = []
+        loops = set()
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is None or transport.is_closing():
+                continue
+            total += 1
+            loops.add("uvloop" if type(transport).__module__.startswith("uvloop") else "asyncio")
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
+                nodelay += 1
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                cipher = ssl_object.cipher()
+                tls.append(f"{ssl_object.version()} {cipher[0] if cipher else '?'}")
+        return ConnectionReport(total, nodelay, tuple(tls), tuple(sorted(loops)))
+
+    def close(self) -> None:
+        """Stop the co-signers (SIGTERM, then SIGKILL after 10 s) and the relay."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+        self.core.close()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._sock.close()
+        if self._log is not None:
+            self._log.close()
+
+
+def install_policy(harness: Harness) -> None:
+    """Have every co-signer pin the admin-signed bundle that allows the benchmark's
+    key generations and transfers."""
+    bundle = new_bundle(
+        WORKSPACE,
+        parse_policy(POLICY),
+        parse_address_book({"format": "shardvault.address-book/v1", "entries": []}),
+        parse_admin_set(ADMINS),
+    )
+    bundle = bundle.with_signature("admin", ADMIN.sign(bundle.signing_message()).signature)
+    harness.run({"kind": "policy", "request_id": "policy", "bundles": [bundle.to_json()]}, PARTIES)
+
+
+def dkg_body(scheme: str, key_id: str) -> dict[str, object]:
+    """A 2-of-3 key generation request (CGGMP21 adds its auxiliary-info session)."""
+    body: dict[str, object] = {
+        "kind": "dkg",
+        "request_id": f"dkg-{key_id}",
+        "session_id": secrets.token_hex(32),
+        "scheme": scheme,
+        "vault": VAULT,
+        "key_id": key_id,
+        "parties": list(PARTIES),
+        "min_signers": 2,
+        "metadata": metadata(),
+    }
+    if scheme == "ecdsa-secp256k1":
+        body["aux_session_id"] = secrets.token_hex(32)
+    return body
+
+
+def sign_body(
+    chain: str, payload: bytes, signers: Sequence[int], key_id: str, **extra: object
+) -> dict[str, object]:
+    return {
+        "kind": "sign",
+        "request_id": secrets.token_hex(8),
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": key_id,
+        "signers": list(signers),
+        "chain": chain,
+        "payload": payload.hex(),
+        "metadata": metadata(),
+        "approvals": [],
+        **extra,
+    }
+
+
+def presign_body(key_id: str, signers: Sequence[int], label: str) -> dict[str, object]:
+    return {
+        "kind": "presign",
+        "request_id": f"presign-{label}",
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": key_id,
+        "signers": list(signers),
+        "presignature": label,
+    }
+
+
+def solana_message(key: bytes, lamports: int) -> bytes:
+    ours = solana.Pubkey(key)
+    to = solana.Pubkey(hashlib.sha256(b"bench destination").digest())
+    message = solana.compile_legacy_message(
+        ours, [system.transfer(ours, to, lamports)], secrets.token_bytes(32)
+    )
+    return solana.serialize_message(message)
