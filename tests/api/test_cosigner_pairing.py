@@ -158,10 +158,13 @@ def test_refused_pairings_name_their_reason_and_change_nothing(
         with pytest.raises(ApiError) as wrong_party:
             _pair(server_url, PartyIdentity.generate(3, system_random), tenant.workspace_id, token)
         assert "for co-signer 2" in wrong_party.value.detail
-        _pair(server_url, identity, tenant.workspace_id, token)
-        # Used once.
+        first = _pair(server_url, identity, tenant.workspace_id, token)
+        # The same co-signer again (its answer was lost): the same answer; another
+        # identity with the used token: refused.
+        assert _pair(server_url, identity, tenant.workspace_id, token) == first
+        assert len(_paired(platform)) == 1
         with pytest.raises(ApiError) as reused:
-            _pair(server_url, identity, tenant.workspace_id, token)
+            _pair(server_url, PartyIdentity.generate(2, system_random), tenant.workspace_id, token)
         assert "already used" in reused.value.detail
         # A paired party needs unpairing before a new token.
         with pytest.raises(ApiError) as conflict:

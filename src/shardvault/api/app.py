@@ -127,9 +127,11 @@ def _document_security(app: FastAPI) -> None:
             },
         }
         schema["security"] = [{"ApiKey": [], "SignedRequest": []}]
-        health = schema["paths"].get(f"{API_PREFIX}/health", {}).get("get")
-        if health is not None:
-            health["security"] = []
+        for path, method in (("/health", "get"), ("/cosigners/pair", "post")):
+            # Readiness, and pairing (a one-time token and the co-signer's own signature).
+            operation = schema["paths"].get(f"{API_PREFIX}{path}", {}).get(method)
+            if operation is not None:
+                operation["security"] = []
         app.openapi_schema = schema
         return schema
 

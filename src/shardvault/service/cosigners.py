@@ -168,6 +168,9 @@ def pair(
 ) -> tuple[CosignerView, str]:
     """Record a co-signer that presented a valid token and proved its identity key.
 
+    Idempotent: the co-signer a token paired may send its pairing again and gets the same
+    answer (pairing needs no Idempotency-Key).
+
     ``document`` is ``{format, workspace, party, identity, token, timestamp, version,
     label, details}``, ``signature`` the identity key's Ed25519 signature (hex) over
     :func:`pairing_message`. Answers the view and the workspace id.
@@ -235,6 +238,11 @@ def pair(
     if row is None:
         raise refuse("unknown pairing token", None)
     if row.used_at is not None:
+        done = _paired(uow, row.workspace_id, row.party)
+        if done is not None and done.signing_key == identity.signing_key.hex():
+            # The same co-signer sending its pairing again (a lost answer): the same
+            # answer, nothing new recorded. A token pairs one identity, once.
+            return CosignerView.of(done, None, {}), row.workspace_id
         raise refuse("the pairing token was already used", row.workspace_id)
     if row.expires_at <= current:
         raise refuse("the pairing token expired", row.workspace_id)
