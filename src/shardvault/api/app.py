@@ -105,8 +105,10 @@ def _document_security(app: FastAPI) -> None:
                 "scheme": "bearer",
                 "bearerFormat": "JWT",
                 "description": "A JWT signed by the API key's private key (EdDSA or ES256) "
-                "with claims uri, nonce, iat, exp (at most 30 s after iat), sub (the key id) "
-                "and bodyHash (hex SHA-256 of the raw body). Each nonce is accepted once.",
+                "with claims method (the request's HTTP method), uri (path and query), nonce, "
+                "iat, exp (at most 30 s after iat), sub (the key id) and bodyHash (hex SHA-256 "
+                "of the raw body), all required. A token is accepted for that method, uri and "
+                "body only, and each nonce once.",
             },
         }
         schema["security"] = [{"ApiKey": [], "SignedRequest": []}]

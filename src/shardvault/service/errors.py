@@ -111,7 +111,8 @@ class TokenLifetimeTooLong(AuthenticationError):
 
 
 class RequestMismatch(AuthenticationError):
-    """The JWT was signed for another request (its ``uri`` or ``bodyHash`` differ)."""
+    """The JWT was signed for another request (its ``method``, ``uri`` or ``bodyHash``
+    differ)."""
 
     problem = "request-mismatch"
 
