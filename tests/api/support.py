@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from shardvault.audit import Actor, AuditSigner
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
@@ -17,7 +17,7 @@ from shardvault.sdk.auth import Algorithm
 from shardvault.service.platform import Platform, PlatformSettings
 from shardvault.service.workspaces import create_workspace
 from shardvault.store import Database
-from shardvault.store.models import KeyAlgorithm
+from shardvault.store.models import AuditEvent, KeyAlgorithm
 
 TEST_SETTINGS = PlatformSettings(checkpoint_interval=5, nonce_purge_interval_s=0.0)
 
@@ -46,6 +46,18 @@ def bootstrap(platform: Platform, name: str = "acme", algorithm: Algorithm = "Ed
             actor=Actor.cli(),
         )
     return Tenant(workspace.id, owner.id, ApiKeyCredentials.from_pem(key.id, private_pem))
+
+
+def refusals(platform: Platform, chain: str) -> list[AuditEvent]:
+    """The refused requests recorded in ``chain``, oldest first."""
+    with platform.unit_of_work() as uow:
+        return list(
+            uow.session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.chain == chain, AuditEvent.outcome == "refused")
+                .order_by(AuditEvent.seq)
+            ).all()
+        )
 
 
 class SwitchableApp:

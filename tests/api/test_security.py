@@ -23,7 +23,7 @@ from shardvault.sdk import ApiKeyCredentials, generate_key_pair
 from shardvault.service.platform import Platform
 from shardvault.store.database import READ_ONLY_OPTION
 from shardvault.store.models import SYSTEM_CHAIN, AuditEvent
-from tests.api.support import Tenant, writing_meanwhile
+from tests.api.support import Tenant, refusals, writing_meanwhile
 
 PROBLEM = "application/problem+json"
 
@@ -39,17 +39,6 @@ def snapshot(platform: Platform) -> dict[str, object]:
             rows = conn.execute(text(f"SELECT * FROM {table}")).all()
             state[table] = sorted(repr(tuple(r)) for r in rows)
     return state
-
-
-def refusals(platform: Platform, chain: str) -> list[AuditEvent]:
-    with platform.unit_of_work() as uow:
-        return list(
-            uow.session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.chain == chain, AuditEvent.outcome == "refused")
-                .order_by(AuditEvent.seq)
-            ).all()
-        )
 
 
 def event_count(platform: Platform) -> int:
@@ -481,6 +470,8 @@ def test_authentication_comes_before_body_validation(refuse: Callable[..., Respo
 def test_oversized_bodies_are_refused_before_reading(
     tenant: Tenant, refuse: Callable[..., Response]
 ) -> None:
+    """Refused before authentication (tests/api/test_body_limit.py has the details), so
+    the refusal is recorded in the system chain even though the token is good."""
     body = b'{"name": "' + b"x" * (1 << 20) + b'"}'
     headers = signed_headers(tenant.owner, "POST", "/v1/users", body, idempotency_key="big")
     refuse(
@@ -488,8 +479,8 @@ def test_oversized_bodies_are_refused_before_reading(
         "/v1/users",
         headers,
         body,
-        status=400,
-        problem="invalid-request",
+        status=413,
+        problem="body-too-large",
         chain=SYSTEM_CHAIN,
     )
 

@@ -1,4 +1,5 @@
-"""The FastAPI application factory: everything under ``/v1``, one exception mapper."""
+"""The FastAPI application factory: everything under ``/v1``, one exception mapper, and
+request bodies bounded before anything reads them (:mod:`shardvault.body_limit`)."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from shardvault import __version__
-from shardvault.api.problems import install_problem_handlers
+from shardvault.api.problems import body_refusal, install_problem_handlers
 from shardvault.api.routes import (
     addressbook,
     approvals,
@@ -20,6 +21,8 @@ from shardvault.api.routes import (
 )
 from shardvault.api.routes import webhooks as webhook_routes
 from shardvault.api.schemas import Problem
+from shardvault.body_limit import BodyLimitMiddleware, BodyLimits
+from shardvault.cosigner import relay_app
 from shardvault.service.auth import Authenticator
 from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pipeline import PipelineRuntime
@@ -27,6 +30,10 @@ from shardvault.service.platform import Platform
 from shardvault.service.webhook_delivery import WebhookRuntime
 
 API_PREFIX = "/v1"
+
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body the API accepts (1 MiB); nothing in it needs more. The
+co-signers' relay routes, mounted beside it, accept ``relay_app.MAX_BODY_BYTES``."""
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
@@ -36,6 +43,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         (403, "The API key's role does not allow this"),
         (404, "Not found in this workspace"),
         (409, "Conflict (including an idempotency key reused with another body)"),
+        (413, "The request body is over 1 MiB (refused before it is read)"),
     )
 }
 
@@ -54,7 +62,8 @@ def create_app(
     (signing backend, chain access) is needed by vault creation; without it that route
     answers 503. ``extra_routers`` are mounted outside ``/v1`` and outside the OpenAPI
     document: the co-signers' relay routes, which carry their own signatures instead of
-    API keys (docs/cosigner.md).
+    API keys (docs/cosigner.md); bodies under their prefix may be as large as the
+    relay's limit, every other body is at most :data:`MAX_BODY_BYTES`.
     """
     app = FastAPI(
         title="shardvault",
@@ -80,6 +89,12 @@ def create_app(
     app.include_router(v1)
     for extra in extra_routers:
         app.include_router(extra, include_in_schema=False)
+    relay_limits = (relay_app.HUB_PATH_PREFIX, relay_app.MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=BodyLimits(MAX_BODY_BYTES, (relay_limits,) if extra_routers else ()),
+        refuse=body_refusal(platform),
+    )
     _document_security(app)
     return app
 

@@ -27,6 +27,17 @@ class ValidationError(ServiceError):
         self.reason = reason
 
 
+class BodyTooLarge(ServiceError):
+    """The request body is larger than its route accepts; refused while it arrives,
+    before any of it is parsed (``shardvault.body_limit``)."""
+
+    problem = "body-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body: larger than the {limit} bytes this path accepts")
+        self.limit = limit
+
+
 class NotFound(ServiceError):
     """The resource does not exist in the caller's workspace (other workspaces' resources
     are reported the same way, so their existence does not leak)."""
