@@ -3,6 +3,7 @@ policy allows (public nodes, this host, allowed networks) and what it never allo
 (link-local and cloud metadata, in any spelling), and the refusal at connection time."""
 
 import ipaddress
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,11 +141,14 @@ def local_node() -> Iterator[str]:
             pass
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            """Answers every JSON-RPC call with chain id 31337."""
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"})
             self.send_response(200)
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"{}")
+            self.wfile.write(body.encode())
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -161,10 +165,31 @@ def test_the_resolved_address_is_checked_at_every_connection(local_node: str) ->
     which a policy without loopback refuses: the same as a public name rebound to an
     internal address after it was registered)."""
     with httpx.Client(transport=GuardedTransport(NODES)) as allowed:
-        assert allowed.post(local_node, json={}).status_code == 200
+        assert allowed.post(local_node, json={"id": 1}).status_code == 200
     closed = DestinationPolicy.for_rpc_nodes(loopback=False)
     with (
         httpx.Client(transport=GuardedTransport(closed)) as refused,
         pytest.raises(DestinationRefused, match="resolves to"),
     ):
-        refused.post(local_node, json={})
+        refused.post(local_node, json={"id": 1})
+
+
+def test_the_pipeline_asks_nodes_only_where_its_policy_allows(local_node: str) -> None:
+    """The pipeline's node clients go through the guard: a node accepted at registration
+    whose name now resolves to an address the policy refuses is not contacted, and the
+    call fails as a transport error (retried later, like a node that is down)."""
+    from shardvault.service.chainclients import RpcTransportError
+    from shardvault.service.pipeline import PipelineRuntime
+
+    allowed = PipelineRuntime(backend=None)  # type: ignore[arg-type]
+    closed = PipelineRuntime(
+        backend=None,  # type: ignore[arg-type]
+        rpc_policy=DestinationPolicy.for_rpc_nodes(loopback=False),
+    )
+    try:
+        assert allowed.ethereum_client(local_node).request("eth_chainId") == "0x7a69"
+        with pytest.raises(RpcTransportError, match="refused: host 'localhost' resolves to"):
+            closed.ethereum_client(local_node).request("eth_chainId")
+    finally:
+        allowed.close()
+        closed.close()

@@ -24,6 +24,7 @@ from shardvault.api.schemas import Problem
 from shardvault.body_limit import BodyLimitMiddleware, BodyLimits
 from shardvault.cosigner import relay_app
 from shardvault.service.auth import Authenticator
+from shardvault.service.destinations import DestinationPolicy
 from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
@@ -54,13 +55,16 @@ def create_app(
     webhook_runtime: WebhookRuntime | None = None,
     pipeline_runtime: PipelineRuntime | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    rpc_policy: DestinationPolicy | None = None,
 ) -> FastAPI:
     """Build the API around ``platform`` (its database must already be migrated).
 
     ``webhook_runtime`` carries the webhook signing key (served at ``/v1/webhooks/jwks``)
     and the destination policy endpoint URLs are checked against. ``pipeline_runtime``
     (signing backend, chain access) is needed by vault creation; without it that route
-    answers 503. ``extra_routers`` are mounted outside ``/v1`` and outside the OpenAPI
+    answers 503. ``rpc_policy`` says where a network's ``rpc_url`` may point (the SSRF
+    guard; default: the pipeline runtime's, else public nodes and this host).
+    ``extra_routers`` are mounted outside ``/v1`` and outside the OpenAPI
     document: the co-signers' relay routes, which carry their own signatures instead of
     API keys (docs/cosigner.md); bodies under their prefix may be as large as the
     relay's limit, every other body is at most :data:`MAX_BODY_BYTES`.
@@ -77,6 +81,13 @@ def create_app(
     app.state.authenticator = Authenticator(platform)
     app.state.webhooks = webhook_runtime or WebhookRuntime()
     app.state.pipeline_runtime = pipeline_runtime
+    if rpc_policy is None:
+        rpc_policy = (
+            pipeline_runtime.rpc_policy
+            if pipeline_runtime is not None
+            else DestinationPolicy.for_rpc_nodes()
+        )
+    app.state.rpc_policy = rpc_policy
     app.state.keygen_board = KeygenBoard()
     install_problem_handlers(app, platform)
     v1 = APIRouter(prefix=API_PREFIX)

@@ -14,11 +14,16 @@ Two signing backends:
   backend: one host holds a quorum; see docs/transactions.md). Without the passphrase the
   server runs without a signing backend: vault creation answers 503 and submitted
   transactions wait in the queue.
+
+Where networks' nodes may be (``rpc_url``, checked when a network is registered and at
+every connection to it): public addresses, this host (``--rpc-loopback``, the default,
+for a development chain) and the networks of ``--allow-rpc-network``; never link-local
+or cloud metadata addresses.
 """
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +33,7 @@ import click
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from shardvault.service.destinations import DestinationPolicy
     from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
     from shardvault.service.platform import Platform
 
@@ -92,6 +98,40 @@ def pipeline_options(function: F) -> F:
     )(function)
 
 
+def node_options(function: F) -> F:
+    """Add ``--allow-rpc-network`` and ``--rpc-loopback/--no-rpc-loopback``."""
+    function = click.option(
+        "--rpc-loopback/--no-rpc-loopback",
+        "rpc_loopback",
+        default=True,
+        show_default=True,
+        help="Allow networks whose node is on this host (127.0.0.0/8, ::1), such as a "
+        "development chain.",
+    )(function)
+    return click.option(
+        "--allow-rpc-network",
+        "allow_rpc_networks",
+        multiple=True,
+        envvar="SHARDVAULT_RPC_ALLOW_NETWORKS",
+        help="Allow networks whose node is in this non-public network (CIDR; repeatable), "
+        "e.g. 10.0.0.0/8 for a node in the operator's network. Public addresses are always "
+        "allowed; link-local and cloud metadata addresses never are.",
+    )(function)
+
+
+def node_policy(allow_rpc_networks: Iterable[str], rpc_loopback: bool) -> "DestinationPolicy":
+    """The SSRF guard of networks' nodes from :func:`node_options`' values.
+
+    Raises:
+        ValidationError: a value is not a network.
+    """
+    from shardvault.service.destinations import DestinationPolicy, parse_networks
+
+    values = [part for value in allow_rpc_networks for part in value.replace(",", " ").split()]
+    networks = parse_networks(values, field="--allow-rpc-network")
+    return DestinationPolicy.for_rpc_nodes(networks, loopback=rpc_loopback)
+
+
 @dataclass
 class PipelineSetup:
     """The runtime, the routes it adds (the co-signers' relay) and what to stop."""
@@ -119,13 +159,20 @@ def open_pipeline(
     platform: "Platform | None" = None,
     coordinator_url: Callable[[], str] | None = None,
     presignature_pool: int = PRESIGNATURE_POOL,
+    rpc_policy: "DestinationPolicy | None" = None,
 ) -> PipelineSetup:
-    """The pipeline runtime of ``signer`` (module docstring)."""
+    """The pipeline runtime of ``signer`` (module docstring), connecting to nodes where
+    ``rpc_policy`` allows (default: public addresses and this host)."""
+    from shardvault.service.destinations import DestinationPolicy
+
+    policy = rpc_policy or DestinationPolicy.for_rpc_nodes()
     if signer == "cosigners":
         if platform is None or coordinator_url is None:
             raise ValueError("the co-signer backend needs the platform and the server's URL")
-        return _cosigners(data_dir, test_only_primes, platform, coordinator_url, presignature_pool)
-    return PipelineSetup(_local_ceremony(data_dir, test_only_primes, presignature_pool))
+        return _cosigners(
+            data_dir, test_only_primes, platform, coordinator_url, presignature_pool, policy
+        )
+    return PipelineSetup(_local_ceremony(data_dir, test_only_primes, presignature_pool, policy))
 
 
 def _cosigners(
@@ -134,6 +181,7 @@ def _cosigners(
     platform: "Platform",
     coordinator_url: Callable[[], str],
     presignature_pool: int,
+    rpc_policy: "DestinationPolicy",
 ) -> PipelineSetup:
     from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
     from shardvault.cosigner.relay_app import relay_hub_router
@@ -167,7 +215,7 @@ def _cosigners(
         presignature_pool=presignature_pool,
     )
     return PipelineSetup(
-        PipelineRuntime(backend),
+        PipelineRuntime(backend, rpc_policy=rpc_policy),
         routers=[relay_hub_router(fleet.lookup)],
         closers=[backend.close, fleet.close],  # closed in reverse: relays first
         # The co-signers' long polls would hold the HTTP server's shutdown for their
@@ -177,7 +225,10 @@ def _cosigners(
 
 
 def _local_ceremony(
-    data_dir: Path, test_only_primes: Path | None, presignature_pool: int
+    data_dir: Path,
+    test_only_primes: Path | None,
+    presignature_pool: int,
+    rpc_policy: "DestinationPolicy",
 ) -> "PipelineRuntime | None":
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if not passphrase:
@@ -198,7 +249,7 @@ def _local_ceremony(
     signer = LocalCeremonyBackend(
         custody, test_only_primes=test_only_primes, presignature_pool=presignature_pool
     )
-    return PipelineRuntime(signer)
+    return PipelineRuntime(signer, rpc_policy=rpc_policy)
 
 
 class WorkerThread:

@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 import click
 
 from shardvault.cli._output import emit_json, fail, fail_on
-from shardvault.cli._pipeline_options import open_pipeline, pipeline_options, start_worker
+from shardvault.cli._pipeline_options import (
+    node_options,
+    node_policy,
+    open_pipeline,
+    pipeline_options,
+    start_worker,
+)
 from shardvault.cli._webhook_options import open_runtime, server_options, start_dispatcher
 from shardvault.errors import ShardvaultError
 from shardvault.store import default_database_url, normalize_url
@@ -131,6 +137,7 @@ def default_request_threads(dialect: str) -> int | None:
 )
 @server_options
 @pipeline_options
+@node_options
 @local_options
 def command(
     host: str,
@@ -150,6 +157,8 @@ def command(
     pipeline_workers: int,
     pipeline_batch: int,
     test_only_primes: Path | None,
+    allow_rpc_networks: tuple[str, ...],
+    rpc_loopback: bool,
 ) -> None:
     """Migrate the database and serve the REST API under /v1 (and deliver webhooks).
 
@@ -186,6 +195,11 @@ def command(
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     coordinator = f"http://{local}:{bound_port}"
     webhooks = open_runtime(data_dir, webhook_key, allow_networks)
+    try:
+        rpc_policy = node_policy(allow_rpc_networks, rpc_loopback)
+    except ShardvaultError as exc:
+        listener.close()
+        fail_on(exc)
     setup = (
         open_pipeline(
             data_dir,
@@ -194,6 +208,7 @@ def command(
             platform=platform,
             coordinator_url=lambda: coordinator,
             presignature_pool=presignature_pool,
+            rpc_policy=rpc_policy,
         )
         if run_pipeline
         else None
@@ -204,6 +219,7 @@ def command(
         webhook_runtime=webhooks,
         pipeline_runtime=runtime,
         extra_routers=setup.routers if setup is not None else (),
+        rpc_policy=rpc_policy,
     )
     start = {
         "event": "starting",
@@ -253,6 +269,8 @@ def command(
             setup.close()
         if worker is not None:
             worker.close()
+        if runtime is not None:
+            runtime.close()
         if dispatcher is not None:
             dispatcher.close()
         listener.close()

@@ -25,6 +25,7 @@ from shardvault.chains.errors import ChainError
 from shardvault.chains.ethereum import network_for, parse_address
 from shardvault.chains.ethereum.networks import KNOWN_NETWORKS
 from shardvault.service.context import Principal
+from shardvault.service.destinations import DestinationPolicy
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
@@ -52,6 +53,10 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SYMBOL = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 
 COIN_TYPES = {NetworkKind.EVM: 60, NetworkKind.BITCOIN: 0, NetworkKind.SOLANA: 501}
+
+DEFAULT_RPC_POLICY = DestinationPolicy.for_rpc_nodes()
+"""Where a network's node may be when the server was given no other policy: public
+addresses and this host, never link-local or cloud metadata."""
 """SLIP-44 coin types used in the derivation path ``m/44/<coin>/<vault>/0/<index>``."""
 
 SCHEME_OF_NETWORK: dict[NetworkKind, Scheme] = {
@@ -167,8 +172,12 @@ def configure_network(
     chain_id: int | None = None,
     rpc_url: str | None = None,
     required_confirmations: int = 1,
+    rpc_policy: DestinationPolicy = DEFAULT_RPC_POLICY,
 ) -> NetworkView:
-    """Add a network to the workspace.
+    """Add a network to the workspace. ``rpc_url`` must be an http(s) URL that
+    ``rpc_policy`` allows (the SSRF guard, :mod:`.destinations`; it may carry the node's
+    user and password); the pipeline checks the address it resolves to again at every
+    connection.
 
     Raises:
         Forbidden: the role may not manage vaults.
@@ -189,8 +198,8 @@ def configure_network(
             raise ValidationError("chain_id", exc.reason) from None
     elif chain_id is not None:
         raise ValidationError("chain_id", "only EVM networks have a chain id")
-    if rpc_url is not None and not re.match(r"^https?://[^\s]{1,2000}$", rpc_url):
-        raise ValidationError("rpc_url", "must be an http(s) URL")
+    if rpc_url is not None:
+        rpc_url = rpc_policy.check_url(rpc_url, field="rpc_url", allow_credentials=True)
     if not 1 <= required_confirmations <= 1000:
         raise ValidationError("required_confirmations", "must be between 1 and 1000")
     networks = NetworkRepository(uow.session, principal.workspace_id)
