@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from shardvault.audit import Actor, AuditSigner
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
@@ -58,6 +59,41 @@ def refusals(platform: Platform, chain: str) -> list[AuditEvent]:
                 .order_by(AuditEvent.seq)
             ).all()
         )
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def signed_post(
+    http: httpx.Client, tenant: Tenant, path: str, body: bytes, key: str
+) -> httpx.Response:
+    """A POST of ``body`` exactly as given, signed by ``tenant``'s owner (the SDK cannot
+    send some bodies: a JSON encoder has a recursion limit)."""
+    headers = {
+        "X-API-Key": tenant.owner.api_key_id,
+        "Authorization": f"Bearer {tenant.owner.sign_request('POST', path, body)}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": key,
+    }
+    return http.post(path, content=body, headers=headers)
+
+
+def count_rows(platform: Platform, *models: type) -> int:
+    """How many rows the tables of ``models`` hold together."""
+    with platform.unit_of_work(read_only=True) as uow:
+        return sum(
+            int(uow.session.scalar(select(func.count()).select_from(model)) or 0)
+            for model in models
+        )
+
+
+def assert_problem(response: httpx.Response, status: int, problem: str) -> dict[str, Any]:
+    """``response`` is a problem+json of that status and type; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:shardvault:problem:{problem}"
+    return body
 
 
 class SwitchableApp:
