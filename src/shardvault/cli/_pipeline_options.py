@@ -213,6 +213,7 @@ def _cosigners(
         policy_chain,
         policy_version=policy_version,
         presignature_pool=presignature_pool,
+        parties=fleet.parties,
     )
     return PipelineSetup(
         PipelineRuntime(backend, rpc_policy=rpc_policy),

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.service.signing import (
+    MIN_SIGNERS,
+    PARTY_COUNTS,
     GeneratedKey,
     KeygenProgress,
     Scheme,
@@ -135,6 +137,8 @@ class CosignerBackend:
     """
 
     name = "cosigners"
+    max_signers_choices: tuple[int, ...]
+    """Every key spans all of a workspace's co-signers: only their number."""
 
     def __init__(
         self,
@@ -148,9 +152,13 @@ class CosignerBackend:
         presignature_pool: int = 0,
         idle_before_presign: float = 1.0,
         clock: Callable[[], float] = time.time,
+        parties: int = 3,
     ) -> None:
         if not 0 <= presignature_pool <= 10_000:
             raise ValueError("presignature_pool must be between 0 and 10000")
+        if parties not in PARTY_COUNTS:
+            raise ValueError("a workspace has 2 to 16 co-signers")
+        self.max_signers_choices = (parties,)
         self._relays = relays
         self._policy_chain = policy_chain
         self._policy_version = policy_version
@@ -290,8 +298,8 @@ class CosignerBackend:
                 f"this workspace has {len(parties)} co-signers; a key needs all of them "
                 f"(asked for {max_signers})"
             )
-        if not 1 <= min_signers <= max_signers:
-            raise SigningError("need 1 <= min_signers <= max_signers")
+        if not MIN_SIGNERS <= min_signers <= max_signers:
+            raise SigningError("need 2 <= min_signers <= max_signers")
         self._ensure_policy(workspace_id, relay, parties)
         key_id = f"{scheme}-{secrets.token_hex(8)}"
         session = secrets.token_hex(32)

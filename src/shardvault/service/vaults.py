@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,7 +29,14 @@ from shardvault.service.destinations import DestinationPolicy
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
-from shardvault.service.signing import SCHEMES, GeneratedKey, Scheme, SigningBackend
+from shardvault.service.signing import (
+    MIN_SIGNERS,
+    PARTY_COUNTS,
+    SCHEMES,
+    GeneratedKey,
+    Scheme,
+    SigningBackend,
+)
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
 from shardvault.service.workspaces import decode_cursor, encode_cursor
@@ -321,9 +328,18 @@ def list_assets(uow: UnitOfWork, principal: Principal) -> list[AssetView]:
 
 
 def check_vault_request(
-    principal: Principal, *, name: str, schemes: list[str], min_signers: int, max_signers: int
+    principal: Principal,
+    *,
+    name: str,
+    schemes: list[str],
+    min_signers: int,
+    max_signers: int,
+    max_signers_choices: Sequence[int] = PARTY_COUNTS,
 ) -> list[Scheme]:
-    """Validate a vault request before any key generation runs.
+    """Validate a vault request before any key generation runs. ``max_signers_choices``
+    are the party counts the signing backend can make keys for (its
+    ``max_signers_choices``: the co-signer backend has exactly the workspace's
+    co-signers); ``min_signers`` must be 2 to ``max_signers``.
 
     Raises:
         Forbidden, ValidationError.
@@ -337,9 +353,29 @@ def check_vault_request(
         if scheme not in SCHEMES:
             raise ValidationError("schemes", f"unknown scheme {scheme!r}")
         checked.append(scheme)
-    if not 2 <= max_signers <= 16 or not 1 <= min_signers <= max_signers:
-        raise ValidationError("min_signers", "need 2 to 16 parties and 1 <= min <= max")
+    if max_signers not in max_signers_choices:
+        raise ValidationError(
+            "max_signers",
+            f"must be {_choices(max_signers_choices)} with this server's signing backend "
+            f"(not {max_signers})",
+        )
+    if not MIN_SIGNERS <= min_signers <= max_signers:
+        raise ValidationError(
+            "min_signers",
+            f"must be {MIN_SIGNERS} to max_signers ({max_signers}), not {min_signers}: "
+            "with 1, any single share could sign alone",
+        )
     return checked
+
+
+def _choices(values: Sequence[int]) -> str:
+    """``3``, ``2 or 3``, or ``2 to 16`` (a run of consecutive values)."""
+    ordered = sorted(set(values))
+    if len(ordered) == 1:
+        return str(ordered[0])
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{ordered[0]} to {ordered[-1]}"
+    return ", ".join(map(str, ordered[:-1])) + f" or {ordered[-1]}"
 
 
 VaultKeygenProgress = Callable[[Scheme, int, int], None]

@@ -169,6 +169,7 @@ async def create_vault(
         schemes=list(body.schemes),
         min_signers=body.min_signers,
         max_signers=body.max_signers,
+        max_signers_choices=runtime.backend.max_signers_choices,
     )
 
     def replayable() -> bool:
