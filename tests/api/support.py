@@ -92,7 +92,7 @@ def assert_problem(response: httpx.Response, status: int, problem: str) -> dict[
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
     body: dict[str, Any] = response.json()
-    assert body["type"] == f"urn:shardvault:problem:{problem}"
+    assert body["type"] == f"urn:shardvault:problem:{problem}", body
     return body
 
 
