@@ -43,6 +43,7 @@ class Harness:
         path: str = "/v1/users",
         headers: Iterable[tuple[bytes, bytes]] = (),
         scope_type: str = "http",
+        root_path: str = "",
     ) -> None:
         script = iter(messages)
 
@@ -54,7 +55,13 @@ class Harness:
         async def send(message: dict[str, Any]) -> None:
             self.sent.append(message)
 
-        scope = {"type": scope_type, "method": "POST", "path": path, "headers": list(headers)}
+        scope = {
+            "type": scope_type,
+            "method": "POST",
+            "path": path,
+            "root_path": root_path,
+            "headers": list(headers),
+        }
         asyncio.run(self.middleware(scope, receive, send))
 
     @property
@@ -178,6 +185,19 @@ def test_the_path_chooses_the_limit() -> None:
     api = Harness(limits)
     api.run([body(b"x" * 50)], path="/v1/users", headers=[length(50)])
     assert (api.status, api.refused_limits) == (413, [10])
+
+
+def test_the_path_is_matched_without_the_root_path() -> None:
+    """Behind a proxy that mounts the server under /sv, the relay is still the relay."""
+    limits = BodyLimits(10, (("/cosigners/", 100),))
+    relay = Harness(limits)
+    relay.run(
+        [body(b"x" * 50)],
+        path="/sv/cosigners/w/v1/relay/1/send",
+        root_path="/sv",
+        headers=[length(50)],
+    )
+    assert relay.status == 200
 
 
 def test_a_client_gone_mid_body_gets_no_answer_and_the_app_is_not_run() -> None:

@@ -43,9 +43,9 @@ class BodyLimits:
     """The largest request body accepted, in bytes, by path.
 
     ``prefixes`` pairs a path prefix (such as ``"/cosigners/"``) with its own limit; the
-    longest prefix that ``scope["path"]`` starts with wins, and ``default`` applies to
-    every other path. Prefixes are matched on the decoded path, the one the router
-    matches routes on.
+    longest prefix that the request's path starts with wins, and ``default`` applies to
+    every other path. Prefixes are matched on the decoded path without the application's
+    ``root_path``: the path the router matches routes on.
     """
 
     default: int
@@ -86,7 +86,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        limit = self._limits.for_path(str(scope.get("path", "")))
+        limit = self._limits.for_path(_route_path(scope))
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             # Nothing is read: with "Expect: 100-continue" the client is not even told
@@ -139,6 +139,16 @@ class _Replay:
             body, self._body = self._body, None
             return {"type": "http.request", "body": body, "more_body": False}
         return await self._receive()
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the ``root_path`` a proxy mounts the
+    application under, which the server may include in ``path``."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        return path[len(root) :]
+    return path
 
 
 def _declared_length(scope: Scope) -> int | None:
