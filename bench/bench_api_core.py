@@ -55,10 +55,12 @@ def serve(platform: Platform) -> Iterator[str]:
         thread.join()
 
 
-def _headers(creds: ApiKeyCredentials, uri: str, body: bytes, key: str | None) -> dict[str, str]:
+def _headers(
+    creds: ApiKeyCredentials, method: str, uri: str, body: bytes, key: str | None
+) -> dict[str, str]:
     headers = {
         "X-API-Key": creds.api_key_id,
-        "Authorization": "Bearer " + creds.sign_request(uri, body),
+        "Authorization": "Bearer " + creds.sign_request(method, uri, body),
     }
     if key:
         headers |= {"Idempotency-Key": key, "Content-Type": "application/json"}
@@ -85,7 +87,9 @@ async def _concurrent(url: str, creds: ApiKeyCredentials) -> float:
                 index = f"c{queue.pop()}"
                 body = _user(index)
                 response = await client.post(
-                    "/v1/users", content=body, headers=_headers(creds, "/v1/users", body, index)
+                    "/v1/users",
+                    content=body,
+                    headers=_headers(creds, "POST", "/v1/users", body, index),
                 )
                 response.raise_for_status()
 
@@ -114,12 +118,14 @@ def bench(label: str, url: str) -> None:
         reads, writes = [], []
         for index in range(SEQUENTIAL):
             start = time.perf_counter()
-            client.get("/v1/workspace", headers=_headers(creds, "/v1/workspace", b"", None))
+            client.get("/v1/workspace", headers=_headers(creds, "GET", "/v1/workspace", b"", None))
             reads.append(time.perf_counter() - start)
             body = _user(f"s{index}")
             start = time.perf_counter()
             response = client.post(
-                "/v1/users", content=body, headers=_headers(creds, "/v1/users", body, f"s{index}")
+                "/v1/users",
+                content=body,
+                headers=_headers(creds, "POST", "/v1/users", body, f"s{index}"),
             )
             writes.append(time.perf_counter() - start)
             response.raise_for_status()

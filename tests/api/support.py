@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from shardvault.audit import Actor, AuditSigner
 from shardvault.sdk import ApiKeyCredentials, generate_key_pair
@@ -17,7 +18,7 @@ from shardvault.sdk.auth import Algorithm
 from shardvault.service.platform import Platform, PlatformSettings
 from shardvault.service.workspaces import create_workspace
 from shardvault.store import Database
-from shardvault.store.models import KeyAlgorithm
+from shardvault.store.models import AuditEvent, KeyAlgorithm
 
 TEST_SETTINGS = PlatformSettings(checkpoint_interval=5, nonce_purge_interval_s=0.0)
 
@@ -46,6 +47,53 @@ def bootstrap(platform: Platform, name: str = "acme", algorithm: Algorithm = "Ed
             actor=Actor.cli(),
         )
     return Tenant(workspace.id, owner.id, ApiKeyCredentials.from_pem(key.id, private_pem))
+
+
+def refusals(platform: Platform, chain: str) -> list[AuditEvent]:
+    """The refused requests recorded in ``chain``, oldest first."""
+    with platform.unit_of_work() as uow:
+        return list(
+            uow.session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.chain == chain, AuditEvent.outcome == "refused")
+                .order_by(AuditEvent.seq)
+            ).all()
+        )
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def signed_post(
+    http: httpx.Client, tenant: Tenant, path: str, body: bytes, key: str
+) -> httpx.Response:
+    """A POST of ``body`` exactly as given, signed by ``tenant``'s owner (the SDK cannot
+    send some bodies: a JSON encoder has a recursion limit)."""
+    headers = {
+        "X-API-Key": tenant.owner.api_key_id,
+        "Authorization": f"Bearer {tenant.owner.sign_request('POST', path, body)}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": key,
+    }
+    return http.post(path, content=body, headers=headers)
+
+
+def count_rows(platform: Platform, *models: type) -> int:
+    """How many rows the tables of ``models`` hold together."""
+    with platform.unit_of_work(read_only=True) as uow:
+        return sum(
+            int(uow.session.scalar(select(func.count()).select_from(model)) or 0)
+            for model in models
+        )
+
+
+def assert_problem(response: httpx.Response, status: int, problem: str) -> dict[str, Any]:
+    """``response`` is a problem+json of that status and type; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:shardvault:problem:{problem}", body
+    return body
 
 
 class SwitchableApp:

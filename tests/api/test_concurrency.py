@@ -61,7 +61,7 @@ async def _post_many(
     async with httpx.AsyncClient(base_url=server_url, timeout=60, limits=limits) as client:
 
         async def one(body: bytes, key: str) -> httpx.Response:
-            token = tenant.owner.sign_request("/v1/users", body)
+            token = tenant.owner.sign_request("POST", "/v1/users", body)
             return await client.post(
                 "/v1/users",
                 content=body,

@@ -23,7 +23,7 @@ from shardvault.sdk import ApiKeyCredentials, generate_key_pair
 from shardvault.service.platform import Platform
 from shardvault.store.database import READ_ONLY_OPTION
 from shardvault.store.models import SYSTEM_CHAIN, AuditEvent
-from tests.api.support import Tenant, writing_meanwhile
+from tests.api.support import Tenant, refusals, writing_meanwhile
 
 PROBLEM = "application/problem+json"
 
@@ -41,17 +41,6 @@ def snapshot(platform: Platform) -> dict[str, object]:
     return state
 
 
-def refusals(platform: Platform, chain: str) -> list[AuditEvent]:
-    with platform.unit_of_work() as uow:
-        return list(
-            uow.session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.chain == chain, AuditEvent.outcome == "refused")
-                .order_by(AuditEvent.seq)
-            ).all()
-        )
-
-
 def event_count(platform: Platform) -> int:
     with platform.unit_of_work() as uow:
         return int(uow.session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
@@ -59,13 +48,14 @@ def event_count(platform: Platform) -> int:
 
 def signed_headers(
     creds: ApiKeyCredentials,
+    method: str,
     uri: str,
     body: bytes = b"",
     *,
     idempotency_key: str | None = None,
     **sign: object,
 ) -> dict[str, str]:
-    token = creds.sign_request(uri, body, **sign)  # type: ignore[arg-type]
+    token = creds.sign_request(method, uri, body, **sign)  # type: ignore[arg-type]
     headers = {"X-API-Key": creds.api_key_id, "Authorization": f"Bearer {token}"}
     if body:
         headers["Content-Type"] = "application/json"
@@ -146,7 +136,9 @@ def refuse(platform: Platform, http: httpx.Client, tenant: Tenant) -> Callable[.
 
 
 def test_a_correctly_signed_request_is_accepted(http: httpx.Client, tenant: Tenant) -> None:
-    response = http.get("/v1/workspace", headers=signed_headers(tenant.owner, "/v1/workspace"))
+    response = http.get(
+        "/v1/workspace", headers=signed_headers(tenant.owner, "GET", "/v1/workspace")
+    )
     assert response.status_code == 200
     assert response.json()["id"] == tenant.workspace_id
 
@@ -155,7 +147,7 @@ def test_replayed_jwt_is_refused(
     http: httpx.Client, tenant: Tenant, refuse: Callable[..., Response]
 ) -> None:
     body = user_body()
-    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="k-1")
+    headers = signed_headers(tenant.owner, "POST", "/v1/users", body, idempotency_key="k-1")
     assert http.post("/v1/users", headers=headers, content=body).status_code == 201
     refuse("POST", "/v1/users", headers, body, status=401, problem="replayed-request")
 
@@ -163,24 +155,54 @@ def test_replayed_jwt_is_refused(
 def test_wrong_body_hash_is_refused(tenant: Tenant, refuse: Callable[..., Response]) -> None:
     signed_for = user_body("val@acme.example", "viewer")
     sent = user_body("val@acme.example", "admin")
-    headers = signed_headers(tenant.owner, "/v1/users", signed_for, idempotency_key="k-2")
+    headers = signed_headers(tenant.owner, "POST", "/v1/users", signed_for, idempotency_key="k-2")
     refuse("POST", "/v1/users", headers, sent, status=401, problem="request-mismatch")
 
 
 def test_token_for_another_uri_is_refused(tenant: Tenant, refuse: Callable[..., Response]) -> None:
-    headers = signed_headers(tenant.owner, "/v1/users?limit=1")
+    headers = signed_headers(tenant.owner, "GET", "/v1/users?limit=1")
     refuse("GET", "/v1/users?limit=2", headers, status=401, problem="request-mismatch")
 
 
+def test_token_for_another_method_is_refused_and_deletes_nothing(
+    http: httpx.Client, tenant: Tenant, refuse: Callable[..., Response]
+) -> None:
+    """A token made to read a webhook endpoint, not yet used (its nonce is fresh), is
+    sent as a DELETE of the same path: same uri, same empty body, so only the ``method``
+    claim tells them apart. It is refused, the endpoint stays, and the token still reads."""
+    body = json.dumps({"url": "https://hooks.acme.example/in"}).encode()
+    created = http.post(
+        "/v1/webhooks/endpoints",
+        headers=signed_headers(
+            tenant.owner, "POST", "/v1/webhooks/endpoints", body, idempotency_key="wh-1"
+        ),
+        content=body,
+    )
+    assert created.status_code == 201, created.text
+    path = f"/v1/webhooks/endpoints/{created.json()['id']}"
+    read_token = signed_headers(tenant.owner, "GET", path)
+    response = refuse(
+        "DELETE",
+        path,
+        {**read_token, "Idempotency-Key": "wh-delete"},
+        status=401,
+        problem="request-mismatch",
+    )
+    assert "method" in response.json()["detail"]
+    still = http.get(path, headers=read_token)
+    assert still.status_code == 200, still.text
+    assert still.json()["url"] == "https://hooks.acme.example/in"
+
+
 def test_expired_jwt_is_refused(tenant: Tenant, refuse: Callable[..., Response]) -> None:
-    headers = signed_headers(tenant.owner, "/v1/workspace", now=time.time() - 120)
+    headers = signed_headers(tenant.owner, "GET", "/v1/workspace", now=time.time() - 120)
     refuse("GET", "/v1/workspace", headers, status=401, problem="token-expired")
 
 
 def test_jwt_living_longer_than_30_seconds_is_refused(
     tenant: Tenant, refuse: Callable[..., Response]
 ) -> None:
-    headers = signed_headers(tenant.owner, "/v1/workspace", lifetime_s=31)
+    headers = signed_headers(tenant.owner, "GET", "/v1/workspace", lifetime_s=31)
     refuse("GET", "/v1/workspace", headers, status=401, problem="token-lifetime-too-long")
 
 
@@ -189,8 +211,10 @@ def _token(private_key: object, claims: Mapping[str, object], algorithm: str = "
 
 
 def _claims(creds: ApiKeyCredentials, uri: str, **changes: object) -> dict[str, object]:
+    """The claims of a GET of ``uri`` with no body, with ``changes`` (``None`` drops one)."""
     now = int(time.time())
     claims: dict[str, object] = {
+        "method": "GET",
         "uri": uri,
         "nonce": uuid.uuid4().hex,
         "iat": now,
@@ -210,6 +234,9 @@ def _claims(creds: ApiKeyCredentials, uri: str, **changes: object) -> dict[str, 
         ({"nonce": None}, "invalid-token"),
         ({"bodyHash": None}, "invalid-token"),
         ({"nonce": "x" * 129}, "invalid-token"),
+        ({"method": None}, "invalid-token"),
+        ({"method": "DELETE"}, "request-mismatch"),
+        ({"method": "get"}, "request-mismatch"),
         ({"exp": int(time.time()) - 1000, "iat": int(time.time()) - 1010}, "token-expired"),
     ],
 )
@@ -251,7 +278,7 @@ def test_unknown_key_is_refused_into_the_system_chain(
     tenant: Tenant, refuse: Callable[..., Response]
 ) -> None:
     stranger = ApiKeyCredentials.from_pem(str(uuid.uuid4()), generate_key_pair()[0])
-    headers = signed_headers(stranger, "/v1/workspace")
+    headers = signed_headers(stranger, "GET", "/v1/workspace")
     refuse(
         "GET", "/v1/workspace", headers, status=401, problem="unknown-api-key", chain=SYSTEM_CHAIN
     )
@@ -262,7 +289,7 @@ def test_key_of_another_workspace_cannot_be_used_without_its_private_key(
 ) -> None:
     """Workspace acme's owner names globex's key id but can only sign with acme's key."""
     impostor = ApiKeyCredentials(other_tenant.owner.api_key_id, tenant.owner.private_key)
-    headers = signed_headers(impostor, "/v1/workspace")
+    headers = signed_headers(impostor, "GET", "/v1/workspace")
     refuse(
         "GET",
         "/v1/workspace",
@@ -287,15 +314,17 @@ def test_key_cannot_touch_another_workspaces_resources(
     refuse(
         "GET",
         path,
-        signed_headers(tenant.owner, path),
+        signed_headers(tenant.owner, "GET", path),
         status=404,
         problem="not-found",
         nonces_may_change=True,
     )
     path = f"/v1/api-keys/{other_tenant.owner.api_key_id}/revoke"
-    headers = signed_headers(tenant.owner, path, b"{}", idempotency_key="k-x")
+    headers = signed_headers(tenant.owner, "POST", path, b"{}", idempotency_key="k-x")
     refuse("POST", path, headers, b"{}", status=404, problem="not-found", nonces_may_change=True)
-    still = http.get("/v1/workspace", headers=signed_headers(other_tenant.owner, "/v1/workspace"))
+    still = http.get(
+        "/v1/workspace", headers=signed_headers(other_tenant.owner, "GET", "/v1/workspace")
+    )
     assert still.status_code == 200
     assert still.json()["id"] == other_tenant.workspace_id
     assert refusals(platform, other_tenant.workspace_id) == []
@@ -305,7 +334,9 @@ def _viewer(http: httpx.Client, tenant: Tenant) -> ApiKeyCredentials:
     body = user_body("viewer@acme.example", "viewer")
     created = http.post(
         "/v1/users",
-        headers=signed_headers(tenant.owner, "/v1/users", body, idempotency_key="mk-viewer"),
+        headers=signed_headers(
+            tenant.owner, "POST", "/v1/users", body, idempotency_key="mk-viewer"
+        ),
         content=body,
     )
     assert created.status_code == 201, created.text
@@ -320,7 +351,9 @@ def _viewer(http: httpx.Client, tenant: Tenant) -> ApiKeyCredentials:
     ).encode()
     key = http.post(
         "/v1/api-keys",
-        headers=signed_headers(tenant.owner, "/v1/api-keys", key_body, idempotency_key="mk-vk"),
+        headers=signed_headers(
+            tenant.owner, "POST", "/v1/api-keys", key_body, idempotency_key="mk-vk"
+        ),
         content=key_body,
     )
     assert key.status_code == 201, key.text
@@ -333,20 +366,22 @@ def test_viewer_cannot_mutate(
 ) -> None:
     viewer = _viewer(http, tenant)
     body = user_body("mallory@acme.example", "owner")
-    headers = signed_headers(viewer, "/v1/users", body, idempotency_key="v-1")
+    headers = signed_headers(viewer, "POST", "/v1/users", body, idempotency_key="v-1")
     response = refuse(
         "POST", "/v1/users", headers, body, status=403, problem="forbidden", nonces_may_change=True
     )
     assert "viewer" in response.json()["detail"]
     path = f"/v1/api-keys/{tenant.owner.api_key_id}/revoke"
-    headers = signed_headers(viewer, path, b"{}", idempotency_key="v-2")
+    headers = signed_headers(viewer, "POST", path, b"{}", idempotency_key="v-2")
     refuse("POST", path, headers, b"{}", status=403, problem="forbidden", nonces_may_change=True)
     # Reading is what a viewer may do; the audit trail is not.
-    assert http.get("/v1/users", headers=signed_headers(viewer, "/v1/users")).status_code == 200
+    assert (
+        http.get("/v1/users", headers=signed_headers(viewer, "GET", "/v1/users")).status_code == 200
+    )
     refuse(
         "GET",
         "/v1/audit/events",
-        signed_headers(viewer, "/v1/audit/events"),
+        signed_headers(viewer, "GET", "/v1/audit/events"),
         status=403,
         problem="forbidden",
         nonces_may_change=True,
@@ -359,13 +394,15 @@ def test_revoked_key_is_refused(
     viewer = _viewer(http, tenant)
     path = f"/v1/api-keys/{viewer.api_key_id}/revoke"
     revoked = http.post(
-        path, headers=signed_headers(tenant.owner, path, b"{}", idempotency_key="r"), content=b"{}"
+        path,
+        headers=signed_headers(tenant.owner, "POST", path, b"{}", idempotency_key="r"),
+        content=b"{}",
     )
     assert revoked.json()["status"] == "disabled"
     refuse(
         "GET",
         "/v1/users",
-        signed_headers(viewer, "/v1/users"),
+        signed_headers(viewer, "GET", "/v1/users"),
         status=401,
         problem="unknown-api-key",
     )
@@ -385,7 +422,7 @@ def test_any_corrupted_token_is_refused_cleanly(
 ) -> None:
     """Replacing any character of a valid token with another visible ASCII character never
     gets in and never crashes the server."""
-    token = bytearray(tenant.owner.sign_request("/v1/workspace", b"").encode())
+    token = bytearray(tenant.owner.sign_request("GET", "/v1/workspace", b"").encode())
     index = position % len(token)
     assume(token[index] != replacement)
     token[index] = replacement
@@ -403,7 +440,7 @@ def test_es256_keys_work(http: httpx.Client, platform: Platform) -> None:
 
     tenant = bootstrap(platform, "initech", algorithm="ES256")
     assert tenant.owner.algorithm == "ES256"
-    ok = http.get("/v1/workspace", headers=signed_headers(tenant.owner, "/v1/workspace"))
+    ok = http.get("/v1/workspace", headers=signed_headers(tenant.owner, "GET", "/v1/workspace"))
     assert ok.status_code == 200
     # An EdDSA token for an ES256 key is refused even if it is well signed by some key.
     forged = _token(ed25519.Ed25519PrivateKey.generate(), _claims(tenant.owner, "/v1/workspace"))
@@ -433,15 +470,17 @@ def test_authentication_comes_before_body_validation(refuse: Callable[..., Respo
 def test_oversized_bodies_are_refused_before_reading(
     tenant: Tenant, refuse: Callable[..., Response]
 ) -> None:
+    """Refused before authentication (tests/api/test_body_limit.py has the details), so
+    the refusal is recorded in the system chain even though the token is good."""
     body = b'{"name": "' + b"x" * (1 << 20) + b'"}'
-    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="big")
+    headers = signed_headers(tenant.owner, "POST", "/v1/users", body, idempotency_key="big")
     refuse(
         "POST",
         "/v1/users",
         headers,
         body,
-        status=400,
-        problem="invalid-request",
+        status=413,
+        problem="body-too-large",
         chain=SYSTEM_CHAIN,
     )
 
@@ -458,7 +497,7 @@ def test_an_unreachable_database_is_a_503_problem() -> None:
     try:
         with live_server(create_app(platform)) as url:
             response = httpx.get(
-                f"{url}/v1/workspace", headers=signed_headers(creds, "/v1/workspace")
+                f"{url}/v1/workspace", headers=signed_headers(creds, "GET", "/v1/workspace")
             )
     finally:
         database.dispose()
@@ -487,7 +526,7 @@ def test_time_is_checked_against_the_platforms_clock(
     from shardvault.service.errors import AuthenticationError
 
     issued = 1_800_000_000
-    token = tenant.owner.sign_request("/v1/workspace", b"", now=issued)
+    token = tenant.owner.sign_request("GET", "/v1/workspace", b"", now=issued)
     skewed = Platform(platform.database, platform.audit_signer, clock=lambda: issued + skew)
     request = SignedRequest(tenant.owner.api_key_id, f"Bearer {token}", "GET", "/v1/workspace", b"")
     if outcome == "ok":
@@ -511,7 +550,7 @@ def test_the_token_is_verified_without_holding_the_write_lock(
     written: list[bool] = []
     parse = writing_meanwhile(platform, auth.parse_public_key, written)
     monkeypatch.setattr(auth, "parse_public_key", parse)
-    token = tenant.owner.sign_request("/v1/workspace", b"")
+    token = tenant.owner.sign_request("GET", "/v1/workspace", b"")
     request = SignedRequest(tenant.owner.api_key_id, f"Bearer {token}", "GET", "/v1/workspace", b"")
     authenticator = Authenticator(platform)
     assert authenticator.authenticate(request).workspace_id == tenant.workspace_id
@@ -531,7 +570,9 @@ def test_a_read_route_reads_without_holding_the_write_lock(
     written: list[bool] = []
     get = writing_meanwhile(platform, workspaces.get_workspace, written)
     monkeypatch.setattr(workspaces, "get_workspace", get)
-    response = http.get("/v1/workspace", headers=signed_headers(tenant.owner, "/v1/workspace"))
+    response = http.get(
+        "/v1/workspace", headers=signed_headers(tenant.owner, "GET", "/v1/workspace")
+    )
     assert response.status_code == 200
     assert response.json()["id"] == tenant.workspace_id
     assert written == [True]
@@ -545,11 +586,13 @@ def test_refused_changes_cannot_be_replayed(
     replay, not a second try (the state it was refused on may have changed since)."""
     viewer = _viewer(http, tenant)
     forbidden_body = user_body("mallory@acme.example", "owner")
-    forbidden = signed_headers(viewer, "/v1/users", forbidden_body, idempotency_key="rr-1")
+    forbidden = signed_headers(viewer, "POST", "/v1/users", forbidden_body, idempotency_key="rr-1")
     invalid_body = user_body("val@acme.example", "emperor")
-    invalid = signed_headers(tenant.owner, "/v1/users", invalid_body, idempotency_key="rr-2")
+    invalid = signed_headers(
+        tenant.owner, "POST", "/v1/users", invalid_body, idempotency_key="rr-2"
+    )
     path = f"/v1/transactions/{uuid.uuid4()}/cancel"
-    missing = signed_headers(tenant.owner, path, b"{}", idempotency_key="rr-3")
+    missing = signed_headers(tenant.owner, "POST", path, b"{}", idempotency_key="rr-3")
     for method_path, headers, body, status, problem in (
         ("/v1/users", forbidden, forbidden_body, 403, "forbidden"),
         ("/v1/users", invalid, invalid_body, 400, "invalid-request"),
@@ -575,7 +618,7 @@ def test_a_change_and_its_nonce_are_one_write_transaction(
             writes.append("begin")
 
     body = user_body("wendy@acme.example", "viewer")
-    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="one-write")
+    headers = signed_headers(tenant.owner, "POST", "/v1/users", body, idempotency_key="one-write")
     event.listen(engine, "begin", on_begin)
     try:
         created = http.post("/v1/users", headers=headers, content=body)
@@ -599,7 +642,7 @@ def test_a_token_sent_twice_at_once_changes_once(
     snapshot, and the nonce, recorded in each one's write transaction, lets exactly one
     through; the other is refused as a replay and creates nothing."""
     body = user_body("twice@acme.example", "viewer")
-    headers = signed_headers(tenant.owner, "/v1/users", body, idempotency_key="twice")
+    headers = signed_headers(tenant.owner, "POST", "/v1/users", body, idempotency_key="twice")
     start = threading.Barrier(2)
 
     def send() -> Response:

@@ -335,7 +335,7 @@ def test_a_copy_of_a_vault_request_sent_during_its_key_generation_is_a_replay(
     body = json.dumps({"name": "ops", "schemes": ["ecdsa-secp256k1"]}).encode()
     headers = {
         "X-API-Key": tenant.owner.api_key_id,
-        "Authorization": f"Bearer {tenant.owner.sign_request('/v1/vaults', body)}",
+        "Authorization": f"Bearer {tenant.owner.sign_request('POST', '/v1/vaults', body)}",
         "Content-Type": "application/json",
         "Idempotency-Key": "held-vault",
     }

@@ -1,6 +1,7 @@
 """``shardvault init``, ``server``, ``workspace show`` and ``audit verify`` end to end, on
 SQLite and PostgreSQL (each starts from an empty database)."""
 
+import ipaddress
 import json
 import os
 import signal
@@ -175,3 +176,29 @@ def test_the_pipeline_batch_option_matches_the_pipeline() -> None:
     assert option.default == DEFAULT_BATCH_SIZE
     assert isinstance(option.type, click.IntRange)
     assert (option.type.min, option.type.max) == (1, MAX_BATCH_SIZE)
+
+
+def test_the_node_options_make_the_node_policy() -> None:
+    from shardvault.cli._pipeline_options import node_policy
+
+    default = node_policy((), rpc_loopback=True)
+    assert default.check_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert default.never_link_local
+    intranet = node_policy(("10.0.0.0/8, 192.168.7.0/24", "fd12::/16"), rpc_loopback=False)
+    assert [str(n) for n in intranet.allowed_networks] == [
+        "10.0.0.0/8",
+        "192.168.7.0/24",
+        "fd12::/16",
+    ]
+    assert not intranet.address_allowed(ipaddress.ip_address("127.0.0.1"))
+
+
+def test_the_server_refuses_a_node_network_that_is_not_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["server", "--port", "0", "--data-dir", str(tmp_path), "--no-pipeline",
+         "--no-webhook-dispatcher", "--allow-rpc-network", "not-a-network"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "--allow-rpc-network" in result.output
+    assert "not-a-network" in result.output

@@ -24,7 +24,7 @@ from shardvault.policy import (
     published_schema,
     schema_errors,
 )
-from shardvault.policy.load import address_book_to_document
+from shardvault.policy.load import MAX_DEPTH, MAX_VERSION, address_book_to_document
 
 from ._support import HEADER, ed25519_key
 
@@ -400,3 +400,57 @@ def test_p256_approver_key_accepted() -> None:
     data["approvers"]["alice"] = {"algorithm": "p256", "public_key": p256_public_hex(p256_key("a"))}
     assert parse_policy(data).approvers["alice"].algorithm.value == "p256"
     assert ed25519_key("x")  # the helper keys are deterministic
+
+
+def _nested_lists(depth: int) -> list[object]:
+    """``depth`` lists, each the only item of the one around it."""
+    data: list[object] = []
+    for _ in range(depth - 1):
+        data = [data]
+    return data
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_text_nested_deeper_than_the_bound_is_refused_before_it_is_parsed(fmt: Any) -> None:
+    """The bound, not the interpreter's stack, refuses deep text: 64 levels read,
+    65 or 5,000 refused with a PolicyDocumentError (never a RecursionError)."""
+    assert parse_text(json.dumps(_nested_lists(MAX_DEPTH)), fmt) == _nested_lists(MAX_DEPTH)
+    for depth in (MAX_DEPTH + 1, 5000):
+        for text in ("[" * depth + "]" * depth, '{"a": ' * depth + "1" + "}" * depth):
+            with pytest.raises(PolicyDocumentError, match=f"nested deeper than {MAX_DEPTH}"):
+                parse_text(text, fmt)
+
+
+def test_brackets_inside_json_strings_do_not_count() -> None:
+    text = json.dumps({"description": "[" * 500 + '\\"{' * 100})
+    assert parse_text(text, "json") == {"description": "[" * 500 + '\\"{' * 100}
+
+
+def test_yaml_block_nesting_is_bounded_too() -> None:
+    text = "".join("  " * level + "a:\n" for level in range(MAX_DEPTH + 1)) + "  " * 65 + "b: 1\n"
+    with pytest.raises(PolicyDocumentError, match="nested deeper"):
+        parse_text(text, "yaml")
+
+
+def test_document_data_nested_deeper_than_the_bound_is_refused() -> None:
+    """Data that did not come through parse_text (a JSON object in an API request, a
+    Python caller) is bounded by parse_policy and parse_address_book themselves; a cycle
+    is refused the same way rather than walked forever."""
+    deep: dict[str, object] = {"format": "shardvault.policy/v1", "rules": _nested_lists(5000)}
+    with pytest.raises(PolicyDocumentError, match="nested deeper") as caught:
+        parse_policy(deep)
+    assert caught.value.path == "policy"
+    cycle: dict[str, object] = {"format": "shardvault.address-book/v1"}
+    cycle["entries"] = [cycle]
+    with pytest.raises(PolicyDocumentError, match="nested deeper"):
+        parse_address_book(cycle)
+
+
+@pytest.mark.parametrize("version", [MAX_VERSION + 1, 2**63, 2**63 - 1, 10**40])
+def test_a_version_beyond_what_the_database_stores_is_refused(version: int) -> None:
+    document = policy_to_document(load_policy(HEADER + "rules: []\n"))
+    with pytest.raises(PolicyDocumentError, match=r"at most 2\^31 - 1") as caught:
+        parse_policy({**document, "version": version})
+    assert caught.value.path == "policy.version"
+    assert parse_policy({**document, "version": MAX_VERSION}).version == MAX_VERSION
+    assert schema_errors({**document, "version": version})

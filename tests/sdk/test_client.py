@@ -153,10 +153,11 @@ def test_tokens_verify_with_an_independent_jwt_library(algorithm: str) -> None:
     private_pem, public_pem = generate_key_pair(algorithm)  # type: ignore[arg-type]
     creds = ApiKeyCredentials.from_pem("key-1", private_pem)
     now = time.time()
-    token = creds.sign_request("/v1/users?limit=2", b'{"a":1}', now=now, nonce="n-1")
+    token = creds.sign_request("post", "/v1/users?limit=2", b'{"a":1}', now=now, nonce="n-1")
     public_key = serialization.load_pem_public_key(public_pem.encode())
     claims = jwt.decode(token, public_key, algorithms=[algorithm])  # type: ignore[arg-type]
     assert claims == {
+        "method": "POST",
         "uri": "/v1/users?limit=2",
         "nonce": "n-1",
         "iat": int(now),

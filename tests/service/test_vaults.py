@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from shardvault.service import vaults, wallets
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
 from shardvault.service.platform import Platform
-from shardvault.service.signing import LocalCeremonyBackend, SignRequest
+from shardvault.service.signing import PARTY_COUNTS, LocalCeremonyBackend, SignRequest
 from shardvault.store import Database
 from shardvault.store.models import AuditEvent
 from shardvault.store.models_vaults import Network
@@ -128,6 +128,37 @@ def test_roles_that_may_not_manage_vaults_are_refused(ws: Workspace) -> None:
         vaults.check_vault_request(
             ws.owner.principal, name="v", schemes=["eddsa-ed25519"], min_signers=4, max_signers=3
         )
+
+
+def test_a_quorum_is_checked_against_what_the_backend_can_make(ws: Workspace) -> None:
+    """The co-signer backend makes keys over every co-signer of the workspace (3), the
+    local ceremony over 2 to 16 parties; min_signers is 2 to max_signers either way."""
+    owner = ws.owner.principal
+
+    def check(min_signers: int, max_signers: int, choices: tuple[int, ...]) -> None:
+        vaults.check_vault_request(
+            owner,
+            name="v",
+            schemes=["eddsa-ed25519"],
+            min_signers=min_signers,
+            max_signers=max_signers,
+            max_signers_choices=choices,
+        )
+
+    check(2, 3, (3,))
+    check(3, 3, (3,))
+    check(2, 16, PARTY_COUNTS)
+    for min_signers, max_signers, choices, field, reason in (
+        (2, 5, (3,), "max_signers", "must be 3 with this server's signing backend (not 5)"),
+        (2, 17, PARTY_COUNTS, "max_signers", "must be 2 to 16"),
+        (2, 4, (3, 5), "max_signers", "must be 3 or 5"),
+        (1, 3, (3,), "min_signers", "must be 2 to max_signers (3), not 1"),
+        (4, 3, (3,), "min_signers", "must be 2 to max_signers (3), not 4"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            check(min_signers, max_signers, choices)
+        assert caught.value.field == field
+        assert caught.value.reason.startswith(reason)
 
 
 def test_ed25519_vault_signs_a_solana_transfer_that_solders_verifies(

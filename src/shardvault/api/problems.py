@@ -9,6 +9,7 @@ exceptions become a 500 whose body says nothing about the cause; the cause is lo
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 import sqlalchemy.exc
@@ -17,12 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Scope
 
 from shardvault.audit import Actor
 from shardvault.service.auth import PendingNonce
 from shardvault.service.context import Principal
 from shardvault.service.errors import (
     AuthenticationError,
+    BodyTooLarge,
     Conflict,
     Forbidden,
     NotFound,
@@ -43,6 +46,7 @@ STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (BodyTooLarge, 413),
     (Unavailable, 503),
 )
 """Each domain error category and its HTTP status (first match wins)."""
@@ -85,8 +89,10 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def install_problem_handlers(app: FastAPI, platform: Platform) -> None:
-    """Register the exception handlers on ``app``."""
+def _refusal_auditor(
+    platform: Platform,
+) -> Callable[[Request, int, str, str, Exception | None], Awaitable[None]]:
+    """Records a refused request in the audit log (and a refused change's nonce)."""
 
     async def audit_refusal(
         request: Request, status: int, slug: str, detail: str, exc: Exception | None
@@ -121,12 +127,41 @@ def install_problem_handlers(app: FastAPI, platform: Platform) -> None:
         except Exception:
             _log.exception("could not record a refused request in the audit log")
 
+    return audit_refusal
+
+
+def _service_error_handler(
+    platform: Platform,
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    audit_refusal = _refusal_auditor(platform)
+
     async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
         status = status_of(exc)
         detail = str(exc) or HTTPStatus(status).phrase
         await audit_refusal(request, status, exc.problem, detail, exc)
         return problem_response(status, exc.problem, detail, request.url.path)
+
+    return on_service_error
+
+
+def body_refusal(platform: Platform) -> Callable[[Scope, int], Awaitable[ASGIApp]]:
+    """The answer of :class:`~shardvault.body_limit.BodyLimitMiddleware` to a body over
+    its limit: :class:`BodyTooLarge` through the same handler as every domain error (a
+    413 problem, audited as a refusal). The middleware runs outside the application's
+    exception handling, before any route, so it asks for the response directly."""
+    on_service_error = _service_error_handler(platform)
+
+    async def refuse(scope: Scope, limit: int) -> ASGIApp:
+        return await on_service_error(Request(scope), BodyTooLarge(limit))
+
+    return refuse
+
+
+def install_problem_handlers(app: FastAPI, platform: Platform) -> None:
+    """Register the exception handlers on ``app``."""
+    audit_refusal = _refusal_auditor(platform)
+    on_service_error = _service_error_handler(platform)
 
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -63,8 +63,20 @@ class AssetOut(_Out):
 class VaultIn(_In):
     name: str = Field(min_length=1, max_length=64)
     schemes: list[SchemeName] = Field(default_factory=_default_schemes, min_length=1)
-    min_signers: int = Field(default=2, ge=1, le=16)
-    max_signers: int = Field(default=3, ge=2, le=16)
+    min_signers: int = Field(
+        default=2,
+        ge=2,
+        le=16,
+        description="Co-signers needed to sign: 2 to max_signers (a 1-of-n MPC key would "
+        "let any single share sign).",
+    )
+    max_signers: int = Field(
+        default=3,
+        ge=2,
+        le=16,
+        description="Co-signers holding a share: what the server's signing backend has "
+        "(3 with the embedded co-signers); another value is refused.",
+    )
 
 
 class VaultKeyOut(_Out):

@@ -18,11 +18,16 @@ Two signing backends:
 
 Both are development modes (one host holds every share): the server logs a warning at
 start and ``GET /v1/health`` reports the mode (:mod:`shardvault.service.signer_mode`).
+
+Where networks' nodes may be (``rpc_url``, checked when a network is registered and at
+every connection to it): public addresses, this host (``--rpc-loopback``, the default,
+for a development chain) and the networks of ``--allow-rpc-network``; never link-local
+or cloud metadata addresses.
 """
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from shardvault.service.cosigners import StatusLookup
+    from shardvault.service.destinations import DestinationPolicy
     from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
     from shardvault.service.platform import Platform
     from shardvault.service.signer_mode import SignerMode
@@ -124,6 +130,40 @@ def pipeline_options(function: F) -> F:
     )(function)
 
 
+def node_options(function: F) -> F:
+    """Add ``--allow-rpc-network`` and ``--rpc-loopback/--no-rpc-loopback``."""
+    function = click.option(
+        "--rpc-loopback/--no-rpc-loopback",
+        "rpc_loopback",
+        default=True,
+        show_default=True,
+        help="Allow networks whose node is on this host (127.0.0.0/8, ::1), such as a "
+        "development chain.",
+    )(function)
+    return click.option(
+        "--allow-rpc-network",
+        "allow_rpc_networks",
+        multiple=True,
+        envvar="SHARDVAULT_RPC_ALLOW_NETWORKS",
+        help="Allow networks whose node is in this non-public network (CIDR; repeatable), "
+        "e.g. 10.0.0.0/8 for a node in the operator's network. Public addresses are always "
+        "allowed; link-local and cloud metadata addresses never are.",
+    )(function)
+
+
+def node_policy(allow_rpc_networks: Iterable[str], rpc_loopback: bool) -> "DestinationPolicy":
+    """The SSRF guard of networks' nodes from :func:`node_options`' values.
+
+    Raises:
+        ValidationError: a value is not a network.
+    """
+    from shardvault.service.destinations import DestinationPolicy, parse_networks
+
+    values = [part for value in allow_rpc_networks for part in value.replace(",", " ").split()]
+    networks = parse_networks(values, field="--allow-rpc-network")
+    return DestinationPolicy.for_rpc_nodes(networks, loopback=rpc_loopback)
+
+
 @dataclass
 class PipelineSetup:
     """The runtime, what it is (for the start-up warning and the health route), the
@@ -169,24 +209,30 @@ def open_pipeline(
     presignature_pool: int = PRESIGNATURE_POOL,
     stall_after: float = 30.0,
     home: Path | None = None,
+    rpc_policy: "DestinationPolicy | None" = None,
 ) -> PipelineSetup:
     """The pipeline runtime of ``signer`` (module docstring); ``home`` is the checked
-    co-signer home (:func:`cosigner_home`) the co-signer backend needs."""
+    co-signer home (:func:`cosigner_home`) the co-signer backend needs; nodes are reached
+    where ``rpc_policy`` allows (default: public addresses and this host)."""
+    from shardvault.service.destinations import DestinationPolicy
+
+    policy = rpc_policy or DestinationPolicy.for_rpc_nodes()
     if signer == "remote":
         if platform is None:
             raise ValueError("the remote co-signer backend needs the platform")
-        return _remote(platform, presignature_pool, stall_after)
+        return _remote(platform, presignature_pool, stall_after, policy)
     if signer == "cosigners":
         if platform is None or coordinator_url is None or home is None:
             raise ValueError(
                 "the co-signer backend needs the platform, the server's URL and a home"
             )
         return _cosigners(
-            home, test_only_primes, platform, coordinator_url, presignature_pool, stall_after
-        )
+            home, test_only_primes, platform, coordinator_url, presignature_pool, stall_after,
+            policy,
+        )  # fmt: skip
     from shardvault.service.signer_mode import LOCAL_CEREMONY
 
-    runtime = _local_ceremony(data_dir, test_only_primes, presignature_pool)
+    runtime = _local_ceremony(data_dir, test_only_primes, presignature_pool, policy)
     return PipelineSetup(runtime, mode=LOCAL_CEREMONY if runtime is not None else None)
 
 
@@ -197,6 +243,7 @@ def _cosigners(
     coordinator_url: Callable[[], str],
     presignature_pool: int,
     stall_after: float,
+    rpc_policy: "DestinationPolicy",
 ) -> PipelineSetup:
     from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
     from shardvault.cosigner.relay_app import relay_hub_router
@@ -220,6 +267,7 @@ def _cosigners(
         policy_version=policy_version,
         presignature_pool=presignature_pool,
         stall_after=stall_after,
+        parties=fleet.parties,
     )
 
     def status(workspace_id: str) -> dict[int, dict[str, object]]:
@@ -227,7 +275,7 @@ def _cosigners(
         return {} if relay is None else relay.liveness()
 
     return PipelineSetup(
-        PipelineRuntime(backend),
+        PipelineRuntime(backend, rpc_policy=rpc_policy),
         mode=EMBEDDED_COSIGNERS,
         routers=[relay_hub_router(fleet.lookup)],
         closers=[backend.close, fleet.close],  # closed in reverse: relays first
@@ -255,7 +303,12 @@ def _policy_lookups(
     return policy_chain, policy_version
 
 
-def _remote(platform: "Platform", presignature_pool: int, stall_after: float) -> PipelineSetup:
+def _remote(
+    platform: "Platform",
+    presignature_pool: int,
+    stall_after: float,
+    rpc_policy: "DestinationPolicy",
+) -> PipelineSetup:
     """Paired co-signers on their own hosts (:mod:`shardvault.service.remote_cosigners`):
     nothing is started here, and no share or unlock secret is on this host."""
     from shardvault.cosigner.relay_app import relay_hub_router
@@ -278,9 +331,11 @@ def _remote(platform: "Platform", presignature_pool: int, stall_after: float) ->
         policy_version=policy_version,
         presignature_pool=presignature_pool,
         stall_after=stall_after,
+        # Each workspace has as many co-signers as its signed directory lists.
+        parties=None,
     )
     return PipelineSetup(
-        PipelineRuntime(backend),
+        PipelineRuntime(backend, rpc_policy=rpc_policy),
         mode=REMOTE_COSIGNERS,
         routers=[relay_hub_router(fleet.lookup)],
         closers=[backend.close, fleet.close],
@@ -290,7 +345,10 @@ def _remote(platform: "Platform", presignature_pool: int, stall_after: float) ->
 
 
 def _local_ceremony(
-    data_dir: Path, test_only_primes: Path | None, presignature_pool: int
+    data_dir: Path,
+    test_only_primes: Path | None,
+    presignature_pool: int,
+    rpc_policy: "DestinationPolicy",
 ) -> "PipelineRuntime | None":
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if not passphrase:
@@ -311,7 +369,7 @@ def _local_ceremony(
     signer = LocalCeremonyBackend(
         custody, test_only_primes=test_only_primes, presignature_pool=presignature_pool
     )
-    return PipelineRuntime(signer)
+    return PipelineRuntime(signer, rpc_policy=rpc_policy)
 
 
 class WorkerThread:

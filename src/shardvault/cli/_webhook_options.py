@@ -60,12 +60,8 @@ def open_runtime(
     data_dir: Path, webhook_key: Path | None, allow_networks: Iterable[str]
 ) -> "WebhookRuntime":
     """Load (or create) the webhook key and build the policy; exits on a refused value."""
-    from shardvault.service.webhook_delivery import (
-        DestinationPolicy,
-        WebhookRuntime,
-        WebhookSigner,
-        parse_networks,
-    )
+    from shardvault.service.destinations import DestinationPolicy, parse_networks
+    from shardvault.service.webhook_delivery import WebhookRuntime, WebhookSigner
 
     try:
         signer = WebhookSigner.load_or_create(webhook_key or data_dir / WEBHOOK_KEY_FILE)

@@ -24,6 +24,8 @@ import click
 from shardvault.cli._output import emit_json, fail, fail_on
 from shardvault.cli._pipeline_options import (
     cosigner_home,
+    node_options,
+    node_policy,
     open_pipeline,
     pipeline_options,
     start_worker,
@@ -183,6 +185,7 @@ def default_request_threads(dialect: str) -> int | None:
 )
 @server_options
 @pipeline_options
+@node_options
 @local_options
 def command(
     host: str,
@@ -207,6 +210,8 @@ def command(
     pipeline_batch: int,
     test_only_primes: Path | None,
     cosigner_stall_after: float,
+    allow_rpc_networks: tuple[str, ...],
+    rpc_loopback: bool,
 ) -> None:
     """Migrate the database and serve the REST API under /v1 (and deliver webhooks).
 
@@ -264,6 +269,11 @@ def command(
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     coordinator = f"http://{local}:{bound_port}"
     webhooks = open_runtime(data_dir, webhook_key, allow_networks)
+    try:
+        rpc_policy = node_policy(allow_rpc_networks, rpc_loopback)
+    except ShardvaultError as exc:
+        listener.close()
+        fail_on(exc)
     setup = (
         open_pipeline(
             data_dir,
@@ -274,6 +284,7 @@ def command(
             presignature_pool=presignature_pool,
             stall_after=cosigner_stall_after,
             home=home,
+            rpc_policy=rpc_policy,
         )
         if run_pipeline
         else None
@@ -289,6 +300,7 @@ def command(
         signer_mode=mode,
         extra_routers=setup.routers if setup is not None else (),
         cosigner_status=setup.status if setup is not None else None,
+        rpc_policy=rpc_policy,
     )
     start = {
         "event": "starting",
@@ -341,6 +353,8 @@ def command(
             setup.close()
         if worker is not None:
             worker.close()
+        if runtime is not None:
+            runtime.close()
         if dispatcher is not None:
             dispatcher.close()
         listener.close()

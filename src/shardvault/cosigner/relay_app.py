@@ -10,7 +10,10 @@ standalone app from :func:`create_relay_app`. Routes (see :mod:`.link` for the b
 ``/cosigners/{workspace_id}`` (the embedded co-signers of ``shardvault server``).
 
 Both are authenticated by the co-signer's identity signature over the raw body; a
-refused signature is a 401 with a problem+json body that names no secret.
+refused signature is a 401 with a problem+json body that names no secret. Bodies are
+bounded by the application the routes are mounted in, before they are read
+(:mod:`shardvault.body_limit`): :data:`MAX_BODY_BYTES` in :func:`create_relay_app`, and
+the same under :data:`HUB_PATH_PREFIX` in the API server's application.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Scope
 
+from shardvault.body_limit import BodyLimitMiddleware, BodyLimits
 from shardvault.cosigner.errors import RelayAuthError
 from shardvault.cosigner.relay_core import MAX_STATUS_BYTES, RelayCore
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-"""The largest request body the relay reads."""
+"""The largest request body the relay reads (the applications that mount its routes
+enforce it, see the module docstring)."""
 
 MAX_WAITING_POLLS = 1024
 """Co-signer polls that may wait at once, each in a thread of their own pool: a long poll
@@ -56,8 +62,6 @@ def _add_routes(
         request: Request, core: RelayCore, cosigner_id: int
     ) -> bytes | JSONResponse:
         body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _problem(413, "Payload Too Large", "relay request body is too large")
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
             core.authenticate(cosigner_id, "POST", request.url.path, body, headers)
@@ -126,6 +130,9 @@ WORKSPACE_PREFIX = "/cosigners/{workspace_id}"
 """Where :func:`relay_hub_router` serves each workspace's relay: a co-signer of
 workspace ``W`` uses ``{server}/cosigners/W`` as its coordinator URL."""
 
+HUB_PATH_PREFIX = "/cosigners/"
+"""The path prefix of every route of :func:`relay_hub_router`, for body limits."""
+
 
 def relay_hub_router(lookup: Callable[[str], RelayCore | None]) -> APIRouter:
     """The relay routes of many workspaces, each with its own co-signers and relay:
@@ -143,8 +150,16 @@ def relay_hub_router(lookup: Callable[[str], RelayCore | None]) -> APIRouter:
     return router
 
 
+async def _refuse_large_body(_scope: Scope, limit: int) -> ASGIApp:
+    return _problem(413, "Payload Too Large", f"relay request body is over {limit} bytes")
+
+
 def create_relay_app(core: RelayCore) -> FastAPI:
-    """A standalone relay application (tests, or a relay on its own host)."""
+    """A standalone relay application (tests, or a relay on its own host); bodies over
+    :data:`MAX_BODY_BYTES` are refused before they are read."""
     app = FastAPI(title="shardvault relay", docs_url=None, redoc_url=None)
     app.include_router(relay_router(core))
+    app.add_middleware(
+        BodyLimitMiddleware, limits=BodyLimits(MAX_BODY_BYTES), refuse=_refuse_large_body
+    )
     return app

@@ -8,6 +8,12 @@ object of the language has a closed set of fields: an unknown field is an
 never ignored. Finally the document is validated against the published JSON Schema
 (``schema.json``, shipped with the package and copied to ``docs/policy.schema.json``).
 
+Input is bounded before anything recurses on it: a document nested deeper than
+:data:`MAX_DEPTH` mappings and lists is refused while YAML is composed, before JSON text
+is decoded (a scan of its brackets), and before document data is read, so a hostile
+document gets a :class:`~shardvault.policy.errors.PolicyDocumentError` rather than
+exhausting the interpreter's stack. A policy ``version`` is 1 to :data:`MAX_VERSION`.
+
 :func:`policy_to_document` and :func:`address_book_to_document` give the canonical
 document of a model, which policy bundles sign.
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
@@ -72,13 +78,29 @@ _SELECTOR = re.compile(r"0x[0-9a-fA-F]{8}")
 _DECIMAL_TEXT = re.compile(r"[0-9]{1,80}(\.[0-9]{1,80})?")
 _MAX_LIMIT_DIGITS = 80
 
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and lists a document may have. A policy needs about
+ten levels; the bound keeps every reader (the YAML composer, the JSON decoder, the
+schema validator) far from the interpreter's recursion limit."""
+
+MAX_VERSION = 2**31 - 1
+"""The largest policy version: the database stores versions (of policies, and of the
+policy a transaction or an approval was judged under) in INTEGER columns, which are
+signed 32-bit on PostgreSQL."""
+
+_JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+"""A JSON string (skipped whole, brackets inside it are text) or a bracket."""
+
 
 # --- Reading text -------------------------------------------------------------------
 
 
 class _StrictYamlLoader(yaml.SafeLoader):
     """A safe YAML loader with YAML 1.2 core-schema scalars, no duplicate keys, no
-    aliases, and decimal numbers read exactly."""
+    aliases, decimal numbers read exactly, and at most :data:`MAX_DEPTH` levels."""
+
+    collection_depth = 0
+    """How many mappings and lists enclose the node being composed."""
 
 
 _StrictYamlLoader.yaml_implicit_resolvers = {}
@@ -125,15 +147,29 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[object,
     return out
 
 
-def _refuse_alias(self: _StrictYamlLoader, parent: object, index: object) -> yaml.Node | None:
+def _compose_strictly(self: _StrictYamlLoader, parent: object, index: object) -> yaml.Node | None:
+    """Compose one node, refusing aliases and collections nested deeper than
+    :data:`MAX_DEPTH` (PyYAML's composer recurses once per level)."""
     if self.check_event(yaml.AliasEvent):
         event = self.peek_event()  # type: ignore[no-untyped-call]
         raise PolicyDocumentError(f"line {event.start_mark.line + 1}: aliases are not allowed")
-    return _compose_node(self, parent, index)  # type: ignore[arg-type]
+    if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+        return _compose_node(self, parent, index)  # type: ignore[arg-type]
+    depth = self.collection_depth + 1
+    if depth > MAX_DEPTH:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        raise PolicyDocumentError(
+            f"line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels"
+        )
+    self.collection_depth = depth
+    try:
+        return _compose_node(self, parent, index)  # type: ignore[arg-type]
+    finally:
+        self.collection_depth = depth - 1
 
 
 _compose_node = yaml.SafeLoader.compose_node
-_StrictYamlLoader.compose_node = _refuse_alias  # type: ignore[method-assign,assignment]
+_StrictYamlLoader.compose_node = _compose_strictly  # type: ignore[method-assign,assignment]
 _StrictYamlLoader.add_constructor("tag:shardvault,2025:decimal", _construct_decimal)
 _StrictYamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _StrictYamlLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
@@ -152,14 +188,52 @@ def _json_constant(name: str) -> object:
     raise PolicyDocumentError(f"{name} is not a number")
 
 
+def _check_json_depth(text: str) -> None:
+    """Refuse JSON text whose brackets nest deeper than :data:`MAX_DEPTH`, without
+    decoding it (the decoder recurses once per level)."""
+    depth = 0
+    for token in _JSON_STRUCTURE.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, token.start()) + 1
+                raise PolicyDocumentError(f"line {line}: nested deeper than {MAX_DEPTH} levels")
+        elif bracket in "]}":
+            depth -= 1
+
+
+def check_depth(data: object, path: str) -> None:
+    """Refuse document data nested deeper than :data:`MAX_DEPTH` mappings and lists
+    (walked without recursion; a cycle counts as too deep).
+
+    Raises:
+        PolicyDocumentError: too deep, naming ``path``.
+    """
+    pending: list[tuple[object, int]] = [(data, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children: Iterable[object]
+        if isinstance(item, Mapping):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth == MAX_DEPTH:
+            raise PolicyDocumentError(f"nested deeper than {MAX_DEPTH} levels", path=path)
+        pending.extend((child, depth + 1) for child in children)
+
+
 def parse_text(text: str, fmt: DocumentFormat) -> object:
     """Parse YAML or JSON text into plain data (dicts, lists, strings, ints, Decimals).
 
     Raises:
-        PolicyDocumentError: the text does not parse, has duplicate keys, or (YAML) uses
-            aliases.
+        PolicyDocumentError: the text does not parse, has duplicate keys, nests deeper
+            than :data:`MAX_DEPTH` levels, or (YAML) uses aliases.
     """
     if fmt == "json":
+        _check_json_depth(text)
         try:
             return json.loads(
                 text,
@@ -595,9 +669,11 @@ def parse_policy(data: object, *, path: str = "policy") -> Policy:
     Raises:
         UnknownFieldError: a field the language does not define, with its path.
         SchemaViolationError: the published JSON Schema rejects the document.
-        PolicyDocumentError: anything else malformed or inconsistent (unknown group,
-            duplicate rule name, an approval group without enough approver keys).
+        PolicyDocumentError: anything else malformed or inconsistent (nested deeper than
+            :data:`MAX_DEPTH` levels, a version outside 1 to :data:`MAX_VERSION`, unknown
+            group, duplicate rule name, an approval group without enough approver keys).
     """
+    check_depth(data, path)
     obj = _object(
         data,
         path,
@@ -607,6 +683,10 @@ def parse_policy(data: object, *, path: str = "policy") -> Policy:
     if obj["format"] != POLICY_FORMAT:
         raise PolicyDocumentError(f"expected format {POLICY_FORMAT!r}", path=f"{path}.format")
     version = _positive_int(obj["version"], f"{path}.version")
+    if version > MAX_VERSION:
+        raise PolicyDocumentError(
+            f"must be at most 2^31 - 1 ({MAX_VERSION})", path=f"{path}.version"
+        )
     currency = _name(obj["reference_currency"], f"{path}.reference_currency")
     approvers = _approver_keys(obj.get("approvers", {}), f"{path}.approvers")
     groups = _groups(obj.get("groups", {}), f"{path}.groups")
@@ -642,9 +722,10 @@ def parse_address_book(data: object, *, path: str = "address_book") -> AddressBo
 
     Raises:
         UnknownFieldError: a field the format does not define.
-        PolicyDocumentError: a duplicate entry name or address, a whitelist naming an
-            entry that does not exist.
+        PolicyDocumentError: nested deeper than :data:`MAX_DEPTH` levels, a duplicate
+            entry name or address, a whitelist naming an entry that does not exist.
     """
+    check_depth(data, path)
     obj = _object(data, path, ("format",), ("entries", "whitelists"))
     if obj["format"] != ADDRESS_BOOK_FORMAT:
         raise PolicyDocumentError(f"expected format {ADDRESS_BOOK_FORMAT!r}", path=f"{path}.format")

@@ -1,8 +1,9 @@
 """Client side of request signing: API key pairs and the per-request JWT.
 
 See :mod:`shardvault.service.auth` for the scheme; this module produces exactly what it
-checks: a JWT with ``uri``, ``nonce``, ``iat``, ``exp``, ``sub`` and ``bodyHash``, signed
-with the API key's private key (Ed25519 as JOSE ``EdDSA``, or P-256 as ``ES256``).
+checks: a JWT with ``method``, ``uri``, ``nonce``, ``iat``, ``exp``, ``sub`` and
+``bodyHash``, signed with the API key's private key (Ed25519 as JOSE ``EdDSA``, or P-256
+as ``ES256``).
 """
 
 import hashlib
@@ -109,6 +110,7 @@ class ApiKeyCredentials:
 
     def sign_request(
         self,
+        method: str,
         uri: str,
         body: bytes,
         *,
@@ -116,9 +118,11 @@ class ApiKeyCredentials:
         nonce: str | None = None,
         lifetime_s: int = TOKEN_LIFETIME_S,
     ) -> str:
-        """The bearer token for one request to ``uri`` (path and query) with ``body``."""
+        """The bearer token for one ``method`` request (``GET``, ``POST``...) to ``uri``
+        (path and query) with ``body``; the server accepts it for that method only."""
         issued = int(time.time() if now is None else now)
         claims = {
+            "method": method.upper(),
             "uri": uri,
             "nonce": nonce or secrets.token_hex(16),
             "iat": issued,

@@ -1,10 +1,10 @@
 """The Python client of the REST API: async first, with a synchronous wrapper.
 
-Every request is signed (:meth:`ApiKeyCredentials.sign_request`) over the exact path,
-query and body bytes sent. Mutating calls always carry an ``Idempotency-Key`` (a fresh
-UUID unless the caller passes one), so the client can retry them safely: connection
-failures and 429/502/503/504 answers are retried with exponential backoff, each attempt
-with a newly signed token (new nonce) and the same key and body.
+Every request is signed (:meth:`ApiKeyCredentials.sign_request`) over its method and the
+exact path, query and body bytes sent. Mutating calls always carry an ``Idempotency-Key``
+(a fresh UUID unless the caller passes one), so the client can retry them safely:
+connection failures and 429/502/503/504 answers are retried with exponential backoff,
+each attempt with a newly signed token (new nonce) and the same key and body.
 """
 
 import asyncio
@@ -117,7 +117,7 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin):
                     raise SdkError("this call needs API key credentials")
                 uri = request.url.raw_path.decode("ascii")
                 request.headers["X-API-Key"] = self._credentials.api_key_id
-                token = self._credentials.sign_request(uri, body)
+                token = self._credentials.sign_request(request.method, uri, body)
                 request.headers["Authorization"] = f"Bearer {token}"
             final = attempt == self._max_attempts - 1
             try:

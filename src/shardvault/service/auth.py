@@ -5,10 +5,15 @@ signature algorithm chosen per key: Ed25519 (JOSE ``EdDSA``, RFC 8037) or ECDSA 
 (``ES256``, RFC 7518 §3.4) instead of RS256. A request carries
 
 * ``X-API-Key: <api key id>``
-* ``Authorization: Bearer <JWT>`` whose claims (RFC 7519) are ``uri`` (the request path
-  with its query string), ``nonce`` (unique per key), ``iat``, ``exp`` (at most 30 s after
+* ``Authorization: Bearer <JWT>`` whose claims (RFC 7519) are ``method`` (the HTTP
+  method, as sent: ``GET``, ``POST``, ``DELETE``...), ``uri`` (the request path with its
+  query string), ``nonce`` (unique per key), ``iat``, ``exp`` (at most 30 s after
   ``iat``), ``sub`` (the API key id) and ``bodyHash`` (hex SHA-256 of the raw body; of the
   empty string when there is none).
+
+The ``method`` claim is not in Fireblocks' scheme: without it a token made to read a
+resource could be sent, unused, as a ``DELETE`` of the same path (same ``uri``, same
+empty body). A token without it is refused.
 
 The server looks the key up, checks the token's header names the key's algorithm (so a
 token cannot pick a weaker one, and ``none`` or HMAC are never accepted), verifies the
@@ -48,7 +53,7 @@ from shardvault.service.uow import UnitOfWork
 from shardvault.store.models import PrincipalStatus
 from shardvault.store.repositories import purge_expired_nonces
 
-REQUIRED_CLAIMS = ("uri", "nonce", "iat", "exp", "sub", "bodyHash")
+REQUIRED_CLAIMS = ("method", "uri", "nonce", "iat", "exp", "sub", "bodyHash")
 """Every request JWT must carry all of these."""
 
 MAX_TOKEN_LENGTH = 8192
@@ -139,7 +144,7 @@ class Authenticator:
                 missing or of the wrong type, ``sub`` not the key id, ``iat`` in the future.
             TokenExpired: ``exp`` has passed.
             TokenLifetimeTooLong: ``exp`` is more than the allowed lifetime after ``iat``.
-            RequestMismatch: ``uri`` or ``bodyHash`` do not match this request.
+            RequestMismatch: ``method``, ``uri`` or ``bodyHash`` do not match this request.
             ReplayedRequest: the nonce is already recorded for this key.
         """
         key_id = (request.api_key_id or "").strip()
@@ -205,6 +210,9 @@ class Authenticator:
                 )
             if claims["sub"] != key.id:
                 raise InvalidToken("the sub claim is not this API key's id", **where)
+            # Methods are case-sensitive (RFC 9110 §9.1): the claim is the method as sent.
+            if not isinstance(claims["method"], str) or claims["method"] != request.method:
+                raise RequestMismatch("the method claim does not match the request", **where)
             if not isinstance(claims["uri"], str) or claims["uri"] != request.uri:
                 raise RequestMismatch("the uri claim does not match the request", **where)
             claimed_hash = claims["bodyHash"]

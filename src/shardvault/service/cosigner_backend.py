@@ -41,7 +41,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
+from shardvault.service.errors import ValidationError
 from shardvault.service.signing import (
+    PARTY_COUNTS,
     GeneratedKey,
     KeygenProgress,
     Scheme,
@@ -169,6 +171,8 @@ class CosignerBackend:
     """
 
     name = "cosigners"
+    max_signers_choices: tuple[int, ...]
+    """Every key spans all of a workspace's co-signers: only their number."""
 
     def __init__(
         self,
@@ -184,9 +188,15 @@ class CosignerBackend:
         clock: Callable[[], float] = time.time,
         stall_after: float = 30.0,
         failover_attempts: int = 3,
+        parties: int | None = 3,
     ) -> None:
         if not 0 <= presignature_pool <= 10_000:
             raise ValueError("presignature_pool must be between 0 and 10000")
+        if parties is not None and parties not in PARTY_COUNTS:
+            raise ValueError("a workspace has 2 to 16 co-signers")
+        # ``None``: each workspace's count is its signed co-signer directory's (remote
+        # co-signers), checked at key generation.
+        self.max_signers_choices = PARTY_COUNTS if parties is None else (parties,)
         self._relays = relays
         self._policy_chain = policy_chain
         self._policy_version = policy_version
@@ -409,9 +419,10 @@ class CosignerBackend:
         self._ensure_policy(workspace_id, relay, relay.parties)
         parties = self._key_parties(workspace_id, relay)
         if max_signers != len(parties):
-            raise SigningError(
-                f"this workspace has {len(parties)} co-signers; a key needs all of them "
-                f"(asked for {max_signers})"
+            raise ValidationError(
+                "max_signers",
+                f"this workspace has {len(parties)} co-signers and a key spans all of them "
+                f"(asked for {max_signers})",
             )
         if not 2 <= min_signers <= max_signers:
             # One signer would make every share the whole key.

@@ -138,6 +138,11 @@ class EmbeddedCosigners:
     def __repr__(self) -> str:
         return f"EmbeddedCosigners(home={str(self._root)!r}, parties={len(self._parties)})"
 
+    @property
+    def parties(self) -> int:
+        """How many co-signers each workspace has."""
+        return len(self._parties)
+
     # --- Lookup (the relay routes) ---------------------------------------------------
 
     def lookup(self, workspace_id: str) -> RelayCore | None:

@@ -27,6 +27,17 @@ class ValidationError(ServiceError):
         self.reason = reason
 
 
+class BodyTooLarge(ServiceError):
+    """The request body is larger than its route accepts; refused while it arrives,
+    before any of it is parsed (``shardvault.body_limit``)."""
+
+    problem = "body-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body: larger than the {limit} bytes this path accepts")
+        self.limit = limit
+
+
 class NotFound(ServiceError):
     """The resource does not exist in the caller's workspace (other workspaces' resources
     are reported the same way, so their existence does not leak)."""
@@ -111,7 +122,8 @@ class TokenLifetimeTooLong(AuthenticationError):
 
 
 class RequestMismatch(AuthenticationError):
-    """The JWT was signed for another request (its ``uri`` or ``bodyHash`` differ)."""
+    """The JWT was signed for another request (its ``method``, ``uri`` or ``bodyHash``
+    differ)."""
 
     problem = "request-mismatch"
 

@@ -139,6 +139,7 @@ from shardvault.service.chainclients.ethereum import (
     block_number_call,
     receipt_call,
 )
+from shardvault.service.destinations import DestinationPolicy, GuardedTransport
 from shardvault.service.errors import ValidationError
 from shardvault.service.nonce_store import (
     account_key,
@@ -198,33 +199,24 @@ FaultHook = Callable[[str], None]
 """Called at named points of a step (tests use it to kill the process there)."""
 
 
-_HTTP: list[httpx.Client] = []
-_HTTP_LOCK = threading.Lock()
+EVM_NODE_TIMEOUT_S = 10.0
+"""How long a call to an EVM node may take."""
 
-
-def _shared_http() -> httpx.Client:
-    """One pooled HTTP client for every node call of this process (thread-safe). A new
-    client per call built a TLS context each time (CA bundle loaded: ~10 ms of CPU) and
-    a new connection; the RPC clients do not close a client they were given."""
-    with _HTTP_LOCK:
-        if not _HTTP:
-            _HTTP.append(
-                httpx.Client(timeout=10.0, limits=httpx.Limits(max_keepalive_connections=32))
-            )
-        return _HTTP[0]
+BITCOIN_NODE_TIMEOUT_S = 30.0
+"""How long a call to a Bitcoin Core node may take."""
 
 
 @dataclass
 class PipelineRuntime:
-    """What the pipeline needs besides the database: the signer and chain access."""
+    """What the pipeline needs besides the database: the signer and chain access.
+
+    Node calls connect only where ``rpc_policy`` allows (:mod:`.destinations`: the
+    address a node's name resolves to is checked at every connection), through one
+    pooled HTTP client per kind of node, made on first use: a new client per call built a
+    TLS context each time (CA bundle loaded: ~10 ms of CPU) and a new connection.
+    """
 
     backend: SigningBackend
-    ethereum_client: Callable[[str], EthereumRpcClient] = field(
-        default=lambda url: EthereumRpcClient(url, http_client=_shared_http())
-    )
-    bitcoin_client: Callable[[Network], BitcoinRpcClient] = field(
-        default=lambda network: BitcoinRpcClient(network.rpc_url or "")
-    )
     lease_s: float = 30.0
     confirmation_poll_s: float = 1.0
     broadcast_retry_s: float = 2.0
@@ -235,10 +227,44 @@ class PipelineRuntime:
     # fee cap has headroom over the base fee).
     fee_reuse_s: float = 1.0
     fault_hook: FaultHook | None = None
+    rpc_policy: DestinationPolicy = field(default_factory=DestinationPolicy.for_rpc_nodes)
+    _node_http: dict[str, httpx.Client] = field(default_factory=dict, init=False, repr=False)
+    _node_http_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def fault(self, point: str) -> None:
         if self.fault_hook is not None:
             self.fault_hook(point)
+
+    def _http(self, kind: str, timeout_s: float) -> httpx.Client:
+        """The shared, guarded HTTP client of ``kind``'s nodes (thread-safe). The RPC
+        clients do not close a client they were given."""
+        with self._node_http_lock:
+            client = self._node_http.get(kind)
+            if client is None:
+                client = httpx.Client(
+                    transport=GuardedTransport(self.rpc_policy, max_connections=64),
+                    timeout=timeout_s,
+                    follow_redirects=False,
+                )
+                self._node_http[kind] = client
+            return client
+
+    def ethereum_client(self, url: str) -> EthereumRpcClient:
+        """A client of the EVM node at ``url``."""
+        return EthereumRpcClient(url, http_client=self._http("evm", EVM_NODE_TIMEOUT_S))
+
+    def bitcoin_client(self, network: Network) -> BitcoinRpcClient:
+        """A client of ``network``'s Bitcoin Core node (credentials from its URL)."""
+        return BitcoinRpcClient(
+            network.rpc_url or "", http_client=self._http("bitcoin", BITCOIN_NODE_TIMEOUT_S)
+        )
+
+    def close(self) -> None:
+        """Close the node connections (a client asked for later opens new ones)."""
+        with self._node_http_lock:
+            clients, self._node_http = list(self._node_http.values()), {}
+        for client in clients:
+            client.close()
 
 
 class PipelineFault(Exception):

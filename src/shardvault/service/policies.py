@@ -98,7 +98,8 @@ class PolicyView:
 
 
 def _refused(exc: PolicyError) -> PolicyRefused:
-    return PolicyRefused(exc.path or "policy", str(exc))
+    # The path becomes the field, which the message already begins with.
+    return PolicyRefused(exc.path or "policy", exc.reason)
 
 
 def parse_document(document: object | None, text: str | None, fmt: str = "yaml") -> Policy:

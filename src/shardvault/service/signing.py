@@ -145,10 +145,21 @@ def key_parties(cosigners: Sequence[str]) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+MIN_SIGNERS = 2
+"""The smallest quorum of an MPC key: with one, every share would be the whole key
+(DESIGN.md invariant 10)."""
+
+PARTY_COUNTS: tuple[int, ...] = tuple(range(2, 17))
+"""How many parties a key may span, 2 to 16, where a backend allows any."""
+
+
 class SigningBackend(Protocol):
     """Runs key generations and signs payloads for vaults."""
 
     name: str
+    max_signers_choices: tuple[int, ...]
+    """The ``max_signers`` this backend can generate keys for (how many parties it has),
+    so that a vault request it cannot serve is refused before any key generation."""
 
     def keygen(
         self,
@@ -253,6 +264,7 @@ class LocalCeremonyBackend:
     """
 
     name = "local-ceremony"
+    max_signers_choices = PARTY_COUNTS
 
     def __init__(
         self,
@@ -294,8 +306,8 @@ class LocalCeremonyBackend:
         progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
         del initiator  # nothing here checks a policy
-        if not 1 <= min_signers <= max_signers or max_signers < 2 or max_signers > 16:
-            raise SigningError("need 2 to 16 parties and 1 <= min_signers <= max_signers")
+        if max_signers not in PARTY_COUNTS or not MIN_SIGNERS <= min_signers <= max_signers:
+            raise SigningError("need 2 to 16 parties and 2 <= min_signers <= max_signers")
         key_id = f"{scheme}-{self._rng(8).hex()}"
         with self._lock:
             if scheme == "ecdsa-secp256k1":

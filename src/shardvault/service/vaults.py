@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,10 +25,18 @@ from shardvault.chains.errors import ChainError
 from shardvault.chains.ethereum import network_for, parse_address
 from shardvault.chains.ethereum.networks import KNOWN_NETWORKS
 from shardvault.service.context import Principal
+from shardvault.service.destinations import DestinationPolicy
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
-from shardvault.service.signing import SCHEMES, GeneratedKey, Scheme, SigningBackend
+from shardvault.service.signing import (
+    MIN_SIGNERS,
+    PARTY_COUNTS,
+    SCHEMES,
+    GeneratedKey,
+    Scheme,
+    SigningBackend,
+)
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
 from shardvault.service.workspaces import decode_cursor, encode_cursor
@@ -52,6 +60,10 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SYMBOL = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 
 COIN_TYPES = {NetworkKind.EVM: 60, NetworkKind.BITCOIN: 0, NetworkKind.SOLANA: 501}
+
+DEFAULT_RPC_POLICY = DestinationPolicy.for_rpc_nodes()
+"""Where a network's node may be when the server was given no other policy: public
+addresses and this host, never link-local or cloud metadata."""
 """SLIP-44 coin types used in the derivation path ``m/44/<coin>/<vault>/0/<index>``."""
 
 SCHEME_OF_NETWORK: dict[NetworkKind, Scheme] = {
@@ -167,8 +179,12 @@ def configure_network(
     chain_id: int | None = None,
     rpc_url: str | None = None,
     required_confirmations: int = 1,
+    rpc_policy: DestinationPolicy = DEFAULT_RPC_POLICY,
 ) -> NetworkView:
-    """Add a network to the workspace.
+    """Add a network to the workspace. ``rpc_url`` must be an http(s) URL that
+    ``rpc_policy`` allows (the SSRF guard, :mod:`.destinations`; it may carry the node's
+    user and password); the pipeline checks the address it resolves to again at every
+    connection.
 
     Raises:
         Forbidden: the role may not manage vaults.
@@ -189,8 +205,8 @@ def configure_network(
             raise ValidationError("chain_id", exc.reason) from None
     elif chain_id is not None:
         raise ValidationError("chain_id", "only EVM networks have a chain id")
-    if rpc_url is not None and not re.match(r"^https?://[^\s]{1,2000}$", rpc_url):
-        raise ValidationError("rpc_url", "must be an http(s) URL")
+    if rpc_url is not None:
+        rpc_url = rpc_policy.check_url(rpc_url, field="rpc_url", allow_credentials=True)
     if not 1 <= required_confirmations <= 1000:
         raise ValidationError("required_confirmations", "must be between 1 and 1000")
     networks = NetworkRepository(uow.session, principal.workspace_id)
@@ -312,9 +328,18 @@ def list_assets(uow: UnitOfWork, principal: Principal) -> list[AssetView]:
 
 
 def check_vault_request(
-    principal: Principal, *, name: str, schemes: list[str], min_signers: int, max_signers: int
+    principal: Principal,
+    *,
+    name: str,
+    schemes: list[str],
+    min_signers: int,
+    max_signers: int,
+    max_signers_choices: Sequence[int] = PARTY_COUNTS,
 ) -> list[Scheme]:
-    """Validate a vault request before any key generation runs.
+    """Validate a vault request before any key generation runs. ``max_signers_choices``
+    are the party counts the signing backend can make keys for (its
+    ``max_signers_choices``: the co-signer backend has exactly the workspace's
+    co-signers); ``min_signers`` must be 2 to ``max_signers``.
 
     Raises:
         Forbidden, ValidationError.
@@ -328,9 +353,29 @@ def check_vault_request(
         if scheme not in SCHEMES:
             raise ValidationError("schemes", f"unknown scheme {scheme!r}")
         checked.append(scheme)
-    if not 2 <= max_signers <= 16 or not 1 <= min_signers <= max_signers:
-        raise ValidationError("min_signers", "need 2 to 16 parties and 1 <= min <= max")
+    if max_signers not in max_signers_choices:
+        raise ValidationError(
+            "max_signers",
+            f"must be {_choices(max_signers_choices)} with this server's signing backend "
+            f"(not {max_signers})",
+        )
+    if not MIN_SIGNERS <= min_signers <= max_signers:
+        raise ValidationError(
+            "min_signers",
+            f"must be {MIN_SIGNERS} to max_signers ({max_signers}), not {min_signers}: "
+            "with 1, any single share could sign alone",
+        )
     return checked
+
+
+def _choices(values: Sequence[int]) -> str:
+    """``3``, ``2 or 3``, or ``2 to 16`` (a run of consecutive values)."""
+    ordered = sorted(set(values))
+    if len(ordered) == 1:
+        return str(ordered[0])
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{ordered[0]} to {ordered[-1]}"
+    return ", ".join(map(str, ordered[:-1])) + f" or {ordered[-1]}"
 
 
 VaultKeygenProgress = Callable[[Scheme, int, int], None]

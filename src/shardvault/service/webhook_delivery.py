@@ -21,38 +21,36 @@ delay with jitter, until ``max_attempts``, then the delivery is ``failed``. Redi
 not followed. Deliveries of one resource to one endpoint go out in sequence order: a
 delivery waits while an earlier one of the same resource to the same endpoint is pending.
 
-SSRF guard: the dispatcher resolves the endpoint's host itself and connects only to an
-address that is global (not loopback, private, link-local, cloud metadata, multicast,
-reserved...) or inside a network the operator allowed explicitly
-(``--webhook-allow-network``); TLS still verifies against the host name. Because the
-connection goes to the address that was checked, DNS rebinding cannot slip past the check.
+SSRF guard (:mod:`shardvault.service.destinations`, shared with the networks' RPC nodes):
+the dispatcher resolves the endpoint's host itself and connects only to an address that is
+global (not loopback, private, link-local, cloud metadata, multicast, reserved...) or
+inside a network the operator allowed explicitly (``--webhook-allow-network``); TLS still
+verifies against the host name. Because the connection goes to the address that was
+checked, DNS rebinding cannot slip past the check.
 """
 
 import base64
 import hashlib
-import ipaddress
 import logging
 import os
 import secrets
-import socket
-import ssl
 import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 from nacl.signing import SigningKey, VerifyKey
 
 from shardvault import __version__
-from shardvault.service.errors import ServiceError, ValidationError
+from shardvault.service.destinations import DestinationPolicy as DestinationPolicy
+from shardvault.service.destinations import DestinationRefused, GuardedTransport
+from shardvault.service.errors import ServiceError
 from shardvault.store import Database
 from shardvault.store.models_webhooks import (
     AttemptOutcome,
@@ -71,9 +69,6 @@ DELIVERY_ID_HEADER = "X-Shardvault-Delivery-Id"
 ATTEMPT_HEADER = "X-Shardvault-Attempt"
 USER_AGENT = f"shardvault-webhooks/{__version__}"
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 
 class WebhookError(ServiceError):
     """Root of the webhook subsystem's own errors."""
@@ -85,12 +80,6 @@ class WebhookKeyError(WebhookError):
     """The webhook signing key file is missing, malformed or readable by others."""
 
     problem = "webhook-key-error"
-
-
-class DestinationRefused(WebhookError):
-    """The destination resolves to an address the SSRF guard does not allow."""
-
-    problem = "destination-refused"
 
 
 # Signing.
@@ -200,258 +189,6 @@ class WebhookSigner:
 
     def __repr__(self) -> str:
         return f"WebhookSigner(key_id={self.key_id!r})"
-
-
-# The SSRF guard.
-
-ALWAYS_REFUSED: tuple[IpAddress, ...] = (
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack metadata
-    ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud metadata
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS metadata over IPv6
-)
-"""Cloud metadata services: refused unless an allowed network names them explicitly."""
-
-_METADATA_NAMES = frozenset({"metadata", "metadata.google.internal", "instance-data"})
-_LOOPBACK_V4 = ipaddress.ip_address("127.0.0.1")
-
-
-def _unmapped(address: IpAddress) -> IpAddress:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def parse_networks(values: Iterable[str]) -> tuple[IpNetwork, ...]:
-    """Parse CIDR strings (``127.0.0.0/8``, ``::1/128``, a bare address).
-
-    Raises:
-        ValidationError: a value is not a network.
-    """
-    networks: list[IpNetwork] = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError:
-            raise ValidationError("allowed_networks", f"{value!r} is not a network") from None
-    return tuple(networks)
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationPolicy:
-    """Which addresses webhooks may be sent to.
-
-    By default only global addresses. ``allowed_networks`` opens specific non-global
-    networks (``127.0.0.0/8`` for tests and local development, an intranet range for a
-    receiver inside the operator's network); a cloud metadata address is allowed only by a
-    network that contains it and is no wider than a /16 (IPv4) or /64 (IPv6).
-    """
-
-    allowed_networks: tuple[IpNetwork, ...] = ()
-
-    @classmethod
-    def loopback_allowed(cls) -> "DestinationPolicy":
-        """For tests and development: receivers on this machine are allowed."""
-        return cls(parse_networks(["127.0.0.0/8", "::1/128"]))
-
-    def _explicitly_allowed(self, address: IpAddress) -> bool:
-        return any(
-            address in net for net in self.allowed_networks if net.version == address.version
-        )
-
-    def address_allowed(self, address: IpAddress) -> bool:
-        address = _unmapped(address)
-        if address in ALWAYS_REFUSED:
-            narrow = 16 if address.version == 4 else 64
-            return any(
-                address in net and net.prefixlen >= narrow
-                for net in self.allowed_networks
-                if net.version == address.version
-            )
-        if self._explicitly_allowed(address):
-            return True
-        return address.is_global and not address.is_multicast
-
-    def check_address(self, address: IpAddress, host: str) -> None:
-        """Raise unless ``address`` (which ``host`` resolved to) may be connected to.
-
-        Raises:
-            DestinationRefused: a non-global address outside every allowed network.
-        """
-        if not self.address_allowed(address):
-            raise DestinationRefused(
-                f"webhook host {host!r} resolves to {address}, which is not an allowed "
-                "destination (loopback, private, link-local and metadata addresses are "
-                "refused unless allowed by configuration)"
-            )
-
-    def check_url(self, url: str) -> str:
-        """Validate an endpoint URL when it is configured; return it stripped.
-
-        Checks what can be checked without DNS: the scheme (http or https), a host, no
-        user name or password, no fragment, no control characters, and, when the host is
-        an IP address (in any form the system resolver accepts, such as ``2130706433``) or
-        ``localhost``, that the address is allowed. Names are checked again, resolved, at
-        every delivery.
-
-        Raises:
-            ValidationError: the URL is not acceptable (field ``url``).
-        """
-        url = url.strip()
-        if not 1 <= len(url) <= 2048:
-            raise ValidationError("url", "must be 1 to 2048 characters")
-        if any(ord(c) <= 32 or ord(c) == 127 for c in url):
-            raise ValidationError("url", "must not contain spaces or control characters")
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise ValidationError("url", f"not a URL: {exc}") from None
-        if parts.scheme not in ("http", "https"):
-            raise ValidationError("url", "only http and https URLs are allowed")
-        if parts.username is not None or parts.password is not None:
-            raise ValidationError("url", "must not carry a user name or password")
-        if parts.fragment:
-            raise ValidationError("url", "must not have a fragment")
-        host = (parts.hostname or "").rstrip(".")
-        if not host:
-            raise ValidationError("url", "has no host")
-        if port == 0:
-            raise ValidationError("url", "port 0 is not a port")
-        for address in _literal_addresses(host):
-            if not self.address_allowed(address):
-                raise ValidationError(
-                    "url",
-                    f"host {host!r} is {address}, which is not an allowed destination "
-                    "(loopback, private, link-local and metadata addresses are refused "
-                    "unless allowed by configuration)",
-                )
-        if host.lower() in _METADATA_NAMES:
-            raise ValidationError("url", f"host {host!r} is a cloud metadata service")
-        return url
-
-
-def _literal_addresses(host: str) -> list[IpAddress]:
-    """The address(es) a host stands for without DNS: an IP literal, a legacy IPv4 form
-    that ``inet_aton`` accepts (``2130706433``, ``0x7f.1``), or localhost."""
-    lowered = host.lower()
-    if lowered == "localhost" or lowered.endswith(".localhost"):
-        return [_LOOPBACK_V4, ipaddress.ip_address("::1")]
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    if all(c in "0123456789abcdefx." for c in lowered):
-        try:
-            return [ipaddress.ip_address(socket.inet_aton(host))]
-        except OSError:
-            return []
-    return []
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """Resolves the host, checks every address with the policy, then connects to a checked
-    address (so the address used is the address checked)."""
-
-    def __init__(self, policy: DestinationPolicy) -> None:
-        self._policy = policy
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc.strerror}") from None
-        addresses: list[IpAddress] = []
-        for info in infos:
-            literal = str(info[4][0]).split("%", 1)[0]
-            address = ipaddress.ip_address(literal)
-            # Every address the name has must be allowed, not just the one we would use.
-            self._policy.check_address(address, host)
-            if address not in addresses:
-                addresses.append(address)
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return self._backend.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                last = exc
-        raise last or httpcore.ConnectError(f"{host!r} has no address")
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise DestinationRefused("webhooks are never sent to a Unix socket")
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-class _ResponseStream(httpx.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes], response: httpcore.Response) -> None:
-        self._stream = stream
-        self._response = response
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._stream
-
-    def close(self) -> None:
-        self._response.close()
-
-
-class GuardedTransport(httpx.BaseTransport):
-    """An httpx transport whose every connection goes through the SSRF guard."""
-
-    def __init__(self, policy: DestinationPolicy, *, max_connections: int = 20) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl.create_default_context(),
-            max_connections=max_connections,
-            network_backend=_GuardedBackend(policy),
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.SyncByteStream)
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        try:
-            response = self._pool.handle_request(core_request)
-        except httpcore.TimeoutException as exc:
-            raise httpx.TimeoutException(str(exc) or "timed out", request=request) from None
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ConnectError) as exc:
-            raise httpx.TransportError(str(exc) or type(exc).__name__) from None
-        stream = response.stream
-        assert isinstance(stream, Iterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseStream(stream, response),
-            extensions=response.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
 
 
 # The dispatcher.

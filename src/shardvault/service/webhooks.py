@@ -25,12 +25,12 @@ from urllib.parse import urlsplit
 
 from shardvault.audit import Actor, JsonValue
 from shardvault.service.context import Principal
+from shardvault.service.destinations import DestinationPolicy
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.views import Page
-from shardvault.service.webhook_delivery import DestinationPolicy
 from shardvault.store.models import new_id
 from shardvault.store.models_webhooks import (
     AttemptOutcome,

@@ -21,6 +21,7 @@ from shardvault.api.schemas_vaults import (
 )
 from shardvault.service import vaults as svc
 from shardvault.service.context import Principal
+from shardvault.service.destinations import DestinationPolicy
 from shardvault.service.errors import NotFound, Unavailable
 from shardvault.service.idempotency import validate_key
 from shardvault.service.keygen_progress import KeygenBoard
@@ -62,13 +63,24 @@ def get_keygen_board(request: Request) -> KeygenBoard:
 BoardDep = Annotated[KeygenBoard, Depends(get_keygen_board)]
 
 
+def get_rpc_policy(request: Request) -> DestinationPolicy:
+    """Where a network's node may be (the server's SSRF guard for ``rpc_url``)."""
+    policy = request.app.state.rpc_policy
+    assert isinstance(policy, DestinationPolicy)
+    return policy
+
+
 @router.post("/networks", status_code=201, response_model=NetworkOut, tags=["networks"])
 def configure_network(
     body: NetworkIn,
     platform: PlatformDep,
     change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
+    rpc_policy: Annotated[DestinationPolicy, Depends(get_rpc_policy)],
 ) -> Response:
-    """Add a network: an EVM chain (by EIP-155 chain id and RPC URL), Bitcoin or Solana."""
+    """Add a network: an EVM chain (by EIP-155 chain id and RPC URL), Bitcoin or Solana.
+    The RPC URL is http(s) to a public node, to this host, or to a network the server
+    allows (``--allow-rpc-network``); link-local and cloud metadata addresses are
+    refused, and the address its host resolves to is checked again at every connection."""
 
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         view = svc.configure_network(
@@ -79,6 +91,7 @@ def configure_network(
             chain_id=body.chain_id,
             rpc_url=body.rpc_url,
             required_confirmations=body.required_confirmations,
+            rpc_policy=rpc_policy,
         )
         return 201, NetworkOut.model_validate(view).model_dump(mode="json")
 
@@ -156,6 +169,7 @@ async def create_vault(
         schemes=list(body.schemes),
         min_signers=body.min_signers,
         max_signers=body.max_signers,
+        max_signers_choices=runtime.backend.max_signers_choices,
     )
 
     def replayable() -> bool:

@@ -38,6 +38,7 @@ from shardvault.service.chainclients import (
     RpcTransportError,
     TransactionRejectedError,
 )
+from shardvault.service.destinations import DestinationRefused
 
 T = TypeVar("T")
 
@@ -427,6 +428,8 @@ class BitcoinRpcClient(_Base):
             raise RpcTransportError(
                 f"request failed: {type(exc).__name__}", method=call.method
             ) from exc
+        except DestinationRefused as exc:
+            raise RpcTransportError(f"refused: {exc}", method=call.method) from exc
         return _finish(call, response)
 
     def get_block_count(self) -> int:

@@ -38,6 +38,7 @@ from shardvault.service.chainclients import (
     RpcTransportError,
     TransactionRejectedError,
 )
+from shardvault.service.destinations import DestinationRefused
 
 BlockTag = int | Literal["latest", "pending", "safe", "finalized", "earliest"]
 """A block number or one of the execution API's tags."""
@@ -451,6 +452,8 @@ class EthereumRpcClient:
             response = self._http.post(self._url, json=payload)
         except httpx.HTTPError as exc:
             raise RpcTransportError(f"request failed: {type(exc).__name__}", method=method) from exc
+        except DestinationRefused as exc:
+            raise RpcTransportError(f"refused: {exc}", method=method) from exc
         return _envelope(response, method)
 
     def run(self, call: RpcCall[T]) -> T:
@@ -477,6 +480,8 @@ class EthereumRpcClient:
             raise RpcTransportError(
                 f"request failed: {type(exc).__name__}", method=calls[0].method
             ) from exc
+        except DestinationRefused as exc:
+            raise RpcTransportError(f"refused: {exc}", method=calls[0].method) from exc
         answers = _batch_answers(calls, ids, _json(response, calls[0].method), response.status_code)
         if answers is None:
             answers = []
