@@ -33,6 +33,9 @@ def _client_for(server_url: str, owner: ShardvaultClient, role: str) -> Shardvau
 
 
 _PUBLIC_PATHS = {"/v1/health", "/v1/webhooks/jwks", "/v1/openapi.json", "/v1/docs"}
+# Pairing carries a one-time token and the co-signer's signature instead of an API key
+# (tests/api/test_cosigner_pairing.py refuses each bad one with a 401).
+_PUBLIC_PATHS.add("/v1/cosigners/pair")
 
 
 def test_every_route_but_health_requires_authentication(app: FastAPI, server_url: str) -> None:
