@@ -424,3 +424,54 @@ def test_velocity_limit_counts_earlier_transfers_in_its_window(
     assert blocked.status == "blocked"
     assert blocked.policy_rule == "two-per-hour"
     assert blocked.nonce is None
+
+
+class _SlowSigner(ReusedKeygenBackend):
+    """A backend whose every signature takes longer than the pipeline's lease (a quorum
+    failing over to another, say)."""
+
+    def __init__(self, custody, delay_s: float) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(custody)
+        self.delay_s = delay_s
+        self.signed = 0
+
+    def sign(self, request):  # type: ignore[no-untyped-def]
+        self.signed += 1
+        time.sleep(self.delay_s)
+        return super().sign(request)
+
+
+def test_a_signature_longer_than_the_lease_is_not_signed_again_by_another_worker(
+    platform: Platform, hardhat_node: HardhatNode, tmp_path: Path
+) -> None:
+    """The worker that holds a transfer renews its lease while it works, so a second
+    worker never claims it meanwhile: one signing attempt, one signature."""
+    ws = make_workspace(platform)
+    backend = _SlowSigner(open_custody(tmp_path / "custody"), delay_s=2.0)
+    funded = make_eth_vault(ws, backend, hardhat_node.url, hardhat_node.chain_id)
+    fund(hardhat_node, funded.address)
+    activate_policy(ws, policy_document(ws, version=1, limit_eth="1"))
+    runtime = PipelineRuntime(backend, confirmation_poll_s=0.05, lease_s=0.6)
+    tx_id = _send(ws, funded, "0.01")
+    workers = [PipelineWorker(platform, runtime, worker_id=f"w{i}") for i in range(2)]
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=w.run, args=(stop,), kwargs={"max_idle_s": 0.1}) for w in workers
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while _get(ws, tx_id).status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert _get(ws, tx_id).status == "completed"
+    assert backend.signed == 1
+    with platform.unit_of_work(read_only=True) as uow:
+        attempts = uow.session.scalar(
+            text("SELECT signing_attempts FROM transactions WHERE id = :id"), {"id": tx_id}
+        )
+    assert attempts == 1

@@ -50,6 +50,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 PASSPHRASE_ENV = "SHARDVAULT_KEYRING_PASSPHRASE"  # noqa: S105 (a variable name)
 """The environment variable holding the local keyring's passphrase."""
 
+STALL_AFTER_S = 15.0
+"""Seconds a co-signer of a signing quorum may be out of touch before its session is
+aborted and another quorum signs: long enough for a co-signer busy with a burst's
+presignatures (it polls between batches), short enough that a transfer waits a quarter
+of a minute, not half of one. The worker keeps its claim on the transfer meanwhile
+(:mod:`shardvault.service.work_lease`)."""
+
 PRESIGNATURE_POOL = 8
 """Presignatures kept ready per (key, address) that has signed (in memory only)."""
 
@@ -116,7 +123,7 @@ def pipeline_options(function: F) -> F:
     function = click.option(
         "--cosigner-stall-after",
         type=click.FloatRange(1.0, 3600.0),
-        default=30.0,
+        default=STALL_AFTER_S,
         show_default=True,
         help="Seconds a co-signer of a signing quorum may stay out of touch before its "
         "session is aborted and another quorum signs.",
@@ -207,7 +214,7 @@ def open_pipeline(
     platform: "Platform | None" = None,
     coordinator_url: Callable[[], str] | None = None,
     presignature_pool: int = PRESIGNATURE_POOL,
-    stall_after: float = 30.0,
+    stall_after: float = STALL_AFTER_S,
     home: Path | None = None,
     rpc_policy: "DestinationPolicy | None" = None,
 ) -> PipelineSetup:

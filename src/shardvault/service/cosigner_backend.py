@@ -186,7 +186,7 @@ class CosignerBackend:
         presignature_pool: int = 0,
         idle_before_presign: float = 1.0,
         clock: Callable[[], float] = time.time,
-        stall_after: float = 30.0,
+        stall_after: float = 15.0,
         failover_attempts: int = 3,
         parties: int | None = 3,
     ) -> None:

@@ -157,6 +157,7 @@ from shardvault.service.transactions import (
     intent_network,
 )
 from shardvault.service.uow import UnitOfWork
+from shardvault.service.work_lease import LeaseKeeper
 from shardvault.service.work_signal import wait_for_work, work_committed
 from shardvault.store.models_vaults import (
     TERMINAL_STATUSES,
@@ -2152,13 +2153,15 @@ class PipelineWorker:
             ]
         if len(claimed) == limit:
             work_committed()  # more may be due: another idle worker claims the next ones
-        batched = self._batch(claimed)
-        # What a batch left waiting or finished is given back in one commit, before the
-        # rest goes on (a transfer woken meanwhile must not be re-delayed after).
-        self._settle({t: d for t, d in batched.items() if d != 0.0})
-        for workspace_id, tx_id in claimed:
-            if batched.get(tx_id, 0.0) == 0.0:
-                self._work(workspace_id, tx_id)
+        ids = [tx_id for _, tx_id in claimed]
+        with LeaseKeeper(self.platform, self.worker_id, ids, self.runtime.lease_s):
+            batched = self._batch(claimed)
+            # What a batch left waiting or finished is given back in one commit, before
+            # the rest goes on (a transfer woken meanwhile must not be re-delayed after).
+            self._settle({t: d for t, d in batched.items() if d != 0.0})
+            for workspace_id, tx_id in claimed:
+                if batched.get(tx_id, 0.0) == 0.0:
+                    self._work(workspace_id, tx_id)
         return len(claimed)
 
     def _batch(self, claimed: Sequence[tuple[str, str]]) -> dict[str, float | None]:

@@ -655,6 +655,20 @@ class WorkQueue:
         self._session.flush()
         return rows
 
+    def renew(self, transaction_ids: Sequence[str], worker: str, *, lease_s: float) -> int:
+        """Extend ``worker``'s lease on the items it still holds to ``lease_s`` seconds
+        from now (a step that takes longer than a lease, such as a signature whose quorum
+        fails over, must not be claimed again meanwhile). Answers how many it holds."""
+        if not transaction_ids:
+            return 0
+        work = _WORK.c
+        result = self._session.execute(
+            update(_WORK)
+            .where(work.transaction_id.in_(list(transaction_ids)), work.claimed_by == worker)
+            .values(lease_until=utcnow() + timedelta(seconds=lease_s))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     # finish, remove and release are Core statements on the table, run without an
     # autoflush: they need none of the session's pending changes written first (the
     # queue's rows are only written by these statements, by enqueue's insert and by
