@@ -202,3 +202,18 @@ def test_the_server_refuses_a_node_network_that_is_not_one(tmp_path: Path) -> No
     assert result.exit_code != 0
     assert "--allow-rpc-network" in result.output
     assert "not-a-network" in result.output
+
+
+@pytest.mark.postgres
+def test_a_database_that_refuses_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    url = "postgresql://no_such_role_here@127.0.0.1:5432/no_such_database"
+    result = CliRunner().invoke(
+        cli,
+        ["init", "--name", "acme", "--owner-name", "O", "--owner-email", "o@acme.example",
+         "--key-out", str(tmp_path / "owner.pem"), "--db", url],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot use the database: ")
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert 'role "no_such_role_here" does not exist' in result.output

@@ -7,6 +7,8 @@ own host before signing a policy), whether the active policy's signed directory 
 it, and its live status; ``unpair`` forgets one. docs/cosigner.md, "Pairing".
 """
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -53,7 +55,13 @@ def list_cosigners(as_json: bool, url: str, api_key: str | None, key_file: Path 
         status = c.status
         live = "connected" if status.get("connected") else "not connected"
         contact = status.get("last_contact")
-        seen = f"last contact {contact:.0f}" if isinstance(contact, float | int) else "never seen"
+        seen = (
+            "last contact "
+            + datetime.fromtimestamp(contact, UTC).isoformat(timespec="seconds")
+            + f" ({max(time.time() - contact, 0):.0f} s ago)"
+            if isinstance(contact, float | int)
+            else "never seen"
+        )
         signed = "in signed directory" if c.in_signed_directory else "NOT in signed directory"
         click.echo(
             f"co-signer {c.party} {c.label!r}: {c.fingerprint} | {signed} | {live}, {seen} | "

@@ -25,15 +25,17 @@ def api_options(function: click.decorators.FC) -> click.decorators.FC:
     function = click.option(
         "--key-file",
         envvar="SHARDVAULT_KEY_FILE",
+        show_envvar=True,
         type=click.Path(dir_okay=False, path_type=Path),
         help="The API key's private key file (PEM).",
     )(function)
     function = click.option(
-        "--api-key", "api_key", envvar="SHARDVAULT_API_KEY", help="API key id."
+        "--api-key", "api_key", envvar="SHARDVAULT_API_KEY", show_envvar=True, help="API key id."
     )(function)
     return click.option(
         "--url",
         envvar="SHARDVAULT_URL",
+        show_envvar=True,
         default="http://127.0.0.1:8080",
         show_default=True,
         help="The server's base URL.",

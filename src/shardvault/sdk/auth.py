@@ -96,14 +96,14 @@ class ApiKeyCredentials:
         raise CredentialsError("the key is neither Ed25519 nor P-256")
 
     @classmethod
-    def from_file(cls, api_key_id: str, path: Path) -> "ApiKeyCredentials":
+    def from_file(cls, api_key_id: str, path: Path | str) -> "ApiKeyCredentials":
         """Credentials from a key file written by :func:`write_private_key`.
 
         Raises:
             CredentialsError: unreadable or not a supported private key.
         """
         try:
-            data = path.read_bytes()
+            data = Path(path).read_bytes()
         except OSError as exc:
             raise CredentialsError(f"cannot read key file {path}: {exc.strerror}") from exc
         return cls.from_pem(api_key_id, data)

@@ -5,10 +5,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy.exc
+
 from shardvault.audit import DEFAULT_CHECKPOINT_INTERVAL, Actor, AuditKeyring, AuditSigner
 from shardvault.service.uow import UnitOfWork
 from shardvault.store import Database
 from shardvault.store import migrate as run_migrations
+from shardvault.store.errors import DatabaseUnreachableError
 
 MAX_TOKEN_LIFETIME_S = 30
 """A request JWT's ``exp`` may be at most this many seconds after its ``iat``."""
@@ -94,8 +97,17 @@ def open_platform(
 
     Raises:
         UnsupportedDatabaseError: the URL names an unsupported backend.
+        DatabaseUnreachableError: the database refuses the connection (no such server,
+            role or database, a wrong password): one line, never a driver traceback.
         AuditKeyError: the audit key file is unreadable, malformed or too widely readable.
     """
-    if migrate:
-        run_migrations(db_url)
-    return Platform(Database(db_url), AuditSigner.load_or_create(audit_key_path), settings=settings)
+    try:
+        if migrate:
+            run_migrations(db_url)
+        database = Database(db_url)
+    except sqlalchemy.exc.OperationalError as exc:
+        # The driver's first line says why (e.g. 'role "x" does not exist'); the URL,
+        # which may hold a password, is not repeated.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise DatabaseUnreachableError(f"cannot use the database: {reason}") from None
+    return Platform(database, AuditSigner.load_or_create(audit_key_path), settings=settings)

@@ -32,3 +32,7 @@ class SchemaNotCurrentError(StoreError):
         )
         self.current = current
         self.head = head
+
+
+class DatabaseUnreachableError(StoreError):
+    """The database refused the connection (no server, role or database; bad password)."""
