@@ -146,7 +146,8 @@ _unlock_option = click.option(
     type=click.Choice(UNLOCK_MODES),
     default=None,
     help="passphrase: a local keyring sealed with a passphrase (default at init); "
-    "attested: data keys released by a key-release service against attestation.",
+    "attested: data keys released by a key-release service against attestation; "
+    "backend: data keys wrapped by this host's KMS or HSM (--backend-config).",
 )
 
 
@@ -189,6 +190,14 @@ _unlock_option = click.option(
     is_flag=True,
     help="attested: a fresh RSA recipient key pair for every release (slower unlocks).",
 )
+@click.option(
+    "--backend-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="backend: a YAML/JSON file naming the KMS or HSM that wraps this node's data "
+    "keys ({type: pkcs11, library, token_label, pin_env[, key_id]} or {type: aws-kms, "
+    "key_id, region[, endpoint_url]}); without key_id a new key is made in the HSM.",
+)
 @_callback_options
 def init(
     party: int,
@@ -205,6 +214,7 @@ def init(
     dev_root_dir: Path | None,
     role: str,
     recipient_per_unlock: bool,
+    backend_config: Path | None,
     callback_url: str | None,
     callback_key: str | None,
     callback_timeout: float,
@@ -215,6 +225,32 @@ def init(
         fail("the admin set must be a JSON object")
     callback = _callback(callback_url, callback_key, callback_timeout)
     cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
+    if (unlock_mode == "backend") != (backend_config is not None):
+        fail("--unlock-mode backend and --backend-config go together")
+    if unlock_mode == "backend":
+        assert backend_config is not None
+        if generated_file is not None:
+            fail("--unlock-mode backend takes no passphrase")
+        from shardvault.cosigner.backend_unlock import BackendUnlock
+        from shardvault.custody.config import load_config_file
+
+        try:
+            unlock = BackendUnlock.prepare(load_config_file(backend_config))
+            public = init_node(
+                data_dir, party, workspace, document, None, backend=unlock, callback=callback
+            )
+        except (CosignerError, CustodyError) as exc:
+            fail_on(exc)
+        emit_json(
+            {
+                "party": party,
+                "identity": public.to_json(),
+                "fingerprint": public.fingerprint(),
+                "unlock": "backend",
+                "key_id": str(unlock.backend["key_id"]),
+            }
+        )
+        return
     if unlock_mode == "attested":
         if generated_file is not None:
             fail("--unlock-mode attested takes no passphrase")
@@ -277,7 +313,7 @@ def _unseal(
     attested), to sign its configuration."""
     try:
         mode = unlock_mode_of(data_dir)
-        if mode == "attested":
+        if mode in ("attested", "backend"):
             return unseal_identity(data_dir, None, release_url=release_url)
         with read_passphrase(passphrase_env, passphrase_file) as passphrase:
             return unseal_identity(data_dir, passphrase)
@@ -422,7 +458,7 @@ def _open(
         configured = unlock_mode_of(data_dir)
     except CosignerError as exc:
         fail_on(exc)
-    if configured == "attested":
+    if configured in ("attested", "backend"):
         try:
             return open_node(data_dir, None, release_url=release_url), configured
         except (CosignerError, CustodyError) as exc:
@@ -514,7 +550,7 @@ def pair(
 
 def _attestation(mode: str) -> str:
     """What a node reports as its attestation: the development enclave in ``attested``
-    mode (no hardware isolation), none in ``passphrase`` mode."""
+    mode (no hardware isolation), none otherwise."""
     return "development" if mode == "attested" else "none"
 
 

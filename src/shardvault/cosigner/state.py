@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shardvault.cosigner.backend_unlock import BackendUnlock
 from shardvault.cosigner.callback import CallbackClient, CallbackSettings
 from shardvault.cosigner.config import (
     CONFIG_FORMAT,
@@ -86,7 +87,7 @@ IDENTITY_WORKSPACE = "_node"
 """The share-store workspace under which the node keeps its own identity."""
 
 
-UNLOCK_MODES = ("passphrase", "attested")
+UNLOCK_MODES = ("passphrase", "attested", "backend")
 """The ways a node unlocks its data keys (see the module docstring)."""
 
 
@@ -169,11 +170,13 @@ NodeCustody = ShareCustody | AttestedShareCustody
 
 
 def _close_custody(custody: NodeCustody) -> None:
-    """Lock the keyring, or close the release-service client."""
+    """Lock the keyring, close the release-service client, or the KMS/HSM session."""
     if isinstance(custody, AttestedShareCustody):
         custody.close()
     elif isinstance(custody.backend, LocalBackend):
         custody.backend.lock()
+    else:
+        custody.backend.close()
 
 
 def identity_address(party: int) -> ShareAddress:
@@ -257,14 +260,16 @@ def init_node(
     cost: Argon2Cost | None = None,
     rng: RandomSource = system_random,
     attested: AttestedUnlock | None = None,
+    backend: BackendUnlock | None = None,
     callback: CallbackSettings | None = None,
 ) -> PublicIdentity:
     """Create a co-signer data directory: keyring, sealed identity, signed configuration.
 
     With ``attested``, there is no keyring: the identity is sealed under a data key the
     release service generates for this process's attestation, and ``passphrase`` is
-    not used. With ``callback``, every signature waits for the customer's approval
-    (:mod:`.callback`).
+    not used; with ``backend``, under a key in the node's KMS or HSM
+    (:mod:`.backend_unlock`), no passphrase either. With ``callback``, every signature
+    waits for the customer's approval (:mod:`.callback`).
 
     Returns the public identity to pin in the peers' and the relay's directories.
 
@@ -284,21 +289,24 @@ def init_node(
     cost = cost or Argon2Cost()
     custody: NodeCustody
     unlock: dict[str, object]
-    if attested is None and passphrase is None:
+    if attested is None and backend is None and passphrase is None:
         raise ConfigurationError("passphrase unlock mode needs a passphrase")
     make_private_dir(data_dir)
     make_private_dir(data_dir / "shares")
     if attested is not None:
         custody = attested.custody(data_dir)
         unlock = {"unlock": attested.to_json()}
+    elif backend is not None:
+        custody = backend.custody(data_dir)
+        unlock = {"unlock": backend.to_json()}
     else:
         assert passphrase is not None
         make_private_dir(data_dir / "keyring")
-        backend = LocalBackend.initialize(data_dir / "keyring", passphrase, cost)
-        custody = ShareCustody(backend, LocalShareStore(data_dir / "shares"))
+        keyring = LocalBackend.initialize(data_dir / "keyring", passphrase, cost)
+        custody = ShareCustody(keyring, LocalShareStore(data_dir / "shares"))
         unlock = {
             "keyring": {
-                "key_id": backend.kek_id,
+                "key_id": keyring.kek_id,
                 "argon2": {
                     "time_cost": cost.time_cost,
                     "memory_cost": cost.memory_cost,
@@ -598,6 +606,8 @@ def _open_custody(
 ) -> NodeCustody:
     unlock = config.get("unlock")
     if isinstance(unlock, dict):
+        if unlock.get("mode") == "backend":
+            return BackendUnlock.from_json(unlock).custody(data_dir)
         if unlock.get("mode") != "attested":
             raise ConfigurationError(f"unknown unlock mode {unlock.get('mode')!r}")
         return AttestedUnlock.from_json(unlock).custody(data_dir, release_url)
