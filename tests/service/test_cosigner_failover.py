@@ -69,6 +69,22 @@ def _keygen(backend: CosignerBackend, scheme: str):  # type: ignore[no-untyped-d
     )
 
 
+def _solana(key, message: bytes, parties: tuple[int, ...] = ()) -> SignRequest:  # type: ignore[no-untyped-def]
+    return SignRequest(
+        workspace_id=WORKSPACE,
+        vault_id="treasury",
+        backend_key_id=key.backend_key_id,
+        scheme="eddsa-ed25519",
+        path="m",
+        payload_kind="solana_message",
+        payload=message,
+        session="t",
+        metadata=metadata(),
+        min_signers=2,
+        parties=parties,
+    )
+
+
 def _history(nodes: Nodes) -> dict[int, int]:
     return {p: len(n.state.history) for p, n in nodes.nodes.items()}
 
@@ -83,21 +99,7 @@ def test_a_silent_cosigner_mid_session_is_replaced_by_another_quorum(
     # moment ago, so the first quorum is (1, 2).
     nodes.stop(1)
     started = time.monotonic()
-    signature = backend.sign(
-        SignRequest(
-            workspace_id=WORKSPACE,
-            vault_id="treasury",
-            backend_key_id=key.backend_key_id,
-            scheme="eddsa-ed25519",
-            path="m",
-            payload_kind="solana_message",
-            payload=message,
-            session="t",
-            metadata=metadata(),
-            min_signers=2,
-            parties=(1, 2, 3),
-        )
-    )
+    signature = backend.sign(_solana(key, message, (1, 2, 3)))
     VerifyKey(key.public_key).verify(message, signature)
     assert time.monotonic() - started < 10
     after = _history(nodes)
@@ -169,18 +171,5 @@ def test_too_few_answering_cosigners_is_a_clear_refusal(
     time.sleep(0.7)
     message = solana_transfer(key.public_key, DESTINATION, LAMPORTS_PER_SOL // 4)
     with pytest.raises(QuorumUnavailable) as refused:
-        backend.sign(
-            SignRequest(
-                workspace_id=WORKSPACE,
-                vault_id="treasury",
-                backend_key_id=key.backend_key_id,
-                scheme="eddsa-ed25519",
-                path="m",
-                payload_kind="solana_message",
-                payload=message,
-                session="t",
-                metadata=metadata(),
-                min_signers=2,
-            )
-        )
+        backend.sign(_solana(key, message))
     assert "co-signers [1, 3] are not answering" in str(refused.value)

@@ -44,6 +44,7 @@ from shardvault.cli._cosigner_secret import (
 )
 from shardvault.cli._cosigner_secret import passphrase as read_passphrase
 from shardvault.cli._output import emit_json, fail, fail_on
+from shardvault.cli._profile import profile_option
 from shardvault.cosigner.callback import DEFAULT_TIMEOUT, MAX_TIMEOUT, CallbackSettings
 from shardvault.cosigner.config import PRIVATE_FILE_MODE
 from shardvault.cosigner.errors import CosignerError, LinkError
@@ -151,6 +152,13 @@ _unlock_option = click.option(
 )
 
 
+def _emit_identity(party: int, public: PublicIdentity, **extra: str) -> None:
+    """Print a node's public identity and its fingerprint (what operators compare)."""
+    emit_json(
+        {"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint(), **extra}
+    )
+
+
 @group.command(name="init")
 @click.option("--id", "party", type=click.IntRange(1, 65535), required=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
@@ -241,15 +249,7 @@ def init(
             )
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
-        emit_json(
-            {
-                "party": party,
-                "identity": public.to_json(),
-                "fingerprint": public.fingerprint(),
-                "unlock": "backend",
-                "key_id": str(unlock.backend["key_id"]),
-            }
-        )
+        _emit_identity(party, public, unlock="backend", key_id=str(unlock.backend["key_id"]))
         return
     if unlock_mode == "attested":
         if generated_file is not None:
@@ -261,14 +261,7 @@ def init(
             )
         except (CosignerError, CustodyError) as exc:
             fail_on(exc)
-        emit_json(
-            {
-                "party": party,
-                "identity": public.to_json(),
-                "fingerprint": public.fingerprint(),
-                "unlock": "attested",
-            }
-        )
+        _emit_identity(party, public, unlock="attested")
         return
     if generated_file is None:
         secret = read_passphrase(passphrase_env, passphrase_file)
@@ -288,7 +281,7 @@ def init(
             if generated_file is not None:
                 generated_file.unlink(missing_ok=True)
             fail_on(exc)
-    emit_json({"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint()})
+    _emit_identity(party, public)
 
 
 @group.command(name="identity")
@@ -300,7 +293,7 @@ def identity(data_dir: Path) -> None:
         party, public = read_public_identity(data_dir)
     except (CosignerError, CryptoError) as exc:
         fail_on(exc)
-    emit_json({"party": party, "identity": public.to_json(), "fingerprint": public.fingerprint()})
+    _emit_identity(party, public)
 
 
 def _unseal(
@@ -554,9 +547,6 @@ def _attestation(mode: str) -> str:
     return "development" if mode == "attested" else "none"
 
 
-PROFILES = ("development", "production")
-
-
 def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) -> list[str]:
     """Why this node may not run in the production profile (empty: it may)."""
     from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
@@ -588,13 +578,9 @@ def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) 
     default=None,
     help="The server's TLS certificate (PEM), pinned as the only trust anchor.",
 )
-@click.option(
-    "--profile",
-    type=click.Choice(PROFILES),
-    default="development",
-    show_default=True,
-    help="production: https with a pinned certificate, no test-only primes, no "
-    "development attestation, and sessions only with an admin-signed co-signer directory.",
+@profile_option(
+    "production: https with a pinned certificate, no test-only primes, no "
+    "development attestation, and sessions only with an admin-signed co-signer directory."
 )
 @passphrase_options
 @click.option("--poll-wait", type=click.FloatRange(0.1, 30.0), default=10.0, show_default=True)

@@ -30,6 +30,7 @@ from shardvault.cli._pipeline_options import (
     pipeline_options,
     start_worker,
 )
+from shardvault.cli._profile import profile_option
 from shardvault.cli._webhook_options import open_runtime, server_options, start_dispatcher
 from shardvault.errors import ShardvaultError
 from shardvault.store import default_database_url, normalize_url
@@ -112,9 +113,6 @@ def _http_server(
     return Server(config)
 
 
-PROFILES = ("development", "production")
-
-
 def production_refusals(*, signer: str, tls: bool, test_only_primes: Path | None) -> list[str]:
     """Why a server may not start in the production profile (empty: it may).
 
@@ -175,13 +173,9 @@ def default_request_threads(dialect: str) -> int | None:
     default=None,
     help="The private key of --tls-cert (PEM).",
 )
-@click.option(
-    "--profile",
-    type=click.Choice(PROFILES),
-    default="development",
-    show_default=True,
-    help="production refuses the development signers (co-signers on this host, or every "
-    "party in this process), test-only primes and plain HTTP (docs/deployment.md).",
+@profile_option(
+    "production refuses the development signers (co-signers on this host, or every "
+    "party in this process), test-only primes and plain HTTP (docs/deployment.md)."
 )
 @server_options
 @pipeline_options
