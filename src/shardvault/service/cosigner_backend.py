@@ -22,7 +22,11 @@ do"):
   the pool is one online round. The pool holds only *labels*; each co-signer keeps its
   own presignature in memory and deletes it when it signs, so none is used twice. A
   co-signer that restarted has lost its presignatures; the backend then drops the pool
-  and presigns on demand.
+  and presigns on demand;
+* a quorum is chosen among the co-signers that answer, and one that goes silent
+  mid-session is replaced by another quorum (:mod:`.cosigner_quorum`);
+* a key spans the co-signers of the directory the active policy's admin quorum signed
+  (every co-signer of the relay when it carries none).
 
 ``relays`` maps a workspace id to its relay (the embedded co-signers of
 :mod:`shardvault.service.embedded_cosigners`, or a relay that remote co-signers connect
@@ -41,6 +45,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
+
+# The errors callers catch are re-exported here, where they have always been.
+from shardvault.service.cosigner_quorum import (
+    CosignerRefused,
+    CosignerStalled,
+    Quorums,
+    QuorumUnavailable,
+    summary,
+)
 from shardvault.service.errors import ValidationError
 from shardvault.service.signing import (
     PARTY_COUNTS,
@@ -51,6 +64,8 @@ from shardvault.service.signing import (
     SignRequest,
     keygen_steps,
 )
+
+__all__ = ["CosignerBackend", "CosignerRefused", "CosignerStalled", "QuorumUnavailable"]
 
 _log = logging.getLogger("shardvault.cosigner_backend")
 
@@ -90,29 +105,6 @@ def _version(bundle: Mapping[str, object]) -> int:
     return version
 
 
-class CosignerRefused(SigningError):
-    """A co-signer refused a request (its own check failed) or a session aborted."""
-
-    problem = "cosigner-refused"
-
-
-class CosignerStalled(CosignerRefused):
-    """A co-signer of the quorum stopped answering mid-session (paused, cut off, gone):
-    the session was aborted everywhere, and another quorum may sign."""
-
-    problem = "cosigner-stalled"
-
-    def __init__(self, parties: Sequence[int], what: str) -> None:
-        super().__init__(f"{what}: co-signers {list(parties)} stopped answering")
-        self.parties = tuple(parties)
-
-
-class QuorumUnavailable(SigningError):
-    """Fewer co-signers answer than a key's quorum needs."""
-
-    problem = "cosigners-unavailable"
-
-
 def _lost_presignature(exc: CosignerRefused) -> bool:
     """A co-signer refused for want of the presignature (it restarted and lost it)."""
     return "no presignature" in str(exc)
@@ -127,31 +119,8 @@ class _PoolKey:
     signers: tuple[int, ...]
 
 
-def _summary(results: Mapping[int, Mapping[str, object]], parties: Sequence[int]) -> str:
-    """Which party said what, for an error message (never a payload or a share)."""
-    parts = []
-    for party in parties:
-        result = results.get(party)
-        if result is None:
-            parts.append(f"co-signer {party}: no answer")
-            continue
-        status = result.get("status")
-        if status == "ok":
-            continue
-        text = f"co-signer {party} {status}"
-        for name in ("check", "rule", "reason", "culprits"):
-            value = result.get(name)
-            if value not in (None, "", []):
-                text += f" {name}={value}"
-        parts.append(text[:400])
-    return "; ".join(parts) or "inconsistent results"
-
-
 _PROGRESS_INTERVAL_S = 0.2
 """How often a watched key generation looks at its sessions' progress."""
-
-_STALL_CHECK_S = 0.5
-"""How often a waiting signature looks for a co-signer that stopped answering."""
 
 
 def _with_session(body: Mapping[str, object]) -> dict[str, object]:
@@ -206,11 +175,8 @@ class CosignerBackend:
         self._pool_size = presignature_pool
         self._idle = idle_before_presign
         self._clock = clock
-        self._stall_after = stall_after
         self._failover_attempts = failover_attempts
-        # Co-signers that stalled a session, by (workspace, party): left out of quorums
-        # until they are in touch again after that moment.
-        self._suspects: dict[tuple[int, int], float] = {}
+        self._quorums = Quorums(stall_after, clock)
         self._lock = threading.Lock()
         self._policy_lock = threading.Lock()
         # Policy versions each workspace's co-signers are known to hold.
@@ -252,60 +218,11 @@ class CosignerBackend:
         *,
         stall: bool = False,
     ) -> dict[int, dict[str, object]]:
-        """The parties' results of a queued request (forgotten by the relay once read).
-
-        With ``stall``, a party that has not been in touch for ``stall_after`` seconds
-        (and has no poll waiting) while its result is missing ends the wait: the
-        session is aborted at every party, the request taken out of the queues, the
-        party marked as a suspect, and :class:`CosignerStalled` raised, so the caller
-        can sign with another quorum (fresh session, fresh presignature).
-        """
-        request_id = str(body["request_id"])
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                # One refusal or failure dooms the session: stop waiting for the others.
-                remaining = max(deadline - time.monotonic(), 0.0)
-                got = relay.wait_results(
-                    request_id,
-                    parties,
-                    min(remaining, _STALL_CHECK_S) if stall else remaining,
-                    first_failure=True,
-                )
-                done = all(p in got for p in parties) or any(
-                    r.get("status") != "ok" for r in got.values()
-                )
-                if done or relay.closed or time.monotonic() >= deadline:
-                    return got
-                if stall:
-                    missing = [p for p in parties if p not in got]
-                    stalled = relay.stalled(missing, self._stall_after)
-                    if stalled:
-                        self._stalled(relay, body, parties, stalled)
-                        raise CosignerStalled(stalled, str(body.get("kind", "request")))
-        finally:
-            relay.forget(request_id)
-
-    def _stalled(
-        self,
-        relay: RelayCore,
-        body: Mapping[str, object],
-        parties: Sequence[int],
-        stalled: Sequence[int],
-    ) -> None:
-        """Abort a session a party stalled, everywhere, and remember the suspects."""
-        relay.purge(str(body["request_id"]))
-        sessions = [str(body[k]) for k in ("session_id", "aux_session_id") if k in body]
-        self._abort(relay, sessions, parties)
-        now = self._clock()
-        with self._lock:
-            for party in stalled:
-                self._suspects[(id(relay), party)] = now
-        _log.warning(
-            "co-signers %s stopped answering a %s session; it was aborted",
-            list(stalled),
-            body.get("kind"),
-        )
+        """The parties' results of a queued request (forgotten by the relay once read);
+        with ``stall``, a quorum member that goes silent ends the wait
+        (:meth:`Quorums.results`, which aborts the session everywhere and raises
+        :class:`CosignerStalled`)."""
+        return self._quorums.results(relay, body, parties, timeout, stall=stall, abort=self._abort)
 
     def _abort(self, relay: RelayCore, session_ids: Sequence[str], parties: Sequence[int]) -> None:
         """Tell every party to drop the sessions (they would otherwise wait them out)."""
@@ -332,7 +249,7 @@ class CosignerBackend:
         if all(results.get(p, {}).get("status") == "ok" for p in parties):
             return
         self._abort(relay, sessions, parties)
-        raise CosignerRefused(f"{what}: {_summary(results, parties)}")
+        raise CosignerRefused(f"{what}: {summary(results, parties)}")
 
     def _ensure_policy(self, workspace_id: str, relay: RelayCore, parties: Sequence[int]) -> None:
         """Push the activated bundles a co-signer does not hold yet. With a
@@ -359,7 +276,7 @@ class CosignerBackend:
             for party in parties:
                 result = probe.get(party)
                 if result is None or result.get("status") != "ok":
-                    raise CosignerRefused(f"policy probe: {_summary(probe, [party])}")
+                    raise CosignerRefused(f"policy probe: {summary(probe, [party])}")
                 held = result.get("policy_version")
                 held_version = held if isinstance(held, int) else 0
                 missing = [b for b in bundles if _version(b) > held_version]
@@ -372,7 +289,7 @@ class CosignerBackend:
                 }
                 answer = self._call(relay, body, [party], self._sign_timeout)
                 if answer.get(party, {}).get("status") != "ok":
-                    raise CosignerRefused(f"policy push: {_summary(answer, [party])}")
+                    raise CosignerRefused(f"policy push: {summary(answer, [party])}")
                 _log.info("co-signer %d now holds policy version %d", party, newest)
             self._pushed[workspace_id] = newest
 
@@ -506,30 +423,8 @@ class CosignerBackend:
     def _signers(
         self, relay: RelayCore, min_signers: int, candidates: Sequence[int] = ()
     ) -> tuple[int, ...]:
-        """The quorum that signs: the first ``min_signers`` of the key's co-signers
-        (``candidates``, else every co-signer of the relay) that answer, leaving out any
-        that stalled a session and has not been in touch since.
-
-        Raises:
-            QuorumUnavailable: fewer than ``min_signers`` answer.
-        """
-        parties = [p for p in (candidates or relay.parties) if p in relay.parties]
-        stalled = set(relay.stalled(parties, self._stall_after))
-        with self._lock:
-            marked = {p: self._suspects.get((id(relay), p)) for p in parties}
-        suspects = {
-            p
-            for p, since in marked.items()
-            if since is not None and (relay.last_contact(p) or 0.0) <= since
-        }
-        healthy = [p for p in parties if p not in stalled and p not in suspects]
-        if len(healthy) < min_signers:
-            down = sorted(set(parties) - set(healthy))
-            raise QuorumUnavailable(
-                f"co-signers {down} are not answering: {len(healthy)} of the "
-                f"{min_signers} a signature needs are"
-            )
-        return tuple(healthy[:min_signers])
+        """The quorum that signs (:meth:`Quorums.choose`). Raises QuorumUnavailable."""
+        return self._quorums.choose(relay, min_signers, candidates)
 
     def _sign_body(
         self, request: SignRequest, pushed: set[tuple[str, tuple[int, ...]]] | None = None
