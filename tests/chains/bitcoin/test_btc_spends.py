@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 from bitcointx import select_chain_params
-from bitcointx.core import CTransaction, CTxOut
+from bitcointx.core import CTransaction, CTxOut, ValidationError
 from bitcointx.core.key import XOnlyPubKey
 from bitcointx.core.script import CScript, CScriptWitness, SignatureHashSchnorr
 from bitcointx.core.scripteval import (
@@ -50,11 +50,6 @@ from .helpers import (
     sign_p2sh_p2wpkh,
     sign_p2tr,
     sign_p2wpkh,
-)
-
-_NESTED_SCRIPTSIG_BUG = (
-    "finalize leaves a P2SH-P2WPKH input's final scriptSig empty instead of pushing the "
-    "redeemScript (BIP141 'P2WPKH nested in BIP16 P2SH')"
 )
 
 NODE_SCRIPT = REPO_ROOT / "tests" / "chains" / "bitcoin" / "verify_psbt.cjs"
@@ -120,7 +115,6 @@ def test_p2wpkh_spend_accepted_by_bitcointx_script_interpreter() -> None:
     assert ctx.serialize() == tx.serialize()
 
 
-@pytest.mark.xfail(strict=True, reason=_NESTED_SCRIPTSIG_BUG)
 def test_p2sh_p2wpkh_spend_accepted_by_bitcointx_script_interpreter() -> None:
     psbt, key = p2sh_p2wpkh_spend()
     signed = sign_p2sh_p2wpkh(psbt, 0, key)
@@ -149,10 +143,10 @@ def test_p2sh_p2wpkh_spend_accepted_by_bitcointx_script_interpreter() -> None:
         amount=spent.value,
         witness=witness,
     )
-    # The interpreter refuses the same witness behind an empty scriptSig, and for any
-    # other amount (the BIP143 sighash commits to it).
+    # The interpreter refuses the same witness behind an empty scriptSig (nothing for
+    # OP_HASH160 to hash), and for any other amount (the BIP143 sighash commits to it).
     for script_sig, amount in ((b"", spent.value), (tx.inputs[0].script_sig, spent.value + 1)):
-        with pytest.raises(VerifyScriptError):
+        with pytest.raises(ValidationError):
             VerifyScript(
                 CScript(script_sig),
                 CScript(spent.script_pubkey),
@@ -186,9 +180,7 @@ def test_p2tr_key_path_spend_checked_by_bitcointx() -> None:
     "kind",
     [
         "p2wpkh",
-        pytest.param(
-            "p2sh-p2wpkh", marks=pytest.mark.xfail(strict=True, reason=_NESTED_SCRIPTSIG_BUG)
-        ),
+        "p2sh-p2wpkh",
         "p2tr",
     ],
 )
