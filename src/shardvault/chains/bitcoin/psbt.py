@@ -1180,7 +1180,9 @@ def finalize(psbt: Psbt) -> Psbt:
     Raises:
         PsbtSignerRefusal: as :func:`check_input_signable`.
         SignatureAssemblyError: an input without the signature it needs.
-        UnsupportedError: an input of another script type.
+        UnsupportedError: an input of another script type, among them P2SH-wrapped P2WSH,
+            P2SH with a non-segwit redeemScript, and a P2SH-wrapped witness version 1
+            program (which BIP341 says is not taproot).
     """
     maps = list(psbt.input_maps)
     for index, p in enumerate(psbt.inputs):
@@ -1203,15 +1205,19 @@ def finalize(psbt: Psbt) -> Psbt:
                 # BIP141 "P2WPKH nested in BIP16 P2SH": the scriptSig is one direct push
                 # of the 22-byte redeemScript (opcode 0x16 pushes the next 22 bytes).
                 script_sig = bytes([len(script)]) + script
-        elif kind is ScriptType.P2TR:
+        elif kind is ScriptType.P2TR and not nested:
             if p.tap_key_sig is None:
                 raise SignatureAssemblyError(
                     "has no key-path signature", field=f"inputs[{index}].tap_key_sig"
                 )
             stack = (p.tap_key_sig,)
         else:
+            # BIP341 "Script validation rules": a witness version 1 program inside P2SH is
+            # not taproot, so a key-path witness is not what spends it.
+            wrapped = " inside P2SH" if nested else ""
             raise UnsupportedError(
-                f"finalizing {kind.value} inputs is not supported", field=f"inputs[{index}]"
+                f"finalizing {kind.value} inputs{wrapped} is not supported",
+                field=f"inputs[{index}]",
             )
         kept = tuple(
             r
