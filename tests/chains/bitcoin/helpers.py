@@ -3,6 +3,7 @@
 Every secret here is a TEST-ONLY key derived from a public label; none holds value.
 """
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from shardvault.chains.bitcoin import (
     input_sighash,
     output_key,
     p2wpkh_script,
+    parse_psbt,
     set_tap_internal_key,
     set_witness_utxo,
     taproot_tweak,
 )
+from shardvault.chains.bitcoin.encoding import hash160
+from shardvault.chains.bitcoin.psbt import IN_PARTIAL_SIG, IN_REDEEM_SCRIPT, PsbtRecord
 from shardvault.chains.bitcoin.taproot import SECP256K1_ORDER
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -78,6 +82,40 @@ def p2tr_spend(amount: int = 200_000, send: int = 150_000) -> tuple[Psbt, Privat
     psbt = set_witness_utxo(psbt, 0, TxOut(Satoshi(amount), spk))
     psbt = set_tap_internal_key(psbt, 0, internal)
     return psbt, key
+
+
+def with_input_records(psbt: Psbt, index: int, *records: PsbtRecord) -> Psbt:
+    """Append raw records to input ``index`` and re-parse, for fields shardvault has no
+    Updater or Signer function for (a redeemScript, a signature made by another wallet)."""
+    maps = list(psbt.input_maps)
+    maps[index] = (*maps[index], *records)
+    return parse_psbt(dataclasses.replace(psbt, input_maps=tuple(maps)).serialize())
+
+
+def p2sh_script(redeem_script: bytes) -> bytes:
+    """``OP_HASH160 <HASH160(redeem_script)> OP_EQUAL`` (BIP16), built test-side."""
+    return b"\xa9\x14" + hash160(redeem_script) + b"\x87"
+
+
+def p2sh_p2wpkh_spend(amount: int = 100_000, send: int = 90_000) -> tuple[Psbt, PrivateKey]:
+    """A one-input P2SH-P2WPKH ("nested segwit") PSBT with its redeemScript, unsigned."""
+    key = make_key("p2sh-p2wpkh")
+    redeem_script = p2wpkh_script(key.public_key.format())
+    psbt = create_psbt(
+        [funding_outpoint("p2sh-p2wpkh funding")],
+        [TxOut(Satoshi(send), p2wpkh_script(make_key("payee").public_key.format()))],
+    )
+    psbt = set_witness_utxo(psbt, 0, TxOut(Satoshi(amount), p2sh_script(redeem_script)))
+    return with_input_records(psbt, 0, PsbtRecord(IN_REDEEM_SCRIPT, b"", redeem_script)), key
+
+
+def sign_p2sh_p2wpkh(psbt: Psbt, index: int, key: PrivateKey) -> Psbt:
+    """Sign over OUR BIP143 sighash and attach the partial signature as a raw record, the
+    way a PSBT signed by another wallet arrives (shardvault's Signer takes only P2WPKH)."""
+    digest = input_sighash(psbt, index)
+    signature = key.sign(digest, hasher=None) + b"\x01"
+    record = PsbtRecord(IN_PARTIAL_SIG, key.public_key.format(), signature)
+    return with_input_records(psbt, index, record)
 
 
 def sign_p2wpkh(psbt: Psbt, index: int, key: PrivateKey) -> Psbt:

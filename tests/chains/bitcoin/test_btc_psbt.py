@@ -6,7 +6,9 @@ Vectors"). Every ``invalid`` case must raise a :class:`ChainError` subclass; eve
 ``valid`` case must parse and re-serialize byte for byte (hex and base64 alike); every
 ``valid_parse_but_signer_must_refuse`` case must parse and then be refused by the signer
 checks; BIP370's computed locktimes must match, and the case BIP370 says cannot be
-computed must raise.
+computed must raise. The Input Finalizer finalizes the vector whose inputs it supports
+(two signed P2WPKH inputs, checked by python-bitcointx's script interpreter) and refuses
+every other signed or partly signed vector input with a typed error naming the input.
 """
 
 import base64
@@ -14,7 +16,11 @@ import json
 from typing import Any
 
 import pytest
+from bitcointx import select_chain_params
+from bitcointx.core import CTransaction
 from bitcointx.core.psbt import PartiallySignedTransaction
+from bitcointx.core.script import CScript, CScriptWitness
+from bitcointx.core.scripteval import SCRIPT_VERIFY_P2SH, SCRIPT_VERIFY_WITNESS, VerifyScript
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,8 +43,14 @@ from shardvault.chains.bitcoin import (
     input_sighash,
     parse_psbt,
     set_sighash_type,
+    set_witness_utxo,
 )
-from shardvault.chains.bitcoin.psbt import input_is_signed
+from shardvault.chains.bitcoin.psbt import (
+    IN_REDEEM_SCRIPT,
+    IN_TAP_KEY_SIG,
+    PsbtRecord,
+    input_is_signed,
+)
 from shardvault.chains.errors import (
     ChainError,
     DecodeError,
@@ -46,7 +58,16 @@ from shardvault.chains.errors import (
     UnsupportedError,
 )
 
-from .helpers import make_key, p2tr_spend, p2wpkh_spend, sign_p2tr, sign_p2wpkh, vectors_dir
+from .helpers import (
+    make_key,
+    p2sh_script,
+    p2tr_spend,
+    p2wpkh_spend,
+    sign_p2tr,
+    sign_p2wpkh,
+    vectors_dir,
+    with_input_records,
+)
 
 BIP174 = json.loads((vectors_dir() / "psbt" / "bip174-cases.json").read_text())["cases"]
 BIP370 = json.loads((vectors_dir() / "psbt" / "bip370-psbtv2-cases.json").read_text())["cases"]
@@ -130,6 +151,98 @@ def test_finalized_vector_input_is_reported_signed() -> None:
     assert input_is_signed(psbt, 0)
     assert not input_is_signed(psbt, 1)
     assert psbt.fee() is None  # the finalized input no longer carries its UTXO
+
+
+# BIP174 vectors with inputs the Finalizer does not handle: the description, then the
+# error finalize must raise and the field it must name (the first input it cannot finalize).
+_FINALIZE_REFUSALS = {
+    # P2SH-P2WPKH with its redeemScript but no signature (input 0 is already final).
+    "PSBT with one P2PKH input and one P2SH-P2WPKH input. First input is signed and "
+    "finalized. Outputs are empty": (SignatureAssemblyError, "inputs[1].partial_sig", "no sig"),
+    # P2PKH with a partial signature.
+    "PSBT with one P2PKH input which has a non-final scriptSig and has a sighash type "
+    "specified. Outputs are empty": (UnsupportedError, "inputs[0]", "p2pkh inputs is"),
+    # P2SH-P2WSH 2-of-2 multisig with one signature.
+    "PSBT with one P2SH-P2WSH input of a 2-of-2 multisig, redeemScript, witnessScript, and "
+    "keypaths are available. Contains one signature.": (
+        UnsupportedError,
+        "inputs[0]",
+        "p2wsh inputs inside P2SH",
+    ),
+    # P2WSH 2-of-2 multisig, unsigned.
+    "PSBT with one P2WSH input of a 2-of-2 multisig. witnessScript, keypaths, and global "
+    "xpubs are available. Contains no signatures. Outputs filled.": (
+        UnsupportedError,
+        "inputs[0]",
+        "p2wsh inputs is",
+    ),
+    # Input 0: P2SH with a bare (non-segwit) 2-of-2 multisig redeemScript, one signature.
+    "redeemScript with witness UTXO does not match the scriptPubKey": (
+        UnsupportedError,
+        "inputs[0]",
+        "nonstandard inputs inside P2SH",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "description", list(_FINALIZE_REFUSALS), ids=lambda d: str(d)[:40].replace(" ", "-")
+)
+def test_finalize_refuses_vector_inputs_it_cannot_finalize(description: str) -> None:
+    (case,) = [c for c in BIP174 if c["description"] == description]
+    error, field, match = _FINALIZE_REFUSALS[description]
+    with pytest.raises(error, match=match) as exc:
+        finalize(parse_psbt(bytes.fromhex(case["hex"])))
+    assert exc.value.field == field
+
+
+def test_finalize_vector_p2wpkh_inputs_checked_by_bitcointx() -> None:
+    # The PSBT_GLOBAL_XPUB vector carries two P2WPKH inputs with one signature each: our
+    # finalized transaction must satisfy python-bitcointx's interpreter on both inputs.
+    select_chain_params("bitcoin/regtest")
+    case = next(c for c in BIP174 if c["description"] == "PSBT with `PSBT_GLOBAL_XPUB`.")
+    psbt = parse_psbt(bytes.fromhex(case["hex"]))
+    final = finalize(psbt)
+    tx = extract_transaction(final)
+    ctx = CTransaction.deserialize(tx.serialize())
+    for index, txin in enumerate(tx.inputs):
+        spent = psbt.spent_output(index)
+        assert spent is not None
+        assert txin.script_sig == b""
+        ((pubkey, signature),) = psbt.inputs[index].partial_sigs
+        assert txin.witness == (signature, pubkey)
+        VerifyScript(
+            CScript(),
+            CScript(spent.script_pubkey),
+            ctx,
+            index,
+            flags={SCRIPT_VERIFY_P2SH, SCRIPT_VERIFY_WITNESS},
+            amount=spent.value,
+            witness=CScriptWitness(list(txin.witness)),
+        )
+
+
+def test_finalize_refuses_p2sh_wrapped_witness_v1() -> None:
+    # BIP341: a witness version 1 program inside P2SH is not taproot, so a key-path
+    # signature does not make it final; finalize must not build a taproot witness for it.
+    psbt, key = p2tr_spend()
+    signed = sign_p2tr(psbt, 0, key)
+    tap_key_sig = signed.inputs[0].tap_key_sig
+    assert tap_key_sig is not None
+    spent = signed.spent_output(0)
+    assert spent is not None
+    redeem_script = spent.script_pubkey
+    wrapped = create_psbt([OutPoint(bytes(32), 0)], signed.transaction_outputs())
+    wrapped = set_witness_utxo(wrapped, 0, TxOut(spent.value, p2sh_script(redeem_script)))
+    wrapped = with_input_records(
+        wrapped,
+        0,
+        PsbtRecord(IN_REDEEM_SCRIPT, b"", redeem_script),
+        PsbtRecord(IN_TAP_KEY_SIG, b"", tap_key_sig),
+    )
+    with pytest.raises(UnsupportedError, match="p2tr inputs inside P2SH") as exc:
+        finalize(wrapped)
+    assert exc.value.field == "inputs[0]"
 
 
 # --- Roles: error paths -----------------------------------------------------------------

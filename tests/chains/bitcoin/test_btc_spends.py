@@ -1,14 +1,17 @@
-"""P2WPKH and P2TR key-path spends, end to end, checked by verifiers written by others.
+"""P2WPKH, P2SH-P2WPKH and P2TR key-path spends, end to end, checked by others' verifiers.
 
 Each spend is built as a PSBT by shardvault (create, update), signed with a TEST-ONLY key
 by coincurve over the sighash shardvault computed, attached through shardvault's Signer
-(which verifies it), finalized and extracted by shardvault. Then:
+(which verifies it), finalized and extracted by shardvault. The P2SH-P2WPKH signature and
+redeemScript are attached as raw records instead, as from another wallet's PSBT: the
+Signer takes only P2WPKH and P2TR, while the Finalizer also finalizes nested P2WPKH. Then:
 
-* python-bitcointx's script interpreter ``VerifyScript`` runs the P2WPKH input (BIP143
-  sighash recomputed by bitcointx). bitcointx's interpreter treats every witness v1
-  program as "anyone can spend" (it has no taproot rules), so for P2TR we recompute the
-  BIP341 sighash with bitcointx's ``SignatureHashSchnorr`` and verify the BIP340
-  signature against the output key with bitcointx's ``XOnlyPubKey.verify_schnorr``.
+* python-bitcointx's script interpreter ``VerifyScript`` runs the P2WPKH and P2SH-P2WPKH
+  inputs with the P2SH and witness rules on (BIP143 sighash recomputed by bitcointx).
+  bitcointx's interpreter treats every witness v1 program as "anyone can spend" (it has
+  no taproot rules), so for P2TR we recompute the BIP341 sighash with bitcointx's
+  ``SignatureHashSchnorr`` and verify the BIP340 signature against the output key with
+  bitcointx's ``XOnlyPubKey.verify_schnorr``.
 * bitcoinjs-lib (npm, CI installs it) runs ``validateSignaturesOfInput`` on the signed
   PSBT, then finalizes and extracts with its own code; its txid and raw hex must equal ours.
 """
@@ -19,7 +22,7 @@ import subprocess
 
 import pytest
 from bitcointx import select_chain_params
-from bitcointx.core import CTransaction, CTxOut
+from bitcointx.core import CTransaction, CTxOut, ValidationError
 from bitcointx.core.key import XOnlyPubKey
 from bitcointx.core.script import CScript, CScriptWitness, SignatureHashSchnorr
 from bitcointx.core.scripteval import (
@@ -39,7 +42,15 @@ from shardvault.chains.bitcoin import (
 )
 from shardvault.chains.errors import SignatureAssemblyError
 
-from .helpers import REPO_ROOT, p2tr_spend, p2wpkh_spend, sign_p2tr, sign_p2wpkh
+from .helpers import (
+    REPO_ROOT,
+    p2sh_p2wpkh_spend,
+    p2tr_spend,
+    p2wpkh_spend,
+    sign_p2sh_p2wpkh,
+    sign_p2tr,
+    sign_p2wpkh,
+)
 
 NODE_SCRIPT = REPO_ROOT / "tests" / "chains" / "bitcoin" / "verify_psbt.cjs"
 
@@ -104,6 +115,50 @@ def test_p2wpkh_spend_accepted_by_bitcointx_script_interpreter() -> None:
     assert ctx.serialize() == tx.serialize()
 
 
+def test_p2sh_p2wpkh_spend_accepted_by_bitcointx_script_interpreter() -> None:
+    psbt, key = p2sh_p2wpkh_spend()
+    signed = sign_p2sh_p2wpkh(psbt, 0, key)
+    redeem_script = signed.inputs[0].redeem_script
+    assert redeem_script is not None
+    final = finalize(signed)
+    # BIP141 "P2WPKH nested in BIP16 P2SH": the scriptSig is exactly one push of the
+    # 22-byte redeemScript ``OP_0 <20-byte key hash>``; the witness is <signature> <pubkey>.
+    assert final.inputs[0].final_script_sig == b"\x16" + redeem_script
+    assert final.inputs[0].final_script_witness == signed.inputs[0].partial_sigs[0][::-1]
+    # BIP174 Finalizer: the UTXO and both final fields remain, nothing else.
+    assert [r.key_type for r in final.input_maps[0]] == [0x01, 0x07, 0x08]
+    tx = extract_transaction(final)
+    assert tx.inputs[0].script_sig == b"\x16" + redeem_script
+    spent = signed.spent_output(0)
+    assert spent is not None
+    ctx = _bitcointx_tx(tx)
+    flags = {SCRIPT_VERIFY_P2SH, SCRIPT_VERIFY_WITNESS}
+    witness = CScriptWitness(list(tx.inputs[0].witness))
+    VerifyScript(
+        CScript(tx.inputs[0].script_sig),
+        CScript(spent.script_pubkey),
+        ctx,
+        0,
+        flags=flags,
+        amount=spent.value,
+        witness=witness,
+    )
+    # The interpreter refuses the same witness behind an empty scriptSig (nothing for
+    # OP_HASH160 to hash), and for any other amount (the BIP143 sighash commits to it).
+    for script_sig, amount in ((b"", spent.value), (tx.inputs[0].script_sig, spent.value + 1)):
+        with pytest.raises(ValidationError):
+            VerifyScript(
+                CScript(script_sig),
+                CScript(spent.script_pubkey),
+                ctx,
+                0,
+                flags=flags,
+                amount=amount,
+                witness=witness,
+            )
+    assert ctx.serialize() == tx.serialize()
+
+
 def test_p2tr_key_path_spend_checked_by_bitcointx() -> None:
     psbt, key = p2tr_spend()
     signed = sign_p2tr(psbt, 0, key)
@@ -121,11 +176,21 @@ def test_p2tr_key_path_spend_checked_by_bitcointx() -> None:
 
 
 @pytest.mark.node
-@pytest.mark.parametrize("kind", ["p2wpkh", "p2tr"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "p2wpkh",
+        "p2sh-p2wpkh",
+        "p2tr",
+    ],
+)
 def test_spend_accepted_by_bitcoinjs(kind: str) -> None:
     if kind == "p2wpkh":
         psbt, key = p2wpkh_spend()
         signed = sign_p2wpkh(psbt, 0, key)
+    elif kind == "p2sh-p2wpkh":
+        psbt, key = p2sh_p2wpkh_spend()
+        signed = sign_p2sh_p2wpkh(psbt, 0, key)
     else:
         psbt, key = p2tr_spend()
         signed = sign_p2tr(psbt, 0, key)

@@ -12,10 +12,10 @@ Roles (BIP174 "Roles"): :func:`create_psbt` is the Creator; the ``set_``/``add_`
 functions the Updater; :func:`add_ecdsa_signature` and :func:`add_taproot_key_signature`
 are the Signer for a signature made elsewhere (an MPC quorum, an HSM), which they verify
 against the sighash computed here before attaching it; :func:`finalize` the Input
-Finalizer for P2WPKH and taproot key-path inputs; :func:`extract_transaction` the
-Transaction Extractor. :func:`check_input_signable` applies BIP174's "Signer" checks that a
-signer must refuse (a witness UTXO for a non-witness input, a redeemScript or witnessScript
-that does not hash to the script it claims).
+Finalizer for P2WPKH (native or nested in P2SH, BIP141) and taproot key-path inputs;
+:func:`extract_transaction` the Transaction Extractor. :func:`check_input_signable` applies
+BIP174's "Signer" checks that a signer must refuse (a witness UTXO for a non-witness input,
+a redeemScript or witnessScript that does not hash to the script it claims).
 
 Version 2 PSBTs are parsed and validated (BIP370 "Specification": required and excluded
 fields, locktime ranges) and their transaction is assembled with BIP370's "Determining
@@ -1173,19 +1173,26 @@ def add_taproot_key_signature(psbt: Psbt, index: int, signature: bytes) -> Psbt:
 
 
 def finalize(psbt: Psbt) -> Psbt:
-    """Input Finalizer: build the final witness of every signed P2WPKH and P2TR key-path
-    input and clear the fields BIP174 says to clear. Already final inputs are left alone.
+    """Input Finalizer: build the final scriptSig and witness of every signed P2WPKH
+    input, native or nested in P2SH, and of every signed P2TR key-path input, and clear
+    the fields BIP174 says to clear. Already final inputs are left alone.
 
     Raises:
+        PsbtSignerRefusal: as :func:`check_input_signable`.
         SignatureAssemblyError: an input without the signature it needs.
-        UnsupportedError: an input of another script type.
+        UnsupportedError: an input of another script type, among them P2SH-wrapped P2WSH,
+            P2SH with a non-segwit redeemScript, and a P2SH-wrapped witness version 1
+            program (which BIP341 says is not taproot).
     """
     maps = list(psbt.input_maps)
     for index, p in enumerate(psbt.inputs):
         if p.is_finalized:
             continue
+        # For a P2SH input this is the redeemScript, already checked against the output.
         script = check_input_signable(psbt, index)
         kind = classify(script)
+        nested = p.redeem_script is not None
+        script_sig: bytes | None = None
         if kind is ScriptType.P2WPKH:
             sigs = [(k, s) for k, s in p.partial_sigs if hash160(k) == script[2:]]
             if not sigs:
@@ -1194,21 +1201,31 @@ def finalize(psbt: Psbt) -> Psbt:
                 )
             key, sig = sigs[0]
             stack: tuple[bytes, ...] = (sig, key)
-        elif kind is ScriptType.P2TR:
+            if nested:
+                # BIP141 "P2WPKH nested in BIP16 P2SH": the scriptSig is one direct push
+                # of the 22-byte redeemScript (opcode 0x16 pushes the next 22 bytes).
+                script_sig = bytes([len(script)]) + script
+        elif kind is ScriptType.P2TR and not nested:
             if p.tap_key_sig is None:
                 raise SignatureAssemblyError(
                     "has no key-path signature", field=f"inputs[{index}].tap_key_sig"
                 )
             stack = (p.tap_key_sig,)
         else:
+            # BIP341 "Script validation rules": a witness version 1 program inside P2SH is
+            # not taproot, so a key-path witness is not what spends it.
+            wrapped = " inside P2SH" if nested else ""
             raise UnsupportedError(
-                f"finalizing {kind.value} inputs is not supported", field=f"inputs[{index}]"
+                f"finalizing {kind.value} inputs{wrapped} is not supported",
+                field=f"inputs[{index}]",
             )
         kept = tuple(
             r
             for r in maps[index]
             if r.key_type in _KEPT_AFTER_FINALIZE or r.key_type not in _KNOWN_INPUT_TYPES
         )
+        if script_sig is not None:
+            kept = _with_record(kept, PsbtRecord(IN_FINAL_SCRIPTSIG, b"", script_sig))
         record = PsbtRecord(IN_FINAL_SCRIPTWITNESS, b"", serialize_witness(stack))
         maps[index] = _with_record(kept, record)
     return _build(psbt.global_map, maps, psbt.output_maps)
