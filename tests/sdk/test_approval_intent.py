@@ -16,7 +16,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shardvault.policy.intent import TransferIntent, intent_digest
-from shardvault.sdk import ApiKeyCredentials, SdkError, ShardvaultClient, generate_key_pair
+from shardvault.sdk import (
+    ApiKeyCredentials,
+    DigestMismatchError,
+    SdkError,
+    ShardvaultClient,
+    generate_key_pair,
+)
+from shardvault.sdk.approvals import INTENT_FIELDS
+from shardvault.sdk.custody import Transaction, sign_approval
 
 ALICE = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 MALLORY = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
@@ -95,26 +103,116 @@ class StubServer:
         return httpx.Response(404, json={"title": "Not Found", "detail": request.url.path})
 
 
-def _approve(server: StubServer) -> None:
-    client = ShardvaultClient(
+def _client(server: StubServer) -> ShardvaultClient:
+    return ShardvaultClient(
         "http://stub.invalid",
         ApiKeyCredentials.from_pem("key-carol", generate_key_pair("EdDSA")[0]),
         transport=httpx.MockTransport(server.handle),
         max_attempts=1,
     )
+
+
+def _approve(server: StubServer) -> None:
+    client = _client(server)
     with client:
         client.approve_transaction(
             TX_ID, approver="carol@acme.example", key=Ed25519PrivateKey.generate()
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="invariant 13: the SDK signs the server's intent_digest without recomputing it",
-)
 def test_sdk_refuses_a_digest_of_another_transfer() -> None:
     # The server shows 1 ETH to Alice and asks for an approval of 1 ETH to Mallory.
     server = StubServer(_view(intent_digest(_intent(destination=MALLORY))))
     with pytest.raises(SdkError):
         _approve(server)
+    assert server.approvals == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("destination", MALLORY),
+        ("amount", 10**21),
+        ("asset", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
+        ("network", "mainnet"),
+        ("source", MALLORY),
+        ("workspace_id", "ws-globex"),
+        ("transaction_id", "tx-0002"),
+    ],
+)
+def test_a_digest_over_any_other_intent_field_is_refused(field: str, value: object) -> None:
+    server = StubServer(_view(intent_digest(_intent(**{field: value}))))
+    with pytest.raises(DigestMismatchError) as refused:
+        _approve(server)
+    assert refused.value.fields == INTENT_FIELDS
+    assert "destination" in str(refused.value)
+    assert server.approvals == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        # Another transaction than the one asked for, even with its own honest digest.
+        ({"id": "tx-0002"}, ("id",)),
+        # "1" ETH shown, a thousand in the intent.
+        ({"amount": "1", "amount_base_units": str(10**21)}, ("amount",)),
+        ({"asset_decimals": 15}, ("amount",)),
+        ({"amount": "NaN"}, ("amount",)),
+        ({"operation": "contract_call"}, ("operation",)),
+        ({"destination": ""}, INTENT_FIELDS),
+    ],
+)
+def test_a_view_that_contradicts_itself_is_refused(
+    changes: dict[str, object], fields: tuple[str, ...]
+) -> None:
+    view = _view(intent_digest(_intent()))
+    view.update(changes)
+    if "id" in changes:
+        view["intent_digest"] = intent_digest(_intent(transaction_id=changes["id"])).hex()
+    server = StubServer(view)
+    with pytest.raises(DigestMismatchError) as refused:
+        _approve(server)
+    assert refused.value.fields[0] == fields[0]
+    assert server.approvals == []
+
+
+def test_an_honest_view_is_signed_over_the_recomputed_digest() -> None:
+    honest = intent_digest(_intent())
+    server = StubServer(_view(honest))
+    key = Ed25519PrivateKey.generate()
+    reviewed: list[TransferIntent] = []
+    client = _client(server)
+    with client:
+        client.approve_transaction(
+            TX_ID,
+            approver="carol@acme.example",
+            key=key,
+            on_review=lambda _tx, intent: reviewed.append(intent),
+        )
+    assert reviewed == [_intent()]
+    [posted] = server.approvals
+    statement = sign_approval(
+        key, approver="carol@acme.example", intent_digest=honest.hex(), policy_version=1
+    )
+    # Ed25519 is deterministic: the same statement gives the same signature.
+    assert posted["signature"] == statement
+
+
+def test_a_refusal_in_review_signs_nothing() -> None:
+    server = StubServer(_view(intent_digest(_intent())))
+
+    class DeclinedError(Exception):
+        pass
+
+    def decline(_tx: Transaction, _intent: TransferIntent) -> None:
+        raise DeclinedError
+
+    client = _client(server)
+    with client, pytest.raises(DeclinedError):
+        client.approve_transaction(
+            TX_ID,
+            approver="carol@acme.example",
+            key=Ed25519PrivateKey.generate(),
+            on_review=decline,
+        )
     assert server.approvals == []
