@@ -178,11 +178,19 @@ class ApprovalOut(_Out):
 
 class TransactionOut(_Out):
     id: str
+    workspace_id: str = Field(description="Part of the intent approvers sign.")
     vault_id: str
     wallet_id: str
     source_address: str
-    network: str
-    asset: str
+    network: str = Field(description="The workspace's name for the network.")
+    intent_network: str = Field(
+        description="The network as the intent names it (an EVM chain by its registered name)."
+    )
+    asset: str = Field(description="The asset's symbol in this workspace.")
+    intent_asset: str = Field(
+        description="The asset as the intent names it (an ERC-20 token by its contract)."
+    )
+    asset_decimals: int = Field(description="``amount`` is ``amount_base_units`` / 10^this.")
     operation: str
     destination: str
     amount: str

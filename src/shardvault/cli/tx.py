@@ -1,10 +1,14 @@
 """``shardvault tx send|approve|show``: transactions through the API.
 
 ``tx approve`` signs the approval statement locally with the approver's Ed25519 key
-(a PEM file); only the signature goes to the server.
+(a PEM file); only the signature goes to the server. Before signing it prints (on
+stderr) the transfer whose intent it signs, after the SDK has recomputed that intent's
+digest from those very fields; a server digest that differs is a one-line error and
+nothing is signed (DESIGN.md invariant 13).
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from shardvault.cli._output import emit_json, fail, fail_on
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
+from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.sdk.custody import FINAL_STATUSES, Transaction
 
 
@@ -93,6 +98,28 @@ def _approval_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def _review(decision: str) -> Callable[[Transaction, TransferIntent], None]:
+    """Print the transfer about to be approved or rejected, as its intent names it."""
+
+    def show(tx: Transaction, intent: TransferIntent) -> None:
+        def named(label: str, intent_name: str) -> str:
+            return label if label == intent_name else f"{label} ({intent_name})"
+
+        lines = [
+            f"{decision} transaction {intent.transaction_id} in workspace {intent.workspace_id}:",
+            f"  destination: {intent.destination}",
+            f"  amount:      {tx.amount} {tx.asset} ({intent.amount} base units)",
+            f"  asset:       {named(tx.asset, intent.asset)}",
+            f"  network:     {named(tx.network, intent.network)}",
+            f"  source:      {intent.source}",
+            f"  intent:      {intent_digest(intent).hex()} (recomputed here)",
+        ]
+        for line in lines:
+            click.echo(line, err=True)
+
+    return show
+
+
 @group.command(name="approve")
 @click.argument("transaction_id")
 @click.option("--approver", required=True, help="Your member id in the policy (your email).")
@@ -115,7 +142,9 @@ def approve(
     api_key: str | None,
     key_file: Path | None,
 ) -> None:
-    """Approve (or reject) a transaction waiting for approvals."""
+    """Approve (or reject) a transaction waiting for approvals: shows the transfer
+    (destination, amount, asset, network, source), then signs the digest recomputed from
+    those fields; refuses if the server's digest differs."""
     key = _approval_key(approval_key)
     client = sdk_client(url, api_key, key_file)
     try:
@@ -125,6 +154,7 @@ def approve(
                 approver=approver,
                 key=key,
                 decision="reject" if reject else "approve",
+                on_review=_review("rejecting" if reject else "approving"),
             )
     except (ShardvaultError, ValueError) as exc:
         fail(str(exc))

@@ -2,7 +2,13 @@
 
 from shardvault.sdk.auth import ApiKeyCredentials, generate_key_pair, write_private_key
 from shardvault.sdk.client import AsyncShardvaultClient, ShardvaultClient
-from shardvault.sdk.errors import ApiError, CredentialsError, SdkError, TransportError
+from shardvault.sdk.errors import (
+    ApiError,
+    CredentialsError,
+    DigestMismatchError,
+    SdkError,
+    TransportError,
+)
 from shardvault.sdk.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "ApiKeyCredentials",
     "AsyncShardvaultClient",
     "CredentialsError",
+    "DigestMismatchError",
     "SdkError",
     "ShardvaultClient",
     "TransportError",

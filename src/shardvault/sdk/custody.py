@@ -2,7 +2,8 @@
 typed models and the client methods (mixed into the async and sync clients).
 
 Approving takes the approver's Ed25519 private key: :func:`sign_approval` builds the
-statement docs/policy.md defines over the transaction's ``intent_digest``, signs it
+statement docs/policy.md defines over the transaction's intent digest, which the client
+recomputes from the transfer it shows (:mod:`shardvault.sdk.approvals`), signs it
 locally and sends only the signature. Admin signatures of policy bundles work the same
 way (:func:`sign_bundle`).
 """
@@ -19,6 +20,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict
 
+from shardvault.policy.intent import TransferIntent, intent_digest
+from shardvault.sdk.approvals import checked_intent
 from shardvault.sdk.errors import SdkError
 
 R = TypeVar("R")
@@ -133,11 +136,15 @@ class Approval(_Model):
 
 class Transaction(_Model):
     id: str
+    workspace_id: str
     vault_id: str
     wallet_id: str
     source_address: str
     network: str
+    intent_network: str
     asset: str
+    intent_asset: str
+    asset_decimals: int
     operation: str
     destination: str
     amount: str
@@ -481,15 +488,28 @@ class AsyncCustodyMixin:
         approver: str,
         key: Ed25519PrivateKey,
         decision: Literal["approve", "reject"] = "approve",
+        on_review: Callable[[Transaction, TransferIntent], None] | None = None,
     ) -> Transaction:
-        """Fetch the transaction, sign the statement locally, send it."""
+        """Fetch the transaction, recompute its intent digest from the fields it shows
+        (:func:`~shardvault.sdk.approvals.checked_intent`), sign the statement over that
+        digest locally, send it. ``on_review``, if given, sees the checked transaction
+        and its intent before anything is signed (raise in it to sign nothing).
+
+        Raises:
+            DigestMismatchError: the server's ``intent_digest`` is not the digest of the
+                transfer it shows (nothing is signed).
+            ValueError: the transaction has not been evaluated by a policy yet.
+        """
         tx = await self.get_transaction(transaction_id)
+        intent = checked_intent(tx, transaction_id)
         if tx.policy_version is None:
             raise ValueError(f"transaction {transaction_id} has not been evaluated yet")
+        if on_review is not None:
+            on_review(tx, intent)
         signature = sign_approval(
             key,
             approver=approver,
-            intent_digest=tx.intent_digest,
+            intent_digest=intent_digest(intent).hex(),
             policy_version=tx.policy_version,
             decision=decision,
         )

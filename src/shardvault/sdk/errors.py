@@ -41,6 +41,16 @@ class CredentialsError(SdkError):
     """The private key file is missing, unreadable or not a supported key."""
 
 
+class DigestMismatchError(SdkError):
+    """The transaction the server showed does not hash to the ``intent_digest`` it asks
+    an approver to sign (DESIGN.md invariant 13), or does not describe itself
+    consistently: nothing was signed. ``fields`` names the fields at fault."""
+
+    def __init__(self, message: str, *, fields: tuple[str, ...]) -> None:
+        super().__init__(f"{message} ({', '.join(fields)}); refusing to sign")
+        self.fields = fields
+
+
 def error_from_response(response: httpx.Response) -> ApiError:
     """The :class:`ApiError` of a refused response (its problem details, or what the
     response says when it has none)."""

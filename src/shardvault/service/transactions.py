@@ -114,12 +114,22 @@ class ApprovalView:
 
 @dataclass(frozen=True, slots=True)
 class TransactionView:
+    """A transaction as the API shows it. ``workspace_id``, ``id``, ``intent_network``,
+    ``source_address``, ``destination``, ``intent_asset`` and ``amount_base_units`` are
+    the transfer's intent, so an approver's client recomputes ``intent_digest`` from
+    them; ``network`` and ``asset`` are the workspace's names, and ``amount`` is
+    ``amount_base_units`` in whole units of ``asset_decimals``."""
+
     id: str
+    workspace_id: str
     vault_id: str
     wallet_id: str
     source_address: str
     network: str
+    intent_network: str
     asset: str
+    intent_asset: str
+    asset_decimals: int
     operation: str
     destination: str
     amount: str
@@ -168,6 +178,21 @@ def intent_digest(
             asset=asset,
             amount=amount_base_units,
         )
+    )
+
+
+def transfer_intent(
+    row: Transaction, network: Network, asset: Asset, source: WalletAddress
+) -> TransferIntent:
+    """The intent of the transfer ``row`` (its digest is ``row.intent_digest``)."""
+    return TransferIntent(
+        workspace_id=row.workspace_id,
+        transaction_id=row.id,
+        network=intent_network(network),
+        source=source.address,
+        destination=row.destination,
+        asset=intent_asset(network, asset),
+        amount=int(row.amount_base_units),
     )
 
 
@@ -227,13 +252,18 @@ def view_of(
         needed = dict(evaluation.get("approvals_needed") or {})
     if row.status is TransactionStatus.PENDING_APPROVAL and approvals:
         needed = _still_needed(uow, row, approvals) or needed
+    intent = transfer_intent(row, network, asset, source)
     return TransactionView(
         id=row.id,
+        workspace_id=row.workspace_id,
         vault_id=row.vault_id,
         wallet_id=row.wallet_id,
         source_address=source.address,
         network=network.name,
+        intent_network=intent.network,
         asset=asset.symbol,
+        intent_asset=intent.asset,
+        asset_decimals=amount_decimals(network, asset),
         operation=row.operation,
         destination=row.destination,
         amount=row.amount,
@@ -323,6 +353,15 @@ def _still_needed(
     return {g.group: g.missing for g in counted.groups if g.missing}
 
 
+def amount_decimals(network: Network, asset: Asset) -> int:
+    """The decimals :func:`_parse_amount` reads an amount of ``asset`` with."""
+    if network.kind is NetworkKind.BITCOIN:
+        return BITCOIN_DECIMALS
+    if network.kind is NetworkKind.EVM and asset.kind is AssetKind.NATIVE:
+        return ETHER_DECIMALS
+    return asset.decimals
+
+
 def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
     try:
         if network.kind is NetworkKind.BITCOIN:
@@ -341,6 +380,9 @@ def _parse_amount(network: Network, asset: Asset, amount: str) -> int:
 
 BITCOIN_DECIMALS = 8
 """BTC amounts are exact to the satoshi (1e-8 BTC)."""
+
+ETHER_DECIMALS = 18
+"""Native EVM amounts are exact to the wei (1e-18 ether, what ``parse_ether`` reads)."""
 
 BITCOIN_NETWORK_NAMES = frozenset({"bitcoin", "testnet", "signet", "regtest"})
 """The names a Bitcoin network must be configured under to send from it: the names
@@ -479,15 +521,8 @@ def submit_transfer(
         updated_at=utcnow(),
     )
     row.id = new_id()
-    row.intent_digest = intent_digest(
-        workspace_id=principal.workspace_id,
-        transaction_id=row.id,
-        network=intent_network(network),
-        source=source.address,
-        destination=prepared.destination,
-        asset=intent_asset(network, asset),
-        amount_base_units=prepared.base_units,
-    ).hex()
+    row.workspace_id = principal.workspace_id
+    row.intent_digest = policy_intent_digest(transfer_intent(row, network, asset, source)).hex()
     repo.add(row)
     WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
     uow.after_commit(work_committed)
