@@ -281,7 +281,6 @@ def test_reveal_not_opening_commitment(session: Session) -> None:
     assert "commitment" in abort.reason
 
 
-@pytest.mark.xfail(strict=True, reason="aux info names only the echoed party, not the reporter")
 def test_equivocated_broadcast(session: Session) -> None:
     """Party 3 echoes party 2's round-1 commitment differently from what party 1 got.
 
@@ -295,7 +294,6 @@ def test_equivocated_broadcast(session: Session) -> None:
     assert "equivocated" in abort.reason
 
 
-@pytest.mark.xfail(strict=True, reason="aux info names only the echoed party, not the reporter")
 def test_equivocation_named_by_each_honest_party_meets_in_the_culprit(session: Session) -> None:
     """Party 2 commits to one thing towards party 1 and to another towards party 3, and
     tells each a story consistent with what it showed them. Each honest party names the
@@ -472,6 +470,13 @@ def test_key_generation_refuses_small_moduli() -> None:
 def test_echo_misreporting_our_commitment_blames_the_reporter(session: Session) -> None:
     """Party 3 claims party 1 (us) committed to something else: party 1 knows better."""
     echo = (bytes(32), session.m2[3].echo[1], session.m2[3].echo[2])
+    abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=echo)})
+    assert abort.culprits == (3,)
+
+
+def test_echo_misreporting_its_own_commitment_blames_the_reporter(session: Session) -> None:
+    """Party 3 echoes its own commitment as something else: only party 3 can be lying."""
+    echo = (session.m2[3].echo[0], session.m2[3].echo[1], bytes(32))
     abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=echo)})
     assert abort.culprits == (3,)
 
