@@ -21,10 +21,6 @@ from shardvault.crypto.protocols.cggmp21.local import run_keygen
 RNG = secrets.token_bytes
 PARTIES = [1, 2, 3]
 
-_ACCEPTS_ONE = pytest.mark.xfail(
-    strict=True, reason="min_signers = 1 (a degree-0 sharing) is accepted"
-)
-
 
 def _round1(session: bytes | None = None) -> dict[int, KeygenRound1]:
     sid = session or RNG(32)
@@ -35,7 +31,7 @@ def _others(messages: dict[int, object], me: int) -> list[object]:
     return [m for p, m in messages.items() if p != me]
 
 
-@pytest.mark.parametrize(("min_signers", "max_signers"), [(1, 2), (2, 2), (2, 3), (3, 5)])
+@pytest.mark.parametrize(("min_signers", "max_signers"), [(2, 2), (2, 3), (3, 5)])
 def test_outputs_agree_and_interpolate_publicly(min_signers: int, max_signers: int) -> None:
     outputs = run_keygen(min_signers, max_signers, RNG)
     first = outputs[0]
@@ -134,8 +130,8 @@ def test_finished_round_refuses_reuse() -> None:
 @pytest.mark.parametrize(
     ("min_signers", "parties"),
     [
-        pytest.param(1, [1, 2, 3], marks=_ACCEPTS_ONE, id="1-of-3"),
-        pytest.param(1, [1, 2], marks=_ACCEPTS_ONE, id="1-of-2"),
+        pytest.param(1, [1, 2, 3], id="1-of-3"),
+        pytest.param(1, [1, 2], id="1-of-2"),
         pytest.param(0, [1, 2, 3], id="0-of-3"),
         pytest.param(1, [1], id="1-of-1"),
     ],
@@ -149,8 +145,8 @@ def test_keygen_refuses_a_threshold_below_two(min_signers: int, parties: list[in
 @pytest.mark.parametrize(
     ("min_signers", "max_signers"),
     [
-        pytest.param(1, 2, marks=_ACCEPTS_ONE, id="1-of-2"),
-        pytest.param(1, 3, marks=_ACCEPTS_ONE, id="1-of-3"),
+        pytest.param(1, 2, id="1-of-2"),
+        pytest.param(1, 3, id="1-of-3"),
         pytest.param(1, 1, id="1-of-1"),
         pytest.param(2, 1, id="2-of-1"),
     ],

@@ -150,7 +150,6 @@ def test_refresh_echo_and_degree_checks_name_the_culprit() -> None:
     assert info.value.culprits == (2,)
 
 
-@pytest.mark.xfail(strict=True, reason="min_signers = 1 (a degree-0 sharing) is accepted")
 def test_refresh_refuses_a_key_with_a_threshold_below_two() -> None:
     """A 1-of-n key (which key generation no longer makes) would be refreshed with a
     degree-0 sharing of zero, that is with nothing: refused rather than a silent no-op."""

@@ -33,9 +33,6 @@ RNG = secrets.token_bytes
 PARTIES = [1, 2, 3]
 CULPRIT = PartyId(2)
 VICTIM = PartyId(1)
-_ACCEPTS_ONE = pytest.mark.xfail(
-    strict=True, reason="min_signers = 1 (a degree-0 sharing) is accepted"
-)
 ED25519_ORDER_8_POINT = bytes.fromhex(
     "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
 )
@@ -292,9 +289,9 @@ def test_dkg_refuses_bad_local_parameters(min_signers: int, parties: list[int], 
 @pytest.mark.parametrize(
     ("min_signers", "parties"),
     [
-        pytest.param(1, [1, 2, 3], marks=_ACCEPTS_ONE, id="1-of-3"),
-        pytest.param(1, [1, 2], marks=_ACCEPTS_ONE, id="1-of-2"),
-        pytest.param(1, [1], marks=_ACCEPTS_ONE, id="1-of-1"),
+        pytest.param(1, [1, 2, 3], id="1-of-3"),
+        pytest.param(1, [1, 2], id="1-of-2"),
+        pytest.param(1, [1], id="1-of-1"),
     ],
 )
 def test_dkg_refuses_a_threshold_below_two(min_signers: int, parties: list[int]) -> None:
@@ -306,9 +303,9 @@ def test_dkg_refuses_a_threshold_below_two(min_signers: int, parties: list[int])
 @pytest.mark.parametrize(
     ("min_signers", "max_signers"),
     [
-        pytest.param(1, 2, marks=_ACCEPTS_ONE, id="1-of-2"),
-        pytest.param(1, 3, marks=_ACCEPTS_ONE, id="1-of-3"),
-        pytest.param(1, 1, marks=_ACCEPTS_ONE, id="1-of-1"),
+        pytest.param(1, 2, id="1-of-2"),
+        pytest.param(1, 3, id="1-of-3"),
+        pytest.param(1, 1, id="1-of-1"),
         pytest.param(2, 1, id="2-of-1"),
     ],
 )

@@ -50,6 +50,25 @@ def session_id(value: bytes) -> SessionId:
     return SessionId(value)
 
 
+def check_thresholds(min_signers: int, max_signers: int) -> None:
+    """Refuse thresholds under which a key would not be shared: ``2 <= min_signers <=
+    max_signers`` (so ``max_signers >= 2`` too).
+
+    With ``min_signers = 1`` each dealt polynomial has degree 0, so every share is the
+    whole key and any single party, or anyone who steals one share, can sign alone.
+    Thresholds are chosen locally (by the operator or the coordinator), never by a peer,
+    so a bad pair is our own misuse.
+
+    Raises:
+        MisuseError: the thresholds are out of range.
+    """
+    if not 2 <= min_signers <= max_signers:
+        raise MisuseError(
+            "thresholds must satisfy 2 <= min_signers <= max_signers, "
+            f"not {min_signers}-of-{max_signers}"
+        )
+
+
 def party_set(identifiers: Iterable[int]) -> tuple[PartyId, ...]:
     """Check and sort a set of party ids.
 
