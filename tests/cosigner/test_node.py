@@ -442,3 +442,27 @@ def test_bad_party_lists_are_refused(cluster, signers):
     body["signers"] = signers
     out = cluster.nodes[1].handle([Item(request=body)])
     assert [(r["status"], r["check"]) for r in out.results] == [("refused", "malformed")]
+
+
+@pytest.mark.parametrize(
+    ("min_signers", "parties"),
+    [(1, [1, 2, 3]), (1, [1, 2]), (0, [1, 2, 3]), (4, [1, 2, 3])],
+    ids=["1-of-3", "1-of-2", "0-of-3", "4-of-3"],
+)
+@pytest.mark.parametrize("scheme", ["eddsa-ed25519", "ecdsa-secp256k1"])
+def test_dkg_with_a_threshold_out_of_range_is_refused(cluster, min_signers, parties, scheme):
+    """min_signers = 1 would make every share the whole key: refused as malformed, naming
+    the field, before any round starts (for ECDSA, before any safe-prime search)."""
+    body = {
+        **dkg_request(parties=parties, scheme=scheme, key_id="one-of-n"),
+        "min_signers": min_signers,
+    }
+    node = cluster.nodes[1]
+    try:
+        out = node.handle([Item(request=body)])
+    finally:
+        for key in list(node._active):  # a session started by mistake must not linger
+            node._end(key, "test clean-up")
+    assert [(r["status"], r.get("check")) for r in out.results] == [("refused", "malformed")]
+    assert "min_signers" in out.results[0]["reason"]
+    assert not out.envelopes

@@ -136,8 +136,10 @@ def keygen_ecdsa(
         MisuseError: thresholds out of range.
         CryptoError: a protocol failure (cannot happen with honest in-process parties).
     """
-    if not 1 <= min_signers <= max_signers or max_signers < 2:
-        raise MisuseError("need 2 or more parties and 1 <= min_signers <= max_signers")
+    if not 2 <= min_signers <= max_signers:
+        raise MisuseError(
+            "need 2 <= min_signers <= max_signers (one signer: every share is the key)"
+        )
     outputs = run_keygen(min_signers, max_signers, rng)
     aux, test_only = _fresh_aux([o.party for o in outputs], rng, on_progress)
     shares = [o.with_aux(aux[o.party]) for o in outputs]

@@ -153,12 +153,11 @@ def keygen(
     (Ethereum). ECDSA key generation searches safe primes for each party's Paillier key,
     which takes a while; progress goes to stderr.
     """
-    if not 1 <= max_signers <= _MAX_PARTIES:
-        fail(f"--max-signers must be between 1 and {_MAX_PARTIES}")
-    if not 1 <= min_signers <= max_signers:
-        fail("--min-signers must be between 1 and --max-signers")
-    if scheme == ecdsa.SCHEME and max_signers < 2:
-        fail("--max-signers must be at least 2 for ecdsa-secp256k1")
+    if not 2 <= max_signers <= _MAX_PARTIES:
+        fail(f"--max-signers must be between 2 and {_MAX_PARTIES}")
+    if not 2 <= min_signers <= max_signers:
+        # With one signer every share would be the whole key.
+        fail("--min-signers must be between 2 and --max-signers")
     passphrase = _passphrase(passphrase_env)
     if out_dir.exists() and any(_SHARE_NAME.fullmatch(p.name) for p in out_dir.iterdir()):
         fail(f"{out_dir} already holds share files; refusing to overwrite them")

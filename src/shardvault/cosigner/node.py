@@ -52,7 +52,7 @@ from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
-from shardvault.crypto.errors import CryptoError, EncodingError, ProtocolAbort
+from shardvault.crypto.errors import CryptoError, EncodingError, MisuseError, ProtocolAbort
 from shardvault.crypto.paillier import PaillierSecretKey
 from shardvault.crypto.protocols.cggmp21.aux_info import (
     AuxInfo,
@@ -64,7 +64,7 @@ from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presign import Presignature
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature
-from shardvault.crypto.protocols.common import SessionId, party_set, session_id
+from shardvault.crypto.protocols.common import SessionId, check_thresholds, party_set, session_id
 from shardvault.crypto.protocols.frost import SUITES, KeyPackage
 from shardvault.crypto.rng import RandomSource, system_random
 from shardvault.custody.envelope import ShareAddress, ShareSlot
@@ -431,6 +431,11 @@ class CosignerNode:
             raise RequestRefused("malformed", "this co-signer is not a party of the key")
         directory = self._session_directory(parties)
         min_signers = _int(body, "min_signers")
+        # With min_signers = 1 every share would be the whole key; refuse before any round.
+        try:
+            check_thresholds(min_signers, len(parties))
+        except MisuseError as exc:
+            raise RequestRefused("malformed", f"field min_signers: {exc}") from None
         vault, key_id = _str(body, "vault"), _str(body, "key_id")
         address = self._address(vault, key_id)
         if self.state.custody.store.latest_revision(address):

@@ -282,11 +282,33 @@ def test_reveal_not_opening_commitment(session: Session) -> None:
 
 
 def test_equivocated_broadcast(session: Session) -> None:
-    """Party 2 showed party 3 another round-1 commitment than party 1 saw."""
+    """Party 3 echoes party 2's round-1 commitment differently from what party 1 got.
+
+    Either party 2 equivocated or party 3 misreports; party 1 cannot tell which, so both
+    are named (as in key generation, presigning, refresh and the FROST DKG). Here party 3
+    is the liar: naming party 2 alone would blame only an honest party.
+    """
     echo = (session.m2[3].echo[0], bytes(32), session.m2[3].echo[2])
     abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=echo)})
-    assert abort.culprits == (2,)
-    assert "equivocation" in abort.reason
+    assert abort.culprits == (2, 3)
+    assert "equivocated" in abort.reason
+
+
+def test_equivocation_named_by_each_honest_party_meets_in_the_culprit(session: Session) -> None:
+    """Party 2 commits to one thing towards party 1 and to another towards party 3, and
+    tells each a story consistent with what it showed them. Each honest party names the
+    equivocator and the other honest party (it cannot tell them apart); never itself, and
+    the two accusations meet only in party 2."""
+    twin = AuxInfoRound1(session.configs[2], session.keys[2], system_random)
+    _, twin_m2 = twin.next([session.m1[1], session.m1[3]])
+    # Party 1 sees the twin's commitment and reveal; party 3 sees party 2's real ones.
+    round2_1, m2_1 = copy.deepcopy(session.round1[1]).next([twin.message, session.m1[3]])
+    seen_by_1 = _abort(round2_1.next, [twin_m2, session.m2[3]])
+    round2_3, _ = copy.deepcopy(session.round1[3]).next([session.m1[1], session.m1[2]])
+    seen_by_3 = _abort(round2_3.next, [m2_1, session.m2[2]])
+    assert seen_by_1.culprits == (2, 3)
+    assert seen_by_3.culprits == (1, 2)
+    assert set(seen_by_1.culprits) & set(seen_by_3.culprits) == {2}
 
 
 def test_too_small_modulus(session: Session, paillier_keys_1024: list[PaillierSecretKey]) -> None:
@@ -448,6 +470,13 @@ def test_key_generation_refuses_small_moduli() -> None:
 def test_echo_misreporting_our_commitment_blames_the_reporter(session: Session) -> None:
     """Party 3 claims party 1 (us) committed to something else: party 1 knows better."""
     echo = (bytes(32), session.m2[3].echo[1], session.m2[3].echo[2])
+    abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=echo)})
+    assert abort.culprits == (3,)
+
+
+def test_echo_misreporting_its_own_commitment_blames_the_reporter(session: Session) -> None:
+    """Party 3 echoes its own commitment as something else: only party 3 can be lying."""
+    echo = (session.m2[3].echo[0], session.m2[3].echo[1], bytes(32))
     abort = _abort(_party1, session, m2={3: dataclasses.replace(session.m2[3], echo=echo)})
     assert abort.culprits == (3,)
 

@@ -31,7 +31,7 @@ def _others(messages: dict[int, object], me: int) -> list[object]:
     return [m for p, m in messages.items() if p != me]
 
 
-@pytest.mark.parametrize(("min_signers", "max_signers"), [(1, 2), (2, 2), (2, 3), (3, 5)])
+@pytest.mark.parametrize(("min_signers", "max_signers"), [(2, 2), (2, 3), (3, 5)])
 def test_outputs_agree_and_interpolate_publicly(min_signers: int, max_signers: int) -> None:
     outputs = run_keygen(min_signers, max_signers, RNG)
     first = outputs[0]
@@ -125,6 +125,35 @@ def test_finished_round_refuses_reuse() -> None:
     r1[1].next([r1[2].message, r1[3].message])
     with pytest.raises(MisuseError):
         r1[1].next([r1[2].message, r1[3].message])
+
+
+@pytest.mark.parametrize(
+    ("min_signers", "parties"),
+    [
+        pytest.param(1, [1, 2, 3], id="1-of-3"),
+        pytest.param(1, [1, 2], id="1-of-2"),
+        pytest.param(0, [1, 2, 3], id="0-of-3"),
+        pytest.param(1, [1], id="1-of-1"),
+    ],
+)
+def test_keygen_refuses_a_threshold_below_two(min_signers: int, parties: list[int]) -> None:
+    """With min_signers = 1 every share is the whole key: our own misuse, refused."""
+    with pytest.raises(MisuseError, match="min_signers"):
+        KeygenRound1(1, min_signers, parties, RNG(32), RNG)
+
+
+@pytest.mark.parametrize(
+    ("min_signers", "max_signers"),
+    [
+        pytest.param(1, 2, id="1-of-2"),
+        pytest.param(1, 3, id="1-of-3"),
+        pytest.param(1, 1, id="1-of-1"),
+        pytest.param(2, 1, id="2-of-1"),
+    ],
+)
+def test_local_keygen_refuses_a_threshold_below_two(min_signers: int, max_signers: int) -> None:
+    with pytest.raises(MisuseError, match="min_signers"):
+        run_keygen(min_signers, max_signers, RNG)
 
 
 def test_bad_arguments_are_misuse() -> None:

@@ -148,3 +148,13 @@ def test_refresh_echo_and_degree_checks_name_the_culprit() -> None:
     with pytest.raises(ProtocolAbort) as info:
         s1.next([extra], d2)
     assert info.value.culprits == (2,)
+
+
+def test_refresh_refuses_a_key_with_a_threshold_below_two() -> None:
+    """A 1-of-n key (which key generation no longer makes) would be refreshed with a
+    degree-0 sharing of zero, that is with nothing: refused rather than a silent no-op."""
+    shares = make_key_shares(2, 2, "refresh-1-of-2")
+    one_of_two = replace(shares[0], min_signers=1)
+    aux = _new_aux([1, 2])
+    with pytest.raises(MisuseError, match="min_signers"):
+        RefreshRound1(one_of_two, aux[one_of_two.party], RNG(32), RNG)

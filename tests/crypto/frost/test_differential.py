@@ -26,8 +26,8 @@ SUITES = [ED25519_SHA512, SECP256K1_BIP340]
 @settings(max_examples=12, deadline=None)
 @given(data=st.data())
 def test_random_thresholds_and_quorums_verify(suite: Ciphersuite, data: st.DataObject) -> None:
-    max_signers = data.draw(st.integers(min_value=1, max_value=7), label="max_signers")
-    min_signers = data.draw(st.integers(min_value=1, max_value=min(5, max_signers)), label="min")
+    max_signers = data.draw(st.integers(min_value=2, max_value=7), label="max_signers")
+    min_signers = data.draw(st.integers(min_value=2, max_value=min(5, max_signers)), label="min")
     keys = run_dkg(suite, min_signers, max_signers, secrets.token_bytes)
     size = data.draw(st.integers(min_value=min_signers, max_value=max_signers), label="quorum")
     quorum = data.draw(st.permutations(keys), label="order")[:size]

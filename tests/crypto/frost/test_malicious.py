@@ -286,6 +286,34 @@ def test_dkg_refuses_bad_local_parameters(min_signers: int, parties: list[int], 
         DkgRound1(ED25519_SHA512, me, min_signers, parties, RNG(32), RNG)
 
 
+@pytest.mark.parametrize(
+    ("min_signers", "parties"),
+    [
+        pytest.param(1, [1, 2, 3], id="1-of-3"),
+        pytest.param(1, [1, 2], id="1-of-2"),
+        pytest.param(1, [1], id="1-of-1"),
+    ],
+)
+def test_dkg_refuses_a_threshold_below_two(min_signers: int, parties: list[int]) -> None:
+    """With min_signers = 1 every share is the whole key: our own misuse, refused."""
+    with pytest.raises(MisuseError, match="min_signers"):
+        DkgRound1(ED25519_SHA512, 1, min_signers, parties, RNG(32), RNG)
+
+
+@pytest.mark.parametrize(
+    ("min_signers", "max_signers"),
+    [
+        pytest.param(1, 2, id="1-of-2"),
+        pytest.param(1, 3, id="1-of-3"),
+        pytest.param(1, 1, id="1-of-1"),
+        pytest.param(2, 1, id="2-of-1"),
+    ],
+)
+def test_local_dkg_refuses_a_threshold_below_two(min_signers: int, max_signers: int) -> None:
+    with pytest.raises(MisuseError, match="min_signers"):
+        run_dkg(ED25519_SHA512, min_signers, max_signers, RNG)
+
+
 # Signing -----------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ them, and refuses any non-canonical encoding, so every message has exactly one b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NewType
 
@@ -48,6 +48,25 @@ def session_id(value: bytes) -> SessionId:
     if not isinstance(value, bytes) or len(value) != 32:
         raise MisuseError("session id must be 32 bytes")
     return SessionId(value)
+
+
+def check_thresholds(min_signers: int, max_signers: int) -> None:
+    """Refuse thresholds under which a key would not be shared: ``2 <= min_signers <=
+    max_signers`` (so ``max_signers >= 2`` too).
+
+    With ``min_signers = 1`` each dealt polynomial has degree 0, so every share is the
+    whole key and any single party, or anyone who steals one share, can sign alone.
+    Thresholds are chosen locally (by the operator or the coordinator), never by a peer,
+    so a bad pair is our own misuse.
+
+    Raises:
+        MisuseError: the thresholds are out of range.
+    """
+    if not 2 <= min_signers <= max_signers:
+        raise MisuseError(
+            "thresholds must satisfy 2 <= min_signers <= max_signers, "
+            f"not {min_signers}-of-{max_signers}"
+        )
 
 
 def party_set(identifiers: Iterable[int]) -> tuple[PartyId, ...]:
@@ -262,3 +281,39 @@ def require_int(fields: Mapping[str, WireValue], name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise EncodingError(f"field {name} must be an integer")
     return value
+
+
+def check_echo(
+    echoes: Mapping[PartyId, Sequence[bytes]],
+    mine: Sequence[bytes],
+    parties: tuple[PartyId, ...],
+    me: PartyId,
+) -> None:
+    """Compare every peer's echo of a broadcast round with ours (Goldwasser-Lindell echo
+    broadcast).
+
+    If peer ``k`` reports party ``j``'s broadcast differently from what we received, then
+    either ``j`` showed different broadcasts to different peers or ``k`` lies about it; the
+    crypto layer cannot tell which (no signatures here), so both are named. The transport
+    signs every message with its sender's identity key (DESIGN.md invariant 5): the
+    co-signer holding ``j``'s two signed broadcasts, or ``k``'s signed echo, settles it.
+    A peer misreporting our own broadcast, or its own, is named alone.
+
+    Raises:
+        ProtocolAbort: an echo of the wrong length, or a broadcast seen differently.
+    """
+    for sender, echo in echoes.items():
+        if len(echo) != len(parties):
+            raise ProtocolAbort([sender], f"party {sender} sent a malformed echo")
+        for index, party in enumerate(parties):
+            if echo[index] == mine[index]:
+                continue
+            if party == me:
+                raise ProtocolAbort([sender], f"party {sender} echoes a broadcast we never sent")
+            if party == sender:
+                raise ProtocolAbort([sender], f"party {sender} echoes its own broadcast wrongly")
+            raise ProtocolAbort(
+                [party, sender],
+                f"party {party}'s broadcast reached us and party {sender} differently: "
+                f"party {party} equivocated or party {sender} misreports it",
+            )

@@ -9,7 +9,13 @@ from typing import TypeVar
 from shardvault.crypto.errors import EncodingError, ProtocolAbort, TransportError, VerificationError
 from shardvault.crypto.group import Point
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE
-from shardvault.crypto.protocols.common import Header, PartyId, SessionId, WireValue
+from shardvault.crypto.protocols.common import (
+    Header,
+    PartyId,
+    SessionId,
+    WireValue,
+    check_echo,
+)
 from shardvault.crypto.transcript import Transcript
 
 M = TypeVar("M")
@@ -128,37 +134,14 @@ def wire_point(value: WireValue, name: str) -> Point:
     return CURVE.decode_point(wire_bytes(value, name, 33))
 
 
-def check_echo(
-    echoes: dict[PartyId, list[bytes]],
-    mine: list[bytes],
-    parties: tuple[PartyId, ...],
-    me: PartyId,
-) -> None:
-    """Compare every peer's echo of a broadcast round with ours (Goldwasser-Lindell echo
-    broadcast).
-
-    If peer ``k`` reports party ``j``'s broadcast differently from what we received, then
-    either ``j`` showed different broadcasts to different peers or ``k`` lies about it; the
-    crypto layer cannot tell which (no signatures here), so both are named. The transport
-    signs every message with its sender's identity key (DESIGN.md invariant 5): the
-    co-signer holding ``j``'s two signed broadcasts, or ``k``'s signed echo, settles it.
-    A peer misreporting our own broadcast, or its own, is named alone.
-
-    Raises:
-        ProtocolAbort: an echo of the wrong length, or a broadcast seen differently.
-    """
-    for sender, echo in echoes.items():
-        if len(echo) != len(parties):
-            raise ProtocolAbort([sender], f"party {sender} sent a malformed echo")
-        for index, party in enumerate(parties):
-            if echo[index] == mine[index]:
-                continue
-            if party == me:
-                raise ProtocolAbort([sender], f"party {sender} echoes a broadcast we never sent")
-            if party == sender:
-                raise ProtocolAbort([sender], f"party {sender} echoes its own broadcast wrongly")
-            raise ProtocolAbort(
-                [party, sender],
-                f"party {party}'s broadcast reached us and party {sender} differently: "
-                f"party {party} equivocated or party {sender} misreports it",
-            )
+__all__ = [
+    "blame",
+    "check_echo",
+    "collect",
+    "echo_digest",
+    "hash_commitment",
+    "wire_bytes",
+    "wire_bytes_list",
+    "wire_int",
+    "wire_point",
+]

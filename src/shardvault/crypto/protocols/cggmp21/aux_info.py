@@ -17,15 +17,16 @@ Round 1 (broadcast), party ``i`` (Figure 7, round 1):
 
 Round 2 (broadcast), Figure 7, round 2: reveal ``(N_i, s_i, t_i, ψ̂_i, ρ_i, u_i)`` and echo
 every ``V_j`` as received. On receipt (Figure 7, round 3, first bullet), for each peer ``j``:
-the echo matches our view of every ``V_k`` (else ``k`` equivocated its broadcast), the
+the echo matches our view of every ``V_k`` (else ``k`` or ``j`` lied), the
 reveal opens ``V_j``, ``N_j`` has at least the configured number of bits (2048 by
 default), ``s_j, t_j ∈ Z*_N_j`` and ``ψ̂_j`` verifies. Then ``ρ = ⊕ ρ_j``.
 
 An echo mismatch alone cannot tell an equivocating sender from a reporter who lies about
-what it received; the abort names the sender whose commitment differs and its reason names
-the reporter, and the signatures the transport puts on every message (DESIGN.md invariant
-5) let anyone check which of the two signed conflicting statements. An echo that misreports
-our own commitment can only be the reporter's lie, and names the reporter.
+what it received, so the abort names both, as key generation, presigning, refresh and the
+FROST DKG do (:func:`~shardvault.crypto.protocols.common.check_echo`); the signatures the
+transport puts on every message (DESIGN.md invariant 5) let anyone check which of the two
+signed conflicting statements. An echo that misreports our own commitment, or the
+reporter's own, can only be the reporter's lie, and names the reporter alone.
 
 Round 3 (direct), Figure 7, round 3: send every peer ``ψ_i = Πmod(N_i)`` and
 ``φ_{i,j} = Πfac(N_i)`` made against ``j``'s ring-Pedersen parameters, both bound to
@@ -69,6 +70,7 @@ from shardvault.crypto.protocols.common import (
     PartyId,
     SessionId,
     WireValue,
+    check_echo,
     decode_wire,
     encode_wire,
     party_set,
@@ -473,7 +475,9 @@ class AuxInfoRound2:
         Raises:
             MisuseError: this round already ran.
             TransportError: a peer's message is missing or from outside the party set.
-            ProtocolAbort: any failed check; names every peer at fault.
+            ProtocolAbort: an echo disagreeing with ours (names the echoed party and the
+                reporter, or the reporter alone when it misreports our commitment or its
+                own); any other failed check, naming every peer at fault.
         """
         secret = self._secret
         if secret is None:
@@ -481,26 +485,12 @@ class AuxInfoRound2:
         self._secret = None
         config = self._config
         by_sender = _collect(config, received, 2, direct=False)
-        ours = tuple(self._commitments[p] for p in config.parties)
+        ours = [self._commitments[p] for p in config.parties]
+        # Figure 7, round 3 (with the echo that stands in for the paper's broadcast
+        # channel): every peer saw the same round-1 commitments we did. A disagreement
+        # about party j in party k's echo names both j and k (see check_echo).
+        check_echo({p: m.echo for p, m in by_sender.items()}, ours, config.parties, config.me)
         failures: dict[PartyId, str] = {}
-        # Echo check: a peer whose round-1 commitment reached another peer differently
-        # equivocated its broadcast (the echo names whom it saw differently).
-        for sender, message in by_sender.items():
-            if len(message.echo) != len(ours):
-                failures[sender] = "echo has the wrong length"
-                continue
-            for party, seen, mine in zip(config.parties, message.echo, ours, strict=True):
-                if seen == mine:
-                    continue
-                if party == config.me:
-                    # We know what we sent: a peer misreporting our commitment lies.
-                    failures.setdefault(sender, "echo misreports our own round-1 commitment")
-                else:
-                    failures.setdefault(
-                        party,
-                        f"round-1 broadcast seen differently by party {sender} (equivocation)",
-                    )
-        _abort_if(failures)
         publics: dict[PartyId, PartyAuxPublic] = {
             config.me: PartyAuxPublic(secret.public, self._params)
         }

@@ -53,6 +53,7 @@ from shardvault.crypto.protocols.common import (
     Header,
     PartyId,
     SessionId,
+    check_thresholds,
     party_set,
     session_id,
 )
@@ -121,6 +122,11 @@ def _header(message: KeygenRound2Message | KeygenShareMessage) -> Header:
 class KeygenRound1:
     """Party ``party``'s round 1 of key generation; ``message`` is its broadcast.
 
+    Raises (on construction):
+        MisuseError: ``party`` not in ``parties``, a bad party set or session id, or
+            thresholds outside ``2 <= min_signers <= len(parties)`` (with ``min_signers``
+            of 1 every share would be the whole key).
+
     Security: holds the secret polynomial and Schnorr nonce until :meth:`next` hands them
     to round 2; the object then refuses to run again.
     """
@@ -136,8 +142,7 @@ class KeygenRound1:
         self._parties = party_set(parties)
         if party not in self._parties:
             raise MisuseError(f"party {party} is not in the party set")
-        if not 1 <= min_signers <= len(self._parties) or len(self._parties) < 2:
-            raise MisuseError("need 2 or more parties and 1 <= min_signers <= max_signers")
+        check_thresholds(min_signers, len(self._parties))
         self._me = PartyId(party)
         self._min_signers = min_signers
         self._session = session_id(session)

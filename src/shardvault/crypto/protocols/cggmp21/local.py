@@ -23,7 +23,7 @@ from shardvault.crypto.protocols.cggmp21.presign import (
 )
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
-from shardvault.crypto.protocols.common import PartyId
+from shardvault.crypto.protocols.common import PartyId, check_thresholds
 from shardvault.crypto.rng import RandomSource
 
 
@@ -41,10 +41,9 @@ def run_keygen(
     """Key generation for parties ``1..max_signers``; their outputs in order.
 
     Raises:
-        MisuseError: thresholds out of range.
+        MisuseError: thresholds outside ``2 <= min_signers <= max_signers``.
     """
-    if not 1 <= min_signers <= max_signers:
-        raise MisuseError("thresholds must satisfy 1 <= min_signers <= max_signers")
+    check_thresholds(min_signers, max_signers)
     parties = list(range(1, max_signers + 1))
     sid = session if session is not None else rng(32)
     r1 = {p: KeygenRound1(p, min_signers, parties, sid, rng) for p in parties}

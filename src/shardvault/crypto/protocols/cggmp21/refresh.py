@@ -50,7 +50,13 @@ from shardvault.crypto.protocols.cggmp21.messages import (
     RefreshRound3Message,
     RefreshShareMessage,
 )
-from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, session_id
+from shardvault.crypto.protocols.common import (
+    WIRE_VERSION,
+    Header,
+    PartyId,
+    check_thresholds,
+    session_id,
+)
 from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.zk import sch
 from shardvault.crypto.zk.context import ProofContext
@@ -67,12 +73,18 @@ def _evaluate(points: Sequence[Point], x: int) -> Point:
 class RefreshRound1:
     """Round 1 of key refresh for ``key.party``; ``message`` is its broadcast.
 
+    Raises (on construction):
+        MisuseError: ``new_aux`` for another party or party set, or a key whose thresholds
+            are outside ``2 <= min_signers <= max_signers`` (nothing would change).
+
     Security: holds the zero-sharing polynomial and the Schnorr nonces.
     """
 
     def __init__(self, key: KeyShare, new_aux: AuxInfo, session: bytes, rng: RandomSource) -> None:
         if new_aux.party != key.party or set(new_aux.parties) != set(key.parties):
             raise MisuseError("new auxiliary info is for another party or party set")
+        # A 1-of-n key would be "refreshed" by a degree-0 sharing of zero, i.e. not at all.
+        check_thresholds(key.min_signers, key.max_signers)
         self._key = key
         self._aux = new_aux
         self._session = session_id(session)

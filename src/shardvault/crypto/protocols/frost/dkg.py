@@ -50,6 +50,7 @@ from shardvault.crypto.protocols.common import (
     Header,
     PartyId,
     SessionId,
+    check_thresholds,
     party_set,
     session_id,
 )
@@ -85,6 +86,10 @@ def _echo_digest(message: DkgRound1Message) -> bytes:
 class DkgRound1:
     """Party ``identifier``'s first round of the DKG.
 
+    Raises (on construction):
+        MisuseError: ``identifier`` not in ``party_ids``, a bad party set or session id,
+            or thresholds outside ``2 <= min_signers <= len(party_ids)``.
+
     Security: holds the party's secret polynomial until :meth:`next` hands what round 2
     needs to :class:`DkgRound2`; afterwards this object refuses to run again.
     """
@@ -99,12 +104,8 @@ class DkgRound1:
         rng: RandomSource,
     ) -> None:
         self._parties = party_set(party_ids)
-        if len(self._parties) < 1:
-            raise MisuseError("a key generation needs at least one party")
-        if not 1 <= min_signers <= len(self._parties):
-            raise MisuseError(
-                f"min_signers must be between 1 and max_signers ({len(self._parties)})"
-            )
+        # With min_signers = 1 every share would be the whole key: refused (our misuse).
+        check_thresholds(min_signers, len(self._parties))
         if identifier not in self._parties:
             raise MisuseError(f"party {identifier} is not in the party set")
         self._suite = suite

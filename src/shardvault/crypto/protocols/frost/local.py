@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shardvault.crypto.errors import MisuseError
+from shardvault.crypto.protocols.common import check_thresholds
 from shardvault.crypto.protocols.frost.ciphersuite import Ciphersuite
 from shardvault.crypto.protocols.frost.dkg import DkgRound1
 from shardvault.crypto.protocols.frost.keys import KeyPackage
@@ -29,12 +30,11 @@ def run_dkg(
     """Run the DKG for parties ``1..max_signers`` and return their key packages in order.
 
     Raises:
-        MisuseError: thresholds out of range.
+        MisuseError: thresholds outside ``2 <= min_signers <= max_signers``.
         ProtocolAbort: cannot happen with honest in-process parties; if it does, it names
             the party at fault.
     """
-    if not 1 <= min_signers <= max_signers:
-        raise MisuseError("thresholds must satisfy 1 <= min_signers <= max_signers")
+    check_thresholds(min_signers, max_signers)
     parties = list(range(1, max_signers + 1))
     sid = session if session is not None else rng(32)
     round1 = {p: DkgRound1(suite, p, min_signers, parties, sid, rng) for p in parties}
