@@ -121,3 +121,29 @@ def aux_info_factory(
         )
 
     return factory
+
+
+HONEST_EXPONENT_BITS = 1 << 14
+"""Longer than any exponent an honest proof makes a verifier use (at most about
+``ℓ' + ε + |N̂|`` bits, or ``N`` itself, for moduli up to 4096 bits)."""
+
+
+class HugeExponentError(Exception):
+    """Raised by :func:`no_huge_exponent` when a verifier exponentiates by a peer's value
+    longer than :data:`HONEST_EXPONENT_BITS`."""
+
+
+@pytest.fixture
+def no_huge_exponent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``gmpy2.powmod`` refuse exponents longer than :data:`HONEST_EXPONENT_BITS`, so a
+    test sees a verifier exponentiate an unchecked response instead of waiting for it."""
+    import gmpy2
+
+    real = gmpy2.powmod
+
+    def guarded(base: Any, exponent: Any, modulus: Any) -> Any:
+        if abs(int(exponent)).bit_length() > HONEST_EXPONENT_BITS:
+            raise HugeExponentError(f"exponent of {abs(int(exponent)).bit_length()} bits")
+        return real(base, exponent, modulus)
+
+    monkeypatch.setattr(gmpy2, "powmod", guarded)

@@ -319,6 +319,18 @@ def test_too_small_modulus(session: Session, paillier_keys_1024: list[PaillierSe
     assert "below the required 2048" in abort.reason
 
 
+@pytest.mark.xfail(strict=True, reason="finding zkbounds: no maximum modulus size yet")
+def test_too_large_modulus(session: Session) -> None:
+    """A modulus above MAX_MODULUS_BITS is refused at the reveal, naming its sender, before
+    Πprm (or later Πmod and Πfac) exponentiates anything modulo it."""
+    m2 = session.m2[2]
+    oversized = (m2.n << 2100) | 1
+    m1_override, m2_override = _malicious_reveal(session, n=oversized)
+    abort = _abort(_party1, session, m1=m1_override, m2=m2_override)
+    assert abort.culprits == (2,)
+    assert "above the maximum of 4096" in abort.reason
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [

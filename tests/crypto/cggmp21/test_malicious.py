@@ -81,6 +81,17 @@ def test_bad_enc_proof(shares: list[KeyShare]) -> None:
     assert _abort(lambda: r[0].next([r[1].message], [too_big])) == (2,)
 
 
+@pytest.mark.xfail(strict=True, reason="finding zkbounds: Πenc z3 is not range-checked yet")
+def test_oversized_enc_response_names_the_sender(shares: list[KeyShare]) -> None:
+    """A Πenc z3 of 2^100000 is refused by its range check, naming the prover."""
+    r = _round1(shares)
+    forged = _proof(r[1].proofs[0], "enc_proof", z3=1 << 100_000)
+    with pytest.raises(ProtocolAbort) as info:
+        r[0].next([r[1].message], [forged])
+    assert info.value.culprits == (2,)
+    assert "z3 is outside" in info.value.reason
+
+
 def test_presigning_with_another_epoch_is_refused(shares: list[KeyShare]) -> None:
     r = _round1(shares)
     assert _abort(lambda: r[0].next([_with(r[1].message, epoch=7)], r[1].proofs)) == (2,)
