@@ -27,6 +27,13 @@ MIN_MODULUS_BITS = 2048
 """Smallest Paillier modulus accepted by default (CGGMP21 §6 parameters; Alpha-Rays showed
 what small moduli cost). Lower bounds exist only for tests and need ``unsafe_test_only``."""
 
+MAX_MODULUS_BITS = 4096
+"""Largest Paillier or ring-Pedersen modulus accepted from a peer: twice the default size.
+It leaves room for parties that choose 3072- or 4096-bit keys, while capping what one
+peer's modulus can cost every verifier: Πmod exponentiates by ``N`` modulo ``N`` 128 times,
+and the range proofs' exponents grow with ``|N̂|``, so the cost grows about with the cube of
+the size (8× a 2048-bit modulus at the cap, instead of unbounded up to the message limit)."""
+
 
 def check_min_modulus_bits(min_modulus_bits: int, *, unsafe_test_only: bool) -> None:
     """Refuse a lowered modulus bound unless the caller said it is for tests only.

@@ -319,7 +319,6 @@ def test_too_small_modulus(session: Session, paillier_keys_1024: list[PaillierSe
     assert "below the required 2048" in abort.reason
 
 
-@pytest.mark.xfail(strict=True, reason="finding zkbounds: no maximum modulus size yet")
 def test_too_large_modulus(session: Session) -> None:
     """A modulus above MAX_MODULUS_BITS is refused at the reveal, naming its sender, before
     Πprm (or later Πmod and Πfac) exponentiates anything modulo it."""

@@ -81,7 +81,6 @@ def test_bad_enc_proof(shares: list[KeyShare]) -> None:
     assert _abort(lambda: r[0].next([r[1].message], [too_big])) == (2,)
 
 
-@pytest.mark.xfail(strict=True, reason="finding zkbounds: Πenc z3 is not range-checked yet")
 def test_oversized_enc_response_names_the_sender(shares: list[KeyShare]) -> None:
     """A Πenc z3 of 2^100000 is refused by its range check, naming the prover."""
     r = _round1(shares)

@@ -42,6 +42,7 @@ from shardvault.crypto.zk.context import (
     check_signed_range,
     check_unit,
     commit,
+    commitment_response_bits,
     paillier_enc,
     pow2,
     powmod,
@@ -189,6 +190,10 @@ def verify(
         check_unit(value, n_hat, f"Πaff-g {name}")
     check_signed_range(proof.z1, ELL + EPSILON, "Πaff-g z1")
     check_signed_range(proof.z2, ELL_PRIME + EPSILON, "Πaff-g z2")
+    # z3 = γ + e·m and z4 = δ + e·μ: the honest bound, checked before any exponentiation.
+    z34_bits = commitment_response_bits(ELL + EPSILON, n_hat.bit_length())
+    check_signed_range(proof.z3, z34_bits, "Πaff-g z3")
+    check_signed_range(proof.z4, z34_bits, "Πaff-g z4")
     head = (proof.A, proof.Bx, proof.By, proof.E, proof.S, proof.F, proof.T)
     try:
         e = _challenge(context, group.order, verifier, prover, setup, C, D, Y, X, head)

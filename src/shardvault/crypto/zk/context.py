@@ -86,6 +86,18 @@ def check_signed_range(value: int, bits: int, what: str) -> None:
         raise VerificationError(f"{what} is outside ±2^{bits}")
 
 
+def commitment_response_bits(nonce_bits: int, modulus_bits: int) -> int:
+    """Bit bound of a ring-Pedersen response ``z = γ + e·m`` (Figures 14, 15, 25, 30, 31).
+
+    An honest prover draws ``γ ∈ ±2^nonce_bits·N̂`` and ``m ∈ ±2^ℓ·N̂``, and ``e ∈ ±q ⊂ ±2^ℓ``,
+    so ``|z| ≤ 2^(nonce_bits + |N̂|) + 2^(2ℓ + |N̂|) ≤ 2^(max(nonce_bits, 2ℓ) + |N̂| + 1)``.
+    The paper checks no range on these responses (any integer satisfies the commitment
+    equation's soundness argument); the bound only keeps a peer's value from costing an
+    exponentiation longer than an honest one.
+    """
+    return max(nonce_bits, 2 * ELL) + modulus_bits + 1
+
+
 def check_unit(value: int, n: int, what: str) -> None:
     """Check ``value ∈ Z*_n``.
 

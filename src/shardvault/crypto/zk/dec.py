@@ -55,6 +55,7 @@ from shardvault.crypto.zk.context import (
     check_signed_range,
     check_unit,
     commit,
+    commitment_response_bits,
     paillier_enc,
     pow2,
     powmod,
@@ -208,6 +209,9 @@ def verify(
     check_unit(proof.S, n_hat, "Πdec S")
     check_unit(proof.T, n_hat, "Πdec T")
     check_signed_range(proof.z1, bits + SLACK, "Πdec z1")
+    # z2 = ν + e·μ: the honest bound, checked before any exponentiation.
+    z2_bits = commitment_response_bits(bits + SLACK, n_hat.bit_length())
+    check_signed_range(proof.z2, z2_bits, "Πdec z2")
     head = (proof.S, proof.T, proof.A, proof.Z)
     try:
         e = _challenge(context, group.order, prover, setup, bits, C, B, Y, head)

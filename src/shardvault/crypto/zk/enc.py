@@ -35,6 +35,7 @@ from shardvault.crypto.zk.context import (
     check_signed_range,
     check_unit,
     commit,
+    commitment_response_bits,
     paillier_enc,
     pow2,
     powmod,
@@ -146,7 +147,11 @@ def verify(
     check_unit(proof.z2, n0, "Πenc z2")
     check_unit(proof.S, n_hat, "Πenc S")
     check_unit(proof.C, n_hat, "Πenc C")
+    # Every range before the first exponentiation: z1 is Figure 14's own check, z3 the
+    # honest prover's bound (commitment_response_bits), so no peer value costs more.
     check_signed_range(proof.z1, ELL + EPSILON, "Πenc z1")
+    z3_bits = commitment_response_bits(ELL + EPSILON, n_hat.bit_length())
+    check_signed_range(proof.z3, z3_bits, "Πenc z3")
     e = _challenge(context, q, prover, setup, K, proof.S, proof.A, proof.C)
     left = paillier_enc(n0, nn0, proof.z1, powmod(proof.z2, n0, nn0))
     right = proof.A * powmod(K, e, nn0) % nn0

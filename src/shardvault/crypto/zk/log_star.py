@@ -36,6 +36,7 @@ from shardvault.crypto.zk.context import (
     check_signed_range,
     check_unit,
     commit,
+    commitment_response_bits,
     paillier_enc,
     pow2,
     powmod,
@@ -152,6 +153,9 @@ def verify(
     check_unit(proof.S, n_hat, "Πlog* S")
     check_unit(proof.D, n_hat, "Πlog* D")
     check_signed_range(proof.z1, ELL + EPSILON, "Πlog* z1")
+    # z3 = γ + e·μ: the honest bound, checked before any exponentiation.
+    z3_bits = commitment_response_bits(ELL + EPSILON, n_hat.bit_length())
+    check_signed_range(proof.z3, z3_bits, "Πlog* z3")
     try:
         e = _challenge(
             context, group.order, prover, setup, C, X, B, proof.S, proof.A, proof.Y, proof.D

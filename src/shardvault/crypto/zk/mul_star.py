@@ -39,6 +39,7 @@ from shardvault.crypto.zk.context import (
     check_signed_range,
     check_unit,
     commit,
+    commitment_response_bits,
     pow2,
     powmod,
 )
@@ -160,6 +161,9 @@ def verify(
     check_unit(proof.E, n_hat, "Πmul* E")
     check_unit(proof.S, n_hat, "Πmul* S")
     check_signed_range(proof.z1, ELL + EPSILON, "Πmul* z1")
+    # z2 = γ + e·m: the honest bound, checked before any exponentiation.
+    z2_bits = commitment_response_bits(ELL + EPSILON, n_hat.bit_length())
+    check_signed_range(proof.z2, z2_bits, "Πmul* z2")
     head = (proof.A, proof.Bx, proof.E, proof.S)
     try:
         e = _challenge(context, group.order, prover, setup, C, D, X, head)

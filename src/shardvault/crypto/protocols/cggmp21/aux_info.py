@@ -19,7 +19,8 @@ Round 2 (broadcast), Figure 7, round 2: reveal ``(N_i, s_i, t_i, ψ̂_i, ρ_i, u
 every ``V_j`` as received. On receipt (Figure 7, round 3, first bullet), for each peer ``j``:
 the echo matches our view of every ``V_k`` (else ``k`` or ``j`` lied), the
 reveal opens ``V_j``, ``N_j`` has at least the configured number of bits (2048 by
-default), ``s_j, t_j ∈ Z*_N_j`` and ``ψ̂_j`` verifies. Then ``ρ = ⊕ ρ_j``.
+default) and at most 4096 (:data:`~shardvault.crypto.paillier.MAX_MODULUS_BITS`),
+``s_j, t_j ∈ Z*_N_j`` and ``ψ̂_j`` verifies. Then ``ρ = ⊕ ρ_j``.
 
 An echo mismatch alone cannot tell an equivocating sender from a reporter who lies about
 what it received, so the abort names both, as key generation, presigning, refresh and the
@@ -52,6 +53,7 @@ from shardvault.crypto.errors import (
     VerificationError,
 )
 from shardvault.crypto.paillier import (
+    MAX_MODULUS_BITS,
     MIN_MODULUS_BITS,
     PaillierPublicKey,
     PaillierSecretKey,
@@ -249,6 +251,8 @@ class AuxInfo:
             ident, n, s, t = (int(v) for v in entry if isinstance(v, int))
             if n.bit_length() < min_modulus_bits:
                 raise EncodingError(f"party {ident}'s modulus is below {min_modulus_bits} bits")
+            if n.bit_length() > MAX_MODULUS_BITS:
+                raise EncodingError(f"party {ident}'s modulus is above {MAX_MODULUS_BITS} bits")
             if PartyId(ident) in public:
                 raise EncodingError(f"party {ident} appears twice in auxiliary info")
             public[PartyId(ident)] = PartyAuxPublic(
@@ -283,7 +287,9 @@ def generate_paillier_key(
 
 def check_peer_parameters(n: int, s: int, t: int, *, min_modulus_bits: int) -> PartyAuxPublic:
     """Check a peer's revealed ``(N, s, t)`` before anything else uses them (Figure 7,
-    round 3: ``N_j ≥ 2^(8κ)``, ``s_j, t_j ∈ Z*_N_j``); Πprm, Πmod and Πfac follow.
+    round 3: ``N_j ≥ 2^(8κ)``, ``s_j, t_j ∈ Z*_N_j``); Πprm, Πmod and Πfac follow. ``N_j``
+    must also have at most :data:`~shardvault.crypto.paillier.MAX_MODULUS_BITS` bits, so
+    that no proof about it, nor any later proof under it, costs more than that size allows.
 
     Raises:
         VerificationError: naming the failed check.
@@ -291,6 +297,10 @@ def check_peer_parameters(n: int, s: int, t: int, *, min_modulus_bits: int) -> P
     if n.bit_length() < min_modulus_bits:
         raise VerificationError(
             f"modulus has {n.bit_length()} bits, below the required {min_modulus_bits}"
+        )
+    if n.bit_length() > MAX_MODULUS_BITS:
+        raise VerificationError(
+            f"modulus has {n.bit_length()} bits, above the maximum of {MAX_MODULUS_BITS}"
         )
     if n % 2 == 0:
         raise VerificationError("modulus is even")
