@@ -14,7 +14,12 @@ The coordinator sends the transaction *payload*, never only a digest. The co-sig
    network) *from the payload*; from the coordinator it takes only what the payload
    cannot say: who initiated it, the source vault/wallet, the creation time, the
    network name of a Solana or Bitcoin payload, prices, and a token's decimals;
-4. evaluates the signed policy it holds (the head of its :class:`BundleChain`, pinned to
+4. for an Ethereum transaction, checks its fees against the fee cap the signed policy
+   sets for its network (:func:`check_fee`, DESIGN.md invariant 12): the worst-case fee
+   (gas limit times max fee per gas, or times gas price for legacy and access-list
+   transactions) and a fee-market transaction's priority fee per gas. A network without
+   a cap gets no fee check;
+5. evaluates the signed policy it holds (the head of its :class:`BundleChain`, pinned to
    the admin set) with its own clock and its own history of what it signed, and counts
    only approvals whose signatures verify over the recomputed digest. Anything but
    ``allow`` is a refusal naming the deciding rule.
@@ -29,7 +34,8 @@ transactions), a transfer's approvals are counted over its *intent digest* inste
 chain id, or for Bitcoin from ``metadata.network``; destination, asset, amount), the
 source address of the key the co-signer signs with (for a P2WPKH PSBT, the key's P2WPKH
 address), and those two ids. Nonces, fees, UTXOs and change are not in the intent, so
-they may be chosen after approval; any change of what moves where changes the digest.
+they may be chosen after approval (an Ethereum fee only within the policy's fee cap);
+any change of what moves where changes the digest.
 Payloads without an intent (raw digests, contract calls, taproot PSBTs) are approved
 over the payload digest as before; see ``docs/cosigner.md``.
 """
@@ -95,6 +101,28 @@ _BITCOIN_NETWORKS = {
 
 
 @dataclass(frozen=True, slots=True)
+class EvmFee:
+    """What an EVM transaction commits to in fees, read from its payload.
+
+    ``max_fee_wei`` is the worst case the sender can pay: the gas limit times
+    ``max_fee_per_gas`` (fee-market transactions) or ``gas_price`` (legacy and
+    access-list ones). ``priority_fee_per_gas_wei`` is a fee-market transaction's
+    ``max_priority_fee_per_gas``; ``None`` for the others, whose tip is the gas price
+    less a base fee the co-signer cannot know.
+    """
+
+    network: str
+    gas_limit: int
+    fee_per_gas_wei: int
+    priority_fee_per_gas_wei: int | None
+
+    @property
+    def max_fee_wei(self) -> int:
+        """The worst-case fee in wei."""
+        return self.gas_limit * self.fee_per_gas_wei
+
+
+@dataclass(frozen=True, slots=True)
 class SigningTarget:
     """What the co-signer will sign after its checks: the message bytes (a digest, or a
     Solana message), and the policy view they were checked as."""
@@ -107,6 +135,9 @@ class SigningTarget:
     the co-signer cannot derive it (no key given, or not a transfer)."""
     intent: TransferIntent | None = None
     """The intent whose digest approvals were counted over, when there is one."""
+    fee: EvmFee | None = None
+    """The fees an EVM transaction commits to, checked by :func:`check_fee`; ``None``
+    for other chains (their fees are not capped yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +236,16 @@ def ethereum_target(
             source = ethereum.address_from_public_key(key).checksummed
         except ChainError:
             raise RequestRefused("key", "the signing key is not a secp256k1 public key") from None
-    return SigningTarget(digest, _policy_request(fields), source_address=source)
+    if isinstance(parsed, ethereum.FeeMarketTransaction):
+        fee = EvmFee(
+            network.name,
+            parsed.gas_limit,
+            parsed.max_fee_per_gas,
+            parsed.max_priority_fee_per_gas,
+        )
+    else:
+        fee = EvmFee(network.name, parsed.gas_limit, parsed.gas_price, None)
+    return SigningTarget(digest, _policy_request(fields), source_address=source, fee=fee)
 
 
 def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> SigningTarget:
@@ -551,6 +591,45 @@ def signing_target(
     if ids is not None:
         target = _with_intent(target, ids)
     return target
+
+
+def check_fee(chain: BundleChain, target: SigningTarget) -> None:
+    """Refuse an EVM transaction whose fees exceed the cap the signed policy sets for its
+    network (DESIGN.md invariant 12). The fees come from the payload the co-signer
+    parsed, the cap from the policy bundle the admins signed; the coordinator supplies
+    neither. A payload without EVM fees, a co-signer without a policy (which
+    :func:`check_policy` refuses) or a network without a cap is not checked here.
+
+    Raises:
+        RequestRefused: ``fee``: the worst-case fee is above ``max_fee_wei``, or the
+            priority fee per gas is above ``max_priority_fee_per_gas_wei``; the reason
+            names the cap, its amount and the transaction's.
+    """
+    fee = target.fee
+    bundle = chain.head
+    if fee is None or bundle is None:
+        return
+    cap = bundle.policy.fee_caps.get(fee.network)
+    if cap is None:
+        return
+    if cap.max_fee_wei is not None and fee.max_fee_wei > cap.max_fee_wei:
+        raise RequestRefused(
+            "fee",
+            f"the worst-case fee {fee.max_fee_wei} wei (gas limit {fee.gas_limit} x "
+            f"{fee.fee_per_gas_wei} wei per gas) exceeds the policy's max_fee_wei "
+            f"{cap.max_fee_wei} for {fee.network}",
+        )
+    if (
+        cap.max_priority_fee_per_gas_wei is not None
+        and fee.priority_fee_per_gas_wei is not None
+        and fee.priority_fee_per_gas_wei > cap.max_priority_fee_per_gas_wei
+    ):
+        raise RequestRefused(
+            "fee",
+            f"the priority fee {fee.priority_fee_per_gas_wei} wei per gas exceeds the "
+            f"policy's max_priority_fee_per_gas_wei {cap.max_priority_fee_per_gas_wei} "
+            f"for {fee.network}",
+        )
 
 
 def check_policy(

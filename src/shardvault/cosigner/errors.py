@@ -36,8 +36,9 @@ class RequestRefused(CosignerError):
     """The co-signer refuses a request after checking it itself (DESIGN.md invariant 3).
 
     ``check`` names what failed (``malformed``, ``digest``, ``payload``, ``policy``,
-    ``key``, ``directory``: a party outside the co-signer directory); ``rule`` is the
-    policy rule that decided, when there was one.
+    ``key``, ``directory``: a party outside the co-signer directory; ``fee``: an EVM
+    transaction's worst-case fee or priority fee above the policy's fee cap for its
+    network); ``rule`` is the policy rule that decided, when there was one.
     """
 
     def __init__(self, check: str, reason: str, *, rule: str | None = None) -> None:

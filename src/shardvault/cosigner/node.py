@@ -42,6 +42,7 @@ from shardvault.cosigner.cggmp21 import (
 )
 from shardvault.cosigner.checks import (
     CheckedRequest,
+    check_fee,
     check_policy,
     keygen_request,
     signing_target,
@@ -627,6 +628,7 @@ class CosignerNode:
         )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
+        check_fee(self.state.chain, target)
         evaluation = check_policy(
             self.state.chain,
             target.request,

@@ -41,6 +41,7 @@ from shardvault.policy.errors import (
 )
 from shardvault.policy.keys import PublicKey
 from shardvault.policy.model import (
+    MAX_WEI_DIGITS,
     WEEKDAYS,
     AddressBook,
     AddressBookEntry,
@@ -49,6 +50,7 @@ from shardvault.policy.model import (
     ContractTarget,
     Decision,
     DestinationCondition,
+    FeeCap,
     GroupRequirement,
     InitiatorCondition,
     Measure,
@@ -76,6 +78,7 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 _SELECTOR = re.compile(r"0x[0-9a-fA-F]{8}")
 _DECIMAL_TEXT = re.compile(r"[0-9]{1,80}(\.[0-9]{1,80})?")
+_WEI_TEXT = re.compile(rf"0|[1-9][0-9]{{0,{MAX_WEI_DIGITS - 1}}}")
 _MAX_LIMIT_DIGITS = 80
 
 MAX_DEPTH = 64
@@ -657,6 +660,44 @@ def _approver_keys(value: object, path: str) -> dict[str, PublicKey]:
     return out
 
 
+def _wei(value: object, path: str) -> int:
+    """A non-negative whole number of wei, written as a decimal string without leading
+    zeros (JSON numbers lose precision this large in many readers, so none are taken)."""
+    if not isinstance(value, str) or not _WEI_TEXT.fullmatch(value):
+        raise PolicyDocumentError(
+            f'expected a whole number of wei as a decimal string such as "2100000000000000" '
+            f"(at most {MAX_WEI_DIGITS} digits, no leading zeros)",
+            path=path,
+        )
+    return int(value)
+
+
+def _fee_caps(value: object, path: str) -> dict[str, FeeCap]:
+    """``{network: {max_fee_wei, max_priority_fee_per_gas_wei}}``, at least one each."""
+    if not isinstance(value, Mapping):
+        raise PolicyDocumentError("expected a mapping of network name to fee cap", path=path)
+    out = {}
+    for network, item in value.items():
+        name = _name(network, path)
+        item_path = f"{path}.{name}"
+        obj = _object(item, item_path, (), ("max_fee_wei", "max_priority_fee_per_gas_wei"))
+        if not obj:
+            raise PolicyDocumentError(
+                "name max_fee_wei, max_priority_fee_per_gas_wei or both", path=item_path
+            )
+        out[name] = FeeCap(
+            max_fee_wei=_wei(obj["max_fee_wei"], f"{item_path}.max_fee_wei")
+            if "max_fee_wei" in obj
+            else None,
+            max_priority_fee_per_gas_wei=_wei(
+                obj["max_priority_fee_per_gas_wei"], f"{item_path}.max_priority_fee_per_gas_wei"
+            )
+            if "max_priority_fee_per_gas_wei" in obj
+            else None,
+        )
+    return out
+
+
 def _groups(value: object, path: str) -> dict[str, frozenset[str]]:
     if not isinstance(value, Mapping):
         raise PolicyDocumentError("expected a mapping of group name to members", path=path)
@@ -671,14 +712,15 @@ def parse_policy(data: object, *, path: str = "policy") -> Policy:
         SchemaViolationError: the published JSON Schema rejects the document.
         PolicyDocumentError: anything else malformed or inconsistent (nested deeper than
             :data:`MAX_DEPTH` levels, a version outside 1 to :data:`MAX_VERSION`, unknown
-            group, duplicate rule name, an approval group without enough approver keys).
+            group, duplicate rule name, an approval group without enough approver keys,
+            a fee cap that is not a whole number of wei written as a decimal string).
     """
     check_depth(data, path)
     obj = _object(
         data,
         path,
         ("format", "version", "reference_currency", "rules"),
-        ("description", "approvers", "groups"),
+        ("description", "approvers", "groups", "fee_caps"),
     )
     if obj["format"] != POLICY_FORMAT:
         raise PolicyDocumentError(f"expected format {POLICY_FORMAT!r}", path=f"{path}.format")
@@ -712,6 +754,7 @@ def parse_policy(data: object, *, path: str = "policy") -> Policy:
         description=_text(obj["description"], f"{path}.description")
         if "description" in obj
         else "",
+        fee_caps=_fee_caps(obj["fee_caps"], f"{path}.fee_caps") if "fee_caps" in obj else {},
     )
     _check_schema(data, "policy", path)
     return policy
@@ -961,6 +1004,18 @@ def policy_to_document(policy: Policy) -> dict[str, object]:
     }
     doc["groups"] = {name: sorted(members) for name, members in sorted(policy.groups.items())}
     doc["rules"] = rules
+    # Only a policy with caps carries the field, so a policy without them keeps the
+    # canonical document, and the bundle hash, it had before fee caps existed.
+    if policy.fee_caps:
+        caps: dict[str, object] = {}
+        for network, cap in sorted(policy.fee_caps.items()):
+            entry: dict[str, object] = {}
+            if cap.max_fee_wei is not None:
+                entry["max_fee_wei"] = str(cap.max_fee_wei)
+            if cap.max_priority_fee_per_gas_wei is not None:
+                entry["max_priority_fee_per_gas_wei"] = str(cap.max_priority_fee_per_gas_wei)
+            caps[network] = entry
+        doc["fee_caps"] = caps
     return doc
 
 

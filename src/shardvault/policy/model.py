@@ -248,13 +248,34 @@ class Rule:
     description: str = ""
 
 
+MAX_WEI_DIGITS = 78
+"""The most decimal digits a fee cap in wei may have (2**256 - 1 has 78)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeeCap:
+    """The most an EVM transaction on one network may commit to in fees.
+
+    ``max_fee_wei`` bounds the worst-case fee: the gas limit times the most the sender
+    pays per gas (``max_fee_per_gas`` of a fee-market transaction, ``gas_price`` of a
+    legacy or access-list one). ``max_priority_fee_per_gas_wei`` bounds a fee-market
+    transaction's tip per gas. ``None`` leaves that amount uncapped; a cap names at
+    least one of the two.
+    """
+
+    max_fee_wei: int | None = None
+    max_priority_fee_per_gas_wei: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """A parsed, validated policy document.
 
     ``approvers`` map a member id to the public key that signs its approvals; ``groups``
     map a group name to its member ids (users or API keys; one namespace). A group member
-    without an approver key can initiate but never approve.
+    without an approver key can initiate but never approve. ``fee_caps`` map a network
+    name (as co-signers name it from an EVM chain id) to the :class:`FeeCap` every
+    co-signer enforces there; a network without an entry has no fee cap.
     """
 
     version: int
@@ -263,6 +284,7 @@ class Policy:
     groups: dict[str, frozenset[str]]
     rules: tuple[Rule, ...]
     description: str = ""
+    fee_caps: dict[str, FeeCap] = field(default_factory=dict)
     _groups_by_member: dict[str, frozenset[str]] = field(
         default_factory=dict, compare=False, repr=False
     )

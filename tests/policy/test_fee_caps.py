@@ -1,0 +1,132 @@
+"""Fee caps in the policy document (docs/policy.md "Fee caps"): strict parsing, the
+canonical form, and the bundle hash of a policy without caps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shardvault.policy import (
+    FeeCap,
+    PolicyDocumentError,
+    UnknownFieldError,
+    new_bundle,
+    parse_policy,
+    schema_errors,
+)
+from shardvault.policy.load import policy_to_document
+
+from .test_bundle import ADMINS, BOOK, WORKSPACE, policy_v
+
+BASE: dict[str, Any] = {
+    "format": "shardvault.policy/v1",
+    "version": 1,
+    "reference_currency": "USD",
+    "rules": [{"name": "allow-all", "action": "allow"}],
+}
+
+MAX_WEI = str(2**256 - 1)
+
+
+def with_caps(caps: object) -> dict[str, Any]:
+    return {**BASE, "fee_caps": caps}
+
+
+def test_caps_are_read_per_network() -> None:
+    policy = parse_policy(
+        with_caps(
+            {
+                "ethereum": {
+                    "max_fee_wei": "2100000000000000",
+                    "max_priority_fee_per_gas_wei": "3000000000",
+                },
+                "base": {"max_fee_wei": "0"},
+                "hardhat": {"max_priority_fee_per_gas_wei": MAX_WEI},
+            }
+        )
+    )
+    assert policy.fee_caps == {
+        "ethereum": FeeCap(2_100_000_000_000_000, 3_000_000_000),
+        "base": FeeCap(max_fee_wei=0),
+        "hardhat": FeeCap(max_priority_fee_per_gas_wei=2**256 - 1),
+    }
+
+
+def test_canonical_document_round_trips_and_sorts_networks() -> None:
+    policy = parse_policy(
+        with_caps(
+            {
+                "sepolia": {"max_fee_wei": "5"},
+                "base": {"max_priority_fee_per_gas_wei": "7", "max_fee_wei": "9"},
+            }
+        )
+    )
+    document = policy_to_document(policy)
+    assert list(document["fee_caps"]) == ["base", "sepolia"]  # type: ignore[call-overload]
+    assert document["fee_caps"] == {
+        "base": {"max_fee_wei": "9", "max_priority_fee_per_gas_wei": "7"},
+        "sepolia": {"max_fee_wei": "5"},
+    }
+    assert parse_policy(document) == policy
+    assert schema_errors(document) == []
+
+
+def test_caps_change_the_bundle_hash() -> None:
+    plain = new_bundle(WORKSPACE, policy_v(1), BOOK, ADMINS)
+    capped_policy = parse_policy(
+        {**policy_to_document(policy_v(1)), "fee_caps": {"ethereum": {"max_fee_wei": "1"}}}
+    )
+    capped = new_bundle(WORKSPACE, capped_policy, BOOK, ADMINS)
+    assert capped.hash() != plain.hash()
+
+
+def test_a_policy_without_caps_keeps_its_canonical_form_and_hash() -> None:
+    """The hash pinned here was computed before fee caps existed."""
+    policy = policy_v(1)
+    assert policy.fee_caps == {}
+    assert "fee_caps" not in policy_to_document(policy)
+    bundle = new_bundle(WORKSPACE, policy, BOOK, ADMINS)
+    assert bundle.hash().hex() == (
+        "8a70cb48248c2a26bccb75aa8f986e73e6fe7a36558d4fb5113f88d9f465ffb0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("caps", "path"),
+    [
+        ([], "policy.fee_caps"),
+        ({"ethereum": "1"}, "policy.fee_caps.ethereum"),
+        ({"ethereum": {}}, "policy.fee_caps.ethereum"),
+        ({"": {"max_fee_wei": "1"}}, "policy.fee_caps"),
+        ({"ethereum": {"max_fee_wei": 1}}, "policy.fee_caps.ethereum.max_fee_wei"),
+        ({"ethereum": {"max_fee_wei": "-1"}}, "policy.fee_caps.ethereum.max_fee_wei"),
+        ({"ethereum": {"max_fee_wei": "1.5"}}, "policy.fee_caps.ethereum.max_fee_wei"),
+        ({"ethereum": {"max_fee_wei": "01"}}, "policy.fee_caps.ethereum.max_fee_wei"),
+        ({"ethereum": {"max_fee_wei": "1e18"}}, "policy.fee_caps.ethereum.max_fee_wei"),
+        ({"ethereum": {"max_fee_wei": ""}}, "policy.fee_caps.ethereum.max_fee_wei"),
+        ({"ethereum": {"max_fee_wei": True}}, "policy.fee_caps.ethereum.max_fee_wei"),
+        (
+            {"ethereum": {"max_fee_wei": "1" + "0" * 78}},
+            "policy.fee_caps.ethereum.max_fee_wei",
+        ),
+        (
+            {"ethereum": {"max_priority_fee_per_gas_wei": " 1"}},
+            "policy.fee_caps.ethereum.max_priority_fee_per_gas_wei",
+        ),
+    ],
+)
+def test_malformed_caps_are_refused_with_their_path(caps: object, path: str) -> None:
+    with pytest.raises(PolicyDocumentError) as caught:
+        parse_policy(with_caps(caps))
+    assert caught.value.path == path
+    # The published schema refuses the same documents.
+    assert schema_errors(with_caps(caps))
+
+
+def test_an_unknown_cap_field_is_refused() -> None:
+    caps = {"ethereum": {"max_fee_wei": "1", "max_fee_per_gas_wei": "1"}}
+    with pytest.raises(UnknownFieldError) as caught:
+        parse_policy(with_caps(caps))
+    assert caught.value.path == "policy.fee_caps.ethereum"
+    assert schema_errors(with_caps(caps))
