@@ -87,7 +87,6 @@ def _sign(cluster, transaction_id, tx):
     return cluster.run(body, list(SIGNERS))
 
 
-@pytest.mark.xfail(strict=True, reason="co-signers keep no record of what they signed yet")
 def test_an_approved_transfer_resent_with_another_nonce_is_refused(eth_cluster):
     first = _sign(eth_cluster, "tx-replay-nonce", _transfer(nonce=3))
     assert {r["status"] for r in first.values()} == {"ok"}, first

@@ -36,7 +36,9 @@ class RequestRefused(CosignerError):
     """The co-signer refuses a request after checking it itself (DESIGN.md invariant 3).
 
     ``check`` names what failed (``malformed``, ``digest``, ``payload``, ``policy``,
-    ``key``, ``directory``: a party outside the co-signer directory); ``rule`` is the
+    ``key``, ``directory``: a party outside the co-signer directory; ``replay``: a second
+    signature of a transaction or payload already signed, other than a replacement of
+    the same chain replay key, see :mod:`.signed_record`); ``rule`` is the
     policy rule that decided, when there was one.
     """
 
