@@ -182,8 +182,18 @@ def test_the_same_raw_digest_is_signed_once(eth_cluster):
 
 def test_an_edited_record_refuses_to_start(tmp_path, eth_cluster):
     source = eth_cluster.nodes[1].state
-    lines = (source.data_dir / RECORD_FILE).read_bytes().splitlines()
-    assert len(lines) >= 2
+    record = SignedRecord.open(tmp_path, source.identity.public)
+    for nonce in (3, 4, 5):
+        record.append(
+            source.identity,
+            ids=(WORKSPACE_ID, f"tx-{nonce}"),
+            intent_digest=bytes(32),
+            replay_key=f"ethereum:31337:{eth_cluster.eth_source}:{nonce}",
+            signer_key=bytes(33),
+            payload_digest=bytes([nonce]) * 32,
+            now=1_700_000_000,
+        )
+    lines = (tmp_path / RECORD_FILE).read_bytes().splitlines()
     identity = source.identity.public
 
     def reopen(content):
