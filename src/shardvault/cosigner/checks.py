@@ -138,6 +138,14 @@ class SigningTarget:
     fee: EvmFee | None = None
     """The fees an EVM transaction commits to, checked by :func:`check_fee`; ``None``
     for other chains (their fees are not capped yet)."""
+    replay_key: str | None = None
+    """What the chain lets be spent only once by this transaction (``ethereum:<chain
+    id>:<sender>:<nonce>``, ``solana:<fee payer>:<recent blockhash>``,
+    ``bitcoin:<txid>:<index>,...`` over the sorted outpoints spent); ``None`` for a
+    raw digest, or where the sender is not known."""
+    payload_digest: bytes = b""
+    """The digest of the payload itself (the policy digest before an intent replaced
+    it), which the record of signed transactions keys on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,12 +238,17 @@ def ethereum_target(
         if parsed.value:
             fields["asset"] = {"id": network.native_symbol, "decimals": 18}
             fields["amount"] = str(parsed.value)
-    source = None
-    if key is not None and fields["operation"] == "transfer":
+    source = sender = None
+    if key is not None:
         try:
-            source = ethereum.address_from_public_key(key).checksummed
+            sender = ethereum.address_from_public_key(key).checksummed
         except ChainError:
             raise RequestRefused("key", "the signing key is not a secp256k1 public key") from None
+        if fields["operation"] == "transfer":
+            source = sender
+    # The sender's account nonce on this chain can be spent once: a fee bump or a cancel
+    # reuses it, any other transaction needs another.
+    replay_key = None if sender is None else f"ethereum:{parsed.chain_id}:{sender}:{parsed.nonce}"
     if isinstance(parsed, ethereum.FeeMarketTransaction):
         fee = EvmFee(
             network.name,
@@ -245,7 +258,9 @@ def ethereum_target(
         )
     else:
         fee = EvmFee(network.name, parsed.gas_limit, parsed.gas_price, None)
-    return SigningTarget(digest, _policy_request(fields), source_address=source, fee=fee)
+    return SigningTarget(
+        digest, _policy_request(fields), source_address=source, fee=fee, replay_key=replay_key
+    )
 
 
 def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> SigningTarget:
@@ -304,7 +319,12 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
         fields["destination"] = move["destination"]
         fields["asset"] = {"id": move["mint"], "decimals": move["decimals"]}
         fields["amount"] = move["amount"]
-    return SigningTarget(payload, _policy_request(fields), source_address=str(ours))
+    # A message is valid only with its recent blockhash (no durable-nonce instruction is
+    # accepted above), and its fee payer pays once for it.
+    replay_key = f"solana:{message.account_keys[0]}:{message.recent_blockhash.hex()}"
+    return SigningTarget(
+        payload, _policy_request(fields), source_address=str(ours), replay_key=replay_key
+    )
 
 
 def _bitcoin_network(meta: Mapping[str, object]) -> tuple[str, bitcoin.Network]:
@@ -360,7 +380,19 @@ def bitcoin_target(
     except ChainError as exc:
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
     request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
-    return SigningTarget(sighashes[input_index], request, taproot_merkle_root=b"")
+    return SigningTarget(
+        sighashes[input_index],
+        request,
+        taproot_merkle_root=b"",
+        replay_key=_outpoints_key(tx),
+    )
+
+
+def _outpoints_key(tx: bitcoin.Transaction) -> str:
+    """The replay key of a Bitcoin transaction: the outpoints it spends, sorted (each
+    can be spent once; a replacement spending the same ones has the same key)."""
+    spent = sorted(f"{i.prevout.txid_hex}:{i.prevout.index}" for i in tx.inputs)
+    return "bitcoin:" + ",".join(spent)
 
 
 def _psbt_payment(
@@ -463,7 +495,9 @@ def bitcoin_p2wpkh_target(
     except ChainError as exc:
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
     request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
-    return SigningTarget(sighashes[input_index], request, source_address=source)
+    return SigningTarget(
+        sighashes[input_index], request, source_address=source, replay_key=_outpoints_key(tx)
+    )
 
 
 def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
@@ -588,6 +622,7 @@ def signing_target(
         raise RequestRefused(
             "digest", "the claimed digest is not the digest of the payload (refusing)"
         )
+    target = dataclasses.replace(target, payload_digest=target.request.digest)
     if ids is not None:
         target = _with_intent(target, ids)
     return target

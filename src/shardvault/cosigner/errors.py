@@ -38,7 +38,9 @@ class RequestRefused(CosignerError):
     ``check`` names what failed (``malformed``, ``digest``, ``payload``, ``policy``,
     ``key``, ``directory``: a party outside the co-signer directory; ``fee``: an EVM
     transaction's worst-case fee or priority fee above the policy's fee cap for its
-    network); ``rule`` is the policy rule that decided, when there was one.
+    network; ``replay``: a second signature of a transaction or payload already signed,
+    other than a replacement of the same chain replay key, see :mod:`.signed_record`);
+    ``rule`` is the policy rule that decided, when there was one.
     """
 
     def __init__(self, check: str, reason: str, *, rule: str | None = None) -> None:

@@ -9,9 +9,10 @@ long, send what came out. Requests (JSON objects, see ``docs/cosigner.md``):
   when it ends, and the public key is reported;
 * ``presign``: a CGGMP21 presignature, kept in memory for one later signature;
 * ``sign``: a signature (FROST, or CGGMP21 from a presignature) over what the co-signer
-  recomputed from the payload and allowed under its policy (:mod:`.checks`) and, when a
-  customer callback is configured, only once the customer's service approved it
-  (:mod:`.callback`);
+  recomputed from the payload and allowed under its policy (:mod:`.checks`), never a
+  second one of the same approval (:mod:`.signed_record`, recorded before the session
+  starts) and, when a customer callback is configured, only once the customer's service
+  approved it (:mod:`.callback`);
 * ``abort``: end a session early.
 
 Every request gets one result: ``ok`` (with a signature or a public key), ``refused``
@@ -42,6 +43,7 @@ from shardvault.cosigner.cggmp21 import (
 )
 from shardvault.cosigner.checks import (
     CheckedRequest,
+    SigningTarget,
     check_fee,
     check_policy,
     keygen_request,
@@ -148,6 +150,12 @@ def _parties(body: Mapping[str, object], name: str) -> tuple[int, ...]:
         return tuple(int(p) for p in party_set(ids))
     except CryptoError as exc:
         raise RequestRefused("malformed", f"field {name}: {exc}") from None
+
+
+def _intent_ids(target: SigningTarget) -> tuple[str, str] | None:
+    """The (workspace id, transaction id) a transfer's intent names, if it has one."""
+    intent = target.intent
+    return None if intent is None else (intent.workspace_id, intent.transaction_id)
 
 
 class CosignerNode:
@@ -648,7 +656,10 @@ class CosignerNode:
                 raise RequestRefused("malformed", "signers differ from the presignature's")
             if presignature.key_id != key.key_id:
                 raise RequestRefused("key", "the presignature was made for another key or path")
+            signer_key = key.public_key.to_bytes()
+            self._check_replay(checked, signer_key)
             self._ask_customer(request_id, body, checked)
+            self._record(checked, signer_key)
             del self._presignatures[(vault, key_id, label)]
             driver = ecdsa_signing_driver(
                 key=key,
@@ -661,7 +672,10 @@ class CosignerNode:
                 rng=self._rng,
             )
         else:
+            signer_key = key.public.public_key_bytes
+            self._check_replay(checked, signer_key)
             self._ask_customer(request_id, body, checked)
+            self._record(checked, signer_key)
             driver = signing_driver(
                 key=key,
                 identity=self.state.identity,
@@ -694,6 +708,33 @@ class CosignerNode:
 
         return self._register(
             sid, _Active(request_id, "sign", driver, self._clock() + self._timeout, done)
+        )
+
+    def _check_replay(self, checked: CheckedRequest, signer_key: bytes) -> None:
+        """DESIGN.md invariant 11: one approval, one transaction on chain.
+
+        Raises:
+            RequestRefused: check ``replay`` (:meth:`.SignedRecord.check`).
+        """
+        target = checked.target
+        self.state.record.check(
+            _intent_ids(target), target.replay_key, signer_key, target.payload_digest
+        )
+
+    def _record(self, checked: CheckedRequest, signer_key: bytes) -> None:
+        """Append the signature about to start to the record of signed transactions,
+        flushed to disk before the session's first message (which, for CGGMP21, carries
+        this party's signature share) is returned; a session that then fails still
+        counts as signed (:mod:`.signed_record`)."""
+        target = checked.target
+        self.state.record.append(
+            self.state.identity,
+            ids=_intent_ids(target),
+            intent_digest=None if target.intent is None else target.request.digest,
+            replay_key=target.replay_key,
+            signer_key=signer_key,
+            payload_digest=target.payload_digest,
+            now=int(self._clock()),
         )
 
     def _ask_customer(

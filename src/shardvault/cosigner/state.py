@@ -10,7 +10,11 @@ Layout of ``DATA_DIR``::
                          (``passphrase`` unlock mode only)
     shares/              the custody share store (envelope-encrypted blobs only)
     policy/bundles.json  every policy bundle accepted, oldest first (re-verified at start)
-    history.jsonl        the policy view of every request this co-signer signed
+    history.jsonl        the policy view of every request this co-signer signed (the
+                         velocity limits read it; written when a signature completes)
+    signed.jsonl         the signed, hash-chained record of every signature started,
+                         which refuses a second signature of one approval
+                         (:mod:`.signed_record`; verified at start)
 
 Every file here is created 0600 and every directory 0700; :func:`open_node` refuses a
 ``cosigner.json`` or keyring file that group or others can access, and a configuration
@@ -56,6 +60,7 @@ from shardvault.cosigner.config import (
     write_private_json,
 )
 from shardvault.cosigner.errors import ConfigurationError
+from shardvault.cosigner.signed_record import SignedRecord
 from shardvault.crypto.channel import Directory, PartyIdentity, PublicIdentity
 from shardvault.crypto.errors import CryptoError
 from shardvault.crypto.rng import RandomSource, system_random
@@ -546,6 +551,7 @@ class NodeState:
     directory: Directory
     chain: BundleChain
     history: list[PastTransaction]
+    record: SignedRecord
     callback: CallbackClient | None = None
 
     def __repr__(self) -> str:
@@ -655,8 +661,10 @@ def open_node(
         ConfigurationError: a missing or malformed file; an unsigned configuration of
             an earlier release (the message names ``seal-config``); a configuration
             whose signature does not verify; ``cosigner.json`` or a keyring file that
-            group or others can access; or a stored bundle that no longer verifies
-            against the pinned admin set.
+            group or others can access; a stored bundle that no longer verifies
+            against the pinned admin set; or a record of signed transactions that
+            does not verify (an edited entry, a broken hash chain, a mode other than
+            0600: :meth:`.SignedRecord.open`).
         WrongPassphraseError (custody): the passphrase does not unseal the keyring.
         AttestationError (custody): the release service refused this process's
             attestation (``reason`` names the check, e.g. ``pcr-mismatch``).
@@ -701,10 +709,11 @@ def open_node(
                 raise ConfigurationError(f"{history_path} cannot be read as JSON lines") from None
             except PolicyError as exc:
                 raise ConfigurationError(f"history refused: {exc}") from None
+        record = SignedRecord.open(data_dir, identity.public)
     except BaseException:
         _close_custody(custody)
         raise
     callback = None if settings is None else CallbackClient(settings, identity, workspace)
     return NodeState(
-        data_dir, party, workspace, custody, identity, directory, chain, history, callback
+        data_dir, party, workspace, custody, identity, directory, chain, history, record, callback
     )
