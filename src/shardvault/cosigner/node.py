@@ -53,6 +53,13 @@ from shardvault.cosigner.driver import SessionDriver
 from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.cosigner.link import CoordinatorLink, Item
+from shardvault.cosigner.request_fields import (
+    int_field,
+    list_field,
+    parties_field,
+    session_field,
+    text_field,
+)
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
 from shardvault.crypto.errors import CryptoError, EncodingError, MisuseError, ProtocolAbort
@@ -110,46 +117,6 @@ class Outbox:
 
     def __bool__(self) -> bool:
         return bool(self.envelopes or self.results or self.events)
-
-
-def _str(body: Mapping[str, object], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise RequestRefused("malformed", f"field {name} must be a string")
-    return value
-
-
-def _int(body: Mapping[str, object], name: str) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise RequestRefused("malformed", f"field {name} must be an integer")
-    return value
-
-
-def _list(body: Mapping[str, object], name: str) -> list[object]:
-    value = body.get(name)
-    if not isinstance(value, list):
-        raise RequestRefused("malformed", f"field {name} must be a list")
-    return value
-
-
-def _session(body: Mapping[str, object]) -> SessionId:
-    raw = _str(body, "session_id")
-    try:
-        return session_id(bytes.fromhex(raw))
-    except (ValueError, CryptoError):
-        raise RequestRefused("malformed", "session_id must be 32 bytes of hex") from None
-
-
-def _parties(body: Mapping[str, object], name: str) -> tuple[int, ...]:
-    raw = _list(body, name)
-    ids = [p for p in raw if isinstance(p, int) and not isinstance(p, bool)]
-    if len(ids) != len(raw):
-        raise RequestRefused("malformed", f"field {name} must list party ids")
-    try:
-        return tuple(int(p) for p in party_set(ids))
-    except CryptoError as exc:
-        raise RequestRefused("malformed", f"field {name}: {exc}") from None
 
 
 def _intent_ids(target: SigningTarget) -> tuple[str, str] | None:
@@ -275,7 +242,7 @@ class CosignerNode:
             out.results.append(self._result(request_id, "failed", reason="internal error"))
 
     def _policy(self, request_id: str, body: Mapping[str, object]) -> Result:
-        bundles = _list(body, "bundles")
+        bundles = list_field(body, "bundles")
         try:
             for raw in bundles:
                 self.state.accept_bundle(parse_bundle(raw))
@@ -285,7 +252,7 @@ class CosignerNode:
         return self._result(request_id, "ok", policy_version=None if head is None else head.version)
 
     def _abort(self, request_id: str, body: Mapping[str, object]) -> Result:
-        sid = _session(body)
+        sid = session_field(body)
         active = self._active.get(bytes(sid))
         if active is None:
             raise RequestRefused("malformed", "no such session in progress")
@@ -308,7 +275,7 @@ class CosignerNode:
         return active.driver.start()
 
     def _fresh_session(self, body: Mapping[str, object], name: str = "session_id") -> SessionId:
-        raw = _str(body, name)
+        raw = text_field(body, name)
         try:
             sid = session_id(bytes.fromhex(raw))
         except (ValueError, CryptoError):
@@ -435,17 +402,17 @@ class CosignerNode:
         scheme = body.get("scheme")
         if scheme not in ("eddsa-ed25519", "schnorr-bip340", "ecdsa-secp256k1"):
             raise RequestRefused("malformed", f"unsupported scheme {scheme!r}")
-        parties = _parties(body, "parties")
+        parties = parties_field(body, "parties")
         if self.state.party not in parties:
             raise RequestRefused("malformed", "this co-signer is not a party of the key")
         directory = self._session_directory(parties)
-        min_signers = _int(body, "min_signers")
+        min_signers = int_field(body, "min_signers")
         # With min_signers = 1 every share would be the whole key; refuse before any round.
         try:
             check_thresholds(min_signers, len(parties))
         except MisuseError as exc:
             raise RequestRefused("malformed", f"field min_signers: {exc}") from None
-        vault, key_id = _str(body, "vault"), _str(body, "key_id")
+        vault, key_id = text_field(body, "vault"), text_field(body, "key_id")
         address = self._address(vault, key_id)
         if self.state.custody.store.latest_revision(address):
             raise RequestRefused("key", f"key {key_id!r} of vault {vault!r} already exists")
@@ -581,11 +548,15 @@ class CosignerNode:
         online signature that uses one is checked in full.
         """
         sid = self._fresh_session(body)
-        signers = _parties(body, "signers")
+        signers = parties_field(body, "signers")
         if self.state.party not in signers:
             raise RequestRefused("malformed", "this co-signer is not among the signers")
         directory = self._session_directory(signers)
-        vault, key_id, label = _str(body, "vault"), _str(body, "key_id"), _str(body, "presignature")
+        vault, key_id, label = (
+            text_field(body, "vault"),
+            text_field(body, "key_id"),
+            text_field(body, "presignature"),
+        )
         if (vault, key_id, label) in self._presignatures:
             raise RequestRefused("malformed", f"presignature {label!r} already exists")
         # A presignature is made for the derived key it will sign with.
@@ -611,11 +582,11 @@ class CosignerNode:
 
     def _start_sign(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
         sid = self._fresh_session(body)
-        signers = _parties(body, "signers")
+        signers = parties_field(body, "signers")
         if self.state.party not in signers:
             raise RequestRefused("malformed", "this co-signer is not among the signers")
         directory = self._session_directory(signers)
-        vault, key_id = _str(body, "vault"), _str(body, "key_id")
+        vault, key_id = text_field(body, "vault"), text_field(body, "key_id")
         key = self._load_key(vault, key_id)
         # DESIGN.md invariant 3: recompute from the payload, then ask the signed policy.
         chain_key = key.public.public_key_bytes if isinstance(key, KeyPackage) else None
@@ -648,7 +619,7 @@ class CosignerNode:
         checked = CheckedRequest(target, evaluation)
         if isinstance(key, KeyShare):
             key = derived if derived is not None else self._ecdsa_key(body, vault, key_id, key)
-            label = _str(body, "presignature")
+            label = text_field(body, "presignature")
             presignature = self._presignatures.get((vault, key_id, label))
             if presignature is None:
                 raise RequestRefused("key", f"no presignature {label!r} for this key")
