@@ -19,6 +19,9 @@ from psycopg import sql
 
 from shardvault.store import Database, migrate
 from shardvault.store.models import Base
+from tests.softhsm import softhsm
+
+__all__ = ["softhsm"]  # one SoftHSM2 token per session, for every package's tests
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 """The maintenance database the fixture connects to in order to create and drop others."""

@@ -1,7 +1,8 @@
 """A SoftHSM2 token for the tests (PKCS#11, the interface CloudHSM and other HSMs speak).
 
 ``softhsm`` is a session fixture: a fresh token in a temporary directory named by
-``SOFTHSM2_CONF``, its PIN test-only. Test packages import it from here.
+``SOFTHSM2_CONF``, its PIN test-only. tests/conftest.py registers it once for the
+whole suite: one token, one ``SOFTHSM2_CONF``, whichever package asks first.
 """
 
 from __future__ import annotations

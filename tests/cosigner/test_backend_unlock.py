@@ -41,9 +41,6 @@ from tests.cosigner.support import (
     signed_bundle,
     solana_transfer,
 )
-from tests.softhsm import softhsm
-
-__all__ = ["softhsm"]
 
 PIN_ENV = "SV_TEST_ONLY_HSM_PIN"
 

@@ -29,9 +29,6 @@ from shardvault.custody.backends.pkcs11 import Pkcs11Backend
 from shardvault.custody.secret import SecretBytes
 from tests.custody.netproxy import CuttableProxy
 from tests.custody.stub_kms import StubKmsBackend, StubKmsService
-from tests.softhsm import softhsm
-
-__all__ = ["softhsm"]  # the session fixture, shared with other test packages
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = b"correct horse battery staple"
