@@ -8,21 +8,16 @@ object of the language has a closed set of fields: an unknown field is an
 never ignored. Finally the document is validated against the published JSON Schema
 (``schema.json``, shipped with the package and copied to ``docs/policy.schema.json``).
 
-Input is bounded before anything recurses on it: a document nested deeper than
-:data:`MAX_DEPTH` mappings and lists is refused while YAML is composed, before JSON text
-is decoded (a scan of its brackets), and before document data is read, so a hostile
-document gets a :class:`~shardvault.policy.errors.PolicyDocumentError` rather than
-exhausting the interpreter's stack. A policy ``version`` is 1 to :data:`MAX_VERSION`.
-
-:func:`policy_to_document` and :func:`address_book_to_document` give the canonical
-document of a model, which policy bundles sign.
+Text is read by :mod:`.text` (strict YAML/JSON, bounded depth); this module reads the
+data into the model. A policy ``version`` is 1 to :data:`MAX_VERSION`. The canonical
+documents policy bundles sign are written by :mod:`.document` (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
@@ -30,9 +25,12 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
-import yaml
 
 from shardvault.policy._exact import EXACT
+from shardvault.policy.document import ADDRESS_BOOK_FORMAT as ADDRESS_BOOK_FORMAT
+from shardvault.policy.document import POLICY_FORMAT as POLICY_FORMAT
+from shardvault.policy.document import address_book_to_document as address_book_to_document
+from shardvault.policy.document import policy_to_document as policy_to_document
 from shardvault.policy.errors import (
     ConfigurationKeyError,
     PolicyDocumentError,
@@ -64,14 +62,10 @@ from shardvault.policy.model import (
     When,
     normalize_address,
 )
-
-POLICY_FORMAT = "shardvault.policy/v1"
-"""The ``format`` value of policy documents this module reads."""
-
-ADDRESS_BOOK_FORMAT = "shardvault.address-book/v1"
-"""The ``format`` value of address-book documents this module reads."""
-
-DocumentFormat = Literal["yaml", "json"]
+from shardvault.policy.text import MAX_DEPTH as MAX_DEPTH
+from shardvault.policy.text import DocumentFormat as DocumentFormat
+from shardvault.policy.text import check_depth as check_depth
+from shardvault.policy.text import parse_text as parse_text
 
 _DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -81,178 +75,10 @@ _DECIMAL_TEXT = re.compile(r"[0-9]{1,80}(\.[0-9]{1,80})?")
 _WEI_TEXT = re.compile(rf"0|[1-9][0-9]{{0,{MAX_WEI_DIGITS - 1}}}")
 _MAX_LIMIT_DIGITS = 80
 
-MAX_DEPTH = 64
-"""The deepest nesting of mappings and lists a document may have. A policy needs about
-ten levels; the bound keeps every reader (the YAML composer, the JSON decoder, the
-schema validator) far from the interpreter's recursion limit."""
-
 MAX_VERSION = 2**31 - 1
 """The largest policy version: the database stores versions (of policies, and of the
 policy a transaction or an approval was judged under) in INTEGER columns, which are
 signed 32-bit on PostgreSQL."""
-
-_JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-"""A JSON string (skipped whole, brackets inside it are text) or a bracket."""
-
-
-# --- Reading text -------------------------------------------------------------------
-
-
-class _StrictYamlLoader(yaml.SafeLoader):
-    """A safe YAML loader with YAML 1.2 core-schema scalars, no duplicate keys, no
-    aliases, decimal numbers read exactly, and at most :data:`MAX_DEPTH` levels."""
-
-    collection_depth = 0
-    """How many mappings and lists enclose the node being composed."""
-
-
-_StrictYamlLoader.yaml_implicit_resolvers = {}
-_StrictYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
-_StrictYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-_StrictYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
-)
-_StrictYamlLoader.add_implicit_resolver(
-    "tag:shardvault,2025:decimal",
-    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
-    list("-+.0123456789"),
-)
-
-
-def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
-    text = loader.construct_scalar(node)  # type: ignore[arg-type]
-    return Decimal(str(text))
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
-    return int(str(loader.construct_scalar(node)), 10)  # type: ignore[arg-type]
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[object, object]:
-    if not isinstance(node, yaml.MappingNode):  # pragma: no cover - tag resolution guarantees it
-        raise PolicyDocumentError("expected a mapping")
-    out: dict[object, object] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            raise PolicyDocumentError(
-                f"line {key_node.start_mark.line + 1}: mapping keys are strings"
-            )
-        if key in out:
-            raise PolicyDocumentError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-        out[key] = loader.construct_object(value_node, deep=True)
-    return out
-
-
-def _compose_strictly(self: _StrictYamlLoader, parent: object, index: object) -> yaml.Node | None:
-    """Compose one node, refusing aliases and collections nested deeper than
-    :data:`MAX_DEPTH` (PyYAML's composer recurses once per level)."""
-    if self.check_event(yaml.AliasEvent):
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        raise PolicyDocumentError(f"line {event.start_mark.line + 1}: aliases are not allowed")
-    if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
-        return _compose_node(self, parent, index)  # type: ignore[arg-type]
-    depth = self.collection_depth + 1
-    if depth > MAX_DEPTH:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        raise PolicyDocumentError(
-            f"line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels"
-        )
-    self.collection_depth = depth
-    try:
-        return _compose_node(self, parent, index)  # type: ignore[arg-type]
-    finally:
-        self.collection_depth = depth - 1
-
-
-_compose_node = yaml.SafeLoader.compose_node
-_StrictYamlLoader.compose_node = _compose_strictly  # type: ignore[method-assign,assignment]
-_StrictYamlLoader.add_constructor("tag:shardvault,2025:decimal", _construct_decimal)
-_StrictYamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_StrictYamlLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in pairs:
-        if key in out:
-            raise PolicyDocumentError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _json_constant(name: str) -> object:
-    raise PolicyDocumentError(f"{name} is not a number")
-
-
-def _check_json_depth(text: str) -> None:
-    """Refuse JSON text whose brackets nest deeper than :data:`MAX_DEPTH`, without
-    decoding it (the decoder recurses once per level)."""
-    depth = 0
-    for token in _JSON_STRUCTURE.finditer(text):
-        bracket = token.group()
-        if bracket in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = text.count("\n", 0, token.start()) + 1
-                raise PolicyDocumentError(f"line {line}: nested deeper than {MAX_DEPTH} levels")
-        elif bracket in "]}":
-            depth -= 1
-
-
-def check_depth(data: object, path: str) -> None:
-    """Refuse document data nested deeper than :data:`MAX_DEPTH` mappings and lists
-    (walked without recursion; a cycle counts as too deep).
-
-    Raises:
-        PolicyDocumentError: too deep, naming ``path``.
-    """
-    pending: list[tuple[object, int]] = [(data, 0)]
-    while pending:
-        item, depth = pending.pop()
-        children: Iterable[object]
-        if isinstance(item, Mapping):
-            children = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
-        if depth == MAX_DEPTH:
-            raise PolicyDocumentError(f"nested deeper than {MAX_DEPTH} levels", path=path)
-        pending.extend((child, depth + 1) for child in children)
-
-
-def parse_text(text: str, fmt: DocumentFormat) -> object:
-    """Parse YAML or JSON text into plain data (dicts, lists, strings, ints, Decimals).
-
-    Raises:
-        PolicyDocumentError: the text does not parse, has duplicate keys, nests deeper
-            than :data:`MAX_DEPTH` levels, or (YAML) uses aliases.
-    """
-    if fmt == "json":
-        _check_json_depth(text)
-        try:
-            return json.loads(
-                text,
-                object_pairs_hook=_json_object,
-                parse_float=Decimal,
-                parse_constant=_json_constant,
-            )
-        except json.JSONDecodeError as exc:
-            raise PolicyDocumentError(f"not JSON: {exc.msg} at line {exc.lineno}") from None
-    try:
-        return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise PolicyDocumentError(f"not YAML: {exc}") from None
-    except (ValueError, ArithmeticError) as exc:
-        raise PolicyDocumentError(f"not YAML: {exc}") from None
-
 
 # --- Field readers ------------------------------------------------------------------
 
@@ -875,164 +701,3 @@ def _check_schema(data: object, which: str, path: str) -> None:
 def schema_errors(data: object, which: Literal["policy", "address_book"] = "policy") -> list[str]:
     """Every message the published schema gives for ``data`` (for tests and tooling)."""
     return [f"{where}: {message}" for where, message in _validator(which)(data)]
-
-
-# --- Canonical documents ------------------------------------------------------------
-
-
-def _decimal_text(value: Decimal) -> str:
-    text = format(value.normalize(EXACT), "f")
-    return text
-
-
-def _bounds_doc(bounds: Bounds) -> dict[str, object]:
-    out: dict[str, object] = {}
-    if bounds.over is not None:
-        out["over"] = _decimal_text(bounds.over)
-    if bounds.up_to is not None:
-        out["up_to"] = _decimal_text(bounds.up_to)
-    return out
-
-
-def _clock_text(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def _when_doc(when: When) -> dict[str, object]:
-    out: dict[str, object] = {}
-    if when.initiator is not None:
-        init: dict[str, object] = {}
-        for key, items in (
-            ("users", when.initiator.users),
-            ("api_keys", when.initiator.api_keys),
-            ("groups", when.initiator.groups),
-        ):
-            if items:
-                init[key] = sorted(items)
-        out["initiator"] = init
-    if when.operations is not None:
-        out["operation"] = sorted(op.value for op in when.operations)
-    if when.source is not None:
-        src: dict[str, object] = {}
-        for key, items in (
-            ("vaults", when.source.vaults),
-            ("wallets", when.source.wallets),
-            ("tags", when.source.tags),
-        ):
-            if items:
-                src[key] = sorted(items)
-        out["source"] = src
-    if when.destination is not None:
-        d = when.destination
-        dest: dict[str, object] = {}
-        if d.any_destination:
-            dest["any"] = True
-        if d.all_address_book:
-            dest["address_book"] = "*"
-        elif d.address_book:
-            dest["address_book"] = sorted(d.address_book)
-        if d.whitelists:
-            dest["whitelists"] = sorted(d.whitelists)
-        if d.one_time:
-            dest["one_time"] = True
-        if d.contracts:
-            contracts = []
-            for c in d.contracts:
-                item: dict[str, object] = {"address": c.address}
-                if c.network is not None:
-                    item["network"] = c.network
-                if c.selectors is not None:
-                    item["selectors"] = sorted("0x" + s.hex() for s in c.selectors)
-                contracts.append(item)
-            dest["contracts"] = contracts
-        out["destination"] = dest
-    if when.assets is not None:
-        out["asset"] = sorted(when.assets)
-    if when.networks is not None:
-        out["network"] = sorted(when.networks)
-    if when.amount is not None:
-        out["amount"] = _bounds_doc(when.amount)
-    if when.value is not None:
-        out["value"] = _bounds_doc(when.value)
-    if when.time is not None:
-        t = when.time
-        out["time"] = {
-            "days": [WEEKDAYS[d] for d in sorted(t.days)],
-            "from": _clock_text(t.start_minute),
-            "until": _clock_text(t.end_minute),
-            "timezone": t.timezone,
-        }
-    if when.velocity:
-        out["velocity"] = [
-            {
-                "window": f"{v.window_seconds}s",
-                "per": v.per.value,
-                "measure": v.measure.value,
-                **_bounds_doc(v.bounds),
-            }
-            for v in when.velocity
-        ]
-    return out
-
-
-def policy_to_document(policy: Policy) -> dict[str, object]:
-    """The canonical document of ``policy``: sets sorted, decimals normalized, durations
-    in seconds. :func:`parse_policy` reads it back to an equal policy; bundles sign it."""
-    rules = []
-    for rule in policy.rules:
-        item: dict[str, object] = {"name": rule.name}
-        if rule.description:
-            item["description"] = rule.description
-        item["when"] = _when_doc(rule.when)
-        item["action"] = rule.action.value
-        if rule.approvals is not None:
-            item["approvals"] = {
-                "groups": [{"group": g.group, "count": g.count} for g in rule.approvals.groups],
-                "deadline": f"{rule.approvals.deadline_seconds}s",
-            }
-        rules.append(item)
-    doc: dict[str, object] = {
-        "format": POLICY_FORMAT,
-        "version": policy.version,
-        "reference_currency": policy.reference_currency,
-    }
-    if policy.description:
-        doc["description"] = policy.description
-    doc["approvers"] = {
-        member: {"algorithm": key.algorithm.value, "public_key": key.hex()}
-        for member, key in sorted(policy.approvers.items())
-    }
-    doc["groups"] = {name: sorted(members) for name, members in sorted(policy.groups.items())}
-    doc["rules"] = rules
-    # Only a policy with caps carries the field, so a policy without them keeps the
-    # canonical document, and the bundle hash, it had before fee caps existed.
-    if policy.fee_caps:
-        caps: dict[str, object] = {}
-        for network, cap in sorted(policy.fee_caps.items()):
-            entry: dict[str, object] = {}
-            if cap.max_fee_wei is not None:
-                entry["max_fee_wei"] = str(cap.max_fee_wei)
-            if cap.max_priority_fee_per_gas_wei is not None:
-                entry["max_priority_fee_per_gas_wei"] = str(cap.max_priority_fee_per_gas_wei)
-            caps[network] = entry
-        doc["fee_caps"] = caps
-    return doc
-
-
-def address_book_to_document(book: AddressBook) -> dict[str, object]:
-    """The canonical document of ``book``; bundles sign it."""
-    entries = []
-    for entry in sorted(book.entries, key=lambda e: e.name):
-        item: dict[str, object] = {
-            "name": entry.name,
-            "network": entry.network,
-            "address": entry.address,
-        }
-        if entry.tags:
-            item["tags"] = sorted(entry.tags)
-        entries.append(item)
-    return {
-        "format": ADDRESS_BOOK_FORMAT,
-        "entries": entries,
-        "whitelists": {name: sorted(names) for name, names in sorted(book.whitelists.items())},
-    }
