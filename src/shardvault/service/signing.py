@@ -32,7 +32,12 @@ from typing import Literal, Protocol
 
 from eth_hash.auto import keccak
 
-from shardvault.chains.bitcoin.psbt import input_sighash, parse_psbt
+from shardvault.chains.bitcoin.psbt import (
+    parse_psbt,
+)
+from shardvault.chains.bitcoin.psbt_roles import (
+    input_sighash,
+)
 from shardvault.chains.errors import ChainError
 from shardvault.crypto.bip32 import parse_path
 from shardvault.crypto.paillier import PaillierSecretKey

@@ -26,7 +26,11 @@ from shardvault.chains.bitcoin import (
     taproot_tweak,
 )
 from shardvault.chains.bitcoin.encoding import hash160
-from shardvault.chains.bitcoin.psbt import IN_PARTIAL_SIG, IN_REDEEM_SCRIPT, PsbtRecord
+from shardvault.chains.bitcoin.psbt import (
+    IN_PARTIAL_SIG,
+    IN_REDEEM_SCRIPT,
+    PsbtRecord,
+)
 from shardvault.chains.bitcoin.taproot import SECP256K1_ORDER
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -49,6 +49,8 @@ from shardvault.chains.bitcoin.psbt import (
     IN_REDEEM_SCRIPT,
     IN_TAP_KEY_SIG,
     PsbtRecord,
+)
+from shardvault.chains.bitcoin.psbt_roles import (
     input_is_signed,
 )
 from shardvault.chains.errors import (

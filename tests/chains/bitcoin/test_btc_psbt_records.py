@@ -15,7 +15,10 @@ from coincurve import PublicKeyXOnly
 from shardvault.chains.amounts import Satoshi
 from shardvault.chains.bitcoin import OutPoint, Transaction, TxIn, TxOut, create_psbt, parse_psbt
 from shardvault.chains.bitcoin.encoding import compact_size, hash160, hash256, ripemd160, u32
-from shardvault.chains.bitcoin.psbt import MAGIC, PsbtRecord
+from shardvault.chains.bitcoin.psbt import (
+    MAGIC,
+    PsbtRecord,
+)
 from shardvault.chains.errors import ChainError, DecodeError, InvalidAmountError
 
 from .helpers import make_key

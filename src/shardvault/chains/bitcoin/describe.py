@@ -19,6 +19,8 @@ from shardvault.chains.bitcoin.psbt import (
     MAGIC,
     Psbt,
     decode_psbt_text,
+)
+from shardvault.chains.bitcoin.psbt_roles import (
     extract_transaction,
     input_is_signed,
 )
