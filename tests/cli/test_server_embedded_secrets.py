@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from shardvault.cli.main import cli
 from shardvault.sdk import ApiKeyCredentials, ShardvaultClient
 from shardvault.sdk.custody import sign_bundle
+from tests.cli.process_support import cosigner_pids
 
 WARNING = "development only: one host holds every key share of every workspace;"
 
@@ -57,19 +58,6 @@ def _forms(passphrase: bytes) -> list[bytes]:
             base64.urlsafe_b64encode(value).rstrip(b"="),
         ]
     return forms
-
-
-def _cosigner_pids(home: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"cosigner\0run" in command and str(home).encode() in command:
-                pids.append(int(entry.name))
-    return pids
 
 
 def _process_text(pid: int) -> bytes:
@@ -165,7 +153,7 @@ def test_embedded_cosigners_keep_their_passphrases_from_the_server(
     needles = [form for passphrase in passphrases for form in _forms(passphrase)]
 
     # Neither the server's nor a co-signer's environment or command line.
-    cosigners = _cosigner_pids(home)
+    cosigners = cosigner_pids(home)
     assert len(cosigners) == 3
     for pid in (process.pid, *cosigners):
         seen = _process_text(pid)
@@ -173,7 +161,7 @@ def test_embedded_cosigners_keep_their_passphrases_from_the_server(
 
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
-    assert _cosigner_pids(home) == []
+    assert cosigner_pids(home) == []
 
     # Nothing in the data directory (database, write-ahead log, keys), byte by byte,
     # once the server has stopped and written everything out; nor what it logged.

@@ -27,6 +27,7 @@ from click.testing import CliRunner
 from shardvault.cli.main import cli
 from shardvault.sdk import ApiKeyCredentials, ShardvaultClient
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
+from tests.cli.process_support import cosigner_pids
 from tests.service.pipeline_support import TEST_ONLY_PRIMES, fund
 
 __all__ = ["hardhat_node"]
@@ -60,20 +61,6 @@ def _start_server(data: Path, port: int, signer: str) -> subprocess.Popen[bytes]
                 process.kill()
                 raise
             time.sleep(0.1)
-
-
-def _cosigner_pids(home: Path) -> list[int]:
-    """The running co-signer processes serving directories under ``home``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"cosigner\0run" in command and str(home).encode() in command:
-                pids.append(int(entry.name))
-    return pids
 
 
 def _send(runner: CliRunner, wallet: str, api: list[str]) -> dict[str, object]:
@@ -159,17 +146,17 @@ def test_server_signs_and_sends_a_transfer(
         if signer == "cosigners":
             # The server dies without stopping anything: its co-signers notice and stop
             # (no orphan keeps polling), and a restarted server starts them again.
-            assert len(_cosigner_pids(home)) == 3
+            assert len(cosigner_pids(home)) == 3
             process.kill()
             process.communicate(timeout=30)
             deadline = time.monotonic() + 20
-            while _cosigner_pids(home) and time.monotonic() < deadline:
+            while cosigner_pids(home) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert _cosigner_pids(home) == []
+            assert cosigner_pids(home) == []
             process = _start_server(data, port, signer)
             again = _send(runner, wallet_doc["id"], api)
             assert again["tx_hash"] != tx["tx_hash"]
-            assert len(_cosigner_pids(home)) == 3
+            assert len(cosigner_pids(home)) == 3
     finally:
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)

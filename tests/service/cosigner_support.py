@@ -11,7 +11,8 @@ from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
 from shardvault.crypto.channel import Directory
 from shardvault.custody.secret import SecretBytes
-from tests.cosigner.support import PASSPHRASE, make_nodes
+from shardvault.service.signing import SignRequest
+from tests.cosigner.support import PASSPHRASE, WORKSPACE, make_nodes, metadata
 
 
 class Nodes:
@@ -55,3 +56,20 @@ class Nodes:
             self.stop(party)
         for node in self.nodes.values():
             node.state.close()
+
+
+def solana_request(key, message: bytes, **extra) -> SignRequest:  # type: ignore[no-untyped-def]
+    """A FROST Ed25519 signing request of the test workspace's treasury key (2-of-3)."""
+    return SignRequest(
+        workspace_id=WORKSPACE,
+        vault_id="treasury",
+        backend_key_id=key.backend_key_id,
+        scheme="eddsa-ed25519",
+        path="m",
+        payload_kind="solana_message",
+        payload=message,
+        session="test",
+        metadata=metadata(),
+        min_signers=2,
+        **extra,
+    )

@@ -35,6 +35,7 @@ from tests.cosigner.support import (
     solana_transfer,
 )
 from tests.service.cosigner_support import Nodes
+from tests.service.cosigner_support import solana_request as _solana_request
 from tests.service.pipeline_support import TEST_ONLY_PRIMES
 from tests.waiting import eventually
 
@@ -76,22 +77,6 @@ def ecdsa_key(backend: CosignerBackend) -> object:
         )
     finally:
         mp.undo()
-
-
-def _solana_request(key, message: bytes, **extra) -> SignRequest:  # type: ignore[no-untyped-def]
-    return SignRequest(
-        workspace_id=WORKSPACE,
-        vault_id="treasury",
-        backend_key_id=key.backend_key_id,
-        scheme="eddsa-ed25519",
-        path="m",
-        payload_kind="solana_message",
-        payload=message,
-        session="test",
-        metadata=metadata(),
-        min_signers=2,
-        **extra,
-    )
 
 
 def _ed25519_key(signer: CosignerBackend) -> GeneratedKey:

@@ -34,7 +34,7 @@ from tests.cosigner.support import (
     signed_bundle,
     solana_transfer,
 )
-from tests.service.cosigner_support import Nodes
+from tests.service.cosigner_support import Nodes, solana_request
 from tests.service.pipeline_support import TEST_ONLY_PRIMES
 from tests.waiting import eventually
 
@@ -70,19 +70,7 @@ def _keygen(backend: CosignerBackend, scheme: str):  # type: ignore[no-untyped-d
 
 
 def _solana(key, message: bytes, parties: tuple[int, ...] = ()) -> SignRequest:  # type: ignore[no-untyped-def]
-    return SignRequest(
-        workspace_id=WORKSPACE,
-        vault_id="treasury",
-        backend_key_id=key.backend_key_id,
-        scheme="eddsa-ed25519",
-        path="m",
-        payload_kind="solana_message",
-        payload=message,
-        session="t",
-        metadata=metadata(),
-        min_signers=2,
-        parties=parties,
-    )
+    return solana_request(key, message, parties=parties)
 
 
 def _history(nodes: Nodes) -> dict[int, int]:

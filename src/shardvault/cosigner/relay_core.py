@@ -217,18 +217,6 @@ class RelayCore:
         with self._cond:
             return self._last_contact.get(party)
 
-    def responsive(self, within: float) -> list[int]:
-        """The co-signers with a poll waiting now or a request in the last ``within``
-        seconds: the ones a quorum is chosen from."""
-        now = self._clock()
-        with self._cond:
-            return [
-                party
-                for party in sorted(self._queues)
-                if self._waiting.get(party, 0) > 0
-                or now - self._last_contact.get(party, float("-inf")) <= within
-            ]
-
     def stalled(self, parties: Sequence[int], after: float) -> list[int]:
         """Of ``parties``, those that have not been in touch for ``after`` seconds and
         have no poll waiting: a co-signer that is paused, cut off or gone."""

@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
+from shardvault.policy import PolicyError, parse_cosigner_directory
 
 # The errors callers catch are re-exported here, where they have always been.
 from shardvault.service.cosigner_quorum import (
@@ -84,17 +85,20 @@ _CHAINS = {
 
 
 def _directory_parties(bundle: Mapping[str, object]) -> tuple[int, ...]:
-    """The party ids of a bundle's co-signer directory (empty: it carries none)."""
+    """The party ids of a bundle's co-signer directory (empty: it carries none), read
+    with the policy package's own parser (the bundle was verified when it was activated).
+
+    Raises:
+        SigningError: a stored bundle whose directory does not parse.
+    """
     payload = bundle.get("payload")
     directory = payload.get("cosigners") if isinstance(payload, Mapping) else None
-    members = directory.get("members") if isinstance(directory, Mapping) else None
-    return tuple(
-        sorted(
-            int(m["party"])
-            for m in (members if isinstance(members, list) else [])
-            if isinstance(m, Mapping) and isinstance(m.get("party"), int)
-        )
-    )
+    if directory is None:
+        return ()
+    try:
+        return parse_cosigner_directory(directory).parties
+    except PolicyError as exc:
+        raise SigningError(f"a stored policy bundle's co-signer directory: {exc}") from None
 
 
 def _version(bundle: Mapping[str, object]) -> int:
