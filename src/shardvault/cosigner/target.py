@@ -1,0 +1,121 @@
+"""What a co-signer will sign, and the shared pieces its payload checks are built from.
+
+:class:`SigningTarget` is the outcome of recomputing a request from its payload
+(:mod:`.targets`, :mod:`.targets_bitcoin`); :mod:`.checks` adds the transfer's intent and
+evaluates the signed policy over it; :mod:`.fees` caps what it may pay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shardvault.cosigner.errors import RequestRefused
+from shardvault.policy import PolicyError, TransactionRequest, parse_request
+from shardvault.policy.intent import TransferIntent
+
+SOLANA_DIGEST_DOMAIN = b"shardvault/solana/message-digest/v1\x00"
+"""Prefix hashed with a Solana message to form its policy digest."""
+
+PSBT_DIGEST_DOMAIN = b"shardvault/bitcoin/psbt-digest/v1\x00"
+"""Prefix hashed with every input sighash of a PSBT to form its policy digest."""
+
+KEYGEN_DIGEST_DOMAIN = b"shardvault/cosigner/keygen-digest/v1\x00"
+"""Prefix hashed with a key-generation request to form its policy digest."""
+
+MAX_FUTURE_SKEW = 300
+"""How far (seconds) a request's ``created_at`` may lie ahead of the co-signer's clock."""
+
+METADATA_FIELDS = {
+    "initiator",
+    "source",
+    "created_at",
+    "network",
+    "token_decimals",
+    "transaction_id",
+    "workspace_id",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EvmFee:
+    """What an EVM transaction commits to in fees, read from its payload.
+
+    ``max_fee_wei`` is the worst case the sender can pay: the gas limit times
+    ``max_fee_per_gas`` (fee-market transactions) or ``gas_price`` (legacy and
+    access-list ones). ``priority_fee_per_gas_wei`` is a fee-market transaction's
+    ``max_priority_fee_per_gas``; ``None`` for the others, whose tip is the gas price
+    less a base fee the co-signer cannot know.
+    """
+
+    network: str
+    gas_limit: int
+    fee_per_gas_wei: int
+    priority_fee_per_gas_wei: int | None
+
+    @property
+    def max_fee_wei(self) -> int:
+        """The worst-case fee in wei."""
+        return self.gas_limit * self.fee_per_gas_wei
+
+
+@dataclass(frozen=True, slots=True)
+class SigningTarget:
+    """What the co-signer will sign after its checks: the message bytes (a digest, or a
+    Solana message), and the policy view they were checked as."""
+
+    message: bytes
+    request: TransactionRequest
+    taproot_merkle_root: bytes | None = None
+    source_address: str | None = None
+    """The address the signing key spends from, for a transfer's intent; ``None`` where
+    the co-signer cannot derive it (no key given, or not a transfer)."""
+    intent: TransferIntent | None = None
+    """The intent whose digest approvals were counted over, when there is one."""
+    fee: EvmFee | None = None
+    """The fees an EVM transaction commits to, checked by :func:`check_fee`; ``None``
+    for other chains (their fees are not capped yet)."""
+    replay_key: str | None = None
+    """What the chain lets be spent only once by this transaction (``ethereum:<chain
+    id>:<sender>:<nonce>``, ``solana:<fee payer>:<recent blockhash>``,
+    ``bitcoin:<txid>:<index>,...`` over the sorted outpoints spent); ``None`` for a
+    raw digest, or where the sender is not known."""
+    payload_digest: bytes = b""
+    """The digest of the payload itself (the policy digest before an intent replaced
+    it), which the record of signed transactions keys on."""
+
+
+def hex_field(value: object, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise RequestRefused("malformed", f"field {field} must be a hex string")
+    text = value[2:] if value.startswith("0x") else value
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise RequestRefused("malformed", f"field {field} is not hex") from None
+
+
+def metadata_fields(raw: object) -> dict[str, object]:
+    if not isinstance(raw, Mapping):
+        raise RequestRefused("malformed", "field metadata must be an object")
+    unknown = sorted(set(raw) - METADATA_FIELDS)
+    if unknown:
+        # Destination, amount and asset come from the payload, never from the coordinator.
+        raise RequestRefused("malformed", f"metadata may not carry {unknown}")
+    return dict(raw)
+
+
+def policy_request(fields: dict[str, object]) -> TransactionRequest:
+    try:
+        return parse_request(fields)
+    except PolicyError as exc:
+        raise RequestRefused("payload", f"cannot form the policy request: {exc}") from None
+
+
+def base_fields(meta: Mapping[str, object], digest: bytes, operation: str) -> dict[str, object]:
+    fields: dict[str, object] = {"digest": digest.hex(), "operation": operation}
+    for name in ("initiator", "source", "created_at"):
+        if name not in meta:
+            raise RequestRefused("malformed", f"metadata.{name} is required")
+        fields[name] = meta[name]
+    return fields

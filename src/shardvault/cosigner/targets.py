@@ -1,0 +1,177 @@
+"""Ethereum, Solana, raw-digest and key-generation requests, recomputed from the payload.
+
+Each function parses what the coordinator sent with :mod:`shardvault.chains` and returns the
+:class:`~.target.SigningTarget`: the bytes to sign and the policy's view of them, formed
+from the payload; Bitcoin PSBTs are in :mod:`.targets_bitcoin`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from shardvault.chains import ethereum, solana
+from shardvault.chains.errors import ChainError
+from shardvault.cosigner.errors import RequestRefused
+from shardvault.cosigner.target import (
+    KEYGEN_DIGEST_DOMAIN,
+    SOLANA_DIGEST_DOMAIN,
+    EvmFee,
+    SigningTarget,
+    base_fields,
+    metadata_fields,
+    policy_request,
+)
+from shardvault.policy import TransactionRequest
+
+
+def ethereum_target(
+    payload: bytes, meta: Mapping[str, object], key: bytes | None = None
+) -> SigningTarget:
+    """Recompute an Ethereum transaction's signing hash and the policy view.
+
+    ``key`` is the secp256k1 public key the co-signer will sign with (already derived
+    along the request's path); a transfer's source address is derived from it.
+
+    Raises:
+        RequestRefused: the payload is not an unsigned transaction, the key is not a
+            secp256k1 point, or the policy view cannot be formed.
+    """
+    try:
+        parsed = ethereum.parse_transaction(payload)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"not an Ethereum transaction: {exc}") from None
+    if isinstance(parsed, ethereum.SignedTransaction):
+        raise RequestRefused("payload", "the transaction is already signed")
+    digest = ethereum.signing_hash(parsed)
+    summary = ethereum.summarize(parsed)
+    network = ethereum.KNOWN_NETWORKS.get(parsed.chain_id) if parsed.chain_id else None
+    if network is None:
+        raise RequestRefused("payload", f"chain id {parsed.chain_id} is not a known network")
+    fields = base_fields(meta, digest, "transfer")
+    fields["network"] = network.name
+    if summary.kind == "native_transfer":
+        fields["destination"] = str(summary.recipient)
+        fields["asset"] = {"id": network.native_symbol, "decimals": 18}
+        fields["amount"] = str(summary.amount)
+    elif summary.kind == "token_transfer" and summary.asset != "native":
+        decimals = meta.get("token_decimals")
+        if not isinstance(decimals, int) or isinstance(decimals, bool):
+            raise RequestRefused("malformed", "metadata.token_decimals is required for tokens")
+        fields["destination"] = str(summary.recipient)
+        fields["asset"] = {"id": str(summary.asset), "decimals": decimals}
+        fields["amount"] = str(summary.amount)
+    else:
+        fields["operation"] = "contract_call"
+        if parsed.to is None:
+            raise RequestRefused("payload", "contract creation is not supported")
+        fields["destination"] = str(parsed.to)
+        if parsed.data[:4] and len(parsed.data) >= 4:
+            fields["contract"] = {"selector": "0x" + parsed.data[:4].hex()}
+        if parsed.value:
+            fields["asset"] = {"id": network.native_symbol, "decimals": 18}
+            fields["amount"] = str(parsed.value)
+    source = sender = None
+    if key is not None:
+        try:
+            sender = ethereum.address_from_public_key(key).checksummed
+        except ChainError:
+            raise RequestRefused("key", "the signing key is not a secp256k1 public key") from None
+        if fields["operation"] == "transfer":
+            source = sender
+    # The sender's account nonce on this chain can be spent once: a fee bump or a cancel
+    # reuses it, any other transaction needs another.
+    replay_key = None if sender is None else f"ethereum:{parsed.chain_id}:{sender}:{parsed.nonce}"
+    if isinstance(parsed, ethereum.FeeMarketTransaction):
+        fee = EvmFee(
+            network.name,
+            parsed.gas_limit,
+            parsed.max_fee_per_gas,
+            parsed.max_priority_fee_per_gas,
+        )
+    else:
+        fee = EvmFee(network.name, parsed.gas_limit, parsed.gas_price, None)
+    return SigningTarget(
+        digest, policy_request(fields), source_address=source, fee=fee, replay_key=replay_key
+    )
+
+
+def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> SigningTarget:
+    """Check a Solana message that ``key`` must sign and form its policy view.
+
+    Only single transfers are understood (a System Program transfer, or an SPL Token
+    ``TransferChecked``, optionally after creating the recipient's token account);
+    anything else is refused rather than guessed at.
+
+    Raises:
+        RequestRefused: not a message, our key is not a signer, or not a transfer from it.
+    """
+    try:
+        message = solana.parse_message(payload)
+        described = solana.describe_message(message)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"not a Solana message: {exc}") from None
+    ours = solana.Pubkey(key)
+    signers = message.account_keys[: message.header.num_required_signatures]
+    if ours not in signers:
+        raise RequestRefused("payload", "the vault key is not a signer of this message")
+    instructions = described["instructions"]
+    assert isinstance(instructions, list)
+    decoded = [i["decoded"] for i in instructions if isinstance(i, dict)]
+    moves = [
+        d
+        for d in decoded
+        if isinstance(d, dict) and d.get("type") in ("system_transfer", "token_transfer_checked")
+    ]
+    others = [
+        d
+        for d in decoded
+        if isinstance(d, dict)
+        and d.get("type")
+        not in (
+            "system_transfer",
+            "token_transfer_checked",
+            "create_associated_token_account_idempotent",
+        )
+    ]
+    if len(moves) != 1 or others:
+        raise RequestRefused("payload", "only a single Solana transfer can be checked")
+    move = moves[0]
+    digest = hashlib.sha256(SOLANA_DIGEST_DOMAIN + payload).digest()
+    fields = base_fields(meta, digest, "transfer")
+    fields["network"] = meta.get("network", "solana")
+    if move["type"] == "system_transfer":
+        if move["from"] != str(ours):
+            raise RequestRefused("payload", "the transfer does not spend from the vault key")
+        fields["destination"] = move["to"]
+        fields["asset"] = {"id": "SOL", "decimals": 9}
+        fields["amount"] = move["lamports"]
+    else:
+        if move["owner"] != str(ours):
+            raise RequestRefused("payload", "the token transfer is not from the vault key")
+        fields["destination"] = move["destination"]
+        fields["asset"] = {"id": move["mint"], "decimals": move["decimals"]}
+        fields["amount"] = move["amount"]
+    # A message is valid only with its recent blockhash (no durable-nonce instruction is
+    # accepted above), and its fee payer pays once for it.
+    replay_key = f"solana:{message.account_keys[0]}:{message.recent_blockhash.hex()}"
+    return SigningTarget(
+        payload, policy_request(fields), source_address=str(ours), replay_key=replay_key
+    )
+
+
+def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
+    """A raw 32-byte digest: allowed only where a policy rule names raw-digest signing.
+
+    Raises:
+        RequestRefused: not 32 bytes.
+    """
+    if len(payload) != 32:
+        raise RequestRefused("payload", "a raw digest must be 32 bytes")
+    return SigningTarget(payload, policy_request(base_fields(meta, payload, "raw_digest_signing")))
+
+
+def keygen_request(meta: Mapping[str, object], request_bytes: bytes) -> TransactionRequest:
+    """The policy view of a key generation (its digest is a hash of the request)."""
+    digest = hashlib.sha256(KEYGEN_DIGEST_DOMAIN + request_bytes).digest()
+    return policy_request(base_fields(metadata_fields(meta), digest, "key_generation"))
