@@ -14,6 +14,12 @@ import coincurve
 import httpx
 
 from shardvault.crypto.channel import PartyIdentity
+from shardvault.policy.address_attestation import (
+    AddressStatement,
+    make_statement,
+    parse_encoding,
+    sign_statement,
+)
 from shardvault.sdk import ApiKeyCredentials, ShardvaultClient, generate_key_pair
 
 WORKSPACE = "ws-acme"
@@ -24,28 +30,27 @@ PATH = "m/44/60/1/0/0"
 KEY_ID = "ecdsa-secp256k1-0001"
 
 
-def _label(text: str) -> bytes:
+def label(text: str) -> bytes:
+    """TEST-ONLY 32 bytes named by ``text``."""
     return hashlib.sha256(f"TEST-ONLY {text}".encode()).digest()
 
 
-def identity(party: int, label: str = "cosigner") -> PartyIdentity:
-    """A TEST-ONLY co-signer identity (``label`` tells the honest from the server's)."""
-    return PartyIdentity(party, _label(f"{label}-{party}-sign"), _label(f"{label}-{party}-box"))
+def identity(party: int, name: str = "cosigner") -> PartyIdentity:
+    """A TEST-ONLY co-signer identity (``name`` tells the honest from the server's)."""
+    return PartyIdentity(party, label(f"{name}-{party}-sign"), label(f"{name}-{party}-box"))
 
 
 COSIGNERS = {p: identity(p) for p in (1, 2, 3)}
 SERVER_OWN = {p: identity(p, "server") for p in (1, 2, 3, 4)}
 FINGERPRINTS = {p: i.public.fingerprint() for p, i in COSIGNERS.items()}
-ROOT = coincurve.PrivateKey(_label("vault root")).public_key.format()
-CHAIN_CODE = _label("vault chain code")
-SERVERS_KEY = coincurve.PrivateKey(_label("the server's own key")).public_key.format()
+ROOT = coincurve.PrivateKey(label("vault root")).public_key.format()
+CHAIN_CODE = label("vault chain code")
+SERVERS_KEY = coincurve.PrivateKey(label("the server's own key")).public_key.format()
 
 
-def statement(party: int, **changes: Any) -> Any:
+def statement(party: int = 1, **changes: Any) -> AddressStatement:
     """The statement co-signer ``party`` makes for the wallet's address (``changes``
     alter what it is made from: ``vault``, ``path``, ``root_public_key``...)."""
-    from shardvault.policy.address_attestation import make_statement, parse_encoding
-
     fields: dict[str, Any] = {
         "workspace": WORKSPACE,
         "party": party,
@@ -69,8 +74,6 @@ def attestations(
     **changes: Any,
 ) -> list[dict[str, Any]]:
     """Signed attestations of ``parties`` (transport form)."""
-    from shardvault.policy.address_attestation import sign_statement
-
     return [sign_statement(identities[p], statement(p, **changes)).to_json() for p in parties]
 
 
@@ -117,6 +120,8 @@ class AddressStub:
         path = request.url.path
         if request.method == "GET" and path == f"/v1/wallets/{WALLET}":
             return httpx.Response(200, json=self.wallet())
+        if request.method == "POST" and path == "/v1/wallets":
+            return httpx.Response(201, json=self.wallet())
         if request.method == "POST" and path == f"/v1/wallets/{WALLET}/addresses":
             view = self.fresh.pop(0)
             self.views.append(view)

@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import CryptoError as NaclCryptoError
@@ -36,6 +37,8 @@ from nacl.signing import VerifyKey
 
 from shardvault.cosigner.errors import ConfigurationError
 from shardvault.crypto.channel import PartyIdentity, PublicIdentity
+
+T = TypeVar("T")
 
 CONFIG_FORMAT = "shardvault.cosigner/v2"
 """The ``format`` value of a signed ``cosigner.json``."""
@@ -112,6 +115,52 @@ def append_private_line(path: Path, line: str) -> None:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+LineParser = Callable[[object, str], tuple[T, Mapping[str, object], bytes]]
+"""Parses one line's JSON document (and names it by ``where`` in its errors) into the
+item, the fields its signature covers, and the signature."""
+
+
+def signed_lines(
+    path: Path, identity: PublicIdentity, domain: bytes, parse: LineParser[T], what: str
+) -> Iterator[tuple[str, bytes, T]]:
+    """Each line of a signed JSON-lines file (the record of signatures, the public key
+    records) as ``(where, line, item)``, once it is JSON, parses, is in canonical form
+    (sorted keys, no spaces, ASCII) and its signature over ``domain`` || the canonical
+    JSON of its signed fields verifies under ``identity``.
+
+    Raises:
+        ConfigurationError: a file group or others can access, or a line that fails one
+            of those checks, naming the line (``what`` names the file in the message).
+    """
+    check_private_file(path)
+    verify = VerifyKey(identity.signing_key)
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise ConfigurationError(f"{path} cannot be read: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        where = f"{path} line {number}"
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            raise ConfigurationError(f"{where}: not JSON (the {what} was changed)") from None
+        item, body, signature = parse(raw, where)
+        if _canonical_line(raw) != line:
+            raise ConfigurationError(f"{where}: not in canonical form (the {what} was changed)")
+        try:
+            verify.verify(domain + _canonical_line(body), signature)
+        except (BadSignatureError, NaclCryptoError, ValueError):
+            raise ConfigurationError(
+                f"{where}: signature does not verify (the {what} was changed)"
+            ) from None
+        yield where, line, item
+
+
+def _canonical_line(document: object) -> bytes:
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii")
 
 
 def check_private_file(path: Path) -> None:

@@ -13,7 +13,9 @@ long, send what came out. Requests (JSON objects, see ``docs/cosigner.md``):
   second one of the same approval (:mod:`.signed_record`, recorded before the session
   starts) and, when a customer callback is configured, only once the customer's service
   approved it (:mod:`.callback`);
-* ``abort``: end a session early.
+* ``abort``: end a session early;
+* ``attest_address``: the address of a key at a path, derived and signed by this node
+  from the key's public part only (:mod:`.attest`), answered without a session.
 
 Every request gets one result: ``ok`` (with a signature or a public key), ``refused``
 (the check and, for the policy, the deciding rule) or ``failed`` (an aborted session,
@@ -35,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shardvault.cosigner.attest import Attester
 from shardvault.cosigner.cggmp21 import (
     aux_info_driver,
     ecdsa_signing_driver,
@@ -153,6 +156,7 @@ class CosignerNode:
         self._active: dict[bytes, _Active] = {}
         # Presignatures live in memory only: lost on restart, so never used twice.
         self._presignatures: dict[tuple[str, str, str], Presignature] = {}
+        self._attester = Attester(state, self._load_key)
 
     def __repr__(self) -> str:
         return f"CosignerNode(party={self.state.party}, <redacted>)"
@@ -218,6 +222,9 @@ class CosignerNode:
                 out.envelopes.extend(self._start_presign(request_id, body))
             elif kind == "abort":
                 out.results.append(self._abort(request_id, body))
+            elif kind == "attest_address":
+                attestation = self._attester.attest(body, self._clock())
+                out.results.append(self._result(request_id, "ok", attestation=attestation))
             else:
                 raise RequestRefused("malformed", f"unknown request kind {kind!r}")
         except RequestRefused as exc:
@@ -330,9 +337,12 @@ class CosignerNode:
         except ValueError as exc:
             raise RequestRefused("malformed", str(exc)) from None
 
-    def _store_key(self, address: ShareAddress, tag: bytes, encoded: bytes) -> None:
-        with SecretBytes(tag + encoded) as plaintext:
+    def _store_key(self, address: ShareAddress, key: KeyPackage | KeyShare) -> None:
+        tag = _FROST_KEY if isinstance(key, KeyPackage) else _CGGMP21_KEY
+        with SecretBytes(tag + key.to_bytes()) as plaintext:
             self.state.custody.store_share(ShareSlot(address, 1), plaintext, 0)
+        # The public part, signed, for address attestations (:mod:`.public_keys`).
+        self.state.public_keys.remember(self.state.identity, address.vault, address.key_id, key)
 
     def _load_key(self, vault: str, key_id: str) -> KeyPackage | KeyShare:
         address = self._address(vault, key_id)
@@ -342,16 +352,20 @@ class CosignerNode:
         except RecordNotFoundError:
             raise RequestRefused("key", f"no share of key {key_id!r} in vault {vault!r}") from None
         try:
+            key: KeyPackage | KeyShare
             if plaintext.startswith(_FROST_KEY):
-                return KeyPackage.from_bytes(plaintext[len(_FROST_KEY) :])
-            if plaintext.startswith(_CGGMP21_KEY):
+                key = KeyPackage.from_bytes(plaintext[len(_FROST_KEY) :])
+            elif plaintext.startswith(_CGGMP21_KEY):
                 # The custody envelope (AEAD) authenticates the share this node sealed
                 # after its Paillier primes passed the safe-prime tests; re-running them
                 # cost ~40 ms on every signature.
-                return KeyShare.from_bytes(plaintext[len(_CGGMP21_KEY) :], recheck_primality=False)
+                key = KeyShare.from_bytes(plaintext[len(_CGGMP21_KEY) :], recheck_primality=False)
+            else:
+                raise RequestRefused("key", f"stored share of {key_id!r} has an unknown kind")
         except EncodingError as exc:
             raise RequestRefused("key", f"stored share of {key_id!r} is unreadable") from exc
-        raise RequestRefused("key", f"stored share of {key_id!r} has an unknown kind")
+        self.state.public_keys.remember(self.state.identity, vault, key_id, key)
+        return key
 
     def _ecdsa_key(
         self,
@@ -448,7 +462,7 @@ class CosignerNode:
 
         def done(result: object) -> Result:
             assert isinstance(result, KeyPackage)
-            self._store_key(address, _FROST_KEY, result.to_bytes())
+            self._store_key(address, result)
             public = result.public
             log.info("key generated", extra={"request_id": request_id, "key_id": key_id})
             return self._result(
@@ -514,7 +528,7 @@ class CosignerNode:
             if not isinstance(aux, AuxInfo) or not isinstance(output, KeygenOutput):
                 return None
             share = output.with_aux(aux)
-            self._store_key(address, _CGGMP21_KEY, share.to_bytes())
+            self._store_key(address, share)
             log.info("key generated", extra={"request_id": request_id, "key_id": address.key_id})
             return self._result(
                 request_id,

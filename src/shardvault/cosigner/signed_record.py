@@ -48,11 +48,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nacl.exceptions import BadSignatureError
-from nacl.exceptions import CryptoError as NaclCryptoError
-from nacl.signing import VerifyKey
-
-from shardvault.cosigner.config import append_private_line, check_private_file
+from shardvault.cosigner.config import append_private_line, signed_lines
 from shardvault.cosigner.errors import ConfigurationError, RequestRefused
 from shardvault.crypto.channel import PartyIdentity, PublicIdentity
 
@@ -129,6 +125,11 @@ def _entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
     return entry, signature
 
 
+def _signed(raw: object, where: str) -> tuple[SignedEntry, Mapping[str, object], bytes]:
+    entry, signature = _entry(raw, where)
+    return entry, entry.body(), signature
+
+
 class SignedRecord:
     """The hash-chained record of what this co-signer signed, held in memory and
     appended to ``signed.jsonl``.
@@ -158,29 +159,9 @@ class SignedRecord:
         path = Path(data_dir) / RECORD_FILE
         if not path.exists():
             return cls(path, [], GENESIS)
-        check_private_file(path)
-        verify = VerifyKey(identity.signing_key)
         entries: list[SignedEntry] = []
         head = GENESIS
-        try:
-            lines = path.read_bytes().splitlines()
-        except OSError as exc:
-            raise ConfigurationError(f"{path} cannot be read: {exc}") from None
-        for number, line in enumerate(lines, start=1):
-            where = f"{path} line {number}"
-            try:
-                raw = json.loads(line)
-            except ValueError:
-                raise ConfigurationError(f"{where}: not JSON (the record was changed)") from None
-            entry, signature = _entry(raw, where)
-            if _canonical(raw) != line:
-                raise ConfigurationError(f"{where}: not in canonical form (the record was changed)")
-            try:
-                verify.verify(RECORD_DOMAIN + _canonical(entry.body()), signature)
-            except (BadSignatureError, NaclCryptoError, ValueError):
-                raise ConfigurationError(
-                    f"{where}: signature does not verify (the record was changed)"
-                ) from None
+        for where, line, entry in signed_lines(path, identity, RECORD_DOMAIN, _signed, "record"):
             if entry.previous != head.hex():
                 raise ConfigurationError(
                     f"{where}: does not follow the entry before it (the record was changed)"

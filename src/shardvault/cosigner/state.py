@@ -15,6 +15,9 @@ Layout of ``DATA_DIR``::
     signed.jsonl         the signed, hash-chained record of every signature started,
                          which refuses a second signature of one approval
                          (:mod:`.signed_record`; verified at start)
+    public_keys.jsonl    the public part of every key held (root key, chain code,
+                         thresholds), signed; what address attestations derive from
+                         (:mod:`.public_keys`; verified at start)
 
 Every file here is created 0600 and every directory 0700; :func:`open_node` refuses a
 ``cosigner.json`` or keyring file that group or others can access, and a configuration
@@ -60,6 +63,7 @@ from shardvault.cosigner.config import (
     write_private_json,
 )
 from shardvault.cosigner.errors import ConfigurationError
+from shardvault.cosigner.public_keys import PublicKeys
 from shardvault.cosigner.signed_record import SignedRecord
 from shardvault.crypto.channel import Directory, PartyIdentity, PublicIdentity
 from shardvault.crypto.errors import CryptoError
@@ -552,6 +556,7 @@ class NodeState:
     chain: BundleChain
     history: list[PastTransaction]
     record: SignedRecord
+    public_keys: PublicKeys
     callback: CallbackClient | None = None
 
     def __repr__(self) -> str:
@@ -710,10 +715,21 @@ def open_node(
             except PolicyError as exc:
                 raise ConfigurationError(f"history refused: {exc}") from None
         record = SignedRecord.open(data_dir, identity.public)
+        public_keys = PublicKeys.open(data_dir, identity.public)
     except BaseException:
         _close_custody(custody)
         raise
     callback = None if settings is None else CallbackClient(settings, identity, workspace)
     return NodeState(
-        data_dir, party, workspace, custody, identity, directory, chain, history, record, callback
+        data_dir,
+        party,
+        workspace,
+        custody,
+        identity,
+        directory,
+        chain,
+        history,
+        record,
+        public_keys,
+        callback,
     )
