@@ -159,3 +159,12 @@ def run_mutation(platform: Platform, change: Mutation, operation: Operation) -> 
         media_type="application/json",
         headers={"Idempotent-Replayed": "true" if stored.replayed else "false"},
     )
+
+
+def already_answered(platform: Platform, change: Mutation) -> bool:
+    """Whether ``change``'s Idempotency-Key already has a stored answer (a retry): a
+    route that does slow work before its change is written skips that work then, and
+    :func:`run_mutation` answers what was stored."""
+    with platform.unit_of_work(read_only=True) as uow:
+        workspace = uow.idempotency(change.principal.workspace_id)
+        return workspace.get(change.idempotency_key or "") is not None

@@ -127,14 +127,64 @@ class WalletIn(_In):
     asset: str = Field(min_length=1, max_length=32)
 
 
+class AttestationIdentityOut(_Out):
+    """A co-signer's public identity (Ed25519 signing key, X25519 key, their binding)."""
+
+    signing_key: str
+    encryption_key: str
+    binding: str
+
+
+class AddressStatementOut(_Out):
+    """What one co-signer signed: the address of the key at the path, as it derived it
+    (docs/cosigner.md, "Attested addresses")."""
+
+    format: str
+    workspace: str
+    party: int
+    vault: str
+    key_id: str
+    scheme: str
+    root_public_key: str
+    chain_code: str
+    min_signers: int
+    max_signers: int
+    path: str
+    public_key: str
+    encoding: str
+    address: str
+
+
+class AttestationOut(_Out):
+    """One co-signer's signed attestation: verify ``signature`` over
+    ``"shardvault/cosigner/address-attestation/v1\\0" || canonical JSON of statement``
+    under ``identity.signing_key``, after checking the identity's fingerprint against
+    the one pinned for ``party``."""
+
+    party: int
+    fingerprint: str
+    identity: AttestationIdentityOut
+    statement: AddressStatementOut
+    signature: str
+
+
 class AddressOut(_Out):
     id: str
     wallet_id: str
+    vault_id: str
     index: int
     path: str
+    scheme: str
     address: str
     public_key: str
     created_at: datetime
+    attestations: list[AttestationOut] = Field(
+        description="What the co-signers signed about this address; count them against "
+        "the co-signers you pinned, not the server's word (the SDK's verified_address)."
+    )
+    attested: bool = Field(
+        description="The server's own count: at least min_signers co-signers attested."
+    )
 
 
 class WalletOut(_Out):

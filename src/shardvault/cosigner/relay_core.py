@@ -186,6 +186,13 @@ class RelayCore:
         """The co-signers this relay serves."""
         return tuple(sorted(self._queues))
 
+    @property
+    def directory(self) -> Directory:
+        """The identities of the co-signers this relay serves (whose requests it
+        authenticates)."""
+        with self._cond:
+            return self._directory
+
     def set_directory(self, directory: Directory) -> None:
         """Serve the co-signers of ``directory`` from now on (pairing changed): new ones
         get a queue, the polls and queue of one no longer listed end."""

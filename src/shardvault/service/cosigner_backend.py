@@ -26,7 +26,9 @@ do"):
 * a quorum is chosen among the co-signers that answer, and one that goes silent
   mid-session is replaced by another quorum (:mod:`.cosigner_quorum`);
 * a key spans the co-signers of the directory the active policy's admin quorum signed
-  (every co-signer of the relay when it carries none).
+  (every co-signer of the relay when it carries none);
+* an address is attested by every co-signer of its key that answers within
+  ``attest_timeout`` (:mod:`.address_attestations`).
 
 ``relays`` maps a workspace id to its relay (the embedded co-signers of
 :mod:`shardvault.service.embedded_cosigners`, or a relay that remote co-signers connect
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.policy import PolicyError, parse_cosigner_directory
+from shardvault.service.address_attestations import AttestationRequest, collect_attestations
 
 # The errors callers catch are re-exported here, where they have always been.
 from shardvault.service.cosigner_quorum import (
@@ -162,6 +165,7 @@ class CosignerBackend:
         stall_after: float = 15.0,
         failover_attempts: int = 3,
         parties: int | None = 3,
+        attest_timeout: float = 10.0,
     ) -> None:
         if not 0 <= presignature_pool <= 10_000:
             raise ValueError("presignature_pool must be between 0 and 10000")
@@ -176,6 +180,7 @@ class CosignerBackend:
         self._keygen_timeout = keygen_timeout
         self._sign_timeout = sign_timeout
         self._presign_timeout = presign_timeout
+        self._attest_timeout = attest_timeout
         self._pool_size = presignature_pool
         self._idle = idle_before_presign
         self._clock = clock
@@ -598,6 +603,17 @@ class CosignerBackend:
         if len(signatures) != 1:
             raise CosignerRefused("co-signers returned different signatures")
         return bytes.fromhex(str(signatures.pop()))
+
+    # --- Addresses ------------------------------------------------------------------
+
+    def attest_address(self, request: AttestationRequest) -> list[dict[str, object]]:
+        """The attestations of ``request``'s address by the key's co-signers that answer
+        (:func:`.address_attestations.collect_attestations`). Raises SigningError (no
+        relay for the workspace)."""
+        relay = self._relay(request.workspace_id)
+        return collect_attestations(
+            relay, request, stall_after=self._quorums.stall_after, timeout=self._attest_timeout
+        )
 
     # --- Presignatures --------------------------------------------------------------
 

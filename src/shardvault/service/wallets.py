@@ -12,29 +12,37 @@ show the same addresses.
 - Bitcoin: the P2WPKH address (BIP84 style, bech32) of the derived key.
 - Solana: the Ed25519 group key itself at ``m``; derivation for Ed25519 FROST keys is not
   implemented, so a Solana wallet has exactly one address.
+
+Derivation and encoding are :mod:`shardvault.policy.address_attestation`'s, the code
+co-signers run when they attest an address; each address is shown with the attestations
+the co-signers signed (:mod:`.address_attestations`), for clients to verify.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import base58
-
 from shardvault.chains.bitcoin.address import Network as BitcoinNetwork
-from shardvault.chains.bitcoin.address import encode_segwit_address
 from shardvault.chains.errors import ChainError
-from shardvault.chains.ethereum import address_from_public_key
-from shardvault.crypto.bip32 import derive_path, parse_path
-from shardvault.crypto.errors import CryptoError
-from shardvault.crypto.group import SECP256K1
+from shardvault.crypto.channel import PublicIdentity
+from shardvault.policy.address_attestation import (
+    AddressEncoding,
+    DerivationError,
+    bitcoin_encoding_network,
+    derive_public_key,
+    parse_encoding,
+)
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.vaults import SCHEME_OF_NETWORK
+from shardvault.store.models_attestations import AddressAttestation
 from shardvault.store.models_vaults import Network, NetworkKind, VaultKey, Wallet, WalletAddress
+from shardvault.store.repositories_attestations import AttestationRepository
 from shardvault.store.repositories_vaults import (
     AssetRepository,
     NetworkRepository,
@@ -47,20 +55,63 @@ MAX_ADDRESS_INDEX = (1 << 31) - 1
 """The largest non-hardened BIP32 index."""
 
 
+def attestation_document(row: AddressAttestation) -> dict[str, object]:
+    """A stored attestation in its transport form (``{party, fingerprint, identity,
+    statement, signature}``, :class:`~shardvault.policy.address_attestation.SignedAttestation`)."""
+    identity = PublicIdentity(
+        bytes.fromhex(row.signing_key),
+        bytes.fromhex(row.encryption_key),
+        bytes.fromhex(row.binding),
+    )
+    return {
+        "party": row.party,
+        "fingerprint": identity.fingerprint(),
+        "identity": identity.to_json(),
+        "statement": json.loads(row.statement),
+        "signature": row.signature,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class AddressView:
+    """An address, with what its co-signers signed about it. ``attested`` is the
+    server's own count (at least ``min_signers`` parties stored); clients count for
+    themselves against the co-signers they pinned."""
+
     id: str
     wallet_id: str
+    vault_id: str
     index: int
     path: str
+    scheme: str
     address: str
     public_key: str
     created_at: datetime
+    attestations: tuple[dict[str, object], ...] = ()
+    attested: bool = False
 
     @classmethod
-    def of(cls, row: WalletAddress) -> AddressView:
+    def of(
+        cls,
+        row: WalletAddress,
+        vault_id: str,
+        attestations: Sequence[AddressAttestation] = (),
+        min_signers: int | None = None,
+    ) -> AddressView:
+        documents = tuple(attestation_document(a) for a in attestations)
+        parties = {a.party for a in attestations}
         return cls(
-            row.id, row.wallet_id, row.index, row.path, row.address, row.public_key, row.created_at
+            row.id,
+            row.wallet_id,
+            vault_id,
+            row.index,
+            row.path,
+            row.scheme,
+            row.address,
+            row.public_key,
+            row.created_at,
+            documents,
+            min_signers is not None and len(parties) >= max(min_signers, 2),
         )
 
 
@@ -88,6 +139,21 @@ def derivation_path(coin_type: int, vault_number: int, index: int) -> str:
     return f"m/44/{coin_type}/{vault_number}/0/{index}"
 
 
+def address_encoding(network: Network) -> AddressEncoding:
+    """How a network's addresses are encoded: EIP-55 on EVM networks, P2WPKH on Bitcoin
+    (the network named after the workspace's network, mainnet if its name is none of
+    ``mainnet``, ``testnet``, ``signet``, ``regtest``), base58 on Solana."""
+    if network.kind is NetworkKind.EVM:
+        return parse_encoding("ethereum")
+    if network.kind is NetworkKind.SOLANA:
+        return parse_encoding("solana")
+    try:
+        btc_network = BitcoinNetwork.from_name(network.name)
+    except ChainError:
+        btc_network = BitcoinNetwork.MAINNET
+    return parse_encoding(f"bitcoin-p2wpkh:{bitcoin_encoding_network(btc_network)}")
+
+
 def derive_address(
     network: Network, key: VaultKey, vault_number: int, index: int
 ) -> DerivedAddress:
@@ -98,29 +164,47 @@ def derive_address(
     """
     if not 0 <= index <= MAX_ADDRESS_INDEX:
         raise ValidationError("index", f"must be between 0 and {MAX_ADDRESS_INDEX}")
-    root = bytes.fromhex(key.public_key)
-    if network.kind is NetworkKind.SOLANA:
-        if index != 0:
-            raise ValidationError(
-                "index", "Solana wallets have one address (no Ed25519 derivation yet)"
-            )
-        return DerivedAddress("m", root, base58.b58encode(root).decode())
-    path = derivation_path(network.coin_type, vault_number, index)
-    try:
-        _, child, _ = derive_path(
-            SECP256K1.decode_point(root), bytes.fromhex(key.chain_code), parse_path(path)
+    if network.kind is NetworkKind.SOLANA and index != 0:
+        raise ValidationError(
+            "index", "Solana wallets have one address (no Ed25519 derivation yet)"
         )
-    except CryptoError as exc:
-        raise ValidationError("index", f"no key at {path}: {exc}") from None
-    public_key = child.to_bytes()
-    if network.kind is NetworkKind.EVM:
-        return DerivedAddress(path, public_key, address_from_public_key(public_key).checksummed)
+    path = (
+        "m"
+        if network.kind is NetworkKind.SOLANA
+        else derivation_path(network.coin_type, vault_number, index)
+    )
+    encoding = address_encoding(network)
     try:
-        btc_network = BitcoinNetwork.from_name(network.name)
-    except ChainError:
-        btc_network = BitcoinNetwork.MAINNET
-    program = hashlib.new("ripemd160", hashlib.sha256(public_key).digest()).digest()
-    return DerivedAddress(path, public_key, encode_segwit_address(btc_network, 0, program))
+        public_key = derive_public_key(
+            encoding.scheme, bytes.fromhex(key.public_key), bytes.fromhex(key.chain_code), path
+        )
+        return DerivedAddress(path, public_key, encoding.encode(public_key))
+    except DerivationError as exc:
+        raise ValidationError("index", f"no key at {path}: {exc}") from None
+
+
+def wallet_key(
+    uow: UnitOfWork, workspace_id: str, wallet: Wallet
+) -> tuple[Network, VaultKey | None]:
+    """The network of ``wallet``'s asset, and the vault's key that signs for it."""
+    asset = AssetRepository(uow.session, workspace_id).get(wallet.asset_id)
+    assert asset is not None
+    network = NetworkRepository(uow.session, workspace_id).get(asset.network_id)
+    assert network is not None
+    key = VaultRepository(uow.session, workspace_id).key(
+        wallet.vault_id, SCHEME_OF_NETWORK[network.kind]
+    )
+    return network, key
+
+
+def address_views(
+    uow: UnitOfWork, workspace_id: str, wallet: Wallet, rows: Sequence[WalletAddress]
+) -> list[AddressView]:
+    """``rows`` of ``wallet`` as views, with their attestations and the key's quorum."""
+    _, key = wallet_key(uow, workspace_id, wallet)
+    attested = AttestationRepository(uow.session, workspace_id).of_addresses([r.id for r in rows])
+    min_signers = None if key is None else key.min_signers
+    return [AddressView.of(r, wallet.vault_id, attested[r.id], min_signers) for r in rows]
 
 
 def _wallet_view(uow: UnitOfWork, row: Wallet) -> WalletView:
@@ -134,7 +218,7 @@ def _wallet_view(uow: UnitOfWork, row: Wallet) -> WalletView:
         row.vault_id,
         asset.symbol,
         network.name,
-        tuple(AddressView.of(a) for a in addresses),
+        tuple(address_views(uow, row.workspace_id, row, addresses)),
         row.created_at,
     )
 
@@ -229,7 +313,8 @@ def new_address(uow: UnitOfWork, principal: Principal, wallet_id: str) -> Addres
     wallet = WalletRepository(uow.session, principal.workspace_id).get(wallet_id)
     if wallet is None:
         raise NotFound("wallet", wallet_id)
-    return AddressView.of(_new_address(uow, principal, wallet))
+    row = _new_address(uow, principal, wallet)
+    return address_views(uow, principal.workspace_id, wallet, [row])[0]
 
 
 def get_wallet(uow: UnitOfWork, principal: Principal, wallet_id: str) -> WalletView:

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from shardvault.api.deps import Mutation, authorized, get_platform, mutation, run_mutation
+from shardvault.api.deps import (
+    Mutation,
+    already_answered,
+    authorized,
+    get_platform,
+    mutation,
+    run_mutation,
+)
 from shardvault.api.schemas_vaults import (
     AssetIn,
     AssetOut,
@@ -172,13 +179,6 @@ async def create_vault(
         max_signers_choices=runtime.backend.max_signers_choices,
     )
 
-    def replayable() -> bool:
-        with platform.unit_of_work(read_only=True) as uow:
-            return (
-                uow.idempotency(change.principal.workspace_id).get(change.idempotency_key or "")
-                is not None
-            )
-
     def initiator() -> str:
         with platform.unit_of_work(read_only=True) as uow:
             return svc.initiator_email(uow, change.principal)
@@ -186,7 +186,7 @@ async def create_vault(
     vault_id = str(uuid.uuid4())
     workspace_id, key = change.principal.workspace_id, change.idempotency_key or ""
     keys = []
-    generating = not await run_in_threadpool(replayable)
+    generating = not await run_in_threadpool(already_answered, platform, change)
     ok = False
     try:
         if generating:
