@@ -68,7 +68,7 @@ from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
 from shardvault.custody.errors import CustodyError
 from shardvault.custody.secret import SecretBytes
 from shardvault.policy import parse_bundle
-from shardvault.sdk import ApiKeyCredentials, ShardvaultClient
+from shardvault.sdk import ApiKeyCredentials, PinnedCosigners, ShardvaultClient
 from shardvault.sdk.custody import sign_bundle
 from shardvault.sdk.errors import ApiError
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
@@ -375,6 +375,11 @@ def test_remote_cosigners_on_their_own_hosts(deployment: Deployment) -> None:
         assert not getattr(vault.keys[0], "test_only", False)
         wallet = client.create_wallet(vault_id=vault.id, asset="ETH")
         source = wallet.addresses[0].address
+        # Each co-signer attested the address it derived; the client verifies them
+        # against the fingerprints read on the co-signers' hosts, not the server's word.
+        pinned = PinnedCosigners.of(d.fingerprints)
+        verified = client.verified_address(wallet.id, pinned=pinned, vault_id=vault.id)
+        assert (verified.address.address, verified.tally.parties) == (source, (1, 2, 3))
         fund(d.hardhat, source)
         first = _send(client, wallet.id, "0.5")
 

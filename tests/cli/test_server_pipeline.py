@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from shardvault.cli.main import cli
+from shardvault.cosigner.state import read_public_identity
 from shardvault.sdk import ApiKeyCredentials, ShardvaultClient
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.cli.process_support import cosigner_pids
@@ -138,6 +139,19 @@ def test_server_signs_and_sends_a_transfer(
         )
         assert wallet.exit_code == 0, wallet.output
         wallet_doc = json.loads(wallet.stdout)
+        if signer == "cosigners":
+            # Each co-signer process attested the address; the CLI verifies it against
+            # the fingerprints read from the co-signers' own directories.
+            pins = []
+            for party_dir in sorted(home.glob("*/party-*")):
+                party, identity = read_public_identity(party_dir)
+                pins += ["--expect-cosigner", f"{party}={identity.fingerprint()}"]
+            assert len(pins) == 6
+            shown = runner.invoke(cli, ["wallet", "address", wallet_doc["id"], *pins, *api])
+            assert shown.exit_code == 0, shown.output
+            assert shown.stdout.strip().endswith("verified (3 of 3 co-signers)")
+        else:
+            assert wallet_doc["addresses"][0]["attestations"] == []
         fund(hardhat_node, wallet_doc["addresses"][0]["address"])
         tx = _send(runner, wallet_doc["id"], api)
         mined = hardhat_node.rpc("eth_getTransactionByHash", ["0x" + str(tx["tx_hash"])])

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from shardvault.cli._output import emit_json, fail
+from shardvault.cli._pins import expected_cosigners
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.policy import (
@@ -55,16 +56,6 @@ def _admin_keys(items: tuple[str, ...]) -> list[tuple[str, Ed25519PrivateKey]]:
     return keys
 
 
-def _expected_directory(items: tuple[str, ...]) -> dict[int, str]:
-    expected: dict[int, str] = {}
-    for item in items:
-        party, sep, fingerprint = item.partition("=")
-        if not sep or not party.strip().isdigit() or not fingerprint.strip():
-            fail(f"--expect-cosigner {item!r}: expected PARTY=FINGERPRINT")
-        expected[int(party)] = " ".join(fingerprint.split())
-    return expected
-
-
 def _party_list(text: str) -> list[int]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts or not all(p.isdigit() for p in parts):
@@ -83,7 +74,7 @@ def _party_list(text: str) -> list[int]:
 @click.option("--quorum", type=int, default=None, help="Quorum when the set is built from keys.")
 @click.option(
     "--expect-cosigner",
-    "expected_cosigners",
+    "expected_cosigner_items",
     multiple=True,
     help="PARTY=FINGERPRINT as read on that co-signer's own host; required for each "
     "co-signer of a directory the bundle carries.",
@@ -101,7 +92,7 @@ def command(
     admin_keys: tuple[str, ...],
     admins_file: Path | None,
     quorum: int | None,
-    expected_cosigners: tuple[str, ...],
+    expected_cosigner_items: tuple[str, ...],
     cosigners: str | None,
     as_json: bool,
     url: str,
@@ -134,7 +125,7 @@ def command(
         }
     else:
         admins = None
-    expected_directory = _expected_directory(expected_cosigners)
+    expected_directory = expected_cosigners(expected_cosigner_items)
     chosen = _party_list(cosigners) if cosigners is not None else None
     client = sdk_client(url, api_key, key_file)
     try:

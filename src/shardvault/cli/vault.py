@@ -1,14 +1,34 @@
 """``shardvault vault`` and ``shardvault wallet``: MPC vaults, wallets and addresses,
-through the API (the SDK signs every request)."""
+through the API (the SDK signs every request).
 
+An address is shown as verified only when at least ``--min-attestations`` (default
+two, raised to the key's own ``min_signers``) of the co-signers pinned with
+``--expect-cosigner PARTY=FINGERPRINT`` or ``--cosigners-file`` attest it
+(:mod:`shardvault.sdk.addresses`). With pins, an address that is not is refused: one
+line on stderr, exit 1, and the address is not printed where a script would take it.
+Without pins the address is printed with a loud UNVERIFIED warning on stderr.
+"""
+
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from shardvault.cli._output import emit_json, fail_on, progress_bar
+from shardvault.cli._pins import cosigners_file, expected_cosigners
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
-from shardvault.sdk.custody import VaultCreation
+from shardvault.sdk import PinnedCosigners, require_verified
+from shardvault.sdk.custody import Address, VaultCreation
+
+F = TypeVar("F", bound=Callable[..., object])
+
+UNPINNED_WARNING = (
+    "WARNING: UNVERIFIED address: no co-signer is pinned (--expect-cosigner "
+    "PARTY=FINGERPRINT or --cosigners-file), so only the server vouches for it"
+)
+"""What is printed beside an address no pinned co-signer was asked to vouch for."""
 
 
 @click.group(name="vault")
@@ -99,56 +119,134 @@ def wallet_group() -> None:
     """Wallets (a vault's holding of one asset) and their addresses."""
 
 
+def _pin_options(function: F) -> F:
+    """``--expect-cosigner``, ``--cosigners-file``, ``--min-attestations``, ``--vault``."""
+    function = click.option(
+        "--expect-cosigner",
+        "expect_cosigner",
+        multiple=True,
+        help="PARTY=FINGERPRINT of a co-signer whose attestations count, as read on its "
+        "own host (repeatable).",
+    )(function)
+    function = click.option(
+        "--cosigners-file",
+        envvar="SHARDVAULT_COSIGNERS_FILE",
+        show_envvar=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help='A JSON file {"<party>": "<fingerprint>", ...} of the co-signers to trust.',
+    )(function)
+    function = click.option(
+        "--min-attestations",
+        type=click.IntRange(2, 64),
+        default=2,
+        show_default=True,
+        help="Pinned co-signers that must attest an address (the key's own threshold raises it).",
+    )(function)
+    return click.option(
+        "--expect-vault",
+        default=None,
+        help="The vault the address must belong to (default: the wallet's, as the server says).",
+    )(function)
+
+
+def _pins(expect_cosigner: tuple[str, ...], cosigners: Path | None) -> PinnedCosigners | None:
+    pinned = cosigners_file(cosigners) if cosigners is not None else {}
+    pinned.update(expected_cosigners(expect_cosigner))
+    return PinnedCosigners.of(pinned) if pinned else None
+
+
+def _verify(
+    address: Address, vault_id: str, pins: PinnedCosigners | None, min_attestations: int
+) -> dict[str, object] | None:
+    """The verification of ``address`` against ``pins`` (exits 1, in one line, when it
+    is not verified); without pins, warns on stderr and answers ``None``."""
+    if pins is None:
+        click.echo(UNPINNED_WARNING, err=True)
+        return None
+    try:
+        tally = require_verified(
+            address, pins, vault_id=vault_id, min_signers=min_attestations
+        ).tally
+    except ShardvaultError as exc:
+        fail_on(exc)
+    return {
+        "verified": True,
+        "parties": list(tally.parties),
+        "required": tally.required,
+        "pinned": tally.pinned,
+        "summary": tally.summary(),
+    }
+
+
+def _line(address: Address, verification: dict[str, object] | None) -> str:
+    shown = f"{address.address}  {address.path}"
+    return shown if verification is None else f"{shown}  {verification['summary']}"
+
+
 @wallet_group.command(name="create")
 @click.option("--vault", "vault_id", required=True, help="The vault's id.")
 @click.option("--asset", required=True, help="The asset's symbol (e.g. ETH).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_pin_options
 @api_options
 def wallet_create(
     vault_id: str,
     asset: str,
     as_json: bool,
+    expect_cosigner: tuple[str, ...],
+    cosigners_file: Path | None,
+    min_attestations: int,
+    expect_vault: str | None,
     url: str,
     api_key: str | None,
     key_file: Path | None,
 ) -> None:
-    """Add a wallet to a vault; prints its first address."""
+    """Add a wallet to a vault; prints its first address (verified with pins)."""
+    pins = _pins(expect_cosigner, cosigners_file)
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
             wallet = client.create_wallet(vault_id=vault_id, asset=asset)
     except ShardvaultError as exc:
         fail_on(exc)
+    first = wallet.addresses[0]
+    verification = _verify(first, expect_vault or vault_id, pins, min_attestations)
     if as_json:
-        emit_json(wallet.model_dump(mode="json"))
+        emit_json({**wallet.model_dump(mode="json"), "verification": verification})
     else:
-        click.echo(f"wallet {wallet.id}: {wallet.addresses[0].address}")
+        click.echo(f"wallet {wallet.id}: {_line(first, verification)}")
 
 
 @wallet_group.command(name="address")
 @click.argument("wallet_id")
 @click.option("--new", "new", is_flag=True, help="Derive the next address.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_pin_options
 @api_options
 def address(
     wallet_id: str,
     new: bool,
     as_json: bool,
+    expect_cosigner: tuple[str, ...],
+    cosigners_file: Path | None,
+    min_attestations: int,
+    expect_vault: str | None,
     url: str,
     api_key: str | None,
     key_file: Path | None,
 ) -> None:
-    """Print the wallet's newest address (or derive a new one with --new)."""
+    """Print the wallet's newest address (or derive a new one with --new), verified
+    against the pinned co-signers."""
+    pins = _pins(expect_cosigner, cosigners_file)
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
-            if new:
-                result = client.new_address(wallet_id)
-            else:
-                result = client.get_wallet(wallet_id).addresses[-1]
+            wallet = client.get_wallet(wallet_id)
+            result = client.new_address(wallet_id) if new else wallet.addresses[-1]
     except ShardvaultError as exc:
         fail_on(exc)
+    verification = _verify(result, expect_vault or wallet.vault_id, pins, min_attestations)
     if as_json:
-        emit_json(result.model_dump(mode="json"))
+        emit_json({**result.model_dump(mode="json"), "verification": verification})
     else:
-        click.echo(f"{result.address}  {result.path}")
+        click.echo(_line(result, verification))

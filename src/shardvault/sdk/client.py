@@ -18,6 +18,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from shardvault.sdk.addresses import AddressesMixin, AsyncAddressesMixin
 from shardvault.sdk.auth import Algorithm, ApiKeyCredentials
 from shardvault.sdk.cosigners import AsyncCosignersMixin, CosignersMixin
 from shardvault.sdk.errors import SdkError, TransportError, error_from_response
@@ -40,7 +41,7 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 
-class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin):
+class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin, AsyncAddressesMixin):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
     def __init__(
@@ -233,7 +234,7 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin):
         return await self._get("/v1/audit/verify", AuditVerification)
 
 
-class ShardvaultClient(WebhooksMixin, CosignersMixin):
+class ShardvaultClient(WebhooksMixin, CosignersMixin, AddressesMixin):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
     Not for use from inside a running event loop (use :class:`AsyncShardvaultClient`

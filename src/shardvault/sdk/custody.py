@@ -105,6 +105,10 @@ class VaultPage(_Model):
 
 
 class Address(_Model):
+    """An address as the server shows it. ``attestations`` are the co-signers' signed
+    statements about it; count them with :mod:`shardvault.sdk.addresses` against the
+    co-signers you pinned (``attested`` is only the server's word)."""
+
     id: str
     wallet_id: str
     index: int
@@ -112,6 +116,10 @@ class Address(_Model):
     address: str
     public_key: str
     created_at: datetime
+    vault_id: str | None = None
+    scheme: str | None = None
+    attestations: list[dict[str, Any]] = []
+    attested: bool = False
 
 
 class Wallet(_Model):

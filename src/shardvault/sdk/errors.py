@@ -1,8 +1,15 @@
 """Errors the SDK raises: the server's problem details, or a transport failure."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import httpx
 
 from shardvault.errors import ShardvaultError
+
+if TYPE_CHECKING:
+    from shardvault.policy.address_attestation import AttestationTally
 
 
 class SdkError(ShardvaultError):
@@ -49,6 +56,20 @@ class DigestMismatchError(SdkError):
     def __init__(self, message: str, *, fields: tuple[str, ...]) -> None:
         super().__init__(f"{message} ({', '.join(fields)}); refusing to sign")
         self.fields = fields
+
+
+class UnverifiedAddressError(SdkError):
+    """Fewer co-signers the user pinned attest the address than required (the server
+    may have substituted its own): do not use it. ``tally`` says which counted and why
+    each other attestation did not."""
+
+    def __init__(self, address: str, tally: AttestationTally) -> None:
+        reasons = "; ".join(tally.refused) or "the server returned no attestation"
+        super().__init__(
+            f"address {address} is {tally.summary()}; do not use it. Not counted: {reasons}"
+        )
+        self.address = address
+        self.tally = tally
 
 
 def error_from_response(response: httpx.Response) -> ApiError:
