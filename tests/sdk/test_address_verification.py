@@ -197,3 +197,14 @@ def test_attest_address_asks_the_server_again() -> None:
     with stub_client(AddressStub([view])) as client:
         again = client.attest_address(WALLET, ADDRESS_ID)
     assert len(again.attestations) == 3
+
+
+def test_a_user_who_noted_the_vault_key_binds_the_address_to_it() -> None:
+    """The address is the vault's key: the attested key derives from the root key the
+    user noted when the vault was made, or the address does not count."""
+    view = address_view(honest_address(), attestations())
+    with stub_client(AddressStub([view])) as client:
+        verified = client.verified_address(WALLET, pinned=_pins(), vault_public_key=ROOT)
+        assert verified.vault_public_key == ROOT
+        with pytest.raises(UnverifiedAddressError, match="attests vault key"):
+            client.verified_address(WALLET, pinned=_pins(), vault_public_key=SERVERS_KEY)

@@ -18,7 +18,7 @@ counts the statement only when (:func:`verify_attestation`):
    apply``), so the server cannot add a co-signer of its own;
 2. the signature verifies under that identity's signing key;
 3. the statement names the address, vault and path the client was shown (and the
-   workspace, when the client knows it);
+   workspace and the vault's root key, when the client knows them);
 4. the statement is consistent: ``public_key`` is the key derived from
    ``root_public_key`` and ``chain_code`` along ``path`` (:func:`derive_public_key`),
    and ``address`` is that key in ``encoding`` (:class:`AddressEncoding`), so the
@@ -536,12 +536,14 @@ class PinnedCosigners:
 
 @dataclass(frozen=True, slots=True)
 class ExpectedAddress:
-    """What the client was shown and wants attested; ``workspace`` when it knows it."""
+    """What the client was shown and wants attested; ``workspace`` when it knows it,
+    and ``root_public_key`` when it pinned the vault's key (its chain encoding)."""
 
     address: str
     vault: str
     path: str
     workspace: str | None = None
+    root_public_key: bytes | None = None
 
 
 def verify_attestation(
@@ -552,8 +554,8 @@ def verify_attestation(
     Raises:
         UnpinnedCosignerError: a party not pinned, or another identity than the pinned.
         BadAttestationSignatureError: the signature does not verify.
-        AttestationMismatchError: another address, vault, path or workspace, or a
-            statement whose key or address does not follow from its root key.
+        AttestationMismatchError: another address, vault, path, workspace or vault
+            key, or a statement whose key or address does not follow from its root key.
     """
     statement = attestation.statement
     party = statement.party
@@ -573,11 +575,13 @@ def verify_attestation(
         raise BadAttestationSignatureError(
             f"party {party}: the signature does not verify"
         ) from None
+    root = None if expected.root_public_key is None else expected.root_public_key.hex()
     for name, wanted, attested in (
         ("address", expected.address, statement.address),
         ("vault", expected.vault, statement.vault),
         ("path", expected.path, statement.path),
         ("workspace", expected.workspace, statement.workspace),
+        ("vault key", root, statement.root_public_key.hex()),
     ):
         if wanted is not None and wanted != attested:
             raise AttestationMismatchError(
@@ -600,6 +604,8 @@ class AttestationTally:
     """Why each attestation that did not count was refused."""
     public_key: bytes | None = None
     """The attested key of the address (when any attestation counted)."""
+    root_public_key: bytes | None = None
+    """The vault's root key it derives from (when any attestation counted)."""
 
     @property
     def verified(self) -> bool:
@@ -632,6 +638,7 @@ def tally_attestations(
     counted: list[int] = []
     refused: list[str] = []
     public_key: bytes | None = None
+    root_public_key: bytes | None = None
     for index, raw in enumerate(attestations):
         try:
             attestation = parse_attestation(raw, f"attestations[{index}]")
@@ -645,6 +652,12 @@ def tally_attestations(
         counted.append(attestation.party)
         required = max(required, attestation.statement.min_signers)
         public_key = attestation.statement.public_key
+        root_public_key = attestation.statement.root_public_key
     return AttestationTally(
-        tuple(sorted(counted)), required, len(pinned.fingerprints), tuple(refused), public_key
+        tuple(sorted(counted)),
+        required,
+        len(pinned.fingerprints),
+        tuple(refused),
+        public_key,
+        root_public_key,
     )

@@ -49,6 +49,13 @@ class VerifiedAddress:
         assert self.tally.public_key is not None
         return self.tally.public_key
 
+    @property
+    def vault_public_key(self) -> bytes:
+        """The vault's root key the co-signers derive the address from (compare it with
+        the key you noted when the vault was made, or pass it as ``vault_public_key``)."""
+        assert self.tally.root_public_key is not None
+        return self.tally.root_public_key
+
 
 def verify_address(
     address: Address,
@@ -56,21 +63,25 @@ def verify_address(
     *,
     vault_id: str | None = None,
     workspace_id: str | None = None,
+    vault_public_key: bytes | None = None,
     min_signers: int = MIN_ATTESTATIONS,
 ) -> AttestationTally:
     """Count the attestations of ``address`` by the ``pinned`` co-signers.
 
     ``vault_id`` is the vault the address must belong to (default: the one the server
     says, ``address.vault_id``; pass the vault you expect to bind it); ``workspace_id``
-    likewise when given; ``min_signers`` is the least the caller accepts (raised to the
-    key's own threshold when the attestations state a higher one). Never raises for
-    what the server sent: the tally says what counted and why the rest did not.
+    and ``vault_public_key`` (the vault's root key in its chain encoding, as noted when
+    the vault was made) likewise when given; ``min_signers`` is the least the caller
+    accepts (raised to the key's own threshold when the attestations state a higher
+    one). Never raises for what the server sent: the tally says what counted and why
+    the rest did not.
     """
     expected = ExpectedAddress(
         address=address.address,
         vault=vault_id or address.vault_id or "",
         path=address.path,
         workspace=workspace_id,
+        root_public_key=vault_public_key,
     )
     return tally_attestations(address.attestations, expected, pinned, min_signers=min_signers)
 
@@ -81,6 +92,7 @@ def require_verified(
     *,
     vault_id: str | None = None,
     workspace_id: str | None = None,
+    vault_public_key: bytes | None = None,
     min_signers: int = MIN_ATTESTATIONS,
 ) -> VerifiedAddress:
     """``address`` once verified (:func:`verify_address`).
@@ -89,7 +101,12 @@ def require_verified(
         UnverifiedAddressError: fewer pinned co-signers attest it than required.
     """
     tally = verify_address(
-        address, pinned, vault_id=vault_id, workspace_id=workspace_id, min_signers=min_signers
+        address,
+        pinned,
+        vault_id=vault_id,
+        workspace_id=workspace_id,
+        vault_public_key=vault_public_key,
+        min_signers=min_signers,
     )
     if not tally.verified:
         raise UnverifiedAddressError(address.address, tally)
@@ -119,6 +136,7 @@ class AsyncAddressesMixin(AsyncCustodyMixin):
         address_id: str | None = None,
         vault_id: str | None = None,
         workspace_id: str | None = None,
+        vault_public_key: bytes | None = None,
         min_signers: int = MIN_ATTESTATIONS,
     ) -> VerifiedAddress:
         """The wallet's address ``address_id`` (default: its newest), verified against
@@ -142,6 +160,7 @@ class AsyncAddressesMixin(AsyncCustodyMixin):
             pinned,
             vault_id=vault_id or wallet.vault_id,
             workspace_id=workspace_id,
+            vault_public_key=vault_public_key,
             min_signers=min_signers,
         )
 
@@ -152,6 +171,7 @@ class AsyncAddressesMixin(AsyncCustodyMixin):
         pinned: PinnedCosigners,
         vault_id: str | None = None,
         workspace_id: str | None = None,
+        vault_public_key: bytes | None = None,
         min_signers: int = MIN_ATTESTATIONS,
         idempotency_key: str | None = None,
     ) -> VerifiedAddress:
@@ -165,7 +185,12 @@ class AsyncAddressesMixin(AsyncCustodyMixin):
         if vault_id is None:
             vault_id = (await self.get_wallet(wallet_id)).vault_id
         return require_verified(
-            address, pinned, vault_id=vault_id, workspace_id=workspace_id, min_signers=min_signers
+            address,
+            pinned,
+            vault_id=vault_id,
+            workspace_id=workspace_id,
+            vault_public_key=vault_public_key,
+            min_signers=min_signers,
         )
 
 

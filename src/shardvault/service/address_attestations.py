@@ -39,7 +39,7 @@ from shardvault.policy.address_attestation import (
 )
 from shardvault.policy.bundle import canonical_json
 from shardvault.service.context import Principal
-from shardvault.service.errors import Conflict, NotFound
+from shardvault.service.errors import Conflict, NotFound, ServiceError
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission, require
 from shardvault.service.signing import SigningBackend, SigningError, key_parties
@@ -150,7 +150,11 @@ def collect_attestations(
         return []
     body = request.body()
     request_id = str(body["request_id"])
-    relay.submit(body, asked)
+    try:
+        relay.submit(body, asked)
+    except ValueError as exc:  # a co-signer unpaired meanwhile
+        _log.warning("address %s not sent for attestation: %s", request.address_id, exc)
+        return []
     try:
         results = relay.wait_results(request_id, asked, timeout)
     finally:
@@ -293,6 +297,7 @@ def attest_new_address(
         return None
     try:
         return attest_address(platform, principal, backend, wallet_id, address_id)
-    except (AttestationUnavailable, NotFound) as exc:
+    except ServiceError as exc:
+        # The address is made and committed; failing to attest it must not fail that.
         _log.warning("address %s not attested: %s", address_id, exc)
         return None
