@@ -101,6 +101,7 @@ class Harness:
         tls: TlsFiles | None = None,
         poll_wait: float = 5.0,
         loop: str = "auto",
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.processes: list[subprocess.Popen[str]] = []
         self._server: uvicorn.Server | None = None
@@ -127,13 +128,18 @@ class Harness:
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{LOOPBACK}:{sock.getsockname()[1]}"
         try:
-            self._start(dirs, tls, poll_wait, loop)
+            self._start(dirs, tls, poll_wait, loop, extra_args)
         except BaseException:
             self.close()
             raise
 
     def _start(
-        self, dirs: dict[int, Path], tls: TlsFiles | None, poll_wait: float, loop: str
+        self,
+        dirs: dict[int, Path],
+        tls: TlsFiles | None,
+        poll_wait: float,
+        loop: str,
+        extra_args: Sequence[str],
     ) -> None:
         config = uvicorn.Config(
             create_relay_app(self.core),
@@ -176,6 +182,7 @@ class Harness:
                         "SV_BENCH_PASS",
                         "--poll-wait",
                         str(poll_wait),
+                        *extra_args,
                     ],
                     stdout=subprocess.PIPE,
                     stderr=self._log,

@@ -192,7 +192,6 @@ def test_replays_racing_to_the_cosigner_two_quorums_share_get_one_signature(serv
     assert ("refused", "replay") in _statuses(refused), refused
 
 
-@pytest.mark.xfail(strict=True, reason="velocity records are per co-signer (issue #18)")
 def test_a_transfer_split_under_a_velocity_limit_across_rotating_quorums_is_refused(server, vault):
     """0.8 + 0.8 + 0.8 ETH to one destination against a 2 ETH daily limit, each through
     another quorum: every co-signer alone has seen only 1.6 ETH of it."""
