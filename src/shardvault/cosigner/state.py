@@ -10,11 +10,14 @@ Layout of ``DATA_DIR``::
                          (``passphrase`` unlock mode only)
     shares/              the custody share store (envelope-encrypted blobs only)
     policy/bundles.json  every policy bundle accepted, oldest first (re-verified at start)
-    history.jsonl        the policy view of every request this co-signer signed (the
-                         velocity limits read it; written when a signature completes)
     signed.jsonl         the signed, hash-chained record of every signature started,
-                         which refuses a second signature of one approval
-                         (:mod:`.signed_record`; verified at start)
+                         which refuses a second signature of one approval and holds
+                         what velocity limits sum (:mod:`.signed_record`; verified at
+                         start)
+    records/             the copies of the peers' records, received within signing
+                         quorums, and what each peer holds of ours (:mod:`.peer_records`)
+    history.jsonl        the velocity history written by releases before the record
+                         carried requests (read, never written now)
     public_keys.jsonl    the public part of every key held (root key, chain code,
                          thresholds), signed; what address attestations derive from
                          (:mod:`.public_keys`; verified at start)
@@ -54,7 +57,6 @@ from shardvault.cosigner.config import (
     LEGACY_CONFIG_FORMAT,
     PRIVATE_DIR_MODE,
     PRIVATE_FILE_MODE,
-    append_private_line,
     check_private_file,
     make_private_dir,
     read_json,
@@ -63,6 +65,7 @@ from shardvault.cosigner.config import (
     write_private_json,
 )
 from shardvault.cosigner.errors import ConfigurationError
+from shardvault.cosigner.peer_records import PeerRecords
 from shardvault.cosigner.public_keys import PublicKeys
 from shardvault.cosigner.signed_record import SignedRecord
 from shardvault.crypto.channel import Directory, PartyIdentity, PublicIdentity
@@ -82,11 +85,9 @@ from shardvault.policy import (
     PastTransaction,
     PolicyBundle,
     PolicyError,
-    TransactionRequest,
     parse_admin_set,
     parse_bundle,
     parse_history,
-    request_to_json,
 )
 
 CONFIG_FILE = "cosigner.json"
@@ -555,7 +556,9 @@ class NodeState:
     directory: Directory
     chain: BundleChain
     history: list[PastTransaction]
+    """Velocity history of earlier releases (``history.jsonl``); the record holds the rest."""
     record: SignedRecord
+    peers: PeerRecords
     public_keys: PublicKeys
     callback: CallbackClient | None = None
 
@@ -580,14 +583,6 @@ class NodeState:
             self.data_dir / "policy" / "bundles.json",
             [b.to_json() for b in self.chain.bundles],
         )
-
-    def record_signed(self, request: TransactionRequest) -> None:
-        """Append a signed request to the history the policy's velocity limits read."""
-        from shardvault.policy import Decision
-
-        self.history.append(PastTransaction(request, Decision.ALLOW))
-        line = json.dumps({**request_to_json(request), "decision": "allow"}, sort_keys=True)
-        append_private_line(self.data_dir / "history.jsonl", line)
 
     def close(self) -> None:
         """Lock the keyring (wipes the master key and passphrase held in memory), or
@@ -714,7 +709,8 @@ def open_node(
                 raise ConfigurationError(f"{history_path} cannot be read as JSON lines") from None
             except PolicyError as exc:
                 raise ConfigurationError(f"history refused: {exc}") from None
-        record = SignedRecord.open(data_dir, identity.public)
+        record = SignedRecord.open(data_dir, identity.public, party)
+        peers = PeerRecords.open(data_dir)
         public_keys = PublicKeys.open(data_dir, identity.public)
     except BaseException:
         _close_custody(custody)
@@ -730,6 +726,7 @@ def open_node(
         chain,
         history,
         record,
+        peers,
         public_keys,
         callback,
     )
