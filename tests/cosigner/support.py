@@ -25,6 +25,7 @@ from shardvault.policy import (
     parse_admin_set,
     parse_policy,
 )
+from tests.policy._support import statement_json
 
 WORKSPACE = "ws-test"
 VAULT = "treasury"
@@ -142,7 +143,11 @@ def solana_digest(message: bytes) -> bytes:
     return hashlib.sha256(SOLANA_DIGEST_DOMAIN + message).digest()
 
 
-def approval(digest: bytes, approver="carol", key=CAROL, version=1) -> dict[str, object]:
+def approval(
+    digest: bytes, approver="carol", key=CAROL, version=1, signed_at: int | None = None
+) -> dict[str, object]:
+    if signed_at is not None:
+        return statement_json(key, approver, digest, signed_at=signed_at, version=version)
     signed = key.sign(approval_message(approver, digest, ApprovalVerdict.APPROVE, version))
     return {
         "approver": approver,

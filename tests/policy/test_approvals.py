@@ -29,6 +29,8 @@ from shardvault.policy import (
 
 from ._support import (
     HEADER,
+    NOW,
+    ed25519_key,
     make_context,
     make_request,
     p256_key,
@@ -36,6 +38,7 @@ from ._support import (
     p256_sign_raw,
     policy_with,
     sign_approval,
+    statement_json,
 )
 
 RULES = """rules:
@@ -180,3 +183,61 @@ def test_malformed_approvals(change: dict[str, Any], where: str) -> None:
     with pytest.raises(RequestError) as info:
         parse_approval(data)
     assert info.value.path == where
+
+
+# Lifetimes count from the approval's own signed time (issue #18), never from the
+# request's created_at, which at a co-signer is whatever the coordinator sends.
+
+HOUR = 3600
+LIFETIME_RULES = """rules:
+  - name: treasury-1
+    action: require_approvals
+    approvals: {groups: [{group: treasury, count: 1}], deadline: 1h}
+"""
+
+
+def _stated(name: str, signed_at: int | None) -> SignedApproval:
+    key = ed25519_key(name)
+    return parse_approval(statement_json(key, name, REQUEST.digest, signed_at=signed_at))
+
+
+def _evaluate_at(now: int, *approvals: SignedApproval) -> Any:
+    """One treasury approval needed; the request was created (it says) just now."""
+    request = make_request(created_at=now)
+    return evaluate(policy_with(LIFETIME_RULES), request, make_context(now=now), list(approvals))
+
+
+@pytest.mark.xfail(strict=True, reason="approval statements carry no signed time (issue #18)")
+def test_an_approval_past_its_lifetime_does_not_count_whatever_created_at_says() -> None:
+    """Carol approved two hours ago; the rule gives approvals one hour; the request
+    arrives with a fresh created_at."""
+    result = _evaluate_at(NOW, _stated("carol", NOW - 2 * HOUR))
+    assert result.decision is Decision.REQUIRE_APPROVALS
+    [(_, error)] = result.approval_tally.refused
+    assert type(error).__name__ == "ApprovalExpiredError"
+    assert "deadline" in str(error)
+    assert str(NOW - 2 * HOUR) in str(error)
+    assert str(NOW - HOUR) in str(error)  # the statement's own deadline
+    # At the last second of its lifetime it still counts.
+    assert _evaluate_at(NOW, _stated("carol", NOW - HOUR)).decision is Decision.ALLOW
+
+
+@pytest.mark.xfail(strict=True, reason="approval statements carry no signed time (issue #18)")
+def test_an_approval_from_the_future_does_not_count() -> None:
+    """A statement dated beyond the clock skew allowed would outlive its lifetime."""
+    result = _evaluate_at(NOW, _stated("carol", NOW + 301))
+    assert result.decision is Decision.REQUIRE_APPROVALS
+    [(_, error)] = result.approval_tally.refused
+    assert type(error).__name__ == "ApprovalFromTheFutureError"
+    assert "future" in str(error)
+    assert _evaluate_at(NOW, _stated("carol", NOW + 300)).decision is Decision.ALLOW
+
+
+@pytest.mark.xfail(strict=True, reason="v1 statements (no signed time) still count (issue #18)")
+def test_a_v1_statement_without_a_signed_time_is_refused() -> None:
+    """A v1 statement says nothing of when it was given, so it could be replayed
+    forever: it is refused as it is read, never counted."""
+    v1 = statement_json(ed25519_key("carol"), "carol", REQUEST.digest, signed_at=None)
+    with pytest.raises(RequestError, match="signed_at") as info:
+        parse_approval(v1)
+    assert info.value.path == "approval"

@@ -33,6 +33,7 @@ from shardvault.service.signing import (
     keygen_steps,
 )
 from shardvault.store.models import Role
+from tests.policy._support import statement_message
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_ONLY_PRIMES = REPO_ROOT / "tests" / "fixtures" / "test_only_paillier.json"
@@ -125,6 +126,21 @@ class Member:
             self.email, bytes.fromhex(digest_hex), ApprovalVerdict(verdict), version
         )
         return self.approval_key.sign(message).hex()
+
+    def statement(
+        self, digest_hex: str, version: int, verdict: str = "approve", *, signed_at: int
+    ) -> dict[str, object]:
+        """This member's signed statement (format v2) in the keywords ``submit_approval``
+        takes."""
+        body, message = statement_message(
+            self.email,
+            bytes.fromhex(digest_hex),
+            signed_at=signed_at,
+            version=version,
+            decision=verdict,
+        )
+        del body["digest"]
+        return {**body, "signature": self.approval_key.sign(message).hex()}
 
 
 def _key(name: str) -> Ed25519PrivateKey:
