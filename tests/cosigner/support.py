@@ -25,7 +25,6 @@ from shardvault.policy import (
     parse_admin_set,
     parse_policy,
 )
-from tests.policy._support import statement_json
 
 WORKSPACE = "ws-test"
 VAULT = "treasury"
@@ -146,15 +145,17 @@ def solana_digest(message: bytes) -> bytes:
 def approval(
     digest: bytes, approver="carol", key=CAROL, version=1, signed_at: int | None = None
 ) -> dict[str, object]:
-    if signed_at is not None:
-        return statement_json(key, approver, digest, signed_at=signed_at, version=version)
-    signed = key.sign(approval_message(approver, digest, ApprovalVerdict.APPROVE, version))
+    """``approver``'s approve statement (JSON form) over ``digest``, signed at
+    ``signed_at`` (default: now)."""
+    when = int(time.time()) if signed_at is None else signed_at
+    message = approval_message(approver, digest, ApprovalVerdict.APPROVE, version, when)
     return {
         "approver": approver,
         "digest": digest.hex(),
         "decision": "approve",
         "policy_version": version,
-        "signature": signed.signature.hex(),
+        "signed_at": when,
+        "signature": key.sign(message).signature.hex(),
     }
 
 

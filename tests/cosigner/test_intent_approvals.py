@@ -241,7 +241,6 @@ def test_intent_metadata_on_a_payload_without_an_intent_is_refused(policy_chain)
 HOUR = 3600
 
 
-@pytest.mark.xfail(strict=True, reason="approval deadlines count from created_at (issue #18)")
 def test_an_approval_older_than_its_lifetime_is_refused_whatever_created_at_says(policy_chain):
     """Carol approved two hours ago, the rule gives approvals one hour, and the
     coordinator sends the transfer with a fresh ``created_at``."""
@@ -251,9 +250,11 @@ def test_an_approval_older_than_its_lifetime_is_refused_whatever_created_at_says
     assert (caught.value.check, caught.value.rule) == ("policy", "eth-needs-approval")
     assert "ApprovalExpiredError" in caught.value.reason
     assert "deadline" in caught.value.reason
+    # Within its lifetime the same approval counts, with the same fresh created_at.
+    alive = _pipeline_approval(signed_at=int(time.time()) - HOUR + 60)
+    assert _check(policy_chain, _request(_eth_transfer()), [alive])[1].rule == "eth-needs-approval"
 
 
-@pytest.mark.xfail(strict=True, reason="approval statements carry no signed time (issue #18)")
 def test_an_approval_from_the_future_is_refused(policy_chain):
     """Dated an hour ahead, a statement would outlive its lifetime by that hour."""
     ahead = _pipeline_approval(signed_at=int(time.time()) + HOUR)
@@ -263,7 +264,6 @@ def test_an_approval_from_the_future_is_refused(policy_chain):
     assert "ApprovalFromTheFutureError" in caught.value.reason
 
 
-@pytest.mark.xfail(strict=True, reason="v1 statements (no signed time) still count (issue #18)")
 def test_a_v1_statement_without_a_signed_time_is_refused(policy_chain):
     """A v1 statement could have been given at any time: it is refused, not counted."""
     digest = bytes.fromhex(str(_pipeline_approval()["digest"]))
@@ -272,6 +272,7 @@ def test_a_v1_statement_without_a_signed_time_is_refused(policy_chain):
         _check(policy_chain, _request(_eth_transfer()), [v1])
     assert caught.value.check == "malformed"
     assert "signed_at" in caught.value.reason
+    assert "format v1" in caught.value.reason
 
 
 # --- In-process co-signer nodes (FROST, Solana) -------------------------------------
@@ -365,7 +366,6 @@ def test_nodes_refuse_missing_intent_metadata(cluster):
     assert {(r["status"], r["check"]) for r in results.values()} == {("refused", "malformed")}
 
 
-@pytest.mark.xfail(strict=True, reason="approval deadlines count from created_at (issue #18)")
 def test_nodes_refuse_an_approval_older_than_its_lifetime_with_a_fresh_created_at(cluster):
     key = cluster.sol_key
     stale = approval(_solana_intent(key), signed_at=int(time.time()) - 2 * HOUR)

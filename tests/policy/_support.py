@@ -146,11 +146,15 @@ def sign_approval(
     verdict: ApprovalVerdict = ApprovalVerdict.APPROVE,
     version: int = 7,
     signer: str | None = None,
+    signed_at: int = NOW,
 ) -> SignedApproval:
-    """An approval by ``name`` signed with ``signer``'s key (default: ``name``'s)."""
+    """An approval by ``name`` signed with ``signer``'s key (default: ``name``'s) at
+    ``signed_at`` (default: NOW, the tests' evaluation time)."""
     key = ed25519_key(signer or name)
-    message = approval_message(name, digest, verdict, version)
-    return SignedApproval(name, digest, verdict, version, key.sign(message).signature)
+    message = approval_message(name, digest, verdict, version, signed_at)
+    return SignedApproval(
+        name, digest, verdict, version, UnixSeconds(signed_at), key.sign(message).signature
+    )
 
 
 APPROVAL_V1_DOMAIN = b"shardvault/policy/approval/v1\x00"
