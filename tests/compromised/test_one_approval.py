@@ -207,7 +207,6 @@ def test_a_transfer_split_under_a_velocity_limit_across_rotating_quorums_is_refu
     assert {r.get("rule") for r in third.values()} == {"daily-limit"}, third
 
 
-@pytest.mark.xfail(strict=True, reason="approval deadlines count from created_at (issue #18)")
 def test_an_approval_older_than_its_lifetime_is_refused_whatever_created_at_says(server, vault):
     """The approver approved two hours ago; the rule gives approvals one hour. The
     server sends the transfer with a fresh ``created_at``."""
@@ -221,8 +220,8 @@ def test_an_approval_older_than_its_lifetime_is_refused_whatever_created_at_says
         asset="ETH",
         amount_base_units=int(ethereum.parse_ether("0.95")),
     )
-    # Stands for an approval given two hours ago: the statement carries no time yet.
-    transfer.approvals = [approval(digest)]
+    # An approval given two hours ago (its signed_at says so, under carol's signature).
+    transfer.approvals = [approval(digest, signed_at=int(time.time()) - 7200)]
     _, results = _sign(server, transfer, 0, (1, 3))
     assert {r["status"] for r in results.values()} == {"refused"}, results
     assert all("deadline" in str(r.get("reason")) for r in results.values()), results

@@ -142,14 +142,20 @@ def solana_digest(message: bytes) -> bytes:
     return hashlib.sha256(SOLANA_DIGEST_DOMAIN + message).digest()
 
 
-def approval(digest: bytes, approver="carol", key=CAROL, version=1) -> dict[str, object]:
-    signed = key.sign(approval_message(approver, digest, ApprovalVerdict.APPROVE, version))
+def approval(
+    digest: bytes, approver="carol", key=CAROL, version=1, signed_at: int | None = None
+) -> dict[str, object]:
+    """``approver``'s approve statement (JSON form) over ``digest``, signed at
+    ``signed_at`` (default: now)."""
+    when = int(time.time()) if signed_at is None else signed_at
+    message = approval_message(approver, digest, ApprovalVerdict.APPROVE, version, when)
     return {
         "approver": approver,
         "digest": digest.hex(),
         "decision": "approve",
         "policy_version": version,
-        "signature": signed.signature.hex(),
+        "signed_at": when,
+        "signature": key.sign(message).signature.hex(),
     }
 
 

@@ -5,6 +5,7 @@ arguments (policy, transaction request, context, approvals); see ``docs/policy.m
 """
 
 from shardvault.policy.approvals import (
+    APPROVAL_MAX_SKEW_SECONDS,
     ApprovalTally,
     ApprovalVerdict,
     GroupStatus,
@@ -30,8 +31,10 @@ from shardvault.policy.context import EvaluationContext, History, parse_context,
 from shardvault.policy.directory import CosignerDirectory, parse_cosigner_directory
 from shardvault.policy.errors import (
     ApprovalError,
+    ApprovalExpiredError,
     ApprovalForAnotherPolicyError,
     ApprovalForAnotherTransactionError,
+    ApprovalFromTheFutureError,
     ApproverNotInGroupError,
     BadApprovalSignatureError,
     BadBundleSignatureError,
@@ -88,13 +91,16 @@ from shardvault.policy.request import (
 )
 
 __all__ = [
+    "APPROVAL_MAX_SKEW_SECONDS",
     "AddressBook",
     "AddressBookEntry",
     "Admin",
     "AdminSet",
     "ApprovalError",
+    "ApprovalExpiredError",
     "ApprovalForAnotherPolicyError",
     "ApprovalForAnotherTransactionError",
+    "ApprovalFromTheFutureError",
     "ApprovalTally",
     "ApprovalVerdict",
     "ApproverNotInGroupError",

@@ -104,6 +104,7 @@ from shardvault.policy import (
     PastTransaction,
     PolicyBundle,
     TransactionRequest,
+    approval_to_json,
     evaluate,
     parse_prices,
     parse_request,
@@ -155,6 +156,7 @@ from shardvault.service.transactions import (
     emit_status,
     intent_asset,
     intent_network,
+    stored_statements,
 )
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.work_lease import LeaseKeeper
@@ -912,17 +914,14 @@ def cosigner_context(
     elif loaded.asset.kind is not AssetKind.NATIVE:
         metadata["token_decimals"] = loaded.asset.decimals
     approvals = tuple(
-        {
-            "approver": a.approver,
-            "digest": tx.intent_digest,
-            "decision": a.decision,
-            "policy_version": a.policy_version,
-            "signature": a.signature,
-        }
+        approval_to_json(a)
         for a in (
             ()
             if unapproved
-            else TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id)
+            else stored_statements(
+                TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id),
+                bytes.fromhex(tx.intent_digest),
+            )
         )
     )
     return metadata, approvals, prices if prices is not None else _prices(uow, tx.workspace_id)
