@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.cosigner.target import SigningTarget
-from shardvault.policy import BundleChain
+from shardvault.policy import BundleChain, EvmFeeCap
 
 
 def check_fee(chain: BundleChain, target: SigningTarget) -> None:
@@ -27,6 +27,9 @@ def check_fee(chain: BundleChain, target: SigningTarget) -> None:
     cap = bundle.policy.fee_caps.get(fee.network)
     if cap is None:
         return
+    if not isinstance(cap, EvmFeeCap):
+        # The policy loader keeps EVM network names for EVM caps; fail closed anyway.
+        raise RequestRefused("fee", f"the policy's fee cap for {fee.network} is not an EVM cap")
     if cap.max_fee_wei is not None and fee.max_fee_wei > cap.max_fee_wei:
         raise RequestRefused(
             "fee",

@@ -7,6 +7,7 @@ BIP sections it implements.
 """
 
 from shardvault.chains.bitcoin.address import (
+    NETWORK_NAMES,
     Network,
     SegwitAddress,
     address_from_script,
@@ -65,6 +66,7 @@ from shardvault.chains.bitcoin.sighash import (
 from shardvault.chains.bitcoin.taproot import TaprootOutputKey, output_key, taproot_tweak
 
 __all__ = [
+    "NETWORK_NAMES",
     "SIGHASH_ALL",
     "SIGHASH_DEFAULT",
     "FeeRate",
