@@ -137,14 +137,12 @@ def _refused(chain, target) -> RequestRefused:
 # --- P2WPKH (BIP143) --------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_p2wpkh_fee_above_the_cap_is_refused(capped_chain):
     refusal = _refused(capped_chain, _p2wpkh(_psbt(fee=MAX_FEE_SAT + 1)))
     assert f"fee {MAX_FEE_SAT + 1} sat" in refusal.reason
     assert f"max_fee_sat {MAX_FEE_SAT} for regtest" in refusal.reason
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_p2wpkh_fee_rate_above_the_cap_is_refused(capped_chain):
     """4,000 sat is under the absolute cap, but about 18 sat/vB on a 2-in, 2-out spend."""
     target = _p2wpkh(_psbt(fee=4_000))
@@ -154,7 +152,6 @@ def test_p2wpkh_fee_rate_above_the_cap_is_refused(capped_chain):
     assert f"max_fee_rate_sat_per_vb {MAX_RATE} for regtest" in refusal.reason
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_p2wpkh_fee_under_both_caps_is_computed_and_passes(capped_chain):
     psbt = _psbt(fee=1_000)
     target = _p2wpkh(psbt, index=1)
@@ -173,7 +170,6 @@ def test_p2wpkh_fee_under_both_caps_is_computed_and_passes(capped_chain):
     assert target.fee.vsize <= CTransaction.deserialize(raw).get_virtual_size() <= 221
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin input amounts are not proven for the fee")
 @pytest.mark.parametrize("index", [0, 1])
 def test_an_input_amount_without_its_previous_transaction_is_refused(capped_chain, index):
     """The other input's amount is only claimed: its BIP143 signature, not ours, commits
@@ -185,7 +181,6 @@ def test_an_input_amount_without_its_previous_transaction_is_refused(capped_chai
     assert "non_witness_utxo" in refusal.reason
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_the_input_being_signed_needs_no_previous_transaction(capped_chain):
     """A one-input spend: the BIP143 signature commits to the input's own amount, so a
     lie about it makes the signature invalid; nothing else is claimed."""
@@ -219,7 +214,6 @@ def test_a_witness_amount_that_disagrees_with_the_previous_transaction_is_refuse
     assert "witness and non-witness UTXOs disagree" in caught.value.reason
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_chain):
     """The coordinator names a Bitcoin payload's network: naming one the policy does not
     cap, while it caps others, must not lift the cap."""
@@ -231,7 +225,6 @@ def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_c
 # --- Taproot key path (BIP341) ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_taproot_fee_above_the_cap_is_refused(capped_chain):
     psbt = _psbt(
         ((100_000, OURS_TR), (20_000, FOREIGN_TR)), fee=6_000, proven=(), change_script=OURS_TR
@@ -240,7 +233,6 @@ def test_taproot_fee_above_the_cap_is_refused(capped_chain):
     assert "fee 6000 sat" in refusal.reason
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_taproot_amounts_need_no_previous_transaction(capped_chain):
     psbt = _psbt(
         ((100_000, OURS_TR), (20_000, FOREIGN_TR)), fee=1_000, proven=(), change_script=OURS_TR
@@ -253,7 +245,6 @@ def test_taproot_amounts_need_no_previous_transaction(capped_chain):
     assert (target.fee.fee_sat, target.fee.vsize) == (1_000, 212)
 
 
-@pytest.mark.xfail(strict=True, reason="taproot inputs are signed with any sighash type")
 @pytest.mark.parametrize(
     "hash_type",
     [0x02, 0x03, 0x81, 0x82, 0x83],
@@ -295,18 +286,16 @@ def btc_cluster(tmp_path_factory):
         yield cluster
 
 
-def _cluster_sign(cluster, psbt: bitcoin.Psbt, index: int, **fields):
+def _cluster_sign(cluster, psbt: bitcoin.Psbt, index: int, *, intent=True, **fields):
+    """Sign input ``index`` on nodes 1 and 3; a P2WPKH transfer under its intent (the
+    service's requests), a taproot one without (taproot PSBTs carry no intent)."""
+    ids = {"transaction_id": TRANSACTION_ID, "workspace_id": "ws-1"} if intent else {}
     body = sign_request(
         psbt.serialize(),
         (1, 3),
         chain="bitcoin",
         input_index=index,
-        metadata={
-            **metadata(),
-            "network": "regtest",
-            "transaction_id": TRANSACTION_ID,
-            "workspace_id": "ws-1",
-        },
+        metadata={**metadata(), "network": "regtest", **ids},
         **fields,
     )
     return cluster.run(body, [1, 3])
@@ -329,7 +318,6 @@ def _sign_p2wpkh(cluster, psbt: bitcoin.Psbt, label: str) -> list[dict[int, dict
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_a_fee_bump_above_the_cap_is_refused_after_the_original_was_signed(btc_cluster):
     """Same outpoints (the same replay key, so the record lets a replacement through):
     the bump is checked against the cap like any other transaction."""
@@ -352,7 +340,6 @@ def test_a_fee_bump_above_the_cap_is_refused_after_the_original_was_signed(btc_c
     assert all(f"max_fee_sat {MAX_FEE_SAT}" in r["reason"] for r in results.values()), results
 
 
-@pytest.mark.xfail(strict=True, reason="Bitcoin fees are not capped yet")
 def test_a_lying_taproot_amount_gives_a_signature_valid_only_for_the_fee_computed(btc_cluster):
     """The coordinator claims 1,000 sat for a foreign input worth 200,000: the fee it
     shows is 2,000 sat, under the cap, and the nodes sign. BIP341 commits to every
@@ -366,7 +353,7 @@ def test_a_lying_taproot_amount_gives_a_signature_valid_only_for_the_fee_compute
     target = signing_target(_body(psbt), internal)
     assert target.fee is not None
     assert target.fee.fee_sat == 2_000
-    results = _cluster_sign(btc_cluster, psbt, 0, key_id="btc-tr")
+    results = _cluster_sign(btc_cluster, psbt, 0, intent=False, key_id="btc-tr")
     assert {r["status"] for r in results.values()} == {"ok"}, results
     signature = bytes.fromhex(results[1]["signature"])
 

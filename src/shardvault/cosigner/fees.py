@@ -1,35 +1,82 @@
 """Fee caps: what a transaction may pay, as the signed policy sets it (DESIGN.md
-invariant 12)."""
+invariant 12, docs/policy.md "Fee caps").
+
+The fees come from the payload the co-signer parsed (:class:`~.target.EvmFee`,
+:class:`~.target.BitcoinFee`), the caps from the policy bundle the admins signed; the
+coordinator supplies neither. A replacement of a transaction (an EVM fee bump of the
+same nonce, a Bitcoin one of the same outpoints) is a payload like any other and is
+checked the same way: nothing exempts a bump.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import TypeVar
+
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.cosigner.target import SigningTarget
-from shardvault.policy import BundleChain, EvmFeeCap
+from shardvault.cosigner.target import BitcoinFee, EvmFee, SigningTarget
+from shardvault.policy import BitcoinFeeCap, BundleChain, EvmFeeCap, FeeCap
+
+C = TypeVar("C", EvmFeeCap, BitcoinFeeCap)
 
 
 def check_fee(chain: BundleChain, target: SigningTarget) -> None:
-    """Refuse an EVM transaction whose fees exceed the cap the signed policy sets for its
-    network (DESIGN.md invariant 12). The fees come from the payload the co-signer
-    parsed, the cap from the policy bundle the admins signed; the coordinator supplies
-    neither. A payload without EVM fees, a co-signer without a policy (which
-    :func:`check_policy` refuses) or a network without a cap is not checked here.
+    """Refuse a transaction whose fees exceed the cap the signed policy sets for its
+    network. A payload without fees (a raw digest), a co-signer without a policy (which
+    :func:`~.checks.check_policy` refuses) or a network without a cap is not checked
+    here, except that a Bitcoin payload naming a network without a cap is refused while
+    the policy caps another Bitcoin network: the coordinator names that network
+    (a PSBT does not), and must not lift a cap by naming another.
 
     Raises:
-        RequestRefused: ``fee``: the worst-case fee is above ``max_fee_wei``, or the
-            priority fee per gas is above ``max_priority_fee_per_gas_wei``; the reason
-            names the cap, its amount and the transaction's.
+        RequestRefused: ``fee``: an amount above its cap, an input amount a Bitcoin cap
+            needs that is not proven, an uncapped Bitcoin network name as above, or a
+            cap of another chain family; the reason names the cap, its amount and the
+            transaction's.
     """
     fee = target.fee
     bundle = chain.head
     if fee is None or bundle is None:
         return
-    cap = bundle.policy.fee_caps.get(fee.network)
-    if cap is None:
+    caps = bundle.policy.fee_caps
+    cap = caps.get(fee.network)
+    if isinstance(fee, EvmFee):
+        # The network of an EVM payload is its chain id's: the coordinator cannot
+        # choose it, and a network without a cap is not checked.
+        if cap is not None:
+            _check_evm(fee, _cap_of(cap, EvmFeeCap, fee.network))
         return
-    if not isinstance(cap, EvmFeeCap):
-        # The policy loader keeps EVM network names for EVM caps; fail closed anyway.
-        raise RequestRefused("fee", f"the policy's fee cap for {fee.network} is not an EVM cap")
+    if cap is None:
+        capped = sorted(n for n, c in caps.items() if isinstance(c, BitcoinFeeCap))
+        if capped:
+            raise RequestRefused(
+                "fee",
+                f"the policy caps Bitcoin fees on {', '.join(capped)} but not on "
+                f"{fee.network}, the network the request names (a PSBT names none), so "
+                "it is refused",
+            )
+        return
+    _check_bitcoin(fee, _cap_of(cap, BitcoinFeeCap, fee.network))
+
+
+def _cap_of(cap: FeeCap, kind: type[C], network: str) -> C:
+    """``cap`` as a ``kind``. The policy loader gives each network the cap of its chain
+    family, so another kind means a request naming another chain's network.
+
+    Raises:
+        RequestRefused: ``fee``: ``cap`` is of another chain family.
+    """
+    if not isinstance(cap, kind):
+        raise RequestRefused(
+            "fee",
+            f"the policy's fee cap for {network} is a {cap.family.value} cap, not one for "
+            "this payload's chain",
+        )
+    return cap
+
+
+def _check_evm(fee: EvmFee, cap: EvmFeeCap) -> None:
+    """The worst-case fee, and a fee-market transaction's priority fee per gas."""
     if cap.max_fee_wei is not None and fee.max_fee_wei > cap.max_fee_wei:
         raise RequestRefused(
             "fee",
@@ -48,3 +95,34 @@ def check_fee(chain: BundleChain, target: SigningTarget) -> None:
             f"policy's max_priority_fee_per_gas_wei {cap.max_priority_fee_per_gas_wei} "
             f"for {fee.network}",
         )
+
+
+def _check_bitcoin(fee: BitcoinFee, cap: BitcoinFeeCap) -> None:
+    """Every input amount proven, then the fee and the fee rate over the signed size,
+    compared exactly (the rate cap is a decimal with at most three places)."""
+    if fee.unproven_inputs:
+        index = fee.unproven_inputs[0]
+        raise RequestRefused(
+            "fee",
+            f"input {index}'s amount is not proven: the signature made here commits to "
+            f"its own input's amount only, so input {index} must carry its previous "
+            f"transaction (non_witness_utxo) for the fee cap of {fee.network} to be checked",
+        )
+    if cap.max_fee_sat is not None and fee.fee_sat > cap.max_fee_sat:
+        raise RequestRefused(
+            "fee",
+            f"the fee {fee.fee_sat} sat (the inputs' amounts less the outputs) exceeds "
+            f"the policy's max_fee_sat {cap.max_fee_sat} for {fee.network}",
+        )
+    rate_cap = cap.max_fee_rate_sat_per_vb
+    if rate_cap is not None:
+        numerator, denominator = rate_cap.as_integer_ratio()
+        # fee / vsize > numerator / denominator, in integers.
+        if fee.fee_sat * denominator > numerator * fee.vsize:
+            shown = (Decimal(fee.fee_sat) / Decimal(fee.vsize)).quantize(Decimal("0.001"))
+            raise RequestRefused(
+                "fee",
+                f"the fee rate of {fee.fee_sat} sat over {fee.vsize} vB (about {shown} "
+                f"sat/vB; the size counts the signatures still to come) exceeds the "
+                f"policy's max_fee_rate_sat_per_vb {rate_cap} for {fee.network}",
+            )

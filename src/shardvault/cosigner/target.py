@@ -60,6 +60,23 @@ class EvmFee:
 
 
 @dataclass(frozen=True, slots=True)
+class BitcoinFee:
+    """What a Bitcoin transaction pays in fees, read from its PSBT.
+
+    ``fee_sat`` is the amounts the inputs spend less the outputs; ``vsize`` the virtual
+    size the transaction will have once signed
+    (:func:`shardvault.chains.bitcoin.signed_vsize`). ``unproven_inputs`` are the
+    inputs whose amount only the coordinator vouches for: neither their previous
+    transaction (``non_witness_utxo``) nor the signature being made commits to it.
+    """
+
+    network: str
+    fee_sat: int
+    vsize: int
+    unproven_inputs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SigningTarget:
     """What the co-signer will sign after its checks: the message bytes (a digest, or a
     Solana message), and the policy view they were checked as."""
@@ -72,9 +89,9 @@ class SigningTarget:
     the co-signer cannot derive it (no key given, or not a transfer)."""
     intent: TransferIntent | None = None
     """The intent whose digest approvals were counted over, when there is one."""
-    fee: EvmFee | None = None
-    """The fees an EVM transaction commits to, checked by :func:`check_fee`; ``None``
-    for other chains (their fees are not capped yet)."""
+    fee: EvmFee | BitcoinFee | None = None
+    """The fees the transaction commits to, checked by :func:`check_fee`; ``None``
+    for a raw digest."""
     replay_key: str | None = None
     """What the chain lets be spent only once by this transaction (``ethereum:<chain
     id>:<sender>:<nonce>``, ``solana:<fee payer>:<recent blockhash>``,
