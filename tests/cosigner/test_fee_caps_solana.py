@@ -3,9 +3,9 @@ under the signed policy (DESIGN.md invariant 12, docs/policy.md "Fee caps").
 
 The fee is 5,000 lamports per signature plus the priority fee, ceil(price x limit /
 10**6) lamports, where the price and the limit come from the message's Compute Budget
-instructions (the limit, when none is set, is the runtime's default of 200,000 per
-other instruction). Messages are built with solders, the Solana SDK's Python binding,
-and the nodes' signatures verified with it.
+instructions (the limit, when none is set, is the most a runtime grants by default:
+200,000 per other instruction and 3,000 per Compute Budget one). Messages are built with
+solders, the Solana SDK's Python binding, and the nodes' signatures verified with it.
 """
 
 from __future__ import annotations
@@ -110,7 +110,6 @@ def _payload_refusal(message: bytes) -> str:
 # --- The checks ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="Compute Budget instructions make a message unsignable")
 def test_a_priority_fee_under_the_caps_is_read_and_passes(capped_chain):
     target = _target(_message([_limit(300_000), _price(MAX_PRICE)]))
     check_fee(capped_chain, target)
@@ -125,41 +124,38 @@ def test_a_priority_fee_under_the_caps_is_read_and_passes(capped_chain):
     assert (fee.priority_fee_lamports, fee.fee_lamports) == (3_000, MAX_FEE)
 
 
-@pytest.mark.xfail(strict=True, reason="Solana fees are not capped yet")
 def test_without_a_limit_the_runtime_default_is_counted(capped_chain):
     target = _target(_message([_price(MAX_PRICE)]))
     check_fee(capped_chain, target)
     assert target.fee is not None
-    # One instruction besides the Compute Budget's: 200,000 units, 2,000 lamports.
-    assert (target.fee.compute_unit_limit, target.fee.fee_lamports) == (200_000, 7_000)
+    # 200,000 units for the transfer and 3,000 for the price instruction (the most any
+    # runtime grants them), so a priority fee of 2,030 lamports.
+    assert target.fee.limit_is_default
+    assert (target.fee.compute_unit_limit, target.fee.fee_lamports) == (203_000, 7_030)
     # And a cap below the default refuses a message that sets no limit.
     reason = _fee_refusal(capped_chain, _message(), network="solana-tight")
     assert "compute-unit limit 200000" in reason
     assert "max_compute_unit_limit 150000 for solana-tight" in reason
 
 
-@pytest.mark.xfail(strict=True, reason="Solana fees are not capped yet")
 def test_a_compute_unit_price_above_the_cap_is_refused(capped_chain):
     reason = _fee_refusal(capped_chain, _message([_limit(100_000), _price(MAX_PRICE + 1)]))
     assert f"compute-unit price {MAX_PRICE + 1} micro-lamports" in reason
     assert f"max_compute_unit_price_micro_lamports {MAX_PRICE} for solana" in reason
 
 
-@pytest.mark.xfail(strict=True, reason="Solana fees are not capped yet")
 def test_a_compute_unit_limit_above_the_cap_is_refused(capped_chain):
     reason = _fee_refusal(capped_chain, _message([_limit(MAX_LIMIT + 1), _price(1)]))
     assert f"compute-unit limit {MAX_LIMIT + 1}" in reason
     assert f"max_compute_unit_limit {MAX_LIMIT} for solana" in reason
 
 
-@pytest.mark.xfail(strict=True, reason="Solana fees are not capped yet")
 def test_a_fee_above_the_cap_is_refused_though_price_and_limit_are_within_theirs(capped_chain):
     reason = _fee_refusal(capped_chain, _message([_limit(MAX_LIMIT), _price(MAX_PRICE)]))
     assert "fee 9000 lamports" in reason
     assert f"max_fee_lamports {MAX_FEE} for solana" in reason
 
 
-@pytest.mark.xfail(strict=True, reason="Solana fees are not capped yet")
 def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_chain):
     """The coordinator names a Solana payload's network: naming one the policy does not
     cap must not lift the caps it sets on the others."""
@@ -170,7 +166,6 @@ def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_c
     assert "solana, solana-tight" in reason
 
 
-@pytest.mark.xfail(strict=True, reason="Compute Budget instructions are not decoded yet")
 @pytest.mark.parametrize(
     ("budget", "named"),
     [
@@ -246,9 +241,6 @@ def _sign(cluster, message: bytes):
     return cluster.run(body, [1, 3])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="no priority fee can be set yet, so there is no bump to sign or refuse"
-)
 def test_a_fee_bump_above_the_cap_is_refused_after_the_original_was_signed(sol_cluster):
     """The same fee payer and blockhash (the record's replay key for Solana): the bump
     is checked against the caps like any other message."""

@@ -2,9 +2,10 @@
 invariant 12, docs/policy.md "Fee caps").
 
 The fees come from the payload the co-signer parsed (:class:`~.target.EvmFee`,
-:class:`~.target.BitcoinFee`), the caps from the policy bundle the admins signed; the
-coordinator supplies neither. A replacement of a transaction (an EVM fee bump of the
-same nonce, a Bitcoin one of the same outpoints) is a payload like any other and is
+:class:`~.target.BitcoinFee`, :class:`~.target.SolanaFee`), the caps from the policy
+bundle the admins signed; the coordinator supplies neither. A replacement of a
+transaction (an EVM fee bump of the same nonce, a Bitcoin one of the same outpoints, a
+Solana message of the same fee payer and blockhash) is a payload like any other and is
 checked the same way: nothing exempts a bump.
 """
 
@@ -14,23 +15,24 @@ from decimal import Decimal
 from typing import TypeVar
 
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.cosigner.target import BitcoinFee, EvmFee, SigningTarget
-from shardvault.policy import BitcoinFeeCap, BundleChain, EvmFeeCap, FeeCap
+from shardvault.cosigner.target import BitcoinFee, EvmFee, SigningTarget, SolanaFee
+from shardvault.policy import BitcoinFeeCap, BundleChain, EvmFeeCap, FeeCap, SolanaFeeCap
 
-C = TypeVar("C", EvmFeeCap, BitcoinFeeCap)
+C = TypeVar("C", EvmFeeCap, BitcoinFeeCap, SolanaFeeCap)
 
 
 def check_fee(chain: BundleChain, target: SigningTarget) -> None:
     """Refuse a transaction whose fees exceed the cap the signed policy sets for its
     network. A payload without fees (a raw digest), a co-signer without a policy (which
     :func:`~.checks.check_policy` refuses) or a network without a cap is not checked
-    here, except that a Bitcoin payload naming a network without a cap is refused while
-    the policy caps another Bitcoin network: the coordinator names that network
-    (a PSBT does not), and must not lift a cap by naming another.
+    here, except that a Bitcoin or Solana payload naming a network without a cap is
+    refused while the policy caps another network of its chain: the coordinator names
+    that network (a PSBT or a Solana message does not), and must not lift a cap by
+    naming another.
 
     Raises:
         RequestRefused: ``fee``: an amount above its cap, an input amount a Bitcoin cap
-            needs that is not proven, an uncapped Bitcoin network name as above, or a
+            needs that is not proven, an uncapped network name as above, or a
             cap of another chain family; the reason names the cap, its amount and the
             transaction's.
     """
@@ -46,17 +48,23 @@ def check_fee(chain: BundleChain, target: SigningTarget) -> None:
         if cap is not None:
             _check_evm(fee, _cap_of(cap, EvmFeeCap, fee.network))
         return
+    kind, chain_name = (
+        (BitcoinFeeCap, "Bitcoin") if isinstance(fee, BitcoinFee) else (SolanaFeeCap, "Solana")
+    )
     if cap is None:
-        capped = sorted(n for n, c in caps.items() if isinstance(c, BitcoinFeeCap))
+        capped = sorted(n for n, c in caps.items() if isinstance(c, kind))
         if capped:
             raise RequestRefused(
                 "fee",
-                f"the policy caps Bitcoin fees on {', '.join(capped)} but not on "
-                f"{fee.network}, the network the request names (a PSBT names none), so "
-                "it is refused",
+                f"the policy caps {chain_name} fees on {', '.join(capped)} but not on "
+                f"{fee.network}, the network the request names (the payload names none), "
+                "so it is refused",
             )
         return
-    _check_bitcoin(fee, _cap_of(cap, BitcoinFeeCap, fee.network))
+    if isinstance(fee, BitcoinFee):
+        _check_bitcoin(fee, _cap_of(cap, BitcoinFeeCap, fee.network))
+    else:
+        _check_solana(fee, _cap_of(cap, SolanaFeeCap, fee.network))
 
 
 def _cap_of(cap: FeeCap, kind: type[C], network: str) -> C:
@@ -126,3 +134,31 @@ def _check_bitcoin(fee: BitcoinFee, cap: BitcoinFeeCap) -> None:
                 f"sat/vB; the size counts the signatures still to come) exceeds the "
                 f"policy's max_fee_rate_sat_per_vb {rate_cap} for {fee.network}",
             )
+
+
+def _check_solana(fee: SolanaFee, cap: SolanaFeeCap) -> None:
+    """The compute-unit price, the compute-unit limit, then the whole fee."""
+    price, limit = fee.compute_unit_price_micro_lamports, fee.compute_unit_limit
+    price_cap = cap.max_compute_unit_price_micro_lamports
+    if price_cap is not None and price > price_cap:
+        raise RequestRefused(
+            "fee",
+            f"the compute-unit price {price} micro-lamports exceeds the policy's "
+            f"max_compute_unit_price_micro_lamports {price_cap} for {fee.network}",
+        )
+    limit_cap = cap.max_compute_unit_limit
+    if limit_cap is not None and limit > limit_cap:
+        source = "the runtime's default" if fee.limit_is_default else "SetComputeUnitLimit"
+        raise RequestRefused(
+            "fee",
+            f"the compute-unit limit {limit} ({source}) exceeds the policy's "
+            f"max_compute_unit_limit {limit_cap} for {fee.network}",
+        )
+    if cap.max_fee_lamports is not None and fee.fee_lamports > cap.max_fee_lamports:
+        raise RequestRefused(
+            "fee",
+            f"the fee {fee.fee_lamports} lamports (5000 per signature x "
+            f"{fee.signatures}, and a priority fee of {fee.priority_fee_lamports}: {limit} "
+            f"units at {price} micro-lamports) exceeds the policy's max_fee_lamports "
+            f"{cap.max_fee_lamports} for {fee.network}",
+        )
