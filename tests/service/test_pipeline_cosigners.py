@@ -157,9 +157,6 @@ def _worker(platform: Platform, backend: CosignerBackend) -> PipelineWorker:
     return PipelineWorker(platform, runtime)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the service gives co-signers no previous transactions to prove amounts"
-)
 def test_bitcoin_and_solana_transfers_signed_by_cosigners(
     platform: Platform,
     cluster: tuple[Workspace, CosignerBackend, Cosigners],
