@@ -500,7 +500,6 @@ def test_require_full_utxo_for_segwit_v0() -> None:
         set_non_witness_utxo(psbt, 0, wrong)
 
 
-@pytest.mark.xfail(strict=True, reason="a P2SH-wrapped segwit sibling escapes require_full_utxo")
 def test_require_full_utxo_covers_p2sh_wrapped_siblings() -> None:
     """A P2SH-P2WPKH sibling's amount is committed by its own BIP143 signature only, as a
     native one's: without its previous transaction it is as unproven."""
@@ -511,6 +510,7 @@ def test_require_full_utxo_covers_p2sh_wrapped_siblings() -> None:
         set_non_witness_utxo,
         set_witness_utxo,
     )
+
     spk = p2wpkh_script(make_key("full utxo").public_key.format())
     redeem = p2wpkh_script(make_key("wrapped sibling").public_key.format())
     previous = Transaction(2, (TxIn(OutPoint(bytes(32), 0)),), (TxOut(Satoshi(100_000), spk),), 0)
