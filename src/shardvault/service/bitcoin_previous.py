@@ -11,21 +11,37 @@ checks the output is the coin the PSBT spends.
 
 from __future__ import annotations
 
+from shardvault.chains.errors import UnsupportedError
 from shardvault.service.bitcoin_transfers import BitcoinSpend, prove_input_amounts
-from shardvault.service.chainclients.bitcoin import BitcoinRpcClient
+from shardvault.service.chainclients import RpcResponseError
+from shardvault.service.chainclients.bitcoin import RPC_INVALID_ADDRESS_OR_KEY, BitcoinRpcClient
 
 
 def with_previous_transactions(client: BitcoinRpcClient, spend: BitcoinSpend) -> BitcoinSpend:
     """``spend`` with each input's previous transaction from ``client``'s node.
 
     Raises:
-        RpcTransportError, RpcResponseError: the node cannot be reached, does not know a
-            transaction, or returns another one.
+        RpcTransportError, RpcResponseError: the node cannot be reached, fails, or
+            returns another transaction than the one asked for (worth a retry).
+        UnsupportedError: the node does not know a previous transaction: Bitcoin Core
+            finds a confirmed one only given its block, which ``scantxoutset`` names
+            from version 26, or with ``-txindex=1`` (a retry would not help).
         ChainError: a previous transaction that is not the coin spent
             (:func:`~.bitcoin_transfers.prove_input_amounts`).
     """
     previous: dict[str, bytes] = {}
-    for coin in spend.inputs:
-        if coin.txid not in previous:
+    for index, coin in enumerate(spend.inputs):
+        if coin.txid in previous:
+            continue
+        try:
             previous[coin.txid] = client.get_raw_transaction(coin.txid, coin.block_hash)
+        except RpcResponseError as exc:
+            if exc.code != RPC_INVALID_ADDRESS_OR_KEY:
+                raise
+            raise UnsupportedError(
+                "the node does not know this transaction (Bitcoin Core finds a confirmed "
+                "one given its block, which scantxoutset names from version 26, or with "
+                "-txindex=1)",
+                field=f"inputs[{index}].previous_transaction",
+            ) from None
     return prove_input_amounts(spend, previous)

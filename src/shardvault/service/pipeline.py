@@ -1910,7 +1910,7 @@ class Pipeline:
             _log.warning("serializing %s: node trouble (%s); retrying", tx_id, exc)
             return self.runtime.broadcast_retry_s
         except ChainError as exc:
-            raise PipelineFault(f"the node's previous transactions disagree: {exc}") from None
+            raise PipelineFault(f"cannot prove the inputs' amounts: {exc}") from None
         with self.platform.unit_of_work() as uow:
             # One serialization per workspace at a time, so two transfers never take
             # the same coins (the lock of evaluate_batch).
