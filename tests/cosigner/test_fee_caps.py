@@ -22,6 +22,7 @@ from tests.cosigner.support import (
     POLICY,
     WORKSPACE,
     metadata,
+    policy_chain,
     sign_request,
     signed_bundle,
 )
@@ -135,9 +136,7 @@ def test_priority_fee_above_its_cap_is_refused_by_every_cosigner(eth_cluster):
 
 @pytest.fixture(scope="module")
 def capped_chain():
-    chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=CAPPED_POLICY))
-    return chain
+    return policy_chain(CAPPED_POLICY)
 
 
 def _target(tx):

@@ -25,17 +25,15 @@ from shardvault.chains import bitcoin
 from shardvault.chains.bitcoin.psbt import IN_NON_WITNESS_UTXO, PsbtRecord
 from shardvault.cosigner.checks import check_fee, signing_target
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.policy import BundleChain, parse_admin_set
 from shardvault.service.bitcoin_transfers import finish_p2wpkh_spend
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
 from tests.cosigner.support import (
-    ADMIN_SET,
     POLICY,
-    WORKSPACE,
     dkg_request,
+    fee_refusal,
     metadata,
+    policy_chain,
     sign_request,
-    signed_bundle,
 )
 from tests.support_bitcoin_node import verify_inputs
 
@@ -68,9 +66,7 @@ CAPPED_POLICY = {
 
 @pytest.fixture(scope="module")
 def capped_chain():
-    chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=CAPPED_POLICY))
-    return chain
+    return policy_chain(CAPPED_POLICY)
 
 
 def _funding(label: str, amount: int, script: bytes) -> bitcoin.Transaction:
@@ -127,18 +123,11 @@ def _taproot(psbt, index=0):
     return signing_target(_body(psbt, index), INTERNAL_X)
 
 
-def _refused(chain, target) -> RequestRefused:
-    with pytest.raises(RequestRefused) as caught:
-        check_fee(chain, target)
-    assert caught.value.check == "fee", caught.value
-    return caught.value
-
-
 # --- P2WPKH (BIP143) --------------------------------------------------------------
 
 
 def test_p2wpkh_fee_above_the_cap_is_refused(capped_chain):
-    refusal = _refused(capped_chain, _p2wpkh(_psbt(fee=MAX_FEE_SAT + 1)))
+    refusal = fee_refusal(capped_chain, _p2wpkh(_psbt(fee=MAX_FEE_SAT + 1)))
     assert f"fee {MAX_FEE_SAT + 1} sat" in refusal.reason
     assert f"max_fee_sat {MAX_FEE_SAT} for regtest" in refusal.reason
 
@@ -146,7 +135,7 @@ def test_p2wpkh_fee_above_the_cap_is_refused(capped_chain):
 def test_p2wpkh_fee_rate_above_the_cap_is_refused(capped_chain):
     """4,000 sat is under the absolute cap, but about 18 sat/vB on a 2-in, 2-out spend."""
     target = _p2wpkh(_psbt(fee=4_000))
-    refusal = _refused(capped_chain, target)
+    refusal = fee_refusal(capped_chain, target)
     assert target.fee is not None
     assert f"4000 sat over {target.fee.vsize} vB" in refusal.reason
     assert f"max_fee_rate_sat_per_vb {MAX_RATE} for regtest" in refusal.reason
@@ -171,12 +160,12 @@ def test_p2wpkh_fee_under_both_caps_is_computed_and_passes(capped_chain):
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_an_input_amount_without_its_previous_transaction_is_refused(capped_chain, index):
+def test_an_input_amount_without_its_previous_transaction_isfee_refusal(capped_chain, index):
     """The other input's amount is only claimed: its BIP143 signature, not ours, commits
     to it. Understated, it hides a fee (BIP143's fee attack)."""
     other = 1 - index
     psbt = _psbt(fee=1_000, proven=(index,))
-    refusal = _refused(capped_chain, _p2wpkh(psbt, index))
+    refusal = fee_refusal(capped_chain, _p2wpkh(psbt, index))
     assert f"input {other}'s amount is not proven" in refusal.reason
     assert "non_witness_utxo" in refusal.reason
 
@@ -217,7 +206,7 @@ def test_a_witness_amount_that_disagrees_with_the_previous_transaction_is_refuse
 def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_chain):
     """The coordinator names a Bitcoin payload's network: naming one the policy does not
     cap, while it caps others, must not lift the cap."""
-    refusal = _refused(capped_chain, _p2wpkh(_psbt(fee=15_000), network="testnet"))
+    refusal = fee_refusal(capped_chain, _p2wpkh(_psbt(fee=15_000), network="testnet"))
     assert "testnet" in refusal.reason
     assert "regtest" in refusal.reason
 
@@ -229,7 +218,7 @@ def test_taproot_fee_above_the_cap_is_refused(capped_chain):
     psbt = _psbt(
         ((100_000, OURS_TR), (20_000, FOREIGN_TR)), fee=6_000, proven=(), change_script=OURS_TR
     )
-    refusal = _refused(capped_chain, _taproot(psbt))
+    refusal = fee_refusal(capped_chain, _taproot(psbt))
     assert "fee 6000 sat" in refusal.reason
 
 

@@ -23,13 +23,12 @@ from solders.system_program import TransferParams, transfer
 
 from shardvault.cosigner.checks import check_fee, signing_target
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.policy import BundleChain, parse_admin_set
 from tests.cosigner.support import (
-    ADMIN_SET,
     POLICY,
-    WORKSPACE,
     dkg_request,
+    fee_refusal,
     metadata,
+    policy_chain,
     sign_request,
     signed_bundle,
 )
@@ -64,9 +63,7 @@ CAPPED_POLICY = {
 
 @pytest.fixture(scope="module")
 def capped_chain():
-    chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=CAPPED_POLICY))
-    return chain
+    return policy_chain(CAPPED_POLICY)
 
 
 def _message(budget=(), key: bytes = KEY, blockhash: Hash = BLOCKHASH) -> bytes:
@@ -94,10 +91,7 @@ def _price(micro_lamports: int):
 
 
 def _fee_refusal(chain, message: bytes, network: str = "solana") -> str:
-    with pytest.raises(RequestRefused) as caught:
-        check_fee(chain, _target(message, network))
-    assert caught.value.check == "fee", caught.value
-    return caught.value.reason
+    return fee_refusal(chain, _target(message, network)).reason
 
 
 def _payload_refusal(message: bytes) -> str:

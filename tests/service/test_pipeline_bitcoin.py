@@ -97,6 +97,16 @@ def _status(ws: Workspace, tx_id: str) -> str:
     return get(ws, tx_id).status
 
 
+def _failed_before_signing(ws: Workspace, tx_id: str, node: BitcoinNodeStandIn) -> str:
+    """The reason ``tx_id`` failed with, having signed and sent nothing."""
+    view = get(ws, tx_id)
+    assert view.status == "failed"
+    assert view.status_reason is not None
+    assert view.signed_payload is None
+    assert _sent(node) == []
+    return view.status_reason
+
+
 def test_two_input_spend_is_approved_signed_broadcast_and_confirmed(
     setup: tuple[Workspace, BtcWallet, PipelineWorker], node: BitcoinNodeStandIn
 ) -> None:
@@ -146,13 +156,9 @@ def test_insufficient_funds_fail_with_a_reason_and_nothing_is_sent(
     node.fund(wallet.address, 10_000)
     tx_id = send(ws, wallet.wallet_id, "0.5")
     worker.drain(timeout_s=30)
-    view = get(ws, tx_id)
-    assert view.status == "failed"
-    assert view.status_reason is not None
-    assert "insufficient funds" in view.status_reason
-    assert "10000 sat" in view.status_reason
-    assert view.signed_payload is None
-    assert _sent(node) == []
+    reason = _failed_before_signing(ws, tx_id, node)
+    assert "insufficient funds" in reason
+    assert "10000 sat" in reason
 
 
 def test_every_input_carries_its_previous_transaction(
@@ -184,12 +190,9 @@ def test_a_previous_transaction_the_node_cannot_find_fails_the_transfer(
     del node.known[txid]  # Bitcoin Core before 26 without -txindex, say
     tx_id = send(ws, wallet.wallet_id, "0.5")
     worker.drain(timeout_s=30)
-    view = get(ws, tx_id)
-    assert view.status == "failed"
-    assert view.status_reason is not None
-    assert "inputs[0].previous_transaction" in view.status_reason
-    assert "-txindex" in view.status_reason
-    assert _sent(node) == []
+    reason = _failed_before_signing(ws, tx_id, node)
+    assert "inputs[0].previous_transaction" in reason
+    assert "-txindex" in reason
 
 
 @pytest.mark.parametrize(

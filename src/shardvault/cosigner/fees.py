@@ -83,25 +83,37 @@ def _cap_of(cap: FeeCap, kind: type[C], network: str) -> C:
     return cap
 
 
+def _at_most(amount: int, cap: int | None, field: str, network: str, shown: str) -> None:
+    """Refuse ``amount`` above ``cap`` (``None``: uncapped); ``shown`` says what the
+    amount is, in the reason.
+
+    Raises:
+        RequestRefused: ``fee``: naming the amount, the cap's field, its value and the
+            network.
+    """
+    if cap is not None and amount > cap:
+        raise RequestRefused("fee", f"{shown} exceeds the policy's {field} {cap} for {network}")
+
+
 def _check_evm(fee: EvmFee, cap: EvmFeeCap) -> None:
-    """The worst-case fee, and a fee-market transaction's priority fee per gas."""
-    if cap.max_fee_wei is not None and fee.max_fee_wei > cap.max_fee_wei:
-        raise RequestRefused(
-            "fee",
-            f"the worst-case fee {fee.max_fee_wei} wei (gas limit {fee.gas_limit} x "
-            f"{fee.fee_per_gas_wei} wei per gas) exceeds the policy's max_fee_wei "
-            f"{cap.max_fee_wei} for {fee.network}",
-        )
-    if (
-        cap.max_priority_fee_per_gas_wei is not None
-        and fee.priority_fee_per_gas_wei is not None
-        and fee.priority_fee_per_gas_wei > cap.max_priority_fee_per_gas_wei
-    ):
-        raise RequestRefused(
-            "fee",
-            f"the priority fee {fee.priority_fee_per_gas_wei} wei per gas exceeds the "
-            f"policy's max_priority_fee_per_gas_wei {cap.max_priority_fee_per_gas_wei} "
-            f"for {fee.network}",
+    """The worst-case fee, and a fee-market transaction's priority fee per gas (a
+    legacy transaction's tip is its gas price less a base fee the co-signer cannot
+    know, so only its worst case is capped)."""
+    _at_most(
+        fee.max_fee_wei,
+        cap.max_fee_wei,
+        "max_fee_wei",
+        fee.network,
+        f"the worst-case fee {fee.max_fee_wei} wei (gas limit {fee.gas_limit} x "
+        f"{fee.fee_per_gas_wei} wei per gas)",
+    )
+    if fee.priority_fee_per_gas_wei is not None:
+        _at_most(
+            fee.priority_fee_per_gas_wei,
+            cap.max_priority_fee_per_gas_wei,
+            "max_priority_fee_per_gas_wei",
+            fee.network,
+            f"the priority fee {fee.priority_fee_per_gas_wei} wei per gas",
         )
 
 
@@ -116,12 +128,13 @@ def _check_bitcoin(fee: BitcoinFee, cap: BitcoinFeeCap) -> None:
             f"its own input's amount only, so input {index} must carry its previous "
             f"transaction (non_witness_utxo) for the fee cap of {fee.network} to be checked",
         )
-    if cap.max_fee_sat is not None and fee.fee_sat > cap.max_fee_sat:
-        raise RequestRefused(
-            "fee",
-            f"the fee {fee.fee_sat} sat (the inputs' amounts less the outputs) exceeds "
-            f"the policy's max_fee_sat {cap.max_fee_sat} for {fee.network}",
-        )
+    _at_most(
+        fee.fee_sat,
+        cap.max_fee_sat,
+        "max_fee_sat",
+        fee.network,
+        f"the fee {fee.fee_sat} sat (the inputs' amounts less the outputs)",
+    )
     rate_cap = cap.max_fee_rate_sat_per_vb
     if rate_cap is not None:
         numerator, denominator = rate_cap.as_integer_ratio()
@@ -139,26 +152,27 @@ def _check_bitcoin(fee: BitcoinFee, cap: BitcoinFeeCap) -> None:
 def _check_solana(fee: SolanaFee, cap: SolanaFeeCap) -> None:
     """The compute-unit price, the compute-unit limit, then the whole fee."""
     price, limit = fee.compute_unit_price_micro_lamports, fee.compute_unit_limit
-    price_cap = cap.max_compute_unit_price_micro_lamports
-    if price_cap is not None and price > price_cap:
-        raise RequestRefused(
-            "fee",
-            f"the compute-unit price {price} micro-lamports exceeds the policy's "
-            f"max_compute_unit_price_micro_lamports {price_cap} for {fee.network}",
-        )
-    limit_cap = cap.max_compute_unit_limit
-    if limit_cap is not None and limit > limit_cap:
-        source = "the runtime's default" if fee.limit_is_default else "SetComputeUnitLimit"
-        raise RequestRefused(
-            "fee",
-            f"the compute-unit limit {limit} ({source}) exceeds the policy's "
-            f"max_compute_unit_limit {limit_cap} for {fee.network}",
-        )
-    if cap.max_fee_lamports is not None and fee.fee_lamports > cap.max_fee_lamports:
-        raise RequestRefused(
-            "fee",
-            f"the fee {fee.fee_lamports} lamports (5000 per signature x "
-            f"{fee.signatures}, and a priority fee of {fee.priority_fee_lamports}: {limit} "
-            f"units at {price} micro-lamports) exceeds the policy's max_fee_lamports "
-            f"{cap.max_fee_lamports} for {fee.network}",
-        )
+    source = "the runtime's default" if fee.limit_is_default else "SetComputeUnitLimit"
+    _at_most(
+        price,
+        cap.max_compute_unit_price_micro_lamports,
+        "max_compute_unit_price_micro_lamports",
+        fee.network,
+        f"the compute-unit price {price} micro-lamports",
+    )
+    _at_most(
+        limit,
+        cap.max_compute_unit_limit,
+        "max_compute_unit_limit",
+        fee.network,
+        f"the compute-unit limit {limit} ({source})",
+    )
+    _at_most(
+        fee.fee_lamports,
+        cap.max_fee_lamports,
+        "max_fee_lamports",
+        fee.network,
+        f"the fee {fee.fee_lamports} lamports (5000 per signature x {fee.signatures}, and "
+        f"a priority fee of {fee.priority_fee_lamports}: {limit} units at {price} "
+        "micro-lamports)",
+    )
