@@ -3,14 +3,13 @@ long-polling a relay that uvicorn serves on 127.0.0.1, over plain HTTP or over T
 the server certificate pinned (``--server-cert``), and the request bodies they sign.
 
 Not a benchmark itself (``make bench`` runs ``bench/bench_*.py``); the scripts next to it
-import it (a script's own directory is first on ``sys.path``).
+import it (a script's own directory is first on ``sys.path``); the TLS certificate comes
+from the tests' support module, with the repository root put on ``sys.path`` here.
 """
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import os
 import secrets
 import signal
@@ -25,10 +24,6 @@ from pathlib import Path
 from typing import IO
 
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from nacl.signing import SigningKey
 
 from shardvault.chains import solana
@@ -43,6 +38,11 @@ from shardvault.custody.secret import SecretBytes
 from shardvault.policy import new_bundle, parse_address_book, parse_admin_set, parse_policy
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.tls_support import LOOPBACK, TlsFiles, self_signed_tls  # noqa: E402
+
+__all__ = ["LOOPBACK", "TlsFiles", "self_signed_tls"]
+
 PRIMES = ROOT / "tests" / "fixtures" / "test_only_paillier.json"
 WORKSPACE, VAULT, PASSPHRASE = "bench", "vault", "bench passphrase"
 PARTIES = (1, 2, 3)
@@ -62,7 +62,6 @@ POLICY = {
         {"name": "transfers", "when": {"operation": ["transfer"]}, "action": "allow"},
     ],
 }
-LOOPBACK = "127.0.0.1"
 
 
 def metadata() -> dict[str, object]:
@@ -71,66 +70,6 @@ def metadata() -> dict[str, object]:
         "source": {"vault": VAULT},
         "created_at": int(time.time()),
     }
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    """A server certificate (PEM, what the co-signers pin) and its private key."""
-
-    cert: Path
-    key: Path
-
-
-def self_signed_tls(directory: Path, address: str = LOOPBACK) -> TlsFiles:
-    """A fresh P-256 key and a self-signed certificate for ``address`` (an IP SAN),
-    valid for a day, written to ``directory``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shardvault bench relay")])
-    now = datetime.datetime.now(datetime.UTC)
-    public = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    files = TlsFiles(directory / "relay-cert.pem", directory / "relay-key.pem")
-    files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    files.key.touch(mode=0o600)
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +101,7 @@ class Harness:
         tls: TlsFiles | None = None,
         poll_wait: float = 5.0,
         loop: str = "auto",
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.processes: list[subprocess.Popen[str]] = []
         self._server: uvicorn.Server | None = None
@@ -188,13 +128,18 @@ class Harness:
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{LOOPBACK}:{sock.getsockname()[1]}"
         try:
-            self._start(dirs, tls, poll_wait, loop)
+            self._start(dirs, tls, poll_wait, loop, extra_args)
         except BaseException:
             self.close()
             raise
 
     def _start(
-        self, dirs: dict[int, Path], tls: TlsFiles | None, poll_wait: float, loop: str
+        self,
+        dirs: dict[int, Path],
+        tls: TlsFiles | None,
+        poll_wait: float,
+        loop: str,
+        extra_args: Sequence[str],
     ) -> None:
         config = uvicorn.Config(
             create_relay_app(self.core),
@@ -237,6 +182,7 @@ class Harness:
                         "SV_BENCH_PASS",
                         "--poll-wait",
                         str(poll_wait),
+                        *extra_args,
                     ],
                     stdout=subprocess.PIPE,
                     stderr=self._log,

@@ -415,14 +415,16 @@ def test_ethereum_signing_asks_the_customer_with_the_digest_it_signs(
     assert document["destination"] == "0x2222222222222222222222222222222222222222"
     assert document["asset"] == {"id": "ETH", "decimals": 18}
     assert document["amount"] == str(5 * 10**17)
-    # Party 1 did not spend its presignature: asked again with the customer approving,
-    # it starts its signing round with it (party 2 spent its own and refuses).
+    # Party 1 did not spend its presignature: asked again, it takes the request and
+    # waits for party 2's records (party 2 spent its own presignature and refuses), so
+    # its customer is not asked again: the customer is asked only once the quorum's
+    # records are merged.
     service.mode = "approve"
     again = {**body, "request_id": "again", "session_id": secrets.token_hex(32)}
     results = cluster.run(again, [1, 2])
     assert results[2]["check"] == "key"
     assert 1 not in results
-    assert len(service.received) == 2
+    assert len(service.received) == 1
     abort = {"kind": "abort", "request_id": "abort-again", "session_id": again["session_id"]}
     assert cluster.run(abort, [1])[1]["status"] == "ok"
     _presign(cluster, "p-approve")

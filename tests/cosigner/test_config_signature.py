@@ -202,13 +202,25 @@ def test_files_are_private_whatever_the_umask(tmp_path) -> None:
             "amount": "1",
             **metadata(),
         }
-        state.record_signed(parse_request(fields))
+        state.record.append(
+            state.identity,
+            ids=None,
+            intent_digest=None,
+            replay_key=None,
+            signer_key=bytes(32),
+            payload_digest=bytes(32),
+            now=0,
+            request=parse_request(fields),
+        )
+        state.peers.acknowledge(2, 1)
         state.close()
         pin_peers(directory, {}, unseal(directory))
     finally:
         os.umask(previous)
     found = {p.relative_to(directory).as_posix(): p for p in directory.rglob("*")}
-    assert {"cosigner.json", "policy/bundles.json", "history.jsonl"} <= set(found)
+    assert {"cosigner.json", "policy/bundles.json", "signed.jsonl", "records/acks.json"} <= set(
+        found
+    )
     assert any(name.startswith("keyring/") for name in found)
     assert any(name.startswith("shares/") and found[name].is_file() for name in found)
     for name, path in [(".", directory), *found.items()]:

@@ -236,8 +236,9 @@ def _sign(cluster, message: bytes):
 
 
 def test_a_fee_bump_above_the_cap_is_refused_after_the_original_was_signed(sol_cluster):
-    """The same fee payer and blockhash (the record's replay key for Solana): the bump
-    is checked against the caps like any other message."""
+    """The same transfer, fee payer and blockhash at a higher priority fee: another
+    message (the record would refuse it as a second transaction of the transfer), and
+    first of all a fee above the cap."""
     key = sol_cluster.sol_key
     original = _message([_limit(200_000), _price(5_000)], key=key)
     results = _sign(sol_cluster, original)

@@ -12,8 +12,11 @@ import pytest
 
 from shardvault.chains import ethereum
 from shardvault.cosigner.errors import ConfigurationError
+from shardvault.cosigner.record_exchange import RECORDS_PROTOCOL
 from shardvault.cosigner.signed_record import RECORD_FILE, SignedRecord
 from shardvault.cosigner.state import open_node
+from shardvault.crypto.channel import peek_header
+from shardvault.crypto.protocols.cggmp21.messages import SIGN_PROTOCOL
 from shardvault.custody.secret import SecretBytes
 from shardvault.service.transactions import intent_digest
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
@@ -113,13 +116,14 @@ def test_a_replacement_of_the_same_nonce_is_signed(eth_cluster):
 
 def _record(cluster, party):
     return SignedRecord.open(
-        cluster.nodes[party].state.data_dir, cluster.nodes[party].state.identity.public
+        cluster.nodes[party].state.data_dir, cluster.nodes[party].state.identity.public, party
     )
 
 
 def test_the_entry_is_on_disk_before_the_share_leaves(eth_cluster):
-    """Party 1 handles the request alone: its first message (its signature share) is
-    out, no result yet, and the record already holds the entry, fsynced."""
+    """Party 1 sends its records and waits; party 3 takes the request and party 1's
+    records in one step: its signature share is out, no result yet, and its record
+    already holds the entry, fsynced."""
     eth_cluster.presignatures += 1
     label = f"p{eth_cluster.presignatures}"
     presign(eth_cluster, KEY_ID, ETH_PATH, label, SIGNERS)
@@ -134,10 +138,12 @@ def test_the_entry_is_on_disk_before_the_share_leaves(eth_cluster):
     )
     body["metadata"].update({"transaction_id": "tx-before-result", "workspace_id": WORKSPACE_ID})
     eth_cluster.core.submit(body, list(SIGNERS))
-    out = eth_cluster.nodes[1].step(0.0)
-    assert out.envelopes
+    first = eth_cluster.nodes[1].step(0.0)
+    assert [peek_header(e).protocol for e in first.envelopes] == [RECORDS_PROTOCOL]
+    out = eth_cluster.nodes[3].step(0.0)
+    assert [peek_header(e).protocol for e in out.envelopes] == [RECORDS_PROTOCOL, SIGN_PROTOCOL]
     assert not out.results
-    entry = _record(eth_cluster, 1).entries[-1]
+    entry = _record(eth_cluster, 3).entries[-1]
     assert (entry.workspace_id, entry.transaction_id) == (WORKSPACE_ID, "tx-before-result")
     assert entry.replay_key == f"ethereum:31337:{eth_cluster.eth_source}:6"
     assert entry.payload_digest == ethereum.signing_hash(_transfer(nonce=6)).hex()
@@ -182,7 +188,7 @@ def test_the_same_raw_digest_is_signed_once(eth_cluster):
 
 def test_an_edited_record_refuses_to_start(tmp_path, eth_cluster):
     source = eth_cluster.nodes[1].state
-    record = SignedRecord.open(tmp_path, source.identity.public)
+    record = SignedRecord.open(tmp_path, source.identity.public, 1)
     for nonce in (3, 4, 5):
         record.append(
             source.identity,
@@ -201,7 +207,7 @@ def test_an_edited_record_refuses_to_start(tmp_path, eth_cluster):
         path.unlink(missing_ok=True)
         path.write_bytes(content)
         path.chmod(0o600)
-        return SignedRecord.open(tmp_path, identity)
+        return SignedRecord.open(tmp_path, identity, 1)
 
     assert len(reopen(b"\n".join(lines) + b"\n").entries) == len(lines)
     edited = lines[0].replace(b":3", b":9")
@@ -216,9 +222,9 @@ def test_an_edited_record_refuses_to_start(tmp_path, eth_cluster):
             reopen(content)
     (tmp_path / RECORD_FILE).chmod(0o644)
     with pytest.raises(ConfigurationError, match="mode 0644"):
-        SignedRecord.open(tmp_path, identity)
+        SignedRecord.open(tmp_path, identity, 1)
 
 
 def test_a_data_directory_without_a_record_opens_empty(tmp_path, eth_cluster):
-    record = SignedRecord.open(tmp_path, eth_cluster.nodes[1].state.identity.public)
+    record = SignedRecord.open(tmp_path, eth_cluster.nodes[1].state.identity.public, 1)
     assert record.entries == []

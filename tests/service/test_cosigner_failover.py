@@ -74,7 +74,8 @@ def _solana(key, message: bytes, parties: tuple[int, ...] = ()) -> SignRequest: 
 
 
 def _history(nodes: Nodes) -> dict[int, int]:
-    return {p: len(n.state.history) for p, n in nodes.nodes.items()}
+    """How many signatures each co-signer recorded (its record of signed transactions)."""
+    return {p: len(n.state.record.entries) for p, n in nodes.nodes.items()}
 
 
 def test_a_silent_cosigner_mid_session_is_replaced_by_another_quorum(
@@ -91,8 +92,9 @@ def test_a_silent_cosigner_mid_session_is_replaced_by_another_quorum(
     VerifyKey(key.public_key).verify(message, signature)
     assert time.monotonic() - started < 10
     after = _history(nodes)
-    # Party 2 joined the aborted session and then the one that signed; it recorded one
-    # signature, as did party 3; party 1 signed nothing.
+    # Party 2 joined the aborted session (whose records round never ended: nothing
+    # recorded) and then the one that signed; it recorded one signature, as did party 3;
+    # party 1 signed nothing.
     assert after == {1: before[1], 2: before[2] + 1, 3: before[3] + 1}
     assert eventually(lambda: not nodes.nodes[2]._active and not nodes.nodes[3]._active)
     # Back, co-signer 1 finds the request gone (only the abort of its session).

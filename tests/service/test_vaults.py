@@ -23,6 +23,7 @@ from shardvault.service import vaults, wallets
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
 from shardvault.service.platform import Platform
 from shardvault.service.signing import PARTY_COUNTS, LocalCeremonyBackend, SignRequest
+from shardvault.service.vaults import VaultKeyView
 from shardvault.store import Database
 from shardvault.store.models import AuditEvent
 from shardvault.store.models_vaults import Network
@@ -232,3 +233,22 @@ def test_evm_addresses_follow_the_derivation_path(ws: Workspace, tmp_path: Path)
     other = make_workspace(ws.platform, "globex")
     with pytest.raises(NotFound), ws.platform.unit_of_work() as uow:
         wallets.get_wallet(uow, other.owner.principal, funded.wallet_id)
+
+
+@pytest.mark.parametrize(
+    ("min_signers", "max_signers", "overlap"),
+    [(2, 3, True), (3, 5, True), (2, 4, False), (3, 6, False), (2, 2, True)],
+)
+def test_a_key_whose_quorums_can_be_disjoint_carries_a_warning(
+    min_signers: int, max_signers: int, overlap: bool
+) -> None:
+    """Records are shared within a quorum: replays and velocity hold across quorums only
+    when any two quorums share a co-signer (docs/cosigner.md)."""
+    key = VaultKeyView("ecdsa-secp256k1", "02" * 33, "00" * 32, min_signers, max_signers, (), "x")
+    assert key.quorums_overlap is overlap
+    if overlap:
+        assert key.warning is None
+    else:
+        assert key.warning is not None
+        assert f"{min_signers}-of-{max_signers}" in key.warning
+        assert "disjoint quorums" in key.warning

@@ -87,6 +87,10 @@ class VaultKeyOut(_Out):
     max_signers: int
     cosigners: list[str]
     backend: str
+    quorums_overlap: bool
+    """Whether any two quorums share a co-signer (2 * min_signers > max_signers)."""
+    warning: str | None
+    """Why the threshold is weaker, when quorums can be disjoint."""
 
 
 class VaultOut(_Out):

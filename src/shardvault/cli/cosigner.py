@@ -592,6 +592,14 @@ def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) 
     is_flag=True,
     help="Stop when the process that started this one is gone (embedded co-signers).",
 )
+@click.option(
+    "--no-record-sharing",
+    "no_record_sharing",
+    is_flag=True,
+    hidden=True,
+    help="Measurement only: skip the records round (replays and velocity then hold only "
+    "within what this co-signer signed). Refused by the production profile.",
+)
 def run(
     party: int,
     data_dir: Path,
@@ -606,6 +614,7 @@ def run(
     unlock_mode: str | None,
     release_url: str | None,
     exit_with_parent: bool,
+    no_record_sharing: bool,
 ) -> None:
     """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT.
 
@@ -634,6 +643,8 @@ def run(
     if profile == "production":
         target = server or coordinator or ""
         refusals = _production_refusals(target, server_cert, configured)
+        if no_record_sharing:
+            refusals.append("--no-record-sharing drops the records round")
         if refusals:
             fail("the production profile refuses to run: " + "; ".join(refusals))
     state, _ = _open(data_dir, passphrase_env, passphrase_file, release_url)
@@ -648,6 +659,7 @@ def run(
         link,
         session_timeout=session_timeout,
         require_signed_directory=profile == "production",
+        share_records=not no_record_sharing,
     )
     from shardvault import __version__
 

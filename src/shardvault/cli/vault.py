@@ -72,6 +72,8 @@ def create(
     click.echo(f"vault {vault.id} ({vault.name}, account {vault.number})")
     for key in vault.keys:
         click.echo(f"  {key.scheme}: {key.public_key} ({key.min_signers}-of-{key.max_signers})")
+    for warning in sorted({key.warning for key in vault.keys if key.warning}):
+        click.echo(f"WARNING: {warning}", err=True)
 
 
 @group.command(name="show")

@@ -4,9 +4,8 @@ invariant 12, docs/policy.md "Fee caps").
 The fees come from the payload the co-signer parsed (:class:`~.target.EvmFee`,
 :class:`~.target.BitcoinFee`, :class:`~.target.SolanaFee`), the caps from the policy
 bundle the admins signed; the coordinator supplies neither. A replacement of a
-transaction (an EVM fee bump of the same nonce, a Bitcoin one of the same outpoints, a
-Solana message of the same fee payer and blockhash) is a payload like any other and is
-checked the same way: nothing exempts a bump.
+transaction (an EVM fee bump of the same nonce, a Bitcoin one of the same outpoints) is
+a payload like any other and is checked the same way: nothing exempts a bump.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ long, send what came out. Requests (JSON objects, see ``docs/cosigner.md``):
   recomputed from the payload and allowed under its policy (:mod:`.checks`), never a
   second one of the same approval (:mod:`.signed_record`, recorded before the session
   starts) and, when a customer callback is configured, only once the customer's service
-  approved it (:mod:`.callback`);
+  approved it (:mod:`.callback`). Every signing session starts with a records round
+  (:mod:`.record_exchange`): the quorum's records of what they signed are merged before
+  the policy and the replay rule are evaluated again and the signature is recorded;
 * ``abort``: end a session early.
 
 Every request gets one result: ``ok`` (with a signature or a public key), ``refused``
@@ -27,13 +29,12 @@ request arrives, handed to the round object, and dropped with it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from shardvault.cosigner.cggmp21 import (
     aux_info_driver,
@@ -43,7 +44,6 @@ from shardvault.cosigner.cggmp21 import (
 )
 from shardvault.cosigner.checks import (
     CheckedRequest,
-    SigningTarget,
     check_fee,
     check_policy,
     keygen_request,
@@ -53,6 +53,8 @@ from shardvault.cosigner.driver import SessionDriver
 from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.cosigner.link import CoordinatorLink, Item
+from shardvault.cosigner.node_keys import CGGMP21_KEY, FROST_KEY, TEST_ONLY_PRIMES_ENV, NodeKeys
+from shardvault.cosigner.record_exchange import RecordGapError, records_driver
 from shardvault.cosigner.request_fields import (
     int_field,
     list_field,
@@ -60,16 +62,22 @@ from shardvault.cosigner.request_fields import (
     session_field,
     text_field,
 )
+from shardvault.cosigner.sessions import (
+    MAX_EARLY_ENVELOPES,
+    ActiveSession,
+    Outbox,
+    PreparedSign,
+    Result,
+    intent_ids,
+)
+from shardvault.cosigner.signed_record import SignedEntry, check_replay, velocity_history
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
-from shardvault.crypto.errors import CryptoError, EncodingError, MisuseError, ProtocolAbort
-from shardvault.crypto.paillier import PaillierSecretKey
+from shardvault.crypto.errors import CryptoError, MisuseError, ProtocolAbort
 from shardvault.crypto.protocols.cggmp21.aux_info import (
     AuxInfo,
     AuxInfoConfig,
-    generate_paillier_key,
 )
-from shardvault.crypto.protocols.cggmp21.bip32 import derive_key_share
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presign import Presignature
@@ -77,52 +85,13 @@ from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature
 from shardvault.crypto.protocols.common import SessionId, check_thresholds, party_set, session_id
 from shardvault.crypto.protocols.frost import SUITES, KeyPackage
 from shardvault.crypto.rng import RandomSource, system_random
-from shardvault.custody.envelope import ShareAddress, ShareSlot
-from shardvault.custody.errors import CustodyError, RecordNotFoundError
-from shardvault.custody.secret import SecretBytes
-from shardvault.policy import PolicyError, TransactionRequest, parse_bundle
+from shardvault.custody.envelope import ShareAddress
+from shardvault.custody.errors import CustodyError
+from shardvault.policy import Evaluation, PastTransaction, PolicyError, parse_bundle
 
 log = logging.getLogger("shardvault.cosigner")
 
-TEST_ONLY_PRIMES_ENV = "SHARDVAULT_UNSAFE_TEST_ONLY_PAILLIER_PRIMES"
-"""Environment variable naming the TEST-ONLY fixture of published safe primes (the same
-variable ``shardvault mpc`` reads). A co-signer started with it makes INSECURE ECDSA keys;
-never set it outside tests and demos."""
-
-_FROST_KEY = b"shardvault/cosigner/key/frost/v1\x00"
-_CGGMP21_KEY = b"shardvault/cosigner/key/cggmp21/v1\x00"
-
-Result = dict[str, object]
-
-
-@dataclass
-class _Active:
-    """A session in progress and what to do when it ends."""
-
-    request_id: str
-    kind: str
-    driver: SessionDriver
-    deadline: float
-    on_done: Callable[[object], Result | None]
-    siblings: tuple[bytes, ...] = ()
-
-
-@dataclass
-class Outbox:
-    """What one step of the node produced for the link."""
-
-    envelopes: list[bytes] = field(default_factory=list)
-    results: list[Result] = field(default_factory=list)
-    events: list[Result] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.envelopes or self.results or self.events)
-
-
-def _intent_ids(target: SigningTarget) -> tuple[str, str] | None:
-    """The (workspace id, transaction id) a transfer's intent names, if it has one."""
-    intent = target.intent
-    return None if intent is None else (intent.workspace_id, intent.transaction_id)
+__all__ = ["TEST_ONLY_PRIMES_ENV", "CosignerNode", "Outbox"]
 
 
 class CosignerNode:
@@ -142,20 +111,26 @@ class CosignerNode:
         clock: Callable[[], float] = time.time,
         session_timeout: float = 60.0,
         require_signed_directory: bool = False,
+        share_records: bool = True,
     ) -> None:
         self.state = state
         self._require_signed_directory = require_signed_directory
+        self._share_records = share_records
         self.link = link
         self._rng = rng
         self._clock = clock
         self._timeout = session_timeout
         self._guard = ReplayGuard()
-        self._active: dict[bytes, _Active] = {}
+        self._active: dict[bytes, ActiveSession] = {}
         # Presignatures live in memory only: lost on restart, so never used twice.
         self._presignatures: dict[tuple[str, str, str], Presignature] = {}
 
     def __repr__(self) -> str:
         return f"CosignerNode(party={self.state.party}, <redacted>)"
+
+    @property
+    def _keys(self) -> NodeKeys:
+        return NodeKeys(self.state)
 
     # --- The loop -------------------------------------------------------------------
 
@@ -207,7 +182,8 @@ class CosignerNode:
             out.events.append({"event": "request_refused", "reason": "no request_id"})
             return
         kind = body.get("kind")
-        try:
+
+        def run() -> None:
             if kind == "policy":
                 out.results.append(self._policy(request_id, body))
             elif kind == "dkg":
@@ -220,6 +196,13 @@ class CosignerNode:
                 out.results.append(self._abort(request_id, body))
             else:
                 raise RequestRefused("malformed", f"unknown request kind {kind!r}")
+
+        self._guarded(request_id, run, out)
+
+    def _guarded(self, request_id: str, run: Callable[[], None], out: Outbox) -> None:
+        """Run one step of a request; a refusal or failure becomes its result."""
+        try:
+            run()
         except RequestRefused as exc:
             log.warning(
                 "request refused",
@@ -265,12 +248,14 @@ class CosignerNode:
         if active is None:
             return
         active.driver.fail(reason)
+        if active.pending is not None:
+            active.pending.fail(reason)
         for sibling in active.siblings:
             other = self._active.pop(sibling, None)
             if other is not None:
                 other.driver.fail(reason)
 
-    def _register(self, sid: SessionId, active: _Active) -> list[bytes]:
+    def _register(self, sid: SessionId, active: ActiveSession) -> list[bytes]:
         self._active[bytes(sid)] = active
         return active.driver.start()
 
@@ -322,79 +307,6 @@ class CosignerNode:
             )
         return signed.to_channel_directory()
 
-    # --- Keys in custody ------------------------------------------------------------
-
-    def _address(self, vault: str, key_id: str) -> ShareAddress:
-        try:
-            return self.state.share_address(vault, key_id)
-        except ValueError as exc:
-            raise RequestRefused("malformed", str(exc)) from None
-
-    def _store_key(self, address: ShareAddress, tag: bytes, encoded: bytes) -> None:
-        with SecretBytes(tag + encoded) as plaintext:
-            self.state.custody.store_share(ShareSlot(address, 1), plaintext, 0)
-
-    def _load_key(self, vault: str, key_id: str) -> KeyPackage | KeyShare:
-        address = self._address(vault, key_id)
-        try:
-            with self.state.custody.load_share(address) as opened:
-                plaintext = opened.share.reveal()
-        except RecordNotFoundError:
-            raise RequestRefused("key", f"no share of key {key_id!r} in vault {vault!r}") from None
-        try:
-            if plaintext.startswith(_FROST_KEY):
-                return KeyPackage.from_bytes(plaintext[len(_FROST_KEY) :])
-            if plaintext.startswith(_CGGMP21_KEY):
-                # The custody envelope (AEAD) authenticates the share this node sealed
-                # after its Paillier primes passed the safe-prime tests; re-running them
-                # cost ~40 ms on every signature.
-                return KeyShare.from_bytes(plaintext[len(_CGGMP21_KEY) :], recheck_primality=False)
-        except EncodingError as exc:
-            raise RequestRefused("key", f"stored share of {key_id!r} is unreadable") from exc
-        raise RequestRefused("key", f"stored share of {key_id!r} has an unknown kind")
-
-    def _ecdsa_key(
-        self,
-        body: Mapping[str, object],
-        vault: str,
-        key_id: str,
-        loaded: KeyPackage | KeyShare | None = None,
-    ) -> KeyShare:
-        """The ECDSA key share of ``key_id``, derived along ``path`` (BIP32, non-hardened)
-        when the request names one: one key generation serves many addresses."""
-        key = loaded if loaded is not None else self._load_key(vault, key_id)
-        if not isinstance(key, KeyShare):
-            raise RequestRefused("key", "this needs an ECDSA (CGGMP21) key")
-        path = body.get("path", "m")
-        if not isinstance(path, str):
-            raise RequestRefused("malformed", "field path must be a string")
-        if path in ("m", ""):
-            return key
-        try:
-            return derive_key_share(key, path)
-        except CryptoError as exc:
-            raise RequestRefused("malformed", f"derivation path refused: {exc}") from None
-
-    def _paillier_key(self) -> PaillierSecretKey:
-        """This party's Paillier-Blum key for CGGMP21's auxiliary info.
-
-        With :data:`TEST_ONLY_PRIMES_ENV` set, party ``i`` takes the ``i``-th published
-        TEST-ONLY modulus (insecure, tests and demos only); otherwise two fresh safe
-        primes are searched (seconds to minutes; the loop waits meanwhile).
-        """
-        path = os.environ.get(TEST_ONLY_PRIMES_ENV)
-        if not path:
-            return generate_paillier_key(system_random)
-        try:
-            document = json.loads(Path(path).read_text("utf-8"))
-            if "TEST ONLY" not in str(document.get("warning", "")):
-                raise RequestRefused("key", f"{path} is not a test-only prime fixture")
-            pairs = document["moduli"]["2048"]
-            pair = pairs[(self.state.party - 1) % len(pairs)]
-            return PaillierSecretKey.from_primes(int(pair["p"], 16), int(pair["q"], 16))
-        except (OSError, ValueError, KeyError, TypeError):
-            raise RequestRefused("key", "the test-only prime fixture is unreadable") from None
-
     # --- Key generation -------------------------------------------------------------
 
     def _start_dkg(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
@@ -413,7 +325,7 @@ class CosignerNode:
         except MisuseError as exc:
             raise RequestRefused("malformed", f"field min_signers: {exc}") from None
         vault, key_id = text_field(body, "vault"), text_field(body, "key_id")
-        address = self._address(vault, key_id)
+        address = self._keys.address(vault, key_id)
         if self.state.custody.store.latest_revision(address):
             raise RequestRefused("key", f"key {key_id!r} of vault {vault!r} already exists")
         # The key generation itself is a policy decision (operation key_generation).
@@ -429,7 +341,7 @@ class CosignerNode:
             now=int(self._clock()),
             prices=body.get("prices"),
             approvals=body.get("approvals", []),
-            history=self.state.history,
+            history=self._history(),
         )
         if scheme == "ecdsa-secp256k1":
             return self._start_ecdsa_keygen(
@@ -448,7 +360,7 @@ class CosignerNode:
 
         def done(result: object) -> Result:
             assert isinstance(result, KeyPackage)
-            self._store_key(address, _FROST_KEY, result.to_bytes())
+            self._keys.store(address, FROST_KEY, result.to_bytes())
             public = result.public
             log.info("key generated", extra={"request_id": request_id, "key_id": key_id})
             return self._result(
@@ -464,7 +376,7 @@ class CosignerNode:
             )
 
         return self._register(
-            sid, _Active(request_id, "dkg", driver, self._clock() + self._timeout, done)
+            sid, ActiveSession(request_id, "dkg", driver, self._clock() + self._timeout, done)
         )
 
     def _start_ecdsa_keygen(
@@ -491,7 +403,7 @@ class CosignerNode:
             directory=directory,
             guard=self._guard,
             config=config,
-            paillier_secret=self._paillier_key(),
+            paillier_secret=self._keys.paillier_key(),
             rng=self._rng,
         )
         key_driver = keygen_driver(
@@ -514,7 +426,7 @@ class CosignerNode:
             if not isinstance(aux, AuxInfo) or not isinstance(output, KeygenOutput):
                 return None
             share = output.with_aux(aux)
-            self._store_key(address, _CGGMP21_KEY, share.to_bytes())
+            self._keys.store(address, CGGMP21_KEY, share.to_bytes())
             log.info("key generated", extra={"request_id": request_id, "key_id": address.key_id})
             return self._result(
                 request_id,
@@ -532,10 +444,10 @@ class CosignerNode:
         deadline = self._clock() + self._timeout
         out = self._register(
             aux_sid,
-            _Active(request_id, "aux", aux_driver, deadline, done, (bytes(sid),)),
+            ActiveSession(request_id, "aux", aux_driver, deadline, done, (bytes(sid),)),
         )
         out += self._register(
-            sid, _Active(request_id, "dkg", key_driver, deadline, done, (bytes(aux_sid),))
+            sid, ActiveSession(request_id, "dkg", key_driver, deadline, done, (bytes(aux_sid),))
         )
         return out
 
@@ -560,7 +472,7 @@ class CosignerNode:
         if (vault, key_id, label) in self._presignatures:
             raise RequestRefused("malformed", f"presignature {label!r} already exists")
         # A presignature is made for the derived key it will sign with.
-        key = self._ecdsa_key(body, vault, key_id)
+        key = self._keys.ecdsa(body, vault, key_id)
         driver = presign_driver(
             key=key,
             identity=self.state.identity,
@@ -577,18 +489,80 @@ class CosignerNode:
             return self._result(request_id, "ok", presignature=label)
 
         return self._register(
-            sid, _Active(request_id, "presign", driver, self._clock() + self._timeout, done)
+            sid, ActiveSession(request_id, "presign", driver, self._clock() + self._timeout, done)
         )
 
     def _start_sign(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
+        """Check a signing request on everything this co-signer holds, then start the
+        session's records round (:mod:`.record_exchange`); the signature's shares leave
+        in :meth:`_sign_after_records`, once the quorum's records are merged.
+
+        FROST's first round (nonce commitments, which reveal nothing) goes out with the
+        records offer, so the records round costs no extra message; its second round
+        waits for the records. A CGGMP21 signature's only round carries the share, so it
+        starts after the records round."""
+        prepared = self._prepare_sign(request_id, body)
+        offered = len(self.state.record.lines)
+        if not self._share_records:
+            # Measurement only (bench/bench_record_sharing.py): sign on what it holds.
+            return self._sign_after_records(prepared, None, None, None)
+        driver = records_driver(
+            identity=self.state.identity,
+            directory=prepared.directory,
+            guard=self._guard,
+            session=prepared.sid,
+            signers=prepared.signers,
+            record=self.state.record,
+            peers=self.state.peers,
+            rng=self._rng,
+        )
+        pending = None
+        if prepared.presignature is None:
+            key = self._keys.load(prepared.vault, prepared.key_id)
+            assert isinstance(key, KeyPackage)
+            pending = self._frost_driver(prepared, key)
+            del key
+        active = ActiveSession(
+            request_id,
+            "records",
+            driver,
+            self._clock() + self._timeout,
+            lambda result: None,
+            next_phase=lambda result: self._sign_after_records(prepared, result, offered, pending),
+            pending=pending,
+        )
+        out = self._register(prepared.sid, active)
+        return out + (pending.start() if pending is not None else [])
+
+    def _frost_driver(self, prepared: PreparedSign, key: KeyPackage) -> SessionDriver:
+        return signing_driver(
+            key=key,
+            identity=self.state.identity,
+            directory=prepared.directory,
+            guard=self._guard,
+            session=prepared.sid,
+            signers=prepared.signers,
+            message=prepared.target.message,
+            rng=self._rng,
+            taproot_merkle_root=prepared.target.taproot_merkle_root,
+        )
+
+    def _prepare_sign(self, request_id: str, body: Mapping[str, object]) -> PreparedSign:
+        """Every check a signing request gets before any envelope leaves: who signs,
+        the key, the payload recomputed (DESIGN.md invariant 3), the fee cap, and the
+        replay and policy checks over the records held now (refused here, nothing is
+        sent). The share is loaded for its public data and dropped.
+
+        Raises:
+            RequestRefused: naming the check.
+        """
         sid = self._fresh_session(body)
         signers = parties_field(body, "signers")
         if self.state.party not in signers:
             raise RequestRefused("malformed", "this co-signer is not among the signers")
         directory = self._session_directory(signers)
         vault, key_id = text_field(body, "vault"), text_field(body, "key_id")
-        key = self._load_key(vault, key_id)
-        # DESIGN.md invariant 3: recompute from the payload, then ask the signed policy.
+        key = self._keys.load(vault, key_id)
         chain_key = key.public.public_key_bytes if isinstance(key, KeyPackage) else None
         if isinstance(key, KeyShare) and body.get("chain") not in ("ethereum", "bitcoin", "raw"):
             raise RequestRefused(
@@ -600,66 +574,139 @@ class CosignerNode:
         # the key derived along the request's path, and a P2WPKH input must spend that
         # key's output, so derive before checking.
         derived = None
-        if isinstance(key, KeyShare) and body.get("chain") in ("ethereum", "bitcoin"):
-            derived = self._ecdsa_key(body, vault, key_id, key)
+        if isinstance(key, KeyShare):
+            derived = self._keys.ecdsa(body, vault, key_id, key)
+        ecdsa_key = derived.public_key.to_bytes() if derived is not None else None
         target = signing_target(
-            body, chain_key, ecdsa_key=None if derived is None else derived.public_key.to_bytes()
+            body, chain_key, ecdsa_key=ecdsa_key if body.get("chain") != "raw" else None
         )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
         check_fee(self.state.chain, target)
+        label = None if derived is None else text_field(body, "presignature")
+        if derived is not None:
+            signer_key = derived.public_key.to_bytes()
+        else:
+            assert isinstance(key, KeyPackage)
+            signer_key = key.public.public_key_bytes
+        prepared = PreparedSign(
+            request_id, body, sid, signers, directory, vault, key_id, target, signer_key, label
+        )
+        prepared = dataclasses.replace(prepared, evaluation=self._evaluate(prepared))
+        if derived is not None and label is not None:
+            self._presignature(vault, key_id, label, signers, derived)
+        del key, derived
+        return prepared
+
+    def _presignature(
+        self, vault: str, key_id: str, label: str, signers: tuple[int, ...], key: KeyShare
+    ) -> Presignature:
+        """The presignature ``label``, made by ``signers`` for ``key`` (the derived key).
+
+        Raises:
+            RequestRefused: none such (never made, or used), other signers, another key.
+        """
+        presignature = self._presignatures.get((vault, key_id, label))
+        if presignature is None:
+            raise RequestRefused("key", f"no presignature {label!r} for this key")
+        if tuple(presignature.signers) != signers:
+            raise RequestRefused("malformed", "signers differ from the presignature's")
+        if presignature.key_id != key.key_id:
+            raise RequestRefused("key", "the presignature was made for another key or path")
+        return presignature
+
+    def _entries(self) -> list[SignedEntry]:
+        """This co-signer's record and every peer's copy it holds."""
+        return [*self.state.record.entries, *self.state.peers.entries()]
+
+    def _history(self) -> list[PastTransaction]:
+        """What velocity limits sum: the transfers in the records held (each once), and
+        the history of earlier releases."""
+        return [*self.state.history, *velocity_history(self._entries())]
+
+    def _evaluate(self, prepared: PreparedSign) -> Evaluation:
+        """The signed policy, then DESIGN.md invariant 11 (one approval, one transaction
+        on chain), both over every record held.
+
+        Raises:
+            RequestRefused: check ``policy`` or ``replay`` (:func:`.check_replay`).
+        """
+        target = prepared.target
         evaluation = check_policy(
             self.state.chain,
             target.request,
             now=int(self._clock()),
-            prices=body.get("prices"),
-            approvals=body.get("approvals", []),
-            history=self.state.history,
+            prices=prepared.body.get("prices"),
+            approvals=prepared.body.get("approvals", []),
+            history=self._history(),
         )
-        checked = CheckedRequest(target, evaluation)
-        if isinstance(key, KeyShare):
-            key = derived if derived is not None else self._ecdsa_key(body, vault, key_id, key)
-            label = text_field(body, "presignature")
-            presignature = self._presignatures.get((vault, key_id, label))
-            if presignature is None:
-                raise RequestRefused("key", f"no presignature {label!r} for this key")
-            if tuple(presignature.signers) != signers:
-                raise RequestRefused("malformed", "signers differ from the presignature's")
-            if presignature.key_id != key.key_id:
-                raise RequestRefused("key", "the presignature was made for another key or path")
-            signer_key = key.public_key.to_bytes()
-            self._check_replay(checked, signer_key)
-            self._ask_customer(request_id, body, checked)
-            self._record(checked, signer_key)
-            del self._presignatures[(vault, key_id, label)]
-            driver = ecdsa_signing_driver(
-                key=key,
-                presignature=presignature,
-                digest=checked.target.message,
-                identity=self.state.identity,
-                directory=directory,
-                guard=self._guard,
-                session=sid,
-                rng=self._rng,
-            )
+        check_replay(
+            self._entries(),
+            intent_ids(target),
+            target.replay_key,
+            prepared.signer_key,
+            target.payload_digest,
+        )
+        return evaluation
+
+    def _sign_after_records(
+        self,
+        prepared: PreparedSign,
+        exchanged: object,
+        offered: int | None,
+        pending: SessionDriver | None,
+    ) -> list[bytes]:
+        """With the quorum's records merged: check again, ask the customer, record the
+        signature (fsynced), then start the signing protocol, or let the FROST session
+        that waited (``pending``) go on.
+
+        Raises:
+            RequestRefused: a peer's record could not be merged whole (check
+                ``records``), or a check of :meth:`_evaluate` now refuses.
+        """
+        try:
+            if isinstance(exchanged, RecordGapError):
+                raise RequestRefused("records", str(exchanged))
+            evaluation = self._evaluate(prepared) if offered is not None else prepared.evaluation
+            assert evaluation is not None
+            checked = CheckedRequest(prepared.target, evaluation)
+            self._ask_customer(prepared.request_id, prepared.body, checked)
+        except BaseException:
+            if pending is not None:
+                pending.fail("refused after the records round")
+            raise
+        body, vault, key_id = prepared.body, prepared.vault, prepared.key_id
+        driver: SessionDriver
+        if pending is not None:
+            self._record(checked, prepared.signer_key)
+            driver = pending
+            key = None
         else:
-            signer_key = key.public.public_key_bytes
-            self._check_replay(checked, signer_key)
-            self._ask_customer(request_id, body, checked)
-            self._record(checked, signer_key)
-            driver = signing_driver(
-                key=key,
-                identity=self.state.identity,
-                directory=directory,
-                guard=self._guard,
-                session=sid,
-                signers=signers,
-                message=checked.target.message,
-                rng=self._rng,
-                taproot_merkle_root=checked.target.taproot_merkle_root,
-            )
-        del key, derived
-        policy_request: TransactionRequest = checked.target.request
+            key = self._keys.load(vault, key_id)
+            if isinstance(key, KeyShare):
+                assert prepared.presignature is not None
+                key = self._keys.ecdsa(body, vault, key_id, key)
+                presignature = self._presignature(
+                    vault, key_id, prepared.presignature, prepared.signers, key
+                )
+                self._record(checked, prepared.signer_key)
+                del self._presignatures[(vault, key_id, prepared.presignature)]
+                driver = ecdsa_signing_driver(
+                    key=key,
+                    presignature=presignature,
+                    digest=checked.target.message,
+                    identity=self.state.identity,
+                    directory=prepared.directory,
+                    guard=self._guard,
+                    session=prepared.sid,
+                    rng=self._rng,
+                )
+            else:
+                self._record(checked, prepared.signer_key)
+                driver = self._frost_driver(prepared, key)
+        del key
+        request_id = prepared.request_id
+        digest = checked.target.request.digest
 
         def done(result: object) -> Result:
             if isinstance(result, EcdsaSignature):
@@ -667,30 +714,23 @@ class CosignerNode:
             else:
                 assert isinstance(result, bytes)
                 signature = result
-            self.state.record_signed(policy_request)
             log.info("signed", extra={"request_id": request_id, "rule": evaluation.rule})
             return self._result(
                 request_id,
                 "ok",
                 signature=signature.hex(),
-                digest=policy_request.digest.hex(),
+                digest=digest.hex(),
                 rule=evaluation.rule,
             )
 
-        return self._register(
-            sid, _Active(request_id, "sign", driver, self._clock() + self._timeout, done)
-        )
-
-    def _check_replay(self, checked: CheckedRequest, signer_key: bytes) -> None:
-        """DESIGN.md invariant 11: one approval, one transaction on chain.
-
-        Raises:
-            RequestRefused: check ``replay`` (:meth:`.SignedRecord.check`).
-        """
-        target = checked.target
-        self.state.record.check(
-            _intent_ids(target), target.replay_key, signer_key, target.payload_digest
-        )
+        active = ActiveSession(request_id, "sign", driver, self._clock() + self._timeout, done)
+        active.offered = offered
+        # FROST's first round left with the records offer; its second waits for them.
+        active.merged_round = 2 if pending is not None else 1
+        if pending is not None:
+            self._active[bytes(prepared.sid)] = active
+            return []
+        return self._register(prepared.sid, active)
 
     def _record(self, checked: CheckedRequest, signer_key: bytes) -> None:
         """Append the signature about to start to the record of signed transactions,
@@ -700,12 +740,13 @@ class CosignerNode:
         target = checked.target
         self.state.record.append(
             self.state.identity,
-            ids=_intent_ids(target),
+            ids=intent_ids(target),
             intent_digest=None if target.intent is None else target.request.digest,
             replay_key=target.replay_key,
             signer_key=signer_key,
             payload_digest=target.payload_digest,
             now=int(self._clock()),
+            request=target.request,
         )
 
     def _ask_customer(
@@ -727,10 +768,11 @@ class CosignerNode:
 
     def _handle_envelope(self, envelope: bytes, out: Outbox) -> None:
         try:
-            sid = bytes(peek_header(envelope).session_id)
+            header = peek_header(envelope)
         except CryptoError as exc:
             out.events.append(self._refusal(exc, None))
             return
+        sid = bytes(header.session_id)
         active = self._active.get(sid)
         if active is None:
             # Not a session in progress: run the channel's checks anyway so the refusal
@@ -740,8 +782,26 @@ class CosignerNode:
             except CryptoError as exc:
                 out.events.append(self._refusal(exc, None))
             return
+        if active.next_phase is not None and header.protocol != active.driver.protocol:
+            # A faster peer's first signing message, before our records round ended:
+            # kept (a few per peer at most) for the signing session about to start.
+            if len(active.early) < MAX_EARLY_ENVELOPES:
+                active.early.append(envelope)
+            return
+        self._deliver(sid, active, envelope, out)
+
+    def _deliver(self, sid: bytes, active: ActiveSession, envelope: bytes, out: Outbox) -> None:
+        """Hand ``envelope`` to the session's driver; report its end."""
         try:
             out.envelopes.extend(active.driver.receive(envelope))
+            header = peek_header(envelope)
+            if active.offered is not None and header.round >= active.merged_round:
+                # A peer sends this round only after it merged every offer of the
+                # records round, ours included: it holds our record as we offered it.
+                sender = int(header.sender)
+                acknowledged = self.state.peers.acknowledged(sender)
+                if active.offered > acknowledged:
+                    self.state.peers.acknowledge(sender, active.offered)
         except ProtocolAbort as abort:
             evidence = [
                 base64.b64encode(e).decode()
@@ -762,14 +822,34 @@ class CosignerNode:
         except CryptoError as exc:
             out.events.append(self._refusal(exc, active.request_id))
             return
-        if active.driver.done:
-            del self._active[sid]
-            try:
-                result = active.on_done(active.driver.result)
-            except (CustodyError, CryptoError) as exc:
-                result = self._result(active.request_id, "failed", reason=type(exc).__name__)
-            if result is not None:
-                out.results.append(result)
+        if not active.driver.done:
+            return
+        del self._active[sid]
+        if active.next_phase is not None:
+            self._next_phase(sid, active, out)
+            return
+        try:
+            result = active.on_done(active.driver.result)
+        except (CustodyError, CryptoError) as exc:
+            result = self._result(active.request_id, "failed", reason=type(exc).__name__)
+        if result is not None:
+            out.results.append(result)
+
+    def _next_phase(self, sid: bytes, active: ActiveSession, out: Outbox) -> None:
+        """Start the phase that follows a finished one (signing after the records
+        round), then hand it the peers' envelopes that arrived early."""
+        assert active.next_phase is not None
+        next_phase = active.next_phase
+
+        def run() -> None:
+            out.envelopes.extend(next_phase(active.driver.result))
+
+        self._guarded(active.request_id, run, out)
+        following = self._active.get(sid)
+        for envelope in active.early:
+            if following is None or self._active.get(sid) is not following:
+                break
+            self._deliver(sid, following, envelope, out)
 
     def _refusal(self, exc: Exception, request_id: str | None) -> Result:
         log.info("envelope refused", extra={"error": type(exc).__name__})

@@ -4,13 +4,17 @@
 started, oldest first. Each line is the canonical JSON (sorted keys, no spaces, ASCII)
 of::
 
-    format          "shardvault.cosigner.signed/v1"
+    format          "shardvault.cosigner.signed/v2" (v1 lines of earlier releases are
+                    read as they are: they carry no party and no request)
+    party           the co-signer's party id
     workspace_id    the intent's workspace id (metadata), or null
     transaction_id  the intent's transaction id (metadata), or null
     intent_digest   hex of the intent digest approvals were counted over, or null
     replay_key      what the chain spends once (checks.SigningTarget.replay_key), or null
     signer_key      hex of the public key that signs (the derived key, or the group key)
     payload_digest  hex of the payload's own digest
+    request         the policy's view of the request as this co-signer formed it from the
+                    payload (``policy.request_to_json``): what velocity limits sum
     signed_at       the co-signer's clock, Unix seconds
     previous        hex of the previous line's hash (32 zero bytes for the first)
     signature       Ed25519 signature by the node's identity key (RFC 8032) over
@@ -19,10 +23,14 @@ of::
 and a line's hash is SHA-256(RECORD_DOMAIN || the line). An entry is appended, flushed
 and fsynced *before* the signing session starts, so before any share of the signature
 leaves the node: a crash can lose a signature, never the record of one. An entry whose
-session then fails or times out still counts as signed; that errs on the safe side (the
-transfer needs a new transaction id, or a replacement of the same replay key).
+session then fails or times out still counts as signed, for replays and for velocity;
+that errs on the safe side (the transfer needs a new transaction id, or a replacement of
+the same replay key, which counts once).
 
-:meth:`SignedRecord.check` is the refusal rule (check ``replay``):
+Every line is signed by the co-signer that wrote it, so the lines can be handed to its
+peers as they are: :mod:`.record_exchange` shares them within each signing quorum and
+:mod:`.peer_records` keeps the peers' copies. :func:`check_replay` is the refusal rule
+(check ``replay``), applied to this co-signer's entries and to every peer's:
 
 1. a request naming a transaction id is refused when that (workspace id, transaction
    id) was signed before under another replay key, or without one;
@@ -36,16 +44,16 @@ signed again; another nonce is refused. A raw digest has no replay key: it is re
 and refused only when the same digest comes again.
 
 Opening verifies every line's signature and the hash chain, so an edited, reordered or
-inserted line refuses the start. Removing lines from the end is not detected here (the
-record is per co-signer; see docs/threat-model.md).
+inserted line refuses the start. Lines removed from the end are not detected here; a
+peer that holds a copy detects it at the next session they share (:mod:`.peer_records`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nacl.exceptions import BadSignatureError
@@ -55,12 +63,23 @@ from nacl.signing import VerifyKey
 from shardvault.cosigner.config import append_private_line, check_private_file
 from shardvault.cosigner.errors import ConfigurationError, RequestRefused
 from shardvault.crypto.channel import PartyIdentity, PublicIdentity
+from shardvault.policy import (
+    Decision,
+    PastTransaction,
+    PolicyError,
+    TransactionRequest,
+    parse_request,
+    request_to_json,
+)
 
 RECORD_FILE = "signed.jsonl"
 """The record's file name in the data directory."""
 
-RECORD_FORMAT = "shardvault.cosigner.signed/v1"
-"""The ``format`` of every entry."""
+RECORD_FORMAT = "shardvault.cosigner.signed/v2"
+"""The ``format`` of every entry written now."""
+
+RECORD_FORMAT_V1 = "shardvault.cosigner.signed/v1"
+"""The ``format`` of entries written by earlier releases (no party, no request)."""
 
 RECORD_DOMAIN = b"shardvault/cosigner/signed-record/v1\x00"
 """Prefix of the bytes an entry's signature and hash cover."""
@@ -68,10 +87,14 @@ RECORD_DOMAIN = b"shardvault/cosigner/signed-record/v1\x00"
 GENESIS = bytes(32)
 """The ``previous`` hash of the first entry."""
 
+_OPTIONAL = ("workspace_id", "transaction_id", "intent_digest", "replay_key")
+_REQUIRED = ("signer_key", "payload_digest", "signed_at", "previous")
+_V2 = ("party", "request")
+
 
 @dataclass(frozen=True, slots=True)
 class SignedEntry:
-    """One signature this co-signer started, as the record keeps it."""
+    """One signature a co-signer started, as its record keeps it."""
 
     workspace_id: str | None
     transaction_id: str | None
@@ -81,30 +104,72 @@ class SignedEntry:
     payload_digest: str
     signed_at: int
     previous: str
+    party: int | None = None
+    request: Mapping[str, object] | None = field(default=None, hash=False, compare=False)
+    format: str = RECORD_FORMAT
 
     def body(self) -> dict[str, object]:
         """The fields the signature covers."""
-        return {"format": RECORD_FORMAT, **asdict(self)}
+        out: dict[str, object] = {
+            "format": self.format,
+            "workspace_id": self.workspace_id,
+            "transaction_id": self.transaction_id,
+            "intent_digest": self.intent_digest,
+            "replay_key": self.replay_key,
+            "signer_key": self.signer_key,
+            "payload_digest": self.payload_digest,
+            "signed_at": self.signed_at,
+            "previous": self.previous,
+        }
+        if self.format == RECORD_FORMAT:
+            out["party"] = self.party
+            out["request"] = None if self.request is None else dict(self.request)
+        return out
+
+    @property
+    def ids(self) -> tuple[str, str] | None:
+        """The (workspace id, transaction id) of the intent, if the entry names one."""
+        if self.workspace_id is None or self.transaction_id is None:
+            return None
+        return self.workspace_id, self.transaction_id
+
+    def past_transaction(self) -> PastTransaction | None:
+        """The entry as velocity history: the request it signed, placed at the time the
+        co-signer signed it (its own clock, not the coordinator's ``created_at``);
+        ``None`` for an entry without a request (a v1 line, a raw digest)."""
+        if self.request is None:
+            return None
+        try:
+            request = parse_request({**self.request, "created_at": self.signed_at})
+        except PolicyError:
+            return None
+        return PastTransaction(request, Decision.ALLOW)
 
 
-def _canonical(document: Mapping[str, object]) -> bytes:
+def canonical(document: Mapping[str, object]) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, ASCII."""
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text.encode("ascii")
 
 
-def _entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
+def line_hash(line: bytes) -> bytes:
+    """The hash of one record line, which the next line names as ``previous``."""
+    return hashlib.sha256(RECORD_DOMAIN + line).digest()
+
+
+def parse_entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
     """Parse one line's document into an entry and its signature.
 
     Raises:
         ConfigurationError: a field missing or of the wrong type, naming the line.
     """
-    if not isinstance(raw, dict) or raw.get("format") != RECORD_FORMAT:
+    if not isinstance(raw, dict) or raw.get("format") not in (RECORD_FORMAT, RECORD_FORMAT_V1):
         raise ConfigurationError(f"{where}: not a record entry")
-    optional = ("workspace_id", "transaction_id", "intent_digest", "replay_key")
-    required = ("signer_key", "payload_digest", "signed_at", "previous")
-    if set(raw) != {"format", "signature", *optional, *required}:
+    v2 = raw["format"] == RECORD_FORMAT
+    expected = {"format", "signature", *_OPTIONAL, *_REQUIRED, *(_V2 if v2 else ())}
+    if set(raw) != expected:
         raise ConfigurationError(f"{where}: unexpected or missing fields")
-    if any(raw[name] is not None and not isinstance(raw[name], str) for name in optional):
+    if any(raw[name] is not None and not isinstance(raw[name], str) for name in _OPTIONAL):
         raise ConfigurationError(f"{where}: ids, digests and keys must be strings or null")
     strings = ("signer_key", "payload_digest", "previous", "signature")
     if not all(isinstance(raw[name], str) for name in strings):
@@ -112,6 +177,12 @@ def _entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
     signed_at = raw["signed_at"]
     if not isinstance(signed_at, int) or isinstance(signed_at, bool):
         raise ConfigurationError(f"{where}: signed_at must be an integer")
+    party = raw.get("party")
+    request = raw.get("request")
+    if v2 and (not isinstance(party, int) or isinstance(party, bool)):
+        raise ConfigurationError(f"{where}: party must be an integer")
+    if request is not None and not isinstance(request, dict):
+        raise ConfigurationError(f"{where}: request must be an object or null")
     try:
         signature = bytes.fromhex(raw["signature"])
     except ValueError:
@@ -125,8 +196,86 @@ def _entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
         raw["payload_digest"],
         signed_at,
         raw["previous"],
+        party if v2 else None,
+        request,
+        raw["format"],
     )
     return entry, signature
+
+
+def read_line(line: bytes, verify: VerifyKey, previous: bytes, where: str) -> SignedEntry:
+    """Parse and verify one record line: canonical, signed under ``verify``, following
+    the line whose hash is ``previous``.
+
+    Raises:
+        ConfigurationError: naming ``where`` and what is wrong.
+    """
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        raise ConfigurationError(f"{where}: not JSON (the record was changed)") from None
+    entry, signature = parse_entry(raw, where)
+    if canonical(raw) != line:
+        raise ConfigurationError(f"{where}: not in canonical form (the record was changed)")
+    try:
+        verify.verify(RECORD_DOMAIN + canonical(entry.body()), signature)
+    except (BadSignatureError, NaclCryptoError, ValueError):
+        raise ConfigurationError(
+            f"{where}: signature does not verify (the record was changed)"
+        ) from None
+    if entry.previous != previous.hex():
+        raise ConfigurationError(
+            f"{where}: does not follow the entry before it (the record was changed)"
+        )
+    return entry
+
+
+def check_replay(
+    entries: Iterable[SignedEntry],
+    ids: tuple[str, str] | None,
+    replay_key: str | None,
+    signer_key: bytes,
+    payload_digest: bytes,
+) -> None:
+    """Refuse a second signature of one approval (the rule of the module docstring),
+    over ``entries`` (this co-signer's and its peers').
+
+    Raises:
+        RequestRefused: check ``replay``, naming the transaction or the payload.
+    """
+    digest, signer = payload_digest.hex(), signer_key.hex()
+    for entry in entries:
+        if ids is not None and entry.ids == ids:
+            if replay_key is None or entry.replay_key != replay_key:
+                who = "" if entry.party is None else f" (by co-signer {entry.party})"
+                raise RequestRefused(
+                    "replay",
+                    f"transaction {ids[1]!r} was already signed as {entry.replay_key}{who}; "
+                    "only a replacement of the same nonce (blockhash, outpoints) is signed",
+                )
+        if (entry.signer_key, entry.payload_digest) == (signer, digest) and (
+            replay_key is None or entry.replay_key != replay_key
+        ):
+            raise RequestRefused("replay", "this payload was already signed")
+
+
+def velocity_history(entries: Iterable[SignedEntry]) -> list[PastTransaction]:
+    """The transactions ``entries`` signed, each once: the entries of one transaction
+    (its quorum's members, a failover, a fee bump) share its transaction id; without
+    one, its payload. Two transactions of one nonce under different ids both count
+    (only one can confirm, but either may be the one)."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for entry in entries:
+        ids = entry.ids
+        key = ("tx", *ids) if ids is not None else ("payload", entry.payload_digest)
+        if key in seen:
+            continue
+        past = entry.past_transaction()
+        if past is not None:
+            seen.add(key)
+            out.append(past)
+    return out
 
 
 class SignedRecord:
@@ -136,16 +285,29 @@ class SignedRecord:
     Security: holds no secret; the identity that signs entries is passed in per append.
     """
 
-    def __init__(self, path: Path, entries: list[SignedEntry], head: bytes) -> None:
+    def __init__(
+        self, path: Path, entries: list[SignedEntry], lines: list[bytes], party: int
+    ) -> None:
         self.path = path
+        self.party = party
         self.entries = entries
-        self._head = head
+        self.lines = lines
+        self._hashes = [line_hash(line) for line in lines]
 
     def __repr__(self) -> str:
         return f"SignedRecord({self.path}, {len(self.entries)} entries)"
 
+    @property
+    def head(self) -> bytes:
+        """The hash of the last line (:data:`GENESIS` when empty)."""
+        return self.hash_at(len(self.lines))
+
+    def hash_at(self, length: int) -> bytes:
+        """The hash of the first ``length`` lines' last one (:data:`GENESIS` for 0)."""
+        return self._hashes[length - 1] if length else GENESIS
+
     @classmethod
-    def open(cls, data_dir: Path, identity: PublicIdentity) -> SignedRecord:
+    def open(cls, data_dir: Path, identity: PublicIdentity, party: int) -> SignedRecord:
         """Read and verify the record of ``data_dir``; a missing file is an empty record
         (a data directory of an earlier release).
 
@@ -157,7 +319,7 @@ class SignedRecord:
         """
         path = Path(data_dir) / RECORD_FILE
         if not path.exists():
-            return cls(path, [], GENESIS)
+            return cls(path, [], [], party)
         check_private_file(path)
         verify = VerifyKey(identity.signing_key)
         entries: list[SignedEntry] = []
@@ -167,27 +329,9 @@ class SignedRecord:
         except OSError as exc:
             raise ConfigurationError(f"{path} cannot be read: {exc}") from None
         for number, line in enumerate(lines, start=1):
-            where = f"{path} line {number}"
-            try:
-                raw = json.loads(line)
-            except ValueError:
-                raise ConfigurationError(f"{where}: not JSON (the record was changed)") from None
-            entry, signature = _entry(raw, where)
-            if _canonical(raw) != line:
-                raise ConfigurationError(f"{where}: not in canonical form (the record was changed)")
-            try:
-                verify.verify(RECORD_DOMAIN + _canonical(entry.body()), signature)
-            except (BadSignatureError, NaclCryptoError, ValueError):
-                raise ConfigurationError(
-                    f"{where}: signature does not verify (the record was changed)"
-                ) from None
-            if entry.previous != head.hex():
-                raise ConfigurationError(
-                    f"{where}: does not follow the entry before it (the record was changed)"
-                )
-            entries.append(entry)
-            head = hashlib.sha256(RECORD_DOMAIN + line).digest()
-        return cls(path, entries, head)
+            entries.append(read_line(line, verify, head, f"{path} line {number}"))
+            head = line_hash(line)
+        return cls(path, entries, lines, party)
 
     def check(
         self,
@@ -196,24 +340,12 @@ class SignedRecord:
         signer_key: bytes,
         payload_digest: bytes,
     ) -> None:
-        """Refuse a second signature of one approval (the rule of the module docstring).
+        """:func:`check_replay` over this co-signer's own entries.
 
         Raises:
-            RequestRefused: check ``replay``, naming the transaction or the payload.
+            RequestRefused: check ``replay``.
         """
-        digest, signer = payload_digest.hex(), signer_key.hex()
-        for entry in self.entries:
-            if ids is not None and (entry.workspace_id, entry.transaction_id) == ids:
-                if replay_key is None or entry.replay_key != replay_key:
-                    raise RequestRefused(
-                        "replay",
-                        f"transaction {ids[1]!r} was already signed as {entry.replay_key}; "
-                        "only a replacement of the same nonce (blockhash, outpoints) is signed",
-                    )
-            if (entry.signer_key, entry.payload_digest) == (signer, digest) and (
-                replay_key is None or entry.replay_key != replay_key
-            ):
-                raise RequestRefused("replay", "this payload was already signed")
+        check_replay(self.entries, ids, replay_key, signer_key, payload_digest)
 
     def append(
         self,
@@ -225,6 +357,7 @@ class SignedRecord:
         signer_key: bytes,
         payload_digest: bytes,
         now: int,
+        request: TransactionRequest | None = None,
     ) -> SignedEntry:
         """Sign an entry with the node's identity, append it and fsync it.
 
@@ -239,12 +372,15 @@ class SignedRecord:
             signer_key=signer_key.hex(),
             payload_digest=payload_digest.hex(),
             signed_at=now,
-            previous=self._head.hex(),
+            previous=self.head.hex(),
+            party=self.party,
+            request=None if request is None else request_to_json(request),
         )
         body = entry.body()
-        signature = identity.sign(RECORD_DOMAIN + _canonical(body))
-        line = _canonical({**body, "signature": signature.hex()})
+        signature = identity.sign(RECORD_DOMAIN + canonical(body))
+        line = canonical({**body, "signature": signature.hex()})
         append_private_line(self.path, line.decode("ascii"))
         self.entries.append(entry)
-        self._head = hashlib.sha256(RECORD_DOMAIN + line).digest()
+        self.lines.append(line)
+        self._hashes.append(line_hash(line))
         return entry

@@ -10,11 +10,14 @@ Layout of ``DATA_DIR``::
                          (``passphrase`` unlock mode only)
     shares/              the custody share store (envelope-encrypted blobs only)
     policy/bundles.json  every policy bundle accepted, oldest first (re-verified at start)
-    history.jsonl        the policy view of every request this co-signer signed (the
-                         velocity limits read it; written when a signature completes)
     signed.jsonl         the signed, hash-chained record of every signature started,
-                         which refuses a second signature of one approval
-                         (:mod:`.signed_record`; verified at start)
+                         which refuses a second signature of one approval and holds
+                         what velocity limits sum (:mod:`.signed_record`; verified at
+                         start)
+    records/             the copies of the peers' records, received within signing
+                         quorums, and what each peer holds of ours (:mod:`.peer_records`)
+    history.jsonl        the velocity history written by releases before the record
+                         carried requests (read, never written now)
 
 Every file here is created 0600 and every directory 0700; :func:`open_node` refuses a
 ``cosigner.json`` or keyring file that group or others can access, and a configuration
@@ -51,7 +54,6 @@ from shardvault.cosigner.config import (
     LEGACY_CONFIG_FORMAT,
     PRIVATE_DIR_MODE,
     PRIVATE_FILE_MODE,
-    append_private_line,
     check_private_file,
     make_private_dir,
     read_json,
@@ -60,6 +62,7 @@ from shardvault.cosigner.config import (
     write_private_json,
 )
 from shardvault.cosigner.errors import ConfigurationError
+from shardvault.cosigner.peer_records import PeerRecords
 from shardvault.cosigner.signed_record import SignedRecord
 from shardvault.crypto.channel import Directory, PartyIdentity, PublicIdentity
 from shardvault.crypto.errors import CryptoError
@@ -78,11 +81,9 @@ from shardvault.policy import (
     PastTransaction,
     PolicyBundle,
     PolicyError,
-    TransactionRequest,
     parse_admin_set,
     parse_bundle,
     parse_history,
-    request_to_json,
 )
 
 CONFIG_FILE = "cosigner.json"
@@ -551,7 +552,9 @@ class NodeState:
     directory: Directory
     chain: BundleChain
     history: list[PastTransaction]
+    """Velocity history of earlier releases (``history.jsonl``); the record holds the rest."""
     record: SignedRecord
+    peers: PeerRecords
     callback: CallbackClient | None = None
 
     def __repr__(self) -> str:
@@ -575,14 +578,6 @@ class NodeState:
             self.data_dir / "policy" / "bundles.json",
             [b.to_json() for b in self.chain.bundles],
         )
-
-    def record_signed(self, request: TransactionRequest) -> None:
-        """Append a signed request to the history the policy's velocity limits read."""
-        from shardvault.policy import Decision
-
-        self.history.append(PastTransaction(request, Decision.ALLOW))
-        line = json.dumps({**request_to_json(request), "decision": "allow"}, sort_keys=True)
-        append_private_line(self.data_dir / "history.jsonl", line)
 
     def close(self) -> None:
         """Lock the keyring (wipes the master key and passphrase held in memory), or
@@ -709,11 +704,22 @@ def open_node(
                 raise ConfigurationError(f"{history_path} cannot be read as JSON lines") from None
             except PolicyError as exc:
                 raise ConfigurationError(f"history refused: {exc}") from None
-        record = SignedRecord.open(data_dir, identity.public)
+        record = SignedRecord.open(data_dir, identity.public, party)
+        peers = PeerRecords.open(data_dir)
     except BaseException:
         _close_custody(custody)
         raise
     callback = None if settings is None else CallbackClient(settings, identity, workspace)
     return NodeState(
-        data_dir, party, workspace, custody, identity, directory, chain, history, record, callback
+        data_dir,
+        party,
+        workspace,
+        custody,
+        identity,
+        directory,
+        chain,
+        history,
+        record,
+        peers,
+        callback,
     )

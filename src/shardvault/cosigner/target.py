@@ -124,7 +124,7 @@ class SigningTarget:
     for a raw digest."""
     replay_key: str | None = None
     """What the chain lets be spent only once by this transaction (``ethereum:<chain
-    id>:<sender>:<nonce>``, ``solana:<fee payer>:<recent blockhash>``,
+    id>:<sender>:<nonce>``, ``solana:<fee payer>:<recent blockhash>:<message hash>``,
     ``bitcoin:<txid>:<index>,...`` over the sorted outpoints spent); ``None`` for a
     raw digest, or where the sender is not known."""
     payload_digest: bytes = b""

@@ -163,9 +163,13 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
         fields["destination"] = move["destination"]
         fields["asset"] = {"id": move["mint"], "decimals": move["decimals"]}
         fields["amount"] = move["amount"]
-    # A message is valid only with its recent blockhash (no durable-nonce instruction is
-    # accepted above), and its fee payer pays once for it.
-    replay_key = f"solana:{message.account_keys[0]}:{message.recent_blockhash.hex()}"
+    # Two different messages with one recent blockhash are two valid transactions (the
+    # blockhash bounds a message's life, not its uniqueness), so the replay key is the
+    # message itself: the same transfer may be signed again only as the same message.
+    replay_key = (
+        f"solana:{message.account_keys[0]}:{message.recent_blockhash.hex()}:"
+        f"{hashlib.sha256(payload).hexdigest()[:32]}"
+    )
     request = policy_request(fields)
     fee = SolanaFee(
         network=request.network or "solana",

@@ -70,6 +70,10 @@ class VaultKey(_Model):
     max_signers: int
     cosigners: list[str]
     backend: str
+    quorums_overlap: bool = True
+    """Whether any two quorums share a co-signer (2 * min_signers > max_signers)."""
+    warning: str | None = None
+    """Why the threshold is weaker, when quorums can be disjoint."""
 
 
 class Vault(_Model):

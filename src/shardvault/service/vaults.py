@@ -118,6 +118,26 @@ class VaultKeyView:
     cosigners: tuple[str, ...]
     backend: str
 
+    @property
+    def quorums_overlap(self) -> bool:
+        """Whether any two quorums of this key share a co-signer (``2 * min_signers >
+        max_signers``): only then do the co-signers' shared records refuse a replay
+        and sum a velocity limit across every quorum (docs/cosigner.md, "Records
+        shared within a quorum")."""
+        return 2 * self.min_signers > self.max_signers
+
+    @property
+    def warning(self) -> str | None:
+        """What the threshold gives up, when quorums can be disjoint."""
+        if self.quorums_overlap:
+            return None
+        return (
+            f"with {self.min_signers}-of-{self.max_signers}, two quorums can share no "
+            "co-signer: a compromised server can get one approval signed twice, or split "
+            "a velocity limit, through disjoint quorums; choose min_signers > "
+            f"{self.max_signers // 2} to close this"
+        )
+
     @classmethod
     def of(cls, row: VaultKey) -> VaultKeyView:
         return cls(
