@@ -10,15 +10,20 @@ import secrets
 import time
 from pathlib import Path
 
+import pytest
 from nacl.signing import SigningKey
 
 from shardvault.chains import solana
 from shardvault.chains.solana import system
+from shardvault.cosigner.errors import RequestRefused
+from shardvault.cosigner.fees import check_fee
 from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
+from shardvault.cosigner.target import SigningTarget
 from shardvault.custody.backends.local import DEVELOPMENT_COST
 from shardvault.custody.secret import SecretBytes
 from shardvault.policy import (
     ApprovalVerdict,
+    BundleChain,
     approval_message,
     new_bundle,
     parse_address_book,
@@ -83,6 +88,21 @@ def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=Non
         key = ADMINS.get(name) or _key(name)
         bundle = bundle.with_signature(name, key.sign(bundle.signing_message()).signature)
     return bundle
+
+
+def policy_chain(policy=POLICY) -> BundleChain:
+    """A co-signer's chain of bundles holding ``policy``, signed by the admin quorum."""
+    chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
+    chain.accept(signed_bundle(policy=policy))
+    return chain
+
+
+def fee_refusal(chain: BundleChain, target: SigningTarget) -> RequestRefused:
+    """The refusal :func:`check_fee` gives ``target``, which must be check ``fee``."""
+    with pytest.raises(RequestRefused) as caught:
+        check_fee(chain, target)
+    assert caught.value.check == "fee", caught.value
+    return caught.value
 
 
 def make_nodes(root: Path, count: int = 3) -> dict[int, Path]:

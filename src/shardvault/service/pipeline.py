@@ -113,6 +113,7 @@ from shardvault.policy import (
 from shardvault.policy.model import Decision, InitiatorKind, Operation, Policy
 from shardvault.policy.request import Asset as PolicyAsset
 from shardvault.policy.request import Initiator, Source
+from shardvault.service.bitcoin_previous import with_previous_transactions
 from shardvault.service.bitcoin_transfers import (
     SpendableOutput,
     build_p2wpkh_spend,
@@ -1878,7 +1879,7 @@ class Pipeline:
         if estimate is not None:
             rate = max(rate, Decimal(estimate.sat_per_kvb) / 1000)
         utxos = [
-            SpendableOutput(u.outpoint.txid_hex, u.outpoint.index, int(u.value))
+            SpendableOutput(u.outpoint.txid_hex, u.outpoint.index, int(u.value), u.block_hash)
             for u in scan.unspents
             if (u.outpoint.txid_hex, u.outpoint.index) not in held
         ]
@@ -1900,6 +1901,15 @@ class Pipeline:
             ) from None
         except ChainError as exc:
             raise PipelineFault(f"cannot build the Bitcoin spend: {exc}") from None
+        # Co-signers prove every input's amount from its previous transaction.
+        try:
+            with self.runtime.bitcoin_client(loaded.network) as client:
+                spend = with_previous_transactions(client, spend)
+        except (RpcTransportError, RpcResponseError) as exc:
+            _log.warning("serializing %s: node trouble (%s); retrying", tx_id, exc)
+            return self.runtime.broadcast_retry_s
+        except ChainError as exc:
+            raise PipelineFault(f"cannot prove the inputs' amounts: {exc}") from None
         with self.platform.unit_of_work() as uow:
             # One serialization per workspace at a time, so two transfers never take
             # the same coins (the lock of evaluate_batch).
