@@ -29,7 +29,7 @@ from shardvault.sdk import (
     ShardvaultClient,
     generate_key_pair,
 )
-from shardvault.sdk.custody import VaultCreation, Wallet, sign_bundle
+from shardvault.sdk.custody import VaultCreation, Wallet, sign_approval, sign_bundle
 from shardvault.sdk.errors import ApiError
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
@@ -194,6 +194,24 @@ def test_transfer_with_approval_end_to_end(
         pending = as_approver.get_transaction(tx.id)
         assert pending.status == "pending_approval"
         assert pending.approvals_needed == {"treasury": 1}
+        # A statement signed two hours ago (past its 1h lifetime) and one dated an hour
+        # ahead are refused with a typed 403, and store nothing.
+        for signed_at, error in (
+            (int(time.time()) - 7200, "ApprovalExpiredError"),
+            (int(time.time()) + 3600, "ApprovalFromTheFutureError"),
+        ):
+            statement = {
+                "approver": "carol@acme.example",
+                "decision": "approve",
+                "policy_version": 1,
+                "signed_at": signed_at,
+            }
+            signature = sign_approval(carol_key, intent_digest=pending.intent_digest, **statement)
+            with pytest.raises(ApiError) as refused:
+                as_approver.submit_approval(tx.id, **statement, signature=signature)
+            assert (refused.value.status, refused.value.slug) == (403, "approval-refused")
+            assert error in refused.value.detail
+        assert as_approver.get_transaction(tx.id).approvals == []
         approved = as_approver.approve_transaction(
             tx.id, approver="carol@acme.example", key=carol_key
         )

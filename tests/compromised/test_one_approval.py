@@ -55,6 +55,8 @@ POLICY = {
         },
         {"name": "small", "when": {"operation": ["transfer"]}, "action": "allow"},
     ],
+    # 21,000 gas at up to ~2.4 gwei: FEES (2 gwei) fit, a 10 gwei transaction does not.
+    "fee_caps": {"hardhat": {"max_fee_wei": "50000000000000"}},
 }
 
 
@@ -207,7 +209,6 @@ def test_a_transfer_split_under_a_velocity_limit_across_rotating_quorums_is_refu
     assert {r.get("rule") for r in third.values()} == {"daily-limit"}, third
 
 
-@pytest.mark.xfail(strict=True, reason="approval deadlines count from created_at (issue #18)")
 def test_an_approval_older_than_its_lifetime_is_refused_whatever_created_at_says(server, vault):
     """The approver approved two hours ago; the rule gives approvals one hour. The
     server sends the transfer with a fresh ``created_at``."""
@@ -221,8 +222,40 @@ def test_an_approval_older_than_its_lifetime_is_refused_whatever_created_at_says
         asset="ETH",
         amount_base_units=int(ethereum.parse_ether("0.95")),
     )
-    # Stands for an approval given two hours ago: the statement carries no time yet.
-    transfer.approvals = [approval(digest)]
+    # An approval given two hours ago (its signed_at says so, under carol's signature).
+    transfer.approvals = [approval(digest, signed_at=int(time.time()) - 7200)]
     _, results = _sign(server, transfer, 0, (1, 3))
     assert {r["status"] for r in results.values()} == {"refused"}, results
     assert all("deadline" in str(r.get("reason")) for r in results.values()), results
+
+
+def test_an_approval_of_another_transfer_than_the_one_signed_does_not_count(server, vault):
+    """The server collected carol's approval of one transfer (the one her client showed
+    her) and sends it with another: same amount, another destination."""
+    shown = Transfer(vault, "m/0/5", _destination(), "0.95", approved=True)
+    sent = Transfer(vault, "m/0/5", _destination(), "0.95", approved=False)
+    sent.transaction_id = shown.transaction_id
+    sent.approvals = shown.approvals
+    _, results = _sign(server, sent, 0, (1, 2))
+    assert {r["status"] for r in results.values()} == {"refused"}, results
+    assert {r.get("rule") for r in results.values()} == {"large-needs-approval"}, results
+    assert all(
+        "ApprovalForAnotherTransactionError" in str(r.get("reason")) for r in results.values()
+    ), results
+
+
+def test_a_fee_above_the_signed_cap_is_refused(server, vault):
+    """An approved transfer signed with a 10 gwei fee: 21,000 gas x 10 gwei is over the
+    policy's 0.00005 ETH cap for hardhat."""
+    transfer = Transfer(vault, "m/0/6", _destination(), "0.1", approved=False)
+    label = server.presign(KEY_ID, transfer.path, (2, 3))
+    tx = ethereum.native_transfer(
+        chain_id=31337,
+        nonce=0,
+        to=transfer.destination,
+        amount="0.1",
+        fees=ethereum.FeeParameters(10 * 10**9, 10**9, 21_000),
+    )
+    results = server.run(transfer.sign_body(tx, (2, 3), label), (2, 3))
+    assert _statuses(results) == {("refused", "fee")}, results
+    assert all("max_fee_wei" in str(r.get("reason")) for r in results.values()), results

@@ -10,15 +10,20 @@ import secrets
 import time
 from pathlib import Path
 
+import pytest
 from nacl.signing import SigningKey
 
 from shardvault.chains import solana
 from shardvault.chains.solana import system
+from shardvault.cosigner.errors import RequestRefused
+from shardvault.cosigner.fees import check_fee
 from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
+from shardvault.cosigner.target import SigningTarget
 from shardvault.custody.backends.local import DEVELOPMENT_COST
 from shardvault.custody.secret import SecretBytes
 from shardvault.policy import (
     ApprovalVerdict,
+    BundleChain,
     approval_message,
     new_bundle,
     parse_address_book,
@@ -85,6 +90,21 @@ def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=Non
     return bundle
 
 
+def policy_chain(policy=POLICY) -> BundleChain:
+    """A co-signer's chain of bundles holding ``policy``, signed by the admin quorum."""
+    chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
+    chain.accept(signed_bundle(policy=policy))
+    return chain
+
+
+def fee_refusal(chain: BundleChain, target: SigningTarget) -> RequestRefused:
+    """The refusal :func:`check_fee` gives ``target``, which must be check ``fee``."""
+    with pytest.raises(RequestRefused) as caught:
+        check_fee(chain, target)
+    assert caught.value.check == "fee", caught.value
+    return caught.value
+
+
 def make_nodes(root: Path, count: int = 3) -> dict[int, Path]:
     """Initialise ``count`` data directories and pin every identity in every one."""
     dirs = {p: root / f"cosigner-{p}" for p in range(1, count + 1)}
@@ -142,14 +162,20 @@ def solana_digest(message: bytes) -> bytes:
     return hashlib.sha256(SOLANA_DIGEST_DOMAIN + message).digest()
 
 
-def approval(digest: bytes, approver="carol", key=CAROL, version=1) -> dict[str, object]:
-    signed = key.sign(approval_message(approver, digest, ApprovalVerdict.APPROVE, version))
+def approval(
+    digest: bytes, approver="carol", key=CAROL, version=1, signed_at: int | None = None
+) -> dict[str, object]:
+    """``approver``'s approve statement (JSON form) over ``digest``, signed at
+    ``signed_at`` (default: now)."""
+    when = int(time.time()) if signed_at is None else signed_at
+    message = approval_message(approver, digest, ApprovalVerdict.APPROVE, version, when)
     return {
         "approver": approver,
         "digest": digest.hex(),
         "decision": "approve",
         "policy_version": version,
-        "signature": signed.signature.hex(),
+        "signed_at": when,
+        "signature": key.sign(message).signature.hex(),
     }
 
 

@@ -22,6 +22,7 @@ from tests.cosigner.support import (
     POLICY,
     WORKSPACE,
     metadata,
+    policy_chain,
     sign_request,
     signed_bundle,
 )
@@ -108,6 +109,20 @@ def test_transfer_under_the_cap_is_signed(eth_cluster):
     assert Account.recover_transaction(raw) == eth_cluster.eth_source
 
 
+def test_a_fee_bump_above_the_cap_is_refused_after_the_original_was_signed(eth_cluster):
+    """A replacement of the same nonce (the record lets it through as a fee bump) is
+    checked against the cap like the original: nothing exempts a bump."""
+    presign(eth_cluster, "eth-1", ETH_PATH, "bump-original")
+    original = _transfer(100 * GWEI, MAX_PRIORITY_FEE_WEI, nonce=7)
+    results = _sign(eth_cluster, original, "bump-original")
+    assert {r["status"] for r in results.values()} == {"ok"}, results
+    presign(eth_cluster, "eth-1", ETH_PATH, "bump-above")
+    bump = _transfer(200 * GWEI, MAX_PRIORITY_FEE_WEI, nonce=7)
+    results = _sign(eth_cluster, bump, "bump-above")
+    assert {(r["status"], r.get("check")) for r in results.values()} == {("refused", "fee")}
+    assert all(f"max_fee_wei {MAX_FEE_WEI}" in r["reason"] for r in results.values()), results
+
+
 def test_priority_fee_above_its_cap_is_refused_by_every_cosigner(eth_cluster):
     """Within the total cap, but the tip per gas is above its own cap."""
     tx = _transfer(50 * GWEI, MAX_PRIORITY_FEE_WEI + 1)
@@ -121,9 +136,7 @@ def test_priority_fee_above_its_cap_is_refused_by_every_cosigner(eth_cluster):
 
 @pytest.fixture(scope="module")
 def capped_chain():
-    chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=CAPPED_POLICY))
-    return chain
+    return policy_chain(CAPPED_POLICY)
 
 
 def _target(tx):

@@ -28,6 +28,7 @@ from shardvault.service.transactions import intent_digest
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
 from tests.cosigner.support import (
     ADMIN_SET,
+    CAROL,
     DESTINATION,
     LAMPORTS_PER_SOL,
     POLICY,
@@ -39,6 +40,7 @@ from tests.cosigner.support import (
     signed_bundle,
 )
 from tests.cosigner.test_node import Cluster
+from tests.policy._support import statement_json
 
 WORKSPACE_ID = "0b7e1c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b"
 TRANSACTION_ID = "6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f"
@@ -71,7 +73,7 @@ def policy_chain():
     return chain
 
 
-def _pipeline_approval(**overrides):
+def _pipeline_approval(signed_at=None, **overrides):
     """The approval an approver gives through the service, before nonce and fees."""
     fields = {
         "workspace_id": WORKSPACE_ID,
@@ -83,7 +85,7 @@ def _pipeline_approval(**overrides):
         "amount_base_units": AMOUNT,
         **overrides,
     }
-    return approval(intent_digest(**fields))
+    return approval(intent_digest(**fields), signed_at=signed_at)
 
 
 def _eth_transfer(*, nonce=0, fees=None, to=RECIPIENT, ether="1", chain_id=HARDHAT):
@@ -234,6 +236,45 @@ def test_intent_metadata_on_a_payload_without_an_intent_is_refused(policy_chain)
         assert "not a transfer from the signing key" in caught.value.reason
 
 
+# --- Approval lifetimes count from the statement's signed time (issue #18) ------------
+
+HOUR = 3600
+
+
+def test_an_approval_older_than_its_lifetime_is_refused_whatever_created_at_says(policy_chain):
+    """Carol approved two hours ago, the rule gives approvals one hour, and the
+    coordinator sends the transfer with a fresh ``created_at``."""
+    stale = _pipeline_approval(signed_at=int(time.time()) - 2 * HOUR)
+    with pytest.raises(RequestRefused) as caught:
+        _check(policy_chain, _request(_eth_transfer()), [stale])
+    assert (caught.value.check, caught.value.rule) == ("policy", "eth-needs-approval")
+    assert "ApprovalExpiredError" in caught.value.reason
+    assert "deadline" in caught.value.reason
+    # Within its lifetime the same approval counts, with the same fresh created_at.
+    alive = _pipeline_approval(signed_at=int(time.time()) - HOUR + 60)
+    assert _check(policy_chain, _request(_eth_transfer()), [alive])[1].rule == "eth-needs-approval"
+
+
+def test_an_approval_from_the_future_is_refused(policy_chain):
+    """Dated an hour ahead, a statement would outlive its lifetime by that hour."""
+    ahead = _pipeline_approval(signed_at=int(time.time()) + HOUR)
+    with pytest.raises(RequestRefused) as caught:
+        _check(policy_chain, _request(_eth_transfer()), [ahead])
+    assert (caught.value.check, caught.value.rule) == ("policy", "eth-needs-approval")
+    assert "ApprovalFromTheFutureError" in caught.value.reason
+
+
+def test_a_v1_statement_without_a_signed_time_is_refused(policy_chain):
+    """A v1 statement could have been given at any time: it is refused, not counted."""
+    digest = bytes.fromhex(str(_pipeline_approval()["digest"]))
+    v1 = statement_json(CAROL, "carol", digest, signed_at=None, version=1)
+    with pytest.raises(RequestRefused) as caught:
+        _check(policy_chain, _request(_eth_transfer()), [v1])
+    assert caught.value.check == "malformed"
+    assert "signed_at" in caught.value.reason
+    assert "format v1" in caught.value.reason
+
+
 # --- In-process co-signer nodes (FROST, Solana) -------------------------------------
 
 
@@ -323,6 +364,19 @@ def test_nodes_refuse_missing_intent_metadata(cluster):
     del body["metadata"]["workspace_id"]
     results = cluster.run(body, [1, 2])
     assert {(r["status"], r["check"]) for r in results.values()} == {("refused", "malformed")}
+
+
+def test_nodes_refuse_an_approval_older_than_its_lifetime_with_a_fresh_created_at(cluster):
+    key = cluster.sol_key
+    stale = approval(_solana_intent(key), signed_at=int(time.time()) - 2 * HOUR)
+    message = _solana_transfer(key, 2 * LAMPORTS_PER_SOL, b"blockhash, two hours later")
+    body = _intent_request(message, [stale])
+    assert body["metadata"]["created_at"] >= time.time() - 60  # fresh, as the server says
+    results = cluster.run(body, [1, 2])
+    assert {(r["status"], r["check"], r["rule"]) for r in results.values()} == {
+        ("refused", "policy", "sol-needs-approval")
+    }
+    assert all("deadline" in r["reason"] for r in results.values()), results
 
 
 def test_erc20_intent_names_the_token_contract(policy_chain):

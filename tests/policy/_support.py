@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -145,8 +146,56 @@ def sign_approval(
     verdict: ApprovalVerdict = ApprovalVerdict.APPROVE,
     version: int = 7,
     signer: str | None = None,
+    signed_at: int = NOW,
 ) -> SignedApproval:
-    """An approval by ``name`` signed with ``signer``'s key (default: ``name``'s)."""
+    """An approval by ``name`` signed with ``signer``'s key (default: ``name``'s) at
+    ``signed_at`` (default: NOW, the tests' evaluation time)."""
     key = ed25519_key(signer or name)
-    message = approval_message(name, digest, verdict, version)
-    return SignedApproval(name, digest, verdict, version, key.sign(message).signature)
+    message = approval_message(name, digest, verdict, version, signed_at)
+    return SignedApproval(
+        name, digest, verdict, version, UnixSeconds(signed_at), key.sign(message).signature
+    )
+
+
+APPROVAL_V1_DOMAIN = b"shardvault/policy/approval/v1\x00"
+APPROVAL_V2_DOMAIN = b"shardvault/policy/approval/v2\x00"
+
+
+def statement_message(
+    approver: str,
+    digest: bytes,
+    *,
+    signed_at: int | None,
+    version: int = 7,
+    decision: str = "approve",
+) -> tuple[dict[str, Any], bytes]:
+    """The fields of an approval statement and the bytes its approver signs, built here
+    from docs/policy.md ("Approvals"), not by the code under test: format v2 (with
+    ``signed_at``) or, when ``signed_at`` is None, format v1 (no signing time)."""
+    body: dict[str, Any] = {
+        "approver": approver,
+        "decision": decision,
+        "digest": digest.hex(),
+        "policy_version": version,
+    }
+    domain = APPROVAL_V1_DOMAIN
+    if signed_at is not None:
+        body["signed_at"] = signed_at
+        domain = APPROVAL_V2_DOMAIN
+    return body, domain + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def statement_json(
+    key: nacl.signing.SigningKey,
+    approver: str,
+    digest: bytes,
+    *,
+    signed_at: int | None,
+    version: int = 7,
+    decision: str = "approve",
+) -> dict[str, Any]:
+    """The JSON form of :func:`statement_message`'s statement, signed with ``key``."""
+    body, message = statement_message(
+        approver, digest, signed_at=signed_at, version=version, decision=decision
+    )
+    return {**body, "signature": key.sign(message).signature.hex()}

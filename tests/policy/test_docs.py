@@ -25,6 +25,7 @@ from shardvault.policy import (
     parse_request,
     parse_text,
 )
+from shardvault.policy.request import parse_timestamp
 
 from ._support import sign_approval
 
@@ -58,13 +59,29 @@ def test_worked_example(example: Any) -> None:
     context = parse_context(example["context"], history=history)
     request = parse_request(example["request"])
     approvals = [
-        sign_approval(name, request.digest, version=policy.version)
-        for name in example.get("approvals", [])
+        sign_approval(name, request.digest, version=policy.version, signed_at=signed_at)
+        for name, signed_at in _approvals(example.get("approvals", []), context.now)
     ]
     result = evaluate(policy, request, context, approvals)
     expected = example["expect"]
     assert result.decision is Decision(expected["decision"]), "\n".join(result.explanation())
     assert result.rule == expected["rule"]
+    if "refused" in expected:
+        # The typed errors of the statements that did not count, in order.
+        counted = result.approval_tally
+        assert counted is not None
+        assert [type(error).__name__ for _, error in counted.refused] == expected["refused"]
+
+
+def _approvals(items: list[Any], now: int) -> list[tuple[str, int]]:
+    """An example's approvers with the time each signed: a bare name signed at the
+    context's ``now``; ``{approver: name, signed_at: time}`` at that time."""
+    return [
+        (item, now)
+        if isinstance(item, str)
+        else (item["approver"], parse_timestamp(item["signed_at"], "signed_at"))
+        for item in items
+    ]
 
 
 def test_reference_blocks_load() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shardvault.policy import (
-    FeeCap,
+    EvmFeeCap,
     PolicyDocumentError,
     UnknownFieldError,
     new_bundle,
@@ -47,9 +47,9 @@ def test_caps_are_read_per_network() -> None:
         )
     )
     assert policy.fee_caps == {
-        "ethereum": FeeCap(2_100_000_000_000_000, 3_000_000_000),
-        "base": FeeCap(max_fee_wei=0),
-        "hardhat": FeeCap(max_priority_fee_per_gas_wei=2**256 - 1),
+        "ethereum": EvmFeeCap(2_100_000_000_000_000, 3_000_000_000),
+        "base": EvmFeeCap(max_fee_wei=0),
+        "hardhat": EvmFeeCap(max_priority_fee_per_gas_wei=2**256 - 1),
     }
 
 
@@ -130,3 +130,114 @@ def test_an_unknown_cap_field_is_refused() -> None:
         parse_policy(with_caps(caps))
     assert caught.value.path == "policy.fee_caps.ethereum"
     assert schema_errors(with_caps(caps))
+
+
+# --- Bitcoin and Solana caps (issue #18): each entry is enforced or refused --------------
+
+FAMILY_CAPS = {
+    "regtest": {"max_fee_sat": "50000", "max_fee_rate_sat_per_vb": "25.5"},
+    "bitcoin": {"max_fee_rate_sat_per_vb": "0.125"},
+    "solana": {
+        "max_compute_unit_price_micro_lamports": "10000",
+        "max_compute_unit_limit": "400000",
+        "max_fee_lamports": "15000",
+    },
+    "solana-devnet": {"max_fee_lamports": "0"},
+    "ethereum": {"max_fee_wei": "2100000000000000"},
+}
+
+
+def test_bitcoin_and_solana_caps_are_read_exactly() -> None:
+    from decimal import Decimal
+
+    from shardvault.policy import BitcoinFeeCap, EvmFeeCap, SolanaFeeCap
+
+    policy = parse_policy(with_caps(FAMILY_CAPS))
+    assert policy.fee_caps == {
+        "regtest": BitcoinFeeCap(max_fee_sat=50_000, max_fee_rate_sat_per_vb=Decimal("25.5")),
+        "bitcoin": BitcoinFeeCap(max_fee_rate_sat_per_vb=Decimal("0.125")),
+        "solana": SolanaFeeCap(
+            max_compute_unit_price_micro_lamports=10_000,
+            max_compute_unit_limit=400_000,
+            max_fee_lamports=15_000,
+        ),
+        "solana-devnet": SolanaFeeCap(max_fee_lamports=0),
+        "ethereum": EvmFeeCap(max_fee_wei=2_100_000_000_000_000),
+    }
+    rate = policy.fee_caps["regtest"].max_fee_rate_sat_per_vb
+    assert isinstance(rate, Decimal)
+    document = policy_to_document(policy)
+    assert document["fee_caps"] == FAMILY_CAPS
+    assert parse_policy(document) == policy
+    assert schema_errors(document) == []
+
+
+@pytest.mark.parametrize(
+    ("caps", "path"),
+    [
+        # A Bitcoin field on an EVM network, and the other way round.
+        ({"ethereum": {"max_fee_sat": "1"}}, "policy.fee_caps.ethereum.max_fee_sat"),
+        ({"bitcoin": {"max_fee_wei": "1"}}, "policy.fee_caps.bitcoin.max_fee_wei"),
+        ({"regtest": {"max_fee_lamports": "1"}}, "policy.fee_caps.regtest.max_fee_lamports"),
+        # Co-signers name EVM networks from the chain id: an EVM cap on any other name
+        # (here a Solana network's) could never apply.
+        ({"solana": {"max_fee_wei": "1"}}, "policy.fee_caps.solana.max_fee_wei"),
+        ({"my-evm-chain": {"max_fee_wei": "1"}}, "policy.fee_caps.my-evm-chain.max_fee_wei"),
+        (
+            {"hardhat": {"max_compute_unit_limit": "1"}},
+            "policy.fee_caps.hardhat.max_compute_unit_limit",
+        ),
+        # One entry, two families: the field of the other family is named.
+        (
+            {"regtest": {"max_fee_sat": "1", "max_fee_wei": "1"}},
+            "policy.fee_caps.regtest.max_fee_wei",
+        ),
+    ],
+)
+def test_a_cap_of_another_chain_family_is_refused_with_its_path(caps: object, path: str) -> None:
+    with pytest.raises(PolicyDocumentError) as caught:
+        parse_policy(with_caps(caps))
+    assert caught.value.path == path
+    assert "fee cap" in str(caught.value)
+
+
+RATE = "policy.fee_caps.regtest.max_fee_rate_sat_per_vb"
+PRICE = "policy.fee_caps.solana.max_compute_unit_price_micro_lamports"
+
+
+@pytest.mark.parametrize(
+    ("caps", "path", "schema_refuses"),
+    [
+        ({"regtest": {"max_fee_sat": 1}}, "policy.fee_caps.regtest.max_fee_sat", True),
+        ({"regtest": {"max_fee_sat": "-1"}}, "policy.fee_caps.regtest.max_fee_sat", True),
+        # The schema bounds the digits, the loader the value: 21 million BTC at most.
+        (
+            {"regtest": {"max_fee_sat": "2100000000000001"}},
+            "policy.fee_caps.regtest.max_fee_sat",
+            False,
+        ),
+        ({"regtest": {"max_fee_rate_sat_per_vb": 25.5}}, RATE, True),
+        ({"regtest": {"max_fee_rate_sat_per_vb": "25.50"}}, RATE, True),
+        ({"regtest": {"max_fee_rate_sat_per_vb": "1.0001"}}, RATE, True),
+        ({"regtest": {"max_fee_rate_sat_per_vb": "01"}}, RATE, True),
+        ({"regtest": {"max_fee_rate_sat_per_vb": ".5"}}, RATE, True),
+        ({"regtest": {"max_fee_rate_sat_per_vb": "1e2"}}, RATE, True),
+        ({"regtest": {"max_fee_rate_sat_per_vb": "NaN"}}, RATE, True),
+        (
+            {"solana": {"max_compute_unit_limit": "1400001"}},
+            "policy.fee_caps.solana.max_compute_unit_limit",
+            False,
+        ),
+        ({"solana": {"max_compute_unit_price_micro_lamports": str(2**64)}}, PRICE, False),
+        ({"solana": {"max_compute_unit_price_micro_lamports": "1" + "0" * 20}}, PRICE, True),
+        ({"solana": {"max_fee_lamports": "1.5"}}, "policy.fee_caps.solana.max_fee_lamports", True),
+        ({"solana": {"max_fee_lamports": None}}, "policy.fee_caps.solana.max_fee_lamports", True),
+    ],
+)
+def test_malformed_bitcoin_and_solana_caps_are_refused(
+    caps: object, path: str, schema_refuses: bool
+) -> None:
+    with pytest.raises(PolicyDocumentError) as caught:
+        parse_policy(with_caps(caps))
+    assert caught.value.path == path
+    assert bool(schema_errors(with_caps(caps))) is schema_refuses

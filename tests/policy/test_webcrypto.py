@@ -13,27 +13,27 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 
 from shardvault.policy import (
     Admin,
     AdminSet,
-    ApprovalVerdict,
     BundleChain,
     Decision,
     PublicKey,
-    SignedApproval,
-    approval_message,
     evaluate,
     load_policy,
     new_bundle,
+    parse_approval,
 )
 
 from ._support import BOOK, make_context, make_request, policy_with
 from .test_bundle import ADMINS
 
 NODE = shutil.which("node")
+APPROVERS = ["wc-p256", "wc-ed25519"]
 pytestmark = pytest.mark.skipif(NODE is None, reason="needs the node binary")
 
 SCRIPT = """
@@ -70,13 +70,47 @@ def webcrypto_sign(messages: list[bytes]) -> list[dict[str, object]]:
     return parsed
 
 
+APPROVAL_SCRIPT = """
+const { subtle } = globalThis.crypto;
+const hex = (b) => Buffer.from(new Uint8Array(b)).toString("hex");
+const { digest, policy_version, approvers } = JSON.parse(process.argv[1]);
+const signed_at = Math.floor(Date.now() / 1000);
+const out = [];
+for (const [approver, params, signParams] of [
+  [approvers[0], { name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
+  [approvers[1], { name: "Ed25519" }, { name: "Ed25519" }],
+]) {
+  const key = await subtle.generateKey(params, true, ["sign", "verify"]);
+  // docs/policy.md, "Approvals": the v2 statement, canonical JSON (sorted keys, no
+  // whitespace) after the domain and a zero byte, as a console page would build it.
+  const body = { approver, decision: "approve", digest, policy_version, signed_at };
+  const canonical = JSON.stringify(body, Object.keys(body).sort());
+  const message = Buffer.concat([
+    Buffer.from("shardvault/policy/approval/v2\\0", "utf8"), Buffer.from(canonical, "utf8"),
+  ]);
+  const signature = hex(await subtle.sign(signParams, key.privateKey, message));
+  out.push({ algorithm: params.name, public_key: hex(await subtle.exportKey("raw", key.publicKey)),
+             statement: { ...body, signature } });
+}
+console.log(JSON.stringify(out));
+"""
+
+
 def test_webcrypto_approvals_count() -> None:
-    request = make_request()
-    messages = [
-        approval_message(name, request.digest, ApprovalVerdict.APPROVE, 7)
-        for name in ("wc-p256", "wc-ed25519")
-    ]
-    p256, ed = webcrypto_sign(messages)
+    """Statements built and signed by WebCrypto (P-256 and Ed25519) with the page's own
+    clock count at an evaluation on this host's clock."""
+    now = int(time.time())
+    request = make_request(created_at=now)
+    job = {"digest": request.digest.hex(), "policy_version": 7, "approvers": APPROVERS}
+    assert NODE is not None
+    result = subprocess.run(
+        [NODE, "--input-type=module", "-e", APPROVAL_SCRIPT, json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    p256, ed = json.loads(result.stdout)
     header = (
         "format: shardvault.policy/v1\nversion: 7\nreference_currency: USD\n"
         "approvers:\n"
@@ -92,27 +126,11 @@ def test_webcrypto_approvals_count() -> None:
     approvals: {groups: [{group: browsers, count: 2}], deadline: 1h}
 """
     )
-    assert isinstance(p256["signatures"], list)
-    assert isinstance(ed["signatures"], list)
-    approvals = [
-        SignedApproval(
-            "wc-p256",
-            request.digest,
-            ApprovalVerdict.APPROVE,
-            7,
-            bytes.fromhex(p256["signatures"][0]),
-        ),
-        SignedApproval(
-            "wc-ed25519",
-            request.digest,
-            ApprovalVerdict.APPROVE,
-            7,
-            bytes.fromhex(ed["signatures"][1]),
-        ),
-    ]
+    approvals = [parse_approval(p256["statement"]), parse_approval(ed["statement"])]
     assert len(approvals[0].signature) == 64  # WebCrypto's raw r || s
-    result = evaluate(policy, request, make_context(), approvals)
-    assert result.decision is Decision.ALLOW, result.to_json()
+    assert abs(approvals[0].signed_at - now) <= 60
+    counted = evaluate(policy, request, make_context(now=now), approvals)
+    assert counted.decision is Decision.ALLOW, counted.to_json()
 
 
 def test_webcrypto_admins_sign_a_bundle() -> None:

@@ -8,9 +8,13 @@ returns the intent digest of another, and records whether an approval reached it
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shardvault.policy import ApprovalVerdict, approval_message
 from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.sdk import DigestMismatchError, SdkError
 from shardvault.sdk.approvals import INTENT_FIELDS
@@ -97,11 +101,26 @@ def test_an_honest_view_is_signed_over_the_recomputed_digest() -> None:
         )
     assert reviewed == [stub_intent()]
     [posted] = server.approvals
+    # Dated by the client's clock, and that date is inside the signed statement.
+    signed_at = posted["signed_at"]
+    assert isinstance(signed_at, int)
+    assert abs(signed_at - time.time()) < 60
     statement = sign_approval(
-        key, approver="carol@acme.example", intent_digest=honest.hex(), policy_version=1
+        key,
+        approver="carol@acme.example",
+        intent_digest=honest.hex(),
+        policy_version=1,
+        signed_at=signed_at,
     )
     # Ed25519 is deterministic: the same statement gives the same signature.
     assert posted["signature"] == statement
+    message = approval_message("carol@acme.example", honest, ApprovalVerdict.APPROVE, 1, signed_at)
+    key.public_key().verify(bytes.fromhex(str(posted["signature"])), message)
+    redated = approval_message(
+        "carol@acme.example", honest, ApprovalVerdict.APPROVE, 1, signed_at + 3600
+    )
+    with pytest.raises(InvalidSignature):
+        key.public_key().verify(bytes.fromhex(str(posted["signature"])), redated)
 
 
 def test_a_refusal_in_review_signs_nothing() -> None:

@@ -116,9 +116,6 @@ def approve(ws: Workspace, tx_id: str) -> None:
             uow,
             ws.approver.principal,
             tx_id,
-            approver=ws.approver.email,
-            decision="approve",
-            policy_version=view.policy_version,
-            signature=ws.approver.approve(view.intent_digest, view.policy_version),
+            **ws.approver.statement(view.intent_digest, view.policy_version),
             now=int(time.time()),
         )

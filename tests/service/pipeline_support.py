@@ -10,6 +10,7 @@ vault's slot, so every test still signs through the real custody layer and proto
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from shardvault.custody import LocalShareStore, SecretBytes, ShareAddress, ShareCustody, ShareSlot
 from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
 from shardvault.devchain import HardhatNode
-from shardvault.policy import ApprovalVerdict, approval_message
 from shardvault.service import policies, vaults, wallets
 from shardvault.service.context import Principal
 from shardvault.service.platform import Platform
@@ -33,6 +33,7 @@ from shardvault.service.signing import (
     keygen_steps,
 )
 from shardvault.store.models import Role
+from tests.policy._support import statement_message
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_ONLY_PRIMES = REPO_ROOT / "tests" / "fixtures" / "test_only_paillier.json"
@@ -120,11 +121,25 @@ class Member:
     def approval_public_hex(self) -> str:
         return self.approval_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
-    def approve(self, digest_hex: str, version: int, verdict: str = "approve") -> str:
-        message = approval_message(
-            self.email, bytes.fromhex(digest_hex), ApprovalVerdict(verdict), version
+    def statement(
+        self,
+        digest_hex: str,
+        version: int,
+        verdict: str = "approve",
+        *,
+        signed_at: int | None = None,
+    ) -> dict[str, object]:
+        """This member's signed statement (format v2), dated ``signed_at`` (default:
+        now), in the keywords ``submit_approval`` takes."""
+        body, message = statement_message(
+            self.email,
+            bytes.fromhex(digest_hex),
+            signed_at=int(time.time()) if signed_at is None else signed_at,
+            version=version,
+            decision=verdict,
         )
-        return self.approval_key.sign(message).hex()
+        del body["digest"]
+        return {**body, "signature": self.approval_key.sign(message).hex()}
 
 
 def _key(name: str) -> Ed25519PrivateKey:

@@ -364,3 +364,44 @@ def test_async_client_runs_the_same_calls(signed_tx_hex: bytes) -> None:
         await owned.aclose()
 
     asyncio.run(other_calls())
+
+
+def test_raw_transaction_must_be_the_one_asked_for(signed_tx_hex: bytes) -> None:
+    """A previous transaction proves an input's amount only if it hashes to the txid:
+    a node that answers another one, or no transaction at all, is refused."""
+    from shardvault.chains.bitcoin import parse_transaction
+
+    txid = parse_transaction(signed_tx_hex).txid_hex
+    requests: list[object] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(json.loads(request.content)["params"])
+        return httpx.Response(200, content=json.dumps({"result": signed_tx_hex.hex()}).encode())
+
+    client = BitcoinRpcClient(
+        "http://127.0.0.1:18443", http_client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    assert client.get_raw_transaction(txid, "ab" * 32) == signed_tx_hex
+    assert client.get_raw_transaction(txid) == signed_tx_hex
+    assert requests == [[txid, False, "ab" * 32], [txid, False]]
+    with pytest.raises(RpcResponseError, match="another transaction"):
+        client.get_raw_transaction("00" * 32)
+    with pytest.raises(RpcResponseError, match="not a transaction"):
+        _answering({"result": "00"}).get_raw_transaction(txid)
+    with pytest.raises(RpcResponseError, match="non-hex"):
+        _answering({"result": "zz"}).get_raw_transaction(txid)
+
+
+def test_scan_reads_the_block_hash_of_each_output() -> None:
+    body = {
+        "success": True,
+        "unspents": [{**UTXO, "blockhash": "ab" * 32}, UTXO],
+        "total_amount": 0.002,
+        "height": 1,
+        "bestblock": "00",
+    }
+    scan = _answering({"result": body}).scan_utxos(["addr(x)"])
+    assert [u.block_hash for u in scan.unspents] == ["ab" * 32, None]
+    malformed = {**body, "unspents": [{**UTXO, "blockhash": "xyz"}], "total_amount": 0.001}
+    with pytest.raises(RpcResponseError, match="malformed blockhash"):
+        _answering({"result": malformed}).scan_utxos(["addr(x)"])

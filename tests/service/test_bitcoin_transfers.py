@@ -29,6 +29,7 @@ from shardvault.service.bitcoin_transfers import (
     SpendableOutput,
     build_p2wpkh_spend,
     finish_p2wpkh_spend,
+    prove_input_amounts,
     psbt_input_sighash,
 )
 from tests.support_bitcoin_node import verify_inputs
@@ -208,3 +209,63 @@ def test_wrong_signature_count_is_refused():
     spend = _build()
     with pytest.raises(SignatureAssemblyError, match="1 signatures for 2 inputs"):
         finish_p2wpkh_spend(spend.psbt, _sign_all(spend.psbt)[:1], PUBKEY)
+
+
+# --- Previous transactions, which let co-signers prove every input's amount -----------
+
+
+def _funding(amount: int, vout: int, script: bytes | None = None) -> bitcoin.Transaction:
+    """A previous transaction paying ``amount`` to SOURCE at output ``vout``."""
+    ours = bitcoin.p2wpkh_script(PUBKEY) if script is None else script
+    other = bitcoin.TxOut(1, bitcoin.p2wpkh_script(PAYEE_KEY))
+    outputs = [other] * vout + [bitcoin.TxOut(amount, ours)]
+    source = bitcoin.OutPoint(hashlib.sha256(f"{amount}:{vout}".encode()).digest(), 0)
+    return bitcoin.Transaction(2, (bitcoin.TxIn(source),), tuple(outputs))
+
+
+def _spend_of(previous: list[bitcoin.Transaction]):
+    utxos = [
+        SpendableOutput(tx.txid_hex, len(tx.outputs) - 1, tx.outputs[-1].value) for tx in previous
+    ]
+    return _build(utxos=utxos, amount_sat=100_000)
+
+
+def test_previous_transactions_are_attached_to_every_input() -> None:
+    previous = [_funding(60_000, 0), _funding(50_000, 3)]
+    spend = _spend_of(previous)
+    proven = prove_input_amounts(spend, {tx.txid_hex: tx.serialize() for tx in previous})
+    psbt = bitcoin.parse_psbt(proven.psbt)
+    by_txid = {tx.txid(): tx for tx in previous}
+    for index, psbt_input in enumerate(psbt.inputs):
+        assert psbt_input.non_witness_utxo == by_txid[psbt.prevout(index).txid]
+    # Nothing else changed: the same transaction, the same sighashes.
+    assert psbt.unsigned_transaction() == bitcoin.parse_psbt(spend.psbt).unsigned_transaction()
+    assert [psbt_input_sighash(proven.psbt, i) for i in range(2)] == [
+        psbt_input_sighash(spend.psbt, i) for i in range(2)
+    ]
+
+
+def test_a_node_lying_about_a_previous_transaction_is_refused() -> None:
+    previous = [_funding(60_000, 0), _funding(50_000, 3)]
+    spend = _spend_of(previous)
+    good = {tx.txid_hex: tx.serialize() for tx in previous}
+    with pytest.raises(DecodeError, match="is missing"):
+        prove_input_amounts(spend, {previous[0].txid_hex: good[previous[0].txid_hex]})
+    # Another transaction under the txid: the Updater sees the txid differ.
+    swapped = {**good, previous[1].txid_hex: _funding(50_000, 2).serialize()}
+    with pytest.raises(DecodeError, match="not the transaction the input spends"):
+        prove_input_amounts(spend, swapped)
+
+
+def test_a_scan_that_misreported_a_coin_is_caught_by_its_previous_transaction() -> None:
+    """The scan said 50,000 sat; the transaction (whose txid the outpoint names) pays
+    more: the PSBT's witness UTXO was wrong, and so would its fee be."""
+    real = _funding(55_000, 1)
+    utxos = [
+        SpendableOutput(_funding(60_000, 0).txid_hex, 0, 60_000),
+        SpendableOutput(real.txid_hex, 1, 50_000),
+    ]
+    spend = _build(utxos=utxos, amount_sat=100_000)
+    previous = {_funding(60_000, 0).txid_hex: _funding(60_000, 0).serialize()}
+    with pytest.raises(InvalidAmountError, match="50000 sat coin"):
+        prove_input_amounts(spend, {**previous, real.txid_hex: real.serialize()})

@@ -145,9 +145,10 @@ def test_failover_signs_ecdsa_with_a_fresh_presignature_never_a_used_one(
     recovered = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
     root = ExtendedPublicKey(SECP256K1.decode_point(key.public_key), key.chain_code)
     assert recovered.format(compressed=True) == root.derive(PATH).public_key.to_bytes()
-    # The pooled presignature was spent by co-signer 2 in the aborted session and is
-    # gone everywhere it was used; the pool will never hand its label out again.
-    assert ("treasury", key.backend_key_id, label) not in nodes.nodes[2]._presignatures
+    # In the aborted session co-signer 2 waited for the silent co-signer 1's records,
+    # so it never spent the pooled presignature (no share of it left); the pool will
+    # never hand its label out again all the same.
+    assert ("treasury", key.backend_key_id, label) in nodes.nodes[2]._presignatures
     assert all(label not in labels for labels in backend._pools.values())
     backend.close()
 

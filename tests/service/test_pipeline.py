@@ -172,11 +172,8 @@ def test_large_transfer_waits_for_approval_then_completes(
             uow,
             ws.outsider.principal,
             tx_id,
-            approver=ws.outsider.email,
-            decision="approve",
-            policy_version=1,
-            signature=ws.outsider.approve(view.intent_digest, 1),
-            now=0,
+            **ws.outsider.statement(view.intent_digest, 1),
+            now=int(time.time()),
         )
     # A statement naming someone else than the caller is refused.
     with pytest.raises(Forbidden), ws.platform.unit_of_work() as uow:
@@ -184,11 +181,8 @@ def test_large_transfer_waits_for_approval_then_completes(
             uow,
             ws.outsider.principal,
             tx_id,
-            approver=ws.approver.email,
-            decision="approve",
-            policy_version=1,
-            signature=ws.approver.approve(view.intent_digest, 1),
-            now=0,
+            **ws.approver.statement(view.intent_digest, 1),
+            now=int(time.time()),
         )
     # A bad signature is refused.
     with (
@@ -199,11 +193,11 @@ def test_large_transfer_waits_for_approval_then_completes(
             uow,
             ws.approver.principal,
             tx_id,
-            approver=ws.approver.email,
-            decision="approve",
-            policy_version=1,
-            signature=ws.outsider.approve(view.intent_digest, 1),
-            now=0,
+            **{
+                **ws.approver.statement(view.intent_digest, 1),
+                "signature": ws.outsider.statement(view.intent_digest, 1)["signature"],
+            },
+            now=int(time.time()),
         )
     assert _get(ws, tx_id).status == "pending_approval"
     assert _get(ws, tx_id).approvals == ()
@@ -212,11 +206,8 @@ def test_large_transfer_waits_for_approval_then_completes(
             uow,
             ws.approver.principal,
             tx_id,
-            approver=ws.approver.email,
-            decision="approve",
-            policy_version=1,
-            signature=ws.approver.approve(view.intent_digest, 1),
-            now=0,
+            **ws.approver.statement(view.intent_digest, 1),
+            now=int(time.time()),
         )
     assert approved.status == "approved"
     worker.drain(timeout_s=60)
@@ -233,11 +224,8 @@ def test_rejection_ends_the_transaction(setup: tuple[Workspace, Funded, Pipeline
             uow,
             ws.approver.principal,
             tx_id,
-            approver=ws.approver.email,
-            decision="reject",
-            policy_version=1,
-            signature=ws.approver.approve(digest, 1, "reject"),
-            now=0,
+            **ws.approver.statement(digest, 1, "reject"),
+            now=int(time.time()),
         )
     assert view.status == "rejected"
     assert view.nonce is None

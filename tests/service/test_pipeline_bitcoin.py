@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from bitcointx.core import CTransaction
 
+from shardvault.chains import bitcoin
 from shardvault.chains.bitcoin import Network as BitcoinNetwork
 from shardvault.chains.bitcoin import encode_segwit_address, script_pubkey_for_address
 from shardvault.service import transactions, vaults
@@ -96,6 +97,16 @@ def _status(ws: Workspace, tx_id: str) -> str:
     return get(ws, tx_id).status
 
 
+def _failed_before_signing(ws: Workspace, tx_id: str, node: BitcoinNodeStandIn) -> str:
+    """The reason ``tx_id`` failed with, having signed and sent nothing."""
+    view = get(ws, tx_id)
+    assert view.status == "failed"
+    assert view.status_reason is not None
+    assert view.signed_payload is None
+    assert _sent(node) == []
+    return view.status_reason
+
+
 def test_two_input_spend_is_approved_signed_broadcast_and_confirmed(
     setup: tuple[Workspace, BtcWallet, PipelineWorker], node: BitcoinNodeStandIn
 ) -> None:
@@ -145,13 +156,43 @@ def test_insufficient_funds_fail_with_a_reason_and_nothing_is_sent(
     node.fund(wallet.address, 10_000)
     tx_id = send(ws, wallet.wallet_id, "0.5")
     worker.drain(timeout_s=30)
-    view = get(ws, tx_id)
-    assert view.status == "failed"
-    assert view.status_reason is not None
-    assert "insufficient funds" in view.status_reason
-    assert "10000 sat" in view.status_reason
-    assert view.signed_payload is None
-    assert _sent(node) == []
+    reason = _failed_before_signing(ws, tx_id, node)
+    assert "insufficient funds" in reason
+    assert "10000 sat" in reason
+
+
+def test_every_input_carries_its_previous_transaction(
+    setup: tuple[Workspace, BtcWallet, PipelineWorker], node: BitcoinNodeStandIn
+) -> None:
+    """Co-signers prove each input's amount from it (docs/policy.md "Fee caps")."""
+    ws, wallet, worker = setup
+    funded = [node.fund(wallet.address, 30_000_000)[0], node.fund(wallet.address, 30_000_000)[0]]
+    tx_id = send(ws, wallet.wallet_id, "0.5")
+    worker.drain(timeout_s=60, until=lambda: _status(ws, tx_id) in ("confirming", "failed"))
+    assert _status(ws, tx_id) == "confirming", get(ws, tx_id).status_reason
+    with ws.platform.unit_of_work() as uow:
+        row = uow.session.get(Transaction, tx_id)
+        assert row is not None
+        assert row.chain_payload is not None
+        psbt = bitcoin.parse_psbt(bytes.fromhex(json.loads(row.chain_payload)["psbt"]))
+    previous = [i.non_witness_utxo for i in psbt.inputs]
+    assert sorted(p.txid_hex for p in previous if p is not None) == sorted(funded)
+    # Asked for with the block the scan named, so no -txindex is needed.
+    asked = [params for method, params in node.calls if method == "getrawtransaction"]
+    assert all(len(params) == 3 and params[1] is False for params in asked[:2]), asked
+
+
+def test_a_previous_transaction_the_node_cannot_find_fails_the_transfer(
+    setup: tuple[Workspace, BtcWallet, PipelineWorker], node: BitcoinNodeStandIn
+) -> None:
+    ws, wallet, worker = setup
+    txid, _ = node.fund(wallet.address, 60_000_000)
+    del node.known[txid]  # Bitcoin Core before 26 without -txindex, say
+    tx_id = send(ws, wallet.wallet_id, "0.5")
+    worker.drain(timeout_s=30)
+    reason = _failed_before_signing(ws, tx_id, node)
+    assert "inputs[0].previous_transaction" in reason
+    assert "-txindex" in reason
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ the intent digest) before it signs.
 A Bitcoin transfer that spends two coins (one CGGMP21 signature per input, held for
 carol's approval, which the co-signers count) is verified by the node stand-in with
 python-bitcointx; a Solana transfer (FROST Ed25519) ends ``signed`` and its signature is
-verified with PyNaCl against the vault's Ed25519 key.
+verified with PyNaCl against the vault's Ed25519 key. The signed policy caps both
+networks' fees (docs/policy.md "Fee caps"), so the co-signers check the fee of each, and
+the service must give them the previous transaction of every Bitcoin input.
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ from tests.support_bitcoin_node import BitcoinNodeStandIn
 
 PASSPHRASE = b"test-only co-signer passphrase"
 SOLANA_DESTINATION = base58.b58encode(bytes(range(1, 33))).decode()
+FEE_CAPS = {
+    # The stand-in estimates 2 sat/vB; a 2-input spend pays about 420 sat.
+    "regtest": {"max_fee_sat": "10000", "max_fee_rate_sat_per_vb": "5"},
+    # The service's Solana transfer: one signature, no priority fee, no limit set.
+    "solana-devnet": {
+        "max_fee_lamports": "5000",
+        "max_compute_unit_price_micro_lamports": "0",
+        "max_compute_unit_limit": "200000",
+    },
+}
 
 
 class Cosigners:
@@ -120,7 +132,7 @@ def cluster(
 ) -> Iterator[tuple[Workspace, CosignerBackend, Cosigners]]:
     monkeypatch.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
     ws = make_workspace(platform)
-    activate(ws, bitcoin_policy(ws))
+    activate(ws, {**bitcoin_policy(ws), "fee_caps": FEE_CAPS})
     admin_public = ws.admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     admin_set: dict[str, object] = {
         "quorum": 1,

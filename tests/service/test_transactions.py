@@ -6,6 +6,7 @@ foreign bundles.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from shardvault.service import policies, transactions, wallets
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.policies import BundleRefused, PolicyRefused
-from shardvault.store import Database
+from shardvault.service.transactions import ApprovalRefused
+from shardvault.store import Database, downgrade, migrate
 from shardvault.store.models import AuditEvent
 from shardvault.store.models_vaults import PipelineWork, Transaction
 from tests.api.support import make_platform
@@ -114,8 +116,9 @@ def test_unknown_wallet_role_and_other_workspace(setup: tuple[Workspace, Funded]
             approver=ws.approver.email,
             decision="approve",
             policy_version=1,
+            signed_at=int(time.time()),
             signature="00" * 64,
-            now=0,
+            now=int(time.time()),
         )
 
 
@@ -216,10 +219,10 @@ def test_policy_life_cycle_refusals(setup: tuple[Workspace, Funded]) -> None:
         policies.activate(uow, owner, second.id)
 
 
-def test_two_approvals_count_down_then_approve(
-    setup: tuple[Workspace, Funded], tmp_path: Path
-) -> None:
-    ws, funded = setup
+def _pending(
+    ws: Workspace, funded: Funded, tmp_path: Path, count: int
+) -> transactions.TransactionView:
+    """A transfer held for ``count`` treasury approvals (approver and outsider), 1h."""
     document = {
         "format": "shardvault.policy/v1",
         "version": 1,
@@ -231,9 +234,12 @@ def test_two_approvals_count_down_then_approve(
         "groups": {"treasury": [ws.approver.email, ws.outsider.email]},
         "rules": [
             {
-                "name": "two",
+                "name": "treasury",
                 "action": "require_approvals",
-                "approvals": {"groups": [{"group": "treasury", "count": 2}], "deadline": "1h"},
+                "approvals": {
+                    "groups": [{"group": "treasury", "count": count}],
+                    "deadline": "1h",
+                },
             }
         ],
     }
@@ -248,19 +254,154 @@ def test_two_approvals_count_down_then_approve(
     with ws.platform.unit_of_work() as uow:
         view = transactions.get_transaction(uow, ws.owner.principal, tx.id)
     assert view.status == "pending_approval"
-    assert view.approvals_needed == {"treasury": 2}
+    assert view.approvals_needed == {"treasury": count}
+    return view
+
+
+def test_two_approvals_count_down_then_approve(
+    setup: tuple[Workspace, Funded], tmp_path: Path
+) -> None:
+    ws, funded = setup
+    view = _pending(ws, funded, tmp_path, 2)
     statuses = []
     for member in (ws.approver, ws.outsider):
         with ws.platform.unit_of_work() as uow:
             after = transactions.submit_approval(
                 uow,
                 member.principal,
-                tx.id,
-                approver=member.email,
-                decision="approve",
-                policy_version=1,
-                signature=member.approve(view.intent_digest, 1),
-                now=0,
+                view.id,
+                **member.statement(view.intent_digest, 1),
+                now=int(time.time()),
             )
         statuses.append((after.status, after.approvals_needed))
     assert statuses == [("pending_approval", {"treasury": 1}), ("approved", {})]
+
+
+HOUR = 3600
+
+
+@pytest.mark.parametrize(
+    ("signed_ago", "error"),
+    [(2 * HOUR, "ApprovalExpiredError"), (-HOUR, "ApprovalFromTheFutureError")],
+    ids=["two-hours-old", "an-hour-ahead"],
+)
+def test_an_expired_or_future_statement_is_refused_and_stores_nothing(
+    setup: tuple[Workspace, Funded], tmp_path: Path, signed_ago: int, error: str
+) -> None:
+    ws, funded = setup
+    view = _pending(ws, funded, tmp_path, 1)
+    now = int(time.time())
+    before = _counts(ws)
+    statement = ws.approver.statement(view.intent_digest, 1, signed_at=now - signed_ago)
+    # ApprovalRefused is a Forbidden: 403 approval-refused at the API.
+    with pytest.raises(ApprovalRefused, match=error), ws.platform.unit_of_work() as uow:
+        transactions.submit_approval(uow, ws.approver.principal, view.id, **statement, now=now)
+    assert _counts(ws) == before
+    with ws.platform.unit_of_work() as uow:
+        after = transactions.get_transaction(uow, ws.owner.principal, view.id)
+    assert (after.status, after.approvals) == ("pending_approval", ())
+
+
+def test_a_statement_dated_before_the_transaction_is_refused(
+    setup: tuple[Workspace, Funded], tmp_path: Path
+) -> None:
+    """Alive or not, a statement cannot have been signed before the transaction (its id
+    is in the digest) beyond the clock skew allowed; its lifetime would end before the
+    transaction's deadline."""
+    ws, funded = setup
+    view = _pending(ws, funded, tmp_path, 1)
+    created = int(view.created_at.timestamp())
+    now = created + 60
+    early = ws.approver.statement(view.intent_digest, 1, signed_at=created - 301)
+    with (
+        pytest.raises(ApprovalRefused, match="before transaction"),
+        ws.platform.unit_of_work() as uow,
+    ):
+        transactions.submit_approval(uow, ws.approver.principal, view.id, **early, now=now)
+    skewed = ws.approver.statement(view.intent_digest, 1, signed_at=created - 300)
+    with ws.platform.unit_of_work() as uow:
+        after = transactions.submit_approval(uow, ws.approver.principal, view.id, **skewed, now=now)
+    assert after.status == "approved"
+    assert [a.signed_at for a in after.approvals] == [created - 300]
+
+
+def test_an_approval_stops_counting_when_its_lifetime_ends(
+    setup: tuple[Workspace, Funded], tmp_path: Path
+) -> None:
+    """Two approvals needed within 1h. The first, signed 299 s before the transaction
+    was created (clock skew), has expired when the second comes 56 minutes later, still
+    before the transaction's own deadline: the transaction keeps waiting for one."""
+    ws, funded = setup
+    view = _pending(ws, funded, tmp_path, 2)
+    created = int(view.created_at.timestamp())
+    first = ws.approver.statement(view.intent_digest, 1, signed_at=created - 299)
+    with ws.platform.unit_of_work() as uow:
+        after = transactions.submit_approval(
+            uow, ws.approver.principal, view.id, **first, now=created + 10
+        )
+    assert (after.status, after.approvals_needed) == ("pending_approval", {"treasury": 1})
+    later = created + 56 * 60
+    assert view.approval_deadline is not None
+    assert later < view.approval_deadline
+    second = ws.outsider.statement(view.intent_digest, 1, signed_at=later)
+    with ws.platform.unit_of_work() as uow:
+        after = transactions.submit_approval(
+            uow, ws.outsider.principal, view.id, **second, now=later
+        )
+    assert (after.status, after.approvals_needed) == ("pending_approval", {"treasury": 1})
+
+
+def test_the_upgrade_drops_v1_statements_of_transactions_still_waiting(
+    setup: tuple[Workspace, Funded], tmp_path: Path
+) -> None:
+    """Statements stored before format v2 have no signed time (migration 0005): those of
+    a transaction still waiting for approvals are removed, so their approvers can sign
+    again; a finished transaction keeps its record."""
+    ws, funded = setup
+    waiting = _pending(ws, funded, tmp_path, 2)
+    with ws.platform.unit_of_work() as uow:
+        transactions.submit_approval(
+            uow,
+            ws.approver.principal,
+            waiting.id,
+            **ws.approver.statement(waiting.intent_digest, 1),
+            now=int(time.time()),
+        )
+    with ws.platform.unit_of_work() as uow:
+        finished = transactions.create_transaction(
+            uow, ws.signer.principal, wallet_id=funded.wallet_id, destination=GOOD, amount="2"
+        )
+    backend = ReusedKeygenBackend(open_custody(tmp_path / "worker-2"))
+    PipelineWorker(ws.platform, PipelineRuntime(backend)).run_once()
+    with ws.platform.unit_of_work() as uow:
+        finished = transactions.get_transaction(uow, ws.owner.principal, finished.id)
+        rejected = transactions.submit_approval(
+            uow,
+            ws.outsider.principal,
+            finished.id,
+            **ws.outsider.statement(finished.intent_digest, 1, "reject"),
+            now=int(time.time()),
+        )
+    assert rejected.status == "rejected"
+    url = ws.platform.database.engine.url
+    ws.platform.database.engine.dispose()
+    try:
+        downgrade(url, "0004_paired_cosigners")
+    finally:
+        migrate(url)
+    with ws.platform.unit_of_work() as uow:
+        waiting_after = transactions.get_transaction(uow, ws.owner.principal, waiting.id)
+        finished_after = transactions.get_transaction(uow, ws.owner.principal, finished.id)
+    assert waiting_after.approvals == ()
+    assert [(a.approver, a.signed_at) for a in finished_after.approvals] == [
+        (ws.outsider.email, None)
+    ]
+    with ws.platform.unit_of_work() as uow:
+        again = transactions.submit_approval(
+            uow,
+            ws.approver.principal,
+            waiting.id,
+            **ws.approver.statement(waiting.intent_digest, 1),
+            now=int(time.time()),
+        )
+    assert again.approvals_needed == {"treasury": 1}

@@ -42,7 +42,7 @@ EXPECTED_TABLES = {
     # Remote co-signers (migration 0004_paired_cosigners).
     "paired_cosigners",
     "cosigner_pairing_tokens",
-    # Address attestations (migration 0005_address_attestations).
+    # Address attestations (migration 0006_address_attestations).
     "address_attestations",
     # Custody domain (migration 0002_vaults_transactions).
     "networks",

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shardvault.policy.approvals import MAX_SIGNED_AT
+
 SchemeName = Literal["ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340"]
 
 
@@ -220,6 +222,12 @@ class ApprovalIn(_In):
     approver: str = Field(min_length=1, max_length=200, description="The caller's email.")
     decision: Literal["approve", "reject"]
     policy_version: int = Field(ge=1)
+    signed_at: int = Field(
+        ge=0,
+        le=MAX_SIGNED_AT,
+        description="When the approver signed (Unix seconds, their clock); signed, and "
+        "the statement's lifetime counts from it.",
+    )
     signature: str = Field(min_length=2, max_length=260, description="Hex.")
 
 
@@ -227,6 +235,10 @@ class ApprovalOut(_Out):
     approver: str
     decision: str
     policy_version: int
+    signed_at: int | None = Field(
+        description="The statement's signed time; null for a statement of format v1, "
+        "which counts nowhere."
+    )
     created_at: datetime
 
 

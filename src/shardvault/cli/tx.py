@@ -1,7 +1,8 @@
 """``shardvault tx send|approve|show``: transactions through the API.
 
 ``tx approve`` signs the approval statement locally with the approver's Ed25519 key
-(a PEM file); only the signature goes to the server. Before signing it prints (on
+(a PEM file), dated by this machine's clock (the approval's lifetime counts from it);
+only the signature and that date go to the server. Before signing it prints (on
 stderr) the transfer whose intent it signs, after the SDK has recomputed that intent's
 digest from those very fields; a server digest that differs is a one-line error and
 nothing is signed (DESIGN.md invariant 13).

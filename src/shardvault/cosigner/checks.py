@@ -14,11 +14,13 @@ The coordinator sends the transaction *payload*, never only a digest. The co-sig
    network) *from the payload*; from the coordinator it takes only what the payload
    cannot say: who initiated it, the source vault/wallet, the creation time, the
    network name of a Solana or Bitcoin payload, prices, and a token's decimals;
-4. for an Ethereum transaction, checks its fees against the fee cap the signed policy
-   sets for its network (:func:`check_fee`, DESIGN.md invariant 12): the worst-case fee
-   (gas limit times max fee per gas, or times gas price for legacy and access-list
-   transactions) and a fee-market transaction's priority fee per gas. A network without
-   a cap gets no fee check;
+4. checks the fees the payload commits to against the fee cap the signed policy sets
+   for its network (:func:`check_fee`, DESIGN.md invariant 12): an Ethereum
+   transaction's worst-case fee and priority fee per gas, a Bitcoin transaction's fee
+   and fee rate over its signed virtual size (with every input amount proven), a Solana
+   message's compute-unit price, limit and fee. A network without a cap gets no fee
+   check, but a Bitcoin or Solana request may not name an uncapped network while
+   another of its chain is capped;
 5. evaluates the signed policy it holds (the head of its :class:`BundleChain`, pinned to
    the admin set) with its own clock and its own history of what it signed, and counts
    only approvals whose signatures verify over the recomputed digest. Anything but
@@ -34,7 +36,7 @@ transactions), a transfer's approvals are counted over its *intent digest* inste
 chain id, or for Bitcoin from ``metadata.network``; destination, asset, amount), the
 source address of the key the co-signer signs with (for a P2WPKH PSBT, the key's P2WPKH
 address), and those two ids. Nonces, fees, UTXOs and change are not in the intent, so
-they may be chosen after approval (an Ethereum fee only within the policy's fee cap);
+they may be chosen after approval (fees only within the policy's fee cap);
 any change of what moves where changes the digest.
 Payloads without an intent (raw digests, contract calls, taproot PSBTs) are approved
 over the payload digest as before; see ``docs/cosigner.md``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shardvault.chains import solana
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.policy import PolicyError, TransactionRequest, parse_request
 from shardvault.policy.intent import TransferIntent
@@ -60,6 +61,52 @@ class EvmFee:
 
 
 @dataclass(frozen=True, slots=True)
+class BitcoinFee:
+    """What a Bitcoin transaction pays in fees, read from its PSBT.
+
+    ``fee_sat`` is the amounts the inputs spend less the outputs; ``vsize`` the virtual
+    size the transaction will have once signed
+    (:func:`shardvault.chains.bitcoin.signed_vsize`). ``unproven_inputs`` are the
+    inputs whose amount only the coordinator vouches for: neither their previous
+    transaction (``non_witness_utxo``) nor the signature being made commits to it.
+    """
+
+    network: str
+    fee_sat: int
+    vsize: int
+    unproven_inputs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SolanaFee:
+    """What a Solana message pays in fees, read from its header and its Compute Budget
+    instructions (:func:`shardvault.chains.solana.read_compute_budget`).
+
+    ``signatures`` is the number the header requires (5,000 lamports each);
+    ``compute_unit_limit`` the limit set, or the runtime's default when
+    ``limit_is_default``; ``compute_unit_price_micro_lamports`` 0 when none is set.
+    """
+
+    network: str
+    signatures: int
+    compute_unit_limit: int
+    compute_unit_price_micro_lamports: int
+    limit_is_default: bool = False
+
+    @property
+    def priority_fee_lamports(self) -> int:
+        """ceil(limit * price / 10**6) lamports."""
+        return solana.priority_fee_lamports(
+            self.compute_unit_limit, self.compute_unit_price_micro_lamports
+        )
+
+    @property
+    def fee_lamports(self) -> int:
+        """The base fee for every signature plus the priority fee."""
+        return self.signatures * solana.LAMPORTS_PER_SIGNATURE + self.priority_fee_lamports
+
+
+@dataclass(frozen=True, slots=True)
 class SigningTarget:
     """What the co-signer will sign after its checks: the message bytes (a digest, or a
     Solana message), and the policy view they were checked as."""
@@ -72,9 +119,9 @@ class SigningTarget:
     the co-signer cannot derive it (no key given, or not a transfer)."""
     intent: TransferIntent | None = None
     """The intent whose digest approvals were counted over, when there is one."""
-    fee: EvmFee | None = None
-    """The fees an EVM transaction commits to, checked by :func:`check_fee`; ``None``
-    for other chains (their fees are not capped yet)."""
+    fee: EvmFee | BitcoinFee | SolanaFee | None = None
+    """The fees the transaction commits to, checked by :func:`check_fee`; ``None``
+    for a raw digest."""
     replay_key: str | None = None
     """What the chain lets be spent only once by this transaction (``ethereum:<chain
     id>:<sender>:<nonce>``, ``solana:<fee payer>:<recent blockhash>:<message hash>``,

@@ -18,6 +18,7 @@ from shardvault.cosigner.target import (
     SOLANA_DIGEST_DOMAIN,
     EvmFee,
     SigningTarget,
+    SolanaFee,
     base_fields,
     metadata_fields,
     policy_request,
@@ -100,17 +101,25 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
     """Check a Solana message that ``key`` must sign and form its policy view.
 
     Only single transfers are understood (a System Program transfer, or an SPL Token
-    ``TransferChecked``, optionally after creating the recipient's token account);
-    anything else is refused rather than guessed at.
+    ``TransferChecked``, optionally after creating the recipient's token account), with
+    at most one ``SetComputeUnitLimit`` and one ``SetComputeUnitPrice``, whose fee the
+    target carries for :func:`~.fees.check_fee`; anything else is refused rather than
+    guessed at.
 
     Raises:
-        RequestRefused: not a message, our key is not a signer, or not a transfer from it.
+        RequestRefused: not a message, our key is not a signer, not a transfer from it,
+            or Compute Budget instructions the runtime would refuse or that are not
+            understood.
     """
     try:
         message = solana.parse_message(payload)
         described = solana.describe_message(message)
     except ChainError as exc:
         raise RequestRefused("payload", f"not a Solana message: {exc}") from None
+    try:
+        budget = solana.read_compute_budget(message)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"Compute Budget refused: {exc}") from None
     ours = solana.Pubkey(key)
     signers = message.account_keys[: message.header.num_required_signatures]
     if ours not in signers:
@@ -132,6 +141,8 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
             "system_transfer",
             "token_transfer_checked",
             "create_associated_token_account_idempotent",
+            "set_compute_unit_limit",
+            "set_compute_unit_price",
         )
     ]
     if len(moves) != 1 or others:
@@ -159,9 +170,15 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
         f"solana:{message.account_keys[0]}:{message.recent_blockhash.hex()}:"
         f"{hashlib.sha256(payload).hexdigest()[:32]}"
     )
-    return SigningTarget(
-        payload, policy_request(fields), source_address=str(ours), replay_key=replay_key
+    request = policy_request(fields)
+    fee = SolanaFee(
+        network=request.network or "solana",
+        signatures=message.header.num_required_signatures,
+        compute_unit_limit=budget.compute_unit_limit,
+        compute_unit_price_micro_lamports=budget.compute_unit_price_micro_lamports,
+        limit_is_default=budget.limit_is_default,
     )
+    return SigningTarget(payload, request, source_address=str(ours), fee=fee, replay_key=replay_key)
 
 
 def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:

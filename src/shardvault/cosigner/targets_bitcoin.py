@@ -11,6 +11,7 @@ from shardvault.chains.errors import ChainError
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.cosigner.target import (
     PSBT_DIGEST_DOMAIN,
+    BitcoinFee,
     SigningTarget,
     base_fields,
     policy_request,
@@ -55,8 +56,8 @@ def bitcoin_target(
     :func:`bitcoin_p2wpkh_target`.
 
     Raises:
-        RequestRefused: not a PSBT, the input is not ours, or not a simple payment; no
-            key, or both kinds of key.
+        RequestRefused: not a PSBT, the input is not ours, a sighash type other than
+            DEFAULT or ALL, or not a simple payment; no key, or both kinds of key.
     """
     if ecdsa_key is not None:
         if key is not None:
@@ -74,16 +75,45 @@ def bitcoin_target(
         spent = psbt.spent_output(input_index)
         if spent is None or spent.script_pubkey != ours:
             raise RequestRefused("payload", f"input {input_index} is not the vault key's")
+        # DEFAULT and ALL commit to every input (outpoint, amount, script) and every
+        # output (BIP341 "Common signature message"): NONE or SINGLE would let the
+        # outputs be rewritten after signing, ANYONECANPAY the other inputs.
+        hash_type = psbt.inputs[input_index].sighash_type
+        if hash_type not in (None, bitcoin.SIGHASH_DEFAULT, bitcoin.SIGHASH_ALL):
+            raise RequestRefused(
+                "payload",
+                f"input {input_index} asks for sighash type {hash_type:#x}; only DEFAULT "
+                "or ALL is signed",
+            )
         sighashes = [bitcoin.input_sighash(psbt, i) for i in range(len(tx.inputs))]
     except ChainError as exc:
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
     request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
+    # The signature commits to every input's amount, so each is proven by it.
     return SigningTarget(
         sighashes[input_index],
         request,
         taproot_merkle_root=b"",
+        fee=_fee(psbt, network_name, unproven=()),
         replay_key=_outpoints_key(tx),
     )
+
+
+def _fee(psbt: bitcoin.Psbt, network_name: str, unproven: tuple[int, ...]) -> BitcoinFee:
+    """The fee (inputs less outputs) and the signed virtual size of ``psbt``.
+
+    Raises:
+        RequestRefused: ``payload``: an input's amount is unknown, or the outputs exceed
+            the inputs.
+    """
+    try:
+        fee = psbt.fee()
+        vsize = bitcoin.signed_vsize(psbt)
+    except ChainError as exc:
+        raise RequestRefused("payload", f"PSBT refused: {exc}") from None
+    if fee is None:
+        raise RequestRefused("payload", "an input's amount is unknown, so is the fee")
+    return BitcoinFee(network_name, int(fee), vsize, unproven)
 
 
 def _outpoints_key(tx: bitcoin.Transaction) -> str:
@@ -143,7 +173,7 @@ def bitcoin_p2wpkh_target(
     input only, and the amounts here come from the witness UTXOs the coordinator
     supplies. An understated amount of the input being signed makes its signature
     invalid on chain, so that lie gains nothing; but a coordinator that shows each
-    request (one per input) understated amounts for the *other* inputs can collect
+    request (one per input) understated amounts for the *other* inputs could collect
     valid signatures for a transaction whose true fee is larger than any single view
     suggests. The outputs are committed by every signature (``hashOutputs``), so the
     destination, the amount paid and the change checked here are exactly what the
@@ -151,6 +181,8 @@ def bitcoin_p2wpkh_target(
     miner as fee, never redirect it. Where an input carries its previous transaction
     (``non_witness_utxo``), the PSBT parser checks that its txid is the outpoint's and
     the signer checks that it agrees with the witness UTXO, which proves that amount.
+    The target's :class:`~.target.BitcoinFee` lists the other inputs without one as
+    unproven, and :func:`~.fees.check_fee` refuses them wherever a fee cap applies.
 
     Raises:
         RequestRefused: ``key``: not a compressed secp256k1 point; ``malformed``: an
@@ -193,6 +225,17 @@ def bitcoin_p2wpkh_target(
     except ChainError as exc:
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
     request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
+    # BIP143 commits to the amount of the input being signed only; another input's
+    # amount is proven by its previous transaction, whose txid the parser checked.
+    unproven = tuple(
+        i
+        for i, psbt_input in enumerate(psbt.inputs)
+        if i != input_index and psbt_input.non_witness_utxo is None
+    )
     return SigningTarget(
-        sighashes[input_index], request, source_address=source, replay_key=_outpoints_key(tx)
+        sighashes[input_index],
+        request,
+        source_address=source,
+        fee=_fee(psbt, network_name, unproven),
+        replay_key=_outpoints_key(tx),
     )

@@ -5,6 +5,7 @@ arguments (policy, transaction request, context, approvals); see ``docs/policy.m
 """
 
 from shardvault.policy.approvals import (
+    APPROVAL_MAX_SKEW_SECONDS,
     ApprovalTally,
     ApprovalVerdict,
     GroupStatus,
@@ -30,8 +31,10 @@ from shardvault.policy.context import EvaluationContext, History, parse_context,
 from shardvault.policy.directory import CosignerDirectory, parse_cosigner_directory
 from shardvault.policy.errors import (
     ApprovalError,
+    ApprovalExpiredError,
     ApprovalForAnotherPolicyError,
     ApprovalForAnotherTransactionError,
+    ApprovalFromTheFutureError,
     ApproverNotInGroupError,
     BadApprovalSignatureError,
     BadBundleSignatureError,
@@ -70,13 +73,17 @@ from shardvault.policy.load import (
 from shardvault.policy.model import (
     AddressBook,
     AddressBookEntry,
+    BitcoinFeeCap,
+    ChainFamily,
     Decision,
+    EvmFeeCap,
     FeeCap,
     Measure,
     Operation,
     Policy,
     Rule,
     Scope,
+    SolanaFeeCap,
 )
 from shardvault.policy.replay import ReplayItem, ReplayReport, dry_run, replay
 from shardvault.policy.request import (
@@ -88,22 +95,27 @@ from shardvault.policy.request import (
 )
 
 __all__ = [
+    "APPROVAL_MAX_SKEW_SECONDS",
     "AddressBook",
     "AddressBookEntry",
     "Admin",
     "AdminSet",
     "ApprovalError",
+    "ApprovalExpiredError",
     "ApprovalForAnotherPolicyError",
     "ApprovalForAnotherTransactionError",
+    "ApprovalFromTheFutureError",
     "ApprovalTally",
     "ApprovalVerdict",
     "ApproverNotInGroupError",
     "BadApprovalSignatureError",
     "BadBundleSignatureError",
+    "BitcoinFeeCap",
     "BrokenChainError",
     "BundleChain",
     "BundleError",
     "BundleSignature",
+    "ChainFamily",
     "Check",
     "ConfigurationKeyError",
     "ContextError",
@@ -113,6 +125,7 @@ __all__ = [
     "DuplicateSignerError",
     "Evaluation",
     "EvaluationContext",
+    "EvmFeeCap",
     "FeeCap",
     "GroupStatus",
     "History",
@@ -138,6 +151,7 @@ __all__ = [
     "Scope",
     "SelfApprovalError",
     "SignedApproval",
+    "SolanaFeeCap",
     "TransactionRequest",
     "UnknownApproverError",
     "UnknownFieldError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from shardvault.policy._exact import EXACT
+from shardvault.policy.fee_caps import fee_cap_document
 from shardvault.policy.model import (
     WEEKDAYS,
     AddressBook,
@@ -155,15 +156,9 @@ def policy_to_document(policy: Policy) -> dict[str, object]:
     # Only a policy with caps carries the field, so a policy without them keeps the
     # canonical document, and the bundle hash, it had before fee caps existed.
     if policy.fee_caps:
-        caps: dict[str, object] = {}
-        for network, cap in sorted(policy.fee_caps.items()):
-            entry: dict[str, object] = {}
-            if cap.max_fee_wei is not None:
-                entry["max_fee_wei"] = str(cap.max_fee_wei)
-            if cap.max_priority_fee_per_gas_wei is not None:
-                entry["max_priority_fee_per_gas_wei"] = str(cap.max_priority_fee_per_gas_wei)
-            caps[network] = entry
-        doc["fee_caps"] = caps
+        doc["fee_caps"] = {
+            network: fee_cap_document(cap) for network, cap in sorted(policy.fee_caps.items())
+        }
     return doc
 
 

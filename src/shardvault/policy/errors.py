@@ -119,3 +119,13 @@ class SelfApprovalError(ApprovalError):
 
 class BadApprovalSignatureError(ApprovalError):
     """An approval signature that does not verify under the approver's key."""
+
+
+class ApprovalExpiredError(ApprovalError):
+    """An approval whose lifetime (the rule's deadline, counted from the statement's own
+    ``signed_at``) has passed: an old approval presented again."""
+
+
+class ApprovalFromTheFutureError(ApprovalError):
+    """An approval whose ``signed_at`` lies further ahead of the evaluation's clock than
+    the allowed skew: counted from it, the statement would outlive its lifetime."""

@@ -14,7 +14,11 @@ Semantics (``docs/policy.md`` has the worked examples):
    request is blocked by that rule.
 5. ``require_approvals`` becomes ``allow`` once every required group has its count of
    valid approvals and nobody eligible rejected, ``block`` when an eligible approver
-   rejected or the deadline (``created_at`` + deadline) has passed at ``context.now``.
+   rejected or the request's deadline (``created_at`` + deadline) has passed at
+   ``context.now``. Each approval also lives only for the deadline from its own signed
+   time (``signed_at``), checked at ``context.now``: where ``created_at`` is someone
+   else's word (a co-signer's coordinator), that lifetime is what bounds an approval,
+   and the request's deadline can only make the evaluation refuse sooner.
 """
 
 from __future__ import annotations
@@ -542,7 +546,14 @@ def _decide(
         )
     requirement = rule.approvals
     assert requirement is not None  # load.py guarantees it for require_approvals
-    counted = tally(policy, requirement, request.digest, approvals, initiator=request.initiator.id)
+    counted = tally(
+        policy,
+        requirement,
+        request.digest,
+        approvals,
+        now=context.now,
+        initiator=request.initiator.id,
+    )
     deadline = int(request.created_at) + requirement.deadline_seconds
     if counted.rejected_by:
         decision = Decision.BLOCK

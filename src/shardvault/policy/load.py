@@ -37,9 +37,9 @@ from shardvault.policy.errors import (
     SchemaViolationError,
     UnknownFieldError,
 )
+from shardvault.policy.fee_caps import FEE_CAP_FIELDS, read_fee_cap
 from shardvault.policy.keys import PublicKey
 from shardvault.policy.model import (
-    MAX_WEI_DIGITS,
     WEEKDAYS,
     AddressBook,
     AddressBookEntry,
@@ -72,7 +72,6 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 _SELECTOR = re.compile(r"0x[0-9a-fA-F]{8}")
 _DECIMAL_TEXT = re.compile(r"[0-9]{1,80}(\.[0-9]{1,80})?")
-_WEI_TEXT = re.compile(rf"0|[1-9][0-9]{{0,{MAX_WEI_DIGITS - 1}}}")
 _MAX_LIMIT_DIGITS = 80
 
 MAX_VERSION = 2**31 - 1
@@ -486,41 +485,16 @@ def _approver_keys(value: object, path: str) -> dict[str, PublicKey]:
     return out
 
 
-def _wei(value: object, path: str) -> int:
-    """A non-negative whole number of wei, written as a decimal string without leading
-    zeros (JSON numbers lose precision this large in many readers, so none are taken)."""
-    if not isinstance(value, str) or not _WEI_TEXT.fullmatch(value):
-        raise PolicyDocumentError(
-            f'expected a whole number of wei as a decimal string such as "2100000000000000" '
-            f"(at most {MAX_WEI_DIGITS} digits, no leading zeros)",
-            path=path,
-        )
-    return int(value)
-
-
 def _fee_caps(value: object, path: str) -> dict[str, FeeCap]:
-    """``{network: {max_fee_wei, max_priority_fee_per_gas_wei}}``, at least one each."""
+    """``{network: cap}``: each cap names fields of its network's chain family only
+    (:mod:`.fee_caps`)."""
     if not isinstance(value, Mapping):
         raise PolicyDocumentError("expected a mapping of network name to fee cap", path=path)
     out = {}
     for network, item in value.items():
         name = _name(network, path)
         item_path = f"{path}.{name}"
-        obj = _object(item, item_path, (), ("max_fee_wei", "max_priority_fee_per_gas_wei"))
-        if not obj:
-            raise PolicyDocumentError(
-                "name max_fee_wei, max_priority_fee_per_gas_wei or both", path=item_path
-            )
-        out[name] = FeeCap(
-            max_fee_wei=_wei(obj["max_fee_wei"], f"{item_path}.max_fee_wei")
-            if "max_fee_wei" in obj
-            else None,
-            max_priority_fee_per_gas_wei=_wei(
-                obj["max_priority_fee_per_gas_wei"], f"{item_path}.max_priority_fee_per_gas_wei"
-            )
-            if "max_priority_fee_per_gas_wei" in obj
-            else None,
-        )
+        out[name] = read_fee_cap(name, _object(item, item_path, (), FEE_CAP_FIELDS), item_path)
     return out
 
 
@@ -539,7 +513,8 @@ def parse_policy(data: object, *, path: str = "policy") -> Policy:
         PolicyDocumentError: anything else malformed or inconsistent (nested deeper than
             :data:`MAX_DEPTH` levels, a version outside 1 to :data:`MAX_VERSION`, unknown
             group, duplicate rule name, an approval group without enough approver keys,
-            a fee cap that is not a whole number of wei written as a decimal string).
+            a fee cap with a field of another chain family than its network's, or an
+            amount that is not a decimal string in its range).
     """
     check_depth(data, path)
     obj = _object(

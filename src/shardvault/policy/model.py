@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from shardvault.policy.keys import PublicKey
@@ -252,8 +253,17 @@ MAX_WEI_DIGITS = 78
 """The most decimal digits a fee cap in wei may have (2**256 - 1 has 78)."""
 
 
+class ChainFamily(StrEnum):
+    """The kind of chain a network belongs to, which decides the fields its fee cap may
+    name (:mod:`.fee_caps`)."""
+
+    EVM = "evm"
+    BITCOIN = "bitcoin"
+    SOLANA = "solana"
+
+
 @dataclass(frozen=True, slots=True)
-class FeeCap:
+class EvmFeeCap:
     """The most an EVM transaction on one network may commit to in fees.
 
     ``max_fee_wei`` bounds the worst-case fee: the gas limit times the most the sender
@@ -263,8 +273,48 @@ class FeeCap:
     least one of the two.
     """
 
+    family: ClassVar[ChainFamily] = ChainFamily.EVM
     max_fee_wei: int | None = None
     max_priority_fee_per_gas_wei: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BitcoinFeeCap:
+    """The most a Bitcoin transaction on one network may pay in fees.
+
+    ``max_fee_sat`` bounds the fee, the sum of the amounts the inputs spend less the sum
+    of the outputs, in satoshi. ``max_fee_rate_sat_per_vb`` bounds that fee divided by
+    the virtual size the transaction will have once signed (BIP141), in satoshi per
+    virtual byte: an exact :class:`~decimal.Decimal` with at most three decimals (Bitcoin
+    Core's fee rates are whole satoshi per 1,000 vbytes). ``None`` leaves that amount
+    uncapped; a cap names at least one of the two.
+    """
+
+    family: ClassVar[ChainFamily] = ChainFamily.BITCOIN
+    max_fee_sat: int | None = None
+    max_fee_rate_sat_per_vb: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SolanaFeeCap:
+    """The most a Solana transaction on one network may pay in fees.
+
+    ``max_compute_unit_price_micro_lamports`` bounds the priority fee per compute unit
+    (``SetComputeUnitPrice``), ``max_compute_unit_limit`` the compute units the
+    transaction may use (``SetComputeUnitLimit``, or the runtime's default), and
+    ``max_fee_lamports`` the whole fee: 5,000 lamports per signature plus the priority
+    fee, ceil(price x limit / 10**6) lamports. ``None`` leaves that amount uncapped; a
+    cap names at least one of the three.
+    """
+
+    family: ClassVar[ChainFamily] = ChainFamily.SOLANA
+    max_compute_unit_price_micro_lamports: int | None = None
+    max_compute_unit_limit: int | None = None
+    max_fee_lamports: int | None = None
+
+
+FeeCap = EvmFeeCap | BitcoinFeeCap | SolanaFeeCap
+"""A network's fee cap: the class of its chain family."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +324,9 @@ class Policy:
     ``approvers`` map a member id to the public key that signs its approvals; ``groups``
     map a group name to its member ids (users or API keys; one namespace). A group member
     without an approver key can initiate but never approve. ``fee_caps`` map a network
-    name (as co-signers name it from an EVM chain id) to the :class:`FeeCap` every
-    co-signer enforces there; a network without an entry has no fee cap.
+    name (as co-signers name the network of a payload) to the :data:`FeeCap` of its
+    chain family that every co-signer enforces there; a network without an entry has
+    no fee cap (docs/policy.md "Fee caps").
     """
 
     version: int

@@ -9,7 +9,7 @@ way (:func:`sign_bundle`).
 """
 
 import asyncio
-import json
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
@@ -20,16 +20,13 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict
 
+from shardvault.policy.approvals import ApprovalVerdict, approval_message
 from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.sdk.approvals import checked_intent
 from shardvault.sdk.errors import SdkError
 
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
-
-APPROVAL_DOMAIN = b"shardvault/policy/approval/v1\x00"
-"""The prefix of an approval statement (docs/policy.md, "Approvals")."""
-
 
 KEYGEN_TIMEOUT_S = 900.0
 """How long ``create_vault`` waits for the server's key generation."""
@@ -143,6 +140,7 @@ class Approval(_Model):
     approver: str
     decision: str
     policy_version: int
+    signed_at: int | None = None
     created_at: datetime
 
 
@@ -227,16 +225,19 @@ def sign_approval(
     approver: str,
     intent_digest: str,
     policy_version: int,
+    signed_at: int,
     decision: Literal["approve", "reject"] = "approve",
 ) -> str:
-    """Sign an approval statement locally; returns the signature in hex."""
-    body = {
-        "approver": approver,
-        "decision": decision,
-        "digest": intent_digest,
-        "policy_version": policy_version,
-    }
-    message = APPROVAL_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    """Sign the approval statement (docs/policy.md, "Approvals") locally, dated
+    ``signed_at`` (Unix seconds); returns the signature in hex. The statement's lifetime
+    counts from ``signed_at``, so send the same value with it."""
+    message = approval_message(
+        approver,
+        bytes.fromhex(intent_digest),
+        ApprovalVerdict(decision),
+        policy_version,
+        signed_at,
+    )
     return key.sign(message).hex()
 
 
@@ -476,6 +477,7 @@ class AsyncCustodyMixin:
         approver: str,
         decision: Literal["approve", "reject"],
         policy_version: int,
+        signed_at: int,
         signature: str,
         idempotency_key: str | None = None,
     ) -> Transaction:
@@ -483,6 +485,7 @@ class AsyncCustodyMixin:
             "approver": approver,
             "decision": decision,
             "policy_version": policy_version,
+            "signed_at": signed_at,
             "signature": signature,
         }
         return await self._custody_call(
@@ -504,8 +507,9 @@ class AsyncCustodyMixin:
     ) -> Transaction:
         """Fetch the transaction, recompute its intent digest from the fields it shows
         (:func:`~shardvault.sdk.approvals.checked_intent`), sign the statement over that
-        digest locally, send it. ``on_review``, if given, sees the checked transaction
-        and its intent before anything is signed (raise in it to sign nothing).
+        digest locally, dated by this client's clock, send it. ``on_review``, if given,
+        sees the checked transaction and its intent before anything is signed (raise in
+        it to sign nothing).
 
         Raises:
             DigestMismatchError: the server's ``intent_digest`` is not the digest of the
@@ -518,11 +522,14 @@ class AsyncCustodyMixin:
             raise ValueError(f"transaction {transaction_id} has not been evaluated yet")
         if on_review is not None:
             on_review(tx, intent)
+        # Dated once the approver has reviewed: the lifetime counts from here.
+        signed_at = int(time.time())
         signature = sign_approval(
             key,
             approver=approver,
             intent_digest=intent_digest(intent).hex(),
             policy_version=tx.policy_version,
+            signed_at=signed_at,
             decision=decision,
         )
         return await self.submit_approval(
@@ -530,6 +537,7 @@ class AsyncCustodyMixin:
             approver=approver,
             decision=decision,
             policy_version=tx.policy_version,
+            signed_at=signed_at,
             signature=signature,
         )
 

@@ -18,7 +18,8 @@ at fault (``InsufficientFundsError``, ``InvalidAmountError``, ``InvalidAddressEr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -63,11 +64,13 @@ class InputSignatureError(SignatureAssemblyError):
 @dataclass(frozen=True, slots=True)
 class SpendableOutput:
     """A UTXO of the source address: ``txid`` as RPC and explorers show it (big-endian
-    hex), the output index and its value in satoshi."""
+    hex), the output index, its value in satoshi and, when the node says, the hash of
+    the block that holds it (to fetch its transaction from a node without an index)."""
 
     txid: str
     vout: int
     amount_sat: int
+    block_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,34 @@ def build_p2wpkh_spend(
         vsize=selection.vsize,
         inputs=tuple(by_outpoint[u.outpoint] for u in selection.inputs),
     )
+
+
+def prove_input_amounts(spend: BitcoinSpend, previous: Mapping[str, bytes]) -> BitcoinSpend:
+    """``spend`` with every input's previous transaction in its PSBT (BIP174
+    ``non_witness_utxo``). ``previous`` maps a txid (display hex) to that transaction's
+    bytes, as a node returned them.
+
+    Raises:
+        DecodeError: a missing or undecodable previous transaction, or one whose txid or
+            outputs are not the input's (the Updater's check).
+        InvalidAmountError: a previous transaction whose output is not the coin the
+            PSBT spends (another amount or script than the scan reported).
+    """
+    psbt = bitcoin.parse_psbt(spend.psbt)
+    for index, coin in enumerate(spend.inputs):
+        field = f"inputs[{index}].previous_transaction"
+        raw = previous.get(coin.txid)
+        if raw is None:
+            raise DecodeError("is missing", field=field)
+        previous_tx = bitcoin.parse_transaction(raw)
+        psbt = bitcoin.set_non_witness_utxo(psbt, index, previous_tx)
+        if previous_tx.outputs[coin.vout] != psbt.inputs[index].witness_utxo:
+            raise InvalidAmountError(
+                f"pays {previous_tx.outputs[coin.vout].value} sat to another script or "
+                f"amount than the {coin.amount_sat} sat coin being spent",
+                field=field,
+            )
+    return dataclasses.replace(spend, psbt=psbt.serialize())
 
 
 def psbt_input_sighash(psbt: bytes, index: int) -> bytes:

@@ -104,6 +104,7 @@ from shardvault.policy import (
     PastTransaction,
     PolicyBundle,
     TransactionRequest,
+    approval_to_json,
     evaluate,
     parse_prices,
     parse_request,
@@ -112,6 +113,7 @@ from shardvault.policy import (
 from shardvault.policy.model import Decision, InitiatorKind, Operation, Policy
 from shardvault.policy.request import Asset as PolicyAsset
 from shardvault.policy.request import Initiator, Source
+from shardvault.service.bitcoin_previous import with_previous_transactions
 from shardvault.service.bitcoin_transfers import (
     SpendableOutput,
     build_p2wpkh_spend,
@@ -155,6 +157,7 @@ from shardvault.service.transactions import (
     emit_status,
     intent_asset,
     intent_network,
+    stored_statements,
 )
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.work_lease import LeaseKeeper
@@ -912,17 +915,14 @@ def cosigner_context(
     elif loaded.asset.kind is not AssetKind.NATIVE:
         metadata["token_decimals"] = loaded.asset.decimals
     approvals = tuple(
-        {
-            "approver": a.approver,
-            "digest": tx.intent_digest,
-            "decision": a.decision,
-            "policy_version": a.policy_version,
-            "signature": a.signature,
-        }
+        approval_to_json(a)
         for a in (
             ()
             if unapproved
-            else TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id)
+            else stored_statements(
+                TransactionRepository(uow.session, tx.workspace_id).approvals(tx.id),
+                bytes.fromhex(tx.intent_digest),
+            )
         )
     )
     return metadata, approvals, prices if prices is not None else _prices(uow, tx.workspace_id)
@@ -1879,7 +1879,7 @@ class Pipeline:
         if estimate is not None:
             rate = max(rate, Decimal(estimate.sat_per_kvb) / 1000)
         utxos = [
-            SpendableOutput(u.outpoint.txid_hex, u.outpoint.index, int(u.value))
+            SpendableOutput(u.outpoint.txid_hex, u.outpoint.index, int(u.value), u.block_hash)
             for u in scan.unspents
             if (u.outpoint.txid_hex, u.outpoint.index) not in held
         ]
@@ -1901,6 +1901,15 @@ class Pipeline:
             ) from None
         except ChainError as exc:
             raise PipelineFault(f"cannot build the Bitcoin spend: {exc}") from None
+        # Co-signers prove every input's amount from its previous transaction.
+        try:
+            with self.runtime.bitcoin_client(loaded.network) as client:
+                spend = with_previous_transactions(client, spend)
+        except (RpcTransportError, RpcResponseError) as exc:
+            _log.warning("serializing %s: node trouble (%s); retrying", tx_id, exc)
+            return self.runtime.broadcast_retry_s
+        except ChainError as exc:
+            raise PipelineFault(f"cannot prove the inputs' amounts: {exc}") from None
         with self.platform.unit_of_work() as uow:
             # One serialization per workspace at a time, so two transfers never take
             # the same coins (the lock of evaluate_batch).

@@ -21,6 +21,7 @@ its symbol; so the digest approvers sign is the one each co-signer recomputes.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,7 @@ from shardvault.chains.ethereum import (
 )
 from shardvault.chains.solana.models import Pubkey
 from shardvault.policy import (
+    APPROVAL_MAX_SKEW_SECONDS,
     ApprovalError,
     ApprovalVerdict,
     PolicyBundle,
@@ -46,6 +48,7 @@ from shardvault.policy import (
 )
 from shardvault.policy.intent import intent_digest as policy_intent_digest
 from shardvault.policy.model import Decision
+from shardvault.policy.request import UnixSeconds
 from shardvault.service import webhooks
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -101,16 +104,21 @@ CANCELLABLE = frozenset(
 
 class ApprovalRefused(Forbidden):
     """An approval statement that does not count: not an approver of this policy, not in
-    a required group, another transaction or policy version, or a bad signature."""
+    a required group, another transaction or policy version, a bad signature, signed
+    before the transaction existed, in the future or past its lifetime."""
 
     problem = "approval-refused"
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalView:
+    """A stored statement; ``signed_at`` is ``None`` for a format v1 statement, which
+    counts nowhere."""
+
     approver: str
     decision: str
     policy_version: int
+    signed_at: int | None
     created_at: datetime
 
 
@@ -176,9 +184,11 @@ def view_of(
     *,
     context: tuple[Asset, Network, WalletAddress] | None = None,
     created: bool = False,
+    now: int | None = None,
 ) -> TransactionView:
     """A snapshot of ``row`` with its approvals (``created``: the caller has just
-    created it, so it has none), its ``context`` read unless given."""
+    created it, so it has none), its ``context`` read unless given; the approvals still
+    needed count the statements alive at ``now`` (default: the wall clock)."""
     asset, network, source = context if context is not None else _context(uow, row)
     approvals = (
         () if created else TransactionRepository(uow.session, row.workspace_id).approvals(row.id)
@@ -188,7 +198,8 @@ def view_of(
         evaluation = json.loads(row.policy_evaluation).get("evaluation", {})
         needed = dict(evaluation.get("approvals_needed") or {})
     if row.status is TransactionStatus.PENDING_APPROVAL and approvals:
-        needed = _still_needed(uow, row, approvals) or needed
+        at = int(time.time()) if now is None else now
+        needed = _still_needed(uow, row, approvals, at) or needed
     intent = transfer_intent(row, network, asset, source)
     return TransactionView(
         id=row.id,
@@ -214,7 +225,8 @@ def view_of(
         approvals_needed=needed if row.status is TransactionStatus.PENDING_APPROVAL else {},
         approval_deadline=row.approval_deadline,
         approvals=tuple(
-            ApprovalView(a.approver, a.decision, a.policy_version, a.created_at) for a in approvals
+            ApprovalView(a.approver, a.decision, a.policy_version, a.signed_at, a.created_at)
+            for a in approvals
         ),
         nonce=row.nonce,
         digest=row.digest,
@@ -261,10 +273,28 @@ def emit_status(
     )
 
 
+def stored_statements(approvals: Sequence[Approval], digest: bytes) -> list[SignedApproval]:
+    """The stored statements over ``digest`` as the policy reads them, without the
+    format v1 ones (no ``signed_at``), which count nowhere."""
+    return [
+        SignedApproval(
+            a.approver,
+            digest,
+            ApprovalVerdict(a.decision),
+            a.policy_version,
+            UnixSeconds(a.signed_at),
+            bytes.fromhex(a.signature),
+        )
+        for a in approvals
+        if a.signed_at is not None
+    ]
+
+
 def _still_needed(
-    uow: UnitOfWork, row: Transaction, approvals: Sequence[Approval]
+    uow: UnitOfWork, row: Transaction, approvals: Sequence[Approval], now: int
 ) -> dict[str, int] | None:
-    """Approvals each group still needs, counting the statements given so far."""
+    """Approvals each group still needs, counting the statements given so far that are
+    alive at ``now``."""
     if row.policy_version is None or row.policy_rule is None:
         return None
     bundle = bundle_for_version(uow, row.workspace_id, row.policy_version)
@@ -276,17 +306,8 @@ def _still_needed(
     if bundle is None or rule is None or rule.approvals is None:
         return None
     digest = bytes.fromhex(row.intent_digest)
-    statements = [
-        SignedApproval(
-            a.approver,
-            digest,
-            ApprovalVerdict(a.decision),
-            a.policy_version,
-            bytes.fromhex(a.signature),
-        )
-        for a in approvals
-    ]
-    counted = tally(bundle.policy, rule.approvals, digest, statements)
+    statements = stored_statements(approvals, digest)
+    counted = tally(bundle.policy, rule.approvals, digest, statements, now=now)
     return {g.group: g.missing for g in counted.groups if g.missing}
 
 
@@ -603,6 +624,7 @@ def submit_approval(
     approver: str,
     decision: str,
     policy_version: int,
+    signed_at: int,
     signature: str,
     now: int,
 ) -> TransactionView:
@@ -610,9 +632,12 @@ def submit_approval(
 
     The statement must name the caller (its ``approver`` is the caller's email, the
     member id policies use) and must count under the policy the transaction was
-    evaluated with; it is verified here, before anything is stored. When the deciding
-    rule's groups are complete the transaction becomes ``approved`` and is queued; an
-    eligible rejection makes it ``rejected``.
+    evaluated with, at ``now`` (the service's clock): ``signed_at`` neither in the
+    future nor past the rule's deadline from it, nor before the transaction was created
+    (less the clock skew allowed). It is verified here, before anything is stored. When
+    the deciding rule's groups are complete with statements alive at ``now``, the
+    transaction becomes ``approved`` and is queued; an eligible rejection makes it
+    ``rejected``.
 
     Raises:
         Forbidden: the role may not approve, or the statement names someone else.
@@ -650,12 +675,27 @@ def submit_approval(
     rule = next(r for r in policy.rules if r.name == row.policy_rule)
     assert rule.approvals is not None
     digest = bytes.fromhex(row.intent_digest)
-    statement = SignedApproval(approver, digest, verdict, policy_version, raw_signature)
+    statement = SignedApproval(
+        approver, digest, verdict, policy_version, UnixSeconds(signed_at), raw_signature
+    )
     groups = frozenset(g.group for g in rule.approvals.groups)
     try:
-        verify_approval(policy, statement, digest=digest, groups=groups)
+        verify_approval(
+            policy,
+            statement,
+            digest=digest,
+            groups=groups,
+            now=now,
+            deadline_seconds=rule.approvals.deadline_seconds,
+        )
     except ApprovalError as exc:
         raise ApprovalRefused(f"{type(exc).__name__}: {exc}") from None
+    created = int(row.created_at.timestamp())
+    if signed_at < created - APPROVAL_MAX_SKEW_SECONDS:
+        # Its lifetime would end before the transaction's own deadline.
+        raise ApprovalRefused(
+            f"signed_at {signed_at} is before transaction {row.id!r} was created ({created})"
+        )
     initiator = uow.users(principal.workspace_id).get(row.initiator_user_id)
     if initiator is not None and initiator.email == approver:
         raise ApprovalRefused(f"SelfApprovalError: {approver!r} initiated this transaction")
@@ -666,6 +706,7 @@ def submit_approval(
             approver=approver,
             decision=verdict.value,
             policy_version=policy_version,
+            signed_at=signed_at,
             signature=raw_signature.hex(),
             api_key_id=principal.api_key_id,
             created_at=utcnow(),
@@ -679,23 +720,14 @@ def submit_approval(
         action=f"transaction.{verdict.value}",
         resource_type="transaction",
         resource_id=row.id,
-        details={"approver": approver, "policy_version": policy_version},
+        details={"approver": approver, "policy_version": policy_version, "signed_at": signed_at},
     )
-    statements = [
-        SignedApproval(
-            a.approver,
-            digest,
-            ApprovalVerdict(a.decision),
-            a.policy_version,
-            bytes.fromhex(a.signature),
-        )
-        for a in repo.approvals(row.id)
-    ]
     counted = tally(
         policy,
         rule.approvals,
         digest,
-        statements,
+        stored_statements(repo.approvals(row.id), digest),
+        now=now,
         initiator=initiator.email if initiator is not None else None,
     )
     if row.approval_deadline is not None and now > row.approval_deadline:
@@ -712,7 +744,7 @@ def submit_approval(
         _settle(uow, principal, row, TransactionStatus.APPROVED, "approvals complete")
         WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
         uow.after_commit(work_committed)
-    return view_of(uow, row)
+    return view_of(uow, row, now=now)
 
 
 def _settle(

@@ -355,6 +355,9 @@ class Approval(Base):
     approver: Mapped[str] = mapped_column(String(128))
     decision: Mapped[str] = mapped_column(String(16))
     policy_version: Mapped[int] = mapped_column(Integer)
+    signed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """The statement's signed time (Unix seconds, the approver's clock); ``None`` for a
+    format v1 statement (stored before migration 0005), which counts nowhere."""
     signature: Mapped[str] = mapped_column(String(260))
     api_key_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

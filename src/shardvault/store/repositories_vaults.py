@@ -422,6 +422,7 @@ class TransactionRepository(_Bound):
                 "approver": row.approver,
                 "decision": row.decision,
                 "policy_version": row.policy_version,
+                "signed_at": row.signed_at,
                 "signature": row.signature,
                 "api_key_id": row.api_key_id,
                 "created_at": row.created_at,

@@ -498,3 +498,29 @@ def test_require_full_utxo_for_segwit_v0() -> None:
     wrong = Transaction(2, (TxIn(OutPoint(bytes(32), 1)),), (TxOut(Satoshi(100_000), spk),), 0)
     with pytest.raises(DecodeError, match="not the transaction the input spends"):
         set_non_witness_utxo(psbt, 0, wrong)
+
+
+def test_require_full_utxo_covers_p2sh_wrapped_siblings() -> None:
+    """A P2SH-P2WPKH sibling's amount is committed by its own BIP143 signature only, as a
+    native one's: without its previous transaction it is as unproven."""
+    from shardvault.chains.bitcoin import (
+        Transaction,
+        TxIn,
+        p2wpkh_script,
+        set_non_witness_utxo,
+        set_witness_utxo,
+    )
+
+    spk = p2wpkh_script(make_key("full utxo").public_key.format())
+    redeem = p2wpkh_script(make_key("wrapped sibling").public_key.format())
+    previous = Transaction(2, (TxIn(OutPoint(bytes(32), 0)),), (TxOut(Satoshi(100_000), spk),), 0)
+    psbt = create_psbt(
+        [OutPoint(previous.txid(), 0), OutPoint(bytes(range(32)), 0)],
+        [TxOut(Satoshi(90_000), spk)],
+    )
+    psbt = set_non_witness_utxo(set_witness_utxo(psbt, 0, previous.outputs[0]), 0, previous)
+    psbt = set_witness_utxo(psbt, 1, TxOut(Satoshi(1_000), p2sh_script(redeem)))
+    psbt = with_input_records(psbt, 1, PsbtRecord(IN_REDEEM_SCRIPT, b"", redeem))
+    with pytest.raises(PsbtSignerRefusal) as exc:
+        input_sighash(psbt, 0, require_full_utxo=True)
+    assert exc.value.field == "inputs[1].non_witness_utxo"

@@ -30,7 +30,9 @@ def submit_approval(
 ) -> Response:
     """Approve or reject with a statement signed by the approver's key (docs/policy.md,
     "Approvals"): ``approver`` is the caller's email, the signed digest the transaction's
-    ``intent_digest``. A statement that does not count is refused with 403."""
+    ``intent_digest``, ``signed_at`` the approver's clock. A statement that does not count
+    (including one dated in the future, before the transaction, or past its lifetime at
+    the server's clock) is refused with 403."""
 
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         view = svc.submit_approval(
@@ -40,6 +42,7 @@ def submit_approval(
             approver=body.approver,
             decision=body.decision,
             policy_version=body.policy_version,
+            signed_at=body.signed_at,
             signature=body.signature,
             now=int(platform.clock()),
         )

@@ -7,6 +7,7 @@ BIP sections it implements.
 """
 
 from shardvault.chains.bitcoin.address import (
+    NETWORK_NAMES,
     Network,
     SegwitAddress,
     address_from_script,
@@ -62,9 +63,11 @@ from shardvault.chains.bitcoin.sighash import (
     segwit_v0_sighash,
     taproot_key_path_sighash,
 )
+from shardvault.chains.bitcoin.size import signed_vsize
 from shardvault.chains.bitcoin.taproot import TaprootOutputKey, output_key, taproot_tweak
 
 __all__ = [
+    "NETWORK_NAMES",
     "SIGHASH_ALL",
     "SIGHASH_DEFAULT",
     "FeeRate",
@@ -112,6 +115,7 @@ __all__ = [
     "set_sighash_type",
     "set_tap_internal_key",
     "set_witness_utxo",
+    "signed_vsize",
     "taproot_key_path_sighash",
     "taproot_tweak",
 ]

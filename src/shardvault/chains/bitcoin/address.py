@@ -60,6 +60,11 @@ class Network(Enum):
             raise InvalidAddressError(f"unknown network {name!r}", field="network") from None
 
 
+NETWORK_NAMES = frozenset({"bitcoin", "testnet", "signet", "regtest"})
+"""The names a Bitcoin network goes by in shardvault's policies, intents and co-signer
+requests (``metadata.network``); :meth:`Network.from_name` reads each."""
+
+
 class Bech32Variant(Enum):
     """The two checksum constants: BIP173 bech32 and BIP350 bech32m."""
 

@@ -230,9 +230,11 @@ def input_sighash(psbt: Psbt, index: int, *, require_full_utxo: bool = False) ->
 
     A BIP143 signature commits only to its own input's amount, so a signer shown false
     amounts for the other inputs can be led to pay a hidden fee; ``require_full_utxo``
-    makes P2WPKH signing need every segwit v0 input's whole previous transaction
-    (``non_witness_utxo``), whose txid proves the amounts. Taproot commits to every
-    input's amount, so it does not need this.
+    makes P2WPKH signing need the whole previous transaction (``non_witness_utxo``),
+    whose txid proves the amount, of every input but a taproot one (native or
+    P2SH-wrapped segwit v0, and legacy). Taproot commits to every input's amount, so
+    signing one does not need this, and a taproot sibling's own signature commits to
+    the amounts of all.
 
     Raises:
         PsbtSignerRefusal: as :func:`check_input_signable`, a taproot input whose
@@ -248,8 +250,12 @@ def input_sighash(psbt: Psbt, index: int, *, require_full_utxo: bool = False) ->
         if require_full_utxo:
             for i, other in enumerate(psbt.inputs):
                 spent_i = psbt.spent_output(i)
-                is_v0 = spent_i is not None and spent_i.script_pubkey[:1] == b"\x00"
-                if (spent_i is None or is_v0) and other.non_witness_utxo is None:
+                # Every input but a taproot one (native v0, P2SH-wrapped v0, legacy):
+                # only its own signature, if any, commits to its amount.
+                is_taproot = spent_i is not None and classify(spent_i.script_pubkey) is (
+                    ScriptType.P2TR
+                )
+                if not is_taproot and other.non_witness_utxo is None:
                     raise PsbtSignerRefusal(
                         "needs the previous transaction to prove its amount",
                         field=f"inputs[{i}].non_witness_utxo",

@@ -19,6 +19,10 @@ from shardvault.chains.solana.address import (
 )
 from shardvault.chains.solana.compute_budget import (
     COMPUTE_BUDGET_PROGRAM_ID,
+    LAMPORTS_PER_SIGNATURE,
+    ComputeBudget,
+    priority_fee_lamports,
+    read_compute_budget,
     set_compute_unit_limit,
     set_compute_unit_price,
 )
@@ -52,12 +56,14 @@ from shardvault.chains.solana.parse import describe, describe_message, describe_
 __all__ = [
     "ASSOCIATED_TOKEN_PROGRAM_ID",
     "COMPUTE_BUDGET_PROGRAM_ID",
+    "LAMPORTS_PER_SIGNATURE",
     "SYSTEM_PROGRAM_ID",
     "TOKEN_2022_PROGRAM_ID",
     "TOKEN_PROGRAM_ID",
     "AccountMeta",
     "AddressTableLookup",
     "CompiledInstruction",
+    "ComputeBudget",
     "Instruction",
     "LegacyMessage",
     "Message",
@@ -78,6 +84,8 @@ __all__ = [
     "is_on_curve",
     "parse_message",
     "parse_transaction",
+    "priority_fee_lamports",
+    "read_compute_budget",
     "serialize_message",
     "serialize_transaction",
     "set_compute_unit_limit",

@@ -156,17 +156,13 @@ def decode_instruction(
             }
         return {"type": f"token_{_TOKEN_INSTRUCTION_NAMES.get(tag, 'unknown')}"}
     if program_id == compute_budget.COMPUTE_BUDGET_PROGRAM_ID:
-        budget_tag = data[0] if data else None
-        if budget_tag == compute_budget.SET_COMPUTE_UNIT_LIMIT:
-            _need(data, 5, field, "set_compute_unit_limit")
-            return {"type": "set_compute_unit_limit", "units": int.from_bytes(data[1:], "little")}
-        if budget_tag == compute_budget.SET_COMPUTE_UNIT_PRICE:
-            _need(data, 9, field, "set_compute_unit_price")
-            return {
-                "type": "set_compute_unit_price",
-                "micro_lamports": str(int.from_bytes(data[1:], "little")),
-            }
-        return {"type": "compute_budget_unknown"}
+        decoded = compute_budget.decode_compute_budget_instruction(data, field)
+        if decoded is None:
+            return {"type": "compute_budget_unknown"}
+        name, value = decoded
+        if name == "set_compute_unit_limit":
+            return {"type": name, "units": value}
+        return {"type": name, "micro_lamports": str(value)}
     if program_id == ASSOCIATED_TOKEN_PROGRAM_ID:
         if data not in (b"", b"\x00", b"\x01"):
             return {"type": "associated_token_unknown"}

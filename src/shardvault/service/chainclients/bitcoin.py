@@ -5,8 +5,8 @@ cookie file's user and password), optionally against a wallet endpoint
 (``/wallet/<name>``). The calls used are ``listunspent`` (wallet UTXOs),
 ``scantxoutset`` (UTXOs of descriptors, no wallet needed), ``estimatesmartfee``,
 ``sendrawtransaction``, ``getrawtransaction`` (verbose, for confirmations and the block
-hash) and ``getblockcount``, with the result shapes the Bitcoin Core RPC reference
-documents.
+hash; raw, for a spent coin's previous transaction, whose txid is checked) and
+``getblockcount``, with the result shapes the Bitcoin Core RPC reference documents.
 
 Node replies are untrusted input. JSON numbers are read as :class:`decimal.Decimal`, never
 as floats, and BTC amounts become :class:`Satoshi` exactly (more than eight decimals is an
@@ -106,6 +106,9 @@ class UnspentOutput:
     confirmations: int
     address: str | None = None
     descriptor: str | None = None
+    block_hash: str | None = None
+    """The block that holds the output (``scantxoutset`` answers it since Core 26), which
+    lets ``getrawtransaction`` find the transaction on a node without ``-txindex``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +180,10 @@ def btc_to_satoshi(value: object, method: str, name: str = "amount") -> Satoshi:
         raise RpcResponseError(f"returned a bad {name}: {exc}", method=method) from None
 
 
-def _txid(value: object, method: str) -> str:
-    text = _str(value, method, "txid")
+def _txid(value: object, method: str, name: str = "txid") -> str:
+    text = _str(value, method, name)
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
-        raise RpcResponseError("returned a malformed txid", method=method)
+        raise RpcResponseError(f"returned a malformed {name}", method=method)
     return text
 
 
@@ -191,6 +194,7 @@ def _unspent(item: object, method: str) -> UnspentOutput:
         raise RpcResponseError("returned an out-of-range vout", method=method)
     address = entry.get("address")
     descriptor = entry.get("desc")
+    block_hash = entry.get("blockhash")
     return UnspentOutput(
         outpoint=OutPoint.from_display(_txid(entry.get("txid"), method), vout),
         value=btc_to_satoshi(entry.get("amount"), method),
@@ -198,6 +202,7 @@ def _unspent(item: object, method: str) -> UnspentOutput:
         confirmations=_int(entry.get("confirmations", 0), method, "confirmations"),
         address=address if isinstance(address, str) else None,
         descriptor=descriptor if isinstance(descriptor, str) else None,
+        block_hash=None if block_hash is None else _txid(block_hash, method, "blockhash"),
     )
 
 
@@ -365,6 +370,28 @@ def transaction_status_call(txid: str) -> RpcCall[TransactionStatus | None]:
     return RpcCall(method, (txid, True), parse, recover)
 
 
+def raw_transaction_call(txid: str, block_hash: str | None = None) -> RpcCall[bytes]:
+    """``getrawtransaction <txid> false [<blockhash>]``: the transaction's bytes, which
+    must hash to ``txid`` (a node cannot hand over another transaction). Without
+    ``-txindex`` Core finds a confirmed transaction only given its block."""
+    method = "getrawtransaction"
+
+    def parse(raw: object) -> bytes:
+        data = _hex(raw, method, "hex")
+        try:
+            found = parse_transaction(data).txid_hex
+        except ChainError as exc:
+            raise RpcResponseError(
+                f"returned bytes that are not a transaction: {exc}", method=method
+            ) from None
+        if found != txid:
+            raise RpcResponseError("returned another transaction", method=method)
+        return data
+
+    params: tuple[object, ...] = (txid, False) if block_hash is None else (txid, False, block_hash)
+    return RpcCall(method, params, parse)
+
+
 class _Base:
     def __init__(self, url: str, auth: tuple[str, str] | None, wallet: str | None) -> None:
         base = url.rstrip("/")
@@ -470,6 +497,10 @@ class BitcoinRpcClient(_Base):
         status = self.get_transaction_status(txid)
         return None if status is None else status.confirmations
 
+    def get_raw_transaction(self, txid: str, block_hash: str | None = None) -> bytes:
+        """``getrawtransaction`` raw (see :func:`raw_transaction_call`)."""
+        return self.run(raw_transaction_call(txid, block_hash))
+
 
 class AsyncBitcoinRpcClient(_Base):
     """The asynchronous twin of :class:`BitcoinRpcClient` (same calls, same errors)."""
@@ -544,6 +575,10 @@ class AsyncBitcoinRpcClient(_Base):
         """Confirmations of ``txid`` (0 in the mempool), ``None`` if the node lost it."""
         status = await self.get_transaction_status(txid)
         return None if status is None else status.confirmations
+
+    async def get_raw_transaction(self, txid: str, block_hash: str | None = None) -> bytes:
+        """``getrawtransaction`` raw."""
+        return await self.run(raw_transaction_call(txid, block_hash))
 
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Address attestations: each co-signer's signed statement about a wallet address.
 
-Revision ID: 0005_address_attestations
-Revises: 0004_paired_cosigners
+Revision ID: 0006_address_attestations
+Revises: 0005_approval_signed_at
 Create Date: 2026-12-09 10:00:00
 
 Addresses made before this revision have no attestation until they are attested again
@@ -15,8 +15,8 @@ from alembic import op
 
 import shardvault.store.types
 
-revision: str = "0005_address_attestations"
-down_revision: str | None = "0004_paired_cosigners"
+revision: str = "0006_address_attestations"
+down_revision: str | None = "0005_approval_signed_at"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
