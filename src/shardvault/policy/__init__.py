@@ -55,6 +55,12 @@ from shardvault.policy.errors import (
     WrongWorkspaceError,
 )
 from shardvault.policy.evaluate import Check, Evaluation, Outcome, RuleTrace, evaluate
+from shardvault.policy.initiators import (
+    InitiatorEntry,
+    InitiatorKey,
+    InitiatorKeys,
+    parse_initiator_keys,
+)
 from shardvault.policy.keys import KeyAlgorithm, PublicKey
 from shardvault.policy.load import (
     address_book_to_document,
@@ -116,6 +122,9 @@ __all__ = [
     "FeeCap",
     "GroupStatus",
     "History",
+    "InitiatorEntry",
+    "InitiatorKey",
+    "InitiatorKeys",
     "KeyAlgorithm",
     "MalformedBundleError",
     "Measure",
@@ -158,6 +167,7 @@ __all__ = [
     "parse_context",
     "parse_cosigner_directory",
     "parse_history",
+    "parse_initiator_keys",
     "parse_policy",
     "parse_prices",
     "parse_request",
