@@ -21,6 +21,7 @@ from shardvault.policy import (
     load_policy,
     parse_address_book,
     parse_history,
+    parse_initiator_keys,
     parse_request,
 )
 from shardvault.policy.model import Policy
@@ -150,3 +151,23 @@ def sign_approval(
     key = ed25519_key(signer or name)
     message = approval_message(name, digest, verdict, version)
     return SignedApproval(name, digest, verdict, version, key.sign(message).signature)
+
+
+INITIATORS = parse_initiator_keys(
+    {
+        "members": [
+            {
+                "initiator": {"type": "user", "id": "alice"},
+                "keys": [
+                    {
+                        "id": "key-alice",
+                        "algorithm": "ed25519",
+                        "public_key": ed25519_key("alice-api").verify_key.encode().hex(),
+                    }
+                ],
+            }
+        ]
+    }
+)
+"""An initiators section listing one TEST-ONLY API key of alice, for bundles whose
+rules depend on the initiator."""

@@ -52,11 +52,13 @@ from shardvault.cosigner.checks import (
 from shardvault.cosigner.driver import SessionDriver
 from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
+from shardvault.cosigner.initiator import refuse_unsigned_initiator
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.request_fields import (
     int_field,
     list_field,
     parties_field,
+    path_field,
     session_field,
     text_field,
 )
@@ -80,7 +82,7 @@ from shardvault.crypto.rng import RandomSource, system_random
 from shardvault.custody.envelope import ShareAddress, ShareSlot
 from shardvault.custody.errors import CustodyError, RecordNotFoundError
 from shardvault.custody.secret import SecretBytes
-from shardvault.policy import PolicyError, TransactionRequest, parse_bundle
+from shardvault.policy import Evaluation, PolicyError, TransactionRequest, parse_bundle
 
 log = logging.getLogger("shardvault.cosigner")
 
@@ -365,10 +367,8 @@ class CosignerNode:
         key = loaded if loaded is not None else self._load_key(vault, key_id)
         if not isinstance(key, KeyShare):
             raise RequestRefused("key", "this needs an ECDSA (CGGMP21) key")
-        path = body.get("path", "m")
-        if not isinstance(path, str):
-            raise RequestRefused("malformed", "field path must be a string")
-        if path in ("m", ""):
+        path = path_field(body)
+        if path == "m":
             return key
         try:
             return derive_key_share(key, path)
@@ -423,7 +423,7 @@ class CosignerNode:
             separators=(",", ":"),
         ).encode()
         request = keygen_request(body.get("metadata", {}), canonical)  # type: ignore[arg-type]
-        check_policy(
+        evaluation = check_policy(
             self.state.chain,
             request,
             now=int(self._clock()),
@@ -431,6 +431,8 @@ class CosignerNode:
             approvals=body.get("approvals", []),
             history=self.state.history,
         )
+        # A key generation carries no initiator's signed request.
+        self._refuse_unsigned_initiator(request, evaluation, signed=False)
         if scheme == "ecdsa-secp256k1":
             return self._start_ecdsa_keygen(
                 request_id, body, sid, parties, min_signers, address, directory
@@ -602,8 +604,14 @@ class CosignerNode:
         derived = None
         if isinstance(key, KeyShare) and body.get("chain") in ("ethereum", "bitcoin"):
             derived = self._ecdsa_key(body, vault, key_id, key)
+        head = self.state.chain.head
         target = signing_target(
-            body, chain_key, ecdsa_key=None if derived is None else derived.public_key.to_bytes()
+            body,
+            chain_key,
+            ecdsa_key=None if derived is None else derived.public_key.to_bytes(),
+            # FROST keys sign at their root; an ECDSA key derives along the path.
+            path=path_field(body) if isinstance(key, KeyShare) else "m",
+            initiators=None if head is None else head.initiators,
         )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
@@ -615,6 +623,9 @@ class CosignerNode:
             prices=body.get("prices"),
             approvals=body.get("approvals", []),
             history=self.state.history,
+        )
+        self._refuse_unsigned_initiator(
+            target.request, evaluation, signed=target.initiator_request is not None
         )
         checked = CheckedRequest(target, evaluation)
         if isinstance(key, KeyShare):
@@ -681,6 +692,15 @@ class CosignerNode:
             sid, _Active(request_id, "sign", driver, self._clock() + self._timeout, done)
         )
 
+    def _refuse_unsigned_initiator(
+        self, request: TransactionRequest, evaluation: Evaluation, *, signed: bool
+    ) -> None:
+        """Refuse an allowed request whose unsigned initiator could have changed the
+        decision (:func:`.initiator.refuse_unsigned_initiator`)."""
+        head = self.state.chain.head
+        assert head is not None  # check_policy refuses without a policy
+        refuse_unsigned_initiator(head.policy, request, evaluation.rule_index, signed=signed)
+
     def _check_replay(self, checked: CheckedRequest, signer_key: bytes) -> None:
         """DESIGN.md invariant 11: one approval, one transaction on chain.
 
@@ -689,7 +709,11 @@ class CosignerNode:
         """
         target = checked.target
         self.state.record.check(
-            _intent_ids(target), target.replay_key, signer_key, target.payload_digest
+            _intent_ids(target),
+            target.replay_key,
+            signer_key,
+            target.payload_digest,
+            initiator_request=target.initiator_request,
         )
 
     def _record(self, checked: CheckedRequest, signer_key: bytes) -> None:
@@ -706,6 +730,7 @@ class CosignerNode:
             signer_key=signer_key,
             payload_digest=target.payload_digest,
             now=int(self._clock()),
+            initiator_request=target.initiator_request,
         )
 
     def _ask_customer(

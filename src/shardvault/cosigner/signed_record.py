@@ -12,6 +12,9 @@ of::
     signer_key      hex of the public key that signs (the derived key, or the group key)
     payload_digest  hex of the payload's own digest
     signed_at       the co-signer's clock, Unix seconds
+    initiator_request  hex digest of the initiator's own signed request when one
+                    verified (:func:`.initiator.request_digest`); absent otherwise, so
+                    the lines written before the field existed verify unchanged
     previous        hex of the previous line's hash (32 zero bytes for the first)
     signature       Ed25519 signature by the node's identity key (RFC 8032) over
                     RECORD_DOMAIN || the canonical JSON of every other field
@@ -30,6 +33,11 @@ transfer needs a new transaction id, or a replacement of the same replay key).
    both carry the same replay key (the same transaction signed again: a failover
    quorum, another input of the same PSBT). The same digest under another key is
    another transaction (another sender).
+
+3. a request carrying an initiator's signed request (check ``initiator``) is refused
+   when that signed request was recorded for another transaction: another (workspace
+   id, transaction id), or, without ids, another replay key. One signed request makes
+   one transaction.
 
 So a fee bump or a cancel of the same nonce (same blockhash, same outpoints) may be
 signed again; another nonce is refused. A raw digest has no replay key: it is recorded,
@@ -81,10 +89,14 @@ class SignedEntry:
     payload_digest: str
     signed_at: int
     previous: str
+    initiator_request: str | None = None
 
     def body(self) -> dict[str, object]:
-        """The fields the signature covers."""
-        return {"format": RECORD_FORMAT, **asdict(self)}
+        """The fields the signature covers (``initiator_request`` only when set)."""
+        fields = asdict(self)
+        if fields["initiator_request"] is None:
+            del fields["initiator_request"]
+        return {"format": RECORD_FORMAT, **fields}
 
 
 def _canonical(document: Mapping[str, object]) -> bytes:
@@ -102,8 +114,11 @@ def _entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
         raise ConfigurationError(f"{where}: not a record entry")
     optional = ("workspace_id", "transaction_id", "intent_digest", "replay_key")
     required = ("signer_key", "payload_digest", "signed_at", "previous")
-    if set(raw) != {"format", "signature", *optional, *required}:
+    if set(raw) - {"initiator_request"} != {"format", "signature", *optional, *required}:
         raise ConfigurationError(f"{where}: unexpected or missing fields")
+    initiator_request = raw.get("initiator_request")
+    if "initiator_request" in raw and not isinstance(initiator_request, str):
+        raise ConfigurationError(f"{where}: initiator_request must be a string")
     if any(raw[name] is not None and not isinstance(raw[name], str) for name in optional):
         raise ConfigurationError(f"{where}: ids, digests and keys must be strings or null")
     strings = ("signer_key", "payload_digest", "previous", "signature")
@@ -125,6 +140,7 @@ def _entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
         raw["payload_digest"],
         signed_at,
         raw["previous"],
+        initiator_request,
     )
     return entry, signature
 
@@ -195,14 +211,33 @@ class SignedRecord:
         replay_key: str | None,
         signer_key: bytes,
         payload_digest: bytes,
+        *,
+        initiator_request: str | None = None,
     ) -> None:
-        """Refuse a second signature of one approval (the rule of the module docstring).
+        """Refuse a second signature of one approval, or one signed request for a
+        second transaction (the rules of the module docstring).
 
         Raises:
-            RequestRefused: check ``replay``, naming the transaction or the payload.
+            RequestRefused: check ``replay``, naming the transaction or the payload;
+                check ``initiator``, naming the transaction the signed request made.
         """
         digest, signer = payload_digest.hex(), signer_key.hex()
         for entry in self.entries:
+            if initiator_request is not None and entry.initiator_request == initiator_request:
+                same = (
+                    (entry.workspace_id, entry.transaction_id) == ids
+                    if ids is not None
+                    else entry.transaction_id is None
+                    and replay_key is not None
+                    and entry.replay_key == replay_key
+                )
+                if not same:
+                    raise RequestRefused(
+                        "initiator",
+                        "this signed initiator request was already used for transaction "
+                        f"{entry.transaction_id or entry.replay_key!r}; one signed request "
+                        "makes one transaction",
+                    )
             if ids is not None and (entry.workspace_id, entry.transaction_id) == ids:
                 if replay_key is None or entry.replay_key != replay_key:
                     raise RequestRefused(
@@ -225,6 +260,7 @@ class SignedRecord:
         signer_key: bytes,
         payload_digest: bytes,
         now: int,
+        initiator_request: str | None = None,
     ) -> SignedEntry:
         """Sign an entry with the node's identity, append it and fsync it.
 
@@ -240,6 +276,7 @@ class SignedRecord:
             payload_digest=payload_digest.hex(),
             signed_at=now,
             previous=self._head.hex(),
+            initiator_request=initiator_request,
         )
         body = entry.body()
         signature = identity.sign(RECORD_DOMAIN + _canonical(body))
