@@ -42,6 +42,8 @@ EXPECTED_TABLES = {
     # Remote co-signers (migration 0004_paired_cosigners).
     "paired_cosigners",
     "cosigner_pairing_tokens",
+    # The initiators' signed requests (migration 0005_initiator_requests).
+    "initiator_requests",
     # Custody domain (migration 0002_vaults_transactions).
     "networks",
     "assets",
