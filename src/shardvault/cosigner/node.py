@@ -82,7 +82,7 @@ from shardvault.crypto.rng import RandomSource, system_random
 from shardvault.custody.envelope import ShareAddress, ShareSlot
 from shardvault.custody.errors import CustodyError, RecordNotFoundError
 from shardvault.custody.secret import SecretBytes
-from shardvault.policy import Evaluation, PolicyError, TransactionRequest, parse_bundle
+from shardvault.policy import PolicyBundle, PolicyError, TransactionRequest, parse_bundle
 
 log = logging.getLogger("shardvault.cosigner")
 
@@ -432,7 +432,7 @@ class CosignerNode:
             history=self.state.history,
         )
         # A key generation carries no initiator's signed request.
-        self._refuse_unsigned_initiator(evaluation, signed=False)
+        refuse_unsigned_initiator(self._head().policy, evaluation, signed=False)
         if scheme == "ecdsa-secp256k1":
             return self._start_ecdsa_keygen(
                 request_id, body, sid, parties, min_signers, address, directory
@@ -624,7 +624,8 @@ class CosignerNode:
             approvals=body.get("approvals", []),
             history=self.state.history,
         )
-        self._refuse_unsigned_initiator(evaluation, signed=target.initiator_request is not None)
+        signed = target.initiator_request is not None
+        refuse_unsigned_initiator(self._head().policy, evaluation, signed=signed)
         checked = CheckedRequest(target, evaluation)
         if isinstance(key, KeyShare):
             key = derived if derived is not None else self._ecdsa_key(body, vault, key_id, key)
@@ -690,12 +691,10 @@ class CosignerNode:
             sid, _Active(request_id, "sign", driver, self._clock() + self._timeout, done)
         )
 
-    def _refuse_unsigned_initiator(self, evaluation: Evaluation, *, signed: bool) -> None:
-        """Refuse an allowed request whose unsigned initiator could have changed the
-        decision (:func:`.initiator.refuse_unsigned_initiator`)."""
+    def _head(self) -> PolicyBundle:
         head = self.state.chain.head
         assert head is not None  # check_policy refuses without a policy
-        refuse_unsigned_initiator(head.policy, evaluation, signed=signed)
+        return head
 
     def _check_replay(self, checked: CheckedRequest, signer_key: bytes) -> None:
         """DESIGN.md invariant 11: one approval, one transaction on chain.
