@@ -418,7 +418,7 @@ class CosignerNode:
             raise RequestRefused("key", f"key {key_id!r} of vault {vault!r} already exists")
         # The key generation itself is a policy decision (operation key_generation).
         canonical = json.dumps(
-            {k: v for k, v in body.items() if k not in ("approvals", "prices")},
+            {k: v for k, v in body.items() if k not in ("approvals", "prices", "price_reports")},
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
@@ -428,6 +428,7 @@ class CosignerNode:
             request,
             now=int(self._clock()),
             prices=body.get("prices"),
+            price_reports=body.get("price_reports"),
             approvals=body.get("approvals", []),
             history=self.state.history,
         )
@@ -602,8 +603,12 @@ class CosignerNode:
         derived = None
         if isinstance(key, KeyShare) and body.get("chain") in ("ethereum", "bitcoin"):
             derived = self._ecdsa_key(body, vault, key_id, key)
+        head = self.state.chain.head
         target = signing_target(
-            body, chain_key, ecdsa_key=None if derived is None else derived.public_key.to_bytes()
+            body,
+            chain_key,
+            ecdsa_key=None if derived is None else derived.public_key.to_bytes(),
+            registry=None if head is None else head.assets,
         )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
@@ -613,6 +618,7 @@ class CosignerNode:
             target.request,
             now=int(self._clock()),
             prices=body.get("prices"),
+            price_reports=body.get("price_reports"),
             approvals=body.get("approvals", []),
             history=self.state.history,
         )
