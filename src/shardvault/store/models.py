@@ -248,5 +248,6 @@ class AuditCheckpoint(Base):
 # The custody domain's tables live in their own module; importing it here puts them in
 # the shared metadata that Alembic and the tests see.
 from shardvault.store import models_cosigners as _models_cosigners  # noqa: E402, F401
+from shardvault.store import models_prices as _models_prices  # noqa: E402, F401
 from shardvault.store import models_vaults as _models_vaults  # noqa: E402, F401
 from shardvault.store import models_webhooks as _models_webhooks  # noqa: E402, F401
