@@ -31,6 +31,7 @@ from shardvault.sdk.models import (
     User,
     Workspace,
 )
+from shardvault.sdk.prices import AsyncPricesMixin, PricesMixin
 from shardvault.sdk.webhooks import AsyncWebhooksMixin, WebhooksMixin
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -40,7 +41,7 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 
-class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin):
+class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin, AsyncPricesMixin):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
     def __init__(
@@ -233,7 +234,7 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin):
         return await self._get("/v1/audit/verify", AuditVerification)
 
 
-class ShardvaultClient(WebhooksMixin, CosignersMixin):
+class ShardvaultClient(WebhooksMixin, CosignersMixin, PricesMixin):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
     Not for use from inside a running event loop (use :class:`AsyncShardvaultClient`
