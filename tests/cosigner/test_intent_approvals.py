@@ -29,12 +29,13 @@ from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
 from tests.cosigner.support import (
     ADMIN_SET,
     DESTINATION,
-    HARDHAT_NETWORK,
+    ETH,
     LAMPORTS_PER_SOL,
     POLICY,
     WORKSPACE,
     approval,
     dkg_request,
+    hardhat_network,
     metadata,
     registry,
     sign_request,
@@ -67,13 +68,7 @@ ETH_POLICY = {
 
 
 INTENT_REGISTRY = registry(
-    {
-        **HARDHAT_NETWORK,
-        "assets": [
-            *HARDHAT_NETWORK["assets"],
-            {"id": "TKN", "contract": TOKEN, "decimals": 18},
-        ],
-    },
+    hardhat_network(ETH, {"id": "TKN", "contract": TOKEN, "decimals": 18}),
     {
         "name": "sepolia",
         "chain": "ethereum",

@@ -150,3 +150,12 @@ def sign_approval(
     key = ed25519_key(signer or name)
     message = approval_message(name, digest, verdict, version)
     return SignedApproval(name, digest, verdict, version, key.sign(message).signature)
+
+
+USDC_CONTRACT = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+"""USDC's contract on Ethereum (EIP-55), for asset-registry documents."""
+
+
+def ethereum_network(*assets: dict[str, object]) -> dict[str, object]:
+    """An asset-registry entry of Ethereum mainnet with ``assets``."""
+    return {"name": "ethereum", "chain": "ethereum", "chain_id": 1, "assets": list(assets)}
