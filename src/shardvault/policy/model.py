@@ -232,7 +232,8 @@ class GroupRequirement:
 @dataclass(frozen=True, slots=True)
 class ApprovalRequirement:
     """The approvals a ``require_approvals`` rule asks for: every group's count, within
-    ``deadline_seconds`` of the request's creation."""
+    ``deadline_seconds`` of the request's creation, each approval counting only for
+    ``deadline_seconds`` from its own signed time."""
 
     groups: tuple[GroupRequirement, ...]
     deadline_seconds: int

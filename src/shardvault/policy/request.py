@@ -78,7 +78,8 @@ class TransactionRequest:
 
     ``digest`` is the 32-byte digest that approvals sign (the transaction's signing
     digest; for operations with none, such as key generation, a digest of the request).
-    ``created_at`` starts an approval deadline and places the request in history.
+    ``created_at`` starts the request's approval deadline (each approval's lifetime
+    starts at its own ``signed_at``) and places the request in history.
     ``amount`` is ``None`` for operations that move no funds.
     """
 
