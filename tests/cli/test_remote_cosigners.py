@@ -331,9 +331,11 @@ def _send(client: ShardvaultClient, wallet_id: str, amount: str) -> dict[str, ob
 def _history_digests(deployment: Deployment) -> dict[int, list[str]]:
     out = {}
     for party, data in deployment.cosigner_dirs.items():
-        path = data / "history.jsonl"
+        # The record of signed transactions (v2 lines carry the policy request).
+        path = data / "signed.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
-        out[party] = [json.loads(line)["digest"] for line in lines if line]
+        requests = [json.loads(line).get("request") for line in lines if line]
+        out[party] = [r["digest"] for r in requests if r]
     return out
 
 
