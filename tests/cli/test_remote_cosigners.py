@@ -61,6 +61,7 @@ from sqlalchemy import create_engine, text
 from shardvault.cosigner.errors import LinkError
 from shardvault.cosigner.link import HttpLink
 from shardvault.cosigner.node import CosignerNode
+from shardvault.cosigner.node_keys import NodeKeys
 from shardvault.cosigner.state import init_node, open_node
 from shardvault.crypto.channel import Directory
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
@@ -493,11 +494,11 @@ def _cosigner_secrets(d: Deployment) -> list[bytes]:
         try:
             seeds = state.identity.seeds()
             found += [seeds[:32], seeds[32:]]
-            node = CosignerNode(state, link=None)  # type: ignore[arg-type]
+            keys = NodeKeys(state)
             for address in state.custody.store.addresses():
                 if address.workspace == "_node":
                     continue
-                key = node._load_key(address.vault, address.key_id)
+                key = keys.load(address.vault, address.key_id)
                 assert isinstance(key, KeyShare)
                 found.append(key.share.value.to_bytes(32, "big"))
                 for prime in (key.paillier_secret.p, key.paillier_secret.q):

@@ -508,11 +508,11 @@ class CosignerNode:
         records offer, so the records round costs no extra message; its second round
         waits for the records. A CGGMP21 signature's only round carries the share, so it
         starts after the records round."""
-        prepared = self._prepare_sign(request_id, body)
+        prepared, key = self._prepare_sign(request_id, body)
         offered = len(self.state.record.lines)
         if not self._share_records:
             # Measurement only (bench/bench_record_sharing.py): sign on what it holds.
-            return self._sign_after_records(prepared, None, None, None)
+            return self._sign_after_records(prepared, key, None, None, None)
         driver = records_driver(
             identity=self.state.identity,
             directory=prepared.directory,
@@ -524,18 +524,23 @@ class CosignerNode:
             rng=self._rng,
         )
         pending = None
-        if prepared.presignature is None:
-            key = self._keys.load(prepared.vault, prepared.key_id)
-            assert isinstance(key, KeyPackage)
+        if isinstance(key, KeyPackage):
             pending = self._frost_driver(prepared, key)
-            del key
+            share: KeyShare | None = None
+        else:
+            # Kept for the records round (bounded by the session's deadline) so the
+            # share is opened once per signature, not twice.
+            share = key
+        del key
         active = ActiveSession(
             request_id,
             "records",
             driver,
             self._clock() + self._timeout,
             lambda result: None,
-            next_phase=lambda result: self._sign_after_records(prepared, result, offered, pending),
+            next_phase=lambda result: self._sign_after_records(
+                prepared, share, result, offered, pending
+            ),
             pending=pending,
         )
         out = self._register(prepared.sid, active)
@@ -554,11 +559,13 @@ class CosignerNode:
             taproot_merkle_root=prepared.target.taproot_merkle_root,
         )
 
-    def _prepare_sign(self, request_id: str, body: Mapping[str, object]) -> PreparedSign:
+    def _prepare_sign(
+        self, request_id: str, body: Mapping[str, object]
+    ) -> tuple[PreparedSign, KeyPackage | KeyShare]:
         """Every check a signing request gets before any envelope leaves: who signs,
         the key, the payload recomputed (DESIGN.md invariant 3), the fee cap, and the
         replay and policy checks over the records held now (refused here, nothing is
-        sent). The share is loaded for its public data and dropped.
+        sent). Returns the checks' outcome and the share, opened once for both.
 
         Raises:
             RequestRefused: naming the check.
@@ -602,8 +609,8 @@ class CosignerNode:
         prepared = dataclasses.replace(prepared, evaluation=self._evaluate(prepared))
         if derived is not None and label is not None:
             self._presignature(vault, key_id, label, signers, derived)
-        del key, derived
-        return prepared
+        del derived
+        return prepared, key
 
     def _presignature(
         self, vault: str, key_id: str, label: str, signers: tuple[int, ...], key: KeyShare
@@ -659,6 +666,7 @@ class CosignerNode:
     def _sign_after_records(
         self,
         prepared: PreparedSign,
+        share: KeyPackage | KeyShare | None,
         exchanged: object,
         offered: int | None,
         pending: SessionDriver | None,
@@ -689,7 +697,8 @@ class CosignerNode:
             driver = pending
             key = None
         else:
-            key = self._keys.load(vault, key_id)
+            assert share is not None
+            key = share
             if isinstance(key, KeyShare):
                 assert prepared.presignature is not None
                 key = self._keys.ecdsa(body, vault, key_id, key)
@@ -711,7 +720,7 @@ class CosignerNode:
             else:
                 self._record(checked, prepared.signer_key)
                 driver = self._frost_driver(prepared, key)
-        del key
+        del key, share
         request_id = prepared.request_id
         digest = checked.target.request.digest
 
