@@ -58,6 +58,12 @@ from shardvault.policy.errors import (
     WrongWorkspaceError,
 )
 from shardvault.policy.evaluate import Check, Evaluation, Outcome, RuleTrace, evaluate
+from shardvault.policy.initiators import (
+    InitiatorEntry,
+    InitiatorKey,
+    InitiatorKeys,
+    parse_initiator_keys,
+)
 from shardvault.policy.keys import KeyAlgorithm, PublicKey
 from shardvault.policy.load import (
     address_book_to_document,
@@ -129,6 +135,9 @@ __all__ = [
     "FeeCap",
     "GroupStatus",
     "History",
+    "InitiatorEntry",
+    "InitiatorKey",
+    "InitiatorKeys",
     "KeyAlgorithm",
     "MalformedBundleError",
     "Measure",
@@ -172,6 +181,7 @@ __all__ = [
     "parse_context",
     "parse_cosigner_directory",
     "parse_history",
+    "parse_initiator_keys",
     "parse_policy",
     "parse_prices",
     "parse_request",

@@ -14,10 +14,12 @@ floating-point numbers anywhere) of::
      "predecessor": hex of the previous bundle's hash (32 zero bytes for the first),
      "policy": canonical policy document, "address_book": canonical address book,
      "admins": {"quorum": k, "members": [{"id", "algorithm", "public_key"}...]},
-     "cosigners": {"members": [{"party", "signing_key", "encryption_key", "binding"}]}}
+     "cosigners": {"members": [{"party", "signing_key", "encryption_key", "binding"}]},
+     "initiators": {"members": [{"initiator": {"type", "id"}, "keys": [...]}]}}
 
-``cosigners`` (the co-signer directory, :mod:`.directory`) is present only in bundles
-that carry one, so a bundle without it keeps the payload, and the hash, it always had.
+``cosigners`` (the co-signer directory, :mod:`.directory`) and ``initiators`` (which API
+key speaks for which initiator, :mod:`.initiators`) are present only in bundles that
+carry them, so a bundle without them keeps the payload, and the hash, it always had.
 
 Each admin signs ``BUNDLE_DOMAIN || payload``; the bundle's hash, which the next bundle
 names as its predecessor, is SHA-256 of the same bytes. Signatures are not part of the
@@ -26,8 +28,8 @@ hash, so adding a signature never changes a bundle's identity.
 Verification (:class:`BundleChain`): the bundle is for the pinned workspace; it extends
 the head (its version is the head's plus one and its predecessor is the head's hash; an
 older version is a replay); every signer is in the current admin set, signs once, and
-verifies; at least ``quorum`` admins signed. Only then does the chain advance and the
-bundle's admin set become the one that must sign the next bundle.
+verifies; at least ``quorum`` admins signed. Only then does the chain advance and the bundle's
+admin set become the one that must sign the next bundle.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from shardvault.policy.errors import (
     UnknownSignerError,
     WrongWorkspaceError,
 )
+from shardvault.policy.initiators import InitiatorKeys, parse_initiator_keys
 from shardvault.policy.keys import PublicKey, SignatureCheckFailed
 from shardvault.policy.load import (
     address_book_to_document,
@@ -174,7 +177,8 @@ class PolicyBundle:
     ``admins`` is the admin set that governs the *next* bundle; this bundle itself is
     verified against the set in force before it. ``cosigners``, when present, is the
     co-signer directory the admins approved: the only parties a co-signer holding this
-    bundle accepts in a session.
+    bundle accepts in a session. ``initiators``, when present, says which API key speaks
+    for which initiator: the only source of a request's initiator at a co-signer.
     """
 
     workspace: str
@@ -184,6 +188,7 @@ class PolicyBundle:
     admins: AdminSet
     signatures: tuple[BundleSignature, ...] = ()
     cosigners: CosignerDirectory | None = None
+    initiators: InitiatorKeys | None = None
 
     @property
     def version(self) -> int:
@@ -203,6 +208,8 @@ class PolicyBundle:
         }
         if self.cosigners is not None:
             document["cosigners"] = self.cosigners.to_document()
+        if self.initiators is not None:
+            document["initiators"] = self.initiators.to_document()
         return canonical_json(document)
 
     def signing_message(self) -> bytes:
@@ -236,9 +243,11 @@ def new_bundle(
     admins: AdminSet,
     predecessor: PolicyBundle | None = None,
     cosigners: CosignerDirectory | None = None,
+    initiators: InitiatorKeys | None = None,
 ) -> PolicyBundle:
     """An unsigned bundle that follows ``predecessor`` (or starts the chain), carrying
-    the co-signer directory ``cosigners`` if given."""
+    the co-signer directory ``cosigners`` and the initiator keys ``initiators`` if
+    given."""
     return PolicyBundle(
         workspace=workspace,
         predecessor=GENESIS_PREDECESSOR if predecessor is None else predecessor.hash(),
@@ -246,6 +255,7 @@ def new_bundle(
         address_book=address_book,
         admins=admins,
         cosigners=cosigners,
+        initiators=initiators,
     )
 
 
@@ -265,7 +275,7 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
         obj["payload"],
         f"{path}.payload",
         {"format", "workspace", "version", "predecessor", "policy", "address_book", "admins"},
-        optional={"cosigners"},
+        optional={"cosigners", "initiators"},
     )
     if payload["format"] != BUNDLE_FORMAT:
         raise MalformedBundleError(
@@ -292,6 +302,11 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
         if "cosigners" in payload
         else None
     )
+    initiators = (
+        parse_initiator_keys(payload["initiators"], f"{path}.payload.initiators")
+        if "initiators" in payload
+        else None
+    )
     signatures_value = obj["signatures"]
     if not isinstance(signatures_value, list):
         raise MalformedBundleError("expected a list", path=f"{path}.signatures")
@@ -306,7 +321,9 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
         signatures.append(
             BundleSignature(signer, _hex(sig["signature"], f"{path}.signatures[{i}].signature"))
         )
-    return PolicyBundle(workspace, predecessor, policy, book, admins, tuple(signatures), cosigners)
+    return PolicyBundle(
+        workspace, predecessor, policy, book, admins, tuple(signatures), cosigners, initiators
+    )
 
 
 def verify_bundle_signatures(bundle: PolicyBundle, admins: AdminSet) -> tuple[str, ...]:
