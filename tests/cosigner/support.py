@@ -28,6 +28,7 @@ from shardvault.policy import (
     new_bundle,
     parse_address_book,
     parse_admin_set,
+    parse_initiator_keys,
     parse_policy,
 )
 
@@ -76,13 +77,16 @@ POLICY = {
 }
 
 
-def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None):
+def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None, initiators=None):
+    """A bundle of ``policy`` signed by ``signers``, listing the initiator keys
+    ``initiators`` (a section document, tests/cosigner/initiator_support.py) if given."""
     bundle = new_bundle(
         WORKSPACE,
         parse_policy(policy),
         parse_address_book({"format": "shardvault.address-book/v1", "entries": []}),
         parse_admin_set(ADMIN_SET),
         predecessor,
+        initiators=None if initiators is None else parse_initiator_keys(initiators),
     )
     for name in signers:
         key = ADMINS.get(name) or _key(name)
