@@ -13,6 +13,7 @@ from pathlib import Path
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.crypto.bip32 import ExtendedPublicKey
 from shardvault.crypto.group import SECP256K1
+from tests.cosigner.initiator_support import INITIATORS
 from tests.cosigner.support import VAULT, dkg_request, signed_bundle
 from tests.cosigner.test_node import Cluster
 
@@ -25,11 +26,11 @@ def ecdsa_cluster(
     policy: Mapping[str, object],
     key_id: str,
     path: str,
-    initiators: Mapping[str, object] | None = None,
+    initiators: Mapping[str, object] | None = INITIATORS,
 ) -> Iterator[tuple[Cluster, bytes]]:
-    """Nodes holding ``policy`` (and the initiator keys ``initiators``, if given) and an
-    ECDSA key ``key_id``; yields the cluster and the compressed public key derived at
-    ``path``. Closes the nodes at the end."""
+    """Nodes holding ``policy`` (with the initiator keys ``initiators``: alice's and
+    bob's by default) and an ECDSA key ``key_id``; yields the cluster and the compressed
+    public key derived at ``path``. Closes the nodes at the end."""
     previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
     os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
     cluster = None

@@ -13,11 +13,13 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from shardvault.chains import solana
+from shardvault.chains.amounts import format_decimal_amount
 from shardvault.sdk.auth import ApiKeyCredentials
 
 CREATE_PATH = "/v1/transactions"
@@ -90,3 +92,33 @@ def issued_at(request: Mapping[str, str]) -> int:
     payload = request["token"].split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return int(claims["iat"])
+
+
+def forward(
+    body: MutableMapping[str, object],
+    request: Mapping[str, str],
+    initiator: str = "alice",
+    *,
+    created_at: int | None = None,
+) -> MutableMapping[str, object]:
+    """``body`` (a sign request) carrying the signed ``request``, its metadata naming
+    ``initiator`` and the request's time (or ``created_at``), as the service sends them."""
+    body["initiator_request"] = dict(request)
+    meta = body["metadata"]
+    assert isinstance(meta, dict)
+    meta["initiator"] = {"type": "user", "id": initiator}
+    meta["created_at"] = issued_at(request) if created_at is None else created_at
+    return body
+
+
+def forward_solana(
+    body: MutableMapping[str, object],
+    destination: bytes,
+    lamports: int,
+    credentials: ApiKeyCredentials = ALICE,
+) -> MutableMapping[str, object]:
+    """``body`` carrying a fresh request signed with ``credentials`` (alice's by
+    default) for ``lamports`` to the Solana key ``destination``."""
+    amount = format_decimal_amount(lamports, 9)
+    request = signed_request(credentials, create_body(str(solana.Pubkey(destination)), amount))
+    return forward(body, request)

@@ -31,6 +31,7 @@ from shardvault.policy import (
     parse_initiator_keys,
     parse_policy,
 )
+from tests.cosigner.initiator_support import INITIATORS
 
 WORKSPACE = "ws-test"
 VAULT = "treasury"
@@ -77,9 +78,12 @@ POLICY = {
 }
 
 
-def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None, initiators=None):
+def signed_bundle(
+    signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None, initiators=INITIATORS
+):
     """A bundle of ``policy`` signed by ``signers``, listing the initiator keys
-    ``initiators`` (a section document, tests/cosigner/initiator_support.py) if given."""
+    ``initiators`` (a section document, tests/cosigner/initiator_support.py; alice's and
+    bob's by default, ``None`` for none)."""
     bundle = new_bundle(
         WORKSPACE,
         parse_policy(policy),

@@ -27,6 +27,7 @@ from shardvault.service.bitcoin_transfers import (
 )
 from shardvault.service.transactions import intent_digest
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
+from tests.cosigner.initiator_support import ALICE, create_body, forward, signed_request
 from tests.cosigner.support import (
     ADMIN_SET,
     POLICY,
@@ -335,7 +336,9 @@ def _presign(cluster, label):
     presign(cluster, "btc-ecdsa", BTC_PATH, label)
 
 
-def _sign(cluster, psbt: bytes, index: int, label: str, approvals):
+def _sign(cluster, psbt: bytes, index: int, label: str, approvals, request=None):
+    """Sign input ``index`` of ``psbt`` as the intent's transaction, carrying the
+    initiator's signed ``request`` if given."""
     body = sign_request(
         psbt,
         (1, 3),
@@ -349,6 +352,8 @@ def _sign(cluster, psbt: bytes, index: int, label: str, approvals):
     body["metadata"].update(
         {"network": "regtest", "transaction_id": TRANSACTION_ID, "workspace_id": WORKSPACE_ID}
     )
+    if request is not None:
+        forward(body, request)
     return cluster.run(body, [1, 3])
 
 
@@ -370,10 +375,12 @@ def test_nodes_sign_a_two_input_p2wpkh_spend_that_bitcointx_verifies(btc_cluster
     )
     assert spend.input_count == 2
     good = approval(_intent(source=source))
+    # Alice's one signed request covers every input of the one transaction.
+    alices = signed_request(ALICE, create_body(PAYEE, "0.0007", wallet_id="w-btc", source_index=5))
     signatures = []
     for index in range(spend.input_count):
         _presign(btc_cluster, f"btc-{index}")
-        results = _sign(btc_cluster, spend.psbt, index, f"btc-{index}", [good])
+        results = _sign(btc_cluster, spend.psbt, index, f"btc-{index}", [good], alices)
         assert {r["status"] for r in results.values()} == {"ok"}, results
         assert {r["digest"] for r in results.values()} == {good["digest"]}
         assert {r["signature"] for r in results.values()} == {results[1]["signature"]}

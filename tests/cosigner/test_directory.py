@@ -28,8 +28,10 @@ from shardvault.policy import (
     parse_address_book,
     parse_admin_set,
     parse_bundle,
+    parse_initiator_keys,
     parse_policy,
 )
+from tests.cosigner.initiator_support import INITIATORS
 from tests.cosigner.support import (
     ADMIN_SET,
     ADMINS,
@@ -53,6 +55,7 @@ def _bundle(directory: CosignerDirectory | None, signers=("admin-1", "admin-2"),
         parse_admin_set(ADMIN_SET),
         predecessor,
         cosigners=directory,
+        initiators=parse_initiator_keys(INITIATORS),
     )
     for name in signers:
         bundle = bundle.with_signature(name, ADMINS[name].sign(bundle.signing_message()).signature)

@@ -23,7 +23,7 @@ from tests.cosigner.initiator_support import (
     INITIATORS,
     SERVER_KEY_FOR_ALICE,
     create_body,
-    issued_at,
+    forward,
     signed_request,
 )
 from tests.cosigner.support import (
@@ -111,8 +111,7 @@ def _sign(cluster, message, transaction_id, *, request, claimed="alice", approva
     meta["initiator"] = {"type": "user", "id": claimed}
     meta["workspace_id"], meta["transaction_id"] = WORKSPACE, transaction_id
     if request is not _UNSIGNED:
-        body["initiator_request"] = request
-        meta["created_at"] = issued_at(request)
+        forward(body, request, claimed)
     return cluster.run(body, [1, 2])
 
 
@@ -143,7 +142,6 @@ def test_alices_own_request_is_signed_as_hers(cluster):
     assert {(r["status"], r["rule"]) for r in results.values()} == {("ok", "alice-small")}, results
 
 
-@pytest.mark.xfail(strict=True, reason="co-signers take the initiator from the coordinator")
 def test_a_forged_initiator_is_refused(cluster):
     """The coordinator holds alice's request for 3 SOL and says bob sent it."""
     request = signed_request(ALICE, create_body(DEST, "3"))
@@ -152,7 +150,6 @@ def test_a_forged_initiator_is_refused(cluster):
     assert all("'bob'" in r and "'alice'" in r for r in reasons), reasons
 
 
-@pytest.mark.xfail(strict=True, reason="co-signers take the initiator from the coordinator")
 def test_an_initiator_claimed_without_a_signed_request_is_refused(cluster):
     message = _message(cluster, DESTINATION, 3 * LAMPORTS_PER_SOL, "unsigned")
     results = _sign(cluster, message, "tx-unsigned", request=_UNSIGNED, claimed="bob")
@@ -160,7 +157,6 @@ def test_an_initiator_claimed_without_a_signed_request_is_refused(cluster):
     assert all("bob-settles" in r for r in reasons), reasons
 
 
-@pytest.mark.xfail(strict=True, reason="a signed request is not bound to one transaction")
 def test_one_signed_request_makes_one_transaction(cluster):
     request = signed_request(ALICE, create_body(DEST, "0.5"))
     first = _message(cluster, DESTINATION, LAMPORTS_PER_SOL // 2, "first")
@@ -172,7 +168,6 @@ def test_one_signed_request_makes_one_transaction(cluster):
     assert all("tx-first" in r for r in reasons), reasons
 
 
-@pytest.mark.xfail(strict=True, reason="the signed body is not compared with the payload")
 @pytest.mark.parametrize(
     ("destination", "lamports", "fault"),
     [
@@ -189,7 +184,6 @@ def test_a_body_that_disagrees_with_the_payload_is_refused(cluster, destination,
     assert all(fault in r for r in reasons), reasons
 
 
-@pytest.mark.xfail(strict=True, reason="any key the coordinator names is believed")
 def test_a_request_signed_by_a_key_the_admins_did_not_list_is_refused(cluster):
     """The server added a key for alice in its own database and signs with it."""
     request = signed_request(SERVER_KEY_FOR_ALICE, create_body(DEST, "0.5"))
@@ -198,7 +192,6 @@ def test_a_request_signed_by_a_key_the_admins_did_not_list_is_refused(cluster):
     assert all("key-alice-2" in r for r in reasons), reasons
 
 
-@pytest.mark.xfail(strict=True, reason="the self-approval ban trusts the coordinator's initiator")
 @pytest.mark.parametrize("forwarded", [True, False], ids=["forwarded", "none"])
 def test_a_self_approval_through_a_forged_initiator_is_refused(cluster, forwarded):
     """Alice asks for 3 SOL and approves it herself; the coordinator says carol asked,
@@ -229,3 +222,31 @@ def test_alice_approving_her_own_signed_request_does_not_count(cluster):
     carols = _intent_approval(cluster, "tx-self", 3 * LAMPORTS_PER_SOL, "carol", CAROL)
     results = _sign(cluster, message, "tx-self", request=request, approvals=[own, carols])
     assert {(r["status"], r["rule"]) for r in results.values()} == {("ok", "treasury-approves")}
+
+
+def test_a_key_generation_allowed_by_the_initiator_is_refused(tmp_path):
+    """A key generation carries no signed request: a rule that lets a named initiator
+    generate keys can only be met on the coordinator's word, so it is refused."""
+    policy = {
+        **POLICY,
+        "rules": [
+            {
+                "name": "alice-makes-keys",
+                "when": {"operation": ["key_generation"], "initiator": {"users": ["alice"]}},
+                "action": "allow",
+            }
+        ],
+    }
+    c = Cluster(tmp_path)
+    try:
+        bundle = signed_bundle(policy=policy, initiators=INITIATORS)
+        pushed = c.run({"kind": "policy", "request_id": "p", "bundles": [bundle.to_json()]}, [1])
+        assert pushed[1]["status"] == "ok", pushed
+        results = c.run(dkg_request(parties=(1, 2, 3)), [1])
+        assert (results[1]["status"], results[1]["check"], results[1]["rule"]) == (
+            "refused",
+            "initiator",
+            "alice-makes-keys",
+        )
+    finally:
+        c.close()

@@ -26,6 +26,13 @@ from shardvault.cosigner.errors import RequestRefused
 from shardvault.policy import BundleChain, parse_admin_set
 from shardvault.service.transactions import intent_digest
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
+from tests.cosigner.initiator_support import (
+    ALICE,
+    create_body,
+    forward,
+    forward_solana,
+    signed_request,
+)
 from tests.cosigner.support import (
     ADMIN_SET,
     CAROL,
@@ -331,7 +338,8 @@ def test_nodes_sign_a_solana_transfer_approved_by_intent(cluster):
     good = approval(digest)
     # The blockhash is chosen after approval, as nonces and fees are on Ethereum.
     message = _solana_transfer(key, 2 * LAMPORTS_PER_SOL, b"blockhash chosen later")
-    results = cluster.run(_intent_request(message, [good]), [1, 2])
+    body = _intent_request(message, [good])
+    results = cluster.run(forward_solana(body, DESTINATION, 2 * LAMPORTS_PER_SOL), [1, 2])
     assert {r["status"] for r in results.values()} == {"ok"}, results
     assert {r["digest"] for r in results.values()} == {digest.hex()}
     VerifyKey(key).verify(message, bytes.fromhex(results[1]["signature"]))
@@ -440,7 +448,8 @@ def test_nodes_sign_an_eth_transfer_approved_before_nonce_and_fees(eth_cluster):
     good = _pipeline_approval(source=eth_cluster.eth_source)
     _presign(eth_cluster, "p1")
     tx = _eth_transfer(nonce=3, fees=ethereum.FeeParameters(41 * 10**9, 2 * 10**9, 21_000))
-    results = eth_cluster.run(_eth_sign_request(tx, [good], "p1"), [1, 3])
+    alices = signed_request(ALICE, create_body(RECIPIENT, "1", wallet_id="w-eth", source_index=7))
+    results = eth_cluster.run(forward(_eth_sign_request(tx, [good], "p1"), alices), [1, 3])
     assert {r["status"] for r in results.values()} == {"ok"}, results
     assert {r["digest"] for r in results.values()} == {good["digest"]}
     signature = bytes.fromhex(results[1]["signature"])

@@ -32,6 +32,7 @@ from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
 from shardvault.crypto.channel import Directory, peek_header, verify_evidence
 from shardvault.custody.secret import SecretBytes
+from tests.cosigner.initiator_support import forward_solana
 from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
@@ -133,7 +134,9 @@ def test_approval_releases_and_a_changed_payload_gets_nothing(cluster, sol_key):
     no_approval = cluster.run(sign_request(message, (1, 2)), [1, 2])
     assert _refusals(no_approval) == {("refused", "policy", "sol-needs-approval")}
     good = approval(solana_digest(message))
-    approved = cluster.run(sign_request(message, (1, 2), approvals=[good]), [1, 2])
+    # Approvals count for a request alice signed herself (she may not approve it).
+    body = forward_solana(sign_request(message, (1, 2), approvals=[good]), DESTINATION, 2 * 10**9)
+    approved = cluster.run(body, [1, 2])
     assert {r["status"] for r in approved.values()} == {"ok"}
     VerifyKey(sol_key).verify(message, bytes.fromhex(approved[2]["signature"]))
     # A compromised coordinator reuses the approval for a different amount or recipient.

@@ -39,6 +39,7 @@ from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.frost import KeyPackage
 from shardvault.custody.secret import SecretBytes
 from tests.cosigner.callback_support import CustomerService
+from tests.cosigner.initiator_support import forward_solana
 from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
@@ -232,8 +233,9 @@ def test_compromised_coordinator_gets_no_signature(cluster, sol_key):
     for changed in (swapped, solana_transfer(sol_key, DESTINATION, 3 * LAMPORTS_PER_SOL)):
         results = cluster.run(sign_request(changed, (1, 3), approvals=[good]), (1, 3))
         assert _statuses(results) == {("refused", "policy", "sol-needs-approval")}
-    # The approved payload itself is signed.
-    results = cluster.run(sign_request(approved, (1, 3), approvals=[good]), (1, 3))
+    # The approved payload itself is signed (alice signed its request, carol approved).
+    body = sign_request(approved, (1, 3), approvals=[good])
+    results = cluster.run(forward_solana(body, DESTINATION, 2 * LAMPORTS_PER_SOL), (1, 3))
     assert {r["status"] for r in results.values()} == {"ok"}
     VerifyKey(sol_key).verify(approved, bytes.fromhex(results[1]["signature"]))
 

@@ -20,6 +20,7 @@ from shardvault.crypto.protocols.cggmp21.messages import SIGN_PROTOCOL
 from shardvault.custody.secret import SecretBytes
 from shardvault.service.transactions import intent_digest
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
+from tests.cosigner.initiator_support import ALICE, create_body, forward, signed_request
 from tests.cosigner.support import PASSPHRASE, POLICY, approval, sign_request
 
 WORKSPACE_ID = "0b7e1c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -76,6 +77,17 @@ def _transfer(nonce, fees=FEES):
     )
 
 
+def _initiated(cluster, body, transaction_id):
+    """``body`` as transfer ``transaction_id``, carrying alice's signed request for it
+    (one per transfer, as the service stores it)."""
+    requests = cluster.__dict__.setdefault("requests", {})
+    if transaction_id not in requests:
+        create = create_body(RECIPIENT, "1", wallet_id="w-eth", source_index=9)
+        requests[transaction_id] = signed_request(ALICE, create)
+    body["metadata"].update({"transaction_id": transaction_id, "workspace_id": WORKSPACE_ID})
+    return forward(body, requests[transaction_id])
+
+
 def _sign(cluster, transaction_id, tx):
     """Send one signing request of ``tx`` as transfer ``transaction_id`` with a fresh
     presignature; the results by party."""
@@ -91,8 +103,7 @@ def _sign(cluster, transaction_id, tx):
         path=ETH_PATH,
         approvals=[_approval(cluster, transaction_id)],
     )
-    body["metadata"].update({"transaction_id": transaction_id, "workspace_id": WORKSPACE_ID})
-    return cluster.run(body, list(SIGNERS))
+    return cluster.run(_initiated(cluster, body, transaction_id), list(SIGNERS))
 
 
 def test_an_approved_transfer_resent_with_another_nonce_is_refused(eth_cluster):
@@ -136,8 +147,7 @@ def test_the_entry_is_on_disk_before_the_share_leaves(eth_cluster):
         path=ETH_PATH,
         approvals=[_approval(eth_cluster, "tx-before-result")],
     )
-    body["metadata"].update({"transaction_id": "tx-before-result", "workspace_id": WORKSPACE_ID})
-    eth_cluster.core.submit(body, list(SIGNERS))
+    eth_cluster.core.submit(_initiated(eth_cluster, body, "tx-before-result"), list(SIGNERS))
     first = eth_cluster.nodes[1].step(0.0)
     assert [peek_header(e).protocol for e in first.envelopes] == [RECORDS_PROTOCOL]
     out = eth_cluster.nodes[3].step(0.0)

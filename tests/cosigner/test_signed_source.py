@@ -12,8 +12,7 @@ import pytest
 
 from shardvault.chains import ethereum
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
-from tests.cosigner.initiator_support import ALICE, INITIATORS, create_body, issued_at
-from tests.cosigner.initiator_support import signed_request as forwarded
+from tests.cosigner.initiator_support import ALICE, create_body, forward, signed_request
 from tests.cosigner.support import POLICY, WORKSPACE, sign_request
 
 HARDHAT = 31337
@@ -43,7 +42,7 @@ SOURCE_POLICY = {
 @pytest.fixture(scope="module")
 def eth_cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("source-cluster")
-    with ecdsa_cluster(root, SOURCE_POLICY, "eth-src", HOT, initiators=INITIATORS) as (cluster, _):
+    with ecdsa_cluster(root, SOURCE_POLICY, "eth-src", HOT) as (cluster, _):
         yield cluster
 
 
@@ -64,9 +63,8 @@ def _sign(cluster, payload, label, path, *, wallet=None, request=None, transacti
     if wallet is not None:
         meta["source"] = {**meta["source"], "wallet": wallet}
     if request is not None:
-        body["initiator_request"] = request
-        meta["created_at"] = issued_at(request)
         meta["workspace_id"], meta["transaction_id"] = WORKSPACE, transaction
+        forward(body, request)
     return cluster.run(body, [1, 3])
 
 
@@ -75,7 +73,6 @@ def test_the_hot_address_sends_under_its_own_path(eth_cluster):
     assert {(r["status"], r["rule"]) for r in results.values()} == {("ok", "hot-address")}
 
 
-@pytest.mark.xfail(strict=True, reason="co-signers take the source wallet from the coordinator")
 def test_a_wallet_the_coordinator_names_for_another_path_is_refused(eth_cluster):
     """The coordinator spends from the cold address and says it is the hot wallet."""
     results = _sign(eth_cluster, _transfer(0), "cold", COLD, wallet=HOT)
@@ -83,10 +80,11 @@ def test_a_wallet_the_coordinator_names_for_another_path_is_refused(eth_cluster)
     assert all(COLD in r["reason"] and HOT in r["reason"] for r in results.values()), results
 
 
-@pytest.mark.xfail(strict=True, reason="the signed source index is not compared with the path")
 def test_a_signed_request_for_one_address_signed_from_another_is_refused(eth_cluster):
     """Alice asked to pay from address 1 of her wallet; the coordinator derives address 7."""
-    request = forwarded(ALICE, create_body(RECIPIENT, "0.1", wallet_id="w-eth", source_index=1))
+    request = signed_request(
+        ALICE, create_body(RECIPIENT, "0.1", wallet_id="w-eth", source_index=1)
+    )
     results = _sign(
         eth_cluster, _transfer(1), "index", COLD, wallet=COLD, request=request, transaction="tx-i"
     )

@@ -22,6 +22,7 @@ from shardvault.policy import (
     load_policy,
     parse_address_book,
     parse_history,
+    parse_initiator_keys,
     parse_request,
 )
 from shardvault.policy.model import Policy
@@ -199,3 +200,23 @@ def statement_json(
         approver, digest, signed_at=signed_at, version=version, decision=decision
     )
     return {**body, "signature": key.sign(message).signature.hex()}
+
+
+INITIATORS = parse_initiator_keys(
+    {
+        "members": [
+            {
+                "initiator": {"type": "user", "id": "alice"},
+                "keys": [
+                    {
+                        "id": "key-alice",
+                        "algorithm": "ed25519",
+                        "public_key": ed25519_key("alice-api").verify_key.encode().hex(),
+                    }
+                ],
+            }
+        ]
+    }
+)
+"""An initiators section listing one TEST-ONLY API key of alice, for bundles whose
+rules depend on the initiator."""

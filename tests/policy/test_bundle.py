@@ -34,6 +34,7 @@ from shardvault.policy.request import UnixSeconds
 from ._support import (
     BOOK,
     HEADER,
+    INITIATORS,
     NOW,
     ed25519_key,
     make_request,
@@ -274,7 +275,9 @@ def test_a_cosigner_decides_with_the_chain_head() -> None:
 
     empty = parse_address_book({"format": "shardvault.address-book/v1"})
     chain = BundleChain(WORKSPACE, ADMINS)
-    chain.accept(sign(new_bundle(WORKSPACE, policy(1), empty, ADMINS), "ann", "ben"))
+    # The approvals rule depends on the initiator: the bundle lists the initiator keys.
+    first = new_bundle(WORKSPACE, policy(1), empty, ADMINS, initiators=INITIATORS)
+    chain.accept(sign(first, "ann", "ben"))
     request = make_request(destination="0x" + "22" * 20)
 
     def decide() -> Decision:
@@ -285,5 +288,6 @@ def test_a_cosigner_decides_with_the_chain_head() -> None:
 
     assert decide() is Decision.REQUIRE_APPROVALS
     assert chain.head is not None
-    chain.accept(sign(new_bundle(WORKSPACE, policy(2), BOOK, ADMINS, chain.head), "ben", "cat"))
+    second = new_bundle(WORKSPACE, policy(2), BOOK, ADMINS, chain.head, initiators=INITIATORS)
+    chain.accept(sign(second, "ben", "cat"))
     assert decide() is Decision.ALLOW

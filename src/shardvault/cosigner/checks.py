@@ -11,9 +11,12 @@ The coordinator sends the transaction *payload*, never only a digest. The co-sig
    one (a compromised coordinator showing approvers one transaction and the co-signers
    another);
 3. builds the policy's view of the request (operation, destination, asset, amount,
-   network) *from the payload*; from the coordinator it takes only what the payload
-   cannot say: who initiated it, the source vault/wallet, the creation time, the
-   network name of a Solana or Bitcoin payload, prices, and a token's decimals;
+   network) *from the payload*; the source wallet is the derivation path it signs
+   along (a different coordinator-sent wallet is refused); the initiator and the
+   creation time come from the initiator's own signed API request when the bundle lists
+   initiator keys (:mod:`.initiator`: a forged, reused or mismatched one is refused);
+   from the coordinator it still takes the network name of a Solana or Bitcoin payload,
+   prices, and a token's decimals;
 4. checks the fees the payload commits to against the fee cap the signed policy sets
    for its network (:func:`check_fee`, DESIGN.md invariant 12): an Ethereum
    transaction's worst-case fee and priority fee per gas, a Bitcoin transaction's fee
@@ -51,6 +54,7 @@ from dataclasses import dataclass
 
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.cosigner.fees import check_fee
+from shardvault.cosigner.initiator import apply_initiator_request
 from shardvault.cosigner.target import (
     KEYGEN_DIGEST_DOMAIN,
     MAX_FUTURE_SKEW,
@@ -60,6 +64,7 @@ from shardvault.cosigner.target import (
     SigningTarget,
     hex_field,
     metadata_fields,
+    source_from_key,
 )
 from shardvault.cosigner.targets import ethereum_target, keygen_request, raw_target, solana_target
 from shardvault.cosigner.targets_bitcoin import bitcoin_p2wpkh_target, bitcoin_target
@@ -78,8 +83,10 @@ from shardvault.policy import (
     parse_approval,
     parse_prices,
 )
+from shardvault.policy.initiators import InitiatorKeys
 from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.policy.request import UnixSeconds
+from shardvault.policy.signed_inputs import is_derivation_path
 
 __all__ = [
     "KEYGEN_DIGEST_DOMAIN",
@@ -176,21 +183,31 @@ def _with_intent(target: SigningTarget, ids: tuple[str, str]) -> SigningTarget:
 
 
 def signing_target(
-    request: Mapping[str, object], key: bytes | None, *, ecdsa_key: bytes | None = None
+    request: Mapping[str, object],
+    key: bytes | None,
+    *,
+    ecdsa_key: bytes | None = None,
+    path: str = "m",
+    initiators: InitiatorKeys | None = None,
 ) -> SigningTarget:
     """Recompute what a signing request asks for, from its payload.
 
     ``key`` is the vault's group public key as the chain encodes it (Ed25519 key,
     BIP340 x-only key); ``ecdsa_key`` the compressed secp256k1 public key an Ethereum
     transaction or a Bitcoin P2WPKH input is signed with (derived along the request's
-    path). With ``transaction_id`` and
+    path). ``path`` is the derivation path the co-signer signs along (``m`` for a key
+    used at its root): the request's source wallet. With ``transaction_id`` and
     ``workspace_id`` in the metadata, a transfer's approvals are counted over its intent
-    digest (module docstring).
+    digest (module docstring). With ``initiators`` (the bundle's initiator keys), a
+    forwarded ``initiator_request`` is verified and gives the initiator and creation
+    time (:func:`.initiator.apply_initiator_request`).
 
     Raises:
         RequestRefused: malformed request, unsupported chain, payload refused, a
-            claimed digest that differs from the recomputed one, or intent metadata on
-            a payload that is not a transfer from the signing key.
+            claimed digest that differs from the recomputed one, intent metadata on a
+            payload that is not a transfer from the signing key, a claimed source wallet
+            that is not ``path`` (check ``source``), or a forwarded initiator request
+            that does not verify or differs from the payload (check ``initiator``).
     """
     chain = request.get("chain")
     payload = hex_field(request.get("payload"), "payload")
@@ -219,7 +236,10 @@ def signing_target(
     target = dataclasses.replace(target, payload_digest=target.request.digest)
     if ids is not None:
         target = _with_intent(target, ids)
-    return target
+    if not is_derivation_path(path):
+        raise RequestRefused("malformed", f"derivation path {path!r} refused")
+    target = dataclasses.replace(target, request=source_from_key(target.request, path))
+    return apply_initiator_request(target, request, initiators, path)
 
 
 def check_policy(

@@ -55,6 +55,7 @@ from shardvault.cosigner.checks import (
 from shardvault.cosigner.driver import SessionDriver
 from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
+from shardvault.cosigner.initiator import refuse_unsigned_initiator
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.node_keys import TEST_ONLY_PRIMES_ENV, NodeKeys
 from shardvault.cosigner.record_exchange import RecordGapError, records_driver
@@ -62,6 +63,7 @@ from shardvault.cosigner.request_fields import (
     int_field,
     list_field,
     parties_field,
+    path_field,
     session_field,
     text_field,
 )
@@ -90,7 +92,13 @@ from shardvault.crypto.protocols.frost import SUITES, KeyPackage
 from shardvault.crypto.rng import RandomSource, system_random
 from shardvault.custody.envelope import ShareAddress
 from shardvault.custody.errors import CustodyError
-from shardvault.policy import Evaluation, PastTransaction, PolicyError, parse_bundle
+from shardvault.policy import (
+    Evaluation,
+    PastTransaction,
+    PolicyError,
+    TransactionRequest,
+    parse_bundle,
+)
 
 log = logging.getLogger("shardvault.cosigner")
 
@@ -342,7 +350,7 @@ class CosignerNode:
             separators=(",", ":"),
         ).encode()
         request = keygen_request(body.get("metadata", {}), canonical)  # type: ignore[arg-type]
-        check_policy(
+        evaluation = check_policy(
             self.state.chain,
             request,
             now=int(self._clock()),
@@ -350,6 +358,8 @@ class CosignerNode:
             approvals=body.get("approvals", []),
             history=self._history(),
         )
+        # A key generation carries no initiator's signed request.
+        self._refuse_unsigned_initiator(request, evaluation, signed=False)
         if scheme == "ecdsa-secp256k1":
             return self._start_ecdsa_keygen(
                 request_id, body, sid, parties, min_signers, address, directory
@@ -591,8 +601,14 @@ class CosignerNode:
         if isinstance(key, KeyShare):
             derived = self._keys.ecdsa(body, vault, key_id, key)
         ecdsa_key = derived.public_key.to_bytes() if derived is not None else None
+        head = self.state.chain.head
         target = signing_target(
-            body, chain_key, ecdsa_key=ecdsa_key if body.get("chain") != "raw" else None
+            body,
+            chain_key,
+            ecdsa_key=ecdsa_key if body.get("chain") != "raw" else None,
+            # FROST keys sign at their root; an ECDSA key derives along the path.
+            path=path_field(body) if isinstance(key, KeyShare) else "m",
+            initiators=None if head is None else head.initiators,
         )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
@@ -654,12 +670,16 @@ class CosignerNode:
             approvals=prepared.body.get("approvals", []),
             history=self._history(),
         )
+        self._refuse_unsigned_initiator(
+            target.request, evaluation, signed=target.initiator_request is not None
+        )
         check_replay(
             self._entries(),
             intent_ids(target),
             target.replay_key,
             prepared.signer_key,
             target.payload_digest,
+            initiator_request=target.initiator_request,
         )
         return evaluation
 
@@ -748,6 +768,15 @@ class CosignerNode:
             return []
         return self._register(prepared.sid, active)
 
+    def _refuse_unsigned_initiator(
+        self, request: TransactionRequest, evaluation: Evaluation, *, signed: bool
+    ) -> None:
+        """Refuse an allowed request whose unsigned initiator could have changed the
+        decision (:func:`.initiator.refuse_unsigned_initiator`)."""
+        head = self.state.chain.head
+        assert head is not None  # check_policy refuses without a policy
+        refuse_unsigned_initiator(head.policy, request, evaluation.rule_index, signed=signed)
+
     def _record(self, checked: CheckedRequest, signer_key: bytes) -> None:
         """Append the signature about to start to the record of signed transactions,
         flushed to disk before the session's first message (which, for CGGMP21, carries
@@ -763,6 +792,7 @@ class CosignerNode:
             payload_digest=target.payload_digest,
             now=int(self._clock()),
             request=target.request,
+            initiator_request=target.initiator_request,
         )
 
     def _ask_customer(

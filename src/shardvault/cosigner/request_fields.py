@@ -49,3 +49,12 @@ def parties_field(body: Mapping[str, object], name: str) -> tuple[int, ...]:
         return tuple(int(p) for p in party_set(ids))
     except CryptoError as exc:
         raise RequestRefused("malformed", f"field {name}: {exc}") from None
+
+
+def path_field(body: Mapping[str, object]) -> str:
+    """The BIP32 path an ECDSA request derives along (``m``, the key itself, when the
+    request names none or an empty one)."""
+    path = body.get("path", "m")
+    if not isinstance(path, str):
+        raise RequestRefused("malformed", "field path must be a string")
+    return path or "m"

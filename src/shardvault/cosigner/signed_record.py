@@ -16,6 +16,9 @@ of::
     request         the policy's view of the request as this co-signer formed it from the
                     payload (``policy.request_to_json``): what velocity limits sum
     signed_at       the co-signer's clock, Unix seconds
+    initiator_request  hex digest of the initiator's own signed request when one
+                    verified (:func:`.initiator.request_digest`); absent otherwise, so
+                    the lines written before the field existed verify unchanged
     previous        hex of the previous line's hash (32 zero bytes for the first)
     signature       Ed25519 signature by the node's identity key (RFC 8032) over
                     RECORD_DOMAIN || the canonical JSON of every other field
@@ -37,7 +40,11 @@ peers as they are: :mod:`.record_exchange` shares them within each signing quoru
 2. a request whose payload digest was signed before by the same key is refused unless
    both carry the same replay key (the same transaction signed again: a failover
    quorum, another input of the same PSBT). The same digest under another key is
-   another transaction (another sender).
+   another transaction (another sender);
+3. a request carrying an initiator's signed request (check ``initiator``) is refused
+   when that signed request was recorded for another transaction: another (workspace
+   id, transaction id), or, without ids, another replay key. One signed request makes
+   one transaction.
 
 So a fee bump or a cancel of the same nonce (same blockhash, same outpoints) may be
 signed again; another nonce is refused. A raw digest has no replay key: it is recorded,
@@ -107,6 +114,7 @@ class SignedEntry:
     party: int | None = None
     request: Mapping[str, object] | None = field(default=None, hash=False, compare=False)
     format: str = RECORD_FORMAT
+    initiator_request: str | None = None
 
     def body(self) -> dict[str, object]:
         """The fields the signature covers."""
@@ -124,6 +132,8 @@ class SignedEntry:
         if self.format == RECORD_FORMAT:
             out["party"] = self.party
             out["request"] = None if self.request is None else dict(self.request)
+            if self.initiator_request is not None:
+                out["initiator_request"] = self.initiator_request
         return out
 
     @property
@@ -167,8 +177,11 @@ def parse_entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
         raise ConfigurationError(f"{where}: not a record entry")
     v2 = raw["format"] == RECORD_FORMAT
     expected = {"format", "signature", *_OPTIONAL, *_REQUIRED, *(_V2 if v2 else ())}
-    if set(raw) != expected:
+    if set(raw) - ({"initiator_request"} if v2 else set()) != expected:
         raise ConfigurationError(f"{where}: unexpected or missing fields")
+    initiator_request = raw.get("initiator_request")
+    if "initiator_request" in raw and not isinstance(initiator_request, str):
+        raise ConfigurationError(f"{where}: initiator_request must be a string")
     if any(raw[name] is not None and not isinstance(raw[name], str) for name in _OPTIONAL):
         raise ConfigurationError(f"{where}: ids, digests and keys must be strings or null")
     strings = ("signer_key", "payload_digest", "previous", "signature")
@@ -199,6 +212,7 @@ def parse_entry(raw: object, where: str) -> tuple[SignedEntry, bytes]:
         party if v2 else None,
         request,
         raw["format"],
+        initiator_request,
     )
     return entry, signature
 
@@ -236,15 +250,34 @@ def check_replay(
     replay_key: str | None,
     signer_key: bytes,
     payload_digest: bytes,
+    *,
+    initiator_request: str | None = None,
 ) -> None:
-    """Refuse a second signature of one approval (the rule of the module docstring),
-    over ``entries`` (this co-signer's and its peers').
+    """Refuse a second signature of one approval, or one signed initiator request for a
+    second transaction (the rules of the module docstring), over ``entries`` (this
+    co-signer's and its peers').
 
     Raises:
-        RequestRefused: check ``replay``, naming the transaction or the payload.
+        RequestRefused: check ``replay``, naming the transaction or the payload; check
+            ``initiator``, naming the transaction the signed request made.
     """
     digest, signer = payload_digest.hex(), signer_key.hex()
     for entry in entries:
+        if initiator_request is not None and entry.initiator_request == initiator_request:
+            same = (
+                entry.ids == ids
+                if ids is not None
+                else entry.transaction_id is None
+                and replay_key is not None
+                and entry.replay_key == replay_key
+            )
+            if not same:
+                raise RequestRefused(
+                    "initiator",
+                    "this signed initiator request was already used for transaction "
+                    f"{entry.transaction_id or entry.replay_key!r}; one signed request "
+                    "makes one transaction",
+                )
         if ids is not None and entry.ids == ids:
             if replay_key is None or entry.replay_key != replay_key:
                 who = "" if entry.party is None else f" (by co-signer {entry.party})"
@@ -339,13 +372,22 @@ class SignedRecord:
         replay_key: str | None,
         signer_key: bytes,
         payload_digest: bytes,
+        *,
+        initiator_request: str | None = None,
     ) -> None:
         """:func:`check_replay` over this co-signer's own entries.
 
         Raises:
-            RequestRefused: check ``replay``.
+            RequestRefused: check ``replay`` or ``initiator``.
         """
-        check_replay(self.entries, ids, replay_key, signer_key, payload_digest)
+        check_replay(
+            self.entries,
+            ids,
+            replay_key,
+            signer_key,
+            payload_digest,
+            initiator_request=initiator_request,
+        )
 
     def append(
         self,
@@ -358,6 +400,7 @@ class SignedRecord:
         payload_digest: bytes,
         now: int,
         request: TransactionRequest | None = None,
+        initiator_request: str | None = None,
     ) -> SignedEntry:
         """Sign an entry with the node's identity, append it and fsync it.
 
@@ -375,6 +418,7 @@ class SignedRecord:
             previous=self.head.hex(),
             party=self.party,
             request=None if request is None else request_to_json(request),
+            initiator_request=initiator_request,
         )
         body = entry.body()
         signature = identity.sign(RECORD_DOMAIN + canonical(body))

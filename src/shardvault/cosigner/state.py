@@ -696,7 +696,7 @@ def open_node(
             try:
                 if not isinstance(stored, list):
                     raise ConfigurationError("policy/bundles.json must be a list")
-                chain.accept_all([parse_bundle(b) for b in stored])
+                chain.accept_all([parse_bundle(b) for b in stored], stored=True)
             except PolicyError as exc:
                 raise ConfigurationError(f"stored policy bundle refused: {exc}") from None
         history: list[PastTransaction] = []

@@ -7,6 +7,7 @@ evaluates the signed policy over it; :mod:`.fees` caps what it may pay.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -130,6 +131,10 @@ class SigningTarget:
     payload_digest: bytes = b""
     """The digest of the payload itself (the policy digest before an intent replaced
     it), which the record of signed transactions keys on."""
+    initiator_request: str | None = None
+    """Hex digest of the initiator's own signed request when one verified
+    (:mod:`.initiator`), so the record binds it to one transaction; ``None`` when the
+    initiator is the coordinator's unsigned claim."""
 
 
 def hex_field(value: object, field: str) -> bytes:
@@ -157,6 +162,31 @@ def policy_request(fields: dict[str, object]) -> TransactionRequest:
         return parse_request(fields)
     except PolicyError as exc:
         raise RequestRefused("payload", f"cannot form the policy request: {exc}") from None
+
+
+def source_from_key(request: TransactionRequest, path: str | None) -> TransactionRequest:
+    """``request`` with its source wallet named by what the co-signer holds: the
+    derivation ``path`` it signs along (``None`` for a key generation, which spends from
+    no wallet). A coordinator-sent wallet must be that path, and source tags, which
+    nothing signs, must be absent (docs/policy.md "Signed inputs").
+
+    Raises:
+        RequestRefused: check ``source``, naming the claimed wallet and the path, or the
+            tags.
+    """
+    claimed = request.source
+    if claimed.tags:
+        raise RequestRefused(
+            "source", f"metadata.source.tags {sorted(claimed.tags)}: nothing signs source tags"
+        )
+    if claimed.wallet is not None and claimed.wallet != path:
+        where = "no wallet" if path is None else f"derivation path {path!r}"
+        raise RequestRefused(
+            "source",
+            f"metadata.source.wallet {claimed.wallet!r} is not the {where} this co-signer "
+            "signs along",
+        )
+    return dataclasses.replace(request, source=dataclasses.replace(claimed, wallet=path))
 
 
 def base_fields(meta: Mapping[str, object], digest: bytes, operation: str) -> dict[str, object]:

@@ -22,6 +22,7 @@ from shardvault.cosigner.target import (
     base_fields,
     metadata_fields,
     policy_request,
+    source_from_key,
 )
 from shardvault.policy import TransactionRequest
 
@@ -195,4 +196,5 @@ def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:
 def keygen_request(meta: Mapping[str, object], request_bytes: bytes) -> TransactionRequest:
     """The policy view of a key generation (its digest is a hash of the request)."""
     digest = hashlib.sha256(KEYGEN_DIGEST_DOMAIN + request_bytes).digest()
-    return policy_request(base_fields(metadata_fields(meta), digest, "key_generation"))
+    request = policy_request(base_fields(metadata_fields(meta), digest, "key_generation"))
+    return source_from_key(request, None)

@@ -55,6 +55,7 @@ from shardvault.policy.errors import (
     UnknownApproverError,
     UnknownFieldError,
     UnknownSignerError,
+    UnsignedInputError,
     WrongWorkspaceError,
 )
 from shardvault.policy.evaluate import Check, Evaluation, Outcome, RuleTrace, evaluate
@@ -165,6 +166,7 @@ __all__ = [
     "UnknownApproverError",
     "UnknownFieldError",
     "UnknownSignerError",
+    "UnsignedInputError",
     "WrongWorkspaceError",
     "address_book_to_document",
     "approval_message",

@@ -28,7 +28,9 @@ hash, so adding a signature never changes a bundle's identity.
 Verification (:class:`BundleChain`): the bundle is for the pinned workspace; it extends
 the head (its version is the head's plus one and its predecessor is the head's hash; an
 older version is a replay); every signer is in the current admin set, signs once, and
-verifies; at least ``quorum`` admins signed. Only then does the chain advance and the bundle's
+verifies; at least ``quorum`` admins signed; no rule decides on an unsigned input
+(:func:`~.signed_inputs.refuse_unsigned_inputs`: a rule that depends on the initiator
+needs the ``initiators`` section). Only then does the chain advance and the bundle's
 admin set become the one that must sign the next bundle.
 """
 
@@ -61,6 +63,7 @@ from shardvault.policy.load import (
     policy_to_document,
 )
 from shardvault.policy.model import AddressBook, Policy
+from shardvault.policy.signed_inputs import refuse_unsigned_inputs
 
 BUNDLE_FORMAT = "shardvault.policy-bundle/v1"
 """The ``format`` value of bundle payloads."""
@@ -392,8 +395,15 @@ class BundleChain:
         """Every accepted bundle, oldest first."""
         return tuple(self._bundles)
 
-    def accept(self, bundle: PolicyBundle) -> None:
+    def accept(self, bundle: PolicyBundle, *, stored: bool = False) -> None:
         """Verify ``bundle`` and make it the head.
+
+        ``stored``: the bundle was accepted before and is read back from storage (a
+        chain rebuilt at start). Its chaining and signatures are verified again, but not
+        :func:`refuse_unsigned_inputs`, which a bundle accepted by an earlier release may
+        fail: refusing it would stop the holder from starting, and so from taking the
+        bundle that replaces it. What such a bundle decides on the initiator is refused
+        when a request is evaluated instead (``shardvault.cosigner.initiator``).
 
         Raises:
             WrongWorkspaceError: a bundle for another workspace.
@@ -402,6 +412,8 @@ class BundleChain:
                 that skips ahead.
             UnknownSignerError, DuplicateSignerError, BadBundleSignatureError,
             QuorumNotMetError: see :func:`verify_bundle_signatures`.
+            UnsignedInputError: a rule that decides on an unsigned input (not for a
+                ``stored`` bundle).
         """
         if bundle.workspace != self._workspace:
             raise WrongWorkspaceError(
@@ -422,15 +434,17 @@ class BundleChain:
                 f"bundle version {bundle.version} does not follow the head {head.version}"
             )
         verify_bundle_signatures(bundle, self._admins)
+        if not stored:
+            refuse_unsigned_inputs(bundle.policy, bundle.initiators)
         self._bundles.append(bundle)
         self._head_hash = bundle.hash()
         self._admins = bundle.admins
 
-    def accept_all(self, bundles: Sequence[PolicyBundle]) -> None:
-        """Accept ``bundles`` in order; stops at the first refusal (raising its error),
-        keeping those accepted before it."""
+    def accept_all(self, bundles: Sequence[PolicyBundle], *, stored: bool = False) -> None:
+        """Accept ``bundles`` in order (``stored`` as for :meth:`accept`); stops at the
+        first refusal (raising its error), keeping those accepted before it."""
         for bundle in bundles:
-            self.accept(bundle)
+            self.accept(bundle, stored=stored)
 
 
 def _fields(

@@ -88,6 +88,12 @@ class BrokenChainError(BundleError):
     version skips ahead."""
 
 
+class UnsignedInputError(BundleError):
+    """A bundle with a rule that decides on something no trusted key signs (the
+    initiator without the bundle's initiator keys, source tags, a wallet that is not a
+    derivation path): a co-signer could only take it from the coordinator's word."""
+
+
 class ApprovalError(PolicyError):
     """A signed approval that does not count."""
 

@@ -209,7 +209,7 @@ def _chain(uow: UnitOfWork, workspace_id: str) -> BundleChain | None:
     chain = BundleChain(workspace_id, parse_admin_set(json.loads(pinned.pinned_admins)))
     for row in repo.chain():
         assert row.bundle is not None
-        chain.accept(parse_bundle(json.loads(row.bundle)))
+        chain.accept(parse_bundle(json.loads(row.bundle)), stored=True)
     return chain
 
 

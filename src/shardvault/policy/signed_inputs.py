@@ -1,0 +1,130 @@
+"""Which rules decide on facts that only a signature can vouch for (DESIGN.md invariant 12).
+
+A co-signer rebuilds the policy's view of a request from the payload it signs, the key
+and derivation path it holds, and statements signed by keys it trusts. A rule whose
+outcome turns on anything else would turn on the coordinator's word, so:
+
+* **The initiator.** A rule depends on it through an ``initiator`` condition, a velocity
+  limit ``per: initiator``, or ``require_approvals`` (the member who initiated a request
+  never approves it, so the initiator decides whose approvals count). The initiator is
+  signed only when the bundle lists the initiator keys (:mod:`.initiators`) and the
+  request carries the initiator's own signed API request.
+* **Source tags.** Nothing signs them yet: a rule with a ``source.tags`` condition is
+  refused.
+* **Source wallets.** A co-signer names the wallet a request spends from by the BIP32
+  derivation path it signs along (``m`` for a key used at its root, ``m/44/60/3/0/0``
+  for a derived one); a ``source.wallets`` entry that is not such a path could never
+  match and is refused, so a rule written for the server's wallet ids does not silently
+  stop applying.
+
+:func:`refuse_unsigned_inputs` applies these when a bundle loads;
+:func:`initiator_decides` tells a co-signer, after an evaluation, whether the initiator
+could have changed its outcome (a request without a signed initiator is then refused).
+"""
+
+from __future__ import annotations
+
+import re
+
+from shardvault.policy.errors import UnsignedInputError
+from shardvault.policy.initiators import InitiatorKeys
+from shardvault.policy.model import Decision, Operation, Policy, Rule, Scope
+
+MAX_PATH_INDEX = (1 << 31) - 1
+"""The largest non-hardened BIP32 index (co-signers derive non-hardened steps only)."""
+
+_PATH = re.compile(r"m(/(0|[1-9][0-9]{0,9}))*")
+
+
+def is_derivation_path(text: str) -> bool:
+    """Whether ``text`` is a non-hardened BIP32 path such as ``m`` or ``m/44/60/0/0/7``."""
+    if not _PATH.fullmatch(text):
+        return False
+    return all(int(step) <= MAX_PATH_INDEX for step in text.split("/")[1:])
+
+
+_APPROVALS = "its approvals: nobody approves their own request"
+
+
+def _condition_dependency(rule: Rule) -> str | None:
+    """How ``rule``'s conditions depend on the initiator, in words, or ``None``."""
+    if rule.when.initiator is not None:
+        return "an initiator condition"
+    if any(v.per is Scope.INITIATOR for v in rule.when.velocity):
+        return "a velocity limit per initiator"
+    return None
+
+
+def initiator_dependency(rule: Rule) -> str | None:
+    """How ``rule`` depends on who initiated the request, in words, or ``None``."""
+    reason = _condition_dependency(rule)
+    if reason is None and rule.action is Decision.REQUIRE_APPROVALS:
+        return _APPROVALS
+    return reason
+
+
+def refuse_unsigned_inputs(policy: Policy, initiators: InitiatorKeys | None) -> None:
+    """Refuse a policy that would decide on an unsigned fact (module docstring).
+
+    Raises:
+        UnsignedInputError: naming the first rule at fault and what it depends on.
+    """
+    for index, rule in enumerate(policy.rules):
+        where = f"policy.rules[{index}]"
+        reason = initiator_dependency(rule)
+        if reason is not None and initiators is None:
+            raise UnsignedInputError(
+                f"rule {rule.name!r} depends on the initiator ({reason}), but the bundle "
+                "lists no initiator keys: co-signers would take the initiator from the "
+                "coordinator's word",
+                path=where,
+            )
+        source = rule.when.source
+        if source is None:
+            continue
+        if source.tags:
+            raise UnsignedInputError(
+                f"rule {rule.name!r} conditions on source tags, which nothing signs",
+                path=f"{where}.when.source.tags",
+            )
+        for wallet in sorted(source.wallets):
+            if not is_derivation_path(wallet):
+                raise UnsignedInputError(
+                    f"rule {rule.name!r} names source wallet {wallet!r}, which is not a "
+                    "derivation path: co-signers name a wallet by the path they sign along "
+                    "(m/44/60/0/0/0)",
+                    path=f"{where}.when.source.wallets",
+                )
+
+
+def initiator_decides(
+    policy: Policy, operation: Operation, rule_index: int | None
+) -> tuple[str, str] | None:
+    """Whether the initiator could have changed the outcome of an evaluation of an
+    ``operation`` request that ``rule_index`` decided: the first rule up to the deciding
+    one that may apply to the operation and conditions on the initiator, or the
+    deciding rule itself when it requires approvals. Returns its name and the
+    dependency in words, or ``None``.
+
+    Under default deny (``rule_index`` ``None``) every rule was tried.
+    """
+    rules = policy.rules if rule_index is None else policy.rules[: rule_index + 1]
+    for position, rule in enumerate(rules):
+        if not _may_apply(rule, operation):
+            continue
+        reason = _condition_dependency(rule)
+        # An approvals rule that did not decide counted nobody's approvals.
+        if reason is None and position == rule_index and rule.action is Decision.REQUIRE_APPROVALS:
+            reason = _APPROVALS
+        if reason is not None:
+            return rule.name, reason
+    return None
+
+
+def _may_apply(rule: Rule, operation: Operation) -> bool:
+    """Whether ``rule``'s operation condition lets it apply to ``operation`` (a rule
+    without one applies to everything but raw digests, docs/policy.md)."""
+    operations = rule.when.operations
+    if operations is None:
+        return operation is not Operation.RAW_DIGEST_SIGNING
+    return operation in operations
