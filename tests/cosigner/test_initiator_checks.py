@@ -20,7 +20,7 @@ from shardvault.chains.solana import system
 from shardvault.cosigner.checks import signing_target
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.cosigner.initiator import refuse_unsigned_initiator, request_digest
-from shardvault.policy import Operation, parse_initiator_keys, parse_policy
+from shardvault.policy import EvaluationContext, evaluate, parse_initiator_keys, parse_policy
 from tests.cosigner.initiator_support import (
     ALICE,
     BOB,
@@ -278,6 +278,15 @@ POLICY = parse_policy(
         "rules": [
             {"name": "keygen", "when": {"operation": ["key_generation"]}, "action": "allow"},
             {
+                "name": "bob-big",
+                "when": {
+                    "initiator": {"users": ["bob"]},
+                    "amount": {"over": "100"},
+                    "asset": ["SOL"],
+                },
+                "action": "allow",
+            },
+            {
                 "name": "small",
                 "when": {"amount": {"up_to": "1"}, "asset": ["SOL"]},
                 "action": "allow",
@@ -302,22 +311,28 @@ POLICY = parse_policy(
 )
 
 
-def test_an_unsigned_initiator_passes_only_rules_that_do_not_read_it():
-    body = sign_request(_message())
+def _evaluation(lamports: int, initiator: str = "alice"):
+    body = sign_request(_message(lamports))
+    body["metadata"]["initiator"] = {"type": "user", "id": initiator}
     request = _target(body).request
-    # Decided by "small" before any rule that reads the initiator.
-    refuse_unsigned_initiator(POLICY, request, 1, signed=False)
-    # Decided by "approvals": the velocity rule before it, and the approvals, read it.
+    now = request.created_at
+    return evaluate(POLICY, request, EvaluationContext(now=now))
+
+
+def test_an_unsigned_initiator_passes_only_rules_that_do_not_read_it():
+    # "small" decides; "bob-big" before it missed on its amount whoever asked.
+    small = _evaluation(LAMPORTS, initiator="bob")
+    assert small.rule == "small"
+    refuse_unsigned_initiator(POLICY, small, signed=False)
+    # Claimed as alice, "bob-big" missed on its initiator: bob might have matched it.
     with pytest.raises(RequestRefused) as info:
-        refuse_unsigned_initiator(POLICY, request, 3, signed=False)
+        refuse_unsigned_initiator(POLICY, _evaluation(LAMPORTS), signed=False)
+    assert (info.value.check, info.value.rule) == ("initiator", "bob-big")
+    # A larger amount reaches the velocity rule (read per initiator) and the approvals.
+    large = _evaluation(5 * 10**9, initiator="bob")
+    assert large.rule == "approvals"
+    with pytest.raises(RequestRefused) as info:
+        refuse_unsigned_initiator(POLICY, large, signed=False)
     assert (info.value.check, info.value.rule) == ("initiator", "per-initiator")
     assert "velocity limit per initiator" in info.value.reason
-    refuse_unsigned_initiator(POLICY, request, 3, signed=True)
-
-
-def test_a_key_generation_never_reads_a_transfer_rule():
-    import dataclasses
-
-    body = sign_request(_message())
-    request = dataclasses.replace(_target(body).request, operation=Operation.KEY_GENERATION)
-    refuse_unsigned_initiator(POLICY, request, 0, signed=False)
+    refuse_unsigned_initiator(POLICY, large, signed=True)

@@ -12,14 +12,23 @@ from shardvault.policy import (
     AdminSet,
     BundleChain,
     BundleError,
-    Operation,
     UnsignedInputError,
+    evaluate,
     new_bundle,
 )
 from shardvault.policy.keys import PublicKey
 from shardvault.policy.signed_inputs import initiator_decides, is_derivation_path
 
-from ._support import BOOK, INITIATORS, approver_block, ed25519_key, policy_with
+from ._support import (
+    BOOK,
+    INITIATORS,
+    WEI,
+    approver_block,
+    ed25519_key,
+    make_context,
+    make_request,
+    policy_with,
+)
 
 WORKSPACE = "acme"
 ADMIN = ed25519_key("admin")
@@ -128,7 +137,7 @@ def test_derivation_paths(text: str, valid: bool) -> None:
     assert is_derivation_path(text) is valid
 
 
-def test_only_the_rules_up_to_the_deciding_one_can_make_the_initiator_decide() -> None:
+def test_only_the_rules_tried_up_to_the_deciding_one_can_make_the_initiator_decide() -> None:
     policy = policy_with(
         """rules:
   - name: keygen-by-alice
@@ -146,20 +155,28 @@ def test_only_the_rules_up_to_the_deciding_one_can_make_the_initiator_decide() -
 """,
         header=HEADER,
     )
-    # A transfer decided by "small": the key-generation rule never applied to it.
-    assert initiator_decides(policy, Operation.TRANSFER, 1) is None
+    context = make_context()
+
+    def decides(**request: Any) -> tuple[str, str] | None:
+        return initiator_decides(policy, evaluate(policy, make_request(**request), context))
+
+    # A transfer decided by "small": the key-generation rule missed on its operation.
+    assert decides() is None
     # Decided by "big": its approvals depend on who initiated.
-    assert initiator_decides(policy, Operation.TRANSFER, 2) == (
+    assert decides(amount=str(2 * WEI)) == (
         "big",
         "its approvals: nobody approves their own request",
     )
-    # A key generation decided by the first rule, which reads the initiator.
-    assert initiator_decides(policy, Operation.KEY_GENERATION, 0) == (
+    # A key generation the first rule allowed because alice asked.
+    keygen = {"operation": "key_generation", "network": None, "destination": None}
+    assert decides(**keygen, asset=None, amount=None) == (
         "keygen-by-alice",
         "an initiator condition",
     )
-    # A raw digest under default deny: every rule was tried, "alice-raw" among them.
-    assert initiator_decides(policy, Operation.RAW_DIGEST_SIGNING, None) == (
+    # A raw digest under default deny: every rule was tried, "alice-raw" matched nothing
+    # only because of who asked.
+    raw = {"operation": "raw_digest_signing", "initiator": {"type": "user", "id": "bob"}}
+    assert decides(**raw, network=None, destination=None, asset=None, amount=None) == (
         "alice-raw",
         "an initiator condition",
     )

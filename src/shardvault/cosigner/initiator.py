@@ -56,7 +56,7 @@ from shardvault.chains.amounts import parse_decimal_amount
 from shardvault.chains.errors import ChainError
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.cosigner.target import SigningTarget
-from shardvault.policy import Operation, Policy, TransactionRequest
+from shardvault.policy import Evaluation, Operation, Policy, TransactionRequest
 from shardvault.policy.initiators import InitiatorKey, InitiatorKeys
 from shardvault.policy.keys import KeyAlgorithm
 from shardvault.policy.request import Initiator
@@ -199,18 +199,17 @@ def verify_create_request(raw: object, initiators: InitiatorKeys) -> SignedCreat
     )
 
 
-def refuse_unsigned_initiator(
-    policy: Policy, request: TransactionRequest, rule_index: int | None, *, signed: bool
-) -> None:
+def refuse_unsigned_initiator(policy: Policy, evaluation: Evaluation, *, signed: bool) -> None:
     """Refuse an allowed request whose initiator is unsigned (``signed`` false) when the
-    initiator could have changed the decision.
+    initiator could have changed ``evaluation``
+    (:func:`~shardvault.policy.signed_inputs.initiator_decides`).
 
     Raises:
         RequestRefused: check ``initiator``, naming the rule that depends on it.
     """
     if signed:
         return
-    found = initiator_decides(policy, request.operation, rule_index)
+    found = initiator_decides(policy, evaluation)
     if found is not None:
         rule, reason = found
         raise RequestRefused(

@@ -96,7 +96,6 @@ from shardvault.policy import (
     Evaluation,
     PastTransaction,
     PolicyError,
-    TransactionRequest,
     parse_bundle,
 )
 
@@ -359,7 +358,7 @@ class CosignerNode:
             history=self._history(),
         )
         # A key generation carries no initiator's signed request.
-        self._refuse_unsigned_initiator(request, evaluation, signed=False)
+        self._refuse_unsigned_initiator(evaluation, signed=False)
         if scheme == "ecdsa-secp256k1":
             return self._start_ecdsa_keygen(
                 request_id, body, sid, parties, min_signers, address, directory
@@ -670,9 +669,7 @@ class CosignerNode:
             approvals=prepared.body.get("approvals", []),
             history=self._history(),
         )
-        self._refuse_unsigned_initiator(
-            target.request, evaluation, signed=target.initiator_request is not None
-        )
+        self._refuse_unsigned_initiator(evaluation, signed=target.initiator_request is not None)
         check_replay(
             self._entries(),
             intent_ids(target),
@@ -768,14 +765,12 @@ class CosignerNode:
             return []
         return self._register(prepared.sid, active)
 
-    def _refuse_unsigned_initiator(
-        self, request: TransactionRequest, evaluation: Evaluation, *, signed: bool
-    ) -> None:
+    def _refuse_unsigned_initiator(self, evaluation: Evaluation, *, signed: bool) -> None:
         """Refuse an allowed request whose unsigned initiator could have changed the
         decision (:func:`.initiator.refuse_unsigned_initiator`)."""
         head = self.state.chain.head
         assert head is not None  # check_policy refuses without a policy
-        refuse_unsigned_initiator(head.policy, request, evaluation.rule_index, signed=signed)
+        refuse_unsigned_initiator(head.policy, evaluation, signed=signed)
 
     def _record(self, checked: CheckedRequest, signer_key: bytes) -> None:
         """Append the signature about to start to the record of signed transactions,

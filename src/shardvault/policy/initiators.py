@@ -41,6 +41,9 @@ from shardvault.policy.request import Initiator
 MAX_INITIATOR_KEYS = 4096
 """The most API keys one initiators section lists, over all its members."""
 
+MAX_INITIATOR_ID = 320
+"""The longest initiator id (a user's email address, RFC 5321 limits, or a key id)."""
+
 JOSE_ALGORITHMS: Mapping[KeyAlgorithm, str] = {
     KeyAlgorithm.ED25519: "EdDSA",
     KeyAlgorithm.P256: "ES256",
@@ -163,9 +166,10 @@ def parse_initiator_keys(data: object, path: str = "initiators") -> InitiatorKey
                 "expected user or api_key", path=f"{where}.initiator.type"
             ) from None
         initiator_id = who["id"]
-        if not isinstance(initiator_id, str) or not initiator_id or len(initiator_id) > 200:
+        if not isinstance(initiator_id, str) or not 0 < len(initiator_id) <= MAX_INITIATOR_ID:
             raise MalformedBundleError(
-                "expected a non-empty id of at most 200 characters", path=f"{where}.initiator.id"
+                f"expected a non-empty id of at most {MAX_INITIATOR_ID} characters",
+                path=f"{where}.initiator.id",
             )
         raw_keys = fields["keys"]
         if not isinstance(raw_keys, list):

@@ -27,8 +27,9 @@ from __future__ import annotations
 import re
 
 from shardvault.policy.errors import UnsignedInputError
+from shardvault.policy.evaluate import Evaluation, Outcome, RuleTrace
 from shardvault.policy.initiators import InitiatorKeys
-from shardvault.policy.model import Decision, Operation, Policy, Rule, Scope
+from shardvault.policy.model import Decision, Policy, Rule, Scope
 
 MAX_PATH_INDEX = (1 << 31) - 1
 """The largest non-hardened BIP32 index (co-signers derive non-hardened steps only)."""
@@ -97,34 +98,38 @@ def refuse_unsigned_inputs(policy: Policy, initiators: InitiatorKeys | None) -> 
                 )
 
 
-def initiator_decides(
-    policy: Policy, operation: Operation, rule_index: int | None
-) -> tuple[str, str] | None:
-    """Whether the initiator could have changed the outcome of an evaluation of an
-    ``operation`` request that ``rule_index`` decided: the first rule up to the deciding
-    one that may apply to the operation and conditions on the initiator, or the
-    deciding rule itself when it requires approvals. Returns its name and the
-    dependency in words, or ``None``.
+def initiator_decides(policy: Policy, evaluation: Evaluation) -> tuple[str, str] | None:
+    """Whether the initiator could have changed ``evaluation`` (of ``policy``): a rule
+    tried up to the deciding one that depends on the initiator and did not fail on a
+    condition that has nothing to do with it, or the deciding rule itself when it
+    requires approvals. Returns that rule's name and the dependency in words, or
+    ``None``.
 
-    Under default deny (``rule_index`` ``None``) every rule was tried.
+    A rule that missed on its operation, asset, destination or any other condition
+    that is not the initiator would have missed whoever initiated the request; one that
+    missed on its initiator condition, or matched, might not have.
     """
-    rules = policy.rules if rule_index is None else policy.rules[: rule_index + 1]
-    for position, rule in enumerate(rules):
-        if not _may_apply(rule, operation):
-            continue
+    for trace in evaluation.trace:
+        rule = policy.rules[trace.rule_index]
         reason = _condition_dependency(rule)
+        deciding = trace.rule_index == evaluation.rule_index
+        if reason is not None and not deciding and _missed_regardless(rule, trace):
+            continue
         # An approvals rule that did not decide counted nobody's approvals.
-        if reason is None and position == rule_index and rule.action is Decision.REQUIRE_APPROVALS:
+        if reason is None and deciding and rule.action is Decision.REQUIRE_APPROVALS:
             reason = _APPROVALS
         if reason is not None:
             return rule.name, reason
     return None
 
 
-def _may_apply(rule: Rule, operation: Operation) -> bool:
-    """Whether ``rule``'s operation condition lets it apply to ``operation`` (a rule
-    without one applies to everything but raw digests, docs/policy.md)."""
-    operations = rule.when.operations
-    if operations is None:
-        return operation is not Operation.RAW_DIGEST_SIGNING
-    return operation in operations
+def _missed_regardless(rule: Rule, trace: RuleTrace) -> bool:
+    """Whether ``trace`` shows ``rule`` missing on a condition the initiator plays no
+    part in (the evaluator stops at a rule's first failing condition)."""
+    initiator_checks = {"initiator"} | {
+        v.label for v in rule.when.velocity if v.per is Scope.INITIATOR
+    }
+    return any(
+        check.outcome is Outcome.NOT_MATCHED and check.condition not in initiator_checks
+        for check in trace.checks
+    )
