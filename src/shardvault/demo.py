@@ -8,7 +8,8 @@
    ``/v1/health``) that one host holds every key share;
 4. through the SDK (as the CLI does): an approver with an Ed25519 approval key, the
    hardhat network and ETH, a policy signed by a demo admin key (key generation allowed,
-   transfers above 0.5 ETH held for one approval from the treasury group);
+   transfers above 0.5 ETH held for one approval from the treasury group) that lists the
+   API keys whose signed requests name a transfer's initiator;
 5. a 2-of-3 MPC vault (CGGMP21 key generation across the co-signers), an ETH wallet,
    its address funded from hardhat's dev account;
 6. a transfer of 1 ETH: the policy holds it; the approver signs the intent; the
@@ -187,7 +188,13 @@ def _flow(
         client.add_asset(symbol="ETH", network="hardhat", price="3000")
         policy = client.create_policy(document=_policy(approver_key))
         members = [{"id": "admin", "algorithm": "ed25519", "public_key": _raw(admin_key)}]
-        proposed = client.propose_policy(policy.id, admins={"quorum": 1, "members": members})
+        # The bundle lists the API keys that may create transfers (the owner's): the
+        # co-signers take the initiator only from a request signed with one of them.
+        proposed = client.propose_policy(
+            policy.id,
+            admins={"quorum": 1, "members": members},
+            initiators_from_api_keys=True,
+        )
         assert proposed.signing_message is not None
         client.sign_policy(
             policy.id, signer="admin", signature=sign_bundle(admin_key, proposed.signing_message)

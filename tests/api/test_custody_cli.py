@@ -131,6 +131,10 @@ def test_vault_wallet_policy_and_transaction_commands(
             str(policy_file),
             "--admin-key",
             f"admin={_pem(admin_key, tmp_path / 'admin.pem')}",
+            # The hold rule's approvals depend on the initiator: the bundle lists the
+            # server's API keys that may create transfers (the owner's), shown first.
+            "--initiators-from-keys",
+            "--yes",
         ],
         url,
         owner_id,

@@ -8,6 +8,7 @@ with one Idempotency-Key make one transaction.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -31,12 +32,14 @@ from shardvault.sdk import (
 )
 from shardvault.sdk.custody import VaultCreation, Wallet, sign_approval, sign_bundle
 from shardvault.sdk.errors import ApiError
+from shardvault.service.initiator_requests import forwarded_request, signed_created_at
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.service.signing import SigningError
 from shardvault.store.models import AuditEvent
+from shardvault.store.models_initiators import TransactionInitiatorRequest
 from shardvault.store.models_vaults import Transaction
-from tests.api.support import SwitchableApp, Tenant, writing_meanwhile
+from tests.api.support import SwitchableApp, Tenant, count_rows, signed_post, writing_meanwhile
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.service.pipeline_support import ReusedKeygenBackend, fund, open_custody
 from tests.waiting import eventually
@@ -154,7 +157,9 @@ def test_transfer_with_approval_end_to_end(
         )
         assert dry["decision"] == "require_approvals"
         members = [{"id": "admin", "algorithm": "ed25519", "public_key": _raw(admin_key)}]
-        proposed = owner.propose_policy(policy.id, admins={"quorum": 1, "members": members})
+        proposed = owner.propose_policy(
+            policy.id, admins={"quorum": 1, "members": members}, initiators_from_api_keys=True
+        )
         assert proposed.signing_message is not None
         # Activation without the quorum's signature is refused.
         with pytest.raises(ApiError) as refused:
@@ -284,6 +289,41 @@ def test_list_with_cursor_cancel_and_concurrent_idempotent_creates(
         )
     assert count == 1
     assert submitted == 1
+
+
+def test_a_transfer_keeps_its_create_request_exactly_as_signed(
+    url: str, tenant: Tenant, platform: Platform, hardhat_node: HardhatNode
+) -> None:
+    """The body is kept byte for byte (here with spaces the SDK would not send), so a
+    co-signer can check it against the token's bodyHash; the token's iat is the time the
+    co-signers are told the transfer was created."""
+    with ShardvaultClient(url, tenant.owner) as owner:
+        wallet = _eth_wallet(owner, hardhat_node)
+    body = (
+        b'{ "wallet_id": "'
+        + wallet.id.encode()
+        + b'", "destination": "'
+        + RECIPIENT.encode()
+        + b'", "amount": "0.25" }'
+    )
+    with httpx.Client(base_url=url, timeout=30) as http:
+        response = signed_post(http, tenant, "/v1/transactions", body, "create-1")
+        assert response.status_code == 201, response.text
+        before = count_rows(platform, TransactionInitiatorRequest)
+        refused = signed_post(http, tenant, "/v1/transactions", b'{"wallet_id": "x"}', "create-2")
+        assert refused.status_code == 400, refused.text
+    # A refused create keeps nothing.
+    assert count_rows(platform, TransactionInitiatorRequest) == before
+    with platform.unit_of_work(read_only=True) as uow:
+        tx = uow.session.get(Transaction, response.json()["id"])
+        assert tx is not None
+        forwarded = forwarded_request(uow, tx)
+        assert forwarded is not None
+        assert base64.b64decode(forwarded["body"]) == body
+        payload = forwarded["token"].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert (claims["sub"], claims["uri"]) == (tenant.owner.api_key_id, "/v1/transactions")
+        assert signed_created_at(uow, tx) == claims["iat"]
 
 
 def test_a_transfer_is_checked_outside_the_write_transaction(

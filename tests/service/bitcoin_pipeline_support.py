@@ -15,7 +15,12 @@ from shardvault.chains.bitcoin import Network as BitcoinNetwork
 from shardvault.chains.bitcoin import encode_segwit_address
 from shardvault.service import transactions, vaults
 from shardvault.service.signing import SigningBackend
-from tests.service.pipeline_support import Workspace, activate_policy, make_vault_wallet
+from tests.service.pipeline_support import (
+    Workspace,
+    activate_policy,
+    create_signed_transfer,
+    make_vault_wallet,
+)
 
 DESTINATION = encode_segwit_address(
     BitcoinNetwork.REGTEST, 0, hashlib.sha256(b"test destination").digest()[:20]
@@ -94,10 +99,8 @@ def make_btc_vault(
 
 
 def send(ws: Workspace, wallet_id: str, amount: str, to: str = DESTINATION) -> str:
-    with ws.platform.unit_of_work() as uow:
-        view = transactions.create_transaction(
-            uow, ws.signer.principal, wallet_id=wallet_id, destination=to, amount=amount
-        )
+    """A transfer the signer creates with a signed request (as through the API)."""
+    view = create_signed_transfer(ws, ws.signer, wallet_id=wallet_id, destination=to, amount=amount)
     assert view.status == "submitted"
     return view.id
 

@@ -10,6 +10,7 @@ vault's slot, so every test still signs through the real custody layer and proto
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from shardvault.custody import LocalShareStore, SecretBytes, ShareAddress, ShareCustody, ShareSlot
 from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
 from shardvault.devchain import HardhatNode
-from shardvault.service import policies, vaults, wallets
+from shardvault.sdk.auth import ApiKeyCredentials
+from shardvault.service import policies, transactions, vaults, wallets
 from shardvault.service.context import Principal
+from shardvault.service.initiator_requests import SignedCreateRequest
 from shardvault.service.platform import Platform
 from shardvault.service.signing import (
     GeneratedKey,
@@ -111,11 +114,13 @@ class ReusedKeygenBackend(LocalCeremonyBackend):
 
 @dataclass
 class Member:
-    """A user with an API key principal and an Ed25519 approval key."""
+    """A user with an API key principal (and its TEST-ONLY private key, which signs the
+    requests the member creates transfers with) and an Ed25519 approval key."""
 
     principal: Principal
     email: str
     approval_key: Ed25519PrivateKey
+    credentials: ApiKeyCredentials
 
     @property
     def approval_public_hex(self) -> str:
@@ -166,7 +171,7 @@ def make_workspace(platform: Platform, name: str = "acme") -> Workspace:
     from shardvault.service.workspaces import create_api_key, create_user, create_workspace
     from shardvault.store.models import KeyAlgorithm
 
-    _, owner_pem = generate_key_pair("EdDSA")
+    owner_private, owner_pem = generate_key_pair("EdDSA")
     with platform.unit_of_work() as uow:
         workspace, owner_user, owner_key = create_workspace(
             uow,
@@ -180,7 +185,7 @@ def make_workspace(platform: Platform, name: str = "acme") -> Workspace:
     owner = Principal(workspace.id, owner_key.id, owner_user.id, Role.OWNER)
 
     def member(person: str, role: Role) -> Member:
-        _, pem = generate_key_pair("EdDSA")
+        private, pem = generate_key_pair("EdDSA")
         email = f"{person}@{name}.example"
         with platform.unit_of_work() as uow:
             user = create_user(uow, owner, name=person, email=email, role=role)
@@ -192,11 +197,19 @@ def make_workspace(platform: Platform, name: str = "acme") -> Workspace:
                 algorithm=KeyAlgorithm.ED25519,
                 public_key_pem=pem,
             )
-        return Member(Principal(workspace.id, key.id, user.id, role), email, _key(email))
+        credentials = ApiKeyCredentials.from_pem(key.id, private)
+        return Member(
+            Principal(workspace.id, key.id, user.id, role), email, _key(email), credentials
+        )
 
     return Workspace(
         platform,
-        Member(owner, f"olivia@{name}.example", _key(f"olivia@{name}.example")),
+        Member(
+            owner,
+            f"olivia@{name}.example",
+            _key(f"olivia@{name}.example"),
+            ApiKeyCredentials.from_pem(owner_key.id, owner_private),
+        ),
         member("sam", Role.SIGNER),
         member("carol", Role.APPROVER),
         member("mallory", Role.APPROVER),
@@ -277,6 +290,8 @@ def activate_policy(
                 "quorum": 1,
                 "members": [{"id": "admin", "algorithm": "ed25519", "public_key": admin_public}],
             },
+            # Rules on the initiator need the keys that sign its requests in the bundle.
+            initiators_from_api_keys=True,
         )
         assert proposed.signing_message is not None
         signature = ws.admin_key.sign(bytes.fromhex(proposed.signing_message)).hex()
@@ -333,3 +348,34 @@ def make_eth_vault(
 def fund(node: HardhatNode, address: str, ether: int = 10) -> None:
     """Send ``ether`` from hardhat's first (unlocked) dev account to ``address``."""
     node.fund(address, ether * 10**18)
+
+
+def create_signed_transfer(
+    ws: Workspace,
+    member: Member,
+    *,
+    wallet_id: str,
+    destination: str,
+    amount: str,
+    source_index: int = 0,
+) -> transactions.TransactionView:
+    """A transfer created as ``POST /v1/transactions`` creates it: the member's signed
+    request (JWT and the body the SDK sends) kept with it for the co-signers."""
+    document = {
+        "wallet_id": wallet_id,
+        "destination": destination,
+        "amount": amount,
+        "source_index": source_index,
+    }
+    body = json.dumps(document, separators=(",", ":")).encode()
+    token = member.credentials.sign_request("POST", "/v1/transactions", body)
+    with ws.platform.unit_of_work() as uow:
+        return transactions.create_transaction(
+            uow,
+            member.principal,
+            wallet_id=wallet_id,
+            destination=destination,
+            amount=amount,
+            source_index=source_index,
+            signed=SignedCreateRequest(token, body),
+        )

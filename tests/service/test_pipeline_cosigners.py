@@ -15,6 +15,7 @@ the service must give them the previous transaction of every Bitcoin input.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from bitcointx.core import CTransaction
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.signing import VerifyKey
 
+from shardvault.cosigner.initiator import request_digest
 from shardvault.cosigner.link import InMemoryLink
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
 from shardvault.cosigner.relay_core import RelayCore
@@ -38,8 +40,9 @@ from shardvault.cosigner.state import (
 from shardvault.crypto.channel import Directory
 from shardvault.custody.backends.local import DEVELOPMENT_COST
 from shardvault.custody.secret import SecretBytes
-from shardvault.service import vaults, wallets
+from shardvault.service import transactions, vaults, wallets
 from shardvault.service.cosigner_backend import CosignerBackend
+from shardvault.service.initiator_requests import forwarded_request
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.service.policies import activated_bundles
@@ -55,7 +58,12 @@ from tests.service.bitcoin_pipeline_support import (
     make_btc_vault,
     send,
 )
-from tests.service.pipeline_support import TEST_ONLY_PRIMES, Workspace, make_workspace
+from tests.service.pipeline_support import (
+    TEST_ONLY_PRIMES,
+    Workspace,
+    create_signed_transfer,
+    make_workspace,
+)
 from tests.support_bitcoin_node import BitcoinNodeStandIn
 
 PASSPHRASE = b"test-only co-signer passphrase"
@@ -195,16 +203,9 @@ def test_bitcoin_and_solana_transfers_signed_by_cosigners(
     assert [u[0] for u in node.unspent(DESTINATION)] == [view.tx_hash]
 
     # Solana: 0.5 SOL, allowed; signed by FROST and verified, never broadcast.
-    with platform.unit_of_work() as uow:
-        from shardvault.service import transactions
-
-        sol = transactions.create_transaction(
-            uow,
-            ws.signer.principal,
-            wallet_id=sol_wallet.id,
-            destination=SOLANA_DESTINATION,
-            amount="0.5",
-        )
+    sol = create_signed_transfer(
+        ws, ws.signer, wallet_id=sol_wallet.id, destination=SOLANA_DESTINATION, amount="0.5"
+    )
     worker.drain(timeout_s=60, until=lambda: get(ws, sol.id).status in ("signed", "failed"))
     sol_view = get(ws, sol.id)
     assert sol_view.status == "signed", sol_view.status_reason
@@ -216,3 +217,69 @@ def test_bitcoin_and_solana_transfers_signed_by_cosigners(
         message = bytes.fromhex(json.loads(row.chain_payload)["message"])
     vault_key = base58.b58decode(sol_wallet.addresses[0].address)
     VerifyKey(vault_key).verify(message, bytes.fromhex(sol_view.signature))
+
+
+def test_cosigners_take_the_initiator_from_the_forwarded_signed_request(
+    platform: Platform,
+    cluster: tuple[Workspace, CosignerBackend, Cosigners],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The signer's own signed request goes from the API's store to every co-signer,
+    which records it with the transfer; a transfer kept without one is refused by the
+    co-signers, since the policy's decision depends on its initiator (small-sol names
+    the traders group)."""
+    ws, backend, cosigners = cluster
+    owner = ws.owner.principal
+    with platform.unit_of_work() as uow:
+        vaults.configure_network(uow, owner, name="solana-devnet", kind="solana")
+        vaults.add_asset(uow, owner, symbol="SOL", network="solana-devnet", price="150")
+    keys = vaults.generate_vault_keys(
+        backend,
+        workspace_id=owner.workspace_id,
+        vault_id="sol-vault",
+        schemes=["eddsa-ed25519"],
+        min_signers=2,
+        max_signers=3,
+    )
+    with platform.unit_of_work() as uow:
+        vault = vaults.record_vault(
+            uow, owner, vault_id="sol-vault", name="sol", keys=keys, backend_name=backend.name
+        )
+        wallet = wallets.create_wallet(uow, owner, vault_id=vault.id, asset="SOL")
+    worker = _worker(platform, backend)
+
+    signed = create_signed_transfer(
+        ws, ws.signer, wallet_id=wallet.id, destination=SOLANA_DESTINATION, amount="0.25"
+    )
+    worker.drain(timeout_s=60, until=lambda: get(ws, signed.id).status in ("signed", "failed"))
+    assert get(ws, signed.id).status == "signed", get(ws, signed.id).status_reason
+    with platform.unit_of_work() as uow:
+        tx = uow.session.get(Transaction, signed.id)
+        assert tx is not None
+        forwarded = forwarded_request(uow, tx)
+    assert forwarded is not None
+    digest = request_digest(forwarded["token"]).hex()
+    recorded = {
+        party: [
+            e.initiator_request for e in node.state.record.entries if e.transaction_id == signed.id
+        ]
+        for party, node in cosigners.nodes.items()
+    }
+    # The quorum that signed recorded the signed request with the transfer.
+    assert sorted(d for entries in recorded.values() for d in entries) == [digest, digest]
+
+    with platform.unit_of_work() as uow:
+        unsigned = transactions.create_transaction(
+            uow,
+            ws.signer.principal,
+            wallet_id=wallet.id,
+            destination=SOLANA_DESTINATION,
+            amount="0.25",
+        )
+    caplog.set_level(logging.WARNING, logger="shardvault")
+    worker.drain(timeout_s=60, until=lambda: get(ws, unsigned.id).status in ("signed", "failed"))
+    view = get(ws, unsigned.id)
+    assert view.status == "failed", view.status_reason
+    refusals = [r.getMessage() for r in caplog.records if unsigned.id in r.getMessage()]
+    assert refusals, caplog.text
+    assert all("initiator" in m and "small-sol" in m for m in refusals), refusals

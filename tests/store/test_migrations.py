@@ -44,6 +44,8 @@ EXPECTED_TABLES = {
     "cosigner_pairing_tokens",
     # Address attestations (migration 0006_address_attestations).
     "address_attestations",
+    # The initiators' signed requests (migration 0007_initiator_requests).
+    "initiator_requests",
     # Custody domain (migration 0002_vaults_transactions).
     "networks",
     "assets",

@@ -87,6 +87,9 @@ class Mutation:
     fingerprint: str
     nonce: PendingNonce
     """The token's nonce, recorded by :func:`run_mutation` with the change."""
+    signed: SignedRequest
+    """The request as its caller signed it (token and raw body), for a change that
+    keeps it (a transfer's creation, forwarded to the co-signers)."""
 
 
 def mutation(permission: Permission) -> Callable[..., AsyncIterator[Mutation]]:
@@ -122,6 +125,7 @@ def mutation(permission: Permission) -> Callable[..., AsyncIterator[Mutation]]:
                 path=path,
                 fingerprint=request_fingerprint(request.method, path, signed.body),
                 nonce=nonce,
+                signed=signed,
             )
         finally:
             if not nonce.recorded:

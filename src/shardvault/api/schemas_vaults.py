@@ -308,6 +308,16 @@ class ProposeIn(_In):
         description="Paired co-signers (party ids) the bundle's co-signer directory lists; "
         "default: every paired co-signer (docs/cosigner.md, 'Pairing').",
     )
+    initiators: dict[str, object] | None = Field(
+        default=None,
+        description="The bundle's initiators section: which API key speaks for which "
+        "initiator (docs/policy.md, 'Signed inputs'); default: the previous bundle's.",
+    )
+    initiators_from_api_keys: bool = Field(
+        default=False,
+        description="Fill the initiators section from the workspace's API keys that may "
+        "create transactions (by user email); the admins compare it before they sign.",
+    )
 
 
 class PolicySignatureIn(_In):

@@ -12,6 +12,13 @@ the bundle carries a co-signer directory (remote co-signers paired with the work
 it is signed only if it lists exactly the ``--expect-cosigner PARTY=FINGERPRINT`` given:
 the fingerprints each co-signer's operator read on its own host (docs/cosigner.md,
 "Pairing"); ``--cosigners`` picks which paired co-signers it lists.
+
+The bundle's initiators section (which API key speaks for which initiator, docs/policy.md
+"Signed inputs") comes from ``--initiators FILE`` (signed only if the proposed bundle
+carries exactly that section), from the server's API keys (``--initiators-from-keys``),
+or from the bundle before it. Unless it came from a file, every key it lists is printed
+on stderr and the command asks before signing (``--yes`` skips the question, not the
+listing): compare each key with the one its holder reads on their own machine.
 """
 
 import json
@@ -31,8 +38,11 @@ from shardvault.cli._pins import expected_cosigners
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.policy import (
+    InitiatorKeys,
+    PolicyBundle,
     PolicyError,
     parse_bundle,
+    parse_initiator_keys,
     parse_policy,
     parse_text,
     policy_to_document,
@@ -54,6 +64,37 @@ def _admin_keys(items: tuple[str, ...]) -> list[tuple[str, Ed25519PrivateKey]]:
             fail(f"{path}: admin keys are Ed25519")
         keys.append((admin_id, key))
     return keys
+
+
+def _initiators_file(path: Path | None) -> tuple[dict[str, object] | None, InitiatorKeys | None]:
+    """The initiators section in ``path`` (JSON, or YAML unless it ends in .json), as
+    sent and as parsed."""
+    if path is None:
+        return None, None
+    fmt: Literal["yaml", "json"] = "json" if path.suffix == ".json" else "yaml"
+    try:
+        document = parse_text(path.read_text(), fmt)
+        section = parse_initiator_keys(document)
+    except (OSError, PolicyError) as exc:
+        fail(f"--initiators {path}: {exc}")
+    # Sent as canonical JSON: YAML and JSON spellings of one section are the same section.
+    return section.to_document(), section
+
+
+def _confirm_initiators(bundle: PolicyBundle, expected: InitiatorKeys | None, yes: bool) -> None:
+    """Sign a bundle's initiators section only as the admin intends it (module docstring)."""
+    listed = bundle.initiators
+    if expected is not None:
+        if listed != expected:
+            fail("the proposed initiators section is not the one in --initiators; not signing")
+        return
+    if listed is None:
+        return
+    click.echo("the bundle lists these initiator keys (who each API key speaks for):", err=True)
+    for line in listed.listing() or ["(none)"]:
+        click.echo(f"  {line}", err=True)
+    if not yes and not click.confirm("sign a bundle listing these keys?", default=False, err=True):
+        fail("not signing")
 
 
 def _party_list(text: str) -> list[int]:
@@ -85,6 +126,20 @@ def _party_list(text: str) -> list[int]:
     help="Comma-separated party ids of the paired co-signers the directory lists "
     "(default: every paired co-signer).",
 )
+@click.option(
+    "--initiators",
+    "initiators_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The bundle's initiators section (which API key speaks for which initiator).",
+)
+@click.option(
+    "--initiators-from-keys",
+    is_flag=True,
+    help="List the server's API keys that may create transactions as the initiators "
+    "section (shown before signing).",
+)
+@click.option("--yes", is_flag=True, help="Sign a listed initiators section without asking.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @api_options
 def command(
@@ -94,6 +149,9 @@ def command(
     quorum: int | None,
     expected_cosigner_items: tuple[str, ...],
     cosigners: str | None,
+    initiators_file: Path | None,
+    initiators_from_keys: bool,
+    yes: bool,
     as_json: bool,
     url: str,
     api_key: str | None,
@@ -127,11 +185,20 @@ def command(
         admins = None
     expected_directory = expected_cosigners(expected_cosigner_items)
     chosen = _party_list(cosigners) if cosigners is not None else None
+    if initiators_file is not None and initiators_from_keys:
+        fail("give --initiators or --initiators-from-keys, not both")
+    initiators, expected_initiators = _initiators_file(initiators_file)
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
             draft = client.create_policy(text=text, fmt=fmt)
-            proposed = client.propose_policy(draft.id, admins=admins, cosigners=chosen)
+            proposed = client.propose_policy(
+                draft.id,
+                admins=admins,
+                cosigners=chosen,
+                initiators=initiators,
+                initiators_from_api_keys=initiators_from_keys,
+            )
             if proposed.bundle is None or proposed.signing_message is None:
                 fail("the server proposed no bundle")
             bundle = parse_bundle(proposed.bundle)
@@ -145,6 +212,7 @@ def command(
                         "the proposed co-signer directory is not the one expected "
                         f"(--expect-cosigner); not signing. It lists: {shown}"
                     )
+            _confirm_initiators(bundle, expected_initiators, yes)
             for admin_id, key in signers:
                 client.sign_policy(
                     draft.id,

@@ -593,13 +593,21 @@ class AsyncCustodyMixin:
         *,
         admins: Mapping[str, object] | None = None,
         cosigners: Sequence[int] | None = None,
+        initiators: Mapping[str, object] | None = None,
+        initiators_from_api_keys: bool = False,
         idempotency_key: str | None = None,
     ) -> Policy:
         """Propose a draft as the next bundle; ``cosigners`` picks the paired co-signers
-        its directory lists (default: every paired co-signer)."""
+        its directory lists (default: every paired co-signer); ``initiators`` gives its
+        initiators section, or ``initiators_from_api_keys`` has the server fill it from
+        the workspace's API keys (default: the previous bundle's)."""
         body: dict[str, object] = {} if admins is None else {"admins": dict(admins)}
         if cosigners is not None:
             body["cosigners"] = list(cosigners)
+        if initiators is not None:
+            body["initiators"] = dict(initiators)
+        if initiators_from_api_keys:
+            body["initiators_from_api_keys"] = True
         return await self._custody_call(
             "POST",
             f"/v1/policies/{policy_id}/propose",

@@ -150,7 +150,7 @@ class Authenticator:
         key_id = (request.api_key_id or "").strip()
         if not key_id or len(key_id) > MAX_KEY_ID_LENGTH:
             raise MissingCredentials("the X-API-Key header is missing or malformed")
-        token = _bearer(request.authorization)
+        token = bearer_token(request.authorization)
         settings = self._platform.settings
         now = self._platform.clock()
         # Everything but the nonce is checked on a read snapshot: parsing the key and
@@ -308,7 +308,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _bearer(authorization: str | None) -> str:
+def bearer_token(authorization: str | None) -> str:
+    """The JWT of an ``Authorization: Bearer <JWT>`` header.
+
+    Raises:
+        MissingCredentials: no header, another scheme, or an oversized token.
+    """
     if authorization is None:
         raise MissingCredentials("the Authorization header is missing")
     scheme, _, token = authorization.strip().partition(" ")

@@ -464,6 +464,8 @@ class CosignerBackend:
         }
         if request.prices is not None:
             body["prices"] = dict(request.prices)
+        if request.initiator_request is not None:
+            body["initiator_request"] = dict(request.initiator_request)
         if chain == "bitcoin":
             body["input_index"] = request.input_index
         if request.scheme != "ecdsa-secp256k1":

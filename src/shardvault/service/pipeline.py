@@ -143,6 +143,7 @@ from shardvault.service.chainclients.ethereum import (
 )
 from shardvault.service.destinations import DestinationPolicy, GuardedTransport
 from shardvault.service.errors import ValidationError
+from shardvault.service.initiator_requests import forwarded_request, signed_created_at
 from shardvault.service.nonce_store import (
     account_key,
     allocate_in,
@@ -642,7 +643,7 @@ def policy_request(
             InitiatorKind.USER,
             initiator,
         ),
-        source=Source(vault=vault, wallet=loaded.tx.wallet_id),
+        source=Source(vault=vault, wallet=loaded.source.path),
         network=intent_network(loaded.network),
         destination=summary.recipient.checksummed,
         asset=PolicyAsset(intent_asset(loaded.network, asset), asset.decimals),
@@ -752,7 +753,7 @@ def solana_policy_request(
         operation=Operation.TRANSFER,
         created_at=int(loaded.tx.created_at.timestamp()),  # type: ignore[arg-type]
         initiator=Initiator(InitiatorKind.USER, initiator),
-        source=Source(vault=vault, wallet=loaded.tx.wallet_id),
+        source=Source(vault=vault, wallet=loaded.source.path),
         network=intent_network(loaded.network),
         destination=loaded.tx.destination,
         asset=PolicyAsset(intent_asset(loaded.network, loaded.asset), loaded.asset.decimals),
@@ -800,7 +801,7 @@ def _bitcoin_request(
         operation=Operation.TRANSFER,
         created_at=int(loaded.tx.created_at.timestamp()),  # type: ignore[arg-type]
         initiator=Initiator(InitiatorKind.USER, initiator),
-        source=Source(vault=loaded.tx.vault_id, wallet=loaded.tx.wallet_id),
+        source=Source(vault=loaded.tx.vault_id, wallet=loaded.source.path),
         network=intent_network(loaded.network),
         destination=destination,
         asset=PolicyAsset(intent_asset(loaded.network, loaded.asset), loaded.asset.decimals),
@@ -905,8 +906,8 @@ def cosigner_context(
     tx = loaded.tx
     metadata: dict[str, object] = {
         "initiator": {"type": "user", "id": initiator},
-        "source": {"vault": tx.vault_id, "wallet": tx.wallet_id},
-        "created_at": int(tx.created_at.timestamp()),
+        "source": {"vault": tx.vault_id, "wallet": loaded.source.path},
+        "created_at": signed_created_at(uow, tx),
         "transaction_id": tx.id,
         "workspace_id": tx.workspace_id,
     }
@@ -1405,6 +1406,7 @@ class Pipeline:
             metadata=metadata,
             approvals=approvals,
             prices=prices,
+            initiator_request=forwarded_request(uow, tx),
             min_signers=key.min_signers,
             parties=key_parties(json.loads(key.cosigners)),
         )
@@ -1990,6 +1992,7 @@ class Pipeline:
                     metadata=metadata,
                     approvals=approvals,
                     prices=prices,
+                    initiator_request=forwarded_request(uow, tx),
                     input_index=index,
                     min_signers=key.min_signers,
                     parties=key_parties(json.loads(key.cosigners)),

@@ -22,17 +22,20 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from shardvault.audit import JsonValue
 from shardvault.policy import (
     AddressBook,
     BundleChain,
     BundleError,
     EvaluationContext,
+    InitiatorKeys,
     Policy,
     PolicyBundle,
     PolicyError,
     new_bundle,
     parse_admin_set,
     parse_bundle,
+    parse_initiator_keys,
     parse_policy,
     parse_prices,
     parse_request,
@@ -43,10 +46,12 @@ from shardvault.policy import (
     dry_run as policy_dry_run,
 )
 from shardvault.policy.keys import SignatureCheckFailed
+from shardvault.policy.signed_inputs import refuse_unsigned_inputs
 from shardvault.service.addressbook import working_address_book
 from shardvault.service.context import Principal
 from shardvault.service.cosigners import directory_for_bundle
 from shardvault.service.errors import Conflict, NotFound, ValidationError
+from shardvault.service.initiator_requests import initiator_keys
 from shardvault.service.rbac import Permission, require
 from shardvault.service.uow import UnitOfWork
 from shardvault.store.models_vaults import PolicyStatus, PolicyVersion
@@ -220,6 +225,8 @@ def propose(
     *,
     admins: object | None = None,
     cosigners: list[int] | None = None,
+    initiators: object | None = None,
+    initiators_from_api_keys: bool = False,
 ) -> PolicyView:
     """Turn a draft into the next bundle of the workspace's chain.
 
@@ -231,9 +238,18 @@ def propose(
     (party ids; every paired co-signer when ``None``), or, when the workspace paired
     none, the directory of the bundle before it, if any (docs/cosigner.md, "Pairing").
 
+    It carries the initiator keys ``initiators`` (a section document, docs/policy.md
+    "Signed inputs"), or with ``initiators_from_api_keys`` the workspace's API keys that
+    may create transactions (:func:`.initiator_requests.initiator_keys`), or else those
+    of the bundle before it, if any. A policy with a rule that decides on an unsigned
+    input (the initiator with no initiator keys, source tags, a wallet that is not a
+    derivation path) is refused.
+
     Raises:
         Forbidden, NotFound, Conflict (not a draft, or the version does not follow the
-        active one), PolicyRefused (a malformed admin set or address book).
+        active one), PolicyRefused (a malformed admin set, address book or initiators
+        section, or a rule on an unsigned input), ValidationError (both ``initiators``
+        and ``initiators_from_api_keys``).
     """
     require(principal, Permission.POLICIES_MANAGE)
     repo = PolicyRepository(uow.session, principal.workspace_id)
@@ -259,13 +275,27 @@ def propose(
         directory = directory_for_bundle(uow, principal.workspace_id, cosigners)
         if directory is None and head is not None:
             directory = head.cosigners
+        if initiators is not None and initiators_from_api_keys:
+            raise ValidationError(
+                "initiators", "give the initiators section or initiators_from_api_keys, not both"
+            )
+        keys: InitiatorKeys | None
+        if initiators_from_api_keys:
+            keys = initiator_keys(uow, principal.workspace_id)
+        elif initiators is not None:
+            keys = parse_initiator_keys(initiators)
+        else:
+            keys = None if head is None else head.initiators
+        policy = parse_policy(json.loads(row.document))
+        refuse_unsigned_inputs(policy, keys)
         bundle = new_bundle(
             principal.workspace_id,
-            parse_policy(json.loads(row.document)),
+            policy,
             book,
             next_admins,
             head,
             cosigners=directory,
+            initiators=keys,
         )
     except PolicyError as exc:
         raise _refused(exc) from None
@@ -288,6 +318,7 @@ def propose(
                 if bundle.cosigners is not None
                 else None
             ),
+            "initiators": None if keys is None else list[JsonValue](keys.listing()),
         },
     )
     return PolicyView.of(row)

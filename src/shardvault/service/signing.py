@@ -116,8 +116,9 @@ class SignRequest:
     What a co-signer needs to check the request on its own (docs/cosigner.md):
     ``metadata`` (initiator, source vault, creation time, network for payloads that do
     not name it, token decimals, and the transaction and workspace ids of the transfer's
-    intent), the approvers' signed ``approvals`` over the intent digest, and ``prices``
-    for value limits. The local backend ignores them (it checks nothing itself).
+    intent), the approvers' signed ``approvals`` over the intent digest, ``prices``
+    for value limits, and the ``initiator_request``. The local backend ignores them (it
+    checks nothing itself).
     """
 
     workspace_id: str
@@ -131,6 +132,9 @@ class SignRequest:
     metadata: Mapping[str, object] = field(default_factory=dict)
     approvals: tuple[Mapping[str, object], ...] = ()
     prices: Mapping[str, str] | None = None
+    initiator_request: Mapping[str, str] | None = None
+    """The initiator's own signed create request (``{token, body}``, body base64) that
+    co-signers verify the initiator with; ``None`` for a transfer made without one."""
     input_index: int = 0
     min_signers: int = 0
     """The key's threshold (0: every party signs)."""

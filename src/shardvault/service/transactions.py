@@ -52,6 +52,7 @@ from shardvault.policy.request import UnixSeconds
 from shardvault.service import webhooks
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationError
+from shardvault.service.initiator_requests import SignedCreateRequest, keep_initiator_request
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.transfer_intent import intent_asset as intent_asset
@@ -447,10 +448,15 @@ def prepare_transfer(
 
 
 def submit_transfer(
-    uow: UnitOfWork, principal: Principal, prepared: PreparedTransfer
+    uow: UnitOfWork,
+    principal: Principal,
+    prepared: PreparedTransfer,
+    *,
+    signed: SignedCreateRequest | None = None,
 ) -> TransactionView:
     """Write a prepared transfer and queue it for the pipeline (its audit and webhook
-    events in the same transaction).
+    events in the same transaction). ``signed`` is the create request as its initiator
+    signed it, kept for the co-signers (:mod:`.initiator_requests`).
 
     Raises:
         Forbidden: the role may not create transactions.
@@ -482,6 +488,8 @@ def submit_transfer(
     row.workspace_id = principal.workspace_id
     row.intent_digest = policy_intent_digest(transfer_intent(row, network, asset, source)).hex()
     repo.add(row)
+    if signed is not None:
+        keep_initiator_request(uow, row, principal, signed)
     WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
     uow.after_commit(work_committed)
     emit_status(uow, row, previous=None, event_type=webhooks.TRANSACTION_CREATED)
@@ -512,9 +520,10 @@ def create_transaction(
     amount: str,
     note: str | None = None,
     source_index: int = 0,
+    signed: SignedCreateRequest | None = None,
 ) -> TransactionView:
     """Validate a transfer and queue it for the pipeline, in one unit of work
-    (:func:`prepare_transfer` then :func:`submit_transfer`).
+    (:func:`prepare_transfer` then :func:`submit_transfer`, keeping ``signed``).
 
     Raises:
         Forbidden: the role may not create transactions.
@@ -530,7 +539,7 @@ def create_transaction(
         note=note,
         source_index=source_index,
     )
-    return submit_transfer(uow, principal, prepared)
+    return submit_transfer(uow, principal, prepared, signed=signed)
 
 
 def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: str) -> TransactionView:

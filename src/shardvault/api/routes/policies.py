@@ -104,7 +104,13 @@ def propose(
 
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         view = svc.propose(
-            uow, change.principal, policy_id, admins=body.admins, cosigners=body.cosigners
+            uow,
+            change.principal,
+            policy_id,
+            admins=body.admins,
+            cosigners=body.cosigners,
+            initiators=body.initiators,
+            initiators_from_api_keys=body.initiators_from_api_keys,
         )
         return 200, _out(view)
 

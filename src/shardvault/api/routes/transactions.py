@@ -13,8 +13,10 @@ from shardvault.api.schemas_vaults import (
     TransactionPage,
 )
 from shardvault.service import transactions as svc
+from shardvault.service.auth import bearer_token
 from shardvault.service.context import Principal
 from shardvault.service.errors import ServiceError
+from shardvault.service.initiator_requests import SignedCreateRequest
 from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
@@ -55,10 +57,14 @@ def create_transaction(
     except ServiceError as exc:
         prepared = exc
 
+    # The request as the initiator signed it goes with the transaction to every
+    # co-signer, which verifies it under the initiator keys of its signed policy.
+    signed = SignedCreateRequest(bearer_token(change.signed.authorization), change.signed.body)
+
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         if isinstance(prepared, ServiceError):
             raise prepared
-        view = svc.submit_transfer(uow, change.principal, prepared)
+        view = svc.submit_transfer(uow, change.principal, prepared, signed=signed)
         return 201, TransactionOut.model_validate(view).model_dump(mode="json")
 
     return run_mutation(platform, change, operation)
