@@ -155,13 +155,16 @@ def dkg_request(parties=(1, 2, 3), scheme="eddsa-ed25519", key_id="sol-1") -> di
     }
 
 
-def solana_transfer(source: bytes, destination: bytes, lamports: int) -> bytes:
-    """A legacy Solana message: one System Program transfer from ``source``."""
+def solana_transfer(
+    source: bytes, destination: bytes, lamports: int, blockhash: bytes = b"recent blockhash"
+) -> bytes:
+    """A legacy Solana message: one System Program transfer from ``source`` (its recent
+    blockhash SHA-256 of ``blockhash``: one per transaction where a test needs several)."""
     ours = solana.Pubkey(source)
     message = solana.compile_legacy_message(
         ours,
         [system.transfer(ours, solana.Pubkey(destination), lamports)],
-        hashlib.sha256(b"recent blockhash").digest(),
+        hashlib.sha256(blockhash).digest(),
     )
     return solana.serialize_message(message)
 

@@ -11,12 +11,9 @@ lies about the rest.
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from shardvault.chains import solana
-from shardvault.chains.solana import system
 from shardvault.policy.intent import TransferIntent, intent_digest
 from tests.cosigner.initiator_support import (
     ALICE,
@@ -37,6 +34,7 @@ from tests.cosigner.support import (
     dkg_request,
     sign_request,
     signed_bundle,
+    solana_transfer,
 )
 from tests.cosigner.test_node import Cluster
 
@@ -94,13 +92,7 @@ def cluster(tmp_path_factory):
 
 def _message(cluster, destination: bytes, lamports: int, tag: str) -> bytes:
     """A transfer from the vault key with a blockhash of its own (one per transaction)."""
-    ours = solana.Pubkey(cluster.sol_key)
-    message = solana.compile_legacy_message(
-        ours,
-        [system.transfer(ours, solana.Pubkey(destination), lamports)],
-        hashlib.sha256(tag.encode()).digest(),
-    )
-    return solana.serialize_message(message)
+    return solana_transfer(cluster.sol_key, destination, lamports, tag.encode())
 
 
 def _sign(cluster, message, transaction_id, *, request, claimed="alice", approvals=()):

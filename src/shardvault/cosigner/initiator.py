@@ -45,7 +45,6 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -56,7 +55,14 @@ from shardvault.chains.amounts import parse_decimal_amount
 from shardvault.chains.errors import ChainError
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.cosigner.target import SigningTarget
-from shardvault.policy import Evaluation, Operation, Policy, TransactionRequest
+from shardvault.policy import (
+    Evaluation,
+    Operation,
+    Policy,
+    PolicyDocumentError,
+    TransactionRequest,
+    parse_text,
+)
 from shardvault.policy.initiators import InitiatorKey, InitiatorKeys
 from shardvault.policy.keys import KeyAlgorithm
 from shardvault.policy.request import Initiator
@@ -280,10 +286,10 @@ def _create_body(body: bytes) -> dict[str, object]:
             missing, unknown or of the wrong type.
     """
     try:
-        document = json.loads(
-            body.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_no_constant
-        )
-    except (UnicodeDecodeError, ValueError) as exc:
+        # The policy layer's strict reader: a key twice, NaN or Infinity, or nesting
+        # past its depth limit is refused, not read one way here and another there.
+        document = parse_text(body.decode("utf-8"), "json")
+    except (UnicodeDecodeError, PolicyDocumentError) as exc:
         raise RequestRefused("initiator", f"the signed body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise RequestRefused("initiator", "the signed body is not a JSON object")
@@ -305,19 +311,6 @@ def _create_body(body: bytes) -> dict[str, object]:
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise RequestRefused("initiator", "the signed body's source_index is not an index")
     return document
-
-
-def _no_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError(f"the key {name!r} appears twice")
-        out[name] = value
-    return out
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _check_transfer(signed: SignedCreateRequest, request: TransactionRequest, path: str) -> None:
