@@ -20,8 +20,16 @@ from eth_account import Account
 
 from shardvault.chains import ethereum
 from shardvault.devchain import HardhatNode
+from shardvault.policy.initiators import parse_initiator_keys
 from shardvault.service.transactions import intent_digest
 from tests.compromised.harness import CompromisedServer
+from tests.cosigner.initiator_support import (
+    ALICE,
+    INITIATORS,
+    create_body,
+    issued_at,
+    signed_request,
+)
 from tests.cosigner.support import POLICY as CAROL_ONLY
 from tests.cosigner.support import VAULT, approval
 
@@ -67,7 +75,7 @@ def _policy() -> dict[str, object]:
 @pytest.fixture(scope="module")
 def vault(server: CompromisedServer, chain: HardhatNode):
     server.start("development")
-    server.install(_policy())
+    server.install(_policy(), initiators=parse_initiator_keys(INITIATORS))
     return server.ecdsa_key(KEY_ID, _metadata())
 
 
@@ -99,6 +107,11 @@ class Transfer:
         self.destination = destination
         self.ether = ether
         self.approvals: list[dict[str, object]] = []
+        # Alice's own signed create request, which the server keeps and forwards.
+        index = int(path.rsplit("/", 1)[1])
+        self.request = signed_request(
+            ALICE, create_body(destination, ether, wallet_id="wallet-eth", source_index=index)
+        )
         if approved:
             digest = intent_digest(
                 workspace_id=WORKSPACE_ID,
@@ -129,9 +142,13 @@ class Transfer:
             "path": self.path,
             "presignature": label,
             "metadata": _metadata(
-                transaction_id=self.transaction_id, workspace_id=WORKSPACE_ID, token_decimals=18
+                transaction_id=self.transaction_id,
+                workspace_id=WORKSPACE_ID,
+                token_decimals=18,
+                created_at=issued_at(self.request),
             ),
             "approvals": self.approvals,
+            "initiator_request": self.request,
         }
 
 

@@ -11,24 +11,27 @@ lies about who asked, or reuses what alice signed for something else.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import secrets
 import time
 import uuid
 from collections.abc import Sequence
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eth_account import Account
 
 from shardvault.chains import ethereum
-from shardvault.policy import bundle as bundle_module
+from shardvault.policy.initiators import parse_initiator_keys
 from shardvault.sdk.auth import ApiKeyCredentials
 from shardvault.service.transactions import intent_digest
 from tests.compromised.harness import CompromisedServer
+from tests.cosigner.initiator_support import (
+    ALICE,
+    INITIATORS,
+    SERVER_KEY_FOR_BOB,
+    create_body,
+    issued_at,
+    signed_request,
+)
 from tests.cosigner.support import CAROL, VAULT, _key, approval
 
 WORKSPACE_ID = "5b0e9a7c-2d4f-4e61-8a3b-9c7d1e2f3a40"
@@ -36,33 +39,6 @@ KEY_ID = "eth-initiators"
 FEES = ethereum.FeeParameters(2 * 10**9, 10**9, 21_000)
 ALICE_APPROVER = _key("approver-alice")
 
-
-def _test_only_api_key(label: str) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(
-        hashlib.sha256(f"TEST-ONLY suite api key {label}".encode()).digest()
-    )
-
-
-ALICE = ApiKeyCredentials("key-alice", _test_only_api_key("alice"))
-BOB = ApiKeyCredentials("key-bob", _test_only_api_key("bob"))
-SERVER_KEY_FOR_BOB = ApiKeyCredentials("key-bob-2", _test_only_api_key("server"))
-"""A key the server registered for bob in its own database: the admins never listed it."""
-
-
-def _public_hex(credentials: ApiKeyCredentials) -> str:
-    public = credentials.private_key.public_key()
-    return public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-
-
-INITIATORS = {
-    "members": [
-        {
-            "initiator": {"type": "user", "id": name},
-            "keys": [{"id": c.api_key_id, "algorithm": "ed25519", "public_key": _public_hex(c)}],
-        }
-        for name, c in (("alice", ALICE), ("bob", BOB))
-    ]
-}
 
 POLICY = {
     "format": "shardvault.policy/v1",
@@ -99,21 +75,10 @@ POLICY = {
 }
 
 
-def _sections() -> dict[str, object]:
-    """The bundle's initiators section, where the bundle format has one."""
-    if "initiators" in bundle_module.new_bundle.__code__.co_varnames:
-        from shardvault.policy.initiators import (  # type: ignore[import-not-found]
-            parse_initiator_keys,
-        )
-
-        return {"initiators": parse_initiator_keys(INITIATORS)}
-    return {}
-
-
 @pytest.fixture(scope="module")
 def vault(server: CompromisedServer):
     server.start("development")
-    server.install(POLICY, **_sections())
+    server.install(POLICY, initiators=parse_initiator_keys(INITIATORS))
     return server.ecdsa_key(KEY_ID, _metadata("alice", int(time.time())))
 
 
@@ -129,24 +94,9 @@ def _metadata(initiator: str, created_at: int, **extra: object) -> dict[str, obj
 def _signed_request(
     credentials: ApiKeyCredentials, destination: str, ether: str, source_index: int
 ) -> dict[str, str]:
-    """What the server keeps of a ``POST /v1/transactions`` the SDK signed: the token
-    and the raw body."""
-    body = json.dumps(
-        {
-            "wallet_id": "wallet-eth",
-            "destination": destination,
-            "amount": ether,
-            "source_index": source_index,
-        },
-        separators=(",", ":"),
-    ).encode()
-    token = credentials.sign_request("POST", "/v1/transactions", body, now=time.time())
-    return {"token": token, "body": base64.b64encode(body).decode()}
-
-
-def _iat(request: dict[str, str]) -> int:
-    payload = request["token"].split(".")[1]
-    return int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iat"])
+    """What the server keeps of a ``POST /v1/transactions`` the SDK signed."""
+    body = create_body(destination, ether, wallet_id="wallet-eth", source_index=source_index)
+    return signed_request(credentials, body)
 
 
 class Transfer:
@@ -185,7 +135,7 @@ class Transfer:
         tx = ethereum.native_transfer(
             chain_id=31337, nonce=nonce, to=self.destination, amount=self.ether, fees=FEES
         )
-        created_at = _iat(request) if request is not None else int(time.time())
+        created_at = issued_at(request) if request is not None else int(time.time())
         body: dict[str, object] = {
             "kind": "sign",
             "request_id": secrets.token_hex(8),
@@ -225,12 +175,6 @@ def _refused(results: dict[int, dict[str, object]], check: str, *words: str) -> 
         assert all(word in str(r.get("reason")) for r in results.values()), results
 
 
-XFAIL = pytest.mark.xfail(
-    strict=True, reason="co-signers take the initiator the server asserts in metadata"
-)
-
-
-@XFAIL
 def test_an_initiator_the_server_names_without_a_signed_request_is_refused(server, vault):
     """2 ETH that nobody asked for, claimed as bob's (who may send any amount)."""
     transfer = Transfer(vault, 1, _destination(), "2")
@@ -238,7 +182,6 @@ def test_an_initiator_the_server_names_without_a_signed_request_is_refused(serve
     _refused(server.run(body, (1, 2)), "initiator", "bob-settles")
 
 
-@XFAIL
 def test_a_request_signed_with_a_key_the_admins_never_listed_is_refused(server, vault):
     """The server registered a key of its own for bob and signs bob's requests with it."""
     transfer = Transfer(vault, 2, _destination(), "2")
@@ -247,7 +190,6 @@ def test_a_request_signed_with_a_key_the_admins_never_listed_is_refused(server, 
     _refused(server.run(body, (1, 3)), "initiator", "key-bob-2")
 
 
-@XFAIL
 def test_a_self_approval_passed_off_as_another_initiators_transfer_is_refused(server, vault):
     """Alice asked for 2 ETH and approved it herself; the server names carol as the
     initiator so that alice's approval would count."""
@@ -258,7 +200,6 @@ def test_a_self_approval_passed_off_as_another_initiators_transfer_is_refused(se
     _refused(server.run(body, (2, 3)), "initiator", "key-alice")
 
 
-@XFAIL
 def test_a_signed_request_sent_with_a_payload_that_pays_someone_else_is_refused(server, vault):
     """Alice signed 0.1 ETH to one address; the payload pays 0.1 ETH to another."""
     asked = _destination()
@@ -268,7 +209,6 @@ def test_a_signed_request_sent_with_a_payload_that_pays_someone_else_is_refused(
     _refused(server.run(body, (1, 2)), "initiator", "destination")
 
 
-@XFAIL
 def test_one_signed_request_buys_one_transaction(server, vault):
     """Alice's request for 0.1 ETH is signed once; the server sends it again as a new
     transaction (a fresh id, the next nonce) through another quorum."""
@@ -280,4 +220,4 @@ def test_one_signed_request_buys_one_transaction(server, vault):
     assert {r["status"] for r in results.values()} == {"ok"}, results
     second = Transfer(vault, 5, destination, "0.1")
     body = second.body(server, (2, 3), initiator="alice", request=request, nonce=1)
-    _refused(server.run(body, (2, 3)), "replay")
+    _refused(server.run(body, (2, 3)), "initiator", "one signed request makes one transaction")

@@ -35,6 +35,8 @@ ALICE = ApiKeyCredentials("key-alice", _test_only_key("alice"))
 BOB = ApiKeyCredentials("key-bob", _test_only_key("bob"))
 SERVER_KEY_FOR_ALICE = ApiKeyCredentials("key-alice-2", _test_only_key("server"))
 """A key the server registered for alice on its own: the admins never listed it."""
+SERVER_KEY_FOR_BOB = ApiKeyCredentials("key-bob-2", _test_only_key("server-bob"))
+"""The same for bob."""
 
 
 def _public_hex(credentials: ApiKeyCredentials) -> str:

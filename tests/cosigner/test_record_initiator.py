@@ -36,7 +36,7 @@ def _check(record, ids, replay_key, digest, initiator_request=REQUEST):
 
 
 def test_a_request_used_for_one_transaction_is_refused_for_another(tmp_path):
-    record = SignedRecord.open(tmp_path, IDENTITY.public)
+    record = SignedRecord.open(tmp_path, IDENTITY.public, 1)
     _append(record, ("ws", "tx-1"), "solana:payer:aa", bytes([1]) * 32)
     # The same transaction again (a failover quorum, another input) is not a reuse.
     _check(record, ("ws", "tx-1"), "solana:payer:aa", bytes([1]) * 32)
@@ -49,7 +49,7 @@ def test_a_request_used_for_one_transaction_is_refused_for_another(tmp_path):
 
 
 def test_without_transaction_ids_the_replay_key_names_the_transaction(tmp_path):
-    record = SignedRecord.open(tmp_path, IDENTITY.public)
+    record = SignedRecord.open(tmp_path, IDENTITY.public, 1)
     _append(record, None, "ethereum:1:0xabc:4", bytes([1]) * 32)
     _check(record, None, "ethereum:1:0xabc:4", bytes([3]) * 32)  # a fee bump of it
     for ids, replay_key in ((None, "ethereum:1:0xabc:5"), (None, None), (("ws", "tx"), None)):
@@ -59,7 +59,7 @@ def test_without_transaction_ids_the_replay_key_names_the_transaction(tmp_path):
 
 
 def test_the_digest_survives_a_restart_and_older_lines_load_unchanged(tmp_path):
-    record = SignedRecord.open(tmp_path, IDENTITY.public)
+    record = SignedRecord.open(tmp_path, IDENTITY.public, 1)
     _append(record, ("ws", "tx-old"), "solana:payer:00", bytes([5]) * 32, None)
     _append(record, ("ws", "tx-1"), "solana:payer:aa", bytes([1]) * 32)
     lines = [json.loads(x) for x in (tmp_path / RECORD_FILE).read_bytes().splitlines()]
@@ -67,7 +67,7 @@ def test_the_digest_survives_a_restart_and_older_lines_load_unchanged(tmp_path):
     # existed, so those lines keep verifying.
     assert "initiator_request" not in lines[0]
     assert lines[1]["initiator_request"] == REQUEST
-    reopened = SignedRecord.open(tmp_path, IDENTITY.public)
+    reopened = SignedRecord.open(tmp_path, IDENTITY.public, 1)
     assert [e.initiator_request for e in reopened.entries] == [None, REQUEST]
     with pytest.raises(RequestRefused):
         _check(reopened, ("ws", "tx-2"), "solana:payer:bb", bytes([2]) * 32)
