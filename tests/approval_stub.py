@@ -1,6 +1,7 @@
-"""A stub API server for approval tests: it shows one transfer (1 ETH to Alice) with
-whatever intent digest a test gives it, and records the approvals posted to it. Served
-through :class:`httpx.MockTransport`, so the SDK and the CLI run unchanged."""
+"""A stub API server for approval tests: it shows one transfer (by default 1 ETH to
+Alice) with whatever intent digest a test gives it, and records the approvals posted to
+it. Served through :class:`httpx.MockTransport` (or over a loopback socket, as the
+compromised-server suite does), so the SDK and the CLI run unchanged."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from shardvault.chains.amounts import format_decimal_amount
 from shardvault.policy.intent import TransferIntent
 from shardvault.sdk import ApiKeyCredentials, ShardvaultClient, generate_key_pair
 
@@ -32,23 +34,26 @@ def stub_intent(**changes: Any) -> TransferIntent:
     return TransferIntent(**fields)
 
 
-def stub_view(digest: bytes) -> dict[str, object]:
-    """The transaction as the server shows it: 1 ETH to Alice, with ``digest``."""
-    honest = stub_intent()
+def stub_view(
+    digest: bytes, honest: TransferIntent | None = None, *, decimals: int = 18
+) -> dict[str, object]:
+    """The transaction as the server shows it: the fields of ``honest`` (default: 1 ETH
+    to Alice, :func:`stub_intent`), an asset of ``decimals``, with ``digest``."""
+    honest = honest or stub_intent()
     return {
-        "id": TX_ID,
+        "id": honest.transaction_id,
         "workspace_id": honest.workspace_id,
         "vault_id": "vault-1",
         "wallet_id": "wallet-1",
         "source_address": honest.source,
-        "network": "my-sepolia",
+        "network": f"my-{honest.network}",
         "intent_network": honest.network,
-        "asset": "ETH",
+        "asset": honest.asset,
         "intent_asset": honest.asset,
-        "asset_decimals": 18,
+        "asset_decimals": decimals,
         "operation": "transfer",
         "destination": honest.destination,
-        "amount": "1",
+        "amount": format_decimal_amount(honest.amount, decimals),
         "amount_base_units": str(honest.amount),
         "note": None,
         "status": "pending_approval",
@@ -74,16 +79,19 @@ def stub_view(digest: bytes) -> dict[str, object]:
 
 
 class StubServer:
-    """Serves one transaction view and records the approvals posted to it."""
+    """Serves one transaction view, at ``transaction_id``, whatever id the view itself
+    says, and records the approvals posted to it."""
 
-    def __init__(self, view: dict[str, object]) -> None:
+    def __init__(self, view: dict[str, object], transaction_id: str = TX_ID) -> None:
         self.view = view
+        self.transaction_id = transaction_id
         self.approvals: list[dict[str, object]] = []
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and request.url.path == f"/v1/transactions/{TX_ID}":
+        shown = f"/v1/transactions/{self.transaction_id}"
+        if request.method == "GET" and request.url.path == shown:
             return httpx.Response(200, json=self.view)
-        if request.method == "POST" and request.url.path == f"/v1/transactions/{TX_ID}/approvals":
+        if request.method == "POST" and request.url.path == f"{shown}/approvals":
             self.approvals.append(json.loads(request.content))
             return httpx.Response(200, json=self.view)
         return httpx.Response(404, json={"title": "Not Found", "detail": request.url.path})

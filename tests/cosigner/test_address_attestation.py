@@ -11,19 +11,13 @@ and solders; signatures with PyNaCl.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bitcointx import ChainParams
-from bitcointx.core.key import CPubKey, XOnlyPubKey
-from bitcointx.wallet import P2TRCoinAddress, P2WPKHCoinAddress
-from eth_keys import keys as eth_keys
 from nacl.signing import VerifyKey
-from solders.pubkey import Pubkey as SoldersPubkey
 
 from shardvault.cosigner.attest import ATTEST_BURST
 from shardvault.cosigner.errors import ConfigurationError
@@ -31,6 +25,11 @@ from shardvault.cosigner.link import Item
 from shardvault.cosigner.node import CosignerNode
 from shardvault.cosigner.state import open_node
 from shardvault.custody.secret import SecretBytes
+from tests.cosigner.attest_support import (
+    attestation_request,
+    independent_address,
+    verify_statement_signature,
+)
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster
 from tests.cosigner.support import (
     DESTINATION,
@@ -65,15 +64,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def attest_request(
     key_id: str = ECDSA_KEY, path: str = PATH, encoding: str = "ethereum", **extra: Any
 ) -> dict[str, Any]:
-    return {
-        "kind": "attest_address",
-        "request_id": f"attest-{secrets.token_hex(4)}",
-        "vault": VAULT,
-        "key_id": key_id,
-        "path": path,
-        "encoding": encoding,
-        **extra,
-    }
+    return attestation_request(key_id, path, encoding, **extra)
 
 
 def refusals(results: dict[int, dict[str, Any]]) -> set[tuple[str, str | None]]:
@@ -188,17 +179,6 @@ def test_a_changed_public_key_record_refuses_the_start(cluster: Cluster, tmp_pat
         record.write_bytes(original)
 
 
-def _independent_address(encoding: str, public_key: bytes) -> str:
-    if encoding == "ethereum":
-        return str(eth_keys.PublicKey.from_compressed_bytes(public_key).to_checksum_address())
-    if encoding == "solana":
-        return str(SoldersPubkey(public_key))
-    with ChainParams("bitcoin/regtest"):
-        if encoding == "bitcoin-p2wpkh:regtest":
-            return str(P2WPKHCoinAddress.from_pubkey(CPubKey(public_key)))
-        return str(P2TRCoinAddress.from_pubkey(XOnlyPubKey(public_key)))
-
-
 @pytest.mark.parametrize(
     ("key_id", "path", "encoding"),
     [
@@ -218,21 +198,17 @@ def test_each_cosigner_signs_the_address_it_derives(
         attestation = result["attestation"]
         statement = attestation["statement"]
         identity = cluster.nodes[party].state.identity.public
-        # PyNaCl over the domain and the canonical JSON, independently of our code.
-        message = b"shardvault/cosigner/address-attestation/v1\x00" + json.dumps(
-            statement, sort_keys=True, separators=(",", ":")
-        ).encode("ascii")
-        VerifyKey(identity.signing_key).verify(message, bytes.fromhex(attestation["signature"]))
+        verify_statement_signature(attestation, identity.signing_key)
         assert attestation["fingerprint"] == identity.fingerprint()
         assert (statement["party"], statement["workspace"]) == (party, WORKSPACE)
         assert (statement["vault"], statement["key_id"], statement["path"]) == (VAULT, key_id, path)
         assert (statement["min_signers"], statement["max_signers"]) == (2, 3)
         public_key = bytes.fromhex(statement["public_key"])
-        assert statement["address"] == _independent_address(encoding, public_key)
+        assert statement["address"] == independent_address(encoding, public_key)
         addresses.add(statement["address"])
     assert len(addresses) == 1
     if key_id == ECDSA_KEY and path == PATH:
-        assert addresses == {_independent_address("ethereum", cluster.derived_key)}
+        assert addresses == {independent_address("ethereum", cluster.derived_key)}
 
 
 def test_an_attestation_is_answered_while_a_session_runs(cluster: Cluster) -> None:

@@ -35,6 +35,7 @@ from tests.cosigner.support import (
     policy_chain,
     sign_request,
 )
+from tests.fee_payloads import funding, spend_psbt
 from tests.support_bitcoin_node import verify_inputs
 
 REGTEST = bitcoin.Network.REGTEST
@@ -45,8 +46,6 @@ INTERNAL = coincurve.PrivateKey(hashlib.sha256(b"fee cap taproot key").digest())
 INTERNAL_X = INTERNAL.format(compressed=True)[1:]
 OURS_TR = bitcoin.output_key(INTERNAL_X).script_pubkey
 FOREIGN_TR = bitcoin.p2tr_script(hashlib.sha256(b"someone else's coin").digest())
-PAYEE = bitcoin.p2tr_script(hashlib.sha256(b"payee").digest())
-AMOUNT = 70_000
 MAX_FEE_SAT = 5_000
 MAX_RATE = 10
 """The caps on regtest: 5,000 sat, and 10 sat per vbyte of the signed transaction."""
@@ -69,41 +68,10 @@ def capped_chain():
     return policy_chain(CAPPED_POLICY)
 
 
-def _funding(label: str, amount: int, script: bytes) -> bitcoin.Transaction:
-    """A previous transaction whose output 0 pays ``amount`` to ``script``."""
-    source = bitcoin.OutPoint(hashlib.sha256(label.encode()).digest(), 0)
-    return bitcoin.Transaction(2, (bitcoin.TxIn(source),), (bitcoin.TxOut(amount, script),))
-
-
-def _psbt(
-    coins=((50_000, OURS), (40_000, OURS)),
-    *,
-    fee: int = 1_000,
-    proven=(0, 1),
-    claimed: dict[int, int] | None = None,
-    sighash_types: dict[int, int] | None = None,
-    change_script: bytes = OURS,
-    label: str = "coin",
-) -> bitcoin.Psbt:
-    """Spend ``coins`` (amount, script) to PAYEE, change back to ``change_script``, paying
-    ``fee``. Inputs in ``proven`` carry their previous transaction; every input carries a
-    witness UTXO of its ``claimed`` amount (its true amount unless told)."""
-    funding = [_funding(f"{label}-{i}", amount, script) for i, (amount, script) in enumerate(coins)]
-    total = sum(amount for amount, _ in coins)
-    outputs = [
-        bitcoin.TxOut(AMOUNT, PAYEE),
-        bitcoin.TxOut(total - AMOUNT - fee, change_script),
-    ]
-    psbt = bitcoin.create_psbt([bitcoin.OutPoint(f.txid(), 0) for f in funding], outputs)
-    for i, (amount, script) in enumerate(coins):
-        psbt = bitcoin.set_witness_utxo(
-            psbt, i, bitcoin.TxOut((claimed or {}).get(i, amount), script)
-        )
-        if i in proven:
-            psbt = bitcoin.set_non_witness_utxo(psbt, i, funding[i])
-    for i, hash_type in (sighash_types or {}).items():
-        psbt = bitcoin.set_sighash_type(psbt, i, hash_type)
-    return psbt
+def _psbt(coins=((50_000, OURS), (40_000, OURS)), *, change_script=OURS, **fields):
+    """:func:`~tests.fee_payloads.spend_psbt` of ``coins``, by default two of ours (every
+    input proven unless ``proven`` says otherwise)."""
+    return spend_psbt(coins, change_script=change_script, **fields)
 
 
 def _body(psbt: bitcoin.Psbt, index: int = 0, network: str = "regtest") -> dict[str, object]:
@@ -183,7 +151,7 @@ def test_the_input_being_signed_needs_no_previous_transaction(capped_chain):
 def test_a_previous_transaction_of_another_txid_is_refused(capped_chain):
     """The previous transaction claims the amount; its txid must be the outpoint's."""
     psbt = _psbt(fee=1_000, proven=(0,))
-    lying = _funding("a coin of more value", 40_000, OURS)
+    lying = funding("a coin of more value", 40_000, OURS)
     # The Updater refuses to attach it, so the coordinator writes the record itself.
     record = PsbtRecord(IN_NON_WITNESS_UTXO, b"", lying.serialize())
     maps = (psbt.input_maps[0], (*psbt.input_maps[1], record))

@@ -14,12 +14,9 @@ import hashlib
 
 import pytest
 from solders import compute_budget as solders_budget
-from solders.hash import Hash
 from solders.instruction import Instruction as SoldersInstruction
-from solders.message import Message as SoldersMessage
 from solders.pubkey import Pubkey as SoldersPubkey
 from solders.signature import Signature as SoldersSignature
-from solders.system_program import TransferParams, transfer
 
 from shardvault.cosigner.checks import check_fee, signing_target
 from shardvault.cosigner.errors import RequestRefused
@@ -33,11 +30,10 @@ from tests.cosigner.support import (
     signed_bundle,
 )
 from tests.cosigner.test_node import Cluster
+from tests.fee_payloads import solana_message, unit_limit, unit_price
 
 KEY = hashlib.sha256(b"solana fee cap test key").digest()
 """An Ed25519 public key's bytes for the checks alone (nothing is signed with it)."""
-DESTINATION = SoldersPubkey(hashlib.sha256(b"solana fee cap payee").digest())
-BLOCKHASH = Hash(hashlib.sha256(b"a recent blockhash").digest())
 MAX_PRICE = 10_000
 MAX_LIMIT = 400_000
 MAX_FEE = 8_000
@@ -66,11 +62,9 @@ def capped_chain():
     return policy_chain(CAPPED_POLICY)
 
 
-def _message(budget=(), key: bytes = KEY, blockhash: Hash = BLOCKHASH) -> bytes:
+def _message(budget=(), key: bytes = KEY) -> bytes:
     """A legacy message: ``budget`` instructions, then a 1,000-lamport transfer."""
-    payer = SoldersPubkey(key)
-    move = transfer(TransferParams(from_pubkey=payer, to_pubkey=DESTINATION, lamports=1_000))
-    return bytes(SoldersMessage.new_with_blockhash([*budget, move], payer, blockhash))
+    return solana_message(budget, key)
 
 
 def _target(message: bytes, network: str = "solana", key: bytes = KEY):
@@ -80,14 +74,6 @@ def _target(message: bytes, network: str = "solana", key: bytes = KEY):
         "metadata": {**metadata(), "network": network},
     }
     return signing_target(body, key)
-
-
-def _limit(units: int):
-    return solders_budget.set_compute_unit_limit(units)
-
-
-def _price(micro_lamports: int):
-    return solders_budget.set_compute_unit_price(micro_lamports)
 
 
 def _fee_refusal(chain, message: bytes, network: str = "solana") -> str:
@@ -105,7 +91,7 @@ def _payload_refusal(message: bytes) -> str:
 
 
 def test_a_priority_fee_under_the_caps_is_read_and_passes(capped_chain):
-    target = _target(_message([_limit(300_000), _price(MAX_PRICE)]))
+    target = _target(_message([unit_limit(300_000), unit_price(MAX_PRICE)]))
     check_fee(capped_chain, target)
     fee = target.fee
     assert fee is not None
@@ -119,7 +105,7 @@ def test_a_priority_fee_under_the_caps_is_read_and_passes(capped_chain):
 
 
 def test_without_a_limit_the_runtime_default_is_counted(capped_chain):
-    target = _target(_message([_price(MAX_PRICE)]))
+    target = _target(_message([unit_price(MAX_PRICE)]))
     check_fee(capped_chain, target)
     assert target.fee is not None
     # 200,000 units for the transfer and 3,000 for the price instruction (the most any
@@ -133,19 +119,19 @@ def test_without_a_limit_the_runtime_default_is_counted(capped_chain):
 
 
 def test_a_compute_unit_price_above_the_cap_is_refused(capped_chain):
-    reason = _fee_refusal(capped_chain, _message([_limit(100_000), _price(MAX_PRICE + 1)]))
+    reason = _fee_refusal(capped_chain, _message([unit_limit(100_000), unit_price(MAX_PRICE + 1)]))
     assert f"compute-unit price {MAX_PRICE + 1} micro-lamports" in reason
     assert f"max_compute_unit_price_micro_lamports {MAX_PRICE} for solana" in reason
 
 
 def test_a_compute_unit_limit_above_the_cap_is_refused(capped_chain):
-    reason = _fee_refusal(capped_chain, _message([_limit(MAX_LIMIT + 1), _price(1)]))
+    reason = _fee_refusal(capped_chain, _message([unit_limit(MAX_LIMIT + 1), unit_price(1)]))
     assert f"compute-unit limit {MAX_LIMIT + 1}" in reason
     assert f"max_compute_unit_limit {MAX_LIMIT} for solana" in reason
 
 
 def test_a_fee_above_the_cap_is_refused_though_price_and_limit_are_within_theirs(capped_chain):
-    reason = _fee_refusal(capped_chain, _message([_limit(MAX_LIMIT), _price(MAX_PRICE)]))
+    reason = _fee_refusal(capped_chain, _message([unit_limit(MAX_LIMIT), unit_price(MAX_PRICE)]))
     assert "fee 9000 lamports" in reason
     assert f"max_fee_lamports {MAX_FEE} for solana" in reason
 
@@ -154,7 +140,7 @@ def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_c
     """The coordinator names a Solana payload's network: naming one the policy does not
     cap must not lift the caps it sets on the others."""
     reason = _fee_refusal(
-        capped_chain, _message([_limit(MAX_LIMIT), _price(10**9)]), network="mainnet-beta"
+        capped_chain, _message([unit_limit(MAX_LIMIT), unit_price(10**9)]), network="mainnet-beta"
     )
     assert "mainnet-beta" in reason
     assert "solana, solana-tight" in reason
@@ -164,12 +150,12 @@ def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_c
     ("budget", "named"),
     [
         pytest.param(
-            [_price(1), _limit(1_000), _price(MAX_PRICE * 1000)],
+            [unit_price(1), unit_limit(1_000), unit_price(MAX_PRICE * 1000)],
             "instructions[2]: a second set_compute_unit_price",
             id="second-price",
         ),
         pytest.param(
-            [_limit(1_000), _limit(1_400_000)],
+            [unit_limit(1_000), unit_limit(1_400_000)],
             "instructions[1]: a second set_compute_unit_limit",
             id="second-limit",
         ),
@@ -184,7 +170,7 @@ def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_c
             id="loaded-accounts-data-size",
         ),
         pytest.param(
-            [_limit(1_400_001)],
+            [unit_limit(1_400_001)],
             "instructions[0]: a compute-unit limit above 1400000",
             id="limit-above-the-runtime-maximum",
         ),
@@ -240,13 +226,13 @@ def test_a_fee_bump_above_the_cap_is_refused_after_the_original_was_signed(sol_c
     message (the record would refuse it as a second transaction of the transfer), and
     first of all a fee above the cap."""
     key = sol_cluster.sol_key
-    original = _message([_limit(200_000), _price(5_000)], key=key)
+    original = _message([unit_limit(200_000), unit_price(5_000)], key=key)
     results = _sign(sol_cluster, original)
     assert {r["status"] for r in results.values()} == {"ok"}, results
     signature = SoldersSignature(bytes.fromhex(results[1]["signature"]))
     assert signature.verify(SoldersPubkey(key), original)
 
-    bump = _message([_limit(200_000), _price(50_000)], key=key)
+    bump = _message([unit_limit(200_000), unit_price(50_000)], key=key)
     results = _sign(sol_cluster, bump)
     assert {(r["status"], r.get("check")) for r in results.values()} == {("refused", "fee")}
     assert all("max_compute_unit_price_micro_lamports" in r["reason"] for r in results.values())
