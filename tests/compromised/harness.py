@@ -293,3 +293,36 @@ class CompromisedServer:
             signers,
         )
         return label
+
+    def frost_key(
+        self, key_id: str, metadata: Mapping[str, object], scheme: str = "eddsa-ed25519"
+    ) -> bytes:
+        """Make a FROST key (``eddsa-ed25519`` for Solana, ``schnorr-bip340`` for
+        taproot) of every party, in the profile the co-signers run (no primes needed);
+        answers its public key as the chain encodes it (32 bytes, x-only for BIP340)."""
+        body = {
+            "kind": "dkg",
+            "request_id": f"dkg-{key_id}",
+            "session_id": secrets.token_hex(32),
+            "scheme": scheme,
+            "vault": VAULT,
+            "key_id": key_id,
+            "parties": list(self.parties),
+            "min_signers": 2,
+            "metadata": dict(metadata),
+        }
+        results = self.run_ok(body, self.parties)
+        keys = {str(r["public_key"]) for r in results.values()}
+        assert len(keys) == 1, results
+        return bytes.fromhex(keys.pop())
+
+    def run_each(
+        self, body: Mapping[str, object], parties: Sequence[int], timeout: float = RESULT_TIMEOUT
+    ) -> dict[int, dict[str, object]]:
+        """Submit ``body`` to ``parties`` and wait for every one's own result (a refusal
+        by one does not cut the wait short, as it does in :meth:`results`, the server's
+        way): for a request each co-signer must refuse by itself. Then as
+        :meth:`results`: read, and an unfinished session aborted."""
+        self.submit(body, parties)
+        self.core.wait_results(str(body["request_id"]), list(parties), timeout)
+        return self.results(body, parties, timeout=0)
