@@ -14,7 +14,8 @@ long, send what came out. Requests (JSON objects, see ``docs/cosigner.md``):
   starts) and, when a customer callback is configured, only once the customer's service
   approved it (:mod:`.callback`). Every signing session starts with a records round
   (:mod:`.record_exchange`): the quorum's records of what they signed are merged before
-  the policy and the replay rule are evaluated again and the signature is recorded;
+  the policy and the replay rule are evaluated again and the signature is recorded
+  (the checks and the record: :mod:`.sign_checks`);
 * ``abort``: end a session early;
 * ``attest_address``: the address of a key at a path, derived and signed by this node
   from the key's public part only (:mod:`.attest`), answered without a session.
@@ -31,7 +32,6 @@ request arrives, handed to the round object, and dropped with it.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import logging
 import os
@@ -47,15 +47,12 @@ from shardvault.cosigner.cggmp21 import (
 )
 from shardvault.cosigner.checks import (
     CheckedRequest,
-    check_fee,
     check_policy,
     keygen_request,
-    signing_target,
 )
 from shardvault.cosigner.driver import SessionDriver
 from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
-from shardvault.cosigner.initiator import refuse_unsigned_initiator
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.node_keys import TEST_ONLY_PRIMES_ENV, NodeKeys
 from shardvault.cosigner.record_exchange import RecordGapError, records_driver
@@ -63,7 +60,6 @@ from shardvault.cosigner.request_fields import (
     int_field,
     list_field,
     parties_field,
-    path_field,
     session_field,
     text_field,
 )
@@ -73,9 +69,8 @@ from shardvault.cosigner.sessions import (
     Outbox,
     PreparedSign,
     Result,
-    intent_ids,
 )
-from shardvault.cosigner.signed_record import SignedEntry, check_replay, velocity_history
+from shardvault.cosigner.sign_checks import SignChecks
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
 from shardvault.crypto.errors import CryptoError, MisuseError, ProtocolAbort
@@ -93,8 +88,6 @@ from shardvault.crypto.rng import RandomSource, system_random
 from shardvault.custody.envelope import ShareAddress
 from shardvault.custody.errors import CustodyError
 from shardvault.policy import (
-    Evaluation,
-    PastTransaction,
     PolicyError,
     parse_bundle,
 )
@@ -142,6 +135,10 @@ class CosignerNode:
     @property
     def _keys(self) -> NodeKeys:
         return NodeKeys(self.state)
+
+    @property
+    def _checks(self) -> SignChecks:
+        return SignChecks(self.state, self._clock, self._presignatures)
 
     # --- The loop -------------------------------------------------------------------
 
@@ -355,10 +352,10 @@ class CosignerNode:
             now=int(self._clock()),
             prices=body.get("prices"),
             approvals=body.get("approvals", []),
-            history=self._history(),
+            history=self._checks.history(),
         )
         # A key generation carries no initiator's signed request.
-        self._refuse_unsigned_initiator(evaluation, signed=False)
+        self._checks.refuse_unsigned_initiator(evaluation, signed=False)
         if scheme == "ecdsa-secp256k1":
             return self._start_ecdsa_keygen(
                 request_id, body, sid, parties, min_signers, address, directory
@@ -517,7 +514,12 @@ class CosignerNode:
         records offer, so the records round costs no extra message; its second round
         waits for the records. A CGGMP21 signature's only round carries the share, so it
         starts after the records round."""
-        prepared, key = self._prepare_sign(request_id, body)
+        sid = self._fresh_session(body)
+        signers = parties_field(body, "signers")
+        if self.state.party not in signers:
+            raise RequestRefused("malformed", "this co-signer is not among the signers")
+        directory = self._session_directory(signers)
+        prepared, key = self._checks.prepare(request_id, body, sid, signers, directory)
         offered = len(self.state.record.lines)
         if not self._share_records:
             # Measurement only (bench/bench_record_sharing.py): sign on what it holds.
@@ -568,118 +570,6 @@ class CosignerNode:
             taproot_merkle_root=prepared.target.taproot_merkle_root,
         )
 
-    def _prepare_sign(
-        self, request_id: str, body: Mapping[str, object]
-    ) -> tuple[PreparedSign, KeyPackage | KeyShare]:
-        """Every check a signing request gets before any envelope leaves: who signs,
-        the key, the payload recomputed (DESIGN.md invariant 3), the fee cap, and the
-        replay and policy checks over the records held now (refused here, nothing is
-        sent). Returns the checks' outcome and the share, opened once for both.
-
-        Raises:
-            RequestRefused: naming the check.
-        """
-        sid = self._fresh_session(body)
-        signers = parties_field(body, "signers")
-        if self.state.party not in signers:
-            raise RequestRefused("malformed", "this co-signer is not among the signers")
-        directory = self._session_directory(signers)
-        vault, key_id = text_field(body, "vault"), text_field(body, "key_id")
-        key = self._keys.load(vault, key_id)
-        chain_key = key.public.public_key_bytes if isinstance(key, KeyPackage) else None
-        if isinstance(key, KeyShare) and body.get("chain") not in ("ethereum", "bitcoin", "raw"):
-            raise RequestRefused(
-                "key", "an ECDSA key signs Ethereum transactions, P2WPKH inputs or raw digests"
-            )
-        if isinstance(key, KeyPackage) and body.get("chain") == "ethereum":
-            raise RequestRefused("key", "Ethereum needs an ECDSA key")
-        # An Ethereum transfer's source address (part of its intent) is the address of
-        # the key derived along the request's path, and a P2WPKH input must spend that
-        # key's output, so derive before checking.
-        derived = None
-        if isinstance(key, KeyShare):
-            derived = self._keys.ecdsa(body, vault, key_id, key)
-        ecdsa_key = derived.public_key.to_bytes() if derived is not None else None
-        head = self.state.chain.head
-        target = signing_target(
-            body,
-            chain_key,
-            ecdsa_key=ecdsa_key if body.get("chain") != "raw" else None,
-            # FROST keys sign at their root; an ECDSA key derives along the path.
-            path=path_field(body) if isinstance(key, KeyShare) else "m",
-            initiators=None if head is None else head.initiators,
-        )
-        if target.request.source.vault != vault:
-            raise RequestRefused("malformed", "the request's source vault is not the key's vault")
-        check_fee(self.state.chain, target)
-        label = None if derived is None else text_field(body, "presignature")
-        if derived is not None:
-            signer_key = derived.public_key.to_bytes()
-        else:
-            assert isinstance(key, KeyPackage)
-            signer_key = key.public.public_key_bytes
-        prepared = PreparedSign(
-            request_id, body, sid, signers, directory, vault, key_id, target, signer_key, label
-        )
-        prepared = dataclasses.replace(prepared, evaluation=self._evaluate(prepared))
-        if derived is not None and label is not None:
-            self._presignature(vault, key_id, label, signers, derived)
-        del derived
-        return prepared, key
-
-    def _presignature(
-        self, vault: str, key_id: str, label: str, signers: tuple[int, ...], key: KeyShare
-    ) -> Presignature:
-        """The presignature ``label``, made by ``signers`` for ``key`` (the derived key).
-
-        Raises:
-            RequestRefused: none such (never made, or used), other signers, another key.
-        """
-        presignature = self._presignatures.get((vault, key_id, label))
-        if presignature is None:
-            raise RequestRefused("key", f"no presignature {label!r} for this key")
-        if tuple(presignature.signers) != signers:
-            raise RequestRefused("malformed", "signers differ from the presignature's")
-        if presignature.key_id != key.key_id:
-            raise RequestRefused("key", "the presignature was made for another key or path")
-        return presignature
-
-    def _entries(self) -> list[SignedEntry]:
-        """This co-signer's record and every peer's copy it holds."""
-        return [*self.state.record.entries, *self.state.peers.entries()]
-
-    def _history(self) -> list[PastTransaction]:
-        """What velocity limits sum: the transfers in the records held (each once), and
-        the history of earlier releases."""
-        return [*self.state.history, *velocity_history(self._entries())]
-
-    def _evaluate(self, prepared: PreparedSign) -> Evaluation:
-        """The signed policy, then DESIGN.md invariant 11 (one approval, one transaction
-        on chain), both over every record held.
-
-        Raises:
-            RequestRefused: check ``policy`` or ``replay`` (:func:`.check_replay`).
-        """
-        target = prepared.target
-        evaluation = check_policy(
-            self.state.chain,
-            target.request,
-            now=int(self._clock()),
-            prices=prepared.body.get("prices"),
-            approvals=prepared.body.get("approvals", []),
-            history=self._history(),
-        )
-        self._refuse_unsigned_initiator(evaluation, signed=target.initiator_request is not None)
-        check_replay(
-            self._entries(),
-            intent_ids(target),
-            target.replay_key,
-            prepared.signer_key,
-            target.payload_digest,
-            initiator_request=target.initiator_request,
-        )
-        return evaluation
-
     def _sign_after_records(
         self,
         prepared: PreparedSign,
@@ -699,7 +589,9 @@ class CosignerNode:
         try:
             if isinstance(exchanged, RecordGapError):
                 raise RequestRefused("records", str(exchanged))
-            evaluation = self._evaluate(prepared) if offered is not None else prepared.evaluation
+            evaluation = (
+                self._checks.evaluate(prepared) if offered is not None else prepared.evaluation
+            )
             assert evaluation is not None
             checked = CheckedRequest(prepared.target, evaluation)
             self._ask_customer(prepared.request_id, prepared.body, checked)
@@ -710,7 +602,7 @@ class CosignerNode:
         body, vault, key_id = prepared.body, prepared.vault, prepared.key_id
         driver: SessionDriver
         if pending is not None:
-            self._record(checked, prepared.signer_key)
+            self._checks.record(checked, prepared.signer_key)
             driver = pending
             key = None
         else:
@@ -719,10 +611,10 @@ class CosignerNode:
             if isinstance(key, KeyShare):
                 assert prepared.presignature is not None
                 key = self._keys.ecdsa(body, vault, key_id, key)
-                presignature = self._presignature(
+                presignature = self._checks.presignature(
                     vault, key_id, prepared.presignature, prepared.signers, key
                 )
-                self._record(checked, prepared.signer_key)
+                self._checks.record(checked, prepared.signer_key)
                 del self._presignatures[(vault, key_id, prepared.presignature)]
                 driver = ecdsa_signing_driver(
                     key=key,
@@ -735,7 +627,7 @@ class CosignerNode:
                     rng=self._rng,
                 )
             else:
-                self._record(checked, prepared.signer_key)
+                self._checks.record(checked, prepared.signer_key)
                 driver = self._frost_driver(prepared, key)
         del key, share
         request_id = prepared.request_id
@@ -764,31 +656,6 @@ class CosignerNode:
             self._active[bytes(prepared.sid)] = active
             return []
         return self._register(prepared.sid, active)
-
-    def _refuse_unsigned_initiator(self, evaluation: Evaluation, *, signed: bool) -> None:
-        """Refuse an allowed request whose unsigned initiator could have changed the
-        decision (:func:`.initiator.refuse_unsigned_initiator`)."""
-        head = self.state.chain.head
-        assert head is not None  # check_policy refuses without a policy
-        refuse_unsigned_initiator(head.policy, evaluation, signed=signed)
-
-    def _record(self, checked: CheckedRequest, signer_key: bytes) -> None:
-        """Append the signature about to start to the record of signed transactions,
-        flushed to disk before the session's first message (which, for CGGMP21, carries
-        this party's signature share) is returned; a session that then fails still
-        counts as signed (:mod:`.signed_record`)."""
-        target = checked.target
-        self.state.record.append(
-            self.state.identity,
-            ids=intent_ids(target),
-            intent_digest=None if target.intent is None else target.request.digest,
-            replay_key=target.replay_key,
-            signer_key=signer_key,
-            payload_digest=target.payload_digest,
-            now=int(self._clock()),
-            request=target.request,
-            initiator_request=target.initiator_request,
-        )
 
     def _ask_customer(
         self, request_id: str, body: Mapping[str, object], checked: CheckedRequest
