@@ -26,7 +26,7 @@ from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presign import Presignature
 from shardvault.crypto.protocols.common import SessionId
 from shardvault.crypto.protocols.frost import KeyPackage
-from shardvault.policy import Evaluation, PastTransaction
+from shardvault.policy import Evaluation, PastTransaction, TransactionRequest
 
 PresignatureKey = tuple[str, str, str]
 """(vault, key id, label) of a presignature held in memory."""
@@ -131,10 +131,20 @@ class SignChecks:
         """This co-signer's record and every peer's copy it holds."""
         return [*self.state.record.entries, *self.state.peers.entries()]
 
-    def history(self) -> list[PastTransaction]:
+    def history(self, request: TransactionRequest | None = None) -> list[PastTransaction]:
         """What velocity limits sum: the transfers in the records held (each once), and
-        the history of earlier releases."""
-        return [*self.state.history, *velocity_history(self.entries())]
+        the history of earlier releases. For ``request``, only the entries its policy's
+        longest velocity window can reach (a record grows with every signature; the
+        window does not)."""
+        since = None
+        head = self.state.chain.head
+        if request is not None and head is not None:
+            longest = max(
+                (v.window_seconds for rule in head.policy.rules for v in rule.when.velocity),
+                default=0,
+            )
+            since = min(int(self._clock()), int(request.created_at)) - longest
+        return [*self.state.history, *velocity_history(self.entries(), since)]
 
     def evaluate(self, prepared: PreparedSign) -> Evaluation:
         """The signed policy (an unsigned initiator refused where it decides), then
@@ -152,7 +162,7 @@ class SignChecks:
             now=int(self._clock()),
             prices=prepared.body.get("prices"),
             approvals=prepared.body.get("approvals", []),
-            history=self.history(),
+            history=self.history(target.request),
         )
         self.refuse_unsigned_initiator(evaluation, signed=target.initiator_request is not None)
         check_replay(

@@ -115,6 +115,13 @@ class SignedEntry:
     request: Mapping[str, object] | None = field(default=None, hash=False, compare=False)
     format: str = RECORD_FORMAT
     initiator_request: str | None = None
+    past: PastTransaction | None = field(
+        default=None, init=False, repr=False, hash=False, compare=False
+    )
+    """The entry as velocity history, parsed once (:meth:`past_transaction`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "past", self.past_transaction())
 
     def body(self) -> dict[str, object]:
         """The fields the signature covers."""
@@ -292,19 +299,24 @@ def check_replay(
             raise RequestRefused("replay", "this payload was already signed")
 
 
-def velocity_history(entries: Iterable[SignedEntry]) -> list[PastTransaction]:
+def velocity_history(
+    entries: Iterable[SignedEntry], since: int | None = None
+) -> list[PastTransaction]:
     """The transactions ``entries`` signed, each once: the entries of one transaction
     (its quorum's members, a failover, a fee bump) share its transaction id; without
     one, its payload. Two transactions of one nonce under different ids both count
-    (only one can confirm, but either may be the one)."""
+    (only one can confirm, but either may be the one). With ``since``, entries signed
+    before it are left out (no velocity window reaches them)."""
     seen: set[tuple[str, ...]] = set()
     out = []
     for entry in entries:
+        if since is not None and entry.signed_at < since:
+            continue
         ids = entry.ids
         key = ("tx", *ids) if ids is not None else ("payload", entry.payload_digest)
         if key in seen:
             continue
-        past = entry.past_transaction()
+        past = entry.past
         if past is not None:
             seen.add(key)
             out.append(past)
