@@ -88,9 +88,10 @@ def make_private_dir(directory: Path) -> None:
     Path(directory).mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
 
 
-def write_private_json(path: Path, document: object) -> None:
+def write_private_json(path: Path, document: object, *, durable: bool = True) -> None:
     """Replace ``path`` atomically with ``document``: a temporary file created 0600
-    beside it, flushed to disk, then renamed over it."""
+    beside it, flushed to disk (unless ``durable`` is false: a crash may then leave the
+    previous document), then renamed over it."""
     path = Path(path)
     make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -101,7 +102,8 @@ def write_private_json(path: Path, document: object) -> None:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1, sort_keys=True)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -212,10 +212,17 @@ class PeerRecords:
             yield from copy.entries
 
     def acknowledge(self, party: int, length: int) -> None:
-        """Remember that ``party`` holds ``length`` lines of our record."""
+        """Remember that ``party`` holds ``length`` lines of our record. Not flushed to
+        disk: an acknowledgement a crash loses only makes the next offer resend lines
+        the peer holds (it compares them and takes none twice), and peers restate what
+        they hold in every offer."""
         if self._acks.get(party) != length:
             self._acks[party] = length
-            write_private_json(self._dir / "acks.json", {str(k): v for k, v in self._acks.items()})
+            write_private_json(
+                self._dir / "acks.json",
+                {str(k): v for k, v in self._acks.items()},
+                durable=False,
+            )
 
     def merge(self, offer: Offer, identity: PublicIdentity) -> int:
         """Add ``offer``'s new lines to the copy of its sender's record; answers how many
