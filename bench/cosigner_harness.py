@@ -12,24 +12,19 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-import uvicorn
 from nacl.signing import SigningKey
 
 from shardvault.chains import solana
 from shardvault.chains.solana import system
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
-from shardvault.cosigner.relay_app import create_relay_app
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
 from shardvault.crypto.channel import Directory
@@ -39,6 +34,7 @@ from shardvault.policy import new_bundle, parse_address_book, parse_admin_set, p
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.cosigner_processes import LoopbackRelay, start_cosigners, stop_processes  # noqa: E402
 from tests.tls_support import LOOPBACK, TlsFiles, self_signed_tls  # noqa: E402
 
 __all__ = ["LOOPBACK", "TlsFiles", "self_signed_tls"]
@@ -104,9 +100,6 @@ class Harness:
         extra_args: Sequence[str] = (),
     ) -> None:
         self.processes: list[subprocess.Popen[str]] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._log: IO[str] | None = None
         root.mkdir(parents=True, exist_ok=True)
         self.log_path = root / "cosigners.log"
         dirs = {p: root / f"c{p}" for p in PARTIES}
@@ -120,80 +113,23 @@ class Harness:
             with SecretBytes(PASSPHRASE.encode()) as passphrase:
                 pin_peers(directory, identities, unseal_identity(directory, passphrase))
         self.core = RelayCore(Directory.of(identities), keep_transcript=False)
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so
-        # (accepted sockets inherit the listening socket's protocol number).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind((LOOPBACK, 0))
-        self._sock = sock
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://{LOOPBACK}:{sock.getsockname()[1]}"
+        self.relay = LoopbackRelay(self.core, tls, loop)
+        self.url = self.relay.url
+        self._log = open(self.log_path, "w")
+        env = {**os.environ, "SV_BENCH_PASS": PASSPHRASE, TEST_ONLY_PRIMES_ENV: str(PRIMES)}
         try:
-            self._start(dirs, tls, poll_wait, loop, extra_args)
+            started = start_cosigners(
+                self.relay,
+                dirs,
+                passphrase_env="SV_BENCH_PASS",
+                env=env,
+                log=self._log,
+                args=["--poll-wait", str(poll_wait), *extra_args],
+            )
         except BaseException:
             self.close()
             raise
-
-    def _start(
-        self,
-        dirs: dict[int, Path],
-        tls: TlsFiles | None,
-        poll_wait: float,
-        loop: str,
-        extra_args: Sequence[str],
-    ) -> None:
-        config = uvicorn.Config(
-            create_relay_app(self.core),
-            log_level="warning",
-            lifespan="off",
-            loop=loop,
-            ssl_certfile=str(tls.cert) if tls else None,
-            ssl_keyfile=str(tls.key) if tls else None,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self._thread.start()
-        while not server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError(f"the relay at {self.url} did not start")
-            time.sleep(0.02)
-        env = {**os.environ, "SV_BENCH_PASS": PASSPHRASE, TEST_ONLY_PRIMES_ENV: str(PRIMES)}
-        self._log = open(self.log_path, "w")
-        pinned = ["--server-cert", str(tls.cert)] if tls else []
-        for party, directory in dirs.items():
-            self.processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "shardvault.cli.main",
-                        "cosigner",
-                        "run",
-                        "--id",
-                        str(party),
-                        "--data-dir",
-                        str(directory),
-                        "--coordinator",
-                        self.url,
-                        *pinned,
-                        "--passphrase-env",
-                        "SV_BENCH_PASS",
-                        "--poll-wait",
-                        str(poll_wait),
-                        *extra_args,
-                    ],
-                    stdout=subprocess.PIPE,
-                    stderr=self._log,
-                    env=env,
-                    text=True,
-                )
-            )
-        for process in self.processes:
-            assert process.stdout is not None
-            if not process.stdout.readline():
-                raise RuntimeError(f"a co-signer did not start: see {self.log_path}")
+        self.processes = list(started.values())
 
     def run(
         self, body: dict[str, object], parties: Sequence[int], timeout: float = 120.0
@@ -213,11 +149,10 @@ class Harness:
         """The relay's open connections: how many have ``TCP_NODELAY`` set on the server's
         socket (without it, each response written in two pieces waits for a delayed ACK),
         the TLS version and cipher of each, and the event loop serving them."""
-        assert self._server is not None
         total = nodelay = 0
         tls = []
         loops = set()
-        for connection in list(self._server.server_state.connections):
+        for connection in list(self.relay.server.server_state.connections):
             transport = getattr(connection, "transport", None)
             if transport is None or transport.is_closing():
                 continue
@@ -234,25 +169,9 @@ class Harness:
 
     def close(self) -> None:
         """Stop the co-signers (SIGTERM, then SIGKILL after 10 s) and the relay."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            if process.stdout is not None:
-                process.stdout.close()
-        self.core.close()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._sock.close()
-        if self._log is not None:
-            self._log.close()
+        stop_processes(self.processes)
+        self.relay.close()
+        self._log.close()
 
 
 def install_policy(harness: Harness) -> None:

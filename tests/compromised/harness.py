@@ -20,20 +20,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-import uvicorn
-
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
-from shardvault.cosigner.relay_app import create_relay_app
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import init_node
 from shardvault.crypto.bip32 import ExtendedPublicKey
@@ -50,9 +42,9 @@ from shardvault.policy import (
     parse_policy,
 )
 from tests.cosigner.support import ADMIN_SET, ADMINS, PASSPHRASE, VAULT, WORKSPACE
-from tests.tls_support import TlsFiles, self_signed_tls
+from tests.cosigner_processes import LoopbackRelay, start_cosigners, stop_processes
+from tests.tls_support import LOOPBACK, TlsFiles, self_signed_tls
 
-LOOPBACK = "127.0.0.1"
 PRIMES = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
 """TEST-ONLY published safe primes, used only while the key is made (see the module)."""
 PASSPHRASE_ENV = "SV_TEST_COMPROMISED_PASSPHRASE"
@@ -76,31 +68,13 @@ class CompromisedServer:
                 self.identities[party] = init_node(
                     directory, party, WORKSPACE, ADMIN_SET, passphrase, cost=DEVELOPMENT_COST
                 )
-        self.core = RelayCore(Directory.of(self.identities))
         self.tls: TlsFiles = self_signed_tls(root, LOOPBACK)
+        self.relay = LoopbackRelay(RelayCore(Directory.of(self.identities)), self.tls)
+        self.core = self.relay.core
+        self.url = self.relay.url
         self.processes: dict[int, subprocess.Popen[str]] = {}
         self.bundles: list[PolicyBundle] = []
         self._log: IO[str] = open(root / "cosigners.log", "a")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((LOOPBACK, 0))
-        self._sock = sock
-        self.url = f"https://{LOOPBACK}:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_relay_app(self.core),
-            log_level="warning",
-            lifespan="off",
-            ssl_certfile=str(self.tls.cert),
-            ssl_keyfile=str(self.tls.key),
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError(f"the relay at {self.url} did not start")
-            time.sleep(0.02)
 
     # --- Processes ------------------------------------------------------------------
 
@@ -110,66 +84,25 @@ class CompromisedServer:
         env.pop(TEST_ONLY_PRIMES_ENV, None)
         if profile != "production":
             env[TEST_ONLY_PRIMES_ENV] = str(PRIMES)
-        started = []
-        for party in parties or self.parties:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "shardvault.cli.main",
-                    "cosigner",
-                    "run",
-                    "--id",
-                    str(party),
-                    "--data-dir",
-                    str(self.dirs[party]),
-                    "--coordinator",
-                    self.url,
-                    "--server-cert",
-                    str(self.tls.cert),
-                    "--profile",
-                    profile,
-                    "--passphrase-env",
-                    PASSPHRASE_ENV,
-                    "--poll-wait",
-                    "2",
-                    "--session-timeout",
-                    "20",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=self._log,
-                env=env,
-                text=True,
-            )
-            self.processes[party] = process
-            started.append(process)
-        for process in started:
-            assert process.stdout is not None
-            if not process.stdout.readline():
-                raise RuntimeError(f"a co-signer did not start: see {self.root}/cosigners.log")
+        started = start_cosigners(
+            self.relay,
+            {p: self.dirs[p] for p in parties or self.parties},
+            passphrase_env=PASSPHRASE_ENV,
+            env=env,
+            log=self._log,
+            args=["--profile", profile, "--poll-wait", "2", "--session-timeout", "20"],
+        )
+        self.processes.update(started)
 
     def stop(self) -> None:
         """Stop every co-signer (SIGTERM, then SIGKILL after 10 s)."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            if process.stdout is not None:
-                process.stdout.close()
+        stop_processes(self.processes.values())
         self.processes.clear()
 
     def close(self) -> None:
         """Stop the co-signers and the relay."""
         self.stop()
-        self.core.close()
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        self.relay.close()
         self._log.close()
 
     # --- Requests -------------------------------------------------------------------
