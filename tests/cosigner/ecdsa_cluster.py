@@ -21,16 +21,21 @@ PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_p
 
 @contextmanager
 def ecdsa_cluster(
-    root: Path, policy: Mapping[str, object], key_id: str, path: str
+    root: Path,
+    policy: Mapping[str, object],
+    key_id: str,
+    path: str,
+    assets: Mapping[str, object] | None = None,
 ) -> Iterator[tuple[Cluster, bytes]]:
-    """Nodes holding ``policy`` and an ECDSA key ``key_id``; yields the cluster and the
-    compressed public key derived at ``path``. Closes the nodes at the end."""
+    """Nodes holding ``policy`` (and the asset registry ``assets``, if given) and an
+    ECDSA key ``key_id``; yields the cluster and the compressed public key derived at
+    ``path``. Closes the nodes at the end."""
     previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
     os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
     cluster = None
     try:
         cluster = Cluster(root)
-        bundle = signed_bundle(policy=policy)
+        bundle = signed_bundle(policy=policy, assets=assets)
         results = cluster.run(
             {"kind": "policy", "request_id": "p1", "bundles": [bundle.to_json()]}, [1, 2, 3]
         )

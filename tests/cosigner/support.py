@@ -6,6 +6,7 @@ Keys are deterministic (Ed25519 seeds are SHA-256 of a label) so failures reprod
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from pathlib import Path
@@ -44,6 +45,10 @@ def _key(label: str) -> SigningKey:
 
 ADMINS = {"admin-1": _key("admin-1"), "admin-2": _key("admin-2")}
 CAROL = _key("approver-carol")
+PRICE_KEY = _key("test-only price key")
+"""A TEST-ONLY price key: the bundles of the price tests name it as ``oracle``."""
+PRICE_REPORT_DOMAIN = b"shardvault/price-report/v1\x00"
+"""docs/policy.md, "Price reports": a price key signs this prefix and the report."""
 ADMIN_SET = {
     "quorum": 2,
     "members": [
@@ -76,13 +81,21 @@ POLICY = {
 }
 
 
-def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None):
+def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None, assets=None):
+    """A bundle of ``policy`` signed by ``signers``, carrying the asset registry document
+    ``assets`` when given (docs/policy.md, "Asset registry")."""
+    extra = {}
+    if assets is not None:
+        from shardvault.policy.registry import parse_registry
+
+        extra["assets"] = parse_registry(assets)
     bundle = new_bundle(
         WORKSPACE,
         parse_policy(policy),
         parse_address_book({"format": "shardvault.address-book/v1", "entries": []}),
         parse_admin_set(ADMIN_SET),
         predecessor,
+        **extra,
     )
     for name in signers:
         key = ADMINS.get(name) or _key(name)
@@ -210,3 +223,28 @@ def sign_request(
 DESTINATION = hashlib.sha256(b"destination wallet").digest()
 OTHER_DESTINATION = hashlib.sha256(b"attacker wallet").digest()
 LAMPORTS_PER_SOL = 1_000_000_000
+
+
+def price_report(
+    network: str,
+    asset: str,
+    price: str,
+    *,
+    observed_at: int | None = None,
+    signer: str = "oracle",
+    key: SigningKey = PRICE_KEY,
+    currency: str = "USD",
+) -> dict[str, object]:
+    """A signed price report in transport form, built from its specification (canonical
+    JSON of the report, signed with the domain prefix), not from the code under test."""
+    report = {
+        "format": "shardvault.price-report/v1",
+        "asset": {"network": network, "id": asset},
+        "price": price,
+        "currency": currency,
+        "observed_at": int(time.time()) if observed_at is None else observed_at,
+    }
+    message = PRICE_REPORT_DOMAIN + json.dumps(
+        report, sort_keys=True, separators=(",", ":")
+    ).encode("ascii")
+    return {"report": report, "signer": signer, "signature": key.sign(message).signature.hex()}
