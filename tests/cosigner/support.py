@@ -30,6 +30,7 @@ from shardvault.policy import (
     parse_address_book,
     parse_admin_set,
     parse_policy,
+    parse_registry,
 )
 
 WORKSPACE = "ws-test"
@@ -81,21 +82,37 @@ POLICY = {
 }
 
 
+REGTEST_NETWORK = {
+    "name": "regtest",
+    "chain": "bitcoin",
+    "assets": [{"id": "BTC", "native": True, "decimals": 8}],
+}
+"""The registry entry of a Bitcoin regtest network (its payloads name no network)."""
+
+HARDHAT_NETWORK = {
+    "name": "hardhat",
+    "chain": "ethereum",
+    "chain_id": 31337,
+    "assets": [{"id": "ETH", "native": True, "decimals": 18}],
+}
+"""The registry entry of the local hardhat chain with its ETH."""
+
+
+def registry(*networks: dict[str, object], **extra: object) -> dict[str, object]:
+    """An asset-registry document of ``networks`` (docs/policy.md, "Asset registry")."""
+    return {"format": "shardvault.asset-registry/v1", "networks": list(networks), **extra}
+
+
 def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None, assets=None):
     """A bundle of ``policy`` signed by ``signers``, carrying the asset registry document
     ``assets`` when given (docs/policy.md, "Asset registry")."""
-    extra = {}
-    if assets is not None:
-        from shardvault.policy.registry import parse_registry
-
-        extra["assets"] = parse_registry(assets)
     bundle = new_bundle(
         WORKSPACE,
         parse_policy(policy),
         parse_address_book({"format": "shardvault.address-book/v1", "entries": []}),
         parse_admin_set(ADMIN_SET),
         predecessor,
-        **extra,
+        assets=None if assets is None else parse_registry(assets),
     )
     for name in signers:
         key = ADMINS.get(name) or _key(name)

@@ -41,11 +41,6 @@ from tests.cosigner.support import (
     sign_request,
 )
 
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    reason="co-signers still take the coordinator's prices and have no signed price source",
-)
-
 HARDHAT = 31337
 RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

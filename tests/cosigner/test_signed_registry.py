@@ -17,13 +17,8 @@ from shardvault.chains import bitcoin, ethereum, solana
 from shardvault.chains.solana import system, token
 from shardvault.cosigner.checks import check_policy, signing_target
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.policy import BundleChain, parse_admin_set
+from shardvault.policy import BundleChain, parse_admin_set, parse_registry
 from tests.cosigner.support import ADMIN_SET, POLICY, WORKSPACE, metadata, signed_bundle
-
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    reason="co-signers still take decimals and Solana/Bitcoin network names from the coordinator",
-)
 
 HARDHAT = 31337
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -76,12 +71,6 @@ REGISTRY = {
 }
 
 
-def _registry():
-    from shardvault.policy.registry import parse_registry
-
-    return parse_registry(REGISTRY)
-
-
 @pytest.fixture(scope="module")
 def chain():
     chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
@@ -111,10 +100,10 @@ def _erc20(amount="5000", decimals=6, token_contract=TOKEN, chain_id=HARDHAT):
 
 def _target(chain, body, meta=None, key=None):
     """What ``chain``'s head (and its registry, if it carries one) makes of ``body``."""
-    registry = getattr(chain.head, "assets", None)
-    extra = {} if registry is None else {"registry": registry}
     return signing_target(
-        {**body, "metadata": meta if meta is not None else metadata()}, key, **extra
+        {**body, "metadata": meta if meta is not None else metadata()},
+        key,
+        registry=chain.head.assets,
     )
 
 
@@ -278,7 +267,7 @@ def test_the_intent_still_names_the_token_contract(chain):
         {**_erc20(), "metadata": {**metadata(), **ids}},
         None,
         ecdsa_key=key,
-        registry=_registry(),
+        registry=parse_registry(REGISTRY),
     )
     assert target.intent is not None
     assert target.intent.asset == ethereum.parse_address(TOKEN).checksummed

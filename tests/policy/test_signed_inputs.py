@@ -18,14 +18,11 @@ from shardvault.policy import (
     new_bundle,
     parse_bundle,
     parse_policy,
+    parse_registry,
 )
 from shardvault.policy.load import parse_address_book
 
 from .test_bundle import ADMINS, WORKSPACE
-
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="bundles with USD rules load without any signed price source"
-)
 
 BOOK = parse_address_book({"format": "shardvault.address-book/v1", "entries": []})
 
@@ -70,15 +67,9 @@ REGISTRY = {
 }
 
 
-def _registry(document: dict[str, object]):
-    from shardvault.policy.registry import parse_registry
-
-    return parse_registry(document)
-
-
 def _bundle(policy: dict[str, object], registry: dict[str, object] | None = None):
-    extra = {} if registry is None else {"assets": _registry(registry)}
-    return new_bundle(WORKSPACE, parse_policy(policy), BOOK, ADMINS, **extra)
+    assets = None if registry is None else parse_registry(registry)
+    return new_bundle(WORKSPACE, parse_policy(policy), BOOK, ADMINS, assets=assets)
 
 
 def _refused(policy, registry=None) -> PolicyError:

@@ -337,7 +337,7 @@ class CosignerNode:
             raise RequestRefused("key", f"key {key_id!r} of vault {vault!r} already exists")
         # The key generation itself is a policy decision (operation key_generation).
         canonical = json.dumps(
-            {k: v for k, v in body.items() if k not in ("approvals", "prices")},
+            {k: v for k, v in body.items() if k not in ("approvals", "prices", "price_reports")},
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
@@ -347,6 +347,7 @@ class CosignerNode:
             request,
             now=int(self._clock()),
             prices=body.get("prices"),
+            price_reports=body.get("price_reports"),
             approvals=body.get("approvals", []),
             history=self._history(),
         )
@@ -591,8 +592,12 @@ class CosignerNode:
         if isinstance(key, KeyShare):
             derived = self._keys.ecdsa(body, vault, key_id, key)
         ecdsa_key = derived.public_key.to_bytes() if derived is not None else None
+        head = self.state.chain.head
         target = signing_target(
-            body, chain_key, ecdsa_key=ecdsa_key if body.get("chain") != "raw" else None
+            body,
+            chain_key,
+            ecdsa_key=ecdsa_key if body.get("chain") != "raw" else None,
+            registry=None if head is None else head.assets,
         )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
@@ -651,6 +656,7 @@ class CosignerNode:
             target.request,
             now=int(self._clock()),
             prices=prepared.body.get("prices"),
+            price_reports=prepared.body.get("price_reports"),
             approvals=prepared.body.get("approvals", []),
             history=self._history(),
         )

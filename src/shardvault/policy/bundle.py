@@ -14,10 +14,17 @@ floating-point numbers anywhere) of::
      "predecessor": hex of the previous bundle's hash (32 zero bytes for the first),
      "policy": canonical policy document, "address_book": canonical address book,
      "admins": {"quorum": k, "members": [{"id", "algorithm", "public_key"}...]},
-     "cosigners": {"members": [{"party", "signing_key", "encryption_key", "binding"}]}}
+     "cosigners": {"members": [{"party", "signing_key", "encryption_key", "binding"}]},
+     "assets": canonical asset registry}
 
-``cosigners`` (the co-signer directory, :mod:`.directory`) is present only in bundles
-that carry one, so a bundle without it keeps the payload, and the hash, it always had.
+``cosigners`` (the co-signer directory, :mod:`.directory`) and ``assets`` (the asset
+registry, :mod:`.registry`: networks, assets, decimals, static prices and price keys)
+are present only in bundles that carry them, so a bundle without them keeps the
+payload, and the hash, it always had.
+
+Loading a bundle (:func:`new_bundle`, :func:`parse_bundle`) also refuses one whose rules
+depend on an input nothing in it signs (:func:`.registry.check_signed_inputs`): a value
+limit without a price source, an asset or network the registry does not list.
 
 Each admin signs ``BUNDLE_DOMAIN || payload``; the bundle's hash, which the next bundle
 names as its predecessor, is SHA-256 of the same bytes. Signatures are not part of the
@@ -58,6 +65,7 @@ from shardvault.policy.load import (
     policy_to_document,
 )
 from shardvault.policy.model import AddressBook, Policy
+from shardvault.policy.registry import AssetRegistry, check_signed_inputs, parse_registry
 
 BUNDLE_FORMAT = "shardvault.policy-bundle/v1"
 """The ``format`` value of bundle payloads."""
@@ -174,7 +182,8 @@ class PolicyBundle:
     ``admins`` is the admin set that governs the *next* bundle; this bundle itself is
     verified against the set in force before it. ``cosigners``, when present, is the
     co-signer directory the admins approved: the only parties a co-signer holding this
-    bundle accepts in a session.
+    bundle accepts in a session. ``assets``, when present, is the asset registry: what
+    a payload's network, asset and decimals mean, and where prices come from.
     """
 
     workspace: str
@@ -184,6 +193,7 @@ class PolicyBundle:
     admins: AdminSet
     signatures: tuple[BundleSignature, ...] = ()
     cosigners: CosignerDirectory | None = None
+    assets: AssetRegistry | None = None
 
     @property
     def version(self) -> int:
@@ -203,6 +213,8 @@ class PolicyBundle:
         }
         if self.cosigners is not None:
             document["cosigners"] = self.cosigners.to_document()
+        if self.assets is not None:
+            document["assets"] = self.assets.to_document()
         return canonical_json(document)
 
     def signing_message(self) -> bytes:
@@ -236,9 +248,16 @@ def new_bundle(
     admins: AdminSet,
     predecessor: PolicyBundle | None = None,
     cosigners: CosignerDirectory | None = None,
+    assets: AssetRegistry | None = None,
 ) -> PolicyBundle:
     """An unsigned bundle that follows ``predecessor`` (or starts the chain), carrying
-    the co-signer directory ``cosigners`` if given."""
+    the co-signer directory ``cosigners`` and the asset registry ``assets`` if given.
+
+    Raises:
+        UnsignedInputError: a rule depends on an input nothing in the bundle signs
+            (:func:`.registry.check_signed_inputs`).
+    """
+    check_signed_inputs(policy, assets)
     return PolicyBundle(
         workspace=workspace,
         predecessor=GENESIS_PREDECESSOR if predecessor is None else predecessor.hash(),
@@ -246,6 +265,7 @@ def new_bundle(
         address_book=address_book,
         admins=admins,
         cosigners=cosigners,
+        assets=assets,
     )
 
 
@@ -259,13 +279,14 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
     Raises:
         MalformedBundleError: the payload, a document inside it, or a signature entry is
             malformed.
+        UnsignedInputError: a rule depends on an input nothing in the bundle signs.
     """
     obj = _fields(data, path, {"payload", "signatures"})
     payload = _fields(
         obj["payload"],
         f"{path}.payload",
         {"format", "workspace", "version", "predecessor", "policy", "address_book", "admins"},
-        optional={"cosigners"},
+        optional={"cosigners", "assets"},
     )
     if payload["format"] != BUNDLE_FORMAT:
         raise MalformedBundleError(
@@ -280,6 +301,11 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
     try:
         policy = parse_policy(payload["policy"], path=f"{path}.payload.policy")
         book = parse_address_book(payload["address_book"], path=f"{path}.payload.address_book")
+        assets = (
+            parse_registry(payload["assets"], f"{path}.payload.assets")
+            if "assets" in payload
+            else None
+        )
     except PolicyDocumentError as exc:
         raise MalformedBundleError(exc.reason, path=exc.path) from None
     if payload["version"] != policy.version:
@@ -306,7 +332,10 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
         signatures.append(
             BundleSignature(signer, _hex(sig["signature"], f"{path}.signatures[{i}].signature"))
         )
-    return PolicyBundle(workspace, predecessor, policy, book, admins, tuple(signatures), cosigners)
+    check_signed_inputs(policy, assets)
+    return PolicyBundle(
+        workspace, predecessor, policy, book, admins, tuple(signatures), cosigners, assets
+    )
 
 
 def verify_bundle_signatures(bundle: PolicyBundle, admins: AdminSet) -> tuple[str, ...]:
