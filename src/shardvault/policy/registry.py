@@ -536,37 +536,26 @@ def payload_asset(
 
 
 def check_signed_inputs(policy: Policy, registry: AssetRegistry | None) -> None:
-    """Refuse a policy whose rules depend on inputs no signed source provides.
+    """Refuse a policy whose rules depend on a price no signed source provides.
 
-    With a registry, every ``asset`` and ``network`` a rule names (and every fee cap's
-    network) must be listed: nothing else can ever match. A rule with a ``value``
-    condition needs a price for every asset it can match (narrowed by its ``asset`` and
-    ``network`` conditions), and a ``value`` velocity condition for every asset (its
-    sum covers them all): a static price, or price keys in the registry.
+    A rule with a ``value`` condition needs a price for every asset it can match
+    (narrowed by its ``asset`` and ``network`` conditions), and a ``value`` velocity
+    condition for every asset (its sum covers them all): a static price in the registry,
+    or price keys in it (which may price any asset). Without a registry there is no
+    signed price at all. (A rule naming an asset or network the registry does not list
+    is not refused: it never matches, which is fail-closed for ``allow`` rules.)
 
     Raises:
-        UnsignedInputError: naming the rule (and its path) and the input missing.
+        UnsignedInputError: naming the rule (and its path) and the asset left unpriced.
     """
+    currency = policy.reference_currency
     for index, rule in enumerate(policy.rules):
-        where = f"policy.rules[{index}].when"
         when = rule.when
-        if registry is not None:
-            _check_listed(registry, rule.name, when.assets, when.networks, where)
-            for position, target in enumerate(
-                () if when.destination is None else when.destination.contracts
-            ):
-                if target.network is not None and registry.network(target.network) is None:
-                    raise UnsignedInputError(
-                        f"rule {rule.name!r} names network {target.network!r}, which the "
-                        "signed asset registry does not list",
-                        path=f"{where}.destination.contracts[{position}].network",
-                    )
         in_value = when.value is not None
         in_velocity = any(v.measure is Measure.VALUE for v in when.velocity)
         if not (in_value or in_velocity):
             continue
-        currency = policy.reference_currency
-        path = f"{where}.value" if in_value else f"{where}.velocity"
+        path = f"policy.rules[{index}].when.{'value' if in_value else 'velocity'}"
         if registry is None:
             raise UnsignedInputError(
                 f"rule {rule.name!r} limits value in {currency}, but the bundle carries no "
@@ -586,36 +575,3 @@ def check_signed_inputs(policy: Policy, registry: AssetRegistry | None) -> None:
                     f"{network.name} has no static price and the registry names no price key",
                     path=path,
                 )
-    if registry is not None:
-        for capped in sorted(policy.fee_caps):
-            if registry.network(capped) is None:
-                raise UnsignedInputError(
-                    f"fee_caps names network {capped!r}, which the signed asset registry "
-                    "does not list",
-                    path=f"policy.fee_caps.{capped}",
-                )
-
-
-def _check_listed(
-    registry: AssetRegistry,
-    rule: str,
-    assets: frozenset[str] | None,
-    networks: frozenset[str] | None,
-    where: str,
-) -> None:
-    for name in sorted(networks or ()):
-        if registry.network(name) is None:
-            raise UnsignedInputError(
-                f"rule {rule!r} names network {name!r}, which the signed asset registry does "
-                "not list",
-                path=f"{where}.network",
-            )
-    for asset_id in sorted(assets or ()):
-        on = [n for n in registry.networks if networks is None or n.name in networks]
-        if not any(n.get(asset_id) is not None for n in on):
-            scope = "" if networks is None else f" on {', '.join(sorted(networks))}"
-            raise UnsignedInputError(
-                f"rule {rule!r} names asset {asset_id!r}, which the signed asset registry "
-                f"does not list{scope}",
-                path=f"{where}.asset",
-            )
