@@ -8,15 +8,10 @@ network, and every transfer on that network was valued at it.
 import json
 
 import httpx
-import pytest
 
 from shardvault.service.platform import Platform
 from shardvault.store.models_vaults import Asset
 from tests.api.support import Tenant, assert_problem, count_rows, signed_post
-
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="a second native asset or a duplicate contract is accepted"
-)
 
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 

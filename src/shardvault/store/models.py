@@ -249,5 +249,6 @@ class AuditCheckpoint(Base):
 # the shared metadata that Alembic and the tests see.
 from shardvault.store import models_attestations as _models_attestations  # noqa: E402, F401
 from shardvault.store import models_cosigners as _models_cosigners  # noqa: E402, F401
+from shardvault.store import models_prices as _models_prices  # noqa: E402, F401
 from shardvault.store import models_vaults as _models_vaults  # noqa: E402, F401
 from shardvault.store import models_webhooks as _models_webhooks  # noqa: E402, F401
