@@ -252,11 +252,16 @@ SANCTIONED = "0x000000000000000000000000000000000000dEaD"
 
 
 def activate_policy(
-    ws: Workspace, document: dict[str, object], *, sanctioned_entry: bool = True
+    ws: Workspace,
+    document: dict[str, object],
+    *,
+    sanctioned_entry: bool = True,
+    assets: dict[str, object] | None = None,
 ) -> int:
-    """Draft, propose (pinning the admin key on the first bundle), sign and activate;
-    with ``sanctioned_entry``, first put the blocked test address in the address book
-    (on the hardhat network)."""
+    """Draft, propose (pinning the admin key on the first bundle; with the asset
+    registry ``assets``, or the one of the workspace's tables), sign and activate; with
+    ``sanctioned_entry``, first put the blocked test address in the address book (on the
+    hardhat network)."""
     from shardvault.service import addressbook
 
     owner = ws.owner.principal
@@ -277,6 +282,7 @@ def activate_policy(
                 "quorum": 1,
                 "members": [{"id": "admin", "algorithm": "ed25519", "public_key": admin_public}],
             },
+            assets=assets,
         )
         assert proposed.signing_message is not None
         signature = ws.admin_key.sign(bytes.fromhex(proposed.signing_message)).hex()

@@ -308,6 +308,12 @@ class ProposeIn(_In):
         description="Paired co-signers (party ids) the bundle's co-signer directory lists; "
         "default: every paired co-signer (docs/cosigner.md, 'Pairing').",
     )
+    assets: dict[str, object] | None = Field(
+        default=None,
+        description="The asset registry the bundle carries (networks, assets, decimals, "
+        "static prices, price keys; docs/policy.md, 'Asset registry'); default: built from "
+        "the workspace's networks and assets.",
+    )
 
 
 class PolicySignatureIn(_In):
@@ -349,3 +355,26 @@ class AddressBookEntryOut(_Out):
 
 class AddressBookList(BaseModel):
     data: list[AddressBookEntryOut]
+
+
+class PriceReportIn(_In):
+    """A signed price report in transport form (docs/policy.md, "Prices")."""
+
+    report: dict[str, object]
+    signer: str = Field(min_length=1, max_length=64)
+    signature: str = Field(min_length=2, max_length=300)
+
+
+class PriceReportOut(_Out):
+    network: str
+    asset: str
+    signer: str
+    price: str
+    currency: str
+    observed_at: int
+    received_at: datetime
+    report: dict[str, object]
+
+
+class PriceReportList(BaseModel):
+    data: list[PriceReportOut]

@@ -12,6 +12,13 @@ the bundle carries a co-signer directory (remote co-signers paired with the work
 it is signed only if it lists exactly the ``--expect-cosigner PARTY=FINGERPRINT`` given:
 the fingerprints each co-signer's operator read on its own host (docs/cosigner.md,
 "Pairing"); ``--cosigners`` picks which paired co-signers it lists.
+
+The bundle's asset registry (networks, assets, decimals, static prices, price keys:
+docs/policy.md, "Asset registry") is what the co-signers take as signed facts. With
+``--assets FILE`` the registry is sent with the proposal and the bundle is signed only if
+it carries exactly that registry. Without it the server proposes one built from its
+networks and assets tables; the command then refuses to sign and prints it, for the
+admins to review, save and pass back as ``--assets``.
 """
 
 import json
@@ -31,7 +38,9 @@ from shardvault.cli._pins import expected_cosigners
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.policy import (
+    AssetRegistry,
     PolicyError,
+    load_registry,
     parse_bundle,
     parse_policy,
     parse_text,
@@ -54,6 +63,26 @@ def _admin_keys(items: tuple[str, ...]) -> list[tuple[str, Ed25519PrivateKey]]:
             fail(f"{path}: admin keys are Ed25519")
         keys.append((admin_id, key))
     return keys
+
+
+def _registry_lines(registry: AssetRegistry) -> list[str]:
+    """The registry as an admin reviews it: one line per network, then the price keys."""
+    lines = []
+    for network in registry.networks:
+        chain = network.chain.value
+        where = f"{chain} chain id {network.chain_id}" if network.chain_id else chain
+        assets = ", ".join(
+            f"{a.id} ({'native' if a.native else a.contract}, {a.decimals} decimals"
+            + (f", {a.price})" if a.price is not None else ")")
+            for a in network.assets
+        )
+        lines.append(f"{network.name} ({where}): {assets or 'no assets'}")
+    if registry.price_keys:
+        keys = ", ".join(
+            f"{k.id} {k.key.algorithm.value} {k.key.hex()}" for k in registry.price_keys
+        )
+        lines.append(f"price keys (reports at most {registry.max_price_age} s old): {keys}")
+    return lines
 
 
 def _party_list(text: str) -> list[int]:
@@ -85,6 +114,14 @@ def _party_list(text: str) -> list[int]:
     help="Comma-separated party ids of the paired co-signers the directory lists "
     "(default: every paired co-signer).",
 )
+@click.option(
+    "--assets",
+    "assets_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The asset registry (YAML or JSON) the bundle carries; required when the "
+    "bundle carries one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @api_options
 def command(
@@ -94,6 +131,7 @@ def command(
     quorum: int | None,
     expected_cosigner_items: tuple[str, ...],
     cosigners: str | None,
+    assets_file: Path | None,
     as_json: bool,
     url: str,
     api_key: str | None,
@@ -127,16 +165,34 @@ def command(
         admins = None
     expected_directory = expected_cosigners(expected_cosigner_items)
     chosen = _party_list(cosigners) if cosigners is not None else None
+    expected_assets: dict[str, object] | None = None
+    if assets_file is not None:
+        assets_fmt: Literal["yaml", "json"] = "json" if assets_file.suffix == ".json" else "yaml"
+        try:
+            expected_assets = load_registry(assets_file.read_text(), assets_fmt).to_document()
+        except PolicyError as exc:
+            fail(f"{assets_file}: {exc}")
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
             draft = client.create_policy(text=text, fmt=fmt)
-            proposed = client.propose_policy(draft.id, admins=admins, cosigners=chosen)
+            proposed = client.propose_policy(
+                draft.id, admins=admins, cosigners=chosen, assets=expected_assets
+            )
             if proposed.bundle is None or proposed.signing_message is None:
                 fail("the server proposed no bundle")
             bundle = parse_bundle(proposed.bundle)
             if policy_to_document(bundle.policy) != expected:
                 fail("the proposed bundle does not carry the policy in the file; not signing")
+            carried = None if bundle.assets is None else bundle.assets.to_document()
+            if carried != expected_assets:
+                if expected_assets is not None:
+                    fail("the proposed asset registry is not the one in --assets; not signing")
+                fail(
+                    "the proposed bundle carries an asset registry the server built from its "
+                    "assets table; review it, save it and pass it as --assets FILE (not "
+                    f"signing): {json.dumps(carried, sort_keys=True)}"
+                )
             if bundle.cosigners is not None:
                 listed = bundle.cosigners.fingerprints()
                 if listed != expected_directory:
@@ -154,6 +210,7 @@ def command(
             active = client.activate_policy(draft.id)
     except (ShardvaultError, ValueError) as exc:
         fail(str(exc))
+    registry_lines = [] if bundle.assets is None else _registry_lines(bundle.assets)
     if as_json:
         emit_json(
             {
@@ -161,7 +218,10 @@ def command(
                 "version": active.version,
                 "status": active.status,
                 "bundle_hash": active.bundle_hash,
+                "assets": registry_lines,
             }
         )
     else:
         click.echo(f"policy {active.id}: version {active.version} {active.status}")
+        for line in registry_lines:
+            click.echo(f"  signed asset registry: {line}")

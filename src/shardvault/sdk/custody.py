@@ -593,13 +593,17 @@ class AsyncCustodyMixin:
         *,
         admins: Mapping[str, object] | None = None,
         cosigners: Sequence[int] | None = None,
+        assets: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
     ) -> Policy:
         """Propose a draft as the next bundle; ``cosigners`` picks the paired co-signers
-        its directory lists (default: every paired co-signer)."""
+        its directory lists (default: every paired co-signer); ``assets`` is the asset
+        registry it carries (default: built from the workspace's networks and assets)."""
         body: dict[str, object] = {} if admins is None else {"admins": dict(admins)}
         if cosigners is not None:
             body["cosigners"] = list(cosigners)
+        if assets is not None:
+            body["assets"] = dict(assets)
         return await self._custody_call(
             "POST",
             f"/v1/policies/{policy_id}/propose",

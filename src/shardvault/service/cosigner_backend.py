@@ -462,8 +462,8 @@ class CosignerBackend:
             "metadata": dict(request.metadata),
             "approvals": [dict(a) for a in request.approvals],
         }
-        if request.prices is not None:
-            body["prices"] = dict(request.prices)
+        if request.price_reports:
+            body["price_reports"] = [dict(r) for r in request.price_reports]
         if chain == "bitcoin":
             body["input_index"] = request.input_index
         if request.scheme != "ecdsa-secp256k1":

@@ -35,6 +35,7 @@ from shardvault.policy import (
     parse_bundle,
     parse_policy,
     parse_prices,
+    parse_registry,
     parse_request,
     parse_text,
     policy_to_document,
@@ -44,6 +45,7 @@ from shardvault.policy import (
 )
 from shardvault.policy.keys import SignatureCheckFailed
 from shardvault.service.addressbook import working_address_book
+from shardvault.service.asset_registry import registry_from_tables
 from shardvault.service.context import Principal
 from shardvault.service.cosigners import directory_for_bundle
 from shardvault.service.errors import Conflict, NotFound, ValidationError
@@ -220,6 +222,7 @@ def propose(
     *,
     admins: object | None = None,
     cosigners: list[int] | None = None,
+    assets: object | None = None,
 ) -> PolicyView:
     """Turn a draft into the next bundle of the workspace's chain.
 
@@ -231,9 +234,15 @@ def propose(
     (party ids; every paired co-signer when ``None``), or, when the workspace paired
     none, the directory of the bundle before it, if any (docs/cosigner.md, "Pairing").
 
+    It carries the asset registry ``assets`` (a registry document the admins wrote), or,
+    when ``None``, the one built from the workspace's networks and assets with their
+    static prices (:mod:`.asset_registry`; none while the workspace has no asset).
+
     Raises:
         Forbidden, NotFound, Conflict (not a draft, or the version does not follow the
-        active one), PolicyRefused (a malformed admin set or address book).
+        active one), PolicyRefused (a malformed admin set, address book or registry, or
+        a rule that depends on an input nothing in the bundle signs: a value limit
+        without a price source, an asset or network the registry does not list).
     """
     require(principal, Permission.POLICIES_MANAGE)
     repo = PolicyRepository(uow.session, principal.workspace_id)
@@ -259,6 +268,11 @@ def propose(
         directory = directory_for_bundle(uow, principal.workspace_id, cosigners)
         if directory is None and head is not None:
             directory = head.cosigners
+        registry = (
+            parse_registry(assets)
+            if assets is not None
+            else registry_from_tables(uow, principal.workspace_id)
+        )
         bundle = new_bundle(
             principal.workspace_id,
             parse_policy(json.loads(row.document)),
@@ -266,6 +280,7 @@ def propose(
             next_admins,
             head,
             cosigners=directory,
+            assets=registry,
         )
     except PolicyError as exc:
         raise _refused(exc) from None
@@ -286,6 +301,11 @@ def propose(
             "cosigners": (
                 {str(p): f for p, f in bundle.cosigners.fingerprints().items()}
                 if bundle.cosigners is not None
+                else None
+            ),
+            "assets": (
+                ", ".join(sorted(f"{n.name}/{a.id}" for n, a in bundle.assets.all_assets()))
+                if bundle.assets is not None
                 else None
             ),
         },

@@ -114,10 +114,11 @@ class SignRequest:
     attempt number), so a co-signer backend can refuse a replayed session.
 
     What a co-signer needs to check the request on its own (docs/cosigner.md):
-    ``metadata`` (initiator, source vault, creation time, network for payloads that do
-    not name it, token decimals, and the transaction and workspace ids of the transfer's
-    intent), the approvers' signed ``approvals`` over the intent digest, and ``prices``
-    for value limits. The local backend ignores them (it checks nothing itself).
+    ``metadata`` (initiator, source vault, creation time, the network the workspace
+    names for payloads that do not name it, and the transaction and workspace ids of the
+    transfer's intent), the approvers' signed ``approvals`` over the intent digest, and
+    the signed ``price_reports`` value limits use (docs/policy.md, "Prices"). The local
+    backend ignores them (it checks nothing itself).
     """
 
     workspace_id: str
@@ -130,7 +131,7 @@ class SignRequest:
     session: str
     metadata: Mapping[str, object] = field(default_factory=dict)
     approvals: tuple[Mapping[str, object], ...] = ()
-    prices: Mapping[str, str] | None = None
+    price_reports: tuple[Mapping[str, object], ...] = ()
     input_index: int = 0
     min_signers: int = 0
     """The key's threshold (0: every party signs)."""

@@ -100,11 +100,17 @@ def propose(
     platform: PlatformDep,
     change: Annotated[Mutation, Depends(mutation(Permission.POLICIES_MANAGE))],
 ) -> Response:
-    """Turn a draft into the next bundle; the first bundle pins ``admins``."""
+    """Turn a draft into the next bundle; the first bundle pins ``admins``. The bundle
+    carries ``assets`` (an asset registry) or the one built from the workspace's tables."""
 
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         view = svc.propose(
-            uow, change.principal, policy_id, admins=body.admins, cosigners=body.cosigners
+            uow,
+            change.principal,
+            policy_id,
+            admins=body.admins,
+            cosigners=body.cosigners,
+            assets=body.assets,
         )
         return 200, _out(view)
 
