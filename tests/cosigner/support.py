@@ -82,6 +82,16 @@ POLICY = {
 }
 
 
+def needs_treasury(name: str, when: dict[str, object]) -> dict[str, object]:
+    """A rule ``name`` that holds requests matching ``when`` for one treasury approval."""
+    return {
+        "name": name,
+        "when": when,
+        "action": "require_approvals",
+        "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
+    }
+
+
 REGTEST_NETWORK = {
     "name": "regtest",
     "chain": "bitcoin",
@@ -89,12 +99,16 @@ REGTEST_NETWORK = {
 }
 """The registry entry of a Bitcoin regtest network (its payloads name no network)."""
 
-HARDHAT_NETWORK = {
-    "name": "hardhat",
-    "chain": "ethereum",
-    "chain_id": 31337,
-    "assets": [{"id": "ETH", "native": True, "decimals": 18}],
-}
+
+def hardhat_network(*assets: dict[str, object]) -> dict[str, object]:
+    """The registry entry of the local hardhat chain (31337) with ``assets``."""
+    return {"name": "hardhat", "chain": "ethereum", "chain_id": 31337, "assets": list(assets)}
+
+
+ETH = {"id": "ETH", "native": True, "decimals": 18}
+"""The registry entry of ETH, without a static price."""
+
+HARDHAT_NETWORK = hardhat_network(ETH)
 """The registry entry of the local hardhat chain with its ETH."""
 
 

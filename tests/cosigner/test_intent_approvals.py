@@ -30,12 +30,13 @@ from tests.cosigner.support import (
     ADMIN_SET,
     CAROL,
     DESTINATION,
-    HARDHAT_NETWORK,
+    ETH,
     LAMPORTS_PER_SOL,
     POLICY,
     WORKSPACE,
     approval,
     dkg_request,
+    hardhat_network,
     metadata,
     registry,
     sign_request,
@@ -69,13 +70,7 @@ ETH_POLICY = {
 
 
 INTENT_REGISTRY = registry(
-    {
-        **HARDHAT_NETWORK,
-        "assets": [
-            *HARDHAT_NETWORK["assets"],
-            {"id": "TKN", "contract": TOKEN, "decimals": 18},
-        ],
-    },
+    hardhat_network(ETH, {"id": "TKN", "contract": TOKEN, "decimals": 18}),
     {
         "name": "sepolia",
         "chain": "ethereum",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from eth_account import Account
 
 from shardvault.chains import ethereum
 from shardvault.cosigner.checks import check_policy, signing_target
@@ -27,18 +26,26 @@ from shardvault.policy import (
     parse_policy,
 )
 from shardvault.policy.bundle import GENESIS_PREDECESSOR
-from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
+from tests.cosigner.ecdsa_cluster import (
+    ecdsa_cluster,
+    presign,
+    recovered_sender,
+    sign_ethereum,
+)
 from tests.cosigner.support import (
     ADMIN_SET,
     ADMINS,
+    ETH,
     POLICY,
     PRICE_KEY,
     WORKSPACE,
     _key,
     approval,
+    hardhat_network,
     metadata,
+    needs_treasury,
     price_report,
-    sign_request,
+    registry,
 )
 
 HARDHAT = 31337
@@ -52,31 +59,17 @@ PRICED_POLICY = {
     **POLICY,
     "rules": [
         {"name": "keygen", "when": {"operation": ["key_generation"]}, "action": "allow"},
-        {
-            "name": "large",
-            "description": "over 1 000 USD needs one treasury approval",
-            "when": {"operation": ["transfer"], "value": {"over": "1000"}},
-            "action": "require_approvals",
-            "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
-        },
+        # Over 1 000 USD needs one treasury approval.
+        needs_treasury("large", {"operation": ["transfer"], "value": {"over": "1000"}}),
         {"name": "small", "when": {"operation": ["transfer"]}, "action": "allow"},
     ],
 }
 
 REGISTRY = {
-    "format": "shardvault.asset-registry/v1",
-    "networks": [
-        {
-            "name": "hardhat",
-            "chain": "ethereum",
-            "chain_id": HARDHAT,
-            "assets": [
-                # ETH is priced by reports only; USDC has a static price.
-                {"id": "ETH", "native": True, "decimals": 18},
-                {"id": "USDC", "contract": TOKEN, "decimals": 6, "price": "1"},
-            ],
-        }
-    ],
+    **registry(
+        # ETH is priced by reports only; USDC has a static price.
+        hardhat_network(ETH, {"id": "USDC", "contract": TOKEN, "decimals": 6, "price": "1"})
+    ),
     "price_keys": [
         {"id": "oracle", "algorithm": "ed25519", "public_key": bytes(PRICE_KEY.verify_key).hex()}
     ],
@@ -102,16 +95,7 @@ def _four_eth(nonce=0):
 
 
 def _sign(cluster, tx, *, signers=(1, 2, 3), label="never-made", **extra):
-    body = sign_request(
-        ethereum.encode_unsigned(tx),
-        signers,
-        chain="ethereum",
-        key_id="eth-1",
-        presignature=label,
-        path=ETH_PATH,
-        **extra,
-    )
-    return cluster.run(body, list(signers))
+    return sign_ethereum(cluster, tx, "eth-1", ETH_PATH, signers=signers, label=label, **extra)
 
 
 def _refusals(results):
@@ -190,16 +174,7 @@ def test_a_signed_report_prices_the_transfer_and_an_approval_releases_it(eth_clu
     )
     assert {r["status"] for r in signed.values()} == {"ok"}, signed
     assert {r["rule"] for r in signed.values()} == {"large"}
-    signature = bytes.fromhex(signed[1]["signature"])
-    raw = ethereum.encode_signed(
-        ethereum.assemble(
-            tx,
-            int.from_bytes(signature[:32], "big"),
-            int.from_bytes(signature[32:64], "big"),
-            signature[64],
-        )
-    )
-    assert Account.recover_transaction(raw) == eth_cluster.eth_source
+    assert recovered_sender(tx, signed[1]["signature"]) == eth_cluster.eth_source
 
 
 def test_a_cheap_signed_price_lets_the_transfer_through_without_approval(eth_cluster):

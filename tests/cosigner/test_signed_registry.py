@@ -18,7 +18,16 @@ from shardvault.chains.solana import system, token
 from shardvault.cosigner.checks import check_policy, signing_target
 from shardvault.cosigner.errors import RequestRefused
 from shardvault.policy import BundleChain, parse_admin_set, parse_registry
-from tests.cosigner.support import ADMIN_SET, POLICY, WORKSPACE, metadata, signed_bundle
+from tests.cosigner.support import (
+    ADMIN_SET,
+    ETH,
+    POLICY,
+    WORKSPACE,
+    hardhat_network,
+    metadata,
+    needs_treasury,
+    signed_bundle,
+)
 
 HARDHAT = 31337
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -32,12 +41,7 @@ TAPROOT_KEY = bytes.fromhex("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f
 TOKEN_POLICY = {
     **POLICY,
     "rules": [
-        {
-            "name": "usdc-large",
-            "when": {"asset": ["USDC"], "amount": {"over": "1000"}},
-            "action": "require_approvals",
-            "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
-        },
+        needs_treasury("usdc-large", {"asset": ["USDC"], "amount": {"over": "1000"}}),
         {"name": "transfers", "when": {"operation": ["transfer"]}, "action": "allow"},
     ],
 }
@@ -45,15 +49,7 @@ TOKEN_POLICY = {
 REGISTRY = {
     "format": "shardvault.asset-registry/v1",
     "networks": [
-        {
-            "name": "hardhat",
-            "chain": "ethereum",
-            "chain_id": HARDHAT,
-            "assets": [
-                {"id": "ETH", "native": True, "decimals": 18},
-                {"id": "USDC", "contract": TOKEN, "decimals": 6},
-            ],
-        },
+        hardhat_network(ETH, {"id": "USDC", "contract": TOKEN, "decimals": 6}),
         {
             "name": "solana-devnet",
             "chain": "solana",

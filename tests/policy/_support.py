@@ -199,3 +199,12 @@ def statement_json(
         approver, digest, signed_at=signed_at, version=version, decision=decision
     )
     return {**body, "signature": key.sign(message).signature.hex()}
+
+
+USDC_CONTRACT = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+"""USDC's contract on Ethereum (EIP-55), for asset-registry documents."""
+
+
+def ethereum_network(*assets: dict[str, object]) -> dict[str, object]:
+    """An asset-registry entry of Ethereum mainnet with ``assets``."""
+    return {"name": "ethereum", "chain": "ethereum", "chain_id": 1, "assets": list(assets)}

@@ -27,7 +27,9 @@ from shardvault.policy.prices import MAX_REPORTS, new_price_report
 from shardvault.policy.request import UnixSeconds
 
 from ._support import (
+    USDC_CONTRACT,
     ed25519_key,
+    ethereum_network,
     make_request,
     p256_key,
     p256_public_hex,
@@ -43,20 +45,10 @@ REGISTRY = parse_registry(
     {
         "format": "shardvault.asset-registry/v1",
         "networks": [
-            {
-                "name": "ethereum",
-                "chain": "ethereum",
-                "chain_id": 1,
-                "assets": [
-                    {"id": "ETH", "native": True, "decimals": 18},
-                    {
-                        "id": "USDC",
-                        "contract": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
-                        "decimals": 6,
-                        "price": "1",
-                    },
-                ],
-            },
+            ethereum_network(
+                {"id": "ETH", "native": True, "decimals": 18},
+                {"id": "USDC", "contract": USDC_CONTRACT, "decimals": 6, "price": "1"},
+            ),
             {
                 "name": "solana",
                 "chain": "solana",

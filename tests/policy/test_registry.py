@@ -27,10 +27,10 @@ from shardvault.policy import (
 from shardvault.policy.load import parse_address_book
 from shardvault.policy.registry import Chain
 
-from ._support import ed25519_key
+from ._support import USDC_CONTRACT, ed25519_key
 from .test_bundle import ADMINS, WORKSPACE
 
-USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+USDC = USDC_CONTRACT
 MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 ORACLE = ed25519_key("oracle").verify_key.encode().hex()
 

@@ -22,6 +22,7 @@ from shardvault.policy import (
 )
 from shardvault.policy.load import parse_address_book
 
+from ._support import USDC_CONTRACT, ethereum_network
 from .test_bundle import ADMINS, WORKSPACE
 
 BOOK = parse_address_book({"format": "shardvault.address-book/v1", "entries": []})
@@ -50,19 +51,10 @@ DAILY = {
 REGISTRY = {
     "format": "shardvault.asset-registry/v1",
     "networks": [
-        {
-            "name": "ethereum",
-            "chain": "ethereum",
-            "chain_id": 1,
-            "assets": [
-                {"id": "ETH", "native": True, "decimals": 18, "price": "3000"},
-                {
-                    "id": "USDC",
-                    "contract": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
-                    "decimals": 6,
-                },
-            ],
-        }
+        ethereum_network(
+            {"id": "ETH", "native": True, "decimals": 18, "price": "3000"},
+            {"id": "USDC", "contract": USDC_CONTRACT, "decimals": 6},
+        )
     ],
 }
 

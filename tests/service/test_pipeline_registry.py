@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shardvault.sdk.prices import sign_price_report
-from shardvault.service import price_reports, transactions, vaults, wallets
+from shardvault.service import price_reports, transactions
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.service.signing import SigningError, SignRequest
@@ -24,12 +24,11 @@ from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.service.pipeline_support import (
     ReusedKeygenBackend,
     activate_policy,
-    fund,
-    make_eth_vault,
+    make_token_wallets,
     make_workspace,
     open_custody,
+    treasury_policy,
 )
-from tests.service.test_pipeline_erc20 import _deploy_token, _token_call
 
 __all__ = ["hardhat_node"]
 
@@ -64,25 +63,10 @@ def test_the_pipeline_decides_and_signs_on_signed_facts_only(
 ) -> None:
     ws = make_workspace(platform)
     backend = RecordingBackend(open_custody(tmp_path / "custody"))
-    funded = make_eth_vault(ws, backend, hardhat_node.url, hardhat_node.chain_id)
-    fund(hardhat_node, funded.address)
-    token = _deploy_token(hardhat_node)
-    _token_call(hardhat_node, token, funded.address, 50 * 10**18)
-    owner = ws.owner.principal
-    with platform.unit_of_work() as uow:
-        # The table's price for TST would be what the server says; the registry below
-        # gives TST none, so only a signed report prices it.
-        vaults.add_asset(
-            uow,
-            owner,
-            symbol="TST",
-            network="hardhat",
-            kind="erc20",
-            contract=token,
-            decimals=18,
-            price="0.0001",
-        )
-        wallet = wallets.create_wallet(uow, owner, vault_id=funded.vault_id, asset="TST")
+    # The table's price for TST is the server's word; the registry below gives TST none,
+    # so only a signed report prices it.
+    made = make_token_wallets(ws, backend, hardhat_node, price="0.0001")
+    token, funded, owner = made.token, made.eth, ws.owner.principal
     oracle = ORACLE.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     registry = {
         "format": "shardvault.asset-registry/v1",
@@ -100,18 +84,9 @@ def test_the_pipeline_decides_and_signs_on_signed_facts_only(
         "price_keys": [{"id": "oracle", "algorithm": "ed25519", "public_key": oracle}],
         "max_price_age": 600,
     }
-    document = {
-        "format": "shardvault.policy/v1",
-        "version": 1,
-        "reference_currency": "USD",
-        "approvers": {
-            ws.approver.email: {
-                "algorithm": "ed25519",
-                "public_key": ws.approver.approval_public_hex,
-            }
-        },
-        "groups": {"treasury": [ws.approver.email]},
-        "rules": [
+    document = treasury_policy(
+        ws,
+        [
             {"name": "keygen", "when": {"operation": ["key_generation"]}, "action": "allow"},
             {
                 "name": "tst-large",
@@ -126,7 +101,7 @@ def test_the_pipeline_decides_and_signs_on_signed_facts_only(
             },
             {"name": "rest", "action": "allow"},
         ],
-    }
+    )
     activate_policy(ws, document, assets=registry)
     report = sign_price_report(
         ORACLE,
@@ -150,8 +125,8 @@ def test_the_pipeline_decides_and_signs_on_signed_facts_only(
         with platform.unit_of_work() as uow:
             return transactions.get_transaction(uow, owner, tx_id)
 
-    over_amount = send(wallet.id, "12.5")  # TST, as the registry names it: over 10
-    priced = send(wallet.id, "5")  # 5 TST at the signed 2 USD: 10 USD
+    over_amount = send(made.tst_wallet_id, "12.5")  # TST, as the registry names it: over 10
+    priced = send(made.tst_wallet_id, "5")  # 5 TST at the signed 2 USD: 10 USD
     eth = send(funded.wallet_id, "1")  # 1 ETH at the static 3000 USD: over 1000
     worker = PipelineWorker(platform, PipelineRuntime(backend, confirmation_poll_s=0.05))
     worker.drain(timeout_s=60)
