@@ -105,6 +105,16 @@ def hardhat_network(*assets: dict[str, object]) -> dict[str, object]:
     return {"name": "hardhat", "chain": "ethereum", "chain_id": 31337, "assets": list(assets)}
 
 
+def solana_network(name: str = "solana") -> dict[str, object]:
+    """The registry entry of a Solana network ``name`` with its SOL (the one Solana
+    network a registry lists is the network of every Solana payload)."""
+    return {
+        "name": name,
+        "chain": "solana",
+        "assets": [{"id": "SOL", "native": True, "decimals": 9}],
+    }
+
+
 ETH = {"id": "ETH", "native": True, "decimals": 18}
 """The registry entry of ETH, without a static price."""
 
@@ -134,10 +144,11 @@ def signed_bundle(signers=("admin-1", "admin-2"), policy=POLICY, predecessor=Non
     return bundle
 
 
-def policy_chain(policy=POLICY) -> BundleChain:
-    """A co-signer's chain of bundles holding ``policy``, signed by the admin quorum."""
+def policy_chain(policy=POLICY, assets=None) -> BundleChain:
+    """A co-signer's chain of bundles holding ``policy`` (and the asset registry document
+    ``assets``, if given), signed by the admin quorum."""
     chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=policy))
+    chain.accept(signed_bundle(policy=policy, assets=assets))
     return chain
 
 
