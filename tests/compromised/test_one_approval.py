@@ -128,9 +128,7 @@ class Transfer:
             "payload": ethereum.encode_unsigned(tx).hex(),
             "path": self.path,
             "presignature": label,
-            "metadata": _metadata(
-                transaction_id=self.transaction_id, workspace_id=WORKSPACE_ID, token_decimals=18
-            ),
+            "metadata": _metadata(transaction_id=self.transaction_id, workspace_id=WORKSPACE_ID),
             "approvals": self.approvals,
         }
 
