@@ -2,12 +2,13 @@
 (DESIGN.md invariant 12; issue: co-signers decide on signed facts only).
 
 The test is the compromised server (tests/compromised/harness.py): it holds the relay,
-the signed bundle and a hardhat-sized 2-of-3 CGGMP21 key, and tries to get a transfer
-signed that the policy would hold, by asserting the facts the policy decides on: a
-``prices`` map that values 4 ETH at almost nothing, an ERC-20's decimals, a Bitcoin
+the signed bundle and the public part of a 2-of-3 CGGMP21 key, and tries to get a
+transfer signed that the policy would hold, by asserting the facts the policy decides
+on: a ``prices`` map that values 4 ETH at almost nothing, an ERC-20's decimals, a Bitcoin
 network's name, a price report signed by a key the admins never named, a report older
 than the bundle's ``max_price_age``. Every co-signer of the quorum must refuse, and say
-which check refused.
+which check refused; beside them, a fresh report of the named price key is what prices a
+transfer that is then signed.
 
 The bundle carries an asset registry (docs/policy.md, "Asset registry") naming hardhat's
 ETH and a 6-decimal USDC, Bitcoin regtest, and one TEST-ONLY price key.
@@ -16,7 +17,6 @@ ETH and a 6-decimal USDC, Bitcoin regtest, and one TEST-ONLY price key.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -25,11 +25,20 @@ import pytest
 from eth_account import Account
 from nacl.signing import SigningKey
 
-import shardvault.policy
 from shardvault.chains import bitcoin, ethereum
+from shardvault.policy import parse_registry
 from tests.compromised.harness import RESULT_TIMEOUT, CompromisedServer
-from tests.cosigner.support import POLICY as CAROL_ONLY
-from tests.cosigner.support import VAULT
+from tests.cosigner.support import (
+    ETH,
+    PRICE_KEY,
+    REGTEST_NETWORK,
+    VAULT,
+    hardhat_network,
+    needs_treasury,
+    price_report,
+    registry,
+)
+from tests.cosigner.support import POLICY as TREASURY_POLICY
 
 KEY_ID = "signed-inputs-key"
 HARDHAT = 31337
@@ -39,79 +48,39 @@ co-signers answer, and no attack here gets as far as a signature)."""
 RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 FEES = ethereum.FeeParameters(2 * 10**9, 10**9, 100_000)
 MAX_PRICE_AGE = 600
-PRICE_KEY = SigningKey(hashlib.sha256(b"TEST-ONLY compromised-suite price key").digest())
-"""A TEST-ONLY price key: the registry names it ``oracle``."""
 ROGUE_KEY = SigningKey(hashlib.sha256(b"TEST-ONLY rogue price key").digest())
 """A TEST-ONLY key the registry does not name."""
-PRICE_REPORT_DOMAIN = b"shardvault/price-report/v1\x00"
-"""docs/policy.md, "Price reports": a price key signs this prefix and the report."""
-
-
-def _needs_treasury(name: str, when: dict[str, object]) -> dict[str, object]:
-    return {
-        "name": name,
-        "when": when,
-        "action": "require_approvals",
-        "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
-    }
-
 
 POLICY = {
-    "format": "shardvault.policy/v1",
-    "version": 1,
-    "reference_currency": "USD",
-    "approvers": CAROL_ONLY["approvers"],
-    "groups": {"treasury": ["carol"]},
+    **TREASURY_POLICY,
     "rules": [
         {"name": "keygen", "when": {"operation": ["key_generation"]}, "action": "allow"},
         # Over 1,000 USD of ETH needs carol.
-        _needs_treasury("eth-large", {"asset": ["ETH"], "value": {"over": "1000"}}),
-        # Over 1,000 USDC needs carol. The token is also named by its contract, the id
-        # co-signers gave an ERC-20 before the registry named it, so this same rule is
-        # the one an unsigned decimals claim slipped past.
-        _needs_treasury("usdc-large", {"asset": ["USDC", TOKEN], "amount": {"over": "1000"}}),
+        needs_treasury("eth-large", {"asset": ["ETH"], "value": {"over": "1000"}}),
+        # Over 1,000 USDC needs carol.
+        needs_treasury("usdc-large", {"asset": ["USDC"], "amount": {"over": "1000"}}),
         # Every transfer on the admins' Bitcoin network needs carol.
-        _needs_treasury("regtest-btc", {"operation": ["transfer"], "network": ["regtest"]}),
+        needs_treasury("regtest-btc", {"operation": ["transfer"], "network": ["regtest"]}),
         {"name": "small", "when": {"operation": ["transfer"]}, "action": "allow"},
     ],
 }
 
-REGISTRY = {
-    "format": "shardvault.asset-registry/v1",
-    "networks": [
-        {
-            "name": "hardhat",
-            "chain": "ethereum",
-            "chain_id": HARDHAT,
-            "assets": [
-                {"id": "ETH", "native": True, "decimals": 18},
-                {"id": "USDC", "contract": TOKEN, "decimals": 6},
-            ],
-        },
-        {
-            "name": "regtest",
-            "chain": "bitcoin",
-            "assets": [{"id": "BTC", "native": True, "decimals": 8}],
-        },
-    ],
-    "price_keys": [
+REGISTRY = registry(
+    hardhat_network(ETH, {"id": "USDC", "contract": TOKEN, "decimals": 6}),
+    REGTEST_NETWORK,
+    price_keys=[
         {"id": "oracle", "algorithm": "ed25519", "public_key": bytes(PRICE_KEY.verify_key).hex()}
     ],
-    "max_price_age": MAX_PRICE_AGE,
-}
-
-
-def _registry_section() -> dict[str, object]:
-    """The bundle's ``assets`` section. A policy package without a registry (main
-    before it) gets the policy alone, so the attacks below run against it unchanged."""
-    parse_registry = getattr(shardvault.policy, "parse_registry", None)
-    return {} if parse_registry is None else {"assets": parse_registry(REGISTRY)}
+    max_price_age=MAX_PRICE_AGE,
+)
+"""Hardhat's ETH (priced by reports only) and a 6-decimal USDC, Bitcoin regtest, and the
+TEST-ONLY price key of tests/cosigner/support.py as ``oracle``."""
 
 
 @pytest.fixture(scope="module")
 def vault(server: CompromisedServer):
     server.start("development")
-    server.install(POLICY, **_registry_section())
+    server.install(POLICY, assets=parse_registry(REGISTRY))
     return server.ecdsa_key(KEY_ID, _metadata())
 
 
@@ -122,29 +91,6 @@ def _metadata(**extra: object) -> dict[str, object]:
         "created_at": int(time.time()),
         **extra,
     }
-
-
-def price_report(
-    asset: str,
-    price: str,
-    *,
-    observed_at: int | None = None,
-    signer: str = "oracle",
-    key: SigningKey = PRICE_KEY,
-) -> dict[str, object]:
-    """A signed price report in transport form, built from its specification
-    (canonical JSON of the report after the domain prefix), not from the code under test."""
-    report = {
-        "format": "shardvault.price-report/v1",
-        "asset": {"network": "hardhat", "id": asset},
-        "price": price,
-        "currency": "USD",
-        "observed_at": int(time.time()) if observed_at is None else observed_at,
-    }
-    message = PRICE_REPORT_DOMAIN + json.dumps(
-        report, sort_keys=True, separators=(",", ":")
-    ).encode("ascii")
-    return {"report": report, "signer": signer, "signature": key.sign(message).signature.hex()}
 
 
 def _sign_body(
@@ -223,11 +169,6 @@ def _four_eth() -> bytes:
     return ethereum.encode_unsigned(FOUR_ETH)
 
 
-SIGNED_TODAY = "co-signers take prices, decimals and network names from the coordinator: signed"
-NO_REPORTS = "co-signers read no price reports: refused for want of a price, naming no report"
-
-
-@pytest.mark.xfail(strict=True, reason=SIGNED_TODAY)
 def test_a_coordinator_price_map_is_refused(server, vault):
     """The server values 4 ETH at 0.0001 USD each to skip carol's approval (beside a
     good signed report, which would have held it)."""
@@ -240,12 +181,11 @@ def test_a_coordinator_price_map_is_refused(server, vault):
         _four_eth(),
         _metadata(),
         prices={"ETH": "0.0001"},
-        price_reports=[price_report("ETH", "3000")],
+        price_reports=[price_report("hardhat", "ETH", "3000")],
     )
     _assert_refused(_every_answer(server, body, signers), signers, "price", "field prices")
 
 
-@pytest.mark.xfail(strict=True, reason=SIGNED_TODAY)
 def test_coordinator_token_decimals_are_refused(server, vault):
     """5,000 USDC (6 decimals) said to be an 18-decimal token is 5e-9 USDC, under the
     1,000 USDC that needs carol."""
@@ -270,7 +210,6 @@ def test_coordinator_token_decimals_are_refused(server, vault):
     _assert_refused(_every_answer(server, body, signers), signers, "malformed", "token_decimals")
 
 
-@pytest.mark.xfail(strict=True, reason=SIGNED_TODAY)
 @pytest.mark.parametrize(("claimed", "path"), [("testnet", "m/1/3/0"), ("bitcoin", "m/1/3/1")])
 def test_a_coordinator_bitcoin_network_name_is_refused(server, vault, claimed, path):
     """The admins' Bitcoin network is regtest, where every transfer needs carol; the
@@ -297,7 +236,6 @@ def test_a_coordinator_bitcoin_network_name_is_refused(server, vault, claimed, p
     )
 
 
-@pytest.mark.xfail(strict=True, reason=NO_REPORTS)
 @pytest.mark.parametrize(("signer", "path"), [("oracle", "m/1/4/0"), ("rogue", "m/1/4/1")])
 def test_a_price_report_signed_by_a_key_the_bundle_does_not_name_is_refused(
     server, vault, signer, path
@@ -305,7 +243,7 @@ def test_a_price_report_signed_by_a_key_the_bundle_does_not_name_is_refused(
     """0.0001 USD per ETH, signed by a key the admins never named: under the registry's
     signer name, or under its own."""
     signers = (1, 2)
-    forged = price_report("ETH", "0.0001", signer=signer, key=ROGUE_KEY)
+    forged = price_report("hardhat", "ETH", "0.0001", signer=signer, key=ROGUE_KEY)
     body = _sign_body(
         server, path, signers, "ethereum", _four_eth(), _metadata(), price_reports=[forged]
     )
@@ -314,12 +252,12 @@ def test_a_price_report_signed_by_a_key_the_bundle_does_not_name_is_refused(
     )
 
 
-@pytest.mark.xfail(strict=True, reason=NO_REPORTS)
 def test_a_stale_price_report_is_not_used_and_the_value_rule_fails_closed(server, vault):
     """A report the price key did sign, at 0.0001 USD, but older than the bundle's
     max_price_age: without a fresh price the value limit holds the transfer."""
     signers = (1, 3)
-    stale = price_report("ETH", "0.0001", observed_at=int(time.time()) - MAX_PRICE_AGE - 60)
+    observed_at = int(time.time()) - MAX_PRICE_AGE - 60
+    stale = price_report("hardhat", "ETH", "0.0001", observed_at=observed_at)
     body = _sign_body(
         server, "m/1/5", signers, "ethereum", _four_eth(), _metadata(), price_reports=[stale]
     )
@@ -332,12 +270,11 @@ def test_a_stale_price_report_is_not_used_and_the_value_rule_fails_closed(server
     )
 
 
-@pytest.mark.xfail(strict=True, reason=NO_REPORTS)
 def test_a_fresh_report_of_the_named_price_key_is_what_prices_the_transfer(server, vault):
     """The honest path beside the attacks: the same 4 ETH at a signed 100 USD is
     400 USD, under the limit, and is signed without an approval."""
     signers = (2, 3)
-    report = price_report("ETH", "100")
+    report = price_report("hardhat", "ETH", "100")
     body = _sign_body(
         server, "m/1/6", signers, "ethereum", _four_eth(), _metadata(), price_reports=[report]
     )
