@@ -135,7 +135,13 @@ class Asset(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "id"),
         UniqueConstraint("workspace_id", "symbol"),
-        UniqueConstraint("workspace_id", "network_id", "contract"),
+        Index(
+            "uq_assets_workspace_id_network_id_contract",
+            "workspace_id",
+            "network_id",
+            "contract",
+            unique=True,
+        ),
         Index(
             "uq_assets_native_per_network",
             "workspace_id",

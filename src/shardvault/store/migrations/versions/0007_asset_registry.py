@@ -52,9 +52,12 @@ def upgrade() -> None:
             sqlite_where=sa.text("kind = 'native'"),
             postgresql_where=sa.text("kind = 'native'"),
         )
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_assets_workspace_id_network_id_contract"),
+        # Unique indexes, not constraints: SQLite adds an index in place, where a
+        # constraint would recreate the table that transactions reference.
+        batch_op.create_index(
+            "uq_assets_workspace_id_network_id_contract",
             ["workspace_id", "network_id", "contract"],
+            unique=True,
         )
     op.create_table(
         "price_reports",
@@ -94,9 +97,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_price_reports_workspace_id"))
     op.drop_table("price_reports")
     with op.batch_alter_table("assets", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("uq_assets_workspace_id_network_id_contract"), type_="unique"
-        )
+        batch_op.drop_index("uq_assets_workspace_id_network_id_contract")
         batch_op.drop_index(
             "uq_assets_native_per_network",
             sqlite_where=sa.text("kind = 'native'"),
