@@ -1,6 +1,9 @@
-"""A bundle whose rules depend on something nothing in it signs is refused when it loads
-(docs/policy.md, "Asset registry"): a value limit with no signed price source for the
-assets it can see, an asset or network the registry does not list.
+"""A bundle whose value limit depends on a price nothing in it signs is refused when it
+is offered to a holder (docs/policy.md, "Signed inputs" and "Asset registry"): a value
+limit with no signed price source for the assets it can see. A rule naming an asset or
+network the registry does not list loads (it never matches). A bundle the holder stored
+before is not refused, so the holder still starts; its value rule finds no price and
+fails closed.
 
 Before this check a co-signer held such a bundle and valued transfers at whatever prices
 the coordinator sent.
@@ -9,21 +12,28 @@ the coordinator sent.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
 from shardvault.policy import (
-    BundleError,
+    BundleChain,
+    Decision,
+    EvaluationContext,
+    PolicyBundle,
     PolicyError,
+    UnsignedInputError,
+    evaluate,
     new_bundle,
     parse_bundle,
     parse_policy,
     parse_registry,
 )
 from shardvault.policy.load import parse_address_book
+from shardvault.policy.request import UnixSeconds
 
-from ._support import USDC_CONTRACT, ethereum_network
-from .test_bundle import ADMINS, WORKSPACE
+from ._support import NOW, USDC_CONTRACT, WEI, ethereum_network, make_request
+from .test_bundle import ADMINS, WORKSPACE, sign
 
 BOOK = parse_address_book({"format": "shardvault.address-book/v1", "entries": []})
 
@@ -59,13 +69,24 @@ REGISTRY = {
 }
 
 
-def _bundle(policy: dict[str, object], registry: dict[str, object] | None = None):
+def _signed(policy: dict[str, object], registry: dict[str, object] | None = None) -> PolicyBundle:
+    """A bundle of ``policy`` (and ``registry``) signed by a quorum of the admins."""
     assets = None if registry is None else parse_registry(registry)
-    return new_bundle(WORKSPACE, parse_policy(policy), BOOK, ADMINS, assets=assets)
+    return sign(
+        new_bundle(WORKSPACE, parse_policy(policy), BOOK, ADMINS, assets=assets), "ann", "cat"
+    )
+
+
+def _bundle(policy: dict[str, object], registry: dict[str, object] | None = None) -> PolicyBundle:
+    """The bundle as a holder's chain accepts it when it is offered."""
+    chain = BundleChain(WORKSPACE, ADMINS)
+    chain.accept(_signed(policy, registry))
+    assert chain.head is not None
+    return chain.head
 
 
 def _refused(policy, registry=None) -> PolicyError:
-    with pytest.raises(PolicyError) as info:
+    with pytest.raises(UnsignedInputError) as info:
         _bundle(policy, registry)
     return info.value
 
@@ -116,14 +137,44 @@ def test_a_rule_naming_an_asset_the_registry_does_not_list_loads_and_never_match
 
 
 def test_a_co_signer_refuses_such_a_bundle_in_transport_form():
-    """A bundle the admins signed anyway (built without the check) is refused by
-    ``parse_bundle``, so no co-signer installs it."""
+    """A bundle the admins signed anyway reads (``parse_bundle`` checks its form only)
+    but is refused when offered to a chain, so no co-signer installs it."""
     good = _bundle(_policy({**LARGE, "when": {"asset": ["ETH"], "value": {"over": "1"}}}), REGISTRY)
     data = good.to_json()
     payload = data["payload"]
     assert isinstance(payload, dict)
     payload["policy"]["rules"][0]["when"] = {"value": {"over": "1"}}  # type: ignore[index]
-    with pytest.raises(BundleError) as info:
-        parse_bundle(data)
+    unpriced = sign(dataclasses.replace(parse_bundle(data), signatures=()), "ann", "cat")
+    chain = BundleChain(WORKSPACE, ADMINS)
+    with pytest.raises(UnsignedInputError) as info:
+        chain.accept(unpriced)
     assert "'large'" in info.value.reason
     assert "price" in info.value.reason
+    assert chain.head is None
+
+
+def test_a_stored_bundle_without_a_price_source_loads_and_offered_anew_is_refused():
+    """A holder rebuilding its chain at start does not refuse a bundle it stored before
+    the check existed (a USD rule and no registry): it could then never take the bundle
+    that replaces it. The rule finds no signed price and fails closed. Offered anew, the
+    same bundle is refused."""
+    old = _signed(_policy(LARGE))
+    stored = BundleChain(WORKSPACE, ADMINS)
+    stored.accept_all([parse_bundle(old.to_json())], stored=True)
+    assert stored.head == old
+    assert stored.head is not None
+    assert stored.head.assets is None
+    head = stored.head
+    request = make_request(amount=str(WEI))
+    evaluation = evaluate(head.policy, request, EvaluationContext(now=UnixSeconds(NOW)))
+    assert evaluation.decision is Decision.BLOCK
+    assert evaluation.rule == "large"
+    assert "no price for ETH in USD" in evaluation.summary
+
+    offered = BundleChain(WORKSPACE, ADMINS)
+    with pytest.raises(UnsignedInputError) as info:
+        offered.accept(old)
+    assert info.value.path == "policy.rules[0].when.value"
+    assert "'large'" in info.value.reason
+    assert "no asset registry" in info.value.reason
+    assert offered.head is None
