@@ -32,6 +32,7 @@ from tests.cosigner.ecdsa_cluster import (
     recovered_sender,
     sign_ethereum,
 )
+from tests.cosigner.initiator_support import ALICE, create_body, issued_at, signed_request
 from tests.cosigner.support import (
     ADMIN_SET,
     ADMINS,
@@ -104,8 +105,9 @@ def _refusals(results):
 
 def test_the_checks_refuse_a_coordinator_price_map():
     """The incident at the level of the checks, with a bundle the admins signed before
-    prices were signed inputs (built directly, past ``new_bundle``'s load check): the
-    coordinator's ``{"ETH": "0.0001"}`` is refused, not used."""
+    prices were signed inputs (no registry), which a co-signer holds as stored (a newly
+    offered one is refused, tests/cosigner/test_stored_bundles.py): the coordinator's
+    ``{"ETH": "0.0001"}`` is refused, not used."""
     bundle = PolicyBundle(
         WORKSPACE,
         GENESIS_PREDECESSOR,
@@ -116,7 +118,7 @@ def test_the_checks_refuse_a_coordinator_price_map():
     for name in ("admin-1", "admin-2"):
         bundle = bundle.with_signature(name, ADMINS[name].sign(bundle.signing_message()).signature)
     chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(bundle)
+    chain.accept(bundle, stored=True)
     body = {
         "chain": "ethereum",
         "payload": ethereum.encode_unsigned(_four_eth()).hex(),
@@ -164,6 +166,9 @@ def test_a_signed_report_prices_the_transfer_and_an_approval_releases_it(eth_clu
     assert all("requires approvals" in r["reason"] for r in held.values()), held
     presign(eth_cluster, "eth-1", ETH_PATH, "approved")
     good = approval(ethereum.signing_hash(tx))
+    # Whose approvals count depends on who initiated it: alice's own signed request
+    # (for 4 ETH from the address at index 11) comes with the approved transfer.
+    alices = signed_request(ALICE, create_body(RECIPIENT, "4", wallet_id="w-eth", source_index=11))
     signed = _sign(
         eth_cluster,
         tx,
@@ -171,6 +176,8 @@ def test_a_signed_report_prices_the_transfer_and_an_approval_releases_it(eth_clu
         label="approved",
         price_reports=[report],
         approvals=[good],
+        metadata=metadata(created_at=issued_at(alices)),
+        initiator_request=alices,
     )
     assert {r["status"] for r in signed.values()} == {"ok"}, signed
     assert {r["rule"] for r in signed.values()} == {"large"}
