@@ -11,7 +11,9 @@ which check refused; beside them, a fresh report of the named price key is what 
 transfer that is then signed.
 
 The bundle carries an asset registry (docs/policy.md, "Asset registry") naming hardhat's
-ETH and a 6-decimal USDC, Bitcoin regtest, and one TEST-ONLY price key.
+ETH and a 6-decimal USDC, Bitcoin regtest, and one TEST-ONLY price key; and, since its
+approval rules depend on who initiated a transfer, the initiator keys of alice and bob
+(docs/policy.md, "Signed inputs").
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from eth_account import Account
 from nacl.signing import SigningKey
 
 from shardvault.chains import bitcoin, ethereum
-from shardvault.policy import parse_registry
+from shardvault.policy import parse_initiator_keys, parse_registry
 from tests.compromised.harness import RESULT_TIMEOUT, CompromisedServer
+from tests.cosigner.initiator_support import INITIATORS
 from tests.cosigner.support import (
     ETH,
     PRICE_KEY,
@@ -80,7 +83,9 @@ TEST-ONLY price key of tests/cosigner/support.py as ``oracle``."""
 @pytest.fixture(scope="module")
 def vault(server: CompromisedServer):
     server.start("development")
-    server.install(POLICY, assets=parse_registry(REGISTRY))
+    server.install(
+        POLICY, assets=parse_registry(REGISTRY), initiators=parse_initiator_keys(INITIATORS)
+    )
     return server.ecdsa_key(KEY_ID, _metadata())
 
 
