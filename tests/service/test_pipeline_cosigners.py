@@ -236,6 +236,8 @@ def test_cosigners_take_the_initiator_from_the_forwarded_signed_request(
     with platform.unit_of_work() as uow:
         vaults.configure_network(uow, owner, name="solana-devnet", kind="solana")
         vaults.add_asset(uow, owner, symbol="SOL", network="solana-devnet", price="150")
+    # The co-signers learn solana-devnet (and SOL's price) from the next signed bundle.
+    republish(ws)
     keys = vaults.generate_vault_keys(
         backend,
         workspace_id=owner.workspace_id,
