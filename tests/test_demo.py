@@ -2,7 +2,8 @@
 
 It starts hardhat, ``shardvault init``, ``shardvault server`` (which starts the
 workspace's three co-signer processes when the vault is created), applies a policy that
-holds transfers above 0.5 ETH for one approval, sends 1 ETH, approves it, waits for the
+holds transfers worth more than 1 000 USD for one approval (ETH at the static price of
+the bundle's asset registry, 3 000 USD), sends 1 ETH, approves it, waits for the
 confirmation, verifies the audit chain, prints one JSON line and stops everything. The
 co-signers use the TEST-ONLY fixture primes here (``make demo`` searches fresh ones).
 """
@@ -38,8 +39,9 @@ def test_demo_sends_an_approved_transfer_through_three_cosigners(tmp_path: Path)
     assert summary["address"].startswith("0x")
     assert len(bytes.fromhex(summary["tx_hash"])) == 32
     assert {"vault_id", "tx_id"} <= set(summary)
-    # The policy held the transfer until the approval.
+    # The policy held the transfer until the approval, valuing it at the signed price.
     assert any("pending_approval" in line for line in lines)
+    assert any("signed asset registry: hardhat: ETH (18 decimals, 3000 USD)" in x for x in lines)
     # The demo says once that one host holds every share.
     assert sum("development only: one host holds every key share" in x for x in lines) == 1
     # Three co-signer processes, each with its own share store (outside the server's data

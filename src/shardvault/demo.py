@@ -7,9 +7,12 @@
    server's data directory), on a free loopback port; prints the server's warning (from
    ``/v1/health``) that one host holds every key share;
 4. through the SDK (as the CLI does): an approver with an Ed25519 approval key, the
-   hardhat network and ETH, a policy signed by a demo admin key (key generation allowed,
-   transfers above 0.5 ETH held for one approval from the treasury group) that lists the
-   API keys whose signed requests name a transfer's initiator;
+   hardhat network and ETH at 3 000 USD, a policy signed by a demo admin key (key
+   generation allowed, transfers worth more than 1 000 USD held for one approval from
+   the treasury group) whose bundle carries the asset registry (hardhat, ETH, its
+   decimals and its static price, which the co-signers value transfers at, never at a
+   price the server sends) and lists the API keys whose signed requests name a
+   transfer's initiator;
 5. a 2-of-3 MPC vault (CGGMP21 key generation across the co-signers), an ETH wallet,
    its address funded from hardhat's dev account;
 6. a transfer of 1 ETH: the policy holds it; the approver signs the intent; the
@@ -43,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shardvault.devchain import HardhatNode, start_hardhat, stop_hardhat
+from shardvault.policy import parse_bundle
 from shardvault.sdk import ApiKeyCredentials, ShardvaultClient, generate_key_pair
 from shardvault.sdk.custody import sign_bundle
 
@@ -76,8 +80,8 @@ def _policy(approver_key: Ed25519PrivateKey) -> dict[str, object]:
                 "action": "allow",
             },
             {
-                "name": "large-eth-needs-approval",
-                "when": {"asset": ["ETH"], "amount": {"over": "0.5"}},
+                "name": "large-transfers-need-approval",
+                "when": {"operation": ["transfer"], "value": {"over": "1000"}},
                 "action": "require_approvals",
                 "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
             },
@@ -199,8 +203,16 @@ def _flow(
         client.sign_policy(
             policy.id, signer="admin", signature=sign_bundle(admin_key, proposed.signing_message)
         )
-        client.activate_policy(policy.id)
-        say("   rule: transfers of more than 0.5 ETH need 1 approval from 'treasury'")
+        active = client.activate_policy(policy.id)
+        assert active.bundle is not None
+        registry = parse_bundle(active.bundle).assets
+        assert registry is not None
+        for network in registry.networks:
+            listed = ", ".join(
+                f"{a.id} ({a.decimals} decimals, {a.price} USD)" for a in network.assets
+            )
+            say(f"   signed asset registry: {network.name}: {listed}")
+        say("   rule: transfers worth more than 1 000 USD need 1 approval from 'treasury'")
         say("== 5. 2-of-3 MPC vault: CGGMP21 key generation across three co-signer processes")
         t0 = time.perf_counter()
         vault = client.create_vault(name="treasury", schemes=["ecdsa-secp256k1"])

@@ -124,6 +124,14 @@ def test_vault_wallet_policy_and_transaction_commands(
         "    action: require_approvals\n"
         "    approvals: {groups: [{group: treasury, count: 1}], deadline: 1h}\n"
     )
+    # The admins sign the asset registry too: hardhat and its ETH, as they wrote it.
+    assets_file = tmp_path / "assets.yaml"
+    assets_file.write_text(
+        "format: shardvault.asset-registry/v1\n"
+        "networks:\n"
+        f"  - {{name: hardhat, chain: ethereum, chain_id: {hardhat_node.chain_id},\n"
+        "     assets: [{id: ETH, native: true, decimals: 18}]}\n"
+    )
     applied = _run(
         [
             "policy",
@@ -135,6 +143,8 @@ def test_vault_wallet_policy_and_transaction_commands(
             # server's API keys that may create transfers (the owner's), shown first.
             "--initiators-from-keys",
             "--yes",
+            "--assets",
+            str(assets_file),
         ],
         url,
         owner_id,

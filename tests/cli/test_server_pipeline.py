@@ -127,9 +127,27 @@ def test_server_signs_and_sends_a_transfer(
             "format: shardvault.policy/v1\nversion: 1\nreference_currency: USD\n"
             "rules: [{name: allow-all, action: allow}]\n"
         )
-        applied = runner.invoke(
-            cli, ["policy", "apply", str(policy), "--admin-key", f"admin={admin}", *api, "--json"]
+        assets = tmp_path / "assets.json"
+        assets.write_text(
+            json.dumps(
+                {
+                    "format": "shardvault.asset-registry/v1",
+                    "networks": [
+                        {
+                            "name": "hardhat",
+                            "chain": "ethereum",
+                            "chain_id": hardhat_node.chain_id,
+                            "assets": [{"id": "ETH", "native": True, "decimals": 18}],
+                        }
+                    ],
+                }
+            )
         )
+        applied = runner.invoke(
+            cli,
+            ["policy", "apply", str(policy), "--admin-key", f"admin={admin}",
+             "--assets", str(assets), *api, "--json"],
+        )  # fmt: skip
         assert applied.exit_code == 0, applied.output
         vault = runner.invoke(cli, ["vault", "create", "--name", "ops", *api, "--json"])
         assert vault.exit_code == 0, vault.output

@@ -6,7 +6,10 @@ policy that lets any transfer through but caps its fees: on regtest 5,000 sat an
 10 sat/vB, on solana a compute-unit price, a compute-unit limit and a whole fee. The
 server builds each payload itself (tests/fee_payloads.py: the project's PSBT Updater,
 solders) to burn the wallet in fees, and every co-signer in the quorum must refuse it,
-each by itself, naming the check. Three co-signer processes in the production profile
+each by itself, naming the check. The bundle's asset registry names the networks those
+payloads are on (regtest, solana: neither payload says), so a network name the server
+picks to escape a cap is refused before any cap is read. Three co-signer processes in
+the production profile
 hold a 2-of-3 CGGMP21 key (P2WPKH inputs), a FROST BIP340 key (taproot) and a FROST
 Ed25519 key (Solana); what they do sign is verified with python-bitcointx, coincurve
 and solders.
@@ -26,9 +29,16 @@ from solders.pubkey import Pubkey as SoldersPubkey
 from solders.signature import Signature as SoldersSignature
 
 from shardvault.chains import bitcoin
+from shardvault.policy import parse_registry
 from shardvault.service.bitcoin_transfers import finish_p2wpkh_spend
 from tests.compromised.harness import CompromisedServer
-from tests.cosigner.support import metadata, sign_request
+from tests.cosigner.support import (
+    REGTEST_NETWORK,
+    metadata,
+    registry,
+    sign_request,
+    solana_network,
+)
 from tests.fee_payloads import solana_message, spend_psbt, unit_limit, unit_price
 from tests.support_bitcoin_node import verify_inputs
 
@@ -67,6 +77,11 @@ POLICY = {
 }
 
 
+REGISTRY = registry(REGTEST_NETWORK, solana_network())
+"""The admins' asset registry: Bitcoin regtest and solana, the networks every Bitcoin
+and Solana payload here is taken to be on."""
+
+
 @dataclass(frozen=True)
 class Keys:
     """The vault's public keys as the server holds them."""
@@ -90,7 +105,7 @@ class Keys:
 @pytest.fixture(scope="module")
 def keys(server: CompromisedServer) -> Keys:
     server.start("development")
-    server.install(POLICY)
+    server.install(POLICY, assets=parse_registry(REGISTRY))
     root = server.ecdsa_key(ECDSA_KEY, metadata())
     taproot = server.frost_key(TAPROOT_KEY, metadata(), scheme="schnorr-bip340")
     solana = server.frost_key(SOLANA_KEY, metadata())
@@ -186,6 +201,9 @@ def test_a_sibling_input_without_its_previous_transaction_is_refused(server, key
 
 
 def test_a_bitcoin_network_without_a_cap_is_refused_while_regtest_is_capped(server, keys):
+    """The server names testnet, which the policy does not cap, for a spend whose fee is
+    four times regtest's cap: the network is the signed registry's, so the name is
+    refused (check ``network``) before the cap of either network is read."""
     psbt = spend_psbt(
         ((50_000, keys.ours), (40_000, keys.ours)),
         change_script=keys.ours,
@@ -194,7 +212,9 @@ def test_a_bitcoin_network_without_a_cap_is_refused_while_regtest_is_capped(serv
     )
     body = _p2wpkh_body(server, psbt, 0, (1, 2), network="testnet")
     results = server.run_each(body, (1, 2))
-    _refused_by_each(results, (1, 2), "fee", "but not on testnet", "caps Bitcoin fees on regtest")
+    _refused_by_each(
+        results, (1, 2), "network", "metadata.network 'testnet' is not 'regtest'", "registry"
+    )
 
 
 def _signed_spend(results, psbt: bitcoin.Psbt, keys: Keys, amount: int) -> None:
@@ -321,10 +341,13 @@ def test_a_solana_transfer_within_the_caps_is_signed(server, keys):
             id="second-price-instruction",
         ),
         pytest.param(
+            # A priority fee of 0.4 SOL (400,000 units at 10**9 micro-lamports) under a
+            # network name the policy does not cap: the registry names solana, so the
+            # name is refused.
             [unit_limit(MAX_LIMIT), unit_price(10**9)],
             "solana-devnet",
-            "fee",
-            ("caps Solana fees on solana but not on solana-devnet",),
+            "network",
+            ("metadata.network 'solana-devnet' is not 'solana'", "registry"),
             id="uncapped-network",
         ),
     ],

@@ -144,7 +144,6 @@ class Transfer:
             "metadata": _metadata(
                 transaction_id=self.transaction_id,
                 workspace_id=WORKSPACE_ID,
-                token_decimals=18,
                 created_at=issued_at(self.request),
             ),
             "approvals": self.approvals,

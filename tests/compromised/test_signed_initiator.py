@@ -152,7 +152,6 @@ class Transfer:
                 created_at,
                 transaction_id=self.transaction_id,
                 workspace_id=WORKSPACE_ID,
-                token_decimals=18,
             ),
             "approvals": list(approvals),
         }

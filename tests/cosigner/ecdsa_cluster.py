@@ -10,11 +10,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from eth_account import Account
+
+from shardvault.chains import ethereum
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.crypto.bip32 import ExtendedPublicKey
 from shardvault.crypto.group import SECP256K1
 from tests.cosigner.initiator_support import INITIATORS
-from tests.cosigner.support import VAULT, dkg_request, signed_bundle
+from tests.cosigner.support import VAULT, dkg_request, sign_request, signed_bundle
 from tests.cosigner.test_node import Cluster
 
 PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
@@ -27,16 +30,18 @@ def ecdsa_cluster(
     key_id: str,
     path: str,
     initiators: Mapping[str, object] | None = INITIATORS,
+    assets: Mapping[str, object] | None = None,
 ) -> Iterator[tuple[Cluster, bytes]]:
     """Nodes holding ``policy`` (with the initiator keys ``initiators``: alice's and
-    bob's by default) and an ECDSA key ``key_id``; yields the cluster and the compressed
-    public key derived at ``path``. Closes the nodes at the end."""
+    bob's by default; and the asset registry ``assets``, if given) and an ECDSA key
+    ``key_id``; yields the cluster and the compressed public key derived at ``path``.
+    Closes the nodes at the end."""
     previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
     os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
     cluster = None
     try:
         cluster = Cluster(root)
-        bundle = signed_bundle(policy=policy, initiators=initiators)
+        bundle = signed_bundle(policy=policy, initiators=initiators, assets=assets)
         results = cluster.run(
             {"kind": "policy", "request_id": "p1", "bundles": [bundle.to_json()]}, [1, 2, 3]
         )
@@ -74,3 +79,41 @@ def presign(
         "path": path,
     }
     assert {r["status"] for r in cluster.run(body, list(signers)).values()} == {"ok"}
+
+
+def sign_ethereum(
+    cluster: Cluster,
+    tx: ethereum.Transaction,
+    key_id: str,
+    path: str,
+    *,
+    signers: Sequence[int] = (1, 3),
+    label: str = "never-made",
+    **extra: object,
+) -> dict[int, dict[str, object]]:
+    """Ask ``signers`` to sign ``tx`` with ``key_id`` at ``path`` from presignature
+    ``label`` (``extra``: more request fields); answers each party's result."""
+    body = sign_request(
+        ethereum.encode_unsigned(tx),
+        tuple(signers),
+        chain="ethereum",
+        key_id=key_id,
+        presignature=label,
+        path=path,
+        **extra,
+    )
+    return cluster.run(body, list(signers))
+
+
+def recovered_sender(tx: ethereum.Transaction, signature_hex: str) -> str:
+    """The address eth-account recovers from ``tx`` signed with ``r || s || v``."""
+    signature = bytes.fromhex(signature_hex)
+    raw = ethereum.encode_signed(
+        ethereum.assemble(
+            tx,
+            int.from_bytes(signature[:32], "big"),
+            int.from_bytes(signature[32:64], "big"),
+            signature[64],
+        )
+    )
+    return str(Account.recover_transaction(raw))

@@ -6,6 +6,7 @@ Keys are deterministic (Ed25519 seeds are SHA-256 of a label) so failures reprod
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from shardvault.policy import (
     parse_admin_set,
     parse_initiator_keys,
     parse_policy,
+    parse_registry,
 )
 from tests.cosigner.initiator_support import INITIATORS
 
@@ -46,6 +48,10 @@ def _key(label: str) -> SigningKey:
 
 ADMINS = {"admin-1": _key("admin-1"), "admin-2": _key("admin-2")}
 CAROL = _key("approver-carol")
+PRICE_KEY = _key("test-only price key")
+"""A TEST-ONLY price key: the bundles of the price tests name it as ``oracle``."""
+PRICE_REPORT_DOMAIN = b"shardvault/price-report/v1\x00"
+"""docs/policy.md, "Price reports": a price key signs this prefix and the report."""
 ADMIN_SET = {
     "quorum": 2,
     "members": [
@@ -78,12 +84,62 @@ POLICY = {
 }
 
 
+def needs_treasury(name: str, when: dict[str, object]) -> dict[str, object]:
+    """A rule ``name`` that holds requests matching ``when`` for one treasury approval."""
+    return {
+        "name": name,
+        "when": when,
+        "action": "require_approvals",
+        "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "1h"},
+    }
+
+
+REGTEST_NETWORK = {
+    "name": "regtest",
+    "chain": "bitcoin",
+    "assets": [{"id": "BTC", "native": True, "decimals": 8}],
+}
+"""The registry entry of a Bitcoin regtest network (its payloads name no network)."""
+
+
+def hardhat_network(*assets: dict[str, object]) -> dict[str, object]:
+    """The registry entry of the local hardhat chain (31337) with ``assets``."""
+    return {"name": "hardhat", "chain": "ethereum", "chain_id": 31337, "assets": list(assets)}
+
+
+def solana_network(name: str = "solana") -> dict[str, object]:
+    """The registry entry of a Solana network ``name`` with its SOL (the one Solana
+    network a registry lists is the network of every Solana payload)."""
+    return {
+        "name": name,
+        "chain": "solana",
+        "assets": [{"id": "SOL", "native": True, "decimals": 9}],
+    }
+
+
+ETH = {"id": "ETH", "native": True, "decimals": 18}
+"""The registry entry of ETH, without a static price."""
+
+HARDHAT_NETWORK = hardhat_network(ETH)
+"""The registry entry of the local hardhat chain with its ETH."""
+
+
+def registry(*networks: dict[str, object], **extra: object) -> dict[str, object]:
+    """An asset-registry document of ``networks`` (docs/policy.md, "Asset registry")."""
+    return {"format": "shardvault.asset-registry/v1", "networks": list(networks), **extra}
+
+
 def signed_bundle(
-    signers=("admin-1", "admin-2"), policy=POLICY, predecessor=None, initiators=INITIATORS
+    signers=("admin-1", "admin-2"),
+    policy=POLICY,
+    predecessor=None,
+    initiators=INITIATORS,
+    assets=None,
 ):
     """A bundle of ``policy`` signed by ``signers``, listing the initiator keys
     ``initiators`` (a section document, tests/cosigner/initiator_support.py; alice's and
-    bob's by default, ``None`` for none)."""
+    bob's by default, ``None`` for none) and carrying the asset registry document
+    ``assets`` when given (docs/policy.md, "Asset registry")."""
     bundle = new_bundle(
         WORKSPACE,
         parse_policy(policy),
@@ -91,6 +147,7 @@ def signed_bundle(
         parse_admin_set(ADMIN_SET),
         predecessor,
         initiators=None if initiators is None else parse_initiator_keys(initiators),
+        assets=None if assets is None else parse_registry(assets),
     )
     for name in signers:
         key = ADMINS.get(name) or _key(name)
@@ -98,10 +155,11 @@ def signed_bundle(
     return bundle
 
 
-def policy_chain(policy=POLICY) -> BundleChain:
-    """A co-signer's chain of bundles holding ``policy``, signed by the admin quorum."""
+def policy_chain(policy=POLICY, assets=None) -> BundleChain:
+    """A co-signer's chain of bundles holding ``policy`` (and the asset registry document
+    ``assets``, if given), signed by the admin quorum."""
     chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=policy))
+    chain.accept(signed_bundle(policy=policy, assets=assets))
     return chain
 
 
@@ -221,3 +279,28 @@ def sign_request(
 DESTINATION = hashlib.sha256(b"destination wallet").digest()
 OTHER_DESTINATION = hashlib.sha256(b"attacker wallet").digest()
 LAMPORTS_PER_SOL = 1_000_000_000
+
+
+def price_report(
+    network: str,
+    asset: str,
+    price: str,
+    *,
+    observed_at: int | None = None,
+    signer: str = "oracle",
+    key: SigningKey = PRICE_KEY,
+    currency: str = "USD",
+) -> dict[str, object]:
+    """A signed price report in transport form, built from its specification (canonical
+    JSON of the report, signed with the domain prefix), not from the code under test."""
+    report = {
+        "format": "shardvault.price-report/v1",
+        "asset": {"network": network, "id": asset},
+        "price": price,
+        "currency": currency,
+        "observed_at": int(time.time()) if observed_at is None else observed_at,
+    }
+    message = PRICE_REPORT_DOMAIN + json.dumps(
+        report, sort_keys=True, separators=(",", ":")
+    ).encode("ascii")
+    return {"report": report, "signer": signer, "signature": key.sign(message).signature.hex()}

@@ -31,9 +31,11 @@ from tests.cosigner.initiator_support import ALICE, create_body, forward, signed
 from tests.cosigner.support import (
     ADMIN_SET,
     POLICY,
+    REGTEST_NETWORK,
     WORKSPACE,
     approval,
     metadata,
+    registry,
     sign_request,
     signed_bundle,
 )
@@ -67,10 +69,14 @@ BTC_POLICY = {
 }
 
 
+BTC_REGISTRY = registry(REGTEST_NETWORK)
+"""The signed registry names the Bitcoin network: regtest."""
+
+
 @pytest.fixture(scope="module")
 def policy_chain():
     chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=BTC_POLICY))
+    chain.accept(signed_bundle(policy=BTC_POLICY, assets=BTC_REGISTRY))
     return chain
 
 
@@ -121,9 +127,9 @@ def _intent(**overrides) -> bytes:
 
 
 def _check(chain, body, approvals, key=PUBKEY):
-    target = signing_target(body, None, ecdsa_key=key)
+    target = signing_target(body, None, ecdsa_key=key, registry=chain.head.assets)
     evaluation = check_policy(
-        chain, target.request, now=int(time.time()), prices=None, approvals=approvals, history=()
+        chain, target.request, now=int(time.time()), approvals=approvals, history=()
     )
     return target, evaluation
 
@@ -245,14 +251,14 @@ def test_previous_transaction_is_checked_when_given(policy_chain):
 
 
 def test_wrong_network_is_refused(policy_chain):
-    with pytest.raises(RequestRefused) as caught:
-        _check(policy_chain, _request(_psbt(), network="dogecoin"), [approval(_intent())])
-    assert caught.value.check == "malformed"
-    assert "dogecoin" in caught.value.reason
-    # A real network the destination address is not for gives another intent.
-    with pytest.raises(RequestRefused) as caught:
-        _check(policy_chain, _request(_psbt(), network="testnet"), [approval(_intent())])
-    assert (caught.value.check, caught.value.rule) == ("policy", "btc-needs-approval")
+    """The network is the signed registry's (regtest); the coordinator naming another,
+    real or not, is refused."""
+    for claimed in ("dogecoin", "testnet"):
+        with pytest.raises(RequestRefused) as caught:
+            _check(policy_chain, _request(_psbt(), network=claimed), [approval(_intent())])
+        assert caught.value.check == "network"
+        assert claimed in caught.value.reason
+        assert "'regtest'" in caught.value.reason
 
 
 def test_claimed_digest_mismatch_is_refused(policy_chain):
@@ -327,7 +333,10 @@ BTC_PATH = "m/84/1/0/0/5"
 def btc_cluster(tmp_path_factory):
     """Nodes holding BTC_POLICY and an ECDSA key made with the TEST-ONLY Paillier primes."""
     root = tmp_path_factory.mktemp("p2wpkh-cluster")
-    with ecdsa_cluster(root, BTC_POLICY, "btc-ecdsa", BTC_PATH) as (cluster, public_key):
+    with ecdsa_cluster(root, BTC_POLICY, "btc-ecdsa", BTC_PATH, assets=BTC_REGISTRY) as (
+        cluster,
+        public_key,
+    ):
         cluster.btc_pubkey = public_key
         yield cluster
 

@@ -24,8 +24,8 @@ from shardvault.cosigner.checks import (
     solana_target,
 )
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.policy import BundleChain, parse_admin_set
-from tests.cosigner.support import ADMIN_SET, WORKSPACE, metadata
+from shardvault.policy import BundleChain, parse_admin_set, parse_registry
+from tests.cosigner.support import ADMIN_SET, REGTEST_NETWORK, WORKSPACE, metadata, registry
 
 FEES = ethereum.FeeParameters(30 * 10**9, 10**9, 100_000)
 TOKEN = "0x3333333333333333333333333333333333333333"
@@ -40,14 +40,28 @@ def _refused(check: str, call, *args, **kwargs) -> RequestRefused:
     return info.value
 
 
-def test_erc20_transfer_view_needs_decimals():
+MAINNET_TOKENS = parse_registry(
+    registry(
+        {
+            "name": "ethereum",
+            "chain": "ethereum",
+            "chain_id": 1,
+            "assets": [{"id": "TKN", "contract": TOKEN, "decimals": 6}],
+        }
+    )
+)
+
+
+def test_erc20_transfer_view_needs_the_registry():
     tx = ethereum.erc20_transfer(
         chain_id=1, nonce=1, token=TOKEN, to=RECIPIENT, amount="2.5", decimals=6, fees=FEES
     )
     payload = ethereum.encode_unsigned(tx)
-    _refused("malformed", ethereum_target, payload, metadata())
-    target = ethereum_target(payload, {**metadata(), "token_decimals": 6})
-    assert target.request.asset.id.lower() == TOKEN
+    _refused("asset", ethereum_target, payload, metadata())
+    target = ethereum_target(payload, metadata(), registry=MAINNET_TOKENS)
+    assert (target.request.asset.id, target.request.asset.decimals) == ("TKN", 6)
+    assert target.chain_asset is not None
+    assert target.chain_asset.lower() == TOKEN
     assert target.request.amount == 2_500_000
     assert target.request.destination.lower() == RECIPIENT
     assert target.message == ethereum.signing_hash(tx)
@@ -78,7 +92,8 @@ def test_ethereum_garbage_is_refused(payload, check):
 def test_unknown_chain_id_is_refused():
     tx = ethereum.native_transfer(chain_id=1, nonce=0, to=RECIPIENT, amount="1", fees=FEES)
     unknown = ethereum.FeeMarketTransaction(**{**_fields(tx), "chain_id": 987654321})
-    _refused("payload", ethereum_target, ethereum.encode_unsigned(unknown), metadata())
+    refusal = _refused("network", ethereum_target, ethereum.encode_unsigned(unknown), metadata())
+    assert "987654321" in refusal.reason
 
 
 def _fields(tx):
@@ -98,8 +113,19 @@ def test_solana_token_transfer_view():
     source = solana.Pubkey(hashlib.sha256(b"src ata").digest())
     dest = solana.Pubkey(hashlib.sha256(b"dst ata").digest())
     message = _message([token.transfer_checked(source, mint, dest, ours, 1_500_000, 6)])
-    target = solana_target(message, metadata(), KEY)
-    assert target.request.asset.id == str(mint)
+    _refused("asset", solana_target, message, metadata(), KEY)
+    tokens = parse_registry(
+        registry(
+            {
+                "name": "solana",
+                "chain": "solana",
+                "assets": [{"id": "MINT", "mint": str(mint), "decimals": 6}],
+            }
+        )
+    )
+    target = solana_target(message, metadata(), KEY, tokens)
+    assert target.request.asset.id == "MINT"
+    assert target.chain_asset == str(mint)
     assert target.request.asset.decimals == 6
     assert target.request.amount == 1_500_000
     assert target.request.destination == str(dest)
@@ -130,19 +156,21 @@ def test_bitcoin_refusals_and_view():
         return bitcoin.set_witness_utxo(p, 0, bitcoin.TxOut(100_000, spent)).serialize()
 
     meta = {**metadata(), "network": "regtest"}
+    regtest = parse_registry(registry(REGTEST_NETWORK))
     good = psbt([bitcoin.TxOut(40_000, payee), bitcoin.TxOut(59_000, ours)])
-    target = bitcoin_target(good, meta, internal, 0)
+    target = bitcoin_target(good, meta, internal, 0, registry=regtest)
     assert target.request.amount == 40_000
     assert target.request.destination.startswith("bcrt1p")
     assert target.taproot_merkle_root == b""
-    _refused("malformed", bitcoin_target, good, {**meta, "network": "mars"}, internal, 0)
-    _refused("malformed", bitcoin_target, good, meta, internal, 3)
-    _refused(
-        "payload", bitcoin_target, psbt([bitcoin.TxOut(40_000, payee)], other), meta, internal, 0
-    )
+    mars = {**meta, "network": "mars"}
+    _refused("network", bitcoin_target, good, mars, internal, 0, registry=regtest)
+    _refused("network", bitcoin_target, good, meta, internal, 0)
+    _refused("malformed", bitcoin_target, good, meta, internal, 3, registry=regtest)
+    mixed = psbt([bitcoin.TxOut(40_000, payee)], other)
+    _refused("payload", bitcoin_target, mixed, meta, internal, 0, registry=regtest)
     two = psbt([bitcoin.TxOut(40_000, payee), bitcoin.TxOut(50_000, other)])
-    _refused("payload", bitcoin_target, two, meta, internal, 0)
-    _refused("payload", bitcoin_target, b"psbt\xff", meta, internal, 0)
+    _refused("payload", bitcoin_target, two, meta, internal, 0, registry=regtest)
+    _refused("payload", bitcoin_target, b"psbt\xff", meta, internal, 0, registry=regtest)
 
 
 def test_raw_and_request_shape_refusals():
@@ -167,7 +195,6 @@ def test_no_policy_installed_refuses_everything():
         chain,
         request,
         now=int(time.time()),
-        prices={},
         approvals=[],
         history=(),
     )

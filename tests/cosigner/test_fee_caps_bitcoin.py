@@ -25,14 +25,17 @@ from shardvault.chains import bitcoin
 from shardvault.chains.bitcoin.psbt import IN_NON_WITNESS_UTXO, PsbtRecord
 from shardvault.cosigner.checks import check_fee, signing_target
 from shardvault.cosigner.errors import RequestRefused
+from shardvault.policy import parse_registry
 from shardvault.service.bitcoin_transfers import finish_p2wpkh_spend
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
 from tests.cosigner.support import (
     POLICY,
+    REGTEST_NETWORK,
     dkg_request,
     fee_refusal,
     metadata,
     policy_chain,
+    registry,
     sign_request,
 )
 from tests.fee_payloads import funding, spend_psbt
@@ -63,9 +66,13 @@ CAPPED_POLICY = {
 }
 
 
+BTC_REGISTRY = registry(REGTEST_NETWORK)
+"""The signed registry names the Bitcoin network: regtest."""
+
+
 @pytest.fixture(scope="module")
 def capped_chain():
-    return policy_chain(CAPPED_POLICY)
+    return policy_chain(CAPPED_POLICY, assets=BTC_REGISTRY)
 
 
 def _psbt(coins=((50_000, OURS), (40_000, OURS)), *, change_script=OURS, **fields):
@@ -83,12 +90,17 @@ def _body(psbt: bitcoin.Psbt, index: int = 0, network: str = "regtest") -> dict[
     }
 
 
-def _p2wpkh(psbt, index=0, network="regtest"):
-    return signing_target(_body(psbt, index, network), None, ecdsa_key=PUBKEY)
+def _p2wpkh(psbt, index=0, assets=BTC_REGISTRY):
+    """What a co-signer makes of a P2WPKH request under the registry ``assets`` (whose
+    Bitcoin network the service names in the metadata too)."""
+    signed = parse_registry(assets)
+    (network,) = signed.networks
+    body = _body(psbt, index, network.name)
+    return signing_target(body, None, ecdsa_key=PUBKEY, registry=signed)
 
 
 def _taproot(psbt, index=0):
-    return signing_target(_body(psbt, index), INTERNAL_X)
+    return signing_target(_body(psbt, index), INTERNAL_X, registry=parse_registry(BTC_REGISTRY))
 
 
 # --- P2WPKH (BIP143) --------------------------------------------------------------
@@ -157,7 +169,12 @@ def test_a_previous_transaction_of_another_txid_is_refused(capped_chain):
     maps = (psbt.input_maps[0], (*psbt.input_maps[1], record))
     forged = dataclasses.replace(psbt, input_maps=maps).serialize()
     with pytest.raises(RequestRefused) as caught:
-        signing_target({**_body(psbt), "payload": forged.hex()}, None, ecdsa_key=PUBKEY)
+        signing_target(
+            {**_body(psbt), "payload": forged.hex()},
+            None,
+            ecdsa_key=PUBKEY,
+            registry=parse_registry(BTC_REGISTRY),
+        )
     assert caught.value.check == "payload"
     assert "inputs[1].non_witness_utxo" in caught.value.reason
     assert "not the transaction the input spends" in caught.value.reason
@@ -171,10 +188,12 @@ def test_a_witness_amount_that_disagrees_with_the_previous_transaction_is_refuse
     assert "witness and non-witness UTXOs disagree" in caught.value.reason
 
 
-def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_chain):
-    """The coordinator names a Bitcoin payload's network: naming one the policy does not
-    cap, while it caps others, must not lift the cap."""
-    refusal = fee_refusal(capped_chain, _p2wpkh(_psbt(fee=15_000), network="testnet"))
+def test_a_network_name_without_a_cap_is_refused_when_others_are_capped():
+    """The registry names the Bitcoin network (a PSBT does not): one the policy does not
+    cap, while it caps others, is not read as uncapped."""
+    testnet = registry({**REGTEST_NETWORK, "name": "testnet"})
+    chain = policy_chain(CAPPED_POLICY, assets=testnet)
+    refusal = fee_refusal(chain, _p2wpkh(_psbt(fee=15_000), assets=testnet))
     assert "testnet" in refusal.reason
     assert "regtest" in refusal.reason
 
@@ -235,7 +254,10 @@ TRANSACTION_ID = "fee-bump-1"
 def btc_cluster(tmp_path_factory):
     """Nodes holding CAPPED_POLICY, an ECDSA key (P2WPKH) and a FROST BIP340 key."""
     root = tmp_path_factory.mktemp("btc-fee-cap-cluster")
-    with ecdsa_cluster(root, CAPPED_POLICY, "btc-ecdsa", BTC_PATH) as (cluster, public_key):
+    with ecdsa_cluster(root, CAPPED_POLICY, "btc-ecdsa", BTC_PATH, assets=BTC_REGISTRY) as (
+        cluster,
+        public_key,
+    ):
         cluster.btc_pubkey = public_key
         results = cluster.run(dkg_request(scheme="schnorr-bip340", key_id="btc-tr"), [1, 2, 3])
         assert {r["status"] for r in results.values()} == {"ok"}, results
@@ -307,7 +329,7 @@ def test_a_lying_taproot_amount_gives_a_signature_valid_only_for_the_fee_compute
     ours = bitcoin.output_key(internal).script_pubkey
     coins = ((100_000, ours), (200_000, FOREIGN_TR))
     psbt = _psbt(coins, fee=2_000 + 199_000, proven=(), claimed={1: 1_000}, change_script=ours)
-    target = signing_target(_body(psbt), internal)
+    target = signing_target(_body(psbt), internal, registry=parse_registry(BTC_REGISTRY))
     assert target.fee is not None
     assert target.fee.fee_sat == 2_000
     results = _cluster_sign(btc_cluster, psbt, 0, intent=False, key_id="btc-tr")

@@ -20,14 +20,17 @@ from solders.signature import Signature as SoldersSignature
 
 from shardvault.cosigner.checks import check_fee, signing_target
 from shardvault.cosigner.errors import RequestRefused
+from shardvault.policy import parse_registry
 from tests.cosigner.support import (
     POLICY,
     dkg_request,
     fee_refusal,
     metadata,
     policy_chain,
+    registry,
     sign_request,
     signed_bundle,
+    solana_network,
 )
 from tests.cosigner.test_node import Cluster
 from tests.fee_payloads import solana_message, unit_limit, unit_price
@@ -57,9 +60,14 @@ CAPPED_POLICY = {
 }
 
 
+def _capped_chain(network: str = "solana"):
+    """CAPPED_POLICY in a bundle whose registry names ``network`` as its Solana network."""
+    return policy_chain(CAPPED_POLICY, assets=registry(solana_network(network)))
+
+
 @pytest.fixture(scope="module")
 def capped_chain():
-    return policy_chain(CAPPED_POLICY)
+    return _capped_chain()
 
 
 def _message(budget=(), key: bytes = KEY) -> bytes:
@@ -68,12 +76,14 @@ def _message(budget=(), key: bytes = KEY) -> bytes:
 
 
 def _target(message: bytes, network: str = "solana", key: bytes = KEY):
+    """What a co-signer makes of ``message`` under a registry naming ``network`` as the
+    Solana network (the service sends that name in the metadata too)."""
     body = {
         "chain": "solana",
         "payload": message.hex(),
         "metadata": {**metadata(), "network": network},
     }
-    return signing_target(body, key)
+    return signing_target(body, key, registry=parse_registry(registry(solana_network(network))))
 
 
 def _fee_refusal(chain, message: bytes, network: str = "solana") -> str:
@@ -113,7 +123,7 @@ def test_without_a_limit_the_runtime_default_is_counted(capped_chain):
     assert target.fee.limit_is_default
     assert (target.fee.compute_unit_limit, target.fee.fee_lamports) == (203_000, 7_030)
     # And a cap below the default refuses a message that sets no limit.
-    reason = _fee_refusal(capped_chain, _message(), network="solana-tight")
+    reason = _fee_refusal(_capped_chain("solana-tight"), _message(), network="solana-tight")
     assert "compute-unit limit 200000" in reason
     assert "max_compute_unit_limit 150000 for solana-tight" in reason
 
@@ -136,11 +146,13 @@ def test_a_fee_above_the_cap_is_refused_though_price_and_limit_are_within_theirs
     assert f"max_fee_lamports {MAX_FEE} for solana" in reason
 
 
-def test_a_network_name_without_a_cap_is_refused_when_others_are_capped(capped_chain):
-    """The coordinator names a Solana payload's network: naming one the policy does not
-    cap must not lift the caps it sets on the others."""
+def test_a_network_name_without_a_cap_is_refused_when_others_are_capped():
+    """The registry names the Solana network (its payloads do not): one the policy does
+    not cap, while it caps others, is not read as uncapped."""
     reason = _fee_refusal(
-        capped_chain, _message([unit_limit(MAX_LIMIT), unit_price(10**9)]), network="mainnet-beta"
+        _capped_chain("mainnet-beta"),
+        _message([unit_limit(MAX_LIMIT), unit_price(10**9)]),
+        network="mainnet-beta",
     )
     assert "mainnet-beta" in reason
     assert "solana, solana-tight" in reason

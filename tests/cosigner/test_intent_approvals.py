@@ -37,12 +37,15 @@ from tests.cosigner.support import (
     ADMIN_SET,
     CAROL,
     DESTINATION,
+    ETH,
     LAMPORTS_PER_SOL,
     POLICY,
     WORKSPACE,
     approval,
     dkg_request,
+    hardhat_network,
     metadata,
+    registry,
     sign_request,
     signed_bundle,
 )
@@ -73,10 +76,22 @@ ETH_POLICY = {
 }
 
 
+INTENT_REGISTRY = registry(
+    hardhat_network(ETH, {"id": "TKN", "contract": TOKEN, "decimals": 18}),
+    {
+        "name": "sepolia",
+        "chain": "ethereum",
+        "chain_id": 11155111,
+        "assets": [{"id": "SEP-ETH", "native": True, "decimals": 18}],
+    },
+)
+"""Hardhat with ETH and a token, and Sepolia: the networks and assets the admins signed."""
+
+
 @pytest.fixture(scope="module")
 def policy_chain():
     chain = BundleChain(WORKSPACE, parse_admin_set(ADMIN_SET))
-    chain.accept(signed_bundle(policy=ETH_POLICY))
+    chain.accept(signed_bundle(policy=ETH_POLICY, assets=INTENT_REGISTRY))
     return chain
 
 
@@ -105,17 +120,16 @@ def _request(tx, **meta):
     return {
         "chain": "ethereum",
         "payload": ethereum.encode_unsigned(tx).hex(),
-        "metadata": {**metadata(), **intent_ids, "token_decimals": 18, **meta},
+        "metadata": {**metadata(), **intent_ids, **meta},
     }
 
 
 def _check(chain, body, approvals, key=VAULT_KEY):
-    target = signing_target(body, None, ecdsa_key=key)
+    target = signing_target(body, None, ecdsa_key=key, registry=chain.head.assets)
     evaluation = check_policy(
         chain,
         target.request,
         now=int(time.time()),
-        prices=None,
         approvals=approvals,
         history=(),
     )
@@ -351,7 +365,6 @@ def test_nodes_sign_a_solana_transfer_approved_by_intent(cluster):
         (3 * LAMPORTS_PER_SOL, {}),
         (2 * LAMPORTS_PER_SOL, {"transaction_id": "another-transaction"}),
         (2 * LAMPORTS_PER_SOL, {"workspace_id": "another-workspace"}),
-        (2 * LAMPORTS_PER_SOL, {"network": "solana-devnet"}),
     ],
 )
 def test_nodes_refuse_a_solana_transfer_changed_after_approval(cluster, lamports, meta):
@@ -363,6 +376,17 @@ def test_nodes_refuse_a_solana_transfer_changed_after_approval(cluster, lamports
         ("refused", "policy", "sol-needs-approval")
     }
     assert all("ApprovalForAnotherTransactionError" in r["reason"] for r in results.values())
+
+
+def test_nodes_refuse_a_solana_network_the_coordinator_names(cluster):
+    """The intent's network is the signed registry's (here none: ``solana``); a
+    coordinator that names another is refused before any approval is counted."""
+    key = cluster.sol_key
+    good = approval(_solana_intent(key, network="solana-devnet"))
+    message = _solana_transfer(key, 2 * LAMPORTS_PER_SOL, b"blockhash")
+    results = cluster.run(_intent_request(message, [good], network="solana-devnet"), [1, 2])
+    assert {(r["status"], r["check"]) for r in results.values()} == {("refused", "network")}
+    assert all("solana-devnet" in r["reason"] for r in results.values())
 
 
 def test_nodes_refuse_missing_intent_metadata(cluster):
@@ -389,12 +413,14 @@ def test_nodes_refuse_an_approval_older_than_its_lifetime_with_a_fresh_created_a
 
 def test_erc20_intent_names_the_token_contract(policy_chain):
     """The co-signer can check a token's contract, not a symbol: an ERC-20 intent's asset
-    is the checksummed contract address (the service names the symbol; docs/cosigner.md)."""
+    is the checksummed contract address, while the policy names the registry's id
+    (docs/cosigner.md)."""
     by_contract = _pipeline_approval(asset=TOKEN)
     target, evaluation = _check(policy_chain, _request(_erc20_transfer()), [by_contract])
     assert evaluation.rule == "eth-needs-approval"
     assert target.intent is not None
     assert target.intent.asset == TOKEN
+    assert target.request.asset.id == "TKN"
     with pytest.raises(RequestRefused) as caught:
         _check(policy_chain, _request(_erc20_transfer()), [_pipeline_approval(asset="USDC")])
     assert (caught.value.check, caught.value.rule) == ("policy", "eth-needs-approval")

@@ -220,3 +220,12 @@ INITIATORS = parse_initiator_keys(
 )
 """An initiators section listing one TEST-ONLY API key of alice, for bundles whose
 rules depend on the initiator."""
+
+
+USDC_CONTRACT = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+"""USDC's contract on Ethereum (EIP-55), for asset-registry documents."""
+
+
+def ethereum_network(*assets: dict[str, object]) -> dict[str, object]:
+    """An asset-registry entry of Ethereum mainnet with ``assets``."""
+    return {"name": "ethereum", "chain": "ethereum", "chain_id": 1, "assets": list(assets)}

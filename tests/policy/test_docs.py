@@ -2,7 +2,7 @@
 
 Every fenced block marked ``yaml example`` holds a policy, a context, an optional
 history and approvals, a request and the expected decision and rule; each is evaluated
-here. Blocks marked ``yaml policy`` and ``yaml address-book`` must load.
+here. Blocks marked ``yaml policy``, ``yaml address-book`` and ``yaml registry`` must load.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from shardvault.policy import (
     evaluate,
     load_address_book,
     load_policy,
+    load_registry,
     parse_context,
     parse_history,
     parse_policy,
@@ -93,3 +94,8 @@ def test_reference_blocks_load() -> None:
         load_policy(body)
     for body in books:
         load_address_book(body)
+    registries = blocks("registry")
+    assert registries
+    for body in registries:
+        registry = load_registry(body)
+        assert registry.networks

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from shardvault.chains.bitcoin import Network as BitcoinNetwork
 from shardvault.chains.bitcoin import encode_segwit_address
-from shardvault.service import transactions, vaults
+from shardvault.policy import policy_to_document
+from shardvault.service import policies, transactions, vaults
 from shardvault.service.signing import SigningBackend
 from tests.service.pipeline_support import (
     Workspace,
@@ -75,6 +76,18 @@ def activate(ws: Workspace, document: dict[str, object]) -> int:
     return activate_policy(ws, document, sanctioned_entry=False)
 
 
+def republish(ws: Workspace) -> int | None:
+    """The active policy again, as the next version: its bundle then carries the asset
+    registry of the networks and assets added since (docs/policy.md, "Asset registry");
+    ``None`` while no policy is active."""
+    with ws.platform.unit_of_work() as uow:
+        bundle = policies.active_policy(uow, ws.owner.principal.workspace_id)
+    if bundle is None:
+        return None
+    document = policy_to_document(bundle.policy)
+    return activate(ws, {**document, "version": bundle.version + 1})
+
+
 @dataclass
 class BtcWallet:
     vault_id: str
@@ -94,6 +107,7 @@ def make_btc_vault(
     with ws.platform.unit_of_work() as uow:
         vaults.configure_network(uow, owner, name="regtest", kind="bitcoin", rpc_url=rpc_url)
         vaults.add_asset(uow, owner, symbol="BTC", network="regtest", price="60000")
+    republish(ws)
     made = make_vault_wallet(ws, backend, "BTC", schemes)
     return BtcWallet(made.vault_id, made.wallet_id, made.address)
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from eth_abi.abi import encode as abi_encode
 
+from shardvault.chains.ethereum import ERC20_TRANSFER, encode_call, parse_address
 from shardvault.custody import LocalShareStore, SecretBytes, ShareAddress, ShareCustody, ShareSlot
 from shardvault.custody.backends.local import DEVELOPMENT_COST, LocalBackend
 from shardvault.devchain import HardhatNode
@@ -218,9 +220,11 @@ def make_workspace(platform: Platform, name: str = "acme") -> Workspace:
     )
 
 
-def policy_document(ws: Workspace, *, version: int, limit_eth: str) -> dict[str, object]:
-    """Transfers up to ``limit_eth`` are allowed; above it carol must approve; transfers
-    to the blocked test address are blocked."""
+def treasury_policy(
+    ws: Workspace, rules: list[dict[str, object]], *, version: int = 1
+) -> dict[str, object]:
+    """A policy of ``rules`` whose group ``treasury`` is the workspace's approver (with
+    their approval key)."""
     return {
         "format": "shardvault.policy/v1",
         "version": version,
@@ -229,14 +233,19 @@ def policy_document(ws: Workspace, *, version: int, limit_eth: str) -> dict[str,
             ws.approver.email: {
                 "algorithm": "ed25519",
                 "public_key": ws.approver.approval_public_hex,
-            },
-            ws.outsider.email: {
-                "algorithm": "ed25519",
-                "public_key": ws.outsider.approval_public_hex,
-            },
+            }
         },
-        "groups": {"treasury": [ws.approver.email], "traders": [ws.signer.email]},
-        "rules": [
+        "groups": {"treasury": [ws.approver.email]},
+        "rules": rules,
+    }
+
+
+def policy_document(ws: Workspace, *, version: int, limit_eth: str) -> dict[str, object]:
+    """Transfers up to ``limit_eth`` are allowed; above it carol must approve; transfers
+    to the blocked test address are blocked."""
+    document = treasury_policy(
+        ws,
+        [
             {
                 "name": "blocked-destination",
                 "when": {"destination": {"address_book": ["sanctioned"]}},
@@ -258,18 +267,30 @@ def policy_document(ws: Workspace, *, version: int, limit_eth: str) -> dict[str,
                 "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": "4h"},
             },
         ],
+        version=version,
+    )
+    document["approvers"] = {
+        **document["approvers"],  # type: ignore[dict-item]
+        ws.outsider.email: {"algorithm": "ed25519", "public_key": ws.outsider.approval_public_hex},
     }
+    document["groups"] = {"treasury": [ws.approver.email], "traders": [ws.signer.email]}
+    return document
 
 
 SANCTIONED = "0x000000000000000000000000000000000000dEaD"
 
 
 def activate_policy(
-    ws: Workspace, document: dict[str, object], *, sanctioned_entry: bool = True
+    ws: Workspace,
+    document: dict[str, object],
+    *,
+    sanctioned_entry: bool = True,
+    assets: dict[str, object] | None = None,
 ) -> int:
-    """Draft, propose (pinning the admin key on the first bundle), sign and activate;
-    with ``sanctioned_entry``, first put the blocked test address in the address book
-    (on the hardhat network)."""
+    """Draft, propose (pinning the admin key on the first bundle; with the asset
+    registry ``assets``, or the one of the workspace's tables), sign and activate; with
+    ``sanctioned_entry``, first put the blocked test address in the address book (on the
+    hardhat network)."""
     from shardvault.service import addressbook
 
     owner = ws.owner.principal
@@ -292,6 +313,7 @@ def activate_policy(
             },
             # Rules on the initiator need the keys that sign its requests in the bundle.
             initiators_from_api_keys=True,
+            assets=assets,
         )
         assert proposed.signing_message is not None
         signature = ws.admin_key.sign(bytes.fromhex(proposed.signing_message)).hex()
@@ -379,3 +401,74 @@ def create_signed_transfer(
             source_index=source_index,
             signed=SignedCreateRequest(token, body),
         )
+
+
+TEST_TOKEN = REPO_ROOT / "tests" / "fixtures" / "erc20" / "TestToken.json"
+"""shardvault's own minimal ERC-20 (bytecode and ABI)."""
+
+
+def deploy_token(node: HardhatNode) -> str:
+    """Deploy TestToken (tests/fixtures/erc20) from hardhat's first dev account; answers
+    its address."""
+    artifact = json.loads(TEST_TOKEN.read_text())
+    data = (
+        artifact["bytecode"]
+        + abi_encode(["string", "string", "uint256"], ["Test Token", "TST", 10**24]).hex()
+    )
+    accounts = node.rpc("eth_accounts")
+    assert isinstance(accounts, list)
+    tx_hash = node.rpc(
+        "eth_sendTransaction", [{"from": accounts[0], "data": data, "gas": hex(2_000_000)}]
+    )
+    receipt = node.rpc("eth_getTransactionReceipt", [tx_hash])
+    assert isinstance(receipt, dict)
+    return str(receipt["contractAddress"])
+
+
+def token_call(node: HardhatNode, token: str, to: str, amount: int) -> None:
+    """Transfer ``amount`` of ``token`` from hardhat's first dev account to ``to``."""
+    accounts = node.rpc("eth_accounts")
+    assert isinstance(accounts, list)
+    data = "0x" + encode_call(ERC20_TRANSFER, [parse_address(to), amount]).hex()
+    node.rpc("eth_sendTransaction", [{"from": accounts[0], "to": token, "data": data}])
+
+
+@dataclass
+class TokenWallets:
+    """An ETH wallet and a TST wallet of one vault (the same address), and TST's contract."""
+
+    eth: Funded
+    token: str
+    tst_wallet_id: str
+
+
+def make_token_wallets(
+    ws: Workspace,
+    backend: LocalCeremonyBackend,
+    node: HardhatNode,
+    *,
+    price: str | None = None,
+) -> TokenWallets:
+    """:func:`make_eth_vault` funded with 10 ETH, TestToken deployed and 50 TST sent to
+    the vault's address, the asset TST (18 decimals, ``price`` in the table) and its
+    wallet."""
+    eth = make_eth_vault(ws, backend, node.url, node.chain_id)
+    fund(node, eth.address)
+    token = deploy_token(node)
+    token_call(node, token, eth.address, 50 * 10**18)
+    owner = ws.owner.principal
+    with ws.platform.unit_of_work() as uow:
+        vaults.add_asset(
+            uow,
+            owner,
+            symbol="TST",
+            network="hardhat",
+            kind="erc20",
+            contract=token,
+            decimals=18,
+            price=price,
+        )
+        wallet = wallets.create_wallet(uow, owner, vault_id=eth.vault_id, asset="TST")
+    # The token wallet derives the same key, hence the same address, as the ETH wallet.
+    assert wallet.addresses[0].address == eth.address
+    return TokenWallets(eth, token, wallet.id)

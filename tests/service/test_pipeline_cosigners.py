@@ -56,6 +56,7 @@ from tests.service.bitcoin_pipeline_support import (
     bitcoin_policy,
     get,
     make_btc_vault,
+    republish,
     send,
 )
 from tests.service.pipeline_support import (
@@ -177,6 +178,8 @@ def test_bitcoin_and_solana_transfers_signed_by_cosigners(
         vaults.configure_network(uow, owner, name="solana-devnet", kind="solana")
         vaults.add_asset(uow, owner, symbol="SOL", network="solana-devnet", price="150")
         sol_wallet = wallets.create_wallet(uow, owner, vault_id=wallet.vault_id, asset="SOL")
+    # The co-signers learn solana-devnet (and SOL's price) from the next signed bundle.
+    republish(ws)
     worker = _worker(platform, backend)
 
     # Bitcoin: 1 BTC from two coins, held for carol's approval.
@@ -233,6 +236,8 @@ def test_cosigners_take_the_initiator_from_the_forwarded_signed_request(
     with platform.unit_of_work() as uow:
         vaults.configure_network(uow, owner, name="solana-devnet", kind="solana")
         vaults.add_asset(uow, owner, symbol="SOL", network="solana-devnet", price="150")
+    # The co-signers learn solana-devnet (and SOL's price) from the next signed bundle.
+    republish(ws)
     keys = vaults.generate_vault_keys(
         backend,
         workspace_id=owner.workspace_id,

@@ -8,62 +8,36 @@ from a hardhat dev account; balances are read with ``balanceOf`` on the node.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 from eth_abi.abi import encode as abi_encode
 
-from shardvault.chains.ethereum import ERC20_TRANSFER, encode_call, parse_address
-from shardvault.service import transactions, vaults, wallets
+from shardvault.service import transactions
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.store import Database
 from tests.api.support import make_platform
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
 from tests.service.pipeline_support import (
-    REPO_ROOT,
     ReusedKeygenBackend,
     activate_policy,
-    fund,
     make_eth_vault,
+    make_token_wallets,
     make_workspace,
     open_custody,
+    treasury_policy,
 )
 
 __all__ = ["hardhat_node"]
 
-TOKEN = REPO_ROOT / "tests" / "fixtures" / "erc20" / "TestToken.json"
 RECIPIENT = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
 
 
 @pytest.fixture
 def platform(database: Database) -> Platform:
     return make_platform(database)
-
-
-def _deploy_token(node: HardhatNode) -> str:
-    artifact = json.loads(TOKEN.read_text())
-    data = (
-        artifact["bytecode"]
-        + abi_encode(["string", "string", "uint256"], ["Test Token", "TST", 10**24]).hex()
-    )
-    accounts = node.rpc("eth_accounts")
-    assert isinstance(accounts, list)
-    tx_hash = node.rpc(
-        "eth_sendTransaction", [{"from": accounts[0], "data": data, "gas": hex(2_000_000)}]
-    )
-    receipt = node.rpc("eth_getTransactionReceipt", [tx_hash])
-    assert isinstance(receipt, dict)
-    return str(receipt["contractAddress"])
-
-
-def _token_call(node: HardhatNode, token: str, to: str, amount: int) -> None:
-    accounts = node.rpc("eth_accounts")
-    assert isinstance(accounts, list)
-    data = "0x" + encode_call(ERC20_TRANSFER, [parse_address(to), amount]).hex()
-    node.rpc("eth_sendTransaction", [{"from": accounts[0], "to": token, "data": data}])
 
 
 def _balance_of(node: HardhatNode, token: str, owner: str) -> int:
@@ -85,22 +59,16 @@ def test_erc20_transfer_completes(
 ) -> None:
     ws = make_workspace(platform)
     backend = ReusedKeygenBackend(open_custody(tmp_path / "custody"))
-    funded = make_eth_vault(ws, backend, hardhat_node.url, hardhat_node.chain_id)
-    fund(hardhat_node, funded.address)
-    token = _deploy_token(hardhat_node)
-    _token_call(hardhat_node, token, funded.address, 50 * 10**18)
-    owner = ws.owner.principal
-    with platform.unit_of_work() as uow:
-        vaults.add_asset(
-            uow, owner, symbol="TST", network="hardhat", kind="erc20", contract=token, decimals=18
-        )
-        wallet = wallets.create_wallet(uow, owner, vault_id=funded.vault_id, asset="TST")
-    # The token wallet derives the same key, hence the same address, as the ETH wallet.
-    assert wallet.addresses[0].address == funded.address
+    made = make_token_wallets(ws, backend, hardhat_node)
+    token = made.token
     activate_policy(ws, _allow_all())
     with platform.unit_of_work() as uow:
         tx = transactions.create_transaction(
-            uow, ws.signer.principal, wallet_id=wallet.id, destination=RECIPIENT, amount="12.5"
+            uow,
+            ws.signer.principal,
+            wallet_id=made.tst_wallet_id,
+            destination=RECIPIENT,
+            amount="12.5",
         )
     worker = PipelineWorker(platform, PipelineRuntime(backend, confirmation_poll_s=0.05))
     worker.drain(timeout_s=60)
@@ -117,25 +85,16 @@ def test_approval_deadline_passes_and_rejects(
     ws = make_workspace(platform)
     backend = ReusedKeygenBackend(open_custody(tmp_path / "custody"))
     funded = make_eth_vault(ws, backend, hardhat_node.url, hardhat_node.chain_id)
-    document = {
-        "format": "shardvault.policy/v1",
-        "version": 1,
-        "reference_currency": "USD",
-        "approvers": {
-            ws.approver.email: {
-                "algorithm": "ed25519",
-                "public_key": ws.approver.approval_public_hex,
-            }
-        },
-        "groups": {"treasury": [ws.approver.email]},
-        "rules": [
+    document = treasury_policy(
+        ws,
+        [
             {
                 "name": "hold",
                 "action": "require_approvals",
                 "approvals": {"groups": [{"group": "treasury", "count": 1}], "deadline": 1},
             }
         ],
-    }
+    )
     activate_policy(ws, document)
     with platform.unit_of_work() as uow:
         tx = transactions.create_transaction(

@@ -46,6 +46,8 @@ EXPECTED_TABLES = {
     "address_attestations",
     # The initiators' signed requests (migration 0007_initiator_requests).
     "initiator_requests",
+    # Signed price reports (migration 0008_asset_registry).
+    "price_reports",
     # Custody domain (migration 0002_vaults_transactions).
     "networks",
     "assets",
@@ -196,3 +198,43 @@ def test_a_new_sqlite_database_is_private(tmp_path: Path) -> None:
         database.dispose()
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_asset_registry_migration_names_duplicate_assets_and_stops(db_url: str) -> None:
+    """0008_asset_registry: two native assets on one network (the near-zero-price attack
+    of an earlier version) stop the upgrade, naming them, until one is removed."""
+    migrate(db_url, "0007_initiator_requests")
+    engine = create_engine_for(db_url)
+    now = "2026-12-08 10:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO workspaces (id, name, created_at) VALUES ('ws', 'ws', :t)"),
+                {"t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO networks (id, workspace_id, name, kind, chain_id, coin_type, "
+                    "required_confirmations, created_at) "
+                    "VALUES ('net', 'ws', 'hardhat', 'evm', 31337, 60, 1, :t)"
+                ),
+                {"t": now},
+            )
+            for asset_id, symbol, price in (("a1", "ETH", "3000"), ("a2", "ETH2", "0.0001")):
+                conn.execute(
+                    text(
+                        "INSERT INTO assets (id, workspace_id, network_id, symbol, kind, "
+                        "decimals, price, created_at) "
+                        "VALUES (:id, 'ws', 'net', :symbol, 'native', 18, :price, :t)"
+                    ),
+                    {"id": asset_id, "symbol": symbol, "price": price, "t": now},
+                )
+        with pytest.raises(RuntimeError, match=r"workspace ws, network net: \(native\)"):
+            migrate(db_url)
+        assert current_revision(engine) == "0007_initiator_requests"
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM assets WHERE id = 'a2'"))
+        migrate(db_url)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -15,6 +15,7 @@ from shardvault.api.routes import (
     cosigners,
     health,
     policies,
+    prices,
     transactions,
     vaults,
     wallets,
@@ -111,6 +112,7 @@ def create_app(
         transactions,
         approvals,
         policies,
+        prices,
         addressbook,
         cosigners,
     ):

@@ -318,6 +318,12 @@ class ProposeIn(_In):
         description="Fill the initiators section from the workspace's API keys that may "
         "create transactions (by user email); the admins compare it before they sign.",
     )
+    assets: dict[str, object] | None = Field(
+        default=None,
+        description="The asset registry the bundle carries (networks, assets, decimals, "
+        "static prices, price keys; docs/policy.md, 'Asset registry'); default: built from "
+        "the workspace's networks and assets.",
+    )
 
 
 class PolicySignatureIn(_In):
@@ -359,3 +365,26 @@ class AddressBookEntryOut(_Out):
 
 class AddressBookList(BaseModel):
     data: list[AddressBookEntryOut]
+
+
+class PriceReportIn(_In):
+    """A signed price report in transport form (docs/policy.md, "Prices")."""
+
+    report: dict[str, object]
+    signer: str = Field(min_length=1, max_length=64)
+    signature: str = Field(min_length=2, max_length=300)
+
+
+class PriceReportOut(_Out):
+    network: str
+    asset: str
+    signer: str
+    price: str
+    currency: str
+    observed_at: int
+    received_at: datetime
+    report: dict[str, object]
+
+
+class PriceReportList(BaseModel):
+    data: list[PriceReportOut]

@@ -19,6 +19,7 @@ from shardvault.cli import (
     mpc,
     policy,
     policy_apply,
+    prices,
     recovery,
     server,
     tx,
@@ -49,6 +50,7 @@ cli.add_command(vault.group)
 cli.add_command(vault.wallet_group)
 cli.add_command(tx.group)
 policy.group.add_command(policy_apply.command)
+cli.add_command(prices.group)
 cli.add_command(webhook.group)
 
 

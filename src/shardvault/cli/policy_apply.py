@@ -19,6 +19,13 @@ carries exactly that section), from the server's API keys (``--initiators-from-k
 or from the bundle before it. Unless it came from a file, every key it lists is printed
 on stderr and the command asks before signing (``--yes`` skips the question, not the
 listing): compare each key with the one its holder reads on their own machine.
+
+The bundle's asset registry (networks, assets, decimals, static prices, price keys:
+docs/policy.md, "Asset registry") is what the co-signers take as signed facts. With
+``--assets FILE`` the registry is sent with the proposal and the bundle is signed only if
+it carries exactly that registry. Without it the server proposes one built from its
+networks and assets tables; the command then refuses to sign and prints it, for the
+admins to review, save and pass back as ``--assets``.
 """
 
 import json
@@ -38,9 +45,11 @@ from shardvault.cli._pins import expected_cosigners
 from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.policy import (
+    AssetRegistry,
     InitiatorKeys,
     PolicyBundle,
     PolicyError,
+    load_registry,
     parse_bundle,
     parse_initiator_keys,
     parse_policy,
@@ -97,6 +106,26 @@ def _confirm_initiators(bundle: PolicyBundle, expected: InitiatorKeys | None, ye
         fail("not signing")
 
 
+def _registry_lines(registry: AssetRegistry) -> list[str]:
+    """The registry as an admin reviews it: one line per network, then the price keys."""
+    lines = []
+    for network in registry.networks:
+        chain = network.chain.value
+        where = f"{chain} chain id {network.chain_id}" if network.chain_id else chain
+        assets = ", ".join(
+            f"{a.id} ({'native' if a.native else a.contract}, {a.decimals} decimals"
+            + (f", {a.price})" if a.price is not None else ")")
+            for a in network.assets
+        )
+        lines.append(f"{network.name} ({where}): {assets or 'no assets'}")
+    if registry.price_keys:
+        keys = ", ".join(
+            f"{k.id} {k.key.algorithm.value} {k.key.hex()}" for k in registry.price_keys
+        )
+        lines.append(f"price keys (reports at most {registry.max_price_age} s old): {keys}")
+    return lines
+
+
 def _party_list(text: str) -> list[int]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts or not all(p.isdigit() for p in parts):
@@ -140,6 +169,14 @@ def _party_list(text: str) -> list[int]:
     "section (shown before signing).",
 )
 @click.option("--yes", is_flag=True, help="Sign a listed initiators section without asking.")
+@click.option(
+    "--assets",
+    "assets_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The asset registry (YAML or JSON) the bundle carries; required when the "
+    "bundle carries one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @api_options
 def command(
@@ -152,6 +189,7 @@ def command(
     initiators_file: Path | None,
     initiators_from_keys: bool,
     yes: bool,
+    assets_file: Path | None,
     as_json: bool,
     url: str,
     api_key: str | None,
@@ -188,6 +226,13 @@ def command(
     if initiators_file is not None and initiators_from_keys:
         fail("give --initiators or --initiators-from-keys, not both")
     initiators, expected_initiators = _initiators_file(initiators_file)
+    expected_assets: dict[str, object] | None = None
+    if assets_file is not None:
+        assets_fmt: Literal["yaml", "json"] = "json" if assets_file.suffix == ".json" else "yaml"
+        try:
+            expected_assets = load_registry(assets_file.read_text(), assets_fmt).to_document()
+        except PolicyError as exc:
+            fail(f"{assets_file}: {exc}")
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
@@ -198,12 +243,22 @@ def command(
                 cosigners=chosen,
                 initiators=initiators,
                 initiators_from_api_keys=initiators_from_keys,
+                assets=expected_assets,
             )
             if proposed.bundle is None or proposed.signing_message is None:
                 fail("the server proposed no bundle")
             bundle = parse_bundle(proposed.bundle)
             if policy_to_document(bundle.policy) != expected:
                 fail("the proposed bundle does not carry the policy in the file; not signing")
+            carried = None if bundle.assets is None else bundle.assets.to_document()
+            if carried != expected_assets:
+                if expected_assets is not None:
+                    fail("the proposed asset registry is not the one in --assets; not signing")
+                fail(
+                    "the proposed bundle carries an asset registry the server built from its "
+                    "assets table; review it, save it and pass it as --assets FILE (not "
+                    f"signing): {json.dumps(carried, sort_keys=True)}"
+                )
             if bundle.cosigners is not None:
                 listed = bundle.cosigners.fingerprints()
                 if listed != expected_directory:
@@ -222,6 +277,7 @@ def command(
             active = client.activate_policy(draft.id)
     except (ShardvaultError, ValueError) as exc:
         fail(str(exc))
+    registry_lines = [] if bundle.assets is None else _registry_lines(bundle.assets)
     if as_json:
         emit_json(
             {
@@ -229,7 +285,10 @@ def command(
                 "version": active.version,
                 "status": active.status,
                 "bundle_hash": active.bundle_hash,
+                "assets": registry_lines,
             }
         )
     else:
         click.echo(f"policy {active.id}: version {active.version} {active.status}")
+        for line in registry_lines:
+            click.echo(f"  signed asset registry: {line}")

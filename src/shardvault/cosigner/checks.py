@@ -11,12 +11,15 @@ The coordinator sends the transaction *payload*, never only a digest. The co-sig
    one (a compromised coordinator showing approvers one transaction and the co-signers
    another);
 3. builds the policy's view of the request (operation, destination, asset, amount,
-   network) *from the payload*; the source wallet is the derivation path it signs
-   along (a different coordinator-sent wallet is refused); the initiator and the
-   creation time come from the initiator's own signed API request when the bundle lists
-   initiator keys (:mod:`.initiator`: a forged, reused or mismatched one is refused);
-   from the coordinator it still takes the network name of a Solana or Bitcoin payload,
-   prices, and a token's decimals;
+   network) *from the payload* and the asset registry of its signed bundle
+   (:mod:`shardvault.policy.registry`: the network's name, the asset's id and decimals;
+   a token or network the registry does not list is refused, checks ``asset`` and
+   ``network``); the source wallet is the derivation path it signs along (a different
+   coordinator-sent wallet is refused); the initiator and the creation time come from
+   the initiator's own signed API request when the bundle lists initiator keys
+   (:mod:`.initiator`: a forged, reused or mismatched one is refused). A
+   ``metadata.network`` other than the registry's is refused, ``metadata.token_decimals``
+   is not accepted;
 4. checks the fees the payload commits to against the fee cap the signed policy sets
    for its network (:func:`check_fee`, DESIGN.md invariant 12): an Ethereum
    transaction's worst-case fee and priority fee per gas, a Bitcoin transaction's fee
@@ -25,9 +28,12 @@ The coordinator sends the transaction *payload*, never only a digest. The co-sig
    check, but a Bitcoin or Solana request may not name an uncapped network while
    another of its chain is capped;
 5. evaluates the signed policy it holds (the head of its :class:`BundleChain`, pinned to
-   the admin set) with its own clock and its own history of what it signed, and counts
-   only approvals whose signatures verify over the recomputed digest. Anything but
-   ``allow`` is a refusal naming the deciding rule.
+   the admin set) with its own clock, its own history of what it signed, and prices
+   from the bundle (static) or from price reports signed by a price key it names
+   (:mod:`shardvault.policy.prices`; a plain ``prices`` map, or a report that does not
+   verify, is refused with check ``price``), and counts only approvals whose signatures
+   verify over the recomputed digest. Anything but ``allow`` is a refusal naming the
+   deciding rule.
 
 The payload digest is the chain's signing digest where there is one (Ethereum), SHA-256
 of the message for Solana, and for a PSBT SHA-256 over every input's sighash, so one
@@ -35,8 +41,9 @@ approval covers the whole transaction; a claimed ``digest`` is compared with it.
 
 When the metadata carries ``transaction_id`` and ``workspace_id`` (the service's
 transactions), a transfer's approvals are counted over its *intent digest* instead
-(:mod:`shardvault.policy.intent`), recomputed from the parsed payload (network from the
-chain id, or for Bitcoin from ``metadata.network``; destination, asset, amount), the
+(:mod:`shardvault.policy.intent`), recomputed from the parsed payload (network as the
+registry names it; destination; the asset as the payload names it, a native symbol or a
+token contract or mint; amount), the
 source address of the key the co-signer signs with (for a P2WPKH PSBT, the key's P2WPKH
 address), and those two ids. Nonces, fees, UTXOs and change are not in the intent, so
 they may be chosen after approval (fees only within the policy's fee cap);
@@ -69,6 +76,7 @@ from shardvault.cosigner.target import (
 from shardvault.cosigner.targets import ethereum_target, keygen_request, raw_target, solana_target
 from shardvault.cosigner.targets_bitcoin import bitcoin_p2wpkh_target, bitcoin_target
 from shardvault.policy import (
+    AssetRegistry,
     BundleChain,
     Decision,
     Evaluation,
@@ -77,11 +85,12 @@ from shardvault.policy import (
     Operation,
     PastTransaction,
     PolicyError,
+    PriceReportError,
     SignedApproval,
     TransactionRequest,
     evaluate,
     parse_approval,
-    parse_prices,
+    price_table,
 )
 from shardvault.policy.initiators import InitiatorKeys
 from shardvault.policy.intent import TransferIntent, intent_digest
@@ -170,7 +179,7 @@ def _with_intent(target: SigningTarget, ids: tuple[str, str]) -> SigningTarget:
             network=request.network,
             source=target.source_address,
             destination=request.destination,
-            asset=request.asset.id,
+            asset=target.chain_asset or request.asset.id,
             amount=int(request.amount),
         )
     except PolicyError as exc:
@@ -189,6 +198,7 @@ def signing_target(
     ecdsa_key: bytes | None = None,
     path: str = "m",
     initiators: InitiatorKeys | None = None,
+    registry: AssetRegistry | None = None,
 ) -> SigningTarget:
     """Recompute what a signing request asks for, from its payload.
 
@@ -196,14 +206,17 @@ def signing_target(
     BIP340 x-only key); ``ecdsa_key`` the compressed secp256k1 public key an Ethereum
     transaction or a Bitcoin P2WPKH input is signed with (derived along the request's
     path). ``path`` is the derivation path the co-signer signs along (``m`` for a key
-    used at its root): the request's source wallet. With ``transaction_id`` and
-    ``workspace_id`` in the metadata, a transfer's approvals are counted over its intent
-    digest (module docstring). With ``initiators`` (the bundle's initiator keys), a
-    forwarded ``initiator_request`` is verified and gives the initiator and creation
-    time (:func:`.initiator.apply_initiator_request`).
+    used at its root): the request's source wallet. ``registry`` is the asset registry
+    of the signed bundle the request is checked under (``None``: it carries none, the
+    built-in defaults apply). With ``transaction_id`` and ``workspace_id`` in the
+    metadata, a transfer's approvals are counted over its intent digest (module
+    docstring). With ``initiators`` (the bundle's initiator keys), a forwarded
+    ``initiator_request`` is verified and gives the initiator and creation time
+    (:func:`.initiator.apply_initiator_request`).
 
     Raises:
-        RequestRefused: malformed request, unsupported chain, payload refused, a
+        RequestRefused: malformed request, unsupported chain, payload refused, a network
+            or asset the registry does not list (checks ``network``, ``asset``), a
             claimed digest that differs from the recomputed one, intent metadata on a
             payload that is not a transfer from the signing key, a claimed source wallet
             that is not ``path`` (check ``source``), or a forwarded initiator request
@@ -214,16 +227,16 @@ def signing_target(
     meta = metadata_fields(request.get("metadata", {}))
     ids = _intent_ids(meta)
     if chain == "ethereum":
-        target = ethereum_target(payload, meta, ecdsa_key)
+        target = ethereum_target(payload, meta, ecdsa_key, registry)
     elif chain == "solana":
         if key is None or len(key) != 32:
             raise RequestRefused("key", "Solana needs an Ed25519 vault key")
-        target = solana_target(payload, meta, key)
+        target = solana_target(payload, meta, key, registry)
     elif chain == "bitcoin":
         index = request.get("input_index")
         if not isinstance(index, int) or isinstance(index, bool):
             raise RequestRefused("malformed", "field input_index must be an integer")
-        target = bitcoin_target(payload, meta, key, index, ecdsa_key=ecdsa_key)
+        target = bitcoin_target(payload, meta, key, index, ecdsa_key=ecdsa_key, registry=registry)
     elif chain == "raw":
         target = raw_target(payload, meta)
     else:
@@ -247,23 +260,45 @@ def check_policy(
     request: TransactionRequest,
     *,
     now: int,
-    prices: object,
     approvals: object,
     history: Sequence[PastTransaction],
+    price_reports: object = None,
+    prices: object = None,
 ) -> Evaluation:
     """Evaluate ``request`` under the head of ``chain``; anything but allow is refused.
 
+    Prices are the bundle registry's static prices and what the signed
+    ``price_reports`` (the request's field) say (:func:`shardvault.policy.price_table`,
+    with this co-signer's clock); ``prices``, a coordinator's plain price map, is
+    refused whenever it is sent.
+
     Raises:
-        RequestRefused: no policy installed, malformed prices or approvals, a creation
-            time in the future, or a decision other than ``allow`` (naming the rule).
+        RequestRefused: no policy installed; check ``price``: a ``prices`` map, or a
+            price report that is malformed or does not verify; malformed approvals, a
+            creation time in the future, or a decision other than ``allow`` (naming the
+            rule, with why a price was missing when one was).
     """
     bundle = chain.head
     if bundle is None:
         raise RequestRefused("policy", "no signed policy is installed on this co-signer")
+    if prices is not None:
+        raise RequestRefused(
+            "price",
+            "field prices is the coordinator's word and is refused: prices come from the "
+            "signed bundle or from price_reports signed by a price key it names",
+        )
     if request.created_at > now + MAX_FUTURE_SKEW:
         raise RequestRefused("malformed", "created_at lies in the future")
     try:
-        parsed_prices = parse_prices(prices if prices is not None else {})
+        table = price_table(
+            bundle.assets,
+            price_reports,
+            currency=bundle.policy.reference_currency,
+            now=now,
+        )
+    except PriceReportError as exc:
+        raise RequestRefused("price", str(exc)) from None
+    try:
         if not isinstance(approvals, list):
             raise RequestRefused("malformed", "field approvals must be a list")
         statements: list[SignedApproval] = [
@@ -271,9 +306,10 @@ def check_policy(
         ]
         context = EvaluationContext(
             now=UnixSeconds(now),
-            prices=parsed_prices,
             address_book=bundle.address_book,
             history=History(history),
+            network_prices=table.prices,
+            price_notes=table.notes,
         )
         evaluation = evaluate(bundle.policy, request, context, statements)
     except PolicyError as exc:

@@ -38,8 +38,12 @@ class RequestRefused(CosignerError):
     ``check`` names what failed (``malformed``, ``digest``, ``payload``, ``policy``,
     ``key``, ``directory``: a party outside the co-signer directory; ``fee``: an EVM
     transaction's worst-case fee or priority fee above the policy's fee cap for its
-    network; ``replay``: a second signature of a transaction or payload already signed,
-    other than a replacement of the same chain replay key, see :mod:`.signed_record`);
+    network; ``network``: a payload on a network the signed asset registry does not
+    list, or a ``metadata.network`` that names another; ``asset``: a token, or a native
+    coin, the registry does not list, or decimals that disagree with it; ``price``: a
+    coordinator's ``prices`` map, or a price report that does not verify; ``replay``: a
+    second signature of a transaction or payload already signed, other than a
+    replacement of the same chain replay key, see :mod:`.signed_record`);
     ``rule`` is the policy rule that decided, when there was one.
     """
 

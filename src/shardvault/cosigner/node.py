@@ -341,7 +341,7 @@ class CosignerNode:
             raise RequestRefused("key", f"key {key_id!r} of vault {vault!r} already exists")
         # The key generation itself is a policy decision (operation key_generation).
         canonical = json.dumps(
-            {k: v for k, v in body.items() if k not in ("approvals", "prices")},
+            {k: v for k, v in body.items() if k not in ("approvals", "prices", "price_reports")},
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
@@ -351,6 +351,7 @@ class CosignerNode:
             request,
             now=int(self._clock()),
             prices=body.get("prices"),
+            price_reports=body.get("price_reports"),
             approvals=body.get("approvals", []),
             history=self._checks.history(),
         )

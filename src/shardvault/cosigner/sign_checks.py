@@ -91,6 +91,7 @@ class SignChecks:
             # FROST keys sign at their root; an ECDSA key derives along the path.
             path=path_field(body) if isinstance(key, KeyShare) else "m",
             initiators=None if head is None else head.initiators,
+            registry=None if head is None else head.assets,
         )
         if target.request.source.vault != vault:
             raise RequestRefused("malformed", "the request's source vault is not the key's vault")
@@ -161,6 +162,7 @@ class SignChecks:
             target.request,
             now=int(self._clock()),
             prices=prepared.body.get("prices"),
+            price_reports=prepared.body.get("price_reports"),
             approvals=prepared.body.get("approvals", []),
             history=self.history(target.request),
         )

@@ -13,8 +13,19 @@ from dataclasses import dataclass
 
 from shardvault.chains import solana
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.policy import PolicyError, TransactionRequest, parse_request
+from shardvault.policy import (
+    AssetRegistry,
+    Chain,
+    PolicyError,
+    TransactionRequest,
+    UnknownAssetError,
+    UnknownNetworkError,
+    parse_request,
+    payload_asset,
+    payload_network,
+)
 from shardvault.policy.intent import TransferIntent
+from shardvault.policy.registry import ResolvedAsset
 
 SOLANA_DIGEST_DOMAIN = b"shardvault/solana/message-digest/v1\x00"
 """Prefix hashed with a Solana message to form its policy digest."""
@@ -33,10 +44,12 @@ METADATA_FIELDS = {
     "source",
     "created_at",
     "network",
-    "token_decimals",
     "transaction_id",
     "workspace_id",
 }
+"""What the coordinator may say besides the payload. ``network`` is only compared with
+the network the signed registry names (a differing one is refused); decimals, prices and
+the asset are never taken from it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +148,10 @@ class SigningTarget:
     """Hex digest of the initiator's own signed request when one verified
     (:mod:`.initiator`), so the record binds it to one transaction; ``None`` when the
     initiator is the coordinator's unsigned claim."""
+    chain_asset: str | None = None
+    """The asset as the payload names it (an EVM network's native symbol, ``SOL``,
+    ``BTC``, a token contract or mint): what a transfer's intent names, while the policy
+    request names the registry's id."""
 
 
 def hex_field(value: object, field: str) -> bytes:
@@ -196,3 +213,68 @@ def base_fields(meta: Mapping[str, object], digest: bytes, operation: str) -> di
             raise RequestRefused("malformed", f"metadata.{name} is required")
         fields[name] = meta[name]
     return fields
+
+
+def network_name(
+    registry: AssetRegistry | None,
+    chain: Chain,
+    meta: Mapping[str, object],
+    chain_id: int | None = None,
+) -> str:
+    """The network a payload is on, from the signed registry (or the built-in defaults
+    without one, :mod:`shardvault.policy.registry`); a ``metadata.network`` that names
+    another is refused, never taken.
+
+    Raises:
+        RequestRefused: check ``network``: the registry does not list the payload's
+            network, or the coordinator claims another.
+    """
+    try:
+        name = payload_network(registry, chain, chain_id)
+    except UnknownNetworkError as exc:
+        raise RequestRefused("network", exc.reason) from None
+    claimed = meta.get("network")
+    if claimed is not None and claimed != name:
+        source = "the signed asset registry" if registry is not None else "the default"
+        raise RequestRefused(
+            "network",
+            f"metadata.network {claimed!r} is not {name!r}, the {chain.value} network "
+            f"{source} names (the coordinator does not choose it)",
+        )
+    return name
+
+
+def resolve_asset(
+    registry: AssetRegistry | None,
+    chain: Chain,
+    *,
+    chain_id: int | None = None,
+    contract: str | None = None,
+    decimals: int | None = None,
+) -> ResolvedAsset:
+    """The policy's view of the asset a payload moves (``contract``: a token contract or
+    mint; ``None``: the native coin). ``decimals``, where the payload itself states
+    them (an SPL ``TransferChecked``), must be the registry's.
+
+    Raises:
+        RequestRefused: check ``network`` or ``asset`` (an unknown token, an unlisted
+            native coin, decimals that differ from the registry's).
+    """
+    try:
+        resolved = payload_asset(registry, chain, chain_id=chain_id, contract=contract)
+    except UnknownNetworkError as exc:
+        raise RequestRefused("network", exc.reason) from None
+    except UnknownAssetError as exc:
+        raise RequestRefused("asset", exc.reason) from None
+    if decimals is not None and decimals != resolved.decimals:
+        raise RequestRefused(
+            "asset",
+            f"{resolved.id} has {resolved.decimals} decimals in the signed asset registry, "
+            f"the payload says {decimals}",
+        )
+    return resolved
+
+
+def asset_fields(resolved: ResolvedAsset) -> dict[str, object]:
+    """The ``asset`` field of a policy request (:func:`policy_request`)."""
+    return {"id": resolved.id, "decimals": resolved.decimals}

@@ -19,25 +19,34 @@ from shardvault.cosigner.target import (
     EvmFee,
     SigningTarget,
     SolanaFee,
+    asset_fields,
     base_fields,
     metadata_fields,
+    network_name,
     policy_request,
+    resolve_asset,
     source_from_key,
 )
-from shardvault.policy import TransactionRequest
+from shardvault.policy import AssetRegistry, Chain, TransactionRequest
 
 
 def ethereum_target(
-    payload: bytes, meta: Mapping[str, object], key: bytes | None = None
+    payload: bytes,
+    meta: Mapping[str, object],
+    key: bytes | None = None,
+    registry: AssetRegistry | None = None,
 ) -> SigningTarget:
     """Recompute an Ethereum transaction's signing hash and the policy view.
 
     ``key`` is the secp256k1 public key the co-signer will sign with (already derived
-    along the request's path); a transfer's source address is derived from it.
+    along the request's path); a transfer's source address is derived from it. The
+    network's name and the asset's id and decimals come from ``registry`` (the signed
+    bundle's), or without one from ``KNOWN_NETWORKS`` (native coins only).
 
     Raises:
         RequestRefused: the payload is not an unsigned transaction, the key is not a
-            secp256k1 point, or the policy view cannot be formed.
+            secp256k1 point, the network or a token is not in the registry (checks
+            ``network``, ``asset``), or the policy view cannot be formed.
     """
     try:
         parsed = ethereum.parse_transaction(payload)
@@ -47,22 +56,29 @@ def ethereum_target(
         raise RequestRefused("payload", "the transaction is already signed")
     digest = ethereum.signing_hash(parsed)
     summary = ethereum.summarize(parsed)
-    network = ethereum.KNOWN_NETWORKS.get(parsed.chain_id) if parsed.chain_id else None
-    if network is None:
-        raise RequestRefused("payload", f"chain id {parsed.chain_id} is not a known network")
+    network = network_name(registry, Chain.ETHEREUM, meta, parsed.chain_id)
     fields = base_fields(meta, digest, "transfer")
-    fields["network"] = network.name
+    fields["network"] = network
+    chain_asset = None
+    if summary.kind == "native_transfer" or (
+        summary.kind != "token_transfer" and parsed.value and parsed.to is not None
+    ):
+        native = resolve_asset(registry, Chain.ETHEREUM, chain_id=parsed.chain_id)
+        fields["asset"] = asset_fields(native)
+        fields["amount"] = str(parsed.value)
+        chain_asset = native.chain_asset
     if summary.kind == "native_transfer":
         fields["destination"] = str(summary.recipient)
-        fields["asset"] = {"id": network.native_symbol, "decimals": 18}
-        fields["amount"] = str(summary.amount)
     elif summary.kind == "token_transfer" and summary.asset != "native":
-        decimals = meta.get("token_decimals")
-        if not isinstance(decimals, int) or isinstance(decimals, bool):
-            raise RequestRefused("malformed", "metadata.token_decimals is required for tokens")
+        # Which token, and its decimals, only the signed registry says (never the
+        # coordinator: fake decimals would scale the amount past any limit).
+        token = resolve_asset(
+            registry, Chain.ETHEREUM, chain_id=parsed.chain_id, contract=str(summary.asset)
+        )
         fields["destination"] = str(summary.recipient)
-        fields["asset"] = {"id": str(summary.asset), "decimals": decimals}
+        fields["asset"] = asset_fields(token)
         fields["amount"] = str(summary.amount)
+        chain_asset = token.chain_asset
     else:
         fields["operation"] = "contract_call"
         if parsed.to is None:
@@ -70,9 +86,6 @@ def ethereum_target(
         fields["destination"] = str(parsed.to)
         if parsed.data[:4] and len(parsed.data) >= 4:
             fields["contract"] = {"selector": "0x" + parsed.data[:4].hex()}
-        if parsed.value:
-            fields["asset"] = {"id": network.native_symbol, "decimals": 18}
-            fields["amount"] = str(parsed.value)
     source = sender = None
     if key is not None:
         try:
@@ -86,31 +99,44 @@ def ethereum_target(
     replay_key = None if sender is None else f"ethereum:{parsed.chain_id}:{sender}:{parsed.nonce}"
     if isinstance(parsed, ethereum.FeeMarketTransaction):
         fee = EvmFee(
-            network.name,
+            network,
             parsed.gas_limit,
             parsed.max_fee_per_gas,
             parsed.max_priority_fee_per_gas,
         )
     else:
-        fee = EvmFee(network.name, parsed.gas_limit, parsed.gas_price, None)
+        fee = EvmFee(network, parsed.gas_limit, parsed.gas_price, None)
     return SigningTarget(
-        digest, policy_request(fields), source_address=source, fee=fee, replay_key=replay_key
+        digest,
+        policy_request(fields),
+        source_address=source,
+        fee=fee,
+        replay_key=replay_key,
+        chain_asset=chain_asset,
     )
 
 
-def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> SigningTarget:
+def solana_target(
+    payload: bytes,
+    meta: Mapping[str, object],
+    key: bytes,
+    registry: AssetRegistry | None = None,
+) -> SigningTarget:
     """Check a Solana message that ``key`` must sign and form its policy view.
 
     Only single transfers are understood (a System Program transfer, or an SPL Token
     ``TransferChecked``, optionally after creating the recipient's token account), with
     at most one ``SetComputeUnitLimit`` and one ``SetComputeUnitPrice``, whose fee the
     target carries for :func:`~.fees.check_fee`; anything else is refused rather than
-    guessed at.
+    guessed at. The network is the one Solana network of ``registry`` (``solana``
+    without one); a token's id comes from the registry, whose decimals the
+    instruction's must equal.
 
     Raises:
         RequestRefused: not a message, our key is not a signer, not a transfer from it,
             or Compute Budget instructions the runtime would refuse or that are not
-            understood.
+            understood; checks ``network`` and ``asset`` as :func:`.target.network_name`
+            and :func:`.target.resolve_asset`.
     """
     try:
         message = solana.parse_message(payload)
@@ -151,19 +177,26 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
     move = moves[0]
     digest = hashlib.sha256(SOLANA_DIGEST_DOMAIN + payload).digest()
     fields = base_fields(meta, digest, "transfer")
-    fields["network"] = meta.get("network", "solana")
+    fields["network"] = network_name(registry, Chain.SOLANA, meta)
     if move["type"] == "system_transfer":
         if move["from"] != str(ours):
             raise RequestRefused("payload", "the transfer does not spend from the vault key")
+        moved = resolve_asset(registry, Chain.SOLANA)
         fields["destination"] = move["to"]
-        fields["asset"] = {"id": "SOL", "decimals": 9}
         fields["amount"] = move["lamports"]
     else:
         if move["owner"] != str(ours):
             raise RequestRefused("payload", "the token transfer is not from the vault key")
+        decimals = move["decimals"]
+        moved = resolve_asset(
+            registry,
+            Chain.SOLANA,
+            contract=str(move["mint"]),
+            decimals=decimals if isinstance(decimals, int) else -1,
+        )
         fields["destination"] = move["destination"]
-        fields["asset"] = {"id": move["mint"], "decimals": move["decimals"]}
         fields["amount"] = move["amount"]
+    fields["asset"] = asset_fields(moved)
     # Two different messages with one recent blockhash are two valid transactions (the
     # blockhash bounds a message's life, not its uniqueness), so the replay key is the
     # message itself: the same transfer may be signed again only as the same message.
@@ -179,7 +212,14 @@ def solana_target(payload: bytes, meta: Mapping[str, object], key: bytes) -> Sig
         compute_unit_price_micro_lamports=budget.compute_unit_price_micro_lamports,
         limit_is_default=budget.limit_is_default,
     )
-    return SigningTarget(payload, request, source_address=str(ours), fee=fee, replay_key=replay_key)
+    return SigningTarget(
+        payload,
+        request,
+        source_address=str(ours),
+        fee=fee,
+        replay_key=replay_key,
+        chain_asset=moved.chain_asset,
+    )
 
 
 def raw_target(payload: bytes, meta: Mapping[str, object]) -> SigningTarget:

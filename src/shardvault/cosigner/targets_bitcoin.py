@@ -13,30 +13,30 @@ from shardvault.cosigner.target import (
     PSBT_DIGEST_DOMAIN,
     BitcoinFee,
     SigningTarget,
+    asset_fields,
     base_fields,
+    network_name,
     policy_request,
+    resolve_asset,
 )
-from shardvault.policy import TransactionRequest
-
-_BITCOIN_NETWORKS = {
-    "bitcoin": bitcoin.Network.MAINNET,
-    "testnet": bitcoin.Network.TESTNET,
-    "signet": bitcoin.Network.SIGNET,
-    "regtest": bitcoin.Network.REGTEST,
-}
+from shardvault.policy import AssetRegistry, Chain, TransactionRequest
 
 
-def _bitcoin_network(meta: Mapping[str, object]) -> tuple[str, bitcoin.Network]:
-    """The network a Bitcoin payload is for (a PSBT does not say), from the metadata.
+def _bitcoin_network(
+    meta: Mapping[str, object], registry: AssetRegistry | None
+) -> tuple[str, bitcoin.Network]:
+    """The network a Bitcoin payload is for (a PSBT does not say): the one Bitcoin
+    network of the signed registry, or ``bitcoin`` (mainnet) without one; its name
+    sets the address encoding. A ``metadata.network`` naming another is refused.
 
     Raises:
-        RequestRefused: a name other than those of ``_BITCOIN_NETWORKS``.
+        RequestRefused: check ``network`` (:func:`.target.network_name`).
     """
-    network_name = meta.get("network", "bitcoin")
-    network = _BITCOIN_NETWORKS.get(network_name) if isinstance(network_name, str) else None
-    if network is None or not isinstance(network_name, str):
-        raise RequestRefused("malformed", f"unknown Bitcoin network {network_name!r}")
-    return network_name, network
+    name = network_name(registry, Chain.BITCOIN, meta)
+    try:
+        return name, bitcoin.Network.from_name(name)
+    except ChainError:  # pragma: no cover - the registry's parser checks the name
+        raise RequestRefused("network", f"{name!r} is not a Bitcoin network") from None
 
 
 def bitcoin_target(
@@ -46,6 +46,7 @@ def bitcoin_target(
     input_index: int,
     *,
     ecdsa_key: bytes | None = None,
+    registry: AssetRegistry | None = None,
 ) -> SigningTarget:
     """Check a PSBT input that ``key`` (a BIP340 x-only group key, key path only) spends
     and form the policy view: the one output not paying back to the key is the
@@ -53,7 +54,8 @@ def bitcoin_target(
 
     With ``ecdsa_key`` (a compressed secp256k1 key, derived along the request's path)
     instead of ``key``, the input is a P2WPKH spend of that key: see
-    :func:`bitcoin_p2wpkh_target`.
+    :func:`bitcoin_p2wpkh_target`. The network and BTC's id come from ``registry``
+    (:func:`_bitcoin_network`).
 
     Raises:
         RequestRefused: not a PSBT, the input is not ours, a sighash type other than
@@ -62,10 +64,10 @@ def bitcoin_target(
     if ecdsa_key is not None:
         if key is not None:
             raise RequestRefused("key", "give a BIP340 key or an ECDSA key, not both")
-        return bitcoin_p2wpkh_target(payload, meta, ecdsa_key, input_index)
+        return bitcoin_p2wpkh_target(payload, meta, ecdsa_key, input_index, registry=registry)
     if key is None or len(key) != 32:
         raise RequestRefused("key", "taproot needs a BIP340 vault key")
-    network_name, network = _bitcoin_network(meta)
+    name, network = _bitcoin_network(meta, registry)
     try:
         psbt = bitcoin.parse_psbt(payload)
         ours = bitcoin.output_key(key).script_pubkey
@@ -88,18 +90,19 @@ def bitcoin_target(
         sighashes = [bitcoin.input_sighash(psbt, i) for i in range(len(tx.inputs))]
     except ChainError as exc:
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
-    request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
+    request, btc = _psbt_payment(meta, registry, name, network, tx, ours, sighashes)
     # The signature commits to every input's amount, so each is proven by it.
     return SigningTarget(
         sighashes[input_index],
         request,
         taproot_merkle_root=b"",
-        fee=_fee(psbt, network_name, unproven=()),
+        fee=_fee(psbt, name, unproven=()),
         replay_key=_outpoints_key(tx),
+        chain_asset=btc,
     )
 
 
-def _fee(psbt: bitcoin.Psbt, network_name: str, unproven: tuple[int, ...]) -> BitcoinFee:
+def _fee(psbt: bitcoin.Psbt, name: str, unproven: tuple[int, ...]) -> BitcoinFee:
     """The fee (inputs less outputs) and the signed virtual size of ``psbt``.
 
     Raises:
@@ -113,7 +116,7 @@ def _fee(psbt: bitcoin.Psbt, network_name: str, unproven: tuple[int, ...]) -> Bi
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
     if fee is None:
         raise RequestRefused("payload", "an input's amount is unknown, so is the fee")
-    return BitcoinFee(network_name, int(fee), vsize, unproven)
+    return BitcoinFee(name, int(fee), vsize, unproven)
 
 
 def _outpoints_key(tx: bitcoin.Transaction) -> str:
@@ -125,17 +128,21 @@ def _outpoints_key(tx: bitcoin.Transaction) -> str:
 
 def _psbt_payment(
     meta: Mapping[str, object],
-    network_name: str,
+    registry: AssetRegistry | None,
+    name: str,
     network: bitcoin.Network,
     tx: bitcoin.Transaction,
     ours: bytes,
     sighashes: Sequence[bytes],
-) -> TransactionRequest:
+) -> tuple[TransactionRequest, str]:
     """The policy view of a PSBT that pays one output not back to ``ours``: a transfer of
-    that output's value in BTC to its address; the digest covers every input's sighash.
+    that output's value in the network's native coin (the registry's id for it) to its
+    address; the digest covers every input's sighash. Answers the view and the coin as
+    an intent names it (``BTC``).
 
     Raises:
-        RequestRefused: not a payment to exactly one standard address.
+        RequestRefused: not a payment to exactly one standard address; check ``asset``:
+            a registry that lists no native coin on the network.
     """
     payments = [o for o in tx.outputs if o.script_pubkey != ours]
     try:
@@ -147,16 +154,22 @@ def _psbt_payment(
     if destination is None:
         raise RequestRefused("payload", "only a payment to one standard address can be checked")
     digest = hashlib.sha256(PSBT_DIGEST_DOMAIN + b"".join(sighashes)).digest()
+    btc = resolve_asset(registry, Chain.BITCOIN)
     fields = base_fields(meta, digest, "transfer")
-    fields["network"] = network_name
+    fields["network"] = name
     fields["destination"] = destination
-    fields["asset"] = {"id": "BTC", "decimals": 8}
+    fields["asset"] = asset_fields(btc)
     fields["amount"] = str(payments[0].value)
-    return policy_request(fields)
+    return policy_request(fields), btc.chain_asset
 
 
 def bitcoin_p2wpkh_target(
-    payload: bytes, meta: Mapping[str, object], ecdsa_key: bytes, input_index: int
+    payload: bytes,
+    meta: Mapping[str, object],
+    ecdsa_key: bytes,
+    input_index: int,
+    *,
+    registry: AssetRegistry | None = None,
 ) -> SigningTarget:
     """Check a PSBT whose input ``input_index`` spends the P2WPKH output of ``ecdsa_key``
     (BIP141 ``OP_0 <HASH160(key)>``) and form the policy view; the message is that
@@ -167,7 +180,8 @@ def bitcoin_p2wpkh_target(
     Every input must use SIGHASH_ALL (no sighash type, or 1), so each signature
     commits to all inputs and outputs. The policy view: a transfer of BTC (8 decimals)
     from the key's P2WPKH address to the one output not paying back to it, of that
-    output's value in satoshi, on the network of ``metadata.network``.
+    output's value in satoshi, on the Bitcoin network of the signed registry
+    (:func:`_bitcoin_network`).
 
     Amounts (BIP143's fee attack). A BIP143 signature commits to the amount of its own
     input only, and the amounts here come from the witness UTXOs the coordinator
@@ -185,17 +199,18 @@ def bitcoin_p2wpkh_target(
     unproven, and :func:`~.fees.check_fee` refuses them wherever a fee cap applies.
 
     Raises:
-        RequestRefused: ``key``: not a compressed secp256k1 point; ``malformed``: an
-            unknown network or a missing input; ``payload``: not a PSBT, an input that
+        RequestRefused: ``key``: not a compressed secp256k1 point; ``network``: see
+            :func:`_bitcoin_network`; ``malformed``: a missing input; ``payload``: not a
+            PSBT, an input that
             does not spend the key's P2WPKH output, a sighash type other than ALL, a
             previous transaction that does not match, or not a payment to exactly one
             standard address.
     """
-    network_name, network = _bitcoin_network(meta)
     try:
         ours = bitcoin.p2wpkh_script(ecdsa_key)
     except ChainError:
         raise RequestRefused("key", "the signing key is not a compressed secp256k1 key") from None
+    name, network = _bitcoin_network(meta, registry)
     try:
         psbt = bitcoin.parse_psbt(payload)
         tx = psbt.unsigned_transaction()
@@ -224,7 +239,7 @@ def bitcoin_p2wpkh_target(
         source = bitcoin.address_from_script(ours, network)
     except ChainError as exc:
         raise RequestRefused("payload", f"PSBT refused: {exc}") from None
-    request = _psbt_payment(meta, network_name, network, tx, ours, sighashes)
+    request, btc = _psbt_payment(meta, registry, name, network, tx, ours, sighashes)
     # BIP143 commits to the amount of the input being signed only; another input's
     # amount is proven by its previous transaction, whose txid the parser checked.
     unproven = tuple(
@@ -236,6 +251,7 @@ def bitcoin_p2wpkh_target(
         sighashes[input_index],
         request,
         source_address=source,
-        fee=_fee(psbt, network_name, unproven),
+        fee=_fee(psbt, name, unproven),
         replay_key=_outpoints_key(tx),
+        chain_asset=btc,
     )

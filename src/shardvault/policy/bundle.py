@@ -15,11 +15,14 @@ floating-point numbers anywhere) of::
      "policy": canonical policy document, "address_book": canonical address book,
      "admins": {"quorum": k, "members": [{"id", "algorithm", "public_key"}...]},
      "cosigners": {"members": [{"party", "signing_key", "encryption_key", "binding"}]},
-     "initiators": {"members": [{"initiator": {"type", "id"}, "keys": [...]}]}}
+     "initiators": {"members": [{"initiator": {"type", "id"}, "keys": [...]}]},
+     "assets": canonical asset registry}
 
-``cosigners`` (the co-signer directory, :mod:`.directory`) and ``initiators`` (which API
-key speaks for which initiator, :mod:`.initiators`) are present only in bundles that
-carry them, so a bundle without them keeps the payload, and the hash, it always had.
+``cosigners`` (the co-signer directory, :mod:`.directory`), ``initiators`` (which API
+key speaks for which initiator, :mod:`.initiators`) and ``assets`` (the asset registry,
+:mod:`.registry`: networks, assets, decimals, static prices and price keys) are present
+only in bundles that carry them, so a bundle without them keeps the payload, and the
+hash, it always had.
 
 Each admin signs ``BUNDLE_DOMAIN || payload``; the bundle's hash, which the next bundle
 names as its predecessor, is SHA-256 of the same bytes. Signatures are not part of the
@@ -30,7 +33,8 @@ the head (its version is the head's plus one and its predecessor is the head's h
 older version is a replay); every signer is in the current admin set, signs once, and
 verifies; at least ``quorum`` admins signed; no rule decides on an unsigned input
 (:func:`~.signed_inputs.refuse_unsigned_inputs`: a rule that depends on the initiator
-needs the ``initiators`` section). Only then does the chain advance and the bundle's
+needs the ``initiators`` section, a value limit a signed price for every asset it can
+see in the ``assets`` registry). Only then does the chain advance and the bundle's
 admin set become the one that must sign the next bundle.
 """
 
@@ -63,6 +67,7 @@ from shardvault.policy.load import (
     policy_to_document,
 )
 from shardvault.policy.model import AddressBook, Policy
+from shardvault.policy.registry import AssetRegistry, parse_registry
 from shardvault.policy.signed_inputs import refuse_unsigned_inputs
 
 BUNDLE_FORMAT = "shardvault.policy-bundle/v1"
@@ -182,6 +187,8 @@ class PolicyBundle:
     co-signer directory the admins approved: the only parties a co-signer holding this
     bundle accepts in a session. ``initiators``, when present, says which API key speaks
     for which initiator: the only source of a request's initiator at a co-signer.
+    ``assets``, when present, is the asset registry: what a payload's network, asset and
+    decimals mean, and where prices come from.
     """
 
     workspace: str
@@ -192,6 +199,7 @@ class PolicyBundle:
     signatures: tuple[BundleSignature, ...] = ()
     cosigners: CosignerDirectory | None = None
     initiators: InitiatorKeys | None = None
+    assets: AssetRegistry | None = None
 
     @property
     def version(self) -> int:
@@ -213,6 +221,8 @@ class PolicyBundle:
             document["cosigners"] = self.cosigners.to_document()
         if self.initiators is not None:
             document["initiators"] = self.initiators.to_document()
+        if self.assets is not None:
+            document["assets"] = self.assets.to_document()
         return canonical_json(document)
 
     def signing_message(self) -> bytes:
@@ -247,10 +257,12 @@ def new_bundle(
     predecessor: PolicyBundle | None = None,
     cosigners: CosignerDirectory | None = None,
     initiators: InitiatorKeys | None = None,
+    assets: AssetRegistry | None = None,
 ) -> PolicyBundle:
     """An unsigned bundle that follows ``predecessor`` (or starts the chain), carrying
-    the co-signer directory ``cosigners`` and the initiator keys ``initiators`` if
-    given."""
+    the co-signer directory ``cosigners``, the initiator keys ``initiators`` and the
+    asset registry ``assets`` if given. (Whether its rules decide on unsigned inputs is
+    checked when a holder accepts it, :meth:`BundleChain.accept`.)"""
     return PolicyBundle(
         workspace=workspace,
         predecessor=GENESIS_PREDECESSOR if predecessor is None else predecessor.hash(),
@@ -259,6 +271,7 @@ def new_bundle(
         admins=admins,
         cosigners=cosigners,
         initiators=initiators,
+        assets=assets,
     )
 
 
@@ -278,7 +291,7 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
         obj["payload"],
         f"{path}.payload",
         {"format", "workspace", "version", "predecessor", "policy", "address_book", "admins"},
-        optional={"cosigners", "initiators"},
+        optional={"cosigners", "initiators", "assets"},
     )
     if payload["format"] != BUNDLE_FORMAT:
         raise MalformedBundleError(
@@ -293,6 +306,11 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
     try:
         policy = parse_policy(payload["policy"], path=f"{path}.payload.policy")
         book = parse_address_book(payload["address_book"], path=f"{path}.payload.address_book")
+        assets = (
+            parse_registry(payload["assets"], f"{path}.payload.assets")
+            if "assets" in payload
+            else None
+        )
     except PolicyDocumentError as exc:
         raise MalformedBundleError(exc.reason, path=exc.path) from None
     if payload["version"] != policy.version:
@@ -325,7 +343,15 @@ def parse_bundle(data: object, path: str = "bundle") -> PolicyBundle:
             BundleSignature(signer, _hex(sig["signature"], f"{path}.signatures[{i}].signature"))
         )
     return PolicyBundle(
-        workspace, predecessor, policy, book, admins, tuple(signatures), cosigners, initiators
+        workspace,
+        predecessor,
+        policy,
+        book,
+        admins,
+        tuple(signatures),
+        cosigners,
+        initiators,
+        assets,
     )
 
 
@@ -403,7 +429,8 @@ class BundleChain:
         :func:`refuse_unsigned_inputs`, which a bundle accepted by an earlier release may
         fail: refusing it would stop the holder from starting, and so from taking the
         bundle that replaces it. What such a bundle decides on the initiator is refused
-        when a request is evaluated instead (``shardvault.cosigner.initiator``).
+        when a request is evaluated instead (``shardvault.cosigner.initiator``), and a
+        value limit it holds without a signed price finds none and fails closed.
 
         Raises:
             WrongWorkspaceError: a bundle for another workspace.
@@ -435,7 +462,7 @@ class BundleChain:
             )
         verify_bundle_signatures(bundle, self._admins)
         if not stored:
-            refuse_unsigned_inputs(bundle.policy, bundle.initiators)
+            refuse_unsigned_inputs(bundle.policy, bundle.initiators, bundle.assets)
         self._bundles.append(bundle)
         self._head_hash = bundle.hash()
         self._admins = bundle.admins

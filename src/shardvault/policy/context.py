@@ -161,15 +161,21 @@ class History:
         pos, prefix = per_asset
         return prefix[bisect_right(pos, upper)] - prefix[bisect_right(pos, lower)]
 
-    def priced(self, prices: Mapping[str, Decimal]) -> PricedHistory:
-        """The reference-currency view of this history at ``prices``.
+    def priced(
+        self,
+        prices: Mapping[str, Decimal],
+        network_prices: Mapping[AssetKey, Decimal] | None = None,
+    ) -> PricedHistory:
+        """The reference-currency view of this history at ``prices`` (by asset id) and
+        ``network_prices`` (by asset id and network, which take precedence).
 
         The view is memoized for the last price snapshot seen, so evaluations that share
         prices share its per-key running sums of value (built on first use of a key).
         """
+        by_network = {} if network_prices is None else dict(network_prices)
         priced = self._priced
-        if priced is None or priced.prices != prices:
-            priced = PricedHistory(self, dict(prices))
+        if priced is None or priced.prices != prices or priced.network_prices != by_network:
+            priced = PricedHistory(self, dict(prices), by_network)
             self._priced = priced
         return priced
 
@@ -193,17 +199,23 @@ class PricedHistory:
     of assets.
     """
 
-    __slots__ = ("_cache", "_history", "prices")
+    __slots__ = ("_cache", "_history", "network_prices", "prices")
 
-    def __init__(self, history: History, prices: dict[str, Decimal]) -> None:
+    def __init__(
+        self,
+        history: History,
+        prices: dict[str, Decimal],
+        network_prices: dict[AssetKey, Decimal] | None = None,
+    ) -> None:
         self._history = history
         self.prices = prices
+        self.network_prices = {} if network_prices is None else network_prices
         self._cache: dict[tuple[Scope, str], tuple[list[int], list[Decimal], list[int], str]] = {}
 
     def _build(self, scope: Scope, key: str) -> tuple[list[int], list[Decimal], list[int], str]:
         items: list[tuple[int, Decimal | None, str]] = []
-        for (asset_id, _network), decimals, pos, prefix in self._history.series_assets(scope, key):
-            price = self.prices.get(asset_id)
+        for (asset_id, network), decimals, pos, prefix in self._history.series_assets(scope, key):
+            price = self.network_prices.get((asset_id, network), self.prices.get(asset_id))
             for i, position in enumerate(pos):
                 amount = prefix[i + 1] - prefix[i]
                 value = None if price is None else value_of(amount, decimals, price)
@@ -243,10 +255,14 @@ class PricedHistory:
 class EvaluationContext:
     """Everything an evaluation reads besides the policy and the request.
 
-    ``prices`` give the value of one whole unit of an asset in ``reference_currency``.
-    When ``reference_currency`` is set it must equal the policy's, so prices quoted in
-    another currency are never compared with the policy's limits. ``history_before``
-    is used by replay: only history entries before that input index count.
+    ``prices`` give the value of one whole unit of an asset in ``reference_currency``,
+    by asset id; ``network_prices`` by asset id and network (what a co-signer builds
+    from the signed registry and price reports, :mod:`.prices`), which take precedence.
+    ``price_notes`` say, by asset id and network, why an asset has no price (a report
+    too old to use), for explanations. When ``reference_currency`` is set it must equal
+    the policy's, so prices quoted in another currency are never compared with the
+    policy's limits. ``history_before`` is used by replay: only history entries before
+    that input index count.
     """
 
     now: UnixSeconds
@@ -255,10 +271,14 @@ class EvaluationContext:
     history: History = field(default_factory=History)
     reference_currency: str | None = None
     history_before: int | None = None
+    network_prices: Mapping[AssetKey, Decimal] = field(default_factory=dict)
+    price_notes: Mapping[AssetKey, str] = field(default_factory=dict)
 
-    def price(self, asset: str) -> Decimal | None:
-        """The price of one whole unit of ``asset``, if the caller supplied one."""
-        return self.prices.get(asset)
+    def price(self, asset: str, network: str | None = None) -> Decimal | None:
+        """The price of one whole unit of ``asset`` (on ``network``), if the caller
+        supplied one."""
+        found = self.network_prices.get((asset, network)) if network is not None else None
+        return found if found is not None else self.prices.get(asset)
 
 
 def parse_prices(data: object, path: str = "context.prices") -> dict[str, Decimal]:

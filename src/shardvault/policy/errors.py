@@ -4,7 +4,9 @@ One root, :class:`PolicyError`, with a category per kind of untrusted input: pol
 address-book documents (:class:`PolicyDocumentError`), transaction requests, history and
 context (:class:`RequestError`, :class:`ContextError`), configuration keys
 (:class:`ConfigurationKeyError`), signed policy bundles (:class:`BundleError`) and signed
-approvals (:class:`ApprovalError`). Each error names the path or the party at fault and
+approvals (:class:`ApprovalError`), the asset registry's answers about a payload
+(:class:`AssetRegistryError`) and signed price reports (:class:`PriceReportError`).
+Each error names the path or the party at fault and
 never carries a signature or key material beyond public identifiers.
 """
 
@@ -89,9 +91,32 @@ class BrokenChainError(BundleError):
 
 
 class UnsignedInputError(BundleError):
-    """A bundle with a rule that decides on something no trusted key signs (the
+    """A bundle with a rule that decides on something no trusted key signs: the
     initiator without the bundle's initiator keys, source tags, a wallet that is not a
-    derivation path): a co-signer could only take it from the coordinator's word."""
+    derivation path, or a value limit with no static price or price key for an asset it
+    can see. A co-signer could only take it from the coordinator's word; refused when a
+    bundle is offered (:func:`~shardvault.policy.signed_inputs.refuse_unsigned_inputs`)."""
+
+
+class AssetRegistryError(PolicyError):
+    """A payload's network or asset that the signed asset registry does not name (or,
+    without a registry, that the built-in defaults do not)."""
+
+
+class UnknownNetworkError(AssetRegistryError):
+    """A payload on a network the registry does not list."""
+
+
+class UnknownAssetError(AssetRegistryError):
+    """A payload moving an asset the registry does not list on its network (an
+    unregistered token, a native asset the network's entry leaves out, decimals that
+    disagree with the registry's)."""
+
+
+class PriceReportError(PolicyError):
+    """A price report that is malformed or not signed by a price key the bundle names,
+    or that names an asset, a currency or a time the bundle does not allow. A report
+    that is merely older than ``max_price_age`` is not an error: it is not used."""
 
 
 class ApprovalError(PolicyError):

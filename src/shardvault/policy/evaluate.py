@@ -387,9 +387,11 @@ class _Evaluator:
         req = self.request
         if req.amount is None or req.asset is None:
             return ZERO
-        price = self.context.price(req.asset.id)
+        price = self.context.price(req.asset.id, req.network)
         if price is None:
-            return f"no price for {req.asset.id} in {self.policy.reference_currency}"
+            note = self.context.price_notes.get((req.asset.id, req.network))
+            reason = f"no price for {req.asset.id} in {self.policy.reference_currency}"
+            return reason if note is None else f"{reason} ({note})"
         return value_of(req.amount, req.asset.decimals, price)
 
     def check_value(self, bounds: Bounds) -> Check:
@@ -469,7 +471,7 @@ class _Evaluator:
             if key is not None:
                 priced = self.priced
                 if priced is None:
-                    priced = self.priced = ctx.history.priced(ctx.prices)
+                    priced = self.priced = ctx.history.priced(ctx.prices, ctx.network_prices)
                 past_value = priced.value(cond.per, key, lower, upper)
                 if isinstance(past_value, str):
                     return _UNKNOWN, 0, past_value
@@ -508,12 +510,15 @@ def evaluate(
         if trace.outcome is _MISS:
             continue
         if trace.outcome is _UNKNOWN:
+            # Name the condition that could not be decided and why (a missing price),
+            # so a refusal says what to fix.
+            why = next(c for c in trace.checks if c.outcome is _UNKNOWN)
             return Evaluation(
                 Decision.BLOCK,
                 rule.name,
                 index,
                 policy.version,
-                f"rule {rule.name!r} could not be decided; failing closed",
+                f"rule {rule.name!r} could not be decided ({why.condition}: {why.detail})",
                 tuple(traces),
             )
         return _decide(policy, request, context, rule, index, tuple(traces), approvals)

@@ -16,8 +16,17 @@ outcome turns on anything else would turn on the coordinator's word, so:
   for a derived one); a ``source.wallets`` entry that is not such a path could never
   match and is refused, so a rule written for the server's wallet ids does not silently
   stop applying.
+* **Prices.** A rule with a ``value`` condition needs a price for every asset it can
+  match (narrowed by its ``asset`` and ``network`` conditions), and a ``value`` velocity
+  condition for every asset (its sum covers them all): a static price in the bundle's
+  asset registry (:mod:`.registry`), or price keys in it (whose signed reports,
+  :mod:`.prices`, may price any asset). Without a registry there is no signed price at
+  all. (A rule naming an asset or network the registry does not list is not refused: it
+  never matches, which is fail-closed for ``allow`` rules.)
 
-:func:`refuse_unsigned_inputs` applies these when a bundle loads;
+:func:`refuse_unsigned_inputs`, the one load-time check, applies all of these when a
+holder accepts a newly offered bundle (:meth:`.bundle.BundleChain.accept`; a bundle it
+stored earlier is exempt) and when the server proposes one;
 :func:`initiator_decides` tells a co-signer, after an evaluation, whether the initiator
 could have changed its outcome (a request without a signed initiator is then refused).
 """
@@ -29,7 +38,8 @@ import re
 from shardvault.policy.errors import UnsignedInputError
 from shardvault.policy.evaluate import Evaluation, Outcome, RuleTrace
 from shardvault.policy.initiators import InitiatorKeys
-from shardvault.policy.model import Decision, Policy, Rule, Scope
+from shardvault.policy.model import Decision, Measure, Policy, Rule, Scope
+from shardvault.policy.registry import AssetRegistry
 
 MAX_PATH_INDEX = (1 << 31) - 1
 """The largest non-hardened BIP32 index (co-signers derive non-hardened steps only)."""
@@ -64,38 +74,84 @@ def initiator_dependency(rule: Rule) -> str | None:
     return reason
 
 
-def refuse_unsigned_inputs(policy: Policy, initiators: InitiatorKeys | None) -> None:
-    """Refuse a policy that would decide on an unsigned fact (module docstring).
+def refuse_unsigned_inputs(
+    policy: Policy, initiators: InitiatorKeys | None, assets: AssetRegistry | None
+) -> None:
+    """Refuse a policy that would decide on an unsigned fact (module docstring), given
+    the bundle's initiator keys and asset registry.
 
     Raises:
-        UnsignedInputError: naming the first rule at fault and what it depends on.
+        UnsignedInputError: naming the first rule at fault (and its path) and what it
+            depends on: the initiator, source tags, a wallet that is not a derivation
+            path, or an asset left without a signed price.
     """
     for index, rule in enumerate(policy.rules):
-        where = f"policy.rules[{index}]"
-        reason = initiator_dependency(rule)
-        if reason is not None and initiators is None:
+        _refuse_unsigned_initiator_or_source(rule, index, initiators)
+        _refuse_unpriced_value(policy, rule, index, assets)
+
+
+def _refuse_unsigned_initiator_or_source(
+    rule: Rule, index: int, initiators: InitiatorKeys | None
+) -> None:
+    """The initiator and source rules of :func:`refuse_unsigned_inputs` for one rule."""
+    where = f"policy.rules[{index}]"
+    reason = initiator_dependency(rule)
+    if reason is not None and initiators is None:
+        raise UnsignedInputError(
+            f"rule {rule.name!r} depends on the initiator ({reason}), but the bundle "
+            "lists no initiator keys: co-signers would take the initiator from the "
+            "coordinator's word",
+            path=where,
+        )
+    source = rule.when.source
+    if source is None:
+        return
+    if source.tags:
+        raise UnsignedInputError(
+            f"rule {rule.name!r} conditions on source tags, which nothing signs",
+            path=f"{where}.when.source.tags",
+        )
+    for wallet in sorted(source.wallets):
+        if not is_derivation_path(wallet):
             raise UnsignedInputError(
-                f"rule {rule.name!r} depends on the initiator ({reason}), but the bundle "
-                "lists no initiator keys: co-signers would take the initiator from the "
-                "coordinator's word",
-                path=where,
+                f"rule {rule.name!r} names source wallet {wallet!r}, which is not a "
+                "derivation path: co-signers name a wallet by the path they sign along "
+                "(m/44/60/0/0/0)",
+                path=f"{where}.when.source.wallets",
             )
-        source = rule.when.source
-        if source is None:
-            continue
-        if source.tags:
+
+
+def _refuse_unpriced_value(
+    policy: Policy, rule: Rule, index: int, registry: AssetRegistry | None
+) -> None:
+    """The price rule of :func:`refuse_unsigned_inputs` for one rule: a value limit
+    needs a signed price for every asset it can see."""
+    when = rule.when
+    in_value = when.value is not None
+    in_velocity = any(v.measure is Measure.VALUE for v in when.velocity)
+    if not (in_value or in_velocity):
+        return
+    currency = policy.reference_currency
+    path = f"policy.rules[{index}].when.{'value' if in_value else 'velocity'}"
+    if registry is None:
+        raise UnsignedInputError(
+            f"rule {rule.name!r} limits value in {currency}, but the bundle carries no "
+            "asset registry: no signed price (static or from a price key) exists",
+            path=path,
+        )
+    if registry.price_keys:
+        return
+    for network, asset in registry.all_assets():
+        visible = in_velocity or (
+            (when.assets is None or asset.id in when.assets)
+            and (when.networks is None or network.name in when.networks)
+        )
+        if visible and asset.price is None:
             raise UnsignedInputError(
-                f"rule {rule.name!r} conditions on source tags, which nothing signs",
-                path=f"{where}.when.source.tags",
+                f"rule {rule.name!r} limits value in {currency}, but {asset.id} on "
+                f"{network.name} has no static price and the registry names no price key",
+                path=path,
             )
-        for wallet in sorted(source.wallets):
-            if not is_derivation_path(wallet):
-                raise UnsignedInputError(
-                    f"rule {rule.name!r} names source wallet {wallet!r}, which is not a "
-                    "derivation path: co-signers name a wallet by the path they sign along "
-                    "(m/44/60/0/0/0)",
-                    path=f"{where}.when.source.wallets",
-                )
 
 
 def initiator_decides(policy: Policy, evaluation: Evaluation) -> tuple[str, str] | None:

@@ -32,6 +32,7 @@ from shardvault.sdk.models import (
     User,
     Workspace,
 )
+from shardvault.sdk.prices import AsyncPricesMixin, PricesMixin
 from shardvault.sdk.webhooks import AsyncWebhooksMixin, WebhooksMixin
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -41,7 +42,9 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 
-class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin, AsyncAddressesMixin):
+class AsyncShardvaultClient(
+    AsyncWebhooksMixin, AsyncCosignersMixin, AsyncAddressesMixin, AsyncPricesMixin
+):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
     def __init__(
@@ -234,7 +237,7 @@ class AsyncShardvaultClient(AsyncWebhooksMixin, AsyncCosignersMixin, AsyncAddres
         return await self._get("/v1/audit/verify", AuditVerification)
 
 
-class ShardvaultClient(WebhooksMixin, CosignersMixin, AddressesMixin):
+class ShardvaultClient(WebhooksMixin, CosignersMixin, AddressesMixin, PricesMixin):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
     Not for use from inside a running event loop (use :class:`AsyncShardvaultClient`

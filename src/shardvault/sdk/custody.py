@@ -595,12 +595,15 @@ class AsyncCustodyMixin:
         cosigners: Sequence[int] | None = None,
         initiators: Mapping[str, object] | None = None,
         initiators_from_api_keys: bool = False,
+        assets: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
     ) -> Policy:
         """Propose a draft as the next bundle; ``cosigners`` picks the paired co-signers
         its directory lists (default: every paired co-signer); ``initiators`` gives its
         initiators section, or ``initiators_from_api_keys`` has the server fill it from
-        the workspace's API keys (default: the previous bundle's)."""
+        the workspace's API keys (default: the previous bundle's); ``assets`` is the
+        asset registry it carries (default: built from the workspace's networks and
+        assets)."""
         body: dict[str, object] = {} if admins is None else {"admins": dict(admins)}
         if cosigners is not None:
             body["cosigners"] = list(cosigners)
@@ -608,6 +611,8 @@ class AsyncCustodyMixin:
             body["initiators"] = dict(initiators)
         if initiators_from_api_keys:
             body["initiators_from_api_keys"] = True
+        if assets is not None:
+            body["assets"] = dict(assets)
         return await self._custody_call(
             "POST",
             f"/v1/policies/{policy_id}/propose",

@@ -462,8 +462,8 @@ class CosignerBackend:
             "metadata": dict(request.metadata),
             "approvals": [dict(a) for a in request.approvals],
         }
-        if request.prices is not None:
-            body["prices"] = dict(request.prices)
+        if request.price_reports:
+            body["price_reports"] = [dict(r) for r in request.price_reports]
         if request.initiator_request is not None:
             body["initiator_request"] = dict(request.initiator_request)
         if chain == "bitcoin":

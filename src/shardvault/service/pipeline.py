@@ -99,6 +99,7 @@ from shardvault.chains.solana.models import Pubkey as SolanaPubkey
 from shardvault.chains.solana.parse import decode_instruction
 from shardvault.chains.solana.system import transfer as solana_transfer
 from shardvault.policy import (
+    AssetRegistryError,
     EvaluationContext,
     History,
     PastTransaction,
@@ -106,13 +107,13 @@ from shardvault.policy import (
     TransactionRequest,
     approval_to_json,
     evaluate,
-    parse_prices,
     parse_request,
     request_to_json,
 )
 from shardvault.policy.model import Decision, InitiatorKind, Operation, Policy
 from shardvault.policy.request import Asset as PolicyAsset
 from shardvault.policy.request import Initiator, Source
+from shardvault.service.asset_registry import policy_view
 from shardvault.service.bitcoin_previous import with_previous_transactions
 from shardvault.service.bitcoin_transfers import (
     SpendableOutput,
@@ -152,6 +153,7 @@ from shardvault.service.nonce_store import (
 )
 from shardvault.service.platform import Platform
 from shardvault.service.policies import active_policy
+from shardvault.service.price_reports import SignedPrices, signed_prices
 from shardvault.service.signing import SigningBackend, SigningError, SignRequest, key_parties
 from shardvault.service.transactions import (
     bitcoin_network,
@@ -879,15 +881,10 @@ def _held_outpoints(uow: UnitOfWork, loaded: _Loaded) -> set[tuple[str, int]]:
     return held
 
 
-def _prices(uow: UnitOfWork, workspace_id: str) -> dict[str, str]:
-    """Asset prices keyed as policy requests name assets (:func:`intent_asset`)."""
-    networks = {n.id: n for n in NetworkRepository(uow.session, workspace_id).list()}
-    prices: dict[str, str] = {}
-    for asset in AssetRepository(uow.session, workspace_id).list():
-        network = networks.get(asset.network_id)
-        if asset.price is not None and network is not None:
-            prices[intent_asset(network, asset)] = asset.price
-    return prices
+def _prices(uow: UnitOfWork, workspace_id: str) -> SignedPrices:
+    """The active bundle's static prices and the newest signed price reports held
+    (:mod:`.price_reports`): what the evaluation here uses and the co-signers are sent."""
+    return signed_prices(uow, workspace_id, active_policy(uow, workspace_id), now=int(time.time()))
 
 
 def cosigner_context(
@@ -895,13 +892,14 @@ def cosigner_context(
     loaded: _Loaded,
     *,
     initiator: str,
-    prices: dict[str, str] | None = None,
+    prices: SignedPrices | None = None,
     unapproved: bool = False,
-) -> tuple[dict[str, object], tuple[dict[str, object], ...], dict[str, str]]:
+) -> tuple[dict[str, object], tuple[dict[str, object], ...], tuple[dict[str, object], ...]]:
     """What a co-signer needs to check a signing request on its own: the metadata (who
-    asks, from which vault and wallet, when, the intent's ids, and what the payload does
-    not say itself), the approvers' signed statements over the intent digest (none, not
-    read, when the caller knows there are none: ``unapproved``), and the prices value
+    asks, from which vault and wallet, when, the intent's ids, and the network the
+    workspace names, which a co-signer only compares with its signed registry's), the
+    approvers' signed statements over the intent digest (none, not read, when the
+    caller knows there are none: ``unapproved``), and the signed price reports value
     limits use."""
     tx = loaded.tx
     metadata: dict[str, object] = {
@@ -913,8 +911,6 @@ def cosigner_context(
     }
     if loaded.network.kind is not NetworkKind.EVM:
         metadata["network"] = intent_network(loaded.network)
-    elif loaded.asset.kind is not AssetKind.NATIVE:
-        metadata["token_decimals"] = loaded.asset.decimals
     approvals = tuple(
         approval_to_json(a)
         for a in (
@@ -926,7 +922,8 @@ def cosigner_context(
             )
         )
     )
-    return metadata, approvals, prices if prices is not None else _prices(uow, tx.workspace_id)
+    reports = (prices if prices is not None else _prices(uow, tx.workspace_id)).reports
+    return metadata, approvals, reports
 
 
 # The steps.
@@ -1198,7 +1195,7 @@ class Pipeline:
         uow: UnitOfWork,
         loaded: _Loaded,
         bundle: PolicyBundle | None,
-        prices: dict[str, str],
+        prices: SignedPrices,
         chains: Mapping[tuple[str, str], _ChainState],
     ) -> tuple[float | None, _Signing | None]:
         """Evaluate ``loaded`` (locked, awaiting policy, under the workspace lock) in the
@@ -1216,13 +1213,19 @@ class Pipeline:
         initiator = uow.users(workspace_id).get(tx.initiator_user_id)
         assert initiator is not None
         request = request_for(loaded, initiator=initiator.email, vault=tx.vault_id)
+        try:
+            request = policy_view(bundle.assets, loaded.network, loaded.asset, request)
+        except AssetRegistryError as exc:
+            _transition(uow, tx, TransactionStatus.BLOCKED, reason=str(exc))
+            return None, None
         now = int(time.time())
         history = self._history(uow, workspace_id, tx, bundle.policy)
         context = EvaluationContext(
             now=now,  # type: ignore[arg-type]
-            prices=parse_prices(prices),
             address_book=bundle.address_book,
             history=History(history),
+            network_prices=prices.table.prices,
+            price_notes=prices.table.notes,
         )
         evaluation = evaluate(bundle.policy, request, context)
         tx.policy_version = evaluation.policy_version
@@ -1373,7 +1376,7 @@ class Pipeline:
         uow: UnitOfWork,
         loaded: _Loaded,
         *,
-        prices: dict[str, str] | None = None,
+        prices: SignedPrices | None = None,
         unapproved: bool = False,
     ) -> _Signing:
         """Record one more signing attempt of ``loaded`` (in ``signing``, EVM or Solana)
@@ -1387,7 +1390,7 @@ class Pipeline:
         solana = loaded.network.kind is NetworkKind.SOLANA
         payload = json.loads(tx.chain_payload)
         initiator = uow.users(tx.workspace_id).get(tx.initiator_user_id)
-        metadata, approvals, prices = cosigner_context(
+        metadata, approvals, reports = cosigner_context(
             uow,
             loaded,
             initiator=initiator.email if initiator is not None else "unknown",
@@ -1405,7 +1408,7 @@ class Pipeline:
             session=f"{tx.id}:{attempt}",
             metadata=metadata,
             approvals=approvals,
-            prices=prices,
+            price_reports=reports,
             initiator_request=forwarded_request(uow, tx),
             min_signers=key.min_signers,
             parties=key_parties(json.loads(key.cosigners)),
@@ -1977,7 +1980,7 @@ class Pipeline:
             if _bitcoin_digest(psbt) != tx.digest:
                 raise PipelineFault("the stored PSBT does not match the transaction digest")
             bitcoin_policy_request(loaded, psbt, initiator=email, vault=tx.vault_id)
-            metadata, approvals, prices = cosigner_context(uow, loaded, initiator=email)
+            metadata, approvals, reports = cosigner_context(uow, loaded, initiator=email)
             inputs = len(bitcoin.parse_psbt(psbt).unsigned_transaction().inputs)
             requests = [
                 SignRequest(
@@ -1991,7 +1994,7 @@ class Pipeline:
                     session=f"{tx.id}:{attempt}:{index}",
                     metadata=metadata,
                     approvals=approvals,
-                    prices=prices,
+                    price_reports=reports,
                     initiator_request=forwarded_request(uow, tx),
                     input_index=index,
                     min_signers=key.min_signers,

@@ -38,6 +38,7 @@ from shardvault.policy import (
     parse_initiator_keys,
     parse_policy,
     parse_prices,
+    parse_registry,
     parse_request,
     parse_text,
     policy_to_document,
@@ -48,6 +49,7 @@ from shardvault.policy import (
 from shardvault.policy.keys import SignatureCheckFailed
 from shardvault.policy.signed_inputs import refuse_unsigned_inputs
 from shardvault.service.addressbook import working_address_book
+from shardvault.service.asset_registry import registry_from_tables
 from shardvault.service.context import Principal
 from shardvault.service.cosigners import directory_for_bundle
 from shardvault.service.errors import Conflict, NotFound, ValidationError
@@ -227,6 +229,7 @@ def propose(
     cosigners: list[int] | None = None,
     initiators: object | None = None,
     initiators_from_api_keys: bool = False,
+    assets: object | None = None,
 ) -> PolicyView:
     """Turn a draft into the next bundle of the workspace's chain.
 
@@ -241,15 +244,19 @@ def propose(
     It carries the initiator keys ``initiators`` (a section document, docs/policy.md
     "Signed inputs"), or with ``initiators_from_api_keys`` the workspace's API keys that
     may create transactions (:func:`.initiator_requests.initiator_keys`), or else those
-    of the bundle before it, if any. A policy with a rule that decides on an unsigned
-    input (the initiator with no initiator keys, source tags, a wallet that is not a
-    derivation path) is refused.
+    of the bundle before it, if any. It carries the asset registry ``assets`` (a
+    registry document the admins wrote), or, when ``None``, the one built from the
+    workspace's networks and assets with their static prices (:mod:`.asset_registry`;
+    none while the workspace has no asset). A policy with a rule that decides on an
+    unsigned input (the initiator with no initiator keys, source tags, a wallet that is
+    not a derivation path, a value limit without a signed price for an asset it can see)
+    is refused.
 
     Raises:
         Forbidden, NotFound, Conflict (not a draft, or the version does not follow the
-        active one), PolicyRefused (a malformed admin set, address book or initiators
-        section, or a rule on an unsigned input), ValidationError (both ``initiators``
-        and ``initiators_from_api_keys``).
+        active one), PolicyRefused (a malformed admin set, address book, initiators
+        section or registry, or a rule on an unsigned input), ValidationError (both
+        ``initiators`` and ``initiators_from_api_keys``).
     """
     require(principal, Permission.POLICIES_MANAGE)
     repo = PolicyRepository(uow.session, principal.workspace_id)
@@ -286,8 +293,13 @@ def propose(
             keys = parse_initiator_keys(initiators)
         else:
             keys = None if head is None else head.initiators
+        registry = (
+            parse_registry(assets)
+            if assets is not None
+            else registry_from_tables(uow, principal.workspace_id)
+        )
         policy = parse_policy(json.loads(row.document))
-        refuse_unsigned_inputs(policy, keys)
+        refuse_unsigned_inputs(policy, keys, registry)
         bundle = new_bundle(
             principal.workspace_id,
             policy,
@@ -296,6 +308,7 @@ def propose(
             head,
             cosigners=directory,
             initiators=keys,
+            assets=registry,
         )
     except PolicyError as exc:
         raise _refused(exc) from None
@@ -319,6 +332,11 @@ def propose(
                 else None
             ),
             "initiators": None if keys is None else list[JsonValue](keys.listing()),
+            "assets": (
+                ", ".join(sorted(f"{n.name}/{a.id}" for n, a in bundle.assets.all_assets()))
+                if bundle.assets is not None
+                else None
+            ),
         },
     )
     return PolicyView.of(row)

@@ -114,11 +114,11 @@ class SignRequest:
     attempt number), so a co-signer backend can refuse a replayed session.
 
     What a co-signer needs to check the request on its own (docs/cosigner.md):
-    ``metadata`` (initiator, source vault, creation time, network for payloads that do
-    not name it, token decimals, and the transaction and workspace ids of the transfer's
-    intent), the approvers' signed ``approvals`` over the intent digest, ``prices``
-    for value limits, and the ``initiator_request``. The local backend ignores them (it
-    checks nothing itself).
+    ``metadata`` (initiator, source vault, creation time, the network the workspace
+    names for payloads that do not name it, and the transaction and workspace ids of the
+    transfer's intent), the approvers' signed ``approvals`` over the intent digest, the
+    signed ``price_reports`` value limits use (docs/policy.md, "Prices"), and the
+    ``initiator_request``. The local backend ignores them (it checks nothing itself).
     """
 
     workspace_id: str
@@ -131,7 +131,7 @@ class SignRequest:
     session: str
     metadata: Mapping[str, object] = field(default_factory=dict)
     approvals: tuple[Mapping[str, object], ...] = ()
-    prices: Mapping[str, str] | None = None
+    price_reports: tuple[Mapping[str, object], ...] = ()
     initiator_request: Mapping[str, str] | None = None
     """The initiator's own signed create request (``{token, body}``, body base64) that
     co-signers verify the initiator with; ``None`` for a transfer made without one."""

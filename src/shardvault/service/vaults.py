@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
+
 from shardvault.chains.errors import ChainError
 from shardvault.chains.ethereum import network_for, parse_address
 from shardvault.chains.ethereum.networks import KNOWN_NETWORKS
@@ -275,11 +277,16 @@ def add_asset(
 ) -> AssetView:
     """Add an asset: a network's native coin, or an ERC-20 token on an EVM network.
 
-    ``price`` (one whole unit in the policy's reference currency) feeds ``value``
-    conditions of the policy; without it they fail closed.
+    ``price`` (one whole unit in the policy's reference currency) is the static price
+    the asset registry the server proposes with the next policy carries
+    (:mod:`shardvault.service.asset_registry`); it counts once the admins sign it.
+
+    An asset is unique per (network, contract), and a network has one native asset: a
+    second would give the same coin two prices or two names.
 
     Raises:
-        Forbidden, NotFound (network), ValidationError, Conflict (symbol taken).
+        Forbidden, NotFound (network), ValidationError, Conflict (symbol taken, the
+        network's native asset or the contract's asset exists).
     """
     require(principal, Permission.VAULTS_MANAGE)
     if not _SYMBOL.match(symbol):
@@ -315,17 +322,24 @@ def add_asset(
     assets = AssetRepository(uow.session, principal.workspace_id)
     if assets.by_symbol(symbol) is not None:
         raise Conflict(f"an asset with symbol {symbol!r} exists")
-    row = assets.add(
-        Asset(
-            network_id=row_network.id,
-            symbol=symbol,
-            kind=asset_kind,
-            contract=contract,
-            decimals=decimals,
-            price=price,
-            created_at=utcnow(),
+    held = assets.on_network(row_network.id, contract)
+    if held is not None:
+        raise Conflict(_duplicate(network, contract, held.symbol))
+    try:
+        row = assets.add(
+            Asset(
+                network_id=row_network.id,
+                symbol=symbol,
+                kind=asset_kind,
+                contract=contract,
+                decimals=decimals,
+                price=price,
+                created_at=utcnow(),
+            )
         )
-    )
+    except IntegrityError:
+        # A concurrent request added the same asset between the check and the insert.
+        raise Conflict(_duplicate(network, contract, None)) from None
     uow.audit.append(
         workspace_id=principal.workspace_id,
         actor=principal.actor,
@@ -335,6 +349,13 @@ def add_asset(
         details={"symbol": symbol, "network": network, "kind": asset_kind.value},
     )
     return _asset_view(uow, row)
+
+
+def _duplicate(network: str, contract: str | None, symbol: str | None) -> str:
+    held = "" if symbol is None else f" ({symbol!r})"
+    if contract is None:
+        return f"network {network!r} already has its native asset{held}"
+    return f"network {network!r} already has an asset of contract {contract}{held}"
 
 
 def list_assets(uow: UnitOfWork, principal: Principal) -> list[AssetView]:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -124,12 +125,31 @@ class Network(Base):
 
 
 class Asset(Base):
-    """Something a wallet holds: a network's native coin or an ERC-20 token on it."""
+    """Something a wallet holds: a network's native coin or an ERC-20 token on it.
+
+    One asset per (network, contract) and one native coin per network: a second row
+    for either would let a price or a symbol be read from the wrong one.
+    """
 
     __tablename__ = "assets"
     __table_args__ = (
         UniqueConstraint("workspace_id", "id"),
         UniqueConstraint("workspace_id", "symbol"),
+        Index(
+            "uq_assets_workspace_id_network_id_contract",
+            "workspace_id",
+            "network_id",
+            "contract",
+            unique=True,
+        ),
+        Index(
+            "uq_assets_native_per_network",
+            "workspace_id",
+            "network_id",
+            unique=True,
+            sqlite_where=text("kind = 'native'"),
+            postgresql_where=text("kind = 'native'"),
+        ),
         ForeignKeyConstraint(
             ["workspace_id", "network_id"], ["networks.workspace_id", "networks.id"]
         ),

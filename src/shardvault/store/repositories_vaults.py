@@ -22,6 +22,7 @@ from shardvault.store.models_vaults import (
     AddressBookEntry,
     Approval,
     Asset,
+    AssetKind,
     Network,
     NonceAllocation,
     NonceCounter,
@@ -99,6 +100,17 @@ class AssetRepository(_Bound):
         return self._session.scalar(
             select(Asset).where(Asset.workspace_id == self.workspace_id, Asset.symbol == symbol)
         )
+
+    def on_network(self, network_id: str, contract: str | None) -> Asset | None:
+        """The asset of ``contract`` on the network (``None``: its native asset)."""
+        query = select(Asset).where(
+            Asset.workspace_id == self.workspace_id, Asset.network_id == network_id
+        )
+        if contract is None:
+            query = query.where(Asset.kind == AssetKind.NATIVE)
+        else:
+            query = query.where(Asset.contract == contract)
+        return self._session.scalar(query)
 
     def list(self) -> Sequence[Asset]:
         return self._session.scalars(

@@ -100,7 +100,8 @@ def propose(
     platform: PlatformDep,
     change: Annotated[Mutation, Depends(mutation(Permission.POLICIES_MANAGE))],
 ) -> Response:
-    """Turn a draft into the next bundle; the first bundle pins ``admins``."""
+    """Turn a draft into the next bundle; the first bundle pins ``admins``. The bundle
+    carries ``assets`` (an asset registry) or the one built from the workspace's tables."""
 
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         view = svc.propose(
@@ -111,6 +112,7 @@ def propose(
             cosigners=body.cosigners,
             initiators=body.initiators,
             initiators_from_api_keys=body.initiators_from_api_keys,
+            assets=body.assets,
         )
         return 200, _out(view)
 
