@@ -140,7 +140,7 @@ def test_p2wpkh_fee_under_both_caps_is_computed_and_passes(capped_chain):
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_an_input_amount_without_its_previous_transaction_isfee_refusal(capped_chain, index):
+def test_an_input_amount_without_its_previous_transaction_is_refused(capped_chain, index):
     """The other input's amount is only claimed: its BIP143 signature, not ours, commits
     to it. Understated, it hides a fee (BIP143's fee attack)."""
     other = 1 - index
