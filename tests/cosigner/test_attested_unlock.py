@@ -59,7 +59,8 @@ from tests.cosigner.support import (
     solana_digest,
     solana_transfer,
 )
-from tests.cosigner.test_processes import FIXTURE_PATH, Relay, _stop, _wait_started
+from tests.cosigner.test_processes import FIXTURE_PATH, _stop, _wait_started
+from tests.cosigner_processes import LoopbackRelay
 from tests.custody.netproxy import CuttableProxy
 from tests.custody.release_support import PINNED_PCRS, ServedRelease, local_service
 
@@ -163,7 +164,7 @@ class AttestedCluster:
     def __init__(self, root_path: Path) -> None:
         self.root_path = root_path
         self.processes: dict[int, subprocess.Popen] = {}
-        self.relay: Relay | None = None
+        self.relay: LoopbackRelay | None = None
         self.dev_root = DevelopmentRoot.generate()
         self.root_dir = root_path / "devroot"
         self.dev_root.save(self.root_dir)
@@ -221,7 +222,7 @@ class AttestedCluster:
             assert pinned.returncode == 0, pinned.stderr
         # Releases from here on are the running processes'.
         self.first_run_exchange = len(self.served.exchanges)
-        self.relay = Relay(RelayCore(Directory.of(identities)))
+        self.relay = LoopbackRelay(RelayCore(Directory.of(identities)))
         self.core = self.relay.core
         self.processes = {p: _run(self.code, p, d, self.relay.url) for p, d in self.dirs.items()}
         for process in self.processes.values():
@@ -248,7 +249,7 @@ class AttestedCluster:
                     process.kill()
                     process.wait()
             if self.relay is not None:
-                self.relay.stop()
+                self.relay.close()
             self.served.stop()
         return stopped
 

@@ -14,21 +14,17 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 from eth_account import Account
 from nacl.signing import VerifyKey
 
 from shardvault.chains import ethereum
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
-from shardvault.cosigner.relay_app import create_relay_app
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
 from shardvault.crypto.bip32 import ExtendedPublicKey
@@ -54,39 +50,12 @@ from tests.cosigner.support import (
     solana_digest,
     solana_transfer,
 )
+from tests.cosigner_processes import LoopbackRelay
 
 PASSPHRASE_ENV = "SV_TEST_COSIGNER_PASSPHRASE"
 FIXTURE_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
 """TEST-ONLY published safe primes, so CGGMP21 auxiliary info needs no prime search."""
 RESULT_TIMEOUT = 20.0
-
-
-class Relay:
-    """The relay app served by uvicorn in a thread, on a socket bound to 127.0.0.1."""
-
-    def __init__(self, core: RelayCore) -> None:
-        self.core = core
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
-        # and without it every response waits ~40 ms for a delayed ACK.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(create_relay_app(core), log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "relay did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.core.close()
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
 
 def _start(party: int, data_dir: Path, url: str, poll_wait: float = 1.0) -> subprocess.Popen:
@@ -144,7 +113,7 @@ class Cluster:
     def __init__(self, root: Path) -> None:
         self.dirs = make_nodes(root, count=4)
         directory = Directory.of({p: read_public_identity(d)[1] for p, d in self.dirs.items()})
-        self.relay = Relay(RelayCore(directory))
+        self.relay = LoopbackRelay(RelayCore(directory))
         self.core = self.relay.core
         self.processes = {p: _start(p, self.dirs[p], self.relay.url) for p in (1, 2, 3)}
         for process in self.processes.values():
@@ -168,7 +137,7 @@ class Cluster:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-            self.relay.stop()
+            self.relay.close()
         return stopped
 
 
@@ -465,7 +434,7 @@ def test_customer_callback_in_a_cosigner_process(tmp_path):
     assert configured.returncode == 0, configured.stderr
     identities = {p: read_public_identity(d)[1] for p, d in dirs.items()}
     service.trusted = {2: identities[2].signing_key}
-    relay = Relay(RelayCore(Directory.of(identities)))
+    relay = LoopbackRelay(RelayCore(Directory.of(identities)))
     processes = {}
     try:
         processes = {p: _start(p, d, relay.url) for p, d in dirs.items()}
@@ -505,5 +474,5 @@ def test_customer_callback_in_a_cosigner_process(tmp_path):
         for process in processes.values():
             _stop(process)
             process.stdout.close()
-        relay.stop()
+        relay.close()
         service.stop()
