@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 import jwt
@@ -226,23 +227,46 @@ def _claims(creds: ApiKeyCredentials, uri: str, **changes: object) -> dict[str, 
     return {k: v for k, v in claims.items() if v is not None}
 
 
+@dataclass(frozen=True)
+class _Offset:
+    """A claim time given as seconds from when the test runs."""
+
+    seconds: int
+
+    def __add__(self, seconds: int) -> "_Offset":
+        return _Offset(self.seconds + seconds)
+
+    def __sub__(self, seconds: int) -> "_Offset":
+        return _Offset(self.seconds - seconds)
+
+    def at(self, now: int) -> int:
+        return now + self.seconds
+
+
+_FROM_NOW = _Offset(0)
+
+
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
         ({"sub": "someone-else"}, "invalid-token"),
-        ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 620}, "invalid-token"),
+        ({"iat": _FROM_NOW + 600, "exp": _FROM_NOW + 620}, "invalid-token"),
         ({"nonce": None}, "invalid-token"),
         ({"bodyHash": None}, "invalid-token"),
         ({"nonce": "x" * 129}, "invalid-token"),
         ({"method": None}, "invalid-token"),
         ({"method": "DELETE"}, "request-mismatch"),
         ({"method": "get"}, "request-mismatch"),
-        ({"exp": int(time.time()) - 1000, "iat": int(time.time()) - 1010}, "token-expired"),
+        ({"exp": _FROM_NOW - 1000, "iat": _FROM_NOW - 1010}, "token-expired"),
     ],
 )
 def test_bad_claims_are_refused(
     tenant: Tenant, refuse: Callable[..., Response], changes: dict[str, object], problem: str
 ) -> None:
+    # Times are offsets from the moment the test runs, not from collection: a long suite
+    # would otherwise turn a token dated ten minutes ahead into an expired one.
+    now = int(time.time())
+    changes = {k: v.at(now) if isinstance(v, _Offset) else v for k, v in changes.items()}
     token = _token(tenant.owner.private_key, _claims(tenant.owner, "/v1/workspace", **changes))
     headers = {"X-API-Key": tenant.owner.api_key_id, "Authorization": f"Bearer {token}"}
     refuse("GET", "/v1/workspace", headers, status=401, problem=problem)
