@@ -36,6 +36,8 @@ from shardvault.chains.ethereum import (
     parse_token_amount,
 )
 from shardvault.chains.solana.models import Pubkey
+from shardvault.lifecycle import CANCELLABLE as CANCELLABLE
+from shardvault.lifecycle import Cause
 from shardvault.policy import (
     APPROVAL_MAX_SKEW_SECONDS,
     ApprovalError,
@@ -55,6 +57,8 @@ from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationE
 from shardvault.service.initiator_requests import SignedCreateRequest, keep_initiator_request
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
+from shardvault.service.transaction_state import emit_status as emit_status
+from shardvault.service.transaction_state import flow_of, move
 from shardvault.service.transfer_intent import intent_asset as intent_asset
 from shardvault.service.transfer_intent import intent_digest as intent_digest
 from shardvault.service.transfer_intent import intent_network as intent_network
@@ -65,7 +69,6 @@ from shardvault.service.work_signal import work_committed
 from shardvault.service.workspaces import decode_cursor, encode_cursor
 from shardvault.store.models import new_id
 from shardvault.store.models_vaults import (
-    TERMINAL_STATUSES,
     Approval,
     Asset,
     AssetKind,
@@ -91,16 +94,6 @@ PAYABLE_SCRIPTS = frozenset(
     {ScriptType.P2WPKH, ScriptType.P2WSH, ScriptType.P2TR, ScriptType.P2PKH, ScriptType.P2SH}
 )
 """Output scripts a Bitcoin transfer may pay (those the spend builder can size)."""
-
-CANCELLABLE = frozenset(
-    {
-        TransactionStatus.SUBMITTED,
-        TransactionStatus.PENDING_POLICY,
-        TransactionStatus.PENDING_APPROVAL,
-        TransactionStatus.APPROVED,
-    }
-)
-"""States in which nothing has been signed yet, so a cancellation is final."""
 
 
 class ApprovalRefused(Forbidden):
@@ -240,37 +233,6 @@ def view_of(
         updated_at=row.updated_at,
         completed_at=row.completed_at,
         version=row.version,
-    )
-
-
-def emit_status(
-    uow: UnitOfWork,
-    row: Transaction,
-    *,
-    previous: TransactionStatus | None,
-    event_type: str = webhooks.TRANSACTION_STATUS_CHANGED,
-) -> None:
-    """Record the webhook event of a state change in the caller's database transaction
-    (the webhook outbox), beside the change and its audit event (``previous`` ``None``:
-    the transaction is created in it)."""
-    webhooks.emit_event(
-        uow,
-        row.workspace_id,
-        "transaction",
-        row.id,
-        event_type,
-        {
-            "id": row.id,
-            "status": row.status.value,
-            "previous_status": previous.value if previous is not None else None,
-            "reason": row.status_reason,
-            "destination": row.destination,
-            "amount": row.amount,
-            "amount_base_units": row.amount_base_units,
-            "nonce": row.nonce,
-            "tx_hash": row.tx_hash,
-        },
-        new_resource=previous is None,
     )
 
 
@@ -599,20 +561,15 @@ def cancel_transaction(
         raise Conflict(
             f"transaction {transaction_id!r} is {row.status.value} and cannot be cancelled"
         )
-    previous = row.status
-    row.status = TransactionStatus.CANCELLED
-    row.status_reason = (reason or "cancelled by request")[:500]
-    row.updated_at = row.completed_at = utcnow()
-    uow.session.flush()
-    WorkQueue(uow.session).remove(row.id)
-    emit_status(uow, row, previous=previous)
-    uow.audit.append(
-        workspace_id=principal.workspace_id,
+    move(
+        uow,
+        row,
+        TransactionStatus.CANCELLED,
+        flow=flow_of(uow, row),
+        cause=Cause.CANCEL,
         actor=principal.actor,
-        action="transaction.cancelled",
-        resource_type="transaction",
-        resource_id=row.id,
-        details={"from": previous.value, "reason": row.status_reason},
+        reason=reason or "cancelled by request",
+        flush=True,
     )
     return view_of(uow, row)
 
@@ -763,27 +720,20 @@ def _settle(
     status: TransactionStatus,
     reason: str,
 ) -> None:
-    previous = row.status
-    row.status = status
-    row.status_reason = reason
-    row.updated_at = utcnow()
-    if status in TERMINAL_STATUSES:
-        row.completed_at = row.updated_at
-        WorkQueue(uow.session).remove(row.id)
-    uow.session.flush()
-    emit_status(uow, row, previous=previous)
-    uow.audit.append(
-        workspace_id=principal.workspace_id,
+    move(
+        uow,
+        row,
+        status,
+        flow=flow_of(uow, row),
+        cause=Cause.APPROVAL,
         actor=principal.actor,
-        action=f"transaction.{status.value}",
-        resource_type="transaction",
-        resource_id=row.id,
+        reason=reason,
         details={
-            "reason": reason,
             "decision": Decision.ALLOW.value
             if status is TransactionStatus.APPROVED
             else Decision.BLOCK.value,
         },
+        flush=True,
     )
 
 

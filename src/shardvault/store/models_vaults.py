@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shardvault.lifecycle import TERMINAL
+from shardvault.lifecycle import TransactionStatus as TransactionStatus
 from shardvault.store.models import Base, _enum, new_id
 from shardvault.store.types import UTCDateTime, utcnow
 
@@ -57,34 +59,8 @@ class CustodyMode(enum.StrEnum):
     MPC = "mpc"
 
 
-class TransactionStatus(enum.StrEnum):
-    """The states of the transaction pipeline (see docs/transactions.md)."""
-
-    SUBMITTED = "submitted"
-    PENDING_POLICY = "pending_policy"
-    PENDING_APPROVAL = "pending_approval"
-    APPROVED = "approved"
-    SIGNING = "signing"
-    SIGNED = "signed"
-    BROADCASTING = "broadcasting"
-    CONFIRMING = "confirming"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    BLOCKED = "blocked"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATUSES = frozenset(
-    {
-        TransactionStatus.COMPLETED,
-        TransactionStatus.FAILED,
-        TransactionStatus.REJECTED,
-        TransactionStatus.BLOCKED,
-        TransactionStatus.CANCELLED,
-    }
-)
-"""States a transaction never leaves."""
+TERMINAL_STATUSES = TERMINAL
+"""States a transaction never leaves (owned by :mod:`shardvault.lifecycle`)."""
 
 
 class PolicyStatus(enum.StrEnum):
