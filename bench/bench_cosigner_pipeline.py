@@ -341,6 +341,12 @@ def main() -> None:
         "--server-log", type=Path, help="keep the server's log here (default: dropped)"
     )
     parser.add_argument(
+        "--code",
+        type=Path,
+        help="run the server and its co-signers from this source tree's src/ (another "
+        "revision; see bench/bench_pipeline_revisions.py) instead of this checkout",
+    )
+    parser.add_argument(
         "--server-log-level",
         default="warning",
         help="the server's log level (info: every "
@@ -361,7 +367,14 @@ def main() -> None:
                 else f"sqlite:///{work / 'data' / 'shardvault.db'}"
             )
             server, url, owner, data = _start(
-                work, pool, args.workers, args.batch, db, args.server_log, args.server_log_level
+                work,
+                pool,
+                args.workers,
+                args.batch,
+                db,
+                args.server_log,
+                args.server_log_level,
+                args.code,
             )
             _SERVER_PID.append(server.pid)
             print(f"database: {db.split('://')[0]}", flush=True)
@@ -401,13 +414,17 @@ def _start(
     db: str,
     log_path: Path | None,
     log_level: str,
+    code: Path | None,
 ) -> tuple[subprocess.Popen[bytes], str, ApiKeyCredentials, Path]:
     data = work / "data"
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str((code / "src").resolve())
     init = subprocess.run(
         [sys.executable, "-m", "shardvault.cli.main", "init", "--name", "bench",
          "--owner-name", "B", "--owner-email", "b@bench.example",
          "--key-out", str(work / "owner.pem"), "--data-dir", str(data), "--db", db, "--json"],
-        capture_output=True, check=True, text=True,
+        capture_output=True, check=True, text=True, env=env,
     )  # fmt: skip
     doc = json.loads(init.stdout)
     log = (log_path or work / "server.log").open("wb")
@@ -417,7 +434,7 @@ def _start(
          "--presignature-pool", str(pool), "--pipeline-workers", str(workers),
          "--pipeline-batch", str(batch),
          "--unsafe-test-only-primes", str(PRIMES)],
-        stdout=subprocess.PIPE, stderr=log, env=dict(os.environ),
+        stdout=subprocess.PIPE, stderr=log, env=env,
     )  # fmt: skip
     assert server.stdout is not None
     url = str(json.loads(server.stdout.readline())["url"])

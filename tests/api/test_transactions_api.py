@@ -504,7 +504,13 @@ def test_a_vault_request_tells_how_far_its_key_generation_has_come(
         backend.release.set()
     assert now["vault_id"] == vault.id == done["vault_id"]
     assert (done["state"], done["steps_done"], done["steps_total"]) == ("finished", 21, 21)
-    assert all(c.state == "generating" and c.vault_id == vault.id for c in seen)
+    assert all(c.vault_id == vault.id for c in seen)
+    # Progress reports generating; the poller may also see the finish before the answer
+    # to the request arrives, and then only as its last report.
+    states = [c.state for c in seen]
+    assert states
+    assert set(states[:-1]) <= {"generating"}
+    assert states[-1] in ("generating", "finished")
 
 
 def test_a_failed_key_generation_is_reported_as_failed(

@@ -22,7 +22,7 @@ from sqlalchemy import select, text, update
 from shardvault.audit import verify_chain
 from shardvault.service import transactions, work_signal
 from shardvault.service.errors import Forbidden
-from shardvault.service.pipeline import MIN_IDLE_S, PipelineRuntime, PipelineWorker
+from shardvault.service.pipeline import MIN_IDLE_S, NEXT, Later, PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.service.transactions import ApprovalRefused
 from shardvault.store import Database
@@ -357,18 +357,20 @@ def test_signature_finished_before_its_predecessor_waits_for_it_instead_of_faili
     first, second = _send(ws, funded, "0.01"), _send(ws, funded, "0.01")
     # One step each: policy, serialization, the signing round, into broadcasting.
     for tx_id in (first, second):
-        assert pipeline.advance(ws.owner.principal.workspace_id, tx_id) == 0.0
+        assert pipeline.advance(ws.owner.principal.workspace_id, tx_id) == NEXT
         assert _get(ws, tx_id).status == "broadcasting"
     assert _get(ws, second).nonce == _get(ws, first).nonce + 1  # type: ignore[operator]
     # The second is sent first: refused for the gap, it waits; nothing failed.
     wait = pipeline.advance(ws.owner.principal.workspace_id, second)
-    assert wait == worker.runtime.nonce_order_wait_s
+    assert wait == Later(worker.runtime.nonce_order_wait_s)
     assert _get(ws, second).status == "broadcasting"
     # Refused again, it waits longer (a gap nothing fills must not busy the workers).
-    assert pipeline.advance(ws.owner.principal.workspace_id, second) == 2 * wait
+    assert pipeline.advance(ws.owner.principal.workspace_id, second) == Later(
+        2 * worker.runtime.nonce_order_wait_s
+    )
     assert _get(ws, second).status == "broadcasting"
     # The first goes out and wakes the second, which then goes out too.
-    assert pipeline.advance(ws.owner.principal.workspace_id, first) == 0.0
+    assert pipeline.advance(ws.owner.principal.workspace_id, first) == NEXT
     assert _get(ws, first).status == "confirming"
     with ws.platform.unit_of_work(read_only=True) as uow:
         due = uow.session.scalar(

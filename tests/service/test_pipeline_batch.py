@@ -22,21 +22,22 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 from shardvault.audit import verify_chain
-from shardvault.service import pipeline as pipeline_module
 from shardvault.service import transactions
 from shardvault.service.pipeline import (
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
+    Later,
     PipelineFault,
     PipelineRuntime,
     PipelineWorker,
-    _SendOrder,
 )
+from shardvault.service.pipeline.adapters import ADAPTERS
+from shardvault.service.pipeline.runtime import SendOrder
 from shardvault.service.platform import Platform
 from shardvault.service.signing import SigningError, SignRequest
 from shardvault.store import Database
 from shardvault.store.models import AuditEvent
-from shardvault.store.models_vaults import NonceAllocation, NonceState
+from shardvault.store.models_vaults import NetworkKind, NonceAllocation, NonceState
 from shardvault.store.models_webhooks import WebhookEvent
 from tests.api.support import make_platform
 from tests.chains.ethereum.hardhat import HardhatNode, hardhat_node
@@ -407,7 +408,7 @@ def test_a_failed_signature_in_a_batch_holds_up_no_other(
     backend.fail = {1}
     worker = _worker(ws, backend, nonce_order_wait_s=0.1)
     waits: list[float] = []
-    wait_turn = pipeline_module._ORDER.wait_turn
+    wait_turn = worker.runtime.send_order.wait_turn
 
     def timed_wait_turn(*args: object) -> None:
         began = time.monotonic()
@@ -416,7 +417,7 @@ def test_a_failed_signature_in_a_batch_holds_up_no_other(
         finally:
             waits.append(time.monotonic() - began)
 
-    monkeypatch.setattr(pipeline_module._ORDER, "wait_turn", timed_wait_turn)
+    monkeypatch.setattr(worker.runtime.send_order, "wait_turn", timed_wait_turn)
     worker.run_once(limit=8)
     # The last send did not wait out the failed nonce's hold (5 s). Timed around the
     # wait itself: the whole batch takes seconds on a slow machine.
@@ -442,25 +443,29 @@ def test_a_failed_signature_in_a_batch_holds_up_no_other(
 
 
 def test_two_workers_bursts_reach_the_node_in_nonce_order(
-    setup: tuple[Workspace, Funded, CountingBackend], hardhat_node: HardhatNode
+    setup: tuple[Workspace, Funded, CountingBackend],
+    hardhat_node: HardhatNode,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two workers each take a batch of one address; whichever signs first, the later
     nonces wait for this process to send the earlier ones, so the node refuses none."""
     ws, funded, backend = setup
     start = _nonce(hardhat_node, funded.address)
     ids = _send(ws, funded, 8)
-    workers = [_worker(ws, backend) for _ in range(2)]
+    # Two workers of one server: they share its runtime (and its send order).
+    first = _worker(ws, backend)
+    workers = [first, PipelineWorker(ws.platform, first.runtime)]
     refused: list[str] = []
-    for worker in workers:
-        original = worker.pipeline._send_evm
+    evm = ADAPTERS[NetworkKind.EVM]
+    original = evm.send
 
-        def counting(loaded, *, fresh, original=original):  # type: ignore[no-untyped-def]
-            outcome = original(loaded, fresh=fresh)
-            if not isinstance(outcome, str):
-                refused.append(loaded.tx.id)
-            return outcome
+    def counting(runtime, loaded, *, fresh):  # type: ignore[no-untyped-def]
+        outcome = original(runtime, loaded, fresh=fresh)
+        if isinstance(outcome, Later):
+            refused.append(loaded.tx.id)
+        return outcome
 
-        worker.pipeline._send_evm = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(evm, "send", counting)
     threads = [threading.Thread(target=w.run_once, kwargs={"limit": 4}) for w in workers]
     for thread in threads:
         thread.start()
@@ -475,7 +480,7 @@ def test_two_workers_bursts_reach_the_node_in_nonce_order(
 
 
 def test_send_order_waits_for_the_held_previous_nonce_only() -> None:
-    order = _SendOrder()
+    order = SendOrder()
     # Nothing held: no wait.
     began = time.monotonic()
     order.wait_turn(1, "0xabc", 5, timeout=5.0)

@@ -335,7 +335,10 @@ def test_node_rejection_fails_with_the_reason(
     node.fund(wallet.address, 20_000_000)
     tx_id = send(ws, wallet.wallet_id, "0.1")
     faults.armed.add("signed")
-    worker.drain(timeout_s=60, until=lambda: _status(ws, tx_id) == "signed")
+    # Signed, and moved on to broadcasting in the same commit; the crash comes before
+    # the bytes are sent.
+    worker.drain(timeout_s=60, until=lambda: _status(ws, tx_id) == "broadcasting")
+    assert _sent(node) == []
     node.coins.clear()  # the coins were spent elsewhere meanwhile
     worker.drain(timeout_s=30, until=lambda: _status(ws, tx_id) == "failed")
     view = get(ws, tx_id)

@@ -57,6 +57,9 @@ presignatures (it polls between batches), short enough that a transfer waits a q
 of a minute, not half of one. The worker keeps its claim on the transfer meanwhile
 (:mod:`shardvault.service.work_lease`)."""
 
+MAX_UNCONFIRMED_S = 6 * 3600.0
+"""The pipeline runtime's default limit on waiting for confirmations (``--max-unconfirmed``)."""
+
 PRESIGNATURE_POOL = 8
 """Presignatures kept ready per (key, address) that has signed (in memory only)."""
 
@@ -94,6 +97,16 @@ def pipeline_options(function: F) -> F:
         show_default=True,
         help="Transfers a pipeline worker claims at once (a burst's share one evaluation "
         "commit and one round of signing requests).",
+    )(function)
+    function = click.option(
+        "--max-unconfirmed",
+        envvar="SHARDVAULT_MAX_UNCONFIRMED",
+        type=click.FloatRange(0, 30 * 86400),
+        default=MAX_UNCONFIRMED_S,
+        show_default=True,
+        help="Seconds a broadcast transaction may stay unconfirmed (the node holding it "
+        "but mining nothing) before it ends failed; 0 watches it for ever. A transaction "
+        "the chain drops is sent again instead, never re-signed.",
     )(function)
     function = click.option(
         "--presignature-pool",

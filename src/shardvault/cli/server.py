@@ -202,6 +202,7 @@ def command(
     presignature_pool: int,
     pipeline_workers: int,
     pipeline_batch: int,
+    max_unconfirmed: float,
     test_only_primes: Path | None,
     cosigner_stall_after: float,
     allow_rpc_networks: tuple[str, ...],
@@ -310,6 +311,8 @@ def command(
         click.echo(f"shardvault API on {start['url']} (database {start['database']})")
     sys.stdout.flush()
     dispatcher = start_dispatcher(platform, webhooks) if webhook_dispatcher else None
+    if runtime is not None:
+        runtime.max_unconfirmed_s = max_unconfirmed or None
     worker = (
         start_worker(platform, runtime, pipeline_workers, pipeline_batch)
         if runtime is not None

@@ -322,6 +322,14 @@ def receipt_call(tx_hash: bytes) -> RpcCall[Receipt | None]:
     return RpcCall("eth_getTransactionReceipt", ("0x" + tx_hash.hex(),), _parse_receipt)
 
 
+def transaction_known_call(tx_hash: bytes) -> RpcCall[bool]:
+    """``eth_getTransactionByHash``: whether the node holds the transaction (mined or
+    pending)."""
+    return RpcCall(
+        "eth_getTransactionByHash", ("0x" + tx_hash.hex(),), lambda result: result is not None
+    )
+
+
 def block_hash_call(number: int) -> RpcCall[bytes | None]:
     """The hash of the canonical block at ``number``, or ``None`` beyond the head."""
     method = "eth_getBlockByNumber"
