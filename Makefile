@@ -4,6 +4,8 @@
 #   make test   the same set-up, then the whole test suite
 #   make lint   ruff (lint and format), mypy strict, import-layer contracts
 #   make bench  the benchmark scripts under bench/
+#   make bench-peers  installs the peer threshold-signature libraries (bench/peers/, npm)
+#               and times them; not needed by the tests
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +13,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format bench clean system-deps
+.PHONY: demo test lint format bench bench-peers clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,5 +50,14 @@ format: $(STAMP)
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
+# The peers install into bench/peers/node_modules from bench/peers/package.json (pinned),
+# never into the root package.json: the tests do not need them. Each script prints its
+# table and writes bench/peers/results/; libsecp256k1 then checks every signature again.
+bench-peers: $(STAMP)
+	npm install --prefix bench/peers --no-audit --no-fund --loglevel=error
+	cd bench/peers && for s in frost dkls bitgo; do echo "== bench/peers/$$s.mjs"; node $$s.mjs || exit 1; done
+	$(PY) bench/peers/check_signatures.py bench/peers/results/frost-signatures.json \
+	  bench/peers/results/dkls-signatures.json bench/peers/results/bitgo-signatures.json
+
 clean:
-	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules bench/peers/node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache

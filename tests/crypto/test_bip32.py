@@ -1,15 +1,13 @@
 """BIP32 public derivation against the BIP32 test vectors.
 
 Source: bitcoin/bips ``bip-0032.mediawiki`` test vectors 1 to 5, transcribed in
-``../shared/vectors/bip32/bip32-test-vectors.json``. Every non-hardened step is reproduced
+``tests/vectors/bip32/bip32-test-vectors.json``. Every non-hardened step is reproduced
 from its parent's xpub by public derivation alone; every xpub round-trips.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,12 +20,12 @@ from shardvault.crypto.bip32 import (
 )
 from shardvault.crypto.errors import EncodingError, MisuseError
 from shardvault.crypto.group import ED25519, SECP256K1
+from tests.vectors import load_vector
 
 
 def _vectors() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[2]
-    path = root.parent / "shared" / "vectors" / "bip32" / "bip32-test-vectors.json"
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    loaded: dict[str, Any] = load_vector("bip32/bip32-test-vectors.json")
+    return loaded
 
 
 def _public_steps() -> list[tuple[str, str, int]]:

@@ -34,15 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = b"correct horse battery staple"
 
 
-def vectors_dir() -> Path:
-    """``../shared/vectors`` relative to the repository root."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "pyproject.toml").exists():
-            return parent.parent / "shared" / "vectors"
-    raise RuntimeError("repository root not found")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 """moto's server with AWS KMS key-state rules added, for the kill-switch tests.
 
 moto 5.2.5 lets a disabled key, or one pending deletion, encrypt and decrypt (see
-``../shared/notes/ENVIRONMENT.md``). AWS refuses both: ``DisabledException`` for a
+``docs/environment.md``). AWS refuses both: ``DisabledException`` for a
 disabled key and ``KMSInvalidStateException`` for one pending deletion (AWS KMS
 Developer Guide, "Key states of AWS KMS keys"). This launcher wraps moto's KMS
 ``encrypt`` and ``decrypt`` (which GenerateDataKey and ReEncrypt also go through) with

@@ -1,7 +1,7 @@
 """A KMS stand-in of the project's own, used where moto does not behave like AWS.
 
 moto 5.2.5 does not enforce key state (a disabled key still decrypts), key policies or
-``Recipient`` (see ``../shared/notes/ENVIRONMENT.md``). This stub models exactly those
+``Recipient`` (see ``docs/environment.md``). This stub models exactly those
 parts of the KMS contract: keys that can be disabled, scheduled for deletion or denied
 by policy (the kill switch), and an endpoint that can go away. It runs the same contract
 suite as the real backends, so the custody code's reaction to each state is tested.

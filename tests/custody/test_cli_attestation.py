@@ -1,6 +1,6 @@
 """``shardvault attestation verify`` on the real AWS Nitro documents.
 
-Source: ``../shared/vectors/aws-nitro/`` (evervault/attestation-doc-validation and
+Source: ``tests/vectors/aws-nitro/`` (evervault/attestation-doc-validation and
 hf/nitrite samples, AWS Nitro Enclaves root G1); see test_nitro.py.
 """
 
@@ -15,10 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from shardvault.cli.main import cli
-from tests.custody.conftest import vectors_dir
+from tests.vectors import load_vector, vector_path
 
-NITRO = vectors_dir() / "aws-nitro"
-MANIFEST = json.loads((NITRO / "attestation-samples.json").read_text())
+MANIFEST = load_vector("aws-nitro/attestation-samples.json")
 SAMPLES = {s["name"]: s for s in MANIFEST["samples"]}
 
 
@@ -28,7 +27,7 @@ def _run(*args: str) -> tuple[int, dict[str, Any]]:
 
 
 def _file(name: str) -> str:
-    return str(NITRO / SAMPLES[name]["file"])
+    return str(vector_path(f"aws-nitro/{SAMPLES[name]['file']}"))
 
 
 def _at(name: str) -> str:
@@ -85,7 +84,7 @@ def test_raw_cbor_file_and_explicit_root(tmp_path: Path) -> None:
     name = "hf-nitrite-2021-10-28-debug"
     raw = tmp_path / "doc.cbor"
     raw.write_bytes(base64.b64decode(Path(_file(name)).read_text()))
-    root = str(NITRO / "aws-nitro-enclaves-root-G1.pem")
+    root = str(vector_path("aws-nitro/aws-nitro-enclaves-root-G1.pem"))
     code, out = _run(str(raw), "--root", root, "--at", _at(name), "--allow-debug")
     assert (code, out["valid"]) == (0, True)
 

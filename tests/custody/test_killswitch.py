@@ -1,7 +1,7 @@
 """The kill switch: a disabled, deleted or policy-denied key stops every unlock.
 
 moto 5.2.5 does not enforce key state or key policies (a disabled key still decrypts
-there; see ../shared/notes/ENVIRONMENT.md). So the kill switch is tested twice: on the
+there; see docs/environment.md). So the kill switch is tested twice: on the
 project's stub KMS (disabled, pending deletion, policy deny), and on the ``aws-kms``
 backend over HTTP against moto launched with the AWS key-state rule added
 (moto_keystate.py; key policies remain unenforced there).

@@ -1,6 +1,6 @@
 """The Nitro attestation verifier against real AWS Nitro Enclaves documents.
 
-Source: ``../shared/vectors/aws-nitro/`` (see its SOURCES.md): three real attestation
+Source: ``tests/vectors/aws-nitro/`` (see ``tests/vectors/SOURCES.md``): three real attestation
 documents from the public test suites of evervault/attestation-doc-validation
 (``test-data/beta/``, 2022-10-12 debug and 2022-10-13 non-debug) and hf/nitrite
 (``nitrite_test.go``, 2021-10-28 debug), the AWS Nitro Enclaves root G1 certificate,
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -42,14 +42,17 @@ from shardvault.custody.errors import (
     AttestationSignatureError,
     AttestationStaleError,
 )
-from tests.custody.conftest import vectors_dir
+from tests.vectors import load_vector, vector_path
 
-NITRO = vectors_dir() / "aws-nitro"
+
+def _nitro(name: str) -> Path:
+    """A file of the Nitro vectors (``tests/vectors/aws-nitro/``); missing fails the test."""
+    return vector_path(f"aws-nitro/{name}")
 
 
 @cache
 def _manifest() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((NITRO / "attestation-samples.json").read_text())
+    loaded: dict[str, Any] = load_vector("aws-nitro/attestation-samples.json")
     return loaded
 
 
@@ -62,7 +65,7 @@ SAMPLE_NAMES = [s["name"] for s in _samples()]
 
 def _sample(name: str) -> tuple[bytes, dict[str, Any]]:
     entry = next(s for s in _samples() if s["name"] == name)
-    raw = load_document_bytes((NITRO / entry["file"]).read_bytes())
+    raw = load_document_bytes(_nitro(entry["file"]).read_bytes())
     return raw, entry["decoded"]
 
 
@@ -76,7 +79,7 @@ ALLOW_DEBUG = PcrPolicy(allow_debug=True)
 def test_embedded_root_is_the_published_aws_root() -> None:
     pinned = x509.load_pem_x509_certificate(AWS_NITRO_ROOT_G1_PEM)
     published = x509.load_pem_x509_certificate(
-        (NITRO / "aws-nitro-enclaves-root-G1.pem").read_bytes()
+        _nitro("aws-nitro-enclaves-root-G1.pem").read_bytes()
     )
     assert pinned == published
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -309,7 +312,7 @@ def test_trailing_bytes_are_refused() -> None:
 
 def test_base64_and_raw_inputs_are_equivalent() -> None:
     entry = _samples()[0]
-    text = (NITRO / entry["file"]).read_bytes()
+    text = _nitro(entry["file"]).read_bytes()
     raw = load_document_bytes(text)
     assert load_document_bytes(raw) == raw
     assert (

@@ -36,11 +36,6 @@ from shardvault.chains.bitcoin.taproot import SECP256K1_ORDER
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def vectors_dir() -> Path:
-    """``../shared/vectors`` relative to the repository root."""
-    return (REPO_ROOT.parent / "shared" / "vectors").resolve()
-
-
 def make_key(label: str) -> PrivateKey:
     """A TEST-ONLY secp256k1 key: SHA256 of a public label."""
     return PrivateKey(hashlib.sha256(b"shardvault test-only key " + label.encode()).digest())

@@ -1,6 +1,6 @@
 """``describe``: the JSON view of PSBTs and raw transactions used by ``chain decode``.
 
-Inputs come from the BIP174 vectors (``../shared/vectors/psbt/bip174-cases.json``) and
+Inputs come from the BIP174 vectors (``tests/vectors/psbt/bip174-cases.json``) and
 from PSBTs signed in these tests; every value shown is checked against the parsed object.
 """
 
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from shardvault.chains.bitcoin import Network, extract_transaction, finalize
 from shardvault.chains.bitcoin import describe as _describe
 from shardvault.chains.errors import ChainError, DecodeError
+from tests.vectors import load_vector
 
-from .helpers import p2tr_spend, p2wpkh_spend, sign_p2tr, sign_p2wpkh, vectors_dir
+from .helpers import p2tr_spend, p2wpkh_spend, sign_p2tr, sign_p2wpkh
 
 
 def describe(text: str, network: Network = Network.MAINNET) -> Any:
@@ -23,7 +24,7 @@ def describe(text: str, network: Network = Network.MAINNET) -> Any:
     return _describe(text, network)
 
 
-BIP174 = json.loads((vectors_dir() / "psbt" / "bip174-cases.json").read_text())["cases"]
+BIP174 = load_vector("psbt/bip174-cases.json")["cases"]
 
 
 def test_describe_signed_psbt_base64_and_hex() -> None:

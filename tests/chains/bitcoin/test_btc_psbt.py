@@ -1,6 +1,6 @@
 """PSBT parsing and roles against the BIP174 and BIP370 test vectors.
 
-Vectors: ``../shared/vectors/psbt/bip174-cases.json`` and ``bip370-psbtv2-cases.json``,
+Vectors: ``tests/vectors/psbt/bip174-cases.json`` and ``bip370-psbtv2-cases.json``,
 transcribed from bitcoin/bips ``bip-0174.mediawiki`` and ``bip-0370.mediawiki`` ("Test
 Vectors"). Every ``invalid`` case must raise a :class:`ChainError` subclass; every
 ``valid`` case must parse and re-serialize byte for byte (hex and base64 alike); every
@@ -12,7 +12,6 @@ every other signed or partly signed vector input with a typed error naming the i
 """
 
 import base64
-import json
 from typing import Any
 
 import pytest
@@ -59,6 +58,7 @@ from shardvault.chains.errors import (
     SignatureAssemblyError,
     UnsupportedError,
 )
+from tests.vectors import load_vector
 
 from .helpers import (
     make_key,
@@ -67,12 +67,11 @@ from .helpers import (
     p2wpkh_spend,
     sign_p2tr,
     sign_p2wpkh,
-    vectors_dir,
     with_input_records,
 )
 
-BIP174 = json.loads((vectors_dir() / "psbt" / "bip174-cases.json").read_text())["cases"]
-BIP370 = json.loads((vectors_dir() / "psbt" / "bip370-psbtv2-cases.json").read_text())["cases"]
+BIP174 = load_vector("psbt/bip174-cases.json")["cases"]
+BIP370 = load_vector("psbt/bip370-psbtv2-cases.json")["cases"]
 ALL_CASES = BIP174 + BIP370
 
 

@@ -1,4 +1,4 @@
-"""A hardhat 2 dev node started by the test suite (see ../shared/notes/ENVIRONMENT.md §3),
+"""A hardhat 2 dev node started by the test suite (see docs/environment.md, "hardhat"),
 through :mod:`shardvault.devchain` (which ``make demo`` uses too).
 
 ``hardhat_node`` is a session-scoped fixture: it writes a minimal ``hardhat.config.js``

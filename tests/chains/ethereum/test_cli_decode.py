@@ -1,7 +1,7 @@
 """``shardvault chain decode``: one JSON object on success, one stderr line on refusal.
 
 The signed example is eth-account's EIP-1559 vector from ethereum/eth-account
-tests/core/test_accounts.py (via ../shared/vectors/ethereum/eth-account-vectors.json).
+tests/core/test_accounts.py (via tests/vectors/ethereum/eth-account-vectors.json).
 """
 
 from __future__ import annotations

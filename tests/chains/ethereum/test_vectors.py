@@ -1,6 +1,6 @@
 """Published Ethereum vectors, every digest and encoding reproduced.
 
-Sources (see ../shared/vectors/SOURCES.md):
+Sources (see tests/vectors/SOURCES.md):
 - ``ethereum/eip155-spec-example.json``: ethereum/EIPs EIPS/eip-155.md, "Example".
 - ``ethereum/eip712-spec-mail-example.json``: ethereum/EIPs EIPS/eip-712.md and
   assets/eip-712/Example.js.

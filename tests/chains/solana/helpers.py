@@ -1,18 +1,10 @@
 """Test-only Ed25519 keys for the Solana tests (derived from public labels; no value)."""
 
 import hashlib
-from pathlib import Path
 
 from nacl.signing import SigningKey
 
 from shardvault.chains.solana import Pubkey
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def vectors_dir() -> Path:
-    """``../shared/vectors`` relative to the repository root."""
-    return (REPO_ROOT.parent / "shared" / "vectors").resolve()
 
 
 def make_signing_key(label: str) -> tuple[SigningKey, Pubkey]:

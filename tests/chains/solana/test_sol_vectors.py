@@ -1,13 +1,12 @@
 """Solana legacy transfers reproduced bit for bit from the wallet-core vectors.
 
-Vectors: ``../shared/vectors/solana/wallet-core-transfer-vectors.json``, transcribed from
+Vectors: ``tests/vectors/solana/wallet-core-transfer-vectors.json``, transcribed from
 trustwallet/wallet-core ``tests/chains/Solana/SignerTests.cpp``. Their private keys are
 TEST-ONLY keys published in that test file. For each case: the public key derived from the
 seed, the unsigned message (hex and base58), the Ed25519 signature (libsodium via PyNaCl
 over OUR message bytes), the signed wire transaction (hex and base58) and the parse back.
 """
 
-import json
 from typing import Any
 
 import base58
@@ -28,12 +27,9 @@ from shardvault.chains.solana import (
     unsigned_transaction,
     verify_transaction,
 )
+from tests.vectors import load_vector
 
-from .helpers import vectors_dir
-
-CASES = json.loads((vectors_dir() / "solana" / "wallet-core-transfer-vectors.json").read_text())[
-    "cases"
-]
+CASES = load_vector("solana/wallet-core-transfer-vectors.json")["cases"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

@@ -1,7 +1,7 @@
 """RFC 9591 Appendix E test vectors, every intermediate value.
 
 Source: RFC 9591 Appendix E, as the JSON of cfrg/draft-irtf-cfrg-frost ``poc/`` (commit
-4e1c5db8), copied to ``shared/vectors/frost/`` (see its SOURCES.md).
+4e1c5db8), copied to ``tests/vectors/frost/`` (see ``tests/vectors/SOURCES.md``).
 """
 
 from typing import Any
