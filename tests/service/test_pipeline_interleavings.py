@@ -242,8 +242,8 @@ def test_interleavings_follow_the_table(
     run_state_machine_as_test(
         Interleavings,
         settings=settings(
-            max_examples=5,
-            stateful_step_count=14,
+            max_examples=4,
+            stateful_step_count=12,
             deadline=None,
             suppress_health_check=list(HealthCheck),
         ),

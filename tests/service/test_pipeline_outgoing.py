@@ -52,6 +52,11 @@ class CountingBackend(ReusedKeygenBackend):
         return super().sign(request)
 
 
+# The chain's side is what these tests are about; the store's is the same on both
+# databases (tests/service/test_pipeline.py runs the states on PostgreSQL too).
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def platform(database: Database) -> Platform:
     return make_platform(database)

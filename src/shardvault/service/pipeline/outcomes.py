@@ -18,13 +18,14 @@ class Next:
 
 @dataclass(frozen=True, slots=True)
 class Later:
-    """Come back after ``seconds`` (> 0)."""
+    """Come back through the queue after ``seconds`` (0: due at once, but another
+    worker may take it; :data:`NEXT` goes on in this worker)."""
 
     seconds: float
 
     def __post_init__(self) -> None:
-        if not self.seconds > 0:
-            raise ValueError("a later step needs a positive delay; use NEXT for at once")
+        if not self.seconds >= 0:
+            raise ValueError("a later step needs a delay of zero or more seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,6 @@ NEXT: Final = Next()
 REST: Final = Rest()
 
 Outcome = Next | Later | Rest
-
-
-def later(seconds: float) -> Next | Later:
-    """:class:`Later`, or :data:`NEXT` for a delay of zero or less."""
-    return Later(seconds) if seconds > 0 else NEXT
 
 
 def delay_of(outcome: Outcome) -> float | None:
