@@ -141,7 +141,10 @@ def _cosigner_pids(data_dir: Path) -> list[int]:
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"cosigner" in command and any(str(data_dir).encode() in c for c in command):
+        # ``shardvault cosigner run`` or ``python -m shardvault.cli.cosigner run`` (how
+        # the server starts them), with a data directory beside the server's.
+        launched = b"cosigner" in command or b"shardvault.cli.cosigner" in command
+        if launched and any(str(data_dir).encode() in c for c in command):
             pids.append(int(entry.name))
     return pids
 
