@@ -144,6 +144,7 @@ from shardvault.service.chainclients.ethereum import (
 )
 from shardvault.service.destinations import DestinationPolicy, GuardedTransport
 from shardvault.service.errors import ValidationError
+from shardvault.service.evm_networks import EvmNodes
 from shardvault.service.initiator_requests import forwarded_request, signed_created_at
 from shardvault.service.nonce_store import (
     account_key,
@@ -235,6 +236,7 @@ class PipelineRuntime:
     fee_reuse_s: float = 1.0
     fault_hook: FaultHook | None = None
     rpc_policy: DestinationPolicy = field(default_factory=DestinationPolicy.for_rpc_nodes)
+    evm_nodes: EvmNodes = field(default_factory=EvmNodes)
     _node_http: dict[str, httpx.Client] = field(default_factory=dict, init=False, repr=False)
     _node_http_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -256,9 +258,10 @@ class PipelineRuntime:
                 self._node_http[kind] = client
             return client
 
-    def ethereum_client(self, url: str) -> EthereumRpcClient:
-        """A client of the EVM node at ``url``."""
-        return EthereumRpcClient(url, http_client=self._http("evm", EVM_NODE_TIMEOUT_S))
+    def ethereum_client(self, network: Network) -> EthereumRpcClient:
+        """A client of ``network``'s EVM nodes (failover, private broadcast:
+        :mod:`.evm_networks`)."""
+        return self.evm_nodes.client(network, self._http("evm", EVM_NODE_TIMEOUT_S))
 
     def bitcoin_client(self, network: Network) -> BitcoinRpcClient:
         """A client of ``network``'s Bitcoin Core node (credentials from its URL)."""
@@ -436,7 +439,7 @@ def _chain_state(runtime: PipelineRuntime, loaded: _Loaded) -> _ChainState:
     now = time.monotonic()
     with _FEES_LOCK:
         fees = _FEES.get(url)
-    client = runtime.ethereum_client(url)
+    client = runtime.ethereum_client(loaded.network)
     try:
         if fees is None or now - fees[0] > runtime.fee_reuse_s:
             suggested = client.suggest_fees()
@@ -664,7 +667,7 @@ def _fee_parameters(runtime: PipelineRuntime, loaded: _Loaded, chain: _ChainStat
         gas = 21_000
     else:
         assert loaded.network.rpc_url is not None
-        client = runtime.ethereum_client(loaded.network.rpc_url)
+        client = runtime.ethereum_client(loaded.network)
         try:
             template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
             assert template.to is not None
@@ -1622,7 +1625,7 @@ class Pipeline:
         assert tx.signed_payload is not None
         assert loaded.network.rpc_url is not None
         tx_hash = bytes.fromhex(tx.tx_hash)
-        client = self.runtime.ethereum_client(loaded.network.rpc_url)
+        client = self.runtime.ethereum_client(loaded.network)
         try:
             # On resume the transaction may already be out: never send before asking,
             # unless nothing can have been sent since this process last looked (it just
@@ -1717,7 +1720,7 @@ class Pipeline:
         poll = self.runtime.confirmation_poll_s
         heads = _Heads()
         assert loads[0].network.rpc_url is not None
-        client = self.runtime.ethereum_client(loads[0].network.rpc_url)
+        client = self.runtime.ethereum_client(loads[0].network)
         try:
             calls: list[RpcCall[Any]] = [
                 receipt_call(bytes.fromhex(loaded.tx.tx_hash or "")) for loaded in loads
