@@ -63,6 +63,7 @@ from shardvault.service.signing import (
     PARTY_COUNTS,
     GeneratedKey,
     KeygenProgress,
+    NoActivePolicy,
     Scheme,
     SigningError,
     SignRequest,
@@ -75,6 +76,13 @@ _log = logging.getLogger("shardvault.cosigner_backend")
 
 RelayLookup = Callable[[str], RelayCore]
 """A workspace id to the relay of its co-signers (raises :class:`SigningError` if none)."""
+
+NO_POLICY_YET = (
+    "the workspace has no active policy: its co-signers make keys only under a policy the "
+    "admin quorum signed, which allows key generation; propose, sign and activate one "
+    "first (shardvault policy apply), then create the vault"
+)
+"""Why a key generation before the first policy is refused (a 409)."""
 
 PolicyChain = Callable[[str], list[dict[str, object]]]
 """A workspace id to its activated policy bundles, oldest first (transport form)."""
@@ -341,6 +349,8 @@ class CosignerBackend:
         initiator: str = "system",
         progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
+        if not self._policy_chain(workspace_id):
+            raise NoActivePolicy(NO_POLICY_YET)
         relay = self._relay(workspace_id)
         self._ensure_policy(workspace_id, relay, relay.parties)
         parties = self._key_parties(workspace_id, relay)
