@@ -24,13 +24,17 @@ def group() -> None:
     """Networks: EVM chains (any chain id), Bitcoin, Solana."""
 
 
+def _confirmations(count: int) -> str:
+    return f"{count} confirmation" + ("" if count == 1 else "s")
+
+
 def _network_line(network: Network) -> str:
     if network.kind != "evm":
         return f"{network.name}: {network.kind}, nodes {', '.join(network.rpc_urls) or 'none'}"
     private = f", private broadcast {network.broadcast_url}" if network.broadcast_url else ""
     return (
         f"{network.name}: evm chain id {network.chain_id}, native {network.native_symbol}, "
-        f"{network.required_confirmations} confirmations, {network.fee_model}, nodes "
+        f"{_confirmations(network.required_confirmations)}, {network.fee_model}, nodes "
         f"{', '.join(network.rpc_urls) or 'none'}{private}"
     )
 
