@@ -242,7 +242,8 @@ def test_the_asset_registry_migration_names_duplicate_assets_and_stops(db_url: s
 
 def test_the_evm_networks_migration_keeps_each_network_as_it_was(db_url: str) -> None:
     """0009_evm_networks: a network made before keeps its one node, no fallback and no
-    broadcast URL, the EIP-1559 fee model, and no symbol of its own (the table's)."""
+    broadcast URL, the EIP-1559 fee model, and no symbol of its own (the table's); the
+    downgrade keeps it, with the asset that references it."""
     migrate(db_url, "0008_asset_registry")
     engine = create_engine_for(db_url)
     try:
@@ -259,6 +260,13 @@ def test_the_evm_networks_migration_keeps_each_network_as_it_was(db_url: str) ->
                 ),
                 {"t": "2026-12-09 10:00:00+00:00"},
             )
+            conn.execute(
+                text(
+                    "INSERT INTO assets (id, workspace_id, network_id, symbol, kind, decimals, "
+                    "created_at) VALUES ('eth', 'ws', 'net', 'ETH', 'native', 18, :t)"
+                ),
+                {"t": "2026-12-09 10:00:00+00:00"},
+            )
         migrate(db_url)
         with engine.connect() as conn:
             row = conn.execute(
@@ -271,6 +279,7 @@ def test_the_evm_networks_migration_keeps_each_network_as_it_was(db_url: str) ->
         downgrade(db_url, "0008_asset_registry")
         with engine.connect() as conn:
             columns = {c["name"] for c in inspect(conn).get_columns("networks")}
+            assert conn.execute(text("SELECT symbol FROM assets")).scalars().all() == ["ETH"]
         assert "fallback_rpc_urls" not in columns
         assert "rpc_url" in columns
     finally:

@@ -21,21 +21,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Columns are added and dropped in place (ALTER TABLE, which SQLite 3.35 and later
+# does for both), never by the batch mode's copy of the table: assets reference
+# networks, and dropping the old table under them fails their foreign keys.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("networks", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("fallback_rpc_urls", sa.Text(), server_default="[]", nullable=False)
-        )
-        batch_op.add_column(sa.Column("broadcast_url", sa.String(length=2048), nullable=True))
-        batch_op.add_column(sa.Column("native_symbol", sa.String(length=32), nullable=True))
-        batch_op.add_column(
-            sa.Column("fee_model", sa.String(length=16), server_default="eip1559", nullable=False)
-        )
+    op.add_column(
+        "networks", sa.Column("fallback_rpc_urls", sa.Text(), server_default="[]", nullable=False)
+    )
+    op.add_column("networks", sa.Column("broadcast_url", sa.String(length=2048), nullable=True))
+    op.add_column("networks", sa.Column("native_symbol", sa.String(length=32), nullable=True))
+    op.add_column(
+        "networks",
+        sa.Column("fee_model", sa.String(length=16), server_default="eip1559", nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("networks", schema=None) as batch_op:
-        batch_op.drop_column("fee_model")
-        batch_op.drop_column("native_symbol")
-        batch_op.drop_column("broadcast_url")
-        batch_op.drop_column("fallback_rpc_urls")
+    for column in ("fee_model", "native_symbol", "broadcast_url", "fallback_rpc_urls"):
+        op.drop_column("networks", column)
