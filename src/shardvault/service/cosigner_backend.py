@@ -310,6 +310,13 @@ class CosignerBackend:
                 _log.info("co-signer %d now holds policy version %d", party, newest)
             self._pushed[workspace_id] = newest
 
+    def _has_policy(self, workspace_id: str) -> bool:
+        """Whether the workspace has an active policy (one cheap read with a version
+        lookup)."""
+        if self._policy_version is not None:
+            return self._policy_version(workspace_id) is not None
+        return bool(self._policy_chain(workspace_id))
+
     def _relay(self, workspace_id: str) -> RelayCore:
         return self._relays(workspace_id)
 
@@ -349,7 +356,7 @@ class CosignerBackend:
         initiator: str = "system",
         progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
-        if not self._policy_chain(workspace_id):
+        if not self._has_policy(workspace_id):
             raise NoActivePolicy(NO_POLICY_YET)
         relay = self._relay(workspace_id)
         self._ensure_policy(workspace_id, relay, relay.parties)
