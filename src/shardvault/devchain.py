@@ -1,8 +1,9 @@
 """A local hardhat 2 development chain, for ``make demo`` and the test suite.
 
-:func:`start_hardhat` writes a minimal ``hardhat.config.js`` (chain id 31337) into a
-scratch directory, links the repository's ``node_modules`` there (hardhat refuses to run
-unless it resolves as a local install of the project it runs in, error HH12), starts
+:func:`start_hardhat` writes a minimal ``hardhat.config.js`` (chain id 31337, or the one
+given: two nodes of different chain ids can run at once) into a scratch directory, links
+the repository's ``node_modules`` there (hardhat refuses to run unless it resolves as a
+local install of the project it runs in, error HH12), starts
 ``node_modules/.bin/hardhat node`` directly (npx's wrapper would orphan the node on
 SIGTERM) on 127.0.0.1 and a free port, and polls ``eth_chainId`` until it answers.
 :func:`stop_hardhat` stops it. ``make test`` and ``make demo`` install hardhat with npm
@@ -29,9 +30,9 @@ NODE_MODULES = Path(os.environ.get("SHARDVAULT_NODE_MODULES", REPO_ROOT / "node_
 HARDHAT_BIN = NODE_MODULES / ".bin" / "hardhat"
 HARDHAT_CHAIN_ID = 31337
 
-_CONFIG = (
-    "module.exports = { networks: { hardhat: { chainId: " + str(HARDHAT_CHAIN_ID) + " } } };\n"
-)
+
+def _config(chain_id: int) -> str:
+    return "module.exports = { networks: { hardhat: { chainId: " + str(chain_id) + " } } };\n"
 
 
 class DevChainError(RuntimeError):
@@ -76,16 +77,16 @@ def _free_port() -> int:
 
 
 def start_hardhat(
-    workdir: Path, timeout: float = 30.0
+    workdir: Path, timeout: float = 30.0, chain_id: int = HARDHAT_CHAIN_ID
 ) -> tuple[subprocess.Popen[bytes], HardhatNode]:
-    """Start a hardhat node in ``workdir`` and wait until it answers.
+    """Start a hardhat node of ``chain_id`` in ``workdir`` and wait until it answers.
 
     Raises:
         DevChainError: hardhat is not installed, exited, or did not answer in time.
     """
     if not HARDHAT_BIN.exists():
         raise DevChainError(f"hardhat is not installed ({HARDHAT_BIN}): run npm install")
-    (workdir / "hardhat.config.js").write_text(_CONFIG)
+    (workdir / "hardhat.config.js").write_text(_config(chain_id))
     (workdir / "node_modules").symlink_to(NODE_MODULES, target_is_directory=True)
     port = _free_port()
     env = dict(os.environ, HARDHAT_DISABLE_TELEMETRY_PROMPT="true")
@@ -99,7 +100,7 @@ def start_hardhat(
         stderr=subprocess.STDOUT,
     )
     log.close()
-    node = HardhatNode(f"http://127.0.0.1:{port}", HARDHAT_CHAIN_ID)
+    node = HardhatNode(f"http://127.0.0.1:{port}", chain_id)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -107,7 +108,7 @@ def start_hardhat(
                 f"hardhat exited with {process.returncode}: {(workdir / 'hardhat.log').read_text()}"
             )
         try:
-            if int(str(node.rpc("eth_chainId")), 16) == HARDHAT_CHAIN_ID:
+            if int(str(node.rpc("eth_chainId")), 16) == chain_id:
                 return process, node
         except (httpx.HTTPError, DevChainError):
             time.sleep(0.1)

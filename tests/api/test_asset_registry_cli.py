@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shardvault.cli.main import cli
-from shardvault.policy import parse_price_report, parse_registry, verify_price_report
+from shardvault.policy import parse_bundle, parse_price_report, parse_registry, verify_price_report
 from shardvault.sdk import ShardvaultClient
 from tests.api.support import Tenant
 
@@ -69,7 +69,7 @@ def api(server_url: str, tenant: Tenant, tmp_path: Path) -> list[str]:
 
 
 def test_policy_apply_signs_a_registry_only_as_the_admins_wrote_it(
-    api: list[str], tmp_path: Path
+    api: list[str], tmp_path: Path, server_url: str, tenant: Tenant
 ) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(
@@ -79,12 +79,14 @@ def test_policy_apply_signs_a_registry_only_as_the_admins_wrote_it(
     admin = _pem(Ed25519PrivateKey.generate(), tmp_path / "admin.pem")
     base = ["policy", "apply", str(policy), "--admin-key", f"admin={admin}", *api, "--json"]
     runner = CliRunner()
-    # Without --assets: the server built a registry from its table; not signed, shown.
-    refused = runner.invoke(cli, base)
+    # Without --assets: the server built a registry from its tables; it is shown, and
+    # signed only when the admin says so.
+    refused = runner.invoke(cli, base, input="n\n")
     assert refused.exit_code == 1
-    assert "pass it as --assets FILE" in refused.output
-    shown = json.loads(refused.output.split("(not signing): ", 1)[1].strip())
-    assert parse_registry(shown).asset("hardhat", "ETH").price == 3000
+    assert "hardhat (ethereum chain id 31337): ETH (native, 18 decimals, 3000)" in refused.output
+    assert "not signing" in refused.output
+    with ShardvaultClient(server_url, tenant.owner) as owner:
+        assert all(p.status != "active" for p in owner.list_policies().data)
     # The admins' file sets its own price: the proposal carries exactly it.
     mine = tmp_path / "assets.json"
     mine.write_text(json.dumps(_registry("2999.5")))
@@ -100,6 +102,39 @@ def test_policy_apply_signs_a_registry_only_as_the_admins_wrote_it(
     bad = runner.invoke(cli, [*base, "--assets", str(broken)])
     assert bad.exit_code == 1
     assert "max_price_age" in bad.output
+
+
+def test_policy_apply_shows_the_registry_the_server_built_and_signs_it_when_told(
+    api: list[str], tmp_path: Path, server_url: str, tenant: Tenant
+) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        cli,
+        ["network", "add", "--name", "devnet-b", "--chain-id", "31338", "--native-symbol",
+         "DEV", "--rpc-url", "http://127.0.0.1:9545", *api, "--json"],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    asset = runner.invoke(cli, ["asset", "add", "--symbol", "DEV", "--network", "devnet-b", *api])
+    assert asset.exit_code == 0, asset.output
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "format: shardvault.policy/v1\nversion: 1\nreference_currency: USD\n"
+        "rules: [{name: allow-all, action: allow}]\n"
+    )
+    admin = _pem(Ed25519PrivateKey.generate(), tmp_path / "admin.pem")
+    base = ["policy", "apply", str(policy), "--admin-key", f"admin={admin}", *api, "--json"]
+    applied = runner.invoke(cli, base, input="y\n")
+    assert applied.exit_code == 0, applied.output
+    assert "devnet-b (ethereum chain id 31338, native coin DEV): DEV (native" in applied.output
+    with ShardvaultClient(server_url, tenant.owner) as owner:
+        active = [p for p in owner.list_policies().data if p.status == "active"]
+    assert len(active) == 1
+    assert active[0].bundle is not None
+    registry = parse_bundle(active[0].bundle).assets
+    assert registry is not None
+    devnet = registry.network("devnet-b")
+    assert devnet is not None
+    assert (devnet.chain_id, devnet.native_symbol) == (31338, "DEV")
 
 
 def test_prices_sign_submit_and_list(api: list[str], tmp_path: Path) -> None:

@@ -76,3 +76,18 @@ def test_a_vault_quorum_the_backend_cannot_make_is_refused(
     # The refusal is on the record, in the workspace's chain (after authentication).
     assert refusals(platform, tenant.workspace_id)
     assert refusals(platform, SYSTEM_CHAIN) == []
+
+
+def test_a_vault_before_any_policy_is_a_conflict_naming_the_missing_step(
+    http: httpx.Client, platform: Platform, tenant: Tenant, relays: _Relays
+) -> None:
+    """The co-signers make keys only under a signed policy: a vault asked for before one
+    is active is a 409 saying which step comes first (it was a 500), no co-signer is
+    asked (or, embedded, created) and nothing is stored."""
+    body = json.dumps({"name": "ops", "schemes": ["eddsa-ed25519"]}).encode()
+    refused = signed_post(http, tenant, "/v1/vaults", body, "vault-before-policy")
+    problem = assert_problem(refused, 409, "no-active-policy")
+    assert "no active policy" in problem["detail"]
+    assert "shardvault policy apply" in problem["detail"]
+    assert relays.asked == []
+    assert count_rows(platform, Vault, VaultKey) == 0

@@ -8,16 +8,19 @@ from typing import Any
 import pytest
 
 from shardvault.policy import (
+    BundleChain,
     EvmFeeCap,
     PolicyDocumentError,
     UnknownFieldError,
     new_bundle,
     parse_policy,
+    parse_registry,
     schema_errors,
 )
+from shardvault.policy.fee_caps import refuse_unmatched_fee_caps
 from shardvault.policy.load import policy_to_document
 
-from .test_bundle import ADMINS, BOOK, WORKSPACE, policy_v
+from .test_bundle import ADMINS, BOOK, WORKSPACE, policy_v, sign
 
 BASE: dict[str, Any] = {
     "format": "shardvault.policy/v1",
@@ -179,13 +182,16 @@ def test_bitcoin_and_solana_caps_are_read_exactly() -> None:
         ({"ethereum": {"max_fee_sat": "1"}}, "policy.fee_caps.ethereum.max_fee_sat"),
         ({"bitcoin": {"max_fee_wei": "1"}}, "policy.fee_caps.bitcoin.max_fee_wei"),
         ({"regtest": {"max_fee_lamports": "1"}}, "policy.fee_caps.regtest.max_fee_lamports"),
-        # Co-signers name EVM networks from the chain id: an EVM cap on any other name
-        # (here a Solana network's) could never apply.
-        ({"solana": {"max_fee_wei": "1"}}, "policy.fee_caps.solana.max_fee_wei"),
-        ({"my-evm-chain": {"max_fee_wei": "1"}}, "policy.fee_caps.my-evm-chain.max_fee_wei"),
         (
             {"hardhat": {"max_compute_unit_limit": "1"}},
             "policy.fee_caps.hardhat.max_compute_unit_limit",
+        ),
+        # A Bitcoin cap on a name that is no Bitcoin network's; on any other name, the
+        # fields of two families (the first decides: the second is named).
+        ({"my-chain": {"max_fee_sat": "1"}}, "policy.fee_caps.my-chain.max_fee_sat"),
+        (
+            {"my-chain": {"max_fee_wei": "1", "max_fee_lamports": "1"}},
+            "policy.fee_caps.my-chain.max_fee_lamports",
         ),
         # One entry, two families: the field of the other family is named.
         (
@@ -241,3 +247,54 @@ def test_malformed_bitcoin_and_solana_caps_are_refused(
         parse_policy(with_caps(caps))
     assert caught.value.path == path
     assert bool(schema_errors(with_caps(caps))) is schema_refuses
+
+
+DEVNET_REGISTRY = {
+    "format": "shardvault.asset-registry/v1",
+    "networks": [
+        {
+            "name": "devnet-b",
+            "chain": "ethereum",
+            "chain_id": 31338,
+            "native_symbol": "ETH",
+            "assets": [{"id": "ETH-B", "native": True, "decimals": 18}],
+        },
+        {"name": "solana", "chain": "solana", "assets": []},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("caps", "registry", "refusal"),
+    [
+        # An EVM cap on a network the registry lists as EVM (any chain id), or on a
+        # well-known one, applies.
+        ({"devnet-b": {"max_fee_wei": "1"}}, DEVNET_REGISTRY, None),
+        ({"hardhat": {"max_fee_wei": "1"}}, None, None),
+        ({"solana": {"max_fee_lamports": "1"}}, DEVNET_REGISTRY, None),
+        # Co-signers name an EVM network from its chain id through the registry: an EVM
+        # cap on any other name could never apply.
+        ({"devnet-b": {"max_fee_wei": "1"}}, None, "neither a well-known EVM network"),
+        ({"my-evm-chain": {"max_fee_wei": "1"}}, DEVNET_REGISTRY, "neither"),
+        ({"solana": {"max_fee_wei": "1"}}, DEVNET_REGISTRY, "among its Solana networks"),
+        ({"devnet-b": {"max_fee_lamports": "1"}}, DEVNET_REGISTRY, "among its EVM networks"),
+    ],
+)
+def test_a_cap_meets_the_registry_of_its_bundle(
+    caps: dict[str, Any], registry: dict[str, object] | None, refusal: str | None
+) -> None:
+    policy = parse_policy(with_caps(caps))
+    assets = None if registry is None else parse_registry(registry)
+    network = next(iter(caps))
+    if refusal is None:
+        refuse_unmatched_fee_caps(policy.fee_caps, assets)
+        return
+    with pytest.raises(PolicyDocumentError) as caught:
+        refuse_unmatched_fee_caps(policy.fee_caps, assets)
+    assert caught.value.path == f"policy.fee_caps.{network}"
+    assert refusal in caught.value.reason
+    # A holder offered such a bundle refuses it; the server never proposes one.
+    chain = BundleChain(WORKSPACE, ADMINS)
+    bundle = new_bundle(WORKSPACE, policy, BOOK, ADMINS, assets=assets)
+    with pytest.raises(PolicyDocumentError):
+        chain.accept(sign(bundle, "ann", "ben"))

@@ -64,6 +64,15 @@ DOCUMENT: dict[str, Any] = {
     "max_price_age": 300,
 }
 
+DEVNET: dict[str, Any] = {
+    "name": "devnet-b",
+    "chain": "ethereum",
+    "chain_id": 31338,
+    "native_symbol": "DEV",
+    "assets": [{"id": "DEV", "native": True, "decimals": 18}],
+}
+"""An EVM network outside the well-known table (hardhat's second dev chain, say)."""
+
 POLICY = {
     "format": "shardvault.policy/v1",
     "version": 1,
@@ -140,8 +149,16 @@ NEW_ETH_ASSET = "networks.1.assets.+"
         ("networks", {}, "assets.networks", "a list"),
         (f"{ETH}.name", "Ethereum", "assets.networks[1].name", "a name"),
         (f"{ETH}.chain", "dogecoin", "assets.networks[1].chain", "ethereum, solana"),
-        (f"{ETH}.chain_id", 987654321, "assets.networks[1].chain_id", "not a known"),
+        # Any chain id, but not under a well-known network's name, and with its symbol.
+        (f"{ETH}.chain_id", 987654321, "assets.networks[1].name", "names another network"),
+        ("networks.+", {**DEVNET, "name": "regtest"}, "assets.networks[3].name", "another"),
+        ("networks.+", {**DEVNET, "native_symbol": None}, "assets.networks[3]", "native_symbol"),
+        ("networks.+", {**DEVNET, "native_symbol": "$"}, "assets.networks[3].native_symbol", "a"),
+        ("networks.+", {**DEVNET, "chain_id": 0}, "assets.networks[3].chain_id", "1 to"),
+        (f"{ETH}.chain_id", 2**63, "assets.networks[1].chain_id", "must be"),
         (f"{ETH}.chain_id", 11155111, "assets.networks[1].name", "'sepolia'"),
+        (f"{ETH}.native_symbol", "POL", "assets.networks[1].native_symbol", "'ETH'"),
+        ("networks.0.native_symbol", "SOL", "assets.networks[0].native_symbol", "only EVM"),
         (f"{ETH}.chain_id", _DELETE, "assets.networks[1]", "chain_id"),
         ("networks.0.chain_id", 1, "assets.networks[0].chain_id", "only EVM"),
         ("networks.2.name", "mars", "assets.networks[2].name", "Bitcoin network"),
@@ -295,3 +312,29 @@ def test_what_the_registry_does_not_list_is_refused():
         payload_asset(registry, Chain.ETHEREUM, chain_id=1, contract="0x" + "33" * 20)
     with pytest.raises(UnknownAssetError, match="unknown token"):
         payload_asset(registry, Chain.ETHEREUM, chain_id=1, contract="not an address")
+
+
+def test_any_chain_id_is_a_network_once_the_registry_lists_it():
+    with_devnet = {**DOCUMENT, "networks": [*DOCUMENT["networks"], DEVNET]}
+    registry = parse_registry(with_devnet)
+    devnet = registry.network("devnet-b")
+    assert devnet is not None
+    assert (devnet.chain_id, devnet.native_symbol, devnet.chain_symbol) == (31338, "DEV", "DEV")
+    # The symbol is written for such a chain id only: a well-known one keeps the table's,
+    # and its canonical form (so every bundle signed before) is unchanged.
+    listed = {n["name"]: n for n in registry.to_document()["networks"]}
+    assert listed["devnet-b"]["native_symbol"] == "DEV"
+    assert "native_symbol" not in listed["ethereum"]
+    assert parse_registry(registry.to_document()) == registry
+    ethereum = copy.deepcopy(DOCUMENT)
+    ethereum["networks"][1]["native_symbol"] = "ETH"
+    assert parse_registry(ethereum) == parse_registry(DOCUMENT)
+    # A payload of chain 31338 is on devnet-b, its native coin named DEV in the intent.
+    assert payload_network(registry, Chain.ETHEREUM, 31338) == "devnet-b"
+    dev = payload_asset(registry, Chain.ETHEREUM, chain_id=31338)
+    assert (dev.network, dev.id, dev.decimals, dev.chain_asset) == ("devnet-b", "DEV", 18, "DEV")
+    # Without the entry, or without any registry, the chain id is refused, named.
+    with pytest.raises(UnknownNetworkError, match="chain id 31338 is not in the signed"):
+        payload_network(parse_registry(DOCUMENT), Chain.ETHEREUM, 31338)
+    with pytest.raises(UnknownNetworkError, match="31338 is not a well-known network"):
+        payload_asset(None, Chain.ETHEREUM, chain_id=31338)

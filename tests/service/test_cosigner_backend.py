@@ -21,10 +21,12 @@ from nacl.signing import VerifyKey
 
 from shardvault.chains import ethereum
 from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
+from shardvault.cosigner.relay_core import RelayCore
 from shardvault.crypto.bip32 import ExtendedPublicKey
 from shardvault.crypto.group import SECP256K1
 from shardvault.service.cosigner_backend import CosignerBackend, CosignerRefused
-from shardvault.service.signing import KEYGEN_ROUNDS, GeneratedKey, SignRequest
+from shardvault.service.errors import Conflict
+from shardvault.service.signing import KEYGEN_ROUNDS, GeneratedKey, NoActivePolicy, SignRequest
 from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
@@ -324,9 +326,19 @@ def test_wrong_party_count_is_refused_before_any_request(nodes: Nodes, backend: 
 
 
 def test_no_active_policy_is_refused(nodes: Nodes):
-    signer = CosignerBackend(lambda _ws: nodes.relay, lambda _ws: [])
-    with pytest.raises(CosignerRefused, match="no active policy"):
+    # A key generation before the first policy is a missing step (409 at the API),
+    # refused before any co-signer is asked (or, embedded, created).
+    asked: list[str] = []
+
+    def relay(workspace: str) -> RelayCore:
+        asked.append(workspace)
+        return nodes.relay
+
+    signer = CosignerBackend(relay, lambda _ws: [])
+    with pytest.raises(NoActivePolicy, match="shardvault policy apply") as refused:
         _ed25519_key(signer)
+    assert isinstance(refused.value, Conflict)
+    assert asked == []
 
 
 def test_source_hash_is_not_leaked_in_errors(nodes: Nodes, backend: CosignerBackend):

@@ -179,17 +179,26 @@ def test_the_pipeline_asks_nodes_only_where_its_policy_allows(local_node: str) -
     whose name now resolves to an address the policy refuses is not contacted, and the
     call fails as a transport error (retried later, like a node that is down)."""
     from shardvault.service.chainclients import RpcTransportError
+    from shardvault.service.chainclients.ethereum import send_raw_transaction_call
     from shardvault.service.pipeline import PipelineRuntime
+    from shardvault.store.models_vaults import Network, NetworkKind
 
     allowed = PipelineRuntime(backend=None)  # type: ignore[arg-type]
     closed = PipelineRuntime(
         backend=None,  # type: ignore[arg-type]
         rpc_policy=DestinationPolicy.for_rpc_nodes(loopback=False),
     )
+    network = Network(
+        name="local", kind=NetworkKind.EVM, chain_id=31337, rpc_url=local_node,
+        fallback_rpc_urls=json.dumps([local_node + "/second"]), broadcast_url=local_node,
+    )  # fmt: skip
     try:
-        assert allowed.ethereum_client(local_node).request("eth_chainId") == "0x7a69"
+        assert allowed.ethereum_client(network).request("eth_chainId") == "0x7a69"
+        # Every node of the network, and its broadcast URL, goes through the guard.
         with pytest.raises(RpcTransportError, match="refused: host 'localhost' resolves to"):
-            closed.ethereum_client(local_node).request("eth_chainId")
+            closed.ethereum_client(network).request("eth_chainId")
+        with pytest.raises(RpcTransportError, match="refused: host 'localhost' resolves to"):
+            closed.ethereum_client(network).run(send_raw_transaction_call(b"\x02"))
     finally:
         allowed.close()
         closed.close()

@@ -6,6 +6,7 @@ node runs here).
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -47,9 +48,58 @@ def _events(platform: Platform) -> int:
         ({"name": "Bad Name", "kind": "evm", "chain_id": 31337}, "name"),
         ({"name": "x", "kind": "tron"}, "kind"),
         ({"name": "x", "kind": "evm"}, "chain_id"),
-        ({"name": "x", "kind": "evm", "chain_id": 999_999_999}, "chain_id"),
+        ({"name": "x", "kind": "evm", "chain_id": 2**63}, "chain_id"),
         ({"name": "x", "kind": "solana", "chain_id": 1}, "chain_id"),
         ({"name": "x", "kind": "evm", "chain_id": 1, "rpc_url": "ftp://node"}, "rpc_url"),
+        # Any chain id, but not under a well-known or Bitcoin network's name; a
+        # well-known one keeps its native symbol.
+        ({"name": "ethereum", "kind": "evm", "chain_id": 999_999_999}, "name"),
+        ({"name": "regtest", "kind": "evm", "chain_id": 999_999_999}, "name"),
+        ({"name": "x", "kind": "evm", "chain_id": 137, "native_symbol": "ETH"}, "native_symbol"),
+        (
+            {"name": "x", "kind": "evm", "chain_id": 31338, "native_symbol": "E T H"},
+            "native_symbol",
+        ),
+        # Every node and the broadcast URL through the SSRF guard.
+        (
+            {
+                "name": "x",
+                "kind": "evm",
+                "chain_id": 1,
+                "rpc_urls": ["http://127.0.0.1:8545", "http://169.254.169.254/"],
+            },
+            "rpc_urls[1]",
+        ),
+        (
+            {
+                "name": "x",
+                "kind": "evm",
+                "chain_id": 1,
+                "rpc_urls": ["http://127.0.0.1:8545", "http://127.0.0.1:8545"],
+            },
+            "rpc_urls[1]",
+        ),
+        ({"name": "x", "kind": "evm", "chain_id": 1, "rpc_urls": ["h"] * 9}, "rpc_urls"),
+        (
+            {
+                "name": "x",
+                "kind": "evm",
+                "chain_id": 1,
+                "rpc_url": "http://127.0.0.1:1",
+                "rpc_urls": ["http://127.0.0.1:2"],
+            },
+            "rpc_urls",
+        ),
+        (
+            {"name": "x", "kind": "evm", "chain_id": 1, "broadcast_url": "http://[fe80::1]:8545/"},
+            "broadcast_url",
+        ),
+        # The legacy fee model is refused, saying why.
+        ({"name": "x", "kind": "evm", "chain_id": 56, "fee_model": "legacy"}, "fee_model"),
+        # EVM settings on another chain family.
+        ({"name": "x", "kind": "solana", "broadcast_url": "http://127.0.0.1:1"}, "broadcast_url"),
+        ({"name": "x", "kind": "bitcoin", "native_symbol": "BTC"}, "native_symbol"),
+        ({"name": "x", "kind": "bitcoin", "rpc_urls": ["http://a", "http://b"]}, "rpc_urls"),
         (
             {"name": "x", "kind": "evm", "chain_id": 1, "required_confirmations": 0},
             "required_confirmations",
@@ -66,6 +116,47 @@ def test_bad_network_is_refused_and_changes_nothing(
     assert _events(ws.platform) == before
     with ws.platform.database.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Network)) == 0
+
+
+def test_any_evm_chain_id_is_a_network_with_its_nodes_and_symbol(ws: Workspace) -> None:
+    owner = ws.owner.principal
+    with ws.platform.unit_of_work() as uow:
+        devnet = vaults.configure_network(
+            uow, owner, name="devnet-b", kind="evm", chain_id=31338, native_symbol="DEV",
+            rpc_urls=["http://127.0.0.1:9545", "https://rpc.example/v1"],
+            broadcast_url="https://private.example/rpc", required_confirmations=3,
+        )  # fmt: skip
+        polygon = vaults.configure_network(uow, owner, name="pos", kind="evm", chain_id=137)
+        other = vaults.configure_network(uow, owner, name="l3", kind="evm", chain_id=424242)
+        listed = vaults.list_networks(uow, owner)
+    assert devnet.rpc_url == "http://127.0.0.1:9545"
+    assert devnet.rpc_urls == ("http://127.0.0.1:9545", "https://rpc.example/v1")
+    assert (devnet.broadcast_url, devnet.native_symbol) == ("https://private.example/rpc", "DEV")
+    assert (devnet.fee_model, devnet.native_decimals, devnet.required_confirmations) == (
+        "eip1559", 18, 3,
+    )  # fmt: skip
+    # A well-known chain id takes the table's symbol; another defaults to ETH.
+    assert (polygon.native_symbol, other.native_symbol) == ("POL", "ETH")
+    assert [n.name for n in listed] == ["devnet-b", "l3", "pos"]
+    assert listed[0] == devnet
+    with ws.platform.database.transaction() as session:
+        details = session.scalars(
+            select(AuditEvent.details)
+            .where(AuditEvent.action == "network.configure")
+            .order_by(AuditEvent.seq)
+        ).first()
+    assert details is not None
+    assert json.loads(details)["private_broadcast"] is True
+    # The URLs (which may carry a node's credentials) are not in the audit log.
+    assert "private.example" not in details
+
+
+def test_the_legacy_fee_model_is_refused_saying_why(ws: Workspace) -> None:
+    with pytest.raises(ValidationError) as refused, ws.platform.unit_of_work() as uow:
+        vaults.configure_network(
+            uow, ws.owner.principal, name="bsc", kind="evm", chain_id=56, fee_model="legacy"
+        )
+    assert "EIP-1559 (type 2) transactions only" in str(refused.value)
 
 
 def test_assets_are_checked_against_their_network(ws: Workspace) -> None:

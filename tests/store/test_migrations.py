@@ -238,3 +238,49 @@ def test_the_asset_registry_migration_names_duplicate_assets_and_stops(db_url: s
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_the_evm_networks_migration_keeps_each_network_as_it_was(db_url: str) -> None:
+    """0009_evm_networks: a network made before keeps its one node, no fallback and no
+    broadcast URL, the EIP-1559 fee model, and no symbol of its own (the table's); the
+    downgrade keeps it, with the asset that references it."""
+    migrate(db_url, "0008_asset_registry")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO workspaces (id, name, created_at) VALUES ('ws', 'ws', :t)"),
+                {"t": "2026-12-09 10:00:00+00:00"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO networks (id, workspace_id, name, kind, chain_id, coin_type, "
+                    "rpc_url, required_confirmations, created_at) VALUES ('net', 'ws', "
+                    "'hardhat', 'evm', 31337, 60, 'http://127.0.0.1:8545', 2, :t)"
+                ),
+                {"t": "2026-12-09 10:00:00+00:00"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO assets (id, workspace_id, network_id, symbol, kind, decimals, "
+                    "created_at) VALUES ('eth', 'ws', 'net', 'ETH', 'native', 18, :t)"
+                ),
+                {"t": "2026-12-09 10:00:00+00:00"},
+            )
+        migrate(db_url)
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT rpc_url, fallback_rpc_urls, broadcast_url, native_symbol, "
+                    "fee_model, required_confirmations FROM networks WHERE id = 'net'"
+                )
+            ).one()
+        assert tuple(row) == ("http://127.0.0.1:8545", "[]", None, None, "eip1559", 2)
+        downgrade(db_url, "0008_asset_registry")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("networks")}
+            assert conn.execute(text("SELECT symbol FROM assets")).scalars().all() == ["ETH"]
+        assert "fallback_rpc_urls" not in columns
+        assert "rpc_url" in columns
+    finally:
+        engine.dispose()

@@ -28,8 +28,39 @@ class _Out(BaseModel):
 class NetworkIn(_In):
     name: str = Field(min_length=1, max_length=64)
     kind: Literal["evm", "bitcoin", "solana"]
-    chain_id: int | None = Field(default=None, ge=1)
-    rpc_url: str | None = Field(default=None, max_length=2048)
+    chain_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="An EVM network's EIP-155 chain id: any valid one (the co-signers "
+        "accept it once the admin quorum lists it in a policy bundle's asset registry).",
+    )
+    rpc_url: str | None = Field(
+        default=None, max_length=2048, description="The network's node (or give rpc_urls)."
+    )
+    rpc_urls: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="An EVM network's nodes, tried in order when one cannot be reached "
+        "(instead of rpc_url).",
+    )
+    broadcast_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="An EVM network's private endpoint that alone receives signed "
+        "transactions (eth_sendRawTransaction), against front-running.",
+    )
+    native_symbol: str | None = Field(
+        default=None,
+        max_length=32,
+        description="An EVM network's native coin (default: a well-known chain id's, "
+        "else ETH; a well-known chain id keeps its own).",
+    )
+    fee_model: Literal["eip1559", "legacy"] | None = Field(
+        default=None,
+        description="An EVM network's fee model: eip1559 (the default); legacy gas-price "
+        "networks are refused (400): the pipeline builds EIP-1559 transactions only.",
+    )
     required_confirmations: int = Field(default=1, ge=1, le=1000)
 
 
@@ -41,6 +72,11 @@ class NetworkOut(_Out):
     coin_type: int
     rpc_url: str | None
     required_confirmations: int
+    rpc_urls: list[str]
+    broadcast_url: str | None
+    native_symbol: str | None
+    native_decimals: int
+    fee_model: str | None
 
 
 class AssetIn(_In):

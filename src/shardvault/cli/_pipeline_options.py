@@ -79,6 +79,8 @@ def pipeline_options(function: F) -> F:
         "test_only_primes",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         default=None,
+        envvar="SHARDVAULT_UNSAFE_TEST_ONLY_PRIMES",
+        show_envvar=True,
         help="TEST ONLY: published safe primes for ECDSA key generation (insecure keys).",
     )(function)
     function = click.option(

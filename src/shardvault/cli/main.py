@@ -16,13 +16,16 @@ from shardvault.cli import (
     chain,
     cosigner,
     cosigners,
+    keys,
     mpc,
+    network,
     policy,
     policy_apply,
     prices,
     recovery,
     server,
     tx,
+    user,
     vault,
     webhook,
     workspace,
@@ -44,6 +47,10 @@ cli.add_command(cosigner.group)
 cli.add_command(cosigners.group)
 cli.add_command(workspace.init)
 cli.add_command(workspace.group)
+cli.add_command(user.group)
+cli.add_command(keys.group)
+cli.add_command(network.group)
+cli.add_command(network.asset_group)
 cli.add_command(server.command)
 cli.add_command(audit.group)
 cli.add_command(vault.group)

@@ -20,12 +20,14 @@ or from the bundle before it. Unless it came from a file, every key it lists is 
 on stderr and the command asks before signing (``--yes`` skips the question, not the
 listing): compare each key with the one its holder reads on their own machine.
 
-The bundle's asset registry (networks, assets, decimals, static prices, price keys:
-docs/policy.md, "Asset registry") is what the co-signers take as signed facts. With
-``--assets FILE`` the registry is sent with the proposal and the bundle is signed only if
-it carries exactly that registry. Without it the server proposes one built from its
-networks and assets tables; the command then refuses to sign and prints it, for the
-admins to review, save and pass back as ``--assets``.
+The bundle's asset registry (networks with their chain ids and native symbols, assets,
+decimals, static prices, price keys: docs/policy.md, "Asset registry") is what the
+co-signers take as signed facts: they accept a network only when it is listed there.
+With ``--assets FILE`` the registry is sent with the proposal and the bundle is signed
+only if it carries exactly that registry. Without it the server proposes one built from
+its networks and assets tables; the command then prints it on stderr, one line per
+network, and asks before signing, as for the initiators (``--yes`` skips the question,
+not the listing).
 """
 
 import json
@@ -112,6 +114,8 @@ def _registry_lines(registry: AssetRegistry) -> list[str]:
     for network in registry.networks:
         chain = network.chain.value
         where = f"{chain} chain id {network.chain_id}" if network.chain_id else chain
+        if network.native_symbol is not None:
+            where += f", native coin {network.native_symbol}"
         assets = ", ".join(
             f"{a.id} ({'native' if a.native else a.contract}, {a.decimals} decimals"
             + (f", {a.price})" if a.price is not None else ")")
@@ -124,6 +128,22 @@ def _registry_lines(registry: AssetRegistry) -> list[str]:
         )
         lines.append(f"price keys (reports at most {registry.max_price_age} s old): {keys}")
     return lines
+
+
+def _confirm_registry(registry: AssetRegistry, yes: bool) -> None:
+    """Sign a registry the server built from its tables only once it has been shown
+    (and, without ``yes``, confirmed): the co-signers take it as signed facts."""
+    click.echo(
+        "the bundle carries this asset registry, built by the server from its networks "
+        "and assets (the co-signers accept only the networks and assets it lists):",
+        err=True,
+    )
+    for line in _registry_lines(registry) or ["(no network)"]:
+        click.echo(f"  {line}", err=True)
+    if not yes and not click.confirm(
+        "sign a bundle carrying this registry?", default=False, err=True
+    ):
+        fail("not signing")
 
 
 def _party_list(text: str) -> list[int]:
@@ -168,14 +188,18 @@ def _party_list(text: str) -> list[int]:
     help="List the server's API keys that may create transactions as the initiators "
     "section (shown before signing).",
 )
-@click.option("--yes", is_flag=True, help="Sign a listed initiators section without asking.")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Sign a listed initiators section, and a registry the server built, without asking.",
+)
 @click.option(
     "--assets",
     "assets_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="The asset registry (YAML or JSON) the bundle carries; required when the "
-    "bundle carries one.",
+    help="The asset registry (YAML or JSON) the bundle must carry (default: the one the "
+    "server builds from its networks and assets, shown before signing).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @api_options
@@ -251,14 +275,11 @@ def command(
             if policy_to_document(bundle.policy) != expected:
                 fail("the proposed bundle does not carry the policy in the file; not signing")
             carried = None if bundle.assets is None else bundle.assets.to_document()
-            if carried != expected_assets:
-                if expected_assets is not None:
+            if expected_assets is not None:
+                if carried != expected_assets:
                     fail("the proposed asset registry is not the one in --assets; not signing")
-                fail(
-                    "the proposed bundle carries an asset registry the server built from its "
-                    "assets table; review it, save it and pass it as --assets FILE (not "
-                    f"signing): {json.dumps(carried, sort_keys=True)}"
-                )
+            elif bundle.assets is not None:
+                _confirm_registry(bundle.assets, yes)
             if bundle.cosigners is not None:
                 listed = bundle.cosigners.fingerprints()
                 if listed != expected_directory:

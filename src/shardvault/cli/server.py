@@ -149,7 +149,13 @@ def default_request_threads(dialect: str) -> int | None:
 @click.command(name="server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
+    "--port",
+    default=8080,
+    show_default=True,
+    envvar="SHARDVAULT_PORT",
+    show_envvar=True,
+    type=click.IntRange(0, 65535),
+    help="0: any free.",
 )
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Log as JSON lines.")

@@ -164,16 +164,29 @@ def approve(
 
 @group.command(name="show")
 @click.argument("transaction_id")
+@click.option("--wait", is_flag=True, help="Wait until the transaction is final.")
+@click.option("--timeout", type=float, default=120.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @api_options
 def show(
-    transaction_id: str, as_json: bool, url: str, api_key: str | None, key_file: Path | None
+    transaction_id: str,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    url: str,
+    api_key: str | None,
+    key_file: Path | None,
 ) -> None:
-    """Show a transaction's state, policy decision, approvals and chain data."""
+    """Show a transaction's state, policy decision, approvals and chain data (with
+    --wait, once it is final: completed, failed, rejected, blocked or cancelled)."""
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
             tx = client.get_transaction(transaction_id)
+            deadline = time.monotonic() + timeout
+            while wait and tx.status not in FINAL_STATUSES and time.monotonic() < deadline:
+                time.sleep(0.5)
+                tx = client.get_transaction(transaction_id)
     except ShardvaultError as exc:
         fail_on(exc)
     _print(tx, as_json)

@@ -58,6 +58,7 @@ from shardvault.policy.errors import (
     UnknownSignerError,
     WrongWorkspaceError,
 )
+from shardvault.policy.fee_caps import refuse_unmatched_fee_caps
 from shardvault.policy.initiators import InitiatorKeys, parse_initiator_keys
 from shardvault.policy.keys import PublicKey, SignatureCheckFailed
 from shardvault.policy.load import (
@@ -441,6 +442,8 @@ class BundleChain:
             QuorumNotMetError: see :func:`verify_bundle_signatures`.
             UnsignedInputError: a rule that decides on an unsigned input (not for a
                 ``stored`` bundle).
+            PolicyDocumentError: a fee cap the bundle's registry makes unenforceable
+                (:func:`~.fee_caps.refuse_unmatched_fee_caps`; not for a ``stored`` one).
         """
         if bundle.workspace != self._workspace:
             raise WrongWorkspaceError(
@@ -463,6 +466,7 @@ class BundleChain:
         verify_bundle_signatures(bundle, self._admins)
         if not stored:
             refuse_unsigned_inputs(bundle.policy, bundle.initiators, bundle.assets)
+            refuse_unmatched_fee_caps(bundle.policy.fee_caps, bundle.assets)
         self._bundles.append(bundle)
         self._head_hash = bundle.hash()
         self._admins = bundle.admins

@@ -16,6 +16,8 @@ assets by id, prices normalised, contracts in EIP-55 form)::
                    "assets": [{"id": "ETH", "native": true, "decimals": 18,
                                "price": "3000"},
                               {"id": "USDC", "contract": "0xA0b8...", "decimals": 6}]},
+                  {"name": "devnet-b", "chain": "ethereum", "chain_id": 31338,
+                   "native_symbol": "ETH", "assets": [...]},
                   {"name": "solana", "chain": "solana",
                    "assets": [{"id": "SOL", "native": true, "decimals": 9}]}],
      "price_keys": [{"id": "oracle-1", "algorithm": "ed25519", "public_key": "hex"}],
@@ -24,9 +26,13 @@ assets by id, prices normalised, contracts in EIP-55 form)::
 Rules (each refused with the path at fault):
 
 * ``chain`` is ``ethereum`` (any EVM chain), ``solana`` or ``bitcoin``.
-* An EVM network has a ``chain_id`` that :data:`shardvault.chains.ethereum.KNOWN_NETWORKS`
-  lists, under that table's name: fee caps, rules and transfer intents all name an EVM
-  network that way, so the registry cannot rename one. No two networks share a chain id.
+* An EVM network has a ``chain_id``: any valid EIP-155 id. A well-known one
+  (:data:`shardvault.chains.ethereum.KNOWN_NETWORKS`) keeps that table's name and native
+  symbol: fee caps, rules and transfer intents name it that way, so the registry cannot
+  call chain 1 ``sepolia``. Any other chain id may take any valid name that is not a
+  well-known network's or a Bitcoin network's, and names its ``native_symbol`` (what a
+  transfer's intent calls its native coin; written only for such chain ids). No two
+  networks share a chain id.
 * Solana and Bitcoin payloads do not say which network they are for, so a registry lists
   **at most one** network of each of the two; a co-signer takes that one's name, and a
   Bitcoin network's name (``bitcoin``, ``testnet``, ``signet``, ``regtest``, or
@@ -39,9 +45,11 @@ Rules (each refused with the path at fault):
   decimal string. ``price_keys`` and ``max_price_age`` (1 s to 7 days) come together.
 
 Resolution (:func:`payload_network`, :func:`payload_asset`) answers what a payload means
-to the policy. Without a registry the built-in defaults apply: an EVM chain id's name
-and native coin from ``KNOWN_NETWORKS`` (18 decimals), ``solana`` with SOL (9),
-``bitcoin`` (mainnet) with BTC (8); no token is understood without a registry.
+to the policy. With a registry, an EVM chain id it does not list is refused, well-known
+or not. Without a registry the built-in defaults apply: a well-known EVM chain id's name
+and native coin from ``KNOWN_NETWORKS`` (18 decimals; any other chain id is refused),
+``solana`` with SOL (9), ``bitcoin`` (mainnet) with BTC (8); no token is understood
+without a registry.
 A rule that limits value with no signed price for an asset it can see is refused when
 a bundle is offered (:func:`shardvault.policy.signed_inputs.refuse_unsigned_inputs`).
 """
@@ -54,9 +62,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from shardvault.chains.bitcoin import NETWORK_NAMES as BITCOIN_NETWORK_NAMES
 from shardvault.chains.bitcoin import Network as BitcoinNetwork
 from shardvault.chains.errors import ChainError
-from shardvault.chains.ethereum import KNOWN_NETWORKS, parse_address
+from shardvault.chains.ethereum import WELL_KNOWN_NAMES, parse_address, well_known
+from shardvault.chains.ethereum.models import check_chain_id
 from shardvault.chains.solana import Pubkey
 from shardvault.policy._exact import decimal_string, decimal_text
 from shardvault.policy.errors import (
@@ -86,6 +96,7 @@ MAX_PRICE_AGE = 7 * 86_400
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 
 
 class Chain(StrEnum):
@@ -124,12 +135,23 @@ class RegistryAsset:
 
 @dataclass(frozen=True, slots=True)
 class RegistryNetwork:
-    """A network the admins registered, with its assets."""
+    """A network the admins registered, with its assets. ``native_symbol`` is what a
+    transfer's intent calls the native coin of an EVM chain id that is not well known
+    (``None`` otherwise: the table's symbol, or Solana's and Bitcoin's own)."""
 
     name: str
     chain: Chain
     chain_id: int | None
     assets: tuple[RegistryAsset, ...]
+    native_symbol: str | None = None
+
+    @property
+    def chain_symbol(self) -> str:
+        """The native coin's symbol as the chain names it (an intent's asset)."""
+        if self.native_symbol is not None:
+            return self.native_symbol
+        known = well_known(self.chain_id) if self.chain is Chain.ETHEREUM else None
+        return known.native_symbol if known is not None else DEFAULT_NATIVE.get(self.chain, "ETH")
 
     def get(self, asset_id: str) -> RegistryAsset | None:
         """The asset with id ``asset_id``, if listed."""
@@ -199,6 +221,8 @@ class AssetRegistry:
             item: dict[str, object] = {"name": network.name, "chain": network.chain.value}
             if network.chain_id is not None:
                 item["chain_id"] = network.chain_id
+            if network.native_symbol is not None:
+                item["native_symbol"] = network.native_symbol
             item["assets"] = [
                 _asset_document(network.chain, a)
                 for a in sorted(network.assets, key=lambda a: a.id)
@@ -313,8 +337,49 @@ def _asset(value: object, path: str, chain: Chain) -> RegistryAsset:
     return RegistryAsset(asset_id, decimals, contract, price)
 
 
+def _evm_identity(obj: Mapping[str, object], name: str, path: str) -> tuple[int, str | None]:
+    """An EVM network's chain id and, for a chain id that is not well known, its native
+    symbol (module docstring: a well-known chain id keeps its name and symbol)."""
+    if "chain_id" not in obj:
+        raise PolicyDocumentError("an EVM network needs its chain_id", path=path)
+    chain_id = _int(obj["chain_id"], f"{path}.chain_id", 1, 2**64 - 1)
+    try:
+        check_chain_id(chain_id)
+    except ChainError as exc:
+        raise PolicyDocumentError(exc.reason, path=f"{path}.chain_id") from None
+    symbol = obj.get("native_symbol")
+    if symbol is not None:
+        symbol = _matching(
+            symbol, _SYMBOL, f"{path}.native_symbol", "a symbol of 1-32 of A-Z a-z 0-9 . _ -"
+        )
+    known = well_known(chain_id)
+    if known is not None:
+        if known.name != name:
+            raise PolicyDocumentError(
+                f"chain id {chain_id} is named {known.name!r}", path=f"{path}.name"
+            )
+        if symbol is not None and symbol != known.native_symbol:
+            raise PolicyDocumentError(
+                f"the native coin of chain id {chain_id} is {known.native_symbol!r}",
+                path=f"{path}.native_symbol",
+            )
+        return chain_id, None
+    if name in WELL_KNOWN_NAMES or name in BITCOIN_NETWORK_NAMES:
+        raise PolicyDocumentError(
+            f"{name!r} names another network (a well-known EVM chain id or a Bitcoin "
+            f"network), not chain id {chain_id}",
+            path=f"{path}.name",
+        )
+    if symbol is None:
+        raise PolicyDocumentError(
+            f"chain id {chain_id} is not a well-known network: give its native_symbol",
+            path=path,
+        )
+    return chain_id, symbol
+
+
 def _network(value: object, path: str) -> RegistryNetwork:
-    obj = _fields(value, path, {"name", "chain", "assets"}, {"chain_id"})
+    obj = _fields(value, path, {"name", "chain", "assets"}, {"chain_id", "native_symbol"})
     name = _matching(
         obj["name"], _NAME, f"{path}.name", "a name of 1-64 of a-z 0-9 . _ - (lowercase first)"
     )
@@ -324,20 +389,13 @@ def _network(value: object, path: str) -> RegistryNetwork:
         raise PolicyDocumentError(
             "expected ethereum, solana or bitcoin", path=f"{path}.chain"
         ) from None
-    chain_id = None
+    chain_id = native_symbol = None
     if chain is Chain.ETHEREUM:
-        if "chain_id" not in obj:
-            raise PolicyDocumentError("an EVM network needs its chain_id", path=path)
-        chain_id = _int(obj["chain_id"], f"{path}.chain_id", 1, 2**64 - 1)
-        known = KNOWN_NETWORKS.get(chain_id)
-        if known is None:
-            raise PolicyDocumentError(
-                f"chain id {chain_id} is not a known EVM network", path=f"{path}.chain_id"
-            )
-        if known.name != name:
-            raise PolicyDocumentError(
-                f"chain id {chain_id} is named {known.name!r}", path=f"{path}.name"
-            )
+        chain_id, native_symbol = _evm_identity(obj, name, path)
+    elif "native_symbol" in obj:
+        raise PolicyDocumentError(
+            "only EVM networks name their native_symbol", path=f"{path}.native_symbol"
+        )
     elif "chain_id" in obj:
         raise PolicyDocumentError("only EVM networks have a chain_id", path=f"{path}.chain_id")
     elif chain is Chain.BITCOIN:
@@ -361,7 +419,9 @@ def _network(value: object, path: str) -> RegistryNetwork:
             raise PolicyDocumentError(f"{what} on network {name!r}", path=where)
         ids.add(asset.id)
         contracts.add(asset.contract)
-    return RegistryNetwork(name, chain, chain_id, tuple(sorted(assets, key=lambda a: a.id)))
+    return RegistryNetwork(
+        name, chain, chain_id, tuple(sorted(assets, key=lambda a: a.id)), native_symbol
+    )
 
 
 def _price_keys(value: object, path: str) -> tuple[PriceKey, ...]:
@@ -393,8 +453,9 @@ def parse_registry(data: object, path: str = "assets") -> AssetRegistry:
         UnknownFieldError: a field the format does not define.
         PolicyDocumentError: anything else malformed or inconsistent, naming the path
             (a duplicate name, chain id, asset id or contract; a second Solana or Bitcoin
-            network; an unknown chain id or a name other than its registered one;
-            native decimals other than the chain's; price keys without a maximum age).
+            network; a well-known chain id under another name or native symbol, another
+            chain id under a well-known name or without its native symbol; native
+            decimals other than the chain's; price keys without a maximum age).
     """
     check_depth(data, path)
     obj = _fields(data, path, {"format", "networks"}, {"price_keys", "max_price_age"})
@@ -465,17 +526,34 @@ def payload_network(
             (without a registry) an EVM chain id outside ``KNOWN_NETWORKS``.
     """
     if chain is Chain.ETHEREUM:
-        known = KNOWN_NETWORKS.get(chain_id) if chain_id is not None else None
+        return _evm_network(registry, chain_id).name
+    return _solana_or_bitcoin_network(registry, chain)
+
+
+def _evm_network(registry: AssetRegistry | None, chain_id: int | None) -> RegistryNetwork:
+    """The network of an EVM payload's ``chain_id``: the registry's entry, or without a
+    registry the well-known one (as an entry without assets).
+
+    Raises:
+        UnknownNetworkError: as :func:`payload_network`, naming the chain id.
+    """
+    known = well_known(chain_id)
+    if registry is None:
         if known is None:
-            raise UnknownNetworkError(f"chain id {chain_id} is not a known network")
-        if registry is None:
-            return known.name
-        listed = registry.evm_network(known.chain_id)
-        if listed is None:
             raise UnknownNetworkError(
-                f"chain id {chain_id} ({known.name}) is not in the signed asset registry"
+                f"chain id {chain_id} is not a well-known network, and no signed asset "
+                "registry lists it"
             )
-        return listed.name
+        return RegistryNetwork(known.name, Chain.ETHEREUM, known.chain_id, ())
+    listed = None if chain_id is None else registry.evm_network(chain_id)
+    if listed is None:
+        named = f" ({known.name})" if known is not None else ""
+        raise UnknownNetworkError(f"chain id {chain_id}{named} is not in the signed asset registry")
+    return listed
+
+
+def _solana_or_bitcoin_network(registry: AssetRegistry | None, chain: Chain) -> str:
+    """The name of the one Solana or Bitcoin network (see :func:`payload_network`)."""
     if registry is None:
         return DEFAULT_NETWORK[chain]
     only = registry.only_network(chain)
@@ -498,13 +576,11 @@ def payload_asset(
         UnknownAssetError: a token without a registry, a token or native coin the
             registry does not list on the payload's network.
     """
-    network = payload_network(registry, chain, chain_id)
     if chain is Chain.ETHEREUM:
-        known = KNOWN_NETWORKS[chain_id] if chain_id is not None else None
-        assert known is not None  # payload_network refused anything else
-        native_symbol = known.native_symbol
+        evm = _evm_network(registry, chain_id)
+        network, native_symbol = evm.name, evm.chain_symbol
     else:
-        native_symbol = DEFAULT_NATIVE[chain]
+        network, native_symbol = _solana_or_bitcoin_network(registry, chain), DEFAULT_NATIVE[chain]
     if contract is None:
         if registry is None:
             return ResolvedAsset(network, native_symbol, NATIVE_DECIMALS[chain], native_symbol)

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from shardvault.policy.approvals import ApprovalVerdict, approval_message
 from shardvault.policy.intent import TransferIntent, intent_digest
@@ -47,6 +47,11 @@ class Network(_Model):
     coin_type: int
     rpc_url: str | None
     required_confirmations: int
+    rpc_urls: list[str] = []
+    broadcast_url: str | None = None
+    native_symbol: str | None = None
+    native_decimals: int = 18
+    fee_model: str | None = None
 
 
 class Asset(_Model):
@@ -57,6 +62,10 @@ class Asset(_Model):
     contract: str | None
     decimals: int
     price: str | None
+
+
+_NETWORK_LIST = TypeAdapter(list[Network])
+_ASSET_LIST = TypeAdapter(list[Asset])
 
 
 class VaultKey(_Model):
@@ -295,16 +304,25 @@ class AsyncCustodyMixin:
         rpc_url: str | None = None,
         required_confirmations: int = 1,
         idempotency_key: str | None = None,
+        rpc_urls: list[str] | None = None,
+        broadcast_url: str | None = None,
+        native_symbol: str | None = None,
+        fee_model: Literal["eip1559", "legacy"] | None = None,
     ) -> Network:
         body: dict[str, object] = {
             "name": name,
             "kind": kind,
             "required_confirmations": required_confirmations,
         }
-        if chain_id is not None:
-            body["chain_id"] = chain_id
-        if rpc_url is not None:
-            body["rpc_url"] = rpc_url
+        optional: dict[str, object | None] = {
+            "chain_id": chain_id,
+            "rpc_url": rpc_url,
+            "rpc_urls": rpc_urls,
+            "broadcast_url": broadcast_url,
+            "native_symbol": native_symbol,
+            "fee_model": fee_model,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
         return await self._custody_call(
             "POST", "/v1/networks", Network, body=body, idempotency_key=idempotency_key
         )
@@ -327,6 +345,14 @@ class AsyncCustodyMixin:
         return await self._custody_call(
             "POST", "/v1/assets", Asset, body=body, idempotency_key=idempotency_key
         )
+
+    async def list_networks(self) -> list[Network]:
+        response = await self.request("GET", "/v1/networks")
+        return _NETWORK_LIST.validate_python(response.json())
+
+    async def list_assets(self) -> list[Asset]:
+        response = await self.request("GET", "/v1/assets")
+        return _ASSET_LIST.validate_python(response.json())
 
     async def create_vault(
         self,
@@ -691,6 +717,12 @@ class CustodyMixin:
 
     def add_asset(self, **kwargs: Any) -> Asset:
         return self._run(self._custody.add_asset(**kwargs))
+
+    def list_networks(self) -> list[Network]:
+        return self._run(self._custody.list_networks())
+
+    def list_assets(self) -> list[Asset]:
+        return self._run(self._custody.list_assets())
 
     def create_vault(self, **kwargs: Any) -> Vault:
         return self._run(self._custody.create_vault(**kwargs))

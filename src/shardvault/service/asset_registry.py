@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from shardvault.chains.ethereum import well_known
 from shardvault.policy import (
     AssetRegistry,
     Chain,
@@ -28,6 +29,7 @@ from shardvault.policy import (
 )
 from shardvault.policy.registry import REGISTRY_FORMAT
 from shardvault.policy.request import Asset as PolicyAsset
+from shardvault.service.evm_networks import native_symbol_of
 from shardvault.service.transfer_intent import intent_network
 from shardvault.service.uow import UnitOfWork
 from shardvault.store.models_vaults import Asset, AssetKind, Network, NetworkKind
@@ -43,8 +45,9 @@ CHAIN_OF: dict[NetworkKind, Chain] = {
 
 def registry_document(uow: UnitOfWork, workspace_id: str) -> dict[str, object] | None:
     """The registry document of the workspace's tables: each network that has assets,
-    under its intent name, with its assets by symbol, decimals, contract and static
-    price; ``None`` when the workspace has no asset."""
+    under its intent name (an EVM chain id the well-known table does not list with its
+    native symbol), with its assets by symbol, decimals, contract and static price;
+    ``None`` when the workspace has no asset."""
     networks = {n.id: n for n in NetworkRepository(uow.session, workspace_id).list()}
     listed: dict[str, list[dict[str, object]]] = {}
     for asset in AssetRepository(uow.session, workspace_id).list():
@@ -61,6 +64,10 @@ def registry_document(uow: UnitOfWork, workspace_id: str) -> dict[str, object] |
         }
         if network.chain_id is not None:
             entry["chain_id"] = network.chain_id
+            if well_known(network.chain_id) is None:
+                # Written for the chain ids the table does not know (the registry
+                # requires it there, and keeps the table's symbol for the others).
+                entry["native_symbol"] = native_symbol_of(network) or "ETH"
         entries.append(entry)
     return {"format": REGISTRY_FORMAT, "networks": entries}
 

@@ -63,6 +63,7 @@ from shardvault.service.signing import (
     PARTY_COUNTS,
     GeneratedKey,
     KeygenProgress,
+    NoActivePolicy,
     Scheme,
     SigningError,
     SignRequest,
@@ -75,6 +76,13 @@ _log = logging.getLogger("shardvault.cosigner_backend")
 
 RelayLookup = Callable[[str], RelayCore]
 """A workspace id to the relay of its co-signers (raises :class:`SigningError` if none)."""
+
+NO_POLICY_YET = (
+    "the workspace has no active policy: its co-signers make keys only under a policy the "
+    "admin quorum signed, which allows key generation; propose, sign and activate one "
+    "first (shardvault policy apply), then create the vault"
+)
+"""Why a key generation before the first policy is refused (a 409)."""
 
 PolicyChain = Callable[[str], list[dict[str, object]]]
 """A workspace id to its activated policy bundles, oldest first (transport form)."""
@@ -302,6 +310,13 @@ class CosignerBackend:
                 _log.info("co-signer %d now holds policy version %d", party, newest)
             self._pushed[workspace_id] = newest
 
+    def _has_policy(self, workspace_id: str) -> bool:
+        """Whether the workspace has an active policy (one cheap read with a version
+        lookup)."""
+        if self._policy_version is not None:
+            return self._policy_version(workspace_id) is not None
+        return bool(self._policy_chain(workspace_id))
+
     def _relay(self, workspace_id: str) -> RelayCore:
         return self._relays(workspace_id)
 
@@ -341,6 +356,8 @@ class CosignerBackend:
         initiator: str = "system",
         progress: KeygenProgress | None = None,
     ) -> GeneratedKey:
+        if not self._has_policy(workspace_id):
+            raise NoActivePolicy(NO_POLICY_YET)
         relay = self._relay(workspace_id)
         self._ensure_policy(workspace_id, relay, relay.parties)
         parties = self._key_parties(workspace_id, relay)

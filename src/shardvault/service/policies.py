@@ -46,6 +46,7 @@ from shardvault.policy import (
 from shardvault.policy import (
     dry_run as policy_dry_run,
 )
+from shardvault.policy.fee_caps import refuse_unmatched_fee_caps
 from shardvault.policy.keys import SignatureCheckFailed
 from shardvault.policy.signed_inputs import refuse_unsigned_inputs
 from shardvault.service.addressbook import working_address_book
@@ -300,6 +301,7 @@ def propose(
         )
         policy = parse_policy(json.loads(row.document))
         refuse_unsigned_inputs(policy, keys, registry)
+        refuse_unmatched_fee_caps(policy.fee_caps, registry)
         bundle = new_bundle(
             principal.workspace_id,
             policy,

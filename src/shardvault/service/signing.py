@@ -55,7 +55,7 @@ from shardvault.crypto.protocols.frost import ED25519_SHA512, SECP256K1_BIP340, 
 from shardvault.crypto.protocols.frost import local as frost_local
 from shardvault.crypto.rng import RandomSource, system_random
 from shardvault.custody import SecretBytes, ShareAddress, ShareCustody, ShareSlot
-from shardvault.service.errors import ServiceError
+from shardvault.service.errors import Conflict, ServiceError
 
 Scheme = Literal["ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340"]
 SCHEMES: tuple[Scheme, ...] = ("ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340")
@@ -90,6 +90,13 @@ class SigningError(ServiceError):
     """Key generation or signing failed (a backend fault, not the caller's input)."""
 
     problem = "signing-failed"
+
+
+class NoActivePolicy(SigningError, Conflict):
+    """A key generation asked of co-signers before the workspace activated a policy:
+    a step the caller missed (409), not a fault."""
+
+    problem = "no-active-policy"
 
 
 @dataclass(frozen=True, slots=True)

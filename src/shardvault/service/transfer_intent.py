@@ -8,10 +8,10 @@ defined once, in :func:`shardvault.policy.intent.intent_digest`.
 
 from __future__ import annotations
 
-from shardvault.chains.ethereum import parse_address
-from shardvault.chains.ethereum.networks import KNOWN_NETWORKS
+from shardvault.chains.ethereum import parse_address, well_known
 from shardvault.policy.intent import TransferIntent
 from shardvault.policy.intent import intent_digest as policy_intent_digest
+from shardvault.service.evm_networks import native_symbol_of
 from shardvault.store.models_vaults import (
     Asset,
     AssetKind,
@@ -63,12 +63,13 @@ def transfer_intent(
 
 
 def intent_network(network: Network) -> str:
-    """The network as a transfer's intent and its policy request name it: for an EVM
-    chain, the name registered for its chain id (what a co-signer reads from the
-    payload), else the workspace's name for it (Solana and Bitcoin payloads do not name
-    their network; the co-signer is told it in the request metadata)."""
-    if network.kind is NetworkKind.EVM and network.chain_id is not None:
-        known = KNOWN_NETWORKS.get(network.chain_id)
+    """The network as a transfer's intent and its policy request name it: for a
+    well-known EVM chain id, the table's name for it (what a co-signer reads from the
+    payload, whatever the workspace calls it), else the workspace's name for it (the
+    name the asset registry it proposes gives that chain id; Solana and Bitcoin payloads
+    do not name their network, the co-signer is told it in the request metadata)."""
+    if network.kind is NetworkKind.EVM:
+        known = well_known(network.chain_id)
         if known is not None:
             return known.name
     return network.name
@@ -76,12 +77,11 @@ def intent_network(network: Network) -> str:
 
 def intent_asset(network: Network, asset: Asset) -> str:
     """The asset as a transfer's intent and its policy request name it: an ERC-20 token
-    by its checksummed contract address, a native asset by its symbol (the EVM network's
-    registered symbol)."""
+    by its checksummed contract address, a native asset by its symbol (an EVM network's
+    native symbol, as the signed registry gives it to the co-signers)."""
     if network.kind is NetworkKind.EVM:
         if asset.kind is AssetKind.NATIVE:
-            known = KNOWN_NETWORKS.get(network.chain_id or 0)
-            return known.native_symbol if known is not None else asset.symbol
+            return native_symbol_of(network) or asset.symbol
         if asset.contract is not None:
             return parse_address(asset.contract).checksummed
     return asset.symbol

@@ -23,12 +23,18 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from shardvault.audit import JsonValue
 from shardvault.chains.errors import ChainError
-from shardvault.chains.ethereum import network_for, parse_address
-from shardvault.chains.ethereum.networks import KNOWN_NETWORKS
+from shardvault.chains.ethereum import parse_address
 from shardvault.service.context import Principal
 from shardvault.service.destinations import DestinationPolicy
 from shardvault.service.errors import Conflict, NotFound, ValidationError
+from shardvault.service.evm_networks import (
+    check_evm_network,
+    check_rpc_urls,
+    native_symbol_of,
+    rpc_urls_of,
+)
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
 from shardvault.service.signing import (
@@ -46,6 +52,7 @@ from shardvault.store.models_vaults import (
     Asset,
     AssetKind,
     CustodyMode,
+    EvmFeeModel,
     Network,
     NetworkKind,
     Vault,
@@ -68,6 +75,9 @@ DEFAULT_RPC_POLICY = DestinationPolicy.for_rpc_nodes()
 addresses and this host, never link-local or cloud metadata."""
 """SLIP-44 coin types used in the derivation path ``m/44/<coin>/<vault>/0/<index>``."""
 
+NATIVE_DECIMALS = {NetworkKind.EVM: 18, NetworkKind.BITCOIN: 8, NetworkKind.SOLANA: 9}
+"""The decimals of each chain family's native coin (wei, satoshi, lamports)."""
+
 SCHEME_OF_NETWORK: dict[NetworkKind, Scheme] = {
     NetworkKind.EVM: "ecdsa-secp256k1",
     NetworkKind.BITCOIN: "ecdsa-secp256k1",
@@ -85,9 +95,15 @@ class NetworkView:
     coin_type: int
     rpc_url: str | None
     required_confirmations: int
+    rpc_urls: tuple[str, ...]
+    broadcast_url: str | None
+    native_symbol: str | None
+    native_decimals: int
+    fee_model: str | None
 
     @classmethod
     def of(cls, row: Network) -> NetworkView:
+        evm = row.kind is NetworkKind.EVM
         return cls(
             row.id,
             row.name,
@@ -96,6 +112,11 @@ class NetworkView:
             row.coin_type,
             row.rpc_url,
             row.required_confirmations,
+            rpc_urls_of(row),
+            row.broadcast_url,
+            native_symbol_of(row) if evm else None,
+            NATIVE_DECIMALS[row.kind],
+            row.fee_model if evm else None,
         )
 
 
@@ -202,15 +223,24 @@ def configure_network(
     rpc_url: str | None = None,
     required_confirmations: int = 1,
     rpc_policy: DestinationPolicy = DEFAULT_RPC_POLICY,
+    rpc_urls: Sequence[str] | None = None,
+    broadcast_url: str | None = None,
+    native_symbol: str | None = None,
+    fee_model: str | None = None,
 ) -> NetworkView:
-    """Add a network to the workspace. ``rpc_url`` must be an http(s) URL that
+    """Add a network to the workspace. Its node is ``rpc_url``, or for an EVM network
+    ``rpc_urls`` (one or more, tried in order when one cannot be reached); an EVM network
+    may also name a private ``broadcast_url``, its ``native_symbol`` and its
+    ``fee_model`` (:mod:`.evm_networks`). Every URL must be an http(s) URL that
     ``rpc_policy`` allows (the SSRF guard, :mod:`.destinations`; it may carry the node's
     user and password); the pipeline checks the address it resolves to again at every
-    connection.
+    connection. Any valid chain id may be registered: the co-signers accept it once the
+    admin quorum lists it in a policy bundle's asset registry.
 
     Raises:
         Forbidden: the role may not manage vaults.
-        ValidationError: a bad name, kind, chain id, URL or confirmation count.
+        ValidationError: a bad name, kind, chain id, URL, symbol, fee model (``legacy``
+            is refused) or confirmation count; EVM settings on another kind of network.
         Conflict: a network with this name exists.
     """
     require(principal, Permission.VAULTS_MANAGE)
@@ -218,17 +248,33 @@ def configure_network(
         network_kind = NetworkKind(kind)
     except ValueError:
         raise ValidationError("kind", "must be evm, bitcoin or solana") from None
+    if rpc_url is not None and rpc_urls is not None:
+        raise ValidationError("rpc_urls", "give rpc_url or rpc_urls, not both")
+    urls = list(rpc_urls) if rpc_urls is not None else [] if rpc_url is None else [rpc_url]
+    settings = None
     if network_kind is NetworkKind.EVM:
-        if chain_id is None:
-            raise ValidationError("chain_id", "an EVM network needs its EIP-155 chain id")
-        try:
-            network_for(chain_id, KNOWN_NETWORKS)
-        except ChainError as exc:
-            raise ValidationError("chain_id", exc.reason) from None
-    elif chain_id is not None:
-        raise ValidationError("chain_id", "only EVM networks have a chain id")
-    if rpc_url is not None:
-        rpc_url = rpc_policy.check_url(rpc_url, field="rpc_url", allow_credentials=True)
+        settings = check_evm_network(
+            name=name,
+            chain_id=chain_id,
+            native_symbol=native_symbol,
+            fee_model=fee_model or EvmFeeModel.EIP1559.value,
+            rpc_urls=urls,
+            broadcast_url=broadcast_url,
+            rpc_policy=rpc_policy,
+        )
+        urls = list(settings.rpc_urls)
+    else:
+        for field, value in (
+            ("chain_id", chain_id),
+            ("broadcast_url", broadcast_url),
+            ("native_symbol", native_symbol),
+            ("fee_model", fee_model),
+        ):
+            if value is not None:
+                raise ValidationError(field, f"only EVM networks have a {field}")
+        if len(urls) > 1:
+            raise ValidationError("rpc_urls", "only EVM networks list several nodes")
+        urls = list(check_rpc_urls(urls, rpc_policy))
     if not 1 <= required_confirmations <= 1000:
         raise ValidationError("required_confirmations", "must be between 1 and 1000")
     networks = NetworkRepository(uow.session, principal.workspace_id)
@@ -240,18 +286,29 @@ def configure_network(
             kind=network_kind,
             chain_id=chain_id,
             coin_type=COIN_TYPES[network_kind],
-            rpc_url=rpc_url,
+            rpc_url=urls[0] if urls else None,
+            fallback_rpc_urls=json.dumps(urls[1:]),
+            broadcast_url=None if settings is None else settings.broadcast_url,
+            native_symbol=None if settings is None else settings.native_symbol,
+            fee_model=EvmFeeModel.EIP1559.value,
             required_confirmations=required_confirmations,
             created_at=utcnow(),
         )
     )
+    details: dict[str, JsonValue] = {"name": name, "kind": network_kind.value, "chain_id": chain_id}
+    if settings is not None:
+        details.update(
+            native_symbol=settings.native_symbol,
+            nodes=len(urls),
+            private_broadcast=settings.broadcast_url is not None,
+        )
     uow.audit.append(
         workspace_id=principal.workspace_id,
         actor=principal.actor,
         action="network.configure",
         resource_type="network",
         resource_id=row.id,
-        details={"name": name, "kind": network_kind.value, "chain_id": chain_id},
+        details=details,
     )
     return NetworkView.of(row)
 
@@ -298,11 +355,10 @@ def add_asset(
         asset_kind = AssetKind(kind)
     except ValueError:
         raise ValidationError("kind", "must be native or erc20") from None
-    native_decimals = {NetworkKind.EVM: 18, NetworkKind.BITCOIN: 8, NetworkKind.SOLANA: 9}
     if asset_kind is AssetKind.NATIVE:
         if contract is not None:
             raise ValidationError("contract", "a native asset has no contract")
-        expected = native_decimals[row_network.kind]
+        expected = NATIVE_DECIMALS[row_network.kind]
         if decimals is not None and decimals != expected:
             raise ValidationError("decimals", f"the native asset has {expected} decimals")
         decimals = expected

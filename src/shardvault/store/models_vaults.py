@@ -80,8 +80,22 @@ class NonceState(enum.StrEnum):
     CONFIRMED = "confirmed"
 
 
+class EvmFeeModel(enum.StrEnum):
+    """How an EVM network prices gas: EIP-1559 fee caps, or a legacy gas price."""
+
+    EIP1559 = "eip1559"
+    LEGACY = "legacy"
+
+
 class Network(Base):
-    """A chain the workspace uses: an EVM chain (by chain id), Bitcoin or Solana."""
+    """A chain the workspace uses: an EVM chain (by chain id), Bitcoin or Solana.
+
+    ``rpc_url`` is the node the pipeline asks first; ``fallback_rpc_urls`` (a JSON list)
+    those it tries next, in order, when a node cannot be reached; ``broadcast_url``, if
+    set, the one endpoint that receives signed EVM transactions (a private relay, so
+    they reach no public mempool first). ``native_symbol`` names an EVM chain's native
+    coin (``NULL`` in rows made before it existed: the well-known table's).
+    """
 
     __tablename__ = "networks"
     __table_args__ = (
@@ -98,6 +112,12 @@ class Network(Base):
     rpc_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     required_confirmations: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    fallback_rpc_urls: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    broadcast_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    native_symbol: Mapped[str | None] = mapped_column(String(32), default=None)
+    fee_model: Mapped[str] = mapped_column(
+        String(16), default=EvmFeeModel.EIP1559.value, server_default=EvmFeeModel.EIP1559.value
+    )
 
 
 class Asset(Base):

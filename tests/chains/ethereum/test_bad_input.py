@@ -14,6 +14,7 @@ from shardvault.chains.errors import (
     UnsupportedError,
 )
 from shardvault.chains.ethereum import (
+    KNOWN_NETWORKS,
     FeeMarketTransaction,
     FeeParameters,
     InvalidFieldError,
@@ -146,9 +147,18 @@ def test_invalid_chain_ids(chain_id: object) -> None:
     assert info.value.field == "chain_id"
 
 
-def test_unknown_chain_id_is_refused_by_builders() -> None:
+def test_builders_take_any_valid_chain_id_or_only_those_of_a_given_table() -> None:
+    # Networks are data (the signed registry says which a co-signer accepts): any valid
+    # EIP-155 id builds; an invalid one never does; a caller's own table still limits.
+    built = native_transfer(chain_id=999_999_999, nonce=0, to=GOOD, amount="1", fees=FEES)
+    assert built.chain_id == 999_999_999
+    with pytest.raises(InvalidFieldError) as invalid:
+        native_transfer(chain_id=MAX_CHAIN_ID + 1, nonce=0, to=GOOD, amount="1", fees=FEES)
+    assert invalid.value.field == "chain_id"
     with pytest.raises(UnsupportedError) as info:
-        native_transfer(chain_id=999_999_999, nonce=0, to=GOOD, amount="1", fees=FEES)
+        native_transfer(
+            chain_id=999_999_999, nonce=0, to=GOOD, amount="1", fees=FEES, networks=KNOWN_NETWORKS
+        )
     assert info.value.field == "chain_id"
     assert network_for(1).name == "ethereum"
 

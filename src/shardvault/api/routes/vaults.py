@@ -84,10 +84,12 @@ def configure_network(
     change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
     rpc_policy: Annotated[DestinationPolicy, Depends(get_rpc_policy)],
 ) -> Response:
-    """Add a network: an EVM chain (by EIP-155 chain id and RPC URL), Bitcoin or Solana.
-    The RPC URL is http(s) to a public node, to this host, or to a network the server
-    allows (``--allow-rpc-network``); link-local and cloud metadata addresses are
-    refused, and the address its host resolves to is checked again at every connection."""
+    """Add a network: an EVM chain (any EIP-155 chain id, its nodes tried in order, an
+    optional private broadcast URL, its native symbol), Bitcoin or Solana. Every URL is
+    http(s) to a public node, to this host, or to a network the server allows
+    (``--allow-rpc-network``); link-local and cloud metadata addresses are refused, and
+    the address its host resolves to is checked again at every connection. The legacy
+    fee model is refused (400): the pipeline builds EIP-1559 transactions only."""
 
     def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         view = svc.configure_network(
@@ -99,6 +101,10 @@ def configure_network(
             rpc_url=body.rpc_url,
             required_confirmations=body.required_confirmations,
             rpc_policy=rpc_policy,
+            rpc_urls=body.rpc_urls,
+            broadcast_url=body.broadcast_url,
+            native_symbol=body.native_symbol,
+            fee_model=body.fee_model,
         )
         return 201, NetworkOut.model_validate(view).model_dump(mode="json")
 

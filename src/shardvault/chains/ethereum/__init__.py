@@ -60,7 +60,13 @@ from shardvault.chains.ethereum.models import (
     SignedTransaction,
     Transaction,
 )
-from shardvault.chains.ethereum.networks import KNOWN_NETWORKS, EvmNetwork, network_for
+from shardvault.chains.ethereum.networks import (
+    KNOWN_NETWORKS,
+    WELL_KNOWN_NAMES,
+    EvmNetwork,
+    network_for,
+    well_known,
+)
 from shardvault.chains.ethereum.parse import ParsedTransaction, parse_hex, parse_transaction
 from shardvault.chains.ethereum.signature import (
     assemble,
@@ -88,6 +94,7 @@ __all__ = [
     "ERC20_FUNCTIONS",
     "ERC20_TRANSFER",
     "KNOWN_NETWORKS",
+    "WELL_KNOWN_NAMES",
     "AbiFunction",
     "AbiParameter",
     "AbiValue",
@@ -149,4 +156,5 @@ __all__ = [
     "transaction_hash",
     "type_hash",
     "typed_data_hash",
+    "well_known",
 ]

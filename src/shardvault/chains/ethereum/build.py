@@ -1,9 +1,10 @@
 """Building transactions from requests: native transfers, ERC-20 transfers and approvals,
 and arbitrary contract calls, with amounts parsed exactly from decimal strings.
 
-Every builder checks the chain id against the known networks, parses recipient addresses
-with their EIP-55 checksum, and turns a decimal amount into base units against the
-asset's decimals (18 for ether); nothing here uses floats.
+Every builder checks the chain id (a valid EIP-155 id; one that ``networks`` lists, when
+the caller passes a table), parses recipient addresses with their EIP-55 checksum, and
+turns a decimal amount into base units against the asset's decimals (18 for ether);
+nothing here uses floats.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from shardvault.chains.ethereum.errors import InvalidFieldError
 from shardvault.chains.ethereum.models import (
     AccessListEntry,
     FeeMarketTransaction,
+    check_chain_id,
 )
-from shardvault.chains.ethereum.networks import KNOWN_NETWORKS, EvmNetwork, network_for
+from shardvault.chains.ethereum.networks import EvmNetwork, network_for
 
 ETHER_DECIMALS = 18
 """Ether and every EVM native asset have 18 decimals."""
@@ -69,10 +71,14 @@ def _fee_market(
     value: Wei,
     data: bytes,
     fees: FeeParameters,
-    networks: Mapping[int, EvmNetwork],
+    networks: Mapping[int, EvmNetwork] | None,
     access_list: tuple[AccessListEntry, ...] = (),
 ) -> FeeMarketTransaction:
-    network_for(chain_id, networks)
+    # Any valid chain id, or (given a table) only one it lists.
+    if networks is None:
+        check_chain_id(chain_id)
+    else:
+        network_for(chain_id, networks)
     return FeeMarketTransaction(
         chain_id=chain_id,
         nonce=nonce,
@@ -93,7 +99,7 @@ def native_transfer(
     to: str,
     amount: str,
     fees: FeeParameters,
-    networks: Mapping[int, EvmNetwork] = KNOWN_NETWORKS,
+    networks: Mapping[int, EvmNetwork] | None = None,
 ) -> FeeMarketTransaction:
     """An EIP-1559 transfer of ``amount`` (decimal ether) to ``to``.
 
@@ -113,7 +119,7 @@ def erc20_transfer(
     amount: str,
     decimals: int,
     fees: FeeParameters,
-    networks: Mapping[int, EvmNetwork] = KNOWN_NETWORKS,
+    networks: Mapping[int, EvmNetwork] | None = None,
 ) -> FeeMarketTransaction:
     """An EIP-1559 call of ``token.transfer(to, amount)`` with ``amount`` in token units.
 
@@ -136,7 +142,7 @@ def erc20_approve(
     amount: str,
     decimals: int,
     fees: FeeParameters,
-    networks: Mapping[int, EvmNetwork] = KNOWN_NETWORKS,
+    networks: Mapping[int, EvmNetwork] | None = None,
 ) -> FeeMarketTransaction:
     """An EIP-1559 call of ``token.approve(spender, amount)``.
 
@@ -159,7 +165,7 @@ def contract_call(
     arguments: Sequence[AbiValue],
     fees: FeeParameters,
     value: str = "0",
-    networks: Mapping[int, EvmNetwork] = KNOWN_NETWORKS,
+    networks: Mapping[int, EvmNetwork] | None = None,
 ) -> FeeMarketTransaction:
     """An EIP-1559 call of ``fn(*arguments)`` on ``contract``, sending ``value`` ether.
 

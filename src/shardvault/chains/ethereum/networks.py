@@ -1,8 +1,11 @@
-"""EVM networks shardvault knows by chain id (EIP-155 chain ids, as listed in
+"""Well-known EVM networks by chain id (EIP-155 chain ids, as listed in
 ethereum-lists/chains), with their native asset's symbol.
 
-Building a transaction for a chain id outside this table is refused unless the caller
-passes its own table: a typo in a chain id must not yield a signature valid elsewhere.
+The table is a set of defaults, not a limit: any valid chain id can be a network, once
+the admin quorum lists it in the signed asset registry (:mod:`shardvault.policy.registry`).
+What the table fixes is the *name* of a well-known chain id (chain 1 is ``ethereum``,
+whoever registers it) and its native symbol, and, where no signed registry exists, which
+chain ids co-signers accept at all.
 """
 
 from __future__ import annotations
@@ -47,8 +50,17 @@ KNOWN_NETWORKS: Mapping[int, EvmNetwork] = MappingProxyType(
 """Networks recognised by default."""
 
 
+def well_known(chain_id: int | None) -> EvmNetwork | None:
+    """The well-known network of ``chain_id``, if the table lists it."""
+    return None if chain_id is None else KNOWN_NETWORKS.get(chain_id)
+
+
+WELL_KNOWN_NAMES = frozenset(network.name for network in KNOWN_NETWORKS.values())
+"""The names of the well-known chain ids, which no other chain id may take."""
+
+
 def network_for(chain_id: int, networks: Mapping[int, EvmNetwork] = KNOWN_NETWORKS) -> EvmNetwork:
-    """Look up a chain id.
+    """Look up a chain id in ``networks``.
 
     Raises:
         InvalidFieldError: the chain id is not a valid EIP-155 id.

@@ -213,7 +213,7 @@ def chain_state(runtime: PipelineRuntime, loaded: Loaded) -> ChainState:
     url = loaded.network.rpc_url
     assert url is not None
     fees = runtime.fees.fresh(url, runtime.fee_reuse_s)
-    client = runtime.ethereum_client(url)
+    client = runtime.ethereum_client(loaded.network)
     try:
         if fees is None:
             suggested = client.suggest_fees()
@@ -238,7 +238,7 @@ def _fee_parameters(runtime: PipelineRuntime, loaded: Loaded, chain: ChainState)
         gas = 21_000
     else:
         assert loaded.network.rpc_url is not None
-        client = runtime.ethereum_client(loaded.network.rpc_url)
+        client = runtime.ethereum_client(loaded.network)
         try:
             template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
             assert template.to is not None
@@ -386,7 +386,7 @@ class EvmAdapter:
         assert tx.signed_payload is not None
         assert loaded.network.rpc_url is not None
         tx_hash = bytes.fromhex(tx.tx_hash)
-        client = runtime.ethereum_client(loaded.network.rpc_url)
+        client = runtime.ethereum_client(loaded.network)
         try:
             # On resume the transaction may already be out: never send before asking,
             # unless nothing can have been sent since this runtime last looked (it just
@@ -469,7 +469,7 @@ class EvmAdapter:
         transactions without a receipt in a third."""
         poll = Later(runtime.confirmation_poll_s)
         assert loads[0].network.rpc_url is not None
-        client = runtime.ethereum_client(loads[0].network.rpc_url)
+        client = runtime.ethereum_client(loads[0].network)
         hashes: dict[int, bytes | None] = {}
         missing: dict[str, bool] = {}
         found: list[object] = []

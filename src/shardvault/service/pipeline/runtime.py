@@ -19,6 +19,7 @@ from shardvault.lifecycle import TransactionStatus
 from shardvault.service.chainclients.bitcoin import BitcoinRpcClient
 from shardvault.service.chainclients.ethereum import EthereumRpcClient
 from shardvault.service.destinations import DestinationPolicy, GuardedTransport
+from shardvault.service.evm_networks import EvmNodes
 from shardvault.service.signing import SigningBackend
 from shardvault.store.models_vaults import Asset, Network, NetworkKind, WalletAddress
 
@@ -228,6 +229,7 @@ class PipelineRuntime:
     max_unconfirmed_s: float | None = 6 * 3600.0
     fault_hook: FaultHook | None = None
     rpc_policy: DestinationPolicy = field(default_factory=DestinationPolicy.for_rpc_nodes)
+    evm_nodes: EvmNodes = field(default_factory=EvmNodes)
     contexts: ContextCache = field(default_factory=ContextCache, init=False, repr=False)
     hints: Hints = field(default_factory=Hints, init=False, repr=False)
     fees: FeeCache = field(default_factory=FeeCache, init=False, repr=False)
@@ -254,9 +256,10 @@ class PipelineRuntime:
                 self._node_http[kind] = client
             return client
 
-    def ethereum_client(self, url: str) -> EthereumRpcClient:
-        """A client of the EVM node at ``url``."""
-        return EthereumRpcClient(url, http_client=self._http("evm", EVM_NODE_TIMEOUT_S))
+    def ethereum_client(self, network: Network) -> EthereumRpcClient:
+        """A client of ``network``'s EVM nodes (failover, private broadcast:
+        :mod:`..evm_networks`)."""
+        return self.evm_nodes.client(network, self._http("evm", EVM_NODE_TIMEOUT_S))
 
     def bitcoin_client(self, network: Network) -> BitcoinRpcClient:
         """A client of ``network``'s Bitcoin Core node (credentials from its URL)."""
