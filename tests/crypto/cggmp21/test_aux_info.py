@@ -37,7 +37,7 @@ from shardvault.crypto.protocols.cggmp21.aux_messages import (
 from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, SessionId
 from shardvault.crypto.ring_pedersen import RingPedersenParams
 from shardvault.crypto.rng import system_random
-from shardvault.crypto.zk import fac, mod
+from shardvault.crypto.zk import fac, mod, prm
 from tests.crypto.cggmp21.conftest import make_seeded_rng
 
 PARTIES = (1, 2, 3)
@@ -356,8 +356,6 @@ def test_bad_ring_pedersen_reveal(
         # -s is a quadratic non-residue, so it is outside ⟨t⟩ ⊂ QR_N; the proof is for s.
         changes = {"s": m2.n - m2.s}
     elif changes == "prm_tampered":
-        from shardvault.crypto.zk import prm
-
         proof = prm.PrmProof.from_bytes(m2.prm_proof)
         responses = (proof.responses[0] + 1, *proof.responses[1:])
         changes = {"prm_proof": dataclasses.replace(proof, responses=responses).to_bytes()}
@@ -432,6 +430,60 @@ def test_out_of_range_fac_response(session: Session) -> None:
     abort = _abort(_party1_round3, session, {2: dataclasses.replace(message, fac_proof=tampered)})
     assert abort.culprits == (2,)
     assert "z1 or z2" in abort.reason
+
+
+HUGE = 1 << 100_000
+
+
+def _oversized(proof: object, field: str) -> object:
+    value = getattr(proof, field)
+    # In a per-repetition list, the last repetition: every earlier one is honest.
+    forged = (*value[:-1], HUGE) if isinstance(value, tuple) else HUGE
+    return dataclasses.replace(proof, **{field: forged})  # type: ignore[call-overload]
+
+
+@pytest.mark.usefixtures("no_huge_exponent")
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        *(("mod", f) for f in ("w", "x", "a", "b", "z")),
+        *(("fac", f) for f in ("P", "Q", "A", "B", "T", "sigma", "z1", "z2", "w1", "w2", "v")),
+    ],
+)
+def test_oversized_round3_proof_field_names_only_the_sender(
+    session: Session, kind: str, field: str
+) -> None:
+    """Every Πmod and Πfac value of ``2^100000`` is refused by its bound, naming party 2
+    (never the honest party 3), before anything is exponentiated with it."""
+    message = session.m3[(2, 1)]
+    if kind == "mod":
+        forged = dataclasses.replace(
+            message,
+            mod_proof=_oversized(mod.ModProof.from_bytes(message.mod_proof), field).to_bytes(),  # type: ignore[attr-defined]
+        )
+    else:
+        forged = dataclasses.replace(
+            message,
+            fac_proof=_oversized(fac.FacProof.from_bytes(message.fac_proof), field).to_bytes(),  # type: ignore[attr-defined]
+        )
+    abort = _abort(_party1_round3, session, {2: forged})
+    assert abort.culprits == (2,)
+    assert ("Πmod" if kind == "mod" else "Πfac") in abort.reason
+
+
+@pytest.mark.usefixtures("no_huge_exponent")
+@pytest.mark.parametrize("field", ["commitments", "responses"])
+def test_oversized_prm_field_names_only_the_sender(session: Session, field: str) -> None:
+    """A Πprm value of ``2^100000``, committed to in round 1 like any reveal, is refused at
+    round 2 by its bound, naming party 2 alone."""
+    proof = prm.PrmProof.from_bytes(session.m2[2].prm_proof)
+    m1_override, m2_override = _malicious_reveal(
+        session,
+        prm_proof=_oversized(proof, field).to_bytes(),  # type: ignore[attr-defined]
+    )
+    abort = _abort(_party1, session, m1=m1_override, m2=m2_override)
+    assert abort.culprits == (2,)
+    assert "Πprm" in abort.reason
 
 
 def test_malformed_proof_bytes(session: Session) -> None:
