@@ -506,3 +506,72 @@ def test_messages_round_trip_and_reject_bad_encodings() -> None:
         )
     with pytest.raises(EncodingError, match="CBOR"):
         DkgRound1Message.from_bytes(b"\xff\x00")
+
+
+# Signature shares bound to the message (issue #19) ----------------------------------------
+
+
+def _signing_messages(suite: Ciphersuite, messages: dict[int, bytes]):  # type: ignore[no-untyped-def]
+    """Every signer signs the message the relay gave it; returns the key packages, the
+    round-2 states, the commitments and the share messages."""
+    keys, _, rounds = _signing(suite)
+    commitments = [r.message for r in rounds.values()]
+    results = {
+        p: r.sign(messages[p], [c for c in commitments if c.header.sender != p])
+        for p, r in rounds.items()
+    }
+    states = {p: state for p, (state, _) in results.items()}
+    return keys, states, commitments, [out for _, out in results.values()]
+
+
+@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the message they sign")
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_signers_given_different_messages_name_nobody(suite: Ciphersuite) -> None:
+    """The relay gives signer 3 another message: every share is right for its own message,
+    so each signer reports a message mismatch (a typed error, no culprit) instead of
+    naming an honest peer."""
+    from shardvault.crypto.errors import MessageDigestMismatch
+
+    _, states, _, shares = _signing_messages(
+        suite, {1: b"pay alice", 2: b"pay alice", 3: b"pay bob"}
+    )
+    for me, state in states.items():
+        with pytest.raises(MessageDigestMismatch) as info:
+            state.aggregate([s for s in shares if s.header.sender != me])
+        assert info.value.culprits == ()
+        assert "digest" in info.value.reason
+
+
+@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the message they sign")
+def test_aggregator_given_another_message_names_nobody() -> None:
+    """A coordinator that checks the quorum against another message than the signers
+    signed reports the mismatch and names none of them."""
+    from shardvault.crypto.errors import MessageDigestMismatch
+
+    message = b"pay alice"
+    keys, _, commitments, shares = _signing_messages(
+        ED25519_SHA512, {1: message, 2: message, 3: message}
+    )
+    sid = shares[0].header.session_id
+    aggregator = Aggregator(keys[1].public, sid, [1, 2, 3], b"pay bob")
+    with pytest.raises(MessageDigestMismatch) as info:
+        aggregator.aggregate(commitments, shares)
+    assert info.value.culprits == ()
+
+
+@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the message they sign")
+def test_a_wrong_share_beside_a_message_mismatch_is_still_named() -> None:
+    """Signer 3 was given another message and signer 2 sends a wrong share for the message
+    it claims (ours): signer 1 names signer 2 alone."""
+    suite = ED25519_SHA512
+    _, states, _, shares = _signing_messages(
+        suite, {1: b"pay alice", 2: b"pay alice", 3: b"pay bob"}
+    )
+    forged = [
+        dataclasses.replace(s, share=(suite.group.decode_scalar(s.share) + 1).to_bytes())
+        if s.header.sender == 2
+        else s
+        for s in shares
+        if s.header.sender != 1
+    ]
+    _expect_abort(2, lambda: states[1].aggregate(forged))
