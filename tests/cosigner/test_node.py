@@ -438,6 +438,46 @@ def test_malicious_party_is_named_with_signed_evidence(cluster):
     assert verify_evidence(malicious.forged[0], node3.state.directory).sender == 3
 
 
+class _RewritingLink(InMemoryLink):
+    """A relay that hands this co-signer another body for one request (a relay may)."""
+
+    def __init__(self, core, party, request_id, body):
+        super().__init__(core, party)
+        self._request_id = request_id
+        self._body = body
+
+    def poll(self, wait):
+        from shardvault.cosigner.link import Item
+
+        return [
+            Item(request=self._body)
+            if item.request is not None and item.request.get("request_id") == self._request_id
+            else item
+            for item in super().poll(wait)
+        ]
+
+
+def test_signers_given_different_transfers_fail_naming_nobody(cluster, sol_key):
+    """The relay gives co-signer 3 another (also allowed) transfer than co-signer 1: each
+    signs what it checked, sees the other's share for another digest, and fails with
+    check digest and no culprit, where both used to name the other, honest co-signer."""
+    first = solana_transfer(sol_key, DESTINATION, LAMPORTS_PER_SOL // 2, b"digest mismatch")
+    second = solana_transfer(sol_key, DESTINATION, LAMPORTS_PER_SOL // 3, b"digest mismatch")
+    body = sign_request(first, (1, 3), digest=solana_digest(first))
+    other = {**body, "payload": second.hex(), "digest": solana_digest(second).hex()}
+    node3 = cluster.nodes[3]
+    honest_link = node3.link
+    node3.link = _RewritingLink(cluster.core, 3, body["request_id"], other)
+    try:
+        results = cluster.run(body, [1, 3])
+    finally:
+        node3.link = honest_link
+    assert {p: (r["status"], r.get("check"), r["culprits"]) for p, r in results.items()} == {
+        1: ("failed", "digest", []),
+        3: ("failed", "digest", []),
+    }
+
+
 @pytest.mark.parametrize(
     "signers", [[{}], [1, "2"], [True, 2], [1, 1], [0, 1], "12", [70000, 1], [[1]]]
 )

@@ -73,7 +73,12 @@ from shardvault.cosigner.sessions import (
 from shardvault.cosigner.sign_checks import SignChecks
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
-from shardvault.crypto.errors import CryptoError, MisuseError, ProtocolAbort
+from shardvault.crypto.errors import (
+    CryptoError,
+    MessageDigestMismatch,
+    MisuseError,
+    ProtocolAbort,
+)
 from shardvault.crypto.protocols.cggmp21.aux_info import (
     AuxInfo,
     AuxInfoConfig,
@@ -718,6 +723,8 @@ class CosignerNode:
                 for e in active.driver.evidence.get(culprit, [])  # type: ignore[call-overload]
             ]
             self._end(sid, abort.reason)
+            # Signers given different digests: nobody is blamed, and the check says so.
+            mismatch = {"check": "digest"} if isinstance(abort, MessageDigestMismatch) else {}
             out.results.append(
                 self._result(
                     active.request_id,
@@ -725,6 +732,7 @@ class CosignerNode:
                     reason=abort.reason,
                     culprits=list(abort.culprits),
                     evidence=evidence,
+                    **mismatch,
                 )
             )
             return

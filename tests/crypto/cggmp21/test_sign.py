@@ -11,7 +11,7 @@ import secrets
 
 import pytest
 
-from shardvault.crypto.errors import MisuseError, ProtocolAbort
+from shardvault.crypto.errors import MessageDigestMismatch, MisuseError, ProtocolAbort
 from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.protocols.cggmp21.local import run_presign, run_sign
 from shardvault.crypto.protocols.cggmp21.sign import SignRound, digest_scalar
@@ -107,13 +107,10 @@ def _signing_rounds(seed: str, digests: dict[int, bytes]) -> dict[int, SignRound
     }
 
 
-@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the digest they sign")
 def test_signers_given_different_digests_name_nobody() -> None:
     """The relay gives signer 3 another digest than signers 1 and 2. Every share is correct
     for its own digest, so nobody misbehaved that the signers could prove: each reports a
     digest mismatch (a typed error, no culprit) instead of naming an honest peer."""
-    from shardvault.crypto.errors import MessageDigestMismatch
-
     digest, other = random_digest(), random_digest()
     rounds = _signing_rounds("digest-mismatch", {1: digest, 2: digest, 3: other})
     for me, state in rounds.items():
@@ -123,7 +120,6 @@ def test_signers_given_different_digests_name_nobody() -> None:
         assert "digest" in info.value.reason
 
 
-@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the digest they sign")
 def test_a_wrong_share_beside_a_digest_mismatch_is_still_named() -> None:
     """Signer 3 was given another digest, and signer 2 sends a wrong share for the digest
     it claims (ours): signer 1 names signer 2, whose share is provably wrong."""

@@ -12,7 +12,13 @@ import cbor2
 import nacl.signing
 import pytest
 
-from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort, TransportError
+from shardvault.crypto.errors import (
+    EncodingError,
+    MessageDigestMismatch,
+    MisuseError,
+    ProtocolAbort,
+    TransportError,
+)
 from shardvault.crypto.group import ED25519, SECP256K1
 from shardvault.crypto.protocols.common import PartyId, SessionId
 from shardvault.crypto.protocols.frost import (
@@ -27,6 +33,7 @@ from shardvault.crypto.protocols.frost import (
     SignRound1,
 )
 from shardvault.crypto.protocols.frost.local import run_dkg
+from shardvault.crypto.protocols.frost.signing import message_digest
 
 SUITES = [ED25519_SHA512, SECP256K1_BIP340]
 RNG = secrets.token_bytes
@@ -424,9 +431,17 @@ def test_aggregator_accepts_honest_session() -> None:
     ]
     signature = Aggregator(keys[1].public, sid, [1, 3], b"msg").aggregate(commitments, shares)
     nacl.signing.VerifyKey(keys[1].public.public_key_bytes).verify(b"msg", signature)
+    # Checked against another message, the honest signers are named by nobody ...
     wrong = Aggregator(keys[1].public, sid, [1, 3], b"other message")
-    with pytest.raises(ProtocolAbort) as info:
+    with pytest.raises(MessageDigestMismatch) as mismatch:
         wrong.aggregate(commitments, shares)
+    assert mismatch.value.culprits == ()
+    # ... but shares that claim that message while signing another are named.
+    claimed = message_digest(b"other message", None)
+    lying = [dataclasses.replace(s, message_digest=claimed) for s in shares]
+    again = Aggregator(keys[1].public, sid, [1, 3], b"other message")
+    with pytest.raises(ProtocolAbort) as info:
+        again.aggregate(commitments, lying)
     assert info.value.culprits == (1, 3)
 
 
@@ -524,14 +539,11 @@ def _signing_messages(suite: Ciphersuite, messages: dict[int, bytes]):  # type: 
     return keys, states, commitments, [out for _, out in results.values()]
 
 
-@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the message they sign")
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
 def test_signers_given_different_messages_name_nobody(suite: Ciphersuite) -> None:
     """The relay gives signer 3 another message: every share is right for its own message,
     so each signer reports a message mismatch (a typed error, no culprit) instead of
     naming an honest peer."""
-    from shardvault.crypto.errors import MessageDigestMismatch
-
     _, states, _, shares = _signing_messages(
         suite, {1: b"pay alice", 2: b"pay alice", 3: b"pay bob"}
     )
@@ -542,12 +554,9 @@ def test_signers_given_different_messages_name_nobody(suite: Ciphersuite) -> Non
         assert "digest" in info.value.reason
 
 
-@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the message they sign")
 def test_aggregator_given_another_message_names_nobody() -> None:
     """A coordinator that checks the quorum against another message than the signers
     signed reports the mismatch and names none of them."""
-    from shardvault.crypto.errors import MessageDigestMismatch
-
     message = b"pay alice"
     keys, _, commitments, shares = _signing_messages(
         ED25519_SHA512, {1: message, 2: message, 3: message}
@@ -559,7 +568,6 @@ def test_aggregator_given_another_message_names_nobody() -> None:
     assert info.value.culprits == ()
 
 
-@pytest.mark.xfail(strict=True, reason="issue #19: shares do not carry the message they sign")
 def test_a_wrong_share_beside_a_message_mismatch_is_still_named() -> None:
     """Signer 3 was given another message and signer 2 sends a wrong share for the message
     it claims (ours): signer 1 names signer 2 alone."""

@@ -208,7 +208,9 @@ class PresignChiProofMessage(_Message):
 
 @dataclass(frozen=True, slots=True, repr=False)
 class SignatureShareMessage(_Message):
-    """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature, and the
-    echo of every signer's presigning round-3 values."""
+    """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature, the
+    32-byte digest it signs (so that signers given different digests report a mismatch
+    instead of blaming each other), and the echo of every signer's presigning round-3
+    values."""
 
-    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "echo")
+    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "digest", "echo")
