@@ -74,13 +74,10 @@ def test_cosigner_refuses_production_without_pinned_tls(
     assert "exactly one of --server and --coordinator" in both.output
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue #19: a co-signer takes published primes from its environment"
-)
 def test_cosigner_refuses_the_test_only_primes_variable_without_the_flag(tmp_path: Path) -> None:
-    """The variable alone (a development profile, nothing else wrong) no longer makes a
+    """The variable alone (a development profile, nothing else wrong) does not make a
     co-signer generate ECDSA keys from published primes: it refuses to start, naming the
-    explicit flag. (Before, it started and used them silently.)"""
+    explicit flag."""
     from tests.cosigner.support import PASSPHRASE, make_nodes
 
     data = make_nodes(tmp_path, 2)[1]
@@ -93,7 +90,6 @@ def test_cosigner_refuses_the_test_only_primes_variable_without_the_flag(tmp_pat
     assert "--unsafe-test-only-primes" in done.stderr + done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="issue #19: there is no explicit test-only primes flag")
 def test_cosigner_refuses_the_test_only_primes_flag_in_production(tmp_path: Path) -> None:
     from tests.cosigner.support import make_nodes
 

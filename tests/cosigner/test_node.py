@@ -38,6 +38,7 @@ from tests.cosigner.support import (
     LAMPORTS_PER_SOL,
     OTHER_DESTINATION,
     PASSPHRASE,
+    TEST_ONLY_PRIMES,
     approval,
     dkg_request,
     make_nodes,
@@ -60,7 +61,10 @@ class Cluster:
         for party, data_dir in dirs.items():
             with SecretBytes(PASSPHRASE.encode()) as passphrase:
                 state = open_node(data_dir, passphrase)
-            self.nodes[party] = CosignerNode(state, InMemoryLink(self.core, party))
+            # ECDSA key generation takes the TEST-ONLY published primes (no search).
+            self.nodes[party] = CosignerNode(
+                state, InMemoryLink(self.core, party), test_only_primes=TEST_ONLY_PRIMES
+            )
 
     def pump(self):
         for _ in range(50):
@@ -447,8 +451,6 @@ class _RewritingLink(InMemoryLink):
         self._body = body
 
     def poll(self, wait):
-        from shardvault.cosigner.link import Item
-
         return [
             Item(request=self._body)
             if item.request is not None and item.request.get("request_id") == self._request_id

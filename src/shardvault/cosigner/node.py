@@ -34,9 +34,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from shardvault.cosigner.attest import Attester
 from shardvault.cosigner.cggmp21 import (
@@ -105,6 +105,11 @@ __all__ = ["TEST_ONLY_PRIMES_ENV", "CosignerNode", "Outbox"]
 class CosignerNode:
     """A co-signer serving one coordinator link.
 
+    ``test_only_primes`` names the TEST-ONLY fixture of published safe primes, which then
+    replace the safe-prime search of ECDSA key generation: every such key is insecure and
+    its ``dkg`` result says ``test_only``. Only tests and demos pass it (``shardvault
+    cosigner run --unsafe-test-only-primes``, which the production profile refuses).
+
     Security: holds the node state (identity keys, unsealed keyring) and, during a
     session, the round objects with this party's secrets; nothing here logs or reports
     a share, a nonce or a payload.
@@ -120,8 +125,10 @@ class CosignerNode:
         session_timeout: float = 60.0,
         require_signed_directory: bool = False,
         share_records: bool = True,
+        test_only_primes: Path | None = None,
     ) -> None:
         self.state = state
+        self._test_only_primes = test_only_primes
         self._require_signed_directory = require_signed_directory
         self._share_records = share_records
         self.link = link
@@ -139,7 +146,7 @@ class CosignerNode:
 
     @property
     def _keys(self) -> NodeKeys:
-        return NodeKeys(self.state)
+        return NodeKeys(self.state, self._test_only_primes)
 
     @property
     def _checks(self) -> SignChecks:
@@ -457,7 +464,7 @@ class CosignerNode:
                 },
                 chain_code=share.chain_code.hex(),
                 # Keys made from the published TEST-ONLY primes are insecure: say so.
-                test_only=bool(os.environ.get(TEST_ONLY_PRIMES_ENV)),
+                test_only=self._test_only_primes is not None,
             )
 
         deadline = self._clock() + self._timeout
