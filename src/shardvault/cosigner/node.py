@@ -85,7 +85,7 @@ from shardvault.crypto.protocols.cggmp21.aux_info import (
 )
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature
 from shardvault.crypto.protocols.common import SessionId, check_thresholds, party_set, session_id
 from shardvault.crypto.protocols.frost import SUITES, KeyPackage

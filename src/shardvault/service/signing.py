@@ -49,7 +49,7 @@ from shardvault.crypto.protocols.cggmp21.aux_info import (
 )
 from shardvault.crypto.protocols.cggmp21.bip32 import derive_key_share
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.common import PartyId, SessionId
 from shardvault.crypto.protocols.frost import ED25519_SHA512, SECP256K1_BIP340, KeyPackage
 from shardvault.crypto.protocols.frost import local as frost_local

@@ -26,7 +26,6 @@ from shardvault.cosigner.cggmp21 import presign_driver
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard, peek_header
 from shardvault.crypto.errors import MisuseError, ProtocolAbort
 from shardvault.crypto.group import SECP256K1, Point
-from shardvault.crypto.protocols.cggmp21 import presign as presign_module
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import PresignChiProofMessage
 from shardvault.crypto.protocols.cggmp21.presign import (
@@ -35,10 +34,11 @@ from shardvault.crypto.protocols.cggmp21.presign import (
     PresignRound1,
     PresignRound2,
     PresignRound3,
-    _PublicChi,
 )
+from shardvault.crypto.protocols.cggmp21.presign_state import PublicChi
 from shardvault.crypto.protocols.common import session_id
 from shardvault.crypto.rng import system_random
+from shardvault.crypto.zk import dec
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
 from tests.crypto.cggmp21.test_fuzz import wire_values
 
@@ -111,7 +111,7 @@ def _cheater_message(
     inputs = state._chi_inputs
     assert inputs is not None
     return PresignIdentifyChi(
-        state._s, inputs=inputs, views=agreed._views, public=_PublicChi(public.Gamma, public.Ks, Ss)
+        state._s, inputs=inputs, views=agreed._views, public=PublicChi(public.Gamma, public.Ks, Ss)
     ).message
 
 
@@ -270,7 +270,7 @@ def test_cosigner_driver_runs_the_chi_identification(
     """The co-signer driver (signed envelopes) runs the χ identification as its round 4."""
     cheater = 3
     original_next = PresignRound2.next
-    original_prove = presign_module.dec.prove
+    original_prove = dec.prove
 
     def cheating_next(self: PresignRound2, received: Any) -> Any:
         # The cheater subtracts a wrong x-MtA mask inside its own χ (all proofs stay valid).
@@ -296,7 +296,7 @@ def test_cosigner_driver_runs_the_chi_identification(
         return original_prove(context, group, prover, setup, C, B, true_Y, bits, rng)
 
     monkeypatch.setattr(PresignRound2, "next", cheating_next)
-    monkeypatch.setattr(presign_module.dec, "prove", best_effort_prove)
+    monkeypatch.setattr(dec, "prove", best_effort_prove)
     ids = {k.party: PartyIdentity.generate(k.party, system_random) for k in shares3}
     directory = Directory.of({p: i.public for p, i in ids.items()})
     sid = session_id(RNG(32))
@@ -331,7 +331,7 @@ def _honest_identification_pair(keys: list[KeyShare]) -> tuple[PresignRound3, An
         states, _ = _run_to_round3(keys)
         Ss = {1: states[0]._own[2], 2: states[1]._own[2]}
         views = (bytes(32), bytes(32))
-        public = _PublicChi(states[0]._Gamma, states[0]._Ks, Ss)
+        public = PublicChi(states[0]._Gamma, states[0]._Ks, Ss)
         inputs2 = states[1]._chi_inputs
         assert inputs2 is not None
         message2 = PresignIdentifyChi(

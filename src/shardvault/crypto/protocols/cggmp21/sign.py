@@ -41,7 +41,7 @@ from shardvault.crypto.protocols.cggmp21._common import (
 )
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import SIGN_PROTOCOL, SignatureShareMessage
-from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, session_id
 
 Q = CURVE.order
