@@ -11,18 +11,18 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 
-import pytest
-
 from shardvault.cosigner.cggmp21 import ecdsa_signing_driver, keygen_driver, presign_driver
 from shardvault.cosigner.driver import Advance, Step
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard, peek_header
 from shardvault.crypto.errors import ProtocolAbort
 from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.protocols.cggmp21.messages import PresignRound3Message
+from shardvault.crypto.protocols.cggmp21.presign import PresignRound2
 from shardvault.crypto.protocols.common import session_id
 from shardvault.crypto.rng import system_random
 from tests.crypto.cggmp21.conftest import build_aux_info, make_seeded_rng
 from tests.crypto.cggmp21.ecdsa_helpers import assert_valid_signature, fixture_keys, make_key_shares
+from tests.crypto.cggmp21.presign_helpers import forge_round3
 
 
 def _pump(drivers, initial):
@@ -154,15 +154,12 @@ def _pump_through_aborts(drivers, initial):
                 pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #19: the honest signers choose different identification paths and blame "
-    "each other",
-)
 def test_mixed_identification_names_only_the_cheater():
-    """Signer 3 sends signer 1 a wrong δ and signer 2 a wrong S in round 3. Signer 1's δ
-    check fails and signer 2's S check fails; both honest signers must end naming exactly
-    signer 3, never each other."""
+    """Signer 3 sends signer 1 a wrong δ and signer 2 a wrong S in round 3 (changed after
+    its ψ'' was made, by a co-signer that signs its envelopes). Both honest signers end
+    naming exactly signer 3, never each other: ψ'' binds the values it came with. (A
+    cheater that proves for what it sends is exposed in round 4:
+    tests/crypto/cggmp21/test_presign_agreement.py.)"""
     ids = {p: PartyIdentity.generate(p, system_random) for p in (1, 2, 3)}
     directory = Directory.of({p: i.public for p, i in ids.items()})
     shares = {s.party: s for s in make_key_shares(3, 3, "mixed-identification")}
@@ -198,3 +195,40 @@ def test_mixed_identification_names_only_the_cheater():
         abort = drivers[honest].abort
         assert abort is not None, f"signer {honest} did not end its session"
         assert abort.culprits == (3,), (honest, abort.reason)
+
+
+def test_an_equivocating_signer_that_proves_what_it_sends_is_named_in_round4(monkeypatch):
+    """The same cheat by a signer that proves ψ'' for what each honest signer gets: round
+    3 passes everywhere, and round 4 (over signed envelopes, as co-signers run it) makes
+    both honest signers name signer 3 alone."""
+    honest_next = PresignRound2.next
+
+    def cheating_next(self, received):
+        if self._s.me != 3:
+            return honest_next(self, received)
+        changes = {1: {"delta": 1}, 2: {"S": 1}}
+        return forge_round3(self, received, changes, honest_next=honest_next)
+
+    monkeypatch.setattr(PresignRound2, "next", cheating_next)
+    ids = {p: PartyIdentity.generate(p, system_random) for p in (1, 2, 3)}
+    directory = Directory.of({p: i.public for p, i in ids.items()})
+    shares = {s.party: s for s in make_key_shares(3, 3, "mixed-identification-proved")}
+    sid = session_id(secrets.token_bytes(32))
+    drivers = {
+        p: presign_driver(
+            key=shares[p],
+            identity=ids[p],
+            directory=directory,
+            guard=ReplayGuard(),
+            session=sid,
+            signers=[1, 2, 3],
+            rng=system_random,
+        )
+        for p in ids
+    }
+    _pump_through_aborts(drivers, _start(drivers))
+    for honest in (1, 2):
+        abort = drivers[honest].abort
+        assert abort is not None, f"signer {honest} did not end its session"
+        assert abort.culprits == (3,), (honest, abort.reason)
+        assert "round 4" in abort.reason

@@ -80,8 +80,9 @@ def run() -> Run:
         direct3.update({(p, m.header.recipient): m for m in out})
     pristine3 = {p: _fresh(r3[p]) for p in HONEST}
     # The honest run completes, so every abort below comes from the forged field alone.
-    for p, state3 in r3.items():
-        state3.finish([direct3[(q, p)] for q in signers if q != p])
+    r4 = {p: state3.next([direct3[(q, p)] for q in signers if q != p]) for p, state3 in r3.items()}
+    for p, (state4, _) in r4.items():
+        state4.finish([message for q, (_, message) in r4.items() if q != p])
     return Run(pristine1, pristine2, pristine3, broadcast1, direct1, direct2, direct3)
 
 
@@ -141,4 +142,4 @@ def test_oversized_round3_log_star_field_names_only_the_sender(run: Run, field: 
         state = _fresh(run.round3[me])
         forged = _forge(run.direct3[(CHEATER, me)], "log_star_proof", field)
         received = [run.direct3[(other, me)], forged]
-        assert _culprits(lambda s=state, r=received: s.finish(r)) == (CHEATER,)
+        assert _culprits(lambda s=state, r=received: s.next(r)) == (CHEATER,)

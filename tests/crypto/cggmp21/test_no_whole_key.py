@@ -136,8 +136,13 @@ def test_messages_never_carry_the_group_secret() -> None:
     d2 = [m for _, out in step2 for m in out]
     step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, shares, strict=True)]  # type: ignore[arg-type]
     d3 = [m for _, out in step3 for m in out]
-    wire += [m.to_bytes() for m in d2 + d3]
-    presignatures = [r.finish(_to(d3, k.party)) for (r, _), k in zip(step3, shares, strict=True)]  # type: ignore[arg-type]
+    step4 = [r.next(_to(d3, k.party)) for (r, _), k in zip(step3, shares, strict=True)]  # type: ignore[arg-type]
+    b4 = [message for _, message in step4]
+    wire += [m.to_bytes() for m in d2 + d3 + b4]
+    presignatures = [
+        r.finish(_from_others(b4, k.party))  # type: ignore[arg-type]
+        for (r, _), k in zip(step4, shares, strict=True)
+    ]
     rounds = [SignRound(k, p, RNG(32), sid) for k, p in zip(shares, presignatures, strict=True)]
     wire += [r.message.to_bytes() for r in rounds]
     for data in wire:

@@ -75,12 +75,14 @@ def run_presign(
     d2 = [m for _, out in step2 for m in out]
     step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]  # type: ignore[arg-type]
     d3 = [m for _, out in step3 for m in out]
+    step4 = [r.next(_to(d3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
+    b4 = [message for _, message in step4]
     results: list[Presignature] = []
     identifications: list[PresignIdentify] = []
     chi_identifications: list[PresignIdentifyChi] = []
-    for (r, _), k in zip(step3, keys, strict=True):
+    for (r, _), k in zip(step4, keys, strict=True):
         try:
-            results.append(r.finish(_to(d3, k.party)))  # type: ignore[arg-type]
+            results.append(r.finish(_from_others(b4, k.party)))  # type: ignore[arg-type]
         except PresignIdentificationRequired as failed:
             identifications.append(failed.identification)
         except PresignChiIdentificationRequired as failed_chi:

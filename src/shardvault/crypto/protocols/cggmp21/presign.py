@@ -17,19 +17,31 @@ Round 3. Verify the echo and ``ψ``, ``ψ̂``, ``ψ'``. ``Γ = Σ Γ_j``, ``Δ_i
   (``α = dec_i(D_{i,j})``); send ``(δ_i, Δ_i, S_i = χ_i·Γ, [F_{j,i}]_j, ψ''_{j,i})`` (Πlog* for
   ``(K_i, Δ_i)`` with base ``Γ``). ``S_i`` and the list of the sender's ``F`` ciphertexts
   are shardvault's additions to Figure 7: ``S_i`` makes each signature share checkable on
-  its own, and the list makes the identification below publicly verifiable.
-Output. Verify ``ψ''``; ``δ = Σ δ_j``; check ``δ·G = Σ Δ_j`` and ``Σ S_j = δ·X``;
-  ``R = δ^{-1}·Γ``. The presignature is ``(R, k_i, χ_i)`` plus every ``(Δ_j, S_j)`` so that
-  each signature share can be checked on its own (``σ_j·Γ = m·Δ_j + r·S_j``).
+  its own, and the list makes the identification below publicly verifiable. ``ψ''``'s
+  challenge also binds the digest of ``(δ_i, Δ_i, S_i, [F_{j,i}]_j)``
+  (:func:`~shardvault.crypto.protocols.cggmp21.presign_state.round3_context`).
+Round 4 (shardvault's addition). Verify ``ψ''``; broadcast, for every signer ``j``, the
+  digest of the round-3 values received from it with the ``ψ''_{j,i}`` that came with
+  them. Round-3 messages are direct, so without this a signer could send one peer a wrong
+  ``δ`` and another a wrong ``S``: the two would take different identification paths and
+  blame each other. On receipt, a peer's digest for ``j`` that differs from ours names
+  ``j`` if the peer's ``ψ''`` verifies for it (only ``j`` can make one: ``j`` sent
+  different values), else the peer (it made up what it received); so every honest signer
+  runs the checks below on the same values, or names the same cheater. The honest path
+  compares digests only.
+Output. ``δ = Σ δ_j``; check ``δ·G = Σ Δ_j`` and ``Σ S_j = δ·X``; ``R = δ^{-1}·Γ``. The
+  presignature is ``(R, k_i, χ_i)`` plus every ``(Δ_j, S_j)`` so that each signature share
+  can be checked on its own (``σ_j·Γ = m·Δ_j + r·S_j``).
 
 Every proof binds the session id, the prover, the curve, the key id and epoch, and every
 signer's auxiliary info. Every ciphertext and every proof value is range- and group-checked
 before use. A failed check aborts naming the sender; the party is then terminal.
 
 Identification (identifiable abort, :mod:`.presign_identify`): if ``δ·G = Σ Δ_j`` fails
-although every proof verified, :class:`PresignIdentify` runs one more broadcast round that
-reveals nonce-side values; if ``Σ S_j = δ·X`` fails, :class:`PresignIdentifyChi` runs one
-that proves the x-MtA side without revealing ``w_i`` or ``χ_i``. The presignature itself is
+although every proof verified, :class:`PresignIdentify` runs one more broadcast round
+(round 5) that reveals nonce-side values; if ``Σ S_j = δ·X`` fails,
+:class:`PresignIdentifyChi` runs one that proves the x-MtA side without revealing ``w_i``
+or ``χ_i``. Both judge the values agreed in round 4. The presignature itself is
 :class:`~shardvault.crypto.protocols.cggmp21.presignature.Presignature`.
 """
 
@@ -54,6 +66,7 @@ from shardvault.crypto.protocols.cggmp21.messages import (
     PresignRound1ProofMessage,
     PresignRound2Message,
     PresignRound3Message,
+    PresignRound4Message,
 )
 from shardvault.crypto.protocols.cggmp21.presign_identify import (
     GRINDING_BITS,
@@ -71,6 +84,7 @@ from shardvault.crypto.protocols.cggmp21.presign_state import (
     PublicRound3,
     Q,
     presign_binding,
+    round3_context,
     round3_view,
 )
 from shardvault.crypto.protocols.cggmp21.presignature import (
@@ -356,10 +370,11 @@ class PresignRound2:
         delta = gamma * k + (alpha_sum - beta_sum)
         chi = w * k + (alpha_hat_sum - beta_hat_sum)
         S_i = Gamma * chi
-        me = s.context(s.me)
         # Every F_{j,i} this party sent, in signer order (0 for itself): each peer checks its
         # own entry against round 2, and identification uses the agreed list.
         F_sent = [0 if p == s.me else self._gamma_mta[p][2] for p in s.signers]
+        # ψ'' binds these values, so that a peer can show round 4 what this party sent it.
+        me = round3_context(s, s.me, round3_view(delta, Delta, S_i, F_sent))
         out = [
             PresignRound3Message(
                 s.header(3, peer),
@@ -400,11 +415,11 @@ class PresignRound2:
 
 
 class PresignRound3:
-    """Final state of presigning: verifies ``ψ''`` and the global checks, outputs the
-    presignature.
+    """Round-3 receipt of presigning: verifies every ``(δ_j, Δ_j, S_j, F_j, ψ''_{j,i})``
+    and sends round 4, this party's view of every signer's round-3 values.
 
-    Security: holds ``k_i`` and ``χ_i`` until :meth:`finish` moves them into the
-    :class:`Presignature`, and the nonce-side values an identification would reveal.
+    Security: holds ``k_i`` and ``χ_i`` and the nonce-side values an identification would
+    reveal, until :meth:`next` hands them to round 4.
     """
 
     def __init__(
@@ -435,7 +450,7 @@ class PresignRound3:
 
     def _check_peer(
         self, sender: PartyId, payload: Mapping[str, WireValue]
-    ) -> tuple[Scalar, Point, Point, list[int]]:
+    ) -> tuple[Scalar, Point, Point, list[int], WireValue]:
         s = self._s
         key = s.key
         delta_j = CURVE.decode_scalar(wire_bytes(payload["delta"], "delta", 32))
@@ -445,13 +460,20 @@ class PresignRound3:
         if not isinstance(F_sent, list) or len(F_sent) != len(s.signers):
             raise EncodingError("F_sent must list one ciphertext per signer")
         F_list = [wire_int(value, "F_sent") for value in F_sent]
+        pk = key.aux[sender].paillier
+        for party, value in zip(s.signers, F_list, strict=True):
+            if party == sender:
+                if value != 0:
+                    raise EncodingError("F_sent must hold 0 for the sender itself")
+            else:
+                check_ciphertext(value, pk.n_squared, pk.n, "F_sent")
         # The F_{i,j} it lists for us must be the one it sent us in round 2.
         if F_list[s.signers.index(s.me)] != self._F_received[sender]:
             raise VerificationError("round-3 list of F contradicts its round-2 message")
         proof = log_star.LogStarProof.from_wire(CURVE, payload["log_star_proof"])
-        # Figure 7, output, step 1: verify ψ''_{i,j}.
+        # Figure 7, output, step 1: verify ψ''_{i,j}, bound to the values it came with.
         log_star.verify(
-            s.context(sender),
+            round3_context(s, sender, round3_view(delta_j, Delta_j, S_j, F_list)),
             CURVE,
             key.aux[sender].paillier,
             key.aux[s.me].ring_pedersen,
@@ -461,37 +483,36 @@ class PresignRound3:
             proof,
             s.crt,
         )
-        return delta_j, Delta_j, S_j, F_list
+        return delta_j, Delta_j, S_j, F_list, payload["log_star_proof"]
 
-    def finish(self, received: Sequence[PresignRound3Message]) -> Presignature:
-        """Verify every ``(δ_j, Δ_j, S_j, ψ'')`` and return the presignature.
+    def next(
+        self, received: Sequence[PresignRound3Message]
+    ) -> tuple[PresignRound4, PresignRound4Message]:
+        """Verify every ``(δ_j, Δ_j, S_j, F_j, ψ'')`` and broadcast this party's view of
+        them (round 4).
 
         Raises:
-            MisuseError: this round already finished.
+            MisuseError: this round already ran.
             TransportError: a message missing or from outside the session.
-            PresignIdentificationRequired: the δ check failed; run its identification.
-            PresignChiIdentificationRequired: the ``Σ S_j = δ·X`` check failed; run its
-                identification.
-            ProtocolAbort: an invalid Πlog* proof, a malformed value or a list of ``F``
-                contradicting round 2 (names the sender).
+            ProtocolAbort: an invalid Πlog* proof (or one made for other values), a
+                malformed value or a list of ``F`` contradicting round 2 (names the sender).
         """
         secret = self._secret
         reveal = self._reveal
         chi_inputs = self._chi_inputs
         if secret is None or reveal is None or chi_inputs is None:
-            raise MisuseError("presign round 3 already finished")
-        # Spent secrets die with the round: k_i, χ_i move into the presignature, and the
-        # nonce-side values into an identification round if one is needed.
+            raise MisuseError("presign round 3 already ran")
+        # Spent secrets die with the round: k_i, χ_i and the nonce-side values move on.
         self._secret = None
         self._reveal = None
         self._chi_inputs = None
         s = self._s
-        key = s.key
         by_sender = s.collect(received, 3, direct=True)
         deltas: dict[PartyId, Scalar] = {s.me: self._own[0]}
         Deltas: dict[PartyId, Point] = {s.me: self._own[1]}
         Ss: dict[PartyId, Point] = {s.me: self._own[2]}
         F_sent: dict[PartyId, list[int]] = {s.me: self._own[3]}
+        proofs: dict[PartyId, WireValue] = {}
         for sender in s.peers:
             message = by_sender[sender]
             assert isinstance(message, PresignRound3Message)
@@ -499,31 +520,162 @@ class PresignRound3:
                 checked = self._check_peer(sender, message.payload)
             except (EncodingError, VerificationError) as exc:
                 raise ProtocolAbort([sender], f"party {sender}: presign round 3: {exc}") from exc
-            deltas[sender], Deltas[sender], Ss[sender], F_sent[sender] = checked
+            deltas[sender], Deltas[sender], Ss[sender], F_sent[sender], proofs[sender] = checked
         views = tuple(round3_view(deltas[p], Deltas[p], Ss[p], F_sent[p]) for p in s.signers)
-        # Figure 7, output, step 2: δ = Σ δ_j and δ·G = Σ Δ_j; then Σ S_j = δ·X.
-        delta = CURVE.scalar(sum(d.value for d in deltas.values()))
-        if delta.is_zero() or CURVE.base_multiply(delta) != CURVE.sum_points(list(Deltas.values())):
-            raise PresignIdentificationRequired(
-                PresignIdentify(
-                    s,
-                    reveal=reveal,
-                    views=views,
-                    public=PublicRound3(self._Gamma, self._Gammas, deltas, Deltas, F_sent),
-                )
+        # Round 4 (shardvault's addition, see the module docstring): every signer's round-3
+        # values as this party received them, each with the ψ'' that authenticates them.
+        message = PresignRound4Message(
+            s.header(4, None),
+            {
+                "views": list(views),
+                "Deltas": [Deltas[p].to_bytes() for p in s.signers],
+                "log_star_proofs": [{} if p == s.me else proofs[p] for p in s.signers],
+            },
+        )
+        state = PresignRound4(
+            s,
+            Ks=self._Ks,
+            public=PublicRound3(self._Gamma, self._Gammas, deltas, Deltas, F_sent),
+            Ss=Ss,
+            views=views,
+            secret=secret,
+            reveal=reveal,
+            chi_inputs=chi_inputs,
+        )
+        return state, message
+
+
+class PresignRound4:
+    """Final state of presigning: agrees on the round-3 views, runs the global checks and
+    outputs the presignature (or the identification round the failed check needs).
+
+    Security: holds ``k_i`` and ``χ_i`` until :meth:`finish` moves them into the
+    :class:`Presignature`, and the nonce-side values an identification would reveal.
+    """
+
+    def __init__(
+        self,
+        s: PresignSession,
+        *,
+        Ks: dict[PartyId, int],
+        public: PublicRound3,
+        Ss: dict[PartyId, Point],
+        views: tuple[bytes, ...],
+        secret: tuple[Scalar, Scalar],
+        reveal: NonceReveal,
+        chi_inputs: ChiInputs,
+    ) -> None:
+        self._s = s
+        self._Ks = Ks
+        self._public = public
+        self._Ss = Ss
+        self._views = views
+        self._secret: tuple[Scalar, Scalar] | None = secret
+        self._reveal: NonceReveal | None = reveal
+        self._chi_inputs: ChiInputs | None = chi_inputs
+
+    def __repr__(self) -> str:
+        return f"PresignRound4(party={self._s.me}, <redacted>)"
+
+    def _judge_view(
+        self, reporter: PartyId, signer: PartyId, view: bytes, Delta: WireValue, proof: WireValue
+    ) -> PartyId:
+        """Who is at fault when ``reporter`` says ``signer`` sent it round-3 values with
+        digest ``view`` and we received others: ``signer`` if ``proof`` shows it really
+        sent them (only it can make ψ'' for its ``K``), else ``reporter``."""
+        s = self._s
+        key = s.key
+        if signer in (s.me, reporter):
+            # Our own values (we know what we sent), or the reporter's own: its word alone.
+            return reporter
+        try:
+            log_star.verify(
+                round3_context(s, signer, view),
+                CURVE,
+                key.aux[signer].paillier,
+                key.aux[reporter].ring_pedersen,
+                self._Ks[signer],
+                wire_point(Delta, "Deltas"),
+                self._public.Gamma,
+                log_star.LogStarProof.from_wire(CURVE, proof),
+                s.crt,
             )
-        if CURVE.sum_points(list(Ss.values())) != key.public_key * delta:
+        except (EncodingError, VerificationError):
+            return reporter
+        return signer
+
+    def finish(self, received: Sequence[PresignRound4Message]) -> Presignature:
+        """Agree on every signer's round-3 values, check ``δ·G = Σ Δ_j`` and
+        ``Σ S_j = δ·X``, and return the presignature.
+
+        Raises:
+            MisuseError: this round already finished.
+            TransportError: a message missing or from outside the session.
+            ProtocolAbort: a peer's view of some signer's round-3 values differs from ours:
+                names the signer when the peer shows a ψ'' for what it received (that
+                signer sent different values to different peers), else the peer; or a
+                malformed view (names its sender).
+            PresignIdentificationRequired: the δ check failed; run its identification.
+            PresignChiIdentificationRequired: the ``Σ S_j = δ·X`` check failed; run its
+                identification.
+        """
+        secret = self._secret
+        reveal = self._reveal
+        chi_inputs = self._chi_inputs
+        if secret is None or reveal is None or chi_inputs is None:
+            raise MisuseError("presign round 4 already finished")
+        self._secret = None
+        self._reveal = None
+        self._chi_inputs = None
+        s = self._s
+        key = s.key
+        by_sender = s.collect(received, 4, direct=False)
+        count = len(s.signers)
+        culprits: set[PartyId] = set()
+        for sender, message in by_sender.items():
+            assert isinstance(message, PresignRound4Message)
+            payload = message.payload
+            try:
+                views = wire_bytes_list(payload["views"], "views")
+                Deltas = payload["Deltas"]
+                proofs = payload["log_star_proofs"]
+                if (
+                    len(views) != count
+                    or not isinstance(Deltas, list)
+                    or not isinstance(proofs, list)
+                    or len(Deltas) != count
+                    or len(proofs) != count
+                ):
+                    raise EncodingError("round-4 lists must have one entry per signer")
+            except EncodingError:
+                culprits.add(sender)
+                continue
+            # Agreement on the round-3 views before any check chooses a path: a signer
+            # that sent different values to different peers is named by every honest one.
+            for index, signer in enumerate(s.signers):
+                if views[index] != self._views[index]:
+                    culprits.add(
+                        self._judge_view(sender, signer, views[index], Deltas[index], proofs[index])
+                    )
+        if culprits:
+            raise ProtocolAbort(
+                culprits, "presigning round 4: a signer's round-3 values were seen differently"
+            )
+        pub = self._public
+        # Figure 7, output, step 2: δ = Σ δ_j and δ·G = Σ Δ_j; then Σ S_j = δ·X.
+        delta = CURVE.scalar(sum(d.value for d in pub.deltas.values()))
+        Delta_sum = CURVE.sum_points(list(pub.Deltas.values()))
+        if delta.is_zero() or CURVE.base_multiply(delta) != Delta_sum:
+            raise PresignIdentificationRequired(PresignIdentify(s, reveal=reveal, public=pub))
+        if CURVE.sum_points(list(self._Ss.values())) != key.public_key * delta:
             # CGGMP21 Figure 8, output "Otherwise" (applied to S_j = χ_j·Γ): identify with
             # Πmul* and Πdec over the x-MtA (PresignIdentifyChi); χ_i stays secret.
             raise PresignChiIdentificationRequired(
                 PresignIdentifyChi(
-                    s,
-                    inputs=chi_inputs,
-                    views=views,
-                    public=PublicChi(self._Gamma, self._Ks, Ss),
+                    s, inputs=chi_inputs, public=PublicChi(pub.Gamma, self._Ks, self._Ss)
                 )
             )
-        R = self._Gamma * delta.inverse()
+        R = pub.Gamma * delta.inverse()
         k, chi = secret
         return Presignature(
             key_id=key.key_id,
@@ -531,13 +683,13 @@ class PresignRound3:
             signers=s.signers,
             session=s.session,
             R=R,
-            gamma=self._Gamma,
+            gamma=pub.Gamma,
             delta=delta,
-            Delta=Deltas,
-            S=Ss,
+            Delta=pub.Deltas,
+            S=self._Ss,
             k=k,
             chi=chi,
-            views=views,
+            views=self._views,
         )
 
 
@@ -551,6 +703,7 @@ __all__ = [
     "PresignRound1",
     "PresignRound2",
     "PresignRound3",
+    "PresignRound4",
     "Presignature",
     "chi_plaintext_bits",
 ]

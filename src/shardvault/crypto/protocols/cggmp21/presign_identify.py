@@ -28,9 +28,7 @@ from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort, 
 from shardvault.crypto.group import Scalar
 from shardvault.crypto.paillier import PaillierPublicKey
 from shardvault.crypto.protocols.cggmp21._common import (
-    check_echo,
     wire_bytes,
-    wire_bytes_list,
     wire_int,
 )
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE
@@ -72,9 +70,9 @@ class PresignIdentificationRequired(ProtocolAbort):
 class PresignIdentify:
     """Identification after a failed ``δ·G = Σ Δ_j`` check (one broadcast round).
 
-    Every signer reveals its nonce-side values (see :class:`NonceReveal`) and echoes the
-    round-3 values it received. Then anyone can recompute each ``δ_j``: the proofs already
-    bind ``D_{j,l}`` to ``K_j``, ``Γ_l`` and ``F_{j,l}``, so
+    Every signer reveals its nonce-side values (see :class:`NonceReveal`); the round-3
+    values it is judged against were agreed in round 4. Then anyone can recompute each
+    ``δ_j``: the proofs already bind ``D_{j,l}`` to ``K_j``, ``Γ_l`` and ``F_{j,l}``, so
     ``δ_j = γ_j k_j + Σ_l (γ_l k_j + β_{l→j} − β_{j→l}) mod q`` for an honest ``P_j``. A signer
     whose revealed ``γ_j``, ``k_j`` do not match ``Γ_j``, ``Δ_j``, whose masks do not
     re-encrypt to the ``F`` it listed, or whose ``δ_j`` differs from the recomputation is
@@ -88,24 +86,21 @@ class PresignIdentify:
         s: PresignSession,
         *,
         reveal: NonceReveal,
-        views: tuple[bytes, ...],
         public: PublicRound3,
     ) -> None:
         self._s = s
-        self._views = views
         self._public = public
         self._own = reveal
         self._done = False
         betas = [0 if p == s.me else reveal.gamma_mta[p][0] for p in s.signers]
         nonces = [0 if p == s.me else reveal.gamma_mta[p][1] for p in s.signers]
         self.message = PresignRevealMessage(
-            s.header(4, None),
+            s.header(5, None),
             {
                 "k": reveal.k.to_bytes(),
                 "gamma": reveal.gamma.to_bytes(),
                 "betas": betas,  # type: ignore[dict-item]
                 "nonces": nonces,  # type: ignore[dict-item]
-                "echo": list(views),
             },
         )
 
@@ -147,23 +142,15 @@ class PresignIdentify:
         Raises:
             MisuseError: this round already finished.
             TransportError: a reveal missing or from outside the session.
-            ProtocolAbort: naming every signer whose reveal or ``δ_j`` is wrong (or an echo
-                mismatch); with no culprit only if nobody deviated, which cannot happen
-                once the δ check failed.
+            ProtocolAbort: naming every signer whose reveal or ``δ_j`` is wrong; with no
+                culprit only if nobody deviated, which cannot happen once the δ check
+                failed.
         """
         if self._done:
             raise MisuseError("presign identification already finished")
         self._done = True
         s = self._s
-        by_sender = s.collect(received, 4, direct=False)
-        echoes: dict[PartyId, list[bytes]] = {}
-        for sender, message in by_sender.items():
-            assert isinstance(message, PresignRevealMessage)
-            try:
-                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
-            except EncodingError as exc:
-                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
-        check_echo(echoes, list(self._views), s.signers, s.me)
+        by_sender = s.collect(received, 5, direct=False)
         revealed: dict[PartyId, tuple[Scalar, Scalar, list[int]]] = {
             s.me: (
                 self._own.k,
@@ -273,11 +260,9 @@ class PresignIdentifyChi:
         s: PresignSession,
         *,
         inputs: ChiInputs,
-        views: tuple[bytes, ...],
         public: PublicChi,
     ) -> None:
         self._s = s
-        self._views = views
         self._public = public
         self._inputs = inputs
         self._done = False
@@ -333,7 +318,7 @@ class PresignIdentifyChi:
             mul_proofs.append(product.to_wire())  # type: ignore[arg-type]
             dec_proofs.append(decryption.to_wire())  # type: ignore[arg-type]
         self.message = PresignChiProofMessage(
-            s.header(4, None),
+            s.header(5, None),
             {
                 "H": H,
                 "D_hat": D_hats,
@@ -341,7 +326,6 @@ class PresignIdentifyChi:
                 "aff_g_hat_proofs": affine,
                 "mul_star_proofs": mul_proofs,
                 "dec_proofs": dec_proofs,
-                "echo": list(views),
             },
         )
 
@@ -397,9 +381,9 @@ class PresignIdentifyChi:
         Raises:
             MisuseError: this round already finished.
             TransportError: a message missing or from outside the session.
-            ProtocolAbort: naming every signer whose re-broadcast, Πmul* or Πdec is invalid
-                (or an echo mismatch); with no culprit only if nobody deviated, which cannot
-                happen once the ``Σ S_j = δ·X`` check failed.
+            ProtocolAbort: naming every signer whose re-broadcast, Πmul* or Πdec is invalid;
+                with no culprit only if nobody deviated, which cannot happen once the
+                ``Σ S_j = δ·X`` check failed.
         """
         if self._done:
             raise MisuseError("presign χ identification already finished")
@@ -407,15 +391,7 @@ class PresignIdentifyChi:
         s = self._s
         key = s.key
         pub = self._public
-        by_sender = s.collect(received, 4, direct=False)
-        echoes: dict[PartyId, list[bytes]] = {}
-        for sender, message in by_sender.items():
-            assert isinstance(message, PresignChiProofMessage)
-            try:
-                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
-            except EncodingError as exc:
-                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
-        check_echo(echoes, list(self._views), s.signers, s.me)
+        by_sender = s.collect(received, 5, direct=False)
         parsed: dict[PartyId, tuple[int, dict[PartyId, int], list[WireValue], list[WireValue]]]
         parsed = {}
         culprits: list[PartyId] = []

@@ -101,12 +101,30 @@ class NonceReveal:
 
 
 def round3_view(delta: Scalar, Delta: Point, S: Point, F_sent: list[int]) -> bytes:
+    """The digest of one signer's round-3 values ``(δ_j, Δ_j, S_j, [F_{l,j}]_l)`` (the
+    ``F`` entries non-negative): what signers compare in round 4 and the signing round
+    echoes."""
     h = hashlib.sha256(b"shardvault/cggmp21/presign/round3-view/v2")
     h.update(delta.to_bytes() + Delta.to_bytes() + S.to_bytes())
     for value in F_sent:
         raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
         h.update(len(raw).to_bytes(4, "big") + raw)
     return h.digest()
+
+
+def round3_context(s: PresignSession, prover: PartyId, view: bytes) -> ProofContext:
+    """The context of ``prover``'s round-3 Πlog* (``ψ''``): the session's, with the digest of
+    the round-3 values it was sent with bound in.
+
+    Only ``prover`` can make that proof (it proves knowledge of its ``k``), so a peer that
+    shows it in round 4 shows what ``prover`` sent it: a signer that sent different values
+    to different peers is exposed with its own proofs, and a peer cannot make up what it
+    received.
+    """
+    binding = hashlib.sha256(
+        b"shardvault/cggmp21/presign/round3-binding/v1" + s.binding + view
+    ).digest()
+    return ProofContext(bytes(s.session), prover, CURVE.name, binding)
 
 
 @dataclass(frozen=True, slots=True)
