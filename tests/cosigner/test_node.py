@@ -39,6 +39,7 @@ from tests.cosigner.support import (
     OTHER_DESTINATION,
     PASSPHRASE,
     TEST_ONLY_PRIMES,
+    VAULT,
     approval,
     dkg_request,
     make_nodes,
@@ -478,6 +479,36 @@ def test_signers_given_different_transfers_fail_naming_nobody(cluster, sol_key):
         1: ("failed", "digest", []),
         3: ("failed", "digest", []),
     }
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue #19: the parties the cheater left alone store the key"
+)
+def test_a_bad_share_to_one_party_leaves_no_party_with_a_stored_key(cluster):
+    """Party 3 sends party 1 alone a bad key-generation share: party 1 names it, and the
+    parties that got good shares wait for party 1's key confirmation instead of storing
+    a key package party 1 does not hold."""
+    node3 = cluster.nodes[3]
+    honest_link = node3.link
+    malicious = _MaliciousLink(cluster.core, node3.state.identity, node3.state.directory, victim=1)
+    node3.link = malicious
+    try:
+        body = dkg_request(key_id="unconfirmed")
+        results = cluster.run(body, [1, 2, 3])
+    finally:
+        node3.link = honest_link
+    assert results[1]["status"] == "failed"
+    assert results[1]["culprits"] == [3]
+    assert results.get(2, {}).get("status") != "ok"
+    for party in (1, 2):
+        node = cluster.nodes[party]
+        address = node.state.share_address(VAULT, "unconfirmed")
+        assert not node.state.custody.store.latest_revision(address), party
+    # The coordinator ends the session everywhere; party 2 still stores nothing.
+    cluster.run({"kind": "abort", "request_id": "abort-unconfirmed",
+                 "session_id": body["session_id"]}, [1, 2, 3])  # fmt: skip
+    address = cluster.nodes[2].state.share_address(VAULT, "unconfirmed")
+    assert not cluster.nodes[2].state.custody.store.latest_revision(address)
 
 
 @pytest.mark.parametrize(
