@@ -481,9 +481,6 @@ def test_signers_given_different_transfers_fail_naming_nobody(cluster, sol_key):
     }
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue #19: the parties the cheater left alone store the key"
-)
 def test_a_bad_share_to_one_party_leaves_no_party_with_a_stored_key(cluster):
     """Party 3 sends party 1 alone a bad key-generation share: party 1 names it, and the
     parties that got good shares wait for party 1's key confirmation instead of storing

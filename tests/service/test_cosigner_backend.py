@@ -377,7 +377,7 @@ def test_a_batch_of_signatures_asks_for_the_active_version_once(nodes: Nodes):
     assert eventually(nodes.idle)
 
 
-@pytest.mark.parametrize(("scheme", "rounds"), [("ecdsa-secp256k1", 6), ("eddsa-ed25519", 2)])
+@pytest.mark.parametrize(("scheme", "rounds"), [("ecdsa-secp256k1", 8), ("eddsa-ed25519", 3)])
 def test_keygen_reports_its_rounds_and_results_as_progress(
     nodes: Nodes, backend: CosignerBackend, scheme, rounds
 ):

@@ -6,8 +6,9 @@ Each class wraps one receiving round of :mod:`shardvault.crypto.protocols.cggmp2
 culprit identification stay in the round objects. What each party waits for, round by
 round:
 
-* auxiliary info (Figure 7): broadcast; broadcast; direct;
-* key generation (Figure 5): broadcast; broadcast and direct; broadcast;
+* auxiliary info (Figure 7): broadcast; broadcast; direct; broadcast (key confirmation);
+* key generation (Figure 5): broadcast; broadcast and direct; broadcast; broadcast (key
+  confirmation);
 * presigning (three-round revision): broadcast and direct; direct; direct; broadcast (the
   round-4 agreement on every signer's round-3 values); and, only when the δ check or the
   ``Σ S_j = δ·X`` check fails on the agreed values, a fifth broadcast round that
@@ -22,7 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage, typed_messages
+from shardvault.cosigner.driver import (
+    Advance,
+    ConfirmationStep,
+    SessionDriver,
+    Step,
+    WireMessage,
+    typed_messages,
+)
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard
 from shardvault.crypto.paillier import PaillierSecretKey
 from shardvault.crypto.protocols.cggmp21.aux_info import (
@@ -117,7 +125,8 @@ class _Aux3(Step):
         return AuxRound3Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance((), None, self._state.finish(typed_messages(directs, AuxRound3Message)))
+        confirmation, message = self._state.next(typed_messages(directs, AuxRound3Message))
+        return ConfirmationStep.after(confirmation, message)
 
 
 # --- Key generation ----------------------------------------------------------------------
@@ -170,9 +179,8 @@ class _Keygen3(Step):
         return KeygenRound3Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance(
-            (), None, self._state.finish(typed_messages(broadcasts, KeygenRound3Message))
-        )
+        confirmation, message = self._state.next(typed_messages(broadcasts, KeygenRound3Message))
+        return ConfirmationStep.after(confirmation, message)
 
 
 # --- Presigning --------------------------------------------------------------------------

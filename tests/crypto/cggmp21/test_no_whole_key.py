@@ -19,6 +19,7 @@ from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.cggmp21.local import _from_others, _to
 from shardvault.crypto.protocols.cggmp21.presign import PresignRound1
 from shardvault.crypto.protocols.cggmp21.sign import SignRound
+from shardvault.crypto.protocols.confirmation import finish_all
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "shardvault"
@@ -104,7 +105,8 @@ def test_keygen_messages_never_carry_the_group_secret() -> None:
         for p in parties
     }
     wire += [m.to_bytes() for _, m in step3.values()]
-    outputs = [step3[p][0].finish([step3[q][1] for q in parties if q != p]) for p in parties]
+    step4 = {p: step3[p][0].next([step3[q][1] for q in parties if q != p]) for p in parties}
+    outputs = finish_all([step4[p][0] for p in parties])
     quorum = [1, 2]
     # TEST-ONLY interpolation of the secret, to know what to search for.
     secret = SECP256K1.scalar(

@@ -21,6 +21,7 @@ from shardvault.crypto.errors import (
 )
 from shardvault.crypto.group import ED25519, SECP256K1
 from shardvault.crypto.protocols.common import PartyId, SessionId
+from shardvault.crypto.protocols.confirmation import KeyConfirmationMessage
 from shardvault.crypto.protocols.frost import (
     ED25519_SHA512,
     SECP256K1_BIP340,
@@ -190,9 +191,7 @@ def test_dkg_share_not_matching_commitments_names_the_dealer(suite: Ciphersuite)
         share = suite.group.decode_scalar(m.share) + 1
         return dataclasses.replace(m, share=share.to_bytes())
 
-    _expect_abort(
-        CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, corrupt)), "commitments"
-    )
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, corrupt)), "commitments")
 
 
 def test_dkg_malformed_share() -> None:
@@ -200,7 +199,7 @@ def test_dkg_malformed_share() -> None:
     too_big = SECP256K1.order.to_bytes(32, "big")
     _expect_abort(
         CULPRIT,
-        lambda: round2[VICTIM].finish(
+        lambda: round2[VICTIM].next(
             _to(direct, VICTIM, lambda m: dataclasses.replace(m, share=too_big))
         ),
         "malformed share",
@@ -211,7 +210,7 @@ def test_dkg_share_addressed_to_another_party() -> None:
     round2, direct = _round2(ED25519_SHA512)
     _expect_abort(
         CULPRIT,
-        lambda: round2[VICTIM].finish(
+        lambda: round2[VICTIM].next(
             _to(direct, VICTIM, lambda m: _with_header(m, recipient=PartyId(3)))
         ),
         "another party",
@@ -241,7 +240,7 @@ def test_dkg_equivocation_by_a_third_party_names_both_suspects() -> None:
     # lies, so both are named; the co-signer settles it from the signed envelopes.
     round2, direct = _echo_run(tamper_seen_by=3)
     with pytest.raises(ProtocolAbort, match="equivocation") as info:
-        round2[VICTIM].finish(_to(direct, VICTIM))
+        round2[VICTIM].next(_to(direct, VICTIM))
     assert info.value.culprits == (CULPRIT, 3)
 
 
@@ -254,7 +253,7 @@ def test_dkg_sender_echoing_its_own_broadcast_differently_is_convicted() -> None
         echo[index] = bytes(32)
         return dataclasses.replace(m, echo=tuple(echo))
 
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, lie)), "its own")
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, lie)), "its own")
 
 
 def test_dkg_false_echo_of_our_own_broadcast_is_convicted() -> None:
@@ -266,13 +265,13 @@ def test_dkg_false_echo_of_our_own_broadcast_is_convicted() -> None:
         echo[index] = bytes(32)
         return dataclasses.replace(m, echo=tuple(echo))
 
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, lie)), "never sent")
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, lie)), "never sent")
 
 
 def test_dkg_missing_share_is_transport_error() -> None:
     round2, direct = _round2(ED25519_SHA512)
     with pytest.raises(TransportError, match="missing"):
-        round2[VICTIM].finish([m for m in _to(direct, VICTIM) if m.header.sender != CULPRIT])
+        round2[VICTIM].next([m for m in _to(direct, VICTIM) if m.header.sender != CULPRIT])
 
 
 def test_dkg_rounds_refuse_reuse() -> None:
@@ -583,3 +582,34 @@ def test_a_wrong_share_beside_a_message_mismatch_is_still_named() -> None:
         if s.header.sender != 1
     ]
     _expect_abort(2, lambda: states[1].aggregate(forged))
+
+
+# Key confirmation (issue #19) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_dkg_bad_share_to_one_party_leaves_no_party_with_a_key(suite: Ciphersuite) -> None:
+    """The culprit deals party 1 alone a bad share: party 1 names it, and party 3 (which
+    got a good share) gets no key package without party 1's key confirmation."""
+    round2, direct = _round2(suite)
+
+    def corrupt(m: DkgRound2Message) -> DkgRound2Message:
+        return dataclasses.replace(m, share=suite.group.scalar(7).to_bytes())
+
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, corrupt)), "commitments")
+    confirmation3, _ = round2[3].next(_to(direct, 3))
+    _, confirmed2 = round2[CULPRIT].next(_to(direct, CULPRIT))
+    with pytest.raises(TransportError, match="missing"):
+        confirmation3.finish([confirmed2])
+
+
+def test_dkg_key_confirmation_of_another_key_names_the_sender() -> None:
+    round2, direct = _round2(ED25519_SHA512)
+    step3 = {p: round2[p].next(_to(direct, p)) for p in PARTIES}
+    other = dataclasses.replace(step3[CULPRIT][1], confirmation=bytes(32))
+    _expect_abort(
+        CULPRIT,
+        lambda: step3[VICTIM][0].finish([other, step3[3][1]]),
+        "different public data",
+    )
+    assert KeyConfirmationMessage.from_bytes(other.to_bytes()) == other

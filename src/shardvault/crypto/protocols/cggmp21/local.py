@@ -24,6 +24,7 @@ from shardvault.crypto.protocols.cggmp21.presign import (
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
 from shardvault.crypto.protocols.common import PartyId, check_thresholds
+from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.rng import RandomSource
 
 
@@ -56,7 +57,8 @@ def run_keygen(
         for p in parties
     }
     b3 = [step3[p][1] for p in parties]
-    return [step3[p][0].finish(_from_others(b3, p)) for p in parties]  # type: ignore[arg-type]
+    confirmations = [step3[p][0].next(_from_others(b3, p))[0] for p in parties]  # type: ignore[arg-type]
+    return finish_all(confirmations)
 
 
 def run_presign(
@@ -139,4 +141,8 @@ def run_refresh(
         for (r, _, _), k in zip(step2, keys, strict=True)
     ]
     b3 = [m for _, m in step3]
-    return [r.finish(_from_others(b3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
+    confirmations = [
+        r.next(_from_others(b3, k.party))[0]  # type: ignore[arg-type]
+        for (r, _), k in zip(step3, keys, strict=True)
+    ]
+    return finish_all(confirmations)
