@@ -24,7 +24,6 @@ from nacl.signing import SigningKey
 
 from shardvault.chains import solana
 from shardvault.chains.solana import system
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import init_node, pin_peers, unseal_identity
 from shardvault.crypto.channel import Directory
@@ -116,7 +115,7 @@ class Harness:
         self.relay = LoopbackRelay(self.core, tls, loop)
         self.url = self.relay.url
         self._log = open(self.log_path, "w")
-        env = {**os.environ, "SV_BENCH_PASS": PASSPHRASE, TEST_ONLY_PRIMES_ENV: str(PRIMES)}
+        env = {**os.environ, "SV_BENCH_PASS": PASSPHRASE}
         try:
             started = start_cosigners(
                 self.relay,
@@ -124,7 +123,13 @@ class Harness:
                 passphrase_env="SV_BENCH_PASS",
                 env=env,
                 log=self._log,
-                args=["--poll-wait", str(poll_wait), *extra_args],
+                args=[
+                    "--poll-wait",
+                    str(poll_wait),
+                    "--unsafe-test-only-primes",
+                    str(PRIMES),
+                    *extra_args,
+                ],
             )
         except BaseException:
             self.close()

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 
 from shardvault.api import create_app
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.sdk import ApiKeyCredentials, PinnedCosigners, ShardvaultClient, generate_key_pair
 from shardvault.sdk.custody import sign_bundle
 from shardvault.sdk.errors import ApiError
@@ -30,7 +29,7 @@ from shardvault.service.policies import activated_bundles
 from shardvault.store.models import AuditEvent
 from shardvault.store.models_attestations import AddressAttestation
 from tests.api.support import SwitchableApp, Tenant, assert_problem, count_rows
-from tests.service.pipeline_support import TEST_ONLY_PRIMES, ReusedKeygenBackend, open_custody
+from tests.service.pipeline_support import ReusedKeygenBackend, open_custody
 from tests.service.test_pipeline_cosigners import Cosigners
 
 ADMIN = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -69,9 +68,7 @@ def url(
     tenant: Tenant,
     cosigners: Cosigners,
     _loopback: tuple[SwitchableApp, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[str]:
-    monkeypatch.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
 
     def bundles(workspace_id: str) -> list[dict[str, object]]:
         with platform.unit_of_work() as uow:

@@ -485,9 +485,9 @@ def test_a_vault_request_tells_how_far_its_key_generation_has_come(
             assert backend.started.wait(30)
             now = owner.request("GET", "/v1/vault-creations/vault-1").json()
             assert now["state"] == "generating"
-            assert (now["steps_done"], now["steps_total"]) == (5, 21)
+            assert (now["steps_done"], now["steps_total"]) == (5, 27)
             assert now["schemes"] == [
-                {"scheme": "ecdsa-secp256k1", "steps_done": 5, "steps_total": 21}
+                {"scheme": "ecdsa-secp256k1", "steps_done": 5, "steps_total": 27}
             ]
             with ShardvaultClient(base, other_tenant.owner) as stranger:
                 with pytest.raises(ApiError) as hidden:
@@ -503,7 +503,7 @@ def test_a_vault_request_tells_how_far_its_key_generation_has_come(
     finally:
         backend.release.set()
     assert now["vault_id"] == vault.id == done["vault_id"]
-    assert (done["state"], done["steps_done"], done["steps_total"]) == ("finished", 21, 21)
+    assert (done["state"], done["steps_done"], done["steps_total"]) == ("finished", 27, 27)
     assert all(c.vault_id == vault.id for c in seen)
     # Progress reports generating; the poller may also see the finish before the answer
     # to the request arrives, and then only as its last report.

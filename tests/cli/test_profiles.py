@@ -4,6 +4,9 @@ pinned TLS, with test-only primes or with development attestation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,34 @@ def test_cosigner_refuses_production_without_pinned_tls(
     )  # fmt: skip
     assert both.exit_code == 1
     assert "exactly one of --server and --coordinator" in both.output
+
+
+def test_cosigner_refuses_the_test_only_primes_variable_without_the_flag(tmp_path: Path) -> None:
+    """The variable alone (a development profile, nothing else wrong) does not make a
+    co-signer generate ECDSA keys from published primes: it refuses to start, naming the
+    explicit flag."""
+    from tests.cosigner.support import PASSPHRASE, make_nodes
+
+    data = make_nodes(tmp_path, 2)[1]
+    env = {**os.environ, TEST_ONLY_PRIMES_ENV: str(TEST_ONLY_PRIMES), "SV_TEST_PASS": PASSPHRASE}
+    command = [sys.executable, "-m", "shardvault.cli.main", "cosigner", "run", "--id", "1",
+               "--data-dir", str(data), "--coordinator", "http://127.0.0.1:9",
+               "--passphrase-env", "SV_TEST_PASS"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=15)
+    assert done.returncode == 1
+    assert "--unsafe-test-only-primes" in done.stderr + done.stdout
+
+
+def test_cosigner_refuses_the_test_only_primes_flag_in_production(tmp_path: Path) -> None:
+    from tests.cosigner.support import make_nodes
+
+    data = make_nodes(tmp_path, 2)[1]
+    result = CliRunner().invoke(
+        cli,
+        ["cosigner", "run", "--id", "1", "--data-dir", str(data), "--server",
+         "https://127.0.0.1:9", "--profile", "production",
+         "--unsafe-test-only-primes", str(TEST_ONLY_PRIMES)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "production profile refuses to run" in result.output
+    assert "--unsafe-test-only-primes" in result.output

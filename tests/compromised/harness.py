@@ -82,15 +82,15 @@ class CompromisedServer:
         """Start the co-signers of ``parties`` (all by default) in ``profile``."""
         env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE}
         env.pop(TEST_ONLY_PRIMES_ENV, None)
-        if profile != "production":
-            env[TEST_ONLY_PRIMES_ENV] = str(PRIMES)
+        # The production profile refuses published primes; only the others get them.
+        primes = [] if profile == "production" else ["--unsafe-test-only-primes", str(PRIMES)]
         started = start_cosigners(
             self.relay,
             {p: self.dirs[p] for p in parties or self.parties},
             passphrase_env=PASSPHRASE_ENV,
             env=env,
             log=self._log,
-            args=["--profile", profile, "--poll-wait", "2", "--session-timeout", "20"],
+            args=["--profile", profile, "--poll-wait", "2", "--session-timeout", "20", *primes],
         )
         self.processes.update(started)
 

@@ -4,7 +4,6 @@ TEST-ONLY published primes, tests/fixtures/test_only_paillier.json)."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -13,14 +12,11 @@ from pathlib import Path
 from eth_account import Account
 
 from shardvault.chains import ethereum
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.crypto.bip32 import ExtendedPublicKey
 from shardvault.crypto.group import SECP256K1
 from tests.cosigner.initiator_support import INITIATORS
 from tests.cosigner.support import VAULT, dkg_request, sign_request, signed_bundle
 from tests.cosigner.test_node import Cluster
-
-PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
 
 
 @contextmanager
@@ -36,8 +32,6 @@ def ecdsa_cluster(
     bob's by default; and the asset registry ``assets``, if given) and an ECDSA key
     ``key_id``; yields the cluster and the compressed public key derived at ``path``.
     Closes the nodes at the end."""
-    previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
-    os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
     cluster = None
     try:
         cluster = Cluster(root)
@@ -58,10 +52,6 @@ def ecdsa_cluster(
     finally:
         if cluster is not None:
             cluster.close()
-        if previous is None:
-            os.environ.pop(TEST_ONLY_PRIMES_ENV, None)
-        else:
-            os.environ[TEST_ONLY_PRIMES_ENV] = previous
 
 
 def presign(

@@ -38,6 +38,9 @@ from tests.cosigner.initiator_support import INITIATORS
 WORKSPACE = "ws-test"
 VAULT = "treasury"
 PASSPHRASE = "correct horse battery staple"
+TEST_ONLY_PRIMES = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
+"""The TEST-ONLY published safe primes a test co-signer takes for ECDSA key generation
+(``CosignerNode(test_only_primes=...)``, ``cosigner run --unsafe-test-only-primes``)."""
 SOLANA_DIGEST_DOMAIN = b"shardvault/solana/message-digest/v1\x00"
 """docs/cosigner.md: a Solana request's policy digest is SHA-256(domain || message)."""
 

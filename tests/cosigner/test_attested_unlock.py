@@ -33,7 +33,6 @@ from nacl.signing import VerifyKey
 
 import shardvault
 from shardvault.chains import ethereum
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import identity_address, unlock_mode
 from shardvault.crypto.channel import Directory, PublicIdentity
@@ -88,8 +87,6 @@ def _cli(code_dir: Path, *args: str) -> list[str]:
 def _env(code_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(code_dir)
-    # TEST-ONLY published safe primes, so CGGMP21 auxiliary info needs no prime search.
-    env[TEST_ONLY_PRIMES_ENV] = str(FIXTURE_PATH)
     return env
 
 
@@ -147,6 +144,9 @@ def _run(
             "1",
             "--session-timeout",
             "15",
+            # TEST-ONLY published safe primes: CGGMP21 auxiliary info needs no search.
+            "--unsafe-test-only-primes",
+            str(FIXTURE_PATH),
             *override,
         ),
         stdout=subprocess.PIPE,

@@ -10,10 +10,8 @@ validly signed, fresh approval makes party 1 refuse with check ``callback``.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -25,7 +23,7 @@ from shardvault.cli.main import cli
 from shardvault.cosigner.callback import MAX_REASON_CHARS, CallbackSettings
 from shardvault.cosigner.errors import ConfigurationError
 from shardvault.cosigner.link import InMemoryLink
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
+from shardvault.cosigner.node import CosignerNode
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import configure_callback, open_node, read_public_identity
 from shardvault.crypto.channel import Directory
@@ -36,6 +34,7 @@ from tests.cosigner.support import (
     DESTINATION,
     LAMPORTS_PER_SOL,
     PASSPHRASE,
+    TEST_ONLY_PRIMES,
     VAULT,
     WORKSPACE,
     dkg_request,
@@ -50,7 +49,6 @@ from tests.cosigner.support import (
 TIMEOUT = 1.0
 """The callback timeout configured at party 1 (seconds)."""
 
-PRIMES_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "test_only_paillier.json"
 """TEST-ONLY published safe primes, so CGGMP21 auxiliary info needs no prime search."""
 
 
@@ -68,7 +66,9 @@ class Cluster:
         for party, data_dir in self.dirs.items():
             with SecretBytes(PASSPHRASE.encode()) as passphrase:
                 state = open_node(data_dir, passphrase)
-            self.nodes[party] = CosignerNode(state, InMemoryLink(self.core, party))
+            self.nodes[party] = CosignerNode(
+                state, InMemoryLink(self.core, party), test_only_primes=TEST_ONLY_PRIMES
+            )
 
     def pump(self) -> None:
         for _ in range(50):
@@ -358,17 +358,9 @@ def test_cli_init_with_a_callback(tmp_path, monkeypatch, service) -> None:
 @pytest.fixture(scope="module")
 def eth_key(cluster) -> bytes:
     """A CGGMP21 key of parties 1, 2 and 3 (made with the TEST-ONLY primes)."""
-    previous = os.environ.get(TEST_ONLY_PRIMES_ENV)
-    os.environ[TEST_ONLY_PRIMES_ENV] = str(PRIMES_FIXTURE)
-    try:
-        body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
-        body["aux_session_id"] = secrets.token_hex(32)
-        results = cluster.run(body, [1, 2, 3])
-    finally:
-        if previous is None:
-            os.environ.pop(TEST_ONLY_PRIMES_ENV, None)
-        else:
-            os.environ[TEST_ONLY_PRIMES_ENV] = previous
+    body = dkg_request(scheme="ecdsa-secp256k1", key_id="eth-1")
+    body["aux_session_id"] = secrets.token_hex(32)
+    results = cluster.run(body, [1, 2, 3])
     assert {r["status"] for r in results.values()} == {"ok"}, results
     return bytes.fromhex(results[1]["public_key"])
 

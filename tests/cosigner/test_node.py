@@ -38,6 +38,8 @@ from tests.cosigner.support import (
     LAMPORTS_PER_SOL,
     OTHER_DESTINATION,
     PASSPHRASE,
+    TEST_ONLY_PRIMES,
+    VAULT,
     approval,
     dkg_request,
     make_nodes,
@@ -60,7 +62,10 @@ class Cluster:
         for party, data_dir in dirs.items():
             with SecretBytes(PASSPHRASE.encode()) as passphrase:
                 state = open_node(data_dir, passphrase)
-            self.nodes[party] = CosignerNode(state, InMemoryLink(self.core, party))
+            # ECDSA key generation takes the TEST-ONLY published primes (no search).
+            self.nodes[party] = CosignerNode(
+                state, InMemoryLink(self.core, party), test_only_primes=TEST_ONLY_PRIMES
+            )
 
     def pump(self):
         for _ in range(50):
@@ -436,6 +441,71 @@ def test_malicious_party_is_named_with_signed_evidence(cluster):
     assert malicious.forged[0] in evidence
     # Anyone holding the directory can check that party 3 signed what it is blamed for.
     assert verify_evidence(malicious.forged[0], node3.state.directory).sender == 3
+
+
+class _RewritingLink(InMemoryLink):
+    """A relay that hands this co-signer another body for one request (a relay may)."""
+
+    def __init__(self, core, party, request_id, body):
+        super().__init__(core, party)
+        self._request_id = request_id
+        self._body = body
+
+    def poll(self, wait):
+        return [
+            Item(request=self._body)
+            if item.request is not None and item.request.get("request_id") == self._request_id
+            else item
+            for item in super().poll(wait)
+        ]
+
+
+def test_signers_given_different_transfers_fail_naming_nobody(cluster, sol_key):
+    """The relay gives co-signer 3 another (also allowed) transfer than co-signer 1: each
+    signs what it checked, sees the other's share for another digest, and fails with
+    check digest and no culprit, where both used to name the other, honest co-signer."""
+    first = solana_transfer(sol_key, DESTINATION, LAMPORTS_PER_SOL // 2, b"digest mismatch")
+    second = solana_transfer(sol_key, DESTINATION, LAMPORTS_PER_SOL // 3, b"digest mismatch")
+    body = sign_request(first, (1, 3), digest=solana_digest(first))
+    other = {**body, "payload": second.hex(), "digest": solana_digest(second).hex()}
+    node3 = cluster.nodes[3]
+    honest_link = node3.link
+    node3.link = _RewritingLink(cluster.core, 3, body["request_id"], other)
+    try:
+        results = cluster.run(body, [1, 3])
+    finally:
+        node3.link = honest_link
+    assert {p: (r["status"], r.get("check"), r["culprits"]) for p, r in results.items()} == {
+        1: ("failed", "digest", []),
+        3: ("failed", "digest", []),
+    }
+
+
+def test_a_bad_share_to_one_party_leaves_no_party_with_a_stored_key(cluster):
+    """Party 3 sends party 1 alone a bad key-generation share: party 1 names it, and the
+    parties that got good shares wait for party 1's key confirmation instead of storing
+    a key package party 1 does not hold."""
+    node3 = cluster.nodes[3]
+    honest_link = node3.link
+    malicious = _MaliciousLink(cluster.core, node3.state.identity, node3.state.directory, victim=1)
+    node3.link = malicious
+    try:
+        body = dkg_request(key_id="unconfirmed")
+        results = cluster.run(body, [1, 2, 3])
+    finally:
+        node3.link = honest_link
+    assert results[1]["status"] == "failed"
+    assert results[1]["culprits"] == [3]
+    assert results.get(2, {}).get("status") != "ok"
+    for party in (1, 2):
+        node = cluster.nodes[party]
+        address = node.state.share_address(VAULT, "unconfirmed")
+        assert not node.state.custody.store.latest_revision(address), party
+    # The coordinator ends the session everywhere; party 2 still stores nothing.
+    cluster.run({"kind": "abort", "request_id": "abort-unconfirmed",
+                 "session_id": body["session_id"]}, [1, 2, 3])  # fmt: skip
+    address = cluster.nodes[2].state.share_address(VAULT, "unconfirmed")
+    assert not cluster.nodes[2].state.custody.store.latest_revision(address)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,6 @@ from eth_account import Account
 from nacl.signing import VerifyKey
 
 from shardvault.chains import ethereum
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import open_node, read_public_identity
 from shardvault.crypto.bip32 import ExtendedPublicKey
@@ -59,7 +58,7 @@ RESULT_TIMEOUT = 20.0
 
 
 def _start(party: int, data_dir: Path, url: str, poll_wait: float = 1.0) -> subprocess.Popen:
-    env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE, TEST_ONLY_PRIMES_ENV: str(FIXTURE_PATH)}
+    env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE}
     # The log goes to a file beside the data directory, so a full pipe never blocks it.
     log = open(data_dir.parent / f"cosigner-{party}.log", "a")
     process = subprocess.Popen(
@@ -81,6 +80,8 @@ def _start(party: int, data_dir: Path, url: str, poll_wait: float = 1.0) -> subp
             str(poll_wait),
             "--session-timeout",
             "15",
+            "--unsafe-test-only-primes",
+            str(FIXTURE_PATH),
         ],
         stdout=subprocess.PIPE,
         stderr=log,

@@ -12,7 +12,13 @@ from shardvault.cosigner.state import open_node, read_public_identity
 from shardvault.crypto.channel import Directory
 from shardvault.custody.secret import SecretBytes
 from shardvault.service.signing import SignRequest
-from tests.cosigner.support import PASSPHRASE, WORKSPACE, make_nodes, metadata
+from tests.cosigner.support import (
+    PASSPHRASE,
+    TEST_ONLY_PRIMES,
+    WORKSPACE,
+    make_nodes,
+    metadata,
+)
 
 
 class Nodes:
@@ -30,7 +36,10 @@ class Nodes:
         for party, data_dir in dirs.items():
             with SecretBytes(PASSPHRASE.encode()) as passphrase:
                 state = open_node(data_dir, passphrase)
-            self.nodes[party] = CosignerNode(state, InMemoryLink(self.relay, party))
+            # ECDSA key generation takes the TEST-ONLY published primes (no search).
+            self.nodes[party] = CosignerNode(
+                state, InMemoryLink(self.relay, party), test_only_primes=TEST_ONLY_PRIMES
+            )
             self.start(party)
 
     def start(self, party: int) -> None:

@@ -20,7 +20,6 @@ from eth_hash.auto import keccak
 from nacl.signing import VerifyKey
 
 from shardvault.chains import ethereum
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.crypto.bip32 import ExtendedPublicKey
 from shardvault.crypto.group import SECP256K1
@@ -38,7 +37,6 @@ from tests.cosigner.support import (
 )
 from tests.service.cosigner_support import Nodes
 from tests.service.cosigner_support import solana_request as _solana_request
-from tests.service.pipeline_support import TEST_ONLY_PRIMES
 from tests.waiting import eventually
 
 PATH = "m/44/60/0/0/3"
@@ -66,19 +64,14 @@ def backend(nodes: Nodes) -> Iterator[CosignerBackend]:
 
 @pytest.fixture(scope="module")
 def ecdsa_key(backend: CosignerBackend) -> object:
-    mp = pytest.MonkeyPatch()
-    mp.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
-    try:
-        return backend.keygen(
-            workspace_id=WORKSPACE,
-            vault_id="treasury",
-            scheme="ecdsa-secp256k1",
-            min_signers=2,
-            max_signers=3,
-            initiator="alice",
-        )
-    finally:
-        mp.undo()
+    return backend.keygen(
+        workspace_id=WORKSPACE,
+        vault_id="treasury",
+        scheme="ecdsa-secp256k1",
+        min_signers=2,
+        max_signers=3,
+        initiator="alice",
+    )
 
 
 def _ed25519_key(signer: CosignerBackend) -> GeneratedKey:
@@ -396,13 +389,12 @@ def test_a_batch_of_signatures_asks_for_the_active_version_once(nodes: Nodes):
     assert eventually(nodes.idle)
 
 
-@pytest.mark.parametrize(("scheme", "rounds"), [("ecdsa-secp256k1", 6), ("eddsa-ed25519", 2)])
+@pytest.mark.parametrize(("scheme", "rounds"), [("ecdsa-secp256k1", 8), ("eddsa-ed25519", 3)])
 def test_keygen_reports_its_rounds_and_results_as_progress(
-    nodes: Nodes, backend: CosignerBackend, monkeypatch: pytest.MonkeyPatch, scheme, rounds
+    nodes: Nodes, backend: CosignerBackend, scheme, rounds
 ):
     """A step per round each co-signer sent (as the relay routed it) and per result:
     the count the protocols really make, so a progress bar ends exactly full."""
-    monkeypatch.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
     reports: list[tuple[int, int]] = []
     key = backend.keygen(
         workspace_id=WORKSPACE,

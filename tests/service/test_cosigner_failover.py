@@ -21,7 +21,6 @@ from eth_hash.auto import keccak
 from nacl.signing import VerifyKey
 
 from shardvault.chains import ethereum
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 from shardvault.crypto.bip32 import ExtendedPublicKey
 from shardvault.crypto.group import SECP256K1
 from shardvault.service.cosigner_backend import CosignerBackend, QuorumUnavailable
@@ -35,7 +34,6 @@ from tests.cosigner.support import (
     solana_transfer,
 )
 from tests.service.cosigner_support import Nodes, solana_request
-from tests.service.pipeline_support import TEST_ONLY_PRIMES
 from tests.waiting import eventually
 
 PATH = "m/44/60/0/0/1"
@@ -105,9 +103,7 @@ def test_a_silent_cosigner_mid_session_is_replaced_by_another_quorum(
     assert _history(nodes)[1] == before[1]
 
 
-def test_failover_signs_ecdsa_with_a_fresh_presignature_never_a_used_one(
-    nodes: Nodes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failover_signs_ecdsa_with_a_fresh_presignature_never_a_used_one(nodes: Nodes) -> None:
     bundle = signed_bundle().to_json()
     backend = CosignerBackend(
         lambda _ws: nodes.relay,
@@ -118,9 +114,7 @@ def test_failover_signs_ecdsa_with_a_fresh_presignature_never_a_used_one(
         presignature_pool=1,
         idle_before_presign=60.0,
     )
-    monkeypatch.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
     key = _keygen(backend, "ecdsa-secp256k1")
-    monkeypatch.delenv(TEST_ONLY_PRIMES_ENV)
     # One presignature ready for the quorum (1, 2).
     assert backend.fill_pool(WORKSPACE, "treasury", key.backend_key_id, PATH, 2, (1, 2, 3)) == 1
     (label,) = [label for labels in backend._pools.values() for label in labels]

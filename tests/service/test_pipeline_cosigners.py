@@ -28,7 +28,7 @@ from nacl.signing import VerifyKey
 
 from shardvault.cosigner.initiator import request_digest
 from shardvault.cosigner.link import InMemoryLink
-from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
+from shardvault.cosigner.node import CosignerNode
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.cosigner.state import (
     init_node,
@@ -107,7 +107,10 @@ class Cosigners:
         self._threads = []
         for party, directory in dirs.items():
             state = open_node(directory, SecretBytes(PASSPHRASE))
-            node = CosignerNode(state, InMemoryLink(self.relay, party))
+            # ECDSA key generation takes the TEST-ONLY published primes (no search).
+            node = CosignerNode(
+                state, InMemoryLink(self.relay, party), test_only_primes=TEST_ONLY_PRIMES
+            )
             self.nodes[party] = node
             thread = threading.Thread(
                 target=node.run, args=(self._stop.is_set,), kwargs={"wait": 0.05}, daemon=True
@@ -137,9 +140,8 @@ def node() -> Iterator[BitcoinNodeStandIn]:
 
 @pytest.fixture
 def cluster(
-    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, tmp_path: Path
 ) -> Iterator[tuple[Workspace, CosignerBackend, Cosigners]]:
-    monkeypatch.setenv(TEST_ONLY_PRIMES_ENV, str(TEST_ONLY_PRIMES))
     ws = make_workspace(platform)
     activate(ws, {**bitcoin_policy(ws), "fee_caps": FEE_CAPS})
     admin_public = ws.admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()

@@ -267,7 +267,6 @@ def _cosigners(
     stall_after: float,
     rpc_policy: "DestinationPolicy",
 ) -> PipelineSetup:
-    from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
     from shardvault.cosigner.relay_app import relay_hub_router
     from shardvault.service.cosigner_backend import CosignerBackend
     from shardvault.service.embedded_cosigners import EmbeddedCosigners
@@ -281,8 +280,8 @@ def _cosigners(
 
     policy_chain, policy_version = _policy_lookups(platform)
 
-    env = {TEST_ONLY_PRIMES_ENV: str(test_only_primes.resolve())} if test_only_primes else {}
-    fleet = EmbeddedCosigners(home, admin_set, coordinator_url, env=env)
+    primes = test_only_primes.resolve() if test_only_primes is not None else None
+    fleet = EmbeddedCosigners(home, admin_set, coordinator_url, test_only_primes=primes)
     backend = CosignerBackend(
         fleet.relay,
         policy_chain,

@@ -547,7 +547,9 @@ def _attestation(mode: str) -> str:
     return "development" if mode == "attested" else "none"
 
 
-def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) -> list[str]:
+def _production_refusals(
+    coordinator: str, server_cert: Path | None, mode: str, test_only_primes: Path | None
+) -> list[str]:
     """Why this node may not run in the production profile (empty: it may)."""
     from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV
 
@@ -556,6 +558,8 @@ def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) 
         reasons.append("the server URL is not https")
     if server_cert is None:
         reasons.append("no --server-cert pins the server's TLS certificate")
+    if test_only_primes is not None:
+        reasons.append("--unsafe-test-only-primes (published test-only primes)")
     if os.environ.get(TEST_ONLY_PRIMES_ENV):
         reasons.append(f"{TEST_ONLY_PRIMES_ENV} is set (published test-only primes)")
     if mode == "attested":
@@ -593,6 +597,15 @@ def _production_refusals(coordinator: str, server_cert: Path | None, mode: str) 
     help="Stop when the process that started this one is gone (embedded co-signers).",
 )
 @click.option(
+    "--unsafe-test-only-primes",
+    "test_only_primes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TESTS AND DEMOS ONLY: take Paillier primes from this file of PUBLISHED primes "
+    "(tests/fixtures/test_only_paillier.json) instead of searching; every ECDSA key made "
+    "then is insecure. Refused by the production profile.",
+)
+@click.option(
     "--no-record-sharing",
     "no_record_sharing",
     is_flag=True,
@@ -614,6 +627,7 @@ def run(
     unlock_mode: str | None,
     release_url: str | None,
     exit_with_parent: bool,
+    test_only_primes: Path | None,
     no_record_sharing: bool,
 ) -> None:
     """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT.
@@ -625,7 +639,7 @@ def run(
     # Imported here: the node's protocol code is what ``run`` alone needs, and the other
     # commands start faster without it (the embedded co-signers' init and pin).
     from shardvault.cosigner.link import HttpLink
-    from shardvault.cosigner.node import CosignerNode
+    from shardvault.cosigner.node import TEST_ONLY_PRIMES_ENV, CosignerNode
 
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
@@ -633,6 +647,13 @@ def run(
     parent = os.getppid()
     if (server is None) == (coordinator is None):
         fail("give exactly one of --server and --coordinator")
+    if profile != "production" and os.environ.get(TEST_ONLY_PRIMES_ENV) and not test_only_primes:
+        # A co-signer never takes published primes from its environment: a variable left
+        # set must not make every ECDSA key it generates readable by anyone.
+        fail(
+            f"{TEST_ONLY_PRIMES_ENV} is set; a co-signer uses published test-only primes "
+            "only with --unsafe-test-only-primes FILE (unset it, or pass the flag)"
+        )
     lock = _lock_data_dir(data_dir)
     try:
         configured = unlock_mode_of(data_dir)
@@ -642,7 +663,7 @@ def run(
         fail(f"the data directory unlocks in {configured} mode, not {unlock_mode}")
     if profile == "production":
         target = server or coordinator or ""
-        refusals = _production_refusals(target, server_cert, configured)
+        refusals = _production_refusals(target, server_cert, configured, test_only_primes)
         if no_record_sharing:
             refusals.append("--no-record-sharing drops the records round")
         if refusals:
@@ -654,12 +675,18 @@ def run(
     if coordinator is None:
         coordinator = f"{str(server).rstrip('/')}/cosigners/{state.workspace}"
     link = HttpLink(coordinator, state.identity, timeout=10.0, verify=_tls(server_cert))
+    if test_only_primes is not None:
+        logging.getLogger("shardvault.cosigner").warning(
+            "TEST ONLY: ECDSA keys use the published primes of %s and are insecure",
+            test_only_primes,
+        )
     node = CosignerNode(
         state,
         link,
         session_timeout=session_timeout,
         require_signed_directory=profile == "production",
         share_records=not no_record_sharing,
+        test_only_primes=test_only_primes,
     )
     from shardvault import __version__
 

@@ -6,14 +6,16 @@ Each class wraps one receiving round of :mod:`shardvault.crypto.protocols.cggmp2
 culprit identification stay in the round objects. What each party waits for, round by
 round:
 
-* auxiliary info (Figure 7): broadcast; broadcast; direct;
-* key generation (Figure 5): broadcast; broadcast and direct; broadcast;
-* presigning (three-round revision): broadcast and direct; direct; direct; and, only when
-  the δ check or the ``Σ S_j = δ·X`` check fails, a fourth broadcast round that identifies
-  the culprit;
+* auxiliary info (Figure 7): broadcast; broadcast; direct; broadcast (key confirmation);
+* key generation (Figure 5): broadcast; broadcast and direct; broadcast; broadcast (key
+  confirmation);
+* presigning (three-round revision): broadcast and direct; direct; direct; broadcast (the
+  round-4 agreement on every signer's round-3 values); and, only when the δ check or the
+  ``Σ S_j = δ·X`` check fails on the agreed values, a fifth broadcast round that
+  identifies the culprit;
 * online signing (Figure 8): one broadcast round.
 
-The node does not run these yet (see ``docs/cosigner.md``); the drivers are tested in
+The node runs them (:mod:`shardvault.cosigner.node`); the drivers are also tested in
 memory over signed envelopes.
 """
 
@@ -21,7 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage, typed_messages
+from shardvault.cosigner.driver import (
+    Advance,
+    ConfirmationStep,
+    SessionDriver,
+    Step,
+    WireMessage,
+    typed_messages,
+)
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard
 from shardvault.crypto.paillier import PaillierSecretKey
 from shardvault.crypto.protocols.cggmp21.aux_info import (
@@ -52,6 +61,7 @@ from shardvault.crypto.protocols.cggmp21.messages import (
     PresignRound1ProofMessage,
     PresignRound2Message,
     PresignRound3Message,
+    PresignRound4Message,
     SignatureShareMessage,
 )
 from shardvault.crypto.protocols.cggmp21.presign import (
@@ -63,6 +73,7 @@ from shardvault.crypto.protocols.cggmp21.presign import (
     PresignRound1,
     PresignRound2,
     PresignRound3,
+    PresignRound4,
 )
 from shardvault.crypto.protocols.cggmp21.sign import SignRound
 from shardvault.crypto.protocols.common import SessionId
@@ -114,7 +125,8 @@ class _Aux3(Step):
         return AuxRound3Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance((), None, self._state.finish(typed_messages(directs, AuxRound3Message)))
+        confirmation, message = self._state.next(typed_messages(directs, AuxRound3Message))
+        return ConfirmationStep.after(confirmation, message)
 
 
 # --- Key generation ----------------------------------------------------------------------
@@ -167,9 +179,8 @@ class _Keygen3(Step):
         return KeygenRound3Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance(
-            (), None, self._state.finish(typed_messages(broadcasts, KeygenRound3Message))
-        )
+        confirmation, message = self._state.next(typed_messages(broadcasts, KeygenRound3Message))
+        return ConfirmationStep.after(confirmation, message)
 
 
 # --- Presigning --------------------------------------------------------------------------
@@ -226,14 +237,30 @@ class _Presign3(Step):
         return PresignRound3Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        state, message = self._state.next(typed_messages(directs, PresignRound3Message))
+        return Advance((message,), _Presign4(state))
+
+
+class _Presign4(Step):
+    protocol = PRESIGN_PROTOCOL
+    round_number = 4
+
+    def __init__(self, state: PresignRound4) -> None:
+        self._state = state
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return PresignRound4Message.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         try:
-            presignature = self._state.finish(typed_messages(directs, PresignRound3Message))
+            presignature = self._state.finish(typed_messages(broadcasts, PresignRound4Message))
         except PresignIdentificationRequired as failed:
-            # The δ check failed at every honest party: reveal and judge (round 4).
+            # The δ check failed on the agreed values, so at every honest party: reveal
+            # and judge (round 5).
             identification = failed.identification
             return Advance((identification.message,), _PresignIdentify(identification))
         except PresignChiIdentificationRequired as failed_chi:
-            # The Σ S_j = δ·X check failed: prove the x-MtA side and judge (round 4).
+            # The Σ S_j = δ·X check failed: prove the x-MtA side and judge (round 5).
             identification_chi = failed_chi.identification
             return Advance((identification_chi.message,), _PresignIdentifyChi(identification_chi))
         return Advance((), None, presignature)
@@ -241,7 +268,7 @@ class _Presign3(Step):
 
 class _PresignIdentify(Step):
     protocol = PRESIGN_PROTOCOL
-    round_number = 4
+    round_number = 5
 
     def __init__(self, state: PresignIdentify) -> None:
         self._state = state
@@ -256,7 +283,7 @@ class _PresignIdentify(Step):
 
 class _PresignIdentifyChi(Step):
     protocol = PRESIGN_PROTOCOL
-    round_number = 4
+    round_number = 5
 
     def __init__(self, state: PresignIdentifyChi) -> None:
         self._state = state

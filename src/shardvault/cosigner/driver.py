@@ -39,6 +39,7 @@ from shardvault.crypto.channel import (
 )
 from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort, ProtocolBug
 from shardvault.crypto.protocols.common import Header, PartyId, SessionId
+from shardvault.crypto.protocols.confirmation import KeyConfirmation, KeyConfirmationMessage
 from shardvault.crypto.rng import RandomSource
 
 
@@ -86,6 +87,29 @@ class Step(ABC):
     @abstractmethod
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         """Run the round on every peer's messages (raises ``ProtocolAbort``...)."""
+
+
+class ConfirmationStep(Step):
+    """The key-confirmation round that ends every key generation and refresh
+    (:mod:`shardvault.crypto.protocols.confirmation`): one broadcast; its result is the
+    protocol's, handed out once every party confirmed the same public data."""
+
+    def __init__(self, state: KeyConfirmation[object]) -> None:
+        self._state = state
+        self.protocol = state.message.header.protocol
+        self.round_number = state.message.header.round
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return KeyConfirmationMessage.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        result = self._state.finish(typed_messages(broadcasts, KeyConfirmationMessage))
+        return Advance((), None, result)
+
+    @classmethod
+    def after(cls, state: KeyConfirmation[object], message: WireMessage) -> Advance:
+        """What the round before it returns: its confirmation out, this step next."""
+        return Advance((message,), cls(state))
 
 
 @dataclass(slots=True)

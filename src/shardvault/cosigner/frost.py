@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shardvault.cosigner.driver import Advance, SessionDriver, Step, WireMessage, typed_messages
+from shardvault.cosigner.driver import (
+    Advance,
+    ConfirmationStep,
+    SessionDriver,
+    Step,
+    WireMessage,
+    typed_messages,
+)
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard
 from shardvault.crypto.protocols.common import SessionId
 from shardvault.crypto.protocols.frost import (
@@ -58,7 +65,8 @@ class _DkgRound2Step(Step):
         return DkgRound2Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        return Advance((), None, self._state.finish(typed_messages(directs, DkgRound2Message)))
+        confirmation, message = self._state.next(typed_messages(directs, DkgRound2Message))
+        return ConfirmationStep.after(confirmation, message)
 
 
 class _SignRound1Step(Step):

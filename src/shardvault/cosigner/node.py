@@ -34,9 +34,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from shardvault.cosigner.attest import Attester
 from shardvault.cosigner.cggmp21 import (
@@ -73,14 +73,19 @@ from shardvault.cosigner.sessions import (
 from shardvault.cosigner.sign_checks import SignChecks
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
-from shardvault.crypto.errors import CryptoError, MisuseError, ProtocolAbort
+from shardvault.crypto.errors import (
+    CryptoError,
+    MessageDigestMismatch,
+    MisuseError,
+    ProtocolAbort,
+)
 from shardvault.crypto.protocols.cggmp21.aux_info import (
     AuxInfo,
     AuxInfoConfig,
 )
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature
 from shardvault.crypto.protocols.common import SessionId, check_thresholds, party_set, session_id
 from shardvault.crypto.protocols.frost import SUITES, KeyPackage
@@ -100,6 +105,11 @@ __all__ = ["TEST_ONLY_PRIMES_ENV", "CosignerNode", "Outbox"]
 class CosignerNode:
     """A co-signer serving one coordinator link.
 
+    ``test_only_primes`` names the TEST-ONLY fixture of published safe primes, which then
+    replace the safe-prime search of ECDSA key generation: every such key is insecure and
+    its ``dkg`` result says ``test_only``. Only tests and demos pass it (``shardvault
+    cosigner run --unsafe-test-only-primes``, which the production profile refuses).
+
     Security: holds the node state (identity keys, unsealed keyring) and, during a
     session, the round objects with this party's secrets; nothing here logs or reports
     a share, a nonce or a payload.
@@ -115,8 +125,10 @@ class CosignerNode:
         session_timeout: float = 60.0,
         require_signed_directory: bool = False,
         share_records: bool = True,
+        test_only_primes: Path | None = None,
     ) -> None:
         self.state = state
+        self._test_only_primes = test_only_primes
         self._require_signed_directory = require_signed_directory
         self._share_records = share_records
         self.link = link
@@ -134,7 +146,7 @@ class CosignerNode:
 
     @property
     def _keys(self) -> NodeKeys:
-        return NodeKeys(self.state)
+        return NodeKeys(self.state, self._test_only_primes)
 
     @property
     def _checks(self) -> SignChecks:
@@ -452,7 +464,7 @@ class CosignerNode:
                 },
                 chain_code=share.chain_code.hex(),
                 # Keys made from the published TEST-ONLY primes are insecure: say so.
-                test_only=bool(os.environ.get(TEST_ONLY_PRIMES_ENV)),
+                test_only=self._test_only_primes is not None,
             )
 
         deadline = self._clock() + self._timeout
@@ -718,6 +730,8 @@ class CosignerNode:
                 for e in active.driver.evidence.get(culprit, [])  # type: ignore[call-overload]
             ]
             self._end(sid, abort.reason)
+            # Signers given different digests: nobody is blamed, and the check says so.
+            mismatch = {"check": "digest"} if isinstance(abort, MessageDigestMismatch) else {}
             out.results.append(
                 self._result(
                     active.request_id,
@@ -725,6 +739,7 @@ class CosignerNode:
                     reason=abort.reason,
                     culprits=list(abort.culprits),
                     evidence=evidence,
+                    **mismatch,
                 )
             )
             return

@@ -4,7 +4,6 @@ one for the single operation that needs it (DESIGN.md invariant 2)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,9 +21,11 @@ from shardvault.custody.errors import RecordNotFoundError
 from shardvault.custody.secret import SecretBytes
 
 TEST_ONLY_PRIMES_ENV = "SHARDVAULT_UNSAFE_TEST_ONLY_PAILLIER_PRIMES"
-"""Environment variable naming the TEST-ONLY fixture of published safe primes (the same
-variable ``shardvault mpc`` reads). A co-signer started with it makes INSECURE ECDSA keys;
-never set it outside tests and demos."""
+"""Environment variable that names the TEST-ONLY fixture of published safe primes for
+``shardvault mpc``. A co-signer never reads it: it takes test-only primes only from an
+explicit ``test_only_primes`` (``shardvault cosigner run --unsafe-test-only-primes``),
+and ``cosigner run`` refuses to start while the variable is set without that flag, so a
+stray variable cannot make it use published primes silently."""
 
 FROST_KEY = b"shardvault/cosigner/key/frost/v1\x00"
 """Prefix of a sealed FROST key package."""
@@ -36,11 +37,21 @@ CGGMP21_KEY = b"shardvault/cosigner/key/cggmp21/v1\x00"
 class NodeKeys:
     """The key shares of one co-signer's custody.
 
+    ``test_only_primes`` names the TEST-ONLY fixture of published safe primes: with it,
+    every ECDSA key this node makes is INSECURE (anyone can factor its Paillier modulus
+    and read the MtA ciphertexts sent to it). Only tests and demos pass it.
+
     Security: a loaded share is the caller's to drop; nothing is cached here.
     """
 
-    def __init__(self, state: NodeState) -> None:
+    def __init__(self, state: NodeState, test_only_primes: Path | None = None) -> None:
         self._state = state
+        self._test_only_primes = test_only_primes
+
+    @property
+    def test_only(self) -> bool:
+        """Whether this node makes its Paillier keys from published TEST-ONLY primes."""
+        return self._test_only_primes is not None
 
     def __repr__(self) -> str:
         return f"NodeKeys(party={self._state.party})"
@@ -111,12 +122,12 @@ class NodeKeys:
     def paillier_key(self) -> PaillierSecretKey:
         """This party's Paillier-Blum key for CGGMP21's auxiliary info.
 
-        With :data:`TEST_ONLY_PRIMES_ENV` set, party ``i`` takes the ``i``-th published
-        TEST-ONLY modulus (insecure, tests and demos only); otherwise two fresh safe
-        primes are searched (seconds to minutes; the loop waits meanwhile).
+        With ``test_only_primes``, party ``i`` takes the ``i``-th published TEST-ONLY
+        modulus (insecure, tests and demos only); otherwise two fresh safe primes are
+        searched (seconds to minutes; the loop waits meanwhile).
         """
-        path = os.environ.get(TEST_ONLY_PRIMES_ENV)
-        if not path:
+        path = self._test_only_primes
+        if path is None:
             return generate_paillier_key(system_random)
         try:
             document = json.loads(Path(path).read_text("utf-8"))

@@ -23,7 +23,7 @@ from shardvault.cosigner.signed_record import SignedEntry, check_replay, velocit
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.common import SessionId
 from shardvault.crypto.protocols.frost import KeyPackage
 from shardvault.policy import Evaluation, PastTransaction, TransactionRequest

@@ -59,3 +59,19 @@ class ProtocolAbort(CryptoError):
         self.culprits: tuple[int, ...] = tuple(sorted(set(culprits)))
         self.reason = reason
         super().__init__(f"protocol aborted, culprits {list(self.culprits)}: {reason}")
+
+
+class MessageDigestMismatch(ProtocolAbort):
+    """A peer's signature share is for another message digest than ours.
+
+    The signers were not all asked to sign the same message: the coordinator handed them
+    different ones, or a peer lies about what it signed. The crypto layer cannot tell
+    which, so nobody is named (``culprits`` is empty), unlike a cheater's
+    :class:`ProtocolAbort`; a share that claims our digest but does not verify for it
+    still names its sender. It is a :class:`ProtocolAbort` so that every caller that ends
+    a session on an abort ends this one too (the presignature or nonces are spent); catch
+    it first to tell it apart.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__((), reason)

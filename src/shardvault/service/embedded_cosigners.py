@@ -99,8 +99,8 @@ class EmbeddedCosigners:
     ``home`` is the checked co-signer home
     (:func:`~shardvault.service.cosigner_home.prepare_cosigner_home`);
     ``coordinator_url`` is the server's base URL as the co-signers reach it (known once
-    the server listens); ``env`` is added to each co-signer's environment (tests and
-    demos pass the TEST-ONLY prime fixture here).
+    the server listens); ``test_only_primes`` (tests and demos only) names the TEST-ONLY
+    fixture of published primes, passed to each co-signer as ``--unsafe-test-only-primes``.
     """
 
     def __init__(
@@ -112,7 +112,7 @@ class EmbeddedCosigners:
         parties: int = 3,
         session_timeout: float = 600.0,
         poll_wait: float = 10.0,
-        env: Mapping[str, str] | None = None,
+        test_only_primes: Path | None = None,
         start_timeout: float = 60.0,
         create_timeout: float = 120.0,
     ) -> None:
@@ -124,7 +124,7 @@ class EmbeddedCosigners:
         self._parties = tuple(range(1, parties + 1))
         self._session_timeout = session_timeout
         self._poll_wait = poll_wait
-        self._env = dict(env or {})
+        self._test_only_primes = test_only_primes
         self._start_timeout = start_timeout
         self._create_timeout = create_timeout
         # ``_lock`` guards the tables below and is held only briefly (the relay routes'
@@ -258,7 +258,7 @@ class EmbeddedCosigners:
         )
 
     def _child_env(self) -> dict[str, str]:
-        return {**os.environ, **self._env}
+        return dict(os.environ)
 
     # --- Processes -------------------------------------------------------------------
 
@@ -301,6 +301,8 @@ class EmbeddedCosigners:
                 # restarted server starts new co-signer processes for these directories.
                 "--exit-with-parent",
             ]
+            if self._test_only_primes is not None:
+                command += ["--unsafe-test-only-primes", str(self._test_only_primes)]
             entry.processes[party] = subprocess.Popen(  # noqa: S603 (our own command)
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self._child_env()
             )

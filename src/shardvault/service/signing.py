@@ -49,7 +49,7 @@ from shardvault.crypto.protocols.cggmp21.aux_info import (
 )
 from shardvault.crypto.protocols.cggmp21.bip32 import derive_key_share
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.common import PartyId, SessionId
 from shardvault.crypto.protocols.frost import ED25519_SHA512, SECP256K1_BIP340, KeyPackage
 from shardvault.crypto.protocols.frost import local as frost_local
@@ -62,11 +62,12 @@ SCHEMES: tuple[Scheme, ...] = ("ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip3
 """The signature schemes a vault may hold a key for."""
 
 KEYGEN_ROUNDS: Mapping[Scheme, int] = {
-    # CGGMP21: key generation and auxiliary info run as two sessions of three rounds.
-    "ecdsa-secp256k1": 6,
-    # FROST: the two rounds of the Pedersen DKG.
-    "eddsa-ed25519": 2,
-    "schnorr-bip340": 2,
+    # CGGMP21: key generation and auxiliary info run as two sessions of three rounds, each
+    # ending with a key-confirmation round.
+    "ecdsa-secp256k1": 8,
+    # FROST: the two rounds of the Pedersen DKG and its key-confirmation round.
+    "eddsa-ed25519": 3,
+    "schnorr-bip340": 3,
 }
 """Rounds each party sends in one scheme's distributed key generation (progress)."""
 

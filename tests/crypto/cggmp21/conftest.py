@@ -124,26 +124,38 @@ def aux_info_factory(
 
 
 HONEST_EXPONENT_BITS = 1 << 14
-"""Longer than any exponent an honest proof makes a verifier use (at most about
-``ℓ' + ε + |N̂|`` bits, or ``N`` itself, for moduli up to 4096 bits)."""
+"""Longer than any exponent or base an honest proof makes a verifier use (exponents of at
+most about ``ℓ' + ε + |N̂|`` bits, or ``N`` itself; bases below ``N²``, for moduli up to
+4096 bits)."""
 
 
 class HugeExponentError(Exception):
-    """Raised by :func:`no_huge_exponent` when a verifier exponentiates by a peer's value
+    """Raised by :func:`exponentiations` when a verifier exponentiates a peer's value
     longer than :data:`HONEST_EXPONENT_BITS`."""
 
 
 @pytest.fixture
-def no_huge_exponent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``gmpy2.powmod`` refuse exponents longer than :data:`HONEST_EXPONENT_BITS`, so a
-    test sees a verifier exponentiate an unchecked response instead of waiting for it."""
+def exponentiations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record every ``gmpy2.powmod`` call (the bit length of its longer operand) and refuse
+    any whose exponent or base is longer than :data:`HONEST_EXPONENT_BITS`, so a test sees
+    a verifier exponentiate an unchecked value instead of waiting for it, and can assert
+    that a refusal came before any exponentiation at all."""
     import gmpy2
 
     real = gmpy2.powmod
+    log: list[int] = []
 
     def guarded(base: Any, exponent: Any, modulus: Any) -> Any:
-        if abs(int(exponent)).bit_length() > HONEST_EXPONENT_BITS:
-            raise HugeExponentError(f"exponent of {abs(int(exponent)).bit_length()} bits")
+        bits = max(abs(int(exponent)).bit_length(), abs(int(base)).bit_length())
+        if bits > HONEST_EXPONENT_BITS:
+            raise HugeExponentError(f"exponentiation with a {bits}-bit operand")
+        log.append(bits)
         return real(base, exponent, modulus)
 
     monkeypatch.setattr(gmpy2, "powmod", guarded)
+    return log
+
+
+@pytest.fixture
+def no_huge_exponent(exponentiations: list[int]) -> None:
+    """:func:`exponentiations`, for tests that need only its refusal."""

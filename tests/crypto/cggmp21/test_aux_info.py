@@ -35,9 +35,10 @@ from shardvault.crypto.protocols.cggmp21.aux_messages import (
     AuxRound3Message,
 )
 from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, SessionId
+from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.ring_pedersen import RingPedersenParams
 from shardvault.crypto.rng import system_random
-from shardvault.crypto.zk import fac, mod
+from shardvault.crypto.zk import fac, mod, prm
 from tests.crypto.cggmp21.conftest import make_seeded_rng
 
 PARTIES = (1, 2, 3)
@@ -56,6 +57,7 @@ class Session:
     m2: dict[int, AuxRound2Message]
     m3: dict[tuple[int, int], AuxRound3Message]
     round3_party1: AuxInfoRound3
+    round3_party3: AuxInfoRound3
     result: dict[PartyId, AuxInfo]
 
 
@@ -78,10 +80,10 @@ def session(paillier_keys_2048: list[PaillierSecretKey]) -> Session:
             assert message.header.recipient is not None
             m3[(p, int(message.header.recipient))] = message
     pristine3 = copy.deepcopy(round3[1])
-    result = {
-        PartyId(p): round3[p].finish([m3[(j, p)] for j in PARTIES if j != p]) for p in PARTIES
-    }
-    return Session(keys, configs, pristine1, m1, m2, m3, pristine3, result)
+    pristine3_3 = copy.deepcopy(round3[3])
+    confirmations = [round3[p].next([m3[(j, p)] for j in PARTIES if j != p])[0] for p in PARTIES]
+    result = dict(zip((PartyId(p) for p in PARTIES), finish_all(confirmations), strict=True))
+    return Session(keys, configs, pristine1, m1, m2, m3, pristine3, pristine3_3, result)
 
 
 def _party1(
@@ -89,17 +91,17 @@ def _party1(
     m1: Mapping[int, AuxRound1Message] | None = None,
     m2: Mapping[int, AuxRound2Message] | None = None,
     m3: Mapping[int, AuxRound3Message] | None = None,
-) -> AuxInfo:
+) -> object:
     """Run party 1 from round 1 with peers' messages, some replaced."""
     m1, m2, m3 = m1 or {}, m2 or {}, m3 or {}
     round2, _ = copy.deepcopy(s.round1[1]).next([m1.get(j, s.m1[j]) for j in (2, 3)])
     round3, _ = round2.next([m2.get(j, s.m2[j]) for j in (2, 3)])
-    return round3.finish([m3.get(j, s.m3[(j, 1)]) for j in (2, 3)])
+    return round3.next([m3.get(j, s.m3[(j, 1)]) for j in (2, 3)])
 
 
-def _party1_round3(s: Session, m3: Mapping[int, AuxRound3Message]) -> AuxInfo:
+def _party1_round3(s: Session, m3: Mapping[int, AuxRound3Message]) -> object:
     """Run only party 1's round 3 with peers' round-3 messages, some replaced."""
-    return copy.deepcopy(s.round3_party1).finish([m3.get(j, s.m3[(j, 1)]) for j in (2, 3)])
+    return copy.deepcopy(s.round3_party1).next([m3.get(j, s.m3[(j, 1)]) for j in (2, 3)])
 
 
 def _abort(call: object, *args: object, **kwargs: object) -> ProtocolAbort:
@@ -133,7 +135,7 @@ def _with_bad_key(
     bad_key: PaillierSecretKey,
     config2: AuxInfoConfig | None = None,
     session_for_proofs: bytes = SID,
-) -> AuxInfo:
+) -> object:
     """Party 2 runs the protocol's algorithms on a bad Paillier key of its choosing (an
     adversary skips its own checks); parties 1 and 3 are honest."""
     round1_2 = AuxInfoRound1(config2 or s.configs[2], bad_key, system_random)
@@ -157,7 +159,7 @@ def _with_bad_key(
                 ).to_bytes(),
             )
         )
-    return round3_1.finish(out)
+    return round3_1.next(out)
 
 
 def _prime(bits: int, residue: int, seed: str) -> int:
@@ -227,9 +229,9 @@ def test_reused_round_refused(session: Session) -> None:
     with pytest.raises(MisuseError):
         round1.next([session.m1[2], session.m1[3]])
     round3 = copy.deepcopy(session.round3_party1)
-    round3.finish([session.m3[(2, 1)], session.m3[(3, 1)]])
+    round3.next([session.m3[(2, 1)], session.m3[(3, 1)]])
     with pytest.raises(MisuseError):
-        round3.finish([session.m3[(2, 1)], session.m3[(3, 1)]])
+        round3.next([session.m3[(2, 1)], session.m3[(3, 1)]])
 
 
 def test_config_misuse(paillier_keys_1024: list[PaillierSecretKey]) -> None:
@@ -356,8 +358,6 @@ def test_bad_ring_pedersen_reveal(
         # -s is a quadratic non-residue, so it is outside ⟨t⟩ ⊂ QR_N; the proof is for s.
         changes = {"s": m2.n - m2.s}
     elif changes == "prm_tampered":
-        from shardvault.crypto.zk import prm
-
         proof = prm.PrmProof.from_bytes(m2.prm_proof)
         responses = (proof.responses[0] + 1, *proof.responses[1:])
         changes = {"prm_proof": dataclasses.replace(proof, responses=responses).to_bytes()}
@@ -434,6 +434,60 @@ def test_out_of_range_fac_response(session: Session) -> None:
     assert "z1 or z2" in abort.reason
 
 
+HUGE = 1 << 100_000
+
+
+def _oversized(proof: object, field: str) -> object:
+    value = getattr(proof, field)
+    # In a per-repetition list, the last repetition: every earlier one is honest.
+    forged = (*value[:-1], HUGE) if isinstance(value, tuple) else HUGE
+    return dataclasses.replace(proof, **{field: forged})  # type: ignore[call-overload]
+
+
+@pytest.mark.usefixtures("no_huge_exponent")
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        *(("mod", f) for f in ("w", "x", "a", "b", "z")),
+        *(("fac", f) for f in ("P", "Q", "A", "B", "T", "sigma", "z1", "z2", "w1", "w2", "v")),
+    ],
+)
+def test_oversized_round3_proof_field_names_only_the_sender(
+    session: Session, kind: str, field: str
+) -> None:
+    """Every Πmod and Πfac value of ``2^100000`` is refused by its bound, naming party 2
+    (never the honest party 3), before anything is exponentiated with it."""
+    message = session.m3[(2, 1)]
+    if kind == "mod":
+        forged = dataclasses.replace(
+            message,
+            mod_proof=_oversized(mod.ModProof.from_bytes(message.mod_proof), field).to_bytes(),  # type: ignore[attr-defined]
+        )
+    else:
+        forged = dataclasses.replace(
+            message,
+            fac_proof=_oversized(fac.FacProof.from_bytes(message.fac_proof), field).to_bytes(),  # type: ignore[attr-defined]
+        )
+    abort = _abort(_party1_round3, session, {2: forged})
+    assert abort.culprits == (2,)
+    assert ("Πmod" if kind == "mod" else "Πfac") in abort.reason
+
+
+@pytest.mark.usefixtures("no_huge_exponent")
+@pytest.mark.parametrize("field", ["commitments", "responses"])
+def test_oversized_prm_field_names_only_the_sender(session: Session, field: str) -> None:
+    """A Πprm value of ``2^100000``, committed to in round 1 like any reveal, is refused at
+    round 2 by its bound, naming party 2 alone."""
+    proof = prm.PrmProof.from_bytes(session.m2[2].prm_proof)
+    m1_override, m2_override = _malicious_reveal(
+        session,
+        prm_proof=_oversized(proof, field).to_bytes(),  # type: ignore[attr-defined]
+    )
+    abort = _abort(_party1, session, m1=m1_override, m2=m2_override)
+    assert abort.culprits == (2,)
+    assert "Πprm" in abort.reason
+
+
 def test_malformed_proof_bytes(session: Session) -> None:
     message = dataclasses.replace(session.m3[(2, 1)], mod_proof=b"\x01")
     abort = _abort(_party1_round3, session, {2: message})
@@ -467,9 +521,9 @@ def test_round_is_terminal_after_abort(session: Session) -> None:
     round3 = copy.deepcopy(session.round3_party1)
     bad = dataclasses.replace(session.m3[(2, 1)], mod_proof=b"\x01")
     with pytest.raises(ProtocolAbort):
-        round3.finish([bad, session.m3[(3, 1)]])
+        round3.next([bad, session.m3[(3, 1)]])
     with pytest.raises(MisuseError):
-        round3.finish([session.m3[(2, 1)], session.m3[(3, 1)]])
+        round3.next([session.m3[(2, 1)], session.m3[(3, 1)]])
 
 
 def test_key_generation_refuses_small_moduli() -> None:
@@ -520,3 +574,38 @@ def test_decoders_raise_only_typed_errors(session: Session, data: st.DataObject)
             decoder(raw)
         except EncodingError:
             pass
+
+
+def test_a_bad_proof_to_one_party_leaves_no_party_with_auxiliary_info(session: Session) -> None:
+    """Party 2 sends party 1 alone a bad Πmod: party 1 names it, and party 3, whose proofs
+    were all good, gets no auxiliary info without party 1's key confirmation."""
+    message = session.m3[(2, 1)]
+    proof = mod.ModProof.from_bytes(message.mod_proof)
+    tampered = dataclasses.replace(proof, z=(proof.z[0] + 1, *proof.z[1:])).to_bytes()
+    abort = _abort(_party1_round3, session, {2: dataclasses.replace(message, mod_proof=tampered)})
+    assert abort.culprits == (2,)
+    confirmation3, message3 = copy.deepcopy(session.round3_party3).next(
+        [session.m3[(1, 3)], session.m3[(2, 3)]]
+    )
+    # Party 2 confirms what party 3 holds (the same digest); party 1, which aborted,
+    # confirms nothing, so party 3 never gets its auxiliary info.
+    from_2 = dataclasses.replace(
+        message3, header=dataclasses.replace(message3.header, sender=PartyId(2))
+    )
+    with pytest.raises(TransportError, match="missing"):
+        confirmation3.finish([from_2])
+
+
+def test_key_confirmation_of_other_auxiliary_info_names_the_sender(session: Session) -> None:
+    confirmation1, _ = copy.deepcopy(session.round3_party1).next(
+        [session.m3[(2, 1)], session.m3[(3, 1)]]
+    )
+    _, message3 = copy.deepcopy(session.round3_party3).next(
+        [session.m3[(1, 3)], session.m3[(2, 3)]]
+    )
+    other = dataclasses.replace(message3, confirmation=bytes(32))
+    forged2 = dataclasses.replace(
+        message3, header=dataclasses.replace(message3.header, sender=PartyId(2))
+    )
+    abort = _abort(confirmation1.finish, [forged2, other])
+    assert abort.culprits == (3,)

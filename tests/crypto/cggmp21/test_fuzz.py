@@ -94,6 +94,10 @@ def test_round2_handler_raises_only_typed_errors(which: str, value: Any) -> None
             messages.KeygenRound2Message,
             messages.PresignRound1Message,
             messages.PresignRound2Message,
+            messages.PresignRound3Message,
+            messages.PresignRound4Message,
+            messages.PresignRevealMessage,
+            messages.PresignChiProofMessage,
             messages.SignatureShareMessage,
         ]
     ),

@@ -102,7 +102,7 @@ def test_bad_schnorr_proof_names_the_prover() -> None:
     bad = step3[2][1]
     forged = replace(bad, payload={"schnorr_response": SECP256K1.scalar(5).to_bytes()})
     with pytest.raises(ProtocolAbort) as info:
-        step3[1][0].finish([forged, step3[3][1]])
+        step3[1][0].next([forged, step3[3][1]])
     assert info.value.culprits == (2,)
 
 
@@ -298,3 +298,45 @@ def test_attaching_aux_info_of_another_party_or_set_is_misuse() -> None:
     with pytest.raises(MisuseError):
         outputs[0].with_aux(other_set[1])
     assert "redacted" in repr(outputs[0])
+
+
+def _to_round3() -> dict[int, tuple[object, object]]:
+    step2 = _advance_to_round2(_round1())
+    return {
+        p: step2[p][0].next([step2[q][1] for q in PARTIES if q != p], _shares_for(step2, p))
+        for p in PARTIES
+    }
+
+
+def test_a_bad_proof_to_one_party_leaves_no_party_with_a_key() -> None:
+    """Party 3 sends party 1 alone a wrong Schnorr response (round 3 is a broadcast the
+    relay may split): party 1 names it; party 2, which got the right one, reaches the key
+    confirmation but gets no key without party 1's confirmation."""
+    step3 = _to_round3()
+    bad = replace(step3[3][1], payload={"schnorr_response": SECP256K1.scalar(5).to_bytes()})
+    with pytest.raises(ProtocolAbort) as info:
+        step3[1][0].next([step3[2][1], bad])  # type: ignore[attr-defined]
+    assert info.value.culprits == (3,)
+    confirmation2, _ = step3[2][0].next([step3[1][1], step3[3][1]])  # type: ignore[attr-defined]
+    _, confirmed3 = step3[3][0].next([step3[1][1], step3[2][1]])  # type: ignore[attr-defined]
+    with pytest.raises(TransportError, match="missing"):
+        confirmation2.finish([confirmed3])
+    with pytest.raises(MisuseError):
+        confirmation2.finish([confirmed3])
+
+
+def test_key_confirmation_of_other_public_data_names_the_sender() -> None:
+    step3 = _to_round3()
+    step4 = {
+        p: step3[p][0].next([step3[q][1] for q in PARTIES if q != p])  # type: ignore[attr-defined]
+        for p in PARTIES
+    }
+    other = replace(step4[3][1], confirmation=bytes(32))
+    with pytest.raises(ProtocolAbort) as info:
+        step4[1][0].finish([step4[2][1], other])
+    assert info.value.culprits == (3,)
+    # The same round for another session or round names its sender too.
+    replayed = replace(step4[2][1], header=replace(step4[2][1].header, round=3))
+    with pytest.raises(ProtocolAbort) as info:
+        step4[3][0].finish([step4[1][1], replayed])
+    assert info.value.culprits == (2,)

@@ -22,11 +22,11 @@ from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.local import run_presign
 from shardvault.crypto.protocols.cggmp21.presign import (
     PresignIdentificationRequired,
-    PresignIdentify,
     PresignRound1,
 )
 from shardvault.crypto.protocols.cggmp21.sign import SignRound
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
+from tests.crypto.cggmp21.presign_helpers import run_to_round4
 
 RNG = secrets.token_bytes
 
@@ -129,7 +129,7 @@ def test_bad_round3_log_star_proof(shares: list[KeyShare]) -> None:
     b1, _ = a1.next(out2)
     _, out3 = a2.next(out1)
     forged = _proof(out3[0], "log_star_proof", z3=out3[0].payload["log_star_proof"]["z3"] + 1)
-    assert _abort(lambda: b1.finish([forged])) == (2,)
+    assert _abort(lambda: b1.next([forged])) == (2,)
 
 
 @pytest.mark.slow
@@ -188,19 +188,17 @@ def _to_round3(shares: list[KeyShare]) -> tuple[Any, Any, Any]:
 
 
 def _identification_after_wrong_delta(shares: list[KeyShare]) -> tuple[Any, Any]:
-    b1, b2, message = _to_round3(shares)
-    delta = int.from_bytes(message.payload["delta"], "big")
-    forged = _with(message, delta=((delta + 1) % SECP256K1.order).to_bytes(32, "big"))
-    with pytest.raises(PresignIdentificationRequired) as info:
-        b1.finish([forged])
-    assert info.value.culprits == ()
-    ident1 = info.value.identification
-    # Party 2 reveals its true nonce-side values (built from its own round-3 state; the
-    # views are what party 1 saw, as party 2 sent them).
-    reveal2 = PresignIdentify(
-        b2._s, reveal=b2._reveal, views=ident1._views, public=ident1._public
-    ).message
-    return ident1, reveal2
+    """Party 2 adds 1 to its γ-MtA mask sum: its δ_2 is wrong, consistently and with every
+    proof valid, so round 4 agrees and both parties' δ checks fail. Returns party 1's
+    identification and party 2's reveal (its true nonce-side values)."""
+    run = run_to_round4(shares, cheater=2, mask=1)
+    identifications = []
+    for me in (1, 2):
+        with pytest.raises(PresignIdentificationRequired) as info:
+            run.states[me].finish(run.others(me))
+        assert info.value.culprits == ()
+        identifications.append(info.value.identification)
+    return identifications[0], identifications[1].message
 
 
 def test_wrong_delta_is_identified(shares: list[KeyShare]) -> None:
@@ -224,49 +222,23 @@ def test_lying_in_the_reveal_is_identified(shares: list[KeyShare], field: str) -
 def test_round3_list_of_f_must_match_round2(shares: list[KeyShare]) -> None:
     b1, _, message = _to_round3(shares)
     forged = _with(message, F_sent=[v + 1 if v else v for v in message.payload["F_sent"]])
-    assert _abort(lambda: b1.finish([forged])) == (2,)
+    assert _abort(lambda: b1.next([forged])) == (2,)
 
 
 @pytest.mark.slow
 def test_wrong_delta_among_three_signers_names_only_the_cheater() -> None:
-    shares3 = make_key_shares(3, 3, "identify-three")
-    sid = RNG(32)
-    r = [PresignRound1(k, [1, 2, 3], sid, RNG) for k in shares3]
-    proofs = [m for x in r for m in x.proofs]
-    step2 = [
-        x.next(
-            [o.message for o in r if o is not x],
-            [m for m in proofs if m.header.recipient == x.message.header.sender],
-        )
-        for x in r
-    ]
-    d2 = [m for _, out in step2 for m in out]
-    step3 = [
-        st.next([m for m in d2 if m.header.recipient == i + 1]) for i, (st, _) in enumerate(step2)
-    ]
-
-    def cheat(message: Any) -> Any:
-        if message.header.sender != 3:
-            return message
-        delta = int.from_bytes(message.payload["delta"], "big")
-        return _with(message, delta=((delta + 5) % SECP256K1.order).to_bytes(32, "big"))
-
-    d3 = [cheat(m) for _, out in step3 for m in out]
-    identifications = []
-    for i in (1, 2):
+    """Signer 3's δ is wrong (consistently, every proof valid): round 4 agrees, every δ
+    check fails, and the identification round names signer 3 at both honest signers."""
+    run = run_to_round4(make_key_shares(3, 3, "identify-three"), cheater=3, mask=5)
+    identifications = {}
+    for me in (1, 2, 3):
         with pytest.raises(PresignIdentificationRequired) as info:
-            step3[i - 1][0].finish([m for m in d3 if m.header.recipient == i])
-        identifications.append(info.value.identification)
-    third = step3[2][0]
-    reveal3 = PresignIdentify(
-        third._s,
-        reveal=third._reveal,
-        views=identifications[0]._views,
-        public=identifications[0]._public,
-    ).message
-    reveals = [identifications[0].message, identifications[1].message, reveal3]
-    for i, ident in zip((1, 2), identifications, strict=True):
-        others = [m for m in reveals if m.header.sender != i]
+            run.states[me].finish(run.others(me))
+        identifications[me] = info.value.identification
+    reveals = [i.message for i in identifications.values()]
+    for me in (1, 2):
+        others = [m for m in reveals if m.header.sender != me]
+        ident = identifications[me]
         assert _abort(lambda ident=ident, others=others: ident.finish(others)) == (3,)
 
 
@@ -285,7 +257,7 @@ def test_malformed_round3_message_names_the_sender(
     shares: list[KeyShare], field: str, value: Any
 ) -> None:
     b1, _, message = _to_round3(shares)
-    assert _abort(lambda: b1.finish([_with(message, **{field: value})])) == (2,)
+    assert _abort(lambda: b1.next([_with(message, **{field: value})])) == (2,)
 
 
 @pytest.mark.parametrize(

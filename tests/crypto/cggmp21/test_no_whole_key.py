@@ -19,6 +19,7 @@ from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.cggmp21.local import _from_others, _to
 from shardvault.crypto.protocols.cggmp21.presign import PresignRound1
 from shardvault.crypto.protocols.cggmp21.sign import SignRound
+from shardvault.crypto.protocols.confirmation import finish_all
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "shardvault"
@@ -104,7 +105,8 @@ def test_keygen_messages_never_carry_the_group_secret() -> None:
         for p in parties
     }
     wire += [m.to_bytes() for _, m in step3.values()]
-    outputs = [step3[p][0].finish([step3[q][1] for q in parties if q != p]) for p in parties]
+    step4 = {p: step3[p][0].next([step3[q][1] for q in parties if q != p]) for p in parties}
+    outputs = finish_all([step4[p][0] for p in parties])
     quorum = [1, 2]
     # TEST-ONLY interpolation of the secret, to know what to search for.
     secret = SECP256K1.scalar(
@@ -136,8 +138,13 @@ def test_messages_never_carry_the_group_secret() -> None:
     d2 = [m for _, out in step2 for m in out]
     step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, shares, strict=True)]  # type: ignore[arg-type]
     d3 = [m for _, out in step3 for m in out]
-    wire += [m.to_bytes() for m in d2 + d3]
-    presignatures = [r.finish(_to(d3, k.party)) for (r, _), k in zip(step3, shares, strict=True)]  # type: ignore[arg-type]
+    step4 = [r.next(_to(d3, k.party)) for (r, _), k in zip(step3, shares, strict=True)]  # type: ignore[arg-type]
+    b4 = [message for _, message in step4]
+    wire += [m.to_bytes() for m in d2 + d3 + b4]
+    presignatures = [
+        r.finish(_from_others(b4, k.party))  # type: ignore[arg-type]
+        for (r, _), k in zip(step4, shares, strict=True)
+    ]
     rounds = [SignRound(k, p, RNG(32), sid) for k, p in zip(shares, presignatures, strict=True)]
     wire += [r.message.to_bytes() for r in rounds]
     for data in wire:

@@ -26,20 +26,20 @@ from shardvault.cosigner.cggmp21 import presign_driver
 from shardvault.crypto.channel import Directory, PartyIdentity, ReplayGuard, peek_header
 from shardvault.crypto.errors import MisuseError, ProtocolAbort
 from shardvault.crypto.group import SECP256K1, Point
-from shardvault.crypto.protocols.cggmp21 import presign as presign_module
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import PresignChiProofMessage
 from shardvault.crypto.protocols.cggmp21.presign import (
     PresignChiIdentificationRequired,
     PresignIdentifyChi,
-    PresignRound1,
     PresignRound2,
-    PresignRound3,
-    _PublicChi,
+    PresignRound4,
 )
+from shardvault.crypto.protocols.cggmp21.presign_state import PublicChi
 from shardvault.crypto.protocols.common import session_id
 from shardvault.crypto.rng import system_random
+from shardvault.crypto.zk import dec
 from tests.crypto.cggmp21.ecdsa_helpers import make_key_shares
+from tests.crypto.cggmp21.presign_helpers import Round4, run_to_round4
 from tests.crypto.cggmp21.test_fuzz import wire_values
 
 RNG = secrets.token_bytes
@@ -60,50 +60,18 @@ def _with(message: Any, **changes: Any) -> Any:
     return replace(message, payload={**message.payload, **changes})
 
 
-def _run_to_round3(
-    keys: list[KeyShare], mask_cheater: int | None = None
-) -> tuple[list[PresignRound3], list[Any]]:
-    """Every signer through rounds 1-2; returns each round-3 state and every round-3
-    message. ``mask_cheater`` subtracts a wrong x-MtA mask inside its χ (its Πaff-g proofs
-    and every later proof stay valid)."""
-    signers = [k.party for k in keys]
-    sid = RNG(32)
-    r1 = [PresignRound1(k, signers, sid, RNG) for k in keys]
-    proofs = [m for x in r1 for m in x.proofs]
-    step2 = []
-    for x in r1:
-        me = x.message.header.sender
-        step2.append(
-            x.next(
-                [o.message for o in r1 if o is not x],
-                [m for m in proofs if m.header.recipient == me],
-            )
-        )
-    d2 = [m for _, out in step2 for m in out]
-    if mask_cheater is not None:
-        state = step2[signers.index(mask_cheater)][0]
-        k, gamma, w, rho, beta_sum, beta_hat_sum = state._secret
-        state._secret = (k, gamma, w, rho, beta_sum, beta_hat_sum + 1)
-    step3 = [
-        r2.next([m for m in d2 if m.header.recipient == p])
-        for p, (r2, _) in zip(signers, step2, strict=True)
-    ]
-    return [r3 for r3, _ in step3], [m for _, out in step3 for m in out]
-
-
-def _fail_chi(state: PresignRound3, messages: list[Any]) -> PresignIdentifyChi:
-    me = state._s.me
+def _fail_chi(run: Round4, me: int) -> PresignIdentifyChi:
     with pytest.raises(PresignChiIdentificationRequired) as info:
-        state.finish([m for m in messages if m.header.recipient == me])
+        run.states[me].finish(run.others(me))
     assert info.value.culprits == ()
     return info.value.identification
 
 
 def _cheater_message(
-    state: PresignRound3, agreed: PresignIdentifyChi, S_claimed: Point | None = None
+    state: PresignRound4, agreed: PresignIdentifyChi, S_claimed: Point | None = None
 ) -> PresignChiProofMessage:
     """The cheater's best effort: honest proofs from its own state, for the ``S`` its
-    ciphertexts really support (``S_claimed``), echoing the agreed round-3 views."""
+    ciphertexts really support (``S_claimed``), against the agreed round-3 values."""
     public = agreed._public
     Ss = dict(public.Ss)
     if S_claimed is not None:
@@ -111,7 +79,7 @@ def _cheater_message(
     inputs = state._chi_inputs
     assert inputs is not None
     return PresignIdentifyChi(
-        state._s, inputs=inputs, views=agreed._views, public=_PublicChi(public.Gamma, public.Ks, Ss)
+        state._s, inputs=inputs, public=PublicChi(public.Gamma, public.Ks, Ss)
     ).message
 
 
@@ -125,22 +93,19 @@ def _names(
     return info.value.culprits
 
 
-def _forged_S(shares: list[KeyShare]) -> tuple[PresignIdentifyChi, PresignRound3, Point]:
-    """Party 2 sends party 1 ``S_2 + G``; returns party 1's identification, party 2's state
-    and party 2's true ``S_2``."""
-    states, messages = _run_to_round3(shares)
-    true_S2 = states[1]._own[2]
-    forged = [
-        _with(m, S=(true_S2 + G.generator()).to_bytes()) if m.header.sender == 2 else m
-        for m in messages
-    ]
-    return _fail_chi(states[0], forged), states[1], true_S2
+def _forged_S(shares: list[KeyShare]) -> tuple[PresignIdentifyChi, PresignRound4, Point]:
+    """Party 2 sends party 1 ``S_2 + G`` (and says so in round 4, so the values are agreed);
+    returns party 1's identification, party 2's state and party 2's true ``S_2``."""
+    run = run_to_round4(shares, cheater=2, per_recipient={1: {"S": 1}}, claim={"S": 1})
+    state2 = run.states[2]
+    true_S2 = state2._Ss[2] - G.generator()
+    return _fail_chi(run, 1), state2, true_S2
 
 
 def test_honest_presigning_never_reaches_the_chi_identification(shares: list[KeyShare]) -> None:
-    states, messages = _run_to_round3(shares)
-    for state in states:
-        presignature = state.finish([m for m in messages if m.header.recipient == state._s.me])
+    run = run_to_round4(shares)
+    for me, state in run.states.items():
+        presignature = state.finish(run.others(me))
         assert not presignature.spent
 
 
@@ -153,12 +118,14 @@ def test_inconsistent_S_is_named(shares: list[KeyShare]) -> None:
 
 
 def test_wrong_mask_inside_the_key_share_multiplication_is_named(shares: list[KeyShare]) -> None:
-    states, messages = _run_to_round3(shares, mask_cheater=2)
+    run = run_to_round4(shares, cheater=2, chi_mask=1)
     # Every honest party fails the check (the cheater's S_2 is what it computed).
-    ident1 = _fail_chi(states[0], messages)
-    _, chi = states[1]._secret  # type: ignore[misc]
+    ident1 = _fail_chi(run, 1)
+    _, chi = run.states[2]._secret  # type: ignore[misc]
     true_S2 = ident1._public.Gamma * (chi + G.scalar(1))
-    assert _names(ident1, [_cheater_message(states[1], ident1, true_S2)], "x-MtA proofs") == (2,)
+    assert _names(ident1, [_cheater_message(run.states[2], ident1, true_S2)], "x-MtA proofs") == (
+        2,
+    )
 
 
 def test_cheater_cannot_prove_the_false_statement(shares: list[KeyShare]) -> None:
@@ -210,34 +177,23 @@ def test_lying_in_the_identification_message_is_named(shares: list[KeyShare], fi
     assert _names(ident1, [_lie(_cheater_message(state2, ident1, true_S2), field)]) == (2,)
 
 
-def test_misreported_round3_echo_names_the_liar(shares: list[KeyShare]) -> None:
-    ident1, state2, true_S2 = _forged_S(shares)
-    message = _cheater_message(state2, ident1, true_S2)
-    echo = list(message.payload["echo"])
-    echo[0] = bytes(32)
-    # Party 2 misreports what party 1 itself sent in round 3.
-    assert _names(ident1, [_with(message, echo=echo)]) == (2,)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("cheat", ["forged S", "wrong mask"])
 def test_three_signers_name_only_the_cheater(shares3: list[KeyShare], cheat: str) -> None:
     cheater = 3
-    states, messages = _run_to_round3(
-        shares3, mask_cheater=cheater if cheat == "wrong mask" else None
-    )
-    cheater_state = states[cheater - 1]
     if cheat == "forged S":
-        true_S = cheater_state._own[2]
-        messages = [
-            _with(m, S=(true_S + G.generator()).to_bytes()) if m.header.sender == cheater else m
-            for m in messages
-        ]
-    honest = [_fail_chi(states[p - 1], messages) for p in (1, 2)]
+        run = run_to_round4(
+            shares3, cheater=cheater, per_recipient={1: {"S": 1}, 2: {"S": 1}}, claim={"S": 1}
+        )
+        true_S = run.states[cheater]._Ss[cheater] - G.generator()
+    else:
+        run = run_to_round4(shares3, cheater=cheater, chi_mask=1)
+    honest = [_fail_chi(run, p) for p in (1, 2)]
     if cheat == "wrong mask":
-        _, chi = cheater_state._secret  # type: ignore[misc]
+        _, chi = run.states[cheater]._secret  # type: ignore[misc]
         true_S = honest[0]._public.Gamma * (chi + G.scalar(1))
-    broadcast = [h.message for h in honest] + [_cheater_message(cheater_state, honest[0], true_S)]
+    cheater_message = _cheater_message(run.states[cheater], honest[0], true_S)
+    broadcast = [h.message for h in honest] + [cheater_message]
     for me, ident in zip((1, 2), honest, strict=True):
         others = [m for m in broadcast if m.header.sender != me]
         assert _names(ident, others, "x-MtA proofs") == (cheater,)
@@ -267,10 +223,10 @@ def _pump(drivers: dict[int, Any], initial: list[bytes]) -> None:
 def test_cosigner_driver_runs_the_chi_identification(
     shares3: list[KeyShare], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The co-signer driver (signed envelopes) runs the χ identification as its round 4."""
+    """The co-signer driver (signed envelopes) runs the χ identification as its round 5."""
     cheater = 3
     original_next = PresignRound2.next
-    original_prove = presign_module.dec.prove
+    original_prove = dec.prove
 
     def cheating_next(self: PresignRound2, received: Any) -> Any:
         # The cheater subtracts a wrong x-MtA mask inside its own χ (all proofs stay valid).
@@ -296,7 +252,7 @@ def test_cosigner_driver_runs_the_chi_identification(
         return original_prove(context, group, prover, setup, C, B, true_Y, bits, rng)
 
     monkeypatch.setattr(PresignRound2, "next", cheating_next)
-    monkeypatch.setattr(presign_module.dec, "prove", best_effort_prove)
+    monkeypatch.setattr(dec, "prove", best_effort_prove)
     ids = {k.party: PartyIdentity.generate(k.party, system_random) for k in shares3}
     directory = Directory.of({p: i.public for p, i in ids.items()})
     sid = session_id(RNG(32))
@@ -323,29 +279,24 @@ def test_cosigner_driver_runs_the_chi_identification(
 _HONEST: list[Any] = []
 
 
-def _honest_identification_pair(keys: list[KeyShare]) -> tuple[PresignRound3, Any, Any]:
-    """Party 1's round-3 state, the agreed public values and party 2's identification
+def _honest_identification_pair(keys: list[KeyShare]) -> tuple[PresignRound4, Any, Any]:
+    """Party 1's round-4 state, the agreed public values and party 2's identification
     message, for an honest run forced into the χ identification (test only: the check
-    did not fail, so the round is built directly from the round-3 states)."""
+    did not fail, so the round is built directly from the round-4 states)."""
     if not _HONEST:
-        states, _ = _run_to_round3(keys)
-        Ss = {1: states[0]._own[2], 2: states[1]._own[2]}
-        views = (bytes(32), bytes(32))
-        public = _PublicChi(states[0]._Gamma, states[0]._Ks, Ss)
-        inputs2 = states[1]._chi_inputs
+        states = run_to_round4(keys).states
+        public = PublicChi(states[1]._public.Gamma, states[1]._Ks, dict(states[1]._Ss))
+        inputs2 = states[2]._chi_inputs
         assert inputs2 is not None
-        message2 = PresignIdentifyChi(
-            states[1]._s, inputs=inputs2, views=views, public=public
-        ).message
-        _HONEST.extend([states[0], (views, public), message2])
+        message2 = PresignIdentifyChi(states[2]._s, inputs=inputs2, public=public).message
+        _HONEST.extend([states[1], public, message2])
     return _HONEST[0], _HONEST[1], _HONEST[2]
 
 
-def _fresh_identification(state: PresignRound3, agreed: Any) -> PresignIdentifyChi:
-    views, public = agreed
+def _fresh_identification(state: PresignRound4, public: Any) -> PresignIdentifyChi:
     inputs = state._chi_inputs
     assert inputs is not None
-    return PresignIdentifyChi(state._s, inputs=inputs, views=views, public=public)
+    return PresignIdentifyChi(state._s, inputs=inputs, public=public)
 
 
 def test_an_honest_signer_is_never_named(shares: list[KeyShare]) -> None:
@@ -362,7 +313,7 @@ def test_identification_handler_raises_only_typed_errors(which: str, value: Any)
     state1, agreed, message2 = _honest_identification_pair(_shares_for_fuzz())
     culprits = _names(_fresh_identification(state1, agreed), [_with(message2, **{which: value})])
     assert culprits in ((), (2,))
-    if which in ("H", "echo") and value != message2.payload[which]:
+    if which == "H" and value != message2.payload[which]:
         assert culprits == (2,)
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from shardvault.crypto.errors import MisuseError, ProtocolAbort
+from shardvault.crypto.errors import MisuseError, ProtocolAbort, TransportError
 from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.cggmp21.local import run_presign, run_refresh, run_sign
@@ -122,10 +122,10 @@ def test_refresh_bad_schnorr_response_names_the_prover() -> None:
     ]
     bad = replace(step3[1][1], payload={"schnorr_responses": [SECP256K1.scalar(1).to_bytes()]})
     with pytest.raises(ProtocolAbort) as info:
-        step3[0][0].finish([bad])
+        step3[0][0].next([bad])
     assert info.value.culprits == (2,)
     with pytest.raises(MisuseError):
-        step3[0][0].finish([step3[1][1]])
+        step3[0][0].next([step3[1][1]])
 
 
 def test_refresh_echo_and_degree_checks_name_the_culprit() -> None:
@@ -158,3 +158,32 @@ def test_refresh_refuses_a_key_with_a_threshold_below_two() -> None:
     aux = _new_aux([1, 2])
     with pytest.raises(MisuseError, match="min_signers"):
         RefreshRound1(one_of_two, aux[one_of_two.party], RNG(32), RNG)
+
+
+def test_a_bad_proof_to_one_party_leaves_no_party_with_a_new_share() -> None:
+    """Party 3 sends party 1 alone a wrong Schnorr response: party 1 names it, and party
+    2 gets no share of the next epoch without party 1's key confirmation (so the old
+    shares stay the working ones everywhere)."""
+    shares = make_key_shares(2, 3, "refresh-confirmation")
+    aux = _new_aux([1, 2, 3])
+    sid = RNG(32)
+    r1 = {k.party: RefreshRound1(k, aux[k.party], sid, RNG) for k in shares}
+    step2 = {p: r.next([o.message for q, o in r1.items() if q != p]) for p, r in r1.items()}
+
+    def to(p: int) -> list[object]:
+        return [
+            m for q, (_, _, out) in step2.items() if q != p for m in out if m.header.recipient == p
+        ]
+
+    step3 = {
+        p: step2[p][0].next([step2[q][1] for q in step2 if q != p], to(p))  # type: ignore[arg-type]
+        for p in step2
+    }
+    bad = replace(step3[3][1], payload={"schnorr_responses": [SECP256K1.scalar(1).to_bytes()]})
+    with pytest.raises(ProtocolAbort) as info:
+        step3[1][0].next([step3[2][1], bad])
+    assert info.value.culprits == (3,)
+    confirmation2, _ = step3[2][0].next([step3[1][1], step3[3][1]])
+    _, confirmed3 = step3[3][0].next([step3[1][1], step3[2][1]])
+    with pytest.raises(TransportError, match="missing"):
+        confirmation2.finish([confirmed3])

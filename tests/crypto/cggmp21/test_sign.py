@@ -11,7 +11,7 @@ import secrets
 
 import pytest
 
-from shardvault.crypto.errors import MisuseError, ProtocolAbort
+from shardvault.crypto.errors import MessageDigestMismatch, MisuseError, ProtocolAbort
 from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.protocols.cggmp21.local import run_presign, run_sign
 from shardvault.crypto.protocols.cggmp21.sign import SignRound, digest_scalar
@@ -90,3 +90,46 @@ def test_finished_sign_round_refuses_reuse() -> None:
 def test_digest_must_be_32_bytes() -> None:
     with pytest.raises(MisuseError):
         digest_scalar(b"short")
+
+
+# --- Signature shares bound to the message (issue #19) --------------------------------------
+
+
+def _signing_rounds(seed: str, digests: dict[int, bytes]) -> dict[int, SignRound]:
+    """Three signers of a 2-of-3 key, each given its own digest to sign (a relay that
+    hands signers different messages)."""
+    shares = make_key_shares(2, 3, seed)
+    presignatures = run_presign(shares, RNG)
+    sid = random_digest()
+    return {
+        k.party: SignRound(k, p, digests[k.party], sid)
+        for k, p in zip(shares, presignatures, strict=True)
+    }
+
+
+def test_signers_given_different_digests_name_nobody() -> None:
+    """The relay gives signer 3 another digest than signers 1 and 2. Every share is correct
+    for its own digest, so nobody misbehaved that the signers could prove: each reports a
+    digest mismatch (a typed error, no culprit) instead of naming an honest peer."""
+    digest, other = random_digest(), random_digest()
+    rounds = _signing_rounds("digest-mismatch", {1: digest, 2: digest, 3: other})
+    for me, state in rounds.items():
+        with pytest.raises(MessageDigestMismatch) as info:
+            state.finish([r.message for p, r in rounds.items() if p != me])
+        assert info.value.culprits == ()
+        assert "digest" in info.value.reason
+
+
+def test_a_wrong_share_beside_a_digest_mismatch_is_still_named() -> None:
+    """Signer 3 was given another digest, and signer 2 sends a wrong share for the digest
+    it claims (ours): signer 1 names signer 2, whose share is provably wrong."""
+    digest, other = random_digest(), random_digest()
+    rounds = _signing_rounds("digest-mismatch-and-cheater", {1: digest, 2: digest, 3: other})
+    bad = rounds[2].message
+    sigma = int.from_bytes(bad.payload["sigma"], "big")
+    forged = type(bad)(
+        bad.header, {**bad.payload, "sigma": ((sigma + 1) % SECP256K1.order).to_bytes(32, "big")}
+    )
+    with pytest.raises(ProtocolAbort) as info:
+        rounds[1].finish([rounds[3].message, forged])
+    assert info.value.culprits == (2,)

@@ -12,9 +12,16 @@ import cbor2
 import nacl.signing
 import pytest
 
-from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort, TransportError
+from shardvault.crypto.errors import (
+    EncodingError,
+    MessageDigestMismatch,
+    MisuseError,
+    ProtocolAbort,
+    TransportError,
+)
 from shardvault.crypto.group import ED25519, SECP256K1
 from shardvault.crypto.protocols.common import PartyId, SessionId
+from shardvault.crypto.protocols.confirmation import KeyConfirmationMessage
 from shardvault.crypto.protocols.frost import (
     ED25519_SHA512,
     SECP256K1_BIP340,
@@ -27,6 +34,7 @@ from shardvault.crypto.protocols.frost import (
     SignRound1,
 )
 from shardvault.crypto.protocols.frost.local import run_dkg
+from shardvault.crypto.protocols.frost.signing import message_digest
 
 SUITES = [ED25519_SHA512, SECP256K1_BIP340]
 RNG = secrets.token_bytes
@@ -183,9 +191,7 @@ def test_dkg_share_not_matching_commitments_names_the_dealer(suite: Ciphersuite)
         share = suite.group.decode_scalar(m.share) + 1
         return dataclasses.replace(m, share=share.to_bytes())
 
-    _expect_abort(
-        CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, corrupt)), "commitments"
-    )
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, corrupt)), "commitments")
 
 
 def test_dkg_malformed_share() -> None:
@@ -193,7 +199,7 @@ def test_dkg_malformed_share() -> None:
     too_big = SECP256K1.order.to_bytes(32, "big")
     _expect_abort(
         CULPRIT,
-        lambda: round2[VICTIM].finish(
+        lambda: round2[VICTIM].next(
             _to(direct, VICTIM, lambda m: dataclasses.replace(m, share=too_big))
         ),
         "malformed share",
@@ -204,7 +210,7 @@ def test_dkg_share_addressed_to_another_party() -> None:
     round2, direct = _round2(ED25519_SHA512)
     _expect_abort(
         CULPRIT,
-        lambda: round2[VICTIM].finish(
+        lambda: round2[VICTIM].next(
             _to(direct, VICTIM, lambda m: _with_header(m, recipient=PartyId(3)))
         ),
         "another party",
@@ -234,7 +240,7 @@ def test_dkg_equivocation_by_a_third_party_names_both_suspects() -> None:
     # lies, so both are named; the co-signer settles it from the signed envelopes.
     round2, direct = _echo_run(tamper_seen_by=3)
     with pytest.raises(ProtocolAbort, match="equivocation") as info:
-        round2[VICTIM].finish(_to(direct, VICTIM))
+        round2[VICTIM].next(_to(direct, VICTIM))
     assert info.value.culprits == (CULPRIT, 3)
 
 
@@ -247,7 +253,7 @@ def test_dkg_sender_echoing_its_own_broadcast_differently_is_convicted() -> None
         echo[index] = bytes(32)
         return dataclasses.replace(m, echo=tuple(echo))
 
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, lie)), "its own")
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, lie)), "its own")
 
 
 def test_dkg_false_echo_of_our_own_broadcast_is_convicted() -> None:
@@ -259,13 +265,13 @@ def test_dkg_false_echo_of_our_own_broadcast_is_convicted() -> None:
         echo[index] = bytes(32)
         return dataclasses.replace(m, echo=tuple(echo))
 
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].finish(_to(direct, VICTIM, lie)), "never sent")
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, lie)), "never sent")
 
 
 def test_dkg_missing_share_is_transport_error() -> None:
     round2, direct = _round2(ED25519_SHA512)
     with pytest.raises(TransportError, match="missing"):
-        round2[VICTIM].finish([m for m in _to(direct, VICTIM) if m.header.sender != CULPRIT])
+        round2[VICTIM].next([m for m in _to(direct, VICTIM) if m.header.sender != CULPRIT])
 
 
 def test_dkg_rounds_refuse_reuse() -> None:
@@ -424,9 +430,17 @@ def test_aggregator_accepts_honest_session() -> None:
     ]
     signature = Aggregator(keys[1].public, sid, [1, 3], b"msg").aggregate(commitments, shares)
     nacl.signing.VerifyKey(keys[1].public.public_key_bytes).verify(b"msg", signature)
+    # Checked against another message, the honest signers are named by nobody ...
     wrong = Aggregator(keys[1].public, sid, [1, 3], b"other message")
-    with pytest.raises(ProtocolAbort) as info:
+    with pytest.raises(MessageDigestMismatch) as mismatch:
         wrong.aggregate(commitments, shares)
+    assert mismatch.value.culprits == ()
+    # ... but shares that claim that message while signing another are named.
+    claimed = message_digest(b"other message", None)
+    lying = [dataclasses.replace(s, message_digest=claimed) for s in shares]
+    again = Aggregator(keys[1].public, sid, [1, 3], b"other message")
+    with pytest.raises(ProtocolAbort) as info:
+        again.aggregate(commitments, lying)
     assert info.value.culprits == (1, 3)
 
 
@@ -506,3 +520,96 @@ def test_messages_round_trip_and_reject_bad_encodings() -> None:
         )
     with pytest.raises(EncodingError, match="CBOR"):
         DkgRound1Message.from_bytes(b"\xff\x00")
+
+
+# Signature shares bound to the message (issue #19) ----------------------------------------
+
+
+def _signing_messages(suite: Ciphersuite, messages: dict[int, bytes]):  # type: ignore[no-untyped-def]
+    """Every signer signs the message the relay gave it; returns the key packages, the
+    round-2 states, the commitments and the share messages."""
+    keys, _, rounds = _signing(suite)
+    commitments = [r.message for r in rounds.values()]
+    results = {
+        p: r.sign(messages[p], [c for c in commitments if c.header.sender != p])
+        for p, r in rounds.items()
+    }
+    states = {p: state for p, (state, _) in results.items()}
+    return keys, states, commitments, [out for _, out in results.values()]
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_signers_given_different_messages_name_nobody(suite: Ciphersuite) -> None:
+    """The relay gives signer 3 another message: every share is right for its own message,
+    so each signer reports a message mismatch (a typed error, no culprit) instead of
+    naming an honest peer."""
+    _, states, _, shares = _signing_messages(
+        suite, {1: b"pay alice", 2: b"pay alice", 3: b"pay bob"}
+    )
+    for me, state in states.items():
+        with pytest.raises(MessageDigestMismatch) as info:
+            state.aggregate([s for s in shares if s.header.sender != me])
+        assert info.value.culprits == ()
+        assert "digest" in info.value.reason
+
+
+def test_aggregator_given_another_message_names_nobody() -> None:
+    """A coordinator that checks the quorum against another message than the signers
+    signed reports the mismatch and names none of them."""
+    message = b"pay alice"
+    keys, _, commitments, shares = _signing_messages(
+        ED25519_SHA512, {1: message, 2: message, 3: message}
+    )
+    sid = shares[0].header.session_id
+    aggregator = Aggregator(keys[1].public, sid, [1, 2, 3], b"pay bob")
+    with pytest.raises(MessageDigestMismatch) as info:
+        aggregator.aggregate(commitments, shares)
+    assert info.value.culprits == ()
+
+
+def test_a_wrong_share_beside_a_message_mismatch_is_still_named() -> None:
+    """Signer 3 was given another message and signer 2 sends a wrong share for the message
+    it claims (ours): signer 1 names signer 2 alone."""
+    suite = ED25519_SHA512
+    _, states, _, shares = _signing_messages(
+        suite, {1: b"pay alice", 2: b"pay alice", 3: b"pay bob"}
+    )
+    forged = [
+        dataclasses.replace(s, share=(suite.group.decode_scalar(s.share) + 1).to_bytes())
+        if s.header.sender == 2
+        else s
+        for s in shares
+        if s.header.sender != 1
+    ]
+    _expect_abort(2, lambda: states[1].aggregate(forged))
+
+
+# Key confirmation (issue #19) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_dkg_bad_share_to_one_party_leaves_no_party_with_a_key(suite: Ciphersuite) -> None:
+    """The culprit deals party 1 alone a bad share: party 1 names it, and party 3 (which
+    got a good share) gets no key package without party 1's key confirmation."""
+    round2, direct = _round2(suite)
+
+    def corrupt(m: DkgRound2Message) -> DkgRound2Message:
+        return dataclasses.replace(m, share=suite.group.scalar(7).to_bytes())
+
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, corrupt)), "commitments")
+    confirmation3, _ = round2[3].next(_to(direct, 3))
+    _, confirmed2 = round2[CULPRIT].next(_to(direct, CULPRIT))
+    with pytest.raises(TransportError, match="missing"):
+        confirmation3.finish([confirmed2])
+
+
+def test_dkg_key_confirmation_of_another_key_names_the_sender() -> None:
+    round2, direct = _round2(ED25519_SHA512)
+    step3 = {p: round2[p].next(_to(direct, p)) for p in PARTIES}
+    other = dataclasses.replace(step3[CULPRIT][1], confirmation=bytes(32))
+    _expect_abort(
+        CULPRIT,
+        lambda: step3[VICTIM][0].finish([other, step3[3][1]]),
+        "different public data",
+    )
+    assert KeyConfirmationMessage.from_bytes(other.to_bytes()) == other

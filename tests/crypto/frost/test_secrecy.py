@@ -11,6 +11,7 @@ import pytest
 
 from shardvault.crypto.group import Scalar
 from shardvault.crypto.polynomial import lagrange_coefficient
+from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.protocols.frost import (
     ED25519_SHA512,
     SECP256K1_BIP340,
@@ -43,7 +44,9 @@ def test_no_message_or_repr_carries_the_group_secret(suite: Ciphersuite) -> None
         direct.extend(out)
     wire += [m.to_bytes() for m in direct]
     texts += [repr(m) for m in direct] + [repr(r) for r in round2.values()]
-    keys = {p: round2[p].finish([m for m in direct if m.header.recipient == p]) for p in parties}
+    step3 = {p: round2[p].next([m for m in direct if m.header.recipient == p]) for p in parties}
+    wire += [message.to_bytes() for _, message in step3.values()]
+    keys = dict(zip(parties, finish_all([c for c, _ in step3.values()]), strict=True))
     texts += [repr(k) for k in keys.values()]
     sign_session = RNG(32)
     signers = [1, 3]

@@ -185,27 +185,32 @@ def verify(
     Raises:
         VerificationError: naming the first check that failed.
     """
-    # Figure 16, verification: N is an odd composite number.
     if n < 3 or n % 2 == 0:
         raise VerificationError("Πmod: N is not odd")
+    # Every value of the proof is bounded before any exponentiation (the primality test
+    # below included), so a peer's oversized value costs no more than a comparison.
+    if not (len(proof.x) == len(proof.a) == len(proof.b) == len(proof.z) == REPETITIONS):
+        raise VerificationError(f"Πmod: proof must have {REPETITIONS} repetitions")
+    w = proof.w
+    if not 1 < w < n:
+        raise VerificationError("Πmod: w is not in Z*_N with Jacobi symbol -1")
+    for i in range(REPETITIONS):
+        if proof.a[i] not in (0, 1) or proof.b[i] not in (0, 1):
+            raise VerificationError(f"Πmod: a_{i} or b_{i} is not a bit")
+        if not 0 < proof.x[i] < n or not 0 < proof.z[i] < n:
+            raise VerificationError(f"Πmod: x_{i} or z_{i} is out of range")
+    # Figure 16, verification: N is an odd composite number.
     if gmpy2.is_prime(n, 25):
         raise VerificationError("Πmod: N is prime")
     if gmpy2.is_square(n):
         raise VerificationError("Πmod: N is a perfect square")
-    if not (len(proof.x) == len(proof.a) == len(proof.b) == len(proof.z) == REPETITIONS):
-        raise VerificationError(f"Πmod: proof must have {REPETITIONS} repetitions")
-    w = proof.w
     # Hygiene beyond the figure: an honest w is a unit with Jacobi symbol -1.
-    if not 1 < w < n or gmpy2.jacobi(w, n) != -1:
+    if gmpy2.jacobi(w, n) != -1:
         raise VerificationError("Πmod: w is not in Z*_N with Jacobi symbol -1")
     ys = _challenges(n, w, session_id, prover, context)
     n_mpz = gmpy2.mpz(n)
     for i, y in enumerate(ys):
         x, a, b, z = proof.x[i], proof.a[i], proof.b[i], proof.z[i]
-        if a not in (0, 1) or b not in (0, 1):
-            raise VerificationError(f"Πmod: a_{i} or b_{i} is not a bit")
-        if not 0 < x < n or not 0 < z < n:
-            raise VerificationError(f"Πmod: x_{i} or z_{i} is out of range")
         # z_i^N ≡ y_i (mod N): N is invertible modulo φ(N).
         if gmpy2.powmod(z, n_mpz, n_mpz) != y:
             raise VerificationError(f"Πmod: z_{i}^N != y_{i}")

@@ -30,7 +30,8 @@ __all__ = [
 from shardvault.crypto.protocols.cggmp21.bip32 import derive_key_share, root_xpub
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput, KeygenRound1
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
-from shardvault.crypto.protocols.cggmp21.presign import Presignature, PresignRound1
+from shardvault.crypto.protocols.cggmp21.presign import PresignRound1
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
 

@@ -34,6 +34,11 @@ Round 3 (direct), Figure 7, round 3: send every peer ``ψ_i = Πmod(N_i)`` and
 ``ρ`` (which nobody knew before round 2, so no prover can grind its challenges). On
 receipt (Figure 7, output), verify ``ψ_j`` and ``φ_{j,i}`` against our own parameters.
 
+Round 4 (broadcast, key confirmation; shardvault's addition,
+:mod:`~shardvault.crypto.protocols.confirmation`): every party confirms the digest of
+everyone's ``(N_j, s_j, t_j)``; the auxiliary info is handed out only then, so a peer that
+sent one party a bad round-3 proof leaves no party with auxiliary info to store.
+
 Any failed check raises :class:`~shardvault.crypto.errors.ProtocolAbort` naming the peer
 (all failing peers of that round); the round object is then spent. Every Fiat-Shamir
 transcript binds the session id, the prover's id and the party set.
@@ -79,6 +84,11 @@ from shardvault.crypto.protocols.common import (
     require_bytes,
     require_int,
     session_id,
+)
+from shardvault.crypto.protocols.confirmation import (
+    KeyConfirmation,
+    KeyConfirmationMessage,
+    finish_all,
 )
 from shardvault.crypto.ring_pedersen import RingPedersenParams
 from shardvault.crypto.ring_pedersen import generate as generate_ring_pedersen
@@ -540,8 +550,8 @@ class AuxInfoRound2:
 class AuxInfoRound3:
     """Third round: verify every peer's Πmod and its Πfac made against our parameters.
 
-    Security: holds the Paillier secret key until :meth:`finish` puts it in the
-    :class:`AuxInfo`.
+    Security: holds the Paillier secret key until :meth:`next` puts it in the
+    :class:`AuxInfo` that the key confirmation holds.
     """
 
     def __init__(
@@ -580,8 +590,11 @@ class AuxInfoRound3:
             context=self._context,
         )
 
-    def finish(self, received: Sequence[AuxRound3Message]) -> AuxInfo:
-        """Verify every peer's proofs and return the auxiliary info.
+    def next(
+        self, received: Sequence[AuxRound3Message]
+    ) -> tuple[KeyConfirmation[AuxInfo], KeyConfirmationMessage]:
+        """Verify every peer's proofs; return the confirmation round (round 4) that hands
+        out the auxiliary info once every party confirmed the same, and its broadcast.
 
         Raises:
             MisuseError: this round already ran.
@@ -600,7 +613,19 @@ class AuxInfoRound3:
             except VerificationError as exc:
                 failures[sender] = str(exc)
         _abort_if(failures)
-        return AuxInfo(self._config.me, secret, self._publics)
+        info = AuxInfo(self._config.me, secret, self._publics)
+        # Round 4 (key confirmation): a peer that sent a bad proof to one party only
+        # leaves no party with auxiliary info to store.
+        confirmation = KeyConfirmation(
+            protocol=AUX_INFO_PROTOCOL,
+            session=self._config.session_id,
+            round_number=4,
+            me=self._config.me,
+            parties=self._config.parties,
+            public=info.digest(),
+            result=info,
+        )
+        return confirmation, confirmation.message
 
 
 def run_locally(
@@ -630,10 +655,11 @@ def run_locally(
         nxt3, messages = party2.next([m for m in r2_messages if m.header.sender != me])
         round3[me] = nxt3
         r3_messages.extend(messages)
-    return {
-        me: party3.finish([m for m in r3_messages if m.header.recipient == me])
+    confirmations = [
+        party3.next([m for m in r3_messages if m.header.recipient == me])[0]
         for me, party3 in round3.items()
-    }
+    ]
+    return dict(zip(round3, finish_all(confirmations), strict=True))
 
 
 __all__ = [

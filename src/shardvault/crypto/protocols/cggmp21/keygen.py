@@ -16,6 +16,10 @@ Rounds (``i`` is this party, ``t = min_signers``):
    broadcast the Schnorr response ``ψ_i`` for ``F_i[0]`` with challenge bound to ``rid``.
 Output: verify every ``ψ_j``; ``x_i = Σ_j f_j(i)``, ``X_k = Σ_j F_j(k)``,
 ``X = Σ_j F_j[0]``; the chain code for BIP32 is derived from ``rid``.
+4. Key confirmation (shardvault's addition, :mod:`~shardvault.crypto.protocols.confirmation`):
+   broadcast the digest of the public key material; the output is handed out only once
+   every party confirmed the same, so a cheater that made one party abort (a bad share or
+   proof sent to it alone) leaves no party with a key to store.
 
 A failed check aborts naming the party at fault; the party object is then terminal.
 """
@@ -57,6 +61,7 @@ from shardvault.crypto.protocols.common import (
     party_set,
     session_id,
 )
+from shardvault.crypto.protocols.confirmation import KeyConfirmation, KeyConfirmationMessage
 from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.vss import VerifiableCommitment, sum_commitments
 from shardvault.crypto.zk import sch
@@ -90,6 +95,16 @@ class KeygenOutput:
 
     def __repr__(self) -> str:
         return f"KeygenOutput(party={self.party}, public_key={self.public_key!r}, share=<redacted>)"
+
+    def public_digest(self) -> bytes:
+        """A digest of the public key material (thresholds, public key, every public
+        share, chain code): what key confirmation compares."""
+        h = hashlib.sha256(b"shardvault/cggmp21/keygen/public/v1")
+        h.update(self.min_signers.to_bytes(2, "big") + self.max_signers.to_bytes(2, "big"))
+        h.update(self.public_key.to_bytes() + self.chain_code)
+        for party in sorted(self.public_shares):
+            h.update(int(party).to_bytes(2, "big") + self.public_shares[party].to_bytes())
+        return h.digest()
 
     def with_aux(self, aux: AuxInfo) -> KeyShare:
         """The complete key share (epoch 0) with the auxiliary-info phase's output.
@@ -381,9 +396,10 @@ class KeygenRound2:
 
 
 class KeygenRound3:
-    """Final state: verifies the Schnorr proofs and outputs the key share.
+    """Round-3 receipt: verifies the Schnorr proofs and starts the key confirmation.
 
-    Security: holds the party's final share ``x_i`` until :meth:`finish` returns it.
+    Security: holds the party's final share ``x_i`` until :meth:`next` hands it to the
+    key confirmation.
     """
 
     def __init__(
@@ -412,17 +428,21 @@ class KeygenRound3:
     def __repr__(self) -> str:
         return f"KeygenRound3(party={self._me}, <redacted>)"
 
-    def finish(self, received: Sequence[KeygenRound3Message]) -> KeygenOutput:
-        """Verify every Schnorr proof and return this party's key-generation output.
+    def next(
+        self, received: Sequence[KeygenRound3Message]
+    ) -> tuple[KeyConfirmation[KeygenOutput], KeyConfirmationMessage]:
+        """Verify every Schnorr proof; return the confirmation round (round 4) that hands
+        out this party's key-generation output once every party confirmed the same public
+        key material, and its broadcast.
 
         Raises:
-            MisuseError: this round already finished.
+            MisuseError: this round already ran.
             TransportError: a message missing or from outside the session.
             ProtocolAbort: a Schnorr proof that does not verify; names the sender.
         """
         share = self._share
         if share is None:
-            raise MisuseError("keygen round 3 already finished")
+            raise MisuseError("keygen round 3 already ran")
         self._share = None
         by_sender = collect(
             received,
@@ -447,7 +467,7 @@ class KeygenRound3:
         if CURVE.base_multiply(share) != public_shares[self._me]:  # pragma: no cover
             raise ProtocolAbort([], "own share does not match the summed commitments")
         chain_code = hashlib.sha256(_CHAIN_CODE_DOMAIN + self._session + self._rid).digest()
-        return KeygenOutput(
+        output = KeygenOutput(
             party=self._me,
             min_signers=self._min_signers,
             max_signers=len(self._parties),
@@ -456,3 +476,15 @@ class KeygenRound3:
             public_key=self._total.constant,
             chain_code=chain_code,
         )
+        # Round 4 (key confirmation, shardvault's addition): nothing is handed out before
+        # every party confirmed the same public key material.
+        confirmation = KeyConfirmation(
+            protocol=KEYGEN_PROTOCOL,
+            session=self._session,
+            round_number=4,
+            me=self._me,
+            parties=self._parties,
+            public=output.public_digest(),
+            result=output,
+        )
+        return confirmation, confirmation.message

@@ -24,6 +24,7 @@ from shardvault.crypto.protocols.cggmp21.presign import (
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
 from shardvault.crypto.protocols.common import PartyId, check_thresholds
+from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.rng import RandomSource
 
 
@@ -56,7 +57,8 @@ def run_keygen(
         for p in parties
     }
     b3 = [step3[p][1] for p in parties]
-    return [step3[p][0].finish(_from_others(b3, p)) for p in parties]  # type: ignore[arg-type]
+    confirmations = [step3[p][0].next(_from_others(b3, p))[0] for p in parties]  # type: ignore[arg-type]
+    return finish_all(confirmations)
 
 
 def run_presign(
@@ -75,12 +77,14 @@ def run_presign(
     d2 = [m for _, out in step2 for m in out]
     step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]  # type: ignore[arg-type]
     d3 = [m for _, out in step3 for m in out]
+    step4 = [r.next(_to(d3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
+    b4 = [message for _, message in step4]
     results: list[Presignature] = []
     identifications: list[PresignIdentify] = []
     chi_identifications: list[PresignIdentifyChi] = []
-    for (r, _), k in zip(step3, keys, strict=True):
+    for (r, _), k in zip(step4, keys, strict=True):
         try:
-            results.append(r.finish(_to(d3, k.party)))  # type: ignore[arg-type]
+            results.append(r.finish(_from_others(b4, k.party)))  # type: ignore[arg-type]
         except PresignIdentificationRequired as failed:
             identifications.append(failed.identification)
         except PresignChiIdentificationRequired as failed_chi:
@@ -137,4 +141,8 @@ def run_refresh(
         for (r, _, _), k in zip(step2, keys, strict=True)
     ]
     b3 = [m for _, m in step3]
-    return [r.finish(_from_others(b3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
+    confirmations = [
+        r.next(_from_others(b3, k.party))[0]  # type: ignore[arg-type]
+        for (r, _), k in zip(step3, keys, strict=True)
+    ]
+    return finish_all(confirmations)

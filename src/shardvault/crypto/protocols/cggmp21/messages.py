@@ -172,24 +172,36 @@ class PresignRound3Message(_Message):
 
 
 @dataclass(frozen=True, slots=True, repr=False)
+class PresignRound4Message(_Message):
+    """Presigning round 4 (broadcast; shardvault's addition to Figure 7): for every signer,
+    the digest of the round-3 values ``(δ_j, Δ_j, S_j, F_j)`` the sender received from it
+    (its own for itself), with ``Δ_j`` and the ``ψ''_{j,sender}`` that came with them
+    (``{}`` for itself), so that every signer agrees on them before a check chooses a
+    path, and one who sent different values to different peers is shown by its own
+    proofs."""
+
+    fields: ClassVar[tuple[str, ...]] = ("views", "Deltas", "log_star_proofs")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class PresignRevealMessage(_Message):
-    """Presigning identification (round 4, broadcast), sent only after the ``δ`` check
-    failed: ``k_i``, ``γ_i``, the γ-MtA masks and nonces, and the echo of round 3.
+    """Presigning identification (round 5, broadcast), sent only after the ``δ`` check
+    failed on the values agreed in round 4: ``k_i``, ``γ_i``, the γ-MtA masks and nonces.
 
     Security: these values belong to a presignature that is already dead.
     """
 
-    fields: ClassVar[tuple[str, ...]] = ("k", "gamma", "betas", "nonces", "echo")
+    fields: ClassVar[tuple[str, ...]] = ("k", "gamma", "betas", "nonces")
     secret: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class PresignChiProofMessage(_Message):
-    """Presigning identification of the χ side (round 4, broadcast), sent only after the
-    ``Σ S_j = δ·X`` check failed: ``Ĥ_i = enc_i(w_i·k_i)``, the x-MtA ciphertexts
-    ``D̂_{i,j}``, ``F̂_{i,j}`` the sender received with their Πaff-g proofs ``ψ̂_{i,j}`` (one
-    entry per signer, a placeholder for itself), one Πmul* and one Πdec proof per signer
-    (under that signer's ring-Pedersen setup) and the echo of round 3.
+    """Presigning identification of the χ side (round 5, broadcast), sent only after the
+    ``Σ S_j = δ·X`` check failed on the values agreed in round 4: ``Ĥ_i = enc_i(w_i·k_i)``,
+    the x-MtA ciphertexts ``D̂_{i,j}``, ``F̂_{i,j}`` the sender received with their Πaff-g
+    proofs ``ψ̂_{i,j}`` (one entry per signer, a placeholder for itself), and one Πmul* and
+    one Πdec proof per signer (under that signer's ring-Pedersen setup).
 
     Nothing here reveals a key share: the proofs are zero-knowledge and the ciphertexts are
     under keys their readers already hold.
@@ -202,13 +214,14 @@ class PresignChiProofMessage(_Message):
         "aff_g_hat_proofs",
         "mul_star_proofs",
         "dec_proofs",
-        "echo",
     )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class SignatureShareMessage(_Message):
-    """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature, and the
-    echo of every signer's presigning round-3 values."""
+    """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature, the
+    32-byte digest it signs (so that signers given different digests report a mismatch
+    instead of blaming each other), and the echo of every signer's presigning round-3
+    values."""
 
-    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "echo")
+    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "digest", "echo")

@@ -18,6 +18,9 @@ Rounds (``i`` is this party):
 3. Check echoes, decommitments and shares; ``rid = ⊕ rid_j``; broadcast Schnorr responses.
 Output: verify the proofs; ``x_i' = x_i + Σ_j f_j(i)``, ``X_k' = X_k + Σ_j F_j(k)``; the
 public key and chain code are unchanged, the epoch increases by one.
+4. Key confirmation (shardvault's addition,
+   :mod:`~shardvault.crypto.protocols.confirmation`): broadcast the new key id; the new
+   share is handed out only once every party confirmed the same.
 
 Shares of the old epoch are useless with new ones: an old share plus new shares do not
 interpolate to the key, and presigning refuses peers and presignatures of another epoch.
@@ -57,6 +60,7 @@ from shardvault.crypto.protocols.common import (
     check_thresholds,
     session_id,
 )
+from shardvault.crypto.protocols.confirmation import KeyConfirmation, KeyConfirmationMessage
 from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.zk import sch
 from shardvault.crypto.zk.context import ProofContext
@@ -309,9 +313,10 @@ class RefreshRound2:
 
 
 class RefreshRound3:
-    """Final round of key refresh: verifies the Schnorr proofs, outputs the new key share.
+    """Round-3 receipt of key refresh: verifies the Schnorr proofs and starts the key
+    confirmation.
 
-    Security: holds the sum of the zero-shares dealt to this party until :meth:`finish`.
+    Security: holds the sum of the zero-shares dealt to this party until :meth:`next`.
     """
 
     def __init__(
@@ -331,8 +336,12 @@ class RefreshRound3:
     def __repr__(self) -> str:
         return f"RefreshRound3(party={self._first._key.party}, <redacted>)"
 
-    def finish(self, received: Sequence[RefreshRound3Message]) -> KeyShare:
-        """Verify every Schnorr proof; return the key share of the next epoch.
+    def next(
+        self, received: Sequence[RefreshRound3Message]
+    ) -> tuple[KeyConfirmation[KeyShare], KeyConfirmationMessage]:
+        """Verify every Schnorr proof; return the confirmation round (round 4) that hands
+        out the key share of the next epoch once every party confirmed the same public key
+        material, and its broadcast.
 
         Raises:
             MisuseError: this round already finished.
@@ -375,7 +384,7 @@ class RefreshRound3:
             + CURVE.sum_points([_evaluate(self._points[d], p) for d in first._parties])
             for p in first._parties
         }
-        return KeyShare(
+        refreshed = KeyShare(
             party=key.party,
             min_signers=key.min_signers,
             max_signers=key.max_signers,
@@ -388,3 +397,15 @@ class RefreshRound3:
             epoch=key.epoch + 1,
             min_modulus_bits=key.min_modulus_bits,
         )
+        # Round 4 (key confirmation): the key id covers the new public shares, the epoch
+        # and every party's new aux info; nobody gets a new share unless all agree.
+        confirmation = KeyConfirmation(
+            protocol=REFRESH_PROTOCOL,
+            session=first._session,
+            round_number=4,
+            me=key.party,
+            parties=first._parties,
+            public=refreshed.key_id,
+            result=refreshed,
+        )
+        return confirmation, confirmation.message

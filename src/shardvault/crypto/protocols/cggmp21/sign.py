@@ -7,6 +7,13 @@ signature. Because presigning published ``Δ_j = k_j·Γ`` (proven by Πlog*) an
 ``S_j = χ_j·Γ`` (with ``Σ S_j = δ·X`` checked), each share is checked on its own:
 ``σ_j·Γ = m·Δ_j + r·S_j``; a share that fails names its sender (identifiable abort).
 
+Each share message also carries the 32-byte digest its sender signed (shardvault's
+addition to Figure 8). Signers handed different digests by the relay would otherwise each
+see the others' correct shares fail and name honest peers; a share for another digest is
+reported as :class:`~shardvault.crypto.errors.MessageDigestMismatch`, naming nobody,
+after every share for our digest has been checked (so a provably wrong one is still
+named).
+
 The signature is normalised to low ``s`` (BIP62 / EIP-2) and returned with its recovery id
 (the parity of ``R.y``, flipped when ``s`` was negated), so Ethereum's ``v`` follows.
 
@@ -19,7 +26,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shardvault.crypto.errors import EncodingError, MisuseError, ProtocolAbort
+from shardvault.crypto.errors import (
+    EncodingError,
+    MessageDigestMismatch,
+    MisuseError,
+    ProtocolAbort,
+)
 from shardvault.crypto.group import Scalar
 from shardvault.crypto.protocols.cggmp21._common import (
     check_echo,
@@ -29,7 +41,7 @@ from shardvault.crypto.protocols.cggmp21._common import (
 )
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import SIGN_PROTOCOL, SignatureShareMessage
-from shardvault.crypto.protocols.cggmp21.presign import Presignature
+from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, session_id
 
 Q = CURVE.order
@@ -93,6 +105,7 @@ class SignRound:
         self._presignature = presignature
         self._session = session_id(session)
         self._m = digest_scalar(digest)
+        self._digest = bytes(digest)
         x_coordinate = int.from_bytes(CURVE.x_only(presignature.R), "big")
         if x_coordinate >= Q:  # pragma: no cover - probability about 2^-128
             raise MisuseError("presignature has R.x >= q (no 0/1 recovery id); discard it")
@@ -108,6 +121,7 @@ class SignRound:
             {
                 "presignature_id": presignature.presignature_id,
                 "sigma": self._sigma.to_bytes(),
+                "digest": self._digest,
                 "echo": list(presignature.views),
             },
         )
@@ -122,7 +136,9 @@ class SignRound:
             MisuseError: this round already finished.
             TransportError: a share missing or from outside the signer set.
             ProtocolAbort: a share for another presignature, malformed, or failing
-                ``σ_j·Γ = m·Δ_j + r·S_j``; names the sender.
+                ``σ_j·Γ = m·Δ_j + r·S_j`` for our digest; names the sender.
+            MessageDigestMismatch: every share for our digest verified, but some peer
+                signed another digest; names nobody.
         """
         if self._done:
             raise MisuseError("signing round already finished")
@@ -148,6 +164,7 @@ class SignRound:
                 raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
         check_echo(echoes, list(pre.views), pre.signers, me)
         sigma = self._sigma
+        other_digest = 0
         for sender, message in by_sender.items():
             try:
                 if (
@@ -158,12 +175,22 @@ class SignRound:
                         [sender], f"party {sender} signed with another presignature"
                     )
                 sigma_j = CURVE.decode_scalar(wire_bytes(message.payload["sigma"], "sigma", 32))
+                digest_j = wire_bytes(message.payload["digest"], "digest", 32)
             except EncodingError as exc:
                 raise ProtocolAbort([sender], f"party {sender}: malformed signature share") from exc
+            if digest_j != self._digest:
+                # Judged after every share for our digest: see MessageDigestMismatch.
+                other_digest += 1
+                continue
             # Figure 8, step 2 with share verification: σ_j·Γ = m·Δ_j + r·S_j.
             if pre.gamma * sigma_j != pre.Delta[sender] * self._m + pre.S[sender] * self._r:
                 raise ProtocolAbort([sender], f"party {sender} sent a wrong signature share")
             sigma = sigma + sigma_j
+        if other_digest:
+            raise MessageDigestMismatch(
+                f"{other_digest} of {len(by_sender)} peers signed another message digest: "
+                "the signers were not given the same message (or a peer misreports its own)"
+            )
         return finalize(self._key, pre, self._m, self._r, sigma)
 
 

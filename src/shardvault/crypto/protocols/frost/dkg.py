@@ -26,6 +26,12 @@ Round 2 (direct), for party ``i``:
   3. ``s_i = sum_l f_l(i)``; the group key ``Y = sum_l C_l0``; every verifying share
      ``Y_j = sum_l sum_k j^k C_lk``.
 
+Round 3 (broadcast, key confirmation; shardvault's addition,
+:mod:`~shardvault.crypto.protocols.confirmation`): every party confirms the digest of the
+public key package it ended with, and gets its key package only once every party
+confirmed the same. Without it a dealer that sent one party a bad share made that party
+abort while the others finished and stored their key packages.
+
 The session id is bound into every proof and header, so nothing carries over between
 ceremonies. The chain code is SHA-256 over every party's contribution in identifier order,
 so no single party chooses it.
@@ -54,6 +60,7 @@ from shardvault.crypto.protocols.common import (
     party_set,
     session_id,
 )
+from shardvault.crypto.protocols.confirmation import KeyConfirmation, KeyConfirmationMessage
 from shardvault.crypto.protocols.frost.ciphersuite import Ciphersuite
 from shardvault.crypto.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from shardvault.crypto.protocols.frost.messages import (
@@ -220,7 +227,7 @@ class DkgRound1:
 class DkgRound2:
     """Party ``identifier``'s second round: verify received shares, derive the key.
 
-    Security: holds this party's own share of its polynomial until :meth:`finish`.
+    Security: holds this party's own share of its polynomial until :meth:`next`.
     """
 
     def __init__(
@@ -249,11 +256,15 @@ class DkgRound2:
     def __repr__(self) -> str:
         return f"DkgRound2(party={self._me}, <redacted>)"
 
-    def finish(self, received: Sequence[DkgRound2Message]) -> KeyPackage:
-        """Verify every share dealt to this party and return its key package.
+    def next(
+        self, received: Sequence[DkgRound2Message]
+    ) -> tuple[KeyConfirmation[KeyPackage], KeyConfirmationMessage]:
+        """Verify every share dealt to this party; return the confirmation round (round 3)
+        that hands out its key package once every party confirmed the same public key
+        package, and its broadcast.
 
         Raises:
-            MisuseError: this round already finished.
+            MisuseError: this round already ran.
             TransportError: a share is missing or from outside the party set.
             ProtocolAbort: a share that does not match the sender's commitments (a
                 complaint), or an echo showing a broadcast seen differently; names the
@@ -261,7 +272,7 @@ class DkgRound2:
         """
         own = self._own_share
         if own is None:
-            raise MisuseError("DKG round 2 already finished")
+            raise MisuseError("DKG round 2 already ran")
         self._own_share = None
         group = self._suite.group
         shares: dict[PartyId, Scalar] = {}
@@ -328,4 +339,15 @@ class DkgRound2:
         )
         if public.group_public_key.is_identity():
             raise ProtocolAbort([], "group public key is the identity")
-        return KeyPackage(self._me, signing_share, public)
+        # Round 3 (key confirmation, shardvault's addition): a dealer that sent one party
+        # a bad share makes it abort; the others then never get their key package either.
+        confirmation = KeyConfirmation(
+            protocol=DKG_PROTOCOL,
+            session=self._session,
+            round_number=3,
+            me=self._me,
+            parties=self._parties,
+            public=public.digest(),
+            result=KeyPackage(self._me, signing_share, public),
+        )
+        return confirmation, confirmation.message

@@ -15,6 +15,7 @@ scalar, so a tampered or truncated package is refused with a typed error.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -84,6 +85,12 @@ class PublicKeyPackage:
             )
             if expected != actual:
                 raise EncodingError("public key package is inconsistent (tampered or corrupt)")
+
+    def digest(self) -> bytes:
+        """SHA-256 of the package's canonical encoding: what key confirmation compares."""
+        return hashlib.sha256(
+            b"shardvault/frost/public-key-package/v1" + encode_wire(self._wire())  # type: ignore[arg-type]
+        ).digest()
 
     def _wire(self) -> dict[str, object]:
         return {

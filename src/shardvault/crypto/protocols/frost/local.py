@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from shardvault.crypto.errors import MisuseError
 from shardvault.crypto.protocols.common import check_thresholds
+from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.protocols.frost.ciphersuite import Ciphersuite
 from shardvault.crypto.protocols.frost.dkg import DkgRound1
 from shardvault.crypto.protocols.frost.keys import KeyPackage
@@ -44,7 +45,10 @@ def run_dkg(
     for party, state in round1.items():
         round2[party], out = state.next([m for m in broadcasts if m.header.sender != party])
         direct.extend(out)
-    return [round2[p].finish([m for m in direct if m.header.recipient == p]) for p in parties]
+    confirmations = [
+        round2[p].next([m for m in direct if m.header.recipient == p])[0] for p in parties
+    ]
+    return finish_all(confirmations)
 
 
 def run_signing(

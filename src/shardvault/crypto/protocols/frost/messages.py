@@ -120,17 +120,23 @@ class CommitmentMessage(HeaderedMessage):
 
 @dataclass(frozen=True, slots=True)
 class SignatureShareMessage(HeaderedMessage):
-    """Signing round 2 broadcast (RFC 9591 §5.2): the sender's signature share."""
+    """Signing round 2 broadcast (RFC 9591 §5.2): the sender's signature share and the
+    digest of what it signed (:func:`~shardvault.crypto.protocols.frost.signing.message_digest`:
+    the message and the taproot merkle root), so that signers given different messages
+    report a mismatch instead of naming each other."""
 
     share: bytes
+    message_digest: bytes
 
-    _payload_fields: ClassVar[tuple[str, ...]] = ("share",)
+    _payload_fields: ClassVar[tuple[str, ...]] = ("share", "message_digest")
 
     def _payload(self) -> dict[str, WireValue]:
-        return {"share": self.share}
+        return {"share": self.share, "message_digest": self.message_digest}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
         header, fields = cls._fields(data)
-        return cls(header, require_bytes(fields, "share"))
+        return cls(
+            header, require_bytes(fields, "share"), require_bytes(fields, "message_digest", 32)
+        )

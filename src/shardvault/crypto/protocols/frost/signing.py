@@ -8,6 +8,12 @@ messages out, and every signer can aggregate and check the result, naming any si
 share is wrong (identifiable abort, §5.4). :class:`Aggregator` does the same for a
 coordinator that holds no share.
 
+Every signature share message also carries :func:`message_digest` of what its sender
+signed (shardvault's addition): a relay that hands signers different messages makes each
+report :class:`~shardvault.crypto.errors.MessageDigestMismatch`, naming nobody, once every
+share for its own message has been checked, instead of naming the honest signers whose
+shares fail against its message.
+
 Nonces are single-use in code, not just in documentation: :class:`SigningNonces` hands its
 scalars out once and forgets them, and a round that has produced its message refuses to
 run again.
@@ -15,12 +21,14 @@ run again.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from shardvault.crypto.errors import (
     EncodingError,
+    MessageDigestMismatch,
     MisuseError,
     ProtocolAbort,
     ProtocolBug,
@@ -64,6 +72,24 @@ def nonce_generate(suite: Ciphersuite, secret: Scalar, random_bytes: bytes) -> S
     if len(random_bytes) != 32:
         raise MisuseError("nonce randomness must be 32 bytes")
     return suite.h3(random_bytes + secret.to_bytes())
+
+
+MESSAGE_DIGEST_DOMAIN = b"shardvault/frost/sign/message-digest/v1"
+"""Domain tag of :func:`message_digest`."""
+
+
+def message_digest(message: bytes, taproot_merkle_root: bytes | None) -> bytes:
+    """The 32-byte digest a signature share message carries: SHA-256 over
+    :data:`MESSAGE_DIGEST_DOMAIN`, the length-prefixed message and the BIP341 merkle root
+    the key is tweaked by (absent for an untweaked key, empty for a key-path-only output).
+    """
+    h = hashlib.sha256(MESSAGE_DIGEST_DOMAIN)
+    h.update(len(message).to_bytes(8, "big") + message)
+    if taproot_merkle_root is None:
+        h.update(b"\x00")
+    else:
+        h.update(b"\x01" + len(taproot_merkle_root).to_bytes(8, "big") + taproot_merkle_root)
+    return h.digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +272,21 @@ class _SigningContext:
         if lhs != rhs:
             raise ProtocolAbort([identifier], f"signature share of party {identifier} is invalid")
 
+    def verify_shares(self, shares: Mapping[PartyId, Scalar]) -> None:
+        """RFC 9591 §5.4 on each of ``shares``.
+
+        Raises:
+            ProtocolAbort: naming every signer whose share fails.
+        """
+        bad: list[int] = []
+        for identifier, share in shares.items():
+            try:
+                self.verify_share(identifier, share)
+            except ProtocolAbort:
+                bad.append(identifier)
+        if bad:
+            raise ProtocolAbort(bad, f"invalid signature shares from parties {sorted(bad)}")
+
     def aggregate(self, shares: Mapping[PartyId, Scalar]) -> bytes:
         """RFC 9591 §5.3 ``aggregate``, checked; §5.4 names the culprits on failure.
 
@@ -342,15 +383,40 @@ def _decode_commitments(
 
 
 def _decode_shares(
-    suite: Ciphersuite, messages: Mapping[PartyId, SignatureShareMessage]
-) -> dict[PartyId, Scalar]:
+    suite: Ciphersuite, messages: Mapping[PartyId, SignatureShareMessage], digest: bytes
+) -> tuple[dict[PartyId, Scalar], int]:
+    """The shares of the signers that signed ``digest``, and how many signed another."""
     out: dict[PartyId, Scalar] = {}
+    other_digest = 0
     for sender, message in messages.items():
         try:
-            out[sender] = suite.group.decode_scalar(message.share)
+            share = suite.group.decode_scalar(message.share)
         except EncodingError as exc:
             raise ProtocolAbort([sender], f"party {sender} sent a malformed share: {exc}") from exc
-    return out
+        if message.message_digest != digest:
+            other_digest += 1
+        else:
+            out[sender] = share
+    return out, other_digest
+
+
+def _judge_shares(
+    context: _SigningContext, shares: Mapping[PartyId, Scalar], other_digest: int
+) -> bytes:
+    """Aggregate when every signer signed our message; otherwise name any signer whose
+    share fails for our message, and report the mismatch naming nobody.
+
+    Raises:
+        ProtocolAbort: invalid shares for our message; names their senders.
+        MessageDigestMismatch: signers signed another message.
+    """
+    if not other_digest:
+        return context.aggregate(shares)
+    context.verify_shares(shares)
+    raise MessageDigestMismatch(
+        f"{other_digest} signers signed another message digest: the signers were not "
+        "given the same message (or a signer misreports its own)"
+    )
 
 
 class SignRound1:
@@ -375,6 +441,7 @@ class SignRound1:
         if key.identifier not in self._signers:
             raise MisuseError(f"party {key.identifier} is not among the signers")
         self._key = key
+        self._taproot_merkle_root = taproot_merkle_root
         self._view = signing_view(key.public, key.signing_share, taproot_merkle_root)
         share = self._view.signing_share
         if share is None:  # pragma: no cover - signing_view keeps a given share
@@ -415,20 +482,24 @@ class SignRound1:
         if share_value is None:  # pragma: no cover
             raise ProtocolBug("signing view lost the share")
         z = context.sign(me, nonces, share_value)
+        digest = message_digest(message, self._taproot_merkle_root)
         out = SignatureShareMessage(
-            Header(SIGN_PROTOCOL, WIRE_VERSION, self._session, 2, me, None), z.to_bytes()
+            Header(SIGN_PROTOCOL, WIRE_VERSION, self._session, 2, me, None), z.to_bytes(), digest
         )
-        return SignRound2(context, self._session, me, z), out
+        return SignRound2(context, self._session, me, z, digest), out
 
 
 class SignRound2:
     """A signer's second round: collect every share, verify each, aggregate."""
 
-    def __init__(self, context: _SigningContext, session: SessionId, me: PartyId, own: Scalar):
+    def __init__(
+        self, context: _SigningContext, session: SessionId, me: PartyId, own: Scalar, digest: bytes
+    ):
         self._context = context
         self._session = session
         self._me = me
         self._own = own
+        self._digest = digest
 
     def aggregate(self, received: Sequence[SignatureShareMessage]) -> bytes:
         """RFC 9591 §5.3 and §5.4: the signature, or an abort naming every bad signer.
@@ -436,6 +507,8 @@ class SignRound2:
         Raises:
             TransportError: a signer's share is missing.
             ProtocolAbort: invalid shares; ``culprits`` lists every signer whose share fails.
+            MessageDigestMismatch: signers signed another message (see the module
+                docstring); names nobody.
         """
         by_sender = _collect(
             received,
@@ -444,9 +517,9 @@ class SignRound2:
             signers=self._context.signers,
             me=self._me,
         )
-        shares = _decode_shares(self._context.suite, by_sender)
+        shares, other_digest = _decode_shares(self._context.suite, by_sender, self._digest)
         shares[self._me] = self._own
-        return self._context.aggregate(shares)
+        return _judge_shares(self._context, shares, other_digest)
 
 
 class Aggregator:
@@ -469,6 +542,7 @@ class Aggregator:
         self._session = session_id(session)
         self._signers = _check_signers(public, signers)
         self._message = message
+        self._digest = message_digest(message, taproot_merkle_root)
         self._view = signing_view(public, None, taproot_merkle_root)
 
     def aggregate(
@@ -481,6 +555,7 @@ class Aggregator:
         Raises:
             TransportError: a message is missing or from outside the quorum.
             ProtocolAbort: an invalid commitment or share; names the signers.
+            MessageDigestMismatch: signers signed another message than ours; names nobody.
         """
         suite = self._public.suite
         by_commit = _collect(
@@ -492,4 +567,5 @@ class Aggregator:
         context = _SigningContext.build(
             suite, self._view, _decode_commitments(suite, by_commit), self._message
         )
-        return context.aggregate(_decode_shares(suite, by_share))
+        signed, other_digest = _decode_shares(suite, by_share, self._digest)
+        return _judge_shares(context, signed, other_digest)
