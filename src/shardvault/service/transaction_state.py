@@ -19,12 +19,7 @@ from shardvault.lifecycle import Cause, Flow, TransactionStatus, transition
 from shardvault.service import webhooks
 from shardvault.service.uow import UnitOfWork
 from shardvault.store.models_vaults import NetworkKind, Transaction
-from shardvault.store.repositories_vaults import (
-    AssetRepository,
-    NetworkRepository,
-    WalletRepository,
-    WorkQueue,
-)
+from shardvault.store.repositories_vaults import WorkQueue
 from shardvault.store.types import utcnow
 
 FLOWS: Mapping[NetworkKind, Flow] = MappingProxyType(
@@ -39,17 +34,6 @@ FLOWS: Mapping[NetworkKind, Flow] = MappingProxyType(
 
 REASON_LIMIT = 500
 """The longest status reason kept."""
-
-
-def flow_of(uow: UnitOfWork, tx: Transaction) -> Flow:
-    """The flow of ``tx``, from its wallet's network."""
-    wallet = WalletRepository(uow.session, tx.workspace_id).get(tx.wallet_id)
-    assert wallet is not None
-    asset = AssetRepository(uow.session, tx.workspace_id).get(wallet.asset_id)
-    assert asset is not None
-    network = NetworkRepository(uow.session, tx.workspace_id).get(asset.network_id)
-    assert network is not None
-    return FLOWS[network.kind]
 
 
 def emit_status(

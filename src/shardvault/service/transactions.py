@@ -36,8 +36,7 @@ from shardvault.chains.ethereum import (
     parse_token_amount,
 )
 from shardvault.chains.solana.models import Pubkey
-from shardvault.lifecycle import CANCELLABLE as CANCELLABLE
-from shardvault.lifecycle import Cause
+from shardvault.lifecycle import CANCELLABLE, Cause, Flow
 from shardvault.policy import (
     APPROVAL_MAX_SKEW_SECONDS,
     ApprovalError,
@@ -57,8 +56,7 @@ from shardvault.service.errors import Conflict, Forbidden, NotFound, ValidationE
 from shardvault.service.initiator_requests import SignedCreateRequest, keep_initiator_request
 from shardvault.service.pagination import page_of, page_size
 from shardvault.service.rbac import Permission, require
-from shardvault.service.transaction_state import emit_status as emit_status
-from shardvault.service.transaction_state import flow_of, move
+from shardvault.service.transaction_state import FLOWS, emit_status, move
 from shardvault.service.transfer_intent import intent_asset as intent_asset
 from shardvault.service.transfer_intent import intent_digest as intent_digest
 from shardvault.service.transfer_intent import intent_network as intent_network
@@ -561,17 +559,18 @@ def cancel_transaction(
         raise Conflict(
             f"transaction {transaction_id!r} is {row.status.value} and cannot be cancelled"
         )
+    context = _context(uow, row)
     move(
         uow,
         row,
         TransactionStatus.CANCELLED,
-        flow=flow_of(uow, row),
+        flow=FLOWS[context[1].kind],
         cause=Cause.CANCEL,
         actor=principal.actor,
         reason=reason or "cancelled by request",
         flush=True,
     )
-    return view_of(uow, row)
+    return view_of(uow, row, context=context)
 
 
 def bundle_for_version(uow: UnitOfWork, workspace_id: str, version: int) -> PolicyBundle | None:
@@ -696,27 +695,31 @@ def submit_approval(
         now=now,
         initiator=initiator.email if initiator is not None else None,
     )
+    context = _context(uow, row)
+    flow = FLOWS[context[1].kind]
     if row.approval_deadline is not None and now > row.approval_deadline:
-        _settle(uow, principal, row, TransactionStatus.REJECTED, "approval deadline passed")
+        _settle(uow, principal, row, flow, TransactionStatus.REJECTED, "approval deadline passed")
     elif counted.rejected_by:
         _settle(
             uow,
             principal,
             row,
+            flow,
             TransactionStatus.REJECTED,
             f"rejected by {', '.join(counted.rejected_by)}",
         )
     elif counted.satisfied:
-        _settle(uow, principal, row, TransactionStatus.APPROVED, "approvals complete")
+        _settle(uow, principal, row, flow, TransactionStatus.APPROVED, "approvals complete")
         WorkQueue(uow.session).enqueue(principal.workspace_id, row.id)
         uow.after_commit(work_committed)
-    return view_of(uow, row, now=now)
+    return view_of(uow, row, context=context, now=now)
 
 
 def _settle(
     uow: UnitOfWork,
     principal: Principal,
     row: Transaction,
+    flow: Flow,
     status: TransactionStatus,
     reason: str,
 ) -> None:
@@ -724,7 +727,7 @@ def _settle(
         uow,
         row,
         status,
-        flow=flow_of(uow, row),
+        flow=flow,
         cause=Cause.APPROVAL,
         actor=principal.actor,
         reason=reason,

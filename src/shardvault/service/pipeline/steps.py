@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from shardvault.chains.errors import ChainError
-from shardvault.lifecycle import Flow, TransactionStatus
+from shardvault.lifecycle import TransactionStatus, is_resting
 from shardvault.policy import (
     AssetRegistryError,
     EvaluationContext,
@@ -404,7 +404,7 @@ class Steps:
         tx.signed_payload = signed.signed_payload
         tx.tx_hash = signed.tx_hash
         details = {"tx_hash": tx.tx_hash, **signed.details}
-        if loaded.flow is Flow.SIGN_ONLY:
+        if is_resting(loaded.flow, TransactionStatus.SIGNED):
             move_to(
                 self.runtime,
                 uow,
@@ -438,7 +438,7 @@ class Steps:
             loaded = load_in(self.runtime, uow, workspace_id, tx_id, TransactionStatus.SIGNED)
             if loaded is None:
                 return NEXT
-            if loaded.flow is Flow.SIGN_ONLY:
+            if is_resting(loaded.flow, TransactionStatus.SIGNED):
                 return REST
             self._into_broadcasting(uow, loaded)
         return NEXT
