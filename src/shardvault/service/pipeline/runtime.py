@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import httpx
 
@@ -51,24 +52,37 @@ ContextKey = tuple[str, str, str]
 Context = tuple[Asset, Network, WalletAddress]
 
 
-class ContextCache:
-    """A transaction's asset, network and source address, read once per runtime and kept
-    detached from any session: nothing updates or deletes those rows, so a transaction's
-    context never changes (re-reading them was four queries per step)."""
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Bounded(Generic[K, V]):
+    """A thread-safe map emptied when it reaches :data:`CACHE_LIMIT` (each entry is only
+    a shortcut, so losing them all costs reads, never correctness)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[ContextKey, Context] = {}
+        self._items: dict[K, V] = {}
 
-    def get(self, key: ContextKey) -> Context | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
             return self._items.get(key)
 
-    def put(self, key: ContextKey, context: Context) -> None:
+    def put(self, key: K, value: V) -> None:
         with self._lock:
             if len(self._items) >= CACHE_LIMIT:
                 self._items.clear()
-            self._items[key] = context
+            self._items[key] = value
+
+    def pop(self, key: K) -> V | None:
+        with self._lock:
+            return self._items.pop(key, None)
+
+
+class ContextCache(_Bounded[ContextKey, Context]):
+    """A transaction's asset, network and source address, read once per runtime and kept
+    detached from any session: nothing updates or deletes those rows, so a transaction's
+    context never changes (re-reading them was four queries per step)."""
 
 
 class Hints:
@@ -78,25 +92,19 @@ class Hints:
     its lock, as every step does."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[str, tuple[TransactionStatus, ContextKey]] = {}
+        self._items: _Bounded[str, tuple[TransactionStatus, ContextKey]] = _Bounded()
 
     def remember(self, tx_id: str, status: TransactionStatus, key: ContextKey) -> None:
-        with self._lock:
-            if len(self._items) >= CACHE_LIMIT:
-                self._items.clear()
-            self._items[tx_id] = (status, key)
+        self._items.put(tx_id, (status, key))
 
     def holds(self, tx_id: str, status: TransactionStatus | None = None) -> bool:
         """Whether a hint for ``tx_id`` is held (for ``status``, if given); not used up."""
-        with self._lock:
-            hint = self._items.get(tx_id)
+        hint = self._items.get(tx_id)
         return hint is not None and (status is None or hint[0] is status)
 
     def take(self, tx_id: str) -> tuple[TransactionStatus, ContextKey] | None:
         """The hint for ``tx_id``, used up."""
-        with self._lock:
-            return self._items.pop(tx_id, None)
+        return self._items.pop(tx_id)
 
 
 @dataclass(frozen=True, slots=True)
