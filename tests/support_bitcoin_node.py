@@ -12,10 +12,11 @@ reply shapes and error codes Bitcoin Core documents (``src/rpc/protocol.h``):
   ``VerifyScript`` (P2SH and WITNESS flags, the spent amount given); otherwise -26
   ``mandatory-script-verify-flag-failed``. Missing or spent inputs are -25
   ``bad-txns-inputs-missingorspent``, a conflict with a mempool spend -26
-  ``txn-mempool-conflict``, outputs above inputs -26 ``bad-txns-in-belowout``, a fee
-  below 1 sat/vB -26 ``min relay fee not met``, a confirmed transaction -27 (already
-  in the chain), undecodable bytes -22. A transaction already in the mempool returns
-  its txid again, as Core does;
+  ``txn-mempool-conflict`` unless it replaces them under BIP 125 (rules 1, 3, 4 and 6,
+  for transactions without descendants; -26 ``insufficient fee`` otherwise), outputs
+  above inputs -26 ``bad-txns-in-belowout``, a fee below 1 sat/vB -26 ``min relay fee
+  not met``, a confirmed transaction -27 (already in the chain), undecodable bytes
+  -22. A transaction already in the mempool returns its txid again, as Core does;
 * ``getrawtransaction txid true``: ``confirmations`` and ``blockhash`` once mined;
   -5 for an unknown txid;
 * ``getblockcount``.
@@ -141,6 +142,7 @@ class BitcoinNodeStandIn:
         self.height = 100
         self.coins: dict[tuple[str, int], _Coin] = {}
         self.mempool: dict[str, Transaction] = {}
+        self._fees: dict[str, int] = {}
         # Confirmed coins a mempool transaction spends: still in Core's chainstate.
         self._mempool_spent: dict[tuple[str, int], _Coin] = {}
         self.known: dict[str, _Known] = {}
@@ -225,6 +227,7 @@ class BitcoinNodeStandIn:
                     if key[0] == txid:
                         coin.height = self.height
             self.mempool.clear()
+            self._fees.clear()
             self._mempool_spent.clear()
             self.height += blocks - 1
             return self.height
@@ -355,11 +358,13 @@ class BitcoinNodeStandIn:
         if known is not None:
             raise RpcError(RPC_VERIFY_ALREADY_IN_CHAIN, "Transaction outputs already in utxo set")
         spent: list[tuple[bytes, int]] = []
+        conflicts: set[str] = set()
         for txin in tx.inputs:
             key = (txin.prevout.txid_hex, txin.prevout.index)
-            if key in self._mempool_spent:
-                raise RpcError(RPC_VERIFY_REJECTED, "txn-mempool-conflict")
             coin = self.coins.get(key)
+            if key in self._mempool_spent:
+                conflicts |= self._spenders(key)
+                coin = self._mempool_spent[key]
             if coin is None:
                 raise RpcError(RPC_VERIFY_ERROR, "bad-txns-inputs-missingorspent")
             spent.append((coin.script_pubkey, coin.amount))
@@ -380,6 +385,8 @@ class BitcoinNodeStandIn:
                 RPC_VERIFY_REJECTED,
                 f"min relay fee not met, {total_in - total_out} < {minimum}",
             )
+        if conflicts:
+            self._replace(conflicts, total_in - total_out, tx.vsize())
         for txin in tx.inputs:
             key = (txin.prevout.txid_hex, txin.prevout.index)
             coin = self.coins.pop(key)
@@ -388,8 +395,45 @@ class BitcoinNodeStandIn:
         for vout, out in enumerate(tx.outputs):
             self.coins[(txid, vout)] = _Coin(out.value, out.script_pubkey, None)
         self.mempool[txid] = tx
+        self._fees[txid] = total_in - total_out
         self.known[txid] = _Known(raw, None)
         return txid
+
+    def _spenders(self, key: tuple[str, int]) -> set[str]:
+        return {
+            txid
+            for txid, tx in self.mempool.items()
+            if any((i.prevout.txid_hex, i.prevout.index) == key for i in tx.inputs)
+        }
+
+    def _replace(self, conflicts: set[str], fee: int, vsize: int) -> None:
+        """BIP 125 as Bitcoin Core applies it to a transaction without descendants:
+        every conflicting transaction signals replaceability (rule 1); the new one pays
+        at least their fees (rule 3) plus the incremental relay fee for its own size
+        (rule 4, 1 sat/vB), at a higher rate than each (rule 6). They are then evicted,
+        and the coins they spent are unspent again."""
+        for txid in conflicts:
+            old = self.mempool[txid]
+            if all(i.sequence >= 0xFFFFFFFE for i in old.inputs):
+                raise RpcError(RPC_VERIFY_REJECTED, "txn-mempool-conflict")
+            if fee * old.vsize() <= self._fees[txid] * vsize:
+                raise RpcError(RPC_VERIFY_REJECTED, "insufficient fee, rejecting replacement")
+        needed = sum(self._fees[t] for t in conflicts) + vsize
+        if fee < needed:
+            raise RpcError(
+                RPC_VERIFY_REJECTED,
+                f"insufficient fee, rejecting replacement; not enough additional fees to "
+                f"relay; {fee} < {needed}",
+            )
+        for txid in conflicts:
+            old = self.mempool.pop(txid)
+            del self.known[txid]
+            del self._fees[txid]
+            for txin in old.inputs:
+                key = (txin.prevout.txid_hex, txin.prevout.index)
+                self.coins[key] = self._mempool_spent.pop(key)
+            for vout in range(len(old.outputs)):
+                self.coins.pop((txid, vout), None)
 
     def _get_transaction(self, params: list[Any]) -> object:
         txid = params[0] if params else None

@@ -258,6 +258,19 @@ def test_list_with_cursor_cancel_and_concurrent_idempotent_creates(
         with pytest.raises(ApiError) as again:
             owner.cancel_transaction(next(iter(ids)))
         assert again.value.status == 409
+        # Only a transaction sent and not yet mined can be replaced.
+        with pytest.raises(ApiError) as unsent:
+            owner.replace_transaction(next(iter(ids)), mode="speed_up")
+        assert unsent.value.status == 409
+        assert "only a transaction sent" in str(unsent.value)
+        assert owner.list_replacements(next(iter(ids))) == []
+        with pytest.raises(ApiError) as unknown:
+            owner.list_replacements("00000000-0000-0000-0000-000000000000")
+        assert unknown.value.status == 404
+        with pytest.raises(ApiError) as bad_mode:
+            owner.replace_transaction(next(iter(ids)), mode="double_spend")  # type: ignore[arg-type]
+        assert bad_mode.value.status == 400
+        assert "speed_up" in str(bad_mode.value)
 
     async def burst() -> list[str]:
         async with AsyncShardvaultClient(url, tenant.owner) as client:

@@ -24,9 +24,11 @@ from shardvault.service.chainclients import RpcTransportError
 from shardvault.service.chainclients.bitcoin import (
     AlreadyInChainError,
     BitcoinRpcClient,
+    FeeTooLowError,
     MissingInputsError,
     PolicyRejectedError,
 )
+from shardvault.service.pipeline.bitcoin_replace import bumped_fee, rebuild_spend
 from tests.support_bitcoin_node import BitcoinNodeStandIn
 
 KEY = coincurve.PrivateKey(hashlib.sha256(b"stand-in test key").digest())
@@ -174,3 +176,34 @@ def test_fee_estimate_without_data_and_bad_credentials(node):
         pytest.raises(RpcTransportError, match="401"),
     ):
         rpc.get_block_count()
+
+
+def _signed(psbt: bytes, inputs: int) -> tuple[bytes, str]:
+    signatures = [
+        KEY.sign_recoverable(psbt_input_sighash(psbt, i), hasher=None) for i in range(inputs)
+    ]
+    return finish_p2wpkh_spend(psbt, signatures, PUBKEY)
+
+
+def test_a_replacement_is_taken_only_under_bip125(node, client):
+    """The same coins with a higher fee replace a mempool spend (BIP 125 rules 3, 4 and
+    6); too small a bump is refused, and a spend of the evicted version's coins is the
+    replacement's to make."""
+    node.fund(SOURCE, 100_000)
+    spend, (raw, txid) = _spend(client)
+    assert client.send_raw_transaction(raw) == txid
+    script = bitcoin.p2wpkh_script(PUBKEY)
+    # One satoshi more is not enough: BIP 125 asks 1 sat/vB of the new size on top.
+    low, _, _ = rebuild_spend(spend.psbt, script, spend.fee_sat + 1)
+    low_raw, _ = _signed(low, 1)
+    with pytest.raises(FeeTooLowError, match="insufficient fee"):
+        client.send_raw_transaction(low_raw)
+    fee = bumped_fee(spend.fee_sat, spend.vsize, Decimal(0))
+    high, paid, change = rebuild_spend(spend.psbt, script, fee)
+    assert (paid, change) == (fee, spend.change_sat - (fee - spend.fee_sat))
+    high_raw, high_txid = _signed(high, 1)
+    assert client.send_raw_transaction(high_raw) == high_txid
+    assert client.get_transaction_status(txid) is None  # evicted
+    node.mine()
+    assert client.get_transaction_status(high_txid) is not None
+    assert [u[0] for u in node.unspent(PAYEE)] == [high_txid]

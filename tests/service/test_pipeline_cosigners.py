@@ -40,7 +40,7 @@ from shardvault.cosigner.state import (
 from shardvault.crypto.channel import Directory
 from shardvault.custody.backends.local import DEVELOPMENT_COST
 from shardvault.custody.secret import SecretBytes
-from shardvault.service import transactions, vaults, wallets
+from shardvault.service import replacements, transactions, vaults, wallets
 from shardvault.service.cosigner_backend import CosignerBackend
 from shardvault.service.initiator_requests import forwarded_request
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
@@ -290,3 +290,51 @@ def test_cosigners_take_the_initiator_from_the_forwarded_signed_request(
     refusals = [r.getMessage() for r in caplog.records if unsigned.id in r.getMessage()]
     assert refusals, caplog.text
     assert all("initiator" in m and "small-sol" in m for m in refusals), refusals
+
+
+def test_a_bitcoin_transfer_sped_up_is_signed_again_by_the_cosigners_on_its_coins(
+    platform: Platform,
+    cluster: tuple[Workspace, CosignerBackend, Cosigners],
+    node: BitcoinNodeStandIn,
+) -> None:
+    """A 1 BTC transfer, approved by carol and sent, waits in the node's mempool; its
+    speed-up spends the same two coins with a higher fee, and the co-signers sign it on
+    their own checks (the same transaction at the same outpoints, carol's approval over
+    its unchanged intent, the fee under the signed cap). The node verifies both inputs
+    and evicts the original; only the replacement is mined."""
+    ws, backend, _ = cluster
+    wallet = make_btc_vault(ws, backend, node.url, schemes=("ecdsa-secp256k1",))
+    worker = _worker(platform, backend)
+    node.fund(wallet.address, 60_000_000)
+    node.fund(wallet.address, 50_000_000)
+    btc_id = send(ws, wallet.wallet_id, "1")
+    worker.drain(timeout_s=30)
+    approve(ws, btc_id)
+    worker.drain(timeout_s=120, until=lambda: get(ws, btc_id).status in ("confirming", "failed"))
+    first = get(ws, btc_id)
+    assert first.status == "confirming", first.status_reason
+    with platform.unit_of_work() as uow:
+        replacements.request_replacement(uow, ws.signer.principal, btc_id, mode="speed_up")
+
+    def replacement() -> replacements.ReplacementView:
+        with platform.unit_of_work() as uow:
+            (only,) = replacements.list_replacements(uow, ws.owner.principal, btc_id)
+        return only
+
+    worker.drain(timeout_s=120, until=lambda: replacement().status in ("sent", "failed"))
+    sent = replacement()
+    assert sent.status == "sent", sent.status_reason
+    assert sent.tx_hash in node.mempool
+    assert first.tx_hash not in node.mempool
+    assert sent.fee is not None
+    old = CTransaction.deserialize(bytes.fromhex(str(first.signed_payload)))
+    new = CTransaction.deserialize(bytes.fromhex(node.known[str(sent.tx_hash)].raw.hex()))
+    assert [i.prevout for i in new.vin] == [i.prevout for i in old.vin]
+    assert new.vout[0] == old.vout[0]  # the payment
+    assert new.vout[1].nValue < old.vout[1].nValue  # the change pays the higher fee
+    node.mine()
+    worker.drain(timeout_s=30, until=lambda: get(ws, btc_id).status == "completed")
+    done = get(ws, btc_id)
+    assert done.tx_hash == sent.tx_hash
+    assert [u[0] for u in node.unspent(DESTINATION)] == [sent.tx_hash]
+    assert replacement().status == "mined"

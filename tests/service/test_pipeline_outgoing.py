@@ -1,7 +1,8 @@
 """What happens to an outgoing EVM transfer after signing, on a real hardhat node: a
 reorganisation that drops it (the same bytes go out again, nothing is signed again), a
 node that refuses it (its nonce is given back, so the next transfer is not stuck
-behind it), and one that never confirms (it ends, after the runtime's limit)."""
+behind it), one that never confirms (it ends, after the runtime's limit), and one stuck
+in the node's pool that is replaced at its nonce: sped up, or cancelled on chain."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from sqlalchemy import select, text
 
-from shardvault.service import transactions
+from shardvault.service import replacements, transactions
+from shardvault.service.errors import Conflict
 from shardvault.service.pipeline import PipelineRuntime, PipelineWorker
 from shardvault.service.platform import Platform
 from shardvault.service.signing import SignRequest
@@ -211,3 +215,138 @@ def test_a_transfer_that_never_confirms_ends_after_the_limit(
     # Still pending at the node: it was neither dropped nor sent again.
     assert chain.rpc("eth_getTransactionByHash", ["0x" + str(view.tx_hash)]) is not None
     assert _trail(ws, tx_id).count("transaction.broadcasting") == 1
+
+
+def _replacements(ws: Workspace, tx_id: str) -> list[replacements.ReplacementView]:
+    with ws.platform.unit_of_work() as uow:
+        return replacements.list_replacements(uow, ws.owner.principal, tx_id)
+
+
+def _replace(ws: Workspace, tx_id: str, mode: str) -> replacements.ReplacementView:
+    with ws.platform.unit_of_work() as uow:
+        return replacements.request_replacement(uow, ws.signer.principal, tx_id, mode=mode)
+
+
+def _fields(signed_payload: str) -> dict[str, object]:
+    return dict(TypedTransaction.from_bytes(HexBytes(signed_payload)).as_dict())
+
+
+def _balance(chain: HardhatNode, address: str) -> int:
+    return int(str(chain.rpc("eth_getBalance", [address, "latest"])), 16)
+
+
+def _stuck(
+    ws: Workspace, funded: Funded, backend: CountingBackend, chain: HardhatNode
+) -> tuple[PipelineWorker, str, transactions.TransactionView]:
+    """A transfer of 0.5 ETH sent and held in the node's pool (nothing is mined)."""
+    chain.rpc("evm_setAutomine", [False])
+    worker = _worker(ws, backend)
+    tx_id = _send(ws, funded, "0.5")
+    worker.drain(timeout_s=60, until=lambda: _get(ws, tx_id).status == "confirming")
+    return worker, tx_id, _get(ws, tx_id)
+
+
+def test_a_stuck_transfer_sped_up_is_mined_once_at_its_nonce_with_higher_fees(
+    setup: tuple[Workspace, Funded, CountingBackend], chain: HardhatNode
+) -> None:
+    ws, funded, backend = setup
+    received = _balance(chain, RECIPIENT)
+    worker, tx_id, first = _stuck(ws, funded, backend, chain)
+    assert first.tx_hash is not None
+    assert first.signed_payload is not None
+    asked = _replace(ws, tx_id, "speed_up")
+    assert (asked.status, asked.seq, asked.replaces_tx_hash) == ("requested", 1, first.tx_hash)
+    worker.drain(timeout_s=60, until=lambda: _replacements(ws, tx_id)[0].status == "sent")
+    sent = _replacements(ws, tx_id)[0]
+    assert sent.tx_hash is not None
+    # The node took the replacement into its pool in the original's place.
+    assert chain.rpc("eth_getTransactionByHash", ["0x" + sent.tx_hash]) is not None
+    assert chain.rpc("eth_getTransactionByHash", ["0x" + first.tx_hash]) is None
+    chain.rpc("evm_mine", [])
+    worker.drain(timeout_s=60, until=lambda: _get(ws, tx_id).status == "completed")
+    done = _get(ws, tx_id)
+    assert done.tx_hash == sent.tx_hash
+    assert done.signed_payload is not None
+    assert Account.recover_transaction("0x" + done.signed_payload) == funded.address
+    old, new = _fields(first.signed_payload), _fields(done.signed_payload)
+    assert new["nonce"] == old["nonce"] == done.nonce
+    assert (new["to"], new["value"], new["data"]) == (old["to"], old["value"], old["data"])
+    for cap in ("maxFeePerGas", "maxPriorityFeePerGas"):
+        assert int(str(new[cap])) * 8 >= int(str(old[cap])) * 9
+    assert sent.fee is not None
+    assert int(str(sent.fee["max_fee_per_gas"])) == new["maxFeePerGas"]
+    # Paid once; the original can never be mined (its nonce is spent).
+    assert _balance(chain, RECIPIENT) - received == 5 * 10**17
+    assert chain.rpc("eth_getTransactionReceipt", ["0x" + first.tx_hash]) is None
+    assert [r.status for r in _replacements(ws, tx_id)] == ["mined"]
+    assert backend.signed == [f"{tx_id}:1", f"{tx_id}:r1.1"]
+    trail = _trail(ws, tx_id)
+    assert trail[-4:] == [
+        "transaction.replacement_signed",
+        "transaction.replacement_sent",
+        "transaction.completed",
+        "transaction.replacement_mined",
+    ]
+    assert "transaction.replacement_requested" in trail
+
+
+def test_a_stuck_transfer_cancelled_on_chain_moves_nothing_and_spends_its_nonce(
+    setup: tuple[Workspace, Funded, CountingBackend], chain: HardhatNode
+) -> None:
+    ws, funded, backend = setup
+    received = _balance(chain, RECIPIENT)
+    worker, tx_id, first = _stuck(ws, funded, backend, chain)
+    assert first.nonce is not None
+    _replace(ws, tx_id, "cancel")
+    worker.drain(timeout_s=60, until=lambda: _replacements(ws, tx_id)[0].status == "sent")
+    chain.rpc("evm_mine", [])
+    worker.drain(timeout_s=60, until=lambda: _get(ws, tx_id).status == "cancelled")
+    done = _get(ws, tx_id)
+    assert done.status_reason is not None
+    assert "cancelled on chain" in done.status_reason
+    assert done.signed_payload is not None
+    fields = _fields(done.signed_payload)
+    assert (fields["nonce"], HexBytes(fields["to"]), fields["value"], fields["data"]) == (
+        first.nonce,
+        HexBytes(funded.address),
+        0,
+        b"",
+    )
+    assert _balance(chain, RECIPIENT) == received
+    assert int(str(chain.rpc("eth_getTransactionCount", [funded.address, "latest"])), 16) == (
+        first.nonce + 1
+    )
+    assert [r.status for r in _replacements(ws, tx_id)] == ["mined"]
+
+
+def test_a_replacement_too_late_fails_and_the_original_completes(
+    setup: tuple[Workspace, Funded, CountingBackend], chain: HardhatNode
+) -> None:
+    """The original is mined after the speed-up is asked for but before it is sent:
+    the node refuses the replacement (its nonce is spent), which fails; the transfer
+    completes with its original bytes."""
+    ws, funded, backend = setup
+    worker, tx_id, first = _stuck(ws, funded, backend, chain)
+    _replace(ws, tx_id, "speed_up")
+    chain.rpc("evm_mine", [])
+    worker.drain(timeout_s=60, until=lambda: _get(ws, tx_id).status == "completed")
+    assert _get(ws, tx_id).tx_hash == first.tx_hash
+    (late,) = _replacements(ws, tx_id)
+    assert late.status == "failed"
+    assert late.status_reason is not None
+    assert "earlier version was mined" in late.status_reason
+
+
+def test_a_replacement_is_refused_unless_the_transfer_is_sent_and_unmined(
+    setup: tuple[Workspace, Funded, CountingBackend], chain: HardhatNode
+) -> None:
+    ws, funded, backend = setup
+    worker, tx_id, _ = _stuck(ws, funded, backend, chain)
+    _replace(ws, tx_id, "speed_up")
+    with pytest.raises(Conflict, match="being made"):
+        _replace(ws, tx_id, "cancel")
+    chain.rpc("evm_setAutomine", [True])
+    chain.rpc("evm_mine", [])
+    worker.drain(timeout_s=60, until=lambda: _get(ws, tx_id).status == "completed")
+    with pytest.raises(Conflict, match="only a transaction sent"):
+        _replace(ws, tx_id, "speed_up")

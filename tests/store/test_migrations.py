@@ -48,6 +48,8 @@ EXPECTED_TABLES = {
     "initiator_requests",
     # Signed price reports (migration 0008_asset_registry).
     "price_reports",
+    # Replacements of sent transactions (migration 0010_transaction_replacements).
+    "transaction_replacements",
     # Custody domain (migration 0002_vaults_transactions).
     "networks",
     "assets",

@@ -319,6 +319,38 @@ class TransactionOut(_Out):
     version: int
 
 
+class ReplacementIn(_In):
+    mode: Literal["speed_up", "cancel"] = Field(
+        description="``speed_up``: the same transfer at the same nonce (coins) with a "
+        "higher fee. ``cancel`` (EVM): a transfer of nothing to the source at the same "
+        "nonce, so the transfer can never be mined."
+    )
+
+
+class ReplacementOut(_Out):
+    id: str
+    transaction_id: str
+    seq: int = Field(description="1 for the first replacement of the transaction, and so on.")
+    mode: str
+    status: str = Field(
+        description="requested, signed, sent, mined, superseded (another version was "
+        "mined, or the transaction ended) or failed."
+    )
+    status_reason: str | None
+    replaces_tx_hash: str = Field(description="The version it was built to replace.")
+    tx_hash: str | None
+    fee: dict[str, object] | None = Field(
+        description="What it pays: EVM fee caps in wei, or a Bitcoin fee in satoshi."
+    )
+    signing_attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReplacementList(BaseModel):
+    data: list[ReplacementOut]
+
+
 class TransactionPage(BaseModel):
     data: list[TransactionOut]
     next_cursor: str | None

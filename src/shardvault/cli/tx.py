@@ -1,4 +1,4 @@
-"""``shardvault tx send|approve|show``: transactions through the API.
+"""``shardvault tx send|approve|show|replace|replacements``: transactions through the API.
 
 ``tx approve`` signs the approval statement locally with the approver's Ed25519 key
 (a PEM file), dated by this machine's clock (the approval's lifetime counts from it);
@@ -21,11 +21,12 @@ from shardvault.cli.workspace import api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.sdk.custody import FINAL_STATUSES, Transaction
+from shardvault.sdk.replacements import Replacement
 
 
 @click.group(name="tx")
 def group() -> None:
-    """Transactions: send, approve, show."""
+    """Transactions: send, approve, show, replace (speed up or cancel a sent one)."""
 
 
 def _print(tx: Transaction, as_json: bool) -> None:
@@ -190,3 +191,98 @@ def show(
     except ShardvaultError as exc:
         fail_on(exc)
     _print(tx, as_json)
+
+
+def _print_replacement(replacement: Replacement) -> None:
+    reason = f" ({replacement.status_reason})" if replacement.status_reason else ""
+    click.echo(
+        f"replacement {replacement.seq} ({replacement.mode}) of {replacement.transaction_id}: "
+        f"{replacement.status}{reason}"
+    )
+    if replacement.tx_hash:
+        click.echo(
+            f"  tx hash: 0x{replacement.tx_hash} (replaces 0x{replacement.replaces_tx_hash})"
+        )
+    if replacement.fee:
+        click.echo(f"  fee: {replacement.fee}")
+
+
+REPLACEMENT_ENDS = frozenset({"sent", "mined", "superseded", "failed"})
+"""Replacement states ``tx replace --wait`` stops at (the node has it, or it ended)."""
+
+
+@group.command(name="replace")
+@click.argument("transaction_id")
+@click.option(
+    "--mode",
+    type=click.Choice(["speed-up", "cancel"]),
+    default="speed-up",
+    show_default=True,
+    help="speed-up: the same transfer with a higher fee; cancel (EVM): a transfer of "
+    "nothing to the source at the same nonce.",
+)
+@click.option("--idempotency-key", default=None, help="Reuse to retry safely.")
+@click.option("--wait", is_flag=True, help="Wait until the node has it (or it failed).")
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@api_options
+def replace(
+    transaction_id: str,
+    mode: str,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    url: str,
+    api_key: str | None,
+    key_file: Path | None,
+) -> None:
+    """Replace a transaction sent and not yet mined (confirming): sign it again at the
+    same nonce (Bitcoin: the same coins) with a higher fee, or cancel it on chain. Only
+    one version can ever be mined."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            replacement = client.replace_transaction(
+                transaction_id,
+                mode="cancel" if mode == "cancel" else "speed_up",
+                idempotency_key=idempotency_key,
+            )
+            deadline = time.monotonic() + timeout
+            while wait and replacement.status not in REPLACEMENT_ENDS:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+                found = [
+                    r for r in client.list_replacements(transaction_id) if r.id == replacement.id
+                ]
+                replacement = found[0] if found else replacement
+    except ShardvaultError as exc:
+        fail_on(exc)
+    if as_json:
+        emit_json(replacement.model_dump(mode="json"))
+    else:
+        _print_replacement(replacement)
+
+
+@group.command(name="replacements")
+@click.argument("transaction_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object ({data: [...]}).")
+@api_options
+def replacements(
+    transaction_id: str, as_json: bool, url: str, api_key: str | None, key_file: Path | None
+) -> None:
+    """A transaction's replacements, oldest first."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            found = client.list_replacements(transaction_id)
+    except ShardvaultError as exc:
+        fail_on(exc)
+    if as_json:
+        emit_json({"data": [r.model_dump(mode="json") for r in found]})
+        return
+    if not found:
+        click.echo(f"transaction {transaction_id} has no replacements")
+    for replacement in found:
+        _print_replacement(replacement)

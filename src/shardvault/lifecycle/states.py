@@ -6,7 +6,8 @@
                                \\-> pending_approval -> approved     |
                                \\-> blocked          \\-> rejected    v
     completed <- confirming <=> broadcasting <-----------------------'
-         (failed from any live state but signed; cancelled before signing)
+         (failed from any live state but signed; cancelled before signing, or
+          on chain: a cancel replacement mined in the transfer's place)
 
 Every status change of a transaction goes through :func:`transition`, which refuses a
 move the table of the transaction's :class:`Flow` does not hold, or one the table holds
@@ -14,7 +15,9 @@ for another :class:`Cause` (a cancellation cannot complete a transaction; only t
 pipeline signs). The table is the whole story of what can happen to a transaction:
 ``confirming -> broadcasting`` is a mined transaction whose block was reorganised away
 (the same signed bytes are sent again, never re-signed), ``confirming -> failed`` one
-that reverted or never confirmed in time.
+that reverted or never confirmed in time, ``confirming -> cancelled`` one whose cancel
+replacement (:mod:`.replacements`) was mined instead of it: the nonce is spent on a
+transfer of nothing, so the transfer can never happen.
 
 A flow is what happens after signing: :attr:`Flow.ONCHAIN` transactions are broadcast
 and confirmed; :attr:`Flow.SIGN_ONLY` ones stop at ``signed`` (Solana transfers today,
@@ -114,7 +117,12 @@ TABLES: Mapping[Flow, _Table] = MappingProxyType(
                 **_BEFORE_SIGNING,
                 S.SIGNED: {S.BROADCASTING: _P},
                 S.BROADCASTING: {S.CONFIRMING: _P, S.FAILED: _P},
-                S.CONFIRMING: {S.COMPLETED: _P, S.FAILED: _P, S.BROADCASTING: _P},
+                S.CONFIRMING: {
+                    S.COMPLETED: _P,
+                    S.FAILED: _P,
+                    S.BROADCASTING: _P,
+                    S.CANCELLED: _P,
+                },
             }
         ),
         Flow.SIGN_ONLY: _freeze(dict(_BEFORE_SIGNING)),

@@ -33,6 +33,7 @@ from shardvault.sdk.models import (
     Workspace,
 )
 from shardvault.sdk.prices import AsyncPricesMixin, PricesMixin
+from shardvault.sdk.replacements import AsyncReplacementsMixin, ReplacementsMixin
 from shardvault.sdk.webhooks import AsyncWebhooksMixin, WebhooksMixin
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -43,7 +44,11 @@ R = TypeVar("R")
 
 
 class AsyncShardvaultClient(
-    AsyncWebhooksMixin, AsyncCosignersMixin, AsyncAddressesMixin, AsyncPricesMixin
+    AsyncWebhooksMixin,
+    AsyncCosignersMixin,
+    AsyncAddressesMixin,
+    AsyncPricesMixin,
+    AsyncReplacementsMixin,
 ):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
@@ -237,7 +242,9 @@ class AsyncShardvaultClient(
         return await self._get("/v1/audit/verify", AuditVerification)
 
 
-class ShardvaultClient(WebhooksMixin, CosignersMixin, AddressesMixin, PricesMixin):
+class ShardvaultClient(
+    WebhooksMixin, CosignersMixin, AddressesMixin, PricesMixin, ReplacementsMixin
+):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
     Not for use from inside a running event loop (use :class:`AsyncShardvaultClient`

@@ -158,7 +158,7 @@ class TransactionView:
     version: int
 
 
-def _context(uow: UnitOfWork, row: Transaction) -> tuple[Asset, Network, WalletAddress]:
+def transfer_context(uow: UnitOfWork, row: Transaction) -> tuple[Asset, Network, WalletAddress]:
     wallet = WalletRepository(uow.session, row.workspace_id).get(row.wallet_id)
     assert wallet is not None
     asset = AssetRepository(uow.session, row.workspace_id).get(wallet.asset_id)
@@ -181,7 +181,7 @@ def view_of(
     """A snapshot of ``row`` with its approvals (``created``: the caller has just
     created it, so it has none), its ``context`` read unless given; the approvals still
     needed count the statements alive at ``now`` (default: the wall clock)."""
-    asset, network, source = context if context is not None else _context(uow, row)
+    asset, network, source = context if context is not None else transfer_context(uow, row)
     approvals = (
         () if created else TransactionRepository(uow.session, row.workspace_id).approvals(row.id)
     )
@@ -559,7 +559,7 @@ def cancel_transaction(
         raise Conflict(
             f"transaction {transaction_id!r} is {row.status.value} and cannot be cancelled"
         )
-    context = _context(uow, row)
+    context = transfer_context(uow, row)
     move(
         uow,
         row,
@@ -695,7 +695,7 @@ def submit_approval(
         now=now,
         initiator=initiator.email if initiator is not None else None,
     )
-    context = _context(uow, row)
+    context = transfer_context(uow, row)
     flow = FLOWS[context[1].kind]
     if row.approval_deadline is not None and now > row.approval_deadline:
         _settle(uow, principal, row, flow, TransactionStatus.REJECTED, "approval deadline passed")

@@ -353,6 +353,40 @@ class Transaction(Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
+class Replacement(Base):
+    """A replacement of a sent transaction (:mod:`shardvault.lifecycle.replacements`):
+    the same nonce or coins signed again with a higher fee, or as a cancel."""
+
+    __tablename__ = "transaction_replacements"
+    __table_args__ = (
+        UniqueConstraint("transaction_id", "seq"),
+        ForeignKeyConstraint(
+            ["workspace_id", "transaction_id"], ["transactions.workspace_id", "transactions.id"]
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    transaction_id: Mapped[str] = mapped_column(String(36), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    requested_by: Mapped[str] = mapped_column(String(36))
+    replaces_tx_hash: Mapped[str] = mapped_column(String(128))
+    """The hash of the version this one was built to replace (the newest sent then)."""
+    chain_payload: Mapped[str | None] = mapped_column(Text, default=None)
+    digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    signature: Mapped[str | None] = mapped_column(String(260), default=None)
+    signed_payload: Mapped[str | None] = mapped_column(Text, default=None)
+    tx_hash: Mapped[str | None] = mapped_column(String(128), default=None)
+    fee: Mapped[str | None] = mapped_column(Text, default=None)
+    """JSON of the fee it pays (EVM fee caps in wei, or Bitcoin's fee in sat)."""
+    signing_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Approval(Base):
     """One approver's signed statement about a transaction (approve or reject)."""
 

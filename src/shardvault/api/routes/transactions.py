@@ -1,4 +1,4 @@
-"""Transactions: create (with Idempotency-Key), read, list, cancel."""
+"""Transactions: create (with Idempotency-Key), read, list, cancel, replace."""
 
 from typing import Annotated
 
@@ -8,10 +8,14 @@ from fastapi.responses import Response
 from shardvault.api.deps import Mutation, authorized, get_platform, mutation, run_mutation
 from shardvault.api.schemas_vaults import (
     CancelIn,
+    ReplacementIn,
+    ReplacementList,
+    ReplacementOut,
     TransactionIn,
     TransactionOut,
     TransactionPage,
 )
+from shardvault.service import replacements
 from shardvault.service import transactions as svc
 from shardvault.service.auth import bearer_token
 from shardvault.service.context import Principal
@@ -113,3 +117,45 @@ def cancel_transaction(
         return 200, TransactionOut.model_validate(view).model_dump(mode="json")
 
     return run_mutation(platform, change, operation)
+
+
+@router.post(
+    "/transactions/{transaction_id}/replacements",
+    status_code=202,
+    response_model=ReplacementOut,
+    tags=["transactions"],
+)
+def replace_transaction(
+    transaction_id: str,
+    body: ReplacementIn,
+    platform: PlatformDep,
+    change: Annotated[Mutation, Depends(mutation(Permission.TRANSACTIONS_CREATE))],
+) -> Response:
+    """Replace a transaction sent and not yet mined (``confirming``): speed it up, or
+    cancel it on chain (EVM). The pipeline signs and sends the replacement; follow it
+    with ``GET .../replacements``. 409 in any other state, on a network that cannot do
+    it, while another replacement is being made, or past the limit."""
+
+    def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        view = replacements.request_replacement(
+            uow, change.principal, transaction_id, mode=body.mode
+        )
+        return 202, ReplacementOut.model_validate(view).model_dump(mode="json")
+
+    return run_mutation(platform, change, operation)
+
+
+@router.get(
+    "/transactions/{transaction_id}/replacements",
+    response_model=ReplacementList,
+    tags=["transactions"],
+)
+def list_replacements(
+    transaction_id: str,
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authorized(Permission.TRANSACTIONS_READ))],
+) -> ReplacementList:
+    """A transaction's replacements, oldest first."""
+    with platform.unit_of_work(read_only=True) as uow:
+        views = replacements.list_replacements(uow, principal, transaction_id)
+    return ReplacementList(data=[ReplacementOut.model_validate(v) for v in views])

@@ -7,7 +7,6 @@ coins its PSBT spends from ``signing`` until it is final.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -39,6 +38,8 @@ from shardvault.service.chainclients.bitcoin import (
     NodeWarmingUpError,
 )
 from shardvault.service.errors import ValidationError
+from shardvault.service.pipeline.bitcoin_payload import bitcoin_digest, bitcoin_policy_request
+from shardvault.service.pipeline.bitcoin_replace import BitcoinReplacing
 from shardvault.service.pipeline.chain import (
     Dropped,
     NoLedger,
@@ -47,6 +48,7 @@ from shardvault.service.pipeline.chain import (
     Sent,
     Signed,
     SignPart,
+    Version,
     transfer_request,
 )
 from shardvault.service.pipeline.loading import Loaded
@@ -80,56 +82,6 @@ class _Prepared:
     rate: Decimal
 
 
-def bitcoin_policy_request(
-    loaded: Loaded, psbt: bytes, *, initiator: str, vault: str
-) -> TransactionRequest:
-    """The policy's view of a P2WPKH spend, read back from its PSBT the way a co-signer
-    reads it (``cosigner.checks.bitcoin_p2wpkh_target``): every input spends the source
-    address, the one output not paying back to it is the destination, and its value is
-    the amount.
-
-    Raises:
-        PipelineFault: the PSBT is not exactly the requested transfer.
-    """
-    try:
-        network = bitcoin_network(loaded.network)
-    except ValidationError as exc:
-        raise PipelineFault(str(exc)) from None
-    try:
-        parsed = bitcoin.parse_psbt(psbt)
-        unsigned = parsed.unsigned_transaction()
-        ours = bitcoin.p2wpkh_script(bytes.fromhex(loaded.source.public_key))
-        for index in range(len(unsigned.inputs)):
-            spent = parsed.spent_output(index)
-            if spent is None or spent.script_pubkey != ours:
-                raise PipelineFault(f"input {index} does not spend the source address")
-        if bitcoin.address_from_script(ours, network) != loaded.source.address:
-            raise PipelineFault("the source key's P2WPKH address is not the wallet's address")
-        payments = [o for o in unsigned.outputs if o.script_pubkey != ours]
-        if len(payments) != 1:
-            raise PipelineFault("the built transaction does not pay exactly one destination")
-        destination = bitcoin.address_from_script(payments[0].script_pubkey, network)
-    except ChainError as exc:
-        raise PipelineFault(f"the built PSBT does not parse: {exc}") from None
-    if destination != loaded.tx.destination:
-        raise PipelineFault("the built transaction pays another recipient")
-    if str(payments[0].value) != loaded.tx.amount_base_units:
-        raise PipelineFault("the built transaction moves another amount")
-    return transfer_request(
-        loaded,
-        destination=destination,
-        amount=int(payments[0].value),
-        initiator=initiator,
-        vault=vault,
-    )
-
-
-def bitcoin_digest(psbt: bytes) -> str:
-    """SHA-256 of the unsigned transaction (no witness): stable for one PSBT."""
-    unsigned = bitcoin.parse_psbt(psbt).unsigned_transaction()
-    return hashlib.sha256(unsigned.serialize(include_witness=False)).hexdigest()
-
-
 def _held_outpoints(uow: UnitOfWork, loaded: Loaded) -> set[tuple[str, int]]:
     """UTXOs of the source address that other live transfers already spend.
 
@@ -156,7 +108,7 @@ def _held_outpoints(uow: UnitOfWork, loaded: Loaded) -> set[tuple[str, int]]:
     return held
 
 
-class BitcoinAdapter(NoLedger):
+class BitcoinAdapter(NoLedger, BitcoinReplacing):
     """P2WPKH spends through a Bitcoin Core node (module docstring)."""
 
     kind = NetworkKind.BITCOIN
@@ -351,14 +303,20 @@ class BitcoinAdapter(NoLedger):
     def observe(self, runtime: PipelineRuntime, loads: Sequence[Loaded]) -> list[Observed]:
         """Each txid's confirmations once it has the network's required count; dropped
         when the node knows it neither in a block nor in its mempool."""
-        return [self._observe(runtime, loaded) for loaded in loads]
+        return [self._observe(runtime, loaded, loaded.tx.tx_hash or "") for loaded in loads]
 
-    def _observe(self, runtime: PipelineRuntime, loaded: Loaded) -> Observed:
-        assert loaded.tx.tx_hash is not None
+    def observe_versions(
+        self, runtime: PipelineRuntime, loaded: Loaded, versions: Sequence[Version]
+    ) -> list[Observed]:
+        """Each version's place in the chain, as :meth:`observe` (one set of coins: at
+        most one can be mined, and the node drops the others)."""
+        return [self._observe(runtime, loaded, v.tx_hash) for v in versions]
+
+    def _observe(self, runtime: PipelineRuntime, loaded: Loaded, txid: str) -> Observed:
         poll = Later(runtime.confirmation_poll_s)
         client = runtime.bitcoin_client(loaded.network)
         try:
-            status = client.get_transaction_status(loaded.tx.tx_hash)
+            status = client.get_transaction_status(txid)
             height = client.get_block_count() if status is not None else 0
         except (RpcTransportError, RpcResponseError):
             return poll

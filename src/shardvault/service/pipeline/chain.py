@@ -19,6 +19,19 @@ The order of the calls, and what is committed between them, is the steps' busine
 * :meth:`ChainAdapter.observe`: confirmations, or that the chain has dropped it (a
   reorganisation): the steps then send the same bytes again.
 * :meth:`ChainAdapter.release_in`: what a failure gives back (an unused nonce).
+
+Replacement (:mod:`shardvault.lifecycle.replacements`, run by :mod:`.replacing`): a
+transaction the node holds is signed again over what the chain spends once (the nonce,
+the coins), so only one of its versions can be mined:
+
+* :meth:`ChainAdapter.prepare_replacement`: node reads (the fees now);
+* :meth:`ChainAdapter.rebuild`: the replacement's payload from the newest version the
+  node was given, checked to do what the mode says (the same transfer, or nothing);
+* :meth:`ChainAdapter.rebuilt_parts`: its payloads for the signer;
+* :meth:`ChainAdapter.send_version`: send one version's signed bytes;
+* :meth:`ChainAdapter.observe_versions`: each version's place in the chain.
+
+A chain that cannot replace (:class:`NoReplacement`) says so and is never asked.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from shardvault.lifecycle import ReplacementMode
 from shardvault.policy import TransactionRequest
 from shardvault.policy.model import InitiatorKind, Operation
 from shardvault.policy.request import Asset as PolicyAsset
@@ -90,6 +104,31 @@ class Dropped:
 Observed = Seen | Dropped | Later
 
 
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One signed version of a transaction the node was given: the original, or a sent
+    replacement."""
+
+    chain_payload: str
+    signed_payload: str
+    tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """A replacement's payload, ready to sign: what is stored, its digest, and the fee
+    it offers (shown to users)."""
+
+    chain_payload: str
+    digest: str
+    fee: Mapping[str, object]
+
+
+class ReplacementRefused(Exception):
+    """A replacement that cannot be built or sent (no room for a higher fee, the node
+    refuses it): the replacement fails, the transaction stays as it is."""
+
+
 class ChainAdapter(Protocol):
     """One kind of network, as the pipeline uses it (module docstring)."""
 
@@ -145,6 +184,56 @@ class ChainAdapter(Protocol):
     def release_in(
         self, uow: UnitOfWork, loaded: Loaded, fault: PipelineFault
     ) -> dict[str, object]: ...
+
+    replaceable: bool
+    """Whether a sent transaction can be replaced (the module docstring)."""
+
+    def prepare_replacement(self, runtime: PipelineRuntime, loaded: Loaded) -> object | Later: ...
+
+    def rebuild(
+        self, loaded: Loaded, mode: ReplacementMode, prepared: object, newest: Version
+    ) -> Rebuilt: ...
+
+    def rebuilt_parts(self, loaded: Loaded, rebuilt: Rebuilt) -> list[SignPart]: ...
+
+    def send_version(
+        self, runtime: PipelineRuntime, loaded: Loaded, version: Version
+    ) -> Sent | Later: ...
+
+    def observe_versions(
+        self, runtime: PipelineRuntime, loaded: Loaded, versions: Sequence[Version]
+    ) -> list[Observed]: ...
+
+
+class NoReplacement:
+    """For a chain whose sent transactions cannot be replaced (a Solana transaction
+    expires with its blockhash instead)."""
+
+    replaceable = False
+
+    def _refuse(self) -> ReplacementRefused:
+        return ReplacementRefused("transactions of this network cannot be replaced")
+
+    def prepare_replacement(self, runtime: PipelineRuntime, loaded: Loaded) -> object | Later:
+        raise self._refuse()
+
+    def rebuild(
+        self, loaded: Loaded, mode: ReplacementMode, prepared: object, newest: Version
+    ) -> Rebuilt:
+        raise self._refuse()
+
+    def rebuilt_parts(self, loaded: Loaded, rebuilt: Rebuilt) -> list[SignPart]:
+        raise self._refuse()
+
+    def send_version(
+        self, runtime: PipelineRuntime, loaded: Loaded, version: Version
+    ) -> Sent | Later:
+        raise self._refuse()
+
+    def observe_versions(
+        self, runtime: PipelineRuntime, loaded: Loaded, versions: Sequence[Version]
+    ) -> list[Observed]:
+        raise self._refuse()
 
 
 class NoLedger:

@@ -13,27 +13,17 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from eth_hash.auto import keccak
 
-from shardvault.chains.amounts import Wei
 from shardvault.chains.ethereum import (
-    FeeMarketTransaction,
     assemble_with_public_key,
     encode_signed,
-    erc20_transfer,
-    native_transfer,
     signing_hash,
-    signing_payload,
-    summarize,
     transaction_hash,
 )
-from shardvault.chains.ethereum.address import parse_address
-from shardvault.chains.ethereum.build import FeeParameters
 from shardvault.lifecycle import TransactionStatus
 from shardvault.policy import TransactionRequest
 from shardvault.service.chainclients import (
@@ -43,7 +33,6 @@ from shardvault.service.chainclients import (
 )
 from shardvault.service.chainclients.ethereum import (
     AlreadyKnownError,
-    EthereumRpcClient,
     NonceTooHighError,
     NonceTooLowError,
     Receipt,
@@ -66,25 +55,34 @@ from shardvault.service.pipeline.chain import (
     Sent,
     Signed,
     SignPart,
-    transfer_request,
+    Version,
 )
+from shardvault.service.pipeline.evm_payload import (
+    TEMPLATE_FEES,
+    ChainState,
+    build_chain_transaction,
+    chain_state,
+    chain_tx_from_payload,
+    fee_parameters,
+    known_on_chain,
+    payload_json,
+    policy_request,
+)
+from shardvault.service.pipeline.evm_replace import EvmReplacing
 from shardvault.service.pipeline.loading import Loaded, before_nonces
 from shardvault.service.pipeline.outcomes import Later
 from shardvault.service.pipeline.runtime import (
     NodeRefusal,
     PipelineFault,
     PipelineRuntime,
-    SuggestedFees,
 )
 from shardvault.service.platform import Platform
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.work_signal import work_committed
-from shardvault.store.models_vaults import AssetKind, NetworkKind, NonceState
+from shardvault.store.models_vaults import Network, NetworkKind, NonceState
 from shardvault.store.repositories_vaults import NonceLedger, WorkQueue
 
 _log = logging.getLogger("shardvault.pipeline")
-
-_TEMPLATE_FEES = FeeParameters(Wei(0), Wei(0), 21_000)
 
 GAP_WAIT_MAX_S = 30.0
 """The longest wait between sends of a transaction refused for a nonce gap."""
@@ -93,173 +91,9 @@ ORDER_WAIT_MAX_S = 5.0
 """The longest a send waits for this runtime to send the previous nonce first."""
 
 
-@dataclass(frozen=True, slots=True)
-class ChainState:
-    """What EVM serialization asks the node: fee caps and the address's pending nonce
-    count (the ledger's floor, for an address also used outside this ledger)."""
-
-    max_fee_per_gas: Wei
-    max_priority_fee_per_gas: Wei
-    pending: int
-
-
-def build_chain_transaction(
-    loaded: Loaded, *, nonce: int, fees: FeeParameters
-) -> FeeMarketTransaction:
-    """The EIP-1559 transaction that carries out ``loaded.tx``."""
-    network, asset, tx = loaded.network, loaded.asset, loaded.tx
-    assert network.chain_id is not None
-    if asset.kind is AssetKind.NATIVE:
-        return native_transfer(
-            chain_id=network.chain_id, nonce=nonce, to=tx.destination, amount=tx.amount, fees=fees
-        )
-    assert asset.contract is not None
-    return erc20_transfer(
-        chain_id=network.chain_id,
-        nonce=nonce,
-        token=asset.contract,
-        to=tx.destination,
-        amount=tx.amount,
-        decimals=asset.decimals,
-        fees=fees,
-    )
-
-
-def policy_request(
-    loaded: Loaded,
-    chain_tx: FeeMarketTransaction,
-    *,
-    initiator: str,
-    vault: str,
-) -> TransactionRequest:
-    """The policy's view of ``chain_tx``: read back from the built transaction (its
-    summary), never from the request's own fields or an opaque hash.
-
-    Raises:
-        PipelineFault: the built transaction does not do what was requested.
-    """
-    summary = summarize(chain_tx)
-    asset = loaded.asset
-    if asset.kind is AssetKind.NATIVE:
-        ok = summary.kind == "native_transfer" and summary.asset == "native"
-    else:
-        ok = (
-            summary.kind == "token_transfer"
-            and summary.asset != "native"
-            and asset.contract is not None
-            and summary.asset == parse_address(asset.contract)
-        )
-    if not ok or summary.recipient is None:
-        raise PipelineFault(
-            f"the built transaction is a {summary.kind}, not the requested transfer"
-        )
-    if summary.recipient.checksummed != loaded.tx.destination:
-        raise PipelineFault("the built transaction pays another recipient")
-    if str(summary.amount) != loaded.tx.amount_base_units:
-        raise PipelineFault("the built transaction moves another amount")
-    return transfer_request(
-        loaded,
-        destination=summary.recipient.checksummed,
-        amount=int(summary.amount),
-        initiator=initiator,
-        vault=vault,
-    )
-
-
-def payload_json(chain_tx: FeeMarketTransaction) -> str:
-    """The stored chain payload of an EVM transaction."""
-    assert chain_tx.to is not None
-    return json.dumps(
-        {
-            "kind": "ethereum_transaction",
-            "chain_id": chain_tx.chain_id,
-            "nonce": chain_tx.nonce,
-            "max_fee_per_gas": int(chain_tx.max_fee_per_gas),
-            "max_priority_fee_per_gas": int(chain_tx.max_priority_fee_per_gas),
-            "gas_limit": chain_tx.gas_limit,
-            "to": chain_tx.to.checksummed,
-            "value": int(chain_tx.value),
-            "data": chain_tx.data.hex(),
-            "signing_payload": signing_payload(chain_tx).hex(),
-        },
-        sort_keys=True,
-    )
-
-
-def chain_tx_from_payload(text: str) -> FeeMarketTransaction:
-    """The transaction a stored chain payload describes."""
-    data = json.loads(text)
-    return FeeMarketTransaction(
-        chain_id=int(data["chain_id"]),
-        nonce=int(data["nonce"]),
-        max_priority_fee_per_gas=Wei(int(data["max_priority_fee_per_gas"])),
-        max_fee_per_gas=Wei(int(data["max_fee_per_gas"])),
-        gas_limit=int(data["gas_limit"]),
-        to=parse_address(data["to"]),
-        value=Wei(int(data["value"])),
-        data=bytes.fromhex(data["data"]),
-        access_list=(),
-    )
-
-
-def chain_state(runtime: PipelineRuntime, loaded: Loaded) -> ChainState:
-    """Fee caps (from the node at most once per ``runtime.fee_reuse_s``) and the
-    pending nonce count (asked every time: a stale count would let an address used
-    elsewhere get a nonce that is already taken).
-
-    Raises:
-        RpcTransportError, RpcResponseError: the node could not answer.
-    """
-    url = loaded.network.rpc_url
-    assert url is not None
-    fees = runtime.fees.fresh(url, runtime.fee_reuse_s)
-    client = runtime.ethereum_client(loaded.network)
-    try:
-        if fees is None:
-            suggested = client.suggest_fees()
-            fees = SuggestedFees(
-                time.monotonic(), suggested.max_fee_per_gas, suggested.max_priority_fee_per_gas
-            )
-            runtime.fees.put(url, fees)
-        pending = client.get_transaction_count(loaded.source.address, "pending")
-    finally:
-        client.close()
-    return ChainState(fees.max_fee_per_gas, fees.max_priority_fee_per_gas, pending)
-
-
-def _fee_parameters(runtime: PipelineRuntime, loaded: Loaded, chain: ChainState) -> FeeParameters:
-    """Fee caps from ``chain``; the gas limit of a token transfer estimated by the node
-    (plus a fifth), a plain transfer's 21,000.
-
-    Raises:
-        RpcTransportError, RpcResponseError: the estimate could not be had.
-    """
-    if loaded.asset.kind is AssetKind.NATIVE:
-        gas = 21_000
-    else:
-        assert loaded.network.rpc_url is not None
-        client = runtime.ethereum_client(loaded.network)
-        try:
-            template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
-            assert template.to is not None
-            estimate = client.estimate_gas(
-                sender=parse_address(loaded.source.address), to=template.to, data=template.data
-            )
-        finally:
-            client.close()
-        gas = estimate + estimate // 5
-    return FeeParameters(chain.max_fee_per_gas, chain.max_priority_fee_per_gas, gas)
-
-
 def _chain_key(loaded: Loaded) -> tuple[str, str]:
     """Whose chain state a transfer's serialization needs: (node URL, source address)."""
     return str(loaded.network.rpc_url), loaded.source.address
-
-
-def _known_on_chain(client: EthereumRpcClient, tx_hash: bytes) -> bool:
-    if client.get_transaction_receipt(tx_hash) is not None:
-        return True
-    return client.request("eth_getTransactionByHash", ["0x" + tx_hash.hex()]) is not None
 
 
 def wake_successor(
@@ -275,7 +109,7 @@ def wake_successor(
         uow.after_commit(work_committed)
 
 
-class EvmAdapter:
+class EvmAdapter(EvmReplacing):
     """EIP-1559 transfers on any EVM network (module docstring)."""
 
     kind = NetworkKind.EVM
@@ -284,7 +118,7 @@ class EvmAdapter:
     payload_names_network = True
 
     def template_request(self, loaded: Loaded, *, initiator: str, vault: str) -> TransactionRequest:
-        template = build_chain_transaction(loaded, nonce=0, fees=_TEMPLATE_FEES)
+        template = build_chain_transaction(loaded, nonce=0, fees=TEMPLATE_FEES)
         return policy_request(loaded, template, initiator=initiator, vault=vault)
 
     def prepare(
@@ -328,7 +162,7 @@ class EvmAdapter:
         assert isinstance(prepared, ChainState)
         chain_id = locked.network.chain_id
         assert chain_id is not None
-        fees = _fee_parameters(runtime, locked, prepared)
+        fees = fee_parameters(runtime, locked, prepared)
         chain_key, account = account_key(chain_id, locked.source.address)
         before_nonces(uow, locked.tx.workspace_id)
         NonceLedger(uow.session).observe(chain_key, account, prepared.pending)
@@ -392,7 +226,7 @@ class EvmAdapter:
             # unless nothing can have been sent since this runtime last looked (it just
             # committed ``broadcasting``, or the node just refused the bytes for a gap).
             refusals = runtime.gaps.take_refusals(tx_id)
-            if not (fresh or refusals > 0) and _known_on_chain(client, tx_hash):
+            if not (fresh or refusals > 0) and known_on_chain(client, tx_hash):
                 return Sent("already_known")
             runtime.send_order.wait_turn(chain_id, address, nonce, ORDER_WAIT_MAX_S)
             try:
@@ -418,7 +252,7 @@ class EvmAdapter:
                 wait = runtime.nonce_order_wait_s * float(2 ** min(refusals - 1, 16))
                 return Later(min(wait, GAP_WAIT_MAX_S))
             except NonceTooLowError:
-                if not _known_on_chain(client, tx_hash):
+                if not known_on_chain(client, tx_hash):
                     raise PipelineFault(
                         "the node says the nonce is used, by another transaction"
                     ) from None
@@ -464,63 +298,17 @@ class EvmAdapter:
         """For confirming transfers of one node: each one's receipt once it has the
         network's confirmations in the canonical chain; :class:`Dropped` when the node
         has neither a receipt nor the transaction (its block was reorganised away);
-        else the delay before looking again. Receipts and the head in one JSON-RPC
-        batch, the hashes of the blocks they name in one more, and the lookups of
-        transactions without a receipt in a third."""
-        poll = Later(runtime.confirmation_poll_s)
-        assert loads[0].network.rpc_url is not None
-        client = runtime.ethereum_client(loads[0].network)
-        hashes: dict[int, bytes | None] = {}
-        missing: dict[str, bool] = {}
-        found: list[object] = []
-        try:
-            calls: list[RpcCall[Any]] = [
-                receipt_call(bytes.fromhex(loaded.tx.tx_hash or "")) for loaded in loads
-            ]
-            *found, head = client.run_many([*calls, block_number_call()])
-            numbers = sorted({r.block_number for r in found if isinstance(r, Receipt)})
-            for number, answer in zip(
-                numbers, client.run_many([block_hash_call(n) for n in numbers]), strict=True
-            ):
-                if answer is None or isinstance(answer, bytes):
-                    hashes[number] = answer
-            unmined = [loaded for loaded, r in zip(loads, found, strict=True) if r is None]
-            if unmined:
-                known = client.run_many(
-                    [transaction_known_call(bytes.fromhex(u.tx.tx_hash or "")) for u in unmined]
-                )
-                missing = {u.tx.id: k is False for u, k in zip(unmined, known, strict=True)}
-        except RpcTransportError:
-            return [poll] * len(loads)
-        finally:
-            client.close()
-        out: list[Observed] = []
-        for loaded, receipt in zip(loads, found, strict=True):
-            if missing.get(loaded.tx.id):
-                out.append(Dropped("the node has neither a receipt nor the transaction"))
-            elif not isinstance(receipt, Receipt) or not isinstance(head, int):
-                out.append(poll)
-            elif hashes.get(receipt.block_number) != receipt.block_hash:
-                out.append(poll)  # its block is not (or no longer) canonical
-            else:
-                confirmations = max(head - receipt.block_number + 1, 0)
-                if confirmations < loaded.network.required_confirmations:
-                    out.append(poll)
-                else:
-                    out.append(
-                        Seen(
-                            block_number=receipt.block_number,
-                            confirmations=confirmations,
-                            success=receipt.success,
-                            details={
-                                "block_number": receipt.block_number,
-                                "block_hash": receipt.block_hash.hex(),
-                                "confirmations": confirmations,
-                                "gas_used": receipt.gas_used,
-                            },
-                        )
-                    )
-        return out
+        else the delay before looking again (:func:`observe_hashes`)."""
+        return observe_hashes(
+            runtime, loads[0].network, [bytes.fromhex(u.tx.tx_hash or "") for u in loads]
+        )
+
+    def observe_versions(
+        self, runtime: PipelineRuntime, loaded: Loaded, versions: Sequence[Version]
+    ) -> list[Observed]:
+        """Each version's place in the chain, as :meth:`observe` (one nonce: at most one
+        can be mined, and the node drops the others)."""
+        return observe_hashes(runtime, loaded.network, [bytes.fromhex(v.tx_hash) for v in versions])
 
     def release_in(
         self, uow: UnitOfWork, loaded: Loaded, fault: PipelineFault
@@ -542,3 +330,63 @@ class EvmAdapter:
             ):
                 released = tx.nonce
         return {"released_nonce": released}
+
+
+def observe_hashes(
+    runtime: PipelineRuntime, network: Network, tx_hashes: Sequence[bytes]
+) -> list[Observed]:
+    """Each transaction's receipt once it has ``network``'s confirmations in the
+    canonical chain; :class:`Dropped` when the node has neither a receipt nor the
+    transaction; else the delay before looking again. Receipts and the head in one
+    JSON-RPC batch, the hashes of the blocks they name in one more, and the lookups of
+    transactions without a receipt in a third."""
+    poll = Later(runtime.confirmation_poll_s)
+    assert network.rpc_url is not None
+    client = runtime.ethereum_client(network)
+    hashes: dict[int, bytes | None] = {}
+    missing: dict[int, bool] = {}
+    found: list[object] = []
+    try:
+        calls: list[RpcCall[Any]] = [receipt_call(h) for h in tx_hashes]
+        *found, head = client.run_many([*calls, block_number_call()])
+        numbers = sorted({r.block_number for r in found if isinstance(r, Receipt)})
+        for number, answer in zip(
+            numbers, client.run_many([block_hash_call(n) for n in numbers]), strict=True
+        ):
+            if answer is None or isinstance(answer, bytes):
+                hashes[number] = answer
+        unmined = [i for i, r in enumerate(found) if r is None]
+        if unmined:
+            known = client.run_many([transaction_known_call(tx_hashes[i]) for i in unmined])
+            missing = {i: k is False for i, k in zip(unmined, known, strict=True)}
+    except RpcTransportError:
+        return [poll] * len(tx_hashes)
+    finally:
+        client.close()
+    out: list[Observed] = []
+    for i, receipt in enumerate(found):
+        if missing.get(i):
+            out.append(Dropped("the node has neither a receipt nor the transaction"))
+        elif not isinstance(receipt, Receipt) or not isinstance(head, int):
+            out.append(poll)
+        elif hashes.get(receipt.block_number) != receipt.block_hash:
+            out.append(poll)  # its block is not (or no longer) canonical
+        else:
+            confirmations = max(head - receipt.block_number + 1, 0)
+            if confirmations < network.required_confirmations:
+                out.append(poll)
+            else:
+                out.append(
+                    Seen(
+                        block_number=receipt.block_number,
+                        confirmations=confirmations,
+                        success=receipt.success,
+                        details={
+                            "block_number": receipt.block_number,
+                            "block_hash": receipt.block_hash.hex(),
+                            "confirmations": confirmations,
+                            "gas_used": receipt.gas_used,
+                        },
+                    )
+                )
+    return out

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shardvault.audit import Actor
-from shardvault.lifecycle import Cause, Flow, TransactionStatus
+from shardvault.lifecycle import TERMINAL, Cause, Flow, TransactionStatus
 from shardvault.service.pipeline.runtime import PipelineFault, PipelineRuntime
+from shardvault.service.pipeline.versions import end_replacements_in
 from shardvault.service.transaction_state import FLOWS, move
 from shardvault.service.uow import UnitOfWork
 from shardvault.store.models_vaults import Asset, Network, Transaction, WalletAddress
@@ -146,6 +147,12 @@ def before_nonces(uow: UnitOfWork, workspace_id: str) -> None:
     done[workspace_id] = True
 
 
+def initiator_email(uow: UnitOfWork, tx: Transaction) -> str:
+    """The email of the user who asked for ``tx``."""
+    initiator = uow.users(tx.workspace_id).get(tx.initiator_user_id)
+    return initiator.email if initiator is not None else "unknown"
+
+
 def move_to(
     runtime: PipelineRuntime,
     uow: UnitOfWork,
@@ -154,10 +161,14 @@ def move_to(
     *,
     reason: str | None = None,
     details: dict[str, object] | None = None,
+    mined: str | None = None,
 ) -> None:
     """Move ``loaded`` to ``status`` as the pipeline (the lifecycle's table decides
-    whether it may), and remember the state after commit if the worker goes on from it."""
+    whether it may), and remember the state after commit if the worker goes on from it.
+    A transaction that ends from ``confirming`` ends its replacements too (``mined``:
+    the id of the one in the chain)."""
     tx = loaded.tx
+    replaced = tx.status is TransactionStatus.CONFIRMING and status in TERMINAL
     move(
         uow,
         tx,
@@ -168,6 +179,8 @@ def move_to(
         reason=reason,
         details=details,
     )
+    if replaced:
+        end_replacements_in(uow, tx, mined=mined)
     if status in HINTED:
         tx_id, key = tx.id, (tx.workspace_id, tx.wallet_id, tx.source_address_id)
         uow.after_commit(lambda: runtime.hints.remember(tx_id, status, key))

@@ -150,9 +150,34 @@ def signing_in(
     metadata, approvals, reports = cosigner_context(
         uow, loaded, initiator=initiator, prices=prices, unapproved=unapproved
     )
-    forwarded = forwarded_request(uow, tx)
+    requests = sign_requests(
+        loaded,
+        key,
+        parts,
+        session=f"{tx.id}:{attempt}",
+        context=(metadata, approvals, reports),
+        forwarded=forwarded_request(uow, tx),
+    )
+    return Signing(requests, attempt, bytes.fromhex(loaded.source.public_key), tx.chain_payload)
+
+
+def sign_requests(
+    loaded: Loaded,
+    key: VaultKey,
+    parts: Sequence[SignPart],
+    *,
+    session: str,
+    context: tuple[dict[str, object], tuple[dict[str, object], ...], tuple[dict[str, object], ...]],
+    forwarded: dict[str, str] | None,
+) -> tuple[SignRequest, ...]:
+    """One request to the signer per part of ``loaded``'s payload, signed with ``key``:
+    the session is ``session`` (with ``:<input>`` for a part of one input), ``context``
+    what :func:`cosigner_context` answers, ``forwarded`` the initiator's signed request
+    (``None``: none goes)."""
+    tx = loaded.tx
+    metadata, approvals, reports = context
     parties = key_parties(json.loads(key.cosigners))
-    requests = tuple(
+    return tuple(
         SignRequest(
             workspace_id=tx.workspace_id,
             vault_id=tx.vault_id,
@@ -161,9 +186,7 @@ def signing_in(
             path=loaded.source.path,
             payload_kind=part.payload_kind,  # type: ignore[arg-type]
             payload=part.payload,
-            session=f"{tx.id}:{attempt}"
-            if part.input_index is None
-            else f"{tx.id}:{attempt}:{part.input_index}",
+            session=session if part.input_index is None else f"{session}:{part.input_index}",
             metadata=metadata,
             approvals=approvals,
             price_reports=reports,
@@ -174,7 +197,6 @@ def signing_in(
         )
         for part in parts
     )
-    return Signing(requests, attempt, bytes.fromhex(loaded.source.public_key), tx.chain_payload)
 
 
 def sign_all(signer: Signer, signing: Signing) -> list[bytes]:

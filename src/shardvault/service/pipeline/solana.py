@@ -25,6 +25,7 @@ from shardvault.chains.solana.system import transfer as solana_transfer
 from shardvault.policy import TransactionRequest
 from shardvault.service.pipeline.chain import (
     NoLedger,
+    NoReplacement,
     Observed,
     Sent,
     Signed,
@@ -86,7 +87,7 @@ def solana_policy_request(
     )
 
 
-class SolanaAdapter(NoLedger):
+class SolanaAdapter(NoLedger, NoReplacement):
     """Solana System Program transfers (module docstring)."""
 
     kind = NetworkKind.SOLANA

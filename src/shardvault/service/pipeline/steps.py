@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from shardvault.chains.errors import ChainError
-from shardvault.lifecycle import TransactionStatus, is_resting
+from shardvault.lifecycle import ReplacementMode, TransactionStatus, is_resting
 from shardvault.policy import (
     AssetRegistryError,
     EvaluationContext,
@@ -25,8 +25,9 @@ from shardvault.policy.model import Decision, Policy
 from shardvault.service.asset_registry import policy_view
 from shardvault.service.pipeline.adapters import adapter_for
 from shardvault.service.pipeline.chain import ChainAdapter, Dropped, Observed, Seen, Signed
-from shardvault.service.pipeline.loading import Loaded, load, load_in, move_to
+from shardvault.service.pipeline.loading import Loaded, initiator_email, load, load_in, move_to
 from shardvault.service.pipeline.outcomes import NEXT, REST, Later, Outcome
+from shardvault.service.pipeline.replacing import Replacer
 from shardvault.service.pipeline.runtime import PipelineFault, PipelineRuntime
 from shardvault.service.pipeline.signer import (
     Signing,
@@ -35,6 +36,7 @@ from shardvault.service.pipeline.signer import (
     signer_for,
     signing_in,
 )
+from shardvault.service.pipeline.versions import has_versions_in, take_version_in, versions_of
 from shardvault.service.platform import Platform
 from shardvault.service.policies import active_policy
 from shardvault.service.price_reports import SignedPrices
@@ -63,12 +65,6 @@ _SAME_STEP: dict[TransactionStatus, tuple[TransactionStatus, ...]] = {
 SIGN_ONLY_REASON = "signed and verified; not broadcast (no node configured for this network)"
 
 
-def initiator_email(uow: UnitOfWork, tx: Transaction) -> str:
-    """The email of the user who asked for ``tx``."""
-    initiator = uow.users(tx.workspace_id).get(tx.initiator_user_id)
-    return initiator.email if initiator is not None else "unknown"
-
-
 class Steps:
     """The step functions; :meth:`advance` runs the one the transaction's state calls for
     (:class:`.batch.Pipeline` adds the steps of a burst, taken together)."""
@@ -76,6 +72,7 @@ class Steps:
     def __init__(self, platform: Platform, runtime: PipelineRuntime) -> None:
         self.platform = platform
         self.runtime = runtime
+        self.replacer = Replacer(platform, runtime)
 
     def advance(self, workspace_id: str, tx_id: str) -> Outcome:
         """Run one step; answers what the queue does next (:mod:`.outcomes`)."""
@@ -480,27 +477,55 @@ class Steps:
         return True
 
     def confirm(self, workspace_id: str, tx_id: str, adapter: ChainAdapter) -> Outcome:
+        """Look for the transaction in the chain; a replacement asked for is built,
+        signed and sent first (:mod:`.replacing`), and a replaced transaction is looked
+        for under each of its versions."""
         with self.platform.unit_of_work(read_only=True) as uow:
             loaded = load(self.runtime, uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.CONFIRMING:
                 return NEXT
-        (observed,) = adapter.observe(self.runtime, [loaded])
+            versions = versions_of(uow, loaded.tx) if adapter.replaceable else None
+        if versions is not None and versions.live is not None:
+            return self.replacer.advance(loaded, adapter, versions.live)
+        mined: str | None = None
+        mode: ReplacementMode | None = None
+        if versions is None or versions.ids == (None,):
+            (observed,) = adapter.observe(self.runtime, [loaded])
+        else:
+            looks = adapter.observe_versions(self.runtime, loaded, versions.versions)
+            seen = [i for i, look in enumerate(looks) if isinstance(look, Seen)]
+            if seen:
+                observed = looks[seen[0]]
+                mined, mode = versions.ids[seen[0]], versions.modes[seen[0]]
+            elif all(isinstance(look, Dropped) for look in looks):
+                return self.replacer.resend_newest(loaded, adapter, versions.newest)
+            else:
+                observed = Later(self.runtime.confirmation_poll_s)
         if isinstance(observed, Later) and not self._expired(loaded.tx):
             return observed
         with self.platform.unit_of_work() as uow:
-            return self.observed_in(uow, loaded, observed)
+            return self.observed_in(uow, loaded, observed, mined=mined, mode=mode)
 
     def _expired(self, tx: Transaction) -> bool:
         """Whether ``tx`` has waited in ``confirming`` past the runtime's limit."""
         limit = self.runtime.max_unconfirmed_s
         return limit is not None and (utcnow() - tx.updated_at).total_seconds() > limit
 
-    def observed_in(self, uow: UnitOfWork, loaded: Loaded, observed: Observed) -> Outcome:
+    def observed_in(
+        self,
+        uow: UnitOfWork,
+        loaded: Loaded,
+        observed: Observed,
+        *,
+        mined: str | None = None,
+        mode: ReplacementMode | None = None,
+    ) -> Outcome:
         """What a look at the chain means for a confirming transaction, in the caller's
-        unit of work: completed (or failed: reverted); dropped by a reorganisation (the
-        same bytes go out again: ``confirming -> broadcasting``, nothing is signed);
-        unconfirmed past :attr:`PipelineRuntime.max_unconfirmed_s` (failed); or look
-        again later."""
+        unit of work: completed (or failed: reverted; or cancelled: its cancel was mined
+        in its place); dropped by a reorganisation (the same bytes go out again:
+        ``confirming -> broadcasting``, nothing is signed); unconfirmed past
+        :attr:`PipelineRuntime.max_unconfirmed_s` (failed); or look again later.
+        ``mined``: the replacement seen, when it is not the original."""
         locked = load_in(
             self.runtime, uow, loaded.tx.workspace_id, loaded.tx.id, TransactionStatus.CONFIRMING
         )
@@ -511,8 +536,29 @@ class Steps:
             tx.confirmations = observed.confirmations
             tx.block_number = observed.block_number
             details = dict(observed.details)
-            if observed.success:
-                move_to(self.runtime, uow, locked, TransactionStatus.COMPLETED, details=details)
+            if mined is not None:
+                details["replaced"] = tx.tx_hash
+                take_version_in(uow, tx, mined)
+                details["tx_hash"] = tx.tx_hash
+            if mode is ReplacementMode.CANCEL:
+                move_to(
+                    self.runtime,
+                    uow,
+                    locked,
+                    TransactionStatus.CANCELLED,
+                    reason="cancelled on chain: a transfer of nothing took its nonce",
+                    details=details,
+                    mined=mined,
+                )
+            elif observed.success:
+                move_to(
+                    self.runtime,
+                    uow,
+                    locked,
+                    TransactionStatus.COMPLETED,
+                    details=details,
+                    mined=mined,
+                )
             else:
                 move_to(
                     self.runtime,
@@ -521,8 +567,11 @@ class Steps:
                     TransactionStatus.FAILED,
                     reason="reverted on chain",
                     details=details,
+                    mined=mined,
                 )
             return REST
+        if isinstance(observed, Dropped) and has_versions_in(uow, tx):
+            return NEXT  # the replaced transaction's versions are looked at together
         if isinstance(observed, Dropped):
             self._into_broadcasting(uow, locked, reason=f"sent again: {observed.reason}")
             return NEXT
