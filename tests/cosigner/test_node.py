@@ -410,7 +410,7 @@ class _MaliciousLink(InMemoryLink):
         for envelope in envelopes:
             header = peek_header(envelope)
             if header.protocol == "frost/dkg" and header.recipient == self._victim:
-                forged = DkgRound2Message(header, bytes(32), (bytes(32),) * 3)
+                forged = DkgRound2Message(header, bytes(32), (bytes(32),) * 3, bytes(32), bytes(32))
                 envelope = seal(
                     forged.to_bytes(),
                     header,

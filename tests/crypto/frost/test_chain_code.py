@@ -14,13 +14,16 @@ is the same run.
 
 import dataclasses
 import hashlib
+import secrets
 
 import pytest
 
-from shardvault.crypto.errors import ProtocolAbort
+from shardvault.crypto.errors import ProtocolAbort, TransportError
+from shardvault.crypto.protocols.common import SessionId
 from shardvault.crypto.protocols.confirmation import finish_all
-from shardvault.crypto.protocols.frost import ED25519_SHA512, DkgRound1
-from shardvault.crypto.protocols.frost.dkg import _CHAIN_CODE_DOMAIN
+from shardvault.crypto.protocols.frost import ED25519_SHA512, SECP256K1_BIP340, DkgRound1
+from shardvault.crypto.protocols.frost.dkg import _CHAIN_CODE_DOMAIN, chain_code_commitment
+from shardvault.crypto.protocols.frost.local import run_dkg
 from tests.crypto.frost.conftest import deterministic_rng
 
 PARTIES = [1, 2, 3]
@@ -57,11 +60,6 @@ def _rewrite(message, part: bytes | None):  # type: ignore[no-untyped-def]
     return dataclasses.replace(message, chain_code_part=part)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #19: contributions are broadcast in the round that fixes them, so the "
-    "rusher grinds its own after reading the others'",
-)
 def test_a_rushing_party_cannot_grind_the_chain_code() -> None:
     states = {
         p: DkgRound1(ED25519_SHA512, p, 2, PARTIES, SESSION, deterministic_rng(b"party %d" % p))
@@ -100,3 +98,88 @@ def test_a_rushing_party_cannot_grind_the_chain_code() -> None:
         return
     keys = finish_all([confirmations[p] for p in PARTIES])
     assert not _steered(keys[0].public.chain_code)
+
+
+def _run_round1(suite=ED25519_SHA512, replace_round1=None):  # type: ignore[no-untyped-def]
+    """Round 1 among honest parties (``replace_round1`` rewrites the rusher's broadcast as
+    every party sees it, the rusher's own round object included); round 2 objects and the
+    direct messages."""
+    session = secrets.token_bytes(32)
+    states = {p: DkgRound1(suite, p, 2, PARTIES, session, secrets.token_bytes) for p in PARTIES}
+    if replace_round1 is not None:
+        states[RUSHER].message = replace_round1(states)
+    broadcasts = [s.message for s in states.values()]
+    round2, direct = {}, []
+    for party, state in states.items():
+        round2[party], out = state.next([m for m in broadcasts if m.header.sender != party])
+        direct.extend(out)
+    return round2, direct
+
+
+def _abort_of(round2, direct, party):  # type: ignore[no-untyped-def]
+    with pytest.raises(ProtocolAbort, match="chain-code contribution") as info:
+        round2[party].next([m for m in direct if m.header.recipient == party])
+    return info.value.culprits
+
+
+@pytest.mark.parametrize("suite", [ED25519_SHA512, SECP256K1_BIP340], ids=lambda s: s.name)
+@pytest.mark.parametrize("field", ["chain_code_part", "chain_code_nonce"])
+def test_a_reveal_that_does_not_open_the_commitment_names_the_sender(suite, field) -> None:  # type: ignore[no-untyped-def]
+    # The rusher reveals another contribution (or nonce) to party 1 only: party 1 names it,
+    # party 2 accepts its honest reveal, and the key confirmation then gives nobody a key.
+    round2, direct = _run_round1(suite)
+    forged = [
+        dataclasses.replace(m, **{field: bytes(32)})
+        if m.header.sender == RUSHER and m.header.recipient == 1
+        else m
+        for m in direct
+    ]
+    assert _abort_of(round2, forged, 1) == (RUSHER,)
+    confirmation2, _ = round2[2].next([m for m in forged if m.header.recipient == 2])
+    _, from_rusher = round2[RUSHER].next([m for m in forged if m.header.recipient == RUSHER])
+    with pytest.raises(TransportError, match="missing"):
+        confirmation2.finish([from_rusher])
+
+
+def test_a_commitment_copied_from_another_party_cannot_be_opened_by_the_copier() -> None:
+    # The rusher broadcasts party 2's commitment as its own, then reveals party 2's opening
+    # (which it reads in round 2): the commitment binds party 2's id, so it does not open.
+    def copy(states):  # type: ignore[no-untyped-def]
+        own = states[RUSHER].message
+        return dataclasses.replace(
+            own, chain_code_commitment=states[2].message.chain_code_commitment
+        )
+
+    round2, direct = _run_round1(replace_round1=copy)
+    from_2 = next(m for m in direct if m.header.sender == 2 and m.header.recipient == 1)
+    forged = [
+        dataclasses.replace(
+            m, chain_code_part=from_2.chain_code_part, chain_code_nonce=from_2.chain_code_nonce
+        )
+        if m.header.sender == RUSHER
+        else m
+        for m in direct
+    ]
+    assert _abort_of(round2, forged, 1) == (RUSHER,)
+    assert _abort_of(round2, forged, 2) == (RUSHER,)
+
+
+def test_commitment_binds_session_party_nonce_and_contribution() -> None:
+    session = SessionId(bytes(32))
+    nonce, part = bytes(range(32)), bytes(range(32, 64))
+    reference = chain_code_commitment(session, 1, nonce, part)
+    assert len(reference) == 32
+    others = {
+        chain_code_commitment(SessionId(b"\x01" * 32), 1, nonce, part),
+        chain_code_commitment(session, 2, nonce, part),
+        chain_code_commitment(session, 1, part, nonce),
+        chain_code_commitment(session, 1, nonce, bytes(32)),
+    }
+    assert reference not in others
+    assert len(others) == 4
+
+
+def test_honest_parties_agree_on_a_chain_code_of_every_contribution() -> None:
+    keys = run_dkg(ED25519_SHA512, 2, 3, secrets.token_bytes)
+    assert len({k.public.chain_code for k in keys}) == 1
+    assert len(keys[0].public.chain_code) == 32

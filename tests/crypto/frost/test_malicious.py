@@ -159,7 +159,7 @@ def test_dkg_unknown_sender_is_transport_error() -> None:
 def test_dkg_duplicate_sender_with_different_content() -> None:
     _, states = _round1(ED25519_SHA512)
     honest = [s.message for p, s in states.items() if p != VICTIM]
-    forged = dataclasses.replace(states[CULPRIT].message, chain_code_part=bytes(32))
+    forged = dataclasses.replace(states[CULPRIT].message, chain_code_commitment=bytes(32))
     _expect_abort(CULPRIT, lambda: states[VICTIM].next([*honest, forged]), "two different")
 
 
@@ -222,7 +222,7 @@ def _echo_run(tamper_seen_by: int, reporter_lies: bool = False):  # type: ignore
     (equivocation), or where the reporter lies in its echo; return round 2 and the shares."""
     _, states = _round1(ED25519_SHA512)
     honest = {p: s.message for p, s in states.items()}
-    other = dataclasses.replace(honest[CULPRIT], chain_code_part=bytes(32))
+    other = dataclasses.replace(honest[CULPRIT], chain_code_commitment=bytes(32))
     round2 = {}
     direct: list[DkgRound2Message] = []
     for party, state in states.items():

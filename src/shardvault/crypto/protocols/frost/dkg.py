@@ -9,13 +9,16 @@ Round 1 (broadcast), for party ``i``:
   2. Prove knowledge of ``a_i0 = f_i(0)``: ``k`` random, ``R_i = k * G``,
      ``c_i = HDKG(session || i || C_i0 || R_i)``, ``mu_i = k + a_i0 * c_i``.
   3. Commit ``C_ik = a_ik * G`` for every coefficient.
-  4. Broadcast ``(C_i, R_i, mu_i)`` and a 32-byte chain-code contribution.
+  4. Broadcast ``(C_i, R_i, mu_i)`` and a hash commitment to a random 32-byte chain-code
+     contribution ``cc_i`` (:func:`chain_code_commitment`, with a fresh 32-byte nonce,
+     bound to the session and to ``i``).
   5. On receipt, check every peer's proof ``R_l == mu_l * G - c_l * C_l0``; a failure
      aborts naming that peer.
 
 Round 2 (direct), for party ``i``:
   1. Send ``f_i(l)`` to every peer ``l``, with an echo: the digest of every round-1
-     broadcast as ``i`` received it.
+     broadcast as ``i`` received it, and the opening ``(cc_i, nonce_i)`` of the chain-code
+     commitment.
   2. On receipt, check each share against the sender's commitments (Feldman); a share that
      does not match is a complaint that aborts naming the sender. Check each echo against
      the broadcasts received. A difference about the sender's own broadcast, or about
@@ -23,6 +26,8 @@ Round 2 (direct), for party ``i``:
      either that party equivocated or the sender misreports; this layer cannot tell which,
      so the abort names both as suspects, and the co-signer, which holds every broadcast
      signed by its sender (``shardvault.crypto.channel``), settles it from the signatures.
+     An opening that does not match the sender's round-1 commitment aborts naming the
+     sender.
   3. ``s_i = sum_l f_l(i)``; the group key ``Y = sum_l C_l0``; every verifying share
      ``Y_j = sum_l sum_k j^k C_lk``.
 
@@ -33,8 +38,13 @@ confirmed the same. Without it a dealer that sent one party a bad share made tha
 abort while the others finished and stored their key packages.
 
 The session id is bound into every proof and header, so nothing carries over between
-ceremonies. The chain code is SHA-256 over every party's contribution in identifier order,
-so no single party chooses it.
+ceremonies. The chain code is SHA-256 over every party's contribution in identifier order.
+Each contribution is committed in round 1, before any is revealed, and opened in round 2,
+after every commitment is fixed (the echo agrees them), so no party can choose its own
+after seeing the others' (issue #19: when the contributions themselves were broadcast in
+round 1, the last party to send could grind its own until the chain code suited it). A
+party that dislikes the result can still refuse to go on, which aborts the DKG; it cannot
+pick the chain code of a DKG that ends.
 """
 
 from __future__ import annotations
@@ -72,6 +82,28 @@ from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.vss import VerifiableCommitment, sum_commitments
 
 _CHAIN_CODE_DOMAIN = b"shardvault/frost/dkg/chain-code/v1"
+_CHAIN_CODE_COMMITMENT_DOMAIN = b"shardvault/frost/dkg/chain-code-commitment/v1"
+CHAIN_CODE_BYTES = 32
+"""Length of a chain-code contribution, of its commitment nonce and of the chain code."""
+
+
+def chain_code_commitment(session: SessionId, party: int, nonce: bytes, part: bytes) -> bytes:
+    """The round-1 commitment to a chain-code contribution: SHA-256 over
+    ``shardvault/frost/dkg/chain-code-commitment/v1`` and the session id, the party id
+    (two bytes), the nonce and the contribution, each with an 8-byte length prefix.
+
+    Binding the session and the party means a commitment copied from another party, or
+    from another ceremony, cannot be opened by the copier; the fresh 32-byte nonce hides
+    the contribution until it is opened.
+    """
+    h = hashlib.sha256(_CHAIN_CODE_COMMITMENT_DOMAIN)
+    for value in (bytes(session), party.to_bytes(2, "big"), nonce, part):
+        h.update(len(value).to_bytes(8, "big") + value)
+    return h.digest()
+
+
+def _chain_code(parts: Sequence[bytes]) -> bytes:
+    return hashlib.sha256(_CHAIN_CODE_DOMAIN + b"".join(parts)).digest()
 
 
 def _pok_challenge(
@@ -128,12 +160,20 @@ class DkgRound1:
         mu = k + polynomial.coefficients[0] * c
         self._polynomial: Polynomial | None = polynomial
         self._commitment = commitment
+        self._chain_code_part = rng(CHAIN_CODE_BYTES)
+        self._chain_code_nonce = rng(CHAIN_CODE_BYTES)
+        if len(self._chain_code_part) != CHAIN_CODE_BYTES or len(self._chain_code_nonce) != (
+            CHAIN_CODE_BYTES
+        ):
+            raise MisuseError("random source returned the wrong number of bytes")
         self.message = DkgRound1Message(
             Header(DKG_PROTOCOL, WIRE_VERSION, self._session, 1, self._me, None),
             commitment.to_bytes(),
             r.to_bytes(),
             mu.to_bytes(),
-            rng(32),
+            chain_code_commitment(
+                self._session, identifier, self._chain_code_nonce, self._chain_code_part
+            ),
         )
 
     def __repr__(self) -> str:
@@ -198,18 +238,18 @@ class DkgRound1:
             raise TransportError(f"DKG round 1 broadcasts missing from parties {missing}")
         echo = tuple(_echo_digest(by_sender[p]) for p in self._parties)
         # FROST KeyGen round 2 step 1: a secret share for every peer.
+        # The chain-code contribution is opened only now that every commitment is fixed.
         out = [
             DkgRound2Message(
                 Header(DKG_PROTOCOL, WIRE_VERSION, self._session, 2, self._me, peer),
                 polynomial.evaluate(peer).to_bytes(),
                 echo,
+                self._chain_code_part,
+                self._chain_code_nonce,
             )
             for peer in self._parties
             if peer != self._me
         ]
-        chain_code = hashlib.sha256(
-            _CHAIN_CODE_DOMAIN + b"".join(by_sender[p].chain_code_part for p in self._parties)
-        ).digest()
         round2 = DkgRound2(
             suite,
             self._me,
@@ -219,7 +259,8 @@ class DkgRound1:
             own_share=polynomial.evaluate(self._me),
             commitments=commitments,
             echo=echo,
-            chain_code=chain_code,
+            chain_code_commitments={p: by_sender[p].chain_code_commitment for p in self._parties},
+            own_chain_code_part=self._chain_code_part,
         )
         return round2, out
 
@@ -241,7 +282,8 @@ class DkgRound2:
         own_share: Scalar,
         commitments: dict[PartyId, VerifiableCommitment],
         echo: tuple[bytes, ...],
-        chain_code: bytes,
+        chain_code_commitments: dict[PartyId, bytes],
+        own_chain_code_part: bytes,
     ) -> None:
         self._suite = suite
         self._me = me
@@ -251,7 +293,8 @@ class DkgRound2:
         self._own_share: Scalar | None = own_share
         self._commitments = commitments
         self._echo = echo
-        self._chain_code = chain_code
+        self._chain_code_commitments = chain_code_commitments
+        self._own_chain_code_part = own_chain_code_part
 
     def __repr__(self) -> str:
         return f"DkgRound2(party={self._me}, <redacted>)"
@@ -267,8 +310,9 @@ class DkgRound2:
             MisuseError: this round already ran.
             TransportError: a share is missing or from outside the party set.
             ProtocolAbort: a share that does not match the sender's commitments (a
-                complaint), or an echo showing a broadcast seen differently; names the
-                culprit.
+                complaint), an echo showing a broadcast seen differently, or a chain-code
+                contribution that does not open the sender's round-1 commitment; names
+                the culprit.
         """
         own = self._own_share
         if own is None:
@@ -276,6 +320,7 @@ class DkgRound2:
         self._own_share = None
         group = self._suite.group
         shares: dict[PartyId, Scalar] = {}
+        parts: dict[PartyId, bytes] = {self._me: self._own_chain_code_part}
         for message in received:
             message.header.check(
                 protocol=DKG_PROTOCOL,
@@ -309,6 +354,15 @@ class DkgRound2:
                     f"party {party}'s round-1 broadcast differs between us and party "
                     f"{sender} (equivocation by {party}, or a false echo by {sender})",
                 )
+            opened = chain_code_commitment(
+                self._session, sender, message.chain_code_nonce, message.chain_code_part
+            )
+            if opened != self._chain_code_commitments[sender]:
+                raise ProtocolAbort(
+                    [sender],
+                    f"party {sender} revealed a chain-code contribution that does not open "
+                    "its round-1 commitment",
+                )
             try:
                 share = group.decode_scalar(message.share)
             except EncodingError as exc:
@@ -321,6 +375,7 @@ class DkgRound2:
                     [sender], f"share from party {sender} does not match its commitments"
                 ) from exc
             shares[sender] = share
+            parts[sender] = message.chain_code_part
         missing = [p for p in self._parties if p != self._me and p not in shares]
         if missing:
             raise TransportError(f"DKG round 2 shares missing from parties {missing}")
@@ -335,7 +390,7 @@ class DkgRound2:
             len(self._parties),
             summed.constant,
             {p: summed.evaluate(p) for p in self._parties},
-            self._chain_code,
+            _chain_code([parts[p] for p in self._parties]),
         )
         if public.group_public_key.is_identity():
             raise ProtocolAbort([], "group public key is the identity")

@@ -33,19 +33,21 @@ SIGN_PROTOCOL = "frost/sign"
 @dataclass(frozen=True, slots=True)
 class DkgRound1Message(HeaderedMessage):
     """Round 1 broadcast of the FROST paper's KeyGen: Feldman commitments to the sender's
-    polynomial, its proof of knowledge ``(R, mu)`` of the constant term, and its
-    contribution to the chain code used for BIP32-style derivation."""
+    polynomial, its proof of knowledge ``(R, mu)`` of the constant term, and a hash
+    commitment to its contribution to the chain code used for BIP32-style derivation
+    (:func:`~shardvault.crypto.protocols.frost.dkg.chain_code_commitment`; the
+    contribution itself is revealed in round 2)."""
 
     commitment: tuple[bytes, ...]
     proof_r: bytes
     proof_mu: bytes
-    chain_code_part: bytes
+    chain_code_commitment: bytes
 
     _payload_fields: ClassVar[tuple[str, ...]] = (
         "commitment",
         "proof_r",
         "proof_mu",
-        "chain_code_part",
+        "chain_code_commitment",
     )
 
     def _payload(self) -> dict[str, WireValue]:
@@ -53,7 +55,7 @@ class DkgRound1Message(HeaderedMessage):
             "commitment": list(self.commitment),
             "proof_r": self.proof_r,
             "proof_mu": self.proof_mu,
-            "chain_code_part": self.chain_code_part,
+            "chain_code_commitment": self.chain_code_commitment,
         }
 
     @classmethod
@@ -65,15 +67,16 @@ class DkgRound1Message(HeaderedMessage):
             tuple(require_bytes_list(fields, "commitment")),
             require_bytes(fields, "proof_r"),
             require_bytes(fields, "proof_mu"),
-            require_bytes(fields, "chain_code_part", 32),
+            require_bytes(fields, "chain_code_commitment", 32),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class DkgRound2Message(HeaderedMessage):
-    """Round 2 direct message of KeyGen: the sender's secret share ``f_sender(recipient)``
-    and its view of every round-1 broadcast (one digest per sender), the echo that exposes
-    a party who showed different broadcasts to different peers.
+    """Round 2 direct message of KeyGen: the sender's secret share ``f_sender(recipient)``,
+    its view of every round-1 broadcast (one digest per sender), the echo that exposes a
+    party who showed different broadcasts to different peers, and the opening of its
+    round-1 chain-code commitment (its 32-byte contribution and the 32-byte nonce).
 
     Security: ``share`` is secret; the transport encrypts direct messages to the recipient
     (DESIGN.md invariant 5) and ``repr`` hides it.
@@ -81,11 +84,23 @@ class DkgRound2Message(HeaderedMessage):
 
     share: bytes
     echo: tuple[bytes, ...]
+    chain_code_part: bytes
+    chain_code_nonce: bytes
 
-    _payload_fields: ClassVar[tuple[str, ...]] = ("share", "echo")
+    _payload_fields: ClassVar[tuple[str, ...]] = (
+        "share",
+        "echo",
+        "chain_code_part",
+        "chain_code_nonce",
+    )
 
     def _payload(self) -> dict[str, WireValue]:
-        return {"share": self.share, "echo": list(self.echo)}
+        return {
+            "share": self.share,
+            "echo": list(self.echo),
+            "chain_code_part": self.chain_code_part,
+            "chain_code_nonce": self.chain_code_nonce,
+        }
 
     def __repr__(self) -> str:
         return f"DkgRound2Message({self.header!r}, share=<redacted>)"
@@ -95,7 +110,11 @@ class DkgRound2Message(HeaderedMessage):
         """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
         header, fields = cls._fields(data)
         return cls(
-            header, require_bytes(fields, "share"), tuple(require_bytes_list(fields, "echo"))
+            header,
+            require_bytes(fields, "share"),
+            tuple(require_bytes_list(fields, "echo")),
+            require_bytes(fields, "chain_code_part", 32),
+            require_bytes(fields, "chain_code_nonce", 32),
         )
 
 
