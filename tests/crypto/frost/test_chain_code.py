@@ -20,7 +20,6 @@ import pytest
 
 from shardvault.crypto.errors import ProtocolAbort, TransportError
 from shardvault.crypto.protocols.common import SessionId
-from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.protocols.frost import ED25519_SHA512, SECP256K1_BIP340, DkgRound1
 from shardvault.crypto.protocols.frost.dkg import _CHAIN_CODE_DOMAIN, chain_code_commitment
 from shardvault.crypto.protocols.frost.local import run_dkg
@@ -60,6 +59,21 @@ def _rewrite(message, part: bytes | None):  # type: ignore[no-untyped-def]
     return dataclasses.replace(message, chain_code_part=part)
 
 
+def _for(messages, party: int):  # type: ignore[no-untyped-def]
+    """What ``party`` receives of ``messages``: direct ones addressed to it, broadcasts of
+    the others."""
+    return [
+        m
+        for m in messages
+        if m.header.recipient == party or (m.header.recipient is None and m.header.sender != party)
+    ]
+
+
+def _finish(round3):  # type: ignore[no-untyped-def]
+    messages = [message for _, message in round3.values()]
+    return {p: state.finish(_for(messages, p)) for p, (state, _) in round3.items()}
+
+
 def test_a_rushing_party_cannot_grind_the_chain_code() -> None:
     states = {
         p: DkgRound1(ED25519_SHA512, p, 2, PARTIES, SESSION, deterministic_rng(b"party %d" % p))
@@ -73,31 +87,29 @@ def test_a_rushing_party_cannot_grind_the_chain_code() -> None:
     attacked = part is not None
     rusher.message = _rewrite(rusher.message, part)
     broadcasts = [s.message for s in states.values()]
-    round2, direct = {}, []
+    round2, sent = {}, []
     for party, state in states.items():
         round2[party], out = state.next([m for m in broadcasts if m.header.sender != party])
-        direct.extend(out)
+        sent.append(out)
     # Round 2: again the rusher reads what the honest parties sent it before its own.
-    to_rusher = [m for m in direct if m.header.recipient == RUSHER]
+    to_rusher = _for(sent, RUSHER)
     part = _grind(_contributions(to_rusher))
     attacked = attacked or part is not None
-    direct = [_rewrite(m, part) if m.header.sender == RUSHER else m for m in direct]
+    sent = [_rewrite(m, part) if m.header.sender == RUSHER else m for m in sent]
     assert attacked, "the rusher never saw the other contributions"
-    confirmations = {}
+    round3 = {}
     culprits = {}
     for party in PARTIES:
         try:
-            confirmations[party] = round2[party].next(
-                [m for m in direct if m.header.recipient == party]
-            )[0]
+            round3[party] = round2[party].next(_for(sent, party))
         except ProtocolAbort as abort:
             culprits[party] = abort.culprits
     # Caught: every honest party refuses the rewritten contribution, naming the rusher.
     if culprits:
         assert culprits == {p: (RUSHER,) for p in HONEST}
         return
-    keys = finish_all([confirmations[p] for p in PARTIES])
-    assert not _steered(keys[0].public.chain_code)
+    keys = _finish(round3)
+    assert not _steered(keys[1].public.chain_code)
 
 
 def _run_round1(suite=ED25519_SHA512, replace_round1=None):  # type: ignore[no-untyped-def]
@@ -109,36 +121,34 @@ def _run_round1(suite=ED25519_SHA512, replace_round1=None):  # type: ignore[no-u
     if replace_round1 is not None:
         states[RUSHER].message = replace_round1(states)
     broadcasts = [s.message for s in states.values()]
-    round2, direct = {}, []
+    round2, sent = {}, []
     for party, state in states.items():
         round2[party], out = state.next([m for m in broadcasts if m.header.sender != party])
-        direct.extend(out)
-    return round2, direct
+        sent.append(out)
+    return round2, sent
 
 
 def _abort_of(round2, direct, party):  # type: ignore[no-untyped-def]
     with pytest.raises(ProtocolAbort, match="chain-code contribution") as info:
-        round2[party].next([m for m in direct if m.header.recipient == party])
+        round2[party].next(_for(direct, party))
     return info.value.culprits
 
 
 @pytest.mark.parametrize("suite", [ED25519_SHA512, SECP256K1_BIP340], ids=lambda s: s.name)
 @pytest.mark.parametrize("field", ["chain_code_part", "chain_code_nonce"])
 def test_a_reveal_that_does_not_open_the_commitment_names_the_sender(suite, field) -> None:  # type: ignore[no-untyped-def]
-    # The rusher reveals another contribution (or nonce) to party 1 only: party 1 names it,
-    # party 2 accepts its honest reveal, and the key confirmation then gives nobody a key.
-    round2, direct = _run_round1(suite)
+    # The rusher shows party 1 a round-2 broadcast with another contribution (or nonce):
+    # party 1 names it, party 2 accepts the honest one, and round 3 then gives nobody a key.
+    round2, sent = _run_round1(suite)
     forged = [
-        dataclasses.replace(m, **{field: bytes(32)})
-        if m.header.sender == RUSHER and m.header.recipient == 1
-        else m
-        for m in direct
+        dataclasses.replace(m, **{field: bytes(32)}) if m.header.sender == RUSHER else m
+        for m in sent
     ]
     assert _abort_of(round2, forged, 1) == (RUSHER,)
-    confirmation2, _ = round2[2].next([m for m in forged if m.header.recipient == 2])
-    _, from_rusher = round2[RUSHER].next([m for m in forged if m.header.recipient == RUSHER])
+    round3_2, _ = round2[2].next(_for(sent, 2))
+    _, from_rusher = round2[RUSHER].next(_for(sent, RUSHER))
     with pytest.raises(TransportError, match="missing"):
-        confirmation2.finish([from_rusher])
+        round3_2.finish([from_rusher])
 
 
 def test_a_commitment_copied_from_another_party_cannot_be_opened_by_the_copier() -> None:
@@ -151,7 +161,7 @@ def test_a_commitment_copied_from_another_party_cannot_be_opened_by_the_copier()
         )
 
     round2, direct = _run_round1(replace_round1=copy)
-    from_2 = next(m for m in direct if m.header.sender == 2 and m.header.recipient == 1)
+    from_2 = next(m for m in direct if m.header.sender == 2)
     forged = [
         dataclasses.replace(
             m, chain_code_part=from_2.chain_code_part, chain_code_nonce=from_2.chain_code_nonce
