@@ -42,8 +42,9 @@ Pure: no I/O; randomness comes in as an argument.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -302,6 +303,110 @@ def judge(
     return (complainer,) if is_valid_share(plaintext) else (dealer,)
 
 
+def encrypt_shares(
+    protocol: str,
+    session: SessionId,
+    dealer: PartyId,
+    parties: tuple[PartyId, ...],
+    keys: Mapping[PartyId, Point],
+    plaintext_of: Callable[[PartyId], bytes],
+    rng: RandomSource,
+) -> tuple[list[bytes], list[bytes]]:
+    """A dealer's shares for every other party, in party order, each encrypted to that
+    party's complaint key: the ephemeral keys and the ciphertexts, as two wire lists."""
+    encrypted = [
+        encrypt_share(
+            ShareContext(protocol, session, dealer, recipient),
+            keys[recipient],
+            plaintext_of(recipient),
+            rng,
+        )
+        for recipient in parties
+        if recipient != dealer
+    ]
+    return [e.ephemeral_key for e in encrypted], [e.ciphertext for e in encrypted]
+
+
+def read_shares(
+    dealer: PartyId,
+    parties: tuple[PartyId, ...],
+    ephemeral_keys: Sequence[bytes],
+    ciphertexts: Sequence[bytes],
+    plaintext_bytes: int,
+) -> dict[PartyId, EncryptedShare]:
+    """A dealer's broadcast ciphertexts by recipient, each checked as far as anyone can
+    (:func:`check_structure`).
+
+    Raises:
+        EncodingError: a wrong count, an ephemeral key that is not a point, or a ciphertext
+            of the wrong length (the dealer's fault, visible to every party).
+    """
+    recipients = [p for p in parties if p != dealer]
+    if len(ephemeral_keys) != len(recipients) or len(ciphertexts) != len(recipients):
+        raise EncodingError(f"expected {len(recipients)} encrypted shares")
+    out = {
+        recipient: EncryptedShare(key, ciphertext)
+        for recipient, key, ciphertext in zip(recipients, ephemeral_keys, ciphertexts, strict=True)
+    }
+    for share in out.values():
+        check_structure(share, plaintext_bytes)
+    return out
+
+
+def read_complaints(value: WireValue, parties: tuple[PartyId, ...]) -> tuple[Complaint, ...]:
+    """A party's list of complaints, at most one per other dealer.
+
+    Raises:
+        EncodingError: not a list of complaints, more than one against a dealer, or more
+            complaints than there are other parties (judging stays bounded).
+    """
+    if not isinstance(value, list):
+        raise EncodingError("complaints must be a list")
+    if len(value) >= len(parties):
+        raise EncodingError("more complaints than other parties")
+    complaints = tuple(Complaint.from_wire(item) for item in value)
+    accused = [c.accused for c in complaints]
+    if len(set(accused)) != len(accused):
+        raise EncodingError("two complaints against one dealer")
+    return complaints
+
+
+def judge_all(
+    protocol: str,
+    session: SessionId,
+    parties: tuple[PartyId, ...],
+    complaints: Sequence[tuple[PartyId, Complaint]],
+    keys: Mapping[PartyId, Point],
+    received: Mapping[tuple[PartyId, PartyId], EncryptedShare],
+    is_valid_share: Callable[[PartyId, PartyId, bytes], bool],
+) -> set[PartyId]:
+    """The culprits of every ``(complainer, complaint)``: the union of :func:`judge` over
+    them, from public data every honest party holds alike.
+
+    ``keys`` are every party's complaint keys; ``received`` every dealer's ciphertext for
+    every recipient as this party received it (keyed ``(dealer, recipient)``, our own
+    included); ``is_valid_share(dealer, recipient, plaintext)`` the protocol's public
+    check. A complaint against a party outside the set, or against its own complainer,
+    names the complainer.
+    """
+    culprits: set[PartyId] = set()
+    for complainer, complaint in complaints:
+        dealer = complaint.accused
+        if dealer not in parties or dealer == complainer:
+            culprits.add(complainer)
+            continue
+        culprits.update(
+            judge(
+                ShareContext(protocol, session, dealer, complainer),
+                complaint,
+                keys[complainer],
+                received[(dealer, complainer)],
+                functools.partial(is_valid_share, dealer, complainer),
+            )
+        )
+    return culprits
+
+
 __all__ = [
     "GROUP",
     "TAG_BYTES",
@@ -313,6 +418,10 @@ __all__ = [
     "decode_public_key",
     "decrypt_share",
     "encrypt_share",
+    "encrypt_shares",
     "judge",
+    "judge_all",
     "make_complaint",
+    "read_complaints",
+    "read_shares",
 ]

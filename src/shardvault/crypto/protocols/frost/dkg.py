@@ -87,7 +87,7 @@ from shardvault.crypto.protocols.complaints import (
     decode_public_key,
     decrypt_share,
     encrypt_share,
-    judge,
+    judge_all,
     make_complaint,
 )
 from shardvault.crypto.protocols.confirmation import confirmation_digest
@@ -534,26 +534,24 @@ class _JudgeData:
         self.keys = keys
         self.received = received
 
-    def culprits(self, complainer: PartyId, complaint: Complaint) -> tuple[PartyId, ...]:
-        """Who is at fault for ``complainer``'s complaint."""
-        dealer = complaint.accused
-        if dealer not in self.session.parties or dealer == complainer:
-            return (complainer,)
+    def culprits(self, complaints: Sequence[tuple[PartyId, Complaint]]) -> set[PartyId]:
+        """Who is at fault for the ``(complainer, complaint)`` pairs."""
         group = self.session.suite.group
-        commitment = self.commitments[dealer]
 
-        def is_valid_share(plaintext: bytes) -> bool:
+        def is_valid_share(dealer: PartyId, recipient: PartyId, plaintext: bytes) -> bool:
             try:
-                commitment.verify_share(complainer, group.decode_scalar(plaintext))
+                self.commitments[dealer].verify_share(recipient, group.decode_scalar(plaintext))
             except (EncodingError, VerificationError):
                 return False
             return True
 
-        return judge(
-            self.session.context(dealer, complainer),
-            complaint,
-            self.keys[complainer],
-            self.received[(dealer, complainer)],
+        return judge_all(
+            DKG_PROTOCOL,
+            self.session.session,
+            self.session.parties,
+            complaints,
+            self.keys,
+            self.received,
             is_valid_share,
         )
 
@@ -618,11 +616,8 @@ class DkgRound3:
             (p, c) for p in s.parties if p in by_sender for c in by_sender[p].complaints
         ]
         if complaints:
-            culprits: set[PartyId] = set()
-            for complainer, complaint in complaints:
-                culprits.update(self._judge.culprits(complainer, complaint))
             raise ProtocolAbort(
-                culprits,
+                self._judge.culprits(complaints),
                 "a complaint about a key-generation share: "
                 + ", ".join(f"party {c} against party {x.accused}" for c, x in complaints),
             )
