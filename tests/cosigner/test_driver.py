@@ -17,10 +17,13 @@ from shardvault.crypto.channel import (
     PartyIdentity,
     ReplayError,
     ReplayGuard,
+    open_envelope,
+    peek_header,
     seal,
 )
 from shardvault.crypto.errors import ProtocolAbort
-from shardvault.crypto.protocols.common import SessionId, session_id
+from shardvault.crypto.protocols.common import PartyId, SessionId, session_id
+from shardvault.crypto.protocols.complaints import ShareContext, encrypt_share
 from shardvault.crypto.protocols.frost import (
     ED25519_SHA512,
     SECP256K1_BIP340,
@@ -113,7 +116,33 @@ def test_dkg_and_signing_over_envelopes(suite):
         assert coincurve.PublicKeyXOnly(key_bytes).verify(signature, message)
 
 
-def test_bad_share_aborts_naming_the_sender_with_evidence():
+def _pump_catching(drivers, initial, tamper):
+    """Deliver envelopes until quiet, passing each through ``tamper``; an abort ends only
+    the driver that raised it."""
+    queue = [tamper(e) for e in initial]
+    while queue:
+        envelope = queue.pop(0)
+        header = peek_header(envelope)
+        targets = (
+            [header.recipient]
+            if header.recipient is not None
+            else [p for p in drivers if p != header.sender]
+        )
+        for target in targets:
+            if drivers[target].done:
+                continue
+            try:
+                queue.extend(tamper(e) for e in drivers[target].receive(envelope))
+            except ProtocolAbort:
+                pass
+
+
+@pytest.mark.parametrize("fault", ["undecryptable", "bad-share"])
+def test_bad_share_over_envelopes_is_judged_alike_by_every_honest_party(fault):
+    # Party 3 broadcasts, validly signed, a round-2 ciphertext for party 1 that does not
+    # open, or a wrong share correctly encrypted to party 1's complaint key. Party 1
+    # complains; party 2 (whose own share was good) judges the complaint and names party 3
+    # too; nobody gets a key.
     ids, directory, guards = _parties()
     sid = session_id(system_random(32))
     drivers = {
@@ -129,31 +158,45 @@ def test_bad_share_aborts_naming_the_sender_with_evidence():
         )
         for p in ids
     }
-    round1 = {p: drivers[p].start() for p in ids}
-    # Deliver round 1 everywhere; collect round-2 direct envelopes.
-    round2 = []
-    for sender, envelopes in round1.items():
-        for receiver in ids:
-            if receiver != sender:
-                round2.extend(drivers[receiver].receive(envelopes[0]))
-    # Party 3 replaces its share for party 1 with a wrong one, correctly signed.
-    honest = [e for e in round2 if _to(e) == 1 and _from(e) == 2]
-    from shardvault.crypto.channel import open_envelope
+    forged = []
 
-    original = next(e for e in round2 if _to(e) == 1 and _from(e) == 3)
-    inner = DkgRound2Message.from_bytes(open_envelope(original, ids[1], directory).payload)
-    bad_share = ED25519_SHA512.group.scalar(7).to_bytes()
-    forged = dataclasses.replace(inner, share=bad_share)
-    envelope = seal(forged.to_bytes(), forged.header, ids[3], ids[1].public, system_random)
-    drivers[1].receive(honest[0])
-    with pytest.raises(ProtocolAbort) as info:
-        drivers[1].receive(envelope)
-    assert info.value.culprits == (3,)
-    assert envelope in drivers[1].evidence[3]
-    assert drivers[1].done
-    assert drivers[1].abort is not None
+    def tamper(envelope):
+        header = peek_header(envelope)
+        if header.sender != 3 or header.round != 2:
+            return envelope
+        inner = DkgRound2Message.from_bytes(open_envelope(envelope, ids[1], directory).payload)
+        keys, ciphertexts = list(inner.share_keys), list(inner.share_ciphertexts)
+        if fault == "undecryptable":
+            ciphertexts[0] = bytes([ciphertexts[0][0] ^ 1]) + ciphertexts[0][1:]
+        else:
+            # The culprit knows party 1's complaint key from round 1; it encrypts 7.
+            round1 = drivers[3]._step._state  # the culprit reads its own state
+            share = encrypt_share(
+                ShareContext("frost/dkg", sid, PartyId(3), PartyId(1)),
+                round1._complaint_keys[1],
+                ED25519_SHA512.group.scalar(7).to_bytes(),
+                system_random,
+            )
+            keys[0], ciphertexts[0] = share.ephemeral_key, share.ciphertext
+        bad = dataclasses.replace(
+            inner, share_keys=tuple(keys), share_ciphertexts=tuple(ciphertexts)
+        )
+        sealed = seal(bad.to_bytes(), bad.header, ids[3], None, system_random)
+        forged.append(sealed)
+        return sealed
+
+    _pump_catching(drivers, [e for d in drivers.values() for e in d.start()], tamper)
+    assert forged
+    for party in (1, 2):
+        assert drivers[party].done
+        assert drivers[party].result is None
+        assert drivers[party].abort is not None
+        assert drivers[party].abort.culprits == (3,), drivers[party].abort
+        assert "complaint" in drivers[party].abort.reason
+    # The signed round-2 broadcast that convicts party 3 is in the evidence.
+    assert forged[0] in drivers[1].evidence[3]
     with pytest.raises(SessionError):
-        drivers[1].receive(envelope)
+        drivers[1].receive(forged[0])
 
 
 def test_replayed_envelope_is_refused_and_the_session_continues():

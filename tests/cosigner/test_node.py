@@ -392,8 +392,9 @@ def test_fuzz_requests_get_a_result_never_an_exception(cluster, kind, fields, pl
 
 
 class _MaliciousLink(InMemoryLink):
-    """Party 3 turned malicious: it replaces its key-generation share for party 1 with
-    one of its own making, validly signed and encrypted with its own identity."""
+    """Party 3 turned malicious: in its key-generation round-2 broadcast it replaces the
+    share encrypted to party 1 with bytes that do not decrypt, and signs the result with
+    its own identity."""
 
     def __init__(self, core, identity, directory, victim):
         super().__init__(core, identity.party)
@@ -403,21 +404,25 @@ class _MaliciousLink(InMemoryLink):
         self.forged = []
 
     def send(self, envelopes, results=(), events=()):
+        import dataclasses
+
         from shardvault.crypto.channel import seal
+        from shardvault.crypto.protocols.common import decode_wire
         from shardvault.crypto.protocols.frost import DkgRound2Message
 
         out = []
         for envelope in envelopes:
             header = peek_header(envelope)
-            if header.protocol == "frost/dkg" and header.recipient == self._victim:
-                forged = DkgRound2Message(header, bytes(32), (bytes(32),) * 3)
-                envelope = seal(
-                    forged.to_bytes(),
-                    header,
-                    self._identity,
-                    self._directory.get(self._victim),
-                    os.urandom,
+            if header.protocol == "frost/dkg" and header.round == 2:
+                fields = decode_wire(
+                    envelope, ("format", "header", "nonce", "payload", "signature")
                 )
+                inner = DkgRound2Message.from_bytes(fields["payload"])
+                index = [p for p in (1, 2, 3) if p != header.sender].index(self._victim)
+                ciphertexts = list(inner.share_ciphertexts)
+                ciphertexts[index] = bytes(len(ciphertexts[index]))
+                forged = dataclasses.replace(inner, share_ciphertexts=tuple(ciphertexts))
+                envelope = seal(forged.to_bytes(), header, self._identity, None, os.urandom)
                 self.forged.append(envelope)
             out.append(envelope)
         super().send(out, results, events)
@@ -434,10 +439,11 @@ def test_malicious_party_is_named_with_signed_evidence(cluster):
     finally:
         node3.link = honest_link
     assert malicious.forged
-    failed = results[1]
-    assert failed["status"] == "failed"
-    assert failed["culprits"] == [3]
-    evidence = [base64.b64decode(e) for e in failed["evidence"]]
+    # Party 1 complains; party 2, whose share was good, judges the complaint alike.
+    for party in (1, 2):
+        assert results[party]["status"] == "failed", results[party]
+        assert results[party]["culprits"] == [3]
+    evidence = [base64.b64decode(e) for e in results[1]["evidence"]]
     assert malicious.forged[0] in evidence
     # Anyone holding the directory can check that party 3 signed what it is blamed for.
     assert verify_evidence(malicious.forged[0], node3.state.directory).sender == 3
@@ -482,9 +488,9 @@ def test_signers_given_different_transfers_fail_naming_nobody(cluster, sol_key):
 
 
 def test_a_bad_share_to_one_party_leaves_no_party_with_a_stored_key(cluster):
-    """Party 3 sends party 1 alone a bad key-generation share: party 1 names it, and the
-    parties that got good shares wait for party 1's key confirmation instead of storing
-    a key package party 1 does not hold."""
+    """Party 3 sends party 1 alone a bad key-generation share: party 1 complains, party 2
+    (which got a good share) judges the complaint and names party 3 too, and neither
+    stores a key package."""
     node3 = cluster.nodes[3]
     honest_link = node3.link
     malicious = _MaliciousLink(cluster.core, node3.state.identity, node3.state.directory, victim=1)
@@ -494,9 +500,9 @@ def test_a_bad_share_to_one_party_leaves_no_party_with_a_stored_key(cluster):
         results = cluster.run(body, [1, 2, 3])
     finally:
         node3.link = honest_link
-    assert results[1]["status"] == "failed"
-    assert results[1]["culprits"] == [3]
-    assert results.get(2, {}).get("status") != "ok"
+    for party in (1, 2):
+        assert results[party]["status"] == "failed", results[party]
+        assert results[party]["culprits"] == [3]
     for party in (1, 2):
         node = cluster.nodes[party]
         address = node.state.share_address(VAULT, "unconfirmed")

@@ -334,6 +334,17 @@ def test_fuzz_mutated_envelopes_only_typed_errors(envelope, position, value):
         open_envelope(bytes(mutated), BOB, DIRECTORY, _guard(1, 2))
 
 
+def test_header_with_a_non_text_key_is_a_malformed_envelope():
+    # Found by the fuzz test above: one mutated byte turned a header key into a byte
+    # string, and sorting the keys raised TypeError instead of a typed error.
+    fields = cbor2.loads(_broadcast())
+    header = dict(fields["header"])
+    header[b"round"] = header.pop("round")
+    data = cbor2.dumps({**fields, "header": header}, canonical=True)
+    with pytest.raises(MalformedEnvelopeError, match="header"):
+        open_envelope(data, BOB, DIRECTORY, _guard(1))
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=2000), st.booleans())
 def test_property_round_trip(inner, direct):

@@ -7,8 +7,9 @@ culprit identification stay in the round objects. What each party waits for, rou
 round:
 
 * auxiliary info (Figure 7): broadcast; broadcast; direct; broadcast (key confirmation);
-* key generation (Figure 5): broadcast; broadcast and direct; broadcast; broadcast (key
-  confirmation);
+* key generation (Figure 5): broadcast; broadcast (the shares travel in it, encrypted to
+  each recipient's complaint key); broadcast (Schnorr responses and any complaints);
+  broadcast (key confirmation);
 * presigning (three-round revision): broadcast and direct; direct; direct; broadcast (the
   round-4 agreement on every signer's round-3 values); and, only when the δ check or the
   ``Σ S_j = δ·X`` check fails on the agreed values, a fifth broadcast round that
@@ -54,7 +55,6 @@ from shardvault.crypto.protocols.cggmp21.messages import (
     KeygenRound1Message,
     KeygenRound2Message,
     KeygenRound3Message,
-    KeygenShareMessage,
     PresignChiProofMessage,
     PresignRevealMessage,
     PresignRound1Message,
@@ -143,28 +143,22 @@ class _Keygen1(Step):
         return KeygenRound1Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, broadcast, shares = self._state.next(typed_messages(broadcasts, KeygenRound1Message))
-        return Advance((broadcast, *shares), _Keygen2(state))
+        state, broadcast = self._state.next(typed_messages(broadcasts, KeygenRound1Message))
+        return Advance((broadcast,), _Keygen2(state))
 
 
 class _Keygen2(Step):
     protocol = KEYGEN_PROTOCOL
     round_number = 2
-    wants_direct = True
 
     def __init__(self, state: KeygenRound2) -> None:
         self._state = state
 
     def decode(self, data: bytes, direct: bool) -> WireMessage:
-        if direct:
-            return KeygenShareMessage.from_bytes(data)
         return KeygenRound2Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        state, message = self._state.next(
-            typed_messages(broadcasts, KeygenRound2Message),
-            typed_messages(directs, KeygenShareMessage),
-        )
+        state, message = self._state.next(typed_messages(broadcasts, KeygenRound2Message))
         return Advance((message,), _Keygen3(state))
 
 

@@ -2,9 +2,11 @@
 
 Each class wraps one receiving round of :mod:`shardvault.crypto.protocols.frost` for
 :class:`~shardvault.cosigner.driver.SessionDriver`; the cryptography stays in the round
-objects. Key generation: round 1 (broadcast commitments and proofs), round 2 (direct
-shares with the broadcast echo). Signing: round 1 (broadcast nonce commitments), round 2
-(broadcast signature shares, every signer aggregates and checks).
+objects. Key generation: round 1 (broadcast commitments, proofs and complaint keys),
+round 2 (broadcast shares, each encrypted to its recipient's complaint key, with the echo),
+round 3 (broadcast key confirmation, or complaints that every party judges). Signing:
+round 1 (broadcast nonce commitments), round 2 (broadcast signature shares, every signer
+aggregates and checks).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Sequence
 
 from shardvault.cosigner.driver import (
     Advance,
-    ConfirmationStep,
     SessionDriver,
     Step,
     WireMessage,
@@ -27,6 +28,8 @@ from shardvault.crypto.protocols.frost import (
     DkgRound1Message,
     DkgRound2,
     DkgRound2Message,
+    DkgRound3,
+    DkgRound3Message,
     KeyPackage,
     SignatureShareMessage,
     SignRound1,
@@ -49,14 +52,12 @@ class _DkgRound1Step(Step):
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
         state, out = self._state.next(typed_messages(broadcasts, DkgRound1Message))
-        return Advance(out, _DkgRound2Step(state))
+        return Advance((out,), _DkgRound2Step(state))
 
 
 class _DkgRound2Step(Step):
     protocol = DKG_PROTOCOL
     round_number = 2
-    wants_broadcast = False
-    wants_direct = True
 
     def __init__(self, state: DkgRound2) -> None:
         self._state = state
@@ -65,8 +66,23 @@ class _DkgRound2Step(Step):
         return DkgRound2Message.from_bytes(data)
 
     def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
-        confirmation, message = self._state.next(typed_messages(directs, DkgRound2Message))
-        return ConfirmationStep.after(confirmation, message)
+        state, message = self._state.next(typed_messages(broadcasts, DkgRound2Message))
+        return Advance((message,), _DkgRound3Step(state))
+
+
+class _DkgRound3Step(Step):
+    protocol = DKG_PROTOCOL
+    round_number = 3
+
+    def __init__(self, state: DkgRound3) -> None:
+        self._state = state
+
+    def decode(self, data: bytes, direct: bool) -> WireMessage:
+        return DkgRound3Message.from_bytes(data)
+
+    def advance(self, broadcasts: Sequence[WireMessage], directs: Sequence[WireMessage]) -> Advance:
+        key = self._state.finish(typed_messages(broadcasts, DkgRound3Message))
+        return Advance((), None, key)
 
 
 class _SignRound1Step(Step):

@@ -383,7 +383,11 @@ def _parse(data: bytes) -> _Parsed:
     if fields["format"] != ENVELOPE_FORMAT:
         raise MalformedEnvelopeError(f"unknown envelope format {fields['format']!r}")
     raw_header = fields["header"]
-    if not isinstance(raw_header, dict) or sorted(raw_header) != sorted(_HEADER_FIELDS):
+    if (
+        not isinstance(raw_header, dict)
+        or not all(isinstance(k, str) for k in raw_header)
+        or sorted(raw_header) != sorted(_HEADER_FIELDS)
+    ):
         raise MalformedEnvelopeError("envelope header must have exactly the header fields")
     try:
         header = Header.from_wire(raw_header)

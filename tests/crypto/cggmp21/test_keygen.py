@@ -17,6 +17,9 @@ from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenRound1
 from shardvault.crypto.protocols.cggmp21.local import run_keygen
+from shardvault.crypto.protocols.cggmp21.messages import KEYGEN_PROTOCOL
+from shardvault.crypto.protocols.common import PartyId
+from shardvault.crypto.protocols.complaints import ShareContext, encrypt_share
 
 RNG = secrets.token_bytes
 PARTIES = [1, 2, 3]
@@ -53,20 +56,49 @@ def _advance_to_round2(r1: dict[int, KeygenRound1]):  # type: ignore[no-untyped-
     return {p: r1[p].next(_others(b1, p)) for p in PARTIES}  # type: ignore[arg-type]
 
 
-def _shares_for(step2, me: int):  # type: ignore[no-untyped-def]
-    return [m for p in PARTIES if p != me for m in step2[p][2] if m.header.recipient == me]
+def _with_share(r1, step2, dealer: int, recipient: int, plaintext: bytes):  # type: ignore[no-untyped-def]
+    """The dealer's round-2 broadcast with ``plaintext`` correctly encrypted to
+    ``recipient``'s complaint key in place of its share."""
+    broadcast = step2[dealer][1]
+    share = encrypt_share(
+        ShareContext(
+            KEYGEN_PROTOCOL, broadcast.header.session_id, PartyId(dealer), PartyId(recipient)
+        ),
+        SECP256K1.decode_point(r1[recipient].message.payload["complaint_key"]),
+        plaintext,
+        RNG,
+    )
+    index = [p for p in PARTIES if p != dealer].index(recipient)
+    keys = list(broadcast.payload["share_keys"])
+    ciphertexts = list(broadcast.payload["share_ciphertexts"])
+    keys[index], ciphertexts[index] = share.ephemeral_key, share.ciphertext
+    payload = {**broadcast.payload, "share_keys": keys, "share_ciphertexts": ciphertexts}
+    return replace(broadcast, payload=payload)
+
+
+def _verdicts_after_round2(step2, forged) -> dict[int, tuple[int, ...]]:  # type: ignore[no-untyped-def]
+    """Deliver round 2 (``forged`` replacing its sender's broadcast for everyone), then
+    round 3; each party's abort culprits."""
+    b2 = {p: step2[p][1] for p in PARTIES}
+    b2[forged.header.sender] = forged
+    step3 = {p: step2[p][0].next(_others(b2, p)) for p in PARTIES}
+    b3 = {p: step3[p][1] for p in PARTIES}
+    verdicts = {}
+    for p in PARTIES:
+        with pytest.raises(ProtocolAbort) as info:
+            step3[p][0].next(_others(b3, p))
+        verdicts[p] = info.value.culprits
+    return verdicts
 
 
 def test_bad_share_names_the_dealer() -> None:
-    step2 = _advance_to_round2(_round1())
-    shares = _shares_for(step2, 1)
-    bad = [
-        replace(m, payload={"share": SECP256K1.scalar(7).to_bytes()}) if m.header.sender == 3 else m
-        for m in shares
-    ]
-    with pytest.raises(ProtocolAbort) as info:
-        step2[1][0].next([step2[2][1], step2[3][1]], bad)
-    assert info.value.culprits == (3,)
+    # Party 3 encrypts a share that does not match its commitments to party 1: party 1
+    # complains in round 3, and party 2, whose own share was good, names party 3 too.
+    r1 = _round1()
+    step2 = _advance_to_round2(r1)
+    forged = _with_share(r1, step2, 3, 1, SECP256K1.scalar(7).to_bytes())
+    verdicts = _verdicts_after_round2(step2, forged)
+    assert verdicts[1] == verdicts[2] == (3,)
 
 
 def test_decommitment_that_does_not_open_names_the_sender() -> None:
@@ -74,7 +106,7 @@ def test_decommitment_that_does_not_open_names_the_sender() -> None:
     broadcast = step2[2][1]
     forged = replace(broadcast, payload={**broadcast.payload, "rid": bytes(32)})
     with pytest.raises(ProtocolAbort) as info:
-        step2[1][0].next([forged, step2[3][1]], _shares_for(step2, 1))
+        step2[1][0].next([forged, step2[3][1]])
     assert info.value.culprits == (2,)
 
 
@@ -86,21 +118,19 @@ def test_equivocating_broadcast_is_caught_by_the_echo() -> None:
     step2_1 = r1[1].next([r1[2].message, r1[3].message])
     step2_2 = r1[2].next([r1[1].message, twin.message])
     step2_3 = r1[3].next([r1[1].message, r1[2].message])
-    shares = [m for m in step2_2[2] + step2_3[2] if m.header.recipient == 1]
     with pytest.raises(ProtocolAbort) as info:
-        step2_1[0].next([step2_2[1], step2_3[1]], shares)
+        step2_1[0].next([step2_2[1], step2_3[1]])
     # Party 2's echo disagrees with what party 1 got from party 3: one of them lies.
     assert info.value.culprits == (2, 3)
 
 
 def test_bad_schnorr_proof_names_the_prover() -> None:
     step2 = _advance_to_round2(_round1())
-    step3 = {
-        p: step2[p][0].next([step2[q][1] for q in PARTIES if q != p], _shares_for(step2, p))
-        for p in PARTIES
-    }
+    step3 = {p: step2[p][0].next([step2[q][1] for q in PARTIES if q != p]) for p in PARTIES}
     bad = step3[2][1]
-    forged = replace(bad, payload={"schnorr_response": SECP256K1.scalar(5).to_bytes()})
+    forged = replace(
+        bad, payload={**bad.payload, "schnorr_response": SECP256K1.scalar(5).to_bytes()}
+    )
     with pytest.raises(ProtocolAbort) as info:
         step3[1][0].next([forged, step3[3][1]])
     assert info.value.culprits == (2,)
@@ -234,12 +264,12 @@ def test_format_1_key_share_file_loads_forever() -> None:
 
 def test_malformed_round1_commitment_and_duplicates_name_the_sender() -> None:
     r1 = _round1()
-    bad = replace(r1[2].message, payload={"commitment": b"short"})
+    bad = replace(r1[2].message, payload={**r1[2].message.payload, "commitment": b"short"})
     with pytest.raises(ProtocolAbort) as info:
         r1[1].next([bad, r1[3].message])
     assert info.value.culprits == (2,)
     r1 = _round1()
-    twice = replace(r1[2].message, payload={"commitment": bytes(32)})
+    twice = replace(r1[2].message, payload={**r1[2].message.payload, "commitment": bytes(32)})
     with pytest.raises(ProtocolAbort) as info:
         r1[1].next([r1[2].message, twice, r1[3].message])
     assert info.value.culprits == (2,)
@@ -259,7 +289,7 @@ def test_malformed_round2_broadcast_names_the_sender(field: str, value: object) 
     broadcast = step2[2][1]
     forged = replace(broadcast, payload={**broadcast.payload, field: value})
     with pytest.raises(ProtocolAbort) as info:
-        step2[1][0].next([forged, step2[3][1]], _shares_for(step2, 1))
+        step2[1][0].next([forged, step2[3][1]])
     assert info.value.culprits == (2,)
 
 
@@ -271,19 +301,18 @@ def test_wrong_degree_vss_names_the_dealer() -> None:
     r1[2] = KeygenRound1(2, 3, PARTIES, sid, RNG)
     step2 = _advance_to_round2(r1)
     with pytest.raises(ProtocolAbort) as info:
-        step2[1][0].next([step2[2][1], step2[3][1]], _shares_for(step2, 1))
+        step2[1][0].next([step2[2][1], step2[3][1]])
     assert info.value.culprits == (2,)
 
 
 def test_malformed_share_names_the_dealer() -> None:
-    step2 = _advance_to_round2(_round1())
-    shares = [
-        replace(m, payload={"share": b"\xff" * 32}) if m.header.sender == 2 else m
-        for m in _shares_for(step2, 1)
-    ]
-    with pytest.raises(ProtocolAbort) as info:
-        step2[1][0].next([step2[2][1], step2[3][1]], shares)
-    assert info.value.culprits == (2,)
+    # A plaintext that is not a scalar, correctly encrypted to party 1: a complaint that
+    # every honest party upholds.
+    r1 = _round1()
+    step2 = _advance_to_round2(r1)
+    forged = _with_share(r1, step2, 2, 1, b"\xff" * 32)
+    verdicts = _verdicts_after_round2(step2, forged)
+    assert verdicts[1] == verdicts[3] == (2,)
 
 
 def test_attaching_aux_info_of_another_party_or_set_is_misuse() -> None:
@@ -302,10 +331,7 @@ def test_attaching_aux_info_of_another_party_or_set_is_misuse() -> None:
 
 def _to_round3() -> dict[int, tuple[object, object]]:
     step2 = _advance_to_round2(_round1())
-    return {
-        p: step2[p][0].next([step2[q][1] for q in PARTIES if q != p], _shares_for(step2, p))
-        for p in PARTIES
-    }
+    return {p: step2[p][0].next([step2[q][1] for q in PARTIES if q != p]) for p in PARTIES}
 
 
 def test_a_bad_proof_to_one_party_leaves_no_party_with_a_key() -> None:
@@ -313,7 +339,10 @@ def test_a_bad_proof_to_one_party_leaves_no_party_with_a_key() -> None:
     relay may split): party 1 names it; party 2, which got the right one, reaches the key
     confirmation but gets no key without party 1's confirmation."""
     step3 = _to_round3()
-    bad = replace(step3[3][1], payload={"schnorr_response": SECP256K1.scalar(5).to_bytes()})
+    bad = replace(
+        step3[3][1],
+        payload={**step3[3][1].payload, "schnorr_response": SECP256K1.scalar(5).to_bytes()},  # type: ignore[attr-defined]
+    )
     with pytest.raises(ProtocolAbort) as info:
         step3[1][0].next([step3[2][1], bad])  # type: ignore[attr-defined]
     assert info.value.culprits == (3,)

@@ -95,15 +95,8 @@ def test_keygen_messages_never_carry_the_group_secret() -> None:
     r1 = {p: KeygenRound1(p, 2, parties, sid, RNG) for p in parties}
     wire = [r.message.to_bytes() for r in r1.values()]
     step2 = {p: r1[p].next([r1[q].message for q in parties if q != p]) for p in parties}
-    for _, broadcast, direct in step2.values():
-        wire += [broadcast.to_bytes()] + [m.to_bytes() for m in direct]
-    step3 = {
-        p: step2[p][0].next(
-            [step2[q][1] for q in parties if q != p],
-            [m for q in parties if q != p for m in step2[q][2] if m.header.recipient == p],
-        )
-        for p in parties
-    }
+    wire += [broadcast.to_bytes() for _, broadcast in step2.values()]
+    step3 = {p: step2[p][0].next([step2[q][1] for q in parties if q != p]) for p in parties}
     wire += [m.to_bytes() for _, m in step3.values()]
     step4 = {p: step3[p][0].next([step3[q][1] for q in parties if q != p]) for p in parties}
     outputs = finish_all([step4[p][0] for p in parties])
@@ -115,6 +108,9 @@ def test_keygen_messages_never_carry_the_group_secret() -> None:
     assert SECP256K1.base_multiply(secret) == outputs[0].public_key
     for data in wire:
         assert secret.to_bytes() not in data
+        # The shares are broadcast (encrypted) now: none may appear in the clear.
+        for output in outputs:
+            assert output.share.to_bytes() not in data
 
 
 def test_messages_never_carry_the_group_secret() -> None:

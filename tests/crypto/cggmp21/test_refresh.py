@@ -11,9 +11,12 @@ from shardvault.crypto.errors import MisuseError, ProtocolAbort, TransportError
 from shardvault.crypto.group import SECP256K1
 from shardvault.crypto.polynomial import lagrange_coefficient
 from shardvault.crypto.protocols.cggmp21.local import run_presign, run_refresh, run_sign
+from shardvault.crypto.protocols.cggmp21.messages import REFRESH_PROTOCOL
 from shardvault.crypto.protocols.cggmp21.presign import PresignRound1
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import SignRound
+from shardvault.crypto.protocols.common import PartyId
+from shardvault.crypto.protocols.complaints import ShareContext, encrypt_share
 from tests.crypto.cggmp21.conftest import build_aux_info, make_seeded_rng
 from tests.crypto.cggmp21.ecdsa_helpers import (
     assert_valid_signature,
@@ -83,16 +86,34 @@ def test_refresh_of_another_epoch_names_the_stale_party() -> None:
 
 
 def test_refresh_with_a_bad_share_names_the_dealer() -> None:
-    shares = make_key_shares(2, 2, "refresh-share")
-    aux = _new_aux([1, 2])
+    # Party 2 encrypts party 1 a share that does not match its zero-sharing: party 1
+    # complains, and party 3 (whose share was good) and party 1 both name party 2.
+    shares = make_key_shares(2, 3, "refresh-share")
+    aux = _new_aux([1, 2, 3])
     sid = RNG(32)
-    r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
-    s1, _b1, _ = r1[0].next([r1[1].message])
-    _, b2, d2 = r1[1].next([r1[0].message])
-    forged = replace(d2[0], payload={"share": SECP256K1.scalar(3).to_bytes()})
-    with pytest.raises(ProtocolAbort) as info:
-        s1.next([b2], [forged])
-    assert info.value.culprits == (2,)
+    r1 = {k.party: RefreshRound1(k, aux[k.party], sid, RNG) for k in shares}
+    step2 = {p: r.next([o.message for q, o in r1.items() if q != p]) for p, r in r1.items()}
+    b2 = {p: message for p, (_, message) in step2.items()}
+    broadcast = b2[2]
+    share = encrypt_share(
+        ShareContext(REFRESH_PROTOCOL, broadcast.header.session_id, PartyId(2), PartyId(1)),
+        SECP256K1.decode_point(r1[1].message.payload["complaint_key"]),
+        SECP256K1.scalar(3).to_bytes(),
+        RNG,
+    )
+    keys = [share.ephemeral_key, broadcast.payload["share_keys"][1]]
+    ciphertexts = [share.ciphertext, broadcast.payload["share_ciphertexts"][1]]
+    b2[2] = replace(
+        broadcast,
+        payload={**broadcast.payload, "share_keys": keys, "share_ciphertexts": ciphertexts},
+    )
+    step3 = {p: step2[p][0].next([b2[q] for q in b2 if q != p]) for p in step2}
+    (complaint,) = step3[1][1].payload["complaints"]
+    assert complaint["accused"] == 2
+    for party in (1, 3):
+        with pytest.raises(ProtocolAbort, match="complaint") as info:
+            step3[party][0].next([step3[q][1] for q in step3 if q != party])
+        assert info.value.culprits == (2,)
 
 
 def test_refresh_with_different_new_aux_info_names_the_party() -> None:
@@ -103,10 +124,10 @@ def test_refresh_with_different_new_aux_info_names_the_party() -> None:
     sid = RNG(32)
     honest = RefreshRound1(shares[0], aux[1], sid, RNG)
     divergent = RefreshRound1(shares[1], other[2], sid, RNG)
-    s1, _, _ = honest.next([divergent.message])
-    _, b2, d2 = divergent.next([honest.message])
+    s1, _ = honest.next([divergent.message])
+    _, b2 = divergent.next([honest.message])
     with pytest.raises(ProtocolAbort) as info:
-        s1.next([b2], d2)
+        s1.next([b2])
     assert info.value.culprits == (2,)
 
 
@@ -116,11 +137,11 @@ def test_refresh_bad_schnorr_response_names_the_prover() -> None:
     sid = RNG(32)
     r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
     step2 = [r.next([o.message for o in r1 if o is not r]) for r in r1]
-    step3 = [
-        step2[0][0].next([step2[1][1]], step2[1][2]),
-        step2[1][0].next([step2[0][1]], step2[0][2]),
-    ]
-    bad = replace(step3[1][1], payload={"schnorr_responses": [SECP256K1.scalar(1).to_bytes()]})
+    step3 = [step2[0][0].next([step2[1][1]]), step2[1][0].next([step2[0][1]])]
+    bad = replace(
+        step3[1][1],
+        payload={**step3[1][1].payload, "schnorr_responses": [SECP256K1.scalar(1).to_bytes()]},
+    )
     with pytest.raises(ProtocolAbort) as info:
         step3[0][0].next([bad])
     assert info.value.culprits == (2,)
@@ -133,20 +154,20 @@ def test_refresh_echo_and_degree_checks_name_the_culprit() -> None:
     aux = _new_aux([1, 2])
     sid = RNG(32)
     r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
-    s1, _, _ = r1[0].next([r1[1].message])
-    _, b2, d2 = r1[1].next([r1[0].message])
+    s1, _ = r1[0].next([r1[1].message])
+    _, b2 = r1[1].next([r1[0].message])
     # Party 2 misreports party 1's own commitment in its echo.
     bad_echo = replace(b2, payload={**b2.payload, "echo": [bytes(32), b2.payload["echo"][1]]})
     with pytest.raises(ProtocolAbort) as info:
-        s1.next([bad_echo], d2)
+        s1.next([bad_echo])
     assert info.value.culprits == (2,)
     # A zero-sharing of the wrong degree does not even open the commitment.
     r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
-    s1, _, _ = r1[0].next([r1[1].message])
-    _, b2, d2 = r1[1].next([r1[0].message])
+    s1, _ = r1[0].next([r1[1].message])
+    _, b2 = r1[1].next([r1[0].message])
     extra = replace(b2, payload={**b2.payload, "vss": [*b2.payload["vss"], b2.payload["vss"][0]]})
     with pytest.raises(ProtocolAbort) as info:
-        s1.next([extra], d2)
+        s1.next([extra])
     assert info.value.culprits == (2,)
 
 
@@ -169,17 +190,11 @@ def test_a_bad_proof_to_one_party_leaves_no_party_with_a_new_share() -> None:
     sid = RNG(32)
     r1 = {k.party: RefreshRound1(k, aux[k.party], sid, RNG) for k in shares}
     step2 = {p: r.next([o.message for q, o in r1.items() if q != p]) for p, r in r1.items()}
-
-    def to(p: int) -> list[object]:
-        return [
-            m for q, (_, _, out) in step2.items() if q != p for m in out if m.header.recipient == p
-        ]
-
-    step3 = {
-        p: step2[p][0].next([step2[q][1] for q in step2 if q != p], to(p))  # type: ignore[arg-type]
-        for p in step2
-    }
-    bad = replace(step3[3][1], payload={"schnorr_responses": [SECP256K1.scalar(1).to_bytes()]})
+    step3 = {p: step2[p][0].next([step2[q][1] for q in step2 if q != p]) for p in step2}
+    bad = replace(
+        step3[3][1],
+        payload={**step3[3][1].payload, "schnorr_responses": [SECP256K1.scalar(1).to_bytes()]},
+    )
     with pytest.raises(ProtocolAbort) as info:
         step3[1][0].next([step3[2][1], bad])
     assert info.value.culprits == (3,)

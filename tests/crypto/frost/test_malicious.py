@@ -19,9 +19,8 @@ from shardvault.crypto.errors import (
     ProtocolAbort,
     TransportError,
 )
-from shardvault.crypto.group import ED25519, SECP256K1
+from shardvault.crypto.group import ED25519
 from shardvault.crypto.protocols.common import PartyId, SessionId
-from shardvault.crypto.protocols.confirmation import KeyConfirmationMessage
 from shardvault.crypto.protocols.frost import (
     ED25519_SHA512,
     SECP256K1_BIP340,
@@ -30,6 +29,7 @@ from shardvault.crypto.protocols.frost import (
     DkgRound1,
     DkgRound1Message,
     DkgRound2Message,
+    DkgRound3Message,
     SignatureShareMessage,
     SignRound1,
 )
@@ -159,62 +159,79 @@ def test_dkg_unknown_sender_is_transport_error() -> None:
 def test_dkg_duplicate_sender_with_different_content() -> None:
     _, states = _round1(ED25519_SHA512)
     honest = [s.message for p, s in states.items() if p != VICTIM]
-    forged = dataclasses.replace(states[CULPRIT].message, chain_code_part=bytes(32))
+    forged = dataclasses.replace(states[CULPRIT].message, chain_code_commitment=bytes(32))
     _expect_abort(CULPRIT, lambda: states[VICTIM].next([*honest, forged]), "two different")
 
 
 # DKG round 2 -------------------------------------------------------------------------------
+# (A bad share in round 2 is a complaint judged in round 3: tests/crypto/frost/test_complaints.py.)
 
 
 def _round2(suite: Ciphersuite):  # type: ignore[no-untyped-def]
     _, states = _round1(suite)
     broadcasts = [s.message for s in states.values()]
-    round2, direct = {}, []
+    round2, sent = {}, []
     for party, state in states.items():
         round2[party], out = state.next([m for m in broadcasts if m.header.sender != party])
-        direct.extend(out)
-    return round2, direct
+        sent.append(out)
+    return round2, sent
 
 
-def _to(direct: list[DkgRound2Message], victim: int, replace=None):  # type: ignore[no-untyped-def]
-    mine = [m for m in direct if m.header.recipient == victim]
+def _to(sent: list[DkgRound2Message], victim: int, replace=None):  # type: ignore[no-untyped-def]
+    theirs = [m for m in sent if m.header.sender != victim]
     if replace is not None:
-        mine = [replace(m) if m.header.sender == CULPRIT else m for m in mine]
-    return mine
+        theirs = [replace(m) if m.header.sender == CULPRIT else m for m in theirs]
+    return theirs
 
 
-@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
-def test_dkg_share_not_matching_commitments_names_the_dealer(suite: Ciphersuite) -> None:
-    round2, direct = _round2(suite)
+def test_dkg_malformed_ephemeral_key_is_seen_by_everyone() -> None:
+    # A ciphertext whose ephemeral key is not a point is the dealer's fault in plain view:
+    # every party names it in round 2, whoever the share was for.
+    round2, sent = _round2(SECP256K1_BIP340)
 
     def corrupt(m: DkgRound2Message) -> DkgRound2Message:
-        share = suite.group.decode_scalar(m.share) + 1
-        return dataclasses.replace(m, share=share.to_bytes())
+        return dataclasses.replace(m, share_keys=(b"\x02" + bytes(32), *m.share_keys[1:]))
 
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, corrupt)), "commitments")
+    for party in (VICTIM, 3):
+        _expect_abort(
+            CULPRIT, lambda p=party: round2[p].next(_to(sent, p, corrupt)), "malformed encrypted"
+        )
 
 
-def test_dkg_malformed_share() -> None:
-    round2, direct = _round2(SECP256K1_BIP340)
-    too_big = SECP256K1.order.to_bytes(32, "big")
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: dataclasses.replace(m, share_keys=m.share_keys[1:]),
+        lambda m: dataclasses.replace(m, share_ciphertexts=(*m.share_ciphertexts, b"x" * 48)),
+        lambda m: dataclasses.replace(
+            m, share_ciphertexts=(m.share_ciphertexts[0][:-1], *m.share_ciphertexts[1:])
+        ),
+    ],
+    ids=["one-key-short", "one-ciphertext-too-many", "short-ciphertext"],
+)
+def test_dkg_malformed_share_list_names_the_dealer(change) -> None:  # type: ignore[no-untyped-def]
+    round2, sent = _round2(ED25519_SHA512)
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(sent, VICTIM, change)))
+
+
+def test_dkg_round2_with_a_recipient_is_refused() -> None:
+    round2, sent = _round2(ED25519_SHA512)
     _expect_abort(
         CULPRIT,
         lambda: round2[VICTIM].next(
-            _to(direct, VICTIM, lambda m: dataclasses.replace(m, share=too_big))
+            _to(sent, VICTIM, lambda m: _with_header(m, recipient=PartyId(1)))
         ),
-        "malformed share",
+        "recipient",
     )
 
 
-def test_dkg_share_addressed_to_another_party() -> None:
-    round2, direct = _round2(ED25519_SHA512)
-    _expect_abort(
-        CULPRIT,
-        lambda: round2[VICTIM].next(
-            _to(direct, VICTIM, lambda m: _with_header(m, recipient=PartyId(3)))
-        ),
-        "another party",
+def test_dkg_two_different_round2_broadcasts_from_one_sender() -> None:
+    round2, sent = _round2(ED25519_SHA512)
+    mine = _to(sent, VICTIM)
+    other = dataclasses.replace(
+        next(m for m in mine if m.header.sender == CULPRIT), chain_code_nonce=bytes(32)
     )
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next([*mine, other]), "two round-2")
 
 
 def _echo_run(tamper_seen_by: int, reporter_lies: bool = False):  # type: ignore[no-untyped-def]
@@ -222,30 +239,30 @@ def _echo_run(tamper_seen_by: int, reporter_lies: bool = False):  # type: ignore
     (equivocation), or where the reporter lies in its echo; return round 2 and the shares."""
     _, states = _round1(ED25519_SHA512)
     honest = {p: s.message for p, s in states.items()}
-    other = dataclasses.replace(honest[CULPRIT], chain_code_part=bytes(32))
+    other = dataclasses.replace(honest[CULPRIT], chain_code_commitment=bytes(32))
     round2 = {}
-    direct: list[DkgRound2Message] = []
+    sent: list[DkgRound2Message] = []
     for party, state in states.items():
         seen = [m for p, m in honest.items() if p != party]
         if party == tamper_seen_by:
             seen = [other if m.header.sender == CULPRIT else m for m in seen]
         round2[party], out = state.next(seen)
-        direct.extend(out)
-    return round2, direct
+        sent.append(out)
+    return round2, sent
 
 
 def test_dkg_equivocation_by_a_third_party_names_both_suspects() -> None:
     # The culprit shows party 1 one broadcast and party 3 another; party 1 learns it from
     # party 3's echo. Without signatures, party 1 cannot tell whether 2 equivocated or 3
     # lies, so both are named; the co-signer settles it from the signed envelopes.
-    round2, direct = _echo_run(tamper_seen_by=3)
+    round2, sent = _echo_run(tamper_seen_by=3)
     with pytest.raises(ProtocolAbort, match="equivocation") as info:
-        round2[VICTIM].next(_to(direct, VICTIM))
+        round2[VICTIM].next(_to(sent, VICTIM))
     assert info.value.culprits == (CULPRIT, 3)
 
 
 def test_dkg_sender_echoing_its_own_broadcast_differently_is_convicted() -> None:
-    round2, direct = _echo_run(tamper_seen_by=-1)
+    round2, sent = _echo_run(tamper_seen_by=-1)
     index = PARTIES.index(CULPRIT)
 
     def lie(m: DkgRound2Message) -> DkgRound2Message:
@@ -253,11 +270,11 @@ def test_dkg_sender_echoing_its_own_broadcast_differently_is_convicted() -> None
         echo[index] = bytes(32)
         return dataclasses.replace(m, echo=tuple(echo))
 
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, lie)), "its own")
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(sent, VICTIM, lie)), "its own")
 
 
 def test_dkg_false_echo_of_our_own_broadcast_is_convicted() -> None:
-    round2, direct = _echo_run(tamper_seen_by=-1)
+    round2, sent = _echo_run(tamper_seen_by=-1)
     index = PARTIES.index(VICTIM)
 
     def lie(m: DkgRound2Message) -> DkgRound2Message:
@@ -265,13 +282,13 @@ def test_dkg_false_echo_of_our_own_broadcast_is_convicted() -> None:
         echo[index] = bytes(32)
         return dataclasses.replace(m, echo=tuple(echo))
 
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, lie)), "never sent")
+    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(sent, VICTIM, lie)), "never sent")
 
 
 def test_dkg_missing_share_is_transport_error() -> None:
-    round2, direct = _round2(ED25519_SHA512)
+    round2, sent = _round2(ED25519_SHA512)
     with pytest.raises(TransportError, match="missing"):
-        round2[VICTIM].next([m for m in _to(direct, VICTIM) if m.header.sender != CULPRIT])
+        round2[VICTIM].next([m for m in _to(sent, VICTIM) if m.header.sender != CULPRIT])
 
 
 def test_dkg_rounds_refuse_reuse() -> None:
@@ -587,29 +604,22 @@ def test_a_wrong_share_beside_a_message_mismatch_is_still_named() -> None:
 # Key confirmation (issue #19) -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
-def test_dkg_bad_share_to_one_party_leaves_no_party_with_a_key(suite: Ciphersuite) -> None:
-    """The culprit deals party 1 alone a bad share: party 1 names it, and party 3 (which
-    got a good share) gets no key package without party 1's key confirmation."""
-    round2, direct = _round2(suite)
-
-    def corrupt(m: DkgRound2Message) -> DkgRound2Message:
-        return dataclasses.replace(m, share=suite.group.scalar(7).to_bytes())
-
-    _expect_abort(CULPRIT, lambda: round2[VICTIM].next(_to(direct, VICTIM, corrupt)), "commitments")
-    confirmation3, _ = round2[3].next(_to(direct, 3))
-    _, confirmed2 = round2[CULPRIT].next(_to(direct, CULPRIT))
-    with pytest.raises(TransportError, match="missing"):
-        confirmation3.finish([confirmed2])
-
-
 def test_dkg_key_confirmation_of_another_key_names_the_sender() -> None:
-    round2, direct = _round2(ED25519_SHA512)
-    step3 = {p: round2[p].next(_to(direct, p)) for p in PARTIES}
+    round2, sent = _round2(ED25519_SHA512)
+    step3 = {p: round2[p].next(_to(sent, p)) for p in PARTIES}
     other = dataclasses.replace(step3[CULPRIT][1], confirmation=bytes(32))
     _expect_abort(
         CULPRIT,
         lambda: step3[VICTIM][0].finish([other, step3[3][1]]),
         "different public data",
     )
-    assert KeyConfirmationMessage.from_bytes(other.to_bytes()) == other
+    assert DkgRound3Message.from_bytes(other.to_bytes()) == other
+
+
+def test_dkg_round3_refuses_reuse_and_a_missing_message() -> None:
+    round2, sent = _round2(ED25519_SHA512)
+    step3 = {p: round2[p].next(_to(sent, p)) for p in PARTIES}
+    with pytest.raises(TransportError, match="missing"):
+        step3[VICTIM][0].finish([step3[3][1]])
+    with pytest.raises(MisuseError):
+        step3[VICTIM][0].finish([step3[3][1], step3[CULPRIT][1]])

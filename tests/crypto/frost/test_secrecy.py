@@ -11,7 +11,6 @@ import pytest
 
 from shardvault.crypto.group import Scalar
 from shardvault.crypto.polynomial import lagrange_coefficient
-from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.protocols.frost import (
     ED25519_SHA512,
     SECP256K1_BIP340,
@@ -38,16 +37,25 @@ def test_no_message_or_repr_carries_the_group_secret(suite: Ciphersuite) -> None
     round1 = {p: DkgRound1(suite, p, 2, parties, session, RNG) for p in parties}
     wire: list[bytes] = [r.message.to_bytes() for r in round1.values()]
     texts: list[str] = [repr(r) for r in round1.values()]
-    round2, direct = {}, []
+    round2, sent = {}, []
     for p, state in round1.items():
         round2[p], out = state.next([r.message for q, r in round1.items() if q != p])
-        direct.extend(out)
-    wire += [m.to_bytes() for m in direct]
-    texts += [repr(m) for m in direct] + [repr(r) for r in round2.values()]
-    step3 = {p: round2[p].next([m for m in direct if m.header.recipient == p]) for p in parties}
+        sent.append(out)
+    wire += [m.to_bytes() for m in sent]
+    texts += [repr(m) for m in sent] + [repr(r) for r in round2.values()]
+    step3 = {p: round2[p].next([m for m in sent if m.header.sender != p]) for p in parties}
     wire += [message.to_bytes() for _, message in step3.values()]
-    keys = dict(zip(parties, finish_all([c for c, _ in step3.values()]), strict=True))
+    texts += [repr(state) for state, _ in step3.values()]
+    confirmations = [message for _, message in step3.values()]
+    keys = {
+        p: state.finish([m for m in confirmations if m.header.sender != p])
+        for p, (state, _) in step3.items()
+    }
     texts += [repr(k) for k in keys.values()]
+    # The shares are broadcast in round 2, so none may appear there in the clear either.
+    for key in keys.values():
+        for form in _encodings(key.signing_share):
+            assert all(form not in blob for blob in wire)
     sign_session = RNG(32)
     signers = [1, 3]
     sign1 = {p: SignRound1(keys[p], sign_session, signers, RNG) for p in signers}

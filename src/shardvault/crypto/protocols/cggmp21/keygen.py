@@ -9,13 +9,20 @@ Rounds (``i`` is this party, ``t = min_signers``):
 
 1. Sample a polynomial ``f_i`` of degree ``t - 1``, its Feldman commitment ``F_i``, the
    random identifier share ``rid_i``, a Schnorr commitment ``A_i = α_i·G`` for ``f_i(0)``,
-   and a salt ``u_i``; broadcast ``V_i = H(sid, i, rid_i, F_i, A_i, u_i)``.
-2. Broadcast the decommitment ``(rid_i, F_i, A_i, u_i)`` and the echo of every ``V_j``;
-   send ``f_i(j)`` to each ``P_j`` directly.
-3. Check echoes, decommitments and shares (``f_j(i)·G = F_j(i)``); ``rid = ⊕ rid_j``;
-   broadcast the Schnorr response ``ψ_i`` for ``F_i[0]`` with challenge bound to ``rid``.
-Output: verify every ``ψ_j``; ``x_i = Σ_j f_j(i)``, ``X_k = Σ_j F_j(k)``,
-``X = Σ_j F_j[0]``; the chain code for BIP32 is derived from ``rid``.
+   and a salt ``u_i``; broadcast ``V_i = H(sid, i, rid_i, F_i, A_i, u_i)`` and a fresh
+   complaint key ``Y_i`` (:mod:`~shardvault.crypto.protocols.complaints`).
+2. Broadcast the decommitment ``(rid_i, F_i, A_i, u_i)``, the echo of every round-1
+   broadcast, and ``f_i(j)`` for every ``P_j`` encrypted to ``Y_j`` (shardvault's
+   change: the paper sends shares over private channels, whose contents nobody else can
+   check).
+3. Check echoes and decommitments; open the shares sent to us and check them
+   (``f_j(i)·G = F_j(i)``): a bad one is a complaint, not an abort; ``rid = ⊕ rid_j``;
+   broadcast the Schnorr response ``ψ_i`` for ``F_i[0]`` with challenge bound to ``rid``,
+   and our complaints.
+Output: judge every complaint (each names the same culprits at every honest party:
+:class:`~shardvault.crypto.protocols.cggmp21._shares.ShareBook`); verify every ``ψ_j``;
+``x_i = Σ_j f_j(i)``, ``X_k = Σ_j F_j(k)``, ``X = Σ_j F_j[0]``; the chain code for BIP32 is
+derived from ``rid``.
 4. Key confirmation (shardvault's addition, :mod:`~shardvault.crypto.protocols.confirmation`):
    broadcast the digest of the public key material; the output is handed out only once
    every party confirmed the same, so a cheater that made one party abort (a bad share or
@@ -26,6 +33,7 @@ A failed check aborts naming the party at fault; the party object is then termin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +51,11 @@ from shardvault.crypto.protocols.cggmp21._common import (
     wire_bytes_list,
     wire_point,
 )
+from shardvault.crypto.protocols.cggmp21._shares import (
+    ShareBook,
+    collect_complaints,
+    read_complaint_key,
+)
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import (
@@ -50,7 +63,6 @@ from shardvault.crypto.protocols.cggmp21.messages import (
     KeygenRound1Message,
     KeygenRound2Message,
     KeygenRound3Message,
-    KeygenShareMessage,
 )
 from shardvault.crypto.protocols.common import (
     WIRE_VERSION,
@@ -61,6 +73,7 @@ from shardvault.crypto.protocols.common import (
     party_set,
     session_id,
 )
+from shardvault.crypto.protocols.complaints import Complaint, ComplaintKey
 from shardvault.crypto.protocols.confirmation import KeyConfirmation, KeyConfirmationMessage
 from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.vss import VerifiableCommitment, sum_commitments
@@ -130,10 +143,6 @@ class KeygenOutput:
         )
 
 
-def _header(message: KeygenRound2Message | KeygenShareMessage) -> Header:
-    return message.header
-
-
 class KeygenRound1:
     """Party ``party``'s round 1 of key generation; ``message`` is its broadcast.
 
@@ -172,9 +181,13 @@ class KeygenRound1:
         self._commitment = hash_commitment(
             "keygen", self._session, party, self._decommitment_values()
         )
+        self._complaint_key = ComplaintKey(rng)
         self.message = KeygenRound1Message(
             Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 1, self._me, None),
-            {"commitment": self._commitment},
+            {
+                "commitment": self._commitment,
+                "complaint_key": self._complaint_key.public.to_bytes(),
+            },
         )
 
     def _decommitment_values(self) -> list[bytes]:
@@ -185,13 +198,14 @@ class KeygenRound1:
 
     def next(
         self, received: Sequence[KeygenRound1Message]
-    ) -> tuple[KeygenRound2, KeygenRound2Message, list[KeygenShareMessage]]:
-        """Take every peer's commitment; return round 2, its broadcast and direct shares.
+    ) -> tuple[KeygenRound2, KeygenRound2Message]:
+        """Take every peer's commitment and complaint key; return round 2 and its broadcast
+        (the decommitment, the echo and the encrypted shares).
 
         Raises:
             MisuseError: this round already ran.
             TransportError: a peer's message is missing or from outside the session.
-            ProtocolAbort: a malformed commitment or header; names the sender.
+            ProtocolAbort: a malformed commitment, complaint key or header; names the sender.
         """
         polynomial = self._polynomial
         if polynomial is None:
@@ -208,15 +222,25 @@ class KeygenRound1:
             direct=False,
         )
         commitments = {self._me: self._commitment}
+        keys: dict[PartyId, Point] = {self._me: self._complaint_key.public}
         for sender, message in by_sender.items():
             commitments[sender] = blame(
                 sender,
                 "round-1 commitment",
                 lambda m=message: wire_bytes(m.payload["commitment"], "commitment", 32),  # type: ignore[misc]
             )
+            keys[sender] = blame(
+                sender,
+                "complaint key",
+                lambda m=message: read_complaint_key(m.payload),  # type: ignore[misc]
+            )
         # Echo: the digest of each party's round-1 broadcast as we received it.
-        echo = [echo_digest("keygen", [commitments[p]]) for p in self._parties]
+        echo = [echo_digest("keygen", [commitments[p], keys[p].to_bytes()]) for p in self._parties]
+        book = ShareBook(
+            KEYGEN_PROTOCOL, self._session, self._me, self._parties, self._complaint_key, keys
+        )
         header = Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 2, self._me, None)
+        # Figure 5 (threshold), round 2: the share f_i(j) for every peer j, encrypted.
         broadcast = KeygenRound2Message(
             header,
             {
@@ -225,17 +249,9 @@ class KeygenRound1:
                 "schnorr_commitment": self._nonce.commitment.to_bytes(),
                 "salt": self._salt,
                 "echo": echo,  # type: ignore[dict-item]
+                **book.encrypt(polynomial.evaluate, self._rng),
             },
         )
-        # Figure 5 (threshold), round 2: the share f_i(j) for every peer j.
-        shares = [
-            KeygenShareMessage(
-                Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 2, self._me, peer),
-                {"share": polynomial.evaluate(peer).to_bytes()},
-            )
-            for peer in self._parties
-            if peer != self._me
-        ]
         round2 = KeygenRound2(
             me=self._me,
             min_signers=self._min_signers,
@@ -248,8 +264,10 @@ class KeygenRound1:
             vss=self._vss,
             nonce=self._nonce,
             rid=self._rid,
+            book=book,
+            rng=self._rng,
         )
-        return round2, broadcast, shares
+        return round2, broadcast
 
 
 class KeygenRound2:
@@ -272,7 +290,11 @@ class KeygenRound2:
         vss: VerifiableCommitment,
         nonce: sch.SchnorrNonce,
         rid: bytes,
+        book: ShareBook,
+        rng: RandomSource,
     ) -> None:
+        self._book = book
+        self._rng = rng
         self._me = me
         self._min_signers = min_signers
         self._parties = parties
@@ -289,8 +311,8 @@ class KeygenRound2:
         return f"KeygenRound2(party={self._me}, <redacted>)"
 
     def _check_peer(
-        self, sender: PartyId, message: KeygenRound2Message, share_message: KeygenShareMessage
-    ) -> tuple[VerifiableCommitment, Point, Scalar, bytes]:
+        self, sender: PartyId, message: KeygenRound2Message
+    ) -> tuple[VerifiableCommitment, Point, bytes]:
         payload = message.payload
         rid_j = wire_bytes(payload["rid"], "rid", 32)
         vss_bytes = wire_bytes_list(payload["vss"], "vss")
@@ -306,24 +328,22 @@ class KeygenRound2:
         if commitment.min_signers != self._min_signers:
             raise VerificationError("VSS polynomial has the wrong degree")
         a_point = wire_point(a_bytes, "schnorr_commitment")
-        # Feldman VSS: the share f_j(i) must match F_j evaluated at i.
-        value = CURVE.decode_scalar(wire_bytes(share_message.payload["share"], "share", 32))
-        commitment.verify_share(self._me, value)
-        return commitment, a_point, value, rid_j
+        self._book.add_dealer(sender, payload)
+        return commitment, a_point, rid_j
 
     def next(
-        self,
-        broadcasts: Sequence[KeygenRound2Message],
-        shares: Sequence[KeygenShareMessage],
+        self, broadcasts: Sequence[KeygenRound2Message]
     ) -> tuple[KeygenRound3, KeygenRound3Message]:
-        """Check every peer's decommitment, echo and share; answer the Schnorr challenge.
+        """Check every peer's decommitment, echo and encrypted shares; open and check the
+        shares sent to us (complaining about bad ones); answer the Schnorr challenge.
 
         Raises:
             MisuseError: this round already ran.
             TransportError: a message missing or from outside the session.
             ProtocolAbort: an echo mismatch (names the equivocating party), a decommitment
-                that does not open ``V_j``, a malformed VSS, or a share that does not match
-                the sender's commitments; names the sender.
+                that does not open ``V_j``, a malformed VSS or a malformed encrypted share;
+                names the sender. A share that does not open or match is a complaint in
+                round 3, not an abort here.
         """
         own_share = self._own_share
         if own_share is None:
@@ -336,8 +356,7 @@ class KeygenRound2:
             "parties": self._parties,
             "me": self._me,
         }
-        by_sender = collect(broadcasts, _header, direct=False, **common)  # type: ignore[arg-type]
-        share_by_sender = collect(shares, _header, direct=True, **common)  # type: ignore[arg-type]
+        by_sender = collect(broadcasts, lambda m: m.header, direct=False, **common)  # type: ignore[arg-type]
         # Echo broadcast check first: every peer saw the same round-1 commitments.
         echoes: dict[PartyId, list[bytes]] = {}
         for sender, message in by_sender.items():
@@ -352,16 +371,21 @@ class KeygenRound2:
         share = own_share
         for sender, message in by_sender.items():
             try:
-                commitment, a_point, value, rid_j = self._check_peer(
-                    sender, message, share_by_sender[sender]
-                )
+                commitment, a_point, rid_j = self._check_peer(sender, message)
             except (EncodingError, VerificationError) as exc:
                 raise ProtocolAbort([sender], f"party {sender}: {exc}") from exc
             schnorr_commitments[sender] = a_point
-            share = share + value
             vss[sender] = commitment
             for index, byte in enumerate(rid_j):
                 rid[index] ^= byte
+        # Feldman VSS: the share f_j(i) must match F_j evaluated at i; else we complain.
+        complaints: list[Complaint] = []
+        for sender in by_sender:
+            value = self._book.open(sender, functools.partial(vss[sender].verify_share, self._me))
+            if value is None:
+                complaints.append(self._book.complain(sender, self._rng))
+            else:
+                share = share + value
         rid_bytes = bytes(rid)
         # Figure 5, round 3, step 2: the Schnorr response for F_i[0] bound to rid.
         statement = self._vss.constant
@@ -378,7 +402,10 @@ class KeygenRound2:
         response = self._nonce.respond(e, constant)
         reply = KeygenRound3Message(
             Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 3, self._me, None),
-            {"schnorr_response": response.to_bytes()},
+            {
+                "schnorr_response": response.to_bytes(),
+                "complaints": [c.to_wire() for c in complaints],
+            },
         )
         total = sum_commitments([vss[p] for p in self._parties])
         round3 = KeygenRound3(
@@ -391,6 +418,8 @@ class KeygenRound2:
             rid=rid_bytes,
             share=share,
             total=total,
+            book=self._book,
+            complaints=complaints,
         )
         return round3, reply
 
@@ -414,7 +443,11 @@ class KeygenRound3:
         rid: bytes,
         share: Scalar,
         total: VerifiableCommitment,
+        book: ShareBook,
+        complaints: Sequence[Complaint],
     ) -> None:
+        self._book = book
+        self._complaints = tuple(complaints)
         self._me = me
         self._min_signers = min_signers
         self._parties = parties
@@ -438,7 +471,9 @@ class KeygenRound3:
         Raises:
             MisuseError: this round already ran.
             TransportError: a message missing or from outside the session.
-            ProtocolAbort: a Schnorr proof that does not verify; names the sender.
+            ProtocolAbort: a complaint (names whom its judgement finds at fault, alike at
+                every honest party), a malformed complaint list, or a Schnorr proof that
+                does not verify; names the sender.
         """
         share = self._share
         if share is None:
@@ -454,6 +489,18 @@ class KeygenRound3:
             me=self._me,
             direct=False,
         )
+        # Complaints first: every party judges them from the same public data.
+        complaints = collect_complaints(
+            self._complaints,
+            self._me,
+            {p: m.payload for p, m in by_sender.items()},
+            self._parties,
+        )
+
+        def verify(dealer: PartyId, recipient: PartyId, value: Scalar) -> None:
+            self._vss[dealer].verify_share(recipient, value)
+
+        self._book.judge(complaints, verify)
         # Figure 5, output, step 1: verify ψ_j for every peer.
         for sender, message in by_sender.items():
             try:

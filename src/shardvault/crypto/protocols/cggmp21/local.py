@@ -51,11 +51,7 @@ def run_keygen(
     b1 = [r.message for r in r1.values()]
     step2 = {p: r1[p].next(_from_others(b1, p)) for p in parties}  # type: ignore[arg-type]
     b2 = [step2[p][1] for p in parties]
-    shares = [m for p in parties for m in step2[p][2]]
-    step3 = {
-        p: step2[p][0].next(_from_others(b2, p), _to(shares, p))  # type: ignore[arg-type]
-        for p in parties
-    }
+    step3 = {p: step2[p][0].next(_from_others(b2, p)) for p in parties}  # type: ignore[arg-type]
     b3 = [step3[p][1] for p in parties]
     confirmations = [step3[p][0].next(_from_others(b3, p))[0] for p in parties]  # type: ignore[arg-type]
     return finish_all(confirmations)
@@ -134,11 +130,10 @@ def run_refresh(
     r1 = [RefreshRound1(k, new_aux[k.party], sid, rng) for k in keys]
     b1 = [r.message for r in r1]
     step2 = [r.next(_from_others(b1, k.party)) for r, k in zip(r1, keys, strict=True)]  # type: ignore[arg-type]
-    b2 = [b for _, b, _ in step2]
-    direct = [m for _, _, out in step2 for m in out]
+    b2 = [b for _, b in step2]
     step3 = [
-        r.next(_from_others(b2, k.party), _to(direct, k.party))  # type: ignore[arg-type]
-        for (r, _, _), k in zip(step2, keys, strict=True)
+        r.next(_from_others(b2, k.party))  # type: ignore[arg-type]
+        for (r, _), k in zip(step2, keys, strict=True)
     ]
     b3 = [m for _, m in step3]
     confirmations = [

@@ -67,67 +67,70 @@ class _Message:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class KeygenRound1Message(_Message):
-    """Figure 5, round 1 (broadcast): the hash commitment ``V_i``."""
+    """Figure 5, round 1 (broadcast): the hash commitment ``V_i`` and the sender's
+    complaint key for this session (:mod:`~shardvault.crypto.protocols.complaints`)."""
 
-    fields: ClassVar[tuple[str, ...]] = ("commitment",)
+    fields: ClassVar[tuple[str, ...]] = ("commitment", "complaint_key")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class KeygenRound2Message(_Message):
-    """Figure 5, round 2 (broadcast): the decommitment ``(rid_i, F_i, A_i, u_i)`` and the
-    echo of every round-1 commitment this party received."""
+    """Figure 5, round 2 (broadcast): the decommitment ``(rid_i, F_i, A_i, u_i)``, the
+    echo of every round-1 broadcast this party received, and the shares ``f_i(j)`` of the
+    threshold variant, each encrypted to ``P_j``'s complaint key (``share_keys``: the
+    ephemeral keys, ``share_ciphertexts``: the ciphertexts, both in party order without
+    the sender), so that a complaint about one can be judged by everyone."""
 
-    fields: ClassVar[tuple[str, ...]] = ("rid", "vss", "schnorr_commitment", "salt", "echo")
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class KeygenShareMessage(_Message):
-    """Figure 5 (threshold variant), round 2 (direct): the share ``f_i(j)``.
-
-    Security: secret; the transport encrypts direct messages to their recipient.
-    """
-
-    fields: ClassVar[tuple[str, ...]] = ("share",)
-    secret: ClassVar[bool] = True
+    fields: ClassVar[tuple[str, ...]] = (
+        "rid",
+        "vss",
+        "schnorr_commitment",
+        "salt",
+        "echo",
+        "share_keys",
+        "share_ciphertexts",
+    )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class KeygenRound3Message(_Message):
-    """Figure 5, round 3 (broadcast): the Schnorr response ``ψ_i``."""
+    """Figure 5, round 3 (broadcast): the Schnorr response ``ψ_i``, and the sender's
+    complaints about the shares it was sent (an empty list when every share was good)."""
 
-    fields: ClassVar[tuple[str, ...]] = ("schnorr_response",)
+    fields: ClassVar[tuple[str, ...]] = ("schnorr_response", "complaints")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class RefreshRound1Message(_Message):
-    """Figure 6, round 1 (broadcast): the hash commitment ``V_i``, bound to the key."""
+    """Figure 6, round 1 (broadcast): the hash commitment ``V_i``, bound to the key, and
+    the sender's complaint key for this session."""
 
-    fields: ClassVar[tuple[str, ...]] = ("commitment", "key_id", "epoch")
+    fields: ClassVar[tuple[str, ...]] = ("commitment", "key_id", "epoch", "complaint_key")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class RefreshRound2Message(_Message):
-    """Figure 6, round 2 (broadcast): decommitment of the zero-sharing and the echo."""
+    """Figure 6, round 2 (broadcast): decommitment of the zero-sharing, the echo, and the
+    shares of the zero-sharing, each encrypted to its recipient's complaint key (as in
+    :class:`KeygenRound2Message`)."""
 
-    fields: ClassVar[tuple[str, ...]] = ("rid", "vss", "schnorr_commitments", "salt", "echo")
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class RefreshShareMessage(_Message):
-    """Figure 6, round 2 (direct): the share of the zero-sharing for the recipient.
-
-    Security: secret.
-    """
-
-    fields: ClassVar[tuple[str, ...]] = ("share",)
-    secret: ClassVar[bool] = True
+    fields: ClassVar[tuple[str, ...]] = (
+        "rid",
+        "vss",
+        "schnorr_commitments",
+        "salt",
+        "echo",
+        "share_keys",
+        "share_ciphertexts",
+    )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class RefreshRound3Message(_Message):
-    """Figure 6, round 3 (broadcast): Schnorr responses for every committed point."""
+    """Figure 6, round 3 (broadcast): Schnorr responses for every committed point, and the
+    sender's complaints about the shares it was sent (an empty list when all were good)."""
 
-    fields: ClassVar[tuple[str, ...]] = ("schnorr_responses",)
+    fields: ClassVar[tuple[str, ...]] = ("schnorr_responses", "complaints")
 
 
 @dataclass(frozen=True, slots=True, repr=False)

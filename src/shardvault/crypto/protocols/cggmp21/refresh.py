@@ -13,11 +13,15 @@ Rounds (``i`` is this party):
 
 1. ``f_i`` of degree ``t - 1`` with ``f_i(0) = 0``; Feldman commitments ``F_i[1..t-1]``;
    ``rid_i``; Schnorr commitments ``A_{i,k}`` for each ``F_i[k]``; salt ``u_i``; broadcast
-   ``V_i = H(sid, i, rid_i, F_i, A_i, u_i, aux digest)``, with the key id and epoch.
-2. Broadcast the decommitment and the echo of every ``V_j``; send ``f_i(j)`` to ``P_j``.
-3. Check echoes, decommitments and shares; ``rid = ⊕ rid_j``; broadcast Schnorr responses.
-Output: verify the proofs; ``x_i' = x_i + Σ_j f_j(i)``, ``X_k' = X_k + Σ_j F_j(k)``; the
-public key and chain code are unchanged, the epoch increases by one.
+   ``V_i = H(sid, i, rid_i, F_i, A_i, u_i, aux digest)``, with the key id and epoch, and a
+   fresh complaint key ``Y_i`` (:mod:`~shardvault.crypto.protocols.complaints`).
+2. Broadcast the decommitment, the echo of every round-1 broadcast, and ``f_i(j)`` for
+   every ``P_j`` encrypted to ``Y_j`` (shardvault's change, as in key generation).
+3. Check echoes and decommitments; open and check the shares sent to us (a bad one is a
+   complaint); ``rid = ⊕ rid_j``; broadcast Schnorr responses and our complaints.
+Output: judge every complaint (the same culprits at every honest party); verify the
+proofs; ``x_i' = x_i + Σ_j f_j(i)``, ``X_k' = X_k + Σ_j F_j(k)``; the public key and chain
+code are unchanged, the epoch increases by one.
 4. Key confirmation (shardvault's addition,
    :mod:`~shardvault.crypto.protocols.confirmation`): broadcast the new key id; the new
    share is handed out only once every party confirmed the same.
@@ -28,6 +32,7 @@ interpolate to the key, and presigning refuses peers and presignatures of anothe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -44,6 +49,11 @@ from shardvault.crypto.protocols.cggmp21._common import (
     wire_int,
     wire_point,
 )
+from shardvault.crypto.protocols.cggmp21._shares import (
+    ShareBook,
+    collect_complaints,
+    read_complaint_key,
+)
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import (
@@ -51,7 +61,6 @@ from shardvault.crypto.protocols.cggmp21.messages import (
     RefreshRound1Message,
     RefreshRound2Message,
     RefreshRound3Message,
-    RefreshShareMessage,
 )
 from shardvault.crypto.protocols.common import (
     WIRE_VERSION,
@@ -60,10 +69,21 @@ from shardvault.crypto.protocols.common import (
     check_thresholds,
     session_id,
 )
+from shardvault.crypto.protocols.complaints import Complaint, ComplaintKey
 from shardvault.crypto.protocols.confirmation import KeyConfirmation, KeyConfirmationMessage
 from shardvault.crypto.rng import RandomSource
 from shardvault.crypto.zk import sch
 from shardvault.crypto.zk.context import ProofContext
+
+
+def _check_zero_share(points: Sequence[Point], party: int, value: Scalar) -> None:
+    """Feldman's check of a share of a sharing of zero (commitments ``F[1..]``).
+
+    Raises:
+        VerificationError: the share does not match.
+    """
+    if CURVE.base_multiply(value) != _evaluate(points, party):
+        raise VerificationError("share does not match the zero-sharing commitments")
 
 
 def _evaluate(points: Sequence[Point], x: int) -> Point:
@@ -109,9 +129,16 @@ class RefreshRound1:
             key.party,
             self._values(self._rid, self._point_bytes(), self._nonce_bytes(), self._salt),
         )
+        self._rng = rng
+        self._complaint_key = ComplaintKey(rng)
         self.message = RefreshRound1Message(
             Header(REFRESH_PROTOCOL, WIRE_VERSION, self._session, 1, key.party, None),
-            {"commitment": self._commitment, "key_id": key.key_id, "epoch": key.epoch},
+            {
+                "commitment": self._commitment,
+                "key_id": key.key_id,
+                "epoch": key.epoch,
+                "complaint_key": self._complaint_key.public.to_bytes(),
+            },
         )
 
     def _point_bytes(self) -> list[bytes]:
@@ -130,8 +157,9 @@ class RefreshRound1:
 
     def next(
         self, received: Sequence[RefreshRound1Message]
-    ) -> tuple[RefreshRound2, RefreshRound2Message, list[RefreshShareMessage]]:
-        """Take every peer's commitment; return round 2, its broadcast and direct shares.
+    ) -> tuple[RefreshRound2, RefreshRound2Message]:
+        """Take every peer's commitment and complaint key; return round 2 and its broadcast
+        (the decommitment, the echo and the encrypted shares).
 
         Raises:
             MisuseError: this round already ran.
@@ -154,6 +182,7 @@ class RefreshRound1:
             direct=False,
         )
         commitments = {key.party: self._commitment}
+        keys: dict[PartyId, Point] = {key.party: self._complaint_key.public}
         for sender, message in by_sender.items():
             try:
                 if wire_bytes(message.payload["key_id"], "key_id", 32) != key.key_id:
@@ -161,9 +190,13 @@ class RefreshRound1:
                 if wire_int(message.payload["epoch"], "epoch") != key.epoch:
                     raise VerificationError("refreshing from another epoch (stale share?)")
                 commitments[sender] = wire_bytes(message.payload["commitment"], "commitment", 32)
+                keys[sender] = read_complaint_key(message.payload)
             except (EncodingError, VerificationError) as exc:
                 raise ProtocolAbort([sender], f"party {sender}: refresh round 1: {exc}") from exc
-        echo = [echo_digest("refresh", [commitments[p]]) for p in self._parties]
+        echo = [echo_digest("refresh", [commitments[p], keys[p].to_bytes()]) for p in self._parties]
+        book = ShareBook(
+            REFRESH_PROTOCOL, self._session, key.party, self._parties, self._complaint_key, keys
+        )
         broadcast = RefreshRound2Message(
             Header(REFRESH_PROTOCOL, WIRE_VERSION, self._session, 2, key.party, None),
             {
@@ -172,24 +205,18 @@ class RefreshRound1:
                 "schnorr_commitments": self._nonce_bytes(),  # type: ignore[dict-item]
                 "salt": self._salt,
                 "echo": echo,  # type: ignore[dict-item]
+                **book.encrypt(polynomial.evaluate, self._rng),
             },
         )
-        shares = [
-            RefreshShareMessage(
-                Header(REFRESH_PROTOCOL, WIRE_VERSION, self._session, 2, key.party, peer),
-                {"share": polynomial.evaluate(peer).to_bytes()},
-            )
-            for peer in self._parties
-            if peer != key.party
-        ]
         state = RefreshRound2(
             self,
             commitments=commitments,
             echo=echo,
             own_share=polynomial.evaluate(key.party),
             coefficients=list(polynomial.coefficients[1:]),
+            book=book,
         )
-        return state, broadcast, shares
+        return state, broadcast
 
 
 class RefreshRound2:
@@ -207,7 +234,9 @@ class RefreshRound2:
         echo: list[bytes],
         own_share: Scalar,
         coefficients: list[Scalar],
+        book: ShareBook,
     ) -> None:
+        self._book = book
         self._first = first
         self._commitments = commitments
         self._echo = echo
@@ -217,8 +246,8 @@ class RefreshRound2:
         return f"RefreshRound2(party={self._first._key.party}, <redacted>)"
 
     def _check_peer(
-        self, sender: PartyId, message: RefreshRound2Message, share_message: RefreshShareMessage
-    ) -> tuple[list[Point], list[Point], Scalar, bytes]:
+        self, sender: PartyId, message: RefreshRound2Message
+    ) -> tuple[list[Point], list[Point], bytes]:
         first = self._first
         payload = message.payload
         rid = wire_bytes(payload["rid"], "rid", 32)
@@ -237,23 +266,21 @@ class RefreshRound2:
             raise VerificationError("zero-sharing polynomial has the wrong degree")
         points = [wire_point(b, "vss") for b in points_raw]
         nonces = [wire_point(b, "schnorr_commitments") for b in nonces_raw]
-        value = CURVE.decode_scalar(wire_bytes(share_message.payload["share"], "share", 32))
-        # Feldman check against a polynomial with zero constant term.
-        if CURVE.base_multiply(value) != _evaluate(points, first._key.party):
-            raise VerificationError("share does not match the zero-sharing commitments")
-        return points, nonces, value, rid
+        self._book.add_dealer(sender, payload)
+        return points, nonces, rid
 
     def next(
-        self,
-        broadcasts: Sequence[RefreshRound2Message],
-        shares: Sequence[RefreshShareMessage],
+        self, broadcasts: Sequence[RefreshRound2Message]
     ) -> tuple[RefreshRound3, RefreshRound3Message]:
-        """Check every peer's decommitment, echo and share; answer the Schnorr challenges.
+        """Check every peer's decommitment, echo and encrypted shares; open and check the
+        shares sent to us (complaining about bad ones); answer the Schnorr challenges.
 
         Raises:
             MisuseError: this round already ran.
             TransportError: a message missing or from outside the session.
-            ProtocolAbort: an echo mismatch, a bad decommitment or share; names the culprit.
+            ProtocolAbort: an echo mismatch, a bad decommitment or a malformed encrypted
+                share; names the culprit. A share that does not open or match is a
+                complaint in round 3.
         """
         secret = self._secret
         if secret is None:
@@ -269,7 +296,6 @@ class RefreshRound2:
             "me": key.party,
         }
         by_sender = collect(broadcasts, lambda m: m.header, direct=False, **common)  # type: ignore[arg-type]
-        share_by_sender = collect(shares, lambda m: m.header, direct=True, **common)  # type: ignore[arg-type]
         echoes: dict[PartyId, list[bytes]] = {}
         for sender, message in by_sender.items():
             try:
@@ -284,15 +310,22 @@ class RefreshRound2:
         rid = bytearray(first._rid)
         for sender, message in by_sender.items():
             try:
-                points, nonces, value, rid_j = self._check_peer(
-                    sender, message, share_by_sender[sender]
-                )
+                points, nonces, rid_j = self._check_peer(sender, message)
             except (EncodingError, VerificationError) as exc:
                 raise ProtocolAbort([sender], f"party {sender}: refresh round 2: {exc}") from exc
             points_by[sender], nonces_by[sender] = points, nonces
-            delta = delta + value
             for index, byte in enumerate(rid_j):
                 rid[index] ^= byte
+        # Feldman check against a polynomial with zero constant term; else we complain.
+        complaints: list[Complaint] = []
+        for sender in by_sender:
+            value = self._book.open(
+                sender, functools.partial(_check_zero_share, points_by[sender], key.party)
+            )
+            if value is None:
+                complaints.append(self._book.complain(sender, first._rng))
+            else:
+                delta = delta + value
         context = ProofContext(bytes(first._session), key.party, CURVE.name, first._binding)
         responses = [
             nonce.respond(
@@ -307,9 +340,15 @@ class RefreshRound2:
         ]
         reply = RefreshRound3Message(
             Header(REFRESH_PROTOCOL, WIRE_VERSION, first._session, 3, key.party, None),
-            {"schnorr_responses": responses},  # type: ignore[dict-item]
+            {
+                "schnorr_responses": responses,  # type: ignore[dict-item]
+                "complaints": [c.to_wire() for c in complaints],
+            },
         )
-        return RefreshRound3(first, points_by, nonces_by, bytes(rid), delta), reply
+        round3 = RefreshRound3(
+            first, points_by, nonces_by, bytes(rid), delta, self._book, complaints
+        )
+        return round3, reply
 
 
 class RefreshRound3:
@@ -326,7 +365,11 @@ class RefreshRound3:
         nonces: dict[PartyId, list[Point]],
         rid: bytes,
         delta: Scalar,
+        book: ShareBook,
+        complaints: Sequence[Complaint],
     ) -> None:
+        self._book = book
+        self._complaints = tuple(complaints)
         self._first = first
         self._points = points
         self._nonces = nonces
@@ -346,7 +389,9 @@ class RefreshRound3:
         Raises:
             MisuseError: this round already finished.
             TransportError: a message missing or from outside the session.
-            ProtocolAbort: a malformed or invalid Schnorr proof; names the sender.
+            ProtocolAbort: a complaint (names whom its judgement finds at fault, alike at
+                every honest party), a malformed complaint list, or a malformed or invalid
+                Schnorr proof; names the sender.
         """
         delta = self._delta
         if delta is None:
@@ -364,6 +409,18 @@ class RefreshRound3:
             me=key.party,
             direct=False,
         )
+        # Complaints first: every party judges them from the same public data.
+        complaints = collect_complaints(
+            self._complaints,
+            key.party,
+            {p: m.payload for p, m in by_sender.items()},
+            first._parties,
+        )
+
+        def verify(dealer: PartyId, recipient: PartyId, value: Scalar) -> None:
+            _check_zero_share(self._points[dealer], recipient, value)
+
+        self._book.judge(complaints, verify)
         for sender, message in by_sender.items():
             context = ProofContext(bytes(first._session), sender, CURVE.name, first._binding)
             try:

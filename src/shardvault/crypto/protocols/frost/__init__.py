@@ -12,12 +12,13 @@ from shardvault.crypto.protocols.frost.ciphersuite import (
     SUITES,
     Ciphersuite,
 )
-from shardvault.crypto.protocols.frost.dkg import DkgRound1, DkgRound2
+from shardvault.crypto.protocols.frost.dkg import DkgRound1, DkgRound2, DkgRound3
 from shardvault.crypto.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from shardvault.crypto.protocols.frost.messages import (
     CommitmentMessage,
     DkgRound1Message,
     DkgRound2Message,
+    DkgRound3Message,
     SignatureShareMessage,
 )
 from shardvault.crypto.protocols.frost.signing import Aggregator, SignRound1, SignRound2
@@ -34,6 +35,8 @@ __all__ = [
     "DkgRound1Message",
     "DkgRound2",
     "DkgRound2Message",
+    "DkgRound3",
+    "DkgRound3Message",
     "KeyPackage",
     "PublicKeyPackage",
     "SignRound1",

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from shardvault.crypto.errors import MisuseError
 from shardvault.crypto.protocols.common import check_thresholds
-from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.protocols.frost.ciphersuite import Ciphersuite
 from shardvault.crypto.protocols.frost.dkg import DkgRound1
 from shardvault.crypto.protocols.frost.keys import KeyPackage
@@ -41,14 +40,16 @@ def run_dkg(
     round1 = {p: DkgRound1(suite, p, min_signers, parties, sid, rng) for p in parties}
     broadcasts = [r.message for r in round1.values()]
     round2 = {}
-    direct = []
+    shares = []
     for party, state in round1.items():
         round2[party], out = state.next([m for m in broadcasts if m.header.sender != party])
-        direct.extend(out)
-    confirmations = [
-        round2[p].next([m for m in direct if m.header.recipient == p])[0] for p in parties
+        shares.append(out)
+    round3 = {p: round2[p].next([m for m in shares if m.header.sender != p]) for p in parties}
+    confirmations = [message for _, message in round3.values()]
+    return [
+        state.finish([m for m in confirmations if m.header.sender != p])
+        for p, (state, _) in round3.items()
     ]
-    return finish_all(confirmations)
 
 
 def run_signing(
