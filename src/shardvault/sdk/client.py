@@ -93,9 +93,11 @@ class AsyncShardvaultClient(
         idempotency_key: str | None = None,
         authenticated: bool = True,
         timeout_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one signed request, retrying as described in the module docstring.
-        ``timeout_s`` overrides the client's timeout for this call (key generation).
+        ``timeout_s`` overrides the client's timeout for this call (key generation);
+        ``headers`` are sent as given (``Prefer``, say), outside the signature.
 
         Raises:
             ApiError: the server answered with a problem (after retries for 429/5xx).
@@ -114,6 +116,8 @@ class AsyncShardvaultClient(
             )
             if body:
                 request.headers["Content-Type"] = "application/json"
+            for name, value in (headers or {}).items():
+                request.headers[name] = value
             if idempotency_key is not None:
                 request.headers["Idempotency-Key"] = idempotency_key
             if authenticated:
@@ -282,6 +286,7 @@ class ShardvaultClient(WebhooksMixin, CosignersMixin, AddressesMixin, PricesMixi
         json_body: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
         authenticated: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one signed request (see :meth:`AsyncShardvaultClient.request`)."""
         return self._run(
@@ -292,6 +297,7 @@ class ShardvaultClient(WebhooksMixin, CosignersMixin, AddressesMixin, PricesMixi
                 json_body=json_body,
                 idempotency_key=idempotency_key,
                 authenticated=authenticated,
+                headers=headers,
             )
         )
 
