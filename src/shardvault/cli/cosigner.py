@@ -610,14 +610,17 @@ def _production_refusals(
     type=click.IntRange(0, 10_000),
     default=8,
     show_default=True,
+    envvar="SHARDVAULT_PRIME_POOL_SIZE",
     help="Safe primes this co-signer keeps searched ahead, sealed in its custody; each "
-    "ECDSA key it generates takes two (0: no pool, search during key generation).",
+    "ECDSA key it generates takes two (0: no pool, search during key generation). The "
+    "server's embedded co-signers take it from the server's environment.",
 )
 @click.option(
     "--prime-pool-rate",
     type=click.FloatRange(0.1, 6000.0),
     default=12.0,
     show_default=True,
+    envvar="SHARDVAULT_PRIME_POOL_RATE",
     help="Most prime searches started a minute while the pool fills (about 1 s of one "
     "core each on a quiet machine); the search runs in a separate process at idle "
     "priority.",
@@ -627,6 +630,7 @@ def _production_refusals(
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
+    envvar="SHARDVAULT_PRIME_POOL_WORKERS",
     help="Prime searches that may run at once (worker processes).",
 )
 @click.option(
