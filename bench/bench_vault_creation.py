@@ -151,8 +151,9 @@ def _pool_off() -> None:
         with _server(Path(tmp), 0) as (url, owner), ShardvaultClient(url, owner) as client:
             _vault(client, ["eddsa-ed25519"])
             seconds = [_vault(client, SCHEMES) for _ in range(3)]
+    median = statistics.median(seconds)
     print(
-        f"pool off (search in the request), 3 vaults       median {statistics.median(seconds):6.2f} s"
+        f"pool off (search in the request), 3 vaults       median {median:6.2f} s"
         f"  min {min(seconds):.2f}  max {max(seconds):.2f}"
     )
 
@@ -178,9 +179,10 @@ def _warm(count: int) -> list[float]:
     taken = [int(str(p["taken"])) for p in after]
     if taken != [2 * count] * 3:
         raise RuntimeError(f"expected every vault from pooled primes; taken {taken}")
+    p50, p99 = _percentile(seconds, 0.5), _percentile(seconds, 0.99)
     print(
-        f"warm pool, {count} vaults (3 keys each)              p50 {_percentile(seconds, 0.5):6.2f} s"
-        f"  p99 {_percentile(seconds, 0.99):.2f}  min {min(seconds):.2f}  max {max(seconds):.2f}"
+        f"warm pool, {count} vaults (3 keys each)              p50 {p50:6.2f} s"
+        f"  p99 {p99:.2f}  min {min(seconds):.2f}  max {max(seconds):.2f}"
     )
     return seconds
 
@@ -194,9 +196,7 @@ def _peer(count: int) -> None:
         ["node", "dkls.mjs"], cwd=ROOT / "bench" / "peers", env=env,
         capture_output=True, text=True, check=False, timeout=1800,
     )  # fmt: skip
-    line = next(
-        (x for x in done.stdout.splitlines() if re.search(r"key generation", x)), None
-    )
+    line = next((x for x in done.stdout.splitlines() if re.search(r"key generation", x)), None)
     print(f"DKLs23 peer (dkls.mjs, 2-of-3, {count} runs): {line or done.stderr[-300:]}")
 
 

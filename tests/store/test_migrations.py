@@ -63,6 +63,8 @@ EXPECTED_TABLES = {
     "nonce_counters",
     "nonce_allocations",
     "pipeline_work",
+    # Vault creation jobs (migration 0010_vault_creations).
+    "vault_creations",
 }
 
 

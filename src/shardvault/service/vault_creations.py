@@ -239,7 +239,6 @@ class VaultCreationRunner:
             if job_id in self._running:
                 return
             self._running.add(job_id)
-            self._errors.pop(job_id, None)
         threading.Thread(
             target=self._attempt, args=(job_id,), name=f"vault-creation-{job_id[:8]}", daemon=True
         ).start()
@@ -337,6 +336,9 @@ class VaultCreationRunner:
                 ),
             )
             ok = self._finish(job, attempt, keys)
+            if ok:
+                with self._lock:
+                    self._errors.pop(job_id, None)
         except ServiceError as exc:
             self._fail(job_id, began, exc)
         except Exception:

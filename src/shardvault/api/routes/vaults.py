@@ -275,6 +275,10 @@ async def create_vault(
                 creations.run(job_id)  # left by a server that stopped, not resumed yet
             return _accepted(platform, principal.workspace_id, key, board)
         if not creations.running(job_id):
+            # Read again: the job may have ended between the read above and now.
+            state, error = await run_in_threadpool(_state_of, platform, job_id)
+            if state != creation_jobs.GENERATING:
+                break
             creations.run(job_id)
         while creations.running(job_id):
             if time.monotonic() > deadline:
