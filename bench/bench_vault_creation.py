@@ -17,14 +17,13 @@ Ed25519 and FROST BIP340 2-of-3, made through ``POST /v1/vaults`` (the SDK's
   the pool), after an Ed25519-only vault has started the co-signers;
 * **warm pool**: a third fresh server whose co-signers keep ``2 × count + 2`` primes;
   an Ed25519-only vault starts them, the bench waits until every co-signer reports a full
-  pool (``GET /v1/cosigners``: ``prime_pool.ready``), then creates ``--count`` vaults
+  pool (the names in its share store), then creates ``--count`` vaults
   (default 20) one after another: p50 and p99 of their latency.
 * **DKLs23 peer**: ``bench/peers/dkls.mjs`` key generation 2-of-3 (all parties in one
   process, no transport), ``KG_RUNS=--count``, if ``make bench-peers`` installed it.
 
-Each ECDSA key is checked to come from pooled primes in the warm run: the co-signers say
-``paillier_primes`` in their results; the bench reads the pool counters before and
-after (each vault takes two primes from each co-signer).
+Each ECDSA key is checked to come from pooled primes in the warm run: after the run,
+every co-signer must have exactly ``2 × count`` taken entries in its pool.
 
 Run: ``.venv/bin/python bench/bench_vault_creation.py [--count N] [--no-peer]``.
 """
@@ -125,12 +124,21 @@ def _vault(client: ShardvaultClient, schemes: list[str]) -> float:
     return seconds
 
 
-def _pools(client: ShardvaultClient) -> list[dict[str, object]]:
-    return [
-        c.status["prime_pool"]
-        for c in client.list_cosigners().data
-        if isinstance(c.status.get("prime_pool"), dict)
-    ]
+def _pools(workdir: Path) -> list[tuple[int, int]]:
+    """(ready, taken) primes of each embedded co-signer, read from the names in its
+    share store (no file is opened: the primes are sealed). The embedded co-signers are
+    not paired, so ``GET /v1/cosigners`` does not list them."""
+    counts = []
+    for party in sorted((workdir / "data-cosigners").glob("*/party-*")):
+        ready = taken = 0
+        for entry in (party / "shares" / "prime-pool" / "safe-primes").glob("*/*"):
+            revisions = sorted(p.name for p in entry.iterdir())
+            if revisions and revisions[-1].endswith("2.blob"):
+                taken += 1
+            elif revisions:
+                ready += 1
+        counts.append((ready, taken))
+    return counts
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -165,8 +173,8 @@ def _warm(count: int) -> list[float]:
             _vault(client, ["eddsa-ed25519"])
             started = time.perf_counter()
             while True:
-                pools = _pools(client)
-                if len(pools) == 3 and all(int(str(p["ready"])) >= size for p in pools):
+                pools = _pools(Path(tmp))
+                if len(pools) == 3 and all(ready >= size for ready, _ in pools):
                     break
                 if time.perf_counter() - started > 1800:
                     raise RuntimeError(f"the pools did not fill: {pools}")
@@ -174,9 +182,8 @@ def _warm(count: int) -> list[float]:
             fill = time.perf_counter() - started
             print(f"warm-up: {size} primes per co-signer sealed in {fill:.0f} s (3 co-signers)")
             seconds = [_vault(client, SCHEMES) for _ in range(count)]
-            time.sleep(1.5)  # the next poll carries the pool's counters
-            after = _pools(client)
-    taken = [int(str(p["taken"])) for p in after]
+            after = _pools(Path(tmp))
+    taken = [t for _, t in after]
     if taken != [2 * count] * 3:
         raise RuntimeError(f"expected every vault from pooled primes; taken {taken}")
     p50, p99 = _percentile(seconds, 0.5), _percentile(seconds, 0.99)
@@ -201,13 +208,16 @@ def _peer(count: int) -> None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--warm-only", action="store_true", help="skip the cold figures")
     args = parser.parse_args()
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
-    _cold("")
-    _pool_off()
+    if not args.warm_only:
+        _cold("")
+        _pool_off()
     _warm(args.count)
     if not args.no_peer:
         _peer(args.count)
