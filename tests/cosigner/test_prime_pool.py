@@ -69,8 +69,8 @@ def test_a_pool_fills_to_its_size_in_a_worker_and_seals_every_prime(tmp_path: Pa
 
 def test_the_fill_rate_spaces_the_searches(tmp_path: Path) -> None:
     custody = open_custody(tmp_path / "custody")
-    # One search every 10 s at most: the first comes at once, the second not before.
-    pool = PrimePool(custody, 1, PoolSettings(size=3, rate_per_min=6, bits=SMALL))
+    # One search a minute at most: the first comes at once, the second not before.
+    pool = PrimePool(custody, 1, PoolSettings(size=3, rate_per_min=1, bits=SMALL))
     pool.start()
     try:
         assert pool.wait_for(lambda: pool.ready >= 1, 60)
