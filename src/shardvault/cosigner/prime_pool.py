@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from pathlib import Path
 
 from shardvault.cosigner.state import NodeCustody
@@ -334,6 +335,20 @@ class PrimePool:
         with no search)."""
         if self._test_only or self.settings.size == 0 or self._thread is not None:
             return
+        try:
+            # The fork server (and its resource tracker) start here, on the caller's
+            # thread, before any search: a key generation that must search itself uses
+            # the same fork server, and two threads starting it at once is a race.
+            forkserver.ensure_running()
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.settings.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_idle_priority,
+            )
+        except OSError as exc:
+            with self._lock:
+                self._error = f"no worker process: {exc.strerror}"
+            return
         self._thread = threading.Thread(target=self._fill, name="prime-pool", daemon=True)
         self._thread.start()
 
@@ -355,16 +370,8 @@ class PrimePool:
         return max(0, min(missing, self.settings.workers - self._pending))
 
     def _fill(self) -> None:
-        try:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.settings.workers,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_idle_priority,
-            )
-        except OSError as exc:
-            with self._lock:
-                self._error = f"no worker process: {exc.strerror}"
-            return
+        executor = self._executor
+        assert executor is not None
         interval = 60.0 / self.settings.rate_per_min
         while True:
             with self._lock:
@@ -381,7 +388,7 @@ class PrimePool:
                     self._lock.wait(min(wait, 1.0))
             if submit:
                 try:
-                    future = self._executor.submit(_search, self.settings.bits)
+                    future = executor.submit(_search, self.settings.bits)
                 except (RuntimeError, OSError) as exc:
                     with self._lock:
                         self._pending -= 1
