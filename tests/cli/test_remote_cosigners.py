@@ -372,6 +372,10 @@ def test_remote_cosigners_on_their_own_hosts(deployment: Deployment) -> None:
         assert [c.in_signed_directory for c in listed] == [True, True, True]
         assert {c.status.get("profile") for c in listed} == {"production"}
         assert {c.status.get("attestation") for c in listed} == {"none"}
+        # Each co-signer reports its pool of safe primes (real ones: production profile).
+        pools = [c.status.get("prime_pool") for c in listed]
+        assert all(isinstance(p, dict) and p["size"] == 8 for p in pools), pools
+        assert not any(p["test_only"] for p in pools)  # type: ignore[index]
 
         vault = client.create_vault(name="ops", schemes=["ecdsa-secp256k1"])
         assert vault.keys[0].cosigners == ["party-1", "party-2", "party-3"]
@@ -435,6 +439,7 @@ def test_remote_cosigners_on_their_own_hosts(deployment: Deployment) -> None:
         lines = shown.stdout.decode().splitlines()
         assert len(lines) == 3
         assert all("in signed directory" in line and "last contact" in line for line in lines)
+        assert all("prime pool" in line and "/8 ready" in line for line in lines), lines
         assert d.fingerprints[2] in lines[1]
 
     _nothing_the_server_can_read_opens_a_share(d)

@@ -65,6 +65,8 @@ EXPECTED_TABLES = {
     "nonce_counters",
     "nonce_allocations",
     "pipeline_work",
+    # Vault creation jobs (migration 0011_vault_creations).
+    "vault_creations",
 }
 
 

@@ -32,6 +32,7 @@ from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
 from shardvault.service.signer_mode import SignerMode
+from shardvault.service.vault_creations import VaultCreationRunner
 from shardvault.service.webhook_delivery import WebhookRuntime
 
 API_PREFIX = "/v1"
@@ -98,7 +99,12 @@ def create_app(
             else DestinationPolicy.for_rpc_nodes()
         )
     app.state.rpc_policy = rpc_policy
-    app.state.keygen_board = KeygenBoard()
+    app.state.keygen_board = board = KeygenBoard()
+    app.state.vault_creations = (
+        VaultCreationRunner(platform, pipeline_runtime.backend, board)
+        if pipeline_runtime is not None
+        else None
+    )
     app.state.cosigner_status = cosigner_status
     install_problem_handlers(app, platform)
     v1 = APIRouter(prefix=API_PREFIX)

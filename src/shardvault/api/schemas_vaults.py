@@ -153,7 +153,9 @@ class SchemeProgressOut(_Out):
 
 class VaultCreationOut(_Out):
     """How far a vault request's key generations have come (steps: rounds sent and
-    results given by the co-signers)."""
+    results given by the co-signers). ``attempts`` counts the runs of its key
+    generations (a restart of the server runs them again); ``error`` says why a
+    ``failed`` one failed."""
 
     idempotency_key: str
     vault_id: str
@@ -162,6 +164,8 @@ class VaultCreationOut(_Out):
     steps_done: int
     steps_total: int
     elapsed_s: float
+    attempts: int = 1
+    error: str | None = None
 
 
 class WalletIn(_In):

@@ -606,6 +606,34 @@ def _production_refusals(
     "then is insecure. Refused by the production profile.",
 )
 @click.option(
+    "--prime-pool-size",
+    type=click.IntRange(0, 10_000),
+    default=8,
+    show_default=True,
+    envvar="SHARDVAULT_PRIME_POOL_SIZE",
+    help="Safe primes this co-signer keeps searched ahead, sealed in its custody; each "
+    "ECDSA key it generates takes two (0: no pool, search during key generation). The "
+    "server's embedded co-signers take it from the server's environment.",
+)
+@click.option(
+    "--prime-pool-rate",
+    type=click.FloatRange(0.1, 6000.0),
+    default=12.0,
+    show_default=True,
+    envvar="SHARDVAULT_PRIME_POOL_RATE",
+    help="Most prime searches started a minute while the pool fills (about 1 s of one "
+    "core each on a quiet machine); the search runs in a separate process at idle "
+    "priority.",
+)
+@click.option(
+    "--prime-pool-workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    envvar="SHARDVAULT_PRIME_POOL_WORKERS",
+    help="Prime searches that may run at once (worker processes).",
+)
+@click.option(
     "--no-record-sharing",
     "no_record_sharing",
     is_flag=True,
@@ -628,12 +656,19 @@ def run(
     release_url: str | None,
     exit_with_parent: bool,
     test_only_primes: Path | None,
+    prime_pool_size: int,
+    prime_pool_rate: float,
+    prime_pool_workers: int,
     no_record_sharing: bool,
 ) -> None:
     """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT.
 
     One process per data directory: a second ``run`` on the same directory is refused
     (two processes with one identity would split the relay's messages between them).
+
+    From start-up a worker process fills the co-signer's pool of safe primes (sealed in
+    its custody) at idle priority, so that an ECDSA key generation does not wait for a
+    prime search; with --unsafe-test-only-primes the pool is filled from that file.
     """
     check_exclusive(passphrase_env, passphrase_file)
     # Imported here: the node's protocol code is what ``run`` alone needs, and the other
@@ -680,6 +715,21 @@ def run(
             "TEST ONLY: ECDSA keys use the published primes of %s and are insecure",
             test_only_primes,
         )
+    from shardvault.cosigner.prime_pool import PoolSettings, PrimePool
+
+    try:
+        pool = PrimePool(
+            state.custody,
+            state.party,
+            PoolSettings(
+                size=prime_pool_size, rate_per_min=prime_pool_rate, workers=prime_pool_workers
+            ),
+            test_only_primes=test_only_primes,
+        )
+    except (ValueError, CosignerError, CustodyError) as exc:
+        state.close()
+        fail(f"cannot open the prime pool: {exc}")
+    pool.start()
     node = CosignerNode(
         state,
         link,
@@ -687,6 +737,7 @@ def run(
         require_signed_directory=profile == "production",
         share_records=not no_record_sharing,
         test_only_primes=test_only_primes,
+        prime_pool=pool,
     )
     from shardvault import __version__
 
@@ -698,6 +749,7 @@ def run(
             "attestation": _attestation(configured),
             "policy_version": None if head is None else head.version,
             "profile": profile,
+            "prime_pool": pool.status(),
         }
 
     stopping = False
@@ -740,6 +792,7 @@ def run(
     except _Stop:
         pass
     finally:
+        pool.close()
         link.close()
         state.close()
         lock.close()

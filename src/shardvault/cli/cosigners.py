@@ -41,7 +41,8 @@ def pairing_token(party: int, url: str, api_key: str | None, key_file: Path | No
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @api_options
 def list_cosigners(as_json: bool, url: str, api_key: str | None, key_file: Path | None) -> None:
-    """Paired co-signers: fingerprint, signed-directory membership, liveness, version."""
+    """Paired co-signers: fingerprint, signed-directory membership, liveness, version, and
+    each one's pool of safe primes (ready of its size) as it last reported it."""
     client = sdk_client(url, api_key, key_file)
     try:
         with client:
@@ -66,8 +67,23 @@ def list_cosigners(as_json: bool, url: str, api_key: str | None, key_file: Path 
         click.echo(
             f"co-signer {c.party} {c.label!r}: {c.fingerprint} | {signed} | {live}, {seen} | "
             f"version {status.get('version', c.version)}, unlock {status.get('unlock', '?')}, "
-            f"attestation {status.get('attestation', '?')}"
+            f"attestation {status.get('attestation', '?')} | {_pool(status.get('prime_pool'))}"
         )
+
+
+def _pool(pool: object) -> str:
+    """A co-signer's prime pool as it last reported it (docs/cosigner.md, "Prime pool")."""
+    if not isinstance(pool, dict):
+        return "prime pool unknown"
+    text = (
+        f"prime pool {pool.get('ready', '?')}/{pool.get('size', '?')} ready, "
+        f"{pool.get('searching', 0)} searching, at most {pool.get('rate_per_min', '?')}/min"
+    )
+    if pool.get("test_only"):
+        text += ", TEST-ONLY primes"
+    if pool.get("error"):
+        text += f", error: {pool['error']}"
+    return text
 
 
 @group.command(name="unpair")

@@ -317,6 +317,10 @@ def command(
         click.echo(f"shardvault API on {start['url']} (database {start['database']})")
     sys.stdout.flush()
     dispatcher = start_dispatcher(platform, webhooks) if webhook_dispatcher else None
+    creations = app.state.vault_creations
+    if creations is not None:
+        # Vault creations a previous run of the server left unfinished run again.
+        creations.resume()
     if runtime is not None:
         runtime.max_unconfirmed_s = max_unconfirmed or None
     worker = (

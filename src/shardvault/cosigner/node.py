@@ -55,6 +55,7 @@ from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.node_keys import TEST_ONLY_PRIMES_ENV, NodeKeys
+from shardvault.cosigner.prime_pool import PrimePool
 from shardvault.cosigner.record_exchange import RecordGapError, records_driver
 from shardvault.cosigner.request_fields import (
     int_field,
@@ -126,9 +127,11 @@ class CosignerNode:
         require_signed_directory: bool = False,
         share_records: bool = True,
         test_only_primes: Path | None = None,
+        prime_pool: PrimePool | None = None,
     ) -> None:
         self.state = state
         self._test_only_primes = test_only_primes
+        self._prime_pool = prime_pool
         self._require_signed_directory = require_signed_directory
         self._share_records = share_records
         self.link = link
@@ -146,7 +149,7 @@ class CosignerNode:
 
     @property
     def _keys(self) -> NodeKeys:
-        return NodeKeys(self.state, self._test_only_primes)
+        return NodeKeys(self.state, self._test_only_primes, self._prime_pool)
 
     @property
     def _checks(self) -> SignChecks:
@@ -169,7 +172,10 @@ class CosignerNode:
             self.step(wait)
 
     def handle(self, items: list[Item]) -> Outbox:
-        """Handle polled items in order."""
+        """Handle polled items in order (first sealing what the prime pool's workers
+        found since the last call)."""
+        if self._prime_pool is not None:
+            self._prime_pool.seal_found()
         out = Outbox()
         for item in items:
             if item.request is not None:
@@ -424,12 +430,13 @@ class CosignerNode:
             config = AuxInfoConfig(aux_sid, self.state.identity.party, party_set(parties))
         except CryptoError as exc:
             raise RequestRefused("malformed", f"aux info: {exc}") from None
+        paillier_secret, primes_from = self._keys.paillier_key_and_source()
         aux_driver = aux_info_driver(
             identity=self.state.identity,
             directory=directory,
             guard=self._guard,
             config=config,
-            paillier_secret=self._keys.paillier_key(),
+            paillier_secret=paillier_secret,
             rng=self._rng,
         )
         key_driver = keygen_driver(
@@ -465,6 +472,8 @@ class CosignerNode:
                 chain_code=share.chain_code.hex(),
                 # Keys made from the published TEST-ONLY primes are insecure: say so.
                 test_only=self._test_only_primes is not None,
+                # Where this party's Paillier primes came from (pool, search, test-only).
+                paillier_primes=primes_from,
             )
 
         deadline = self._clock() + self._timeout

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shardvault.cosigner.errors import RequestRefused
+from shardvault.cosigner.prime_pool import PrimePool
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.errors import CryptoError, EncodingError
 from shardvault.crypto.paillier import PaillierSecretKey
@@ -17,7 +18,7 @@ from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.frost import KeyPackage
 from shardvault.crypto.rng import system_random
 from shardvault.custody.envelope import ShareAddress, ShareSlot
-from shardvault.custody.errors import RecordNotFoundError
+from shardvault.custody.errors import CustodyError, RecordNotFoundError
 from shardvault.custody.secret import SecretBytes
 
 TEST_ONLY_PRIMES_ENV = "SHARDVAULT_UNSAFE_TEST_ONLY_PAILLIER_PRIMES"
@@ -44,9 +45,15 @@ class NodeKeys:
     Security: a loaded share is the caller's to drop; nothing is cached here.
     """
 
-    def __init__(self, state: NodeState, test_only_primes: Path | None = None) -> None:
+    def __init__(
+        self,
+        state: NodeState,
+        test_only_primes: Path | None = None,
+        pool: PrimePool | None = None,
+    ) -> None:
         self._state = state
         self._test_only_primes = test_only_primes
+        self._pool = pool
 
     @property
     def test_only(self) -> bool:
@@ -120,21 +127,37 @@ class NodeKeys:
             raise RequestRefused("malformed", f"derivation path refused: {exc}") from None
 
     def paillier_key(self) -> PaillierSecretKey:
-        """This party's Paillier-Blum key for CGGMP21's auxiliary info.
+        """This party's Paillier-Blum key for CGGMP21's auxiliary info
+        (:meth:`paillier_key_and_source`)."""
+        return self.paillier_key_and_source()[0]
 
-        With ``test_only_primes``, party ``i`` takes the ``i``-th published TEST-ONLY
-        modulus (insecure, tests and demos only); otherwise two fresh safe primes are
-        searched (seconds to minutes; the loop waits meanwhile).
+    def paillier_key_and_source(self) -> tuple[PaillierSecretKey, str]:
+        """A new Paillier-Blum key for one key generation's auxiliary info, and where
+        its primes came from: ``pool`` (two primes taken from this node's pool, each
+        removed from it first), ``search`` (the pool had fewer than two: two fresh safe
+        primes are searched now, seconds to minutes while the loop waits), or, with
+        ``test_only_primes``, ``test-only-pool`` / ``test-only-fixture`` (PUBLISHED
+        primes: party ``i`` takes the ``i``-th modulus of the fixture when its pool is
+        empty; insecure, tests and demos only).
         """
+        if self._pool is not None and self._pool.test_only == self.test_only:
+            try:
+                pair = self._pool.take_pair()
+            except CustodyError:
+                pair = None  # the pool's custody failed: search instead, never reuse
+            if pair is not None:
+                key = PaillierSecretKey.from_primes(pair.p, pair.q)
+                return key, "test-only-pool" if pair.test_only else "pool"
         path = self._test_only_primes
         if path is None:
-            return generate_paillier_key(system_random)
+            return generate_paillier_key(system_random), "search"
         try:
             document = json.loads(Path(path).read_text("utf-8"))
             if "TEST ONLY" not in str(document.get("warning", "")):
                 raise RequestRefused("key", f"{path} is not a test-only prime fixture")
             pairs = document["moduli"]["2048"]
-            pair = pairs[(self._state.party - 1) % len(pairs)]
-            return PaillierSecretKey.from_primes(int(pair["p"], 16), int(pair["q"], 16))
+            pair_hex = pairs[(self._state.party - 1) % len(pairs)]
+            key = PaillierSecretKey.from_primes(int(pair_hex["p"], 16), int(pair_hex["q"], 16))
+            return key, "test-only-fixture"
         except (OSError, ValueError, KeyError, TypeError):
             raise RequestRefused("key", "the test-only prime fixture is unreadable") from None

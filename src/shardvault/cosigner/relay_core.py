@@ -58,7 +58,7 @@ MAX_EVENTS = 10_000
 MAX_STATUS_BYTES = 2048
 """The largest status document a co-signer may report with a poll."""
 
-STATUS_FIELDS = ("version", "unlock", "attestation", "policy_version", "profile")
+STATUS_FIELDS = ("version", "unlock", "attestation", "policy_version", "profile", "prime_pool")
 """What a co-signer reports about itself with each poll (informational: a co-signer's
 word, shown to operators, never a reason to trust it)."""
 

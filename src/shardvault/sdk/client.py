@@ -98,9 +98,11 @@ class AsyncShardvaultClient(
         idempotency_key: str | None = None,
         authenticated: bool = True,
         timeout_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one signed request, retrying as described in the module docstring.
-        ``timeout_s`` overrides the client's timeout for this call (key generation).
+        ``timeout_s`` overrides the client's timeout for this call (key generation);
+        ``headers`` are sent as given (``Prefer``, say), outside the signature.
 
         Raises:
             ApiError: the server answered with a problem (after retries for 429/5xx).
@@ -119,6 +121,8 @@ class AsyncShardvaultClient(
             )
             if body:
                 request.headers["Content-Type"] = "application/json"
+            for name, value in (headers or {}).items():
+                request.headers[name] = value
             if idempotency_key is not None:
                 request.headers["Idempotency-Key"] = idempotency_key
             if authenticated:
@@ -289,6 +293,7 @@ class ShardvaultClient(
         json_body: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
         authenticated: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one signed request (see :meth:`AsyncShardvaultClient.request`)."""
         return self._run(
@@ -299,6 +304,7 @@ class ShardvaultClient(
                 json_body=json_body,
                 idempotency_key=idempotency_key,
                 authenticated=authenticated,
+                headers=headers,
             )
         )
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from shardvault.policy.approvals import ApprovalVerdict, approval_message
 from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.sdk.approvals import checked_intent
-from shardvault.sdk.errors import SdkError
+from shardvault.sdk.errors import SdkError, TransportError
 
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
@@ -33,6 +33,9 @@ KEYGEN_TIMEOUT_S = 900.0
 
 PROGRESS_POLL_S = 0.25
 """How often ``create_vault`` reads its key generation's progress (when asked to)."""
+
+RECONNECT_S = 1.0
+"""How long a vault request waits before asking a server it could not reach again."""
 
 
 class _Model(BaseModel):
@@ -107,6 +110,10 @@ class VaultCreation(_Model):
     steps_done: int
     steps_total: int
     elapsed_s: float
+    attempts: int = 1
+    """Runs of the key generations so far (a restart of the server runs them again)."""
+    error: str | None = None
+    """Why a ``failed`` creation failed."""
 
 
 class VaultPage(_Model):
@@ -270,6 +277,7 @@ class AsyncCustodyMixin:
             idempotency_key: str | None = None,
             authenticated: bool = True,
             timeout_s: float | None = None,
+            headers: Mapping[str, str] | None = None,
         ) -> httpx.Response: ...
 
     async def _custody_call(
@@ -364,10 +372,12 @@ class AsyncCustodyMixin:
         idempotency_key: str | None = None,
         on_progress: Callable[[VaultCreation], None] | None = None,
     ) -> Vault:
-        """Create a vault. Its key generations run inside this call (seconds; minutes
-        where co-signers make fresh safe primes); ``on_progress``, if given, is called
-        with how far they have come each time that changes (read from
-        ``GET /v1/vault-creations/{key}`` about every quarter of a second)."""
+        """Create a vault, waiting for its key generations (about a second per scheme
+        when the co-signers' prime pools are warm; seconds to minutes when they must
+        search safe primes); ``on_progress``, if given, is called with how far they have
+        come each time that changes (read from ``GET /v1/vault-creations/{key}`` about
+        every quarter of a second). A server that restarts meanwhile is asked again with
+        the same key: it runs the same creation again, and one vault results."""
         body = {
             "name": name,
             "schemes": schemes or ["ecdsa-secp256k1"],
@@ -376,16 +386,7 @@ class AsyncCustodyMixin:
         }
         key = idempotency_key or str(uuid.uuid4())
         # Wait for the key generation rather than time out and retry into a second one.
-        creating = asyncio.ensure_future(
-            self._custody_call(
-                "POST",
-                "/v1/vaults",
-                Vault,
-                body=body,
-                idempotency_key=key,
-                timeout_s=KEYGEN_TIMEOUT_S,
-            )
-        )
+        creating = asyncio.ensure_future(self._create_vault_waiting(body, key))
         if on_progress is not None:
             try:
                 await self._watch_creation(creating, key, on_progress)
@@ -395,6 +396,64 @@ class AsyncCustodyMixin:
                 creating.cancel()
                 raise
         return await creating
+
+    async def _create_vault_waiting(self, body: Mapping[str, object], key: str) -> Vault:
+        """``POST /v1/vaults`` until it answers: a server that cannot be reached (it
+        restarts, say) is asked again with the same key for up to
+        :data:`KEYGEN_TIMEOUT_S`; the restarted server runs the same job again and
+        answers with its vault."""
+        deadline = time.monotonic() + KEYGEN_TIMEOUT_S
+        while True:
+            try:
+                return await self._custody_call(
+                    "POST",
+                    "/v1/vaults",
+                    Vault,
+                    body=body,
+                    idempotency_key=key,
+                    timeout_s=KEYGEN_TIMEOUT_S,
+                )
+            except TransportError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(RECONNECT_S)
+
+    async def start_vault_creation(
+        self,
+        *,
+        name: str,
+        schemes: list[str] | None = None,
+        min_signers: int = 2,
+        max_signers: int = 3,
+        idempotency_key: str | None = None,
+    ) -> VaultCreation:
+        """Start creating a vault and return at once (``Prefer: respond-async``): follow
+        it with :meth:`get_vault_creation` (same ``idempotency_key``) until ``finished``,
+        then read the vault ``vault_id``. The job survives a restart of the server."""
+        body = {
+            "name": name,
+            "schemes": schemes or ["ecdsa-secp256k1"],
+            "min_signers": min_signers,
+            "max_signers": max_signers,
+        }
+        key = idempotency_key or str(uuid.uuid4())
+        response = await self.request(
+            "POST",
+            "/v1/vaults",
+            json_body=body,
+            idempotency_key=key,
+            headers={"Prefer": "respond-async"},
+        )
+        if response.status_code == 202:
+            return VaultCreation.model_validate(response.json())
+        # Finished already (a retry of a finished creation answers with its vault).
+        return await self.get_vault_creation(key)
+
+    async def get_vault_creation(self, idempotency_key: str) -> VaultCreation:
+        """How far the vault request with ``idempotency_key`` has come."""
+        return await self._custody_call(
+            "GET", f"/v1/vault-creations/{quote(idempotency_key, safe='')}", VaultCreation
+        )
 
     async def _watch_creation(
         self,
@@ -726,6 +785,12 @@ class CustodyMixin:
 
     def create_vault(self, **kwargs: Any) -> Vault:
         return self._run(self._custody.create_vault(**kwargs))
+
+    def start_vault_creation(self, **kwargs: Any) -> VaultCreation:
+        return self._run(self._custody.start_vault_creation(**kwargs))
+
+    def get_vault_creation(self, idempotency_key: str) -> VaultCreation:
+        return self._run(self._custody.get_vault_creation(idempotency_key))
 
     def get_vault(self, vault_id: str) -> Vault:
         return self._run(self._custody.get_vault(vault_id))

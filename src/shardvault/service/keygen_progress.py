@@ -1,12 +1,12 @@
 """How far the vault key generations running in this server have come (in memory).
 
-A vault request runs one distributed key generation per scheme inside the request
-(seconds; minutes where co-signers make fresh safe primes). The request's client knows
-its Idempotency-Key before the answer comes, so the board is keyed by workspace and that
-key: ``GET /v1/vault-creations/{key}`` reads it while the request runs, and for a while
-after it ends. A step is one round a co-signer has sent, or one co-signer's result
-(:data:`shardvault.service.signing.KEYGEN_ROUNDS`), so the total is known when the
-request starts. Nothing here is persisted: after a restart the request itself is gone.
+A vault request's job (:mod:`.vault_creations`, persisted) runs one distributed key
+generation per scheme. The board holds the steps of the attempt this server runs, keyed
+by workspace and the request's Idempotency-Key: ``GET /v1/vault-creations/{key}`` merges
+them with the job's persisted state. A step is one round a co-signer has sent, or one
+co-signer's result (:data:`shardvault.service.signing.KEYGEN_ROUNDS`), so the total is
+known when the attempt starts. Nothing here is persisted: after a restart the steps
+count from the new attempt.
 """
 
 from __future__ import annotations

@@ -251,5 +251,6 @@ from shardvault.store import models_attestations as _models_attestations  # noqa
 from shardvault.store import models_cosigners as _models_cosigners  # noqa: E402, F401
 from shardvault.store import models_initiators as _models_initiators  # noqa: E402, F401
 from shardvault.store import models_prices as _models_prices  # noqa: E402, F401
+from shardvault.store import models_vault_creations as _models_creations  # noqa: E402, F401
 from shardvault.store import models_vaults as _models_vaults  # noqa: E402, F401
 from shardvault.store import models_webhooks as _models_webhooks  # noqa: E402, F401

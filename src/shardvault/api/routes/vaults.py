@@ -1,11 +1,14 @@
 """Networks, assets and vaults (custody mode ``mpc``; key generation through the
 configured signing backend)."""
 
+import asyncio
+import time
 import uuid
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shardvault.api.deps import (
@@ -26,17 +29,20 @@ from shardvault.api.schemas_vaults import (
     VaultOut,
     VaultPage,
 )
+from shardvault.service import vault_creations as creation_jobs
 from shardvault.service import vaults as svc
 from shardvault.service.context import Principal
 from shardvault.service.destinations import DestinationPolicy
-from shardvault.service.errors import NotFound, Unavailable
-from shardvault.service.idempotency import validate_key
+from shardvault.service.errors import Unavailable
+from shardvault.service.idempotency import Operation, validate_key
 from shardvault.service.keygen_progress import KeygenBoard
 from shardvault.service.pagination import MAX_PAGE_SIZE
 from shardvault.service.pipeline import PipelineRuntime
 from shardvault.service.platform import Platform
 from shardvault.service.rbac import Permission
+from shardvault.service.signing import SigningError
 from shardvault.service.uow import UnitOfWork
+from shardvault.service.vault_creations import VaultCreationRunner
 
 router = APIRouter()
 
@@ -155,29 +161,72 @@ def list_assets(
         return [AssetOut.model_validate(a) for a in svc.list_assets(uow, principal)]
 
 
-@router.post("/vaults", status_code=201, response_model=VaultOut, tags=["vaults"])
+def get_creations(request: Request) -> VaultCreationRunner:
+    """The runner of this server's vault creation jobs.
+
+    Raises:
+        Unavailable: the server was started without a signing backend.
+    """
+    runner = getattr(request.app.state, "vault_creations", None)
+    if not isinstance(runner, VaultCreationRunner):
+        raise Unavailable("this server has no signing backend configured")
+    return runner
+
+
+CreationsDep = Annotated[VaultCreationRunner, Depends(get_creations)]
+
+WAIT_S = 3600.0
+"""The longest a request without ``Prefer: respond-async`` waits for its vault."""
+
+
+def _wants_async(request: Request) -> bool:
+    """Whether the client asked for the 202 answer (RFC 7240 ``Prefer: respond-async``)."""
+    prefer = request.headers.get("prefer", "")
+    return any(p.strip().lower() == "respond-async" for p in prefer.split(","))
+
+
+@router.post(
+    "/vaults",
+    status_code=201,
+    response_model=VaultOut,
+    responses={
+        202: {
+            "model": VaultCreationOut,
+            "description": "With Prefer: respond-async: the key generations run on; read "
+            "the Location (GET /v1/vault-creations/{Idempotency-Key}) until finished.",
+        }
+    },
+    tags=["vaults"],
+)
 async def create_vault(
     body: VaultIn,
+    request: Request,
     # Authentication and authorisation first: a request without credentials is a 401
     # whatever the server's configuration.
     change: Annotated[Mutation, Depends(mutation(Permission.VAULTS_MANAGE))],
     platform: PlatformDep,
     runtime: RuntimeDep,
+    creations: CreationsDep,
     board: BoardDep,
 ) -> Response:
-    """Create an MPC vault: one distributed key generation per scheme (slow: seconds with
-    the embedded backend), then the vault record with the public keys. While it runs,
-    ``GET /v1/vault-creations/{Idempotency-Key}`` tells how far it has come.
+    """Create an MPC vault: one distributed key generation per scheme, run by a job of
+    the server, then the vault record with the public keys. The request waits for the
+    vault (201) unless it sends ``Prefer: respond-async``: then it is answered 202 at
+    once with the creation, which ``GET /v1/vault-creations/{Idempotency-Key}`` follows
+    (it says how far the key generations have come either way).
 
-    A retry with the same Idempotency-Key returns the first vault without a new key
-    generation."""
+    The job is persisted: a server that restarts runs it again (new key generation
+    sessions) and the same request, sent again with its Idempotency-Key, waits for it
+    or returns its vault. A retry of a failed creation with the same key runs it again;
+    a retry of a finished one returns the first vault without a new key generation."""
     # Refuse a missing or malformed key before spending a key generation on the request,
     # and record the token's nonce before it: a copy of the request sent during the key
     # generation is then refused as a replay instead of generating keys too.
-    validate_key(change.idempotency_key)
+    key = validate_key(change.idempotency_key)
     await run_in_threadpool(change.nonce.consume_now)
+    principal = change.principal
     schemes = svc.check_vault_request(
-        change.principal,
+        principal,
         name=body.name,
         schemes=list(body.schemes),
         min_signers=body.min_signers,
@@ -185,68 +234,95 @@ async def create_vault(
         max_signers_choices=runtime.backend.max_signers_choices,
     )
 
-    def initiator() -> str:
-        with platform.unit_of_work(read_only=True) as uow:
-            return svc.initiator_email(uow, change.principal)
-
-    vault_id = str(uuid.uuid4())
-    workspace_id, key = change.principal.workspace_id, change.idempotency_key or ""
-    keys = []
-    generating = not await run_in_threadpool(already_answered, platform, change)
-    ok = False
-    try:
-        if generating:
-            email = await run_in_threadpool(initiator)
-            board.start(
-                workspace_id, key, vault_id=vault_id, schemes=schemes, parties=body.max_signers
-            )
-            keys = await run_in_threadpool(
-                lambda: svc.generate_vault_keys(
-                    runtime.backend,
-                    workspace_id=workspace_id,
-                    vault_id=vault_id,
-                    schemes=schemes,
-                    min_signers=body.min_signers,
-                    max_signers=body.max_signers,
-                    initiator=email,
-                    progress=lambda scheme, done, _total: board.report(
-                        workspace_id, key, scheme, done
-                    ),
-                )
-            )
-
+    def vault_answer(vault_id: str) -> Operation:
         def operation(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
-            view = svc.record_vault(
-                uow,
-                change.principal,
-                vault_id=vault_id,
-                name=body.name,
-                keys=keys,
-                backend_name=runtime.backend.name,
-            )
+            view = svc.get_vault(uow, principal, vault_id)
             return 201, VaultOut.model_validate(view).model_dump(mode="json")
 
-        response = await run_in_threadpool(run_mutation, platform, change, operation)
-        ok = response.status_code < 300
-        return response
-    finally:
-        if generating:
-            board.end(workspace_id, key, ok=ok)
+        return operation
+
+    if await run_in_threadpool(already_answered, platform, change):
+        # Answered before: run_mutation replays the stored answer (or refuses a
+        # different body with the same key).
+        return await run_in_threadpool(run_mutation, platform, change, vault_answer(""))
+
+    def submit() -> creation_jobs.Submitted:
+        with platform.unit_of_work() as uow:
+            return creation_jobs.submit(
+                uow,
+                principal,
+                key=key,
+                fingerprint=change.fingerprint,
+                vault_id=str(uuid.uuid4()),
+                name=body.name,
+                schemes=schemes,
+                min_signers=body.min_signers,
+                max_signers=body.max_signers,
+                initiator=svc.initiator_email(uow, principal),
+            )
+
+    submitted = await run_in_threadpool(submit)
+    job_id = submitted.job_id
+    if submitted.start:
+        creations.run(job_id)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        state, error = await run_in_threadpool(_state_of, platform, job_id)
+        if state != creation_jobs.GENERATING:
+            break
+        if _wants_async(request):
+            if not creations.running(job_id):
+                creations.run(job_id)  # left by a server that stopped, not resumed yet
+            return _accepted(platform, principal.workspace_id, key, board)
+        if not creations.running(job_id):
+            # Read again: the job may have ended between the read above and now.
+            state, error = await run_in_threadpool(_state_of, platform, job_id)
+            if state != creation_jobs.GENERATING:
+                break
+            creations.run(job_id)
+        while creations.running(job_id):
+            if time.monotonic() > deadline:
+                raise Unavailable("the vault's key generation is still running; retry later")
+            await asyncio.sleep(_POLL_S)
+    if state == creation_jobs.FAILED:
+        raise creations.error_of(job_id) or SigningError(error or "the key generation failed")
+    return await run_in_threadpool(run_mutation, platform, change, vault_answer(submitted.vault_id))
+
+
+_POLL_S = 0.02
+"""How often a waiting request looks whether its job ended."""
+
+
+def _state_of(platform: Platform, job_id: str) -> tuple[str, str | None]:
+    with platform.unit_of_work(read_only=True) as uow:
+        return creation_jobs.state_of(uow, job_id)
+
+
+def _accepted(platform: Platform, workspace_id: str, key: str, board: KeygenBoard) -> Response:
+    with platform.unit_of_work(read_only=True) as uow:
+        view = creation_jobs.view(uow, workspace_id, key, board)
+    location = f"/v1/vault-creations/{quote(key, safe='')}"
+    return JSONResponse(
+        VaultCreationOut.model_validate(view).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": location, "Preference-Applied": "respond-async"},
+    )
 
 
 @router.get("/vault-creations/{idempotency_key}", response_model=VaultCreationOut, tags=["vaults"])
 def get_vault_creation(
     idempotency_key: str,
+    platform: PlatformDep,
     board: BoardDep,
     principal: Annotated[Principal, Depends(authorized(Permission.VAULTS_READ))],
 ) -> VaultCreationOut:
     """How far the key generations of a vault request (named by its Idempotency-Key)
-    have come: running, or ended in the last five minutes, on this server. A 404 for a
-    request this server is not running or has forgotten (it may be finished: read the
-    vault, or send the request again with its key)."""
-    view = board.get(principal.workspace_id, idempotency_key)
-    if view is None:
-        raise NotFound("vault creation", idempotency_key)
+    have come: ``generating`` (with ``attempts``, the runs so far: a restart of the
+    server runs them again), ``finished`` (read the vault ``vault_id``) or ``failed``
+    (``error`` says why; send the request again with the same key to retry). A 404 for
+    a key no vault request of this workspace used."""
+    with platform.unit_of_work(read_only=True) as uow:
+        view = creation_jobs.view(uow, principal.workspace_id, idempotency_key, board)
     return VaultCreationOut.model_validate(view)
 
 
