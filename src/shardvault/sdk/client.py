@@ -32,6 +32,7 @@ from shardvault.sdk.models import (
     User,
     Workspace,
 )
+from shardvault.sdk.policies import AsyncPoliciesMixin, PoliciesMixin
 from shardvault.sdk.prices import AsyncPricesMixin, PricesMixin
 from shardvault.sdk.replacements import AsyncReplacementsMixin, ReplacementsMixin
 from shardvault.sdk.webhooks import AsyncWebhooksMixin, WebhooksMixin
@@ -49,6 +50,7 @@ class AsyncShardvaultClient(
     AsyncAddressesMixin,
     AsyncPricesMixin,
     AsyncReplacementsMixin,
+    AsyncPoliciesMixin,
 ):
     """Async client. Use as ``async with AsyncShardvaultClient(...) as client:``."""
 
@@ -247,7 +249,7 @@ class AsyncShardvaultClient(
 
 
 class ShardvaultClient(
-    WebhooksMixin, CosignersMixin, AddressesMixin, PricesMixin, ReplacementsMixin
+    WebhooksMixin, CosignersMixin, AddressesMixin, PricesMixin, ReplacementsMixin, PoliciesMixin
 ):
     """Synchronous wrapper: each method runs the async client's on a private event loop.
 
