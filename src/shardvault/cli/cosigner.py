@@ -30,13 +30,18 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
 import click
 
+from shardvault.cli._cosigner_options import (
+    attested_unlock,
+    callback_options,
+    callback_settings,
+    unlock_option,
+)
 from shardvault.cli._cosigner_secret import (
     check_exclusive,
     generate_passphrase_file,
@@ -45,12 +50,9 @@ from shardvault.cli._cosigner_secret import (
 from shardvault.cli._cosigner_secret import passphrase as read_passphrase
 from shardvault.cli._output import emit_json, fail, fail_on
 from shardvault.cli._profile import profile_option
-from shardvault.cosigner.callback import DEFAULT_TIMEOUT, MAX_TIMEOUT, CallbackSettings
 from shardvault.cosigner.config import PRIVATE_FILE_MODE
 from shardvault.cosigner.errors import CosignerError, LinkError
 from shardvault.cosigner.state import (
-    UNLOCK_MODES,
-    AttestedUnlock,
     ConfigSummary,
     NodeState,
     configure_callback,
@@ -83,75 +85,6 @@ def _load_json(path: Path) -> object:
         fail(f"cannot read JSON from {path}")
 
 
-def _attested(
-    release_url: str | None,
-    release_key: str | None,
-    dev_root_dir: Path | None,
-    role: str,
-    recipient_per_unlock: bool,
-) -> AttestedUnlock:
-    if not release_url or not release_key or dev_root_dir is None:
-        fail("--unlock-mode attested needs --release-url, --release-key and --dev-root-dir")
-    try:
-        key = bytes.fromhex(release_key)
-    except ValueError:
-        fail("--release-key must be the release service's Ed25519 public key in hex")
-    if len(key) != 32:
-        fail("--release-key must be 32 bytes of hex")
-    return AttestedUnlock(release_url, key, dev_root_dir.resolve(), role, recipient_per_unlock)
-
-
-def _callback(url: str | None, key: str | None, timeout: float) -> CallbackSettings | None:
-    """The callback settings given on the command line, if any."""
-    if url is None and key is None:
-        return None
-    if not url or not key:
-        fail("--callback-url and --callback-key go together")
-    try:
-        return CallbackSettings(url, bytes.fromhex(key), timeout)
-    except ValueError:
-        fail("--callback-key must be the customer's Ed25519 public key in hex")
-    except CosignerError as exc:
-        fail_on(exc)
-
-
-def _callback_options(command: Callable[..., None]) -> Callable[..., None]:
-    """``--callback-url``, ``--callback-key`` and ``--callback-timeout``."""
-    options = [
-        click.option(
-            "--callback-url",
-            default=None,
-            help="Customer callback: POST each checked signing request here (http or https); "
-            "sign only on its signed approval.",
-        ),
-        click.option(
-            "--callback-key",
-            default=None,
-            help="Customer callback: the Ed25519 public key (hex) its answers are signed with.",
-        ),
-        click.option(
-            "--callback-timeout",
-            type=click.FloatRange(0.1, MAX_TIMEOUT),
-            default=DEFAULT_TIMEOUT,
-            show_default=True,
-            help="Customer callback: seconds to wait for an answer (the node waits meanwhile).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-_unlock_option = click.option(
-    "--unlock-mode",
-    type=click.Choice(UNLOCK_MODES),
-    default=None,
-    help="passphrase: a local keyring sealed with a passphrase (default at init); "
-    "attested: data keys released by a key-release service against attestation; "
-    "backend: data keys wrapped by this host's KMS or HSM (--backend-config).",
-)
-
-
 def _emit_identity(party: int, public: PublicIdentity, **extra: str) -> None:
     """Print a node's public identity and its fingerprint (what operators compare)."""
     emit_json(
@@ -181,7 +114,7 @@ def _emit_identity(party: int, public: PublicIdentity, **extra: str) -> None:
 @click.option(
     "--dev-argon2", is_flag=True, help="Cheap Argon2 cost (tests and throw-away nodes only)."
 )
-@_unlock_option
+@unlock_option
 @click.option("--release-url", default=None, help="attested: the key-release service URL.")
 @click.option(
     "--release-key", default=None, help="attested: the service's Ed25519 public key (hex)."
@@ -206,7 +139,7 @@ def _emit_identity(party: int, public: PublicIdentity, **extra: str) -> None:
     "keys ({type: pkcs11, library, token_label, pin_env[, key_id]} or {type: aws-kms, "
     "key_id, region[, endpoint_url]}); without key_id a new key is made in the HSM.",
 )
-@_callback_options
+@callback_options
 def init(
     party: int,
     data_dir: Path,
@@ -231,7 +164,7 @@ def init(
     document = _load_json(admins)
     if not isinstance(document, dict):
         fail("the admin set must be a JSON object")
-    callback = _callback(callback_url, callback_key, callback_timeout)
+    callback = callback_settings(callback_url, callback_key, callback_timeout)
     cost = Argon2Cost(time_cost=1, memory_cost=8 * 1024, parallelism=1) if dev_argon2 else None
     if (unlock_mode == "backend") != (backend_config is not None):
         fail("--unlock-mode backend and --backend-config go together")
@@ -254,7 +187,9 @@ def init(
     if unlock_mode == "attested":
         if generated_file is not None:
             fail("--unlock-mode attested takes no passphrase")
-        attested = _attested(release_url, release_key, dev_root_dir, role, recipient_per_unlock)
+        attested = attested_unlock(
+            release_url, release_key, dev_root_dir, role, recipient_per_unlock
+        )
         try:
             public = init_node(
                 data_dir, party, workspace, document, None, attested=attested, callback=callback
@@ -354,7 +289,7 @@ def pin(
 
 @group.command(name="configure")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@_callback_options
+@callback_options
 @click.option(
     "--remove-callback", is_flag=True, help="Remove the customer callback (sign without asking)."
 )
@@ -374,7 +309,7 @@ def configure(
 
     A running co-signer reads it at its next start.
     """
-    callback = _callback(callback_url, callback_key, callback_timeout)
+    callback = callback_settings(callback_url, callback_key, callback_timeout)
     if (callback is not None) == remove_callback:
         fail("give --callback-url and --callback-key, or --remove-callback")
     identity = _unseal(data_dir, passphrase_env, passphrase_file, release_url)
@@ -589,7 +524,7 @@ def _production_refusals(
 @passphrase_options
 @click.option("--poll-wait", type=click.FloatRange(0.1, 30.0), default=10.0, show_default=True)
 @click.option("--session-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True)
-@_unlock_option
+@unlock_option
 @click.option("--release-url", default=None, help="attested: override the configured service URL.")
 @click.option(
     "--exit-with-parent",
