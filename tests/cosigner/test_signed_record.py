@@ -8,9 +8,12 @@ nonce out, so only the co-signer's own record of what it signed can refuse it
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from shardvault.chains import ethereum
+from shardvault.cosigner import sign_checks
 from shardvault.cosigner.errors import ConfigurationError
 from shardvault.cosigner.record_exchange import RECORDS_PROTOCOL
 from shardvault.cosigner.signed_record import RECORD_FILE, SignedRecord
@@ -21,7 +24,7 @@ from shardvault.custody.secret import SecretBytes
 from shardvault.service.transactions import intent_digest
 from tests.cosigner.ecdsa_cluster import ecdsa_cluster, presign
 from tests.cosigner.initiator_support import ALICE, create_body, forward, signed_request
-from tests.cosigner.support import PASSPHRASE, POLICY, approval, sign_request
+from tests.cosigner.support import PASSPHRASE, POLICY, VAULT, approval, sign_request
 
 WORKSPACE_ID = "0b7e1c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b"
 RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -238,3 +241,33 @@ def test_an_edited_record_refuses_to_start(tmp_path, eth_cluster):
 def test_a_data_directory_without_a_record_opens_empty(tmp_path, eth_cluster):
     record = SignedRecord.open(tmp_path, eth_cluster.nodes[1].state.identity.public, 1)
     assert record.entries == []
+
+
+def test_a_presignature_past_the_bound_is_refused_and_nothing_is_made(
+    eth_cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A presignature signs nothing, so no policy check guards its making: each
+    co-signer bounds how many it holds and makes (``sign_checks.MAX_PRESIGNATURES``), so
+    a coordinator cannot keep it presigning without end."""
+    held = {p: set(eth_cluster.nodes[p]._presignatures) for p in SIGNERS}
+    monkeypatch.setattr(sign_checks, "MAX_PRESIGNATURES", max(len(h) for h in held.values()) + 1)
+    eth_cluster.presignatures += 1
+    allowed = f"p{eth_cluster.presignatures}"
+    presign(eth_cluster, KEY_ID, ETH_PATH, allowed, SIGNERS)
+    body = {
+        "kind": "presign",
+        "request_id": "presign-past-the-bound",
+        "session_id": secrets.token_hex(32),
+        "vault": VAULT,
+        "key_id": KEY_ID,
+        "signers": list(SIGNERS),
+        "presignature": "past-the-bound",
+        "path": ETH_PATH,
+    }
+    results = eth_cluster.run(body, list(SIGNERS))
+    assert {r["status"] for r in results.values()} == {"refused"}, results
+    assert {r["check"] for r in results.values()} == {"limit"}
+    for party in SIGNERS:
+        labels = {label for (_, _, label) in eth_cluster.nodes[party]._presignatures}
+        assert "past-the-bound" not in labels
+        assert allowed in labels

@@ -43,7 +43,8 @@ class RequestRefused(CosignerError):
     coin, the registry does not list, or decimals that disagree with it; ``price``: a
     coordinator's ``prices`` map, or a price report that does not verify; ``replay``: a
     second signature of a transaction or payload already signed, other than a
-    replacement of the same chain replay key, see :mod:`.signed_record`);
+    replacement of the same chain replay key, see :mod:`.signed_record`; ``limit``: more
+    presignatures than a co-signer keeps, :data:`.sign_checks.MAX_PRESIGNATURES`);
     ``rule`` is the policy rule that decided, when there was one.
     """
 

@@ -71,7 +71,7 @@ from shardvault.cosigner.sessions import (
     PreparedSign,
     Result,
 )
-from shardvault.cosigner.sign_checks import SignChecks
+from shardvault.cosigner.sign_checks import SignChecks, check_presignature_room
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
 from shardvault.crypto.errors import (
@@ -492,7 +492,8 @@ class CosignerNode:
         """CGGMP21 presigning; the presignature is kept in memory under ``presignature``.
 
         A presignature signs nothing by itself, so no policy check runs here; each
-        online signature that uses one is checked in full.
+        online signature that uses one is checked in full. How many are held (and being
+        made) is bounded (:func:`.sign_checks.check_presignature_room`).
         """
         sid = self._fresh_session(body)
         signers = parties_field(body, "signers")
@@ -506,6 +507,8 @@ class CosignerNode:
         )
         if (vault, key_id, label) in self._presignatures:
             raise RequestRefused("malformed", f"presignature {label!r} already exists")
+        making = sum(1 for a in self._active.values() if a.kind == "presign")
+        check_presignature_room(len(self._presignatures) + making)
         # A presignature is made for the derived key it will sign with.
         key = self._keys.ecdsa(body, vault, key_id)
         driver = presign_driver(

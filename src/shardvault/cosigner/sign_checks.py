@@ -31,6 +31,27 @@ from shardvault.policy import Evaluation, PastTransaction, TransactionRequest
 PresignatureKey = tuple[str, str, str]
 """(vault, key id, label) of a presignature held in memory."""
 
+MAX_PRESIGNATURES = 20_000
+"""Presignatures one co-signer holds and makes at once, over every key. A presignature
+signs nothing, so no policy check guards its making; this bound keeps a coordinator
+(the server host, an attacker's) from making a co-signer presign without end (each
+costs about a second of CPU and a little memory, and is lost on restart). The server's
+pool asks for eight per address that has signed."""
+
+
+def check_presignature_room(held: int) -> None:
+    """Refuse one more presignature when ``held`` (held and being made) is at the bound.
+
+    Raises:
+        RequestRefused: check ``limit``.
+    """
+    if held >= MAX_PRESIGNATURES:
+        raise RequestRefused(
+            "limit",
+            f"this co-signer holds or is making {held} presignatures, the most it keeps "
+            "(sign with them, or restart it to drop them)",
+        )
+
 
 class SignChecks:
     """The checks and the record of one co-signer's signatures.
