@@ -64,16 +64,15 @@ def _with_share(r1, step2, dealer: int, recipient: int, plaintext: bytes):  # ty
         ShareContext(
             KEYGEN_PROTOCOL, broadcast.header.session_id, PartyId(dealer), PartyId(recipient)
         ),
-        SECP256K1.decode_point(r1[recipient].message.payload["complaint_key"]),
+        SECP256K1.decode_point(r1[recipient].message.complaint_key),
         plaintext,
         RNG,
     )
     index = [p for p in PARTIES if p != dealer].index(recipient)
-    keys = list(broadcast.payload["share_keys"])
-    ciphertexts = list(broadcast.payload["share_ciphertexts"])
+    keys = list(broadcast.share_keys)
+    ciphertexts = list(broadcast.share_ciphertexts)
     keys[index], ciphertexts[index] = share.ephemeral_key, share.ciphertext
-    payload = {**broadcast.payload, "share_keys": keys, "share_ciphertexts": ciphertexts}
-    return replace(broadcast, payload=payload)
+    return replace(broadcast, share_keys=tuple(keys), share_ciphertexts=tuple(ciphertexts))
 
 
 def _verdicts_after_round2(step2, forged) -> dict[int, tuple[int, ...]]:  # type: ignore[no-untyped-def]
@@ -104,7 +103,7 @@ def test_bad_share_names_the_dealer() -> None:
 def test_decommitment_that_does_not_open_names_the_sender() -> None:
     step2 = _advance_to_round2(_round1())
     broadcast = step2[2][1]
-    forged = replace(broadcast, payload={**broadcast.payload, "rid": bytes(32)})
+    forged = replace(broadcast, rid=bytes(32))
     with pytest.raises(ProtocolAbort) as info:
         step2[1][0].next([forged, step2[3][1]])
     assert info.value.culprits == (2,)
@@ -128,9 +127,7 @@ def test_bad_schnorr_proof_names_the_prover() -> None:
     step2 = _advance_to_round2(_round1())
     step3 = {p: step2[p][0].next([step2[q][1] for q in PARTIES if q != p]) for p in PARTIES}
     bad = step3[2][1]
-    forged = replace(
-        bad, payload={**bad.payload, "schnorr_response": SECP256K1.scalar(5).to_bytes()}
-    )
+    forged = replace(bad, schnorr_response=SECP256K1.scalar(5).to_bytes())
     with pytest.raises(ProtocolAbort) as info:
         step3[1][0].next([forged, step3[3][1]])
     assert info.value.culprits == (2,)
@@ -264,12 +261,12 @@ def test_format_1_key_share_file_loads_forever() -> None:
 
 def test_malformed_round1_commitment_and_duplicates_name_the_sender() -> None:
     r1 = _round1()
-    bad = replace(r1[2].message, payload={**r1[2].message.payload, "commitment": b"short"})
+    bad = replace(r1[2].message, commitment=b"short")
     with pytest.raises(ProtocolAbort) as info:
         r1[1].next([bad, r1[3].message])
     assert info.value.culprits == (2,)
     r1 = _round1()
-    twice = replace(r1[2].message, payload={**r1[2].message.payload, "commitment": bytes(32)})
+    twice = replace(r1[2].message, commitment=bytes(32))
     with pytest.raises(ProtocolAbort) as info:
         r1[1].next([r1[2].message, twice, r1[3].message])
     assert info.value.culprits == (2,)
@@ -287,7 +284,7 @@ def test_malformed_round1_commitment_and_duplicates_name_the_sender() -> None:
 def test_malformed_round2_broadcast_names_the_sender(field: str, value: object) -> None:
     step2 = _advance_to_round2(_round1())
     broadcast = step2[2][1]
-    forged = replace(broadcast, payload={**broadcast.payload, field: value})
+    forged = replace(broadcast, **{field: value})
     with pytest.raises(ProtocolAbort) as info:
         step2[1][0].next([forged, step2[3][1]])
     assert info.value.culprits == (2,)
@@ -339,10 +336,7 @@ def test_a_bad_proof_to_one_party_leaves_no_party_with_a_key() -> None:
     relay may split): party 1 names it; party 2, which got the right one, reaches the key
     confirmation but gets no key without party 1's confirmation."""
     step3 = _to_round3()
-    bad = replace(
-        step3[3][1],
-        payload={**step3[3][1].payload, "schnorr_response": SECP256K1.scalar(5).to_bytes()},  # type: ignore[attr-defined]
-    )
+    bad = replace(step3[3][1], schnorr_response=SECP256K1.scalar(5).to_bytes())  # type: ignore[attr-defined]
     with pytest.raises(ProtocolAbort) as info:
         step3[1][0].next([step3[2][1], bad])  # type: ignore[attr-defined]
     assert info.value.culprits == (3,)

@@ -171,7 +171,7 @@ def test_signing_echo_exposes_a_misreported_presignature(shares: list[KeyShare])
     presignatures = run_presign(shares, RNG)
     digest, sid = RNG(32), RNG(32)
     rounds = [SignRound(k, p, digest, sid) for k, p in zip(shares, presignatures, strict=True)]
-    forged = _with(rounds[1].message, echo=[bytes(32), rounds[1].message.payload["echo"][1]])
+    forged = replace(rounds[1].message, echo=(bytes(32), rounds[1].message.echo[1]))
     # Party 2 misreports party 1's round-3 values, which party 1 itself sent.
     assert _abort(lambda: rounds[0].finish([forged])) == (2,)
 

@@ -79,7 +79,7 @@ def test_refresh_of_another_epoch_names_the_stale_party() -> None:
     aux = _new_aux([1, 2])
     sid = RNG(32)
     r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
-    forged = replace(r1[1].message, payload={**r1[1].message.payload, "epoch": 9})
+    forged = replace(r1[1].message, epoch=9)
     with pytest.raises(ProtocolAbort) as info:
         r1[0].next([forged])
     assert info.value.culprits == (2,)
@@ -97,18 +97,15 @@ def test_refresh_with_a_bad_share_names_the_dealer() -> None:
     broadcast = b2[2]
     share = encrypt_share(
         ShareContext(REFRESH_PROTOCOL, broadcast.header.session_id, PartyId(2), PartyId(1)),
-        SECP256K1.decode_point(r1[1].message.payload["complaint_key"]),
+        SECP256K1.decode_point(r1[1].message.complaint_key),
         SECP256K1.scalar(3).to_bytes(),
         RNG,
     )
-    keys = [share.ephemeral_key, broadcast.payload["share_keys"][1]]
-    ciphertexts = [share.ciphertext, broadcast.payload["share_ciphertexts"][1]]
-    b2[2] = replace(
-        broadcast,
-        payload={**broadcast.payload, "share_keys": keys, "share_ciphertexts": ciphertexts},
-    )
+    keys = (share.ephemeral_key, broadcast.share_keys[1])
+    ciphertexts = (share.ciphertext, broadcast.share_ciphertexts[1])
+    b2[2] = replace(broadcast, share_keys=keys, share_ciphertexts=ciphertexts)
     step3 = {p: step2[p][0].next([b2[q] for q in b2 if q != p]) for p in step2}
-    (complaint,) = step3[1][1].payload["complaints"]
+    (complaint,) = step3[1][1].complaints
     assert complaint["accused"] == 2
     for party in (1, 3):
         with pytest.raises(ProtocolAbort, match="complaint") as info:
@@ -138,10 +135,7 @@ def test_refresh_bad_schnorr_response_names_the_prover() -> None:
     r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
     step2 = [r.next([o.message for o in r1 if o is not r]) for r in r1]
     step3 = [step2[0][0].next([step2[1][1]]), step2[1][0].next([step2[0][1]])]
-    bad = replace(
-        step3[1][1],
-        payload={**step3[1][1].payload, "schnorr_responses": [SECP256K1.scalar(1).to_bytes()]},
-    )
+    bad = replace(step3[1][1], schnorr_responses=(SECP256K1.scalar(1).to_bytes(),))
     with pytest.raises(ProtocolAbort) as info:
         step3[0][0].next([bad])
     assert info.value.culprits == (2,)
@@ -157,7 +151,7 @@ def test_refresh_echo_and_degree_checks_name_the_culprit() -> None:
     s1, _ = r1[0].next([r1[1].message])
     _, b2 = r1[1].next([r1[0].message])
     # Party 2 misreports party 1's own commitment in its echo.
-    bad_echo = replace(b2, payload={**b2.payload, "echo": [bytes(32), b2.payload["echo"][1]]})
+    bad_echo = replace(b2, echo=(bytes(32), b2.echo[1]))
     with pytest.raises(ProtocolAbort) as info:
         s1.next([bad_echo])
     assert info.value.culprits == (2,)
@@ -165,7 +159,7 @@ def test_refresh_echo_and_degree_checks_name_the_culprit() -> None:
     r1 = [RefreshRound1(k, aux[k.party], sid, RNG) for k in shares]
     s1, _ = r1[0].next([r1[1].message])
     _, b2 = r1[1].next([r1[0].message])
-    extra = replace(b2, payload={**b2.payload, "vss": [*b2.payload["vss"], b2.payload["vss"][0]]})
+    extra = replace(b2, vss=(*b2.vss, b2.vss[0]))
     with pytest.raises(ProtocolAbort) as info:
         s1.next([extra])
     assert info.value.culprits == (2,)
@@ -191,10 +185,7 @@ def test_a_bad_proof_to_one_party_leaves_no_party_with_a_new_share() -> None:
     r1 = {k.party: RefreshRound1(k, aux[k.party], sid, RNG) for k in shares}
     step2 = {p: r.next([o.message for q, o in r1.items() if q != p]) for p, r in r1.items()}
     step3 = {p: step2[p][0].next([step2[q][1] for q in step2 if q != p]) for p in step2}
-    bad = replace(
-        step3[3][1],
-        payload={**step3[3][1].payload, "schnorr_responses": [SECP256K1.scalar(1).to_bytes()]},
-    )
+    bad = replace(step3[3][1], schnorr_responses=(SECP256K1.scalar(1).to_bytes(),))
     with pytest.raises(ProtocolAbort) as info:
         step3[1][0].next([step3[2][1], bad])
     assert info.value.culprits == (3,)

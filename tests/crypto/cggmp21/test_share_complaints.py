@@ -60,10 +60,9 @@ def test_honest_key_generation_has_no_complaint() -> None:
 
 def test_undecryptable_share_names_the_dealer() -> None:
     def garble(b2):  # type: ignore[no-untyped-def]
-        payload = b2[2].payload
-        ciphertexts = list(payload["share_ciphertexts"])
+        ciphertexts = list(b2[2].share_ciphertexts)
         ciphertexts[0] = bytes(len(ciphertexts[0]))  # party 1's share
-        b2[2] = replace(b2[2], payload={**payload, "share_ciphertexts": ciphertexts})
+        b2[2] = replace(b2[2], share_ciphertexts=tuple(ciphertexts))
 
     assert _honest(_run(round2=garble), 2) == {1: (2,), 3: (2,), 4: (2,)}
 
@@ -76,7 +75,7 @@ def _complaint_by_3_against_2(edit=None):  # type: ignore[no-untyped-def]
         wire = complaint.to_wire()
         if edit is not None:
             wire = edit(wire)
-        b3[3] = replace(b3[3], payload={**b3[3].payload, "complaints": [wire]})
+        b3[3] = replace(b3[3], complaints=[wire])
 
     return complain
 
@@ -117,6 +116,6 @@ def test_complaint_showing_another_ciphertext_names_both() -> None:
 def test_malformed_complaint_list_names_its_sender(complaints) -> None:  # type: ignore[no-untyped-def]
     def complain(step3, b3):  # type: ignore[no-untyped-def]
         wire = step3[3][0]._book.complain(PartyId(2), RNG).to_wire()
-        b3[3] = replace(b3[3], payload={**b3[3].payload, "complaints": complaints(wire)})
+        b3[3] = replace(b3[3], complaints=complaints(wire))
 
     assert _honest(_run(round3=complain), 3) == {1: (3,), 2: (3,), 4: (3,)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import secrets
+from dataclasses import replace
 
 import pytest
 
@@ -68,10 +69,8 @@ def test_wrong_signature_share_names_the_sender() -> None:
     rounds = [SignRound(k, p, digest, sid) for k, p in zip(signers, presignatures, strict=True)]
     honest, cheater = rounds
     bad = cheater.message
-    sigma = int.from_bytes(bad.payload["sigma"], "big")
-    forged = type(bad)(
-        bad.header, {**bad.payload, "sigma": ((sigma + 1) % SECP256K1.order).to_bytes(32, "big")}
-    )
+    sigma = int.from_bytes(bad.sigma, "big")
+    forged = replace(bad, sigma=((sigma + 1) % SECP256K1.order).to_bytes(32, "big"))
     with pytest.raises(ProtocolAbort) as info:
         honest.finish([forged])
     assert info.value.culprits == (3,)
@@ -126,10 +125,8 @@ def test_a_wrong_share_beside_a_digest_mismatch_is_still_named() -> None:
     digest, other = random_digest(), random_digest()
     rounds = _signing_rounds("digest-mismatch-and-cheater", {1: digest, 2: digest, 3: other})
     bad = rounds[2].message
-    sigma = int.from_bytes(bad.payload["sigma"], "big")
-    forged = type(bad)(
-        bad.header, {**bad.payload, "sigma": ((sigma + 1) % SECP256K1.order).to_bytes(32, "big")}
-    )
+    sigma = int.from_bytes(bad.sigma, "big")
+    forged = replace(bad, sigma=((sigma + 1) % SECP256K1.order).to_bytes(32, "big"))
     with pytest.raises(ProtocolAbort) as info:
         rounds[1].finish([rounds[3].message, forged])
     assert info.value.culprits == (2,)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from shardvault.crypto.errors import EncodingError, ProtocolAbort, VerificationError
 from shardvault.crypto.group import Point, Scalar
-from shardvault.crypto.protocols.cggmp21._common import wire_bytes, wire_bytes_list
+from shardvault.crypto.protocols.cggmp21._common import wire_bytes
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE
 from shardvault.crypto.protocols.common import PartyId, SessionId, WireValue
 from shardvault.crypto.protocols.complaints import (
@@ -33,13 +33,13 @@ from shardvault.crypto.protocols.complaints import (
 from shardvault.crypto.rng import RandomSource
 
 
-def read_complaint_key(payload: Mapping[str, WireValue]) -> Point:
-    """A peer's round-1 complaint key.
+def read_complaint_key(value: WireValue) -> Point:
+    """A peer's round-1 complaint key (its ``complaint_key`` field).
 
     Raises:
-        EncodingError: missing or not a valid point.
+        EncodingError: not a valid point.
     """
-    return decode_public_key(wire_bytes(payload.get("complaint_key"), "complaint_key", 33))
+    return decode_public_key(wire_bytes(value, "complaint_key", 33))
 
 
 class ShareBook:
@@ -72,9 +72,10 @@ class ShareBook:
 
     def encrypt(
         self, share_of: Callable[[PartyId], Scalar], rng: RandomSource
-    ) -> dict[str, WireValue]:
-        """This party's shares for every peer, encrypted, as round-2 payload fields; they are
-        recorded as received from ourselves, so complaints about them are judged alike."""
+    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """This party's shares for every peer, encrypted: the round-2 fields ``share_keys``
+        and ``share_ciphertexts``; they are recorded as received from ourselves, so
+        complaints about them are judged alike."""
         keys, ciphertexts = encrypt_shares(
             self._protocol,
             self._session,
@@ -84,15 +85,14 @@ class ShareBook:
             lambda peer: share_of(peer).to_bytes(),
             rng,
         )
-        payload: dict[str, WireValue] = {
-            "share_keys": list(keys),
-            "share_ciphertexts": list(ciphertexts),
-        }
-        self.add_dealer(self._me, payload)
-        return payload
+        self.add_dealer(self._me, keys, ciphertexts)
+        return tuple(keys), tuple(ciphertexts)
 
-    def add_dealer(self, dealer: PartyId, payload: Mapping[str, WireValue]) -> None:
-        """Record a dealer's round-2 ciphertexts.
+    def add_dealer(
+        self, dealer: PartyId, keys: Sequence[bytes], ciphertexts: Sequence[bytes]
+    ) -> None:
+        """Record a dealer's round-2 ciphertexts (its ``share_keys`` and
+        ``share_ciphertexts`` fields).
 
         Raises:
             EncodingError: a wrong count or a ciphertext anyone can see is malformed.
@@ -100,8 +100,8 @@ class ShareBook:
         entries = read_shares(
             dealer,
             self._parties,
-            wire_bytes_list(payload.get("share_keys"), "share_keys"),
-            wire_bytes_list(payload.get("share_ciphertexts"), "share_ciphertexts"),
+            list(keys),
+            list(ciphertexts),
             CURVE.scalar_length,
         )
         for recipient, entry in entries.items():
@@ -169,20 +169,21 @@ class ShareBook:
 def collect_complaints(
     own: Sequence[Complaint],
     me: PartyId,
-    payloads: Mapping[PartyId, Mapping[str, WireValue]],
+    lists: Mapping[PartyId, WireValue],
     parties: tuple[PartyId, ...],
 ) -> list[tuple[PartyId, Complaint]]:
-    """Every complaint of a round-3 phase, ours first, then by party.
+    """Every complaint of a round-3 phase, ours first, then by party; ``lists`` holds each
+    peer's ``complaints`` field as received.
 
     Raises:
         ProtocolAbort: a party's complaint list is malformed; names it.
     """
     out = [(me, c) for c in own]
     for sender in parties:
-        if sender not in payloads:
+        if sender not in lists:
             continue
         try:
-            complaints = read_complaints(payloads[sender].get("complaints"), parties)
+            complaints = read_complaints(lists[sender], parties)
         except EncodingError as exc:
             raise ProtocolAbort([sender], f"party {sender}: malformed complaints: {exc}") from exc
         out.extend((sender, c) for c in complaints)

@@ -48,7 +48,6 @@ from shardvault.crypto.protocols.cggmp21._common import (
     echo_digest,
     hash_commitment,
     wire_bytes,
-    wire_bytes_list,
     wire_point,
 )
 from shardvault.crypto.protocols.cggmp21._shares import (
@@ -184,10 +183,8 @@ class KeygenRound1:
         self._complaint_key = ComplaintKey(rng)
         self.message = KeygenRound1Message(
             Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 1, self._me, None),
-            {
-                "commitment": self._commitment,
-                "complaint_key": self._complaint_key.public.to_bytes(),
-            },
+            commitment=self._commitment,
+            complaint_key=self._complaint_key.public.to_bytes(),
         )
 
     def _decommitment_values(self) -> list[bytes]:
@@ -227,12 +224,12 @@ class KeygenRound1:
             commitments[sender] = blame(
                 sender,
                 "round-1 commitment",
-                lambda m=message: wire_bytes(m.payload["commitment"], "commitment", 32),  # type: ignore[misc]
+                functools.partial(wire_bytes, message.commitment, "commitment", 32),
             )
             keys[sender] = blame(
                 sender,
                 "complaint key",
-                lambda m=message: read_complaint_key(m.payload),  # type: ignore[misc]
+                functools.partial(read_complaint_key, message.complaint_key),
             )
         # Echo: the digest of each party's round-1 broadcast as we received it.
         echo = [echo_digest("keygen", [commitments[p], keys[p].to_bytes()]) for p in self._parties]
@@ -241,16 +238,16 @@ class KeygenRound1:
         )
         header = Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 2, self._me, None)
         # Figure 5 (threshold), round 2: the share f_i(j) for every peer j, encrypted.
+        share_keys, share_ciphertexts = book.encrypt(polynomial.evaluate, self._rng)
         broadcast = KeygenRound2Message(
             header,
-            {
-                "rid": self._rid,
-                "vss": list(self._vss.to_bytes()),
-                "schnorr_commitment": self._nonce.commitment.to_bytes(),
-                "salt": self._salt,
-                "echo": echo,  # type: ignore[dict-item]
-                **book.encrypt(polynomial.evaluate, self._rng),
-            },
+            rid=self._rid,
+            vss=tuple(self._vss.to_bytes()),
+            schnorr_commitment=self._nonce.commitment.to_bytes(),
+            salt=self._salt,
+            echo=tuple(echo),
+            share_keys=share_keys,
+            share_ciphertexts=share_ciphertexts,
         )
         round2 = KeygenRound2(
             me=self._me,
@@ -313,11 +310,10 @@ class KeygenRound2:
     def _check_peer(
         self, sender: PartyId, message: KeygenRound2Message
     ) -> tuple[VerifiableCommitment, Point, bytes]:
-        payload = message.payload
-        rid_j = wire_bytes(payload["rid"], "rid", 32)
-        vss_bytes = wire_bytes_list(payload["vss"], "vss")
-        a_bytes = wire_bytes(payload["schnorr_commitment"], "schnorr_commitment", 33)
-        salt = wire_bytes(payload["salt"], "salt", 32)
+        rid_j = wire_bytes(message.rid, "rid", 32)
+        vss_bytes = list(message.vss)
+        a_bytes = wire_bytes(message.schnorr_commitment, "schnorr_commitment", 33)
+        salt = wire_bytes(message.salt, "salt", 32)
         # Figure 5, round 3, step 1: the decommitment must open V_j.
         opened = hash_commitment(
             "keygen", self._session, sender, [rid_j, *vss_bytes, a_bytes, salt]
@@ -328,7 +324,7 @@ class KeygenRound2:
         if commitment.min_signers != self._min_signers:
             raise VerificationError("VSS polynomial has the wrong degree")
         a_point = wire_point(a_bytes, "schnorr_commitment")
-        self._book.add_dealer(sender, payload)
+        self._book.add_dealer(sender, message.share_keys, message.share_ciphertexts)
         return commitment, a_point, rid_j
 
     def next(
@@ -349,21 +345,18 @@ class KeygenRound2:
         if own_share is None:
             raise MisuseError("keygen round 2 already ran")
         self._own_share = None
-        common = {
-            "protocol": KEYGEN_PROTOCOL,
-            "session": self._session,
-            "round_number": 2,
-            "parties": self._parties,
-            "me": self._me,
-        }
-        by_sender = collect(broadcasts, lambda m: m.header, direct=False, **common)  # type: ignore[arg-type]
+        by_sender = collect(
+            broadcasts,
+            lambda m: m.header,
+            protocol=KEYGEN_PROTOCOL,
+            session=self._session,
+            round_number=2,
+            parties=self._parties,
+            me=self._me,
+            direct=False,
+        )
         # Echo broadcast check first: every peer saw the same round-1 commitments.
-        echoes: dict[PartyId, list[bytes]] = {}
-        for sender, message in by_sender.items():
-            try:
-                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
-            except EncodingError as exc:
-                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
+        echoes = {sender: message.echo for sender, message in by_sender.items()}
         check_echo(echoes, self._echo, self._parties, self._me)
         vss: dict[PartyId, VerifiableCommitment] = {self._me: self._vss}
         schnorr_commitments: dict[PartyId, Point] = {self._me: self._nonce.commitment}
@@ -402,10 +395,8 @@ class KeygenRound2:
         response = self._nonce.respond(e, constant)
         reply = KeygenRound3Message(
             Header(KEYGEN_PROTOCOL, WIRE_VERSION, self._session, 3, self._me, None),
-            {
-                "schnorr_response": response.to_bytes(),
-                "complaints": [c.to_wire() for c in complaints],
-            },
+            schnorr_response=response.to_bytes(),
+            complaints=[c.to_wire() for c in complaints],
         )
         total = sum_commitments([vss[p] for p in self._parties])
         round3 = KeygenRound3(
@@ -493,7 +484,7 @@ class KeygenRound3:
         complaints = collect_complaints(
             self._complaints,
             self._me,
-            {p: m.payload for p, m in by_sender.items()},
+            {p: m.complaints for p, m in by_sender.items()},
             self._parties,
         )
 
@@ -504,7 +495,7 @@ class KeygenRound3:
         # Figure 5, output, step 1: verify ψ_j for every peer.
         for sender, message in by_sender.items():
             try:
-                z = CURVE.decode_scalar(wire_bytes(message.payload["schnorr_response"], "z", 32))
+                z = CURVE.decode_scalar(wire_bytes(message.schnorr_response, "z", 32))
                 proof = sch.SchnorrProof(self._schnorr_commitments[sender], z)
                 context = _context(self._session, sender, self._parties)
                 sch.verify(context, CURVE, self._vss[sender].constant, proof, self._rid)

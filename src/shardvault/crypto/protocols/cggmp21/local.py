@@ -8,6 +8,7 @@ secrets stay in its own round objects; nothing here adds shares together.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from shardvault.crypto.errors import MisuseError
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
@@ -23,17 +24,25 @@ from shardvault.crypto.protocols.cggmp21.presign import (
 )
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
-from shardvault.crypto.protocols.common import PartyId, check_thresholds
+from shardvault.crypto.protocols.common import Header, PartyId, check_thresholds
 from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.rng import RandomSource
 
 
-def _to(messages: Sequence[object], party: int) -> list[object]:
-    return [m for m in messages if m.header.recipient == party]  # type: ignore[attr-defined]
+class _Headed(Protocol):
+    @property
+    def header(self) -> Header: ...
 
 
-def _from_others(messages: Sequence[object], party: int) -> list[object]:
-    return [m for m in messages if m.header.sender != party]  # type: ignore[attr-defined]
+_M = TypeVar("_M", bound=_Headed)
+
+
+def _to(messages: Sequence[_M], party: int) -> list[_M]:
+    return [m for m in messages if m.header.recipient == party]
+
+
+def _from_others(messages: Sequence[_M], party: int) -> list[_M]:
+    return [m for m in messages if m.header.sender != party]
 
 
 def run_keygen(
@@ -49,11 +58,11 @@ def run_keygen(
     sid = session if session is not None else rng(32)
     r1 = {p: KeygenRound1(p, min_signers, parties, sid, rng) for p in parties}
     b1 = [r.message for r in r1.values()]
-    step2 = {p: r1[p].next(_from_others(b1, p)) for p in parties}  # type: ignore[arg-type]
+    step2 = {p: r1[p].next(_from_others(b1, p)) for p in parties}
     b2 = [step2[p][1] for p in parties]
-    step3 = {p: step2[p][0].next(_from_others(b2, p)) for p in parties}  # type: ignore[arg-type]
+    step3 = {p: step2[p][0].next(_from_others(b2, p)) for p in parties}
     b3 = [step3[p][1] for p in parties]
-    confirmations = [step3[p][0].next(_from_others(b3, p))[0] for p in parties]  # type: ignore[arg-type]
+    confirmations = [step3[p][0].next(_from_others(b3, p))[0] for p in parties]
     return finish_all(confirmations)
 
 
@@ -67,20 +76,19 @@ def run_presign(
     b1 = [r.message for r in r1]
     p1 = [m for r in r1 for m in r.proofs]
     step2 = [
-        r.next(_from_others(b1, k.party), _to(p1, k.party))  # type: ignore[arg-type]
-        for r, k in zip(r1, keys, strict=True)
+        r.next(_from_others(b1, k.party), _to(p1, k.party)) for r, k in zip(r1, keys, strict=True)
     ]
     d2 = [m for _, out in step2 for m in out]
-    step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]  # type: ignore[arg-type]
+    step3 = [r.next(_to(d2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]
     d3 = [m for _, out in step3 for m in out]
-    step4 = [r.next(_to(d3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]  # type: ignore[arg-type]
+    step4 = [r.next(_to(d3, k.party)) for (r, _), k in zip(step3, keys, strict=True)]
     b4 = [message for _, message in step4]
     results: list[Presignature] = []
     identifications: list[PresignIdentify] = []
     chi_identifications: list[PresignIdentifyChi] = []
     for (r, _), k in zip(step4, keys, strict=True):
         try:
-            results.append(r.finish(_from_others(b4, k.party)))  # type: ignore[arg-type]
+            results.append(r.finish(_from_others(b4, k.party)))
         except PresignIdentificationRequired as failed:
             identifications.append(failed.identification)
         except PresignChiIdentificationRequired as failed_chi:
@@ -112,7 +120,7 @@ def run_sign(
     sid = session if session is not None else rng(32)
     rounds = [SignRound(k, p, digest, sid) for k, p in zip(keys, presignatures, strict=True)]
     shares = [r.message for r in rounds]
-    results = {r.finish(_from_others(shares, k.party)) for r, k in zip(rounds, keys, strict=True)}  # type: ignore[arg-type]
+    results = {r.finish(_from_others(shares, k.party)) for r, k in zip(rounds, keys, strict=True)}
     if len(results) != 1:  # pragma: no cover - combination is deterministic
         raise MisuseError("signers combined different signatures")
     return results.pop()
@@ -129,15 +137,11 @@ def run_refresh(
     sid = session if session is not None else rng(32)
     r1 = [RefreshRound1(k, new_aux[k.party], sid, rng) for k in keys]
     b1 = [r.message for r in r1]
-    step2 = [r.next(_from_others(b1, k.party)) for r, k in zip(r1, keys, strict=True)]  # type: ignore[arg-type]
+    step2 = [r.next(_from_others(b1, k.party)) for r, k in zip(r1, keys, strict=True)]
     b2 = [b for _, b in step2]
-    step3 = [
-        r.next(_from_others(b2, k.party))  # type: ignore[arg-type]
-        for (r, _), k in zip(step2, keys, strict=True)
-    ]
+    step3 = [r.next(_from_others(b2, k.party)) for (r, _), k in zip(step2, keys, strict=True)]
     b3 = [m for _, m in step3]
     confirmations = [
-        r.next(_from_others(b3, k.party))[0]  # type: ignore[arg-type]
-        for (r, _), k in zip(step3, keys, strict=True)
+        r.next(_from_others(b3, k.party))[0] for (r, _), k in zip(step3, keys, strict=True)
     ]
     return finish_all(confirmations)

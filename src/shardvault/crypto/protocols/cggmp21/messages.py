@@ -5,9 +5,14 @@ Source: CGGMP21 (ePrint 2021/060): Figure 5 (key generation), Figure 6 (key refr
 
 Each message is a frozen dataclass: a :class:`~shardvault.crypto.protocols.common.Header`
 (protocol, version, session, round, sender, recipient) and a payload whose field set is
-fixed per message type. Decoding checks the structure only (canonical CBOR, exactly the
-expected fields); the receiving round validates the content, so that it can name the
-sender when something is wrong.
+fixed per message type. The key-generation, refresh and signing messages are typed like
+FROST's (:class:`~shardvault.crypto.protocols.common.HeaderedMessage`: one attribute per
+payload field, each checked for its wire type when decoded); the presigning messages still
+carry their payload as a map that the receiving round reads field by field. Either way
+decoding checks the structure only (canonical CBOR, exactly the expected fields, and for
+the typed ones each field's type); the receiving round validates the content (lengths,
+points, scalars, proofs), so that it can name the sender when something is wrong. The
+wire encoding is the same for both kinds.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from typing import ClassVar, Self
 from shardvault.crypto.protocols.common import (
     HEADER_FIELDS,
     Header,
+    HeaderedMessage,
     WireValue,
     decode_wire,
     encode_wire,
+    require_bytes,
+    require_bytes_list,
+    require_int,
 )
 
 KEYGEN_PROTOCOL = "cggmp21/keygen"
@@ -65,23 +74,45 @@ class _Message:
         return f"{type(self).__name__}({self.header!r}, {shown})"
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class KeygenRound1Message(_Message):
+@dataclass(frozen=True, slots=True)
+class KeygenRound1Message(HeaderedMessage):
     """Figure 5, round 1 (broadcast): the hash commitment ``V_i`` and the sender's
     complaint key for this session (:mod:`~shardvault.crypto.protocols.complaints`)."""
 
-    fields: ClassVar[tuple[str, ...]] = ("commitment", "complaint_key")
+    commitment: bytes
+    complaint_key: bytes
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("commitment", "complaint_key")
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {"commitment": self.commitment, "complaint_key": self.complaint_key}
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header, require_bytes(fields, "commitment"), require_bytes(fields, "complaint_key")
+        )
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class KeygenRound2Message(_Message):
+@dataclass(frozen=True, slots=True)
+class KeygenRound2Message(HeaderedMessage):
     """Figure 5, round 2 (broadcast): the decommitment ``(rid_i, F_i, A_i, u_i)``, the
     echo of every round-1 broadcast this party received, and the shares ``f_i(j)`` of the
     threshold variant, each encrypted to ``P_j``'s complaint key (``share_keys``: the
     ephemeral keys, ``share_ciphertexts``: the ciphertexts, both in party order without
     the sender), so that a complaint about one can be judged by everyone."""
 
-    fields: ClassVar[tuple[str, ...]] = (
+    rid: bytes
+    vss: tuple[bytes, ...]
+    schnorr_commitment: bytes
+    salt: bytes
+    echo: tuple[bytes, ...]
+    share_keys: tuple[bytes, ...]
+    share_ciphertexts: tuple[bytes, ...]
+
+    _payload_fields: ClassVar[tuple[str, ...]] = (
         "rid",
         "vss",
         "schnorr_commitment",
@@ -91,30 +122,106 @@ class KeygenRound2Message(_Message):
         "share_ciphertexts",
     )
 
+    def _payload(self) -> dict[str, WireValue]:
+        return {
+            "rid": self.rid,
+            "vss": list(self.vss),
+            "schnorr_commitment": self.schnorr_commitment,
+            "salt": self.salt,
+            "echo": list(self.echo),
+            "share_keys": list(self.share_keys),
+            "share_ciphertexts": list(self.share_ciphertexts),
+        }
 
-@dataclass(frozen=True, slots=True, repr=False)
-class KeygenRound3Message(_Message):
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header,
+            require_bytes(fields, "rid"),
+            tuple(require_bytes_list(fields, "vss")),
+            require_bytes(fields, "schnorr_commitment"),
+            require_bytes(fields, "salt"),
+            tuple(require_bytes_list(fields, "echo")),
+            tuple(require_bytes_list(fields, "share_keys")),
+            tuple(require_bytes_list(fields, "share_ciphertexts")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeygenRound3Message(HeaderedMessage):
     """Figure 5, round 3 (broadcast): the Schnorr response ``ψ_i``, and the sender's
-    complaints about the shares it was sent (an empty list when every share was good)."""
+    complaints about the shares it was sent (an empty list when every share was good).
 
-    fields: ClassVar[tuple[str, ...]] = ("schnorr_response", "complaints")
+    ``complaints`` stays in wire form: whether the list is acceptable (its length, one
+    complaint per dealer) depends on the party set, so the receiving round reads it
+    (:func:`~shardvault.crypto.protocols.complaints.read_complaints`) and names the sender
+    of a malformed one."""
+
+    schnorr_response: bytes
+    complaints: WireValue
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("schnorr_response", "complaints")
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {"schnorr_response": self.schnorr_response, "complaints": self.complaints}
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(header, require_bytes(fields, "schnorr_response"), fields["complaints"])
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class RefreshRound1Message(_Message):
+@dataclass(frozen=True, slots=True)
+class RefreshRound1Message(HeaderedMessage):
     """Figure 6, round 1 (broadcast): the hash commitment ``V_i``, bound to the key, and
     the sender's complaint key for this session."""
 
-    fields: ClassVar[tuple[str, ...]] = ("commitment", "key_id", "epoch", "complaint_key")
+    commitment: bytes
+    key_id: bytes
+    epoch: int
+    complaint_key: bytes
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("commitment", "key_id", "epoch", "complaint_key")
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {
+            "commitment": self.commitment,
+            "key_id": self.key_id,
+            "epoch": self.epoch,
+            "complaint_key": self.complaint_key,
+        }
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header,
+            require_bytes(fields, "commitment"),
+            require_bytes(fields, "key_id"),
+            require_int(fields, "epoch"),
+            require_bytes(fields, "complaint_key"),
+        )
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class RefreshRound2Message(_Message):
+@dataclass(frozen=True, slots=True)
+class RefreshRound2Message(HeaderedMessage):
     """Figure 6, round 2 (broadcast): decommitment of the zero-sharing, the echo, and the
     shares of the zero-sharing, each encrypted to its recipient's complaint key (as in
     :class:`KeygenRound2Message`)."""
 
-    fields: ClassVar[tuple[str, ...]] = (
+    rid: bytes
+    vss: tuple[bytes, ...]
+    schnorr_commitments: tuple[bytes, ...]
+    salt: bytes
+    echo: tuple[bytes, ...]
+    share_keys: tuple[bytes, ...]
+    share_ciphertexts: tuple[bytes, ...]
+
+    _payload_fields: ClassVar[tuple[str, ...]] = (
         "rid",
         "vss",
         "schnorr_commitments",
@@ -124,13 +231,54 @@ class RefreshRound2Message(_Message):
         "share_ciphertexts",
     )
 
+    def _payload(self) -> dict[str, WireValue]:
+        return {
+            "rid": self.rid,
+            "vss": list(self.vss),
+            "schnorr_commitments": list(self.schnorr_commitments),
+            "salt": self.salt,
+            "echo": list(self.echo),
+            "share_keys": list(self.share_keys),
+            "share_ciphertexts": list(self.share_ciphertexts),
+        }
 
-@dataclass(frozen=True, slots=True, repr=False)
-class RefreshRound3Message(_Message):
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header,
+            require_bytes(fields, "rid"),
+            tuple(require_bytes_list(fields, "vss")),
+            tuple(require_bytes_list(fields, "schnorr_commitments")),
+            require_bytes(fields, "salt"),
+            tuple(require_bytes_list(fields, "echo")),
+            tuple(require_bytes_list(fields, "share_keys")),
+            tuple(require_bytes_list(fields, "share_ciphertexts")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRound3Message(HeaderedMessage):
     """Figure 6, round 3 (broadcast): Schnorr responses for every committed point, and the
-    sender's complaints about the shares it was sent (an empty list when all were good)."""
+    sender's complaints about the shares it was sent (an empty list when all were good;
+    kept in wire form for the receiving round, as in :class:`KeygenRound3Message`)."""
 
-    fields: ClassVar[tuple[str, ...]] = ("schnorr_responses", "complaints")
+    schnorr_responses: tuple[bytes, ...]
+    complaints: WireValue
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("schnorr_responses", "complaints")
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {"schnorr_responses": list(self.schnorr_responses), "complaints": self.complaints}
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header, tuple(require_bytes_list(fields, "schnorr_responses")), fields["complaints"]
+        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -220,11 +368,36 @@ class PresignChiProofMessage(_Message):
     )
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class SignatureShareMessage(_Message):
+@dataclass(frozen=True, slots=True)
+class SignatureShareMessage(HeaderedMessage):
     """Figure 8 (broadcast): the signature share ``σ_i``, bound to the presignature, the
     32-byte digest it signs (so that signers given different digests report a mismatch
     instead of blaming each other), and the echo of every signer's presigning round-3
     values."""
 
-    fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "digest", "echo")
+    presignature_id: bytes
+    sigma: bytes
+    digest: bytes
+    echo: tuple[bytes, ...]
+
+    _payload_fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "digest", "echo")
+
+    def _payload(self) -> dict[str, WireValue]:
+        return {
+            "presignature_id": self.presignature_id,
+            "sigma": self.sigma,
+            "digest": self.digest,
+            "echo": list(self.echo),
+        }
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
+        header, fields = cls._fields(data)
+        return cls(
+            header,
+            require_bytes(fields, "presignature_id"),
+            require_bytes(fields, "sigma"),
+            require_bytes(fields, "digest"),
+            tuple(require_bytes_list(fields, "echo")),
+        )

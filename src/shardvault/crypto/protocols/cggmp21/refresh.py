@@ -45,7 +45,6 @@ from shardvault.crypto.protocols.cggmp21._common import (
     echo_digest,
     hash_commitment,
     wire_bytes,
-    wire_bytes_list,
     wire_int,
     wire_point,
 )
@@ -133,12 +132,10 @@ class RefreshRound1:
         self._complaint_key = ComplaintKey(rng)
         self.message = RefreshRound1Message(
             Header(REFRESH_PROTOCOL, WIRE_VERSION, self._session, 1, key.party, None),
-            {
-                "commitment": self._commitment,
-                "key_id": key.key_id,
-                "epoch": key.epoch,
-                "complaint_key": self._complaint_key.public.to_bytes(),
-            },
+            commitment=self._commitment,
+            key_id=key.key_id,
+            epoch=key.epoch,
+            complaint_key=self._complaint_key.public.to_bytes(),
         )
 
     def _point_bytes(self) -> list[bytes]:
@@ -148,7 +145,7 @@ class RefreshRound1:
         return [n.commitment.to_bytes() for n in self._nonces]
 
     def _values(
-        self, rid: bytes, points: list[bytes], nonces: list[bytes], salt: bytes
+        self, rid: bytes, points: Sequence[bytes], nonces: Sequence[bytes], salt: bytes
     ) -> list[bytes]:
         return [rid, *points, b"|", *nonces, salt, self._aux.digest()]
 
@@ -185,28 +182,28 @@ class RefreshRound1:
         keys: dict[PartyId, Point] = {key.party: self._complaint_key.public}
         for sender, message in by_sender.items():
             try:
-                if wire_bytes(message.payload["key_id"], "key_id", 32) != key.key_id:
+                if wire_bytes(message.key_id, "key_id", 32) != key.key_id:
                     raise VerificationError("refreshing another key")
-                if wire_int(message.payload["epoch"], "epoch") != key.epoch:
+                if wire_int(message.epoch, "epoch") != key.epoch:
                     raise VerificationError("refreshing from another epoch (stale share?)")
-                commitments[sender] = wire_bytes(message.payload["commitment"], "commitment", 32)
-                keys[sender] = read_complaint_key(message.payload)
+                commitments[sender] = wire_bytes(message.commitment, "commitment", 32)
+                keys[sender] = read_complaint_key(message.complaint_key)
             except (EncodingError, VerificationError) as exc:
                 raise ProtocolAbort([sender], f"party {sender}: refresh round 1: {exc}") from exc
         echo = [echo_digest("refresh", [commitments[p], keys[p].to_bytes()]) for p in self._parties]
         book = ShareBook(
             REFRESH_PROTOCOL, self._session, key.party, self._parties, self._complaint_key, keys
         )
+        share_keys, share_ciphertexts = book.encrypt(polynomial.evaluate, self._rng)
         broadcast = RefreshRound2Message(
             Header(REFRESH_PROTOCOL, WIRE_VERSION, self._session, 2, key.party, None),
-            {
-                "rid": self._rid,
-                "vss": self._point_bytes(),  # type: ignore[dict-item]
-                "schnorr_commitments": self._nonce_bytes(),  # type: ignore[dict-item]
-                "salt": self._salt,
-                "echo": echo,  # type: ignore[dict-item]
-                **book.encrypt(polynomial.evaluate, self._rng),
-            },
+            rid=self._rid,
+            vss=tuple(self._point_bytes()),
+            schnorr_commitments=tuple(self._nonce_bytes()),
+            salt=self._salt,
+            echo=tuple(echo),
+            share_keys=share_keys,
+            share_ciphertexts=share_ciphertexts,
         )
         state = RefreshRound2(
             self,
@@ -249,11 +246,10 @@ class RefreshRound2:
         self, sender: PartyId, message: RefreshRound2Message
     ) -> tuple[list[Point], list[Point], bytes]:
         first = self._first
-        payload = message.payload
-        rid = wire_bytes(payload["rid"], "rid", 32)
-        points_raw = wire_bytes_list(payload["vss"], "vss")
-        nonces_raw = wire_bytes_list(payload["schnorr_commitments"], "schnorr_commitments")
-        salt = wire_bytes(payload["salt"], "salt", 32)
+        rid = wire_bytes(message.rid, "rid", 32)
+        points_raw = message.vss
+        nonces_raw = message.schnorr_commitments
+        salt = wire_bytes(message.salt, "salt", 32)
         opened = hash_commitment(
             "refresh", first._session, sender, first._values(rid, points_raw, nonces_raw, salt)
         )
@@ -266,7 +262,7 @@ class RefreshRound2:
             raise VerificationError("zero-sharing polynomial has the wrong degree")
         points = [wire_point(b, "vss") for b in points_raw]
         nonces = [wire_point(b, "schnorr_commitments") for b in nonces_raw]
-        self._book.add_dealer(sender, payload)
+        self._book.add_dealer(sender, message.share_keys, message.share_ciphertexts)
         return points, nonces, rid
 
     def next(
@@ -288,20 +284,17 @@ class RefreshRound2:
         self._secret = None
         first = self._first
         key = first._key
-        common = {
-            "protocol": REFRESH_PROTOCOL,
-            "session": first._session,
-            "round_number": 2,
-            "parties": first._parties,
-            "me": key.party,
-        }
-        by_sender = collect(broadcasts, lambda m: m.header, direct=False, **common)  # type: ignore[arg-type]
-        echoes: dict[PartyId, list[bytes]] = {}
-        for sender, message in by_sender.items():
-            try:
-                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
-            except EncodingError as exc:
-                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
+        by_sender = collect(
+            broadcasts,
+            lambda m: m.header,
+            protocol=REFRESH_PROTOCOL,
+            session=first._session,
+            round_number=2,
+            parties=first._parties,
+            me=key.party,
+            direct=False,
+        )
+        echoes = {sender: message.echo for sender, message in by_sender.items()}
         check_echo(echoes, self._echo, first._parties, key.party)
         own_share, coefficients = secret
         delta = own_share
@@ -340,10 +333,8 @@ class RefreshRound2:
         ]
         reply = RefreshRound3Message(
             Header(REFRESH_PROTOCOL, WIRE_VERSION, first._session, 3, key.party, None),
-            {
-                "schnorr_responses": responses,  # type: ignore[dict-item]
-                "complaints": [c.to_wire() for c in complaints],
-            },
+            schnorr_responses=tuple(responses),
+            complaints=[c.to_wire() for c in complaints],
         )
         round3 = RefreshRound3(
             first, points_by, nonces_by, bytes(rid), delta, self._book, complaints
@@ -413,7 +404,7 @@ class RefreshRound3:
         complaints = collect_complaints(
             self._complaints,
             key.party,
-            {p: m.payload for p, m in by_sender.items()},
+            {p: m.complaints for p, m in by_sender.items()},
             first._parties,
         )
 
@@ -424,7 +415,7 @@ class RefreshRound3:
         for sender, message in by_sender.items():
             context = ProofContext(bytes(first._session), sender, CURVE.name, first._binding)
             try:
-                raw = wire_bytes_list(message.payload["schnorr_responses"], "schnorr_responses")
+                raw = message.schnorr_responses
                 if len(raw) != len(self._points[sender]):
                     raise VerificationError("wrong number of Schnorr responses")
                 for k, (z_raw, point, nonce) in enumerate(

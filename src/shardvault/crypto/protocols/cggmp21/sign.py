@@ -37,12 +37,11 @@ from shardvault.crypto.protocols.cggmp21._common import (
     check_echo,
     collect,
     wire_bytes,
-    wire_bytes_list,
 )
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import SIGN_PROTOCOL, SignatureShareMessage
 from shardvault.crypto.protocols.cggmp21.presignature import Presignature
-from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, session_id
+from shardvault.crypto.protocols.common import WIRE_VERSION, Header, session_id
 
 Q = CURVE.order
 
@@ -118,12 +117,10 @@ class SignRound:
         self._done = False
         self.message = SignatureShareMessage(
             Header(SIGN_PROTOCOL, WIRE_VERSION, self._session, 1, key.party, None),
-            {
-                "presignature_id": presignature.presignature_id,
-                "sigma": self._sigma.to_bytes(),
-                "digest": self._digest,
-                "echo": list(presignature.views),
-            },
+            presignature_id=presignature.presignature_id,
+            sigma=self._sigma.to_bytes(),
+            digest=self._digest,
+            echo=tuple(presignature.views),
         )
 
     def __repr__(self) -> str:
@@ -156,26 +153,21 @@ class SignRound:
             direct=False,
         )
         # Echo of presigning round 3: every signer saw the same (δ_j, Δ_j, S_j).
-        echoes: dict[PartyId, list[bytes]] = {}
-        for sender, message in by_sender.items():
-            try:
-                echoes[sender] = wire_bytes_list(message.payload["echo"], "echo")
-            except EncodingError as exc:
-                raise ProtocolAbort([sender], f"party {sender}: malformed echo") from exc
+        echoes = {sender: message.echo for sender, message in by_sender.items()}
         check_echo(echoes, list(pre.views), pre.signers, me)
         sigma = self._sigma
         other_digest = 0
         for sender, message in by_sender.items():
             try:
                 if (
-                    wire_bytes(message.payload["presignature_id"], "presignature_id", 32)
+                    wire_bytes(message.presignature_id, "presignature_id", 32)
                     != pre.presignature_id
                 ):
                     raise ProtocolAbort(
                         [sender], f"party {sender} signed with another presignature"
                     )
-                sigma_j = CURVE.decode_scalar(wire_bytes(message.payload["sigma"], "sigma", 32))
-                digest_j = wire_bytes(message.payload["digest"], "digest", 32)
+                sigma_j = CURVE.decode_scalar(wire_bytes(message.sigma, "sigma", 32))
+                digest_j = wire_bytes(message.digest, "digest", 32)
             except EncodingError as exc:
                 raise ProtocolAbort([sender], f"party {sender}: malformed signature share") from exc
             if digest_j != self._digest:
