@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from shardvault.crypto.errors import EncodingError, ProtocolAbort, TransportError, VerificationError
 from shardvault.crypto.group import Point
@@ -18,7 +18,16 @@ from shardvault.crypto.protocols.common import (
 )
 from shardvault.crypto.transcript import Transcript
 
+
+class HasHeader(Protocol):
+    """Any wire message: what delivery and :func:`collect` look at."""
+
+    @property
+    def header(self) -> Header: ...
+
+
 M = TypeVar("M")
+H = TypeVar("H", bound=HasHeader)
 T = TypeVar("T")
 
 
@@ -135,6 +144,7 @@ def wire_point(value: WireValue, name: str) -> Point:
 
 
 __all__ = [
+    "HasHeader",
     "blame",
     "check_echo",
     "collect",

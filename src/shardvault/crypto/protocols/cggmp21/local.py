@@ -8,9 +8,10 @@ secrets stay in its own round objects; nothing here adds shares together.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from shardvault.crypto.errors import MisuseError
+from shardvault.crypto.protocols.cggmp21._common import HasHeader
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput, KeygenRound1
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
@@ -24,17 +25,11 @@ from shardvault.crypto.protocols.cggmp21.presign import (
 )
 from shardvault.crypto.protocols.cggmp21.refresh import RefreshRound1
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature, SignRound
-from shardvault.crypto.protocols.common import Header, PartyId, check_thresholds
+from shardvault.crypto.protocols.common import PartyId, check_thresholds
 from shardvault.crypto.protocols.confirmation import finish_all
 from shardvault.crypto.rng import RandomSource
 
-
-class _Headed(Protocol):
-    @property
-    def header(self) -> Header: ...
-
-
-_M = TypeVar("_M", bound=_Headed)
+_M = TypeVar("_M", bound=HasHeader)
 
 
 def _to(messages: Sequence[_M], party: int) -> list[_M]:

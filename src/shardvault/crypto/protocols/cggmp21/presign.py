@@ -191,7 +191,7 @@ class PresignRound1:
         echo = [
             echo_digest(
                 "presign",
-                [by_sender[p].to_bytes() if p != s.me else self.message.to_bytes()],  # type: ignore[attr-defined]
+                [by_sender[p].to_bytes() if p != s.me else self.message.to_bytes()],
             )
             for p in s.signers
         ]
@@ -514,10 +514,8 @@ class PresignRound3:
         F_sent: dict[PartyId, list[int]] = {s.me: self._own[3]}
         proofs: dict[PartyId, WireValue] = {}
         for sender in s.peers:
-            message = by_sender[sender]
-            assert isinstance(message, PresignRound3Message)
             try:
-                checked = self._check_peer(sender, message.payload)
+                checked = self._check_peer(sender, by_sender[sender].payload)
             except (EncodingError, VerificationError) as exc:
                 raise ProtocolAbort([sender], f"party {sender}: presign round 3: {exc}") from exc
             deltas[sender], Deltas[sender], Ss[sender], F_sent[sender], proofs[sender] = checked

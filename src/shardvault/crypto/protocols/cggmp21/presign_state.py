@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shardvault.crypto.group import Point, Scalar
-from shardvault.crypto.protocols.cggmp21._common import collect
+from shardvault.crypto.protocols.cggmp21._common import H, collect
 from shardvault.crypto.protocols.cggmp21.keyshare import CURVE, KeyShare
 from shardvault.crypto.protocols.cggmp21.messages import PRESIGN_PROTOCOL
 from shardvault.crypto.protocols.common import WIRE_VERSION, Header, PartyId, SessionId, WireValue
@@ -62,12 +62,10 @@ class PresignSession:
             PRESIGN_PROTOCOL, WIRE_VERSION, self.session, round_number, self.me, recipient
         )
 
-    def collect(
-        self, received: Sequence[object], round_number: int, direct: bool
-    ) -> dict[PartyId, object]:
+    def collect(self, received: Sequence[H], round_number: int, direct: bool) -> dict[PartyId, H]:
         return collect(
             received,
-            lambda m: m.header,  # type: ignore[attr-defined]
+            lambda m: m.header,
             protocol=PRESIGN_PROTOCOL,
             session=self.session,
             round_number=round_number,
