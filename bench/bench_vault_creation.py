@@ -15,15 +15,18 @@ Ed25519 and FROST BIP340 2-of-3, made through ``POST /v1/vaults`` (the SDK's
 * **pool off**: a second fresh server whose co-signers run with
   ``SHARDVAULT_PRIME_POOL_SIZE=0`` (the search always runs in the request, as before
   the pool), after an Ed25519-only vault has started the co-signers;
-* **warm pool**: a third fresh server whose co-signers keep ``2 × count + 2`` primes;
-  an Ed25519-only vault starts them, the bench waits until every co-signer reports a full
-  pool (the names in its share store), then creates ``--count`` vaults
-  (default 20) one after another: p50 and p99 of their latency.
+* **warm, prepared aux sets**: a third fresh server whose co-signers keep
+  ``2 × count + 2`` primes and whose backend keeps ``count`` prepared auxiliary-info
+  sets (``SHARDVAULT_AUX_SETS``; each co-signer's ``SHARDVAULT_AUX_POOL_MAX`` the same);
+  an Ed25519-only vault starts the co-signers and an ECDSA-only one starts the
+  background filler, the bench waits until every co-signer holds ``count`` sets (the
+  names in its share store), then creates ``--count`` vaults (default 20) one after
+  another: p50 and p99 of their latency.
 * **DKLs23 peer**: ``bench/peers/dkls.mjs`` key generation 2-of-3 (all parties in one
   process, no transport), ``KG_RUNS=--count``, if ``make bench-peers`` installed it.
 
-Each ECDSA key is checked to come from pooled primes in the warm run: after the run,
-every co-signer must have exactly ``2 × count`` taken entries in its pool.
+Each ECDSA key is checked to come from a prepared set in the warm run: during the
+timed vaults every co-signer must have taken exactly ``count`` sets.
 
 Run: ``.venv/bin/python bench/bench_vault_creation.py [--count N] [--no-peer]``.
 """
@@ -68,7 +71,9 @@ def _raw(key: Ed25519PrivateKey) -> str:
 
 
 @contextmanager
-def _server(workdir: Path, pool_size: int | None) -> Iterator[tuple[str, ApiKeyCredentials]]:
+def _server(
+    workdir: Path, pool_size: int | None, aux_sets: int = 0
+) -> Iterator[tuple[str, ApiKeyCredentials]]:
     data_dir = workdir / "data"
     owner_pem = workdir / "owner.pem"
     init = subprocess.run(
@@ -82,6 +87,9 @@ def _server(workdir: Path, pool_size: int | None) -> Iterator[tuple[str, ApiKeyC
     if pool_size is not None:
         env["SHARDVAULT_PRIME_POOL_SIZE"] = str(pool_size)
         env["SHARDVAULT_PRIME_POOL_RATE"] = "6000"
+    # Prepared aux-info sets: the server's target and each co-signer's bound.
+    env["SHARDVAULT_AUX_SETS"] = str(aux_sets)
+    env["SHARDVAULT_AUX_POOL_MAX"] = str(max(aux_sets, 1))
     log = (workdir / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "shardvault.cli.main", "server", "--port", "0",
@@ -141,6 +149,22 @@ def _pools(workdir: Path) -> list[tuple[int, int]]:
     return counts
 
 
+def _aux_sets(workdir: Path) -> list[tuple[int, int]]:
+    """(ready, taken) prepared aux-info sets of each embedded co-signer, from the names
+    in its share store, as :func:`_pools` reads primes."""
+    counts = []
+    for party in sorted((workdir / "data-cosigners").glob("*/party-*")):
+        ready = taken = 0
+        for entry in (party / "shares" / "aux-pool" / "sets").glob("*/*"):
+            revisions = sorted(p.name for p in entry.iterdir())
+            if revisions and revisions[-1].endswith("2.blob"):
+                taken += 1
+            elif revisions:
+                ready += 1
+        counts.append((ready, taken))
+    return counts
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -167,29 +191,40 @@ def _pool_off() -> None:
 
 
 def _warm(count: int) -> list[float]:
+    # Primes for the prepared sets (two per set and co-signer) and a spare pair.
     size = 2 * count + 2
     with tempfile.TemporaryDirectory(prefix="sv-bench-vault-") as tmp:
-        with _server(Path(tmp), size) as (url, owner), ShardvaultClient(url, owner) as client:
+        with (
+            _server(Path(tmp), size, aux_sets=count) as (url, owner),
+            ShardvaultClient(url, owner) as client,
+        ):
             _vault(client, ["eddsa-ed25519"])
             started = time.perf_counter()
+            # One ECDSA vault starts the server's filler of prepared sets.
+            _vault(client, ["ecdsa-secp256k1"])
             while True:
-                pools = _pools(Path(tmp))
-                if len(pools) == 3 and all(ready >= size for ready, _ in pools):
+                sets = _aux_sets(Path(tmp))
+                if len(sets) == 3 and all(ready >= count for ready, _ in sets):
                     break
-                if time.perf_counter() - started > 1800:
-                    raise RuntimeError(f"the pools did not fill: {pools}")
+                if time.perf_counter() - started > 3600:
+                    raise RuntimeError(f"the prepared sets did not fill: {sets}")
                 time.sleep(1.0)
             fill = time.perf_counter() - started
-            print(f"warm-up: {size} primes per co-signer sealed in {fill:.0f} s (3 co-signers)")
+            print(
+                f"warm-up: {count} prepared aux-info sets per co-signer in {fill:.0f} s "
+                f"(primes searched on the way; 3 co-signers; load {os.getloadavg()[0]:.1f})"
+            )
+            before = [t for _, t in _aux_sets(Path(tmp))]
             seconds = [_vault(client, SCHEMES) for _ in range(count)]
-            after = _pools(Path(tmp))
-    taken = [t for _, t in after]
-    if taken != [2 * count] * 3:
-        raise RuntimeError(f"expected every vault from pooled primes; taken {taken}")
+            after = [t for _, t in _aux_sets(Path(tmp))]
+    used = [a - b for a, b in zip(after, before, strict=True)]
+    if used != [count] * 3:
+        raise RuntimeError(f"expected every vault from a prepared set; taken {used}")
     p50, p99 = _percentile(seconds, 0.5), _percentile(seconds, 0.99)
     print(
-        f"warm pool, {count} vaults (3 keys each)              p50 {p50:6.2f} s"
+        f"warm, prepared aux sets, {count} vaults (3 keys each)  p50 {p50:6.2f} s"
         f"  p99 {p99:.2f}  min {min(seconds):.2f}  max {max(seconds):.2f}"
+        f"  (load {os.getloadavg()[0]:.1f})"
     )
     return seconds
 

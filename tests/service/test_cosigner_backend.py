@@ -177,6 +177,47 @@ def test_ecdsa_signatures_come_from_the_pool(nodes: Nodes, backend: CosignerBack
     assert eventually(lambda: backend.pooled(WORKSPACE, "treasury", key.backend_key_id, PATH) == 2)
 
 
+def test_a_key_from_a_prepared_aux_set_signs_and_a_lost_set_falls_back(nodes: Nodes):
+    signer = _backend(nodes, aux_sets=1, idle_before_presign=0.0)
+    parties = [1, 2, 3]
+    try:
+        signer.aux_sets.want(WORKSPACE, parties)
+        assert eventually(lambda: signer.aux_sets.ready(WORKSPACE, parties) == 1, timeout=120)
+        (label,) = signer.aux_sets._labels[next(iter(signer.aux_sets._labels))]
+        assert all(label in node.aux_pool.held(parties) for node in nodes.nodes.values())
+        # The filler stops at its target: no second set while one is ready.
+        assert signer.aux_sets.status(WORKSPACE)["sets"] == {"1.2.3": {"ready": 1, "making": 0}}
+        key = signer.keygen(
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="ecdsa-secp256k1",
+            min_signers=2,
+            max_signers=3,
+        )
+        # Every co-signer took the set (gone from its custody) for this key.
+        assert all(label not in node.aux_pool.held(parties) for node in nodes.nodes.values())
+        tx = _transfer(9)
+        signature = signer.sign(_eth_request(key, tx))
+        digest = bytes(keccak(ethereum.encode_unsigned(tx)))
+        assert _recovered(signature, digest) == _derived_point(key)
+        # A set the co-signers no longer hold: the key makes its own aux info instead.
+        assert eventually(lambda: signer.aux_sets.ready(WORKSPACE, parties) == 1, timeout=120)
+        with signer.aux_sets._lock:
+            for labels in signer.aux_sets._labels.values():
+                labels[:] = ["ab" * 16]
+        again = signer.keygen(
+            workspace_id=WORKSPACE,
+            vault_id="treasury",
+            scheme="ecdsa-secp256k1",
+            min_signers=2,
+            max_signers=3,
+        )
+        assert again.public_key != key.public_key
+        assert eventually(nodes.idle)
+    finally:
+        signer.close()
+
+
 def test_concurrent_fills_never_overfill_the_pool(backend: CosignerBackend, ecdsa_key):
     """An explicit fill racing the background filler (or another fill) stops at the
     pool's size: presignatures being made count as stock."""

@@ -258,6 +258,26 @@ def open_pipeline(
     return PipelineSetup(runtime, mode=LOCAL_CEREMONY if runtime is not None else None)
 
 
+AUX_SETS_ENV = "SHARDVAULT_AUX_SETS"
+"""Prepared auxiliary-info sets the co-signer backend keeps per (workspace, party set)
+(docs/cosigner.md, "Prepared aux info"); default :data:`AUX_SETS_DEFAULT`, 0 turns it
+off. Each co-signer holds at most its ``--aux-pool-max`` (default 4) per party set."""
+
+AUX_SETS_DEFAULT = 2
+
+
+def aux_sets_target() -> int:
+    """The target of :data:`AUX_SETS_ENV` (a bad value is refused at start-up)."""
+    raw = os.environ.get(AUX_SETS_ENV, str(AUX_SETS_DEFAULT))
+    try:
+        target = int(raw)
+    except ValueError:
+        raise click.BadParameter(f"{AUX_SETS_ENV} must be a number from 0 to 64") from None
+    if not 0 <= target <= 64:
+        raise click.BadParameter(f"{AUX_SETS_ENV} must be a number from 0 to 64")
+    return target
+
+
 def _cosigners(
     home: Path,
     test_only_primes: Path | None,
@@ -289,6 +309,7 @@ def _cosigners(
         presignature_pool=presignature_pool,
         stall_after=stall_after,
         parties=fleet.parties,
+        aux_sets=aux_sets_target(),
     )
 
     def status(workspace_id: str) -> dict[int, dict[str, object]]:
@@ -354,6 +375,7 @@ def _remote(
         stall_after=stall_after,
         # Each workspace has as many co-signers as its signed directory lists.
         parties=None,
+        aux_sets=aux_sets_target(),
     )
     return PipelineSetup(
         PipelineRuntime(backend, rpc_policy=rpc_policy),

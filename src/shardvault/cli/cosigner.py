@@ -569,6 +569,15 @@ def _production_refusals(
     help="Prime searches that may run at once (worker processes).",
 )
 @click.option(
+    "--aux-pool-max",
+    type=click.IntRange(0, 64),
+    default=4,
+    show_default=True,
+    envvar="SHARDVAULT_AUX_POOL_MAX",
+    help="Most prepared auxiliary-info sets (aux_prepare) this co-signer holds or makes "
+    "at once per party set; more are refused (0 refuses every aux_prepare).",
+)
+@click.option(
     "--no-record-sharing",
     "no_record_sharing",
     is_flag=True,
@@ -594,6 +603,7 @@ def run(
     prime_pool_size: int,
     prime_pool_rate: float,
     prime_pool_workers: int,
+    aux_pool_max: int,
     no_record_sharing: bool,
 ) -> None:
     """Connect out to COORDINATOR and serve sessions until SIGTERM or SIGINT.
@@ -665,6 +675,14 @@ def run(
         state.close()
         fail(f"cannot open the prime pool: {exc}")
     pool.start()
+    from shardvault.cosigner.aux_pool import AuxPool, AuxPoolSettings
+
+    aux_pool = AuxPool(
+        state.custody,
+        state.party,
+        AuxPoolSettings(max_per_set=aux_pool_max),
+        test_only=test_only_primes is not None,
+    )
     node = CosignerNode(
         state,
         link,
@@ -673,6 +691,7 @@ def run(
         share_records=not no_record_sharing,
         test_only_primes=test_only_primes,
         prime_pool=pool,
+        aux_pool=aux_pool,
     )
     from shardvault import __version__
 
@@ -685,6 +704,7 @@ def run(
             "policy_version": None if head is None else head.version,
             "profile": profile,
             "prime_pool": pool.status(),
+            "aux_pool": aux_pool.status(),
         }
 
     stopping = False

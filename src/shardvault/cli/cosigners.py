@@ -67,7 +67,8 @@ def list_cosigners(as_json: bool, url: str, api_key: str | None, key_file: Path 
         click.echo(
             f"co-signer {c.party} {c.label!r}: {c.fingerprint} | {signed} | {live}, {seen} | "
             f"version {status.get('version', c.version)}, unlock {status.get('unlock', '?')}, "
-            f"attestation {status.get('attestation', '?')} | {_pool(status.get('prime_pool'))}"
+            f"attestation {status.get('attestation', '?')} | {_pool(status.get('prime_pool'))} | "
+            f"{_aux(status.get('aux_pool'))}"
         )
 
 
@@ -83,6 +84,23 @@ def _pool(pool: object) -> str:
         text += ", TEST-ONLY primes"
     if pool.get("error"):
         text += f", error: {pool['error']}"
+    return text
+
+
+def _aux(pool: object) -> str:
+    """A co-signer's prepared aux-info sets as it last reported them (docs/cosigner.md,
+    "Prepared aux info")."""
+    if not isinstance(pool, dict):
+        return "aux sets unknown"
+    ready = pool.get("ready")
+    sets = (
+        ", ".join(f"{tag}: {n}" for tag, n in sorted(ready.items()))
+        if isinstance(ready, dict) and ready
+        else "none"
+    )
+    text = f"aux sets ready {sets} (at most {pool.get('max_per_set', '?')} per party set)"
+    if pool.get("preparing"):
+        text += f", {pool['preparing']} preparing"
     return text
 
 

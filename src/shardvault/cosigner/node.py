@@ -39,6 +39,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from shardvault.cosigner.attest import Attester
+from shardvault.cosigner.aux_pool import AuxPool, check_label
+from shardvault.cosigner.aux_requests import AuxRequests
 from shardvault.cosigner.cggmp21 import (
     aux_info_driver,
     ecdsa_signing_driver,
@@ -82,13 +84,12 @@ from shardvault.crypto.errors import (
 )
 from shardvault.crypto.protocols.cggmp21.aux_info import (
     AuxInfo,
-    AuxInfoConfig,
 )
 from shardvault.crypto.protocols.cggmp21.keygen import KeygenOutput
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
 from shardvault.crypto.protocols.cggmp21.presignature import Presignature
 from shardvault.crypto.protocols.cggmp21.sign import EcdsaSignature
-from shardvault.crypto.protocols.common import SessionId, check_thresholds, party_set, session_id
+from shardvault.crypto.protocols.common import SessionId, check_thresholds, session_id
 from shardvault.crypto.protocols.frost import SUITES, KeyPackage
 from shardvault.crypto.rng import RandomSource, system_random
 from shardvault.custody.envelope import ShareAddress
@@ -103,7 +104,7 @@ log = logging.getLogger("shardvault.cosigner")
 __all__ = ["TEST_ONLY_PRIMES_ENV", "CosignerNode", "Outbox"]
 
 
-class CosignerNode:
+class CosignerNode(AuxRequests):
     """A co-signer serving one coordinator link.
 
     ``test_only_primes`` names the TEST-ONLY fixture of published safe primes, which then
@@ -128,8 +129,12 @@ class CosignerNode:
         share_records: bool = True,
         test_only_primes: Path | None = None,
         prime_pool: PrimePool | None = None,
+        aux_pool: AuxPool | None = None,
     ) -> None:
         self.state = state
+        self.aux_pool = aux_pool or AuxPool(
+            state.custody, state.party, test_only=test_only_primes is not None
+        )
         self._test_only_primes = test_only_primes
         self._prime_pool = prime_pool
         self._require_signed_directory = require_signed_directory
@@ -216,6 +221,11 @@ class CosignerNode:
                 out.envelopes.extend(self._start_dkg(request_id, body))
             elif kind == "sign":
                 out.envelopes.extend(self._start_sign(request_id, body))
+            elif kind == "aux_prepare":
+                out.envelopes.extend(self._start_aux_prepare(request_id, body))
+            elif kind == "aux_held":
+                held = self.aux_pool.held(self._my_parties(body))
+                out.results.append(self._result(request_id, "ok", held=held))
             elif kind == "presign":
                 out.envelopes.extend(self._start_presign(request_id, body))
             elif kind == "abort":
@@ -277,6 +287,8 @@ class CosignerNode:
         if active is None:
             return
         active.driver.fail(reason)
+        if active.on_fail is not None:
+            active.on_fail()
         if active.pending is not None:
             active.pending.fail(reason)
         for sibling in active.siblings:
@@ -421,24 +433,29 @@ class CosignerNode:
         address: ShareAddress,
         directory: Directory,
     ) -> list[bytes]:
-        """CGGMP21: auxiliary info and key generation as two concurrent sessions; the
-        key share is stored once both have finished."""
-        aux_sid = self._fresh_session(body, "aux_session_id")
-        if aux_sid == sid:
-            raise RequestRefused("malformed", "aux_session_id must differ from session_id")
-        try:
-            config = AuxInfoConfig(aux_sid, self.state.identity.party, party_set(parties))
-        except CryptoError as exc:
-            raise RequestRefused("malformed", f"aux info: {exc}") from None
-        paillier_secret, primes_from = self._keys.paillier_key_and_source()
-        aux_driver = aux_info_driver(
-            identity=self.state.identity,
-            directory=directory,
-            guard=self._guard,
-            config=config,
-            paillier_secret=paillier_secret,
-            rng=self._rng,
-        )
+        """CGGMP21: auxiliary info and key generation as two concurrent sessions, or,
+        when the request names a prepared set (``aux_label``), key generation alone with
+        that set taken from the aux pool (removed before use); the key share is stored
+        once both are there."""
+        outcome: dict[str, object] = {}
+        primes_from = "prepared"
+        aux_driver = None
+        if "aux_label" in body:
+            label = check_label(text_field(body, "aux_label"))
+            # Taken before any round: a set is used for one key at most, even if this
+            # key generation then fails.
+            outcome["aux"] = self.aux_pool.take(parties, label)
+        else:
+            aux_sid, config = self._aux_config(body, sid, parties)
+            paillier_secret, primes_from = self._keys.paillier_key_and_source()
+            aux_driver = aux_info_driver(
+                identity=self.state.identity,
+                directory=directory,
+                guard=self._guard,
+                config=config,
+                paillier_secret=paillier_secret,
+                rng=self._rng,
+            )
         key_driver = keygen_driver(
             identity=self.state.identity,
             directory=directory,
@@ -448,7 +465,6 @@ class CosignerNode:
             min_signers=min_signers,
             rng=self._rng,
         )
-        outcome: dict[str, object] = {}
 
         def done(result: object) -> Result | None:
             if isinstance(result, AuxInfo):
@@ -477,6 +493,8 @@ class CosignerNode:
             )
 
         deadline = self._clock() + self._timeout
+        if aux_driver is None:
+            return self._register(sid, ActiveSession(request_id, "dkg", key_driver, deadline, done))
         out = self._register(
             aux_sid,
             ActiveSession(request_id, "aux", aux_driver, deadline, done, (bytes(sid),)),

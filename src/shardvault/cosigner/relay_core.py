@@ -58,9 +58,21 @@ MAX_EVENTS = 10_000
 MAX_STATUS_BYTES = 2048
 """The largest status document a co-signer may report with a poll."""
 
-STATUS_FIELDS = ("version", "unlock", "attestation", "policy_version", "profile", "prime_pool")
+STATUS_FIELDS = (
+    "version",
+    "unlock",
+    "attestation",
+    "policy_version",
+    "profile",
+    "prime_pool",
+    "aux_pool",
+)
 """What a co-signer reports about itself with each poll (informational: a co-signer's
 word, shown to operators, never a reason to trust it)."""
+
+
+SESSION_KINDS = ("dkg", "sign", "presign", "aux_prepare")
+"""Request kinds that start sessions (their ``session_id``/``aux_session_id`` routed)."""
 
 
 def _request_id(item: Mapping[str, object]) -> object:
@@ -282,7 +294,7 @@ class RelayCore:
                 raise ValueError(f"unknown co-signers {unknown}")
             for name in ("session_id", "aux_session_id"):
                 session = body.get(name)
-                if isinstance(session, str) and body.get("kind") in ("dkg", "sign", "presign"):
+                if isinstance(session, str) and body.get("kind") in SESSION_KINDS:
                     try:
                         raw = bytes.fromhex(session)
                     except ValueError:

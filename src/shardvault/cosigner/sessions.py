@@ -39,6 +39,8 @@ class ActiveSession:
     (a peer's signing message of ``merged_round`` or later says it merged them)."""
     merged_round: int = 1
     """The first signing round a peer sends only after the records round."""
+    on_fail: Callable[[], None] | None = None
+    """What to undo when the session fails (an aux-pool reservation)."""
 
 
 @dataclass(frozen=True, slots=True)

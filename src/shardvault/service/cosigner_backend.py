@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from shardvault.cosigner.relay_core import RelayCore
 from shardvault.policy import PolicyError, parse_cosigner_directory
 from shardvault.service.address_attestations import AttestationRequest, collect_attestations
+from shardvault.service.aux_sets import AuxSets
 
 # The errors callers catch are re-exported here, where they have always been.
 from shardvault.service.cosigner_quorum import (
@@ -174,6 +175,7 @@ class CosignerBackend:
         failover_attempts: int = 3,
         parties: int | None = 3,
         attest_timeout: float = 10.0,
+        aux_sets: int = 0,
     ) -> None:
         if not 0 <= presignature_pool <= 10_000:
             raise ValueError("presignature_pool must be between 0 and 10000")
@@ -208,6 +210,8 @@ class CosignerBackend:
         self._closing = threading.Event()
         self._wake = threading.Condition(self._lock)
         self._filler: threading.Thread | None = None
+        # Prepared auxiliary-info sets (:mod:`.aux_sets`), made when nothing else runs.
+        self.aux_sets = AuxSets(aux_sets, self._run_aux, idle_s=idle_before_presign)
 
     def __repr__(self) -> str:
         return f"CosignerBackend(pool={self._pool_size})"
@@ -387,19 +391,16 @@ class CosignerBackend:
                 "created_at": int(self._clock()),
             },
         }
-        sessions = [session]
+        label = None
         if scheme == "ecdsa-secp256k1":
-            body["aux_session_id"] = secrets.token_hex(32)
-            sessions.append(str(body["aux_session_id"]))
-        if progress is None:
-            results = self._call(relay, body, parties, self._keygen_timeout)
-        else:
-            relay.submit(body, parties)
-            try:
-                results = self._watch(relay, str(body["request_id"]), parties, scheme, progress)
-            finally:
-                relay.forget(str(body["request_id"]))
-        self._all_ok(relay, results, parties, sessions, "key generation failed")
+            label = self.aux_sets.take(workspace_id, parties)
+        self.aux_sets.busy(1)
+        try:
+            results = self._keygen_call(relay, body, parties, scheme, label, progress)
+        finally:
+            self.aux_sets.busy(-1)
+            if scheme == "ecdsa-secp256k1":
+                self.aux_sets.want(workspace_id, parties)
         if len({r.get("public_key") for r in results.values()}) != 1:
             raise CosignerRefused("key generation: co-signers disagree on the public key")
         first = results[parties[0]]
@@ -416,6 +417,60 @@ class CosignerBackend:
             backend_key_id=key_id,
             test_only=any(r.get("test_only") is True for r in results.values()),
         )
+
+    def _keygen_call(
+        self,
+        relay: RelayCore,
+        body: dict[str, object],
+        parties: list[int],
+        scheme: Scheme,
+        label: str | None,
+        progress: KeygenProgress | None,
+    ) -> dict[int, dict[str, object]]:
+        """Run a key generation; an ECDSA one with the prepared set ``label`` when there
+        is one. A co-signer that refuses the set (check ``aux``: lost or already used)
+        makes the key fall back, once, to auxiliary info inside the request."""
+        body = dict(body)
+        if label is not None:
+            body["aux_label"] = label
+        elif scheme == "ecdsa-secp256k1":
+            body["aux_session_id"] = secrets.token_hex(32)
+        sessions = [str(body["session_id"])]
+        if "aux_session_id" in body:
+            sessions.append(str(body["aux_session_id"]))
+        if progress is None:
+            results = self._call(relay, body, parties, self._keygen_timeout)
+        else:
+            relay.submit(body, parties)
+            try:
+                results = self._watch(relay, str(body["request_id"]), parties, scheme, progress)
+            finally:
+                relay.forget(str(body["request_id"]))
+        refused_set = any(
+            r.get("status") == "refused" and r.get("check") == "aux" for r in results.values()
+        )
+        if label is not None and refused_set:
+            self._abort(relay, sessions, parties)
+            _log.warning("a prepared aux-info set was refused; the key makes its own")
+            retry = {k: v for k, v in body.items() if k != "aux_label"}
+            retry["session_id"] = secrets.token_hex(32)
+            retry["request_id"] = f"{body['request_id']}-r"
+            return self._keygen_call(relay, retry, parties, scheme, None, progress)
+        self._all_ok(relay, results, parties, sessions, "key generation failed")
+        return results
+
+    def _run_aux(
+        self, workspace_id: str, body: dict[str, object], parties: Sequence[int]
+    ) -> dict[int, dict[str, object]]:
+        """An aux-pool request to ``parties`` (:class:`AuxSets`); a failed session is
+        aborted everywhere."""
+        relay = self._relay(workspace_id)
+        self._ensure_policy(workspace_id, relay, relay.parties)
+        results = self._call(relay, body, parties, self._keygen_timeout)
+        if not all(results.get(p, {}).get("status") == "ok" for p in parties):
+            if "aux_session_id" in body:
+                self._abort(relay, [str(body["aux_session_id"])], parties)
+        return results
 
     def _watch(
         self,
@@ -583,11 +638,13 @@ class CosignerBackend:
         return [a for a in answers if a is not None]
 
     def _started(self, count: int) -> None:
+        self.aux_sets.busy(count)
         with self._lock:
             self._signing += count
             self._last_sign = time.monotonic()
 
     def _ended(self, count: int, keys: Sequence[_PoolKey]) -> None:
+        self.aux_sets.busy(-count)
         with self._lock:
             self._signing -= count
             self._last_sign = time.monotonic()
@@ -763,8 +820,9 @@ class CosignerBackend:
                 self._made(key, label)
 
     def close(self) -> None:
-        """Stop the background filler and forget the pools."""
+        """Stop the background fillers and forget the pools."""
         self._closing.set()
+        self.aux_sets.close()
         with self._lock:
             self._wake.notify_all()
         if self._filler is not None and self._filler.is_alive():
