@@ -15,6 +15,7 @@ import pytest
 
 from shardvault.cosigner.aux_pool import AuxPool, AuxPoolSettings
 from shardvault.cosigner.errors import RequestRefused
+from shardvault.cosigner.node_keys import NodeKeys
 from shardvault.cosigner.prime_pool import PoolSettings, PrimePool
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
 from shardvault.crypto.protocols.cggmp21.keyshare import KeyShare
@@ -127,6 +128,15 @@ def test_a_party_set_without_the_cosigner_is_refused(cluster: _PooledCluster) ->
     assert results[3]["status"] == "refused"
     assert "not in the party set" in str(results[3]["reason"])
     assert cluster.nodes[3].aux_pool.held([1, 2]) == []
+
+
+def test_a_set_is_never_made_from_primes_searched_in_the_loop(cluster: _PooledCluster) -> None:
+    # A node without a test-only fixture and with no pooled primes would search two
+    # safe primes inside its loop: for background work it refuses instead.
+    keys = NodeKeys(cluster.nodes[1].state, None, None)
+    with pytest.raises(RequestRefused) as refused:
+        keys.paillier_key_and_source(search=False)
+    assert refused.value.check == "aux"
 
 
 def test_the_bound_refuses_more_sets_per_party_set(tmp_path: Path) -> None:

@@ -178,7 +178,7 @@ def test_ecdsa_signatures_come_from_the_pool(nodes: Nodes, backend: CosignerBack
 
 
 def test_a_key_from_a_prepared_aux_set_signs_and_a_lost_set_falls_back(nodes: Nodes):
-    signer = _backend(nodes, aux_sets=1, idle_before_presign=0.0)
+    signer = _backend(nodes, aux_sets=1, aux_idle=0.0)
     parties = [1, 2, 3]
     try:
         signer.aux_sets.want(WORKSPACE, parties)

@@ -74,7 +74,7 @@ class AuxRequests:
         aux_sid, config = self._aux_config(body, None, parties)
         self.aux_pool.reserve(parties, label)
         try:
-            paillier_secret, primes_from = self._keys.paillier_key_and_source()
+            paillier_secret, primes_from = self._keys.paillier_key_and_source(search=False)
             driver = aux_info_driver(
                 identity=self.state.identity,
                 directory=directory,

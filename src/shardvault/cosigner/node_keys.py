@@ -131,14 +131,15 @@ class NodeKeys:
         (:meth:`paillier_key_and_source`)."""
         return self.paillier_key_and_source()[0]
 
-    def paillier_key_and_source(self) -> tuple[PaillierSecretKey, str]:
+    def paillier_key_and_source(self, *, search: bool = True) -> tuple[PaillierSecretKey, str]:
         """A new Paillier-Blum key for one key generation's auxiliary info, and where
         its primes came from: ``pool`` (two primes taken from this node's pool, each
         removed from it first), ``search`` (the pool had fewer than two: two fresh safe
         primes are searched now, seconds to minutes while the loop waits), or, with
         ``test_only_primes``, ``test-only-pool`` / ``test-only-fixture`` (PUBLISHED
         primes: party ``i`` takes the ``i``-th modulus of the fixture when its pool is
-        empty; insecure, tests and demos only).
+        empty; insecure, tests and demos only). With ``search=False`` a search is
+        refused instead (check ``aux``: background work never holds the loop for one).
         """
         if self._pool is not None and self._pool.test_only == self.test_only:
             try:
@@ -150,6 +151,8 @@ class NodeKeys:
                 return key, "test-only-pool" if pair.test_only else "pool"
         path = self._test_only_primes
         if path is None:
+            if not search:
+                raise RequestRefused("aux", "fewer than two pooled primes ready; try later")
             return generate_paillier_key(system_random), "search"
         try:
             document = json.loads(Path(path).read_text("utf-8"))

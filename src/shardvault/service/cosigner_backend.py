@@ -53,11 +53,13 @@ from shardvault.service.aux_sets import AuxSets
 
 # The errors callers catch are re-exported here, where they have always been.
 from shardvault.service.cosigner_quorum import (
+    AUX_ROUNDS,
     CosignerRefused,
     CosignerStalled,
     Quorums,
     QuorumUnavailable,
     summary,
+    watch_keygen,
 )
 from shardvault.service.errors import ValidationError
 from shardvault.service.signing import (
@@ -135,7 +137,6 @@ class _PoolKey:
     signers: tuple[int, ...]
 
 
-_PROGRESS_INTERVAL_S = 0.2
 """How often a watched key generation looks at its sessions' progress."""
 
 
@@ -176,6 +177,7 @@ class CosignerBackend:
         parties: int | None = 3,
         attest_timeout: float = 10.0,
         aux_sets: int = 0,
+        aux_idle: float = 5.0,
     ) -> None:
         if not 0 <= presignature_pool <= 10_000:
             raise ValueError("presignature_pool must be between 0 and 10000")
@@ -211,7 +213,7 @@ class CosignerBackend:
         self._wake = threading.Condition(self._lock)
         self._filler: threading.Thread | None = None
         # Prepared auxiliary-info sets (:mod:`.aux_sets`), made when nothing else runs.
-        self.aux_sets = AuxSets(aux_sets, self._run_aux, idle_s=idle_before_presign)
+        self.aux_sets = AuxSets(aux_sets, self._run_aux, idle_s=aux_idle)
 
     def __repr__(self) -> str:
         return f"CosignerBackend(pool={self._pool_size})"
@@ -443,7 +445,13 @@ class CosignerBackend:
         else:
             relay.submit(body, parties)
             try:
-                results = self._watch(relay, str(body["request_id"]), parties, scheme, progress)
+                # A prepared set's rounds ran before: counted as done.
+                skipped = AUX_ROUNDS * len(parties) if "aux_label" in body else 0
+                total = keygen_steps(scheme, len(parties))
+                results = watch_keygen(
+                    relay, str(body["request_id"]), parties, total, skipped,
+                    self._keygen_timeout, progress,
+                )  # fmt: skip
             finally:
                 relay.forget(str(body["request_id"]))
         refused_set = any(
@@ -471,33 +479,6 @@ class CosignerBackend:
             if "aux_session_id" in body:
                 self._abort(relay, [str(body["aux_session_id"])], parties)
         return results
-
-    def _watch(
-        self,
-        relay: RelayCore,
-        request_id: str,
-        parties: Sequence[int],
-        scheme: Scheme,
-        progress: KeygenProgress,
-    ) -> dict[int, dict[str, object]]:
-        """Wait for a key generation's results as :meth:`_results` does, telling
-        ``progress`` how far it has come whenever that changes: one step per round a
-        co-signer has sent (as the relay routed it) and one per co-signer's result."""
-        total = keygen_steps(scheme, len(parties))
-        deadline = time.monotonic() + self._keygen_timeout
-        reported = -1
-        while True:
-            slice_s = min(_PROGRESS_INTERVAL_S, max(deadline - time.monotonic(), 0.0))
-            got = relay.wait_results(request_id, parties, slice_s, first_failure=True)
-            done = min(relay.rounds_routed(request_id) + len(got), total)
-            if done != reported:
-                reported = done
-                progress(done, total)
-            finished = all(p in got for p in parties) or any(
-                r.get("status") != "ok" for r in got.values()
-            )
-            if finished or relay.closed or time.monotonic() >= deadline:
-                return got
 
     # --- Signing --------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from shardvault.cosigner.relay_core import RelayCore
-from shardvault.service.signing import SigningError
+from shardvault.service.signing import KeygenProgress, SigningError
 
 _log = logging.getLogger("shardvault.cosigner_backend")
 
@@ -177,3 +177,40 @@ class Quorums:
             list(stalled),
             body.get("kind"),
         )
+
+
+PROGRESS_INTERVAL_S = 0.2
+"""How often a watched key generation's progress is looked at."""
+
+AUX_ROUNDS = 4
+"""Rounds of CGGMP21's auxiliary-info session (of ``KEYGEN_ROUNDS``' 8): what a key
+generation from a prepared set does not run."""
+
+
+def watch_keygen(
+    relay: RelayCore,
+    request_id: str,
+    parties: Sequence[int],
+    total: int,
+    skipped: int,
+    timeout: float,
+    progress: KeygenProgress,
+) -> dict[int, dict[str, object]]:
+    """Wait for a key generation's results (the first failure ends the wait), telling
+    ``progress`` how far it has come whenever that changes: one step per round a
+    co-signer has sent (as the relay routed it), one per co-signer's result, and
+    ``skipped`` steps that ran before the request."""
+    deadline = time.monotonic() + timeout
+    reported = -1
+    while True:
+        slice_s = min(PROGRESS_INTERVAL_S, max(deadline - time.monotonic(), 0.0))
+        got = relay.wait_results(request_id, parties, slice_s, first_failure=True)
+        done = min(skipped + relay.rounds_routed(request_id) + len(got), total)
+        if done != reported:
+            reported = done
+            progress(done, total)
+        finished = all(p in got for p in parties) or any(
+            r.get("status") != "ok" for r in got.values()
+        )
+        if finished or relay.closed or time.monotonic() >= deadline:
+            return got
