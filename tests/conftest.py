@@ -8,6 +8,7 @@ that need the schema call ``shardvault.store.migrate(db_url)`` themselves, or us
 head revision with every table empty.
 """
 
+import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -22,6 +23,13 @@ from shardvault.store.models import Base
 from tests.softhsm import softhsm
 
 __all__ = ["softhsm"]  # one SoftHSM2 token per session, for every package's tests
+
+# Servers started by tests (in process or as subprocesses, which inherit this) make no
+# prepared aux-info sets in the background: each costs about 11 s of CPU, which would
+# slow the suite and shift the timing of tests that pause or cut off co-signers. The
+# tests of prepared sets turn them on themselves (tests/service/test_cosigner_backend.py,
+# tests/cosigner/test_aux_pool.py).
+os.environ.setdefault("SHARDVAULT_AUX_SETS", "0")
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 """The maintenance database the fixture connects to in order to create and drop others."""

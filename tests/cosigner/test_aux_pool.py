@@ -182,3 +182,18 @@ def test_a_prepared_set_is_sealed_at_rest_and_taken_once(
     assert taken.paillier_secret.public.n == secret.public.n
     with pytest.raises(RequestRefused):
         AuxPool(open_custody(root), 1, test_only=True).take([1, 2, 3], other)
+
+
+def test_the_status_counts_sets_without_labels_and_the_cli_shows_it(tmp_path: Path) -> None:
+    from shardvault.cli.cosigners import _aux
+
+    pool = AuxPool(open_custody(tmp_path / "custody"), 1, AuxPoolSettings(max_per_set=3))
+    pool.reserve([1, 2, 3], "ee" * 8)
+    status = pool.status()
+    assert status["ready"] == {}
+    assert status["preparing"] == 1
+    assert "ee" * 8 not in str(status)
+    assert _aux(status) == "aux sets ready none (at most 3 per party set), 1 preparing"
+    shown = _aux({"ready": {"1.2.3": 2}, "max_per_set": 4})
+    assert shown == "aux sets ready 1.2.3: 2 (at most 4 per party set)"
+    assert _aux(None) == "aux sets unknown"
