@@ -44,7 +44,9 @@ class RequestRefused(CosignerError):
     coordinator's ``prices`` map, or a price report that does not verify; ``replay``: a
     second signature of a transaction or payload already signed, other than a
     replacement of the same chain replay key, see :mod:`.signed_record`; ``limit``: more
-    presignatures than a co-signer keeps, :data:`.sign_checks.MAX_PRESIGNATURES`);
+    presignatures than a co-signer keeps, :data:`.sign_checks.MAX_PRESIGNATURES`; ``aux``:
+    a prepared auxiliary-info set that is unknown, used or beyond the pool's bound, see
+    :mod:`.aux_pool`);
     ``rule`` is the policy rule that decided, when there was one.
     """
 
