@@ -45,7 +45,6 @@ from shardvault.cosigner.cggmp21 import (
     aux_info_driver,
     ecdsa_signing_driver,
     keygen_driver,
-    presign_driver,
 )
 from shardvault.cosigner.checks import (
     CheckedRequest,
@@ -57,6 +56,7 @@ from shardvault.cosigner.errors import RequestRefused, SessionError
 from shardvault.cosigner.frost import dkg_driver, signing_driver
 from shardvault.cosigner.link import CoordinatorLink, Item
 from shardvault.cosigner.node_keys import TEST_ONLY_PRIMES_ENV, NodeKeys
+from shardvault.cosigner.presign_requests import PresignRequests
 from shardvault.cosigner.prime_pool import PrimePool
 from shardvault.cosigner.record_exchange import RecordGapError, records_driver
 from shardvault.cosigner.request_fields import (
@@ -73,7 +73,7 @@ from shardvault.cosigner.sessions import (
     PreparedSign,
     Result,
 )
-from shardvault.cosigner.sign_checks import SignChecks, check_presignature_room
+from shardvault.cosigner.sign_checks import SignChecks
 from shardvault.cosigner.state import NodeState
 from shardvault.crypto.channel import Directory, ReplayGuard, open_envelope, peek_header
 from shardvault.crypto.errors import (
@@ -104,7 +104,7 @@ log = logging.getLogger("shardvault.cosigner")
 __all__ = ["TEST_ONLY_PRIMES_ENV", "CosignerNode", "Outbox"]
 
 
-class CosignerNode(AuxRequests):
+class CosignerNode(AuxRequests, PresignRequests):
     """A co-signer serving one coordinator link.
 
     ``test_only_primes`` names the TEST-ONLY fixture of published safe primes, which then
@@ -505,48 +505,6 @@ class CosignerNode(AuxRequests):
         return out
 
     # --- Presigning and signing -----------------------------------------------------
-
-    def _start_presign(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
-        """CGGMP21 presigning; the presignature is kept in memory under ``presignature``.
-
-        A presignature signs nothing by itself, so no policy check runs here; each
-        online signature that uses one is checked in full. How many are held (and being
-        made) is bounded (:func:`.sign_checks.check_presignature_room`).
-        """
-        sid = self._fresh_session(body)
-        signers = parties_field(body, "signers")
-        if self.state.party not in signers:
-            raise RequestRefused("malformed", "this co-signer is not among the signers")
-        directory = self._session_directory(signers)
-        vault, key_id, label = (
-            text_field(body, "vault"),
-            text_field(body, "key_id"),
-            text_field(body, "presignature"),
-        )
-        if (vault, key_id, label) in self._presignatures:
-            raise RequestRefused("malformed", f"presignature {label!r} already exists")
-        making = sum(1 for a in self._active.values() if a.kind == "presign")
-        check_presignature_room(len(self._presignatures) + making)
-        # A presignature is made for the derived key it will sign with.
-        key = self._keys.ecdsa(body, vault, key_id)
-        driver = presign_driver(
-            key=key,
-            identity=self.state.identity,
-            directory=directory,
-            guard=self._guard,
-            session=sid,
-            signers=signers,
-            rng=self._rng,
-        )
-
-        def done(result: object) -> Result:
-            assert isinstance(result, Presignature)
-            self._presignatures[(vault, key_id, label)] = result
-            return self._result(request_id, "ok", presignature=label)
-
-        return self._register(
-            sid, ActiveSession(request_id, "presign", driver, self._clock() + self._timeout, done)
-        )
 
     def _start_sign(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
         """Check a signing request on everything this co-signer holds, then start the

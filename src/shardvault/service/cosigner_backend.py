@@ -47,9 +47,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shardvault.cosigner.relay_core import RelayCore
-from shardvault.policy import PolicyError, parse_cosigner_directory
 from shardvault.service.address_attestations import AttestationRequest, collect_attestations
 from shardvault.service.aux_sets import AuxSets
+from shardvault.service.cosigner_bundles import bundle_version, directory_parties
 
 # The errors callers catch are re-exported here, where they have always been.
 from shardvault.service.cosigner_quorum import (
@@ -98,31 +98,6 @@ _CHAINS = {
 }
 
 
-def _directory_parties(bundle: Mapping[str, object]) -> tuple[int, ...]:
-    """The party ids of a bundle's co-signer directory (empty: it carries none), read
-    with the policy package's own parser (the bundle was verified when it was activated).
-
-    Raises:
-        SigningError: a stored bundle whose directory does not parse.
-    """
-    payload = bundle.get("payload")
-    directory = payload.get("cosigners") if isinstance(payload, Mapping) else None
-    if directory is None:
-        return ()
-    try:
-        return parse_cosigner_directory(directory).parties
-    except PolicyError as exc:
-        raise SigningError(f"a stored policy bundle's co-signer directory: {exc}") from None
-
-
-def _version(bundle: Mapping[str, object]) -> int:
-    payload = bundle.get("payload")
-    version = payload.get("version") if isinstance(payload, Mapping) else None
-    if not isinstance(version, int):
-        raise SigningError("a stored policy bundle has no version")
-    return version
-
-
 def _lost_presignature(exc: CosignerRefused) -> bool:
     """A co-signer refused for want of the presignature (it restarted and lost it)."""
     return "no presignature" in str(exc)
@@ -135,9 +110,6 @@ class _PoolKey:
     key_id: str
     path: str
     signers: tuple[int, ...]
-
-
-"""How often a watched key generation looks at its sessions' progress."""
 
 
 def _with_session(body: Mapping[str, object]) -> dict[str, object]:
@@ -285,9 +257,9 @@ class CosignerBackend:
         bundles = self._policy_chain(workspace_id)
         if not bundles:
             raise CosignerRefused("the workspace has no active policy for its co-signers")
-        newest = _version(bundles[-1])
+        newest = bundle_version(bundles[-1])
         with self._policy_lock:
-            self._directories[workspace_id] = _directory_parties(bundles[-1])
+            self._directories[workspace_id] = directory_parties(bundles[-1])
             if self._pushed.get(workspace_id) == newest:
                 return
             probe = self._call(
@@ -302,7 +274,7 @@ class CosignerBackend:
                     raise CosignerRefused(f"policy probe: {summary(probe, [party])}")
                 held = result.get("policy_version")
                 held_version = held if isinstance(held, int) else 0
-                missing = [b for b in bundles if _version(b) > held_version]
+                missing = [b for b in bundles if bundle_version(b) > held_version]
                 if not missing:
                     continue
                 body: dict[str, object] = {
@@ -339,7 +311,7 @@ class CosignerBackend:
             listed = self._directories.get(workspace_id)
         if listed is None:
             bundles = self._policy_chain(workspace_id)
-            listed = _directory_parties(bundles[-1]) if bundles else ()
+            listed = directory_parties(bundles[-1]) if bundles else ()
         if not listed:
             return list(relay.parties)
         unserved = [p for p in listed if p not in relay.parties]
