@@ -5,47 +5,23 @@ which provides the session machinery declared here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from shardvault.cosigner.aux_pool import AuxPool, check_label
 from shardvault.cosigner.cggmp21 import aux_info_driver
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.cosigner.node_keys import NodeKeys
 from shardvault.cosigner.request_fields import parties_field, text_field
+from shardvault.cosigner.session_host import SessionHost
 from shardvault.cosigner.sessions import ActiveSession, Result
-from shardvault.cosigner.state import NodeState
-from shardvault.crypto.channel import Directory, ReplayGuard
 from shardvault.crypto.errors import CryptoError
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo, AuxInfoConfig
 from shardvault.crypto.protocols.common import SessionId, party_set
-from shardvault.crypto.rng import RandomSource
 
 
-class AuxRequests:
+class AuxRequests(SessionHost):
     """The aux-pool requests of a node (module docstring)."""
 
-    state: NodeState
     aux_pool: AuxPool
-    _guard: ReplayGuard
-    _rng: RandomSource
-    _timeout: float
-    _clock: Callable[[], float]
-
-    @property
-    def _keys(self) -> NodeKeys:
-        raise NotImplementedError
-
-    def _result(self, request_id: str, status: str, **fields: object) -> Result:
-        raise NotImplementedError
-
-    def _fresh_session(self, body: Mapping[str, object], name: str = "session_id") -> SessionId:
-        raise NotImplementedError
-
-    def _session_directory(self, parties: tuple[int, ...]) -> Directory:
-        raise NotImplementedError
-
-    def _register(self, sid: SessionId, active: ActiveSession) -> list[bytes]:
-        raise NotImplementedError
 
     def _aux_config(
         self, body: Mapping[str, object], sid: SessionId | None, parties: tuple[int, ...]

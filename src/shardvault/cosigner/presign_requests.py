@@ -5,47 +5,22 @@ declared here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from shardvault.cosigner.cggmp21 import presign_driver
 from shardvault.cosigner.errors import RequestRefused
-from shardvault.cosigner.node_keys import NodeKeys
 from shardvault.cosigner.request_fields import parties_field, text_field
+from shardvault.cosigner.session_host import SessionHost
 from shardvault.cosigner.sessions import ActiveSession, Result
 from shardvault.cosigner.sign_checks import PresignatureKey, check_presignature_room
-from shardvault.cosigner.state import NodeState
-from shardvault.crypto.channel import Directory, ReplayGuard
 from shardvault.crypto.protocols.cggmp21.presignature import Presignature
-from shardvault.crypto.protocols.common import SessionId
-from shardvault.crypto.rng import RandomSource
 
 
-class PresignRequests:
+class PresignRequests(SessionHost):
     """The presign request of a node (module docstring)."""
 
-    state: NodeState
-    _guard: ReplayGuard
-    _rng: RandomSource
-    _timeout: float
-    _clock: Callable[[], float]
     _presignatures: dict[PresignatureKey, Presignature]
     _active: dict[bytes, ActiveSession]
-
-    @property
-    def _keys(self) -> NodeKeys:
-        raise NotImplementedError
-
-    def _result(self, request_id: str, status: str, **fields: object) -> Result:
-        raise NotImplementedError
-
-    def _fresh_session(self, body: Mapping[str, object], name: str = "session_id") -> SessionId:
-        raise NotImplementedError
-
-    def _session_directory(self, parties: tuple[int, ...]) -> Directory:
-        raise NotImplementedError
-
-    def _register(self, sid: SessionId, active: ActiveSession) -> list[bytes]:
-        raise NotImplementedError
 
     def _start_presign(self, request_id: str, body: Mapping[str, object]) -> list[bytes]:
         """CGGMP21 presigning; the presignature is kept in memory under ``presignature``.
