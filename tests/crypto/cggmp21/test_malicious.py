@@ -48,7 +48,11 @@ def _abort(action: Callable[[], Any]) -> tuple[int, ...]:
 
 
 def _with(message: Any, **changes: Any) -> Any:
-    return replace(message, payload={**message.payload, **changes})
+    """``message`` with fields changed: a typed message's attributes, or a presigning
+    message's payload map."""
+    if hasattr(message, "payload"):
+        return replace(message, payload={**message.payload, **changes})
+    return replace(message, **changes)
 
 
 def _proof(message: Any, field: str, **changes: Any) -> Any:
