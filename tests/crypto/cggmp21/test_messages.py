@@ -211,7 +211,7 @@ def test_a_field_of_the_wrong_type_is_refused_at_decoding(
     name: str, field: str, value: Any
 ) -> None:
     message = EXAMPLES[name]
-    fields = decode_wire(message.to_bytes(), [*HEADER_FIELDS, *message._payload_fields])
+    fields = decode_wire(message.to_bytes(), [*HEADER_FIELDS, *message._payload_names()])
     fields[field] = value
     with pytest.raises(EncodingError, match=field):
         type(message).from_bytes(encode_wire(fields))

@@ -12,9 +12,10 @@ them, and refuses any non-canonical encoding, so every message has exactly one b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NewType
+from typing import NewType
 
 import cbor2
 
@@ -191,17 +192,25 @@ HEADER_FIELDS = ("protocol", "version", "session_id", "round", "sender", "recipi
 class HeaderedMessage:
     """Base of a protocol's wire messages: a header plus payload fields.
 
-    A subclass declares its payload fields as dataclass fields, lists their wire names in
-    ``_payload_fields``, and implements ``_payload`` (encode) and a ``from_bytes`` that
-    calls :meth:`_fields` (decode with the exact field set) and validates each field.
+    A subclass declares its payload fields as dataclass fields, each sent under its own
+    name (a tuple as a list; a subclass whose fields need encoding, nested objects say,
+    overrides ``_payload``), and implements a ``from_bytes`` that calls :meth:`_fields`
+    (decode with the exact field set) and validates each field.
     """
 
     header: Header
 
-    _payload_fields: ClassVar[tuple[str, ...]] = ()
+    @classmethod
+    def _payload_names(cls) -> tuple[str, ...]:
+        """The payload's wire names: the dataclass fields after ``header``."""
+        return _payload_names(cls)
 
     def _payload(self) -> dict[str, WireValue]:
-        raise NotImplementedError
+        payload: dict[str, WireValue] = {}
+        for name in self._payload_names():
+            value = getattr(self, name)
+            payload[name] = list(value) if isinstance(value, tuple) else value
+        return payload
 
     def to_bytes(self) -> bytes:
         """The canonical wire encoding."""
@@ -209,8 +218,19 @@ class HeaderedMessage:
 
     @classmethod
     def _fields(cls, data: bytes) -> tuple[Header, dict[str, WireValue]]:
-        fields = decode_wire(data, HEADER_FIELDS + cls._payload_fields)
+        fields = decode_wire(data, HEADER_FIELDS + cls._payload_names())
         return Header.from_wire(fields), fields
+
+
+_PAYLOAD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _payload_names(cls: type) -> tuple[str, ...]:
+    names = _PAYLOAD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "header")
+        _PAYLOAD_NAMES[cls] = names
+    return names
 
 
 def encode_wire(fields: Mapping[str, WireValue]) -> bytes:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import Generic, Self, TypeVar
 
 from shardvault.crypto.errors import MisuseError, ProtocolAbort, TransportError
 from shardvault.crypto.protocols.common import (
@@ -31,7 +31,6 @@ from shardvault.crypto.protocols.common import (
     HeaderedMessage,
     PartyId,
     SessionId,
-    WireValue,
     require_bytes,
 )
 
@@ -57,11 +56,6 @@ class KeyConfirmationMessage(HeaderedMessage):
     """The confirmation round's broadcast: the sender's :func:`confirmation_digest`."""
 
     confirmation: bytes
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("confirmation",)
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"confirmation": self.confirmation}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

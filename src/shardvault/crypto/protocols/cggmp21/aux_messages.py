@@ -14,11 +14,10 @@ it can name the sender.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Self
 
 from shardvault.crypto.protocols.common import (
     HeaderedMessage,
-    WireValue,
     require_bytes,
     require_bytes_list,
     require_int,
@@ -33,11 +32,6 @@ class AuxRound1Message(HeaderedMessage):
     """Figure 7, round 1: the commitment ``V_i`` to the sender's round-2 reveal (32 bytes)."""
 
     commitment: bytes
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("commitment",)
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"commitment": self.commitment}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -59,19 +53,6 @@ class AuxRound2Message(HeaderedMessage):
     rho: bytes
     u: bytes
     echo: tuple[bytes, ...]
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("n", "s", "t", "prm_proof", "rho", "u", "echo")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {
-            "n": self.n,
-            "s": self.s,
-            "t": self.t,
-            "prm_proof": self.prm_proof,
-            "rho": self.rho,
-            "u": self.u,
-            "echo": list(self.echo),
-        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -96,11 +77,6 @@ class AuxRound3Message(HeaderedMessage):
 
     mod_proof: bytes
     fac_proof: bytes
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("mod_proof", "fac_proof")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"mod_proof": self.mod_proof, "fac_proof": self.fac_proof}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

@@ -82,11 +82,6 @@ class KeygenRound1Message(HeaderedMessage):
     commitment: bytes
     complaint_key: bytes
 
-    _payload_fields: ClassVar[tuple[str, ...]] = ("commitment", "complaint_key")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"commitment": self.commitment, "complaint_key": self.complaint_key}
-
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
@@ -111,27 +106,6 @@ class KeygenRound2Message(HeaderedMessage):
     echo: tuple[bytes, ...]
     share_keys: tuple[bytes, ...]
     share_ciphertexts: tuple[bytes, ...]
-
-    _payload_fields: ClassVar[tuple[str, ...]] = (
-        "rid",
-        "vss",
-        "schnorr_commitment",
-        "salt",
-        "echo",
-        "share_keys",
-        "share_ciphertexts",
-    )
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {
-            "rid": self.rid,
-            "vss": list(self.vss),
-            "schnorr_commitment": self.schnorr_commitment,
-            "salt": self.salt,
-            "echo": list(self.echo),
-            "share_keys": list(self.share_keys),
-            "share_ciphertexts": list(self.share_ciphertexts),
-        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -162,11 +136,6 @@ class KeygenRound3Message(HeaderedMessage):
     schnorr_response: bytes
     complaints: WireValue
 
-    _payload_fields: ClassVar[tuple[str, ...]] = ("schnorr_response", "complaints")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"schnorr_response": self.schnorr_response, "complaints": self.complaints}
-
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
@@ -183,16 +152,6 @@ class RefreshRound1Message(HeaderedMessage):
     key_id: bytes
     epoch: int
     complaint_key: bytes
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("commitment", "key_id", "epoch", "complaint_key")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {
-            "commitment": self.commitment,
-            "key_id": self.key_id,
-            "epoch": self.epoch,
-            "complaint_key": self.complaint_key,
-        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -221,27 +180,6 @@ class RefreshRound2Message(HeaderedMessage):
     share_keys: tuple[bytes, ...]
     share_ciphertexts: tuple[bytes, ...]
 
-    _payload_fields: ClassVar[tuple[str, ...]] = (
-        "rid",
-        "vss",
-        "schnorr_commitments",
-        "salt",
-        "echo",
-        "share_keys",
-        "share_ciphertexts",
-    )
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {
-            "rid": self.rid,
-            "vss": list(self.vss),
-            "schnorr_commitments": list(self.schnorr_commitments),
-            "salt": self.salt,
-            "echo": list(self.echo),
-            "share_keys": list(self.share_keys),
-            "share_ciphertexts": list(self.share_ciphertexts),
-        }
-
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
@@ -266,11 +204,6 @@ class RefreshRound3Message(HeaderedMessage):
 
     schnorr_responses: tuple[bytes, ...]
     complaints: WireValue
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("schnorr_responses", "complaints")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"schnorr_responses": list(self.schnorr_responses), "complaints": self.complaints}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -379,16 +312,6 @@ class SignatureShareMessage(HeaderedMessage):
     sigma: bytes
     digest: bytes
     echo: tuple[bytes, ...]
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("presignature_id", "sigma", "digest", "echo")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {
-            "presignature_id": self.presignature_id,
-            "sigma": self.sigma,
-            "digest": self.digest,
-            "echo": list(self.echo),
-        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

@@ -15,7 +15,7 @@ one is never taken for the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Self
 
 from shardvault.crypto.errors import EncodingError
 from shardvault.crypto.protocols.common import (
@@ -48,23 +48,6 @@ class DkgRound1Message(HeaderedMessage):
     proof_mu: bytes
     chain_code_commitment: bytes
     complaint_key: bytes
-
-    _payload_fields: ClassVar[tuple[str, ...]] = (
-        "commitment",
-        "proof_r",
-        "proof_mu",
-        "chain_code_commitment",
-        "complaint_key",
-    )
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {
-            "commitment": list(self.commitment),
-            "proof_r": self.proof_r,
-            "proof_mu": self.proof_mu,
-            "chain_code_commitment": self.chain_code_commitment,
-            "complaint_key": self.complaint_key,
-        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -100,23 +83,6 @@ class DkgRound2Message(HeaderedMessage):
     share_keys: tuple[bytes, ...]
     share_ciphertexts: tuple[bytes, ...]
 
-    _payload_fields: ClassVar[tuple[str, ...]] = (
-        "echo",
-        "chain_code_part",
-        "chain_code_nonce",
-        "share_keys",
-        "share_ciphertexts",
-    )
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {
-            "echo": list(self.echo),
-            "chain_code_part": self.chain_code_part,
-            "chain_code_nonce": self.chain_code_nonce,
-            "share_keys": list(self.share_keys),
-            "share_ciphertexts": list(self.share_ciphertexts),
-        }
-
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
@@ -140,8 +106,6 @@ class DkgRound3Message(HeaderedMessage):
 
     confirmation: bytes
     complaints: tuple[Complaint, ...]
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("confirmation", "complaints")
 
     def _payload(self) -> dict[str, WireValue]:
         return {
@@ -171,11 +135,6 @@ class CommitmentMessage(HeaderedMessage):
     hiding: bytes
     binding: bytes
 
-    _payload_fields: ClassVar[tuple[str, ...]] = ("hiding", "binding")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"hiding": self.hiding, "binding": self.binding}
-
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Decode; raises :class:`~shardvault.crypto.errors.EncodingError` on bad structure."""
@@ -192,11 +151,6 @@ class SignatureShareMessage(HeaderedMessage):
 
     share: bytes
     message_digest: bytes
-
-    _payload_fields: ClassVar[tuple[str, ...]] = ("share", "message_digest")
-
-    def _payload(self) -> dict[str, WireValue]:
-        return {"share": self.share, "message_digest": self.message_digest}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
