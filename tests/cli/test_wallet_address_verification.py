@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from shardvault.cli import vault as vault_cli
+from shardvault.cli import workspace as workspace_cli
 from shardvault.cli.main import cli
 from tests.address_stub import (
     FINGERPRINTS,
@@ -137,7 +138,8 @@ def test_a_malformed_pin_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_wallet_create_verifies_the_first_address(monkeypatch: pytest.MonkeyPatch) -> None:
     def create(server: AddressStub, *extra: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(vault_cli, "sdk_client", lambda *_args: stub_client(server))
+        # ``wallet create`` makes its one call through the shared ``api_call``.
+        monkeypatch.setattr(workspace_cli, "sdk_client", lambda *_args: stub_client(server))
         result = CliRunner().invoke(
             cli,
             ["wallet", "create", "--vault", "vault-1", "--asset", "ETH", *extra, "--url", "x"],

@@ -13,7 +13,7 @@ import click
 
 from shardvault.cli._output import emit_json, fail_on
 from shardvault.cli.server import local_config, local_options
-from shardvault.cli.workspace import api_options, sdk_client
+from shardvault.cli.workspace import api_call, api_options
 from shardvault.errors import ShardvaultError
 
 
@@ -60,12 +60,7 @@ def verify(
     if local or db_url:
         _report(_verify_locally(data_dir, db_url, audit_key, trust), as_json)
         return
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            outcome = client.verify_audit()
-    except ShardvaultError as exc:
-        fail_on(exc)
+    outcome = api_call(url, api_key, key_file, lambda client: client.verify_audit())
     _report([outcome.model_dump(mode="json")], as_json)
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import click
 
-from shardvault.cli._output import emit_json, fail_on
-from shardvault.cli.workspace import api_options, sdk_client
-from shardvault.errors import ShardvaultError
+from shardvault.cli._output import emit_json
+from shardvault.cli.workspace import api_call, api_options
 
 
 @click.group(name="cosigners")
@@ -28,12 +27,9 @@ def group() -> None:
 @api_options
 def pairing_token(party: int, url: str, api_key: str | None, key_file: Path | None) -> None:
     """Make a one-time token (30 minutes) that pairs one co-signer as PARTY."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            token = client.create_pairing_token(party=party)
-    except ShardvaultError as exc:
-        fail_on(exc)
+    token = api_call(
+        url, api_key, key_file, lambda client: client.create_pairing_token(party=party)
+    )
     emit_json(token.model_dump(mode="json"))
 
 
@@ -43,12 +39,7 @@ def pairing_token(party: int, url: str, api_key: str | None, key_file: Path | No
 def list_cosigners(as_json: bool, url: str, api_key: str | None, key_file: Path | None) -> None:
     """Paired co-signers: fingerprint, signed-directory membership, liveness, version, and
     each one's pool of safe primes (ready of its size) as it last reported it."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            listed = client.list_cosigners()
-    except ShardvaultError as exc:
-        fail_on(exc)
+    listed = api_call(url, api_key, key_file, lambda client: client.list_cosigners())
     if as_json:
         emit_json(listed.model_dump(mode="json"))
         return
@@ -109,10 +100,5 @@ def _aux(pool: object) -> str:
 @api_options
 def unpair(party: int, url: str, api_key: str | None, key_file: Path | None) -> None:
     """Forget a paired co-signer (sign a policy without it to drop it from sessions)."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            answer = client.unpair_cosigner(party)
-    except ShardvaultError as exc:
-        fail_on(exc)
+    answer = api_call(url, api_key, key_file, lambda client: client.unpair_cosigner(party))
     emit_json(answer.model_dump(mode="json"))

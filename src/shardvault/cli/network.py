@@ -13,9 +13,8 @@ from pathlib import Path
 
 import click
 
-from shardvault.cli._output import emit_json, fail_on
-from shardvault.cli.workspace import api_options, sdk_client
-from shardvault.errors import ShardvaultError
+from shardvault.cli._output import emit_json
+from shardvault.cli.workspace import api_call, api_options
 from shardvault.sdk.custody import Asset, Network
 
 
@@ -92,21 +91,21 @@ def add(
     key_file: Path | None,
 ) -> None:
     """Add a network (owners and admins)."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            network = client.configure_network(
-                name=name,
-                kind=kind,
-                chain_id=chain_id,
-                rpc_urls=list(rpc_urls) or None,
-                broadcast_url=broadcast_url,
-                native_symbol=native_symbol,
-                required_confirmations=required_confirmations,
-                fee_model=fee_model,
-            )
-    except ShardvaultError as exc:
-        fail_on(exc)
+    network = api_call(
+        url,
+        api_key,
+        key_file,
+        lambda client: client.configure_network(
+            name=name,
+            kind=kind,
+            chain_id=chain_id,
+            rpc_urls=list(rpc_urls) or None,
+            broadcast_url=broadcast_url,
+            native_symbol=native_symbol,
+            required_confirmations=required_confirmations,
+            fee_model=fee_model,
+        ),
+    )
     if as_json:
         emit_json(network.model_dump(mode="json"))
     else:
@@ -118,12 +117,7 @@ def add(
 @api_options
 def list_networks(as_json: bool, url: str, api_key: str | None, key_file: Path | None) -> None:
     """The workspace's networks."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            networks = client.list_networks()
-    except ShardvaultError as exc:
-        fail_on(exc)
+    networks = api_call(url, api_key, key_file, lambda client: client.list_networks())
     if as_json:
         emit_json({"data": [n.model_dump(mode="json") for n in networks]})
         return
@@ -168,19 +162,19 @@ def asset_add(
     key_file: Path | None,
 ) -> None:
     """Add an asset (owners and admins)."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            asset = client.add_asset(
-                symbol=symbol,
-                network=network,
-                kind=kind,
-                contract=contract,
-                decimals=decimals,
-                price=price,
-            )
-    except ShardvaultError as exc:
-        fail_on(exc)
+    asset = api_call(
+        url,
+        api_key,
+        key_file,
+        lambda client: client.add_asset(
+            symbol=symbol,
+            network=network,
+            kind=kind,
+            contract=contract,
+            decimals=decimals,
+            price=price,
+        ),
+    )
     if as_json:
         emit_json(asset.model_dump(mode="json"))
     else:
@@ -192,12 +186,7 @@ def asset_add(
 @api_options
 def asset_list(as_json: bool, url: str, api_key: str | None, key_file: Path | None) -> None:
     """The workspace's assets."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            assets = client.list_assets()
-    except ShardvaultError as exc:
-        fail_on(exc)
+    assets = api_call(url, api_key, key_file, lambda client: client.list_assets())
     if as_json:
         emit_json({"data": [a.model_dump(mode="json") for a in assets]})
         return

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from shardvault.cli._output import emit_json, fail, fail_on
-from shardvault.cli.workspace import api_options, sdk_client
+from shardvault.cli.workspace import api_call, api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.sdk.prices import PriceKey, sign_price_report
 
@@ -104,10 +104,5 @@ def submit(files: tuple[Path, ...], url: str, api_key: str | None, key_file: Pat
 @api_options
 def list_reports(url: str, api_key: str | None, key_file: Path | None) -> None:
     """The newest report the server holds per network, asset and signer."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            listed = client.list_price_reports()
-    except ShardvaultError as exc:
-        fail_on(exc)
+    listed = api_call(url, api_key, key_file, lambda client: client.list_price_reports())
     emit_json(listed.model_dump(mode="json"))

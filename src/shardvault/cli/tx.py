@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from shardvault.cli._output import emit_json, fail, fail_on
-from shardvault.cli.workspace import api_options, sdk_client
+from shardvault.cli.workspace import api_call, api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.policy.intent import TransferIntent, intent_digest
 from shardvault.sdk.custody import FINAL_STATUSES, Transaction
@@ -273,12 +273,9 @@ def replacements(
     transaction_id: str, as_json: bool, url: str, api_key: str | None, key_file: Path | None
 ) -> None:
     """A transaction's replacements, oldest first."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            found = client.list_replacements(transaction_id)
-    except ShardvaultError as exc:
-        fail_on(exc)
+    found = api_call(
+        url, api_key, key_file, lambda client: client.list_replacements(transaction_id)
+    )
     if as_json:
         emit_json({"data": [r.model_dump(mode="json") for r in found]})
         return

@@ -17,7 +17,7 @@ import click
 
 from shardvault.cli._output import emit_json, fail_on, progress_bar
 from shardvault.cli._pins import cosigners_file, expected_cosigners
-from shardvault.cli.workspace import api_options, sdk_client
+from shardvault.cli.workspace import api_call, api_options, sdk_client
 from shardvault.errors import ShardvaultError
 from shardvault.sdk import PinnedCosigners, require_verified
 from shardvault.sdk.custody import Address, VaultCreation
@@ -104,12 +104,7 @@ def show(
     vault_id: str, as_json: bool, url: str, api_key: str | None, key_file: Path | None
 ) -> None:
     """Show a vault and its root public keys."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            vault = client.get_vault(vault_id)
-    except ShardvaultError as exc:
-        fail_on(exc)
+    vault = api_call(url, api_key, key_file, lambda client: client.get_vault(vault_id))
     if as_json:
         emit_json(vault.model_dump(mode="json"))
     else:
@@ -205,12 +200,9 @@ def wallet_create(
 ) -> None:
     """Add a wallet to a vault; prints its first address (verified with pins)."""
     pins = _pins(expect_cosigner, cosigners_file)
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            wallet = client.create_wallet(vault_id=vault_id, asset=asset)
-    except ShardvaultError as exc:
-        fail_on(exc)
+    wallet = api_call(
+        url, api_key, key_file, lambda client: client.create_wallet(vault_id=vault_id, asset=asset)
+    )
     first = wallet.addresses[0]
     verification = _verify(first, expect_vault or vault_id, pins, min_attestations)
     if as_json:

@@ -7,8 +7,9 @@ public half is stored.
 """
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -18,6 +19,8 @@ from shardvault.errors import ShardvaultError
 
 if TYPE_CHECKING:
     from shardvault.sdk import ShardvaultClient
+
+T = TypeVar("T")
 
 
 def api_options(function: click.decorators.FC) -> click.decorators.FC:
@@ -55,6 +58,19 @@ def sdk_client(url: str, api_key: str | None, key_file: Path | None) -> "Shardva
     except ShardvaultError as exc:
         fail_on(exc)
     return ShardvaultClient(url, credentials)
+
+
+def api_call(
+    url: str, api_key: str | None, key_file: Path | None, call: "Callable[[ShardvaultClient], T]"
+) -> T:
+    """``call`` with an SDK client for the options of :func:`api_options`, closed after;
+    a refusal or transport error is the command's one-line failure."""
+    client = sdk_client(url, api_key, key_file)
+    try:
+        with client:
+            return call(client)
+    except ShardvaultError as exc:
+        fail_on(exc)
 
 
 @click.command(name="init")
@@ -146,12 +162,7 @@ def group() -> None:
 @api_options
 def show(as_json: bool, url: str, api_key: str | None, key_file: Path | None) -> None:
     """Show the workspace the API key belongs to."""
-    client = sdk_client(url, api_key, key_file)
-    try:
-        with client:
-            workspace = client.get_workspace()
-    except ShardvaultError as exc:
-        fail_on(exc)
+    workspace = api_call(url, api_key, key_file, lambda client: client.get_workspace())
     if as_json:
         emit_json(workspace.model_dump(mode="json"))
     else:
