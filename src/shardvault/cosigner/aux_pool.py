@@ -34,10 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shardvault.cosigner.errors import RequestRefused
+from shardvault.cosigner.single_use import SingleUseStore
 from shardvault.cosigner.state import NodeCustody
 from shardvault.crypto.errors import CryptoError
 from shardvault.crypto.protocols.cggmp21.aux_info import AuxInfo
-from shardvault.custody.envelope import ShareAddress, ShareSlot
 from shardvault.custody.errors import CustodyError, StoreError
 from shardvault.custody.secret import SecretBytes
 
@@ -51,9 +51,6 @@ AUX_SET = b"shardvault/cosigner/aux-pool/set/v1\x00"
 
 AUX_TAKEN = b"shardvault/cosigner/aux-pool/taken/v1\x00"
 """The sealed content of a taken set's second revision."""
-
-READY_REVISION = 1
-TAKEN_REVISION = 2
 
 LABEL = re.compile(r"[0-9a-f]{16,32}")
 """A prepared set's label: 8 to 16 random bytes of lowercase hex, chosen by the server."""
@@ -104,7 +101,7 @@ class AuxPool:
         *,
         test_only: bool = False,
     ) -> None:
-        self._custody = custody
+        self._store = SingleUseStore(custody, AUX_WORKSPACE, AUX_VAULT, str(party), AUX_TAKEN)
         self._party = str(party)
         self.settings = settings or AuxPoolSettings()
         self._test_only = test_only
@@ -119,30 +116,18 @@ class AuxPool:
     def __repr__(self) -> str:
         return f"AuxPool(party={self._party}, <redacted>)"
 
-    def _address(self, tag: str, label: str) -> ShareAddress:
-        return ShareAddress(AUX_WORKSPACE, AUX_VAULT, f"{self._kind}-{tag}-{label}", self._party)
+    def _key_id(self, tag: str, label: str) -> str:
+        return f"{self._kind}-{tag}-{label}"
 
     def _open_store(self) -> dict[str, list[str]]:
-        """The ready sets of this node's kind per party set; finishes any take a crash
-        interrupted (deletes the set of every address already marked taken)."""
-        store = self._custody.store
+        """The ready sets of this node's kind per party set (a take a crash interrupted
+        is finished: :meth:`.SingleUseStore.ready`)."""
         ready: dict[str, list[str]] = {}
-        for address in store.addresses():
-            if (address.workspace, address.vault, address.party_id) != (
-                AUX_WORKSPACE,
-                AUX_VAULT,
-                self._party,
-            ):
+        prefix = self._kind + "-"
+        for key_id in self._store.ready():
+            if not key_id.startswith(prefix):
                 continue
-            revisions = store.revisions(address)
-            if revisions and revisions[-1] >= TAKEN_REVISION:
-                for revision in revisions[:-1]:
-                    store.delete_revision(address, revision)
-                continue
-            prefix = self._kind + "-"
-            if revisions != [READY_REVISION] or not address.key_id.startswith(prefix):
-                continue
-            tag, _, label = address.key_id[len(prefix) :].partition("-")
+            tag, _, label = key_id[len(prefix) :].partition("-")
             if LABEL.fullmatch(label):
                 ready.setdefault(tag, []).append(label)
         return ready
@@ -167,7 +152,7 @@ class AuxPool:
             preparing = self._preparing.setdefault(tag, set())
             if label in ready or label in preparing:
                 raise RequestRefused("aux", f"aux label {label} is already in use")
-            if self._custody.store.revisions(self._address(tag, label)):
+            if self._store.used(self._key_id(tag, label)):
                 raise RequestRefused("aux", f"aux label {label} was used before")
             if len(ready) + len(preparing) >= self.settings.max_per_set:
                 raise RequestRefused(
@@ -191,7 +176,7 @@ class AuxPool:
         ).encode()
         try:
             with SecretBytes(AUX_SET + header + b"\n" + aux.to_bytes()) as plaintext:
-                self._custody.store_share(ShareSlot(self._address(tag, label), 1), plaintext, 0)
+                self._store.seal(self._key_id(tag, label), plaintext)
         finally:
             self.release(aux.parties, label)
         with self._lock:
@@ -214,14 +199,9 @@ class AuxPool:
             if label not in ready:
                 raise RequestRefused("aux", f"no prepared aux-info set {label} for {tag}")
             ready.remove(label)
-        address = self._address(tag, label)
         try:
-            with self._custody.load_share(address, READY_REVISION) as opened:
-                plaintext = opened.share.reveal()
-            # Marked taken (sealed), then deleted, and only then used.
-            with SecretBytes(AUX_TAKEN) as marker:
-                self._custody.store_share(ShareSlot(address, 1), marker, READY_REVISION)
-            self._custody.store.delete_revision(address, READY_REVISION)
+            # Marked taken, then deleted, and only then used.
+            plaintext = self._store.take(self._key_id(tag, label))
         except (StoreError, CustodyError):
             raise RequestRefused("aux", f"prepared aux-info set {label} is gone") from None
         with self._lock:

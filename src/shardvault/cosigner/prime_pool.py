@@ -47,11 +47,11 @@ from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
 
+from shardvault.cosigner.single_use import SingleUseStore
 from shardvault.cosigner.state import NodeCustody
 from shardvault.crypto.paillier import MIN_MODULUS_BITS
 from shardvault.crypto.primes import MIN_PRIME_BITS, generate_safe_prime, is_safe_prime
 from shardvault.crypto.rng import system_random
-from shardvault.custody.envelope import ShareAddress, ShareSlot
 from shardvault.custody.errors import CustodyError, StoreError
 from shardvault.custody.secret import SecretBytes
 
@@ -71,9 +71,6 @@ POOL_PRIME = b"shardvault/cosigner/pool/safe-prime/v1\x00"
 
 POOL_TAKEN = b"shardvault/cosigner/pool/taken/v1\x00"
 """The sealed content of a taken prime's second revision."""
-
-READY_REVISION = 1
-TAKEN_REVISION = 2
 
 _SAFE, _TEST_ONLY = "safe", "test-only"
 
@@ -169,7 +166,7 @@ class PrimePool:
         test_only_primes: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._custody = custody
+        self._store = SingleUseStore(custody, POOL_WORKSPACE, POOL_VAULT, str(party), POOL_TAKEN)
         self._party = str(party)
         self.settings = settings
         self._test_only = test_only_primes is not None
@@ -197,28 +194,10 @@ class PrimePool:
 
     # --- The store ------------------------------------------------------------------
 
-    def _address(self, key_id: str) -> ShareAddress:
-        return ShareAddress(POOL_WORKSPACE, POOL_VAULT, key_id, self._party)
-
     def _open_store(self) -> list[str]:
-        """The ready entries of this node's kind, oldest first; finishes any take a crash
-        interrupted (deletes the prime of every address already marked taken)."""
-        store = self._custody.store
-        ready: list[str] = []
-        for address in store.addresses():
-            if (address.workspace, address.vault, address.party_id) != (
-                POOL_WORKSPACE,
-                POOL_VAULT,
-                self._party,
-            ):
-                continue
-            revisions = store.revisions(address)
-            if revisions and revisions[-1] >= TAKEN_REVISION:
-                for revision in revisions[:-1]:
-                    store.delete_revision(address, revision)
-            elif revisions == [READY_REVISION] and address.key_id.startswith(self._kind + "-"):
-                ready.append(address.key_id)
-        return sorted(ready)
+        """The ready entries of this node's kind, oldest first (a take a crash
+        interrupted is finished: :meth:`.SingleUseStore.ready`)."""
+        return sorted(k for k in self._store.ready() if k.startswith(self._kind + "-"))
 
     def _new_key_id(self) -> str:
         # Time first, so that sorted ids are oldest first (the order primes are taken).
@@ -230,7 +209,7 @@ class PrimePool:
             {"bits": self.settings.bits, "prime": format(prime, "x"), "test_only": self._test_only}
         ).encode()
         with SecretBytes(POOL_PRIME + document) as plaintext:
-            self._custody.store_share(ShareSlot(self._address(key_id), 1), plaintext, 0)
+            self._store.seal(key_id, plaintext)
         self._ready.append(key_id)
 
     def seal_found(self) -> int:
@@ -263,14 +242,9 @@ class PrimePool:
     def _take_one(self) -> int | None:
         while self._ready:
             key_id = self._ready.pop(0)
-            address = self._address(key_id)
             try:
-                with self._custody.load_share(address, READY_REVISION) as opened:
-                    plaintext = opened.share.reveal()
-                # Marked taken (sealed), then the prime deleted, and only then used.
-                with SecretBytes(POOL_TAKEN) as marker:
-                    self._custody.store_share(ShareSlot(address, 1), marker, READY_REVISION)
-                self._custody.store.delete_revision(address, READY_REVISION)
+                # Marked taken, then the prime deleted, and only then used.
+                plaintext = self._store.take(key_id)
             except StoreError:
                 continue  # taken meanwhile, or gone: never use it
             if not plaintext.startswith(POOL_PRIME):
