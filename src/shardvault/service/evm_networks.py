@@ -275,13 +275,5 @@ class FailoverEthereumClient(EthereumRpcClient):
         """A batch to the first node that can be reached; with a broadcast among the
         calls and a broadcast URL, each call on its own (see :meth:`run`)."""
         if self._broadcast is not None and any(c.broadcast for c in calls):
-            answers: list[object | ChainClientError] = []
-            for call in calls:
-                try:
-                    answers.append(self.run(call))
-                except RpcTransportError:
-                    raise
-                except ChainClientError as exc:
-                    answers.append(exc)
-            return answers
+            return self.run_each(calls)
         return self._failover(lambda node: node.run_many(calls))

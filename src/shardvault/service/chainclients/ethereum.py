@@ -491,15 +491,23 @@ class EthereumRpcClient:
         except DestinationRefused as exc:
             raise RpcTransportError(f"refused: {exc}", method=calls[0].method) from exc
         answers = _batch_answers(calls, ids, _json(response, calls[0].method), response.status_code)
-        if answers is None:
-            answers = []
-            for call in calls:
-                try:
-                    answers.append(self.run(call))
-                except RpcTransportError:
-                    raise
-                except ChainClientError as exc:
-                    answers.append(exc)
+        return answers if answers is not None else self.run_each(calls)
+
+    def run_each(self, calls: Sequence[RpcCall[Any]]) -> list[object | ChainClientError]:
+        """Each call as a request of its own (:meth:`run`), answers in order: a node
+        error is the call's answer, an unreachable node ends the batch.
+
+        Raises:
+            RpcTransportError: the node cannot be reached.
+        """
+        answers: list[object | ChainClientError] = []
+        for call in calls:
+            try:
+                answers.append(self.run(call))
+            except RpcTransportError:
+                raise
+            except ChainClientError as exc:
+                answers.append(exc)
         return answers
 
     def chain_id(self) -> int:
