@@ -13,7 +13,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from shardvault.lifecycle import LIVE_REPLACEMENT, ReplacementMode, ReplacementStatus
+from shardvault.lifecycle import (
+    LIVE_REPLACEMENT,
+    ReplacementMode,
+    ReplacementStatus,
+    TransactionStatus,
+)
 from shardvault.service.context import Principal
 from shardvault.service.errors import Conflict, NotFound, ValidationError
 from shardvault.service.pipeline.adapters import adapter_for
@@ -22,18 +27,12 @@ from shardvault.service.rbac import Permission, require
 from shardvault.service.transactions import transfer_context
 from shardvault.service.uow import UnitOfWork
 from shardvault.service.work_signal import work_committed
-from shardvault.store.models_vaults import NetworkKind, Replacement, Transaction
+from shardvault.store.models_vaults import Replacement, Transaction
 from shardvault.store.repositories_vaults import TransactionRepository, WorkQueue
 from shardvault.store.types import utcnow
 
 MAX_REPLACEMENTS = 5
 """Replacements one transaction may be given (each raises the fee by at least 1/8)."""
-
-MODES_BY_KIND: dict[NetworkKind, frozenset[ReplacementMode]] = {
-    NetworkKind.EVM: frozenset(ReplacementMode),
-    NetworkKind.BITCOIN: frozenset({ReplacementMode.SPEED_UP}),
-}
-"""What each kind of network can do to a sent transaction (others: nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +97,13 @@ def request_replacement(
             "mode", f"must be one of {', '.join(m.value for m in ReplacementMode)}"
         ) from None
     tx = _transaction(uow, principal, transaction_id, lock=True)
-    if tx.status is not tx.status.CONFIRMING:
+    if tx.status is not TransactionStatus.CONFIRMING:
         raise Conflict(
             f"transaction {transaction_id!r} is {tx.status.value}: only a transaction sent "
             "and not yet mined (confirming) can be replaced"
         )
     network = transfer_context(uow, tx)[1]
-    allowed = MODES_BY_KIND.get(network.kind, frozenset())
-    if wanted not in allowed or not adapter_for(network.kind).replaceable:
+    if wanted not in adapter_for(network.kind).replacement_modes:
         raise Conflict(
             f"a {network.kind.value} transaction cannot be given a {wanted.value} replacement"
         )

@@ -106,7 +106,7 @@ def rebuild_spend(psbt_bytes: bytes, source_script: bytes, new_fee: int) -> tupl
 class BitcoinReplacing:
     """The replacement half of the Bitcoin adapter (:mod:`.chain`)."""
 
-    replaceable = True
+    replacement_modes = frozenset({ReplacementMode.SPEED_UP})
 
     def prepare_replacement(self, runtime: PipelineRuntime, loaded: Loaded) -> Decimal | Later:
         """The rate (sat/vB) the node estimates now for a quick confirmation (0 when it

@@ -185,8 +185,9 @@ class ChainAdapter(Protocol):
         self, uow: UnitOfWork, loaded: Loaded, fault: PipelineFault
     ) -> dict[str, object]: ...
 
-    replaceable: bool
-    """Whether a sent transaction can be replaced (the module docstring)."""
+    replacement_modes: frozenset[ReplacementMode]
+    """What a sent transaction of this chain can be replaced with (the module
+    docstring); empty: it cannot be replaced."""
 
     def prepare_replacement(self, runtime: PipelineRuntime, loaded: Loaded) -> object | Later: ...
 
@@ -209,7 +210,7 @@ class NoReplacement:
     """For a chain whose sent transactions cannot be replaced (a Solana transaction
     expires with its blockhash instead)."""
 
-    replaceable = False
+    replacement_modes: frozenset[ReplacementMode] = frozenset()
 
     def _refuse(self) -> ReplacementRefused:
         return ReplacementRefused("transactions of this network cannot be replaced")

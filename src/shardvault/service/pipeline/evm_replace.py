@@ -61,7 +61,7 @@ def bumped(value: int) -> Wei:
 class EvmReplacing:
     """The replacement half of the EVM adapter (:mod:`.chain`)."""
 
-    replaceable = True
+    replacement_modes = frozenset(ReplacementMode)
 
     def prepare_replacement(
         self, runtime: PipelineRuntime, loaded: Loaded

@@ -42,7 +42,7 @@ from shardvault.service.pipeline.signer import (
     sign_requests,
     signer_for,
 )
-from shardvault.service.pipeline.versions import move_replacement, replacements_of, versions_of
+from shardvault.service.pipeline.versions import move_replacement, replacement_of, versions_of
 from shardvault.service.platform import Platform
 from shardvault.service.signing import SigningError
 from shardvault.service.uow import UnitOfWork
@@ -80,10 +80,7 @@ class Replacer:
         )
         if locked is None:
             return None
-        row = next(
-            (r for r in replacements_of(uow, locked.tx, lock=True) if r.id == replacement_id),
-            None,
-        )
+        row = replacement_of(uow, locked.tx, replacement_id, lock=True)
         return None if row is None or row.status not in states else (locked, row)
 
     def _fail(self, loaded: Loaded, replacement_id: str, reason: str) -> Outcome:
@@ -196,7 +193,7 @@ class Replacer:
 
     def _send(self, loaded: Loaded, adapter: ChainAdapter, replacement_id: str) -> Outcome:
         with self.platform.unit_of_work(read_only=True) as uow:
-            row = next((r for r in replacements_of(uow, loaded.tx) if r.id == replacement_id), None)
+            row = replacement_of(uow, loaded.tx, replacement_id)
             if row is None or row.status != ReplacementStatus.SIGNED:
                 return NEXT
             assert row.chain_payload is not None

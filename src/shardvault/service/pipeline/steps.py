@@ -484,7 +484,7 @@ class Steps:
             loaded = load(self.runtime, uow, workspace_id, tx_id, lock=False)
             if loaded is None or loaded.tx.status is not TransactionStatus.CONFIRMING:
                 return NEXT
-            versions = versions_of(uow, loaded.tx) if adapter.replaceable else None
+            versions = versions_of(uow, loaded.tx) if adapter.replacement_modes else None
         if versions is not None and versions.live is not None:
             return self.replacer.advance(loaded, adapter, versions.live)
         mined: str | None = None

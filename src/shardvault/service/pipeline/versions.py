@@ -59,6 +59,17 @@ def replacements_of(uow: UnitOfWork, tx: Transaction, *, lock: bool = False) -> 
     return list(uow.session.scalars(query))
 
 
+def replacement_of(
+    uow: UnitOfWork, tx: Transaction, replacement_id: str, *, lock: bool = False
+) -> Replacement | None:
+    """``tx``'s replacement ``replacement_id`` (locked for update with ``lock``), or
+    ``None``."""
+    row = uow.session.get(Replacement, replacement_id, with_for_update=lock)
+    if row is None or (row.workspace_id, row.transaction_id) != (tx.workspace_id, tx.id):
+        return None
+    return row
+
+
 def versions_of(uow: UnitOfWork, tx: Transaction) -> Versions:
     """The versions of ``tx`` (in ``confirming``: its signed bytes are on a node)."""
     assert tx.chain_payload is not None
@@ -86,7 +97,8 @@ def has_versions_in(uow: UnitOfWork, tx: Transaction) -> bool:
 def take_version_in(uow: UnitOfWork, tx: Transaction, replacement_id: str) -> None:
     """``tx`` carries the mined replacement's payload, signature and hash from now on
     (the original's hash stays in the replacement's ``replaces_tx_hash``)."""
-    row = next(r for r in replacements_of(uow, tx) if r.id == replacement_id)
+    row = replacement_of(uow, tx, replacement_id)
+    assert row is not None
     tx.chain_payload = row.chain_payload
     tx.digest = row.digest
     tx.signature = row.signature
